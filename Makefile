@@ -1,0 +1,123 @@
+# gpt2in - GPT-2's input stage in C.
+#
+#   make            build build/libgpt2in.a, build/libgpt2in.so, build/gpt2in
+#   make test       install missing dependencies, build, run every test suite
+#   make demo       install missing dependencies, build, run the demo
+#   make bench      benchmarks, side by side with tiktoken and PyTorch
+#   make install PREFIX=/usr/local
+#   make deps       install missing Debian packages (apt-get, as root or with sudo)
+
+PREFIX ?= /usr/local
+CC ?= cc
+OPT ?= -O2
+CFLAGS ?= $(OPT) -g
+WARN = -Wall -Wextra
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread $(WARN) -I. -Ibpe -Iembed -I/usr/include/stb
+LDLIBS = -lutf8proc -lm -pthread
+B ?= build
+VERSION = 0.1.0
+
+LIB_SRC := $(filter-out bpe/gpt2.c,$(wildcard bpe/*.c embed/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+CLI_SRC := $(wildcard tools/gpt2in*.c tools/cmd_*.c tools/cli_*.c)
+CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+EXAMPLE_SRC := $(wildcard tools/example_*.c)
+EXAMPLE_BIN := $(EXAMPLE_SRC:tools/%.c=$(B)/%)
+HEADERS := $(wildcard bpe/*.h embed/*.h tools/*.h)
+
+.PHONY: all check-deps deps test test-c test-asan bench demo install uninstall clean fuzz
+.DELETE_ON_ERROR:
+
+all: check-deps $(B)/libgpt2in.a $(B)/libgpt2in.so $(B)/gpt2in $(B)/gpt2in.pc $(EXAMPLE_BIN)
+
+check-deps:
+	@sh tools/deps.sh check
+
+deps:
+	@sh tools/deps.sh install
+
+$(B)/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c $< -o $@
+
+# The GPT-2 vocabulary is compiled into the library as a ready-to-use image
+# (built here by the library's own loader), so nothing is parsed at start-up.
+$(B)/bpe_gen: $(B)/tools/bpe_gen.o $(LIB_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/gpt2.img: $(B)/bpe_gen gpt2_weights/encoder.json gpt2_weights/vocab.bpe
+	$(B)/bpe_gen gpt2_weights/encoder.json gpt2_weights/vocab.bpe $@
+
+$(B)/gpt2_image.o: bpe/gpt2_image.S $(B)/gpt2.img
+	$(CC) -c -fPIC -DIMAGE='"$(B)/gpt2.img"' $< -o $@
+
+ALL_LIB_OBJ = $(LIB_OBJ) $(B)/bpe/gpt2.o $(B)/gpt2_image.o
+
+$(B)/libgpt2in.a: $(ALL_LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(B)/libgpt2in.so: $(ALL_LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libgpt2in.so.0 $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/gpt2in: $(CLI_OBJ) $(B)/libgpt2in.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: tests/%.c $(B)/libgpt2in.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Itests -o $@ $< $(B)/libgpt2in.a $(LDLIBS)
+
+$(B)/example_%: tools/example_%.c $(B)/libgpt2in.a $(HEADERS)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(B)/libgpt2in.a $(LDLIBS)
+
+$(B)/gpt2in.pc: Makefile
+	@mkdir -p $(B)
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: gpt2in\nDescription: GPT-2 byte-level BPE tokenizer and token embeddings\nVersion: %s\nRequires.private: libutf8proc\nLibs: -L$${libdir} -lgpt2in\nLibs.private: -lm -pthread\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
+
+# ---- tests ------------------------------------------------------------------
+
+test: deps
+	@$(MAKE) --no-print-directory all tests-bin
+	@$(MAKE) --no-print-directory B=build-asan OPT=-O1 \
+	  CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' \
+	  all tests-bin
+	@sh tests/run.sh
+
+tests-bin: $(TEST_BIN)
+
+# Only the sanitizer build (faster to iterate on).
+test-asan: check-deps
+	@$(MAKE) --no-print-directory B=build-asan OPT=-O1 \
+	  CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' \
+	  all tests-bin
+	@GPT2IN_BUILDS=build-asan sh tests/run.sh
+
+bench: all
+	@sh tests/bench/run.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh tools/demo.sh
+
+# ---- install ----------------------------------------------------------------
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(B)/gpt2in $(DESTDIR)$(PREFIX)/bin/gpt2in
+	install -m 644 $(B)/libgpt2in.a $(DESTDIR)$(PREFIX)/lib/libgpt2in.a
+	install -m 755 $(B)/libgpt2in.so $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.$(VERSION)
+	ln -sf libgpt2in.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.0
+	ln -sf libgpt2in.so.0 $(DESTDIR)$(PREFIX)/lib/libgpt2in.so
+	install -m 644 bpe/bpe.h embed/embed.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(B)/gpt2in.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/gpt2in.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/gpt2in $(DESTDIR)$(PREFIX)/lib/libgpt2in.* \
+	  $(DESTDIR)$(PREFIX)/include/bpe.h $(DESTDIR)$(PREFIX)/include/embed.h \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/gpt2in.pc
+
+clean:
+	rm -rf build build-asan build-fuzz

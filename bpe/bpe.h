@@ -1,0 +1,144 @@
+/* bpe.h - GPT-2 byte-level BPE tokenizer.
+ *
+ * Token ids equal tiktoken's "gpt2" encoding (encode_ordinary) on every valid
+ * UTF-8 input. A loaded vocabulary is immutable: every function taking a
+ * `const bpe *` is safe to call from several threads at once.
+ *
+ * Invalid UTF-8: the encoding is byte-level, so no byte is lost. Each byte
+ * that does not start a valid UTF-8 sequence (including surrogates, overlong
+ * forms and truncated sequences) becomes its own piece (its single-byte
+ * token), and the valid text between such bytes is encoded exactly as that
+ * text alone would be. decode(encode(x)) == x for every byte string x.
+ *
+ * Memory: the caller owns every output buffer. Functions that write a
+ * variable amount say how big the buffer must be and report the size needed.
+ * Errors are returned (a negative status plus a one-line message in a
+ * bpe_error), never printed.
+ */
+#ifndef BPE_H
+#define BPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bpe bpe;
+
+/* One-line, human-readable description of the last failure. */
+typedef struct bpe_error {
+    char msg[512];
+} bpe_error;
+
+enum {
+    BPE_OK = 0,
+    BPE_ERR_IO = -1,        /* a file could not be read */
+    BPE_ERR_FORMAT = -2,    /* a vocabulary file is malformed */
+    BPE_ERR_UTF8 = -3,      /* invalid UTF-8 under BPE_STRICT */
+    BPE_ERR_SPECIAL = -4,   /* <|endoftext|> in text under BPE_SPECIAL_ERROR */
+    BPE_ERR_ID = -5,        /* a token id outside the vocabulary */
+    BPE_ERR_NOMEM = -6,
+    BPE_ERR_ARG = -7,       /* a bad argument (NULL, bad flag) */
+    BPE_ERR_CALLBACK = -8,  /* the caller's callback asked to stop */
+};
+
+/* Encoding flags (combine with |). Exactly one BPE_SPECIAL_* applies;
+ * BPE_SPECIAL_ERROR is the default (value 0), as in tiktoken. */
+enum {
+    BPE_SPECIAL_ERROR = 0,   /* <|endoftext|> in the text is an error */
+    BPE_SPECIAL_ALLOW = 1,   /* emitted as its id; text before it ends as at end of input */
+    BPE_SPECIAL_TEXT = 2,    /* encoded as ordinary text */
+    BPE_SPECIAL_MASK = 3,
+    BPE_STRICT = 4,          /* invalid UTF-8 is an error instead of byte pieces */
+};
+
+/* ---- loading ------------------------------------------------------------ */
+
+/* The GPT-2 vocabulary compiled into the library (no file is read, nothing
+ * is parsed). Never fails; the returned object is static, bpe_free on it is
+ * a no-op. */
+const bpe *bpe_gpt2(void);
+
+/* Loads a vocabulary from an encoder.json and a vocab.bpe in GPT-2's format.
+ * On failure returns NULL and describes the problem (file and line) in err. */
+bpe *bpe_load(const char *encoder_json_path, const char *vocab_bpe_path, bpe_error *err);
+
+/* Same, from bytes in memory; the names are used in error messages only. */
+bpe *bpe_load_mem(const char *encoder_json, size_t encoder_len, const char *encoder_name,
+                  const char *vocab_bpe, size_t vocab_len, const char *vocab_name,
+                  bpe_error *err);
+
+void bpe_free(const bpe *vocab);
+
+/* Number of token ids (50257 for GPT-2), the id of <|endoftext|> (-1 when the
+ * vocabulary has none) and the longest token in bytes. */
+size_t bpe_vocab_size(const bpe *vocab);
+int32_t bpe_eot_id(const bpe *vocab);
+size_t bpe_max_token_bytes(const bpe *vocab);
+
+/* ---- encoding ----------------------------------------------------------- */
+
+/* Encodes text[0..len) with flags. Writes at most `cap` ids to `ids` (and, if
+ * `offsets` is not NULL, each token's start byte offset into offsets[]), and
+ * stores the number of tokens of the whole text in *n_tokens, which may be
+ * larger than cap: cap >= len is always enough, since no token is shorter
+ * than one byte. ids may be NULL when cap is 0 (counting only).
+ * Returns BPE_OK or a negative error; *err_offset (if not NULL) receives the
+ * byte offset of the offending input for BPE_ERR_UTF8 / BPE_ERR_SPECIAL. */
+int bpe_encode(const bpe *vocab, const void *text, size_t len, int flags,
+               uint32_t *ids, size_t *offsets, size_t cap, size_t *n_tokens,
+               bpe_error *err);
+
+/* Encodes with up to `threads` threads (0 = all cores); output identical to
+ * bpe_encode. Small inputs use one thread. */
+int bpe_encode_parallel(const bpe *vocab, const void *text, size_t len, int flags,
+                        int threads, uint32_t *ids, size_t *offsets, size_t cap,
+                        size_t *n_tokens, bpe_error *err);
+
+/* The largest p <= len at which text may be cut into text[0..p) and
+ * text[p..len) without changing a single token: encoding both halves and
+ * concatenating gives the encoding of the whole, whatever follows text[len).
+ * Returns 0 when there is no such cut. Used to stream and to split work. */
+size_t bpe_safe_cut(const void *text, size_t len);
+
+/* ---- streaming ---------------------------------------------------------- */
+
+/* Receives tokens as soon as they are final. offsets are absolute byte
+ * offsets in the stream. Return 0 to go on, non-zero to stop (the stream
+ * call then returns BPE_ERR_CALLBACK). */
+typedef int (*bpe_sink)(void *ctx, const uint32_t *ids, const uint64_t *offsets, size_t n);
+
+typedef struct bpe_stream bpe_stream;
+
+/* A streaming encoder: feed any chunks of bytes, get exactly the tokens of
+ * the whole text. It buffers only the text after the last safe cut
+ * (bpe_safe_cut), so memory is bounded by the chunk size plus the longest
+ * stretch of input without a safe cut. threads as in bpe_encode_parallel. */
+bpe_stream *bpe_stream_new(const bpe *vocab, int flags, int threads, bpe_error *err);
+int bpe_stream_write(bpe_stream *s, const void *data, size_t len, bpe_sink sink, void *ctx,
+                     bpe_error *err);
+/* Flushes the rest at end of input. The stream may not be written again. */
+int bpe_stream_finish(bpe_stream *s, bpe_sink sink, void *ctx, bpe_error *err);
+/* Bytes fed so far; on an error, the absolute offset it names. */
+uint64_t bpe_stream_offset(const bpe_stream *s);
+void bpe_stream_free(bpe_stream *s);
+
+/* ---- decoding ----------------------------------------------------------- */
+
+/* The bytes of one token (not NUL-terminated), or NULL for an invalid id. */
+const char *bpe_token_bytes(const bpe *vocab, uint32_t id, size_t *len);
+
+/* Writes the bytes of ids[0..n) to out (at most cap bytes) and the total
+ * length in *n_bytes; cap >= n * bpe_max_token_bytes() is always enough.
+ * An id outside the vocabulary is BPE_ERR_ID, and *bad_index (if not NULL)
+ * receives its position. Tokens may end in the middle of a UTF-8 character:
+ * the bytes are exact. */
+int bpe_decode(const bpe *vocab, const uint32_t *ids, size_t n, char *out, size_t cap,
+               size_t *n_bytes, size_t *bad_index, bpe_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,212 @@
+/* embed.h - GPT-2's token and position embeddings: file I/O (safetensors,
+ * .npy), forward lookup, autograd-free backward and optimiser steps on the
+ * touched rows.
+ *
+ * Shapes use llm.c's letters: T tokens, C channels (768), V rows (50257).
+ * The caller owns every buffer; each function says how big it must be.
+ * Errors are returned (a negative status and a one-line message in an
+ * embed_error naming the file and what is wrong), never printed. Nothing
+ * here keeps global state; a table opened read-only may be used from
+ * several threads at once.
+ */
+#ifndef EMBED_H
+#define EMBED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct embed_error {
+    char msg[512];
+} embed_error;
+
+enum {
+    EMBED_OK = 0,
+    EMBED_ERR_IO = -1,      /* open/read/write/mmap failed */
+    EMBED_ERR_FORMAT = -2,  /* the file is not valid safetensors / .npy */
+    EMBED_ERR_DTYPE = -3,   /* valid file, but a dtype this operation cannot use */
+    EMBED_ERR_SHAPE = -4,   /* shapes do not fit together */
+    EMBED_ERR_ID = -5,      /* a token id or position outside the table */
+    EMBED_ERR_NOTFOUND = -6,/* no tensor of that name */
+    EMBED_ERR_NOMEM = -7,
+    EMBED_ERR_ARG = -8,
+};
+
+/* ---- dtypes ------------------------------------------------------------- */
+
+typedef enum embed_dtype {
+    EMBED_BOOL, EMBED_U8, EMBED_I8, EMBED_I16, EMBED_U16, EMBED_F16, EMBED_BF16,
+    EMBED_I32, EMBED_U32, EMBED_F32, EMBED_I64, EMBED_U64, EMBED_F64,
+    EMBED_F8_E5M2, EMBED_F8_E4M3, EMBED_F8_E8M0, EMBED_F8_E4M3FNUZ, EMBED_F8_E5M2FNUZ,
+    EMBED_F4, EMBED_F6_E2M3, EMBED_F6_E3M2, EMBED_C64,
+    EMBED_DTYPE_COUNT
+} embed_dtype;
+
+const char *embed_dtype_name(embed_dtype dt);     /* "F32", ... */
+int embed_dtype_from_name(const char *name);       /* -1 if unknown */
+size_t embed_dtype_bits(embed_dtype dt);           /* 4 for F4, 32 for F32, ... */
+
+/* Conversions used for F16/BF16 tables (round-to-nearest-even on the way down). */
+float embed_f16_to_f32(uint16_t h);
+float embed_bf16_to_f32(uint16_t b);
+uint16_t embed_f32_to_f16(float f);
+uint16_t embed_f32_to_bf16(float f);
+
+/* ---- tensors and safetensors files ------------------------------------- */
+
+#define EMBED_MAX_DIMS 8
+
+/* A view of n-dimensional, row-major, little-endian data. `data` may be
+ * unaligned (it often points into a mapped file): read it with memcpy. */
+typedef struct embed_tensor {
+    const char *name;
+    embed_dtype dtype;
+    int ndim;
+    uint64_t shape[EMBED_MAX_DIMS];
+    uint64_t begin, end;          /* data_offsets in the file's data buffer */
+    const unsigned char *data;    /* end - begin bytes */
+} embed_tensor;
+
+typedef struct embed_file embed_file;
+
+/* Maps a .safetensors file read-only and validates it as strictly as the
+ * reference implementation (and rejects duplicate names). */
+embed_file *embed_open(const char *path, embed_error *err);
+/* Validates a safetensors image already in memory (not copied; must outlive
+ * the result). `name` is used in messages. */
+embed_file *embed_open_mem(const void *buf, size_t len, const char *name, embed_error *err);
+void embed_close(embed_file *f);
+
+size_t embed_tensor_count(const embed_file *f);
+const embed_tensor *embed_tensor_at(const embed_file *f, size_t i);   /* in data-offset order */
+const embed_tensor *embed_find(const embed_file *f, const char *name); /* NULL if none */
+size_t embed_metadata_count(const embed_file *f);
+void embed_metadata_at(const embed_file *f, size_t i, const char **key, const char **value);
+size_t embed_header_len(const embed_file *f);   /* N, the JSON length */
+
+/* A tensor to write; data is row-major little-endian, (bits * elements)/8 bytes. */
+typedef struct embed_out_tensor {
+    const char *name;
+    embed_dtype dtype;
+    int ndim;
+    uint64_t shape[EMBED_MAX_DIMS];
+    const void *data;
+} embed_out_tensor;
+
+/* Writes a safetensors file: every tensor of `base` (may be NULL) kept
+ * bit-for-bit unless a tensor of the same name is in `repl` (which replaces
+ * it; new names are added), plus base's __metadata__ with `meta` pairs
+ * (key, value, key, value, ...; n_meta pairs) set on top. Compact JSON header
+ * with __metadata__ first, padded with spaces to a multiple of 8, contiguous
+ * offsets. Written to a temporary file in the destination's directory,
+ * flushed and renamed over `path`, so an existing file (even one mapped by
+ * `base`) is never truncated or left half-written. */
+int embed_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
+               size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err);
+
+/* ---- .npy --------------------------------------------------------------- */
+
+/* An .npy array read into memory the caller frees with embed_npy_free. The
+ * dtypes read are <f4 <f2 <f8 <i4 <i8 <u2 <u4 |u1 (versions 1, 2 and 3, C
+ * order); `dtype` names them with the safetensors dtype codes. */
+typedef struct embed_npy {
+    embed_dtype dtype;
+    int ndim;
+    uint64_t shape[EMBED_MAX_DIMS];
+    uint64_t count;        /* elements */
+    void *data;            /* count elements, aligned, native order */
+} embed_npy;
+
+int embed_npy_read(const char *path, embed_npy *out, embed_error *err);
+int embed_npy_read_mem(const void *buf, size_t len, const char *name, embed_npy *out,
+                       embed_error *err);
+void embed_npy_free(embed_npy *a);
+/* The header of a (version 1.0) .npy file for dtype/shape, padded so the data
+ * starts at a multiple of 64; returns its length (<= 256) and fills hdr. */
+size_t embed_npy_header(embed_dtype dtype, int ndim, const uint64_t *shape, char hdr[256]);
+/* Writes a whole .npy file crash-safely (temporary file + rename). */
+int embed_npy_write(const char *path, embed_dtype dtype, int ndim, const uint64_t *shape,
+                    const void *data, embed_error *err);
+
+/* ---- embedding tables --------------------------------------------------- */
+
+/* A (rows, cols) table of F32, F16 or BF16 values, possibly unaligned. */
+typedef struct embed_table {
+    embed_dtype dtype;
+    size_t rows, cols;
+    const unsigned char *data;
+} embed_table;
+
+/* Finds the token table (name NULL: "wte.weight" or "transformer.wte.weight")
+ * or the position table (embed_positions: "wpe.weight" or
+ * "transformer.wpe.weight"). Any other dtype or rank is EMBED_ERR_DTYPE /
+ * EMBED_ERR_SHAPE with a message naming it. */
+int embed_wte(const embed_file *f, const char *name, embed_table *out, embed_error *err);
+int embed_wpe(const embed_file *f, const char *name, embed_table *out, embed_error *err);
+/* Same, from a tensor view. */
+int embed_table_from_tensor(const embed_tensor *t, embed_table *out, embed_error *err);
+
+/* Copies row r of the table into dst (cols floats), converting to F32. */
+void embed_row(const embed_table *tab, size_t r, float *dst);
+
+/* ---- forward and backward ----------------------------------------------- */
+
+/* out (T,C) = wte[ids] (+ wpe[pos0 + t] when wpe is not NULL).
+ * wte (V,C), wpe (maxT,C), ids (T). out must hold T*C floats. An id >= V or a
+ * position >= maxT is EMBED_ERR_ID naming t and the value. */
+int embed_forward(float *out, const embed_table *wte, const embed_table *wpe, size_t pos0,
+                  const uint32_t *ids, size_t T, embed_error *err);
+
+/* Sparse backward of wte: dwte[ids[t]] += dout[t] for the touched rows only.
+ * dout (T,C), ids (T). Writes the distinct ids in increasing order to rows
+ * (n_rows of them, at most T) and their summed gradients to grad (n_rows,C);
+ * each row is summed in token order, so results are bit-identical run to
+ * run. rows must hold T ids, grad T*C floats, and scratch T uint32. */
+int embed_backward_sparse(const float *dout, const uint32_t *ids, size_t T, size_t C,
+                          size_t V, uint32_t *rows, float *grad, size_t *n_rows,
+                          uint32_t *scratch, embed_error *err);
+
+/* Dense variant: dwte (V,C) += scatter(dout) in token order (the caller
+ * zeroes it, or keeps accumulating, e.g. a tied output head's gradient). */
+int embed_backward_dense(float *dwte, size_t V, const float *dout, const uint32_t *ids,
+                         size_t T, size_t C, embed_error *err);
+
+/* Position gradient: dwpe (maxT,C) rows pos0..pos0+T-1 += dout (T,C). */
+int embed_backward_positions(float *dwpe, size_t maxT, size_t pos0, const float *dout,
+                             size_t T, size_t C, embed_error *err);
+
+/* ---- optimisers on touched rows ----------------------------------------- */
+
+/* Writable F32 table, e.g. a copy of wte (V,C). */
+typedef struct embed_param {
+    float *w;
+    size_t rows, cols;
+} embed_param;
+
+/* w[rows[i]] -= lr * grad[i] for i < n. (Plain SGD, no momentum/decay:
+ * identical to dense SGD.) grad (n,C). */
+int embed_sgd(embed_param *p, const uint32_t *rows, const float *grad, size_t n, float lr,
+              embed_error *err);
+
+/* PyTorch's SparseAdam: lazy moments, updated only for the rows in this
+ * step, one global step count for bias correction, eps added to sqrt(v)
+ * before bias correction. m and v are (V,C) and start at zero; *step is
+ * incremented by this call. rows must be distinct (as embed_backward_sparse
+ * writes them). */
+typedef struct embed_adam {
+    float lr, beta1, beta2, eps;
+    float *m, *v;        /* (V,C) each */
+    int64_t step;
+} embed_adam;
+
+void embed_adam_init(embed_adam *a, float lr, float *m, float *v);  /* torch defaults */
+int embed_adam_step(embed_param *p, embed_adam *a, const uint32_t *rows, const float *grad,
+                    size_t n, embed_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,54 @@
+#!/bin/sh
+# Runs every test suite once per build (build/, then build-asan/ under
+# AddressSanitizer and UBSan) and ends with one summary line.
+# A suite is a C program build/tests/test_* or a script tests/test_*.sh;
+# exit 0 = passed, 77 = skipped (it says why), anything else = failed.
+# Scripts get $B (the build folder), $GPT2IN (the program) and $SANITIZED (0/1).
+# Usage: sh tests/run.sh [NAME-FILTER]
+set -u
+cd "$(dirname "$0")/.." || exit 2
+filter=${1:-}
+builds=${GPT2IN_BUILDS:-build build-asan}
+logdir=${TMPDIR:-/tmp}/gpt2in-tests.$$
+mkdir -p "$logdir"
+pass=0 fail=0 skip=0 failed=""
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+run_one() { # build name command...
+    b=$1; name=$2; shift 2
+    case "$name" in *"$filter"*) ;; *) return ;; esac
+    log="$logdir/$(echo "$b-$name" | tr '/' '_').log"
+    start=$(date +%s)
+    B=$b GPT2IN=$b/gpt2in SANITIZED=$([ "$b" = build-asan ] && echo 1 || echo 0) \
+        "$@" >"$log" 2>&1 </dev/null
+    rc=$?
+    secs=$(( $(date +%s) - start ))
+    if [ $rc -eq 0 ]; then
+        pass=$((pass + 1)); printf 'PASS  %-28s %-11s %3ss\n' "$name" "$b" "$secs"
+    elif [ $rc -eq 77 ]; then
+        skip=$((skip + 1)); printf 'SKIP  %-28s %-11s %s\n' "$name" "$b" "$(tail -n 1 "$log")"
+    else
+        fail=$((fail + 1)); failed="$failed $b/$name"
+        printf 'FAIL  %-28s %-11s %3ss (exit %s)\n' "$name" "$b" "$secs" "$rc"
+        tail -n 25 "$log" | sed 's/^/      | /'
+    fi
+}
+
+for b in $builds; do
+    [ -x "$b/gpt2in" ] || { echo "run.sh: $b/gpt2in is not built (run make test)"; exit 2; }
+    for t in "$b"/tests/test_*; do
+        [ -x "$t" ] || continue
+        run_one "$b" "$(basename "$t")" "$t"
+    done
+    for s in tests/test_*.sh; do
+        [ -f "$s" ] || continue
+        run_one "$b" "$(basename "$s" .sh).sh" sh "$s"
+    done
+done
+
+rm -rf "$logdir"
+echo
+[ -n "$failed" ] && echo "failed:$failed"
+echo "$pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]

@@ -1,0 +1,77 @@
+/* cli.h - what the gpt2in subcommands share: error reporting, option
+ * parsing helpers and token-id file formats. The library does the work;
+ * this layer only reads arguments and files and writes results. */
+#ifndef CLI_H
+#define CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bpe.h"
+#include "embed.h"
+
+/* Exit codes: 0 ok, 1 "no" (verify: outside tolerance), 2 usage or input error. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_ERR = 2 };
+
+/* Each subcommand: argv[0] is the subcommand name. Returns the exit code. */
+typedef int (*cli_command_fn)(int argc, char **argv);
+
+int cmd_encode(int argc, char **argv);
+int cmd_decode(int argc, char **argv);
+int cmd_count(int argc, char **argv);
+
+/* "gpt2in: " + message + newline on stderr; returns CLI_ERR. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Parses a whole non-negative decimal number; returns 0 on success. */
+int cli_parse_u64(const char *s, uint64_t *out);
+int cli_parse_double(const char *s, double *out);
+
+/* An option's value: "--opt=VALUE" or "--opt VALUE". Returns NULL if argv[*i]
+ * is not `name`; on a missing value prints an error and sets *bad. */
+const char *cli_opt(int argc, char **argv, int *i, const char *name, int *bad);
+
+/* Opens a named input ("-" or NULL = stdin) / output ("-" or NULL = stdout). */
+FILE *cli_open_in(const char *path);
+
+/* The tokenizer a command uses: --encoder/--merges files, or the built-in. */
+const bpe *cli_vocab(const char *encoder_path, const char *merges_path);
+
+/* ---- token-id formats --------------------------------------------------- */
+
+typedef enum {
+    IDS_TEXT,   /* decimal ids separated by whitespace */
+    IDS_U16,    /* raw little-endian uint16 */
+    IDS_U32,    /* raw little-endian uint32 */
+    IDS_NPY,    /* .npy, 1-D; written as <u2 if every id fits, else <u4... see cli_ids.c */
+    IDS_JSON,   /* [1, 2, 3] */
+    IDS_LLMC,   /* llm.c token shard: 256 int32 header (20240520, 1, count), uint16 tokens */
+} ids_format;
+
+/* Name -> format ("text", "u16", "u32", "npy", "json", "llmc"); -1 if unknown. */
+int ids_format_from_name(const char *name);
+
+/* Reads all ids of `in` (named `name` in messages) into a malloc'd array.
+ * An id >= vocab_size (when vocab_size > 0), a negative or non-numeric id is
+ * an error naming its position; prints it and returns CLI_ERR. */
+int ids_read_all(FILE *in, const char *name, ids_format fmt, size_t vocab_size,
+                 uint32_t **ids, size_t *n);
+
+/* Streaming reader for formats that allow it (text, u16, u32, json, llmc,
+ * npy): fills up to cap ids per call; *n = 0 at end. */
+typedef struct ids_reader ids_reader;
+ids_reader *ids_reader_open(FILE *in, const char *name, ids_format fmt, size_t vocab_size);
+/* Returns 0, or CLI_ERR after printing the error. */
+int ids_reader_next(ids_reader *r, uint32_t *buf, size_t cap, size_t *n);
+void ids_reader_close(ids_reader *r);
+
+/* Streaming writer. npy and llmc need the count in their header: when `out`
+ * is seekable it is patched at the end, otherwise ids are buffered. */
+typedef struct ids_writer ids_writer;
+ids_writer *ids_writer_open(FILE *out, ids_format fmt);
+int ids_writer_put(ids_writer *w, const uint32_t *ids, size_t n);
+/* Writes what is left and flushes; returns 0 or CLI_ERR (after printing). */
+int ids_writer_close(ids_writer *w);
+
+#endif

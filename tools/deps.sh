@@ -1,0 +1,62 @@
+#!/bin/sh
+# deps.sh check|install - the Debian packages gpt2in needs.
+#   build:   libutf8proc-dev libstb-dev pkg-config
+#   tests:   python3-numpy python3-torch (references), clang libclang-rt-14-dev
+#            (libFuzzer, sanitizers), nodejs npm (tiktoken oracle), valgrind
+# `check` only reports what the build needs; `install` installs whatever is missing.
+set -u
+mode=${1:-check}
+
+missing_build() {
+    m=""
+    [ -f /usr/include/utf8proc.h ] || m="$m libutf8proc-dev"
+    [ -f /usr/include/stb/stb_ds.h ] || m="$m libstb-dev"
+    echo "$m"
+}
+
+missing_test() {
+    m=""
+    command -v pkg-config >/dev/null 2>&1 || m="$m pkg-config"
+    if [ -x /usr/bin/python3 ]; then
+        /usr/bin/python3 -c 'import numpy' 2>/dev/null || m="$m python3-numpy"
+        /usr/bin/python3 -c 'import torch' 2>/dev/null || m="$m python3-torch"
+    else
+        m="$m python3 python3-numpy python3-torch"
+    fi
+    command -v clang >/dev/null 2>&1 || m="$m clang"
+    ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 \
+        || m="$m libclang-rt-14-dev"
+    command -v node >/dev/null 2>&1 || m="$m nodejs"
+    command -v npm >/dev/null 2>&1 || m="$m npm"
+    command -v valgrind >/dev/null 2>&1 || m="$m valgrind"
+    echo "$m"
+}
+
+case "$mode" in
+check)
+    m=$(missing_build)
+    if [ -n "$m" ]; then
+        echo "gpt2in: missing build dependencies:$m" >&2
+        echo "gpt2in: run 'make deps' (or: sudo apt-get install$m)" >&2
+        exit 1
+    fi
+    ;;
+install)
+    m="$(missing_build)$(missing_test)"
+    [ -z "$m" ] && exit 0
+    echo "gpt2in: installing:$m" >&2
+    if [ "$(id -u)" = 0 ]; then sudo=""
+    elif command -v sudo >/dev/null 2>&1; then sudo="sudo"
+    else
+        echo "gpt2in: not root and no sudo; run as root: apt-get install$m" >&2
+        exit 1
+    fi
+    $sudo apt-get update -qq >&2 &&
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $m >&2 ||
+        { echo "gpt2in: apt-get install$m failed" >&2; exit 1; }
+    ;;
+*)
+    echo "usage: deps.sh check|install" >&2
+    exit 2
+    ;;
+esac

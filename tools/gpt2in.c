@@ -1,0 +1,46 @@
+/* gpt2in - GPT-2's input stage from the command line: a thin layer over
+ * libgpt2in (bpe/bpe.h, embed/embed.h). One program, many subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    cli_command_fn fn;
+    const char *summary;
+} commands[] = {
+    {"encode", cmd_encode, "text -> token ids"},
+    {"decode", cmd_decode, "token ids -> text"},
+    {"count", cmd_count, "count the tokens of a text"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: gpt2in COMMAND [OPTIONS] [FILE]\n\n"
+               "GPT-2's input stage: byte-level BPE tokens and token embeddings.\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'gpt2in COMMAND --help' describes a command. Exit status: 0 ok, "
+               "1 check failed (verify), 2 error.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_ERR;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        puts("gpt2in 0.1.0");
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    cli_error("unknown command '%s' (see 'gpt2in --help')", argv[1]);
+    return CLI_ERR;
+}
