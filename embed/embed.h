@@ -197,14 +197,50 @@ int embed_sgd(embed_param *p, const uint32_t *rows, const float *grad, size_t n,
  * incremented by this call. rows must be distinct (as embed_backward_sparse
  * writes them). */
 typedef struct embed_adam {
-    float lr, beta1, beta2, eps;
+    double lr, beta1, beta2, eps;   /* doubles, as torch keeps them in Python */
     float *m, *v;        /* (V,C) each */
     int64_t step;
 } embed_adam;
 
-void embed_adam_init(embed_adam *a, float lr, float *m, float *v);  /* torch defaults */
+/* torch defaults: betas (0.9, 0.999), eps 1e-8, step 0. */
+void embed_adam_init(embed_adam *a, double lr, float *m, float *v);
 int embed_adam_step(embed_param *p, embed_adam *a, const uint32_t *rows, const float *grad,
                     size_t n, embed_error *err);
+
+/* ---- similarity (embed/similarity.c) ----------------------------------- */
+
+/* Cosine similarity of a (n) and b (n), accumulated in double; 0 when either
+ * vector is all zeros. */
+float embed_cosine(const float *a, const float *b, size_t n);
+
+/* L2 norm of every row: norms (tab->rows). Optional input to embed_nearest. */
+void embed_row_norms(const embed_table *tab, float *norms);
+
+/* One result of a nearest-row search. */
+typedef struct embed_hit {
+    uint32_t id;     /* row */
+    float score;     /* cosine similarity to the query */
+} embed_hit;
+
+/* The k rows of tab (V,C) most similar by cosine to query (C), best first
+ * (ties: lower id first), skipping the n_exclude ids in exclude and rows that
+ * are all zeros. norms (V) may be NULL (computed in the same pass) or from
+ * embed_row_norms. hits must hold k entries; *n_hits receives min(k, rows
+ * searched). F32 tables are read in place; F16/BF16 rows are converted. */
+int embed_nearest(const embed_table *tab, const float *norms, const float *query,
+                  const uint32_t *exclude, size_t n_exclude, size_t k, embed_hit *hits,
+                  size_t *n_hits, embed_error *err);
+
+/* Floats of scratch embed_pca2 needs for n vectors of C values. */
+#define EMBED_PCA2_SCRATCH(n, C) (2 * (size_t)(C) + (size_t)(n))
+
+/* 2-D PCA of vecs (n,C): out (n,2) = the centred vectors projected on the top
+ * two principal axes (power iteration on the covariance, from a fixed start,
+ * so the result is deterministic; each axis's sign makes its largest-magnitude
+ * entry positive). axes (2,C) and var (2, variance along each axis) may be
+ * NULL. scratch holds EMBED_PCA2_SCRATCH(n, C) floats. Needs n >= 1. */
+int embed_pca2(const float *vecs, size_t n, size_t C, float *out, float *axes, float *var,
+               float *scratch, embed_error *err);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,415 @@
+/* embed.c - the embedding math: finding the tables in a file, the forward
+ * row gather, the backward scatter (sparse and dense) and the optimiser
+ * steps on touched rows (SGD, PyTorch's SparseAdam).
+ *
+ * Table data may be unaligned (a mapped safetensors file puts wte at an odd
+ * offset), so it is only ever read with memcpy; outputs, gradients and
+ * parameters are the caller's aligned float arrays. */
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "embed.h"
+
+static int set_err(embed_error *err, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int set_err(embed_error *err, int status, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+/* ---- finding the tables ------------------------------------------------- */
+
+static void shape_str(const embed_tensor *t, char *buf, size_t n) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < t->ndim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%llu", i ? ", " : "",
+                              (unsigned long long)t->shape[i]);
+    if (k < n)
+        snprintf(buf + k, n - k, "]");
+}
+
+int embed_table_from_tensor(const embed_tensor *t, embed_table *out, embed_error *err) {
+    if (!t || !out)
+        return set_err(err, EMBED_ERR_ARG, "embed_table_from_tensor: NULL argument");
+    char shp[160];
+    shape_str(t, shp, sizeof shp);
+    const char *name = t->name ? t->name : "(unnamed)";
+    if (t->dtype != EMBED_F32 && t->dtype != EMBED_F16 && t->dtype != EMBED_BF16)
+        return set_err(err, EMBED_ERR_DTYPE,
+                       "tensor '%s' is %s %s: an embedding table must be F32, F16 or BF16", name,
+                       embed_dtype_name(t->dtype), shp);
+    if (t->ndim != 2)
+        return set_err(err, EMBED_ERR_SHAPE,
+                       "tensor '%s' is %s %s: an embedding table must be 2-D (rows, cols)", name,
+                       embed_dtype_name(t->dtype), shp);
+    size_t esz = t->dtype == EMBED_F32 ? 4 : 2;
+    /* The file layer checked this already; re-check so a hand-made view
+     * cannot make the lookups read past its data. */
+    if (t->shape[1] && t->shape[0] > (t->end - t->begin) / esz / t->shape[1])
+        return set_err(err, EMBED_ERR_SHAPE, "tensor '%s' %s: data is only %llu bytes", name,
+                       shp, (unsigned long long)(t->end - t->begin));
+    out->dtype = t->dtype;
+    out->rows = (size_t)t->shape[0];
+    out->cols = (size_t)t->shape[1];
+    out->data = t->data;
+    return EMBED_OK;
+}
+
+static int find_table(const embed_file *f, const char *name, const char *def1, const char *def2,
+                      embed_table *out, embed_error *err) {
+    if (!f || !out)
+        return set_err(err, EMBED_ERR_ARG, "embed_wte/embed_wpe: NULL argument");
+    const embed_tensor *t = NULL;
+    if (name) {
+        t = embed_find(f, name);
+        if (!t)
+            return set_err(err, EMBED_ERR_NOTFOUND, "no tensor named '%s' in the file", name);
+    } else {
+        t = embed_find(f, def1);
+        if (!t)
+            t = embed_find(f, def2);
+        if (!t)
+            return set_err(err, EMBED_ERR_NOTFOUND,
+                           "no tensor named '%s' or '%s' in the file (name one explicitly)", def1,
+                           def2);
+    }
+    return embed_table_from_tensor(t, out, err);
+}
+
+int embed_wte(const embed_file *f, const char *name, embed_table *out, embed_error *err) {
+    return find_table(f, name, "wte.weight", "transformer.wte.weight", out, err);
+}
+
+int embed_wpe(const embed_file *f, const char *name, embed_table *out, embed_error *err) {
+    return find_table(f, name, "wpe.weight", "transformer.wpe.weight", out, err);
+}
+
+/* ---- rows ---------------------------------------------------------------- */
+
+static inline float bf16_to_f32(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;  /* bf16 is the top half of an f32 */
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+void embed_row(const embed_table *tab, size_t r, float *dst) {
+    size_t C = tab->cols;
+    if (tab->dtype == EMBED_F32) {
+        memcpy(dst, tab->data + r * C * 4, C * 4);
+        return;
+    }
+    const unsigned char *p = tab->data + r * C * 2;
+    for (size_t c = 0; c < C; c++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * c, 2);
+        dst[c] = tab->dtype == EMBED_BF16 ? bf16_to_f32(h) : embed_f16_to_f32(h);
+    }
+}
+
+/* dst[c] += row r of tab, converted to F32. A float += keeps the sum
+ * commutative-exact: wte + wpe gives the same bits as NumPy's wte[ids] + wpe. */
+static void row_add(const embed_table *tab, size_t r, float *dst) {
+    size_t C = tab->cols;
+    if (tab->dtype == EMBED_F32) {
+        const unsigned char *p = tab->data + r * C * 4;
+        /* An aligned copy of a chunk first, so the add loop vectorises. */
+        float tmp[256];
+        for (size_t c0 = 0; c0 < C; c0 += 256) {
+            size_t n = C - c0 < 256 ? C - c0 : 256;
+            memcpy(tmp, p + c0 * 4, n * 4);
+            float *d = dst + c0;
+            for (size_t c = 0; c < n; c++)
+                d[c] += tmp[c];
+        }
+        return;
+    }
+    const unsigned char *p = tab->data + r * C * 2;
+    for (size_t c = 0; c < C; c++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * c, 2);
+        dst[c] += tab->dtype == EMBED_BF16 ? bf16_to_f32(h) : embed_f16_to_f32(h);
+    }
+}
+
+/* ---- forward ------------------------------------------------------------- */
+
+typedef struct {
+    float *out;
+    const embed_table *wte, *wpe;
+    size_t pos0;
+    const uint32_t *ids;
+    size_t t0, t1;
+} fwd_job;
+
+static void forward_range(const fwd_job *j) {
+    size_t C = j->wte->cols;
+    for (size_t t = j->t0; t < j->t1; t++) {
+        float *o = j->out + t * C;
+        embed_row(j->wte, j->ids[t], o);
+        if (j->wpe)
+            row_add(j->wpe, j->pos0 + t, o);
+    }
+}
+
+static void *forward_thread(void *arg) {
+    forward_range(arg);
+    return NULL;
+}
+
+/* Below this many output bytes a second thread costs more than it saves. */
+#define EMBED_FWD_THREAD_BYTES ((size_t)4 << 20)
+
+int embed_forward(float *out, const embed_table *wte, const embed_table *wpe, size_t pos0,
+                  const uint32_t *ids, size_t T, embed_error *err) {
+    if (!wte || (T && (!out || !ids)))
+        return set_err(err, EMBED_ERR_ARG, "embed_forward: NULL argument");
+    size_t C = wte->cols;
+    if (wpe && wpe->cols != C)
+        return set_err(err, EMBED_ERR_SHAPE,
+                       "embed_forward: wte has %zu columns but wpe has %zu", C, wpe->cols);
+    /* Validate everything first, so an error leaves out untouched. */
+    for (size_t t = 0; t < T; t++)
+        if (ids[t] >= wte->rows)
+            return set_err(err, EMBED_ERR_ID,
+                           "token id %u at index %zu is out of range (vocabulary size %zu)",
+                           ids[t], t, wte->rows);
+    if (wpe && T && (pos0 >= wpe->rows || T > wpe->rows - pos0)) {
+        size_t t = pos0 >= wpe->rows ? 0 : wpe->rows - pos0;
+        return set_err(err, EMBED_ERR_ID,
+                       "position %zu (token index %zu) is out of range (%zu positions)",
+                       pos0 + t, t, wpe->rows);
+    }
+    fwd_job job = {out, wte, wpe, pos0, ids, 0, T};
+    if (T >= 2 && T * C * sizeof(float) >= EMBED_FWD_THREAD_BYTES) {
+        /* Two halves: one core alone does not saturate memory bandwidth. */
+        fwd_job second = job;
+        job.t1 = second.t0 = T / 2;
+        pthread_t th;
+        if (pthread_create(&th, NULL, forward_thread, &second) == 0) {
+            forward_range(&job);
+            pthread_join(th, NULL);
+            return EMBED_OK;
+        }
+        job.t1 = T; /* no thread: do it all here */
+    }
+    forward_range(&job);
+    return EMBED_OK;
+}
+
+/* ---- backward ------------------------------------------------------------ */
+
+static int check_ids(const uint32_t *ids, size_t T, size_t V, embed_error *err) {
+    for (size_t t = 0; t < T; t++)
+        if (ids[t] >= V)
+            return set_err(err, EMBED_ERR_ID,
+                           "token id %u at index %zu is out of range (vocabulary size %zu)",
+                           ids[t], t, V);
+    return EMBED_OK;
+}
+
+/* Stable bottom-up merge sort of token indices by id: idx[] holds 0..T-1 and
+ * ends sorted by (ids[t], t); tmp is T more slots. Returns the array holding
+ * the result (idx or tmp). */
+static uint32_t *sort_by_id(const uint32_t *ids, uint32_t *idx, uint32_t *tmp, size_t T) {
+    /* Runs of 1 would waste passes: start from already-ascending runs of 16
+     * made by insertion sort. */
+    const size_t RUN = 16;
+    for (size_t s = 0; s < T; s += RUN) {
+        size_t e = s + RUN < T ? s + RUN : T;
+        for (size_t i = s + 1; i < e; i++) {
+            uint32_t x = idx[i];
+            size_t j = i;
+            while (j > s && ids[idx[j - 1]] > ids[x]) {
+                idx[j] = idx[j - 1];
+                j--;
+            }
+            idx[j] = x;
+        }
+    }
+    uint32_t *src = idx, *dst = tmp;
+    for (size_t w = RUN; w < T; w *= 2) {
+        for (size_t lo = 0; lo < T; lo += 2 * w) {
+            size_t mid = lo + w < T ? lo + w : T, hi = lo + 2 * w < T ? lo + 2 * w : T;
+            size_t a = lo, b = mid, k = lo;
+            while (a < mid && b < hi)   /* <= keeps equal ids in token order */
+                dst[k++] = ids[src[a]] <= ids[src[b]] ? src[a++] : src[b++];
+            while (a < mid)
+                dst[k++] = src[a++];
+            while (b < hi)
+                dst[k++] = src[b++];
+        }
+        uint32_t *x = src;
+        src = dst;
+        dst = x;
+    }
+    return src;
+}
+
+/* dwte rows: distinct ids ascending, each row's dout summed in token order.
+ * dout (T,C), ids (T) -> rows (n), grad (n,C). */
+int embed_backward_sparse(const float *dout, const uint32_t *ids, size_t T, size_t C,
+                          size_t V, uint32_t *rows, float *grad, size_t *n_rows,
+                          uint32_t *scratch, embed_error *err) {
+    if (!n_rows || (T && (!dout || !ids || !rows || !grad || !scratch)))
+        return set_err(err, EMBED_ERR_ARG, "embed_backward_sparse: NULL argument");
+    *n_rows = 0;
+    if (T > UINT32_MAX)
+        return set_err(err, EMBED_ERR_ARG, "embed_backward_sparse: T = %zu is too large", T);
+    int rc = check_ids(ids, T, V, err);
+    if (rc)
+        return rc;
+    /* Is it sorted already (e.g. one id)? Then skip the sort. */
+    int sorted = 1;
+    for (size_t t = 1; t < T && sorted; t++)
+        sorted = ids[t - 1] <= ids[t];
+    const uint32_t *order = NULL;
+    if (!sorted) {
+        for (size_t t = 0; t < T; t++)
+            scratch[t] = (uint32_t)t;
+        /* rows is free until the walk below: it is the merge buffer. The
+         * walk writes rows[n] only after reading order[>= n]... but order may
+         * BE rows, so copy it back into scratch first. */
+        uint32_t *res = sort_by_id(ids, scratch, rows, T);
+        if (res != scratch)
+            memcpy(scratch, res, T * sizeof *scratch);
+        order = scratch;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < T;) {
+        size_t t = order ? order[i] : i;
+        uint32_t id = ids[t];
+        float *g = grad + n * C;
+        memcpy(g, dout + t * C, C * sizeof *g);
+        for (i++; i < T; i++) {
+            size_t u = order ? order[i] : i;
+            if (ids[u] != id)
+                break;
+            const float *d = dout + u * C;
+            for (size_t c = 0; c < C; c++)
+                g[c] += d[c];
+        }
+        rows[n++] = id;
+    }
+    *n_rows = n;
+    return EMBED_OK;
+}
+
+/* dwte (V,C) += scatter of dout (T,C) by ids, in token order. */
+int embed_backward_dense(float *dwte, size_t V, const float *dout, const uint32_t *ids,
+                         size_t T, size_t C, embed_error *err) {
+    if (T && (!dwte || !dout || !ids))
+        return set_err(err, EMBED_ERR_ARG, "embed_backward_dense: NULL argument");
+    int rc = check_ids(ids, T, V, err);
+    if (rc)
+        return rc;
+    for (size_t t = 0; t < T; t++) {
+        float *g = dwte + (size_t)ids[t] * C;
+        const float *d = dout + t * C;
+        for (size_t c = 0; c < C; c++)
+            g[c] += d[c];
+    }
+    return EMBED_OK;
+}
+
+/* dwpe (maxT,C) rows pos0.. += dout (T,C): positions are distinct, no sort. */
+int embed_backward_positions(float *dwpe, size_t maxT, size_t pos0, const float *dout,
+                             size_t T, size_t C, embed_error *err) {
+    if (T && (!dwpe || !dout))
+        return set_err(err, EMBED_ERR_ARG, "embed_backward_positions: NULL argument");
+    if (T && (pos0 >= maxT || T > maxT - pos0)) {
+        size_t t = pos0 >= maxT ? 0 : maxT - pos0;
+        return set_err(err, EMBED_ERR_ID,
+                       "position %zu (token index %zu) is out of range (%zu positions)",
+                       pos0 + t, t, maxT);
+    }
+    float *g = dwpe + pos0 * C;
+    for (size_t i = 0; i < T * C; i++)
+        g[i] += dout[i];
+    return EMBED_OK;
+}
+
+/* ---- optimisers ---------------------------------------------------------- */
+
+static int check_rows(const embed_param *p, const uint32_t *rows, size_t n, const char *fn,
+                      embed_error *err) {
+    if (!p || (n && (!p->w || !rows)))
+        return set_err(err, EMBED_ERR_ARG, "%s: NULL argument", fn);
+    for (size_t i = 0; i < n; i++)
+        if (rows[i] >= p->rows)
+            return set_err(err, EMBED_ERR_ID,
+                           "%s: row %u at index %zu is out of range (%zu rows)", fn, rows[i], i,
+                           p->rows);
+    return EMBED_OK;
+}
+
+/* w[rows[i]] -= lr * grad[i]. torch computes w + (-lr)*g, the same bits. */
+int embed_sgd(embed_param *p, const uint32_t *rows, const float *grad, size_t n, float lr,
+              embed_error *err) {
+    int rc = check_rows(p, rows, n, "embed_sgd", err);
+    if (rc)
+        return rc;
+    size_t C = p->cols;
+    for (size_t i = 0; i < n; i++) {
+        float *w = p->w + (size_t)rows[i] * C;
+        const float *g = grad + i * C;
+        for (size_t c = 0; c < C; c++)
+            w[c] -= lr * g[c];
+    }
+    return EMBED_OK;
+}
+
+void embed_adam_init(embed_adam *a, double lr, float *m, float *v) {
+    a->lr = lr;
+    a->beta1 = 0.9;
+    a->beta2 = 0.999;
+    a->eps = 1e-8;
+    a->m = m;
+    a->v = v;
+    a->step = 0;
+}
+
+/* torch.optim.SparseAdam (torch/optim/_functional.py, sparse_adam), with
+ * its float operations in its order: the scalars are Python doubles rounded
+ * to float where they meet a float tensor.
+ *   um = (g - m) * (1-b1);  m' = m + um
+ *   uv = (g*g - v) * (1-b2); v' = v + uv
+ *   w' = w + (-step_size) * (m' / (sqrt(v') + eps)),
+ *   step_size = lr * sqrt(1 - b2^step) / (1 - b1^step)   (in double) */
+int embed_adam_step(embed_param *p, embed_adam *a, const uint32_t *rows, const float *grad,
+                    size_t n, embed_error *err) {
+    int rc = check_rows(p, rows, n, "embed_adam_step", err);
+    if (rc)
+        return rc;
+    if (!a || (n && (!a->m || !a->v)))
+        return set_err(err, EMBED_ERR_ARG, "embed_adam_step: NULL moment buffers");
+    a->step++;
+    double bc1 = 1.0 - pow(a->beta1, (double)a->step);
+    double bc2 = 1.0 - pow(a->beta2, (double)a->step);
+    double step_size = a->lr * sqrt(bc2) / bc1;
+    float omb1 = (float)(1.0 - a->beta1), omb2 = (float)(1.0 - a->beta2);
+    float eps = (float)a->eps, neg_step = (float)-step_size;
+    size_t C = p->cols;
+    for (size_t i = 0; i < n; i++) {
+        size_t off = (size_t)rows[i] * C;
+        float *w = p->w + off, *m = a->m + off, *v = a->v + off;
+        const float *g = grad + i * C;
+        for (size_t c = 0; c < C; c++) {
+            float gc = g[c], mo = m[c], vo = v[c];
+            float mn = mo + (gc - mo) * omb1;
+            float vn = vo + (gc * gc - vo) * omb2;
+            m[c] = mn;
+            v[c] = vn;
+            w[c] += neg_step * (mn / (sqrtf(vn) + eps));
+        }
+    }
+    return EMBED_OK;
+}
