@@ -7,6 +7,9 @@
 "use strict";
 const { get_encoding, Tiktoken } = require("tiktoken");
 
+// The installed tiktoken version (its package.json is not exported).
+const VERSION = JSON.parse(require("fs").readFileSync(
+  require("path").join(__dirname, "node_modules", "tiktoken", "package.json"), "utf8")).version;
 const EOT = "<|endoftext|>";
 const EOT_ID = 50256;
 const enc = get_encoding("gpt2");
@@ -124,6 +127,6 @@ function classProbe(pattern) {
 }
 
 module.exports = {
-  EOT, EOT_ID, enc, byteToken, utf8SeqLen, segments, encode, encodeOrdinary, encodeAllowed,
+  VERSION, EOT, EOT_ID, enc, byteToken, utf8SeqLen, segments, encode, encodeOrdinary, encodeAllowed,
   decode, tokenBytes, classProbe, SpecialError, Utf8Error,
 };
