@@ -232,13 +232,14 @@ int embed_nearest(const embed_table *tab, const float *norms, const float *query
                   size_t *n_hits, embed_error *err);
 
 /* Floats of scratch embed_pca2 needs for n vectors of C values. */
-#define EMBED_PCA2_SCRATCH(n, C) (2 * (size_t)(C) + (size_t)(n))
+#define EMBED_PCA2_SCRATCH(n, C) (4 * (size_t)(C) + (size_t)(n))
 
 /* 2-D PCA of vecs (n,C): out (n,2) = the centred vectors projected on the top
  * two principal axes (power iteration on the covariance, from a fixed start,
  * so the result is deterministic; each axis's sign makes its largest-magnitude
- * entry positive). axes (2,C) and var (2, variance along each axis) may be
- * NULL. scratch holds EMBED_PCA2_SCRATCH(n, C) floats. Needs n >= 1. */
+ * entry positive). axes (2,C) and var (2, variance along each axis, divided
+ * by n-1 as np.cov does) may be NULL. scratch holds EMBED_PCA2_SCRATCH(n, C)
+ * floats. Needs n >= 1. */
 int embed_pca2(const float *vecs, size_t n, size_t C, float *out, float *axes, float *var,
                float *scratch, embed_error *err);
 
