@@ -351,19 +351,37 @@ static int check_rows(const embed_param *p, const uint32_t *rows, size_t n, cons
     return EMBED_OK;
 }
 
-/* w[rows[i]] -= lr * grad[i]. torch computes w + (-lr)*g, the same bits. */
+/* w[rows[i]] -= lr * grad[i], rounded as PyTorch's CPU kernel does it:
+ * w.add_(g, alpha=-lr) is one fused multiply-add, fmaf(-lr, g, w). fmaf is
+ * correctly rounded everywhere; the FMA-instruction build of the loop is
+ * only a faster way to the same bits. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define EMBED_FMA_DISPATCH 1
+__attribute__((target("fma"))) static void sgd_rows_fma(float *w, const float *g, size_t C,
+                                                         float neg_lr) {
+    for (size_t c = 0; c < C; c++)
+        w[c] = fmaf(neg_lr, g[c], w[c]);
+}
+#endif
+
+static void sgd_rows_plain(float *w, const float *g, size_t C, float neg_lr) {
+    for (size_t c = 0; c < C; c++)
+        w[c] = fmaf(neg_lr, g[c], w[c]);
+}
+
 int embed_sgd(embed_param *p, const uint32_t *rows, const float *grad, size_t n, float lr,
               embed_error *err) {
     int rc = check_rows(p, rows, n, "embed_sgd", err);
     if (rc)
         return rc;
+    void (*row_fn)(float *, const float *, size_t, float) = sgd_rows_plain;
+#ifdef EMBED_FMA_DISPATCH
+    if (__builtin_cpu_supports("fma"))
+        row_fn = sgd_rows_fma;
+#endif
     size_t C = p->cols;
-    for (size_t i = 0; i < n; i++) {
-        float *w = p->w + (size_t)rows[i] * C;
-        const float *g = grad + i * C;
-        for (size_t c = 0; c < C; c++)
-            w[c] -= lr * g[c];
-    }
+    for (size_t i = 0; i < n; i++)
+        row_fn(p->w + (size_t)rows[i] * C, grad + i * C, C, -lr);
     return EMBED_OK;
 }
 

@@ -1,0 +1,427 @@
+/* test_embed.c - the embedding math against NumPy/PyTorch fixtures
+ * (tests/fixtures/embed/, written by tests/gen_embed_refs.py).
+ *
+ * Bit-exact: forward (wte[ids] + wpe[pos], F32/F16/BF16 tables), sparse and
+ * dense backward (torch's dense backward sums in token order, as we do), the
+ * position gradient, SGD (torch's dense-gradient SGD), and SparseAdam given
+ * torch's coalesced gradient. Within a tolerance: the sparse gradient against
+ * torch's coalesce() (which sums repeats in its own order), SGD against
+ * torch's token-by-token sparse SGD, and SparseAdam run end to end from
+ * dout. Tables are opened from an image placed at an odd address, so every
+ * row read is unaligned (UBSan checks it in the sanitized build). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embed.h"
+
+#define DIR "tests/fixtures/embed/"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                         \
+    do {                                                                                         \
+        if (!(cond)) {                                                                           \
+            failures++;                                                                          \
+            fprintf(stderr, "%s:%d: FAIL %s: ", __FILE__, __LINE__, #cond);                       \
+            fprintf(stderr, __VA_ARGS__);                                                        \
+            fputc('\n', stderr);                                                                 \
+        }                                                                                        \
+    } while (0)
+
+static void die(const char *what, const char *msg) {
+    fprintf(stderr, "test_embed: %s: %s\n", what, msg);
+    exit(1);
+}
+
+static embed_npy load(const char *cs, const char *name) {
+    char path[256];
+    snprintf(path, sizeof path, DIR "%s/%s.npy", cs, name);
+    embed_npy a;
+    embed_error err;
+    if (embed_npy_read(path, &a, &err))
+        die(path, err.msg);
+    return a;
+}
+
+/* The value of `key` in meta.txt, or NULL. */
+static const char *meta(const char *cs, const char *key) {
+    static char val[128];
+    char path[256], k[64];
+    snprintf(path, sizeof path, DIR "%s/meta.txt", cs);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        die(path, "cannot open");
+    const char *r = NULL;
+    while (fscanf(f, "%63s %127s", k, val) == 2)
+        if (!strcmp(k, key)) {
+            r = val;
+            break;
+        }
+    fclose(f);
+    return r;
+}
+
+/* model.safetensors copied to an odd address and opened from memory. */
+typedef struct {
+    unsigned char *buf;
+    embed_file *f;
+} model;
+
+static model open_model(const char *cs) {
+    char path[256];
+    snprintf(path, sizeof path, DIR "%s/model.safetensors", cs);
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        die(path, "cannot open");
+    fseek(fp, 0, SEEK_END);
+    long len = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    model m;
+    m.buf = malloc((size_t)len + 1);
+    if (!m.buf || fread(m.buf + 1, 1, (size_t)len, fp) != (size_t)len)
+        die(path, "cannot read");
+    fclose(fp);
+    embed_error err;
+    m.f = embed_open_mem(m.buf + 1, (size_t)len, path, &err);
+    if (!m.f)
+        die(path, err.msg);
+    return m;
+}
+
+static void close_model(model *m) {
+    embed_close(m->f);
+    free(m->buf);
+}
+
+/* Bit-for-bit equality (so -0.0 vs 0.0 and NaN payloads count too). */
+static int same(const char *what, const float *got, const float *want, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&got[i], &want[i], 4)) {
+            fprintf(stderr, "  %s: element %zu is %.9g, expected %.9g (%zu elements)\n", what, i,
+                    got[i], want[i], n);
+            return 0;
+        }
+    return 1;
+}
+
+/* numpy.allclose: |a-b| <= atol + rtol*|b|. */
+static int close_to(const char *what, const float *got, const float *want, size_t n,
+                    double atol, double rtol) {
+    double worst = 0;
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (d > worst)
+            worst = d;
+        if (!(d <= atol + rtol * fabs((double)want[i]))) {
+            if (ok)
+                fprintf(stderr, "  %s: element %zu is %.9g, expected %.9g\n", what, i, got[i],
+                        want[i]);
+            ok = 0;
+        }
+    }
+    if (getenv("TEST_EMBED_VERBOSE"))
+        fprintf(stderr, "  %s: max abs diff %.3g over %zu\n", what, worst, n);
+    return ok;
+}
+
+static float *table_copy(const embed_table *t) {
+    float *w = malloc(t->rows * t->cols * sizeof *w + 1);
+    for (size_t r = 0; r < t->rows; r++)
+        embed_row(t, r, w + r * t->cols);
+    return w;
+}
+
+/* ---- F32 cases: forward, backward, SGD, errors --------------------------- */
+
+static void table_case(const char *cs) {
+    model m = open_model(cs);
+    embed_error err;
+    embed_table wte, wpe, wte2;
+    CHECK(embed_wte(m.f, NULL, &wte, &err) == 0, "%s: %s", cs, err.msg);
+    CHECK(embed_wpe(m.f, NULL, &wpe, &err) == 0, "%s: %s", cs, err.msg);
+    CHECK(embed_wte(m.f, meta(cs, "wte"), &wte2, &err) == 0 && wte2.data == wte.data, "%s", cs);
+    CHECK(wte.dtype == EMBED_F32, "%s", cs);
+    size_t V = wte.rows, C = wte.cols, maxT = wpe.rows;
+    size_t pos0 = (size_t)atol(meta(cs, "pos0"));
+    float lr = (float)atof(meta(cs, "lr"));
+
+    embed_npy ids = load(cs, "ids"), out = load(cs, "out"), out_pos = load(cs, "out_pos");
+    CHECK(ids.dtype == EMBED_U32, "%s: ids dtype", cs);
+    size_t T = ids.count;
+    const uint32_t *id = ids.data;
+    float *x = malloc(T * C * sizeof *x + 1);
+
+    CHECK(embed_forward(x, &wte, NULL, 0, id, T, &err) == 0, "%s: %s", cs, err.msg);
+    CHECK(same("forward", x, out.data, T * C), "%s", cs);
+    CHECK(embed_forward(x, &wte, &wpe, pos0, id, T, &err) == 0, "%s: %s", cs, err.msg);
+    CHECK(same("forward+wpe", x, out_pos.data, T * C), "%s", cs);
+
+    /* embed_row against the forward of one id */
+    if (T) {
+        float *r = malloc(C * sizeof *r);
+        embed_row(&wte, id[T - 1], r);
+        CHECK(same("embed_row", r, (float *)out.data + (T - 1) * C, C), "%s", cs);
+        free(r);
+    }
+
+    /* sparse backward */
+    embed_npy dout = load(cs, "dout"), grows = load(cs, "grad_rows");
+    embed_npy dense_rows = load(cs, "dense_rows"), coal = load(cs, "coal_vals");
+    uint32_t *rows = malloc(T * sizeof *rows + 1), *scratch = malloc(T * sizeof *scratch + 1);
+    float *grad = malloc(T * C * sizeof *grad + 1);
+    size_t n = 99;
+    CHECK(embed_backward_sparse(dout.data, id, T, C, V, rows, grad, &n, scratch, &err) == 0,
+          "%s: %s", cs, err.msg);
+    CHECK(n == grows.count, "%s: %zu rows, expected %llu", cs, n,
+          (unsigned long long)grows.count);
+    CHECK(n == grows.count && !memcmp(rows, grows.data, n * 4), "%s: row ids differ", cs);
+    if (n == grows.count) {
+        CHECK(same("sparse grad vs dense torch", grad, dense_rows.data, n * C), "%s", cs);
+        CHECK(close_to("sparse grad vs torch coalesce", grad, coal.data, n * C, 1e-6, 1e-5),
+              "%s", cs);
+    }
+
+    /* dense backward: touched rows equal, the rest stays zero */
+    float *dw = calloc(V * C + 1, sizeof *dw);
+    CHECK(embed_backward_dense(dw, V, dout.data, id, T, C, &err) == 0, "%s: %s", cs, err.msg);
+    float *pick = malloc(n * C * sizeof *pick + 1);
+    for (size_t i = 0; i < n && n == grows.count; i++) {
+        memcpy(pick + i * C, dw + (size_t)rows[i] * C, C * sizeof *pick);
+        memset(dw + (size_t)rows[i] * C, 0, C * sizeof *dw);
+    }
+    CHECK(same("dense grad", pick, dense_rows.data, n * C), "%s", cs);
+    size_t nz = 0;
+    for (size_t i = 0; i < V * C; i++)
+        nz += dw[i] != 0;
+    CHECK(nz == 0, "%s: dense backward wrote %zu untouched values", cs, nz);
+
+    /* position gradient */
+    embed_npy dwpe = load(cs, "dwpe");
+    float *dp = calloc(maxT * C + 1, sizeof *dp);
+    CHECK(embed_backward_positions(dp, maxT, pos0, dout.data, T, C, &err) == 0, "%s: %s", cs,
+          err.msg);
+    CHECK(same("dwpe", dp, dwpe.data, maxT * C), "%s", cs);
+
+    /* SGD on the summed rows: bit-exact with torch's dense SGD */
+    embed_npy sgd = load(cs, "sgd_rows"), sgd_sparse = load(cs, "sgd_sparse_rows");
+    float *w = table_copy(&wte), *w0 = table_copy(&wte);
+    embed_param p = {w, V, C};
+    CHECK(embed_sgd(&p, rows, grad, n, lr, &err) == 0, "%s: %s", cs, err.msg);
+    for (size_t i = 0; i < n; i++)
+        memcpy(pick + i * C, w + (size_t)rows[i] * C, C * sizeof *pick);
+    CHECK(same("sgd", pick, sgd.data, n * C), "%s", cs);
+    CHECK(close_to("sgd vs sparse torch sgd", pick, sgd_sparse.data, n * C, 1e-6, 1e-5), "%s",
+          cs);
+    for (size_t i = 0; i < n; i++)
+        memcpy(w + (size_t)rows[i] * C, w0 + (size_t)rows[i] * C, C * sizeof *w);
+    CHECK(same("sgd untouched rows", w, w0, V * C), "%s", cs);
+
+    /* errors: nothing written, message names index and value */
+    if (T) {
+        uint32_t *bad = malloc(T * sizeof *bad);
+        memcpy(bad, id, T * sizeof *bad);
+        bad[T - 1] = (uint32_t)V;
+        for (size_t i = 0; i < T * C; i++)
+            x[i] = 7.0f;
+        CHECK(embed_forward(x, &wte, NULL, 0, bad, T, &err) == EMBED_ERR_ID, "%s", cs);
+        char want[64];
+        snprintf(want, sizeof want, "token id %zu at index %zu", V, T - 1);
+        CHECK(strstr(err.msg, want) != NULL, "%s: message '%s'", cs, err.msg);
+        size_t touched = 0;
+        for (size_t i = 0; i < T * C; i++)
+            touched += x[i] != 7.0f;
+        CHECK(touched == 0, "%s: failed forward wrote %zu values", cs, touched);
+        CHECK(embed_backward_sparse(dout.data, bad, T, C, V, rows, grad, &n, scratch, &err) ==
+                  EMBED_ERR_ID && n == 0, "%s", cs);
+        CHECK(embed_backward_dense(dw, V, dout.data, bad, T, C, &err) == EMBED_ERR_ID, "%s", cs);
+        CHECK(embed_forward(x, &wte, &wpe, maxT - T + 1, id, T, &err) == EMBED_ERR_ID, "%s", cs);
+        snprintf(want, sizeof want, "position %zu (token index %zu)", maxT, T - 1);
+        CHECK(strstr(err.msg, want) != NULL, "%s: message '%s'", cs, err.msg);
+        CHECK(embed_backward_positions(dp, maxT, maxT - T + 1, dout.data, T, C, &err) ==
+                  EMBED_ERR_ID, "%s", cs);
+        uint32_t r = (uint32_t)V;
+        CHECK(embed_sgd(&p, &r, grad, 1, lr, &err) == EMBED_ERR_ID, "%s", cs);
+        free(bad);
+    }
+
+    free(x), free(rows), free(scratch), free(grad), free(dw), free(pick), free(dp), free(w),
+        free(w0);
+    embed_npy *all[] = {&ids, &out, &out_pos, &dout, &grows, &dense_rows, &coal, &dwpe, &sgd,
+                        &sgd_sparse};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        embed_npy_free(all[i]);
+    close_model(&m);
+}
+
+/* ---- F16 / BF16 tables --------------------------------------------------- */
+
+static void half_case(void) {
+    const char *cs = "half";
+    model m = open_model(cs);
+    embed_error err;
+    embed_table h, b, wpe;
+    CHECK(embed_wte(m.f, NULL, &h, &err) == 0 && h.dtype == EMBED_F16, "%s", err.msg);
+    CHECK(embed_wte(m.f, "wte_bf16.weight", &b, &err) == 0 && b.dtype == EMBED_BF16, "%s",
+          err.msg);
+    CHECK(embed_wpe(m.f, NULL, &wpe, &err) == 0, "%s", err.msg);
+    size_t pos0 = (size_t)atol(meta(cs, "pos0")), C = h.cols;
+    embed_npy ids = load(cs, "ids");
+    size_t T = ids.count;
+    float *x = malloc(T * C * sizeof *x);
+    const char *want[4] = {"out", "out_pos", "out_bf16", "out_bf16_pos"};
+    for (int k = 0; k < 4; k++) {
+        embed_npy ref = load(cs, want[k]);
+        CHECK(embed_forward(x, k < 2 ? &h : &b, k & 1 ? &wpe : NULL, pos0, ids.data, T, &err) ==
+                  0, "%s", err.msg);
+        CHECK(same(want[k], x, ref.data, T * C), "half %s", want[k]);
+        embed_npy_free(&ref);
+    }
+    free(x);
+    embed_npy_free(&ids);
+    close_model(&m);
+}
+
+/* ---- SparseAdam ---------------------------------------------------------- */
+
+static void adam_case(void) {
+    const char *cs = "adam";
+    model m = open_model(cs);
+    embed_error err;
+    embed_table wte;
+    CHECK(embed_wte(m.f, NULL, &wte, &err) == 0, "%s", err.msg);
+    size_t V = wte.rows, C = wte.cols;
+    double lr = atof(meta(cs, "lr"));
+    int steps = atoi(meta(cs, "steps"));
+    /* Run 0 steps with torch's own coalesced gradients (bit-exact target);
+     * run 1 computes them from ids/dout (torch sums repeats in another
+     * order, so within a tolerance). */
+    for (int run = 0; run < 2; run++) {
+        float *w = table_copy(&wte), *mm = calloc(V * C, 4), *vv = calloc(V * C, 4);
+        embed_param p = {w, V, C};
+        embed_adam a;
+        embed_adam_init(&a, lr, mm, vv);
+        CHECK(a.beta1 == 0.9 && a.beta2 == 0.999 && a.eps == 1e-8 && a.step == 0, "defaults");
+        for (int k = 1; k <= steps; k++) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "crows%d", k);
+            embed_npy cr = load(cs, nm);
+            snprintf(nm, sizeof nm, "cvals%d", k);
+            embed_npy cv = load(cs, nm);
+            snprintf(nm, sizeof nm, "ids%d", k);
+            embed_npy ids = load(cs, nm);
+            snprintf(nm, sizeof nm, "dout%d", k);
+            embed_npy dout = load(cs, nm);
+            size_t T = ids.count, n = cr.count;
+            uint32_t *rows = malloc(T * 4), *scr = malloc(T * 4);
+            float *g = malloc(T * C * 4);
+            if (run == 0) {
+                memcpy(rows, cr.data, n * 4);
+                memcpy(g, cv.data, n * C * 4);
+            } else {
+                CHECK(embed_backward_sparse(dout.data, ids.data, T, C, V, rows, g, &n, scr,
+                                            &err) == 0, "%s", err.msg);
+                CHECK(n == cr.count && !memcmp(rows, cr.data, n * 4), "adam step %d rows", k);
+            }
+            CHECK(embed_adam_step(&p, &a, rows, g, n, &err) == 0, "%s", err.msg);
+            CHECK(a.step == k, "step count");
+            if (k == 1 || k == steps) {
+                const char *names[3] = {"w", "m", "v"};
+                float *got[3] = {w, mm, vv};
+                for (int q = 0; q < 3; q++) {
+                    snprintf(nm, sizeof nm, "%s%d", names[q], k);
+                    embed_npy ref = load(cs, nm);
+                    if (run == 0)
+                        CHECK(same(nm, got[q], ref.data, V * C), "adam (torch gradients) %s",
+                              nm);
+                    else
+                        CHECK(close_to(nm, got[q], ref.data, V * C, 1e-6, 1e-5),
+                              "adam (own gradients) %s", nm);
+                    embed_npy_free(&ref);
+                }
+            }
+            free(rows), free(scr), free(g);
+            embed_npy_free(&cr), embed_npy_free(&cv), embed_npy_free(&ids),
+                embed_npy_free(&dout);
+        }
+        free(w), free(mm), free(vv);
+    }
+    close_model(&m);
+}
+
+/* ---- table lookup errors and a large sort -------------------------------- */
+
+static void lookup_errors(void) {
+    embed_error err;
+    embed_table t;
+    unsigned char data[64] = {0};
+    embed_tensor bad = {"wte.weight", EMBED_I32, 2, {4, 4}, 0, 64, data};
+    CHECK(embed_table_from_tensor(&bad, &t, &err) == EMBED_ERR_DTYPE, "I32 accepted");
+    CHECK(strstr(err.msg, "'wte.weight' is I32 [4, 4]") != NULL, "message '%s'", err.msg);
+    embed_tensor flat = {"wte.weight", EMBED_F32, 1, {16}, 0, 64, data};
+    CHECK(embed_table_from_tensor(&flat, &t, &err) == EMBED_ERR_SHAPE, "1-D accepted");
+    CHECK(strstr(err.msg, "F32 [16]") != NULL, "message '%s'", err.msg);
+    embed_tensor ok = {"x", EMBED_BF16, 2, {8, 4}, 0, 64, data};
+    CHECK(embed_table_from_tensor(&ok, &t, &err) == 0 && t.rows == 8 && t.cols == 4, "%s",
+          err.msg);
+    model m = open_model("adam");
+    CHECK(embed_wpe(m.f, NULL, &t, &err) == EMBED_ERR_NOTFOUND, "wpe found in adam model");
+    CHECK(strstr(err.msg, "wpe.weight") != NULL, "message '%s'", err.msg);
+    CHECK(embed_wte(m.f, "nope", &t, &err) == EMBED_ERR_NOTFOUND, "'nope' found");
+    close_model(&m);
+
+    embed_table wte = {EMBED_F32, 4, 3, data}, wpe = {EMBED_F32, 4, 2, data};
+    uint32_t id = 0;
+    float x[3];
+    CHECK(embed_forward(x, &wte, &wpe, 0, &id, 1, &err) == EMBED_ERR_SHAPE, "width mismatch");
+    /* T = 0 with NULL buffers is fine */
+    size_t n = 5;
+    CHECK(embed_forward(NULL, &wte, &wpe, 99, NULL, 0, &err) == EMBED_ERR_SHAPE, "T=0 shape");
+    CHECK(embed_forward(NULL, &wte, NULL, 99, NULL, 0, &err) == 0, "T=0: %s", err.msg);
+    CHECK(embed_backward_sparse(NULL, NULL, 0, 3, 4, NULL, NULL, &n, NULL, &err) == 0 && n == 0,
+          "T=0 backward");
+}
+
+/* Many tokens over few ids, in an order that exercises every merge pass:
+ * the sparse rows must equal a dense token-order scatter. */
+static void big_sort(int sanitized) {
+    size_t T = sanitized ? 3000 : 20000, C = 5, V = 97;
+    uint32_t *ids = malloc(T * 4), *rows = malloc(T * 4), *scr = malloc(T * 4);
+    float *dout = malloc(T * C * 4), *g = malloc(T * C * 4), *dw = calloc(V * C, 4);
+    uint32_t s = 12345;
+    for (size_t t = 0; t < T; t++) {
+        s = s * 1103515245u + 12345u;
+        ids[t] = (s >> 8) % V;
+        for (size_t c = 0; c < C; c++)
+            dout[t * C + c] = (float)((s >> (c + 3)) % 1000) * 0.001f - 0.5f;
+    }
+    embed_error err;
+    size_t n;
+    CHECK(embed_backward_sparse(dout, ids, T, C, V, rows, g, &n, scr, &err) == 0, "%s", err.msg);
+    CHECK(embed_backward_dense(dw, V, dout, ids, T, C, &err) == 0, "%s", err.msg);
+    CHECK(n == V, "%zu rows", n);
+    for (size_t i = 0; i < n; i++) {
+        CHECK(rows[i] == i, "row %zu is %u", i, rows[i]);
+        CHECK(same("big sort row", g + i * C, dw + (size_t)rows[i] * C, C), "row %zu", i);
+    }
+    free(ids), free(rows), free(scr), free(dout), free(g), free(dw);
+}
+
+int main(void) {
+    const char *san = getenv("SANITIZED");
+    const char *cases[] = {"f32", "hf13", "t1", "t0"};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        table_case(cases[i]);
+    half_case();
+    adam_case();
+    lookup_errors();
+    big_sort(san && *san == '1');
+    if (failures) {
+        fprintf(stderr, "test_embed: %d checks failed\n", failures);
+        return 1;
+    }
+    printf("test_embed: all checks passed\n");
+    return 0;
+}
