@@ -107,11 +107,38 @@ typedef struct embed_out_tensor {
 int embed_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
                size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err);
 
+/* The path (or name) a file was opened with, and its size in bytes. */
+const char *embed_file_name(const embed_file *f);
+size_t embed_file_size(const embed_file *f);
+
+/* Streaming crash-safe writer (what embed_save and embed_npy_write use): the
+ * bytes go to a temporary file in path's directory; commit flushes, fsyncs,
+ * renames it over path and fsyncs the directory; abort (or any failure)
+ * removes it, leaving path untouched. Both free the writer. Test hook: the
+ * environment variable GPT2IN_TEST_FAIL_WRITE_AFTER=K makes writing fail
+ * (ENOSPC) once K bytes have been written. */
+typedef struct embed_writer embed_writer;
+embed_writer *embed_writer_open(const char *path, embed_error *err);
+int embed_writer_write(embed_writer *w, const void *buf, size_t n, embed_error *err);
+int embed_writer_commit(embed_writer *w, embed_error *err);
+void embed_writer_abort(embed_writer *w);
+
+/* Fills w[0..n) with Normal(0, std) samples, the same for a given seed on
+ * every machine (GPT-2 uses std 0.02). Element i comes from pair k = i/2:
+ * the splitmix64 outputs number 2k and 2k+1 of the stream seeded with `seed`
+ * give two uniforms, Box-Muller (in double) gives cos for even i, sin for
+ * odd i. Being counter-based, a big table can be made in pieces:
+ * embed_init_normal_at fills elements first..first+n-1 of the same stream. */
+void embed_init_normal(float *w, size_t n, float std, uint64_t seed);
+void embed_init_normal_at(float *w, uint64_t first, size_t n, float std, uint64_t seed);
+
 /* ---- .npy --------------------------------------------------------------- */
 
 /* An .npy array read into memory the caller frees with embed_npy_free. The
- * dtypes read are <f4 <f2 <f8 <i4 <i8 <u2 <u4 |u1 (versions 1, 2 and 3, C
- * order); `dtype` names them with the safetensors dtype codes. */
+ * dtypes read are <f4 <f2 <f8 <i4 <i8 <u2 <u4 |u1 and also |i1 <i2 <u8 |b1
+ * (versions 1, 2 and 3, C order); `dtype` names them with the safetensors
+ * dtype codes. The header is capped at 10000 bytes and must hold exactly
+ * descr, fortran_order and shape; the data must fill the rest exactly. */
 typedef struct embed_npy {
     embed_dtype dtype;
     int ndim;
@@ -130,6 +157,10 @@ size_t embed_npy_header(embed_dtype dtype, int ndim, const uint64_t *shape, char
 /* Writes a whole .npy file crash-safely (temporary file + rename). */
 int embed_npy_write(const char *path, embed_dtype dtype, int ndim, const uint64_t *shape,
                     const void *data, embed_error *err);
+/* Validates a whole .npy image like embed_npy_read but copies nothing:
+ * fills out (data NULL), the major version (1, 2, 3) and the data's offset. */
+int embed_npy_inspect(const void *buf, size_t len, const char *name, embed_npy *out,
+                      unsigned *version, size_t *data_start, embed_error *err);
 
 /* ---- embedding tables --------------------------------------------------- */
 

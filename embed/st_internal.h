@@ -1,0 +1,25 @@
+/* st_internal.h - helpers shared by the file-format code (safetensors.c,
+ * npy.c); not part of the public API. */
+#ifndef EMBED_ST_INTERNAL_H
+#define EMBED_ST_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "embed.h"
+
+/* printf into err->msg, newlines flattened (messages are one line). */
+void embed_st_error(embed_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* s quoted and made printable for a message, cut after 80 bytes; cap >= 8. */
+const char *embed_st_quote(const char *s, char *buf, size_t cap);
+/* Offset of the first byte that is not valid UTF-8, or n. */
+size_t embed_st_utf8_check(const unsigned char *s, size_t n);
+/* Element count and byte size of dt[shape]: 0, -1 if either overflows 64
+ * bits, -2 if the bits are not a whole number of bytes. */
+int embed_st_shape_bytes(embed_dtype dt, int ndim, const uint64_t *shape, uint64_t *count,
+                         uint64_t *bytes);
+/* "F32 [2, 2]" */
+const char *embed_st_shape_str(embed_dtype dt, int ndim, const uint64_t *shape, char *buf,
+                               size_t cap);
+
+#endif
