@@ -94,6 +94,33 @@ test-asan: check-deps
 	  all tests-bin
 	@GPT2IN_BUILDS=build-asan sh tests/run.sh
 
+# ---- fuzzing ------------------------------------------------------------------
+# make fuzz [FUZZ_SECONDS=60]: clang + libFuzzer + ASan/UBSan, built in
+# build-fuzz/; each target of tests/fuzz/ runs FUZZ_SECONDS on its corpus
+# (new inputs go to build-fuzz/corpus/, crashes to build-fuzz/crashes/).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = encode safetensors npy vocab $(if $(wildcard tools/cli_ids.c),ids)
+FUZZ_CFLAGS = -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+  -fno-sanitize-recover=undefined
+
+fuzz: check-deps fuzz-bin
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh
+
+.PHONY: fuzz-bin
+fuzz-bin:
+	@$(MAKE) --no-print-directory B=build-fuzz CC=clang OPT=-O1 CFLAGS='$(FUZZ_CFLAGS)' \
+	  $(FUZZ_TARGETS:%=build-fuzz/fuzz/fuzz_%)
+
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(B)/libgpt2in.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(B)/libgpt2in.a $(LDLIBS)
+
+FUZZ_CLI_OBJ = $(B)/tools/cli_ids.o $(B)/tools/cli_common.o
+$(B)/fuzz/fuzz_ids: tests/fuzz/fuzz_ids.c $(FUZZ_CLI_OBJ) $(B)/libgpt2in.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Itools $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_CLI_OBJ) \
+	  $(B)/libgpt2in.a $(LDLIBS)
+
 bench: all
 	@sh tests/bench/run.sh
 
