@@ -20,6 +20,8 @@ typedef int (*cli_command_fn)(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
 int cmd_count(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_init(int argc, char **argv);
 
 /* "gpt2in: " + message + newline on stderr; returns CLI_ERR. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

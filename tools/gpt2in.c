@@ -13,6 +13,8 @@ static const struct {
     {"encode", cmd_encode, "text -> token ids"},
     {"decode", cmd_decode, "token ids -> text"},
     {"count", cmd_count, "count the tokens of a text"},
+    {"inspect", cmd_inspect, "describe and validate a .safetensors or .npy file"},
+    {"init", cmd_init, "write a new GPT-2-shaped safetensors file (random embeddings)"},
 };
 
 static void usage(FILE *f) {
