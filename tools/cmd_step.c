@@ -1,0 +1,354 @@
+/* gpt2in step - one training step of the embedding tables from a given
+ * output gradient: sparse backward, then SGD or PyTorch's SparseAdam on the
+ * touched rows only, written to a new weights file in which every other
+ * tensor (and every untouched row) is kept bit for bit.
+ *
+ * Only the touched rows are stepped, in compact (n,C) copies; the full
+ * tables are copied once as raw bytes to be written back. F16/BF16 tables
+ * are stepped in F32 and rounded back (to nearest even) on the touched rows. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_embed.h"
+
+static const char usage_text[] =
+    "usage: gpt2in step --weights FILE --ids IDS --dout DOUT.npy --optimizer sgd|adam --lr LR\n"
+    "                   --out NEW.safetensors [--state STATE.safetensors] [--positions]\n"
+    "                   [--pos-offset N] [--tensor NAME] [--wpe-tensor NAME]\n"
+    "                   [--input-format text|u16|u32|npy|json|llmc]\n"
+    "\n"
+    "One step on the embedding rows the ids touch, given DOUT = dLoss/dx, float32\n"
+    "[T, C]: dwte rows are summed in token order, then\n"
+    "  sgd:  w -= lr * g  (as torch.optim.SGD)\n"
+    "  adam: torch.optim.SparseAdam (betas 0.9, 0.999, eps 1e-8), moments and step count\n"
+    "        kept in STATE (read if it exists, then rewritten; required for adam).\n"
+    "--positions also steps the position table (rows pos-offset .. pos-offset+T-1).\n"
+    "NEW keeps every other tensor bit for bit; it may be FILE itself (written to a\n"
+    "temporary file and renamed, as is STATE).\n";
+
+typedef struct {
+    const embed_table *tab;
+    const char *name;         /* tensor name in the weights file */
+    const char *state_prefix; /* "wte" / "wpe" for the Adam state */
+    size_t n;                 /* rows touched */
+    uint32_t *rows;           /* (n) global row ids, ascending */
+    float *grad;              /* (n,C) */
+    float *w, *m, *v;         /* (n,C) compact copies */
+    unsigned char *bytes;     /* the whole table, raw, to write back */
+} part;
+
+static void part_free(part *p) {
+    free(p->rows), free(p->grad), free(p->w), free(p->m), free(p->v), free(p->bytes);
+}
+
+/* Compact copy of the touched rows and a raw copy of the whole table. */
+static int part_load(part *p) {
+    size_t C = p->tab->cols, esz = p->tab->dtype == EMBED_F32 ? 4 : 2;
+    size_t bytes = p->tab->rows * C * esz;
+    p->w = malloc((p->n * C + 1) * sizeof *p->w);
+    p->bytes = malloc(bytes + 1);
+    if (!p->w || !p->bytes)
+        return cli_error("out of memory");
+    memcpy(p->bytes, p->tab->data, bytes);
+    for (size_t i = 0; i < p->n; i++)
+        embed_row(p->tab, p->rows[i], p->w + i * C);
+    return CLI_OK;
+}
+
+/* The stepped rows back into the raw table, in its dtype. */
+static void part_store(part *p) {
+    size_t C = p->tab->cols;
+    for (size_t i = 0; i < p->n; i++) {
+        const float *src = p->w + i * C;
+        if (p->tab->dtype == EMBED_F32) {
+            memcpy(p->bytes + (size_t)p->rows[i] * C * 4, src, C * 4);
+            continue;
+        }
+        unsigned char *dst = p->bytes + (size_t)p->rows[i] * C * 2;
+        for (size_t c = 0; c < C; c++) {
+            uint16_t h = p->tab->dtype == EMBED_F16 ? embed_f32_to_f16(src[c])
+                                                    : embed_f32_to_bf16(src[c]);
+            memcpy(dst + 2 * c, &h, 2);
+        }
+    }
+}
+
+/* The Adam moments of one table from the state file (zeros if none). */
+static int state_tensor(const embed_file *st, const char *path, const char *prefix,
+                        const char *which, const embed_table *tab, float **full) {
+    char name[64];
+    snprintf(name, sizeof name, "%s.%s", prefix, which);
+    size_t V = tab->rows, C = tab->cols;
+    *full = calloc(V * C + 1, sizeof **full);
+    if (!*full)
+        return cli_error("out of memory");
+    if (!st)
+        return CLI_OK;
+    const embed_tensor *t = embed_find(st, name);
+    if (!t)
+        return cli_error("%s: no tensor '%s' (the state of another table or run?)", path, name);
+    if (t->dtype != EMBED_F32 || t->ndim != 2 || t->shape[0] != V || t->shape[1] != C)
+        return cli_error("%s: '%s' must be F32 [%zu, %zu] to match the weights", path, name, V,
+                         C);
+    memcpy(*full, t->data, V * C * sizeof **full);
+    return CLI_OK;
+}
+
+int cmd_step(int argc, char **argv) {
+    const char *weights = NULL, *ids_path = NULL, *dout_path = NULL, *opt_name = NULL;
+    const char *state_path = NULL, *out_path = NULL, *tensor = NULL, *wpe_tensor = NULL;
+    const char *in_fmt = NULL, *v, *lr_text = NULL;
+    int positions = 0, bad = 0;
+    uint64_t pos0 = 0;
+    double lr = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage_text, stdout);
+            return CLI_OK;
+        } else if (!strcmp(argv[i], "--positions")) {
+            positions = 1;
+        } else if ((v = cli_opt(argc, argv, &i, "--weights", &bad))) {
+            weights = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--ids", &bad))) {
+            ids_path = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--dout", &bad))) {
+            dout_path = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--optimizer", &bad))) {
+            opt_name = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--lr", &bad))) {
+            lr_text = v;
+            if (cli_parse_double(v, &lr) || !isfinite(lr) || lr < 0)
+                return cli_error("--lr: '%s' is not a non-negative number", v);
+        } else if ((v = cli_opt(argc, argv, &i, "--state", &bad))) {
+            state_path = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--out", &bad)) ||
+                   (v = cli_opt(argc, argv, &i, "-o", &bad))) {
+            out_path = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--tensor", &bad))) {
+            tensor = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--wpe-tensor", &bad))) {
+            wpe_tensor = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--input-format", &bad))) {
+            in_fmt = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--pos-offset", &bad))) {
+            if (cli_parse_u64(v, &pos0))
+                return cli_error("--pos-offset: '%s' is not a non-negative number", v);
+        } else if (!bad) {
+            return cli_error("step: unexpected argument '%s' (see 'gpt2in step --help')",
+                             argv[i]);
+        }
+        if (bad)
+            return CLI_ERR;
+    }
+    if (!weights || !ids_path || !dout_path || !opt_name || !lr_text || !out_path)
+        return cli_error("step: --weights, --ids, --dout, --optimizer, --lr and --out are "
+                         "required (see 'gpt2in step --help')");
+    int adam = !strcmp(opt_name, "adam") || !strcmp(opt_name, "sparseadam");
+    if (!adam && strcmp(opt_name, "sgd"))
+        return cli_error("step: unknown --optimizer '%s' (sgd, adam)", opt_name);
+    if (adam && !state_path)
+        return cli_error("step: --optimizer adam needs --state FILE (created if missing)");
+    if (pos0 > SIZE_MAX / 2)
+        return cli_error("--pos-offset %llu is too large", (unsigned long long)pos0);
+
+    cli_model m;
+    if (cli_model_open(weights, tensor, wpe_tensor, positions, &m))
+        return CLI_ERR;
+    int rc = CLI_ERR;
+    embed_error err;
+    embed_npy dout = {0};
+    embed_file *st = NULL;
+    uint32_t *ids = NULL, *scratch = NULL;
+    float *mfull[2] = {0}, *vfull[2] = {0};
+    part parts[2];
+    memset(parts, 0, sizeof parts);
+    size_t np = positions ? 2 : 1, T = 0, C = m.wte.cols;
+    parts[0].tab = &m.wte, parts[0].name = m.wte_name, parts[0].state_prefix = "wte";
+    parts[1].tab = &m.wpe, parts[1].name = m.wpe_name, parts[1].state_prefix = "wpe";
+
+    if (cli_read_ids(ids_path, in_fmt, m.wte.rows, &ids, &T))
+        goto done;
+    if (embed_npy_read(dout_path, &dout, &err)) {
+        cli_error("%s", err.msg);
+        goto done;
+    }
+    uint64_t dT = dout.ndim == 3 && dout.shape[0] == 1 ? dout.shape[1] : dout.shape[0];
+    uint64_t dC = dout.ndim == 3 && dout.shape[0] == 1 ? dout.shape[2] : dout.shape[1];
+    if (dout.dtype != EMBED_F32 || (dout.ndim != 2 && !(dout.ndim == 3 && dout.shape[0] == 1)) ||
+        dT != T || dC != C) {
+        cli_error("%s: must be float32 [%zu, %zu] (one row per id, the table's width)",
+                  dout_path, T, C);
+        goto done;
+    }
+    if (positions && (pos0 >= m.wpe.rows || T > m.wpe.rows - pos0) && T) {
+        size_t t = pos0 >= m.wpe.rows ? 0 : m.wpe.rows - pos0;
+        cli_error("position %zu (token index %zu) is out of range: '%s' has %zu positions",
+                  (size_t)pos0 + t, t, m.wpe_name, m.wpe.rows);
+        goto done;
+    }
+
+    /* wte: sparse backward into distinct rows */
+    part *pw = &parts[0];
+    pw->rows = malloc((T + 1) * sizeof *pw->rows);
+    pw->grad = malloc((T * C + 1) * sizeof *pw->grad);
+    scratch = malloc((T + 1) * sizeof *scratch);
+    if (!pw->rows || !pw->grad || !scratch) {
+        cli_error("out of memory");
+        goto done;
+    }
+    if (embed_backward_sparse(dout.data, ids, T, C, m.wte.rows, pw->rows, pw->grad, &pw->n,
+                              scratch, &err)) {
+        cli_error("%s: %s", ids_path, err.msg);
+        goto done;
+    }
+    /* wpe: the rows pos0.. each get their own dout row */
+    if (positions) {
+        part *pp = &parts[1];
+        pp->n = T;
+        pp->rows = malloc((T + 1) * sizeof *pp->rows);
+        pp->grad = malloc((T * C + 1) * sizeof *pp->grad);
+        if (!pp->rows || !pp->grad) {
+            cli_error("out of memory");
+            goto done;
+        }
+        for (size_t t = 0; t < T; t++)
+            pp->rows[t] = (uint32_t)(pos0 + t);
+        memcpy(pp->grad, dout.data, T * C * sizeof *pp->grad);
+    }
+    for (size_t k = 0; k < np; k++)
+        if (part_load(&parts[k]))
+            goto done;
+
+    int64_t step = 0;
+    if (adam) {
+        FILE *probe = fopen(state_path, "rb");
+        if (probe) {
+            fclose(probe);
+            st = embed_open(state_path, &err);
+            if (!st) {
+                cli_error("%s", err.msg);
+                goto done;
+            }
+            for (size_t i = 0; i < embed_metadata_count(st); i++) {
+                const char *key, *val;
+                embed_metadata_at(st, i, &key, &val);
+                uint64_t s;
+                if (!strcmp(key, "step")) {
+                    if (cli_parse_u64(val, &s) || s > INT64_MAX - 1) {
+                        cli_error("%s: metadata step '%s' is not a number", state_path, val);
+                        goto done;
+                    }
+                    step = (int64_t)s;
+                }
+            }
+        } else if (errno != ENOENT) {
+            cli_error("cannot open %s: %s", state_path, strerror(errno));
+            goto done;
+        }
+        for (size_t k = 0; k < np; k++) {
+            if (state_tensor(st, state_path, parts[k].state_prefix, "exp_avg", parts[k].tab,
+                             &mfull[k]) ||
+                state_tensor(st, state_path, parts[k].state_prefix, "exp_avg_sq", parts[k].tab,
+                             &vfull[k]))
+                goto done;
+        }
+    }
+
+    /* The step itself, on compact copies: row i of the copy is row rows[i]. */
+    for (size_t k = 0; k < np; k++) {
+        part *p = &parts[k];
+        uint32_t *local = malloc((p->n + 1) * sizeof *local);
+        if (!local) {
+            cli_error("out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < p->n; i++)
+            local[i] = (uint32_t)i;
+        embed_param prm = {p->w, p->n, C};
+        int e;
+        if (!adam) {
+            e = embed_sgd(&prm, local, p->grad, p->n, (float)lr, &err);
+        } else {
+            p->m = malloc((p->n * C + 1) * sizeof *p->m);
+            p->v = malloc((p->n * C + 1) * sizeof *p->v);
+            if (!p->m || !p->v) {
+                free(local);
+                cli_error("out of memory");
+                goto done;
+            }
+            for (size_t i = 0; i < p->n; i++) {
+                memcpy(p->m + i * C, mfull[k] + (size_t)p->rows[i] * C, C * sizeof *p->m);
+                memcpy(p->v + i * C, vfull[k] + (size_t)p->rows[i] * C, C * sizeof *p->v);
+            }
+            embed_adam a;
+            embed_adam_init(&a, lr, p->m, p->v);
+            a.step = step;
+            e = embed_adam_step(&prm, &a, local, p->grad, p->n, &err);
+            for (size_t i = 0; i < p->n; i++) {
+                memcpy(mfull[k] + (size_t)p->rows[i] * C, p->m + i * C, C * sizeof *p->m);
+                memcpy(vfull[k] + (size_t)p->rows[i] * C, p->v + i * C, C * sizeof *p->v);
+            }
+        }
+        free(local);
+        if (e) {
+            cli_error("%s", err.msg);
+            goto done;
+        }
+        part_store(p);
+    }
+
+    /* New weights: the stepped tables replace theirs, all else kept. */
+    embed_out_tensor repl[2];
+    for (size_t k = 0; k < np; k++) {
+        repl[k].name = parts[k].name;
+        repl[k].dtype = parts[k].tab->dtype;
+        repl[k].ndim = 2;
+        repl[k].shape[0] = parts[k].tab->rows;
+        repl[k].shape[1] = C;
+        repl[k].data = parts[k].bytes;
+    }
+    if (embed_save(out_path, m.f, repl, np, NULL, 0, &err)) {
+        cli_error("%s", err.msg);
+        goto done;
+    }
+    if (adam) {
+        embed_out_tensor srepl[4];
+        char names[4][64];
+        for (size_t k = 0; k < np; k++)
+            for (int q = 0; q < 2; q++) {
+                embed_out_tensor *o = &srepl[2 * k + q];
+                snprintf(names[2 * k + q], sizeof names[0], "%s.%s", parts[k].state_prefix,
+                         q ? "exp_avg_sq" : "exp_avg");
+                o->name = names[2 * k + q];
+                o->dtype = EMBED_F32;
+                o->ndim = 2;
+                o->shape[0] = parts[k].tab->rows;
+                o->shape[1] = C;
+                o->data = q ? vfull[k] : mfull[k];
+            }
+        char step_text[32];
+        snprintf(step_text, sizeof step_text, "%lld", (long long)step + 1);
+        const char *meta[] = {"step", step_text};
+        /* base = the old state, so its other tensors (e.g. the other table's
+         * moments) are kept */
+        if (embed_save(state_path, st, srepl, 2 * np, meta, 1, &err)) {
+            cli_error("%s (the weights in %s were already stepped)", err.msg, out_path);
+            goto done;
+        }
+    }
+    rc = CLI_OK;
+done:
+    for (size_t k = 0; k < 2; k++) {
+        part_free(&parts[k]);
+        free(mfull[k]);
+        free(vfull[k]);
+    }
+    free(ids);
+    free(scratch);
+    embed_npy_free(&dout);
+    embed_close(st);
+    cli_model_close(&m);
+    return rc;
+}
