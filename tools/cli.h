@@ -20,6 +20,9 @@ typedef int (*cli_command_fn)(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
 int cmd_count(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_step(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 

@@ -13,6 +13,9 @@ static const struct {
     {"encode", cmd_encode, "text -> token ids"},
     {"decode", cmd_decode, "token ids -> text"},
     {"count", cmd_count, "count the tokens of a text"},
+    {"embed", cmd_embed, "token ids -> embedding rows [T, C] (wte, + wpe)"},
+    {"verify", cmd_verify, "compare the embedding of ids with a reference array"},
+    {"step", cmd_step, "one SGD / SparseAdam step of wte (and wpe) from dLoss/dx"},
     {"inspect", cmd_inspect, "describe and validate a .safetensors or .npy file"},
     {"init", cmd_init, "write a new GPT-2-shaped safetensors file (random embeddings)"},
 };
