@@ -48,7 +48,11 @@ $(B)/bpe_gen: $(B)/tools/bpe_gen.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/gpt2.img: $(B)/bpe_gen gpt2_weights/encoder.json gpt2_weights/vocab.bpe
-	$(B)/bpe_gen gpt2_weights/encoder.json gpt2_weights/vocab.bpe $@
+	$(B)/bpe_gen gpt2_weights/encoder.json gpt2_weights/vocab.bpe $@ $(B)/gpt2_layout.h
+
+$(B)/bpe/gpt2.o: bpe/gpt2.c $(B)/gpt2.img $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -I$(B) $(CFLAGS) -c $< -o $@
 
 $(B)/gpt2_image.o: bpe/gpt2_image.S $(B)/gpt2.img
 	$(CC) -c -fPIC -DIMAGE='"$(B)/gpt2.img"' $< -o $@

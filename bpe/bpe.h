@@ -30,6 +30,7 @@ typedef struct bpe bpe;
 /* One-line, human-readable description of the last failure. */
 typedef struct bpe_error {
     char msg[512];
+    uint64_t offset;   /* byte offset (or id index) the error names, when it names one */
 } bpe_error;
 
 enum {
@@ -52,6 +53,7 @@ enum {
     BPE_SPECIAL_TEXT = 2,    /* encoded as ordinary text */
     BPE_SPECIAL_MASK = 3,
     BPE_STRICT = 4,          /* invalid UTF-8 is an error instead of byte pieces */
+    BPE_OFFSETS = 8,         /* streams only: pass each token's byte offset to the sink */
 };
 
 /* ---- loading ------------------------------------------------------------ */
@@ -85,8 +87,9 @@ size_t bpe_max_token_bytes(const bpe *vocab);
  * stores the number of tokens of the whole text in *n_tokens, which may be
  * larger than cap: cap >= len is always enough, since no token is shorter
  * than one byte. ids may be NULL when cap is 0 (counting only).
- * Returns BPE_OK or a negative error; *err_offset (if not NULL) receives the
- * byte offset of the offending input for BPE_ERR_UTF8 / BPE_ERR_SPECIAL. */
+ * Returns BPE_OK or a negative error; for BPE_ERR_UTF8 and BPE_ERR_SPECIAL
+ * err->offset is the byte offset of the offending input and nothing useful
+ * was written. */
 int bpe_encode(const bpe *vocab, const void *text, size_t len, int flags,
                uint32_t *ids, size_t *offsets, size_t cap, size_t *n_tokens,
                bpe_error *err);
@@ -105,9 +108,10 @@ size_t bpe_safe_cut(const void *text, size_t len);
 
 /* ---- streaming ---------------------------------------------------------- */
 
-/* Receives tokens as soon as they are final. offsets are absolute byte
- * offsets in the stream. Return 0 to go on, non-zero to stop (the stream
- * call then returns BPE_ERR_CALLBACK). */
+/* Receives tokens as soon as they are final. offsets (NULL unless the
+ * stream was made with BPE_OFFSETS) are absolute byte offsets in the stream.
+ * Return 0 to go on, non-zero to stop (the stream call then returns
+ * BPE_ERR_CALLBACK). */
 typedef int (*bpe_sink)(void *ctx, const uint32_t *ids, const uint64_t *offsets, size_t n);
 
 typedef struct bpe_stream bpe_stream;
@@ -121,8 +125,7 @@ int bpe_stream_write(bpe_stream *s, const void *data, size_t len, bpe_sink sink,
                      bpe_error *err);
 /* Flushes the rest at end of input. The stream may not be written again. */
 int bpe_stream_finish(bpe_stream *s, bpe_sink sink, void *ctx, bpe_error *err);
-/* Bytes fed so far; on an error, the absolute offset it names. */
-uint64_t bpe_stream_offset(const bpe_stream *s);
+/* Errors name absolute stream offsets in err->offset. */
 void bpe_stream_free(bpe_stream *s);
 
 /* ---- decoding ----------------------------------------------------------- */
@@ -132,11 +135,10 @@ const char *bpe_token_bytes(const bpe *vocab, uint32_t id, size_t *len);
 
 /* Writes the bytes of ids[0..n) to out (at most cap bytes) and the total
  * length in *n_bytes; cap >= n * bpe_max_token_bytes() is always enough.
- * An id outside the vocabulary is BPE_ERR_ID, and *bad_index (if not NULL)
- * receives its position. Tokens may end in the middle of a UTF-8 character:
- * the bytes are exact. */
+ * An id outside the vocabulary is BPE_ERR_ID, with its index in err->offset.
+ * Tokens may end in the middle of a UTF-8 character: the bytes are exact. */
 int bpe_decode(const bpe *vocab, const uint32_t *ids, size_t n, char *out, size_t cap,
-               size_t *n_bytes, size_t *bad_index, bpe_error *err);
+               size_t *n_bytes, bpe_error *err);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,101 @@
+/* bpe_internal.h - the in-memory form of a vocabulary, shared by the loader
+ * (load.c), the encoder (bpe.c), the build-time generator (tools/bpe_gen.c)
+ * and the compiled-in GPT-2 vocabulary (gpt2.c). Not a public header.
+ *
+ * A vocabulary is one flat "image": a header followed by arrays, the same
+ * bytes whether built from files at run time or embedded in the library at
+ * build time, so the built-in vocabulary needs no parsing at start-up.
+ */
+#ifndef BPE_INTERNAL_H
+#define BPE_INTERNAL_H
+
+#include <stdint.h>
+
+#include "bpe.h"
+
+#define BPE_IMAGE_MAGIC "GPT2BPE1"
+#define BPE_EMPTY 0xFFFFFFFFu
+
+/* Character classes of the pre-tokenizer (GPT-2's regex): \p{L}, \p{N},
+ * \s (White_Space), and everything else. */
+enum { CLS_OTHER = 0, CLS_LETTER = 1, CLS_NUMBER = 2, CLS_SPACE = 3 };
+
+/* Code point classes as a two-stage table: stage2[stage1[cp >> 8] * 256 + (cp & 255)]. */
+#define BPE_CLS_STAGE1 (0x110000 >> 8)
+
+/* Pair table entry: tokens a and b merge into `merged`, whose id is also the
+ * merge's rank (as in tiktoken: a lower id merges first). */
+typedef struct bpe_pair {
+    uint64_t key;      /* (uint64_t)a << 32 | b; UINT64_MAX when empty */
+    uint32_t merged;
+    uint32_t pad;
+} bpe_pair;
+
+/* Offsets are from the start of the image; every array is 64-byte aligned. */
+typedef struct bpe_image_header {
+    char magic[8];
+    uint32_t n_tokens;       /* V: ids 0..V-1 */
+    int32_t eot;             /* id of <|endoftext|>, or -1 */
+    uint32_t max_token_len;
+    uint32_t tok_mask;       /* token hash slots - 1 */
+    uint32_t pair_mask;      /* pair hash slots - 1 */
+    uint32_t n_cls_blocks;
+    uint64_t image_size;
+    uint64_t off_tok_off;    /* uint32[V + 1]: token i is bytes[tok_off[i] .. tok_off[i+1]) */
+    uint64_t off_tok_bytes;  /* uint8[] */
+    uint64_t off_tok_slots;  /* uint32[tok_mask + 1]: token ids by hash of their bytes */
+    uint64_t off_pairs;      /* bpe_pair[pair_mask + 1] */
+    uint64_t off_byte_tok;   /* uint32[256]: the token of each single byte */
+    uint64_t off_cls1;       /* uint16[BPE_CLS_STAGE1] */
+    uint64_t off_cls2;       /* uint8[n_cls_blocks * 256] */
+} bpe_image_header;
+
+struct bpe {
+    uint32_t n_tokens;
+    int32_t eot;
+    uint32_t max_token_len;
+    uint32_t tok_mask, pair_mask;
+    const uint32_t *tok_off;
+    const uint8_t *tok_bytes;
+    const uint32_t *tok_slots;
+    const bpe_pair *pairs;
+    const uint32_t *byte_tok;
+    const uint16_t *cls1;
+    const uint8_t *cls2;
+    void *owned;   /* the heap image of a loaded vocabulary; NULL when built in */
+};
+
+/* Points v's fields into an image (checked by its builder, not here). */
+void bpe_attach_image(struct bpe *v, const void *image);
+
+/* Builds an image from parsed tokens: tokens[i] is token i's bytes
+ * (lens[i] long), eot its special id or -1. Returns a malloc'd image of
+ * *size bytes, or NULL when out of memory. */
+void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens,
+                      int32_t eot, uint64_t *size);
+
+static inline uint64_t bpe_hash_bytes(const uint8_t *p, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull * (n + 1);
+    while (n >= 8) {
+        uint64_t w;
+        __builtin_memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+        p += 8;
+        n -= 8;
+    }
+    if (n) {
+        uint64_t w = 0;
+        for (size_t i = 0; i < n; i++) w |= (uint64_t)p[i] << (8 * i);
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    }
+    h ^= h >> 29;
+    return h;
+}
+
+static inline uint64_t bpe_hash_pair(uint64_t key) {
+    key *= 0x9E3779B97F4A7C15ull;
+    return key ^ (key >> 31);
+}
+
+#endif

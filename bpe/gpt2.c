@@ -1,0 +1,25 @@
+/* gpt2.c - the GPT-2 vocabulary compiled into the library: a vocabulary
+ * object pointing into the image that bpe_gen built (gpt2_image.S), so
+ * nothing is read or parsed at start-up. */
+#include "bpe_internal.h"
+#include "gpt2_layout.h"
+
+extern const unsigned char bpe_gpt2_image[];
+
+static const struct bpe gpt2 = {
+    .n_tokens = GPT2_N_TOKENS,
+    .eot = GPT2_EOT,
+    .max_token_len = GPT2_MAX_TOKEN_LEN,
+    .tok_mask = GPT2_TOK_MASK,
+    .pair_mask = GPT2_PAIR_MASK,
+    .tok_off = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_TOK_OFF),
+    .tok_bytes = bpe_gpt2_image + GPT2_OFF_TOK_BYTES,
+    .tok_slots = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_TOK_SLOTS),
+    .pairs = (const bpe_pair *)(bpe_gpt2_image + GPT2_OFF_PAIRS),
+    .byte_tok = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_BYTE_TOK),
+    .cls1 = (const uint16_t *)(bpe_gpt2_image + GPT2_OFF_CLS1),
+    .cls2 = bpe_gpt2_image + GPT2_OFF_CLS2,
+    .owned = NULL,
+};
+
+const bpe *bpe_gpt2(void) { return &gpt2; }

@@ -1,0 +1,561 @@
+/* load.c - reading encoder.json + vocab.bpe and building a vocabulary image.
+ *
+ * Ranks are the ids of encoder.json, as in tiktoken: two adjacent parts of a
+ * piece merge when their concatenated bytes are a token, lowest id first.
+ * For GPT-2's files this equals the order of vocab.bpe (merge line i makes
+ * token 256 + i); vocab.bpe is checked for consistency with encoder.json.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <utf8proc.h>
+
+#define STB_DS_IMPLEMENTATION
+#include "stb_ds.h"
+
+#include "bpe_internal.h"
+
+static int fail(bpe_error *err, int code, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* ---- GPT-2's byte <-> unicode map ---------------------------------------- */
+
+/* Printable bytes stand for themselves; the other 68 are shifted to U+0100+n
+ * so every token is a printable string. Returns -1 for other code points. */
+static int unicode_to_byte(uint32_t cp) {
+    static const int shifted_first = 0x100;
+    if ((cp >= 0x21 && cp <= 0x7E) || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF))
+        return (int)cp;
+    if (cp < shifted_first || cp >= shifted_first + 68) return -1;
+    int n = (int)(cp - shifted_first);
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+        if (!printable && n-- == 0) return b;
+    }
+    return -1;
+}
+
+/* ---- building the image --------------------------------------------------- */
+
+static uint32_t classify(uint32_t cp) {
+    if ((cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+        (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
+        cp == 0x205F || cp == 0x3000)
+        return CLS_SPACE;
+    switch (utf8proc_category((utf8proc_int32_t)cp)) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO:
+        return CLS_LETTER;
+    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
+        return CLS_NUMBER;
+    default:
+        return CLS_OTHER;
+    }
+}
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static uint32_t pow2_at_least(uint64_t n) {
+    uint32_t p = 1;
+    while (p < n) p <<= 1;
+    return p;
+}
+
+static uint32_t find_token(const struct bpe *v, const uint8_t *p, size_t n) {
+    for (uint64_t h = bpe_hash_bytes(p, n);; h++) {
+        uint32_t id = v->tok_slots[h & v->tok_mask];
+        if (id == BPE_EMPTY) return BPE_EMPTY;
+        if (v->tok_off[id + 1] - v->tok_off[id] == n && !memcmp(v->tok_bytes + v->tok_off[id], p, n))
+            return id;
+    }
+}
+
+void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens,
+                      int32_t eot, uint64_t *size) {
+    uint64_t total_bytes = 0, n_pairs = 0;
+    uint32_t max_len = 0;
+    for (uint32_t i = 0; i < n_tokens; i++) {
+        total_bytes += lens[i];
+        if (lens[i] > max_len) max_len = lens[i];
+        if (lens[i] > 1) n_pairs += lens[i] - 1;
+    }
+
+    /* Unicode classes: stage-2 blocks are deduplicated. */
+    uint16_t *cls1 = malloc(BPE_CLS_STAGE1 * sizeof *cls1);
+    uint8_t *cls2 = NULL; /* stb_ds array */
+    if (!cls1) return NULL;
+    for (uint32_t blk = 0; blk < BPE_CLS_STAGE1; blk++) {
+        uint8_t block[256];
+        for (uint32_t j = 0; j < 256; j++) block[j] = (uint8_t)classify(blk << 8 | j);
+        size_t nb = arrlenu(cls2) / 256, k;
+        for (k = 0; k < nb && memcmp(cls2 + k * 256, block, 256); k++) {}
+        if (k == nb) memcpy(arraddnptr(cls2, 256), block, 256);
+        cls1[blk] = (uint16_t)k;
+    }
+    uint32_t n_blocks = (uint32_t)(arrlenu(cls2) / 256);
+
+    bpe_image_header h = {0};
+    memcpy(h.magic, BPE_IMAGE_MAGIC, 8);
+    h.n_tokens = n_tokens;
+    h.eot = eot;
+    h.max_token_len = max_len;
+    h.tok_mask = pow2_at_least((uint64_t)n_tokens * 2 + 2) - 1;
+    h.pair_mask = pow2_at_least(n_pairs * 2 + 2) - 1;
+    h.n_cls_blocks = n_blocks;
+    size_t off = align64(sizeof h);
+    h.off_tok_off = off;   off = align64(off + ((size_t)n_tokens + 1) * 4);
+    h.off_tok_bytes = off; off = align64(off + total_bytes);
+    h.off_tok_slots = off; off = align64(off + ((size_t)h.tok_mask + 1) * 4);
+    h.off_pairs = off;     off = align64(off + ((size_t)h.pair_mask + 1) * sizeof(bpe_pair));
+    h.off_byte_tok = off;  off = align64(off + 256 * 4);
+    h.off_cls1 = off;      off = align64(off + BPE_CLS_STAGE1 * 2);
+    h.off_cls2 = off;      off = align64(off + (size_t)n_blocks * 256);
+    h.image_size = off;
+
+    uint8_t *img = calloc(1, off);
+    if (!img) {
+        free(cls1);
+        arrfree(cls2);
+        return NULL;
+    }
+    memcpy(img, &h, sizeof h);
+    memcpy(img + h.off_cls1, cls1, BPE_CLS_STAGE1 * 2);
+    memcpy(img + h.off_cls2, cls2, (size_t)n_blocks * 256);
+    free(cls1);
+    arrfree(cls2);
+
+    struct bpe v;
+    bpe_attach_image(&v, img);
+    uint32_t *tok_off = (uint32_t *)(img + h.off_tok_off);
+    uint8_t *bytes = img + h.off_tok_bytes;
+    uint32_t *slots = (uint32_t *)(img + h.off_tok_slots);
+    bpe_pair *pairs = (bpe_pair *)(img + h.off_pairs);
+    uint32_t *byte_tok = (uint32_t *)(img + h.off_byte_tok);
+    memset(slots, 0xFF, ((size_t)h.tok_mask + 1) * 4);
+    memset(pairs, 0xFF, ((size_t)h.pair_mask + 1) * sizeof *pairs);
+    memset(byte_tok, 0xFF, 256 * 4);
+
+    uint32_t pos = 0;
+    for (uint32_t i = 0; i < n_tokens; i++) {
+        tok_off[i] = pos;
+        memcpy(bytes + pos, tokens[i], lens[i]);
+        pos += lens[i];
+    }
+    tok_off[n_tokens] = pos;
+    /* The special token is never produced by merging, so it is not hashed. */
+    for (uint32_t i = 0; i < n_tokens; i++) {
+        if ((int32_t)i == eot) continue;
+        if (lens[i] == 1) byte_tok[tokens[i][0]] = i;
+        uint64_t hh = bpe_hash_bytes(tokens[i], lens[i]);
+        while (slots[hh & h.tok_mask] != BPE_EMPTY) hh++;
+        slots[hh & h.tok_mask] = i;
+    }
+    /* Every split of a token into two tokens is a merge that makes it. */
+    for (uint32_t t = 0; t < n_tokens; t++) {
+        if ((int32_t)t == eot) continue;
+        for (uint32_t k = 1; k < lens[t]; k++) {
+            uint32_t a = find_token(&v, tokens[t], k);
+            uint32_t b = find_token(&v, tokens[t] + k, lens[t] - k);
+            if (a == BPE_EMPTY || b == BPE_EMPTY) continue;
+            uint64_t key = (uint64_t)a << 32 | b;
+            uint64_t hh = bpe_hash_pair(key);
+            while (pairs[hh & h.pair_mask].key != UINT64_MAX) hh++;
+            pairs[hh & h.pair_mask] = (bpe_pair){key, t, 0};
+        }
+    }
+    *size = off;
+    return img;
+}
+
+void bpe_attach_image(struct bpe *v, const void *image) {
+    const uint8_t *img = image;
+    bpe_image_header h;
+    memcpy(&h, img, sizeof h);
+    v->n_tokens = h.n_tokens;
+    v->eot = h.eot;
+    v->max_token_len = h.max_token_len;
+    v->tok_mask = h.tok_mask;
+    v->pair_mask = h.pair_mask;
+    v->tok_off = (const uint32_t *)(img + h.off_tok_off);
+    v->tok_bytes = img + h.off_tok_bytes;
+    v->tok_slots = (const uint32_t *)(img + h.off_tok_slots);
+    v->pairs = (const bpe_pair *)(img + h.off_pairs);
+    v->byte_tok = (const uint32_t *)(img + h.off_byte_tok);
+    v->cls1 = (const uint16_t *)(img + h.off_cls1);
+    v->cls2 = img + h.off_cls2;
+    v->owned = NULL;
+}
+
+/* ---- encoder.json --------------------------------------------------------- */
+
+typedef struct {
+    const char *p, *end, *name;
+    size_t line;
+    bpe_error *err;
+} json_in;
+
+static void json_ws(json_in *j) {
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) {
+        if (*j->p == '\n') j->line++;
+        j->p++;
+    }
+}
+
+static int json_fail(json_in *j, const char *what) {
+    if (j->p >= j->end)
+        return fail(j->err, BPE_ERR_FORMAT, "%s:%zu: %s (unexpected end of file)", j->name, j->line, what);
+    return fail(j->err, BPE_ERR_FORMAT, "%s:%zu: %s", j->name, j->line, what);
+}
+
+static int hex4(const char *p, uint32_t *out) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (uint32_t)(c - 'A' + 10);
+        else return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Reads a JSON string of byte-level characters and maps it to the token's
+ * bytes (appended to *out, an stb_ds array). */
+static int json_token_string(json_in *j, uint8_t **out) {
+    if (j->p >= j->end || *j->p != '"') return json_fail(j, "expected a string");
+    j->p++;
+    for (;;) {
+        if (j->p >= j->end) return json_fail(j, "unterminated string");
+        uint32_t cp;
+        unsigned char c = (unsigned char)*j->p;
+        if (c == '"') {
+            j->p++;
+            return 0;
+        } else if (c == '\\') {
+            if (j->end - j->p < 2) return json_fail(j, "unterminated string");
+            char e = j->p[1];
+            j->p += 2;
+            switch (e) {
+            case '"': cp = '"'; break;
+            case '\\': cp = '\\'; break;
+            case '/': cp = '/'; break;
+            case 'b': cp = 8; break;
+            case 'f': cp = 12; break;
+            case 'n': cp = 10; break;
+            case 'r': cp = 13; break;
+            case 't': cp = 9; break;
+            case 'u':
+                if (j->end - j->p < 4 || hex4(j->p, &cp)) return json_fail(j, "bad \\u escape");
+                j->p += 4;
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    uint32_t lo;
+                    if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u' || hex4(j->p + 2, &lo) ||
+                        lo < 0xDC00 || lo > 0xDFFF)
+                        return json_fail(j, "unpaired surrogate in \\u escape");
+                    j->p += 6;
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    return json_fail(j, "unpaired surrogate in \\u escape");
+                }
+                break;
+            default:
+                return json_fail(j, "bad escape in string");
+            }
+        } else if (c < 0x20) {
+            return json_fail(j, "control character in string");
+        } else {
+            utf8proc_int32_t u;
+            utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)j->p, j->end - j->p, &u);
+            if (n < 0) return json_fail(j, "invalid UTF-8 in string");
+            cp = (uint32_t)u;
+            j->p += n;
+        }
+        int b = unicode_to_byte(cp);
+        if (b < 0) {
+            char what[96];
+            snprintf(what, sizeof what, "U+%04X is not a byte-level BPE character", cp);
+            return json_fail(j, what);
+        }
+        arrput(*out, (uint8_t)b);
+    }
+}
+
+typedef struct {
+    uint32_t n;
+    uint8_t **tok;     /* malloc'd bytes per id */
+    uint32_t *len;
+    int32_t eot;
+} vocab_parse;
+
+static void vocab_parse_free(vocab_parse *vp) {
+    if (vp->tok)
+        for (uint32_t i = 0; i < vp->n; i++) free(vp->tok[i]);
+    free(vp->tok);
+    free(vp->len);
+}
+
+typedef struct { char *key; uint32_t value; } str_id;
+
+static const char EOT_TEXT[] = "<|endoftext|>";
+
+static int parse_encoder(const char *buf, size_t len, const char *name, vocab_parse *vp,
+                         bpe_error *err) {
+    json_in j = {buf, buf + len, name, 1, err};
+    struct entry { uint8_t *bytes; uint64_t id; size_t line; } *entries = NULL;
+    str_id *seen = NULL; /* token bytes -> index in entries, for duplicate keys */
+    sh_new_strdup(seen);
+    int rc = BPE_OK;
+    uint8_t *bytes = NULL;
+
+    json_ws(&j);
+    if (j.p >= j.end || *j.p != '{') { rc = json_fail(&j, "expected '{' (an encoder.json object)"); goto out; }
+    j.p++;
+    json_ws(&j);
+    if (j.p < j.end && *j.p == '}') { rc = json_fail(&j, "empty vocabulary"); goto out; }
+    for (;;) {
+        json_ws(&j);
+        size_t line = j.line;
+        if ((rc = json_token_string(&j, &bytes))) goto out;
+        json_ws(&j);
+        if (j.p >= j.end || *j.p != ':') { rc = json_fail(&j, "expected ':'"); goto out; }
+        j.p++;
+        json_ws(&j);
+        uint64_t id = 0;
+        if (j.p >= j.end || *j.p < '0' || *j.p > '9') { rc = json_fail(&j, "expected a non-negative integer id"); goto out; }
+        while (j.p < j.end && *j.p >= '0' && *j.p <= '9') {
+            id = id * 10 + (uint64_t)(*j.p++ - '0');
+            if (id > 0xFFFFFFF) { rc = json_fail(&j, "id too large"); goto out; }
+        }
+        if (j.p < j.end && (*j.p == '.' || *j.p == 'e' || *j.p == 'E')) { rc = json_fail(&j, "id is not an integer"); goto out; }
+        /* Duplicate keys: the key is hashed as a C string, so bytes with NUL
+         * are escaped with their length. */
+        char keybuf[64];
+        size_t nb = arrlenu(bytes);
+        char *key = nb * 2 + 24 < sizeof keybuf ? keybuf : malloc(nb * 2 + 24);
+        if (!key) { rc = fail(err, BPE_ERR_NOMEM, "out of memory"); goto out; }
+        size_t kl = (size_t)sprintf(key, "%zu:", nb);
+        for (size_t i = 0; i < nb; i++) kl += (size_t)sprintf(key + kl, "%02x", bytes[i]);
+        ptrdiff_t prev = shgeti(seen, key);
+        if (prev >= 0) {
+            char what[128];
+            snprintf(what, sizeof what, "duplicate token (first on line %zu)", entries[seen[prev].value].line);
+            if (key != keybuf) free(key);
+            rc = fail(err, BPE_ERR_FORMAT, "%s:%zu: %s", name, line, what);
+            goto out;
+        }
+        shput(seen, key, (uint32_t)arrlenu(entries));
+        if (key != keybuf) free(key);
+        struct entry e = {bytes, id, line};
+        arrput(entries, e);
+        bytes = NULL;
+        json_ws(&j);
+        if (j.p < j.end && *j.p == ',') { j.p++; continue; }
+        if (j.p < j.end && *j.p == '}') { j.p++; break; }
+        rc = json_fail(&j, "expected ',' or '}'");
+        goto out;
+    }
+    json_ws(&j);
+    if (j.p != j.end) { rc = json_fail(&j, "unexpected data after the object"); goto out; }
+
+    size_t n = arrlenu(entries);
+    vp->n = (uint32_t)n;
+    vp->eot = -1;
+    vp->tok = calloc(n, sizeof *vp->tok);
+    vp->len = calloc(n, sizeof *vp->len);
+    if (!vp->tok || !vp->len) { rc = fail(err, BPE_ERR_NOMEM, "out of memory"); goto out; }
+    size_t *line_of = calloc(n, sizeof *line_of);
+    if (!line_of) { rc = fail(err, BPE_ERR_NOMEM, "out of memory"); goto out; }
+    for (size_t i = 0; i < n; i++) {
+        struct entry *e = &entries[i];
+        if (e->id >= n) {
+            rc = fail(err, BPE_ERR_FORMAT, "%s:%zu: id %llu is out of range: %zu tokens need ids 0..%zu",
+                      name, e->line, (unsigned long long)e->id, n, n - 1);
+            break;
+        }
+        if (line_of[e->id]) {
+            rc = fail(err, BPE_ERR_FORMAT, "%s:%zu: duplicate id %llu (also on line %zu)", name, e->line,
+                      (unsigned long long)e->id, line_of[e->id]);
+            break;
+        }
+        line_of[e->id] = e->line;
+        size_t nb = arrlenu(e->bytes);
+        vp->tok[e->id] = malloc(nb ? nb : 1);
+        if (!vp->tok[e->id]) { rc = fail(err, BPE_ERR_NOMEM, "out of memory"); break; }
+        memcpy(vp->tok[e->id], e->bytes, nb);
+        vp->len[e->id] = (uint32_t)nb;
+        if (nb == 0) {
+            rc = fail(err, BPE_ERR_FORMAT, "%s:%zu: empty token", name, e->line);
+            break;
+        }
+        if (nb == sizeof EOT_TEXT - 1 && !memcmp(e->bytes, EOT_TEXT, nb)) vp->eot = (int32_t)e->id;
+    }
+    free(line_of);
+    if (rc) goto out;
+    uint8_t have[256] = {0};
+    for (size_t i = 0; i < n; i++)
+        if (vp->len[i] == 1) have[vp->tok[i][0]] = 1;
+    for (int b = 0; b < 256; b++)
+        if (!have[b]) {
+            rc = fail(err, BPE_ERR_FORMAT, "%s: no token for byte 0x%02X (all 256 bytes must be tokens)", name, b);
+            goto out;
+        }
+out:
+    arrfree(bytes);
+    for (size_t i = 0; i < arrlenu(entries); i++) arrfree(entries[i].bytes);
+    arrfree(entries);
+    shfree(seen);
+    return rc;
+}
+
+/* ---- vocab.bpe -------------------------------------------------------------- */
+
+/* Decodes a byte-level token string [p, end) into bytes; -1 if not one. */
+static int decode_token_text(const char *p, const char *end, uint8_t *out, size_t cap, size_t *n) {
+    size_t k = 0;
+    while (p < end) {
+        utf8proc_int32_t u;
+        utf8proc_ssize_t m = utf8proc_iterate((const utf8proc_uint8_t *)p, end - p, &u);
+        if (m < 0) return -1;
+        int b = unicode_to_byte((uint32_t)u);
+        if (b < 0 || k >= cap) return -1;
+        out[k++] = (uint8_t)b;
+        p += m;
+    }
+    *n = k;
+    return 0;
+}
+
+static int check_merges(const char *buf, size_t len, const char *name, const struct bpe *v,
+                        bpe_error *err) {
+    const char *p = buf, *end = buf + len;
+    size_t line = 0;
+    uint8_t a[1024], b[1024];
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol) eol = end;
+        line++;
+        const char *le = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
+        if (line == 1 && le - p >= 8 && !memcmp(p, "#version", 8)) { p = eol + (eol < end); continue; }
+        if (le == p) { p = eol + (eol < end); continue; }  /* blank line */
+        const char *sp = memchr(p, ' ', (size_t)(le - p));
+        size_t na, nb;
+        if (!sp || sp == p || sp + 1 == le || memchr(sp + 1, ' ', (size_t)(le - sp - 1)))
+            return fail(err, BPE_ERR_FORMAT, "%s:%zu: a merge line must be two tokens separated by one space",
+                        name, line);
+        if (decode_token_text(p, sp, a, sizeof a, &na) || decode_token_text(sp + 1, le, b, sizeof b, &nb))
+            return fail(err, BPE_ERR_FORMAT, "%s:%zu: not byte-level BPE text", name, line);
+        uint32_t ta = find_token(v, a, na), tb = find_token(v, b, nb);
+        if (ta == BPE_EMPTY || tb == BPE_EMPTY)
+            return fail(err, BPE_ERR_FORMAT, "%s:%zu: unknown token \"%.*s\" in merge", name, line,
+                        ta == BPE_EMPTY ? (int)(sp - p) : (int)(le - sp - 1), ta == BPE_EMPTY ? p : sp + 1);
+        if (na + nb > sizeof a || (memcpy(a + na, b, nb), find_token(v, a, na + nb) == BPE_EMPTY))
+            return fail(err, BPE_ERR_FORMAT, "%s:%zu: the merge of \"%.*s\" makes no token of encoder.json",
+                        name, line, (int)(le - p), p);
+        p = eol + (eol < end);
+    }
+    if (line == 0) return fail(err, BPE_ERR_FORMAT, "%s: empty merges file", name);
+    return BPE_OK;
+}
+
+/* ---- public loading API ------------------------------------------------------ */
+
+bpe *bpe_load_mem(const char *encoder_json, size_t encoder_len, const char *encoder_name,
+                  const char *vocab_bpe, size_t vocab_len, const char *vocab_name, bpe_error *err) {
+    vocab_parse vp = {0};
+    if (!encoder_json || !vocab_bpe) {
+        fail(err, BPE_ERR_ARG, "bpe_load_mem: NULL buffer");
+        return NULL;
+    }
+    if (parse_encoder(encoder_json, encoder_len, encoder_name ? encoder_name : "encoder.json", &vp, err)) {
+        vocab_parse_free(&vp);
+        return NULL;
+    }
+    uint64_t size;
+    void *img = bpe_build_image(vp.n, (const uint8_t *const *)vp.tok, vp.len, vp.eot, &size);
+    vocab_parse_free(&vp);
+    struct bpe *v = img ? malloc(sizeof *v) : NULL;
+    if (!v) {
+        free(img);
+        fail(err, BPE_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    bpe_attach_image(v, img);
+    v->owned = img;
+    if (check_merges(vocab_bpe, vocab_len, vocab_name ? vocab_name : "vocab.bpe", v, err)) {
+        bpe_free(v);
+        return NULL;
+    }
+    return v;
+}
+
+static char *read_file(const char *path, size_t *len, bpe_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fail(err, BPE_ERR_IO, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 1 << 20;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                fail(err, BPE_ERR_NOMEM, "%s: out of memory", path);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        fail(err, BPE_ERR_IO, "%s: read error", path);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+bpe *bpe_load(const char *encoder_json_path, const char *vocab_bpe_path, bpe_error *err) {
+    size_t el, vl;
+    char *e = read_file(encoder_json_path, &el, err);
+    if (!e) return NULL;
+    char *m = read_file(vocab_bpe_path, &vl, err);
+    if (!m) {
+        free(e);
+        return NULL;
+    }
+    bpe *v = bpe_load_mem(e, el, encoder_json_path, m, vl, vocab_bpe_path, err);
+    free(e);
+    free(m);
+    return v;
+}
+
+void bpe_free(const bpe *vocab) {
+    if (!vocab || !vocab->owned) return;  /* the built-in vocabulary is static */
+    free(vocab->owned);
+    free((bpe *)vocab);
+}
+
+size_t bpe_vocab_size(const bpe *v) { return v->n_tokens; }
+int32_t bpe_eot_id(const bpe *v) { return v->eot; }
+size_t bpe_max_token_bytes(const bpe *v) { return v->max_token_len; }

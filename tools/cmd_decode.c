@@ -1,0 +1,77 @@
+/* cmd_decode.c - `gpt2in decode`: token ids in, the exact bytes out. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char decode_help[] =
+    "usage: gpt2in decode [OPTIONS] [FILE]\n"
+    "\n"
+    "Decodes token ids (FILE, or stdin) into the exact bytes they stand for, even\n"
+    "when a token ends in the middle of a UTF-8 character. Streams any length.\n"
+    "\n"
+    "  --input-format F  text (decimal ids separated by any whitespace, default),\n"
+    "                    u16, u32, npy, json, llmc\n"
+    "  --encoder FILE --merges FILE\n"
+    "                    another vocabulary in GPT-2's format (default: built in)\n"
+    "  -h, --help        this help\n"
+    "\n"
+    "An id outside the vocabulary, a negative or non-numeric id is an error naming\n"
+    "its position (exit status 2).\n";
+
+int cmd_decode(int argc, char **argv) {
+    const char *format = "text", *enc = NULL, *merges = NULL, *path = NULL;
+    int bad = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *val;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(decode_help, stdout);
+            return CLI_OK;
+        } else if ((val = cli_opt(argc, argv, &i, "--input-format", &bad))) {
+            format = val;
+        } else if ((val = cli_opt(argc, argv, &i, "--encoder", &bad))) {
+            enc = val;
+        } else if ((val = cli_opt(argc, argv, &i, "--merges", &bad))) {
+            merges = val;
+        } else if (bad) {
+            return CLI_ERR;
+        } else if (a[0] == '-' && a[1]) {
+            return cli_error("decode: unknown option '%s' (see 'gpt2in decode --help')", a);
+        } else if (path) {
+            return cli_error("decode: one input file at most ('%s' and '%s')", path, a);
+        } else {
+            path = a;
+        }
+    }
+    if (bad) return CLI_ERR;
+    int fmt = ids_format_from_name(format);
+    if (fmt < 0) return cli_error("--input-format: unknown format '%s' (text, u16, u32, npy, json, llmc)", format);
+    const bpe *v = cli_vocab(enc, merges);
+    if (!v) return CLI_ERR;
+    FILE *in = cli_open_in(path);
+    if (!in) {
+        bpe_free(v);
+        return CLI_ERR;
+    }
+    enum { BLOCK = 1 << 14 };
+    ids_reader *r = ids_reader_open(in, path && strcmp(path, "-") ? path : "<stdin>", (ids_format)fmt,
+                                    bpe_vocab_size(v));
+    uint32_t *ids = malloc(BLOCK * sizeof *ids);
+    size_t cap = BLOCK * bpe_max_token_bytes(v);
+    char *out = malloc(cap);
+    int rc = r && ids && out ? CLI_OK : cli_error("out of memory");
+    for (size_t n; !rc;) {
+        if ((rc = ids_reader_next(r, ids, BLOCK, &n)) || n == 0) break;
+        size_t bytes;
+        bpe_error err;
+        if (bpe_decode(v, ids, n, out, cap, &bytes, &err)) rc = cli_error("%s", err.msg);
+        else if (fwrite(out, 1, bytes, stdout) != bytes) rc = cli_error("write error");
+    }
+    if (!rc && fflush(stdout)) rc = cli_error("write error");
+    free(ids);
+    free(out);
+    ids_reader_close(r);
+    if (in != stdin) fclose(in);
+    bpe_free(v);
+    return rc;
+}

@@ -1,0 +1,158 @@
+/* cmd_encode.c - `gpt2in encode` and `gpt2in count`: text in (a file or
+ * stdin, any size, streamed), token ids out. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char encode_help[] =
+    "usage: gpt2in encode [OPTIONS] [FILE]\n"
+    "       gpt2in count [OPTIONS] [FILE]\n"
+    "\n"
+    "Encodes text (FILE, or stdin when FILE is absent or -) into GPT-2 token ids,\n"
+    "exactly as tiktoken's gpt2 encoding. `count` prints only the number of tokens.\n"
+    "Input of any size is streamed with bounded memory.\n"
+    "\n"
+    "  --format F        text (decimal ids, default), u16, u32 (raw little-endian),\n"
+    "                    npy (int32), json, llmc (llm.c token shard)\n"
+    "  --offsets         one token per line: ID START END (byte span; text or json)\n"
+    "  --special MODE    <|endoftext|> in the text: error (default), allow (emit 50256),\n"
+    "                    text (encode it as ordinary text)\n"
+    "  --strict          invalid UTF-8 is an error (default: each invalid byte is its\n"
+    "                    own piece, so decode gives back the exact bytes)\n"
+    "  --threads N       threads for large inputs (default: all cores); output is identical\n"
+    "  --encoder FILE --merges FILE\n"
+    "                    another vocabulary in GPT-2's format (default: built in)\n"
+    "  -h, --help        this help\n";
+
+typedef struct {
+    ids_writer *w;
+    const bpe *v;
+    int offsets;        /* 0, or IDS_TEXT / IDS_JSON + 1 */
+    uint64_t count;
+    FILE *out;
+    int failed;
+} encode_ctx;
+
+static int sink(void *arg, const uint32_t *ids, const uint64_t *offs, size_t n) {
+    encode_ctx *c = arg;
+    if (c->offsets) {
+        for (size_t i = 0; i < n; i++) {
+            size_t len;
+            bpe_token_bytes(c->v, ids[i], &len);
+            if (c->offsets == IDS_JSON + 1)
+                fprintf(c->out, "%s[%u, %llu, %llu]", c->count + i ? ",\n " : "[", ids[i],
+                        (unsigned long long)offs[i], (unsigned long long)(offs[i] + len));
+            else
+                fprintf(c->out, "%u\t%llu\t%llu\n", ids[i], (unsigned long long)offs[i],
+                        (unsigned long long)(offs[i] + len));
+        }
+    } else if (c->w && ids_writer_put(c->w, ids, n)) {
+        c->failed = 1;
+        return 1;
+    }
+    c->count += n;
+    return 0;
+}
+
+static int run(int argc, char **argv, int counting) {
+    const char *format = "text", *special = "error", *enc = NULL, *merges = NULL, *path = NULL;
+    int strict = 0, offsets = 0, bad = 0;
+    uint64_t threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *val;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(encode_help, stdout);
+            return CLI_OK;
+        } else if (!strcmp(a, "--strict")) {
+            strict = 1;
+        } else if (!strcmp(a, "--offsets")) {
+            offsets = 1;
+        } else if ((val = cli_opt(argc, argv, &i, "--format", &bad))) {
+            format = val;
+        } else if ((val = cli_opt(argc, argv, &i, "--special", &bad))) {
+            special = val;
+        } else if ((val = cli_opt(argc, argv, &i, "--encoder", &bad))) {
+            enc = val;
+        } else if ((val = cli_opt(argc, argv, &i, "--merges", &bad))) {
+            merges = val;
+        } else if ((val = cli_opt(argc, argv, &i, "--threads", &bad))) {
+            if (cli_parse_u64(val, &threads) || threads > 64)
+                return cli_error("--threads: '%s' is not a number of threads (0..64)", val);
+        } else if (bad) {
+            return CLI_ERR;
+        } else if (a[0] == '-' && a[1]) {
+            return cli_error("%s: unknown option '%s' (see 'gpt2in %s --help')", argv[0], a, argv[0]);
+        } else if (path) {
+            return cli_error("%s: one input file at most ('%s' and '%s')", argv[0], path, a);
+        } else {
+            path = a;
+        }
+    }
+    if (bad) return CLI_ERR;
+    int fmt = ids_format_from_name(format);
+    if (fmt < 0) return cli_error("--format: unknown format '%s' (text, u16, u32, npy, json, llmc)", format);
+    int flags = strict ? BPE_STRICT : 0;
+    if (!strcmp(special, "error")) flags |= BPE_SPECIAL_ERROR;
+    else if (!strcmp(special, "allow")) flags |= BPE_SPECIAL_ALLOW;
+    else if (!strcmp(special, "text")) flags |= BPE_SPECIAL_TEXT;
+    else return cli_error("--special: '%s' is not one of error, allow, text", special);
+    if (offsets && fmt != IDS_TEXT && fmt != IDS_JSON)
+        return cli_error("--offsets works with --format text or json");
+    if (offsets) flags |= BPE_OFFSETS;
+
+    const bpe *v = cli_vocab(enc, merges);
+    if (!v) return CLI_ERR;
+    FILE *in = cli_open_in(path);
+    if (!in) {
+        bpe_free(v);
+        return CLI_ERR;
+    }
+    const char *name = path && strcmp(path, "-") ? path : "<stdin>";
+    bpe_error err;
+    bpe_stream *st = bpe_stream_new(v, flags, (int)threads, &err);
+    encode_ctx c = {NULL, v, offsets ? fmt + 1 : 0, 0, stdout, 0};
+    int rc = CLI_OK;
+    if (!st) rc = cli_error("%s", err.msg);
+    if (!rc && !counting && !offsets && !(c.w = ids_writer_open(stdout, (ids_format)fmt))) rc = CLI_ERR;
+
+    size_t chunk = 1 << 20;
+    char *buf = rc ? NULL : malloc(chunk);
+    if (!rc && !buf) rc = cli_error("out of memory");
+    int progress = isatty(2);
+    uint64_t read_total = 0, next_report = 64u << 20;
+    while (!rc) {
+        size_t got = fread(buf, 1, chunk, in);
+        if (got == 0) {
+            if (ferror(in)) rc = cli_error("%s: read error", name);
+            break;
+        }
+        read_total += got;
+        if (bpe_stream_write(st, buf, got, sink, &c, &err))
+            rc = c.failed ? CLI_ERR : cli_error("%s: %s", name, err.msg);
+        if (progress && read_total >= next_report) {
+            fprintf(stderr, "\rgpt2in: %llu MB read, %llu tokens", (unsigned long long)(read_total >> 20),
+                    (unsigned long long)c.count);
+            next_report += 64u << 20;
+        }
+    }
+    if (!rc && bpe_stream_finish(st, sink, &c, &err))
+        rc = c.failed ? CLI_ERR : cli_error("%s: %s", name, err.msg);
+    if (progress && read_total >= (64u << 20)) fputs("\r\033[K", stderr);
+    if (!rc && c.offsets == IDS_JSON + 1) fputs(c.count ? "]\n" : "[]\n", stdout);
+    if (c.w) {
+        int wrc = ids_writer_close(c.w);
+        if (!rc) rc = wrc;
+    }
+    if (!rc && counting) printf("%llu\n", (unsigned long long)c.count);
+    if (!rc && fflush(stdout)) rc = cli_error("write error");
+    free(buf);
+    bpe_stream_free(st);
+    if (in != stdin) fclose(in);
+    bpe_free(v);
+    return rc;
+}
+
+int cmd_encode(int argc, char **argv) { return run(argc, argv, 0); }
+int cmd_count(int argc, char **argv) { return run(argc, argv, 1); }
