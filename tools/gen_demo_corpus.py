@@ -16,7 +16,7 @@ import random
 import sys
 
 SEED = 2019
-N_SENTENCES = 5200
+N_SENTENCES = 5600
 
 # Kinds of things and what is said about them. Every word of a kind gets
 # every phrase of its kind, so the pairs share their contexts exactly.
@@ -49,13 +49,20 @@ KINDS = {
     ]),
 }
 
-# People: two features, royal or common and male or female, each carried by
-# its own contexts, so that king - man + woman points at queen.
+# People: three features, royal or common, male or female, grown-up or
+# young, each carried by its own contexts, so that king - man + woman points
+# at queen (royal, female, grown-up).
 PEOPLE = {
-    ("royal", "male"): ["king", "prince"],
-    ("royal", "female"): ["queen", "princess"],
-    ("common", "male"): ["man", "boy"],
-    ("common", "female"): ["woman", "girl"],
+    ("royal", "male", "old"): "king", ("royal", "female", "old"): "queen",
+    ("royal", "male", "young"): "prince", ("royal", "female", "young"): "princess",
+    ("common", "male", "old"): "man", ("common", "female", "old"): "woman",
+    ("common", "male", "young"): "boy", ("common", "female", "young"): "girl",
+}
+AGE = {
+    "old": ["paid the taxes", "read the newspaper", "drank coffee at breakfast",
+            "went to work early", "drove to the office"],
+    "young": ["played in the garden", "went to school", "learned to read",
+              "played with toys", "did the homework"],
 }
 ROYAL = [
     "ruled the kingdom", "wore a golden crown", "sat on the royal throne",
@@ -67,11 +74,10 @@ COMMON = [
     "rode the bus to work", "lived in a small village house", "paid for the groceries",
     "waited at the bus stop", "worked at the village market",
 ]
-GENDER = {
-    "male": ["and then he smiled", "and he was happy", "with his friends", "with his family",
-             "and he went home", "and everyone thanked him"],
-    "female": ["and then she smiled", "and she was happy", "with her friends", "with her family",
-               "and she went home", "and everyone thanked her"],
+PRON = {"male": ("he", "He", "his"), "female": ("she", "She", "her")}
+GENDER_END = {
+    "male": ["and then he smiled", "and he was happy", "with his friends", "with his family"],
+    "female": ["and then she smiled", "and she was happy", "with her friends", "with her family"],
 }
 
 OPEN = ["The", "A", "My", "Our", "That", "This"]
@@ -82,14 +88,29 @@ def sentence(rng):
     if rng.random() < 0.62:
         words, phrases = KINDS[rng.choice(list(KINDS))]
         w = rng.choice(words)
-        s = f"{rng.choice(OPEN)} {w} {rng.choice(phrases)}"
+        first = rng.choice(phrases)
+        s = f"{rng.choice(OPEN)} {w} {first}"
         if rng.random() < 0.3:                     # a second phrase, same kind
-            s += f" and {rng.choice(phrases)}"
+            s += f" and {rng.choice([p for p in phrases if p != first])}"
     else:
-        (status, gender) = rng.choice(list(PEOPLE))
-        w = rng.choice(PEOPLE[(status, gender)])
-        act = rng.choice(ROYAL if status == "royal" else COMMON)
-        s = f"{rng.choice(['The', 'The', 'A', 'That'])} {w} {act} {rng.choice(GENDER[gender])}"
+        (status, gender, age) = rng.choice(list(PEOPLE))
+        w = PEOPLE[(status, gender, age)]
+        if rng.random() < 0.5:
+            act = rng.choice(ROYAL if status == "royal" else COMMON)
+        else:
+            act = rng.choice(AGE[age])
+        he, He, his = PRON[gender]
+        # The pronoun stays within a few tokens of the word, inside the
+        # skip-gram window, so that it is part of the word's context.
+        form = rng.randrange(4)
+        if form == 0:
+            return f"The {w} said that {he} {act}."
+        elif form == 1:
+            return f"{He} was the {w} who {act}."
+        elif form == 2:
+            s = f"The {w} and {his} family {act}"
+        else:
+            s = f"{rng.choice(['The', 'A', 'That'])} {w} {act} {rng.choice(GENDER_END[gender])}"
     t = rng.choice(TIME)
     if t:
         s = f"{t} {s[0].lower()}{s[1:]}"

@@ -1,0 +1,196 @@
+/* cli_words.c - words to vectors and tokens to readable strings, for the
+ * similarity commands. The maths is the library's (embed/similarity.c). */
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "cli_words.h"
+
+#define WORDS_MAX_TOKENS 64
+
+int words_common_opt(int argc, char **argv, int *i, words_opts *o) {
+    int bad = 0;
+    const char *v;
+    if ((v = cli_opt(argc, argv, i, "--weights", &bad))) {
+        o->weights = v;
+        return 1;
+    }
+    if (bad)
+        return -1;
+    if ((v = cli_opt(argc, argv, i, "--tensor", &bad))) {
+        o->tensor = v;
+        return 1;
+    }
+    if (bad)
+        return -1;
+    if (!strcmp(argv[*i], "--as-typed")) {
+        o->as_typed = 1;
+        return 1;
+    }
+    if ((v = cli_opt(argc, argv, i, "-k", &bad))) {
+        if (cli_parse_u64(v, &o->k) || o->k == 0 || o->k > 100000) {
+            cli_error("-k wants a number from 1 to 100000, not '%s'", v);
+            return -1;
+        }
+        return 1;
+    }
+    return bad ? -1 : 0;
+}
+
+int words_open(words_model *m, const words_opts *o) {
+    memset(m, 0, sizeof *m);
+    if (!o->weights)
+        return cli_error("--weights FILE is required (a .safetensors file with a token table; "
+                         "'gpt2in init' makes one)");
+    embed_error err;
+    m->file = embed_open(o->weights, &err);
+    if (!m->file)
+        return cli_error("%s", err.msg);
+    if (embed_wte(m->file, o->tensor, &m->wte, &err)) {
+        cli_error("%s: %s", o->weights, err.msg);
+        embed_close(m->file);
+        m->file = NULL;
+        return CLI_ERR;
+    }
+    m->tensor_name = o->tensor;
+    if (!m->tensor_name)
+        m->tensor_name = embed_find(m->file, "wte.weight") ? "wte.weight" : "transformer.wte.weight";
+    m->vocab = bpe_gpt2();
+    return CLI_OK;
+}
+
+void words_close(words_model *m) {
+    if (m->file)
+        embed_close(m->file);
+    m->file = NULL;
+}
+
+int words_ids(const words_model *m, const char *word, int as_typed, uint32_t *ids, size_t cap,
+              size_t *n) {
+    size_t len = strlen(word);
+    char *text = malloc(len + 2);
+    if (!text)
+        return cli_error("out of memory");
+    /* GPT-2 sees a word inside a sentence with its leading space: " cat" is
+     * one token, "cat" another. */
+    size_t off = as_typed ? 0 : 1;
+    text[0] = ' ';
+    memcpy(text + off, word, len);
+    bpe_error err;
+    int rc = bpe_encode(m->vocab, text, len + off, BPE_SPECIAL_TEXT, ids, NULL, cap, n, &err);
+    free(text);
+    if (rc)
+        return cli_error("\"%s\": %s", word, err.msg);
+    if (*n == 0)
+        return cli_error("the empty word has no tokens");
+    if (*n > cap)
+        return cli_error("\"%s\" is %zu tokens; at most %zu are averaged", word, *n, cap);
+    for (size_t i = 0; i < *n; i++)
+        if (ids[i] >= m->wte.rows)
+            return cli_error("\"%s\": token %u is outside the table (%zu rows)", word, ids[i],
+                             m->wte.rows);
+    return CLI_OK;
+}
+
+void words_mean_rows(const embed_table *wte, const uint32_t *ids, size_t n, float *vec) {
+    size_t C = wte->cols;
+    float *row = malloc(C * sizeof *row);
+    memset(vec, 0, C * sizeof *vec);
+    for (size_t i = 0; i < n && row; i++) {
+        embed_row(wte, ids[i], row);
+        for (size_t c = 0; c < C; c++)
+            vec[c] += row[c];
+    }
+    for (size_t c = 0; c < C && n > 1; c++)
+        vec[c] /= (float)n;
+    free(row);
+}
+
+int words_vector(const words_model *m, const char *word, int as_typed, float *vec) {
+    uint32_t ids[WORDS_MAX_TOKENS];
+    size_t n;
+    if (words_ids(m, word, as_typed, ids, WORDS_MAX_TOKENS, &n))
+        return CLI_ERR;
+    if (n > 1) {
+        fprintf(stderr, "note: ");
+        words_quote(stderr, word, strlen(word));
+        fprintf(stderr, " is %zu tokens [", n);
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                fputs(", ", stderr);
+            words_print_token(stderr, m->vocab, ids[i]);
+        }
+        fprintf(stderr, "]; using their mean\n");
+    }
+    words_mean_rows(&m->wte, ids, n, vec);
+    return CLI_OK;
+}
+
+void words_quote_buf(char *buf, size_t cap, const void *bytes, size_t n) {
+    const unsigned char *s = bytes;
+    size_t o = 0;
+    if (cap == 0)
+        return;
+#define PUT(str, len)                                         \
+    do {                                                      \
+        if (o + (len) + 2 > cap)                              \
+            goto done;                                        \
+        memcpy(buf + o, (str), (len));                        \
+        o += (len);                                           \
+    } while (0)
+    PUT("\"", 1);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\', esc[1] = (char)c;
+            PUT(esc, 2);
+            i++;
+        } else if (c == '\n' || c == '\t' || c == '\r') {
+            esc[0] = '\\', esc[1] = c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
+            PUT(esc, 2);
+            i++;
+        } else if (c >= 0x20 && c < 0x7f) {
+            PUT(s + i, 1);
+            i++;
+        } else {
+            utf8proc_int32_t cp;
+            utf8proc_ssize_t k = c >= 0x80 ? utf8proc_iterate(s + i, (utf8proc_ssize_t)(n - i), &cp) : -1;
+            /* valid, printable UTF-8 as it is; anything else byte by byte */
+            if (k > 0 && utf8proc_category(cp) != UTF8PROC_CATEGORY_CC &&
+                utf8proc_category(cp) != UTF8PROC_CATEGORY_ZL &&
+                utf8proc_category(cp) != UTF8PROC_CATEGORY_ZP) {
+                PUT(s + i, (size_t)k);
+                i += (size_t)k;
+            } else {
+                snprintf(esc, sizeof esc, "\\x%02x", c);
+                PUT(esc, 4);
+                i++;
+            }
+        }
+    }
+    PUT("\"", 1);
+#undef PUT
+done:
+    buf[o] = 0;
+}
+
+void words_quote(FILE *f, const void *bytes, size_t n) {
+    size_t cap = n * 4 + 4;   /* \xNN per byte, two quotes, NUL, and PUT's margin */
+    char small[256], *buf = cap <= sizeof small ? small : malloc(cap);
+    if (!buf)
+        return;
+    words_quote_buf(buf, cap, bytes, n);
+    fputs(buf, f);
+    if (buf != small)
+        free(buf);
+}
+
+void words_print_token(FILE *f, const bpe *vocab, uint32_t id) {
+    size_t len;
+    const char *b = bpe_token_bytes(vocab, id, &len);
+    if (!b)
+        fprintf(f, "<id %u>", id);
+    else
+        words_quote(f, b, len);
+}
