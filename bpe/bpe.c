@@ -418,6 +418,7 @@ int bpe_encode(const bpe *v, const void *text, size_t len, int flags, uint32_t *
         (flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_MASK)
         return fail(err, BPE_ERR_ARG, 0, "bpe_encode: bad argument");
     if (n_tokens) *n_tokens = 0;
+    if (len == 0) return BPE_OK;
     int rc = check_input(v, text, len, flags, err);
     if (rc) return rc;
     out_t o = {v, ids, offsets, cap, 0, 0};
@@ -567,7 +568,8 @@ static int stream_encode(bpe_stream *st, size_t n, bpe_sink sink, void *ctx, bpe
         st->ids_cap = c;
     }
     size_t nt;
-    int rc = bpe_encode_parallel(st->v, st->buf, n, st->flags & ~BPE_OFFSETS, st->threads, st->ids,
+    static const uint8_t nothing[1];
+    int rc = bpe_encode_parallel(st->v, n ? st->buf : nothing, n, st->flags & ~BPE_OFFSETS, st->threads, st->ids,
                                  st->flags & BPE_OFFSETS ? st->offs : NULL, st->ids_cap, &nt, err);
     if (rc) {
         if (err && (rc == BPE_ERR_UTF8 || rc == BPE_ERR_SPECIAL)) {
@@ -593,7 +595,7 @@ static int stream_encode(bpe_stream *st, size_t n, bpe_sink sink, void *ctx, bpe
     }
     if (nt && sink && sink(ctx, st->ids, offs, nt))
         return fail(err, BPE_ERR_CALLBACK, st->base, "stopped by the caller");
-    memmove(st->buf, st->buf + n, st->len - n);
+    if (st->len > n) memmove(st->buf, st->buf + n, st->len - n);
     st->len -= n;
     st->base += n;
     return BPE_OK;

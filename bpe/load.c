@@ -391,14 +391,14 @@ static int parse_encoder(const char *buf, size_t len, const char *name, vocab_pa
         }
         line_of[e->id] = e->line;
         size_t nb = arrlenu(e->bytes);
-        vp->tok[e->id] = malloc(nb ? nb : 1);
-        if (!vp->tok[e->id]) { rc = fail(err, BPE_ERR_NOMEM, "out of memory"); break; }
-        memcpy(vp->tok[e->id], e->bytes, nb);
-        vp->len[e->id] = (uint32_t)nb;
         if (nb == 0) {
             rc = fail(err, BPE_ERR_FORMAT, "%s:%zu: empty token", name, e->line);
             break;
         }
+        vp->tok[e->id] = malloc(nb);
+        if (!vp->tok[e->id]) { rc = fail(err, BPE_ERR_NOMEM, "out of memory"); break; }
+        memcpy(vp->tok[e->id], e->bytes, nb);
+        vp->len[e->id] = (uint32_t)nb;
         if (nb == sizeof EOT_TEXT - 1 && !memcmp(e->bytes, EOT_TEXT, nb)) vp->eot = (int32_t)e->id;
     }
     free(line_of);

@@ -441,6 +441,7 @@ static int put_ids(ids_writer *w, const uint32_t *ids, size_t n) {
             *p++ = (char)(ids[i] >> 8);
             break;
         case IDS_U32: case IDS_NPY:
+            if (w->fmt == IDS_NPY && ids[i] > INT32_MAX) return cli_error("id %u does not fit in int32 (.npy)", ids[i]);
             for (int b = 0; b < 4; b++) *p++ = (char)(ids[i] >> (8 * b));
             break;
         }

@@ -1,0 +1,359 @@
+/* test_bpe.c - the tokenizer library (bpe/bpe.h) against itself where the
+ * property is structural, and against tiktoken's ids where it is not:
+ *   - the worked cases of the shared reference (ids from npm tiktoken 1.0.22,
+ *     see tests/oracle/gen_fixtures.js), through the C API;
+ *   - cutting at bpe_safe_cut never changes a token, for every prefix length;
+ *   - streaming in chunks of many sizes == encoding the whole text;
+ *   - several threads == one thread, on one shared vocabulary;
+ *   - decode(encode(x)) == x for random byte strings, invalid UTF-8 included;
+ *   - offsets point at each token's bytes;
+ *   - the files in gpt2_weights/ load to the same tokenizer as the built-in one;
+ *   - malformed vocabulary files fail with file:line messages.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bpe.h"
+
+static int failures;
+#define CHECK(cond, ...)                                                     \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            failures++;                                                      \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                    \
+            fputc('\n', stderr);                                             \
+        }                                                                    \
+    } while (0)
+
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+static uint32_t rnd(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 11);
+}
+
+static size_t encode(const bpe *v, const void *s, size_t n, int flags, uint32_t *ids) {
+    size_t nt = 0;
+    bpe_error err;
+    int rc = bpe_encode(v, s, n, flags, ids, NULL, n, &nt, &err);
+    CHECK(rc == 0, "encode failed: %s", err.msg);
+    return nt;
+}
+
+static char *read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)len + 1);
+    *n = fread(buf, 1, (size_t)len, f);
+    fclose(f);
+    return buf;
+}
+
+/* ---- known ids ----------------------------------------------------------- */
+
+struct vec { const char *text; int flags; uint32_t ids[16]; };
+
+static void test_vectors(const bpe *v) {
+    static const struct vec vecs[] = {
+        {"hello world", 0, {31373, 995}},
+        {"0000000000000000", 0, {25645}},
+        {"00000000000000000", 0, {8269, 10535, 830}},
+        {"000000000", 0, {10535, 830}},
+        {"hello <|endoftext|>", BPE_SPECIAL_ALLOW, {31373, 220, 50256}},
+        {"<|endoftext|>", BPE_SPECIAL_TEXT, {27, 91, 437, 1659, 5239, 91, 29}},
+        {"Hello   world", 0, {15496, 220, 220, 995}},
+        {"DON'T don't", 0, {41173, 6, 51, 836, 470}},
+        {"can't've", 0, {5171, 470, 1053}},
+        {"a\xc2\xa0" "b", 0, {64, 1849, 65}},
+    };
+    uint32_t ids[64];
+    for (size_t i = 0; i < sizeof vecs / sizeof *vecs; i++) {
+        size_t n = encode(v, vecs[i].text, strlen(vecs[i].text), vecs[i].flags, ids);
+        size_t want = 0;
+        while (want < 16 && vecs[i].ids[want]) want++;
+        int same = n == want;
+        for (size_t k = 0; same && k < n; k++) same = ids[k] == vecs[i].ids[k];
+        CHECK(same, "\"%s\": %zu ids, first %u", vecs[i].text, n, n ? ids[0] : 0);
+    }
+    /* tiktoken's default: the special token in text is an error, at its offset. */
+    bpe_error err;
+    size_t nt;
+    int rc = bpe_encode(v, "ab <|endoftext|>", 16, BPE_SPECIAL_ERROR, ids, NULL, 64, &nt, &err);
+    CHECK(rc == BPE_ERR_SPECIAL && err.offset == 3, "rc %d offset %llu", rc, (unsigned long long)err.offset);
+    rc = bpe_encode(v, "ok\xff", 3, BPE_STRICT | BPE_SPECIAL_TEXT, ids, NULL, 64, &nt, &err);
+    CHECK(rc == BPE_ERR_UTF8 && err.offset == 2, "rc %d offset %llu", rc, (unsigned long long)err.offset);
+    /* Lossy: an invalid byte is its own piece and ends the text before it:
+     * "a \xff" -> "a", " " (as at end of input), byte 0xFF. */
+    {
+        size_t n = encode(v, "a \xff", 3, BPE_SPECIAL_TEXT, ids);
+        CHECK(n == 3 && ids[0] == 64 && ids[1] == 220, "n %zu", n);
+        size_t len;
+        const char *b = bpe_token_bytes(v, ids[2], &len);
+        CHECK(len == 1 && (unsigned char)b[0] == 0xFF, "invalid byte token");
+    }
+    /* Counting only. */
+    rc = bpe_encode(v, "hello world", 11, 0, NULL, NULL, 0, &nt, &err);
+    CHECK(rc == 0 && nt == 2, "count %zu", nt);
+}
+
+/* ---- cutting, streaming, threads -------------------------------------------- */
+
+static int same_ids(const uint32_t *a, size_t na, const uint32_t *b, size_t nb) {
+    return na == nb && !memcmp(a, b, na * sizeof *a);
+}
+
+static void test_safe_cut(const bpe *v, const char *text, size_t n) {
+    uint32_t *whole = malloc((n + 1) * 4), *parts = malloc((n + 1) * 4);
+    size_t nw = encode(v, text, n, BPE_SPECIAL_TEXT, whole);
+    size_t bad = 0;
+    for (size_t p = 0; p <= n; p++) {
+        size_t cut = bpe_safe_cut(text, p);
+        CHECK(cut <= p, "cut %zu > %zu", cut, p);
+        size_t a = encode(v, text, cut, BPE_SPECIAL_TEXT, parts);
+        size_t b = encode(v, text + cut, n - cut, BPE_SPECIAL_TEXT, parts + a);
+        if (!same_ids(whole, nw, parts, a + b)) bad++;
+    }
+    CHECK(bad == 0, "%zu of %zu cuts changed the tokens", bad, n + 1);
+    free(whole);
+    free(parts);
+}
+
+typedef struct { uint32_t *ids; uint64_t *offs; size_t n, cap; } collect;
+
+static int collect_sink(void *ctx, const uint32_t *ids, const uint64_t *offs, size_t n) {
+    collect *c = ctx;
+    if (c->n + n > c->cap) return 1;
+    memcpy(c->ids + c->n, ids, n * sizeof *ids);
+    if (offs && c->offs) memcpy(c->offs + c->n, offs, n * sizeof *offs);
+    c->n += n;
+    return 0;
+}
+
+static void test_stream(const bpe *v, const char *text, size_t n) {
+    uint32_t *whole = malloc((n + 1) * 4);
+    size_t *woffs = malloc((n + 1) * sizeof *woffs);
+    size_t nw;
+    bpe_error err;
+    CHECK(!bpe_encode(v, text, n, BPE_SPECIAL_ALLOW, whole, woffs, n, &nw, &err), "%s", err.msg);
+    static const size_t chunks[] = {61, 4093, 65537, 1 << 20, 3 << 20};
+    for (size_t c = 0; c < sizeof chunks / sizeof *chunks; c++) {
+        for (int threads = 1; threads <= 2; threads++) {
+            collect col = {malloc((n + 1) * 4), malloc((n + 1) * 8), 0, n + 1};
+            bpe_stream *st = bpe_stream_new(v, BPE_SPECIAL_ALLOW | BPE_OFFSETS, threads, &err);
+            int rc = 0;
+            for (size_t i = 0; i < n && !rc; i += chunks[c])
+                rc = bpe_stream_write(st, text + i, n - i < chunks[c] ? n - i : chunks[c], collect_sink, &col, &err);
+            if (!rc) rc = bpe_stream_finish(st, collect_sink, &col, &err);
+            CHECK(rc == 0, "stream: %s", err.msg);
+            CHECK(same_ids(whole, nw, col.ids, col.n), "chunk %zu threads %d: %zu vs %zu tokens", chunks[c],
+                  threads, col.n, nw);
+            int offs_ok = col.n == nw;
+            for (size_t i = 0; offs_ok && i < nw; i++) offs_ok = col.offs[i] == woffs[i];
+            CHECK(offs_ok, "chunk %zu: offsets differ", chunks[c]);
+            bpe_stream_free(st);
+            free(col.ids);
+            free(col.offs);
+        }
+    }
+    /* Offsets: each token's bytes are at its offset. */
+    int ok = 1;
+    for (size_t i = 0; i < nw && ok; i++) {
+        size_t len;
+        const char *b = bpe_token_bytes(v, whole[i], &len);
+        ok = woffs[i] + len <= n && !memcmp(text + woffs[i], b, len) &&
+             (i + 1 == nw || woffs[i + 1] == woffs[i] + len);
+    }
+    CHECK(ok, "offsets do not point at the tokens' bytes");
+    free(whole);
+    free(woffs);
+}
+
+typedef struct { const bpe *v; const char *text; size_t n; uint32_t *ids; size_t nt; } job;
+
+static void *run_job(void *arg) {
+    job *j = arg;
+    bpe_error err;
+    bpe_encode(j->v, j->text, j->n, BPE_SPECIAL_ALLOW, j->ids, NULL, j->n, &j->nt, &err);
+    return NULL;
+}
+
+static void test_threads(const bpe *v, const char *text, size_t n) {
+    uint32_t *one = malloc((n + 1) * 4), *two = malloc((n + 1) * 4);
+    size_t n1, n2;
+    bpe_error err;
+    CHECK(!bpe_encode(v, text, n, BPE_SPECIAL_ALLOW, one, NULL, n, &n1, &err), "%s", err.msg);
+    CHECK(!bpe_encode_parallel(v, text, n, BPE_SPECIAL_ALLOW, 2, two, NULL, n, &n2, &err), "%s", err.msg);
+    CHECK(same_ids(one, n1, two, n2), "parallel: %zu vs %zu tokens", n2, n1);
+    /* Two threads sharing one vocabulary at once. */
+    job jobs[2] = {{v, text, n, malloc((n + 1) * 4), 0}, {v, text, n, malloc((n + 1) * 4), 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, run_job, &jobs[i]);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        CHECK(same_ids(one, n1, jobs[i].ids, jobs[i].nt), "shared vocabulary, thread %d", i);
+        free(jobs[i].ids);
+    }
+    free(one);
+    free(two);
+}
+
+/* ---- round trips ------------------------------------------------------------- */
+
+static void test_round_trip(const bpe *v, int rounds) {
+    uint8_t buf[512];
+    uint32_t ids[512];
+    char back[512 * 128];
+    static const char *const alphabet[] = {"a", "Z", " ", "  ", "\n", "\r\n", "\t", "'", "'s", "7",
+                                           "\xc3\xa9", "\xe3\x80\x80", "\xc2\xa0", "\xf0\x9f\x98\x80",
+                                           "\xcc\x81", "\xff", "\xe2\x82", "\xed\xa0\x80", "=", "<|endoftext|>"};
+    int bad = 0;
+    for (int r = 0; r < rounds; r++) {
+        size_t n = 0, len = rnd() % 200;
+        while (n < len) {
+            if (rnd() % 2) {
+                buf[n++] = (uint8_t)rnd();
+            } else {
+                const char *a = alphabet[rnd() % (sizeof alphabet / sizeof *alphabet)];
+                size_t l = strlen(a);
+                if (n + l > sizeof buf) break;
+                memcpy(buf + n, a, l);
+                n += l;
+            }
+        }
+        size_t nt = encode(v, buf, n, BPE_SPECIAL_TEXT, ids), nb;
+        bpe_error err;
+        int rc = bpe_decode(v, ids, nt, back, sizeof back, &nb, &err);
+        if (rc || nb != n || memcmp(back, buf, n)) bad++;
+    }
+    CHECK(bad == 0, "%d of %d random byte strings did not round-trip", bad, rounds);
+    /* Bad ids. */
+    uint32_t bad_ids[3] = {31373, 50257, 0};
+    size_t nb;
+    bpe_error err;
+    int rc = bpe_decode(v, bad_ids, 3, back, sizeof back, &nb, &err);
+    CHECK(rc == BPE_ERR_ID && err.offset == 1, "decode of 50257: rc %d", rc);
+}
+
+/* ---- loading files ------------------------------------------------------------ */
+
+static void write_text(const char *path, const char *s) {
+    FILE *f = fopen(path, "wb");
+    fputs(s, f);
+    fclose(f);
+}
+
+static void expect_load_error(const char *enc, const char *merges, const char *want) {
+    bpe_error err = {{0}, 0};
+    bpe *v = bpe_load_mem(enc, strlen(enc), "e.json", merges, strlen(merges), "m.bpe", &err);
+    CHECK(!v && strstr(err.msg, want), "want \"%s\", got \"%s\"", want, v ? "(loaded)" : err.msg);
+    bpe_free(v);
+}
+
+static void test_load(const char *text, size_t n) {
+    bpe_error err;
+    bpe *v = bpe_load("gpt2_weights/encoder.json", "gpt2_weights/vocab.bpe", &err);
+    CHECK(v != NULL, "load: %s", err.msg);
+    if (!v) return;
+    CHECK(bpe_vocab_size(v) == 50257 && bpe_eot_id(v) == 50256, "vocab %zu", bpe_vocab_size(v));
+    uint32_t *a = malloc((n + 1) * 4), *b = malloc((n + 1) * 4);
+    size_t na = encode(v, text, n, BPE_SPECIAL_ALLOW, a), nb = encode(bpe_gpt2(), text, n, BPE_SPECIAL_ALLOW, b);
+    CHECK(same_ids(a, na, b, nb), "loaded and built-in vocabularies differ");
+    free(a);
+    free(b);
+    bpe_free(v);
+
+    /* A tiny vocabulary: the 256 bytes and one merge. */
+    char *enc = malloc(1 << 16), *p = enc;
+    p += sprintf(p, "{");
+    for (int i = 0; i < 256; i++) {
+        int cp = (i >= 0x21 && i <= 0x7E) || (i >= 0xA1 && i <= 0xAC) || i >= 0xAE ? i : -1;
+        if (cp < 0) {
+            int k = 0;
+            for (int j = 0; j < i; j++)
+                if (!((j >= 0x21 && j <= 0x7E) || (j >= 0xA1 && j <= 0xAC) || j >= 0xAE)) k++;
+            cp = 0x100 + k;
+        }
+        p += sprintf(p, "%s\"\\u%04x\": %d", i ? ", " : "", cp, i);
+    }
+    char good[1 << 16], tmp[1 << 16];
+    sprintf(good, "%s, \"ab\": 256}", enc);
+    bpe *tiny = bpe_load_mem(good, strlen(good), "e.json", "#version: 0.2\na b\n", 18, "m.bpe", &err);
+    CHECK(tiny != NULL, "tiny vocabulary: %s", err.msg);
+    if (tiny) {
+        uint32_t ids[8];
+        size_t nt = encode(tiny, "abab", 4, 0, ids);
+        CHECK(nt == 2 && ids[0] == 256 && ids[1] == 256, "tiny encode: %zu", nt);
+        bpe_free(tiny);
+    }
+    expect_load_error("{\"a\": 1,", "", "e.json:1:");
+    sprintf(tmp, "%s, \"ab\": 255}", enc);
+    expect_load_error(tmp, "a b\n", "duplicate id 255");
+    sprintf(tmp, "%s, \"ab\": 256}", enc);
+    expect_load_error(tmp, "#version: 0.2\na b\nab\n", "m.bpe:3:");
+    expect_load_error(tmp, "#version: 0.2\na b\nab c\n", "m.bpe:3: the merge");
+    sprintf(tmp, "%s, \"ab\": 256, \"xyz\": 257}", enc);
+    expect_load_error(tmp, "a b\nxy z\n", "m.bpe:2: unknown token \"xy\"");
+    sprintf(tmp, "%s, \"ab\": 257}", enc);
+    expect_load_error(tmp, "a b\n", "out of range");
+    expect_load_error("{\"a\": 0}", "", "no token for byte 0x00");
+    write_text("/dev/null", "");
+    v = bpe_load("/nonexistent/encoder.json", "gpt2_weights/vocab.bpe", &err);
+    CHECK(!v && strstr(err.msg, "/nonexistent/encoder.json"), "missing file: %s", err.msg);
+    free(enc);
+}
+
+int main(void) {
+    const bpe *v = bpe_gpt2();
+    size_t n;
+    char *text = read_file("tests/fixtures/tokenizer/english_prose.txt", &n);
+    if (!text) {
+        fprintf(stderr, "test_bpe: run from the repository root\n");
+        return 1;
+    }
+    test_vectors(v);
+
+    /* A mixed text for the structural properties: every fixture, joined. */
+    static const char *const names[] = {"english_prose", "code_c", "lang_mixed", "emoji", "contractions",
+                                        "digits", "crlf", "invalid_utf8", "decomposed", "lang_japanese"};
+    size_t cap = 1 << 20, len = 0;
+    char *mixed = malloc(cap);
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char path[256];
+        size_t m;
+        snprintf(path, sizeof path, "tests/fixtures/tokenizer/%s.txt", names[i]);
+        char *t = read_file(path, &m);
+        CHECK(t != NULL, "%s missing", path);
+        if (!t) continue;
+        if (len + m > cap) m = cap - len;
+        memcpy(mixed + len, t, m);
+        len += m;
+        free(t);
+    }
+    test_safe_cut(v, mixed, len < 6000 ? len : 6000);
+    test_round_trip(v, getenv("SANITIZED") && !strcmp(getenv("SANITIZED"), "1") ? 500 : 3000);
+    test_load(mixed, len);
+
+    /* Large: several MB so that streams cut and threads split. */
+    size_t big_n = 3u << 20;
+    char *big = malloc(big_n);
+    for (size_t i = 0; i < big_n; i += len) memcpy(big + i, mixed, big_n - i < len ? big_n - i : len);
+    test_stream(v, big, big_n);
+    test_threads(v, big, big_n);
+
+    free(big);
+    free(mixed);
+    free(text);
+    if (failures) {
+        fprintf(stderr, "test_bpe: %d checks failed\n", failures);
+        return 1;
+    }
+    printf("test_bpe: all checks passed\n");
+    return 0;
+}
