@@ -115,20 +115,40 @@ void embed_row(const embed_table *tab, size_t r, float *dst) {
     }
 }
 
-/* dst[c] += row r of tab, converted to F32. A float += keeps the sum
- * commutative-exact: wte + wpe gives the same bits as NumPy's wte[ids] + wpe. */
+/* 16 bytes of floats at any address: GCC/Clang vector extension with
+ * alignment 1, so loads from the mapped file are legal and still one
+ * instruction. */
+typedef float embed_v4u __attribute__((vector_size(16), aligned(1), may_alias));
+
+/* dst = row a of wte + row b of wpe, both F32. Element-wise float adds: the
+ * same bits as NumPy's wte[ids] + wpe[pos]. */
+static void row_sum_f32(const embed_table *wte, size_t a, const embed_table *wpe, size_t b,
+                        float *dst) {
+    size_t C = wte->cols, c = 0;
+    const unsigned char *p = wte->data + a * C * 4, *q = wpe->data + b * C * 4;
+    for (; c + 8 <= C; c += 8) {
+        embed_v4u x0 = *(const embed_v4u *)(p + 4 * c), x1 = *(const embed_v4u *)(p + 4 * c + 16);
+        embed_v4u y0 = *(const embed_v4u *)(q + 4 * c), y1 = *(const embed_v4u *)(q + 4 * c + 16);
+        *(embed_v4u *)(dst + c) = x0 + y0;
+        *(embed_v4u *)(dst + c + 4) = x1 + y1;
+    }
+    for (; c < C; c++) {
+        float x, y;
+        memcpy(&x, p + 4 * c, 4);
+        memcpy(&y, q + 4 * c, 4);
+        dst[c] = x + y;
+    }
+}
+
+/* dst[c] += row r of tab, converted to F32 (F16/BF16 tables, or a mix). */
 static void row_add(const embed_table *tab, size_t r, float *dst) {
     size_t C = tab->cols;
     if (tab->dtype == EMBED_F32) {
         const unsigned char *p = tab->data + r * C * 4;
-        /* An aligned copy of a chunk first, so the add loop vectorises. */
-        float tmp[256];
-        for (size_t c0 = 0; c0 < C; c0 += 256) {
-            size_t n = C - c0 < 256 ? C - c0 : 256;
-            memcpy(tmp, p + c0 * 4, n * 4);
-            float *d = dst + c0;
-            for (size_t c = 0; c < n; c++)
-                d[c] += tmp[c];
+        for (size_t c = 0; c < C; c++) {
+            float x;
+            memcpy(&x, p + 4 * c, 4);
+            dst[c] += x;
         }
         return;
     }
@@ -150,10 +170,28 @@ typedef struct {
     size_t t0, t1;
 } fwd_job;
 
+/* Rows are random: the hardware prefetcher cannot guess the next one, so
+ * ask for the row EMBED_PF tokens ahead while copying this one. */
+#define EMBED_PF 4
+
+static void prefetch_row(const embed_table *tab, size_t r) {
+    size_t bytes = tab->cols * (tab->dtype == EMBED_F32 ? 4 : 2);
+    const unsigned char *p = tab->data + r * bytes;
+    for (size_t b = 0; b < bytes; b += 64)
+        __builtin_prefetch(p + b);
+    __builtin_prefetch(p + bytes - 1);
+}
+
 static void forward_range(const fwd_job *j) {
     size_t C = j->wte->cols;
     for (size_t t = j->t0; t < j->t1; t++) {
         float *o = j->out + t * C;
+        if (t + EMBED_PF < j->t1)
+            prefetch_row(j->wte, j->ids[t + EMBED_PF]);
+        if (j->wpe && j->wte->dtype == EMBED_F32 && j->wpe->dtype == EMBED_F32) {
+            row_sum_f32(j->wte, j->ids[t], j->wpe, j->pos0 + t, o);
+            continue;
+        }
         embed_row(j->wte, j->ids[t], o);
         if (j->wpe)
             row_add(j->wpe, j->pos0 + t, o);
@@ -357,9 +395,15 @@ static int check_rows(const embed_param *p, const uint32_t *rows, size_t n, cons
  * only a faster way to the same bits. */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define EMBED_FMA_DISPATCH 1
-__attribute__((target("fma"))) static void sgd_rows_fma(float *w, const float *g, size_t C,
-                                                         float neg_lr) {
-    for (size_t c = 0; c < C; c++)
+#include <immintrin.h>
+__attribute__((target("avx2,fma"))) static void sgd_rows_fma(float *w, const float *g, size_t C,
+                                                              float neg_lr) {
+    size_t c = 0;
+    __m256 a = _mm256_set1_ps(neg_lr);
+    for (; c + 8 <= C; c += 8)
+        _mm256_storeu_ps(w + c, _mm256_fmadd_ps(a, _mm256_loadu_ps(g + c),
+                                                _mm256_loadu_ps(w + c)));
+    for (; c < C; c++)
         w[c] = fmaf(neg_lr, g[c], w[c]);
 }
 #endif
@@ -376,7 +420,7 @@ int embed_sgd(embed_param *p, const uint32_t *rows, const float *grad, size_t n,
         return rc;
     void (*row_fn)(float *, const float *, size_t, float) = sgd_rows_plain;
 #ifdef EMBED_FMA_DISPATCH
-    if (__builtin_cpu_supports("fma"))
+    if (__builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2"))
         row_fn = sgd_rows_fma;
 #endif
     size_t C = p->cols;
