@@ -200,7 +200,7 @@ def init_normal(seed, i, std=0.02):
 
 with open(os.path.join(OUT, "init_normal.txt"), "w") as f:
     f.write("# seed element f32-bits of embed_init_normal (std 0.02)\n")
-    for seed in [0, 1, 42, 0xFFFFFFFFFFFFFFFF]:
+    for seed in [0, 1, 42, 43, 0xFFFFFFFFFFFFFFFF]:
         for i in [0, 1, 2, 3, 1000, 1001, 38597375, 38597376]:
             f.write("%d %d %08x\n" % (seed, i, np.array([init_normal(seed, i)], dtype=np.float32).view(np.uint32)[0]))
 print("wrote", OUT)
