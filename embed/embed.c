@@ -174,12 +174,17 @@ typedef struct {
  * ask for the row EMBED_PF tokens ahead while copying this one. */
 #define EMBED_PF 4
 
-static void prefetch_row(const embed_table *tab, size_t r) {
-    size_t bytes = tab->cols * (tab->dtype == EMBED_F32 ? 4 : 2);
-    const unsigned char *p = tab->data + r * bytes;
+static void prefetch_bytes(const void *ptr, size_t bytes) {
+    const unsigned char *p = ptr;
     for (size_t b = 0; b < bytes; b += 64)
         __builtin_prefetch(p + b);
-    __builtin_prefetch(p + bytes - 1);
+    if (bytes)
+        __builtin_prefetch(p + bytes - 1);
+}
+
+static void prefetch_row(const embed_table *tab, size_t r) {
+    size_t bytes = tab->cols * (tab->dtype == EMBED_F32 ? 4 : 2);
+    prefetch_bytes(tab->data + r * bytes, bytes);
 }
 
 static void forward_range(const fwd_job *j) {
@@ -292,6 +297,22 @@ static uint32_t *sort_by_id(const uint32_t *ids, uint32_t *idx, uint32_t *tmp, s
     return src;
 }
 
+/* The token indices sorted by (id, t) in idx (T slots; tmp is T more), or
+ * NULL when ids are already ascending (no permutation needed). */
+static const uint32_t *token_order(const uint32_t *ids, size_t T, uint32_t *idx, uint32_t *tmp) {
+    int sorted = 1;
+    for (size_t t = 1; t < T && sorted; t++)
+        sorted = ids[t - 1] <= ids[t];
+    if (sorted)
+        return NULL;
+    for (size_t t = 0; t < T; t++)
+        idx[t] = (uint32_t)t;
+    uint32_t *res = sort_by_id(ids, idx, tmp, T);
+    if (res != idx)
+        memcpy(idx, res, T * sizeof *idx);
+    return idx;
+}
+
 /* dwte rows: distinct ids ascending, each row's dout summed in token order.
  * dout (T,C), ids (T) -> rows (n), grad (n,C). */
 int embed_backward_sparse(const float *dout, const uint32_t *ids, size_t T, size_t C,
@@ -305,22 +326,8 @@ int embed_backward_sparse(const float *dout, const uint32_t *ids, size_t T, size
     int rc = check_ids(ids, T, V, err);
     if (rc)
         return rc;
-    /* Is it sorted already (e.g. one id)? Then skip the sort. */
-    int sorted = 1;
-    for (size_t t = 1; t < T && sorted; t++)
-        sorted = ids[t - 1] <= ids[t];
-    const uint32_t *order = NULL;
-    if (!sorted) {
-        for (size_t t = 0; t < T; t++)
-            scratch[t] = (uint32_t)t;
-        /* rows is free until the walk below: it is the merge buffer. The
-         * walk writes rows[n] only after reading order[>= n]... but order may
-         * BE rows, so copy it back into scratch first. */
-        uint32_t *res = sort_by_id(ids, scratch, rows, T);
-        if (res != scratch)
-            memcpy(scratch, res, T * sizeof *scratch);
-        order = scratch;
-    }
+    /* rows is free until the walk below: it is the merge buffer. */
+    const uint32_t *order = token_order(ids, T, scratch, rows);
     size_t n = 0;
     for (size_t i = 0; i < T;) {
         size_t t = order ? order[i] : i;
@@ -426,6 +433,101 @@ int embed_sgd(embed_param *p, const uint32_t *rows, const float *grad, size_t n,
     size_t C = p->cols;
     for (size_t i = 0; i < n; i++)
         row_fn(p->w + (size_t)rows[i] * C, grad + i * C, C, -lr);
+    return EMBED_OK;
+}
+
+/* Sparse backward and SGD in one pass: no (n,C) gradient is written. A row
+ * used once is stepped straight from dout; repeats are summed in token order
+ * first, so the bits equal embed_backward_sparse + embed_sgd. Large batches
+ * are split between two threads at a boundary between distinct ids, so no
+ * row is touched by both. */
+typedef struct {
+    embed_param *p;
+    const float *dout;
+    const uint32_t *ids, *order;
+    size_t i0, i1;
+    float neg_lr;
+    void (*row_fn)(float *, const float *, size_t, float);
+    int status;
+} bsgd_job;
+
+static void bsgd_range(bsgd_job *j) {
+    size_t C = j->p->cols;
+    float stack_sum[1024], *sum = C <= 1024 ? stack_sum : NULL;
+    for (size_t i = j->i0; i < j->i1;) {
+        size_t t = j->order ? j->order[i] : i;
+        uint32_t id = j->ids[t];
+        if (i + EMBED_PF < j->i1) { /* dout rows come in id order: random */
+            size_t u = j->order ? j->order[i + EMBED_PF] : i + EMBED_PF;
+            prefetch_bytes(j->dout + u * C, C * sizeof(float));
+            prefetch_bytes(j->p->w + (size_t)j->ids[u] * C, C * sizeof(float));
+        }
+        size_t k = i + 1;
+        while (k < j->i1 && j->ids[j->order ? j->order[k] : k] == id)
+            k++;
+        const float *g = j->dout + t * C;
+        if (k - i > 1) {
+            if (!sum && !(sum = malloc(C * sizeof *sum))) {
+                j->status = EMBED_ERR_NOMEM;
+                return;
+            }
+            memcpy(sum, g, C * sizeof *sum);
+            for (size_t q = i + 1; q < k; q++) {
+                const float *d = j->dout + (size_t)(j->order ? j->order[q] : q) * C;
+                for (size_t c = 0; c < C; c++)
+                    sum[c] += d[c];
+            }
+            g = sum;
+        }
+        j->row_fn(j->p->w + (size_t)id * C, g, C, j->neg_lr);
+        i = k;
+    }
+    if (sum != stack_sum)
+        free(sum);
+}
+
+static void *bsgd_thread(void *arg) {
+    bsgd_range(arg);
+    return NULL;
+}
+
+int embed_backward_sgd(embed_param *p, const float *dout, const uint32_t *ids, size_t T,
+                       float lr, uint32_t *scratch, embed_error *err) {
+    if (!p || (T && (!p->w || !dout || !ids || !scratch)))
+        return set_err(err, EMBED_ERR_ARG, "embed_backward_sgd: NULL argument");
+    if (T > UINT32_MAX)
+        return set_err(err, EMBED_ERR_ARG, "embed_backward_sgd: T = %zu is too large", T);
+    int rc = check_ids(ids, T, p->rows, err);
+    if (rc)
+        return rc;
+    bsgd_job a = {p, dout, ids, token_order(ids, T, scratch, scratch + T), 0, T, -lr,
+                  sgd_rows_plain, 0};
+#ifdef EMBED_FMA_DISPATCH
+    if (__builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2"))
+        a.row_fn = sgd_rows_fma;
+#endif
+    size_t mid = T / 2;
+    while (mid > 0 && mid < T && ids[a.order ? a.order[mid] : mid] ==
+                                     ids[a.order ? a.order[mid - 1] : mid - 1])
+        mid++;
+    pthread_t th;
+    if (T * p->cols * sizeof(float) >= EMBED_FWD_THREAD_BYTES && mid > 0 && mid < T) {
+        bsgd_job b = a;
+        a.i1 = b.i0 = mid;
+        if (pthread_create(&th, NULL, bsgd_thread, &b) == 0) {
+            bsgd_range(&a);
+            pthread_join(th, NULL);
+            if (b.status)
+                a.status = b.status;
+        } else {
+            a.i1 = T;
+            bsgd_range(&a);
+        }
+    } else {
+        bsgd_range(&a);
+    }
+    if (a.status)
+        return set_err(err, a.status, "embed_backward_sgd: out of memory");
     return EMBED_OK;
 }
 

@@ -222,6 +222,13 @@ typedef struct embed_param {
 int embed_sgd(embed_param *p, const uint32_t *rows, const float *grad, size_t n, float lr,
               embed_error *err);
 
+/* embed_backward_sparse followed by embed_sgd, fused: the same bits, but no
+ * (n,C) gradient is written (rows used once are stepped straight from dout),
+ * so about half the memory traffic. w (V,C), dout (T,C), ids (T); scratch
+ * must hold 2*T uint32. */
+int embed_backward_sgd(embed_param *p, const float *dout, const uint32_t *ids, size_t T,
+                       float lr, uint32_t *scratch, embed_error *err);
+
 /* PyTorch's SparseAdam: lazy moments, updated only for the rows in this
  * step, one global step count for bias correction, eps added to sqrt(v)
  * before bias correction. m and v are (V,C) and start at zero; *step is

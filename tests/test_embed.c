@@ -218,6 +218,16 @@ static void table_case(const char *cs) {
     for (size_t i = 0; i < n; i++)
         memcpy(w + (size_t)rows[i] * C, w0 + (size_t)rows[i] * C, C * sizeof *w);
     CHECK(same("sgd untouched rows", w, w0, V * C), "%s", cs);
+    /* fused backward + SGD: the same bits, untouched rows untouched */
+    uint32_t *scr2 = malloc((2 * T + 1) * sizeof *scr2);
+    CHECK(embed_backward_sgd(&p, dout.data, id, T, lr, scr2, &err) == 0, "%s: %s", cs, err.msg);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(pick + i * C, w + (size_t)rows[i] * C, C * sizeof *pick);
+        memcpy(w + (size_t)rows[i] * C, w0 + (size_t)rows[i] * C, C * sizeof *w);
+    }
+    CHECK(same("fused backward+sgd", pick, sgd.data, n * C), "%s", cs);
+    CHECK(same("fused sgd untouched rows", w, w0, V * C), "%s", cs);
+    free(scr2);
 
     /* errors: nothing written, message names index and value */
     if (T) {
@@ -244,6 +254,11 @@ static void table_case(const char *cs) {
                   EMBED_ERR_ID, "%s", cs);
         uint32_t r = (uint32_t)V;
         CHECK(embed_sgd(&p, &r, grad, 1, lr, &err) == EMBED_ERR_ID, "%s", cs);
+        uint32_t *scr2 = malloc(2 * T * sizeof *scr2);
+        memcpy(w, w0, V * C * sizeof *w);
+        CHECK(embed_backward_sgd(&p, dout.data, bad, T, lr, scr2, &err) == EMBED_ERR_ID, "%s", cs);
+        CHECK(same("failed fused sgd wrote nothing", w, w0, V * C), "%s", cs);
+        free(scr2);
         free(bad);
     }
 
@@ -406,7 +421,35 @@ static void big_sort(int sanitized) {
         CHECK(rows[i] == i, "row %zu is %u", i, rows[i]);
         CHECK(same("big sort row", g + i * C, dw + (size_t)rows[i] * C, C), "row %zu", i);
     }
+    /* fused backward + SGD equals backward then SGD, bit for bit */
+    float *w1 = malloc(V * C * 4), *w2 = malloc(V * C * 4);
+    uint32_t *scr2 = malloc(2 * T * 4);
+    for (size_t i = 0; i < V * C; i++)
+        w1[i] = w2[i] = (float)i * 1e-3f;
+    embed_param p1 = {w1, V, C}, p2 = {w2, V, C};
+    CHECK(embed_sgd(&p1, rows, g, n, 0.3f, &err) == 0, "%s", err.msg);
+    CHECK(embed_backward_sgd(&p2, dout, ids, T, 0.3f, scr2, &err) == 0, "%s", err.msg);
+    CHECK(same("fused vs separate", w2, w1, V * C), "big sort");
+    free(w1), free(w2), free(scr2);
     free(ids), free(rows), free(scr), free(dout), free(g), free(dw);
+}
+
+/* Rows wider than the fused step's stack buffer (C > 1024). */
+static void wide_rows(void) {
+    size_t T = 6, C = 1500, V = 4;
+    uint32_t ids[6] = {3, 1, 3, 0, 3, 1}, rows[6], scr[12];
+    float *dout = malloc(T * C * 4), *g = malloc(T * C * 4), *w1 = calloc(V * C, 4),
+          *w2 = calloc(V * C, 4);
+    for (size_t i = 0; i < T * C; i++)
+        dout[i] = (float)(i % 97) * 0.01f - 0.3f;
+    embed_error err;
+    size_t n;
+    embed_param p1 = {w1, V, C}, p2 = {w2, V, C};
+    CHECK(embed_backward_sparse(dout, ids, T, C, V, rows, g, &n, scr, &err) == 0 && n == 3, "wide");
+    CHECK(embed_sgd(&p1, rows, g, n, 0.7f, &err) == 0, "%s", err.msg);
+    CHECK(embed_backward_sgd(&p2, dout, ids, T, 0.7f, scr, &err) == 0, "%s", err.msg);
+    CHECK(same("wide fused vs separate", w2, w1, V * C), "wide");
+    free(dout), free(g), free(w1), free(w2);
 }
 
 int main(void) {
@@ -418,6 +461,7 @@ int main(void) {
     adam_case();
     lookup_errors();
     big_sort(san && *san == '1');
+    wide_rows();
     if (failures) {
         fprintf(stderr, "test_embed: %d checks failed\n", failures);
         return 1;
