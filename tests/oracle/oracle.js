@@ -13,7 +13,7 @@ const VERSION = JSON.parse(require("fs").readFileSync(
 const EOT = "<|endoftext|>";
 const EOT_ID = 50256;
 const enc = get_encoding("gpt2");
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });  // keep a leading U+FEFF
 
 // GPT-2's ids for single bytes are not the byte values (ids follow the
 // byte->unicode table), so ask the vocabulary.
@@ -115,7 +115,7 @@ function classProbe(pattern) {
   let bfe = "";
   for (let b = 0; b < 256; b++) bfe += Buffer.from([b]).toString("base64") + " " + b + "\n";
   const t = new Tiktoken(bfe, {}, pattern);
-  const td = new TextDecoder();
+  const td = new TextDecoder("utf-8", { ignoreBOM: true });
   return (codePoints) => {
     const out = new Set();
     for (let i = 0; i < codePoints.length; i += 32768) {
