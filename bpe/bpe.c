@@ -165,12 +165,22 @@ static inline uint32_t token_len(const struct bpe *v, uint32_t id) {
     return v->tok_off[id + 1] - v->tok_off[id];
 }
 
-#define SHORT_PIECE 128
+/* Pieces up to this long merge with tiktoken's quadratic loop; it also
+ * re-encodes two adjacent tokens (at most 2 x 128 bytes for GPT-2) when the
+ * long-piece encoder checks that they are compatible. */
+#define SHORT_PIECE 256
 
-/* Short pieces: tiktoken's loop, over an array of parts. */
-static void merge_short(out_t *o, const uint8_t *p, size_t n, size_t off) {
-    const struct bpe *v = o->v;
-    uint32_t tok[SHORT_PIECE], rank[SHORT_PIECE];
+/* What bpe_token_split needs to know about a merge process. */
+typedef struct {
+    uint32_t left, right;   /* the parts of the last merge */
+    int monotone;           /* ranks never decreased */
+} merge_trace;
+
+/* BPE of p[0..n) (n <= SHORT_PIECE) into tok; returns the number of tokens.
+ * trace (may be NULL) records the merge process. */
+static size_t merge_traced(const struct bpe *v, const uint8_t *p, size_t n, uint32_t *tok,
+                           merge_trace *trace) {
+    uint32_t rank[SHORT_PIECE], last = 0;
     size_t m = n;
     for (size_t i = 0; i < n; i++) tok[i] = v->byte_tok[p[i]];
     for (size_t i = 0; i + 1 < m; i++) rank[i] = pair_rank(v, tok[i], tok[i + 1]);
@@ -180,6 +190,12 @@ static void merge_short(out_t *o, const uint8_t *p, size_t n, size_t off) {
         for (size_t i = 1; i + 1 < m; i++)
             if (rank[i] < rank[best]) best = i;
         if (rank[best] == BPE_EMPTY) break;
+        if (trace) {
+            if (rank[best] < last) trace->monotone = 0;
+            last = rank[best];
+            trace->left = tok[best];
+            trace->right = tok[best + 1];
+        }
         tok[best] = rank[best];
         memmove(tok + best + 1, tok + best + 2, (m - best - 2) * sizeof *tok);
         memmove(rank + best + 1, rank + best + 2, (m - best - 2) * sizeof *rank);
@@ -187,9 +203,29 @@ static void merge_short(out_t *o, const uint8_t *p, size_t n, size_t off) {
         rank[best] = best + 1 < m ? pair_rank(v, tok[best], tok[best + 1]) : BPE_EMPTY;
         if (best > 0) rank[best - 1] = pair_rank(v, tok[best - 1], tok[best]);
     }
+    return m;
+}
+
+static size_t merge_short(const struct bpe *v, const uint8_t *p, size_t n, uint32_t *tok) {
+    return merge_traced(v, p, n, tok, NULL);
+}
+
+int bpe_token_split(const struct bpe *v, uint32_t t, uint32_t *left, uint32_t *right) {
+    uint32_t tok[SHORT_PIECE];
+    size_t n = token_len(v, t);
+    merge_trace tr = {BPE_EMPTY, BPE_EMPTY, 1};
+    if (n < 2 || n > SHORT_PIECE || merge_traced(v, v->tok_bytes + v->tok_off[t], n, tok, &tr) != 1 ||
+        tok[0] != t || !tr.monotone)
+        return 0;
+    *left = tr.left;
+    *right = tr.right;
+    return 1;
+}
+
+static void emit_tokens(out_t *o, const uint32_t *tok, size_t m, size_t off) {
     for (size_t i = 0; i < m; i++) {
         emit(o, tok[i], off);
-        off += token_len(v, tok[i]);
+        off += token_len(o->v, tok[i]);
     }
 }
 
@@ -274,6 +310,136 @@ static void merge_long(out_t *o, const uint8_t *p, size_t n, size_t off) {
     free(heap);
 }
 
+/* Long pieces, fast: the backtracking encoder of github's rust-gems `bpe`
+ * crate, written anew. Two facts about BPE make it exact:
+ *   - a token sequence is the BPE encoding of its bytes exactly when every
+ *     adjacent pair (a, b) is, i.e. encode(bytes(a) bytes(b)) == [a, b];
+ *   - the encoding of a text is unique.
+ * So: extend a valid sequence with the longest token whose pair with the
+ * last token is valid; when no token at a position works, that position is
+ * no token boundary of the answer (it is marked dead) and the last token is
+ * replaced by a shorter one. Pair checks are cached; repetitive input (runs
+ * of one character, digits, base64) hits the cache nearly always. Returns 0
+ * (nothing emitted) if the search stalls, for the caller's heap fallback. */
+#define COMPAT_CACHE 4096
+
+typedef struct {
+    uint64_t key[COMPAT_CACHE];
+    uint8_t ok[COMPAT_CACHE];
+} compat_cache;
+
+/* Is [a, b] the encoding of bytes(a) bytes(b), given that [a] is the
+ * encoding of bytes(a)?
+ *
+ * Fast path, when the merge processes of a and b are monotone (ranks never
+ * decrease; true of nearly every GPT-2 token, recorded in v->split): before
+ * any merge crosses the boundary, the process on a b interleaves a's and b's
+ * own processes in rank order, left first on ties. The last part of the left
+ * side walks down a's right spine (a, right(a), right(right(a)), ...), the
+ * first part of the right side down b's left spine. Walking back in time,
+ * the state (L, R) lasted until the later of the merges that made L or R; the
+ * crossing pair (L, R) would have merged first iff its rank is below that
+ * merge's rank (L's case) or at most it (R's case: the crossing pair is left
+ * of it and wins ties); at the end, iff it is a token at all. */
+static int compatible_fast(const struct bpe *v, uint32_t a, uint32_t b, int *ok) {
+    uint32_t L = a, R = b;
+    uint64_t limit = UINT64_MAX;
+    if (token_len(v, b) > 1 && v->split[2 * b] == BPE_EMPTY) return 0;
+    if (token_len(v, a) > 1 && v->split[2 * a] == BPE_EMPTY) return 0;
+    for (;;) {
+        uint32_t c = pair_rank(v, L, R);
+        if (c != BPE_EMPTY && c < limit) {
+            *ok = 0;
+            return 1;
+        }
+        int64_t fl = token_len(v, L) > 1 ? (int64_t)L : -1, fr = token_len(v, R) > 1 ? (int64_t)R : -1;
+        if (fl < 0 && fr < 0) {
+            *ok = 1;
+            return 1;
+        }
+        if (fl > fr) {
+            limit = (uint64_t)fl;
+            L = v->split[2 * L + 1];
+        } else {
+            limit = (uint64_t)fr + 1;
+            R = v->split[2 * R];
+        }
+    }
+}
+
+/* (a == BPE_EMPTY: is [b] the encoding of bytes(b)?) */
+static int compatible(const struct bpe *v, compat_cache *c, uint32_t a, uint32_t b) {
+    int ok;
+    if (a == BPE_EMPTY && (token_len(v, b) == 1 || v->split[2 * b] != BPE_EMPTY)) return 1;
+    if (a != BPE_EMPTY && compatible_fast(v, a, b, &ok)) return ok;
+    uint64_t key = (uint64_t)a << 32 | b;
+    size_t slot = bpe_hash_pair(key) & (COMPAT_CACHE - 1);
+    if (c->key[slot] == key) return c->ok[slot];
+    uint8_t buf[SHORT_PIECE];
+    uint32_t tok[SHORT_PIECE];
+    size_t la = a == BPE_EMPTY ? 0 : token_len(v, a), lb = token_len(v, b);
+    ok = 0;
+    if (la + lb <= SHORT_PIECE) {
+        if (la) memcpy(buf, v->tok_bytes + v->tok_off[a], la);
+        memcpy(buf + la, v->tok_bytes + v->tok_off[b], lb);
+        size_t m = merge_short(v, buf, la + lb, tok);
+        ok = la ? m == 2 && tok[0] == a && tok[1] == b : m == 1 && tok[0] == b;
+    }
+    c->key[slot] = key;
+    c->ok[slot] = (uint8_t)ok;
+    return ok;
+}
+
+/* The longest a token at p[pos..n) can be. */
+static inline size_t longest_at(const struct bpe *v, const uint8_t *p, size_t pos, size_t n) {
+    size_t len = n - pos < 2 ? 1 : v->maxlen2[p[pos] << 8 | p[pos + 1]];
+    return len ? len : 1;
+}
+
+static int merge_backtrack(out_t *o, const uint8_t *p, size_t n, size_t off) {
+    const struct bpe *v = o->v;
+    if (2 * (size_t)v->max_token_len > SHORT_PIECE || n >= UINT32_MAX) return 0;
+    uint32_t *tok = malloc(n * sizeof *tok), *start = malloc(n * sizeof *start);
+    uint64_t *dead = calloc(n / 64 + 1, sizeof *dead);
+    compat_cache *cache = malloc(sizeof *cache);
+    int done = 0;
+    if (!tok || !start || !dead || !cache) goto out;
+    memset(cache->key, 0xFF, sizeof cache->key);
+    size_t k = 0, pos = 0, budget = 64 * n + 4096, len = longest_at(v, p, pos, n);
+    while (pos < n) {
+        if (budget-- == 0) goto out;
+        /* Candidates at pos: tokens p[pos..pos+len), longest first. */
+        int pushed = 0;
+        for (; len >= 1; len--) {
+            size_t end = pos + len;
+            if (end > n || (end < n && (dead[end / 64] >> (end % 64) & 1))) continue;
+            uint32_t t = len == 1 ? v->byte_tok[p[pos]] : lookup_token(v, p + pos, len);
+            if (t == BPE_EMPTY || !compatible(v, cache, k ? tok[k - 1] : BPE_EMPTY, t)) continue;
+            tok[k] = t;
+            start[k++] = (uint32_t)pos;
+            pos = end;
+            len = longest_at(v, p, pos, n);
+            pushed = 1;
+            break;
+        }
+        if (pushed) continue;
+        /* No token can follow here: pos is not a boundary of the answer. */
+        if (k == 0) goto out;
+        dead[pos / 64] |= 1ull << (pos % 64);
+        k--;
+        pos = start[k];
+        len = token_len(v, tok[k]) - 1;
+    }
+    for (size_t i = 0; i < k; i++) emit(o, tok[i], off + start[i]);
+    done = 1;
+out:
+    free(tok);
+    free(start);
+    free(dead);
+    free(cache);
+    return done;
+}
+
 static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
     const struct bpe *v = o->v;
     if (n == 1) {
@@ -287,10 +453,12 @@ static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off
             return;
         }
     }
-    if (n <= SHORT_PIECE)
-        merge_short(o, p, n, off);
-    else
+    if (n <= SHORT_PIECE) {
+        uint32_t tok[SHORT_PIECE];
+        emit_tokens(o, tok, merge_short(v, p, n, tok), off);
+    } else if (!merge_backtrack(o, p, n, off)) {
         merge_long(o, p, n, off);
+    }
 }
 
 /* ---- pre-tokenization ---------------------------------------------------------- */

@@ -48,6 +48,10 @@ typedef struct bpe_image_header {
     uint64_t off_byte_tok;   /* uint32[256]: the token of each single byte */
     uint64_t off_cls1;       /* uint16[BPE_CLS_STAGE1] */
     uint64_t off_cls2;       /* uint8[n_cls_blocks * 256] */
+    uint64_t off_maxlen2;    /* uint16[65536]: longest token starting with bytes b0 b1 (0: none) */
+    uint64_t off_split;      /* uint32[2 * V]: the last merge (left, right) that makes each
+                                token from its bytes, when that merge process is monotone;
+                                BPE_EMPTY otherwise and for single bytes (see bpe.c) */
 } bpe_image_header;
 
 struct bpe {
@@ -62,6 +66,8 @@ struct bpe {
     const uint32_t *byte_tok;
     const uint16_t *cls1;
     const uint8_t *cls2;
+    const uint16_t *maxlen2;
+    const uint32_t *split;
     void *owned;   /* the heap image of a loaded vocabulary; NULL when built in */
 };
 
@@ -73,6 +79,11 @@ void bpe_attach_image(struct bpe *v, const void *image);
  * *size bytes, or NULL when out of memory. */
 void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens,
                       int32_t eot, uint64_t *size);
+
+/* Encodes token t's own bytes: when the result is [t] and the ranks of the
+ * merges on the way never decrease, stores the last merge's two parts and
+ * returns 1; otherwise returns 0. (bpe.c; used when building an image.) */
+int bpe_token_split(const struct bpe *v, uint32_t t, uint32_t *left, uint32_t *right);
 
 static inline uint64_t bpe_hash_bytes(const uint8_t *p, size_t n) {
     uint64_t h = 0x9E3779B97F4A7C15ull * (n + 1);

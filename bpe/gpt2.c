@@ -19,6 +19,8 @@ static const struct bpe gpt2 = {
     .byte_tok = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_BYTE_TOK),
     .cls1 = (const uint16_t *)(bpe_gpt2_image + GPT2_OFF_CLS1),
     .cls2 = bpe_gpt2_image + GPT2_OFF_CLS2,
+    .maxlen2 = (const uint16_t *)(bpe_gpt2_image + GPT2_OFF_MAXLEN2),
+    .split = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_SPLIT),
     .owned = NULL,
 };
 

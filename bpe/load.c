@@ -71,6 +71,26 @@ static uint32_t pow2_at_least(uint64_t n) {
     return p;
 }
 
+/* Token bytes, their offsets, and the hash from bytes to id. The special
+ * token is never produced by merging, so it is not hashed. */
+static void fill_tokens(uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens, int32_t eot,
+                        uint32_t *tok_off, uint8_t *bytes, uint32_t *slots, uint32_t tok_mask) {
+    uint32_t pos = 0;
+    for (uint32_t i = 0; i < n_tokens; i++) {
+        tok_off[i] = pos;
+        memcpy(bytes + pos, tokens[i], lens[i]);
+        pos += lens[i];
+    }
+    tok_off[n_tokens] = pos;
+    memset(slots, 0xFF, ((size_t)tok_mask + 1) * 4);
+    for (uint32_t i = 0; i < n_tokens; i++) {
+        if ((int32_t)i == eot) continue;
+        uint64_t hh = bpe_hash_bytes(tokens[i], lens[i]);
+        while (slots[hh & tok_mask] != BPE_EMPTY) hh++;
+        slots[hh & tok_mask] = i;
+    }
+}
+
 static uint32_t find_token(const struct bpe *v, const uint8_t *p, size_t n) {
     for (uint64_t h = bpe_hash_bytes(p, n);; h++) {
         uint32_t id = v->tok_slots[h & v->tok_mask];
@@ -80,14 +100,42 @@ static uint32_t find_token(const struct bpe *v, const uint8_t *p, size_t n) {
     }
 }
 
+/* The number of (token, token) -> token merges: every split of a token into
+ * two tokens. Uses a temporary token hash; UINT64_MAX when out of memory. */
+static uint64_t count_pairs(uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens,
+                            int32_t eot, uint64_t total_bytes, uint32_t tok_mask) {
+    struct bpe v = {0};
+    uint32_t *off = malloc(((size_t)n_tokens + 1) * 4), *slots = malloc(((size_t)tok_mask + 1) * 4);
+    uint8_t *bytes = malloc(total_bytes ? total_bytes : 1);
+    uint64_t n = 0;
+    if (!off || !slots || !bytes) {
+        n = UINT64_MAX;
+        goto out;
+    }
+    v.tok_off = off;
+    v.tok_bytes = bytes;
+    v.tok_slots = slots;
+    v.tok_mask = tok_mask;
+    fill_tokens(n_tokens, tokens, lens, eot, off, bytes, slots, tok_mask);
+    for (uint32_t t = 0; t < n_tokens; t++) {
+        if ((int32_t)t == eot) continue;
+        for (uint32_t k = 1; k < lens[t]; k++)
+            n += find_token(&v, tokens[t], k) != BPE_EMPTY && find_token(&v, tokens[t] + k, lens[t] - k) != BPE_EMPTY;
+    }
+out:
+    free(off);
+    free(slots);
+    free(bytes);
+    return n;
+}
+
 void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens,
                       int32_t eot, uint64_t *size) {
-    uint64_t total_bytes = 0, n_pairs = 0;
+    uint64_t total_bytes = 0;
     uint32_t max_len = 0;
     for (uint32_t i = 0; i < n_tokens; i++) {
         total_bytes += lens[i];
         if (lens[i] > max_len) max_len = lens[i];
-        if (lens[i] > 1) n_pairs += lens[i] - 1;
     }
 
     /* Unicode classes: stage-2 blocks are deduplicated. */
@@ -110,6 +158,13 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     h.eot = eot;
     h.max_token_len = max_len;
     h.tok_mask = pow2_at_least((uint64_t)n_tokens * 2 + 2) - 1;
+    uint64_t n_pairs = count_pairs(n_tokens, tokens, lens, eot, total_bytes, h.tok_mask);
+    if (n_pairs == UINT64_MAX) {
+        free(cls1);
+        arrfree(cls2);
+        return NULL;
+    }
+    /* Load factor at most 1/2: merging probes this table for every pair. */
     h.pair_mask = pow2_at_least(n_pairs * 2 + 2) - 1;
     h.n_cls_blocks = n_blocks;
     size_t off = align64(sizeof h);
@@ -120,6 +175,8 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     h.off_byte_tok = off;  off = align64(off + 256 * 4);
     h.off_cls1 = off;      off = align64(off + BPE_CLS_STAGE1 * 2);
     h.off_cls2 = off;      off = align64(off + (size_t)n_blocks * 256);
+    h.off_maxlen2 = off;   off = align64(off + 65536 * 2);
+    h.off_split = off;     off = align64(off + (size_t)n_tokens * 8);
     h.image_size = off;
 
     uint8_t *img = calloc(1, off);
@@ -141,24 +198,18 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     uint32_t *slots = (uint32_t *)(img + h.off_tok_slots);
     bpe_pair *pairs = (bpe_pair *)(img + h.off_pairs);
     uint32_t *byte_tok = (uint32_t *)(img + h.off_byte_tok);
-    memset(slots, 0xFF, ((size_t)h.tok_mask + 1) * 4);
     memset(pairs, 0xFF, ((size_t)h.pair_mask + 1) * sizeof *pairs);
     memset(byte_tok, 0xFF, 256 * 4);
 
-    uint32_t pos = 0;
+    fill_tokens(n_tokens, tokens, lens, eot, tok_off, bytes, slots, h.tok_mask);
+    for (uint32_t i = 0; i < n_tokens; i++)
+        if ((int32_t)i != eot && lens[i] == 1) byte_tok[tokens[i][0]] = i;
+    uint16_t *maxlen2 = (uint16_t *)(img + h.off_maxlen2);
     for (uint32_t i = 0; i < n_tokens; i++) {
-        tok_off[i] = pos;
-        memcpy(bytes + pos, tokens[i], lens[i]);
-        pos += lens[i];
-    }
-    tok_off[n_tokens] = pos;
-    /* The special token is never produced by merging, so it is not hashed. */
-    for (uint32_t i = 0; i < n_tokens; i++) {
-        if ((int32_t)i == eot) continue;
-        if (lens[i] == 1) byte_tok[tokens[i][0]] = i;
-        uint64_t hh = bpe_hash_bytes(tokens[i], lens[i]);
-        while (slots[hh & h.tok_mask] != BPE_EMPTY) hh++;
-        slots[hh & h.tok_mask] = i;
+        if ((int32_t)i == eot || lens[i] < 2) continue;
+        uint16_t *m = &maxlen2[tokens[i][0] << 8 | tokens[i][1]];
+        uint32_t l = lens[i] > 0xFFFF ? 0xFFFF : lens[i];
+        if (l > *m) *m = (uint16_t)l;
     }
     /* Every split of a token into two tokens is a merge that makes it. */
     for (uint32_t t = 0; t < n_tokens; t++) {
@@ -173,6 +224,11 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
             pairs[hh & h.pair_mask] = (bpe_pair){key, t, 0};
         }
     }
+    /* Needs the finished pair table: it runs the merge process. */
+    uint32_t *split = (uint32_t *)(img + h.off_split);
+    for (uint32_t t = 0; t < n_tokens; t++)
+        if ((int32_t)t == eot || lens[t] < 2 || !bpe_token_split(&v, t, &split[2 * t], &split[2 * t + 1]))
+            split[2 * t] = split[2 * t + 1] = BPE_EMPTY;
     *size = off;
     return img;
 }
@@ -193,6 +249,8 @@ void bpe_attach_image(struct bpe *v, const void *image) {
     v->byte_tok = (const uint32_t *)(img + h.off_byte_tok);
     v->cls1 = (const uint16_t *)(img + h.off_cls1);
     v->cls2 = img + h.off_cls2;
+    v->maxlen2 = (const uint16_t *)(img + h.off_maxlen2);
+    v->split = (const uint32_t *)(img + h.off_split);
     v->owned = NULL;
 }
 

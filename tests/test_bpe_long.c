@@ -1,0 +1,102 @@
+/* test_bpe_long.c - the long-piece encoders of bpe/bpe.c against each other
+ * and against the definition, through bpe.c's internals (it is included):
+ *   - compatible_fast (the spine walk) against re-encoding bytes(a) bytes(b),
+ *     on random token pairs and on pairs that occur in real encodings;
+ *   - merge_backtrack against merge_long (the heap) and merge_short on
+ *     random long pieces from small alphabets, where merges interact most.
+ * The heap and the quadratic loop follow tiktoken's definition step by step,
+ * so they are the reference for the fast paths. */
+#include "../bpe/bpe.c"
+
+static int failures;
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 11);
+}
+
+static int slow_compatible(const struct bpe *v, uint32_t a, uint32_t b) {
+    uint8_t buf[SHORT_PIECE];
+    uint32_t tok[SHORT_PIECE];
+    size_t la = token_len(v, a), lb = token_len(v, b);
+    memcpy(buf, v->tok_bytes + v->tok_off[a], la);
+    memcpy(buf + la, v->tok_bytes + v->tok_off[b], lb);
+    size_t m = merge_short(v, buf, la + lb, tok);
+    return m == 2 && tok[0] == a && tok[1] == b;
+}
+
+static void check_pair(const struct bpe *v, uint32_t a, uint32_t b, size_t *checked) {
+    int fast;
+    if (!compatible_fast(v, a, b, &fast)) return;
+    (*checked)++;
+    if (fast != slow_compatible(v, a, b) && failures++ < 10)
+        fprintf(stderr, "compatible(%u, %u): fast %d, by definition %d\n", a, b, fast, !fast);
+}
+
+static void test_pairs(const struct bpe *v, int rounds) {
+    size_t checked = 0;
+    uint32_t V = v->n_tokens - 1;  /* no <|endoftext|> */
+    for (int i = 0; i < rounds; i++) check_pair(v, rnd() % V, rnd() % V, &checked);
+    /* Short tokens interact most: pairs of 1-3 byte tokens. */
+    uint32_t *small = malloc(V * sizeof *small), n_small = 0;
+    for (uint32_t t = 0; t < V; t++)
+        if (token_len(v, t) <= 3) small[n_small++] = t;
+    for (int i = 0; i < rounds; i++) check_pair(v, small[rnd() % n_small], small[rnd() % n_small], &checked);
+    /* Each token with its own pieces. */
+    for (uint32_t t = 0; t < V; t++)
+        if (v->split[2 * t] != BPE_EMPTY) check_pair(v, v->split[2 * t], v->split[2 * t + 1], &checked);
+    free(small);
+    printf("compatible_fast: %zu pairs checked against the definition\n", checked);
+}
+
+static void test_pieces(const struct bpe *v, int rounds) {
+    static const char *const alphabets[] = {
+        "a", "=", "0123456789", "abcdefghijklmnopqrstuvwxyz", "ab", "aab", "01",
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", "-=_", "ing",
+        "\xe4\xb8\x80\xe4\xba\x8c\xe4\xb8\x89", "\xc3\xa9\x65\xcc\x81"};
+    uint8_t *p = malloc(4096);
+    uint32_t *a = malloc(4096 * 4), *b = malloc(4096 * 4);
+    int bad = 0, fell_back = 0;
+    for (int r = 0; r < rounds; r++) {
+        const char *al = alphabets[r % (sizeof alphabets / sizeof *alphabets)];
+        size_t k = strlen(al), n = 257 + rnd() % 1500;
+        for (size_t i = 0; i < n; i++) p[i] = (uint8_t)al[rnd() % k];
+        out_t oa = {v, a, NULL, 4096, 0, 0}, ob = {v, b, NULL, 4096, 0, 0};
+        if (!merge_backtrack(&oa, p, n, 0)) fell_back++;
+        merge_long(&ob, p, n, 0);
+        if (oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
+            if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: backtrack %zu tokens, heap %zu\n", al, n, oa.n, ob.n);
+        }
+        /* The heap against the quadratic loop on the first 256 bytes. */
+        uint32_t s[SHORT_PIECE];
+        size_t ns = merge_short(v, p, 256, s);
+        out_t oc = {v, a, NULL, 4096, 0, 0};
+        merge_long(&oc, p, 256, 0);
+        if (oc.n != ns || memcmp(a, s, ns * 4)) {
+            if (bad++ < 5) fprintf(stderr, "alphabet \"%s\": heap and quadratic loop differ\n", al);
+        }
+    }
+    if (bad) failures++;
+    if (fell_back) {
+        fprintf(stderr, "merge_backtrack gave up on %d pieces\n", fell_back);
+        failures++;
+    }
+    printf("long pieces: %d random pieces, backtracking == heap == quadratic loop\n", rounds);
+    free(p);
+    free(a);
+    free(b);
+}
+
+int main(void) {
+    const struct bpe *v = bpe_gpt2();
+    int sanitized = getenv("SANITIZED") && !strcmp(getenv("SANITIZED"), "1");
+    test_pairs(v, sanitized ? 20000 : 300000);
+    test_pieces(v, sanitized ? 60 : 600);
+    if (failures) {
+        fprintf(stderr, "test_bpe_long: failed\n");
+        return 1;
+    }
+    return 0;
+}
