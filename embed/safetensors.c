@@ -493,8 +493,6 @@ static int st_validate(embed_file *f, embed_error *err) {
                 embed_tensor *t = &f->t[f->n_t++];
                 memset(t, 0, sizeof *t);
                 t->name = key;
-                /* the entry's byte offset, used to report duplicates */
-                t->data = (const unsigned char *)(uintptr_t)key_at;
                 if ((rc = parse_entry(&p, t))) return rc;
             }
             if (jp_peek(&p, '}')) break;
