@@ -46,7 +46,7 @@ rss_ok() { # label file
     fi
 }
 
-# ---- size: about 80 s of one-core encoding, 512 MB .. 3 GB ------------------
+# ---- size: about 40 s of one-core encoding, 512 MB .. 2 GB ------------------
 if [ -n "${HUGE_MB:-}" ]; then
     total=$HUGE_MB
 else
@@ -55,9 +55,9 @@ else
     "$G" encode --threads 1 --format u32 "$T/cal.txt" >/dev/null || bad "encode of a 32 MB sample failed"
     ms=$(( $(now_ms) - t0 + 1 ))
     rm -f "$T/cal.txt"
-    total=$(( 32 * 80000 / ms ))
+    total=$(( 32 * 40000 / ms ))
     echo "calibration: 32 MB in $ms ms on one thread"
-    [ $total -gt 3072 ] && total=3072
+    [ $total -gt 2048 ] && total=2048
     [ $total -lt 512 ] && total=512
 fi
 mb=$(( total / PARTS ))
