@@ -16,18 +16,20 @@ trap 'rm -rf "$tmp"' EXIT
 fail=0
 die() { echo "FAIL $*"; fail=1; }
 
-# ---- small files ------------------------------------------------------------
-"$GPT2IN" init --out "$tmp/a.safetensors" --seed 42 || die "init"
-"$GPT2IN" init --out "$tmp/b.safetensors" --seed 42 || die "init again"
+# ---- small files (a smaller vocabulary under the sanitizers) ------------------
+V=50257
+[ "$SANITIZED" = 1 ] && V=2000
+"$GPT2IN" init --out "$tmp/a.safetensors" --seed 42 --vocab $V || die "init"
+"$GPT2IN" init --out "$tmp/b.safetensors" --seed 42 --vocab $V || die "init again"
 cmp -s "$tmp/a.safetensors" "$tmp/b.safetensors" || die "same seed, different bytes"
-"$GPT2IN" init --out "$tmp/b.safetensors" --seed 43 || die "init seed 43"
+"$GPT2IN" init --out "$tmp/b.safetensors" --seed 43 --vocab $V || die "init seed 43"
 cmp -s "$tmp/a.safetensors" "$tmp/b.safetensors" && die "seeds 42 and 43 gave the same file"
 "$GPT2IN" init --out "$tmp/c.safetensors" --vocab 10 --ctx 4 --channels 3 --seed 1 || die "small"
 
-$PY - "$tmp" tests/fixtures/formats/init_normal.txt <<'EOF' || fail=1
+$PY - "$tmp" tests/fixtures/formats/init_normal.txt $V <<'EOF' || fail=1
 import json, struct, sys
 import numpy as np
-tmp, refs = sys.argv[1], sys.argv[2]
+tmp, refs, V = sys.argv[1], sys.argv[2], int(sys.argv[3])
 ref = {}
 for line in open(refs):
     if line.startswith("#"):
@@ -52,17 +54,18 @@ raw, n, h = load(tmp + "/a.safetensors")
 check(n % 8 == 0, "header not padded to 8")
 check(list(h) == ["__metadata__", "wte.weight", "wpe.weight"], "keys %s" % list(h))
 check(h["__metadata__"] == {"format": "pt"}, "metadata")
-check(h["wte.weight"] == {"dtype": "F32", "shape": [50257, 768], "data_offsets": [0, 154389504]}, "wte entry")
-check(h["wpe.weight"] == {"dtype": "F32", "shape": [1024, 768], "data_offsets": [154389504, 157535232]}, "wpe entry")
-check(len(raw) == 8 + n + 157535232, "file size")
+W = V * 768 * 4
+check(h["wte.weight"] == {"dtype": "F32", "shape": [V, 768], "data_offsets": [0, W]}, "wte entry")
+check(h["wpe.weight"] == {"dtype": "F32", "shape": [1024, 768], "data_offsets": [W, W + 3145728]}, "wpe entry")
+check(len(raw) == 8 + n + W + 3145728, "file size")
 data = np.frombuffer(raw, dtype="<f4", offset=8 + n)
-wte, wpe = data[:50257 * 768], data[50257 * 768:]
+wte, wpe = data[:V * 768], data[V * 768:]
 for (seed, i), bits in ref.items():
     if seed == 42 and i < wte.size:
         check(wte[i:i + 1].view("<u4")[0] == bits, "wte element %d differs from the reference" % i)
     if seed == 43 and i < wpe.size:
         check(wpe[i:i + 1].view("<u4")[0] == bits, "wpe element %d differs from the reference" % i)
-check(abs(float(wte.mean())) < 1e-4 and abs(float(wte.std()) - 0.02) < 1e-4,
+check(abs(float(wte.mean())) < 3e-4 and abs(float(wte.std()) - 0.02) < 3e-4,
       "wte mean %g std %g" % (wte.mean(), wte.std()))
 
 raw, n, h = load(tmp + "/c.safetensors")
