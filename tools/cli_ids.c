@@ -452,6 +452,7 @@ static int put_ids(ids_writer *w, const uint32_t *ids, size_t n) {
 }
 
 int ids_writer_put(ids_writer *w, const uint32_t *ids, size_t n) {
+    if (n == 0) return 0;
     if ((w->fmt == IDS_NPY || w->fmt == IDS_LLMC) && !w->seekable) {
         if (w->n_held + n > w->cap_held) {
             size_t c = (w->n_held + n) * 2;
