@@ -112,10 +112,12 @@ static int same_ids(const uint32_t *a, size_t na, const uint32_t *b, size_t nb) 
 static void test_safe_cut(const bpe *v, const char *text, size_t n) {
     uint32_t *whole = malloc((n + 1) * 4), *parts = malloc((n + 1) * 4);
     size_t nw = encode(v, text, n, BPE_SPECIAL_TEXT, whole);
-    size_t bad = 0;
+    size_t bad = 0, last = (size_t)-1;
     for (size_t p = 0; p <= n; p++) {
         size_t cut = bpe_safe_cut(text, p);
         CHECK(cut <= p, "cut %zu > %zu", cut, p);
+        if (cut == last) continue;  /* checked already */
+        last = cut;
         size_t a = encode(v, text, cut, BPE_SPECIAL_TEXT, parts);
         size_t b = encode(v, text + cut, n - cut, BPE_SPECIAL_TEXT, parts + a);
         if (!same_ids(whole, nw, parts, a + b)) bad++;
@@ -337,6 +339,24 @@ int main(void) {
         free(t);
     }
     test_safe_cut(v, mixed, len < 6000 ? len : 6000);
+    /* Cuts after non-ASCII characters, and next to non-ASCII whitespace. */
+    static const char *const cut_names[] = {"lang_chinese", "lang_japanese", "lang_devanagari", "whitespace",
+                                            "invalid_utf8", "emoji"};
+    for (size_t i = 0; i < sizeof cut_names / sizeof *cut_names; i++) {
+        char path[256];
+        size_t m;
+        snprintf(path, sizeof path, "tests/fixtures/tokenizer/%s.txt", cut_names[i]);
+        char *t = read_file(path, &m);
+        CHECK(t != NULL, "%s missing", path);
+        if (t) test_safe_cut(v, t, m < 20000 ? m : 20000);
+        free(t);
+    }
+    {   /* NBSP and U+3000 before a newline are whitespace: no cut there. */
+        static const char ws[] = "a\xc2\xa0\nb\xe3\x80\x80\n\xe3\x80\x82\nc";
+        CHECK(bpe_safe_cut(ws, 5) == 0 && bpe_safe_cut(ws, 8) == 0, "cut after non-ASCII whitespace");
+        CHECK(bpe_safe_cut(ws, sizeof ws - 2) == 12, "no cut after U+3002");
+        test_safe_cut(v, ws, sizeof ws - 1);
+    }
     test_round_trip(v, getenv("SANITIZED") && !strcmp(getenv("SANITIZED"), "1") ? 500 : 3000);
     test_load(mixed, len);
 
