@@ -20,14 +20,14 @@ typedef int (*cli_command_fn)(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
 int cmd_count(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_step(int argc, char **argv);
 int cmd_similar(int argc, char **argv);
 int cmd_neighbors(int argc, char **argv);
 int cmd_analogy(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_train_skipgram(int argc, char **argv);
-int cmd_embed(int argc, char **argv);
-int cmd_verify(int argc, char **argv);
-int cmd_step(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 

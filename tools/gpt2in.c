@@ -13,16 +13,16 @@ static const struct {
     {"encode", cmd_encode, "text -> token ids"},
     {"decode", cmd_decode, "token ids -> text"},
     {"count", cmd_count, "count the tokens of a text"},
-    {"similar", cmd_similar, "cosine similarity of two words' embedding vectors"},
-    {"neighbors", cmd_neighbors, "the tokens nearest to a word by cosine"},
-    {"analogy", cmd_analogy, "the tokens nearest to A - B + C (king - man + woman)"},
-    {"plot", cmd_plot, "2-D PCA map of words' vectors as an SVG"},
-    {"train-skipgram", cmd_train_skipgram, "tune wte with word2vec skip-gram on a text"},
     {"embed", cmd_embed, "token ids -> embedding rows [T, C] (wte, + wpe)"},
     {"verify", cmd_verify, "compare the embedding of ids with a reference array"},
     {"step", cmd_step, "one SGD / SparseAdam step of wte (and wpe) from dLoss/dx"},
     {"inspect", cmd_inspect, "describe and validate a .safetensors or .npy file"},
     {"init", cmd_init, "write a new GPT-2-shaped safetensors file (random embeddings)"},
+    {"similar", cmd_similar, "cosine similarity of two words' embedding vectors"},
+    {"neighbors", cmd_neighbors, "the tokens nearest to a word by cosine"},
+    {"analogy", cmd_analogy, "the tokens nearest to A - B + C (king - man + woman)"},
+    {"plot", cmd_plot, "2-D PCA map of words' vectors as an SVG"},
+    {"train-skipgram", cmd_train_skipgram, "tune wte with word2vec skip-gram on a text"},
 };
 
 static void usage(FILE *f) {
