@@ -1,0 +1,80 @@
+#!/bin/sh
+# Streaming: the same input through a pipe in chunks of 1, 2, 3, 7, 64, 4095
+# and 65536 bytes gives the committed fixture ids; a ~200 MB generated text
+# (variations of the fixtures, made on the fly) streams through `encode` in
+# less than 64 MB of memory (peak RSS) and gives exactly the concatenation of
+# its blocks' tokens. Helper: tests/oracle/stream_gen.py.
+set -u
+: "${GPT2IN:=build/gpt2in}" "${SANITIZED:=0}"
+[ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
+[ -x /usr/bin/python3 ] || { echo "skipped: /usr/bin/python3 is missing"; exit 77; }
+PY=/usr/bin/python3
+GEN=tests/oracle/stream_gen.py
+FIX=tests/fixtures/tokenizer
+tmp=$(mktemp -d) || exit 2
+trap 'rm -rf "$tmp"' EXIT
+fails=0 n=0
+fail() { fails=$((fails + 1)); echo "FAIL: $*"; }
+
+# ---- chunked pipes --------------------------------------------------------------
+small="vec_03 vec_11 contractions invalid_utf8 emoji lang_thai decomposed special_allow_doc"
+larger="english_prose whitespace long_spaces lang_japanese digits"
+for name in $small $larger; do
+    flags=
+    case $name in special_allow_*) flags="--special allow" ;; esac
+    tr -s ' \t\r\n' '\n' < "$FIX/$name.ids" > "$tmp/want"
+    for c in 1 2 3 7 64 4095 65536; do
+        case "$c $name" in "1 "*|"2 "*|"3 "*) case " $small " in *" $name "*) ;; *) continue ;; esac ;; esac
+        [ "$SANITIZED" = 1 ] && [ $c -lt 7 ] && [ "$name" != vec_03 ] && [ "$name" != invalid_utf8 ] && continue
+        n=$((n + 1))
+        $PY $GEN chunks $c "$FIX/$name.txt" | "$GPT2IN" encode $flags > "$tmp/out" 2>"$tmp/err" ||
+            { fail "$name in chunks of $c: exit $? $(cat "$tmp/err")"; continue; }
+        tr -s ' \t\r\n' '\n' < "$tmp/out" | sed '/^$/d' > "$tmp/got"
+        cmp -s "$tmp/want" "$tmp/got" || fail "$name in chunks of $c: ids differ from $FIX/$name.ids ($(diff "$tmp/want" "$tmp/got" | head -n 4 | tr '\n' ' '))"
+    done
+    # count and decode streamed too
+    n=$((n + 1))
+    [ "$($PY $GEN chunks 7 "$FIX/$name.txt" | "$GPT2IN" count $flags)" = "$(wc -l < "$tmp/want" | tr -d ' ')" ] ||
+        fail "$name: count in chunks of 7 differs from the fixture"
+    $PY $GEN chunks 5 "$FIX/$name.ids" | "$GPT2IN" decode > "$tmp/back" && cmp -s "$tmp/back" "$FIX/$name.txt" ||
+        fail "$name: decode of ids in chunks of 5 does not give the fixture's bytes"
+done
+
+# ---- 200 MB through encode in bounded memory ---------------------------------------------
+if [ "$SANITIZED" = 1 ]; then
+    echo "$n checks, $fails failed (the 200 MB run is skipped under the sanitizers)"
+    [ $fails -eq 0 ]; exit
+fi
+$PY $GEN blocks "$tmp"
+for f in "$tmp"/block_*.txt; do
+    "$GPT2IN" encode --format u32 "$f" > "${f%.txt}.u32" || { fail "encode $f"; break; }
+done
+MB=${GPT2IN_STREAM_MB:-200}
+$PY $GEN ids "$tmp" $MB | cksum > "$tmp/want.sum"
+n=$((n + 1))
+if [ -x /usr/bin/time ]; then
+    $PY $GEN text "$tmp" $MB | /usr/bin/time -v -o "$tmp/time.txt" "$GPT2IN" encode --format u32 2>"$tmp/err" | cksum > "$tmp/got.sum"
+    rss=$(sed -n 's/.*Maximum resident set size (kbytes): *//p' "$tmp/time.txt")
+else
+    # No /usr/bin/time: read gpt2in's high-water mark from /proc while it runs.
+    mkfifo "$tmp/in.fifo" "$tmp/out.fifo"
+    cksum < "$tmp/out.fifo" > "$tmp/got.sum" &
+    $PY $GEN text "$tmp" $MB > "$tmp/in.fifo" &
+    "$GPT2IN" encode --format u32 < "$tmp/in.fifo" > "$tmp/out.fifo" 2>"$tmp/err" &
+    pid=$! rss=
+    while [ -r /proc/$pid/status ]; do
+        r=$(sed -n 's/^VmHWM: *\([0-9]*\) kB/\1/p' /proc/$pid/status 2>/dev/null); [ -n "$r" ] && rss=$r
+        sleep 0.05
+    done
+    wait
+fi
+if cmp -s "$tmp/want.sum" "$tmp/got.sum"; then
+    echo "$MB MB streamed: tokens equal the concatenation of the blocks' tokens ($(cut -d' ' -f2 "$tmp/want.sum") bytes of u32), peak RSS ${rss:-?} KB"
+else
+    fail "$MB MB streamed: tokens differ from the concatenation of the blocks' tokens (cksum $(cat "$tmp/got.sum") vs $(cat "$tmp/want.sum")) $(cat "$tmp/err")"
+fi
+n=$((n + 1))
+[ -n "${rss:-}" ] && [ "$rss" -lt 65536 ] || fail "$MB MB streamed: peak RSS ${rss:-unknown} KB, limit 65536 KB"
+
+echo "$n checks, $fails failed"
+[ $fails -eq 0 ]
