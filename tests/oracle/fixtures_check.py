@@ -88,8 +88,8 @@ def parse_format(fmt, data):
 
 
 def parse_offsets(out):
-    """encode --offsets in text format: one token per line, `ID START` or
-    `ID START END` (byte offsets in the input)."""
+    """encode --offsets in text format: one token per line, `ID START END`
+    (byte offsets in the input; `ID START` is also understood)."""
     rows = []
     for line in out.decode().splitlines():
         f = line.split()
@@ -182,6 +182,18 @@ def check_fixture(name, full, tmp):
         e = check_offsets(parse_offsets(out), want, data)
         if e:
             errs.append(e)
+    # The JSON form: [[ID, START, END], ...].
+    rc, out, err = run(["encode", "--offsets", "--format", "json"] + flags + [path])
+    try:
+        rows = json.loads(out) if rc == 0 else None
+    except ValueError as ex:
+        rows, err = None, "not JSON: %s" % ex
+    if rows is None:
+        errs.append("encode --offsets --format json: exit %d: %s" % (rc, err))
+    else:
+        e = check_offsets(rows, want, data)
+        if e:
+            errs.append("--format json: " + e)
     return errs
 
 
