@@ -5,13 +5,17 @@
  * Table data may be unaligned (a mapped safetensors file puts wte at an odd
  * offset), so it is only ever read with memcpy; outputs, gradients and
  * parameters are the caller's aligned float arrays. */
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "embed.h"
+#include "st_internal.h"
 
 static int set_err(embed_error *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -81,7 +85,9 @@ static int find_table(const embed_file *f, const char *name, const char *def1, c
                            "no tensor named '%s' or '%s' in the file (name one explicitly)", def1,
                            def2);
     }
-    return embed_table_from_tensor(t, out, err);
+    int rc = embed_table_from_tensor(t, out, err);
+    if (rc == EMBED_OK) out->file = f;
+    return rc;
 }
 
 int embed_wte(const embed_file *f, const char *name, embed_table *out, embed_error *err) {
@@ -203,6 +209,36 @@ static void forward_range(const fwd_job *j) {
     }
 }
 
+/* forward_range for a table in a file, reading each row with pread. */
+static int forward_pread(const fwd_job *j, int fd, uint64_t data_off, embed_error *err) {
+    const embed_table *w = j->wte;
+    size_t C = w->cols, rb = C * (w->dtype == EMBED_F32 ? 4 : 2);
+    unsigned char *tmp = w->dtype == EMBED_F32 ? NULL : malloc(rb);
+    if (w->dtype != EMBED_F32 && !tmp) return set_err(err, EMBED_ERR_NOMEM, "out of memory");
+    for (size_t t = j->t0; t < j->t1; t++) {
+        float *o = j->out + t * C;
+        unsigned char *dst = tmp ? tmp : (unsigned char *)o;
+        uint64_t off = data_off + (uint64_t)j->ids[t] * rb;
+        for (size_t got = 0; got < rb;) {
+            ssize_t n = pread(fd, dst + got, rb - got, (off_t)(off + got));
+            if (n <= 0) {
+                if (n < 0 && errno == EINTR) continue;
+                free(tmp);
+                return set_err(err, EMBED_ERR_IO, "reading row %u of the table: %s", j->ids[t],
+                               n < 0 ? strerror(errno) : "the file was truncated");
+            }
+            got += (size_t)n;
+        }
+        if (tmp) {
+            embed_table row = {w->dtype, 1, C, tmp, NULL};
+            embed_row(&row, 0, o);
+        }
+        if (j->wpe) row_add(j->wpe, j->pos0 + t, o);
+    }
+    free(tmp);
+    return EMBED_OK;
+}
+
 static void *forward_thread(void *arg) {
     forward_range(arg);
     return NULL;
@@ -232,6 +268,9 @@ int embed_forward(float *out, const embed_table *wte, const embed_table *wpe, si
                        pos0 + t, t, wpe->rows);
     }
     fwd_job job = {out, wte, wpe, pos0, ids, 0, T};
+    uint64_t data_off;
+    int fd = wte->file && T < wte->rows / 16 ? embed_st_fd(wte->file, wte->data, &data_off) : -1;
+    if (fd >= 0) return forward_pread(&job, fd, data_off, err);
     if (T >= 2 && T * C * sizeof(float) >= EMBED_FWD_THREAD_BYTES) {
         /* Two halves: one core alone does not saturate memory bandwidth. */
         fwd_job second = job;

@@ -29,6 +29,7 @@ struct embed_file {
     const unsigned char *base; /* the whole image */
     size_t len;
     int mapped;
+    int fd;              /* kept open for pread (embed_forward); -1 for memory */
     char *name;          /* for messages */
     size_t header_len;   /* N */
     embed_tensor *t;     /* sorted by data offset */
@@ -589,6 +590,7 @@ static int st_validate(embed_file *f, embed_error *err) {
 
 static embed_file *st_new(const char *name, embed_error *err) {
     embed_file *f = calloc(1, sizeof *f);
+    if (f) f->fd = -1;
     if (f) f->name = strdup(name ? name : "(memory)");
     if (!f || !f->name) {
         free(f);
@@ -644,7 +646,7 @@ embed_file *embed_open(const char *path, embed_error *err) {
         f->base = m;
         f->mapped = 1;
     }
-    close(fd);
+    f->fd = fd;
     if (st_validate(f, err)) {
         embed_close(f);
         return NULL;
@@ -655,11 +657,18 @@ embed_file *embed_open(const char *path, embed_error *err) {
 void embed_close(embed_file *f) {
     if (!f) return;
     if (f->mapped) munmap((void *)f->base, f->len);
+    if (f->fd >= 0) close(f->fd);
     free(f->t);
     free(f->meta);
     free(f->strings);
     free(f->name);
     free(f);
+}
+
+int embed_st_fd(const embed_file *f, const unsigned char *p, uint64_t *offset) {
+    if (f->fd < 0 || p < f->base || p >= f->base + f->len) return -1;
+    *offset = (uint64_t)(p - f->base);
+    return f->fd;
 }
 
 size_t embed_tensor_count(const embed_file *f) { return f->n_t; }

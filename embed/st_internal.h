@@ -22,4 +22,8 @@ int embed_st_shape_bytes(embed_dtype dt, int ndim, const uint64_t *shape, uint64
 const char *embed_st_shape_str(embed_dtype dt, int ndim, const uint64_t *shape, char *buf,
                                size_t cap);
 
+/* The open file behind f and the file offset of p (inside f's image), for
+ * reading with pread; -1 for an image in memory. */
+int embed_st_fd(const embed_file *f, const unsigned char *p, uint64_t *offset);
+
 #endif

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "embed.h"
 
@@ -387,7 +388,7 @@ static void lookup_errors(void) {
     CHECK(embed_wte(m.f, "nope", &t, &err) == EMBED_ERR_NOTFOUND, "'nope' found");
     close_model(&m);
 
-    embed_table wte = {EMBED_F32, 4, 3, data}, wpe = {EMBED_F32, 4, 2, data};
+    embed_table wte = {EMBED_F32, 4, 3, data, NULL}, wpe = {EMBED_F32, 4, 2, data, NULL};
     uint32_t id = 0;
     float x[3];
     CHECK(embed_forward(x, &wte, &wpe, 0, &id, 1, &err) == EMBED_ERR_SHAPE, "width mismatch");
@@ -452,8 +453,55 @@ static void wide_rows(void) {
     free(dout), free(g), free(w1), free(w2);
 }
 
+/* A few rows of a table in a file are read with pread instead of through
+ * the mapping: same values, for F32, F16 and BF16, with positions. */
+static void pread_case(void) {
+    const size_t V = 1000, C = 9, P = 40, T = 7;
+    static const embed_dtype dts[] = {EMBED_F32, EMBED_F16, EMBED_BF16};
+    char path[] = "/tmp/gpt2in-test-pread-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0) return;
+    close(fd);
+    uint16_t *h = malloc(V * C * 2);
+    float *w = malloc(V * C * 4), *p = malloc(P * C * 4), *a = malloc(T * C * 4), *b = malloc(T * C * 4);
+    for (size_t i = 0; i < V * C; i++) w[i] = (float)((int)(i * 2654435761u % 2001) - 1000) / 37.0f;
+    for (size_t i = 0; i < P * C; i++) p[i] = (float)i / 64.0f;
+    uint32_t ids[7] = {0, 999, 5, 5, 500, 1, 998};
+    for (size_t d = 0; d < 3; d++) {
+        const void *data = w;
+        if (dts[d] != EMBED_F32) {
+            for (size_t i = 0; i < V * C; i++)
+                h[i] = dts[d] == EMBED_F16 ? embed_f32_to_f16(w[i]) : embed_f32_to_bf16(w[i]);
+            data = h;
+        }
+        embed_out_tensor ts[2] = {{"wpe.weight", EMBED_F32, 2, {P, C}, p},
+                                  {"wte.weight", dts[d], 2, {V, C}, data}};
+        embed_error err;
+        CHECK(embed_save(path, NULL, ts, 2, NULL, 0, &err) == 0, "save: %s", err.msg);
+        embed_file *f = embed_open(path, &err);
+        CHECK(f != NULL, "open: %s", err.msg);
+        if (!f) continue;
+        embed_table wte, wpe;
+        CHECK(!embed_wte(f, NULL, &wte, &err) && !embed_wpe(f, NULL, &wpe, &err), "%s", err.msg);
+        CHECK(wte.file == f, "embed_wte records the file");
+        CHECK(embed_forward(a, &wte, &wpe, 3, ids, T, &err) == 0, "pread forward: %s", err.msg);
+        wte.file = NULL;  /* the mapped path */
+        CHECK(embed_forward(b, &wte, &wpe, 3, ids, T, &err) == 0, "mapped forward: %s", err.msg);
+        CHECK(!memcmp(a, b, T * C * 4), "pread and mapped rows differ (%s)", embed_dtype_name(dts[d]));
+        embed_close(f);
+    }
+    unlink(path);
+    free(h);
+    free(w);
+    free(p);
+    free(a);
+    free(b);
+}
+
 int main(void) {
     const char *san = getenv("SANITIZED");
+    pread_case();
     const char *cases[] = {"f32", "hf13", "t1", "t0"};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         table_case(cases[i]);

@@ -55,7 +55,7 @@ int main(void) {
     }
 
     /* top-k, F32 aligned, with and without precomputed norms */
-    embed_table tab = {EMBED_F32, REF_V, REF_C, (const unsigned char *)ref_table};
+    embed_table tab = {EMBED_F32, REF_V, REF_C, (const unsigned char *)ref_table, NULL};
     check_topk("f32", &tab, NULL, ref_top_ids_f32, ref_top_scores_f32, 2e-6);
     float norms[REF_V];
     embed_row_norms(&tab, norms);
@@ -70,14 +70,14 @@ int main(void) {
     /* F32 at an odd address (as in a mapped safetensors file) */
     unsigned char *odd = malloc(sizeof ref_table + 3);
     memcpy(odd + 3, ref_table, sizeof ref_table);
-    embed_table tab_odd = {EMBED_F32, REF_V, REF_C, odd + 3};
+    embed_table tab_odd = {EMBED_F32, REF_V, REF_C, odd + 3, NULL};
     check_topk("f32 unaligned", &tab_odd, NULL, ref_top_ids_f32, ref_top_scores_f32, 2e-6);
     free(odd);
 
     /* F16 and BF16 tables: NumPy ranked their rounded values */
-    embed_table t16 = {EMBED_F16, REF_V, REF_C, (const unsigned char *)ref_table_f16};
+    embed_table t16 = {EMBED_F16, REF_V, REF_C, (const unsigned char *)ref_table_f16, NULL};
     check_topk("f16", &t16, NULL, ref_top_ids_f16, ref_top_scores_f16, 2e-6);
-    embed_table tb16 = {EMBED_BF16, REF_V, REF_C, (const unsigned char *)ref_table_bf16};
+    embed_table tb16 = {EMBED_BF16, REF_V, REF_C, (const unsigned char *)ref_table_bf16, NULL};
     check_topk("bf16", &tb16, NULL, ref_top_ids_bf16, ref_top_scores_bf16, 2e-6);
 
     /* k larger than the table: every non-excluded, non-zero row once */
@@ -102,7 +102,7 @@ int main(void) {
         CHECK(embed_nearest(&tab, NULL, zero, NULL, 0, 2, hits, &n, &err) == EMBED_ERR_ARG && n == 0,
               "zero query accepted");
         CHECK(strstr(err.msg, "zero") != NULL, "message: %s", err.msg);
-        embed_table bad = {EMBED_I32, REF_V, REF_C, (const unsigned char *)ref_table};
+        embed_table bad = {EMBED_I32, REF_V, REF_C, (const unsigned char *)ref_table, NULL};
         CHECK(embed_nearest(&bad, NULL, ref_queries, NULL, 0, 2, hits, &n, &err) == EMBED_ERR_DTYPE,
               "I32 table accepted");
         CHECK(strstr(err.msg, "I32") != NULL, "message: %s", err.msg);

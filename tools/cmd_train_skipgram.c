@@ -335,7 +335,7 @@ int cmd_train_skipgram(int argc, char **argv) {
     for (size_t r = 0; r < V; r++)
         embed_row(&m.wte, r, w + r * C);
     embed_param param = {w, V, C};
-    embed_table wtab = {EMBED_F32, V, C, (const unsigned char *)w};
+    embed_table wtab = {EMBED_F32, V, C, (const unsigned char *)w, NULL};
 
     if (pair_sims(&m, &wtab, pairs, n_pairs, o.as_typed, 1, before))
         goto done;

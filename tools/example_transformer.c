@@ -42,7 +42,7 @@ typedef struct model {
 } model;
 
 static embed_table table_of(float *w, size_t rows, size_t cols) {
-    embed_table t = {EMBED_F32, rows, cols, (const unsigned char *)w};
+    embed_table t = {EMBED_F32, rows, cols, (const unsigned char *)w, NULL};
     return t;
 }
 

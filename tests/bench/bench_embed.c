@@ -69,8 +69,8 @@ int main(int argc, char **argv) {
             tmp[c] = (float)(int)(next() % 2001 - 1000) * 2e-5f;
         memcpy(raw + 3 + r * C * 4, tmp, C * 4);
     }
-    embed_table wte = {EMBED_F32, V, C, raw + 3};
-    embed_table wpe = {EMBED_F32, MAXT, C, raw + 3 + (size_t)V * C * 4};
+    embed_table wte = {EMBED_F32, V, C, raw + 3, NULL};
+    embed_table wpe = {EMBED_F32, MAXT, C, raw + 3 + (size_t)V * C * 4, NULL};
 
     if (!strcmp(argv[1], "fwd")) {
         for (int a = 2; a < argc; a++) {
