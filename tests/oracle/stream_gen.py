@@ -8,6 +8,9 @@
                       are the concatenation of the blocks' tokens
   text DIR MB         a seeded sequence of blocks, about MB megabytes
   ids DIR MB          the same sequence of the blocks' DIR/block_K.u32 files
+  corpus KIND MB      benchmark text (tests/bench/bench_bpe.sh): KIND english,
+                      code or multilingual; seeded variations of the fixtures
+  patho KIND MB       a, letters, digits, spaces or equals: one long piece
 """
 import os
 import random
@@ -85,6 +88,40 @@ def sequence(d, mb, ext):
         total += sizes[k]
 
 
+CORPORA = {
+    "english": ["english_prose"],
+    "code": ["code_c", "code_python", "code_js", "data_json", "minified_js"],
+    "multilingual": ["lang_mixed", "lang_cyrillic", "lang_greek", "lang_arabic", "lang_hebrew", "lang_devanagari",
+                     "lang_thai", "lang_chinese", "lang_japanese", "lang_korean", "emoji"],
+}
+
+
+def corpus(kind, mb):
+    rnd = random.Random(99)
+    texts = []
+    for name in CORPORA[kind]:
+        with open(os.path.join(FIX, name + ".txt"), encoding="utf-8") as f:
+            texts.append(f.read())
+    out, total, goal = [], 0, mb * 1000 * 1000
+    while total < goal:
+        t = (variation(rnd.choice(texts), rnd).strip() + "\n\n").encode()
+        out.append(t)
+        total += len(t)
+    sys.stdout.buffer.write(b"".join(out))
+
+
+def patho(kind, mb):
+    n = int(mb * 1000 * 1000)
+    rnd = random.Random(5)
+    if kind == "letters":
+        data = bytes(rnd.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(n))
+    elif kind == "digits":
+        data = bytes(rnd.choice(b"0123456789") for _ in range(n))
+    else:
+        data = {"a": b"a", "spaces": b" ", "equals": b"="}[kind] * n
+    sys.stdout.buffer.write(data)
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "chunks":
@@ -93,5 +130,9 @@ if __name__ == "__main__":
         blocks(sys.argv[2])
     elif cmd in ("text", "ids"):
         sequence(sys.argv[2], float(sys.argv[3]), ".txt" if cmd == "text" else ".u32")
+    elif cmd == "corpus":
+        corpus(sys.argv[2], float(sys.argv[3]))
+    elif cmd == "patho":
+        patho(sys.argv[2], float(sys.argv[3]))
     else:
         sys.exit("unknown command " + cmd)

@@ -1,0 +1,99 @@
+#!/bin/sh
+# Tokenizer throughput: gpt2in (one thread and all cores) against npm tiktoken
+# (the Rust core compiled to WebAssembly) on the same files in one run, then
+# gpt2in on pathological inputs (one long piece each) and the whole-process
+# time of a tiny encode.
+#
+# What is timed:
+#   gpt2in    the whole process `gpt2in encode --format u32 FILE > /dev/null`
+#             (start-up, reading the file, encoding, writing ids), best of 3
+#   tiktoken  encode_ordinary(text) alone inside Node (no reading, no UTF-8
+#             decoding, no start-up), best of 2, after a warm-up
+# MB = 10^6 bytes. The corpora are seeded variations of the fixture texts
+# (tests/oracle/stream_gen.py corpus), generated here, not committed.
+# Options (environment): BENCH_MB (size of each corpus, default 10).
+set -u
+cd "$(dirname "$0")/../.." || exit 2
+GPT2IN=${GPT2IN:-build/gpt2in}
+[ -x "$GPT2IN" ] || { echo "bench_bpe: $GPT2IN is not built (make)"; exit 2; }
+PY=/usr/bin/python3
+GEN=tests/oracle/stream_gen.py
+MB=${BENCH_MB:-10}
+tmp=$(mktemp -d) || exit 2
+trap 'rm -rf "$tmp"' EXIT
+have_node=1
+sh tests/oracle/install.sh > "$tmp/install.log" 2>&1 || { have_node=0; echo "tiktoken: $(tail -n 1 "$tmp/install.log")"; }
+
+now() { date +%s%N; }
+# best_of N CMD...: the shortest wall time of N runs, in seconds
+best_of() {
+    runs=$1; shift
+    best=
+    i=0
+    while [ $i -lt "$runs" ]; do
+        t0=$(now); "$@" > /dev/null || return 1; t1=$(now)
+        d=$((t1 - t0))
+        if [ -z "$best" ] || [ $d -lt "$best" ]; then best=$d; fi
+        i=$((i + 1))
+    done
+    awk -v ns="$best" 'BEGIN { printf "%.6f", ns / 1e9 }'
+}
+mbps() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", b / 1e6 / s; else printf "inf" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
+
+echo "machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1); load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "gpt2in: whole process, encode --format u32 FILE > /dev/null, best of 3"
+echo "tiktoken: npm $( [ $have_node = 1 ] && node -p 'require("./tests/oracle/oracle.js").VERSION') (WebAssembly), encode_ordinary() alone, best of 2"
+echo "reference (tokenizer.md): native tiktoken, one thread, ~14 MB/s on English prose on this project's machines;"
+echo "target: gpt2in >= 70 MB/s on one thread (5x native tiktoken)"
+echo
+printf '%-14s %7s %10s %12s %12s %12s %10s %s\n' corpus MB tokens "gpt2in-1t" "gpt2in-all" "tiktoken" "1t/tiktoken" "same count"
+prose_1t=
+for kind in english code multilingual; do
+    f=$tmp/$kind.txt
+    $PY $GEN corpus $kind "$MB" > "$f"
+    bytes=$(wc -c < "$f")
+    n=$("$GPT2IN" count "$f")
+    s1=$(best_of 3 "$GPT2IN" encode --threads 1 --format u32 "$f") || { echo "gpt2in failed on $f"; exit 1; }
+    sa=$(best_of 3 "$GPT2IN" encode --format u32 "$f")
+    m1=$(mbps "$bytes" "$s1"); ma=$(mbps "$bytes" "$sa")
+    [ $kind = english ] && prose_1t=$m1
+    if [ $have_node = 1 ]; then
+        set -- $(node tests/oracle/bench.js --runs 2 "$f")
+        mt=$(mbps "$bytes" "$4"); r=$(ratio "$m1" "$mt")
+        same=$([ "$3" = "$n" ] && echo yes || echo "NO ($3 vs $n)")
+    else
+        mt=- r=- same=-
+    fi
+    printf '%-14s %7.1f %10s %9s MB/s %7s MB/s %7s MB/s %10sx %s\n' "$kind" "$(awk -v b="$bytes" 'BEGIN{print b/1e6}')" "$n" "$m1" "$ma" "$mt" "$r" "$same"
+done
+
+echo
+echo "pathological inputs, 1 MB each (one piece of 1 MB: worst case for BPE merging); target >= 1/3 of prose speed"
+echo "(tiktoken's merge loop is quadratic in piece length, so it runs on 16 KB only: ~1 MB would take minutes)"
+printf '%-10s %12s %14s %18s\n' input "gpt2in-1t" "vs prose-1t" "tiktoken (16 KB)"
+for kind in a letters digits spaces equals; do
+    f=$tmp/p_$kind.txt
+    $PY $GEN patho $kind 1 > "$f"
+    s1=$(best_of 3 "$GPT2IN" encode --threads 1 --format u32 "$f") || { echo "gpt2in failed on $f"; exit 1; }
+    m1=$(mbps 1000000 "$s1")
+    if [ $have_node = 1 ]; then
+        head -c 16000 "$f" > "$f.16k"
+        set -- $(node tests/oracle/bench.js --runs 1 "$f.16k")
+        mt="$(mbps "$2" "$4") MB/s"
+    else
+        mt=-
+    fi
+    printf '%-10s %7s MB/s %13sx %18s\n' "$kind" "$m1" "$(ratio "$m1" "$prose_1t")" "$mt"
+done
+
+echo
+echo "start-up: echo hello | gpt2in encode (target < 5 ms)"
+if command -v hyperfine > /dev/null 2>&1; then
+    hyperfine --warmup 20 --runs 200 --export-json "$tmp/hf.json" "echo hello | $GPT2IN encode" > /dev/null 2>&1 &&
+        $PY -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("hyperfine (shell start-up subtracted): mean %.2f ms, min %.2f ms, 200 runs" % (r["mean"]*1e3, r["min"]*1e3))' "$tmp/hf.json"
+fi
+t0=$(now); i=0
+while [ $i -lt 200 ]; do echo hello | "$GPT2IN" encode > /dev/null; i=$((i + 1)); done
+t1=$(now)
+awk -v ns=$((t1 - t0)) 'BEGIN { printf "shell loop (includes the pipe and fork/exec): %.2f ms per run, 200 runs\n", ns / 200 / 1e6 }'
