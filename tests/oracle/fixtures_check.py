@@ -49,7 +49,7 @@ def run(args, stdin=None):
 
 def show(ids, i):
     lo, hi = max(0, i - 3), i + 4
-    return " ".join("%d%s" % (t, json.dumps(VOCAB.get(t, b"?").decode("latin-1"))) for t in ids[lo:hi])
+    return " ".join("%d%s" % (t, json.dumps(VOCAB.get(t, b"?").decode("utf-8", "backslashreplace"), ensure_ascii=False)) for t in ids[lo:hi])
 
 
 def compare(what, got, want):
@@ -216,6 +216,30 @@ def main():
                 print("FAIL %s" % name)
                 for e in errs:
                     print("   ", e)
+        # All fixtures in one input, twice over (about 1.2 MB, so that the
+        # threaded path runs), joined by byte 0xFF: by gpt2in's rule for
+        # invalid UTF-8 that byte is a piece of its own (token 187) and each
+        # fixture encodes as it does alone.
+        joined, want = [], []
+        for name in [n for n in names if not n.startswith("special_")] * 2:
+            with open(os.path.join(FIX, name + ".txt"), "rb") as f:
+                joined.append(f.read())
+            with open(os.path.join(FIX, name + ".ids")) as f:
+                want += [int(x) for x in f.read().split()] + [187]
+        want.pop()
+        path = os.path.join(tmp, "joined.txt")
+        with open(path, "wb") as f:
+            f.write(b"\xff".join(joined))
+        for args, stdin in ((["--threads", "1", path], None), (["--threads", "2", path], None),
+                            (["--threads", "8", path], None), (["--threads", "2"], b"\xff".join(joined))):
+            if SANITIZED and args[1] == "8":
+                continue
+            rc, out, err = run(["encode"] + args, stdin)
+            e = ("exit %d: %s" % (rc, err)) if rc else compare("joined fixtures", parse_text_ids(out), want)
+            if e:
+                failed += 1
+                print("FAIL all fixtures joined by 0xFF (%d bytes), encode %s%s:\n    %s" % (
+                    sum(map(len, joined)) + len(joined) - 1, " ".join(args[:2]), " <stdin" if stdin else "", e))
     print("%d fixtures, %d failed (gpt2in = %s)" % (len(names), failed, GPT2IN))
     return 1 if failed else 0
 
