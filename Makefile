@@ -27,7 +27,7 @@ EXAMPLE_SRC := $(wildcard tools/example_*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:tools/%.c=$(B)/%)
 HEADERS := $(wildcard bpe/*.h embed/*.h tools/*.h)
 
-.PHONY: all check-deps deps test test-c test-asan bench demo install uninstall clean fuzz
+.PHONY: all check-deps deps test test-asan bench demo install uninstall clean fuzz FORCE
 .DELETE_ON_ERROR:
 
 all: check-deps $(B)/libgpt2in.a $(B)/libgpt2in.so $(B)/gpt2in $(B)/gpt2in.pc $(EXAMPLE_BIN)
@@ -76,9 +76,13 @@ $(B)/tests/%: tests/%.c $(B)/libgpt2in.a $(HEADERS)
 $(B)/example_%: tools/example_%.c $(B)/libgpt2in.a $(HEADERS)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(B)/libgpt2in.a $(LDLIBS)
 
-$(B)/gpt2in.pc: Makefile
+# The pkg-config file names PREFIX, so it is rewritten when PREFIX changes.
+$(B)/gpt2in.pc: FORCE
 	@mkdir -p $(B)
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: gpt2in\nDescription: GPT-2 byte-level BPE tokenizer and token embeddings\nVersion: %s\nRequires.private: libutf8proc\nLibs: -L$${libdir} -lgpt2in\nLibs.private: -lm -pthread\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
+	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: gpt2in\nDescription: GPT-2 byte-level BPE tokenizer and token embeddings\nVersion: %s\nRequires.private: libutf8proc\nLibs: -L$${libdir} -lgpt2in\nLibs.private: -lm -pthread\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+FORCE:
 
 # ---- tests ------------------------------------------------------------------
 
