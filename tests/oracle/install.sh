@@ -20,7 +20,8 @@ if ! mkdir "$lock" 2>/dev/null; then
     mkdir "$lock" 2>/dev/null || { echo "skipped: another npm install of the oracle is stuck ($lock)"; exit 77; }
 fi
 log=$(mktemp)
-(cd "$dir" && timeout 300 npm ci --no-audit --no-fund --loglevel=error) >"$log" 2>&1
+(cd "$dir" && timeout 300 npm ci --no-audit --no-fund --loglevel=error \
+    --fetch-retries=1 --fetch-retry-mintimeout=2000 --fetch-retry-maxtimeout=10000) >"$log" 2>&1
 rc=$?
 rmdir "$lock"
 if [ $rc -ne 0 ] || [ ! -f "$dir/node_modules/tiktoken/package.json" ]; then
