@@ -123,12 +123,25 @@ static inline size_t run_end(const struct bpe *v, const uint8_t *s, size_t i, si
 
 /* ---- output ---------------------------------------------------------------- */
 
+/* Pieces that are not whole tokens (names, rare words, numbers) recur in
+ * real text; their merges are remembered here, per call and per thread. */
+#define CACHE_SLOTS 4096
+#define CACHE_BYTES 24
+#define CACHE_TOKENS 8
+
+typedef struct {
+    uint8_t len, n_tok;
+    uint8_t bytes[CACHE_BYTES];
+    uint32_t tok[CACHE_TOKENS];
+} cache_slot;
+
 typedef struct {
     const struct bpe *v;
     uint32_t *ids;
     size_t *offs;
     size_t cap, n;
     int nomem;
+    cache_slot *cache;   /* CACHE_SLOTS, allocated on the first miss */
 } out_t;
 
 static inline void emit(out_t *o, uint32_t id, size_t off) {
@@ -141,14 +154,7 @@ static inline void emit(out_t *o, uint32_t id, size_t off) {
 
 /* ---- merging ----------------------------------------------------------------- */
 
-static inline uint32_t lookup_token(const struct bpe *v, const uint8_t *p, size_t n) {
-    for (uint64_t h = bpe_hash_bytes(p, n);; h++) {
-        uint32_t id = v->tok_slots[h & v->tok_mask];
-        if (id == BPE_EMPTY) return BPE_EMPTY;
-        uint32_t a = v->tok_off[id];
-        if (v->tok_off[id + 1] - a == n && !memcmp(v->tok_bytes + a, p, n)) return id;
-    }
-}
+#define lookup_token bpe_find_token
 
 /* The token that tokens a and b merge into (its id is the merge's rank), or
  * BPE_EMPTY, which compares above every rank. */
@@ -453,7 +459,23 @@ static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off
             return;
         }
     }
-    if (n <= SHORT_PIECE) {
+    if (n <= CACHE_BYTES) {
+        if (!o->cache) o->cache = calloc(CACHE_SLOTS, sizeof *o->cache);
+        cache_slot *c = o->cache ? &o->cache[bpe_hash_bytes(p, n) & (CACHE_SLOTS - 1)] : NULL;
+        if (c && c->len == n && !memcmp(c->bytes, p, n)) {
+            emit_tokens(o, c->tok, c->n_tok, off);
+            return;
+        }
+        uint32_t tok[CACHE_BYTES];
+        size_t m = merge_short(v, p, n, tok);
+        emit_tokens(o, tok, m, off);
+        if (c && m <= CACHE_TOKENS) {
+            c->len = (uint8_t)n;
+            c->n_tok = (uint8_t)m;
+            memcpy(c->bytes, p, n);
+            memcpy(c->tok, tok, m * sizeof *tok);
+        }
+    } else if (n <= SHORT_PIECE) {
         uint32_t tok[SHORT_PIECE];
         emit_tokens(o, tok, merge_short(v, p, n, tok), off);
     } else if (!merge_backtrack(o, p, n, off)) {
@@ -576,6 +598,8 @@ static int encode_checked(const struct bpe *v, const uint8_t *s, size_t len, int
         }
     }
     encode_text(o, s, i, len);
+    free(o->cache);
+    o->cache = NULL;
     if (o->nomem) return fail(err, BPE_ERR_NOMEM, 0, "out of memory");
     return BPE_OK;
 }
@@ -589,7 +613,7 @@ int bpe_encode(const bpe *v, const void *text, size_t len, int flags, uint32_t *
     if (len == 0) return BPE_OK;
     int rc = check_input(v, text, len, flags, err);
     if (rc) return rc;
-    out_t o = {v, ids, offsets, cap, 0, 0};
+    out_t o = {v, ids, offsets, cap, 0, 0, NULL};
     rc = encode_checked(v, text, len, flags, &o, err);
     if (n_tokens) *n_tokens = o.n;
     return rc;
@@ -677,7 +701,7 @@ int bpe_encode_parallel(const bpe *v, const void *text, size_t len, int flags, i
         size_t end = k == threads - 1 ? len : bpe_safe_cut(s, len / threads * (k + 1));
         if (end <= start) continue;
         jobs[n] = (part_job){v, s, start, end, flags, {v, ids + start, offsets ? offsets + start : NULL,
-                                                       end - start, 0, 0}, 0, {{0}, 0}};
+                                                       end - start, 0, 0, NULL}, 0, {{0}, 0}};
         start = end;
         n++;
     }

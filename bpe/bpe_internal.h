@@ -31,6 +31,16 @@ typedef struct bpe_pair {
     uint32_t pad;
 } bpe_pair;
 
+/* Token hash slot: the id, the length and the first bytes inline, so that
+ * most lookups touch one cache line. len is capped at 255 (longer tokens are
+ * compared through tok_off/tok_bytes). */
+#define BPE_SLOT_BYTES 11
+typedef struct bpe_slot {
+    uint32_t id;       /* BPE_EMPTY when free */
+    uint8_t len;
+    uint8_t bytes[BPE_SLOT_BYTES];
+} bpe_slot;
+
 /* Offsets are from the start of the image; every array is 64-byte aligned. */
 typedef struct bpe_image_header {
     char magic[8];
@@ -43,7 +53,7 @@ typedef struct bpe_image_header {
     uint64_t image_size;
     uint64_t off_tok_off;    /* uint32[V + 1]: token i is bytes[tok_off[i] .. tok_off[i+1]) */
     uint64_t off_tok_bytes;  /* uint8[] */
-    uint64_t off_tok_slots;  /* uint32[tok_mask + 1]: token ids by hash of their bytes */
+    uint64_t off_tok_slots;  /* bpe_slot[tok_mask + 1]: token ids by hash of their bytes */
     uint64_t off_pairs;      /* bpe_pair[pair_mask + 1] */
     uint64_t off_byte_tok;   /* uint32[256]: the token of each single byte */
     uint64_t off_cls1;       /* uint16[BPE_CLS_STAGE1] */
@@ -61,7 +71,7 @@ struct bpe {
     uint32_t tok_mask, pair_mask;
     const uint32_t *tok_off;
     const uint8_t *tok_bytes;
-    const uint32_t *tok_slots;
+    const bpe_slot *tok_slots;
     const bpe_pair *pairs;
     const uint32_t *byte_tok;
     const uint16_t *cls1;
@@ -102,6 +112,20 @@ static inline uint64_t bpe_hash_bytes(const uint8_t *p, size_t n) {
     }
     h ^= h >> 29;
     return h;
+}
+
+/* The id of the token whose bytes are p[0..n), or BPE_EMPTY. */
+static inline uint32_t bpe_find_token(const struct bpe *v, const uint8_t *p, size_t n) {
+    uint8_t len = (uint8_t)(n < 255 ? n : 255);
+    size_t inline_n = n < BPE_SLOT_BYTES ? n : BPE_SLOT_BYTES;
+    for (uint64_t h = bpe_hash_bytes(p, n);; h++) {
+        const bpe_slot *s = &v->tok_slots[h & v->tok_mask];
+        if (s->id == BPE_EMPTY) return BPE_EMPTY;
+        if (s->len != len || __builtin_memcmp(s->bytes, p, inline_n)) continue;
+        if (n <= BPE_SLOT_BYTES) return s->id;
+        uint32_t a = v->tok_off[s->id];
+        if (v->tok_off[s->id + 1] - a == n && !__builtin_memcmp(v->tok_bytes + a, p, n)) return s->id;
+    }
 }
 
 static inline uint64_t bpe_hash_pair(uint64_t key) {

@@ -17,6 +17,7 @@
 #include "stb_ds.h"
 
 #include "bpe_internal.h"
+#include "unicode_update.h"
 
 static int fail(bpe_error *err, int code, const char *fmt, ...) {
     if (err) {
@@ -47,12 +48,23 @@ static int unicode_to_byte(uint32_t cp) {
 
 /* ---- building the image --------------------------------------------------- */
 
+/* GPT-2's classes for the pre-tokenizer: \s is the 25 White_Space code
+ * points; \p{L} and \p{N} come from utf8proc (Unicode 15.0) and, for code
+ * points assigned since, from unicode_update.h (Unicode 16.0, the version of
+ * the tiktoken this project matches). */
+
 static uint32_t classify(uint32_t cp) {
     if ((cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
         cp == 0x205F || cp == 0x3000)
         return CLS_SPACE;
-    switch (utf8proc_category((utf8proc_int32_t)cp)) {
+    utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)cp);
+    if (cat == UTF8PROC_CATEGORY_CN) { /* unassigned in Unicode 15.0: maybe assigned since */
+        for (size_t i = 0; i < sizeof unicode_update / sizeof *unicode_update; i++)
+            if (cp >= unicode_update[i].lo && cp <= unicode_update[i].hi) return unicode_update[i].cls;
+        return CLS_OTHER;
+    }
+    switch (cat) {
     case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
     case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO:
         return CLS_LETTER;
@@ -74,7 +86,7 @@ static uint32_t pow2_at_least(uint64_t n) {
 /* Token bytes, their offsets, and the hash from bytes to id. The special
  * token is never produced by merging, so it is not hashed. */
 static void fill_tokens(uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens, int32_t eot,
-                        uint32_t *tok_off, uint8_t *bytes, uint32_t *slots, uint32_t tok_mask) {
+                        uint32_t *tok_off, uint8_t *bytes, bpe_slot *slots, uint32_t tok_mask) {
     uint32_t pos = 0;
     for (uint32_t i = 0; i < n_tokens; i++) {
         tok_off[i] = pos;
@@ -82,30 +94,28 @@ static void fill_tokens(uint32_t n_tokens, const uint8_t *const *tokens, const u
         pos += lens[i];
     }
     tok_off[n_tokens] = pos;
-    memset(slots, 0xFF, ((size_t)tok_mask + 1) * 4);
+    memset(slots, 0, ((size_t)tok_mask + 1) * sizeof *slots);
+    for (size_t k = 0; k <= tok_mask; k++) slots[k].id = BPE_EMPTY;
     for (uint32_t i = 0; i < n_tokens; i++) {
         if ((int32_t)i == eot) continue;
         uint64_t hh = bpe_hash_bytes(tokens[i], lens[i]);
-        while (slots[hh & tok_mask] != BPE_EMPTY) hh++;
-        slots[hh & tok_mask] = i;
+        while (slots[hh & tok_mask].id != BPE_EMPTY) hh++;
+        bpe_slot *sl = &slots[hh & tok_mask];
+        sl->id = i;
+        sl->len = (uint8_t)(lens[i] < 255 ? lens[i] : 255);
+        memcpy(sl->bytes, tokens[i], lens[i] < BPE_SLOT_BYTES ? lens[i] : BPE_SLOT_BYTES);
     }
 }
 
-static uint32_t find_token(const struct bpe *v, const uint8_t *p, size_t n) {
-    for (uint64_t h = bpe_hash_bytes(p, n);; h++) {
-        uint32_t id = v->tok_slots[h & v->tok_mask];
-        if (id == BPE_EMPTY) return BPE_EMPTY;
-        if (v->tok_off[id + 1] - v->tok_off[id] == n && !memcmp(v->tok_bytes + v->tok_off[id], p, n))
-            return id;
-    }
-}
+#define find_token bpe_find_token
 
 /* The number of (token, token) -> token merges: every split of a token into
  * two tokens. Uses a temporary token hash; UINT64_MAX when out of memory. */
 static uint64_t count_pairs(uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens,
                             int32_t eot, uint64_t total_bytes, uint32_t tok_mask) {
     struct bpe v = {0};
-    uint32_t *off = malloc(((size_t)n_tokens + 1) * 4), *slots = malloc(((size_t)tok_mask + 1) * 4);
+    uint32_t *off = malloc(((size_t)n_tokens + 1) * 4);
+    bpe_slot *slots = malloc(((size_t)tok_mask + 1) * sizeof *slots);
     uint8_t *bytes = malloc(total_bytes ? total_bytes : 1);
     uint64_t n = 0;
     if (!off || !slots || !bytes) {
@@ -170,7 +180,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     size_t off = align64(sizeof h);
     h.off_tok_off = off;   off = align64(off + ((size_t)n_tokens + 1) * 4);
     h.off_tok_bytes = off; off = align64(off + total_bytes);
-    h.off_tok_slots = off; off = align64(off + ((size_t)h.tok_mask + 1) * 4);
+    h.off_tok_slots = off; off = align64(off + ((size_t)h.tok_mask + 1) * sizeof(bpe_slot));
     h.off_pairs = off;     off = align64(off + ((size_t)h.pair_mask + 1) * sizeof(bpe_pair));
     h.off_byte_tok = off;  off = align64(off + 256 * 4);
     h.off_cls1 = off;      off = align64(off + BPE_CLS_STAGE1 * 2);
@@ -195,7 +205,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     bpe_attach_image(&v, img);
     uint32_t *tok_off = (uint32_t *)(img + h.off_tok_off);
     uint8_t *bytes = img + h.off_tok_bytes;
-    uint32_t *slots = (uint32_t *)(img + h.off_tok_slots);
+    bpe_slot *slots = (bpe_slot *)(img + h.off_tok_slots);
     bpe_pair *pairs = (bpe_pair *)(img + h.off_pairs);
     uint32_t *byte_tok = (uint32_t *)(img + h.off_byte_tok);
     memset(pairs, 0xFF, ((size_t)h.pair_mask + 1) * sizeof *pairs);
@@ -244,7 +254,7 @@ void bpe_attach_image(struct bpe *v, const void *image) {
     v->pair_mask = h.pair_mask;
     v->tok_off = (const uint32_t *)(img + h.off_tok_off);
     v->tok_bytes = img + h.off_tok_bytes;
-    v->tok_slots = (const uint32_t *)(img + h.off_tok_slots);
+    v->tok_slots = (const bpe_slot *)(img + h.off_tok_slots);
     v->pairs = (const bpe_pair *)(img + h.off_pairs);
     v->byte_tok = (const uint32_t *)(img + h.off_byte_tok);
     v->cls1 = (const uint16_t *)(img + h.off_cls1);

@@ -63,7 +63,7 @@ static void test_pieces(const struct bpe *v, int rounds) {
         const char *al = alphabets[r % (sizeof alphabets / sizeof *alphabets)];
         size_t k = strlen(al), n = 257 + rnd() % 1500;
         for (size_t i = 0; i < n; i++) p[i] = (uint8_t)al[rnd() % k];
-        out_t oa = {v, a, NULL, 4096, 0, 0}, ob = {v, b, NULL, 4096, 0, 0};
+        out_t oa = {v, a, NULL, 4096, 0, 0, NULL}, ob = {v, b, NULL, 4096, 0, 0, NULL};
         if (!merge_backtrack(&oa, p, n, 0)) fell_back++;
         merge_long(&ob, p, n, 0);
         if (oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
@@ -72,7 +72,7 @@ static void test_pieces(const struct bpe *v, int rounds) {
         /* The heap against the quadratic loop on the first 256 bytes. */
         uint32_t s[SHORT_PIECE];
         size_t ns = merge_short(v, p, 256, s);
-        out_t oc = {v, a, NULL, 4096, 0, 0};
+        out_t oc = {v, a, NULL, 4096, 0, 0, NULL};
         merge_long(&oc, p, 256, 0);
         if (oc.n != ns || memcmp(a, s, ns * 4)) {
             if (bad++ < 5) fprintf(stderr, "alphabet \"%s\": heap and quadratic loop differ\n", al);

@@ -13,6 +13,6 @@ tmp=$(mktemp -d) || exit 2
 trap 'rm -rf "$tmp"' EXIT
 # utf8proc's view of every code point, to leave out the ones whose Unicode
 # version differs between gpt2in (utf8proc) and tiktoken's regex.
-${CC:-cc} -O1 -o "$tmp/uclass" tests/oracle/uclass.c -lutf8proc || { echo "cannot build tests/oracle/uclass.c"; exit 2; }
+${CC:-cc} -O1 -Ibpe -o "$tmp/uclass" tests/oracle/uclass.c -lutf8proc || { echo "cannot build tests/oracle/uclass.c"; exit 2; }
 "$tmp/uclass" > "$tmp/uclass.txt" || exit 2
 GPT2IN=$GPT2IN SANITIZED=$SANITIZED exec node tests/oracle/differential.js "$tmp/uclass.txt"

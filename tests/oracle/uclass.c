@@ -1,10 +1,14 @@
 /* uclass.c - prints, for every code point U+0000..U+10FFFF, one letter saying
- * how utf8proc (the Unicode version gpt2in is built with) classes it for
+ * how gpt2in classes it (utf8proc, plus bpe/unicode_update.h for code points
+ * assigned after utf8proc's Unicode version) for
  * GPT-2's pre-tokenizer: L letter, N number, M combining mark, S White_Space,
  * O other assigned, U unassigned (Cn), X surrogate. Followed by a newline
  * and utf8proc's Unicode version. A test helper, built by the test scripts. */
 #include <stdio.h>
 #include <utf8proc.h>
+
+#include "bpe_internal.h"   /* CLS_* */
+#include "unicode_update.h" /* what gpt2in adds to utf8proc: letters and numbers assigned since */
 
 static int is_white_space(int c) { /* the 25 White_Space code points */
     return (c >= 0x09 && c <= 0x0d) || c == 0x20 || c == 0x85 || c == 0xa0 || c == 0x1680 ||
@@ -22,13 +26,18 @@ int main(void) {
         case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO: k = 'N'; break;
         case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME: k = 'M'; break;
         case UTF8PROC_CATEGORY_CS: k = 'X'; break;
-        case UTF8PROC_CATEGORY_CN: k = 'U'; break;
+        case UTF8PROC_CATEGORY_CN:
+            k = 'U';
+            for (size_t i = 0; i < sizeof unicode_update / sizeof *unicode_update; i++)
+                if (c >= (int)unicode_update[i].lo && c <= (int)unicode_update[i].hi)
+                    k = unicode_update[i].cls == CLS_LETTER ? 'L' : 'N';
+            break;
         default: break;
         }
         if (is_white_space(c)) k = 'S';
         line[c] = k;
     }
     line[0x110000] = 0;
-    printf("%s\n%s\n", line, utf8proc_unicode_version());
+    printf("%s\n%s + unicode_update.h\n", line, utf8proc_unicode_version());
     return 0;
 }
