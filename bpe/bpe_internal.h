@@ -62,7 +62,20 @@ typedef struct bpe_image_header {
     uint64_t off_split;      /* uint32[2 * V]: the last merge (left, right) that makes each
                                 token from its bytes, when that merge process is monotone;
                                 BPE_EMPTY otherwise and for single bytes (see bpe.c) */
+    uint64_t off_tok_bloom;  /* uint64[BPE_BLOOM_WORDS]: a bit per token hash (BPE_BLOOM_BIT) */
+    uint64_t off_pair_bloom; /* uint64[BPE_BLOOM_WORDS]: a bit per pair hash */
 } bpe_image_header;
+
+/* Most lookups that fail (a piece that is no token, a pair that does not
+ * merge) are answered by a 128 KB bit set that stays in cache, instead of a
+ * miss in the multi-megabyte hash tables. */
+#define BPE_BLOOM_BITS 20
+#define BPE_BLOOM_WORDS ((1u << BPE_BLOOM_BITS) / 64)
+#define BPE_BLOOM_BIT(h) (((h) >> 40) & ((1u << BPE_BLOOM_BITS) - 1))
+static inline int bpe_bloom_has(const uint64_t *bloom, uint64_t h) {
+    uint64_t bit = BPE_BLOOM_BIT(h);
+    return (int)(bloom[bit >> 6] >> (bit & 63) & 1);
+}
 
 struct bpe {
     uint32_t n_tokens;
@@ -78,6 +91,7 @@ struct bpe {
     const uint8_t *cls2;
     const uint16_t *maxlen2;
     const uint32_t *split;
+    const uint64_t *tok_bloom, *pair_bloom;
     void *owned;   /* the heap image of a loaded vocabulary; NULL when built in */
 };
 
@@ -118,7 +132,9 @@ static inline uint64_t bpe_hash_bytes(const uint8_t *p, size_t n) {
 static inline uint32_t bpe_find_token(const struct bpe *v, const uint8_t *p, size_t n) {
     uint8_t len = (uint8_t)(n < 255 ? n : 255);
     size_t inline_n = n < BPE_SLOT_BYTES ? n : BPE_SLOT_BYTES;
-    for (uint64_t h = bpe_hash_bytes(p, n);; h++) {
+    uint64_t h = bpe_hash_bytes(p, n);
+    if (v->tok_bloom && !bpe_bloom_has(v->tok_bloom, h)) return BPE_EMPTY;
+    for (;; h++) {
         const bpe_slot *s = &v->tok_slots[h & v->tok_mask];
         if (s->id == BPE_EMPTY) return BPE_EMPTY;
         if (s->len != len || __builtin_memcmp(s->bytes, p, inline_n)) continue;

@@ -187,6 +187,8 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     h.off_cls2 = off;      off = align64(off + (size_t)n_blocks * 256);
     h.off_maxlen2 = off;   off = align64(off + 65536 * 2);
     h.off_split = off;     off = align64(off + (size_t)n_tokens * 8);
+    h.off_tok_bloom = off; off = align64(off + BPE_BLOOM_WORDS * 8);
+    h.off_pair_bloom = off; off = align64(off + BPE_BLOOM_WORDS * 8);
     h.image_size = off;
 
     uint8_t *img = calloc(1, off);
@@ -221,6 +223,13 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
         uint32_t l = lens[i] > 0xFFFF ? 0xFFFF : lens[i];
         if (l > *m) *m = (uint16_t)l;
     }
+    /* Lookups check the blooms, so each is filled with its table. */
+    uint64_t *tok_bloom = (uint64_t *)(img + h.off_tok_bloom), *pair_bloom = (uint64_t *)(img + h.off_pair_bloom);
+    for (uint32_t t = 0; t < n_tokens; t++) {
+        if ((int32_t)t == eot) continue;
+        uint64_t bit = BPE_BLOOM_BIT(bpe_hash_bytes(tokens[t], lens[t]));
+        tok_bloom[bit >> 6] |= 1ull << (bit & 63);
+    }
     /* Every split of a token into two tokens is a merge that makes it. */
     for (uint32_t t = 0; t < n_tokens; t++) {
         if ((int32_t)t == eot) continue;
@@ -229,7 +238,8 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
             uint32_t b = find_token(&v, tokens[t] + k, lens[t] - k);
             if (a == BPE_EMPTY || b == BPE_EMPTY) continue;
             uint64_t key = (uint64_t)a << 32 | b;
-            uint64_t hh = bpe_hash_pair(key);
+            uint64_t hh = bpe_hash_pair(key), bit = BPE_BLOOM_BIT(hh);
+            pair_bloom[bit >> 6] |= 1ull << (bit & 63);
             while (pairs[hh & h.pair_mask].key != UINT64_MAX) hh++;
             pairs[hh & h.pair_mask] = (bpe_pair){key, t, 0};
         }
@@ -261,6 +271,8 @@ void bpe_attach_image(struct bpe *v, const void *image) {
     v->cls2 = img + h.off_cls2;
     v->maxlen2 = (const uint16_t *)(img + h.off_maxlen2);
     v->split = (const uint32_t *)(img + h.off_split);
+    v->tok_bloom = (const uint64_t *)(img + h.off_tok_bloom);
+    v->pair_bloom = (const uint64_t *)(img + h.off_pair_bloom);
     v->owned = NULL;
 }
 
