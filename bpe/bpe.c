@@ -375,13 +375,15 @@ static int compatible_fast(const struct bpe *v, uint32_t a, uint32_t b, int *ok)
 }
 
 /* (a == BPE_EMPTY: is [b] the encoding of bytes(b)?) */
-static int compatible(const struct bpe *v, compat_cache *c, uint32_t a, uint32_t b) {
+static int compatible(const struct bpe *v, compat_cache **cp, uint32_t a, uint32_t b) {
     int ok;
     if (a == BPE_EMPTY && (token_len(v, b) == 1 || v->split[2 * b] != BPE_EMPTY)) return 1;
     if (a != BPE_EMPTY && compatible_fast(v, a, b, &ok)) return ok;
+    if (!*cp && (*cp = malloc(sizeof **cp))) memset((*cp)->key, 0xFF, sizeof (*cp)->key);
+    compat_cache *c = *cp;
     uint64_t key = (uint64_t)a << 32 | b;
     size_t slot = bpe_hash_pair(key) & (COMPAT_CACHE - 1);
-    if (c->key[slot] == key) return c->ok[slot];
+    if (c && c->key[slot] == key) return c->ok[slot];
     uint8_t buf[SHORT_PIECE];
     uint32_t tok[SHORT_PIECE];
     size_t la = a == BPE_EMPTY ? 0 : token_len(v, a), lb = token_len(v, b);
@@ -392,8 +394,10 @@ static int compatible(const struct bpe *v, compat_cache *c, uint32_t a, uint32_t
         size_t m = merge_short(v, buf, la + lb, tok);
         ok = la ? m == 2 && tok[0] == a && tok[1] == b : m == 1 && tok[0] == b;
     }
-    c->key[slot] = key;
-    c->ok[slot] = (uint8_t)ok;
+    if (c) {
+        c->key[slot] = key;
+        c->ok[slot] = (uint8_t)ok;
+    }
     return ok;
 }
 
@@ -408,10 +412,9 @@ static int merge_backtrack(out_t *o, const uint8_t *p, size_t n, size_t off) {
     if (2 * (size_t)v->max_token_len > SHORT_PIECE || n >= UINT32_MAX) return 0;
     uint32_t *tok = malloc(n * sizeof *tok), *start = malloc(n * sizeof *start);
     uint64_t *dead = calloc(n / 64 + 1, sizeof *dead);
-    compat_cache *cache = malloc(sizeof *cache);
+    compat_cache *cache = NULL;  /* only vocabularies with non-monotone tokens need it */
     int done = 0;
-    if (!tok || !start || !dead || !cache) goto out;
-    memset(cache->key, 0xFF, sizeof cache->key);
+    if (!tok || !start || !dead) goto out;
     size_t k = 0, pos = 0, budget = 64 * n + 4096, len = longest_at(v, p, pos, n);
     while (pos < n) {
         if (budget-- == 0) goto out;
@@ -421,7 +424,7 @@ static int merge_backtrack(out_t *o, const uint8_t *p, size_t n, size_t off) {
             size_t end = pos + len;
             if (end > n || (end < n && (dead[end / 64] >> (end % 64) & 1))) continue;
             uint32_t t = len == 1 ? v->byte_tok[p[pos]] : lookup_token(v, p + pos, len);
-            if (t == BPE_EMPTY || !compatible(v, cache, k ? tok[k - 1] : BPE_EMPTY, t)) continue;
+            if (t == BPE_EMPTY || !compatible(v, &cache, k ? tok[k - 1] : BPE_EMPTY, t)) continue;
             tok[k] = t;
             start[k++] = (uint32_t)pos;
             pos = end;
