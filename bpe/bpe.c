@@ -8,8 +8,10 @@
  *      regex does);
  *   2. byte-pair merging inside each piece: most pieces are whole tokens
  *      (one hash lookup); the rest merge the adjacent pair of lowest rank,
- *      leftmost first, until no pair is a token -- an O(n^2) loop for short
- *      pieces and a heap for long ones, so no input is quadratic.
+ *      leftmost first, until no pair is a token -- tiktoken's O(n^2) loop for
+ *      short pieces (results cached per call), and for long ones a
+ *      linear-time backtracking encoder (a heap as its fallback), so no input
+ *      is quadratic.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -153,8 +155,6 @@ static inline void emit(out_t *o, uint32_t id, size_t off) {
 }
 
 /* ---- merging ----------------------------------------------------------------- */
-
-#define lookup_token bpe_find_token
 
 /* The token that tokens a and b merge into (its id is the merge's rank), or
  * BPE_EMPTY, which compares above every rank. */
@@ -423,7 +423,7 @@ static int merge_backtrack(out_t *o, const uint8_t *p, size_t n, size_t off) {
         for (; len >= 1; len--) {
             size_t end = pos + len;
             if (end > n || (end < n && (dead[end / 64] >> (end % 64) & 1))) continue;
-            uint32_t t = len == 1 ? v->byte_tok[p[pos]] : lookup_token(v, p + pos, len);
+            uint32_t t = len == 1 ? v->byte_tok[p[pos]] : bpe_find_token(v, p + pos, len);
             if (t == BPE_EMPTY || !compatible(v, &cache, k ? tok[k - 1] : BPE_EMPTY, t)) continue;
             tok[k] = t;
             start[k++] = (uint32_t)pos;
@@ -457,7 +457,7 @@ static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off
         return;
     }
     if (n <= v->max_token_len) {
-        uint32_t id = lookup_token(v, p, n);
+        uint32_t id = bpe_find_token(v, p, n);
         if (id != BPE_EMPTY) {
             emit(o, id, off);
             return;

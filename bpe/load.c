@@ -107,7 +107,6 @@ static void fill_tokens(uint32_t n_tokens, const uint8_t *const *tokens, const u
     }
 }
 
-#define find_token bpe_find_token
 
 /* The number of (token, token) -> token merges: every split of a token into
  * two tokens. Uses a temporary token hash; UINT64_MAX when out of memory. */
@@ -130,7 +129,7 @@ static uint64_t count_pairs(uint32_t n_tokens, const uint8_t *const *tokens, con
     for (uint32_t t = 0; t < n_tokens; t++) {
         if ((int32_t)t == eot) continue;
         for (uint32_t k = 1; k < lens[t]; k++)
-            n += find_token(&v, tokens[t], k) != BPE_EMPTY && find_token(&v, tokens[t] + k, lens[t] - k) != BPE_EMPTY;
+            n += bpe_find_token(&v, tokens[t], k) != BPE_EMPTY && bpe_find_token(&v, tokens[t] + k, lens[t] - k) != BPE_EMPTY;
     }
 out:
     free(off);
@@ -234,8 +233,8 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     for (uint32_t t = 0; t < n_tokens; t++) {
         if ((int32_t)t == eot) continue;
         for (uint32_t k = 1; k < lens[t]; k++) {
-            uint32_t a = find_token(&v, tokens[t], k);
-            uint32_t b = find_token(&v, tokens[t] + k, lens[t] - k);
+            uint32_t a = bpe_find_token(&v, tokens[t], k);
+            uint32_t b = bpe_find_token(&v, tokens[t] + k, lens[t] - k);
             if (a == BPE_EMPTY || b == BPE_EMPTY) continue;
             uint64_t key = (uint64_t)a << 32 | b;
             uint64_t hh = bpe_hash_pair(key), bit = BPE_BLOOM_BIT(hh);
@@ -536,11 +535,11 @@ static int check_merges(const char *buf, size_t len, const char *name, const str
                         name, line);
         if (decode_token_text(p, sp, a, sizeof a, &na) || decode_token_text(sp + 1, le, b, sizeof b, &nb))
             return fail(err, BPE_ERR_FORMAT, "%s:%zu: not byte-level BPE text", name, line);
-        uint32_t ta = find_token(v, a, na), tb = find_token(v, b, nb);
+        uint32_t ta = bpe_find_token(v, a, na), tb = bpe_find_token(v, b, nb);
         if (ta == BPE_EMPTY || tb == BPE_EMPTY)
             return fail(err, BPE_ERR_FORMAT, "%s:%zu: unknown token \"%.*s\" in merge", name, line,
                         ta == BPE_EMPTY ? (int)(sp - p) : (int)(le - sp - 1), ta == BPE_EMPTY ? p : sp + 1);
-        if (na + nb > sizeof a || (memcpy(a + na, b, nb), find_token(v, a, na + nb) == BPE_EMPTY))
+        if (na + nb > sizeof a || (memcpy(a + na, b, nb), bpe_find_token(v, a, na + nb) == BPE_EMPTY))
             return fail(err, BPE_ERR_FORMAT, "%s:%zu: the merge of \"%.*s\" makes no token of encoder.json",
                         name, line, (int)(le - p), p);
         p = eol + (eol < end);

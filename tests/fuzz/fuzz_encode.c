@@ -15,7 +15,9 @@
  *    == encode(text);
  *  - the streaming encoder fed in chunks and bpe_encode_parallel give the
  *    same ids as bpe_encode;
- *  - decode of arbitrary ids never writes past cap and reports bad ids.
+ *  - decode of arbitrary ids never writes past cap and reports bad ids;
+ *  - one input in 32, repeated past 1 MB, through the stream (which
+ *    then cuts blocks) and two threads.
  * A broken property calls abort(), which libFuzzer reports as a crash. */
 #include <stdint.h>
 #include <stdio.h>
@@ -145,6 +147,63 @@ static int sink(void *ctx, const uint32_t *ids, const uint64_t *offsets, size_t 
     acc->offs = o;
     acc->v.n += n;
     return 0;
+}
+
+/* The text repeated to just over 1 MB (the last copy cut short, so copies
+ * do not always end on a boundary): bpe_encode, the stream
+ * fed in chunks of up to 64 KB (with offsets) and bpe_encode_parallel with
+ * two threads must agree, and decode must give the bytes back. */
+static void big_checks(const bpe *v, const uint8_t *text, size_t len, int mode, uint8_t chunkb) {
+    size_t n = (1u << 20) + (64u << 10) + len / 2 + 1;
+    uint8_t *big = malloc(n);
+    CHECK(big);
+    for (size_t i = 0; i < n; i += len) memcpy(big + i, text, n - i < len ? n - i : len);
+    bpe_error err;
+    idvec whole = {malloc(n * sizeof(uint32_t)), 0};
+    CHECK(whole.ids);
+    if (bpe_encode(v, big, n, mode, whole.ids, NULL, n, &whole.n, &err) != BPE_OK) {
+        free(whole.ids); /* SPECIAL_ERROR with <|endoftext|> in the text */
+        free(big);
+        return;
+    }
+    {
+        char *out = malloc(whole.n * bpe_max_token_bytes(v));
+        size_t nb = 0;
+        CHECK(out && bpe_decode(v, whole.ids, whole.n, out, whole.n * bpe_max_token_bytes(v), &nb,
+                                &err) == BPE_OK);
+        CHECK(nb == n && !memcmp(out, big, n));
+        free(out);
+    }
+
+    size_t chunk = ((size_t)chunkb << 8 | 0xFF) + 1;
+    streamed got = {{NULL, 0}, NULL, 1};
+    bpe_stream *st = bpe_stream_new(v, mode | BPE_OFFSETS, 1, &err);
+    CHECK(st);
+    for (size_t i = 0; i < n; i += chunk) {
+        size_t m = n - i < chunk ? n - i : chunk;
+        CHECK(bpe_stream_write(st, big + i, m, sink, &got, &err) == BPE_OK);
+    }
+    CHECK(bpe_stream_finish(st, sink, &got, &err) == BPE_OK);
+    bpe_stream_free(st);
+    CHECK(same(&got.v, &whole));
+    for (size_t i = 0, o = 0; i < got.v.n; i++) {
+        size_t tl;
+        CHECK(got.offs[i] == o);
+        bpe_token_bytes(v, got.v.ids[i], &tl);
+        o += tl;
+    }
+    free(got.v.ids);
+    free(got.offs);
+
+    uint32_t *ids = malloc(n * sizeof *ids);
+    CHECK(ids);
+    size_t cnt = 0;
+    CHECK(bpe_encode_parallel(v, big, n, mode, 2, ids, NULL, n, &cnt, &err) == BPE_OK);
+    idvec par = {ids, cnt};
+    CHECK(same(&par, &whole));
+    free(ids);
+    free(whole.ids);
+    free(big);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -330,6 +389,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CHECK(same(&par, &x));
         free(ids);
     }
+
+    /* One input in 32 is also repeated past 1 MB, enough for the stream to
+     * cut and encode blocks before the end and for bpe_encode_parallel to
+     * really use two threads (slow under ASan, hence rare). */
+    if ((sel & 0x70) == 0x70 && (kb & 3) == 0 && len > 0) big_checks(v, text, len, mode, chunkb);
 
     free(plain.ids);
     free(x.ids);
