@@ -64,6 +64,7 @@ int embed_table_from_tensor(const embed_tensor *t, embed_table *out, embed_error
     out->rows = (size_t)t->shape[0];
     out->cols = (size_t)t->shape[1];
     out->data = t->data;
+    out->file = NULL; /* a bare view: no file to pread from */
     return EMBED_OK;
 }
 
