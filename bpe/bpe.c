@@ -401,9 +401,15 @@ static int compatible(const struct bpe *v, compat_cache **cp, uint32_t a, uint32
     return ok;
 }
 
-/* The longest a token at p[pos..n) can be. */
+/* The longest a token at p[pos..n) can be (an upper bound from its first
+ * two and three bytes). */
 static inline size_t longest_at(const struct bpe *v, const uint8_t *p, size_t pos, size_t n) {
-    size_t len = n - pos < 2 ? 1 : v->maxlen2[p[pos] << 8 | p[pos + 1]];
+    if (n - pos < 2) return 1;
+    size_t len = v->maxlen2[p[pos] << 8 | p[pos + 1]];
+    if (len > 2 && n - pos >= 3) {
+        size_t l3 = v->maxlen3[BPE_PREFIX3(p + pos)];
+        if (l3 < 255 && (l3 > 2 ? l3 : 2) < len) len = l3 > 2 ? l3 : 2;
+    }
     return len ? len : 1;
 }
 

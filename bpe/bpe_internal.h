@@ -62,9 +62,13 @@ typedef struct bpe_image_header {
     uint64_t off_split;      /* uint32[2 * V]: the last merge (left, right) that makes each
                                 token from its bytes, when that merge process is monotone;
                                 BPE_EMPTY otherwise and for single bytes (see bpe.c) */
+    uint64_t off_maxlen3;    /* uint8[65536]: longest token (capped at 255) among those of 3+ bytes
+                                whose first 3 bytes hash here (BPE_PREFIX3); 0: none */
     uint64_t off_tok_bloom;  /* uint64[BPE_BLOOM_WORDS]: a bit per token hash (BPE_BLOOM_BIT) */
     uint64_t off_pair_bloom; /* uint64[BPE_BLOOM_WORDS]: a bit per pair hash */
 } bpe_image_header;
+
+#define BPE_PREFIX3(p) ((((uint32_t)(p)[0] << 16 | (uint32_t)(p)[1] << 8 | (p)[2]) * 2654435761u) >> 16)
 
 /* Most lookups that fail (a piece that is no token, a pair that does not
  * merge) are answered by a 128 KB bit set that stays in cache, instead of a
@@ -90,6 +94,7 @@ struct bpe {
     const uint16_t *cls1;
     const uint8_t *cls2;
     const uint16_t *maxlen2;
+    const uint8_t *maxlen3;
     const uint32_t *split;
     const uint64_t *tok_bloom, *pair_bloom;
     void *owned;   /* the heap image of a loaded vocabulary; NULL when built in */

@@ -21,6 +21,7 @@ static const struct bpe gpt2 = {
     .cls2 = bpe_gpt2_image + GPT2_OFF_CLS2,
     .maxlen2 = (const uint16_t *)(bpe_gpt2_image + GPT2_OFF_MAXLEN2),
     .split = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_SPLIT),
+    .maxlen3 = bpe_gpt2_image + GPT2_OFF_MAXLEN3,
     .tok_bloom = (const uint64_t *)(bpe_gpt2_image + GPT2_OFF_TOK_BLOOM),
     .pair_bloom = (const uint64_t *)(bpe_gpt2_image + GPT2_OFF_PAIR_BLOOM),
     .owned = NULL,

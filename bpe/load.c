@@ -186,6 +186,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     h.off_cls2 = off;      off = align64(off + (size_t)n_blocks * 256);
     h.off_maxlen2 = off;   off = align64(off + 65536 * 2);
     h.off_split = off;     off = align64(off + (size_t)n_tokens * 8);
+    h.off_maxlen3 = off;   off = align64(off + 65536);
     h.off_tok_bloom = off; off = align64(off + BPE_BLOOM_WORDS * 8);
     h.off_pair_bloom = off; off = align64(off + BPE_BLOOM_WORDS * 8);
     h.image_size = off;
@@ -221,6 +222,13 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
         uint16_t *m = &maxlen2[tokens[i][0] << 8 | tokens[i][1]];
         uint32_t l = lens[i] > 0xFFFF ? 0xFFFF : lens[i];
         if (l > *m) *m = (uint16_t)l;
+    }
+    uint8_t *maxlen3 = img + h.off_maxlen3;
+    for (uint32_t i = 0; i < n_tokens; i++) {
+        if ((int32_t)i == eot || lens[i] < 3) continue;
+        uint8_t *m = &maxlen3[BPE_PREFIX3(tokens[i])];
+        uint32_t l = lens[i] > 255 ? 255 : lens[i];
+        if (l > *m) *m = (uint8_t)l;
     }
     /* Lookups check the blooms, so each is filled with its table. */
     uint64_t *tok_bloom = (uint64_t *)(img + h.off_tok_bloom), *pair_bloom = (uint64_t *)(img + h.off_pair_bloom);
@@ -270,6 +278,7 @@ void bpe_attach_image(struct bpe *v, const void *image) {
     v->cls2 = img + h.off_cls2;
     v->maxlen2 = (const uint16_t *)(img + h.off_maxlen2);
     v->split = (const uint32_t *)(img + h.off_split);
+    v->maxlen3 = img + h.off_maxlen3;
     v->tok_bloom = (const uint64_t *)(img + h.off_tok_bloom);
     v->pair_bloom = (const uint64_t *)(img + h.off_pair_bloom);
     v->owned = NULL;
