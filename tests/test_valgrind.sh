@@ -62,6 +62,12 @@ if has encode; then
         vg 0 "$T/$f" encode --format npy
     done
     vg 0 "$T/text.txt" encode --offsets
+    # 2.7 MB: the stream cuts 2 MB blocks and two threads share each block
+    i=0
+    while [ $i -lt 14 ]; do cat "$T/text.txt" "$T/text.txt" "$T/text.txt" "$T/text.txt"; i=$((i + 1)); done >"$T/x.txt"
+    i=0
+    while [ $i -lt 600 ]; do cat "$T/x.txt"; i=$((i + 1)); done >"$T/big.txt"
+    vg 0 "$T/big.txt" encode --threads 2 --format u32
     vg 0 "$T/text.txt" encode --threads 2 --format u32
     vg 0 "$T/eot.txt" encode --special allow
     vg 0 "$T/eot.txt" encode --special text
