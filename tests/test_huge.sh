@@ -46,19 +46,23 @@ rss_ok() { # label file
     fi
 }
 
-# ---- size: about 40 s of one-core encoding, 512 MB .. 2 GB ------------------
+# ---- size: about 50 s of one-core encoding, 1 GB .. 2 GB --------------------
 if [ -n "${HUGE_MB:-}" ]; then
     total=$HUGE_MB
 else
     "$T/gen" 1 32 0 >"$T/cal.txt"
-    t0=$(now_ms)
-    "$G" encode --threads 1 --format u32 "$T/cal.txt" >/dev/null || bad "encode of a 32 MB sample failed"
-    ms=$(( $(now_ms) - t0 + 1 ))
+    best=999999
+    for k in 1 2; do # the faster of two runs: other work on the machine adds noise
+        t0=$(now_ms)
+        "$G" encode --threads 1 --format u32 "$T/cal.txt" >/dev/null || bad "encode of a 32 MB sample failed"
+        ms=$(( $(now_ms) - t0 + 1 ))
+        [ $ms -lt $best ] && best=$ms
+    done
     rm -f "$T/cal.txt"
-    total=$(( 32 * 40000 / ms ))
-    echo "calibration: 32 MB in $ms ms on one thread"
+    total=$(( 32 * 50000 / best ))
+    echo "calibration: 32 MB in $best ms on one thread"
     [ $total -gt 2048 ] && total=2048
-    [ $total -lt 512 ] && total=512
+    [ $total -lt 1024 ] && total=1024
 fi
 mb=$(( total / PARTS ))
 [ $mb -lt 1 ] && mb=1
