@@ -289,20 +289,24 @@ void bpe_attach_image(struct bpe *v, const void *image) {
 typedef struct {
     const char *p, *end, *name;
     size_t line;
+    const char *line_start;  /* for columns: the real encoder.json is one line */
     bpe_error *err;
 } json_in;
 
 static void json_ws(json_in *j) {
     while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) {
-        if (*j->p == '\n') j->line++;
+        if (*j->p == '\n') j->line++, j->line_start = j->p + 1;
         j->p++;
     }
 }
 
+static size_t json_col(const json_in *j) { return (size_t)(j->p - j->line_start) + 1; }
+
 static int json_fail(json_in *j, const char *what) {
     if (j->p >= j->end)
-        return fail(j->err, BPE_ERR_FORMAT, "%s:%zu: %s (unexpected end of file)", j->name, j->line, what);
-    return fail(j->err, BPE_ERR_FORMAT, "%s:%zu: %s", j->name, j->line, what);
+        return fail(j->err, BPE_ERR_FORMAT, "%s:%zu:%zu: %s (unexpected end of file)", j->name, j->line,
+                    json_col(j), what);
+    return fail(j->err, BPE_ERR_FORMAT, "%s:%zu:%zu: %s", j->name, j->line, json_col(j), what);
 }
 
 static int hex4(const char *p, uint32_t *out) {
@@ -400,8 +404,8 @@ static const char EOT_TEXT[] = "<|endoftext|>";
 
 static int parse_encoder(const char *buf, size_t len, const char *name, vocab_parse *vp,
                          bpe_error *err) {
-    json_in j = {buf, buf + len, name, 1, err};
-    struct entry { uint8_t *bytes; uint64_t id; size_t line; } *entries = NULL;
+    json_in j = {buf, buf + len, name, 1, buf, err};
+    struct entry { uint8_t *bytes; uint64_t id; size_t line, col; } *entries = NULL;
     str_id *seen = NULL; /* token bytes -> index in entries, for duplicate keys */
     sh_new_strdup(seen);
     int rc = BPE_OK;
@@ -414,7 +418,7 @@ static int parse_encoder(const char *buf, size_t len, const char *name, vocab_pa
     if (j.p < j.end && *j.p == '}') { rc = json_fail(&j, "empty vocabulary"); goto out; }
     for (;;) {
         json_ws(&j);
-        size_t line = j.line;
+        size_t line = j.line, col = json_col(&j);
         if ((rc = json_token_string(&j, &bytes))) goto out;
         json_ws(&j);
         if (j.p >= j.end || *j.p != ':') { rc = json_fail(&j, "expected ':'"); goto out; }
@@ -438,14 +442,15 @@ static int parse_encoder(const char *buf, size_t len, const char *name, vocab_pa
         ptrdiff_t prev = shgeti(seen, key);
         if (prev >= 0) {
             char what[128];
-            snprintf(what, sizeof what, "duplicate token (first on line %zu)", entries[seen[prev].value].line);
+            snprintf(what, sizeof what, "duplicate token (first at %zu:%zu)", entries[seen[prev].value].line,
+                     entries[seen[prev].value].col);
             if (key != keybuf) free(key);
-            rc = fail(err, BPE_ERR_FORMAT, "%s:%zu: %s", name, line, what);
+            rc = fail(err, BPE_ERR_FORMAT, "%s:%zu:%zu: %s", name, line, col, what);
             goto out;
         }
         shput(seen, key, (uint32_t)arrlenu(entries));
         if (key != keybuf) free(key);
-        struct entry e = {bytes, id, line};
+        struct entry e = {bytes, id, line, col};
         arrput(entries, e);
         bytes = NULL;
         json_ws(&j);
@@ -463,24 +468,25 @@ static int parse_encoder(const char *buf, size_t len, const char *name, vocab_pa
     vp->tok = calloc(n, sizeof *vp->tok);
     vp->len = calloc(n, sizeof *vp->len);
     if (!vp->tok || !vp->len) { rc = fail(err, BPE_ERR_NOMEM, "out of memory"); goto out; }
-    size_t *line_of = calloc(n, sizeof *line_of);
-    if (!line_of) { rc = fail(err, BPE_ERR_NOMEM, "out of memory"); goto out; }
+    size_t *entry_of = calloc(n, sizeof *entry_of);  /* 1 + index in entries, 0: not seen */
+    if (!entry_of) { rc = fail(err, BPE_ERR_NOMEM, "out of memory"); goto out; }
     for (size_t i = 0; i < n; i++) {
         struct entry *e = &entries[i];
         if (e->id >= n) {
-            rc = fail(err, BPE_ERR_FORMAT, "%s:%zu: id %llu is out of range: %zu tokens need ids 0..%zu",
-                      name, e->line, (unsigned long long)e->id, n, n - 1);
+            rc = fail(err, BPE_ERR_FORMAT, "%s:%zu:%zu: id %llu is out of range: %zu tokens need ids 0..%zu",
+                      name, e->line, e->col, (unsigned long long)e->id, n, n - 1);
             break;
         }
-        if (line_of[e->id]) {
-            rc = fail(err, BPE_ERR_FORMAT, "%s:%zu: duplicate id %llu (also on line %zu)", name, e->line,
-                      (unsigned long long)e->id, line_of[e->id]);
+        if (entry_of[e->id]) {
+            const struct entry *first = &entries[entry_of[e->id] - 1];
+            rc = fail(err, BPE_ERR_FORMAT, "%s:%zu:%zu: duplicate id %llu (also at %zu:%zu)", name, e->line,
+                      e->col, (unsigned long long)e->id, first->line, first->col);
             break;
         }
-        line_of[e->id] = e->line;
+        entry_of[e->id] = i + 1;
         size_t nb = arrlenu(e->bytes);
         if (nb == 0) {
-            rc = fail(err, BPE_ERR_FORMAT, "%s:%zu: empty token", name, e->line);
+            rc = fail(err, BPE_ERR_FORMAT, "%s:%zu:%zu: empty token", name, e->line, e->col);
             break;
         }
         vp->tok[e->id] = malloc(nb);
@@ -489,7 +495,7 @@ static int parse_encoder(const char *buf, size_t len, const char *name, vocab_pa
         vp->len[e->id] = (uint32_t)nb;
         if (nb == sizeof EOT_TEXT - 1 && !memcmp(e->bytes, EOT_TEXT, nb)) vp->eot = (int32_t)e->id;
     }
-    free(line_of);
+    free(entry_of);
     if (rc) goto out;
     uint8_t have[256] = {0};
     for (size_t i = 0; i < n; i++)

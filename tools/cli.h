@@ -54,7 +54,7 @@ typedef enum {
     IDS_TEXT,   /* decimal ids separated by whitespace */
     IDS_U16,    /* raw little-endian uint16 */
     IDS_U32,    /* raw little-endian uint32 */
-    IDS_NPY,    /* .npy, 1-D; written as <u2 if every id fits, else <u4... see cli_ids.c */
+    IDS_NPY,    /* .npy: read as any integer dtype and shape; written 1-D <i4 */
     IDS_JSON,   /* [1, 2, 3] */
     IDS_LLMC,   /* llm.c token shard: 256 int32 header (20240520, 1, count), uint16 tokens */
 } ids_format;
