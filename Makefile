@@ -132,7 +132,8 @@ $(B)/fuzz/fuzz_ids: tests/fuzz/fuzz_ids.c $(FUZZ_CLI_OBJ) $(B)/libgpt2in.a $(HEA
 bench: all
 	@sh tests/bench/run.sh
 
-demo: deps
+demo:
+	@sh tools/deps.sh install-build
 	@$(MAKE) --no-print-directory all
 	@sh tools/demo.sh
 

@@ -3,7 +3,8 @@
 #   build:   libutf8proc-dev libstb-dev pkg-config
 #   tests:   python3-numpy python3-torch (references), clang libclang-rt-14-dev
 #            (libFuzzer, sanitizers), nodejs npm (tiktoken oracle), valgrind
-# `check` only reports what the build needs; `install` installs whatever is missing.
+# `check` only reports what the build needs; `install` installs whatever is
+# missing; `install-build` only what the build (and `make demo`) needs.
 set -u
 mode=${1:-check}
 
@@ -41,8 +42,9 @@ check)
         exit 1
     fi
     ;;
-install)
-    m="$(missing_build)$(missing_test)"
+install|install-build)
+    m="$(missing_build)"
+    [ "$mode" = install ] && m="$m$(missing_test)"
     [ -z "$m" ] && exit 0
     echo "gpt2in: installing:$m" >&2
     if [ "$(id -u)" = 0 ]; then sudo=""
@@ -56,7 +58,7 @@ install)
         { echo "gpt2in: apt-get install$m failed" >&2; exit 1; }
     ;;
 *)
-    echo "usage: deps.sh check|install" >&2
+    echo "usage: deps.sh check|install|install-build" >&2
     exit 2
     ;;
 esac
