@@ -159,12 +159,12 @@ static inline void emit(out_t *o, uint32_t id, size_t off) {
 /* The token that tokens a and b merge into (its id is the merge's rank), or
  * BPE_EMPTY, which compares above every rank. */
 static inline uint32_t pair_rank(const struct bpe *v, uint32_t a, uint32_t b) {
-    uint64_t key = (uint64_t)a << 32 | b, h = bpe_hash_pair(key);
+    uint64_t key = bpe_pair_key(a, b), h = bpe_hash_pair(key);
     if (v->pair_bloom && !bpe_bloom_has(v->pair_bloom, h)) return BPE_EMPTY;
     for (;; h++) {
-        const bpe_pair *e = &v->pairs[h & v->pair_mask];
-        if (e->key == key) return e->merged;
-        if (e->key == UINT64_MAX) return BPE_EMPTY;
+        bpe_pair e = v->pairs[h & v->pair_mask];
+        if (e >> 21 == key) return (uint32_t)(e & BPE_MAX_TOKENS);
+        if (e == BPE_PAIR_EMPTY) return BPE_EMPTY;
     }
 }
 

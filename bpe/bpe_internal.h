@@ -23,13 +23,14 @@ enum { CLS_OTHER = 0, CLS_LETTER = 1, CLS_NUMBER = 2, CLS_SPACE = 3 };
 /* Code point classes as a two-stage table: stage2[stage1[cp >> 8] * 256 + (cp & 255)]. */
 #define BPE_CLS_STAGE1 (0x110000 >> 8)
 
-/* Pair table entry: tokens a and b merge into `merged`, whose id is also the
- * merge's rank (as in tiktoken: a lower id merges first). */
-typedef struct bpe_pair {
-    uint64_t key;      /* (uint64_t)a << 32 | b; UINT64_MAX when empty */
-    uint32_t merged;
-    uint32_t pad;
-} bpe_pair;
+/* Pair table entry, packed in 64 bits: tokens a and b merge into `merged`,
+ * whose id is also the merge's rank (as in tiktoken: a lower id merges
+ * first). a << 42 | b << 21 | merged; BPE_PAIR_EMPTY when free. Ids are
+ * below 2^21 - 1 (the loader checks). */
+typedef uint64_t bpe_pair;
+#define BPE_PAIR_EMPTY UINT64_MAX
+#define BPE_MAX_TOKENS ((1u << 21) - 1)
+static inline uint64_t bpe_pair_key(uint32_t a, uint32_t b) { return (uint64_t)a << 21 | b; }
 
 /* Token hash slot: the id, the length and the first bytes inline, so that
  * most lookups touch one cache line. len is capped at 255 (longer tokens are

@@ -244,11 +244,11 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
             uint32_t a = bpe_find_token(&v, tokens[t], k);
             uint32_t b = bpe_find_token(&v, tokens[t] + k, lens[t] - k);
             if (a == BPE_EMPTY || b == BPE_EMPTY) continue;
-            uint64_t key = (uint64_t)a << 32 | b;
+            uint64_t key = bpe_pair_key(a, b);
             uint64_t hh = bpe_hash_pair(key), bit = BPE_BLOOM_BIT(hh);
             pair_bloom[bit >> 6] |= 1ull << (bit & 63);
-            while (pairs[hh & h.pair_mask].key != UINT64_MAX) hh++;
-            pairs[hh & h.pair_mask] = (bpe_pair){key, t, 0};
+            while (pairs[hh & h.pair_mask] != BPE_PAIR_EMPTY) hh++;
+            pairs[hh & h.pair_mask] = key << 21 | t;
         }
     }
     /* Needs the finished pair table: it runs the merge process. */
@@ -428,7 +428,7 @@ static int parse_encoder(const char *buf, size_t len, const char *name, vocab_pa
         if (j.p >= j.end || *j.p < '0' || *j.p > '9') { rc = json_fail(&j, "expected a non-negative integer id"); goto out; }
         while (j.p < j.end && *j.p >= '0' && *j.p <= '9') {
             id = id * 10 + (uint64_t)(*j.p++ - '0');
-            if (id > 0xFFFFFFF) { rc = json_fail(&j, "id too large"); goto out; }
+            if (id >= BPE_MAX_TOKENS) { rc = json_fail(&j, "id too large (at most 2097150)"); goto out; }
         }
         if (j.p < j.end && (*j.p == '.' || *j.p == 'e' || *j.p == 'E')) { rc = json_fail(&j, "id is not an integer"); goto out; }
         /* Duplicate keys: the key is hashed as a C string, so bytes with NUL

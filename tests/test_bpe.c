@@ -305,6 +305,7 @@ static void test_load(const char *text, size_t n) {
     sprintf(tmp, "%s, \"ab\": 257}", enc);
     expect_load_error(tmp, "a b\n", "out of range");
     expect_load_error("{\"a\": 0}", "", "no token for byte 0x00");
+    expect_load_error("{\"a\": 2097151}", "", "id too large");
     write_text("/dev/null", "");
     v = bpe_load("/nonexistent/encoder.json", "gpt2_weights/vocab.bpe", &err);
     CHECK(!v && strstr(err.msg, "/nonexistent/encoder.json"), "missing file: %s", err.msg);
