@@ -63,8 +63,11 @@ enum {
  * a no-op. */
 const bpe *bpe_gpt2(void);
 
-/* Loads a vocabulary from an encoder.json and a vocab.bpe in GPT-2's format.
- * On failure returns NULL and describes the problem (file and line) in err. */
+/* Loads a vocabulary from an encoder.json and a vocab.bpe in GPT-2's format
+ * (ids 0..V-1, V below 2^21 - 1; every single byte a token). Ranks are the
+ * ids, as in tiktoken; each merge line must join two tokens into a token.
+ * On failure returns NULL and describes the problem (file, line and column)
+ * in err. */
 bpe *bpe_load(const char *encoder_json_path, const char *vocab_bpe_path, bpe_error *err);
 
 /* Same, from bytes in memory; the names are used in error messages only. */
