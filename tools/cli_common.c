@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -53,6 +54,12 @@ const char *cli_opt(int argc, char **argv, int *i, const char *name, int *bad) {
 FILE *cli_open_in(const char *path) {
     if (!path || !strcmp(path, "-")) return stdin;
     FILE *f = fopen(path, "rb");
+    struct stat st;
+    if (f && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        f = NULL;
+        errno = EISDIR;
+    }
     if (!f) cli_error("%s: %s", path, strerror(errno));
     return f;
 }
