@@ -633,14 +633,6 @@ int bpe_encode(const bpe *v, const void *text, size_t len, int flags, uint32_t *
 
 static inline int ascii_space(uint8_t c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
-/* Is U+cp in \s? (The White_Space code points; the vocabulary's class table
- * says the same, but bpe_safe_cut takes no vocabulary.) */
-static int unicode_space(uint32_t cp) {
-    return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
-           cp == 0x205F || cp == 0x3000;
-}
-
 /* Does a valid non-space character end exactly at s[p - 1]? A lead byte is
  * never a continuation byte, so a valid sequence found by stepping back to
  * its lead byte is also how decoding from the start reads it. */
@@ -648,7 +640,7 @@ static int nonspace_char_ends_at(const uint8_t *s, size_t p) {
     size_t q = p - 1;
     while (q > 0 && p - q < 4 && (s[q] & 0xC0) == 0x80) q--;
     uint32_t cp;
-    return utf8_decode(s, q, p, &cp) == p - q && !unicode_space(cp);
+    return utf8_decode(s, q, p, &cp) == p - q && !bpe_is_space(cp);
 }
 
 /* A piece never runs from a non-space character into a whitespace one, and

@@ -20,6 +20,14 @@
  * \s (White_Space), and everything else. */
 enum { CLS_OTHER = 0, CLS_LETTER = 1, CLS_NUMBER = 2, CLS_SPACE = 3 };
 
+/* \s: the 25 White_Space code points (not Python's isspace: U+001C..001F are
+ * not spaces here). */
+static inline int bpe_is_space(uint32_t cp) {
+    return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
+           cp == 0x205F || cp == 0x3000;
+}
+
 /* Code point classes as a two-stage table: stage2[stage1[cp >> 8] * 256 + (cp & 255)]. */
 #define BPE_CLS_STAGE1 (0x110000 >> 8)
 

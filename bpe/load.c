@@ -54,10 +54,7 @@ static int unicode_to_byte(uint32_t cp) {
  * the tiktoken this project matches). */
 
 static uint32_t classify(uint32_t cp) {
-    if ((cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-        (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
-        cp == 0x205F || cp == 0x3000)
-        return CLS_SPACE;
+    if (bpe_is_space(cp)) return CLS_SPACE;
     utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)cp);
     if (cat == UTF8PROC_CATEGORY_CN) { /* unassigned in Unicode 15.0: maybe assigned since */
         for (size_t i = 0; i < sizeof unicode_update / sizeof *unicode_update; i++)
