@@ -10,17 +10,7 @@
 #include <string.h>
 
 #include "embed.h"
-
-static int failures;
-#define CHECK(c, ...)                                                   \
-    do {                                                                \
-        if (!(c)) {                                                     \
-            failures++;                                                 \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);             \
-            fprintf(stderr, __VA_ARGS__);                               \
-            fputc('\n', stderr);                                        \
-        }                                                               \
-    } while (0)
+#include "check.h"
 
 #define DIR "tests/fixtures/formats/"
 
