@@ -402,6 +402,30 @@ static void lookup_errors(void) {
 
 /* Many tokens over few ids, in an order that exercises every merge pass:
  * the sparse rows must equal a dense token-order scatter. */
+/* Ids above 2^11 take the radix sort's second pass: rows still ascending,
+ * each summed in token order (= the dense scatter, bit for bit). */
+static void wide_ids_sort(int sanitized) {
+    size_t T = sanitized ? 3000 : 20000, C = 3, V = 50257;
+    uint32_t *ids = malloc(T * 4), *rows = malloc(T * 4), *scr = malloc(T * 4);
+    float *dout = malloc(T * C * 4), *g = malloc(T * C * 4), *dw = calloc(V * C, 4);
+    uint32_t s = 777;
+    for (size_t t = 0; t < T; t++) {
+        s = s * 1103515245u + 12345u;
+        ids[t] = t % 7 == 0 ? 50256 - (uint32_t)(t % 5) : (s >> 4) % V;  /* some repeats */
+        for (size_t c = 0; c < C; c++)
+            dout[t * C + c] = (float)((s >> (c + 5)) % 997) * 0.01f - 5.0f;
+    }
+    embed_error err;
+    size_t n;
+    CHECK(embed_backward_sparse(dout, ids, T, C, V, rows, g, &n, scr, &err) == 0, "%s", err.msg);
+    CHECK(embed_backward_dense(dw, V, dout, ids, T, C, &err) == 0, "%s", err.msg);
+    for (size_t i = 0; i < n; i++) {
+        CHECK(i == 0 || rows[i] > rows[i - 1], "rows not ascending at %zu", i);
+        CHECK(same("wide sort row", g + i * C, dw + (size_t)rows[i] * C, C), "row %zu (id %u)", i, rows[i]);
+    }
+    free(ids), free(rows), free(scr), free(dout), free(g), free(dw);
+}
+
 static void big_sort(int sanitized) {
     size_t T = sanitized ? 3000 : 20000, C = 5, V = 97;
     uint32_t *ids = malloc(T * 4), *rows = malloc(T * 4), *scr = malloc(T * 4);
@@ -509,6 +533,7 @@ int main(void) {
     adam_case();
     lookup_errors();
     big_sort(san && *san == '1');
+    wide_ids_sort(san && *san == '1');
     wide_rows();
     if (failures) {
         fprintf(stderr, "test_embed: %d checks failed\n", failures);
