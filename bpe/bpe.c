@@ -643,13 +643,25 @@ static int nonspace_char_ends_at(const uint8_t *s, size_t p) {
     return utf8_decode(s, q, p, &cp) == p - q && !bpe_is_space(cp);
 }
 
-/* A piece never runs from a non-space character into a whitespace one, and
- * every decision before such a point looks no further than it, so the text
- * can be cut between a non-space character and ASCII whitespace. */
+/* Points where a piece always ends, whatever follows, and every decision
+ * before them looks no further:
+ *   - a non-space character followed by ASCII whitespace: no piece runs from
+ *     a non-space into a space;
+ *   - two ASCII non-space characters of different classes (letter, digit,
+ *     other), neither an apostrophe: runs stop at a change of class, and the
+ *     second starts a run of its own, since no space precedes it. (An
+ *     apostrophe may join the other run before it, or start 's 't ... ) */
 size_t bpe_safe_cut(const void *text, size_t len) {
     const uint8_t *s = text;
-    for (size_t p = len; p-- > 1;)
-        if (ascii_space(s[p]) && !ascii_space(s[p - 1]) && nonspace_char_ends_at(s, p)) return p;
+    for (size_t p = len; p-- > 1;) {
+        uint8_t a = s[p - 1], b = s[p];
+        if (ascii_space(b)) {
+            if (!ascii_space(a) && nonspace_char_ends_at(s, p)) return p;
+        } else if (a < 0x80 && b < 0x80 && a != '\'' && b != '\'' && !ascii_space(a) &&
+                   ascii_cls[a] != ascii_cls[b]) {
+            return p;
+        }
+    }
     return 0;
 }
 
