@@ -576,20 +576,28 @@ static const uint8_t *find_special(const struct bpe *v, const uint8_t *s, size_t
     return memmem(s, len, t, token_len(v, (uint32_t)v->eot));
 }
 
-/* Checks flags that reject input (strict UTF-8, special token as error). */
-static int check_input(const struct bpe *v, const uint8_t *s, size_t len, int flags, bpe_error *err) {
+/* Flags other than `allowed`, or two special-token modes at once. */
+static int bad_flags(int flags, int allowed) {
+    return (flags & ~allowed) || (flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_MASK;
+}
+
+/* Checks flags that reject input (strict UTF-8, special token as error).
+ * Offsets in errors count from `base`: s is at that offset of a stream. */
+static int check_input(const struct bpe *v, const uint8_t *s, size_t len, int flags, uint64_t base,
+                       bpe_error *err) {
     if (flags & BPE_STRICT) {
         size_t bad = first_invalid(s, len);
         if (bad < len)
-            return fail(err, BPE_ERR_UTF8, bad, "invalid UTF-8 at byte %zu (0x%02X)", bad, s[bad]);
+            return fail(err, BPE_ERR_UTF8, base + bad, "invalid UTF-8 at byte %llu (0x%02X)",
+                        (unsigned long long)(base + bad), s[bad]);
     }
     if ((flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_ERROR) {
         const uint8_t *sp = find_special(v, s, len);
         if (sp)
-            return fail(err, BPE_ERR_SPECIAL, (uint64_t)(sp - s),
-                        "the special token <|endoftext|> is in the text at byte %zu "
+            return fail(err, BPE_ERR_SPECIAL, base + (uint64_t)(sp - s),
+                        "the special token <|endoftext|> is in the text at byte %llu "
                         "(use --special allow to emit it, or --special text to encode it as text)",
-                        (size_t)(sp - s));
+                        (unsigned long long)(base + (uint64_t)(sp - s)));
     }
     return BPE_OK;
 }
@@ -614,19 +622,24 @@ static int encode_checked(const struct bpe *v, const uint8_t *s, size_t len, int
     return BPE_OK;
 }
 
-int bpe_encode(const bpe *v, const void *text, size_t len, int flags, uint32_t *ids,
-               size_t *offsets, size_t cap, size_t *n_tokens, bpe_error *err) {
-    if (!v || (!text && len) || (!ids && cap) || (flags & ~(BPE_SPECIAL_MASK | BPE_STRICT)) ||
-        (flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_MASK)
+/* bpe_encode, for text at offset `base` of a stream (for error offsets). */
+static int encode_one(const struct bpe *v, const void *text, size_t len, int flags, uint32_t *ids,
+                      size_t *offsets, size_t cap, size_t *n_tokens, uint64_t base, bpe_error *err) {
+    if (!v || (!text && len) || (!ids && cap) || bad_flags(flags, BPE_SPECIAL_MASK | BPE_STRICT))
         return fail(err, BPE_ERR_ARG, 0, "bpe_encode: bad argument");
     if (n_tokens) *n_tokens = 0;
     if (len == 0) return BPE_OK;
-    int rc = check_input(v, text, len, flags, err);
+    int rc = check_input(v, text, len, flags, base, err);
     if (rc) return rc;
     out_t o = {v, ids, offsets, cap, 0, 0, NULL};
     rc = encode_checked(v, text, len, flags, &o, err);
     if (n_tokens) *n_tokens = o.n;
     return rc;
+}
+
+int bpe_encode(const bpe *v, const void *text, size_t len, int flags, uint32_t *ids,
+               size_t *offsets, size_t cap, size_t *n_tokens, bpe_error *err) {
+    return encode_one(v, text, len, flags, ids, offsets, cap, n_tokens, 0, err);
 }
 
 /* ---- cutting and threads ---------------------------------------------------------- */
@@ -689,20 +702,20 @@ static int cpu_count(void) {
     return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
 }
 
-int bpe_encode_parallel(const bpe *v, const void *text, size_t len, int flags, int threads,
-                        uint32_t *ids, size_t *offsets, size_t cap, size_t *n_tokens,
-                        bpe_error *err) {
+/* bpe_encode_parallel, for text at offset `base` of a stream. */
+static int encode_parallel(const struct bpe *v, const void *text, size_t len, int flags, int threads,
+                           uint32_t *ids, size_t *offsets, size_t cap, size_t *n_tokens, uint64_t base,
+                           bpe_error *err) {
     if (threads <= 0) threads = cpu_count();
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if ((size_t)threads > len / PARALLEL_MIN) threads = (int)(len / PARALLEL_MIN);
     if (threads <= 1 || cap < len)
-        return bpe_encode(v, text, len, flags, ids, offsets, cap, n_tokens, err);
-    if (!v || !text || !ids || (flags & ~(BPE_SPECIAL_MASK | BPE_STRICT)) ||
-        (flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_MASK)
+        return encode_one(v, text, len, flags, ids, offsets, cap, n_tokens, base, err);
+    if (!v || !text || !ids || bad_flags(flags, BPE_SPECIAL_MASK | BPE_STRICT))
         return fail(err, BPE_ERR_ARG, 0, "bpe_encode_parallel: bad argument");
     if (n_tokens) *n_tokens = 0;
     const uint8_t *s = text;
-    int rc = check_input(v, s, len, flags, err);
+    int rc = check_input(v, s, len, flags, base, err);
     if (rc) return rc;
 
     /* Part k writes its tokens from index start_k: it has at most as many
@@ -744,6 +757,12 @@ int bpe_encode_parallel(const bpe *v, const void *text, size_t len, int flags, i
     return BPE_OK;
 }
 
+int bpe_encode_parallel(const bpe *v, const void *text, size_t len, int flags, int threads,
+                        uint32_t *ids, size_t *offsets, size_t cap, size_t *n_tokens,
+                        bpe_error *err) {
+    return encode_parallel(v, text, len, flags, threads, ids, offsets, cap, n_tokens, 0, err);
+}
+
 /* ---- streaming -------------------------------------------------------------------- */
 
 struct bpe_stream {
@@ -762,8 +781,7 @@ _Static_assert(sizeof(size_t) == sizeof(uint64_t), "offsets are passed to sinks 
 #define STREAM_BLOCK (1u << 20)
 
 bpe_stream *bpe_stream_new(const bpe *v, int flags, int threads, bpe_error *err) {
-    if (!v || (flags & ~(BPE_SPECIAL_MASK | BPE_STRICT | BPE_OFFSETS)) ||
-        (flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_MASK) {
+    if (!v || bad_flags(flags, BPE_SPECIAL_MASK | BPE_STRICT | BPE_OFFSETS)) {
         fail(err, BPE_ERR_ARG, 0, "bpe_stream_new: bad argument");
         return NULL;
     }
@@ -792,25 +810,10 @@ static int stream_encode(bpe_stream *st, size_t n, bpe_sink sink, void *ctx, bpe
     }
     size_t nt;
     static const uint8_t nothing[1];
-    int rc = bpe_encode_parallel(st->v, n ? st->buf : nothing, n, st->flags & ~BPE_OFFSETS, st->threads, st->ids,
-                                 st->flags & BPE_OFFSETS ? st->offs : NULL, st->ids_cap, &nt, err);
-    if (rc) {
-        if (err && (rc == BPE_ERR_UTF8 || rc == BPE_ERR_SPECIAL)) {
-            uint64_t at = st->base + err->offset;
-            char msg[sizeof err->msg];
-            /* Rewrite the message with the stream offset. */
-            if (rc == BPE_ERR_UTF8)
-                snprintf(msg, sizeof msg, "invalid UTF-8 at byte %llu (0x%02X)", (unsigned long long)at,
-                         st->buf[err->offset]);
-            else
-                snprintf(msg, sizeof msg, "the special token <|endoftext|> is in the text at byte %llu "
-                         "(use --special allow to emit it, or --special text to encode it as text)",
-                         (unsigned long long)at);
-            memcpy(err->msg, msg, sizeof msg);
-            err->offset = at;
-        }
-        return rc;
-    }
+    int rc = encode_parallel(st->v, n ? st->buf : nothing, n, st->flags & ~BPE_OFFSETS, st->threads,
+                             st->ids, st->flags & BPE_OFFSETS ? st->offs : NULL, st->ids_cap, &nt,
+                             st->base, err);
+    if (rc) return rc;
     uint64_t *offs = NULL;
     if (st->flags & BPE_OFFSETS) {
         offs = (uint64_t *)st->offs;
