@@ -11,9 +11,34 @@ static const char *pick_name(const embed_file *f, const char *name, const char *
     return embed_find(f, a) ? a : embed_find(f, b) ? b : a;
 }
 
-int cli_model_open(const char *path, const char *wte_name, const char *wpe_name, int positions,
-                   cli_model *m) {
+int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o) {
+    int bad = 0;
+    const char *v;
+    if (!strcmp(argv[*i], "--positions")) {
+        o->positions = 1;
+    } else if ((v = cli_opt(argc, argv, i, "--weights", &bad))) {
+        o->weights = v;
+    } else if ((v = cli_opt(argc, argv, i, "--tensor", &bad))) {
+        o->tensor = v;
+    } else if ((v = cli_opt(argc, argv, i, "--wpe-tensor", &bad))) {
+        o->wpe_tensor = v;
+    } else if ((v = cli_opt(argc, argv, i, "--input-format", &bad))) {
+        o->input_format = v;
+    } else if ((v = cli_opt(argc, argv, i, "--pos-offset", &bad))) {
+        if (cli_parse_u64(v, &o->pos0) || o->pos0 > SIZE_MAX / 2)
+            return cli_error("--pos-offset: '%s' is not a position (a non-negative number)", v);
+    } else {
+        return bad ? CLI_ERR : 0;
+    }
+    return 1;
+}
+
+int cli_model_open(const cli_model_opts *o, const char *command, cli_model *m) {
     memset(m, 0, sizeof *m);
+    if (!o->weights)
+        return cli_error("%s: --weights FILE is required (see 'gpt2in %s --help')", command, command);
+    const char *path = o->weights, *wte_name = o->tensor, *wpe_name = o->wpe_tensor;
+    int positions = o->positions;
     embed_error err;
     m->f = embed_open(path, &err);
     if (!m->f)
@@ -47,25 +72,6 @@ void cli_model_close(cli_model *m) {
     m->f = NULL;
 }
 
-static int ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
-int cli_ids_format(const char *name, const char *path) {
-    if (name) {
-        int f = ids_format_from_name(name);
-        if (f < 0)
-            cli_error("unknown --input-format '%s' (text, u16, u32, npy, json, llmc)", name);
-        return f;
-    }
-    if (path && ends_with(path, ".npy"))
-        return IDS_NPY;
-    if (path && ends_with(path, ".json"))
-        return IDS_JSON;
-    return IDS_TEXT;
-}
-
 int cli_read_ids(const char *path, const char *fmt_name, size_t vocab, uint32_t **ids,
                  size_t *n) {
     int fmt = cli_ids_format(fmt_name, path);
@@ -73,7 +79,7 @@ int cli_read_ids(const char *path, const char *fmt_name, size_t vocab, uint32_t 
         return CLI_ERR;
     FILE *in = cli_open_in(path);
     if (!in)
-        return cli_error("cannot open %s", path);
+        return CLI_ERR;
     int rc = ids_read_all(in, path && strcmp(path, "-") ? path : "<stdin>", (ids_format)fmt,
                           vocab, ids, n);
     if (in != stdin)

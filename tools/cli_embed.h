@@ -12,15 +12,23 @@ typedef struct {
     int has_wpe;
 } cli_model;
 
-/* Opens `path` and finds wte (and wpe when `positions`), by the given names
- * or the GPT-2 defaults. Prints the error and returns CLI_ERR on failure. */
-int cli_model_open(const char *path, const char *wte_name, const char *wpe_name, int positions,
-                   cli_model *m);
-void cli_model_close(cli_model *m);
+/* The options embed, verify and step share. */
+typedef struct {
+    const char *weights, *tensor, *wpe_tensor, *input_format;
+    int positions;
+    uint64_t pos0;
+} cli_model_opts;
 
-/* --input-format NAME, or guessed from the file name (.npy, .json, else
- * text). Prints the error and returns -1 for an unknown name. */
-int cli_ids_format(const char *name, const char *path);
+/* Takes argv[*i] (and its value) when it is --weights, --tensor,
+ * --wpe-tensor, --input-format, --positions or --pos-offset: returns 1, or
+ * CLI_ERR after printing what is wrong with its value; 0 for any other. */
+int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o);
+
+/* Opens o->weights and finds wte (and wpe with o->positions), by the given
+ * names or the GPT-2 defaults. Prints the error and returns CLI_ERR on
+ * failure (also for a missing --weights or an absurd --pos-offset). */
+int cli_model_open(const cli_model_opts *o, const char *command, cli_model *m);
+void cli_model_close(cli_model *m);
 
 /* Reads a whole id file (path NULL or "-" = stdin); CLI_ERR after printing. */
 int cli_read_ids(const char *path, const char *fmt_name, size_t vocab, uint32_t **ids,

@@ -86,32 +86,23 @@ static int embed_block(const cli_model *m, size_t pos0, const uint32_t *ids, siz
 }
 
 int cmd_embed(int argc, char **argv) {
-    const char *weights = NULL, *tensor = NULL, *wpe_tensor = NULL, *in_fmt = NULL;
+    cli_model_opts mo = {0};
     const char *out_fmt = "npy", *out_path = NULL, *in_path = NULL, *v;
-    int positions = 0, bad = 0;
-    uint64_t pos0 = 0;
+    int bad = 0;
     for (int i = 1; i < argc; i++) {
+        int taken = cli_model_opt(argc, argv, &i, &mo);
+        if (taken == CLI_ERR)
+            return CLI_ERR;
+        if (taken)
+            continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage_text, stdout);
             return CLI_OK;
-        } else if (!strcmp(argv[i], "--positions")) {
-            positions = 1;
-        } else if ((v = cli_opt(argc, argv, &i, "--weights", &bad))) {
-            weights = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--tensor", &bad))) {
-            tensor = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--wpe-tensor", &bad))) {
-            wpe_tensor = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--input-format", &bad))) {
-            in_fmt = v;
         } else if ((v = cli_opt(argc, argv, &i, "--format", &bad))) {
             out_fmt = v;
         } else if ((v = cli_opt(argc, argv, &i, "-o", &bad)) ||
                    (v = cli_opt(argc, argv, &i, "--output", &bad))) {
             out_path = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--pos-offset", &bad))) {
-            if (cli_parse_u64(v, &pos0))
-                return cli_error("--pos-offset: '%s' is not a non-negative number", v);
         } else if (bad) {
             return CLI_ERR;
         } else if (argv[i][0] == '-' && argv[i][1]) {
@@ -124,20 +115,16 @@ int cmd_embed(int argc, char **argv) {
         if (bad)
             return CLI_ERR;
     }
-    if (!weights)
-        return cli_error("embed: --weights FILE is required (see 'gpt2in embed --help')");
     int format = !strcmp(out_fmt, "npy") ? OUT_NPY : !strcmp(out_fmt, "f32") ? OUT_F32
                : !strcmp(out_fmt, "text") ? OUT_TEXT : -1;
     if (format < 0)
         return cli_error("embed: unknown --format '%s' (npy, f32, text)", out_fmt);
-    int ifmt = cli_ids_format(in_fmt, in_path);
+    int ifmt = cli_ids_format(mo.input_format, in_path);
     if (ifmt < 0)
         return CLI_ERR;
-    if (pos0 > SIZE_MAX / 2)
-        return cli_error("--pos-offset %llu is too large", (unsigned long long)pos0);
 
     cli_model m;
-    if (cli_model_open(weights, tensor, wpe_tensor, positions, &m))
+    if (cli_model_open(&mo, "embed", &m))
         return CLI_ERR;
     size_t C = m.wte.cols, V = m.wte.rows;
     int rc = CLI_ERR;
@@ -151,10 +138,8 @@ int cmd_embed(int argc, char **argv) {
     }
     const char *in_name = in_path && strcmp(in_path, "-") ? in_path : "<stdin>";
     in = cli_open_in(in_path);
-    if (!in) {
-        cli_error("cannot open %s: %s", in_name, strerror(errno));
+    if (!in)
         goto done;
-    }
     out = out_path && strcmp(out_path, "-") ? fopen(out_path, "wb") : stdout;
     if (!out) {
         cli_error("cannot create %s: %s", out_path, strerror(errno));
@@ -178,7 +163,7 @@ int cmd_embed(int argc, char **argv) {
         fwrite(hdr, 1, hdr_len, out);
         for (size_t t0 = 0; t0 < T; t0 += BLOCK) {
             size_t n = T - t0 < BLOCK ? T - t0 : BLOCK;
-            if (embed_block(&m, pos0, all + t0, n, t0, x) || write_rows(&w, x, n))
+            if (embed_block(&m, mo.pos0, all + t0, n, t0, x) || write_rows(&w, x, n))
                 goto done;
         }
     } else {
@@ -195,7 +180,7 @@ int cmd_embed(int argc, char **argv) {
                 goto done;
             if (!n)
                 break;
-            if (embed_block(&m, pos0, ids, n, T, x) || write_rows(&w, x, n))
+            if (embed_block(&m, mo.pos0, ids, n, T, x) || write_rows(&w, x, n))
                 goto done;
             T += n;
         }

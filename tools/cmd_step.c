@@ -97,20 +97,20 @@ static int state_tensor(const embed_file *st, const char *path, const char *pref
 }
 
 int cmd_step(int argc, char **argv) {
-    const char *weights = NULL, *ids_path = NULL, *dout_path = NULL, *opt_name = NULL;
-    const char *state_path = NULL, *out_path = NULL, *tensor = NULL, *wpe_tensor = NULL;
-    const char *in_fmt = NULL, *v, *lr_text = NULL;
-    int positions = 0, bad = 0;
-    uint64_t pos0 = 0;
+    cli_model_opts mo = {0};
+    const char *ids_path = NULL, *dout_path = NULL, *opt_name = NULL;
+    const char *state_path = NULL, *out_path = NULL, *v, *lr_text = NULL;
+    int bad = 0;
     double lr = 0;
     for (int i = 1; i < argc; i++) {
+        int taken = cli_model_opt(argc, argv, &i, &mo);
+        if (taken == CLI_ERR)
+            return CLI_ERR;
+        if (taken)
+            continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage_text, stdout);
             return CLI_OK;
-        } else if (!strcmp(argv[i], "--positions")) {
-            positions = 1;
-        } else if ((v = cli_opt(argc, argv, &i, "--weights", &bad))) {
-            weights = v;
         } else if ((v = cli_opt(argc, argv, &i, "--ids", &bad))) {
             ids_path = v;
         } else if ((v = cli_opt(argc, argv, &i, "--dout", &bad))) {
@@ -126,15 +126,6 @@ int cmd_step(int argc, char **argv) {
         } else if ((v = cli_opt(argc, argv, &i, "--out", &bad)) ||
                    (v = cli_opt(argc, argv, &i, "-o", &bad))) {
             out_path = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--tensor", &bad))) {
-            tensor = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--wpe-tensor", &bad))) {
-            wpe_tensor = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--input-format", &bad))) {
-            in_fmt = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--pos-offset", &bad))) {
-            if (cli_parse_u64(v, &pos0))
-                return cli_error("--pos-offset: '%s' is not a non-negative number", v);
         } else if (!bad) {
             return cli_error("step: unexpected argument '%s' (see 'gpt2in step --help')",
                              argv[i]);
@@ -142,7 +133,7 @@ int cmd_step(int argc, char **argv) {
         if (bad)
             return CLI_ERR;
     }
-    if (!weights || !ids_path || !dout_path || !opt_name || !lr_text || !out_path)
+    if (!mo.weights || !ids_path || !dout_path || !opt_name || !lr_text || !out_path)
         return cli_error("step: --weights, --ids, --dout, --optimizer, --lr and --out are "
                          "required (see 'gpt2in step --help')");
     int adam = !strcmp(opt_name, "adam") || !strcmp(opt_name, "sparseadam");
@@ -150,11 +141,9 @@ int cmd_step(int argc, char **argv) {
         return cli_error("step: unknown --optimizer '%s' (sgd, adam)", opt_name);
     if (adam && !state_path)
         return cli_error("step: --optimizer adam needs --state FILE (created if missing)");
-    if (pos0 > SIZE_MAX / 2)
-        return cli_error("--pos-offset %llu is too large", (unsigned long long)pos0);
 
     cli_model m;
-    if (cli_model_open(weights, tensor, wpe_tensor, positions, &m))
+    if (cli_model_open(&mo, "step", &m))
         return CLI_ERR;
     int rc = CLI_ERR;
     embed_error err;
@@ -164,11 +153,11 @@ int cmd_step(int argc, char **argv) {
     float *mfull[2] = {0}, *vfull[2] = {0};
     part parts[2];
     memset(parts, 0, sizeof parts);
-    size_t np = positions ? 2 : 1, T = 0, C = m.wte.cols;
+    size_t np = mo.positions ? 2 : 1, T = 0, C = m.wte.cols;
     parts[0].tab = &m.wte, parts[0].name = m.wte_name, parts[0].state_prefix = "wte";
     parts[1].tab = &m.wpe, parts[1].name = m.wpe_name, parts[1].state_prefix = "wpe";
 
-    if (cli_read_ids(ids_path, in_fmt, m.wte.rows, &ids, &T))
+    if (cli_read_ids(ids_path, mo.input_format, m.wte.rows, &ids, &T))
         goto done;
     if (embed_npy_read(dout_path, &dout, &err)) {
         cli_error("%s", err.msg);
@@ -182,10 +171,10 @@ int cmd_step(int argc, char **argv) {
                   dout_path, T, C);
         goto done;
     }
-    if (positions && (pos0 >= m.wpe.rows || T > m.wpe.rows - pos0) && T) {
-        size_t t = pos0 >= m.wpe.rows ? 0 : m.wpe.rows - pos0;
+    if (mo.positions && (mo.pos0 >= m.wpe.rows || T > m.wpe.rows - mo.pos0) && T) {
+        size_t t = mo.pos0 >= m.wpe.rows ? 0 : m.wpe.rows - mo.pos0;
         cli_error("position %zu (token index %zu) is out of range: '%s' has %zu positions",
-                  (size_t)pos0 + t, t, m.wpe_name, m.wpe.rows);
+                  (size_t)mo.pos0 + t, t, m.wpe_name, m.wpe.rows);
         goto done;
     }
 
@@ -204,7 +193,7 @@ int cmd_step(int argc, char **argv) {
         goto done;
     }
     /* wpe: the rows pos0.. each get their own dout row */
-    if (positions) {
+    if (mo.positions) {
         part *pp = &parts[1];
         pp->n = T;
         pp->rows = malloc((T + 1) * sizeof *pp->rows);
@@ -214,7 +203,7 @@ int cmd_step(int argc, char **argv) {
             goto done;
         }
         for (size_t t = 0; t < T; t++)
-            pp->rows[t] = (uint32_t)(pos0 + t);
+            pp->rows[t] = (uint32_t)(mo.pos0 + t);
         memcpy(pp->grad, dout.data, T * C * sizeof *pp->grad);
     }
     for (size_t k = 0; k < np; k++)

@@ -101,32 +101,23 @@ static int load_ref(const char *spec, double **out, size_t *rows, size_t *cols) 
 }
 
 int cmd_verify(int argc, char **argv) {
-    const char *weights = NULL, *ids_path = NULL, *ref_path = NULL, *tensor = NULL;
-    const char *wpe_tensor = NULL, *in_fmt = NULL, *v;
-    int positions = 0, bad = 0;
-    uint64_t pos0 = 0;
+    cli_model_opts mo = {0};
+    const char *ids_path = NULL, *ref_path = NULL, *v;
+    int bad = 0;
     double atol = 1e-6, rtol = 1e-5;
     for (int i = 1; i < argc; i++) {
+        int taken = cli_model_opt(argc, argv, &i, &mo);
+        if (taken == CLI_ERR)
+            return CLI_ERR;
+        if (taken)
+            continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage_text, stdout);
             return CLI_OK;
-        } else if (!strcmp(argv[i], "--positions")) {
-            positions = 1;
-        } else if ((v = cli_opt(argc, argv, &i, "--weights", &bad))) {
-            weights = v;
         } else if ((v = cli_opt(argc, argv, &i, "--ids", &bad))) {
             ids_path = v;
         } else if ((v = cli_opt(argc, argv, &i, "--ref", &bad))) {
             ref_path = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--tensor", &bad))) {
-            tensor = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--wpe-tensor", &bad))) {
-            wpe_tensor = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--input-format", &bad))) {
-            in_fmt = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--pos-offset", &bad))) {
-            if (cli_parse_u64(v, &pos0))
-                return cli_error("--pos-offset: '%s' is not a non-negative number", v);
         } else if ((v = cli_opt(argc, argv, &i, "--atol", &bad))) {
             if (cli_parse_double(v, &atol) || !(atol >= 0))
                 return cli_error("--atol: '%s' is not a non-negative number", v);
@@ -140,21 +131,19 @@ int cmd_verify(int argc, char **argv) {
         if (bad)
             return CLI_ERR;
     }
-    if (!weights || !ids_path || !ref_path)
+    if (!mo.weights || !ids_path || !ref_path)
         return cli_error("verify: --weights, --ids and --ref are required (see 'gpt2in verify "
                          "--help')");
-    if (pos0 > SIZE_MAX / 2)
-        return cli_error("--pos-offset %llu is too large", (unsigned long long)pos0);
 
     cli_model m;
-    if (cli_model_open(weights, tensor, wpe_tensor, positions, &m))
+    if (cli_model_open(&mo, "verify", &m))
         return CLI_ERR;
     size_t C = m.wte.cols, T = 0, rrows = 0, rcols = 0;
     uint32_t *ids = NULL;
     double *ref = NULL;
     float *x = NULL;
     int rc = CLI_ERR;
-    if (cli_read_ids(ids_path, in_fmt, m.wte.rows, &ids, &T))
+    if (cli_read_ids(ids_path, mo.input_format, m.wte.rows, &ids, &T))
         goto done;
     if (load_ref(ref_path, &ref, &rrows, &rcols))
         goto done;
@@ -169,7 +158,7 @@ int cmd_verify(int argc, char **argv) {
         goto done;
     }
     embed_error err;
-    if (embed_forward(x, &m.wte, m.has_wpe ? &m.wpe : NULL, pos0, ids, T, &err)) {
+    if (embed_forward(x, &m.wte, m.has_wpe ? &m.wpe : NULL, mo.pos0, ids, T, &err)) {
         cli_error("%s: %s", ids_path, err.msg);
         goto done;
     }
