@@ -62,6 +62,10 @@ typedef enum {
 /* Name -> format ("text", "u16", "u32", "npy", "json", "llmc"); -1 if unknown. */
 int ids_format_from_name(const char *name);
 
+/* --input-format NAME, or guessed from the file name (.npy, .json, else
+ * text). Prints the error and returns -1 for an unknown name. */
+int cli_ids_format(const char *name, const char *path);
+
 /* Reads all ids of `in` (named `name` in messages) into a malloc'd array.
  * An id >= vocab_size (when vocab_size > 0), a negative or non-numeric id is
  * an error naming its position; prints it and returns CLI_ERR. */

@@ -21,6 +21,25 @@ int ids_format_from_name(const char *name) {
     return -1;
 }
 
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+int cli_ids_format(const char *name, const char *path) {
+    if (name) {
+        int f = ids_format_from_name(name);
+        if (f < 0)
+            cli_error("unknown --input-format '%s' (text, u16, u32, npy, json, llmc)", name);
+        return f;
+    }
+    if (path && ends_with(path, ".npy"))
+        return IDS_NPY;
+    if (path && ends_with(path, ".json"))
+        return IDS_JSON;
+    return IDS_TEXT;
+}
+
 /* ---- reading ------------------------------------------------------------- */
 
 struct ids_reader {

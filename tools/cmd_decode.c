@@ -10,8 +10,8 @@ static const char decode_help[] =
     "Decodes token ids (FILE, or stdin) into the exact bytes they stand for, even\n"
     "when a token ends in the middle of a UTF-8 character. Streams any length.\n"
     "\n"
-    "  --input-format F  text (decimal ids separated by any whitespace, default),\n"
-    "                    u16, u32, npy, json, llmc\n"
+    "  --input-format F  text (decimal ids separated by any whitespace), u16, u32,\n"
+    "                    npy, json, llmc; default: npy or json by the file name, else text\n"
     "  --encoder FILE --merges FILE\n"
     "                    another vocabulary in GPT-2's format (default: built in)\n"
     "  -h, --help        this help\n"
@@ -20,7 +20,7 @@ static const char decode_help[] =
     "its position (exit status 2).\n";
 
 int cmd_decode(int argc, char **argv) {
-    const char *format = "text", *enc = NULL, *merges = NULL, *path = NULL;
+    const char *format = NULL, *enc = NULL, *merges = NULL, *path = NULL;
     int bad = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val;
@@ -44,8 +44,8 @@ int cmd_decode(int argc, char **argv) {
         }
     }
     if (bad) return CLI_ERR;
-    int fmt = ids_format_from_name(format);
-    if (fmt < 0) return cli_error("--input-format: unknown format '%s' (text, u16, u32, npy, json, llmc)", format);
+    int fmt = cli_ids_format(format, path);
+    if (fmt < 0) return CLI_ERR;
     const bpe *v = cli_vocab(enc, merges);
     if (!v) return CLI_ERR;
     FILE *in = cli_open_in(path);
