@@ -9,12 +9,12 @@
 
 static int failures;
 
-/* On failure: "file:line: message", then go on with the next check. */
+/* On failure: "file:line: FAIL condition: message", then go on. */
 #define CHECK(c, ...)                                                   \
     do {                                                                \
         if (!(c)) {                                                     \
             failures++;                                                 \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);             \
+            fprintf(stderr, "%s:%d: FAIL %s: ", __FILE__, __LINE__, #c); \
             fprintf(stderr, __VA_ARGS__);                               \
             fputc('\n', stderr);                                        \
         }                                                               \

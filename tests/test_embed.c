@@ -16,20 +16,9 @@
 #include <unistd.h>
 
 #include "embed.h"
+#include "check.h"
 
 #define DIR "tests/fixtures/embed/"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                         \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            failures++;                                                                          \
-            fprintf(stderr, "%s:%d: FAIL %s: ", __FILE__, __LINE__, #cond);                       \
-            fprintf(stderr, __VA_ARGS__);                                                        \
-            fputc('\n', stderr);                                                                 \
-        }                                                                                        \
-    } while (0)
 
 static void die(const char *what, const char *msg) {
     fprintf(stderr, "test_embed: %s: %s\n", what, msg);

@@ -9,19 +9,8 @@
 #include <string.h>
 
 #include "embed.h"
+#include "check.h"
 #include "fixtures/similarity_refs.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            failures++;                                                    \
-            fprintf(stderr, "%s:%d: FAIL %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fputc('\n', stderr);                                           \
-        }                                                                  \
-    } while (0)
 
 static void check_topk(const char *what, const embed_table *tab, const float *norms,
                        const uint32_t *ids, const double *scores, double tol) {
