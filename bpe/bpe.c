@@ -130,6 +130,7 @@ static inline size_t run_end(const struct bpe *v, const uint8_t *s, size_t i, si
 #define CACHE_SLOTS 4096
 #define CACHE_BYTES 24
 #define CACHE_TOKENS 8
+#define CACHE_MIN_TEXT (64u << 10)
 
 typedef struct {
     uint8_t len, n_tok;
@@ -143,7 +144,7 @@ typedef struct {
     size_t *offs;
     size_t cap, n;
     int nomem;
-    cache_slot *cache;   /* CACHE_SLOTS, allocated on the first miss */
+    cache_slot *cache;   /* CACHE_SLOTS, for long texts only; NULL otherwise */
 } out_t;
 
 static inline void emit(out_t *o, uint32_t id, size_t off) {
@@ -470,7 +471,6 @@ static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off
         }
     }
     if (n <= CACHE_BYTES) {
-        if (!o->cache) o->cache = calloc(CACHE_SLOTS, sizeof *o->cache);
         cache_slot *c = o->cache ? &o->cache[bpe_hash_bytes(p, n) & (CACHE_SLOTS - 1)] : NULL;
         if (c && c->len == n && !memcmp(c->bytes, p, n)) {
             emit_tokens(o, c->tok, c->n_tok, off);
@@ -605,6 +605,9 @@ static int check_input(const struct bpe *v, const uint8_t *s, size_t len, int fl
 static int encode_checked(const struct bpe *v, const uint8_t *s, size_t len, int flags, out_t *o,
                           bpe_error *err) {
     size_t i = 0;
+    /* The cache pays for its 250 KB only over a long text (and if it cannot
+     * be had, pieces are merged without it). */
+    o->cache = len >= CACHE_MIN_TEXT ? calloc(CACHE_SLOTS, sizeof *o->cache) : NULL;
     if ((flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_ALLOW && v->eot >= 0) {
         size_t eot_len = token_len(v, (uint32_t)v->eot);
         const uint8_t *sp;
