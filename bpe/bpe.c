@@ -157,16 +157,8 @@ static inline void emit(out_t *o, uint32_t id, size_t off) {
 
 /* ---- merging ----------------------------------------------------------------- */
 
-/* The token that tokens a and b merge into (its id is the merge's rank), or
- * BPE_EMPTY, which compares above every rank. */
 static inline uint32_t pair_rank(const struct bpe *v, uint32_t a, uint32_t b) {
-    uint64_t key = bpe_pair_key(a, b), h = bpe_hash_pair(key);
-    if (v->pair_bloom && !bpe_bloom_has(v->pair_bloom, h)) return BPE_EMPTY;
-    for (;; h++) {
-        bpe_pair e = v->pairs[h & v->pair_mask];
-        if (e >> 21 == key) return (uint32_t)(e & BPE_MAX_TOKENS);
-        if (e == BPE_PAIR_EMPTY) return BPE_EMPTY;
-    }
+    return bpe_pair_rank(v, a, b);
 }
 
 static inline uint32_t token_len(const struct bpe *v, uint32_t id) {
@@ -214,8 +206,70 @@ static size_t merge_traced(const struct bpe *v, const uint8_t *p, size_t n, uint
     return m;
 }
 
-static size_t merge_short(const struct bpe *v, const uint8_t *p, size_t n, uint32_t *tok) {
-    return merge_traced(v, p, n, tok, NULL);
+/* The same merges as merge_traced, faster: parts keep their byte position
+ * (linked by next/prev) instead of being moved, and each pair's rank and
+ * position are one key, rank << 8 | position, so that the lowest rank,
+ * leftmost on ties, is a plain minimum over a fixed array, which compilers
+ * vectorise. */
+#define KEY_NONE UINT32_MAX
+
+static inline uint32_t pair_key(uint32_t rank, size_t pos) {
+    return rank == BPE_EMPTY ? KEY_NONE : rank << 8 | (uint32_t)pos;
+}
+
+/* The least of key[0..width), width a multiple of 8, in two vectors of four
+ * lanes (plain SSE2 on x86-64). */
+typedef uint32_t key4 __attribute__((vector_size(16)));
+
+static inline key4 min4(key4 a, key4 b) {
+    key4 lt = a < b;
+    return (a & lt) | (b & ~lt);
+}
+
+static inline uint32_t min_key(const uint32_t *key, size_t width) {
+    key4 m0, m1, k0, k1;
+    memcpy(&m0, key, sizeof m0);
+    memcpy(&m1, key + 4, sizeof m1);
+    for (size_t i = 8; i < width; i += 8) {
+        memcpy(&k0, key + i, sizeof k0);
+        memcpy(&k1, key + i + 4, sizeof k1);
+        m0 = min4(m0, k0);
+        m1 = min4(m1, k1);
+    }
+    m0 = min4(m0, m1);
+    uint32_t a = m0[0] < m0[1] ? m0[0] : m0[1], b = m0[2] < m0[3] ? m0[2] : m0[3];
+    return a < b ? a : b;
+}
+
+static size_t merge_short(const struct bpe *v, const uint8_t *p, size_t n, uint32_t *out) {
+    uint32_t tok[SHORT_PIECE], key[SHORT_PIECE + 8];
+    uint16_t next[SHORT_PIECE], prev[SHORT_PIECE];
+    size_t width = (n + 7) & ~(size_t)7;
+    for (size_t i = 0; i < n; i++) {
+        tok[i] = v->byte_tok[p[i]];
+        next[i] = (uint16_t)(i + 1);
+        prev[i] = (uint16_t)(i - 1);
+    }
+    for (size_t i = 0; i + 1 < n; i++) key[i] = pair_key(v->byte_pairs[p[i] << 8 | p[i + 1]], i);
+    for (size_t i = n - 1; i < width; i++) key[i] = KEY_NONE;
+    for (;;) {
+        uint32_t best = min_key(key, width);
+        if (best == KEY_NONE) break;
+        size_t i = best & 255, j = next[i];
+        tok[i] = best >> 8;
+        key[j] = KEY_NONE;
+        next[i] = next[j];
+        if (next[i] < n) {
+            prev[next[i]] = (uint16_t)i;
+            key[i] = pair_key(pair_rank(v, tok[i], tok[next[i]]), i);
+        } else {
+            key[i] = KEY_NONE;
+        }
+        if (i > 0) key[prev[i]] = pair_key(pair_rank(v, tok[prev[i]], tok[i]), prev[i]);
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i = next[i]) out[m++] = tok[i];
+    return m;
 }
 
 int bpe_token_split(const struct bpe *v, uint32_t t, uint32_t *left, uint32_t *right) {
@@ -457,6 +511,85 @@ out:
     return done;
 }
 
+/* Long pieces, fastest in practice: cut into chunks, each merged with the
+ * short loop, joined where the pair at the junction is compatible. By the
+ * first fact above, two BPE encodings joined by a compatible pair are the
+ * BPE encoding of the joined bytes, so this needs one pair check per chunk
+ * instead of one per token. A chunk is merged a little past its cut
+ * (CHUNK_AHEAD bytes) and kept up to its last token ending by the cut, so
+ * that it usually ends where the answer has a boundary; when the junction
+ * is incompatible anyway, the last kept token is given back and the chunk
+ * starts there. Returns 0 (nothing emitted) after CHUNK_GIVE_BACK tokens
+ * given back in a row, for the caller's next encoder.
+ *
+ * Repetitive pieces (runs of one character, long `=====` rules) repeat
+ * their chunks: pieces of CHUNK_CACHE_MIN bytes or more remember them. */
+#define CHUNK 40
+#define CHUNK_AHEAD 8
+#define CHUNK_GIVE_BACK 16
+#define CHUNK_CACHE_SLOTS 64
+#define CHUNK_CACHE_BYTES 96
+#define CHUNK_CACHE_MIN 4096
+
+typedef struct {
+    uint32_t len, n_tok;
+    uint8_t bytes[CHUNK_CACHE_BYTES];
+    uint32_t tok[CHUNK_CACHE_BYTES];
+} chunk_slot;
+
+static size_t merge_chunk(const struct bpe *v, chunk_slot *cache, const uint8_t *p, size_t n, uint32_t *tok) {
+    if (!cache || n > CHUNK_CACHE_BYTES) return merge_short(v, p, n, tok);
+    chunk_slot *c = &cache[bpe_hash_bytes(p, n) & (CHUNK_CACHE_SLOTS - 1)];
+    if (c->len == n && !memcmp(c->bytes, p, n)) {
+        memcpy(tok, c->tok, c->n_tok * sizeof *tok);
+        return c->n_tok;
+    }
+    size_t m = merge_short(v, p, n, tok);
+    c->len = (uint32_t)n;
+    c->n_tok = (uint32_t)m;
+    memcpy(c->bytes, p, n);
+    memcpy(c->tok, tok, m * sizeof *tok);
+    return m;
+}
+
+static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off) {
+    const struct bpe *v = o->v;
+    if (2 * (size_t)v->max_token_len > SHORT_PIECE || n >= UINT32_MAX) return 0;
+    uint32_t *tok = malloc(n * sizeof *tok), *start = malloc(n * sizeof *start);
+    chunk_slot *chunks = n >= CHUNK_CACHE_MIN ? calloc(CHUNK_CACHE_SLOTS, sizeof *chunks) : NULL;
+    compat_cache *cache = NULL;
+    int done = 0;
+    if (!tok || !start) goto out;
+    size_t k = 0, q = 0, cut = 0, given_back = 0;
+    while (q < n) {
+        if (!given_back) cut = q + CHUNK < n ? q + CHUNK : n;
+        size_t end = cut + CHUNK_AHEAD < n ? cut + CHUNK_AHEAD : n;
+        if (end - q > SHORT_PIECE) goto out;
+        uint32_t t[SHORT_PIECE];
+        size_t m = merge_chunk(v, chunks, p + q, end - q, t), keep = 1, at = q + token_len(v, t[0]);
+        while (keep < m && (end == n || at + token_len(v, t[keep]) <= cut)) at += token_len(v, t[keep++]);
+        if (k && !compatible(v, &cache, tok[k - 1], t[0])) {
+            if (++given_back > CHUNK_GIVE_BACK) goto out;
+            q = start[--k];
+            continue;
+        }
+        given_back = 0;
+        for (size_t i = 0; i < keep; i++) {
+            tok[k] = t[i];
+            start[k++] = (uint32_t)q;
+            q += token_len(v, t[i]);
+        }
+    }
+    for (size_t i = 0; i < k; i++) emit(o, tok[i], off + start[i]);
+    done = 1;
+out:
+    free(tok);
+    free(start);
+    free(chunks);
+    free(cache);
+    return done;
+}
+
 static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
     const struct bpe *v = o->v;
     if (n == 1) {
@@ -488,7 +621,7 @@ static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off
     } else if (n <= SHORT_PIECE) {
         uint32_t tok[SHORT_PIECE];
         emit_tokens(o, tok, merge_short(v, p, n, tok), off);
-    } else if (!merge_backtrack(o, p, n, off)) {
+    } else if (!merge_chunked(o, p, n, off) && !merge_backtrack(o, p, n, off)) {
         merge_long(o, p, n, off);
     }
 }

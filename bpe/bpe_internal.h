@@ -34,9 +34,15 @@ static inline int bpe_is_space(uint32_t cp) {
 /* Pair table entry, packed in 64 bits: tokens a and b merge into `merged`,
  * whose id is also the merge's rank (as in tiktoken: a lower id merges
  * first). a << 42 | b << 21 | merged; BPE_PAIR_EMPTY when free. Ids are
- * below 2^21 - 1 (the loader checks). */
+ * below 2^21 - 1 (the loader checks).
+ *
+ * The table is made of buckets of BPE_PAIR_BUCKET entries, one cache line
+ * each. A pair goes into the first free entry of its home bucket or of the
+ * buckets after it, so a lookup reads one line and compares without
+ * branching, and a bucket with a free last entry ends the search. */
 typedef uint64_t bpe_pair;
 #define BPE_PAIR_EMPTY UINT64_MAX
+#define BPE_PAIR_BUCKET 8
 #define BPE_MAX_TOKENS ((1u << 21) - 1)
 static inline uint64_t bpe_pair_key(uint32_t a, uint32_t b) { return (uint64_t)a << 21 | b; }
 
@@ -74,13 +80,14 @@ typedef struct bpe_image_header {
     uint64_t off_maxlen3;    /* uint8[65536]: longest token (capped at 255) among those of 3+ bytes
                                 whose first 3 bytes hash here (BPE_PREFIX3); 0: none */
     uint64_t off_tok_bloom;  /* uint64[BPE_BLOOM_WORDS]: a bit per token hash (BPE_BLOOM_BIT) */
-    uint64_t off_pair_bloom; /* uint64[BPE_BLOOM_WORDS]: a bit per pair hash */
+    uint64_t off_byte_pairs; /* uint32[65536]: what the tokens of bytes x and y merge into
+                                (x << 8 | y), or BPE_EMPTY: the first merges of every piece */
 } bpe_image_header;
 
 #define BPE_PREFIX3(p) ((((uint32_t)(p)[0] << 16 | (uint32_t)(p)[1] << 8 | (p)[2]) * 2654435761u) >> 16)
 
-/* Most lookups that fail (a piece that is no token, a pair that does not
- * merge) are answered by a 128 KB bit set that stays in cache, instead of a
+/* Most token lookups that fail (a piece that is no token) are answered by a
+ * 128 KB bit set that stays in cache, instead of a
  * miss in the multi-megabyte hash tables. */
 #define BPE_BLOOM_BITS 20
 #define BPE_BLOOM_WORDS ((1u << BPE_BLOOM_BITS) / 64)
@@ -105,7 +112,8 @@ struct bpe {
     const uint16_t *maxlen2;
     const uint8_t *maxlen3;
     const uint32_t *split;
-    const uint64_t *tok_bloom, *pair_bloom;
+    const uint64_t *tok_bloom;
+    const uint32_t *byte_pairs;
     void *owned;   /* the heap image of a loaded vocabulary; NULL when built in */
 };
 
@@ -161,6 +169,20 @@ static inline uint32_t bpe_find_token(const struct bpe *v, const uint8_t *p, siz
 static inline uint64_t bpe_hash_pair(uint64_t key) {
     key *= 0x9E3779B97F4A7C15ull;
     return key ^ (key >> 31);
+}
+
+/* The token that tokens a and b merge into (its id is the merge's rank), or
+ * BPE_EMPTY, which compares above every rank. */
+static inline uint32_t bpe_pair_rank(const struct bpe *v, uint32_t a, uint32_t b) {
+    uint64_t key = bpe_pair_key(a, b);
+    size_t at = bpe_hash_pair(key) & v->pair_mask & ~(size_t)(BPE_PAIR_BUCKET - 1);
+    for (;;) {
+        const bpe_pair *e = v->pairs + at;
+        uint32_t merged = BPE_EMPTY;
+        for (int k = 0; k < BPE_PAIR_BUCKET; k++) merged = e[k] >> 21 == key ? (uint32_t)(e[k] & BPE_MAX_TOKENS) : merged;
+        if (merged != BPE_EMPTY || e[BPE_PAIR_BUCKET - 1] == BPE_PAIR_EMPTY) return merged;
+        at = (at + BPE_PAIR_BUCKET) & v->pair_mask;
+    }
 }
 
 #endif

@@ -23,7 +23,7 @@ static const struct bpe gpt2 = {
     .split = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_SPLIT),
     .maxlen3 = bpe_gpt2_image + GPT2_OFF_MAXLEN3,
     .tok_bloom = (const uint64_t *)(bpe_gpt2_image + GPT2_OFF_TOK_BLOOM),
-    .pair_bloom = (const uint64_t *)(bpe_gpt2_image + GPT2_OFF_PAIR_BLOOM),
+    .byte_pairs = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_BYTE_PAIRS),
     .owned = NULL,
 };
 

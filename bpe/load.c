@@ -170,8 +170,8 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
         arrfree(cls2);
         return NULL;
     }
-    /* Load factor at most 1/2: merging probes this table for every pair. */
-    h.pair_mask = pow2_at_least(n_pairs * 2 + 2) - 1;
+    /* Load factor at most 1/2, so that a bucket is rarely full. */
+    h.pair_mask = pow2_at_least(n_pairs * 2 + BPE_PAIR_BUCKET) - 1;
     h.n_cls_blocks = n_blocks;
     size_t off = align64(sizeof h);
     h.off_tok_off = off;   off = align64(off + ((size_t)n_tokens + 1) * 4);
@@ -185,7 +185,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     h.off_split = off;     off = align64(off + (size_t)n_tokens * 8);
     h.off_maxlen3 = off;   off = align64(off + 65536);
     h.off_tok_bloom = off; off = align64(off + BPE_BLOOM_WORDS * 8);
-    h.off_pair_bloom = off; off = align64(off + BPE_BLOOM_WORDS * 8);
+    h.off_byte_pairs = off; off = align64(off + 65536 * 4);
     h.image_size = off;
 
     uint8_t *img = calloc(1, off);
@@ -227,8 +227,8 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
         uint32_t l = lens[i] > 255 ? 255 : lens[i];
         if (l > *m) *m = (uint8_t)l;
     }
-    /* Lookups check the blooms, so each is filled with its table. */
-    uint64_t *tok_bloom = (uint64_t *)(img + h.off_tok_bloom), *pair_bloom = (uint64_t *)(img + h.off_pair_bloom);
+    /* Lookups check the bloom, so it is filled with its table. */
+    uint64_t *tok_bloom = (uint64_t *)(img + h.off_tok_bloom);
     for (uint32_t t = 0; t < n_tokens; t++) {
         if ((int32_t)t == eot) continue;
         uint64_t bit = BPE_BLOOM_BIT(bpe_hash_bytes(tokens[t], lens[t]));
@@ -242,12 +242,16 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
             uint32_t b = bpe_find_token(&v, tokens[t] + k, lens[t] - k);
             if (a == BPE_EMPTY || b == BPE_EMPTY) continue;
             uint64_t key = bpe_pair_key(a, b);
-            uint64_t hh = bpe_hash_pair(key), bit = BPE_BLOOM_BIT(hh);
-            pair_bloom[bit >> 6] |= 1ull << (bit & 63);
-            while (pairs[hh & h.pair_mask] != BPE_PAIR_EMPTY) hh++;
-            pairs[hh & h.pair_mask] = key << 21 | t;
+            size_t at = bpe_hash_pair(key) & h.pair_mask & ~(size_t)(BPE_PAIR_BUCKET - 1);
+            while (pairs[at] != BPE_PAIR_EMPTY) at = (at + 1) & h.pair_mask;
+            pairs[at] = key << 21 | t;
         }
     }
+    uint32_t *byte_pairs = (uint32_t *)(img + h.off_byte_pairs);
+    for (uint32_t xy = 0; xy < 65536; xy++)
+        byte_pairs[xy] = byte_tok[xy >> 8] == BPE_EMPTY || byte_tok[xy & 255] == BPE_EMPTY
+                             ? BPE_EMPTY
+                             : bpe_pair_rank(&v, byte_tok[xy >> 8], byte_tok[xy & 255]);
     /* Needs the finished pair table: it runs the merge process. */
     uint32_t *split = (uint32_t *)(img + h.off_split);
     for (uint32_t t = 0; t < n_tokens; t++)
@@ -277,7 +281,7 @@ void bpe_attach_image(struct bpe *v, const void *image) {
     v->split = (const uint32_t *)(img + h.off_split);
     v->maxlen3 = img + h.off_maxlen3;
     v->tok_bloom = (const uint64_t *)(img + h.off_tok_bloom);
-    v->pair_bloom = (const uint64_t *)(img + h.off_pair_bloom);
+    v->byte_pairs = (const uint32_t *)(img + h.off_byte_pairs);
     v->owned = NULL;
 }
 

@@ -2,7 +2,8 @@
  * and against the definition, through bpe.c's internals (it is included):
  *   - compatible_fast (the spine walk) against re-encoding bytes(a) bytes(b),
  *     on random token pairs and on pairs that occur in real encodings;
- *   - merge_backtrack against merge_long (the heap) and merge_short on
+ *   - merge_chunked and merge_backtrack against merge_long (the heap), and
+ *     merge_short against merge_traced, on
  *     random long pieces from small alphabets, where merges interact most.
  * The heap and the quadratic loop follow tiktoken's definition step by step,
  * so they are the reference for the fast paths. */
@@ -56,26 +57,36 @@ static void test_pieces(const struct bpe *v, int rounds) {
         "a", "=", "0123456789", "abcdefghijklmnopqrstuvwxyz", "ab", "aab", "01",
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", "-=_", "ing",
         "\xe4\xb8\x80\xe4\xba\x8c\xe4\xb8\x89", "\xc3\xa9\x65\xcc\x81"};
-    uint8_t *p = malloc(4096);
-    uint32_t *a = malloc(4096 * 4), *b = malloc(4096 * 4);
-    int bad = 0, fell_back = 0;
+    enum { MAX_N = 16384 };
+    uint8_t *p = malloc(MAX_N);
+    uint32_t *a = malloc(MAX_N * 4), *b = malloc(MAX_N * 4), *c = malloc(MAX_N * 4);
+    int bad = 0, fell_back = 0, chunked_gave_up = 0;
     for (int r = 0; r < rounds; r++) {
         const char *al = alphabets[r % (sizeof alphabets / sizeof *alphabets)];
-        size_t k = strlen(al), n = 257 + rnd() % 1500;
+        /* Some pieces long enough for merge_chunked's chunk cache. */
+        size_t k = strlen(al), n = r % 5 == 4 ? CHUNK_CACHE_MIN + rnd() % 8000 : 257 + rnd() % 1500;
         for (size_t i = 0; i < n; i++) p[i] = (uint8_t)al[rnd() % k];
-        out_t oa = {v, a, NULL, 4096, 0, 0, NULL}, ob = {v, b, NULL, 4096, 0, 0, NULL};
+        out_t oa = {v, a, NULL, MAX_N, 0, 0, NULL}, ob = {v, b, NULL, MAX_N, 0, 0, NULL};
+        out_t oc = {v, c, NULL, MAX_N, 0, 0, NULL};
         if (!merge_backtrack(&oa, p, n, 0)) fell_back++;
         merge_long(&ob, p, n, 0);
+        if (!merge_chunked(&oc, p, n, 0)) {
+            chunked_gave_up++;
+        } else if (oc.n != ob.n || memcmp(c, b, oc.n * 4)) {
+            if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: chunked %zu tokens, heap %zu\n", al, n, oc.n, ob.n);
+        }
         if (oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
             if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: backtrack %zu tokens, heap %zu\n", al, n, oa.n, ob.n);
         }
-        /* The heap against the quadratic loop on the first 256 bytes. */
-        uint32_t s[SHORT_PIECE];
-        size_t ns = merge_short(v, p, 256, s);
-        out_t oc = {v, a, NULL, 4096, 0, 0, NULL};
-        merge_long(&oc, p, 256, 0);
-        if (oc.n != ns || memcmp(a, s, ns * 4)) {
-            if (bad++ < 5) fprintf(stderr, "alphabet \"%s\": heap and quadratic loop differ\n", al);
+        /* On 1..256 bytes: the heap, the quadratic loop as tiktoken writes
+         * it, and merge_short, the quadratic loop with a vector minimum. */
+        size_t len = 1 + rnd() % SHORT_PIECE;
+        uint32_t s[SHORT_PIECE], t[SHORT_PIECE];
+        size_t ns = merge_short(v, p, len, s), nt = merge_traced(v, p, len, t, NULL);
+        out_t od = {v, a, NULL, MAX_N, 0, 0, NULL};
+        merge_long(&od, p, len, 0);
+        if (od.n != ns || memcmp(a, s, ns * 4) || nt != ns || memcmp(t, s, ns * 4)) {
+            if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: heap, quadratic loop and merge_short differ\n", al, len);
         }
     }
     if (bad) failures++;
@@ -83,10 +94,12 @@ static void test_pieces(const struct bpe *v, int rounds) {
         fprintf(stderr, "merge_backtrack gave up on %d pieces\n", fell_back);
         failures++;
     }
-    printf("long pieces: %d random pieces, backtracking == heap == quadratic loop\n", rounds);
+    printf("long pieces: %d random pieces, chunked == backtracking == heap == quadratic loop "
+           "(chunked gave way to backtracking on %d)\n", rounds, chunked_gave_up);
     free(p);
     free(a);
     free(b);
+    free(c);
 }
 
 /* A vocabulary whose token "abc" (256) is made from "ab" (257), a later
@@ -122,6 +135,8 @@ static void test_non_monotone(void) {
         int ok = merge_backtrack(&oa, p, n, 0);
         merge_long(&ob, p, n, 0);
         if (!ok || oa.n != ob.n || memcmp(a, b, oa.n * 4)) bad++;
+        out_t oc = {v, a, NULL, 2048, 0, 0, NULL};
+        if (merge_chunked(&oc, p, n, 0) && (oc.n != ob.n || memcmp(a, b, oc.n * 4))) bad++;
     }
     if (bad) {
         fprintf(stderr, "non-monotone vocabulary: %d of 200 pieces differ from the heap\n", bad);

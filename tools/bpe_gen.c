@@ -37,14 +37,14 @@ int main(int argc, char **argv) {
                "#define GPT2_OFF_TOK_SLOTS %llu\n#define GPT2_OFF_PAIRS %llu\n"
                "#define GPT2_OFF_BYTE_TOK %llu\n#define GPT2_OFF_CLS1 %llu\n#define GPT2_OFF_CLS2 %llu\n"
                "#define GPT2_OFF_MAXLEN2 %llu\n#define GPT2_OFF_SPLIT %llu\n"
-               "#define GPT2_OFF_TOK_BLOOM %llu\n#define GPT2_OFF_PAIR_BLOOM %llu\n"
+               "#define GPT2_OFF_TOK_BLOOM %llu\n#define GPT2_OFF_BYTE_PAIRS %llu\n"
                "#define GPT2_OFF_MAXLEN3 %llu\n",
             (unsigned long long)h.off_tok_off, (unsigned long long)h.off_tok_bytes,
             (unsigned long long)h.off_tok_slots, (unsigned long long)h.off_pairs,
             (unsigned long long)h.off_byte_tok, (unsigned long long)h.off_cls1,
             (unsigned long long)h.off_cls2, (unsigned long long)h.off_maxlen2,
             (unsigned long long)h.off_split, (unsigned long long)h.off_tok_bloom,
-            (unsigned long long)h.off_pair_bloom, (unsigned long long)h.off_maxlen3);
+            (unsigned long long)h.off_byte_pairs, (unsigned long long)h.off_maxlen3);
     if (fclose(f)) return 1;
     bpe_free(v);
     return 0;
