@@ -555,11 +555,14 @@ static size_t merge_chunk(const struct bpe *v, chunk_slot *cache, const uint8_t 
 static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off) {
     const struct bpe *v = o->v;
     if (2 * (size_t)v->max_token_len > SHORT_PIECE || n >= UINT32_MAX) return 0;
-    uint32_t *tok = malloc(n * sizeof *tok), *start = malloc(n * sizeof *start);
+    /* Tokens go straight into the caller's buffer when it has room for one
+     * per byte (nothing there counts as emitted until o->n moves). */
+    int in_place = o->cap >= o->n && o->cap - o->n >= n;
+    uint32_t *tok = in_place ? o->ids + o->n : malloc(n * sizeof *tok);
     chunk_slot *chunks = n >= CHUNK_CACHE_MIN ? calloc(CHUNK_CACHE_SLOTS, sizeof *chunks) : NULL;
     compat_cache *cache = NULL;
     int done = 0;
-    if (!tok || !start) goto out;
+    if (!tok) goto out;
     size_t k = 0, q = 0, cut = 0, given_back = 0;
     while (q < n) {
         if (!given_back) cut = q + CHUNK < n ? q + CHUNK : n;
@@ -570,21 +573,24 @@ static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off) {
         while (keep < m && (end == n || at + token_len(v, t[keep]) <= cut)) at += token_len(v, t[keep++]);
         if (k && !compatible(v, &cache, tok[k - 1], t[0])) {
             if (++given_back > CHUNK_GIVE_BACK) goto out;
-            q = start[--k];
+            q -= token_len(v, tok[--k]);
             continue;
         }
         given_back = 0;
-        for (size_t i = 0; i < keep; i++) {
-            tok[k] = t[i];
-            start[k++] = (uint32_t)q;
-            q += token_len(v, t[i]);
-        }
+        memcpy(tok + k, t, keep * sizeof *t);
+        k += keep;
+        q = at;
     }
-    for (size_t i = 0; i < k; i++) emit(o, tok[i], off + start[i]);
+    if (in_place) {
+        if (o->offs)
+            for (size_t i = 0, at = off; i < k; at += token_len(v, tok[i++])) o->offs[o->n + i] = at;
+        o->n += k;
+    } else {
+        emit_tokens(o, tok, k, off);
+    }
     done = 1;
 out:
-    free(tok);
-    free(start);
+    if (!in_place) free(tok);
     free(chunks);
     free(cache);
     return done;
