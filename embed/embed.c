@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,7 +175,8 @@ typedef struct {
     const embed_table *wte, *wpe;
     size_t pos0;
     const uint32_t *ids;
-    size_t t0, t1;
+    size_t T;
+    atomic_size_t next;   /* the next block of tokens to claim (forward_worker) */
 } fwd_job;
 
 /* Rows are random: the hardware prefetcher cannot guess the next one, so
@@ -194,11 +196,12 @@ static void prefetch_row(const embed_table *tab, size_t r) {
     prefetch_bytes(tab->data + r * bytes, bytes);
 }
 
-static void forward_range(const fwd_job *j) {
+/* Tokens [t0, t1) of j's T. */
+static void forward_range(const fwd_job *j, size_t t0, size_t t1) {
     size_t C = j->wte->cols;
-    for (size_t t = j->t0; t < j->t1; t++) {
+    for (size_t t = t0; t < t1; t++) {
         float *o = j->out + t * C;
-        if (t + EMBED_PF < j->t1)
+        if (t + EMBED_PF < j->T)
             prefetch_row(j->wte, j->ids[t + EMBED_PF]);
         if (j->wpe && j->wte->dtype == EMBED_F32 && j->wpe->dtype == EMBED_F32) {
             row_sum_f32(j->wte, j->ids[t], j->wpe, j->pos0 + t, o);
@@ -216,7 +219,7 @@ static int forward_pread(const fwd_job *j, int fd, uint64_t data_off, embed_erro
     size_t C = w->cols, rb = C * (w->dtype == EMBED_F32 ? 4 : 2);
     unsigned char *tmp = w->dtype == EMBED_F32 ? NULL : malloc(rb);
     if (w->dtype != EMBED_F32 && !tmp) return set_err(err, EMBED_ERR_NOMEM, "out of memory");
-    for (size_t t = j->t0; t < j->t1; t++) {
+    for (size_t t = 0; t < j->T; t++) {
         float *o = j->out + t * C;
         unsigned char *dst = tmp ? tmp : (unsigned char *)o;
         uint64_t off = data_off + (uint64_t)j->ids[t] * rb;
@@ -240,8 +243,20 @@ static int forward_pread(const fwd_job *j, int fd, uint64_t data_off, embed_erro
     return EMBED_OK;
 }
 
+/* Threads claim blocks of tokens until none is left, rather than taking
+ * fixed halves: a thread that starts late (a busy machine can take a
+ * good part of a millisecond to run it) then does less, instead of
+ * keeping the other waiting. */
+#define EMBED_BLOCK 64
+
+static void forward_worker(fwd_job *j) {
+    size_t t;
+    while ((t = atomic_fetch_add(&j->next, EMBED_BLOCK)) < j->T)
+        forward_range(j, t, t + EMBED_BLOCK < j->T ? t + EMBED_BLOCK : j->T);
+}
+
 static void *forward_thread(void *arg) {
-    forward_range(arg);
+    forward_worker(arg);
     return NULL;
 }
 
@@ -268,23 +283,19 @@ int embed_forward(float *out, const embed_table *wte, const embed_table *wpe, si
                        "position %zu (token index %zu) is out of range (%zu positions)",
                        pos0 + t, t, wpe->rows);
     }
-    fwd_job job = {out, wte, wpe, pos0, ids, 0, T};
+    fwd_job job = {out, wte, wpe, pos0, ids, T, 0};
     uint64_t data_off;
     int fd = wte->file && T < wte->rows / 16 ? embed_st_fd(wte->file, wte->data, &data_off) : -1;
     if (fd >= 0) return forward_pread(&job, fd, data_off, err);
     if (T >= 2 && T * C * sizeof(float) >= EMBED_FWD_THREAD_BYTES) {
-        /* Two halves: one core alone does not saturate memory bandwidth. */
-        fwd_job second = job;
-        job.t1 = second.t0 = T / 2;
+        /* Two threads: one core alone does not saturate memory bandwidth. */
         pthread_t th;
-        if (pthread_create(&th, NULL, forward_thread, &second) == 0) {
-            forward_range(&job);
-            pthread_join(th, NULL);
-            return EMBED_OK;
-        }
-        job.t1 = T; /* no thread: do it all here */
+        int helped = pthread_create(&th, NULL, forward_thread, &job) == 0;
+        forward_worker(&job);  /* all of it, if there is no second thread */
+        if (helped) pthread_join(th, NULL);
+        return EMBED_OK;
     }
-    forward_range(&job);
+    forward_range(&job, 0, T);
     return EMBED_OK;
 }
 
@@ -469,57 +480,78 @@ int embed_sgd(embed_param *p, const uint32_t *rows, const float *grad, size_t n,
 }
 
 /* Sparse backward and SGD in one pass: no (n,C) gradient is written. A row
- * used once is stepped straight from dout; repeats are summed in token order
- * first, so the bits equal embed_backward_sparse + embed_sgd. Large batches
- * are split between two threads at a boundary between distinct ids, so no
- * row is touched by both. */
+ * used once is stepped straight from dout, in token order (dout is read
+ * front to back); the tokens of a repeated id are summed in token order
+ * first, so the bits equal embed_backward_sparse + embed_sgd. The two kinds
+ * touch different rows, so two threads share the work by claiming blocks
+ * of each, with no row touched by both. */
 typedef struct {
     embed_param *p;
     const float *dout;
-    const uint32_t *ids, *order;
-    size_t i0, i1;
+    const uint32_t *ids;
+    const uint32_t *order;  /* tokens sorted by (id, t); NULL: ids ascending */
+    const uint8_t *once;    /* once[t]: ids[t] occurs only at t */
+    size_t T;
     float neg_lr;
     void (*row_fn)(float *, const float *, size_t, float);
-    int status;
+    atomic_size_t next_single, next_group;
+    atomic_int status;
 } bsgd_job;
 
-static void bsgd_range(bsgd_job *j) {
+static inline size_t bsgd_tok(const bsgd_job *j, size_t i) { return j->order ? j->order[i] : i; }
+
+/* Rows used once, tokens [t0, t1). */
+static void bsgd_singles(const bsgd_job *j, size_t t0, size_t t1) {
     size_t C = j->p->cols;
-    float stack_sum[1024], *sum = C <= 1024 ? stack_sum : NULL;
-    for (size_t i = j->i0; i < j->i1;) {
-        size_t t = j->order ? j->order[i] : i;
+    for (size_t t = t0; t < t1; t++) {
+        if (!j->once[t]) continue;
+        if (t + EMBED_PF < j->T) prefetch_bytes(j->p->w + (size_t)j->ids[t + EMBED_PF] * C, C * sizeof(float));
+        j->row_fn(j->p->w + (size_t)j->ids[t] * C, j->dout + t * C, C, j->neg_lr);
+    }
+}
+
+/* Repeated ids whose first token in sorted order lies in [i0, i1). */
+static void bsgd_groups(bsgd_job *j, size_t i0, size_t i1, float *sum) {
+    size_t C = j->p->cols;
+    size_t i = i0;
+    while (i < i1 && i > 0 && j->ids[bsgd_tok(j, i)] == j->ids[bsgd_tok(j, i - 1)]) i++;
+    while (i < i1) {
+        size_t t = bsgd_tok(j, i);
+        if (j->once[t]) {
+            i++;
+            continue;
+        }
         uint32_t id = j->ids[t];
-        if (i + EMBED_PF < j->i1) { /* dout rows come in id order: random */
-            size_t u = j->order ? j->order[i + EMBED_PF] : i + EMBED_PF;
-            prefetch_bytes(j->dout + u * C, C * sizeof(float));
-            prefetch_bytes(j->p->w + (size_t)j->ids[u] * C, C * sizeof(float));
-        }
+        memcpy(sum, j->dout + t * C, C * sizeof *sum);
         size_t k = i + 1;
-        while (k < j->i1 && j->ids[j->order ? j->order[k] : k] == id)
-            k++;
-        const float *g = j->dout + t * C;
-        if (k - i > 1) {
-            if (!sum && !(sum = malloc(C * sizeof *sum))) {
-                j->status = EMBED_ERR_NOMEM;
-                return;
-            }
-            memcpy(sum, g, C * sizeof *sum);
-            for (size_t q = i + 1; q < k; q++) {
-                const float *d = j->dout + (size_t)(j->order ? j->order[q] : q) * C;
-                for (size_t c = 0; c < C; c++)
-                    sum[c] += d[c];
-            }
-            g = sum;
+        for (; k < j->T && j->ids[bsgd_tok(j, k)] == id; k++) {
+            const float *d = j->dout + bsgd_tok(j, k) * C;
+            for (size_t c = 0; c < C; c++)
+                sum[c] += d[c];
         }
-        j->row_fn(j->p->w + (size_t)id * C, g, C, j->neg_lr);
+        j->row_fn(j->p->w + (size_t)id * C, sum, C, j->neg_lr);
         i = k;
+    }
+}
+
+static void bsgd_worker(bsgd_job *j) {
+    size_t C = j->p->cols, b;
+    float stack_sum[1024], *sum = C <= 1024 ? stack_sum : malloc(C * sizeof *sum);
+    while ((b = atomic_fetch_add(&j->next_single, EMBED_BLOCK)) < j->T)
+        bsgd_singles(j, b, b + EMBED_BLOCK < j->T ? b + EMBED_BLOCK : j->T);
+    while ((b = atomic_fetch_add(&j->next_group, EMBED_BLOCK)) < j->T) {
+        if (!sum) {
+            atomic_store(&j->status, EMBED_ERR_NOMEM);
+            break;
+        }
+        bsgd_groups(j, b, b + EMBED_BLOCK < j->T ? b + EMBED_BLOCK : j->T, sum);
     }
     if (sum != stack_sum)
         free(sum);
 }
 
 static void *bsgd_thread(void *arg) {
-    bsgd_range(arg);
+    bsgd_worker(arg);
     return NULL;
 }
 
@@ -532,34 +564,27 @@ int embed_backward_sgd(embed_param *p, const float *dout, const uint32_t *ids, s
     int rc = check_ids(ids, T, p->rows, err);
     if (rc)
         return rc;
-    bsgd_job a = {p, dout, ids, token_order(ids, T, scratch, scratch + T), 0, T, -lr,
-                  sgd_rows_plain, 0};
+    bsgd_job j = {p, dout, ids, token_order(ids, T, scratch, scratch + T), NULL, T, -lr,
+                  sgd_rows_plain, 0, 0, 0};
 #ifdef EMBED_FMA_DISPATCH
     if (__builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2"))
-        a.row_fn = sgd_rows_fma;
+        j.row_fn = sgd_rows_fma;
 #endif
-    size_t mid = T / 2;
-    while (mid > 0 && mid < T && ids[a.order ? a.order[mid] : mid] ==
-                                     ids[a.order ? a.order[mid - 1] : mid - 1])
-        mid++;
-    pthread_t th;
-    if (T * p->cols * sizeof(float) >= EMBED_FWD_THREAD_BYTES && mid > 0 && mid < T) {
-        bsgd_job b = a;
-        a.i1 = b.i0 = mid;
-        if (pthread_create(&th, NULL, bsgd_thread, &b) == 0) {
-            bsgd_range(&a);
-            pthread_join(th, NULL);
-            if (b.status)
-                a.status = b.status;
-        } else {
-            a.i1 = T;
-            bsgd_range(&a);
-        }
-    } else {
-        bsgd_range(&a);
+    /* scratch + T is free once the order is known: the once flags. */
+    uint8_t *once = (uint8_t *)(scratch + T);
+    for (size_t i = 0; i < T; i++) {
+        uint32_t id = ids[bsgd_tok(&j, i)];
+        once[bsgd_tok(&j, i)] = (i == 0 || ids[bsgd_tok(&j, i - 1)] != id) &&
+                                (i + 1 == T || ids[bsgd_tok(&j, i + 1)] != id);
     }
-    if (a.status)
-        return set_err(err, a.status, "embed_backward_sgd: out of memory");
+    j.once = once;
+    pthread_t th;
+    int helped = T * p->cols * sizeof(float) >= EMBED_FWD_THREAD_BYTES &&
+                 pthread_create(&th, NULL, bsgd_thread, &j) == 0;
+    bsgd_worker(&j);
+    if (helped) pthread_join(th, NULL);
+    if (atomic_load(&j.status))
+        return set_err(err, EMBED_ERR_NOMEM, "embed_backward_sgd: out of memory");
     return EMBED_OK;
 }
 

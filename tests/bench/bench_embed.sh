@@ -8,7 +8,8 @@
 #  3. a whole process that opens the full 548 MB GPT-2-layout file (made by
 #     `gpt2in init --full`) and looks up 1000 ids: wall time and peak RSS
 #     above a process that does nothing.
-# Figures are the best of several runs; the machine's other load shows up.
+# Figures are the best of several runs, taken in turns by both sides
+# (BENCH_ROUNDS, default 3); the machine's other load still shows up.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 B=${B:-build}
@@ -22,24 +23,44 @@ ${CC:-cc} -std=c11 -O2 -Iembed -o "$W/bench_embed" tests/bench/bench_embed.c "$B
 val() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 
-"$W/bench_embed" fwd 8192 65536 >"$W/c.txt" || exit 2
-"$W/bench_embed" bwd 8192 >>"$W/c.txt" || exit 2
+# best FILES...: each key's best value over several runs' "key value" files
+# (the highest of *_gbs, the lowest of *_ms, the first of anything else).
+best() {
+    awk '{ k = $1; v = $2 + 0
+           if (!(k in b)) { b[k] = $2; order[n++] = k }
+           else if (k ~ /_gbs$/ && v > b[k] + 0) b[k] = $2
+           else if (k ~ /_ms$/ && v < b[k] + 0) b[k] = $2 }
+         END { for (i = 0; i < n; i++) print order[i], b[order[i]] }' "$@"
+}
+
+# The two sides take turns, ROUNDS times, so that a stretch of load from
+# elsewhere on this shared machine cannot fall on one side only.
+ROUNDS=${BENCH_ROUNDS:-3}
 TORCH=0
-if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
-    /usr/bin/python3 tests/bench/bench_embed.py $THREADS 8192 65536 >"$W/t.txt" && TORCH=1
-else
-    echo "(PyTorch not available: /usr/bin/python3 cannot import torch; its columns are empty)"
-    : >"$W/t.txt"
-fi
+/usr/bin/python3 -c 'import torch' 2>/dev/null && TORCH=1
+[ $TORCH = 1 ] || echo "(PyTorch not available: /usr/bin/python3 cannot import torch; its columns are empty)"
+: >"$W/t0.txt"
+r=1
+while [ $r -le "$ROUNDS" ]; do
+    { "$W/bench_embed" fwd 8192 65536 && "$W/bench_embed" bwd 8192; } >"$W/c$r.txt" || exit 2
+    if [ $TORCH = 1 ]; then
+        /usr/bin/python3 tests/bench/bench_embed.py $THREADS 8192 65536 >"$W/t$r.txt" || exit 2
+    fi
+    r=$((r + 1))
+done
+best "$W"/c[1-9]*.txt >"$W/c.txt"
+best "$W"/t[0-9]*.txt >"$W/t.txt"
 
 echo "forward, 50257 x 768 F32 table (rows at an odd address, as in a mapped file),"
 echo "into a preallocated [T, 768] buffer; GB/s of output; $THREADS threads; $(val torch_version "$W/t.txt" | sed 's/^/torch /')"
-printf '%7s %9s %9s %8s %11s %11s %9s\n' T gpt2in memcpy "%memcpy" "torch(out=)" F.embedding "vs torch"
+echo "(target: >= 80% of memcpy, faster than F.embedding; index_select(out=) is the stricter peer)"
+printf '%7s %9s %9s %8s %11s %11s %10s %10s\n' T gpt2in memcpy "%memcpy" "torch(out=)" F.embedding "vs out=" "vs F.emb"
 for T in 8192 65536; do
     g=$(val fwd_${T}_gbs "$W/c.txt"); m=$(val memcpy_${T}_gbs "$W/c.txt")
     to=$(val torch_index_select_out_${T}_gbs "$W/t.txt"); te=$(val torch_embedding_${T}_gbs "$W/t.txt")
-    printf '%7s %9s %9s %7s%% %11s %11s %8sx\n' "$T" "$g" "$m" \
-        "$(awk -v a="$g" -v b="$m" 'BEGIN { printf "%.0f", 100 * a / b }')" "${to:--}" "${te:--}" "$(ratio "$g" "$to")"
+    printf '%7s %9s %9s %7s%% %11s %11s %9sx %9sx\n' "$T" "$g" "$m" \
+        "$(awk -v a="$g" -v b="$m" 'BEGIN { printf "%.0f", 100 * a / b }')" "${to:--}" "${te:--}" \
+        "$(ratio "$g" "$to")" "$(ratio "$g" "$te")"
 done
 echo "forward + positions (x = wte[ids] + wpe[t % 1024]), GB/s of output:"
 printf '%7s %9s %11s %9s\n' T gpt2in "torch(out=)" "vs torch"
