@@ -211,15 +211,16 @@ static size_t merge_traced(const struct bpe *v, const uint8_t *p, size_t n, uint
  * position are one key, rank << 8 | position, so that the lowest rank,
  * leftmost on ties, is a plain minimum over a fixed array, which compilers
  * vectorise. */
-#define KEY_NONE UINT32_MAX
+#define KEY_NONE INT32_MAX
 
 static inline uint32_t pair_key(uint32_t rank, size_t pos) {
     return rank == BPE_EMPTY ? KEY_NONE : rank << 8 | (uint32_t)pos;
 }
 
 /* The least of key[0..width), width a multiple of 8, in two vectors of four
- * lanes (plain SSE2 on x86-64). */
-typedef uint32_t key4 __attribute__((vector_size(16)));
+ * lanes (plain SSE2 on x86-64; keys stay below 2^31, so a signed compare
+ * serves). */
+typedef int32_t key4 __attribute__((vector_size(16)));
 
 static inline key4 min4(key4 a, key4 b) {
     key4 lt = a < b;
@@ -237,39 +238,76 @@ static inline uint32_t min_key(const uint32_t *key, size_t width) {
         m1 = min4(m1, k1);
     }
     m0 = min4(m0, m1);
-    uint32_t a = m0[0] < m0[1] ? m0[0] : m0[1], b = m0[2] < m0[3] ? m0[2] : m0[3];
-    return a < b ? a : b;
+    int32_t a = m0[0] < m0[1] ? m0[0] : m0[1], b = m0[2] < m0[3] ? m0[2] : m0[3];
+    return (uint32_t)(a < b ? a : b);
+}
+
+/* A merge in progress, one step at a time, so that the long-piece encoder
+ * can run several independent ones side by side (each step waits on a
+ * pair-table load; interleaved, the loads overlap). */
+typedef struct {
+    uint32_t tok[SHORT_PIECE], key[SHORT_PIECE + 8];
+    uint16_t next[SHORT_PIECE], prev[SHORT_PIECE];
+    uint8_t bytes[SHORT_PIECE + 4];  /* the piece, padded for 4-byte loads */
+    size_t n, width;
+} merger;
+
+/* The rank of the pair of parts at i and next[i] (next[i] < n): a pair
+ * that makes 3 or 4 bytes is found by its bytes in the small table. */
+static inline uint32_t merger_rank(const struct bpe *v, const merger *g, size_t i) {
+    size_t j = g->next[i], len = g->next[j] - i;
+    if (len <= BPE_SHORT_MAX) {
+        uint32_t w;
+        memcpy(&w, g->bytes + i, 4);
+        if (len == 3) w &= 0xFFFFFF;
+        return bpe_short_token(v, w, len);
+    }
+    return pair_rank(v, g->tok[i], g->tok[j]);
+}
+
+static void merger_start(const struct bpe *v, merger *g, const uint8_t *p, size_t n) {
+    g->n = n;
+    g->width = (n + 7) & ~(size_t)7;
+    memcpy(g->bytes, p, n);
+    memset(g->bytes + n, 0, 4);
+    for (size_t i = 0; i < n; i++) {
+        g->tok[i] = v->byte_tok[p[i]];
+        g->next[i] = (uint16_t)(i + 1);
+        g->prev[i] = (uint16_t)(i - 1);
+    }
+    for (size_t i = 0; i + 1 < n; i++) g->key[i] = pair_key(v->byte_pairs[p[i] << 8 | p[i + 1]], i);
+    for (size_t i = n - 1; i < g->width; i++) g->key[i] = KEY_NONE;
+}
+
+/* Applies the next merge; 0 when there is none left. */
+static inline int merger_step(const struct bpe *v, merger *g) {
+    uint32_t best = min_key(g->key, g->width);
+    if (best == KEY_NONE) return 0;
+    size_t i = best & 255, j = g->next[i], n = g->n;
+    g->tok[i] = best >> 8;
+    g->key[j] = KEY_NONE;
+    g->next[i] = g->next[j];
+    if (g->next[i] < n) {
+        g->prev[g->next[i]] = (uint16_t)i;
+        g->key[i] = pair_key(merger_rank(v, g, i), i);
+    } else {
+        g->key[i] = KEY_NONE;
+    }
+    if (i > 0) g->key[g->prev[i]] = pair_key(merger_rank(v, g, g->prev[i]), g->prev[i]);
+    return 1;
+}
+
+static size_t merger_tokens(const merger *g, uint32_t *out) {
+    size_t m = 0;
+    for (size_t i = 0; i < g->n; i = g->next[i]) out[m++] = g->tok[i];
+    return m;
 }
 
 static size_t merge_short(const struct bpe *v, const uint8_t *p, size_t n, uint32_t *out) {
-    uint32_t tok[SHORT_PIECE], key[SHORT_PIECE + 8];
-    uint16_t next[SHORT_PIECE], prev[SHORT_PIECE];
-    size_t width = (n + 7) & ~(size_t)7;
-    for (size_t i = 0; i < n; i++) {
-        tok[i] = v->byte_tok[p[i]];
-        next[i] = (uint16_t)(i + 1);
-        prev[i] = (uint16_t)(i - 1);
-    }
-    for (size_t i = 0; i + 1 < n; i++) key[i] = pair_key(v->byte_pairs[p[i] << 8 | p[i + 1]], i);
-    for (size_t i = n - 1; i < width; i++) key[i] = KEY_NONE;
-    for (;;) {
-        uint32_t best = min_key(key, width);
-        if (best == KEY_NONE) break;
-        size_t i = best & 255, j = next[i];
-        tok[i] = best >> 8;
-        key[j] = KEY_NONE;
-        next[i] = next[j];
-        if (next[i] < n) {
-            prev[next[i]] = (uint16_t)i;
-            key[i] = pair_key(pair_rank(v, tok[i], tok[next[i]]), i);
-        } else {
-            key[i] = KEY_NONE;
-        }
-        if (i > 0) key[prev[i]] = pair_key(pair_rank(v, tok[prev[i]], tok[i]), prev[i]);
-    }
-    size_t m = 0;
-    for (size_t i = 0; i < n; i = next[i]) out[m++] = tok[i];
-    return m;
+    merger g;
+    merger_start(v, &g, p, n);
+    while (merger_step(v, &g)) {}
+    return merger_tokens(&g, out);
 }
 
 int bpe_token_split(const struct bpe *v, uint32_t t, uint32_t *left, uint32_t *right) {

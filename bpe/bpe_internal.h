@@ -65,6 +65,7 @@ typedef struct bpe_image_header {
     uint32_t tok_mask;       /* token hash slots - 1 */
     uint32_t pair_mask;      /* pair hash slots - 1 */
     uint32_t n_cls_blocks;
+    uint32_t short_mask;     /* short token slots - 1 */
     uint64_t image_size;
     uint64_t off_tok_off;    /* uint32[V + 1]: token i is bytes[tok_off[i] .. tok_off[i+1]) */
     uint64_t off_tok_bytes;  /* uint8[] */
@@ -82,6 +83,8 @@ typedef struct bpe_image_header {
     uint64_t off_tok_bloom;  /* uint64[BPE_BLOOM_WORDS]: a bit per token hash (BPE_BLOOM_BIT) */
     uint64_t off_byte_pairs; /* uint32[65536]: what the tokens of bytes x and y merge into
                                 (x << 8 | y), or BPE_EMPTY: the first merges of every piece */
+    uint64_t off_short;      /* uint64[short_mask + 1]: the tokens of 3 or 4 bytes by their
+                                bytes, in buckets like the pair table (bpe_short_token) */
 } bpe_image_header;
 
 #define BPE_PREFIX3(p) ((((uint32_t)(p)[0] << 16 | (uint32_t)(p)[1] << 8 | (p)[2]) * 2654435761u) >> 16)
@@ -101,7 +104,7 @@ struct bpe {
     uint32_t n_tokens;
     int32_t eot;
     uint32_t max_token_len;
-    uint32_t tok_mask, pair_mask;
+    uint32_t tok_mask, pair_mask, short_mask;
     const uint32_t *tok_off;
     const uint8_t *tok_bytes;
     const bpe_slot *tok_slots;
@@ -114,6 +117,7 @@ struct bpe {
     const uint32_t *split;
     const uint64_t *tok_bloom;
     const uint32_t *byte_pairs;
+    const uint64_t *short_toks;
     void *owned;   /* the heap image of a loaded vocabulary; NULL when built in */
 };
 
@@ -169,6 +173,27 @@ static inline uint32_t bpe_find_token(const struct bpe *v, const uint8_t *p, siz
 static inline uint64_t bpe_hash_pair(uint64_t key) {
     key *= 0x9E3779B97F4A7C15ull;
     return key ^ (key >> 31);
+}
+
+/* Short tokens: most merges inside long runs of letters or digits make a
+ * token of 3 or 4 bytes, and this table of them (256 KB for GPT-2) stays
+ * in cache where the pair table does not. An entry is the token's bytes
+ * (little-endian, zero-padded) | length << 32 | id << 40. */
+#define BPE_SHORT_MIN 3
+#define BPE_SHORT_MAX 4
+static inline uint64_t bpe_short_key(uint32_t bytes, size_t len) { return bytes | (uint64_t)len << 32; }
+
+/* The id of the token of `len` (3 or 4) bytes packed in `bytes`, or BPE_EMPTY. */
+static inline uint32_t bpe_short_token(const struct bpe *v, uint32_t bytes, size_t len) {
+    uint64_t key = bpe_short_key(bytes, len);
+    size_t at = bpe_hash_pair(key) & v->short_mask & ~(size_t)(BPE_PAIR_BUCKET - 1);
+    for (;;) {
+        const uint64_t *e = v->short_toks + at;
+        uint32_t id = BPE_EMPTY;
+        for (int k = 0; k < BPE_PAIR_BUCKET; k++) id = (e[k] & 0xFFFFFFFFFFull) == key ? (uint32_t)(e[k] >> 40) : id;
+        if (id != BPE_EMPTY || e[BPE_PAIR_BUCKET - 1] == UINT64_MAX) return id;
+        at = (at + BPE_PAIR_BUCKET) & v->short_mask;
+    }
 }
 
 /* The token that tokens a and b merge into (its id is the merge's rank), or

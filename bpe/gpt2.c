@@ -24,6 +24,8 @@ static const struct bpe gpt2 = {
     .maxlen3 = bpe_gpt2_image + GPT2_OFF_MAXLEN3,
     .tok_bloom = (const uint64_t *)(bpe_gpt2_image + GPT2_OFF_TOK_BLOOM),
     .byte_pairs = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_BYTE_PAIRS),
+    .short_mask = GPT2_SHORT_MASK,
+    .short_toks = (const uint64_t *)(bpe_gpt2_image + GPT2_OFF_SHORT),
     .owned = NULL,
 };
 

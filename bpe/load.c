@@ -173,6 +173,10 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     /* Load factor at most 1/2, so that a bucket is rarely full. */
     h.pair_mask = pow2_at_least(n_pairs * 2 + BPE_PAIR_BUCKET) - 1;
     h.n_cls_blocks = n_blocks;
+    uint64_t n_short = 0;
+    for (uint32_t i = 0; i < n_tokens; i++)
+        if ((int32_t)i != eot && lens[i] >= BPE_SHORT_MIN && lens[i] <= BPE_SHORT_MAX) n_short++;
+    h.short_mask = pow2_at_least(n_short * 2 + BPE_PAIR_BUCKET) - 1;
     size_t off = align64(sizeof h);
     h.off_tok_off = off;   off = align64(off + ((size_t)n_tokens + 1) * 4);
     h.off_tok_bytes = off; off = align64(off + total_bytes);
@@ -186,6 +190,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     h.off_maxlen3 = off;   off = align64(off + 65536);
     h.off_tok_bloom = off; off = align64(off + BPE_BLOOM_WORDS * 8);
     h.off_byte_pairs = off; off = align64(off + 65536 * 4);
+    h.off_short = off;     off = align64(off + ((size_t)h.short_mask + 1) * 8);
     h.image_size = off;
 
     uint8_t *img = calloc(1, off);
@@ -247,6 +252,17 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
             pairs[at] = key << 21 | t;
         }
     }
+    uint64_t *short_toks = (uint64_t *)(img + h.off_short);
+    memset(short_toks, 0xFF, ((size_t)h.short_mask + 1) * 8);
+    for (uint32_t t = 0; t < n_tokens; t++) {
+        if ((int32_t)t == eot || lens[t] < BPE_SHORT_MIN || lens[t] > BPE_SHORT_MAX) continue;
+        uint32_t bytes = 0;
+        for (uint32_t k = 0; k < lens[t]; k++) bytes |= (uint32_t)tokens[t][k] << (8 * k);
+        uint64_t key = bpe_short_key(bytes, lens[t]);
+        size_t at = bpe_hash_pair(key) & h.short_mask & ~(size_t)(BPE_PAIR_BUCKET - 1);
+        while (short_toks[at] != UINT64_MAX) at = (at + 1) & h.short_mask;
+        short_toks[at] = key | (uint64_t)t << 40;
+    }
     uint32_t *byte_pairs = (uint32_t *)(img + h.off_byte_pairs);
     for (uint32_t xy = 0; xy < 65536; xy++)
         byte_pairs[xy] = byte_tok[xy >> 8] == BPE_EMPTY || byte_tok[xy & 255] == BPE_EMPTY
@@ -282,6 +298,8 @@ void bpe_attach_image(struct bpe *v, const void *image) {
     v->maxlen3 = img + h.off_maxlen3;
     v->tok_bloom = (const uint64_t *)(img + h.off_tok_bloom);
     v->byte_pairs = (const uint32_t *)(img + h.off_byte_pairs);
+    v->short_mask = h.short_mask;
+    v->short_toks = (const uint64_t *)(img + h.off_short);
     v->owned = NULL;
 }
 

@@ -45,6 +45,8 @@ int main(int argc, char **argv) {
             (unsigned long long)h.off_cls2, (unsigned long long)h.off_maxlen2,
             (unsigned long long)h.off_split, (unsigned long long)h.off_tok_bloom,
             (unsigned long long)h.off_byte_pairs, (unsigned long long)h.off_maxlen3);
+    fprintf(f, "#define GPT2_SHORT_MASK %uu\n#define GPT2_OFF_SHORT %llu\n", h.short_mask,
+            (unsigned long long)h.off_short);
     if (fclose(f)) return 1;
     bpe_free(v);
     return 0;
