@@ -494,6 +494,55 @@ static int compatible(const struct bpe *v, compat_cache **cp, uint32_t a, uint32
     return ok;
 }
 
+/* The token of bytes s[0..len), 1 <= len <= BPE_SHORT_MAX, from the small
+ * tables, or BPE_EMPTY. */
+static inline uint32_t short_find(const struct bpe *v, const uint8_t *s, size_t len) {
+    switch (len) {
+    case 1: return v->byte_tok[s[0]];
+    case 2: return v->byte_pairs[s[0] << 8 | s[1]];
+    case 3: return bpe_short_token(v, s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16, 3);
+    default:
+        return bpe_short_token(v, s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 24, 4);
+    }
+}
+
+static inline uint32_t find_at(const struct bpe *v, const uint8_t *s, size_t len) {
+    return len <= BPE_SHORT_MAX ? short_find(v, s, len) : bpe_find_token(v, s, len);
+}
+
+/* compatible_fast for a, ending at p + pos, and b, starting there: a pair
+ * of parts that makes at most 4 bytes is found by those bytes of the text
+ * in the small tables, not in the pair table. */
+static int compatible_text(const struct bpe *v, const uint8_t *p, size_t pos, uint32_t a, uint32_t b,
+                           int *ok) {
+    uint32_t L = a, R = b;
+    size_t ll = token_len(v, a), lr = token_len(v, b);
+    uint64_t limit = UINT64_MAX;
+    if (lr > 1 && v->split[2 * b] == BPE_EMPTY) return 0;
+    if (ll > 1 && v->split[2 * a] == BPE_EMPTY) return 0;
+    for (;;) {
+        uint32_t c = ll + lr <= BPE_SHORT_MAX ? short_find(v, p + pos - ll, ll + lr) : pair_rank(v, L, R);
+        if (c != BPE_EMPTY && c < limit) {
+            *ok = 0;
+            return 1;
+        }
+        int64_t fl = ll > 1 ? (int64_t)L : -1, fr = lr > 1 ? (int64_t)R : -1;
+        if (fl < 0 && fr < 0) {
+            *ok = 1;
+            return 1;
+        }
+        if (fl > fr) {
+            limit = (uint64_t)fl;
+            L = v->split[2 * L + 1];
+            ll = token_len(v, L);
+        } else {
+            limit = (uint64_t)fr + 1;
+            R = v->split[2 * R];
+            lr = token_len(v, R);
+        }
+    }
+}
+
 /* The longest a token at p[pos..n) can be (an upper bound from its first
  * two and three bytes). */
 static inline size_t longest_at(const struct bpe *v, const uint8_t *p, size_t pos, size_t n) {
@@ -522,8 +571,12 @@ static int merge_backtrack(out_t *o, const uint8_t *p, size_t n, size_t off) {
         for (; len >= 1; len--) {
             size_t end = pos + len;
             if (end > n || (end < n && (dead[end / 64] >> (end % 64) & 1))) continue;
-            uint32_t t = len == 1 ? v->byte_tok[p[pos]] : bpe_find_token(v, p + pos, len);
-            if (t == BPE_EMPTY || !compatible(v, &cache, k ? tok[k - 1] : BPE_EMPTY, t)) continue;
+            uint32_t t = find_at(v, p + pos, len);
+            if (t == BPE_EMPTY) continue;
+            int ok;
+            if (!k || !compatible_text(v, p, pos, tok[k - 1], t, &ok))
+                ok = compatible(v, &cache, k ? tok[k - 1] : BPE_EMPTY, t);
+            if (!ok) continue;
             tok[k] = t;
             start[k++] = (uint32_t)pos;
             pos = end;
@@ -609,7 +662,9 @@ static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off) {
         uint32_t t[SHORT_PIECE];
         size_t m = merge_chunk(v, chunks, p + q, end - q, t), keep = 1, at = q + token_len(v, t[0]);
         while (keep < m && (end == n || at + token_len(v, t[keep]) <= cut)) at += token_len(v, t[keep++]);
-        if (k && !compatible(v, &cache, tok[k - 1], t[0])) {
+        int ok = 1;
+        if (k && !compatible_text(v, p, q, tok[k - 1], t[0], &ok)) ok = compatible(v, &cache, tok[k - 1], t[0]);
+        if (!ok) {
             if (++given_back > CHUNK_GIVE_BACK) goto out;
             q -= token_len(v, tok[--k]);
             continue;

@@ -10,6 +10,9 @@
 #define BPE_INTERNAL_H
 
 #include <stdint.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "bpe.h"
 
@@ -66,6 +69,7 @@ typedef struct bpe_image_header {
     uint32_t pair_mask;      /* pair hash slots - 1 */
     uint32_t n_cls_blocks;
     uint32_t short_mask;     /* short token slots - 1 */
+    uint32_t short_free;     /* the key of a free short token slot: no token's key */
     uint64_t image_size;
     uint64_t off_tok_off;    /* uint32[V + 1]: token i is bytes[tok_off[i] .. tok_off[i+1]) */
     uint64_t off_tok_bytes;  /* uint8[] */
@@ -83,8 +87,8 @@ typedef struct bpe_image_header {
     uint64_t off_tok_bloom;  /* uint64[BPE_BLOOM_WORDS]: a bit per token hash (BPE_BLOOM_BIT) */
     uint64_t off_byte_pairs; /* uint32[65536]: what the tokens of bytes x and y merge into
                                 (x << 8 | y), or BPE_EMPTY: the first merges of every piece */
-    uint64_t off_short;      /* uint64[short_mask + 1]: the tokens of 3 or 4 bytes by their
-                                bytes, in buckets like the pair table (bpe_short_token) */
+    uint64_t off_short_keys; /* uint32[short_mask + 1]: the tokens of 3 or 4 bytes by their bytes */
+    uint64_t off_short_ids;  /* uint32[short_mask + 1]: id | length << 24 (see bpe_short_token) */
 } bpe_image_header;
 
 #define BPE_PREFIX3(p) ((((uint32_t)(p)[0] << 16 | (uint32_t)(p)[1] << 8 | (p)[2]) * 2654435761u) >> 16)
@@ -104,7 +108,7 @@ struct bpe {
     uint32_t n_tokens;
     int32_t eot;
     uint32_t max_token_len;
-    uint32_t tok_mask, pair_mask, short_mask;
+    uint32_t tok_mask, pair_mask, short_mask, short_free;
     const uint32_t *tok_off;
     const uint8_t *tok_bytes;
     const bpe_slot *tok_slots;
@@ -117,7 +121,7 @@ struct bpe {
     const uint32_t *split;
     const uint64_t *tok_bloom;
     const uint32_t *byte_pairs;
-    const uint64_t *short_toks;
+    const uint32_t *short_keys, *short_ids;
     void *owned;   /* the heap image of a loaded vocabulary; NULL when built in */
 };
 
@@ -176,23 +180,46 @@ static inline uint64_t bpe_hash_pair(uint64_t key) {
 }
 
 /* Short tokens: most merges inside long runs of letters or digits make a
- * token of 3 or 4 bytes, and this table of them (256 KB for GPT-2) stays
- * in cache where the pair table does not. An entry is the token's bytes
- * (little-endian, zero-padded) | length << 32 | id << 40. */
+ * token of 3 or 4 bytes, and a table of them (256 KB for GPT-2) stays in
+ * cache where the pair table does not. A key is the token's bytes,
+ * little-endian and zero-padded; the id array beside the keys holds
+ * id | length << 24. Buckets of BPE_SHORT_BUCKET keys (one cache line) are
+ * compared at once; free slots hold the key short_free, which no token
+ * has, and a free last slot ends the search, as in the pair table. */
 #define BPE_SHORT_MIN 3
 #define BPE_SHORT_MAX 4
-static inline uint64_t bpe_short_key(uint32_t bytes, size_t len) { return bytes | (uint64_t)len << 32; }
+#define BPE_SHORT_BUCKET 16
+static inline uint64_t bpe_short_hash(uint32_t bytes, size_t len) {
+    return bpe_hash_pair(bytes | (uint64_t)len << 32);
+}
+
+/* Bit k set when key[k] == x, for the 16 keys of a bucket. */
+static inline unsigned bpe_match16(const uint32_t *key, uint32_t x) {
+#ifdef __SSE2__
+    __m128i k = _mm_set1_epi32((int)x);
+    __m128i c0 = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)key), k);
+    __m128i c1 = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(key + 4)), k);
+    __m128i c2 = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(key + 8)), k);
+    __m128i c3 = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(key + 12)), k);
+    return (unsigned)_mm_movemask_epi8(_mm_packs_epi16(_mm_packs_epi32(c0, c1), _mm_packs_epi32(c2, c3)));
+#else
+    unsigned m = 0;
+    for (int i = 0; i < BPE_SHORT_BUCKET; i++) m |= (unsigned)(key[i] == x) << i;
+    return m;
+#endif
+}
 
 /* The id of the token of `len` (3 or 4) bytes packed in `bytes`, or BPE_EMPTY. */
 static inline uint32_t bpe_short_token(const struct bpe *v, uint32_t bytes, size_t len) {
-    uint64_t key = bpe_short_key(bytes, len);
-    size_t at = bpe_hash_pair(key) & v->short_mask & ~(size_t)(BPE_PAIR_BUCKET - 1);
+    size_t at = bpe_short_hash(bytes, len) & v->short_mask & ~(size_t)(BPE_SHORT_BUCKET - 1);
     for (;;) {
-        const uint64_t *e = v->short_toks + at;
-        uint32_t id = BPE_EMPTY;
-        for (int k = 0; k < BPE_PAIR_BUCKET; k++) id = (e[k] & 0xFFFFFFFFFFull) == key ? (uint32_t)(e[k] >> 40) : id;
-        if (id != BPE_EMPTY || e[BPE_PAIR_BUCKET - 1] == UINT64_MAX) return id;
-        at = (at + BPE_PAIR_BUCKET) & v->short_mask;
+        const uint32_t *key = v->short_keys + at;
+        for (unsigned m = bpe_match16(key, bytes); m; m &= m - 1) {
+            uint32_t e = v->short_ids[at + (size_t)__builtin_ctz(m)];
+            if (e >> 24 == len) return e & 0xFFFFFF;
+        }
+        if (key[BPE_SHORT_BUCKET - 1] == v->short_free) return BPE_EMPTY;
+        at = (at + BPE_SHORT_BUCKET) & v->short_mask;
     }
 }
 

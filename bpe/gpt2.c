@@ -25,7 +25,9 @@ static const struct bpe gpt2 = {
     .tok_bloom = (const uint64_t *)(bpe_gpt2_image + GPT2_OFF_TOK_BLOOM),
     .byte_pairs = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_BYTE_PAIRS),
     .short_mask = GPT2_SHORT_MASK,
-    .short_toks = (const uint64_t *)(bpe_gpt2_image + GPT2_OFF_SHORT),
+    .short_free = GPT2_SHORT_FREE,
+    .short_keys = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_SHORT_KEYS),
+    .short_ids = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_SHORT_IDS),
     .owned = NULL,
 };
 

@@ -74,6 +74,13 @@ static uint32_t classify(uint32_t cp) {
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
+/* A token of 3 or 4 bytes as a short-table key. */
+static uint32_t short_bytes(const uint8_t *b, uint32_t len) {
+    uint32_t x = 0;
+    for (uint32_t k = 0; k < len; k++) x |= (uint32_t)b[k] << (8 * k);
+    return x;
+}
+
 static uint32_t pow2_at_least(uint64_t n) {
     uint32_t p = 1;
     while (p < n) p <<= 1;
@@ -176,7 +183,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     uint64_t n_short = 0;
     for (uint32_t i = 0; i < n_tokens; i++)
         if ((int32_t)i != eot && lens[i] >= BPE_SHORT_MIN && lens[i] <= BPE_SHORT_MAX) n_short++;
-    h.short_mask = pow2_at_least(n_short * 2 + BPE_PAIR_BUCKET) - 1;
+    h.short_mask = pow2_at_least(n_short * 2 + BPE_SHORT_BUCKET) - 1;
     size_t off = align64(sizeof h);
     h.off_tok_off = off;   off = align64(off + ((size_t)n_tokens + 1) * 4);
     h.off_tok_bytes = off; off = align64(off + total_bytes);
@@ -190,7 +197,8 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     h.off_maxlen3 = off;   off = align64(off + 65536);
     h.off_tok_bloom = off; off = align64(off + BPE_BLOOM_WORDS * 8);
     h.off_byte_pairs = off; off = align64(off + 65536 * 4);
-    h.off_short = off;     off = align64(off + ((size_t)h.short_mask + 1) * 8);
+    h.off_short_keys = off; off = align64(off + ((size_t)h.short_mask + 1) * 4);
+    h.off_short_ids = off; off = align64(off + ((size_t)h.short_mask + 1) * 4);
     h.image_size = off;
 
     uint8_t *img = calloc(1, off);
@@ -252,16 +260,30 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
             pairs[at] = key << 21 | t;
         }
     }
-    uint64_t *short_toks = (uint64_t *)(img + h.off_short);
-    memset(short_toks, 0xFF, ((size_t)h.short_mask + 1) * 8);
+    /* The free key: 0xFFFFFFFF, unless a token of 4 bytes FF has it. */
+    uint32_t *short_keys = (uint32_t *)(img + h.off_short_keys), *short_ids = (uint32_t *)(img + h.off_short_ids);
+    h.short_free = UINT32_MAX;
+    for (int again = 1; again;) {
+        again = 0;
+        for (uint32_t t = 0; t < n_tokens && !again; t++)
+            if ((int32_t)t != eot && lens[t] == 4 && short_bytes(tokens[t], 4) == h.short_free) {
+                h.short_free--;
+                again = 1;
+            }
+    }
+    memcpy(img, &h, sizeof h);
+    v.short_free = h.short_free;
+    for (size_t k = 0; k <= h.short_mask; k++) {
+        short_keys[k] = h.short_free;
+        short_ids[k] = BPE_EMPTY;
+    }
     for (uint32_t t = 0; t < n_tokens; t++) {
         if ((int32_t)t == eot || lens[t] < BPE_SHORT_MIN || lens[t] > BPE_SHORT_MAX) continue;
-        uint32_t bytes = 0;
-        for (uint32_t k = 0; k < lens[t]; k++) bytes |= (uint32_t)tokens[t][k] << (8 * k);
-        uint64_t key = bpe_short_key(bytes, lens[t]);
-        size_t at = bpe_hash_pair(key) & h.short_mask & ~(size_t)(BPE_PAIR_BUCKET - 1);
-        while (short_toks[at] != UINT64_MAX) at = (at + 1) & h.short_mask;
-        short_toks[at] = key | (uint64_t)t << 40;
+        uint32_t bytes = short_bytes(tokens[t], lens[t]);
+        size_t at = bpe_short_hash(bytes, lens[t]) & h.short_mask & ~(size_t)(BPE_SHORT_BUCKET - 1);
+        while (short_ids[at] != BPE_EMPTY) at = (at + 1) & h.short_mask;
+        short_keys[at] = bytes;
+        short_ids[at] = t | lens[t] << 24;
     }
     uint32_t *byte_pairs = (uint32_t *)(img + h.off_byte_pairs);
     for (uint32_t xy = 0; xy < 65536; xy++)
@@ -299,7 +321,9 @@ void bpe_attach_image(struct bpe *v, const void *image) {
     v->tok_bloom = (const uint64_t *)(img + h.off_tok_bloom);
     v->byte_pairs = (const uint32_t *)(img + h.off_byte_pairs);
     v->short_mask = h.short_mask;
-    v->short_toks = (const uint64_t *)(img + h.off_short);
+    v->short_free = h.short_free;
+    v->short_keys = (const uint32_t *)(img + h.off_short_keys);
+    v->short_ids = (const uint32_t *)(img + h.off_short_ids);
     v->owned = NULL;
 }
 

@@ -1,6 +1,7 @@
 /* test_bpe_long.c - the long-piece encoders of bpe/bpe.c against each other
  * and against the definition, through bpe.c's internals (it is included):
  *   - compatible_fast (the spine walk) against re-encoding bytes(a) bytes(b),
+ *     and compatible_text (the same walk on text bytes) against it,
  *     on random token pairs and on pairs that occur in real encodings;
  *   - merge_chunked and merge_backtrack against merge_long (the heap), and
  *     merge_short against merge_traced, on
@@ -29,11 +30,18 @@ static int slow_compatible(const struct bpe *v, uint32_t a, uint32_t b) {
 }
 
 static void check_pair(const struct bpe *v, uint32_t a, uint32_t b, size_t *checked) {
-    int fast;
+    int fast, text;
     if (!compatible_fast(v, a, b, &fast)) return;
     (*checked)++;
     if (fast != slow_compatible(v, a, b) && failures++ < 10)
         fprintf(stderr, "compatible(%u, %u): fast %d, by definition %d\n", a, b, fast, !fast);
+    /* The same walk reading pairs of at most 4 bytes from the text. */
+    uint8_t buf[SHORT_PIECE];
+    size_t la = token_len(v, a), lb = token_len(v, b);
+    memcpy(buf, v->tok_bytes + v->tok_off[a], la);
+    memcpy(buf + la, v->tok_bytes + v->tok_off[b], lb);
+    if ((!compatible_text(v, buf, la, a, b, &text) || text != fast) && failures++ < 10)
+        fprintf(stderr, "compatible_text(%u, %u) differs from compatible_fast\n", a, b);
 }
 
 static void test_pairs(const struct bpe *v, int rounds) {
@@ -150,12 +158,54 @@ static void test_non_monotone(void) {
     bpe_free(v);
 }
 
+/* The short-token table marks free slots with a key no token has: for a
+ * vocabulary with the token FF FF FF FF, another one. A lookup of that key
+ * finds free slots and must still answer right. */
+static void test_short_free(void) {
+    const struct bpe *g = bpe_gpt2();
+    if (bpe_short_token(g, g->short_free, 4) != BPE_EMPTY || bpe_short_token(g, 0xFFFFFF, 3) != BPE_EMPTY ||
+        bpe_short_token(g, 'a' | 'n' << 8 | 'd' << 16, 3) != bpe_find_token(g, (const uint8_t *)"and", 3) ||
+        bpe_find_token(g, (const uint8_t *)"and", 3) == BPE_EMPTY) {
+        fprintf(stderr, "short tokens: lookups of the free key or of \"and\" are wrong\n");
+        failures++;
+    }
+    char enc[8192], *e = enc;
+    e += sprintf(e, "{");
+    for (int i = 0, k = 0; i < 256; i++) {
+        int printable = (i >= 0x21 && i <= 0x7E) || (i >= 0xA1 && i <= 0xAC) || i >= 0xAE;
+        e += sprintf(e, "%s\"\\u%04x\": %d", i ? ", " : "", printable ? i : 0x100 + k++, i);
+    }
+    sprintf(e, ", \"\\u00ff\\u00ff\": 256, \"\\u00ff\\u00ff\\u00ff\\u00ff\": 257}");
+    static const char merges[] = "#version: 0.2\n\xc3\xbf \xc3\xbf\n\xc3\xbf\xc3\xbf \xc3\xbf\xc3\xbf\n";
+    bpe_error err;
+    bpe *v = bpe_load_mem(enc, strlen(enc), "e.json", merges, sizeof merges - 1, "m.bpe", &err);
+    if (!v) {
+        fprintf(stderr, "FF vocabulary: %s\n", err.msg);
+        failures++;
+        return;
+    }
+    uint8_t p[1001];
+    uint32_t a[1001], b[1001];
+    memset(p, 0xFF, sizeof p);
+    out_t oa = {v, a, NULL, 1001, 0, 0, NULL}, ob = {v, b, NULL, 1001, 0, 0, NULL};
+    int ok = merge_chunked(&oa, p, sizeof p, 0);
+    merge_long(&ob, p, sizeof p, 0);
+    if (v->short_free == 0xFFFFFFFFu || bpe_short_token(v, 0xFFFFFFFFu, 4) != 257 || !ok || oa.n != 251 ||
+        oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
+        fprintf(stderr, "FF vocabulary: free key %08x, token FFFFFFFF %u, chunked %zu tokens, heap %zu\n",
+                v->short_free, bpe_short_token(v, 0xFFFFFFFFu, 4), oa.n, ob.n);
+        failures++;
+    }
+    bpe_free(v);
+}
+
 int main(void) {
     const struct bpe *v = bpe_gpt2();
     int sanitized = getenv("SANITIZED") && !strcmp(getenv("SANITIZED"), "1");
     test_pairs(v, sanitized ? 20000 : 300000);
     test_pieces(v, sanitized ? 60 : 600);
     test_non_monotone();
+    test_short_free();
     if (failures) {
         fprintf(stderr, "test_bpe_long: failed\n");
         return 1;
