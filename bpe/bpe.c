@@ -899,9 +899,10 @@ static int nonspace_char_ends_at(const uint8_t *s, size_t p) {
  *     other), neither an apostrophe: runs stop at a change of class, and the
  *     second starts a run of its own, since no space precedes it. (An
  *     apostrophe may join the other run before it, or start 's 't ... ) */
-size_t bpe_safe_cut(const void *text, size_t len) {
-    const uint8_t *s = text;
-    for (size_t p = len; p-- > 1;) {
+/* The last safe cut at a position in [from, len), or 0. */
+static size_t last_cut(const uint8_t *s, size_t len, size_t from) {
+    if (from < 1) from = 1;
+    for (size_t p = len; p-- > from;) {
         uint8_t a = s[p - 1], b = s[p];
         if (ascii_space(b)) {
             if (!ascii_space(a) && nonspace_char_ends_at(s, p)) return p;
@@ -912,6 +913,8 @@ size_t bpe_safe_cut(const void *text, size_t len) {
     }
     return 0;
 }
+
+size_t bpe_safe_cut(const void *text, size_t len) { return last_cut(text, len, 1); }
 
 typedef struct {
     const struct bpe *v;
@@ -1009,6 +1012,7 @@ struct bpe_stream {
     uint32_t *ids;
     size_t *offs;
     size_t ids_cap;
+    size_t no_cut;          /* buf has no safe cut below this position (already scanned) */
 };
 
 _Static_assert(sizeof(size_t) == sizeof(uint64_t), "offsets are passed to sinks in place");
@@ -1081,10 +1085,14 @@ int bpe_stream_write(bpe_stream *st, const void *data, size_t len, bpe_sink sink
         d += take;
         len -= take;
         if (st->len >= block) {
-            size_t cut = bpe_safe_cut(st->buf, st->len);
+            /* Only the new bytes are scanned: one long piece arriving in
+             * many writes is not scanned again each time. */
+            size_t cut = last_cut(st->buf, st->len, st->no_cut);
+            st->no_cut = st->len;
             if (cut) {
                 int rc = stream_encode(st, cut, sink, ctx, err);
                 if (rc) return rc;
+                st->no_cut = 0;  /* what is left moved: scan it once more */
             }
         }
     }

@@ -348,6 +348,18 @@ int main(void) {
     test_stream(v, big, big_n);
     test_threads(v, big, big_n);
 
+    /* Pieces longer than a stream block, held whole while the stream waits
+     * for their end: random letters, then a run of one letter. */
+    size_t ln = 0, long_n = len + (3u << 19) + len + (5u << 18) + len;
+    char *longp = malloc(long_n);
+    memcpy(longp + ln, mixed, len), ln += len;
+    for (size_t i = 0; i < 3u << 19; i++) longp[ln++] = (char)('a' + rnd() % 26);
+    memcpy(longp + ln, mixed, len), ln += len;
+    memset(longp + ln, 'a', 5u << 18), ln += 5u << 18;
+    memcpy(longp + ln, mixed, len), ln += len;
+    test_stream(v, longp, long_n);
+    free(longp);
+
     free(big);
     free(mixed);
     free(text);
