@@ -115,25 +115,32 @@ static void test_pieces(const struct bpe *v, int rounds) {
     free(c);
 }
 
-/* A vocabulary whose token "abc" (256) is made from "ab" (257), a later
- * token: its merge process is not monotone, so pair checks take the slow,
- * cached path. Long pieces over it must still equal the heap. */
-static void test_non_monotone(void) {
+/* A small vocabulary: GPT-2's 256 byte tokens (ids 0-255, in encoder.json's
+ * characters), then the tokens of `more` (JSON members) and `merges`. */
+static bpe *small_vocab(const char *more, const char *merges, const char *what) {
     char enc[8192], *e = enc;
     e += sprintf(e, "{");
     for (int i = 0, k = 0; i < 256; i++) {
         int printable = (i >= 0x21 && i <= 0x7E) || (i >= 0xA1 && i <= 0xAC) || i >= 0xAE;
         e += sprintf(e, "%s\"\\u%04x\": %d", i ? ", " : "", printable ? i : 0x100 + k++, i);
     }
-    sprintf(e, ", \"abc\": 256, \"ab\": 257, \"abcabc\": 258}");
-    static const char merges[] = "#version: 0.2\na b\nab c\nabc abc\n";
+    sprintf(e, ", %s}", more);
     bpe_error err;
-    bpe *v = bpe_load_mem(enc, strlen(enc), "e.json", merges, sizeof merges - 1, "m.bpe", &err);
+    bpe *v = bpe_load_mem(enc, strlen(enc), "e.json", merges, strlen(merges), "m.bpe", &err);
     if (!v) {
-        fprintf(stderr, "non-monotone vocabulary: %s\n", err.msg);
+        fprintf(stderr, "%s vocabulary: %s\n", what, err.msg);
         failures++;
-        return;
     }
+    return v;
+}
+
+/* A vocabulary whose token "abc" (256) is made from "ab" (257), a later
+ * token: its merge process is not monotone, so pair checks take the slow,
+ * cached path. Long pieces over it must still equal the heap. */
+static void test_non_monotone(void) {
+    bpe *v = small_vocab("\"abc\": 256, \"ab\": 257, \"abcabc\": 258", "#version: 0.2\na b\nab c\nabc abc\n",
+                         "non-monotone");
+    if (!v) return;
     if (v->split[2 * 256] != BPE_EMPTY) {
         fprintf(stderr, "token 256 should be marked non-monotone\n");
         failures++;
@@ -169,21 +176,9 @@ static void test_short_free(void) {
         fprintf(stderr, "short tokens: lookups of the free key or of \"and\" are wrong\n");
         failures++;
     }
-    char enc[8192], *e = enc;
-    e += sprintf(e, "{");
-    for (int i = 0, k = 0; i < 256; i++) {
-        int printable = (i >= 0x21 && i <= 0x7E) || (i >= 0xA1 && i <= 0xAC) || i >= 0xAE;
-        e += sprintf(e, "%s\"\\u%04x\": %d", i ? ", " : "", printable ? i : 0x100 + k++, i);
-    }
-    sprintf(e, ", \"\\u00ff\\u00ff\": 256, \"\\u00ff\\u00ff\\u00ff\\u00ff\": 257}");
-    static const char merges[] = "#version: 0.2\n\xc3\xbf \xc3\xbf\n\xc3\xbf\xc3\xbf \xc3\xbf\xc3\xbf\n";
-    bpe_error err;
-    bpe *v = bpe_load_mem(enc, strlen(enc), "e.json", merges, sizeof merges - 1, "m.bpe", &err);
-    if (!v) {
-        fprintf(stderr, "FF vocabulary: %s\n", err.msg);
-        failures++;
-        return;
-    }
+    bpe *v = small_vocab("\"\\u00ff\\u00ff\": 256, \"\\u00ff\\u00ff\\u00ff\\u00ff\": 257",
+                         "#version: 0.2\n\xc3\xbf \xc3\xbf\n\xc3\xbf\xc3\xbf \xc3\xbf\xc3\xbf\n", "FF");
+    if (!v) return;
     uint8_t p[1001];
     uint32_t a[1001], b[1001];
     memset(p, 0xFF, sizeof p);
