@@ -242,9 +242,8 @@ static inline uint32_t min_key(const uint32_t *key, size_t width) {
     return (uint32_t)(a < b ? a : b);
 }
 
-/* A merge in progress, one step at a time, so that the long-piece encoder
- * can run several independent ones side by side (each step waits on a
- * pair-table load; interleaved, the loads overlap). */
+/* A merge in progress: merger_start, then merger_step until it returns 0,
+ * then merger_tokens. */
 typedef struct {
     uint32_t tok[SHORT_PIECE], key[SHORT_PIECE + 8];
     uint16_t next[SHORT_PIECE], prev[SHORT_PIECE];
@@ -502,7 +501,8 @@ static inline uint32_t short_find(const struct bpe *v, const uint8_t *s, size_t 
     case 2: return v->byte_pairs[s[0] << 8 | s[1]];
     case 3: return bpe_short_token(v, s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16, 3);
     default:
-        return bpe_short_token(v, s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 24, 4);
+        return bpe_short_token(v, s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 24,
+                               4);
     }
 }
 
@@ -628,7 +628,8 @@ typedef struct {
     uint32_t tok[CHUNK_CACHE_BYTES];
 } chunk_slot;
 
-static size_t merge_chunk(const struct bpe *v, chunk_slot *cache, const uint8_t *p, size_t n, uint32_t *tok) {
+static size_t merge_chunk(const struct bpe *v, chunk_slot *cache, const uint8_t *p, size_t n,
+                          uint32_t *tok) {
     if (!cache || n > CHUNK_CACHE_BYTES) return merge_short(v, p, n, tok);
     chunk_slot *c = &cache[bpe_hash_bytes(p, n) & (CHUNK_CACHE_SLOTS - 1)];
     if (c->len == n && !memcmp(c->bytes, p, n)) {
@@ -663,7 +664,8 @@ static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off) {
         size_t m = merge_chunk(v, chunks, p + q, end - q, t), keep = 1, at = q + token_len(v, t[0]);
         while (keep < m && (end == n || at + token_len(v, t[keep]) <= cut)) at += token_len(v, t[keep++]);
         int ok = 1;
-        if (k && !compatible_text(v, p, q, tok[k - 1], t[0], &ok)) ok = compatible(v, &cache, tok[k - 1], t[0]);
+        if (k && !compatible_text(v, p, q, tok[k - 1], t[0], &ok))
+            ok = compatible(v, &cache, tok[k - 1], t[0]);
         if (!ok) {
             if (++given_back > CHUNK_GIVE_BACK) goto out;
             q -= token_len(v, tok[--k]);

@@ -231,7 +231,8 @@ static inline uint32_t bpe_pair_rank(const struct bpe *v, uint32_t a, uint32_t b
     for (;;) {
         const bpe_pair *e = v->pairs + at;
         uint32_t merged = BPE_EMPTY;
-        for (int k = 0; k < BPE_PAIR_BUCKET; k++) merged = e[k] >> 21 == key ? (uint32_t)(e[k] & BPE_MAX_TOKENS) : merged;
+        for (int k = 0; k < BPE_PAIR_BUCKET; k++)
+            merged = e[k] >> 21 == key ? (uint32_t)(e[k] & BPE_MAX_TOKENS) : merged;
         if (merged != BPE_EMPTY || e[BPE_PAIR_BUCKET - 1] == BPE_PAIR_EMPTY) return merged;
         at = (at + BPE_PAIR_BUCKET) & v->pair_mask;
     }

@@ -261,7 +261,8 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
         }
     }
     /* The free key: 0xFFFFFFFF, unless a token of 4 bytes FF has it. */
-    uint32_t *short_keys = (uint32_t *)(img + h.off_short_keys), *short_ids = (uint32_t *)(img + h.off_short_ids);
+    uint32_t *short_keys = (uint32_t *)(img + h.off_short_keys);
+    uint32_t *short_ids = (uint32_t *)(img + h.off_short_ids);
     h.short_free = UINT32_MAX;
     for (int again = 1; again;) {
         again = 0;

@@ -505,7 +505,8 @@ static void bsgd_singles(const bsgd_job *j, size_t t0, size_t t1) {
     size_t C = j->p->cols;
     for (size_t t = t0; t < t1; t++) {
         if (!j->once[t]) continue;
-        if (t + EMBED_PF < j->T) prefetch_bytes(j->p->w + (size_t)j->ids[t + EMBED_PF] * C, C * sizeof(float));
+        if (t + EMBED_PF < j->T)
+            prefetch_bytes(j->p->w + (size_t)j->ids[t + EMBED_PF] * C, C * sizeof(float));
         j->row_fn(j->p->w + (size_t)j->ids[t] * C, j->dout + t * C, C, j->neg_lr);
     }
 }
