@@ -145,6 +145,7 @@ typedef struct {
     size_t cap, n;
     int nomem;
     cache_slot *cache;   /* CACHE_SLOTS, for long texts only; NULL otherwise */
+    int threads;         /* a very long piece may use this many threads */
 } out_t;
 
 static inline void emit(out_t *o, uint32_t id, size_t off) {
@@ -644,29 +645,55 @@ static size_t merge_chunk(const struct bpe *v, chunk_slot *cache, const uint8_t 
     return m;
 }
 
-static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off) {
-    const struct bpe *v = o->v;
-    if (2 * (size_t)v->max_token_len > SHORT_PIECE || n >= UINT32_MAX) return 0;
-    /* Tokens go straight into the caller's buffer when it has room for one
-     * per byte (nothing there counts as emitted until o->n moves). */
-    int in_place = o->cap >= o->n && o->cap - o->n >= n;
-    uint32_t *tok = in_place ? o->ids + o->n : malloc(n * sizeof *tok);
+/* Is [a, b] the encoding of their bytes, a ending and b starting at p + q? */
+static int junction_ok(const struct bpe *v, compat_cache **cache, const uint8_t *p, size_t q, uint32_t a,
+                       uint32_t b) {
+    int ok;
+    return compatible_text(v, p, q, a, b, &ok) ? ok : compatible(v, cache, a, b);
+}
+
+/* One run of the chunk loop: extends tok[0..k), the BPE encoding of
+ * p[0..q), until it covers p[0..n). With a tail (the encoding of
+ * p[tail_at..n), from another run), it stops as soon as one of its own
+ * token boundaries meets one of the tail's with a compatible pair there,
+ * and takes the rest of the tail: by the first fact, that is the encoding
+ * of the whole. ok is 0 after CHUNK_GIVE_BACK tokens given back in a row. */
+typedef struct {
+    const struct bpe *v;
+    const uint8_t *p;
+    size_t n;
+    uint32_t *tok;        /* room for n tokens */
+    size_t k, q;
+    const uint32_t *tail;
+    size_t tail_n, tail_at;
+    int ok;
+} chunk_run;
+
+static void chunk_loop(chunk_run *r) {
+    const struct bpe *v = r->v;
+    const uint8_t *p = r->p;
+    uint32_t *tok = r->tok;
+    size_t n = r->n, k = r->k, q = r->q, cut = 0, given_back = 0, ti = 0, tpos = r->tail_at;
     chunk_slot *chunks = n >= CHUNK_CACHE_MIN ? calloc(CHUNK_CACHE_SLOTS, sizeof *chunks) : NULL;
     compat_cache *cache = NULL;
-    int done = 0;
-    if (!tok) goto out;
-    size_t k = 0, q = 0, cut = 0, given_back = 0;
+    r->ok = 0;
     while (q < n) {
+        if (r->tail && k) {
+            while (ti < r->tail_n && tpos < q) tpos += token_len(v, r->tail[ti++]);
+            if (tpos == q && ti < r->tail_n && junction_ok(v, &cache, p, q, tok[k - 1], r->tail[ti])) {
+                memcpy(tok + k, r->tail + ti, (r->tail_n - ti) * sizeof *tok);
+                k += r->tail_n - ti;
+                q = n;
+                break;
+            }
+        }
         if (!given_back) cut = q + CHUNK < n ? q + CHUNK : n;
         size_t end = cut + CHUNK_AHEAD < n ? cut + CHUNK_AHEAD : n;
         if (end - q > SHORT_PIECE) goto out;
         uint32_t t[SHORT_PIECE];
         size_t m = merge_chunk(v, chunks, p + q, end - q, t), keep = 1, at = q + token_len(v, t[0]);
         while (keep < m && (end == n || at + token_len(v, t[keep]) <= cut)) at += token_len(v, t[keep++]);
-        int ok = 1;
-        if (k && !compatible_text(v, p, q, tok[k - 1], t[0], &ok))
-            ok = compatible(v, &cache, tok[k - 1], t[0]);
-        if (!ok) {
+        if (k && !junction_ok(v, &cache, p, q, tok[k - 1], t[0])) {
             if (++given_back > CHUNK_GIVE_BACK) goto out;
             q -= token_len(v, tok[--k]);
             continue;
@@ -676,6 +703,59 @@ static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off) {
         k += keep;
         q = at;
     }
+    r->k = k;
+    r->q = q;
+    r->ok = 1;
+out:
+    free(chunks);
+    free(cache);
+}
+
+static void *chunk_thread(void *arg) {
+    chunk_loop(arg);
+    return NULL;
+}
+
+/* A piece this long may be cut into segments for as many threads: each
+ * segment is encoded alone, then the runs are joined left to right. */
+#define SEGMENT_MIN (256u << 10)
+#define MAX_SEGMENTS 64
+
+static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off, int segments) {
+    const struct bpe *v = o->v;
+    if (2 * (size_t)v->max_token_len > SHORT_PIECE || n >= UINT32_MAX) return 0;
+    if (segments < 1 || (size_t)segments > n) segments = 1;
+    if (segments > MAX_SEGMENTS) segments = MAX_SEGMENTS;
+    /* Tokens go straight into the caller's buffer when it has room for one
+     * per byte (nothing there counts as emitted until o->n moves). */
+    int in_place = o->cap >= o->n && o->cap - o->n >= n;
+    uint32_t *tok = in_place ? o->ids + o->n : malloc(n * sizeof *tok);
+    chunk_run runs[MAX_SEGMENTS];
+    pthread_t tid[MAX_SEGMENTS];
+    int started[MAX_SEGMENTS] = {0}, done = 0, have = 0;
+    for (int s = 0; s < segments; s++) {
+        size_t lo = n * (size_t)s / (size_t)segments, hi = n * (size_t)(s + 1) / (size_t)segments;
+        uint32_t *t = s == 0 ? tok : malloc((hi - lo) * sizeof *t);
+        runs[s] = (chunk_run){v, p + lo, hi - lo, t, 0, 0, NULL, 0, 0, 0};
+        if (!t) break;
+        have++;
+    }
+    if (have < segments) goto out;
+    for (int s = 1; s < segments; s++) started[s] = pthread_create(&tid[s], NULL, chunk_thread, &runs[s]) == 0;
+    chunk_loop(&runs[0]);
+    for (int s = 1; s < segments; s++) {
+        if (started[s]) pthread_join(tid[s], NULL);
+        else chunk_loop(&runs[s]);
+    }
+    size_t k = runs[0].k, lo = 0;
+    int ok = runs[0].ok;
+    for (int s = 1; s < segments && ok; s++) {
+        lo += runs[s - 1].n;
+        chunk_run join = {v, p, lo + runs[s].n, tok, k, lo, runs[s].tok, runs[s].k, lo, 0};
+        ok = runs[s].ok && (chunk_loop(&join), join.ok);
+        k = join.k;
+    }
+    if (!ok) goto out;
     if (in_place) {
         if (o->offs)
             for (size_t i = 0, at = off; i < k; at += token_len(v, tok[i++])) o->offs[o->n + i] = at;
@@ -685,10 +765,15 @@ static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off) {
     }
     done = 1;
 out:
+    for (int s = 1; s < have; s++) free(runs[s].tok);
     if (!in_place) free(tok);
-    free(chunks);
-    free(cache);
     return done;
+}
+
+/* How many segments (and threads) a piece of n bytes is merged in. */
+static int piece_segments(const out_t *o, size_t n) {
+    size_t most = n / SEGMENT_MIN;
+    return o->threads > 1 && most > 1 ? (int)(most < (size_t)o->threads ? most : (size_t)o->threads) : 1;
 }
 
 static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
@@ -722,7 +807,7 @@ static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off
     } else if (n <= SHORT_PIECE) {
         uint32_t tok[SHORT_PIECE];
         emit_tokens(o, tok, merge_short(v, p, n, tok), off);
-    } else if (!merge_chunked(o, p, n, off) && !merge_backtrack(o, p, n, off)) {
+    } else if (!merge_chunked(o, p, n, off, piece_segments(o, n)) && !merge_backtrack(o, p, n, off)) {
         merge_long(o, p, n, off);
     }
 }
@@ -868,7 +953,7 @@ static int encode_one(const struct bpe *v, const void *text, size_t len, int fla
     if (len == 0) return BPE_OK;
     int rc = check_input(v, text, len, flags, base, err);
     if (rc) return rc;
-    out_t o = {v, ids, offsets, cap, 0, 0, NULL};
+    out_t o = {v, ids, offsets, cap, 0, 0, NULL, 1};
     rc = encode_checked(v, text, len, flags, &o, err);
     if (n_tokens) *n_tokens = o.n;
     return rc;
@@ -968,10 +1053,13 @@ static int encode_parallel(const struct bpe *v, const void *text, size_t len, in
         size_t end = k == threads - 1 ? len : bpe_safe_cut(s, len / threads * (k + 1));
         if (end <= start) continue;
         jobs[n] = (part_job){v, s, start, end, flags, {v, ids + start, offsets ? offsets + start : NULL,
-                                                       end - start, 0, 0, NULL}, 0, {{0}, 0}};
+                                                       end - start, 0, 0, NULL, 1}, 0, {{0}, 0}};
         start = end;
         n++;
     }
+    /* No safe cut to share the text at (one long piece, say): the threads
+     * share its long pieces instead. */
+    if (n == 1) jobs[0].out.threads = threads;
     int started = 0;
     for (int k = 1; k < n; k++) {
         if (pthread_create(&tid[k], NULL, part_run, &jobs[k])) break;

@@ -74,18 +74,22 @@ static void test_pieces(const struct bpe *v, int rounds) {
         /* Some pieces long enough for merge_chunked's chunk cache. */
         size_t k = strlen(al), n = r % 5 == 4 ? CHUNK_CACHE_MIN + rnd() % 8000 : 257 + rnd() % 1500;
         for (size_t i = 0; i < n; i++) p[i] = (uint8_t)al[rnd() % k];
-        out_t oa = {v, a, NULL, MAX_N, 0, 0, NULL}, ob = {v, b, NULL, MAX_N, 0, 0, NULL};
-        out_t oc = {v, c, NULL, MAX_N, 0, 0, NULL};
+        /* Cut into 1-4 segments, each encoded alone and then joined. */
+        int segments = 1 + r % 4;
+        out_t oa = {v, a, NULL, MAX_N, 0, 0, NULL, 1}, ob = {v, b, NULL, MAX_N, 0, 0, NULL, 1};
+        out_t oc = {v, c, NULL, MAX_N, 0, 0, NULL, 1};
         if (!merge_backtrack(&oa, p, n, 0)) fell_back++;
         merge_long(&ob, p, n, 0);
-        if (!merge_chunked(&oc, p, n, 0)) {
+        if (!merge_chunked(&oc, p, n, 0, segments)) {
             chunked_gave_up++;
         } else if (oc.n != ob.n || memcmp(c, b, oc.n * 4)) {
-            if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: chunked %zu tokens, heap %zu\n", al, n, oc.n, ob.n);
+            if (bad++ < 5)
+                fprintf(stderr, "alphabet \"%s\", %zu bytes, %d segments: chunked %zu tokens, heap %zu\n", al, n,
+                        segments, oc.n, ob.n);
         }
         /* No room in the caller's buffer: merge_chunked works in its own. */
-        out_t oz = {v, NULL, NULL, 0, 0, 0, NULL};
-        if (merge_chunked(&oz, p, n, 0) && oz.n != ob.n) {
+        out_t oz = {v, NULL, NULL, 0, 0, 0, NULL, 1};
+        if (merge_chunked(&oz, p, n, 0, segments) && oz.n != ob.n) {
             if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: chunked counts %zu tokens, heap %zu\n", al, n, oz.n, ob.n);
         }
         if (oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
@@ -96,7 +100,7 @@ static void test_pieces(const struct bpe *v, int rounds) {
         size_t len = 1 + rnd() % SHORT_PIECE;
         uint32_t s[SHORT_PIECE], t[SHORT_PIECE];
         size_t ns = merge_short(v, p, len, s), nt = merge_traced(v, p, len, t, NULL);
-        out_t od = {v, a, NULL, MAX_N, 0, 0, NULL};
+        out_t od = {v, a, NULL, MAX_N, 0, 0, NULL, 1};
         merge_long(&od, p, len, 0);
         if (od.n != ns || memcmp(a, s, ns * 4) || nt != ns || memcmp(t, s, ns * 4)) {
             if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: heap, quadratic loop and merge_short differ\n", al, len);
@@ -151,12 +155,12 @@ static void test_non_monotone(void) {
     for (int r = 0; r < 200; r++) {
         size_t n = 300 + rnd() % 1500;
         for (size_t i = 0; i < n; i++) p[i] = (uint8_t)"abcab"[rnd() % 5];
-        out_t oa = {v, a, NULL, 2048, 0, 0, NULL}, ob = {v, b, NULL, 2048, 0, 0, NULL};
+        out_t oa = {v, a, NULL, 2048, 0, 0, NULL, 1}, ob = {v, b, NULL, 2048, 0, 0, NULL, 1};
         int ok = merge_backtrack(&oa, p, n, 0);
         merge_long(&ob, p, n, 0);
         if (!ok || oa.n != ob.n || memcmp(a, b, oa.n * 4)) bad++;
-        out_t oc = {v, a, NULL, 2048, 0, 0, NULL};
-        if (merge_chunked(&oc, p, n, 0) && (oc.n != ob.n || memcmp(a, b, oc.n * 4))) bad++;
+        out_t oc = {v, a, NULL, 2048, 0, 0, NULL, 1};
+        if (merge_chunked(&oc, p, n, 0, 1 + r % 3) && (oc.n != ob.n || memcmp(a, b, oc.n * 4))) bad++;
     }
     if (bad) {
         fprintf(stderr, "non-monotone vocabulary: %d of 200 pieces differ from the heap\n", bad);
@@ -182,8 +186,8 @@ static void test_short_free(void) {
     uint8_t p[1001];
     uint32_t a[1001], b[1001];
     memset(p, 0xFF, sizeof p);
-    out_t oa = {v, a, NULL, 1001, 0, 0, NULL}, ob = {v, b, NULL, 1001, 0, 0, NULL};
-    int ok = merge_chunked(&oa, p, sizeof p, 0);
+    out_t oa = {v, a, NULL, 1001, 0, 0, NULL, 1}, ob = {v, b, NULL, 1001, 0, 0, NULL, 1};
+    int ok = merge_chunked(&oa, p, sizeof p, 0, 2);
     merge_long(&ob, p, sizeof p, 0);
     if (v->short_free == 0xFFFFFFFFu || bpe_short_token(v, 0xFFFFFFFFu, 4) != 257 || !ok || oa.n != 251 ||
         oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
