@@ -719,6 +719,7 @@ static void *chunk_thread(void *arg) {
 /* A piece this long may be cut into segments for as many threads: each
  * segment is encoded alone, then the runs are joined left to right. */
 #define SEGMENT_MIN (256u << 10)
+#define SEGMENT_SEEK 4096
 #define MAX_SEGMENTS 64
 
 static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off, int segments) {
@@ -730,13 +731,26 @@ static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off, int s
      * per byte (nothing there counts as emitted until o->n moves). */
     int in_place = o->cap >= o->n && o->cap - o->n >= n;
     uint32_t *tok = in_place ? o->ids + o->n : malloc(n * sizeof *tok);
+    /* Segments start where a byte differs from the one before: in a run of
+     * one byte (or any periodic text) the tokens of a segment would lie
+     * off the grid of the whole and never meet them, and the join would
+     * redo the segment alone. */
+    size_t cuts[MAX_SEGMENTS + 1];
+    int n_seg = 0;
+    cuts[0] = 0;
+    for (int s = 1; s < segments; s++) {
+        size_t c = n * (size_t)s / (size_t)segments, limit = c + SEGMENT_SEEK < n ? c + SEGMENT_SEEK : n;
+        while (c < limit && p[c - 1] == p[c]) c++;
+        if (c < limit && c > cuts[n_seg]) cuts[++n_seg] = c;
+    }
+    cuts[++n_seg] = n;
+    segments = n_seg;
     chunk_run runs[MAX_SEGMENTS];
     pthread_t tid[MAX_SEGMENTS];
     int started[MAX_SEGMENTS] = {0}, done = 0, have = 0;
     for (int s = 0; s < segments; s++) {
-        size_t lo = n * (size_t)s / (size_t)segments, hi = n * (size_t)(s + 1) / (size_t)segments;
-        uint32_t *t = s == 0 ? tok : malloc((hi - lo) * sizeof *t);
-        runs[s] = (chunk_run){v, p + lo, hi - lo, t, 0, 0, NULL, 0, 0, 0};
+        uint32_t *t = s == 0 ? tok : malloc((cuts[s + 1] - cuts[s]) * sizeof *t);
+        runs[s] = (chunk_run){v, p + cuts[s], cuts[s + 1] - cuts[s], t, 0, 0, NULL, 0, 0, 0};
         if (!t) break;
         have++;
     }
@@ -747,11 +761,10 @@ static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off, int s
         if (started[s]) pthread_join(tid[s], NULL);
         else chunk_loop(&runs[s]);
     }
-    size_t k = runs[0].k, lo = 0;
+    size_t k = runs[0].k;
     int ok = runs[0].ok;
     for (int s = 1; s < segments && ok; s++) {
-        lo += runs[s - 1].n;
-        chunk_run join = {v, p, lo + runs[s].n, tok, k, lo, runs[s].tok, runs[s].k, lo, 0};
+        chunk_run join = {v, p, cuts[s + 1], tok, k, cuts[s], runs[s].tok, runs[s].k, cuts[s], 0};
         ok = runs[s].ok && (chunk_loop(&join), join.ok);
         k = join.k;
     }
@@ -1020,6 +1033,7 @@ static void *part_run(void *arg) {
 }
 
 #define PARALLEL_MIN (256u << 10)
+#define CUT_SEEK (64u << 10)
 #define MAX_THREADS 64
 
 static int cpu_count(void) {
@@ -1050,7 +1064,10 @@ static int encode_parallel(const struct bpe *v, const void *text, size_t len, in
     size_t start = 0;
     int n = 0;
     for (int k = 0; k < threads && start < len; k++) {
-        size_t end = k == threads - 1 ? len : bpe_safe_cut(s, len / threads * (k + 1));
+        /* Text has a safe cut every few bytes; one long piece has none,
+         * and is not searched through. */
+        size_t at = len / threads * (k + 1), end = k == threads - 1 ? len
+                                                  : last_cut(s, at, at > start + CUT_SEEK ? at - CUT_SEEK : start);
         if (end <= start) continue;
         jobs[n] = (part_job){v, s, start, end, flags, {v, ids + start, offsets ? offsets + start : NULL,
                                                        end - start, 0, 0, NULL, 1}, 0, {{0}, 0}};
