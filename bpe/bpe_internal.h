@@ -93,9 +93,9 @@ typedef struct bpe_image_header {
 
 #define BPE_PREFIX3(p) ((((uint32_t)(p)[0] << 16 | (uint32_t)(p)[1] << 8 | (p)[2]) * 2654435761u) >> 16)
 
-/* Most token lookups that fail (a piece that is no token) are answered by a
- * 128 KB bit set that stays in cache, instead of a
- * miss in the multi-megabyte hash tables. */
+/* Most token lookups that fail (a piece that is no token) are answered by
+ * a 128 KB bit set that stays in cache, instead of a miss in the
+ * multi-megabyte hash table. */
 #define BPE_BLOOM_BITS 20
 #define BPE_BLOOM_WORDS ((1u << BPE_BLOOM_BITS) / 64)
 #define BPE_BLOOM_BIT(h) (((h) >> 40) & ((1u << BPE_BLOOM_BITS) - 1))
