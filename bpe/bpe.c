@@ -22,7 +22,7 @@
 
 #include "bpe_internal.h"
 
-static int fail(bpe_error *err, int code, uint64_t offset, const char *fmt, ...) {
+int bpe_fail(bpe_error *err, int code, uint64_t offset, const char *fmt, ...) {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
@@ -158,10 +158,6 @@ static inline void emit(out_t *o, uint32_t id, size_t off) {
 
 /* ---- merging ----------------------------------------------------------------- */
 
-static inline uint32_t pair_rank(const struct bpe *v, uint32_t a, uint32_t b) {
-    return bpe_pair_rank(v, a, b);
-}
-
 static inline uint32_t token_len(const struct bpe *v, uint32_t id) {
     return v->tok_off[id + 1] - v->tok_off[id];
 }
@@ -184,7 +180,7 @@ static size_t merge_traced(const struct bpe *v, const uint8_t *p, size_t n, uint
     uint32_t rank[SHORT_PIECE], last = 0;
     size_t m = n;
     for (size_t i = 0; i < n; i++) tok[i] = v->byte_tok[p[i]];
-    for (size_t i = 0; i + 1 < m; i++) rank[i] = pair_rank(v, tok[i], tok[i + 1]);
+    for (size_t i = 0; i + 1 < m; i++) rank[i] = bpe_pair_rank(v, tok[i], tok[i + 1]);
     rank[m - 1] = BPE_EMPTY;
     for (;;) {
         size_t best = 0;
@@ -201,8 +197,8 @@ static size_t merge_traced(const struct bpe *v, const uint8_t *p, size_t n, uint
         memmove(tok + best + 1, tok + best + 2, (m - best - 2) * sizeof *tok);
         memmove(rank + best + 1, rank + best + 2, (m - best - 2) * sizeof *rank);
         m--;
-        rank[best] = best + 1 < m ? pair_rank(v, tok[best], tok[best + 1]) : BPE_EMPTY;
-        if (best > 0) rank[best - 1] = pair_rank(v, tok[best - 1], tok[best]);
+        rank[best] = best + 1 < m ? bpe_pair_rank(v, tok[best], tok[best + 1]) : BPE_EMPTY;
+        if (best > 0) rank[best - 1] = bpe_pair_rank(v, tok[best - 1], tok[best]);
     }
     return m;
 }
@@ -262,7 +258,7 @@ static inline uint32_t merger_rank(const struct bpe *v, const merger *g, size_t 
         if (len == 3) w &= 0xFFFFFF;
         return bpe_short_token(v, w, len);
     }
-    return pair_rank(v, g->tok[i], g->tok[j]);
+    return bpe_pair_rank(v, g->tok[i], g->tok[j]);
 }
 
 static void merger_start(const struct bpe *v, merger *g, const uint8_t *p, size_t n) {
@@ -382,7 +378,7 @@ static void merge_long(out_t *o, const uint8_t *p, size_t n, size_t off) {
         prev[i] = (uint32_t)(i - 1); /* wraps to UINT32_MAX for the first part */
     }
     for (size_t i = 0; i < n; i++) {
-        rank[i] = i + 1 < n ? pair_rank(v, tok[i], tok[i + 1]) : BPE_EMPTY;
+        rank[i] = i + 1 < n ? bpe_pair_rank(v, tok[i], tok[i + 1]) : BPE_EMPTY;
         if (rank[i] != BPE_EMPTY) heap_push(heap, &hn, (uint64_t)rank[i] << 32 | i);
     }
     while (hn) {
@@ -395,11 +391,11 @@ static void merge_long(out_t *o, const uint8_t *p, size_t n, size_t off) {
         rank[j] = BPE_EMPTY;
         next[i] = next[j];
         if (next[j] < n) prev[next[j]] = i;
-        rank[i] = next[i] < n ? pair_rank(v, tok[i], tok[next[i]]) : BPE_EMPTY;
+        rank[i] = next[i] < n ? bpe_pair_rank(v, tok[i], tok[next[i]]) : BPE_EMPTY;
         if (rank[i] != BPE_EMPTY) heap_push(heap, &hn, (uint64_t)rank[i] << 32 | i);
         uint32_t h = prev[i];
         if (h != UINT32_MAX) {
-            rank[h] = pair_rank(v, tok[h], tok[i]);
+            rank[h] = bpe_pair_rank(v, tok[h], tok[i]);
             if (rank[h] != BPE_EMPTY) heap_push(heap, &hn, (uint64_t)rank[h] << 32 | h);
         }
     }
@@ -418,9 +414,8 @@ static void merge_long(out_t *o, const uint8_t *p, size_t n, size_t off) {
  * So: extend a valid sequence with the longest token whose pair with the
  * last token is valid; when no token at a position works, that position is
  * no token boundary of the answer (it is marked dead) and the last token is
- * replaced by a shorter one. Pair checks are cached; repetitive input (runs
- * of one character, digits, base64) hits the cache nearly always. Returns 0
- * (nothing emitted) if the search stalls, for the caller's heap fallback. */
+ * replaced by a shorter one. Returns 0 (nothing emitted) if the search
+ * stalls, for the caller's heap fallback. */
 #define COMPAT_CACHE 4096
 
 typedef struct {
@@ -428,8 +423,25 @@ typedef struct {
     uint8_t ok[COMPAT_CACHE];
 } compat_cache;
 
+/* The token of bytes s[0..len), 1 <= len <= BPE_SHORT_MAX, from the small
+ * tables, or BPE_EMPTY. */
+static inline uint32_t short_find(const struct bpe *v, const uint8_t *s, size_t len) {
+    switch (len) {
+    case 1: return v->byte_tok[s[0]];
+    case 2: return v->byte_pairs[s[0] << 8 | s[1]];
+    case 3: return bpe_short_token(v, s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16, 3);
+    default:
+        return bpe_short_token(v, s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 24,
+                               4);
+    }
+}
+
+static inline uint32_t find_at(const struct bpe *v, const uint8_t *s, size_t len) {
+    return len <= BPE_SHORT_MAX ? short_find(v, s, len) : bpe_find_token(v, s, len);
+}
+
 /* Is [a, b] the encoding of bytes(a) bytes(b), given that [a] is the
- * encoding of bytes(a)?
+ * encoding of bytes(a)? a ends and b starts at p + pos.
  *
  * Fast path, when the merge processes of a and b are monotone (ranks never
  * decrease; true of nearly every GPT-2 token, recorded in v->split): before
@@ -440,19 +452,23 @@ typedef struct {
  * the state (L, R) lasted until the later of the merges that made L or R; the
  * crossing pair (L, R) would have merged first iff its rank is below that
  * merge's rank (L's case) or at most it (R's case: the crossing pair is left
- * of it and wins ties); at the end, iff it is a token at all. */
-static int compatible_fast(const struct bpe *v, uint32_t a, uint32_t b, int *ok) {
+ * of it and wins ties); at the end, iff it is a token at all. A crossing
+ * pair of at most 4 bytes is found by those bytes of the text in the small
+ * tables, not in the pair table. Returns 0 when the path does not apply. */
+static int compatible_fast(const struct bpe *v, const uint8_t *p, size_t pos, uint32_t a, uint32_t b,
+                           int *ok) {
     uint32_t L = a, R = b;
+    size_t ll = token_len(v, a), lr = token_len(v, b);
     uint64_t limit = UINT64_MAX;
-    if (token_len(v, b) > 1 && v->split[2 * b] == BPE_EMPTY) return 0;
-    if (token_len(v, a) > 1 && v->split[2 * a] == BPE_EMPTY) return 0;
+    if (lr > 1 && v->split[2 * b] == BPE_EMPTY) return 0;
+    if (ll > 1 && v->split[2 * a] == BPE_EMPTY) return 0;
     for (;;) {
-        uint32_t c = pair_rank(v, L, R);
+        uint32_t c = ll + lr <= BPE_SHORT_MAX ? short_find(v, p + pos - ll, ll + lr) : bpe_pair_rank(v, L, R);
         if (c != BPE_EMPTY && c < limit) {
             *ok = 0;
             return 1;
         }
-        int64_t fl = token_len(v, L) > 1 ? (int64_t)L : -1, fr = token_len(v, R) > 1 ? (int64_t)R : -1;
+        int64_t fl = ll > 1 ? (int64_t)L : -1, fr = lr > 1 ? (int64_t)R : -1;
         if (fl < 0 && fr < 0) {
             *ok = 1;
             return 1;
@@ -460,18 +476,23 @@ static int compatible_fast(const struct bpe *v, uint32_t a, uint32_t b, int *ok)
         if (fl > fr) {
             limit = (uint64_t)fl;
             L = v->split[2 * L + 1];
+            ll = token_len(v, L);
         } else {
             limit = (uint64_t)fr + 1;
             R = v->split[2 * R];
+            lr = token_len(v, R);
         }
     }
 }
 
-/* (a == BPE_EMPTY: is [b] the encoding of bytes(b)?) */
-static int compatible(const struct bpe *v, compat_cache **cp, uint32_t a, uint32_t b) {
+/* compatible_fast where it applies, else by re-encoding the two tokens'
+ * bytes (cached: only vocabularies with non-monotone tokens get here).
+ * a == BPE_EMPTY: is [b] the encoding of bytes(b)? */
+static int compatible(const struct bpe *v, compat_cache **cp, const uint8_t *p, size_t pos, uint32_t a,
+                      uint32_t b) {
     int ok;
     if (a == BPE_EMPTY && (token_len(v, b) == 1 || v->split[2 * b] != BPE_EMPTY)) return 1;
-    if (a != BPE_EMPTY && compatible_fast(v, a, b, &ok)) return ok;
+    if (a != BPE_EMPTY && compatible_fast(v, p, pos, a, b, &ok)) return ok;
     if (!*cp && (*cp = malloc(sizeof **cp))) memset((*cp)->key, 0xFF, sizeof (*cp)->key);
     compat_cache *c = *cp;
     uint64_t key = (uint64_t)a << 32 | b;
@@ -494,55 +515,6 @@ static int compatible(const struct bpe *v, compat_cache **cp, uint32_t a, uint32
     return ok;
 }
 
-/* The token of bytes s[0..len), 1 <= len <= BPE_SHORT_MAX, from the small
- * tables, or BPE_EMPTY. */
-static inline uint32_t short_find(const struct bpe *v, const uint8_t *s, size_t len) {
-    switch (len) {
-    case 1: return v->byte_tok[s[0]];
-    case 2: return v->byte_pairs[s[0] << 8 | s[1]];
-    case 3: return bpe_short_token(v, s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16, 3);
-    default:
-        return bpe_short_token(v, s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 24,
-                               4);
-    }
-}
-
-static inline uint32_t find_at(const struct bpe *v, const uint8_t *s, size_t len) {
-    return len <= BPE_SHORT_MAX ? short_find(v, s, len) : bpe_find_token(v, s, len);
-}
-
-/* compatible_fast for a, ending at p + pos, and b, starting there: a pair
- * of parts that makes at most 4 bytes is found by those bytes of the text
- * in the small tables, not in the pair table. */
-static int compatible_text(const struct bpe *v, const uint8_t *p, size_t pos, uint32_t a, uint32_t b,
-                           int *ok) {
-    uint32_t L = a, R = b;
-    size_t ll = token_len(v, a), lr = token_len(v, b);
-    uint64_t limit = UINT64_MAX;
-    if (lr > 1 && v->split[2 * b] == BPE_EMPTY) return 0;
-    if (ll > 1 && v->split[2 * a] == BPE_EMPTY) return 0;
-    for (;;) {
-        uint32_t c = ll + lr <= BPE_SHORT_MAX ? short_find(v, p + pos - ll, ll + lr) : pair_rank(v, L, R);
-        if (c != BPE_EMPTY && c < limit) {
-            *ok = 0;
-            return 1;
-        }
-        int64_t fl = ll > 1 ? (int64_t)L : -1, fr = lr > 1 ? (int64_t)R : -1;
-        if (fl < 0 && fr < 0) {
-            *ok = 1;
-            return 1;
-        }
-        if (fl > fr) {
-            limit = (uint64_t)fl;
-            L = v->split[2 * L + 1];
-            ll = token_len(v, L);
-        } else {
-            limit = (uint64_t)fr + 1;
-            R = v->split[2 * R];
-            lr = token_len(v, R);
-        }
-    }
-}
 
 /* The longest a token at p[pos..n) can be (an upper bound from its first
  * two and three bytes). */
@@ -573,11 +545,7 @@ static int merge_backtrack(out_t *o, const uint8_t *p, size_t n, size_t off) {
             size_t end = pos + len;
             if (end > n || (end < n && (dead[end / 64] >> (end % 64) & 1))) continue;
             uint32_t t = find_at(v, p + pos, len);
-            if (t == BPE_EMPTY) continue;
-            int ok;
-            if (!k || !compatible_text(v, p, pos, tok[k - 1], t, &ok))
-                ok = compatible(v, &cache, k ? tok[k - 1] : BPE_EMPTY, t);
-            if (!ok) continue;
+            if (t == BPE_EMPTY || !compatible(v, &cache, p, pos, k ? tok[k - 1] : BPE_EMPTY, t)) continue;
             tok[k] = t;
             start[k++] = (uint32_t)pos;
             pos = end;
@@ -645,13 +613,6 @@ static size_t merge_chunk(const struct bpe *v, chunk_slot *cache, const uint8_t 
     return m;
 }
 
-/* Is [a, b] the encoding of their bytes, a ending and b starting at p + q? */
-static int junction_ok(const struct bpe *v, compat_cache **cache, const uint8_t *p, size_t q, uint32_t a,
-                       uint32_t b) {
-    int ok;
-    return compatible_text(v, p, q, a, b, &ok) ? ok : compatible(v, cache, a, b);
-}
-
 /* One run of the chunk loop: extends tok[0..k), the BPE encoding of
  * p[0..q), until it covers p[0..n). With a tail (the encoding of
  * p[tail_at..n), from another run), it stops as soon as one of its own
@@ -680,7 +641,7 @@ static void chunk_loop(chunk_run *r) {
     while (q < n) {
         if (r->tail && k) {
             while (ti < r->tail_n && tpos < q) tpos += token_len(v, r->tail[ti++]);
-            if (tpos == q && ti < r->tail_n && junction_ok(v, &cache, p, q, tok[k - 1], r->tail[ti])) {
+            if (tpos == q && ti < r->tail_n && compatible(v, &cache, p, q, tok[k - 1], r->tail[ti])) {
                 memcpy(tok + k, r->tail + ti, (r->tail_n - ti) * sizeof *tok);
                 k += r->tail_n - ti;
                 q = n;
@@ -693,7 +654,7 @@ static void chunk_loop(chunk_run *r) {
         uint32_t t[SHORT_PIECE];
         size_t m = merge_chunk(v, chunks, p + q, end - q, t), keep = 1, at = q + token_len(v, t[0]);
         while (keep < m && (end == n || at + token_len(v, t[keep]) <= cut)) at += token_len(v, t[keep++]);
-        if (k && !junction_ok(v, &cache, p, q, tok[k - 1], t[0])) {
+        if (k && !compatible(v, &cache, p, q, tok[k - 1], t[0])) {
             if (++given_back > CHUNK_GIVE_BACK) goto out;
             q -= token_len(v, tok[--k]);
             continue;
@@ -920,13 +881,13 @@ static int check_input(const struct bpe *v, const uint8_t *s, size_t len, int fl
     if (flags & BPE_STRICT) {
         size_t bad = first_invalid(s, len);
         if (bad < len)
-            return fail(err, BPE_ERR_UTF8, base + bad, "invalid UTF-8 at byte %llu (0x%02X)",
+            return bpe_fail(err, BPE_ERR_UTF8, base + bad, "invalid UTF-8 at byte %llu (0x%02X)",
                         (unsigned long long)(base + bad), s[bad]);
     }
     if ((flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_ERROR) {
         const uint8_t *sp = find_special(v, s, len);
         if (sp)
-            return fail(err, BPE_ERR_SPECIAL, base + (uint64_t)(sp - s),
+            return bpe_fail(err, BPE_ERR_SPECIAL, base + (uint64_t)(sp - s),
                         "the special token <|endoftext|> is in the text at byte %llu "
                         "(use --special allow to emit it, or --special text to encode it as text)",
                         (unsigned long long)(base + (uint64_t)(sp - s)));
@@ -953,7 +914,7 @@ static int encode_checked(const struct bpe *v, const uint8_t *s, size_t len, int
     encode_text(o, s, i, len);
     free(o->cache);
     o->cache = NULL;
-    if (o->nomem) return fail(err, BPE_ERR_NOMEM, 0, "out of memory");
+    if (o->nomem) return bpe_fail(err, BPE_ERR_NOMEM, 0, "out of memory");
     return BPE_OK;
 }
 
@@ -961,7 +922,7 @@ static int encode_checked(const struct bpe *v, const uint8_t *s, size_t len, int
 static int encode_one(const struct bpe *v, const void *text, size_t len, int flags, uint32_t *ids,
                       size_t *offsets, size_t cap, size_t *n_tokens, uint64_t base, bpe_error *err) {
     if (!v || (!text && len) || (!ids && cap) || bad_flags(flags, BPE_SPECIAL_MASK | BPE_STRICT))
-        return fail(err, BPE_ERR_ARG, 0, "bpe_encode: bad argument");
+        return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_encode: bad argument");
     if (n_tokens) *n_tokens = 0;
     if (len == 0) return BPE_OK;
     int rc = check_input(v, text, len, flags, base, err);
@@ -1051,7 +1012,7 @@ static int encode_parallel(const struct bpe *v, const void *text, size_t len, in
     if (threads <= 1 || cap < len)
         return encode_one(v, text, len, flags, ids, offsets, cap, n_tokens, base, err);
     if (!v || !text || !ids || bad_flags(flags, BPE_SPECIAL_MASK | BPE_STRICT))
-        return fail(err, BPE_ERR_ARG, 0, "bpe_encode_parallel: bad argument");
+        return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_encode_parallel: bad argument");
     if (n_tokens) *n_tokens = 0;
     const uint8_t *s = text;
     int rc = check_input(v, s, len, flags, base, err);
@@ -1128,12 +1089,12 @@ _Static_assert(sizeof(size_t) == sizeof(uint64_t), "offsets are passed to sinks 
 
 bpe_stream *bpe_stream_new(const bpe *v, int flags, int threads, bpe_error *err) {
     if (!v || bad_flags(flags, BPE_SPECIAL_MASK | BPE_STRICT | BPE_OFFSETS)) {
-        fail(err, BPE_ERR_ARG, 0, "bpe_stream_new: bad argument");
+        bpe_fail(err, BPE_ERR_ARG, 0, "bpe_stream_new: bad argument");
         return NULL;
     }
     bpe_stream *st = calloc(1, sizeof *st);
     if (!st) {
-        fail(err, BPE_ERR_NOMEM, 0, "out of memory");
+        bpe_fail(err, BPE_ERR_NOMEM, 0, "out of memory");
         return NULL;
     }
     st->v = v;
@@ -1151,7 +1112,7 @@ static int stream_encode(bpe_stream *st, size_t n, bpe_sink sink, void *ctx, bpe
         size_t *offs = ids && (st->flags & BPE_OFFSETS) ? realloc(st->offs, c * sizeof *offs) : st->offs;
         if (offs) st->offs = offs;
         if (!ids || ((st->flags & BPE_OFFSETS) && !offs))
-            return fail(err, BPE_ERR_NOMEM, st->base, "out of memory");
+            return bpe_fail(err, BPE_ERR_NOMEM, st->base, "out of memory");
         st->ids_cap = c;
     }
     size_t nt;
@@ -1166,7 +1127,7 @@ static int stream_encode(bpe_stream *st, size_t n, bpe_sink sink, void *ctx, bpe
         for (size_t i = 0; i < nt; i++) offs[i] = st->offs[i] + st->base;
     }
     if (nt && sink && sink(ctx, st->ids, offs, nt))
-        return fail(err, BPE_ERR_CALLBACK, st->base, "stopped by the caller");
+        return bpe_fail(err, BPE_ERR_CALLBACK, st->base, "stopped by the caller");
     if (st->len > n) memmove(st->buf, st->buf + n, st->len - n);
     st->len -= n;
     st->base += n;
@@ -1175,14 +1136,14 @@ static int stream_encode(bpe_stream *st, size_t n, bpe_sink sink, void *ctx, bpe
 
 int bpe_stream_write(bpe_stream *st, const void *data, size_t len, bpe_sink sink, void *ctx,
                      bpe_error *err) {
-    if (!st || st->done || (!data && len)) return fail(err, BPE_ERR_ARG, 0, "bpe_stream_write: bad argument");
+    if (!st || st->done || (!data && len)) return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_stream_write: bad argument");
     const uint8_t *d = data;
     size_t block = (size_t)STREAM_BLOCK * (size_t)(st->threads > 1 ? st->threads : 1);
     while (len) {
         if (st->cap - st->len < len && st->cap - st->len < block) {
             size_t c = st->cap ? st->cap * 2 : block + block / 4;
             uint8_t *b = realloc(st->buf, c);
-            if (!b) return fail(err, BPE_ERR_NOMEM, st->base, "out of memory");
+            if (!b) return bpe_fail(err, BPE_ERR_NOMEM, st->base, "out of memory");
             st->buf = b;
             st->cap = c;
         }
@@ -1207,7 +1168,7 @@ int bpe_stream_write(bpe_stream *st, const void *data, size_t len, bpe_sink sink
 }
 
 int bpe_stream_finish(bpe_stream *st, bpe_sink sink, void *ctx, bpe_error *err) {
-    if (!st || st->done) return fail(err, BPE_ERR_ARG, 0, "bpe_stream_finish: bad argument");
+    if (!st || st->done) return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_stream_finish: bad argument");
     st->done = 1;
     return stream_encode(st, st->len, sink, ctx, err);
 }
@@ -1230,11 +1191,11 @@ const char *bpe_token_bytes(const bpe *v, uint32_t id, size_t *len) {
 
 int bpe_decode(const bpe *v, const uint32_t *ids, size_t n, char *out, size_t cap, size_t *n_bytes,
                bpe_error *err) {
-    if (!v || (!ids && n) || (!out && cap)) return fail(err, BPE_ERR_ARG, 0, "bpe_decode: bad argument");
+    if (!v || (!ids && n) || (!out && cap)) return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_decode: bad argument");
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] >= v->n_tokens)
-            return fail(err, BPE_ERR_ID, i, "token %zu: id %u is not in the vocabulary (0..%u)", i, ids[i],
+            return bpe_fail(err, BPE_ERR_ID, i, "token %zu: id %u is not in the vocabulary (0..%u)", i, ids[i],
                         v->n_tokens - 1);
         uint32_t a = v->tok_off[ids[i]], l = v->tok_off[ids[i] + 1] - a;
         if (total + l <= cap) memcpy(out + total, v->tok_bytes + a, l);

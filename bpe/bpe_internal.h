@@ -125,6 +125,11 @@ struct bpe {
     void *owned;   /* the heap image of a loaded vocabulary; NULL when built in */
 };
 
+/* Writes the message (and the offset it names, or 0) into err, when err is
+ * not NULL, and returns code. (bpe.c) */
+int bpe_fail(bpe_error *err, int code, uint64_t offset, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Points v's fields into an image (checked by its builder, not here). */
 void bpe_attach_image(struct bpe *v, const void *image);
 

@@ -6,7 +6,6 @@
  * token 256 + i); vocab.bpe is checked for consistency with encoder.json.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,16 +17,6 @@
 
 #include "bpe_internal.h"
 #include "unicode_update.h"
-
-static int fail(bpe_error *err, int code, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 /* ---- GPT-2's byte <-> unicode map ---------------------------------------- */
 
@@ -201,6 +190,17 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     h.off_short_ids = off; off = align64(off + ((size_t)h.short_mask + 1) * 4);
     h.image_size = off;
 
+    /* The free key of the short-token table: 0xFFFFFFFF, unless a token
+     * of 4 bytes FF has it. */
+    h.short_free = UINT32_MAX;
+    for (int again = 1; again;) {
+        again = 0;
+        for (uint32_t t = 0; t < n_tokens && !again; t++)
+            if ((int32_t)t != eot && lens[t] == 4 && short_bytes(tokens[t], 4) == h.short_free) {
+                h.short_free--;
+                again = 1;
+            }
+    }
     uint8_t *img = calloc(1, off);
     if (!img) {
         free(cls1);
@@ -260,20 +260,8 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
             pairs[at] = key << 21 | t;
         }
     }
-    /* The free key: 0xFFFFFFFF, unless a token of 4 bytes FF has it. */
     uint32_t *short_keys = (uint32_t *)(img + h.off_short_keys);
     uint32_t *short_ids = (uint32_t *)(img + h.off_short_ids);
-    h.short_free = UINT32_MAX;
-    for (int again = 1; again;) {
-        again = 0;
-        for (uint32_t t = 0; t < n_tokens && !again; t++)
-            if ((int32_t)t != eot && lens[t] == 4 && short_bytes(tokens[t], 4) == h.short_free) {
-                h.short_free--;
-                again = 1;
-            }
-    }
-    memcpy(img, &h, sizeof h);
-    v.short_free = h.short_free;
     for (size_t k = 0; k <= h.short_mask; k++) {
         short_keys[k] = h.short_free;
         short_ids[k] = BPE_EMPTY;
@@ -348,9 +336,9 @@ static size_t json_col(const json_in *j) { return (size_t)(j->p - j->line_start)
 
 static int json_fail(json_in *j, const char *what) {
     if (j->p >= j->end)
-        return fail(j->err, BPE_ERR_FORMAT, "%s:%zu:%zu: %s (unexpected end of file)", j->name, j->line,
+        return bpe_fail(j->err, BPE_ERR_FORMAT, 0, "%s:%zu:%zu: %s (unexpected end of file)", j->name, j->line,
                     json_col(j), what);
-    return fail(j->err, BPE_ERR_FORMAT, "%s:%zu:%zu: %s", j->name, j->line, json_col(j), what);
+    return bpe_fail(j->err, BPE_ERR_FORMAT, 0, "%s:%zu:%zu: %s", j->name, j->line, json_col(j), what);
 }
 
 static int hex4(const char *p, uint32_t *out) {
@@ -480,7 +468,7 @@ static int parse_encoder(const char *buf, size_t len, const char *name, vocab_pa
         char keybuf[64];
         size_t nb = arrlenu(bytes);
         char *key = nb * 2 + 24 < sizeof keybuf ? keybuf : malloc(nb * 2 + 24);
-        if (!key) { rc = fail(err, BPE_ERR_NOMEM, "out of memory"); goto out; }
+        if (!key) { rc = bpe_fail(err, BPE_ERR_NOMEM, 0, "out of memory"); goto out; }
         size_t kl = (size_t)sprintf(key, "%zu:", nb);
         for (size_t i = 0; i < nb; i++) kl += (size_t)sprintf(key + kl, "%02x", bytes[i]);
         ptrdiff_t prev = shgeti(seen, key);
@@ -489,7 +477,7 @@ static int parse_encoder(const char *buf, size_t len, const char *name, vocab_pa
             snprintf(what, sizeof what, "duplicate token (first at %zu:%zu)", entries[seen[prev].value].line,
                      entries[seen[prev].value].col);
             if (key != keybuf) free(key);
-            rc = fail(err, BPE_ERR_FORMAT, "%s:%zu:%zu: %s", name, line, col, what);
+            rc = bpe_fail(err, BPE_ERR_FORMAT, 0, "%s:%zu:%zu: %s", name, line, col, what);
             goto out;
         }
         shput(seen, key, (uint32_t)arrlenu(entries));
@@ -511,30 +499,30 @@ static int parse_encoder(const char *buf, size_t len, const char *name, vocab_pa
     vp->eot = -1;
     vp->tok = calloc(n, sizeof *vp->tok);
     vp->len = calloc(n, sizeof *vp->len);
-    if (!vp->tok || !vp->len) { rc = fail(err, BPE_ERR_NOMEM, "out of memory"); goto out; }
+    if (!vp->tok || !vp->len) { rc = bpe_fail(err, BPE_ERR_NOMEM, 0, "out of memory"); goto out; }
     size_t *entry_of = calloc(n, sizeof *entry_of);  /* 1 + index in entries, 0: not seen */
-    if (!entry_of) { rc = fail(err, BPE_ERR_NOMEM, "out of memory"); goto out; }
+    if (!entry_of) { rc = bpe_fail(err, BPE_ERR_NOMEM, 0, "out of memory"); goto out; }
     for (size_t i = 0; i < n; i++) {
         struct entry *e = &entries[i];
         if (e->id >= n) {
-            rc = fail(err, BPE_ERR_FORMAT, "%s:%zu:%zu: id %llu is out of range: %zu tokens need ids 0..%zu",
+            rc = bpe_fail(err, BPE_ERR_FORMAT, 0, "%s:%zu:%zu: id %llu is out of range: %zu tokens need ids 0..%zu",
                       name, e->line, e->col, (unsigned long long)e->id, n, n - 1);
             break;
         }
         if (entry_of[e->id]) {
             const struct entry *first = &entries[entry_of[e->id] - 1];
-            rc = fail(err, BPE_ERR_FORMAT, "%s:%zu:%zu: duplicate id %llu (also at %zu:%zu)", name, e->line,
+            rc = bpe_fail(err, BPE_ERR_FORMAT, 0, "%s:%zu:%zu: duplicate id %llu (also at %zu:%zu)", name, e->line,
                       e->col, (unsigned long long)e->id, first->line, first->col);
             break;
         }
         entry_of[e->id] = i + 1;
         size_t nb = arrlenu(e->bytes);
         if (nb == 0) {
-            rc = fail(err, BPE_ERR_FORMAT, "%s:%zu:%zu: empty token", name, e->line, e->col);
+            rc = bpe_fail(err, BPE_ERR_FORMAT, 0, "%s:%zu:%zu: empty token", name, e->line, e->col);
             break;
         }
         vp->tok[e->id] = malloc(nb);
-        if (!vp->tok[e->id]) { rc = fail(err, BPE_ERR_NOMEM, "out of memory"); break; }
+        if (!vp->tok[e->id]) { rc = bpe_fail(err, BPE_ERR_NOMEM, 0, "out of memory"); break; }
         memcpy(vp->tok[e->id], e->bytes, nb);
         vp->len[e->id] = (uint32_t)nb;
         if (nb == sizeof EOT_TEXT - 1 && !memcmp(e->bytes, EOT_TEXT, nb)) vp->eot = (int32_t)e->id;
@@ -546,7 +534,7 @@ static int parse_encoder(const char *buf, size_t len, const char *name, vocab_pa
         if (vp->len[i] == 1) have[vp->tok[i][0]] = 1;
     for (int b = 0; b < 256; b++)
         if (!have[b]) {
-            rc = fail(err, BPE_ERR_FORMAT, "%s: no token for byte 0x%02X (all 256 bytes must be tokens)", name, b);
+            rc = bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: no token for byte 0x%02X (all 256 bytes must be tokens)", name, b);
             goto out;
         }
 out:
@@ -590,20 +578,20 @@ static int check_merges(const char *buf, size_t len, const char *name, const str
         const char *sp = memchr(p, ' ', (size_t)(le - p));
         size_t na, nb;
         if (!sp || sp == p || sp + 1 == le || memchr(sp + 1, ' ', (size_t)(le - sp - 1)))
-            return fail(err, BPE_ERR_FORMAT, "%s:%zu: a merge line must be two tokens separated by one space",
+            return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s:%zu: a merge line must be two tokens separated by one space",
                         name, line);
         if (decode_token_text(p, sp, a, sizeof a, &na) || decode_token_text(sp + 1, le, b, sizeof b, &nb))
-            return fail(err, BPE_ERR_FORMAT, "%s:%zu: not byte-level BPE text", name, line);
+            return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s:%zu: not byte-level BPE text", name, line);
         uint32_t ta = bpe_find_token(v, a, na), tb = bpe_find_token(v, b, nb);
         if (ta == BPE_EMPTY || tb == BPE_EMPTY)
-            return fail(err, BPE_ERR_FORMAT, "%s:%zu: unknown token \"%.*s\" in merge", name, line,
+            return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s:%zu: unknown token \"%.*s\" in merge", name, line,
                         ta == BPE_EMPTY ? (int)(sp - p) : (int)(le - sp - 1), ta == BPE_EMPTY ? p : sp + 1);
         if (na + nb > sizeof a || (memcpy(a + na, b, nb), bpe_find_token(v, a, na + nb) == BPE_EMPTY))
-            return fail(err, BPE_ERR_FORMAT, "%s:%zu: the merge of \"%.*s\" makes no token of encoder.json",
+            return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s:%zu: the merge of \"%.*s\" makes no token of encoder.json",
                         name, line, (int)(le - p), p);
         p = eol + (eol < end);
     }
-    if (line == 0) return fail(err, BPE_ERR_FORMAT, "%s: empty merges file", name);
+    if (line == 0) return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: empty merges file", name);
     return BPE_OK;
 }
 
@@ -613,7 +601,7 @@ bpe *bpe_load_mem(const char *encoder_json, size_t encoder_len, const char *enco
                   const char *vocab_bpe, size_t vocab_len, const char *vocab_name, bpe_error *err) {
     vocab_parse vp = {0};
     if (!encoder_json || !vocab_bpe) {
-        fail(err, BPE_ERR_ARG, "bpe_load_mem: NULL buffer");
+        bpe_fail(err, BPE_ERR_ARG, 0, "bpe_load_mem: NULL buffer");
         return NULL;
     }
     if (parse_encoder(encoder_json, encoder_len, encoder_name ? encoder_name : "encoder.json", &vp, err)) {
@@ -626,7 +614,7 @@ bpe *bpe_load_mem(const char *encoder_json, size_t encoder_len, const char *enco
     struct bpe *v = img ? malloc(sizeof *v) : NULL;
     if (!v) {
         free(img);
-        fail(err, BPE_ERR_NOMEM, "out of memory");
+        bpe_fail(err, BPE_ERR_NOMEM, 0, "out of memory");
         return NULL;
     }
     bpe_attach_image(v, img);
@@ -641,7 +629,7 @@ bpe *bpe_load_mem(const char *encoder_json, size_t encoder_len, const char *enco
 static char *read_file(const char *path, size_t *len, bpe_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fail(err, BPE_ERR_IO, "%s: %s", path, strerror(errno));
+        bpe_fail(err, BPE_ERR_IO, 0, "%s: %s", path, strerror(errno));
         return NULL;
     }
     char *buf = NULL;
@@ -653,7 +641,7 @@ static char *read_file(const char *path, size_t *len, bpe_error *err) {
             if (!nb) {
                 free(buf);
                 fclose(f);
-                fail(err, BPE_ERR_NOMEM, "%s: out of memory", path);
+                bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", path);
                 return NULL;
             }
             buf = nb;
@@ -666,7 +654,7 @@ static char *read_file(const char *path, size_t *len, bpe_error *err) {
     fclose(f);
     if (bad) {
         free(buf);
-        fail(err, BPE_ERR_IO, "%s: read error", path);
+        bpe_fail(err, BPE_ERR_IO, 0, "%s: read error", path);
         return NULL;
     }
     *len = n;

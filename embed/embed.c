@@ -9,7 +9,6 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +17,6 @@
 #include "embed.h"
 #include "st_internal.h"
 
-static int set_err(embed_error *err, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int set_err(embed_error *err, int status, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
 
 /* ---- finding the tables ------------------------------------------------- */
 
@@ -43,23 +31,23 @@ static void shape_str(const embed_tensor *t, char *buf, size_t n) {
 
 int embed_table_from_tensor(const embed_tensor *t, embed_table *out, embed_error *err) {
     if (!t || !out)
-        return set_err(err, EMBED_ERR_ARG, "embed_table_from_tensor: NULL argument");
+        return embed_fail(err, EMBED_ERR_ARG, "embed_table_from_tensor: NULL argument");
     char shp[160];
     shape_str(t, shp, sizeof shp);
     const char *name = t->name ? t->name : "(unnamed)";
     if (t->dtype != EMBED_F32 && t->dtype != EMBED_F16 && t->dtype != EMBED_BF16)
-        return set_err(err, EMBED_ERR_DTYPE,
+        return embed_fail(err, EMBED_ERR_DTYPE,
                        "tensor '%s' is %s %s: an embedding table must be F32, F16 or BF16", name,
                        embed_dtype_name(t->dtype), shp);
     if (t->ndim != 2)
-        return set_err(err, EMBED_ERR_SHAPE,
+        return embed_fail(err, EMBED_ERR_SHAPE,
                        "tensor '%s' is %s %s: an embedding table must be 2-D (rows, cols)", name,
                        embed_dtype_name(t->dtype), shp);
     size_t esz = t->dtype == EMBED_F32 ? 4 : 2;
     /* The file layer checked this already; re-check so a hand-made view
      * cannot make the lookups read past its data. */
     if (t->shape[1] && t->shape[0] > (t->end - t->begin) / esz / t->shape[1])
-        return set_err(err, EMBED_ERR_SHAPE, "tensor '%s' %s: data is only %llu bytes", name,
+        return embed_fail(err, EMBED_ERR_SHAPE, "tensor '%s' %s: data is only %llu bytes", name,
                        shp, (unsigned long long)(t->end - t->begin));
     out->dtype = t->dtype;
     out->rows = (size_t)t->shape[0];
@@ -72,18 +60,18 @@ int embed_table_from_tensor(const embed_tensor *t, embed_table *out, embed_error
 static int find_table(const embed_file *f, const char *name, const char *def1, const char *def2,
                       embed_table *out, embed_error *err) {
     if (!f || !out)
-        return set_err(err, EMBED_ERR_ARG, "embed_wte/embed_wpe: NULL argument");
+        return embed_fail(err, EMBED_ERR_ARG, "embed_wte/embed_wpe: NULL argument");
     const embed_tensor *t = NULL;
     if (name) {
         t = embed_find(f, name);
         if (!t)
-            return set_err(err, EMBED_ERR_NOTFOUND, "no tensor named '%s' in the file", name);
+            return embed_fail(err, EMBED_ERR_NOTFOUND, "no tensor named '%s' in the file", name);
     } else {
         t = embed_find(f, def1);
         if (!t)
             t = embed_find(f, def2);
         if (!t)
-            return set_err(err, EMBED_ERR_NOTFOUND,
+            return embed_fail(err, EMBED_ERR_NOTFOUND,
                            "no tensor named '%s' or '%s' in the file (name one explicitly)", def1,
                            def2);
     }
@@ -218,7 +206,7 @@ static int forward_pread(const fwd_job *j, int fd, uint64_t data_off, embed_erro
     const embed_table *w = j->wte;
     size_t C = w->cols, rb = C * (w->dtype == EMBED_F32 ? 4 : 2);
     unsigned char *tmp = w->dtype == EMBED_F32 ? NULL : malloc(rb);
-    if (w->dtype != EMBED_F32 && !tmp) return set_err(err, EMBED_ERR_NOMEM, "out of memory");
+    if (w->dtype != EMBED_F32 && !tmp) return embed_fail(err, EMBED_ERR_NOMEM, "out of memory");
     for (size_t t = 0; t < j->T; t++) {
         float *o = j->out + t * C;
         unsigned char *dst = tmp ? tmp : (unsigned char *)o;
@@ -228,7 +216,7 @@ static int forward_pread(const fwd_job *j, int fd, uint64_t data_off, embed_erro
             if (n <= 0) {
                 if (n < 0 && errno == EINTR) continue;
                 free(tmp);
-                return set_err(err, EMBED_ERR_IO, "reading row %u of the table: %s", j->ids[t],
+                return embed_fail(err, EMBED_ERR_IO, "reading row %u of the table: %s", j->ids[t],
                                n < 0 ? strerror(errno) : "the file was truncated");
             }
             got += (size_t)n;
@@ -266,20 +254,20 @@ static void *forward_thread(void *arg) {
 int embed_forward(float *out, const embed_table *wte, const embed_table *wpe, size_t pos0,
                   const uint32_t *ids, size_t T, embed_error *err) {
     if (!wte || (T && (!out || !ids)))
-        return set_err(err, EMBED_ERR_ARG, "embed_forward: NULL argument");
+        return embed_fail(err, EMBED_ERR_ARG, "embed_forward: NULL argument");
     size_t C = wte->cols;
     if (wpe && wpe->cols != C)
-        return set_err(err, EMBED_ERR_SHAPE,
+        return embed_fail(err, EMBED_ERR_SHAPE,
                        "embed_forward: wte has %zu columns but wpe has %zu", C, wpe->cols);
     /* Validate everything first, so an error leaves out untouched. */
     for (size_t t = 0; t < T; t++)
         if (ids[t] >= wte->rows)
-            return set_err(err, EMBED_ERR_ID,
+            return embed_fail(err, EMBED_ERR_ID,
                            "token id %u at index %zu is out of range (vocabulary size %zu)",
                            ids[t], t, wte->rows);
     if (wpe && T && (pos0 >= wpe->rows || T > wpe->rows - pos0)) {
         size_t t = pos0 >= wpe->rows ? 0 : wpe->rows - pos0;
-        return set_err(err, EMBED_ERR_ID,
+        return embed_fail(err, EMBED_ERR_ID,
                        "position %zu (token index %zu) is out of range (%zu positions)",
                        pos0 + t, t, wpe->rows);
     }
@@ -304,7 +292,7 @@ int embed_forward(float *out, const embed_table *wte, const embed_table *wpe, si
 static int check_ids(const uint32_t *ids, size_t T, size_t V, embed_error *err) {
     for (size_t t = 0; t < T; t++)
         if (ids[t] >= V)
-            return set_err(err, EMBED_ERR_ID,
+            return embed_fail(err, EMBED_ERR_ID,
                            "token id %u at index %zu is out of range (vocabulary size %zu)",
                            ids[t], t, V);
     return EMBED_OK;
@@ -362,10 +350,10 @@ int embed_backward_sparse(const float *dout, const uint32_t *ids, size_t T, size
                           size_t V, uint32_t *rows, float *grad, size_t *n_rows,
                           uint32_t *scratch, embed_error *err) {
     if (!n_rows || (T && (!dout || !ids || !rows || !grad || !scratch)))
-        return set_err(err, EMBED_ERR_ARG, "embed_backward_sparse: NULL argument");
+        return embed_fail(err, EMBED_ERR_ARG, "embed_backward_sparse: NULL argument");
     *n_rows = 0;
     if (T > UINT32_MAX)
-        return set_err(err, EMBED_ERR_ARG, "embed_backward_sparse: T = %zu is too large", T);
+        return embed_fail(err, EMBED_ERR_ARG, "embed_backward_sparse: T = %zu is too large", T);
     int rc = check_ids(ids, T, V, err);
     if (rc)
         return rc;
@@ -395,7 +383,7 @@ int embed_backward_sparse(const float *dout, const uint32_t *ids, size_t T, size
 int embed_backward_dense(float *dwte, size_t V, const float *dout, const uint32_t *ids,
                          size_t T, size_t C, embed_error *err) {
     if (T && (!dwte || !dout || !ids))
-        return set_err(err, EMBED_ERR_ARG, "embed_backward_dense: NULL argument");
+        return embed_fail(err, EMBED_ERR_ARG, "embed_backward_dense: NULL argument");
     int rc = check_ids(ids, T, V, err);
     if (rc)
         return rc;
@@ -412,10 +400,10 @@ int embed_backward_dense(float *dwte, size_t V, const float *dout, const uint32_
 int embed_backward_positions(float *dwpe, size_t maxT, size_t pos0, const float *dout,
                              size_t T, size_t C, embed_error *err) {
     if (T && (!dwpe || !dout))
-        return set_err(err, EMBED_ERR_ARG, "embed_backward_positions: NULL argument");
+        return embed_fail(err, EMBED_ERR_ARG, "embed_backward_positions: NULL argument");
     if (T && (pos0 >= maxT || T > maxT - pos0)) {
         size_t t = pos0 >= maxT ? 0 : maxT - pos0;
-        return set_err(err, EMBED_ERR_ID,
+        return embed_fail(err, EMBED_ERR_ID,
                        "position %zu (token index %zu) is out of range (%zu positions)",
                        pos0 + t, t, maxT);
     }
@@ -430,10 +418,10 @@ int embed_backward_positions(float *dwpe, size_t maxT, size_t pos0, const float 
 static int check_rows(const embed_param *p, const uint32_t *rows, size_t n, const char *fn,
                       embed_error *err) {
     if (!p || (n && (!p->w || !rows)))
-        return set_err(err, EMBED_ERR_ARG, "%s: NULL argument", fn);
+        return embed_fail(err, EMBED_ERR_ARG, "%s: NULL argument", fn);
     for (size_t i = 0; i < n; i++)
         if (rows[i] >= p->rows)
-            return set_err(err, EMBED_ERR_ID,
+            return embed_fail(err, EMBED_ERR_ID,
                            "%s: row %u at index %zu is out of range (%zu rows)", fn, rows[i], i,
                            p->rows);
     return EMBED_OK;
@@ -559,9 +547,9 @@ static void *bsgd_thread(void *arg) {
 int embed_backward_sgd(embed_param *p, const float *dout, const uint32_t *ids, size_t T,
                        float lr, uint32_t *scratch, embed_error *err) {
     if (!p || (T && (!p->w || !dout || !ids || !scratch)))
-        return set_err(err, EMBED_ERR_ARG, "embed_backward_sgd: NULL argument");
+        return embed_fail(err, EMBED_ERR_ARG, "embed_backward_sgd: NULL argument");
     if (T > UINT32_MAX)
-        return set_err(err, EMBED_ERR_ARG, "embed_backward_sgd: T = %zu is too large", T);
+        return embed_fail(err, EMBED_ERR_ARG, "embed_backward_sgd: T = %zu is too large", T);
     int rc = check_ids(ids, T, p->rows, err);
     if (rc)
         return rc;
@@ -585,7 +573,7 @@ int embed_backward_sgd(embed_param *p, const float *dout, const uint32_t *ids, s
     bsgd_worker(&j);
     if (helped) pthread_join(th, NULL);
     if (atomic_load(&j.status))
-        return set_err(err, EMBED_ERR_NOMEM, "embed_backward_sgd: out of memory");
+        return embed_fail(err, EMBED_ERR_NOMEM, "embed_backward_sgd: out of memory");
     return EMBED_OK;
 }
 
@@ -612,7 +600,7 @@ int embed_adam_step(embed_param *p, embed_adam *a, const uint32_t *rows, const f
     if (rc)
         return rc;
     if (!a || (n && (!a->m || !a->v)))
-        return set_err(err, EMBED_ERR_ARG, "embed_adam_step: NULL moment buffers");
+        return embed_fail(err, EMBED_ERR_ARG, "embed_adam_step: NULL moment buffers");
     a->step++;
     double bc1 = 1.0 - pow(a->beta1, (double)a->step);
     double bc2 = 1.0 - pow(a->beta2, (double)a->step);

@@ -41,15 +41,27 @@ struct embed_file {
 
 /* ---- errors --------------------------------------------------------------- */
 
-void embed_st_error(embed_error *err, const char *fmt, ...) {
+static void verror(embed_error *err, const char *fmt, va_list ap) {
     if (!err) return;
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
     /* one line, whatever the file contained */
     for (char *p = err->msg; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';
+}
+
+void embed_st_error(embed_error *err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    verror(err, fmt, ap);
+    va_end(ap);
+}
+
+int embed_fail(embed_error *err, int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    verror(err, fmt, ap);
+    va_end(ap);
+    return code;
 }
 
 /* A name as it may appear in a message: printable, quoted, cut at 80 bytes. */

@@ -2,22 +2,13 @@
  * cosine similarity, nearest rows over a whole table, and a 2-D PCA for
  * plotting. Nothing here allocates; the caller owns every buffer. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "embed.h"
+#include "st_internal.h"
 
-static int sim_fail(embed_error *err, int code, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 float embed_cosine(const float *a, const float *b, size_t n) {
     double ab = 0, aa = 0, bb = 0;
@@ -124,9 +115,9 @@ static void row_dot(const embed_table *tab, size_t r, const float *q, float *dot
 
 static int check_table(const embed_table *tab, embed_error *err) {
     if (!tab || (!tab->data && tab->rows && tab->cols))
-        return sim_fail(err, EMBED_ERR_ARG, "similarity: no table");
+        return embed_fail(err, EMBED_ERR_ARG, "similarity: no table");
     if (tab->dtype != EMBED_F32 && tab->dtype != EMBED_F16 && tab->dtype != EMBED_BF16)
-        return sim_fail(err, EMBED_ERR_DTYPE,
+        return embed_fail(err, EMBED_ERR_DTYPE,
                         "similarity: table dtype %s (only F32, F16 and BF16 tables are searched)",
                         embed_dtype_name(tab->dtype));
     return EMBED_OK;
@@ -156,15 +147,15 @@ int embed_nearest(const embed_table *tab, const float *norms, const float *query
     if (rc)
         return rc;
     if (!query || (k && !hits) || !n_hits || (n_exclude && !exclude))
-        return sim_fail(err, EMBED_ERR_ARG, "embed_nearest: NULL argument");
+        return embed_fail(err, EMBED_ERR_ARG, "embed_nearest: NULL argument");
     if (tab->rows > UINT32_MAX)
-        return sim_fail(err, EMBED_ERR_SHAPE, "embed_nearest: %zu rows do not fit 32-bit ids",
+        return embed_fail(err, EMBED_ERR_SHAPE, "embed_nearest: %zu rows do not fit 32-bit ids",
                         tab->rows);
     double qq = 0;
     for (size_t c = 0; c < tab->cols; c++)
         qq += (double)query[c] * query[c];
     if (!(qq > 0) || !isfinite(qq))
-        return sim_fail(err, EMBED_ERR_ARG,
+        return embed_fail(err, EMBED_ERR_ARG,
                         "embed_nearest: the query vector is all zeros (or not finite)");
     float qn = (float)sqrt(qq);
     size_t n = 0;
@@ -244,7 +235,7 @@ static double normalise(float *v, size_t C) {
 int embed_pca2(const float *vecs, size_t n, size_t C, float *out, float *axes, float *var,
                float *scratch, embed_error *err) {
     if (!vecs || !out || !scratch || n == 0 || C == 0)
-        return sim_fail(err, EMBED_ERR_ARG, "embed_pca2: needs n >= 1 vectors of C >= 1 values");
+        return embed_fail(err, EMBED_ERR_ARG, "embed_pca2: needs n >= 1 vectors of C >= 1 values");
     float *mean = scratch, *ax = scratch + C, *w = scratch + 3 * C, *y = scratch + 4 * C;
     for (size_t c = 0; c < C; c++) {
         double s = 0;

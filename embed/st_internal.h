@@ -1,5 +1,5 @@
-/* st_internal.h - helpers shared by the file-format code (safetensors.c,
- * npy.c); not part of the public API. */
+/* st_internal.h - helpers shared inside the embed module (the file formats,
+ * the math, similarity); not part of the public API. */
 #ifndef EMBED_ST_INTERNAL_H
 #define EMBED_ST_INTERNAL_H
 
@@ -10,6 +10,8 @@
 
 /* printf into err->msg, newlines flattened (messages are one line). */
 void embed_st_error(embed_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same, returning code: return embed_fail(err, EMBED_ERR_..., ...). */
+int embed_fail(embed_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* s quoted and made printable for a message, cut after 80 bytes; cap >= 8. */
 const char *embed_st_quote(const char *s, char *buf, size_t cap);
 /* Offset of the first byte that is not valid UTF-8, or n. */
