@@ -14,6 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include "embed.h"
 #include "st_internal.h"
 
@@ -111,27 +115,44 @@ void embed_row(const embed_table *tab, size_t r, float *dst) {
     }
 }
 
-/* 16 bytes of floats at any address: GCC/Clang vector extension with
- * alignment 1, so loads from the mapped file are legal and still one
- * instruction. */
-typedef float embed_v4u __attribute__((vector_size(16), aligned(1), may_alias));
-
-/* dst = row a of wte + row b of wpe, both F32. Element-wise float adds: the
- * same bits as NumPy's wte[ids] + wpe[pos]. */
-static void row_sum_f32(const embed_table *wte, size_t a, const embed_table *wpe, size_t b,
-                        float *dst) {
-    size_t C = wte->cols, c = 0;
-    const unsigned char *p = wte->data + a * C * 4, *q = wpe->data + b * C * 4;
-    for (; c + 8 <= C; c += 8) {
-        embed_v4u x0 = *(const embed_v4u *)(p + 4 * c), x1 = *(const embed_v4u *)(p + 4 * c + 16);
-        embed_v4u y0 = *(const embed_v4u *)(q + 4 * c), y1 = *(const embed_v4u *)(q + 4 * c + 16);
-        *(embed_v4u *)(dst + c) = x0 + y0;
-        *(embed_v4u *)(dst + c + 4) = x1 + y1;
+/* dst = row a, or row a + row b (element-wise float adds: the same bits
+ * as NumPy's wte[ids] + wpe[pos]); F32 rows at any address.
+ *
+ * Output rows are written once and not read again here. Where dst is
+ * 16-byte aligned, streaming stores put them in memory without first
+ * reading each output line into the cache (T = 8192 on two threads: 15-30%
+ * faster than memcpy per row); forward_range fences them. */
+static void row_out_f32(float *dst, const unsigned char *a, const unsigned char *b, size_t C) {
+    size_t c = 0;
+#ifdef __SSE2__
+#define LOAD(p, c) _mm_loadu_ps((const float *)(const void *)((p) + 4 * (c)))
+    if (((uintptr_t)dst & 15) == 0 && !b)
+        for (; c + 16 <= C; c += 16) {
+            __m128 x0 = LOAD(a, c), x1 = LOAD(a, c + 4), x2 = LOAD(a, c + 8), x3 = LOAD(a, c + 12);
+            _mm_stream_ps(dst + c, x0);
+            _mm_stream_ps(dst + c + 4, x1);
+            _mm_stream_ps(dst + c + 8, x2);
+            _mm_stream_ps(dst + c + 12, x3);
+        }
+    else if (((uintptr_t)dst & 15) == 0)
+        for (; c + 16 <= C; c += 16) {
+            __m128 x0 = LOAD(a, c), x1 = LOAD(a, c + 4), x2 = LOAD(a, c + 8), x3 = LOAD(a, c + 12);
+            __m128 y0 = LOAD(b, c), y1 = LOAD(b, c + 4), y2 = LOAD(b, c + 8), y3 = LOAD(b, c + 12);
+            _mm_stream_ps(dst + c, _mm_add_ps(x0, y0));
+            _mm_stream_ps(dst + c + 4, _mm_add_ps(x1, y1));
+            _mm_stream_ps(dst + c + 8, _mm_add_ps(x2, y2));
+            _mm_stream_ps(dst + c + 12, _mm_add_ps(x3, y3));
+        }
+#undef LOAD
+#endif
+    if (!b) {
+        memcpy(dst + c, a + 4 * c, (C - c) * 4);
+        return;
     }
     for (; c < C; c++) {
         float x, y;
-        memcpy(&x, p + 4 * c, 4);
-        memcpy(&y, q + 4 * c, 4);
+        memcpy(&x, a + 4 * c, 4);
+        memcpy(&y, b + 4 * c, 4);
         dst[c] = x + y;
     }
 }
@@ -164,14 +185,19 @@ typedef struct {
     size_t pos0;
     const uint32_t *ids;
     size_t T;
-    atomic_size_t next;   /* the next block of tokens to claim (forward_worker) */
+    atomic_size_t claimed; /* blocks of tokens taken so far, by either thread */
 } fwd_job;
 
 /* Rows are random: the hardware prefetcher cannot guess the next one, so
- * ask for the row EMBED_PF tokens ahead while copying this one. */
+ * ask for the row EMBED_PF tokens ahead while copying this one.
+ *
+ * always_inline is needed: GCC 12 finds that a function whose only effect
+ * is a prefetch has no side effects, marks it const and deletes every call
+ * to it, so without it not one prefetch instruction was emitted. */
 #define EMBED_PF 4
+#define EMBED_INLINE static inline __attribute__((always_inline))
 
-static void prefetch_bytes(const void *ptr, size_t bytes) {
+EMBED_INLINE void prefetch_bytes(const void *ptr, size_t bytes) {
     const unsigned char *p = ptr;
     for (size_t b = 0; b < bytes; b += 64)
         __builtin_prefetch(p + b);
@@ -179,7 +205,7 @@ static void prefetch_bytes(const void *ptr, size_t bytes) {
         __builtin_prefetch(p + bytes - 1);
 }
 
-static void prefetch_row(const embed_table *tab, size_t r) {
+EMBED_INLINE void prefetch_row(const embed_table *tab, size_t r) {
     size_t bytes = tab->cols * (tab->dtype == EMBED_F32 ? 4 : 2);
     prefetch_bytes(tab->data + r * bytes, bytes);
 }
@@ -191,14 +217,18 @@ static void forward_range(const fwd_job *j, size_t t0, size_t t1) {
         float *o = j->out + t * C;
         if (t + EMBED_PF < j->T)
             prefetch_row(j->wte, j->ids[t + EMBED_PF]);
-        if (j->wpe && j->wte->dtype == EMBED_F32 && j->wpe->dtype == EMBED_F32) {
-            row_sum_f32(j->wte, j->ids[t], j->wpe, j->pos0 + t, o);
+        if (j->wte->dtype == EMBED_F32 && (!j->wpe || j->wpe->dtype == EMBED_F32)) {
+            row_out_f32(o, j->wte->data + (size_t)j->ids[t] * C * 4,
+                        j->wpe ? j->wpe->data + (j->pos0 + t) * C * 4 : NULL, C);
             continue;
         }
         embed_row(j->wte, j->ids[t], o);
         if (j->wpe)
             row_add(j->wpe, j->pos0 + t, o);
     }
+#ifdef __SSE2__
+    _mm_sfence(); /* the streaming stores are visible before the thread says it is done */
+#endif
 }
 
 /* forward_range for a table in a file, reading each row with pread. */
@@ -231,25 +261,29 @@ static int forward_pread(const fwd_job *j, int fd, uint64_t data_off, embed_erro
     return EMBED_OK;
 }
 
-/* Threads claim blocks of tokens until none is left, rather than taking
- * fixed halves: a thread that starts late (a busy machine can take a
- * good part of a millisecond to run it) then does less, instead of
- * keeping the other waiting. */
-#define EMBED_BLOCK 64
+/* Two threads claim blocks of tokens until none is left, one from the front
+ * and one from the back, rather than taking fixed halves: a thread that
+ * starts late (a busy machine can take a good part of a millisecond to run
+ * it) then does less, instead of keeping the other waiting. Each still
+ * writes one contiguous stretch of the output: blocks taken in turns from
+ * one counter measured up to 40% slower. */
+#define EMBED_FWD_BLOCK 256
 
-static void forward_worker(fwd_job *j) {
-    size_t t;
-    while ((t = atomic_fetch_add(&j->next, EMBED_BLOCK)) < j->T)
-        forward_range(j, t, t + EMBED_BLOCK < j->T ? t + EMBED_BLOCK : j->T);
+static void forward_worker(fwd_job *j, int from_back) {
+    size_t blocks = (j->T + EMBED_FWD_BLOCK - 1) / EMBED_FWD_BLOCK;
+    for (size_t mine = 0; atomic_fetch_add(&j->claimed, 1) < blocks; mine++) {
+        size_t t0 = (from_back ? blocks - 1 - mine : mine) * EMBED_FWD_BLOCK;
+        forward_range(j, t0, t0 + EMBED_FWD_BLOCK < j->T ? t0 + EMBED_FWD_BLOCK : j->T);
+    }
 }
 
 static void *forward_thread(void *arg) {
-    forward_worker(arg);
+    forward_worker(arg, 1);
     return NULL;
 }
 
 /* Below this many output bytes a second thread costs more than it saves. */
-#define EMBED_FWD_THREAD_BYTES ((size_t)4 << 20)
+#define EMBED_FWD_THREAD_BYTES ((size_t)1 << 20)
 
 int embed_forward(float *out, const embed_table *wte, const embed_table *wpe, size_t pos0,
                   const uint32_t *ids, size_t T, embed_error *err) {
@@ -279,7 +313,7 @@ int embed_forward(float *out, const embed_table *wte, const embed_table *wpe, si
         /* Two threads: one core alone does not saturate memory bandwidth. */
         pthread_t th;
         int helped = pthread_create(&th, NULL, forward_thread, &job) == 0;
-        forward_worker(&job);  /* all of it, if there is no second thread */
+        forward_worker(&job, 0);  /* all of it, if there is no second thread */
         if (helped) pthread_join(th, NULL);
         return EMBED_OK;
     }
@@ -522,6 +556,10 @@ static void bsgd_groups(bsgd_job *j, size_t i0, size_t i1, float *sum) {
         i = k;
     }
 }
+
+/* Blocks of tokens the two threads claim in turns: each token's row update
+ * is independent of its neighbours', so here there is no stretch to keep. */
+#define EMBED_BLOCK 64
 
 static void bsgd_worker(bsgd_job *j) {
     size_t C = j->p->cols, b;

@@ -448,18 +448,59 @@ static void big_sort(int sanitized) {
     free(ids), free(rows), free(scr), free(dout), free(g), free(dw);
 }
 
-/* Batches big enough for two threads (forward, fused backward + SGD),
- * which share the work in claimed blocks: the same bits as one row at a
- * time and as the separate steps. */
-static void threaded(void) {
-    size_t T = 3000, C = 512, V = 1500;  /* 6 MB of output; ids repeat and not */
+/* The forward pass on two threads (which take blocks from both ends) with
+ * streaming stores where an output row is 16-byte aligned and plain ones
+ * where not: the same bits as one row at a time, with and without
+ * positions, for an output at an aligned and a misaligned address, and
+ * rows of 512 (all aligned) and 514 floats (every other row aligned). */
+static void threaded_forward(void) {
+    size_t T = 3000, V = 1500;  /* 6 MB of output; ids repeat and not */
+    for (size_t C = 512; C <= 514; C += 2) {
+        float *table = malloc(V * C * 4), *pos = malloc(T * C * 4), *buf = malloc(T * C * 4 + 16),
+              *row = malloc(C * 4);
+        uint32_t *ids = malloc(T * 4), s = 4242;
+        for (size_t i = 0; i < V * C; i++) {
+            s = s * 1103515245u + 12345u;
+            table[i] = (float)(s >> 9) * 1e-7f - 0.8f;
+        }
+        for (size_t i = 0; i < T * C; i++)
+            pos[i] = (float)(i % 1013) * 1e-3f - 0.5f;
+        for (size_t t = 0; t < T; t++) {
+            s = s * 1103515245u + 12345u;
+            ids[t] = (s >> 8) % V;
+        }
+        embed_table tab = {EMBED_F32, V, C, (const unsigned char *)table, NULL};
+        embed_table wpe = {EMBED_F32, T, C, (const unsigned char *)pos, NULL};
+        for (int misaligned = 0; misaligned <= 1; misaligned++)
+            for (int with_pos = 0; with_pos <= 1; with_pos++) {
+                float *out = buf + misaligned;
+                embed_error err;
+                CHECK(embed_forward(out, &tab, with_pos ? &wpe : NULL, 0, ids, T, &err) == 0, "%s",
+                      err.msg);
+                size_t bad = T;
+                for (size_t t = 0; t < T && bad == T; t++) {
+                    embed_row(&tab, ids[t], row);
+                    for (size_t c = 0; with_pos && c < C; c++)
+                        row[c] += pos[t * C + c];
+                    if (memcmp(row, out + t * C, C * 4)) bad = t;
+                }
+                CHECK(bad == T, "threaded forward (C %zu, misaligned %d, positions %d) differs at row %zu",
+                      C, misaligned, with_pos, bad);
+            }
+        free(table), free(pos), free(buf), free(row), free(ids);
+    }
+}
+
+/* A batch big enough for two threads in the fused backward + SGD, which
+ * share the work in claimed blocks: the same bits as the separate steps. */
+static void threaded_backward(void) {
+    size_t T = 3000, C = 512, V = 1500;  /* ids repeat and not */
     uint32_t *ids = malloc(T * 4), *rows = malloc(T * 4), *scr = malloc(T * 4), *scr2 = malloc(2 * T * 4);
-    float *table = malloc(V * C * 4), *out = malloc(T * C * 4), *row = malloc(C * 4);
     float *dout = malloc(T * C * 4), *g = malloc(T * C * 4), *w1 = malloc(V * C * 4), *w2 = malloc(V * C * 4);
     uint32_t s = 777;
     for (size_t i = 0; i < V * C; i++) {
         s = s * 1103515245u + 12345u;
-        table[i] = w1[i] = w2[i] = (float)(s >> 9) * 1e-7f - 0.8f;
+        w1[i] = w2[i] = (float)(s >> 9) * 1e-7f - 0.8f;
     }
     for (size_t t = 0; t < T; t++) {
         s = s * 1103515245u + 12345u;
@@ -467,23 +508,14 @@ static void threaded(void) {
         for (size_t c = 0; c < C; c++)
             dout[t * C + c] = (float)((s >> (c % 20 + 3)) % 1000) * 0.001f - 0.5f;
     }
-    embed_table tab = {EMBED_F32, V, C, (const unsigned char *)table, NULL};
     embed_error err;
-    CHECK(embed_forward(out, &tab, NULL, 0, ids, T, &err) == 0, "%s", err.msg);
-    int same_rows = 1;
-    for (size_t t = 0; t < T && same_rows; t++) {
-        embed_row(&tab, ids[t], row);
-        same_rows = !memcmp(row, out + t * C, C * 4);
-    }
-    CHECK(same_rows, "threaded forward differs from embed_row");
     size_t n;
     embed_param p1 = {w1, V, C}, p2 = {w2, V, C};
     CHECK(embed_backward_sparse(dout, ids, T, C, V, rows, g, &n, scr, &err) == 0, "%s", err.msg);
     CHECK(embed_sgd(&p1, rows, g, n, 0.25f, &err) == 0, "%s", err.msg);
     CHECK(embed_backward_sgd(&p2, dout, ids, T, 0.25f, scr2, &err) == 0, "%s", err.msg);
     CHECK(same("threaded fused vs separate", w2, w1, V * C), "threaded");
-    free(ids), free(rows), free(scr), free(scr2), free(table), free(out), free(row);
-    free(dout), free(g), free(w1), free(w2);
+    free(ids), free(rows), free(scr), free(scr2), free(dout), free(g), free(w1), free(w2);
 }
 
 /* Rows wider than the fused step's stack buffer (C > 1024). */
@@ -560,7 +592,8 @@ int main(void) {
     adam_case();
     lookup_errors();
     big_sort(san && *san == '1');
-    threaded();
+    threaded_forward();
+    threaded_backward();
     wide_ids_sort(san && *san == '1');
     wide_rows();
     if (failures) {
