@@ -187,10 +187,12 @@ void embed_row(const embed_table *tab, size_t r, float *dst);
 /* ---- forward and backward ----------------------------------------------- */
 
 /* out (T,C) = wte[ids] (+ wpe[pos0 + t] when wpe is not NULL).
- * A few rows (T < V/16) of a table mapped from a file are read with pread:
- * touching a mapped file makes the kernel map up to 64 KB of page cache
- * around every row (fault-around), which for scattered lookups in a 154 MB
- * table would dwarf the output. The values are the same either way.
+ * The first few rows (V/16 over the life of the open file) of a table
+ * mapped from a file are read with pread: touching a mapped file makes the
+ * kernel map up to 64 KB of page cache around every row (fault-around),
+ * which for scattered lookups in a 154 MB table would dwarf the output;
+ * later calls, a long stream of small batches among them, use the mapping.
+ * The values are the same either way.
  * wte (V,C), wpe (maxT,C), ids (T). out must hold T*C floats. An id >= V or a
  * position >= maxT is EMBED_ERR_ID naming t and the value. */
 int embed_forward(float *out, const embed_table *wte, const embed_table *wpe, size_t pos0,

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ struct embed_file {
     size_t len;
     int mapped;
     int fd;              /* kept open for pread (embed_forward); -1 for memory */
+    atomic_size_t rows_read; /* rows embed_forward has read with pread so far */
     char *name;          /* for messages */
     size_t header_len;   /* N */
     embed_tensor *t;     /* sorted by data offset */
@@ -677,8 +679,14 @@ void embed_close(embed_file *f) {
     free(f);
 }
 
-int embed_st_fd(const embed_file *f, const unsigned char *p, uint64_t *offset) {
+int embed_st_pread_fd(const embed_file *f, const unsigned char *p, size_t rows, size_t budget,
+                      uint64_t *offset) {
     if (f->fd < 0 || p < f->base || p >= f->base + f->len) return -1;
+    /* The count is a cache of how the file has been used, not part of its
+     * value: the struct is the library's own (malloc), so it may change. */
+    atomic_size_t *read = &((embed_file *)f)->rows_read;
+    if (atomic_load(read) + rows > budget) return -1;
+    atomic_fetch_add(read, rows);
     *offset = (uint64_t)(p - f->base);
     return f->fd;
 }

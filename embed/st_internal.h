@@ -25,7 +25,10 @@ const char *embed_st_shape_str(embed_dtype dt, int ndim, const uint64_t *shape, 
                                size_t cap);
 
 /* The open file behind f and the file offset of p (inside f's image), for
- * reading with pread; -1 for an image in memory. */
-int embed_st_fd(const embed_file *f, const unsigned char *p, uint64_t *offset);
+ * reading `rows` more rows with pread; -1 for an image in memory, or once
+ * the rows read so over the file's life would pass budget (from then on
+ * the mapping is cheaper). */
+int embed_st_pread_fd(const embed_file *f, const unsigned char *p, size_t rows, size_t budget,
+                      uint64_t *offset);
 
 #endif

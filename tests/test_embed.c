@@ -536,8 +536,21 @@ static void wide_rows(void) {
     free(dout), free(g), free(w1), free(w2);
 }
 
-/* A few rows of a table in a file are read with pread instead of through
- * the mapping: same values, for F32, F16 and BF16, with positions. */
+/* Read system calls so far (Linux's /proc/self/io), or -1. */
+static long read_syscalls(void) {
+    FILE *f = fopen("/proc/self/io", "r");
+    long n = -1;
+    char key[32];
+    long v;
+    while (f && fscanf(f, "%31s %ld", key, &v) == 2)
+        if (!strcmp(key, "syscr:")) n = v;
+    if (f) fclose(f);
+    return n;
+}
+
+/* The first rows of a table in a file are read with pread instead of
+ * through the mapping, later ones through it: same values, for F32, F16
+ * and BF16, with positions. */
 static void pread_case(void) {
     const size_t V = 1000, C = 9, P = 40, T = 7;
     static const embed_dtype dts[] = {EMBED_F32, EMBED_F16, EMBED_BF16};
@@ -569,9 +582,24 @@ static void pread_case(void) {
         CHECK(!embed_wte(f, NULL, &wte, &err) && !embed_wpe(f, NULL, &wpe, &err), "%s", err.msg);
         CHECK(wte.file == f, "embed_wte records the file");
         CHECK(embed_forward(a, &wte, &wpe, 3, ids, T, &err) == 0, "pread forward: %s", err.msg);
-        wte.file = NULL;  /* the mapped path */
-        CHECK(embed_forward(b, &wte, &wpe, 3, ids, T, &err) == 0, "mapped forward: %s", err.msg);
+        long r0 = read_syscalls(), own = read_syscalls() - r0; /* reading /proc counts too */
+        r0 = read_syscalls();
+        CHECK(embed_forward(a, &wte, &wpe, 3, ids, T, &err) == 0, "pread forward: %s", err.msg);
+        long r1 = read_syscalls();
+        CHECK(r0 < 0 || r1 - r0 - own >= (long)T, "the first rows are read with pread (%ld reads)",
+              r1 - r0 - own);
+        embed_table mapped = wte;
+        mapped.file = NULL;
+        CHECK(embed_forward(b, &mapped, &wpe, 3, ids, T, &err) == 0, "mapped forward: %s", err.msg);
         CHECK(!memcmp(a, b, T * C * 4), "pread and mapped rows differ (%s)", embed_dtype_name(dts[d]));
+        /* V/16 rows over the file's life, then the mapping: same values */
+        for (size_t k = 0; k < V / 16 / T + 1; k++)
+            CHECK(embed_forward(a, &wte, &wpe, 3, ids, T, &err) == 0, "%s", err.msg);
+        r0 = read_syscalls();
+        CHECK(embed_forward(a, &wte, &wpe, 3, ids, T, &err) == 0, "%s", err.msg);
+        r1 = read_syscalls();
+        CHECK(r0 < 0 || r1 - r0 - own == 0, "past V/16 rows, the mapping (%ld reads)", r1 - r0 - own);
+        CHECK(!memcmp(a, b, T * C * 4), "rows through the mapping differ (%s)", embed_dtype_name(dts[d]));
         embed_close(f);
     }
     unlink(path);
