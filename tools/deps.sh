@@ -2,7 +2,8 @@
 # deps.sh check|install - the Debian packages gpt2in needs.
 #   build:   libutf8proc-dev libstb-dev pkg-config
 #   tests:   python3-numpy python3-torch (references), clang libclang-rt-14-dev
-#            (libFuzzer, sanitizers), nodejs npm (tiktoken oracle), valgrind
+#            (libFuzzer, sanitizers), nodejs npm (tiktoken oracle), valgrind,
+#            hyperfine (make bench's start-up figure)
 # `check` only reports what the build needs; `install` installs whatever is
 # missing; `install-build` only what the build (and `make demo`) needs.
 set -u
@@ -30,6 +31,7 @@ missing_test() {
     command -v node >/dev/null 2>&1 || m="$m nodejs"
     command -v npm >/dev/null 2>&1 || m="$m npm"
     command -v valgrind >/dev/null 2>&1 || m="$m valgrind"
+    command -v hyperfine >/dev/null 2>&1 || m="$m hyperfine"
     echo "$m"
 }
 
