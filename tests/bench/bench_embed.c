@@ -6,6 +6,7 @@
  *   bench_embed bwd T        sparse backward + SGD step on the touched rows,
  *                            separately and fused (embed_backward_sgd)
  *   bench_embed open FILE N  open a safetensors file, look up N ids, exit
+ *   bench_embed touch N      malloc and write an N-row output, nothing else
  *   bench_embed noop         baseline for the process measurements
  * Prints "key value" lines. Timings are the best of several runs. */
 #define _GNU_SOURCE
@@ -38,6 +39,16 @@ int main(int argc, char **argv) {
     embed_error err;
     if (!strcmp(argv[1], "noop"))
         return 0;
+    if (!strcmp(argv[1], "touch") && argc == 3) { /* a fresh N-row output, written once */
+        size_t n = (size_t)atol(argv[2]);
+        float *out = malloc(n * C * sizeof *out);
+        if (!out) return 2;
+        memset(out, 1, n * C * sizeof *out);
+        volatile float sink = out[n * C - 1];
+        (void)sink;
+        free(out);
+        return 0;
+    }
     if (!strcmp(argv[1], "open") && argc == 4) {
         size_t n = (size_t)atol(argv[3]);
         double t0 = now();

@@ -112,6 +112,7 @@ def run(argv, reps=15):
         best, rss = min(best, dt), max(rss, ru.ru_maxrss)
     return best, rss
 base_t, base_rss = run([bench, "noop"])
+touch_t, _ = run([bench, "touch", "1000"])
 lib_t, lib_rss = run([bench, "open", full, "1000"])
 cli_base_t, cli_base_rss = run([g, "--version"])
 cli_t, cli_rss = run([g, "embed", "--weights", full, "--format", "f32", ids])
@@ -121,5 +122,6 @@ print(f"  library (bench_embed open): {lib_t * 1e3:6.2f} ms wall, peak RSS {lib_
       f" {(lib_rss - base_rss) / 1024:5.1f} MB above an empty process ({base_t * 1e3:.2f} ms)")
 print(f"  gpt2in embed --format f32:  {cli_t * 1e3:6.2f} ms wall, peak RSS {cli_rss / 1024:5.1f} MB,"
       f" {(cli_rss - cli_base_rss) / 1024:5.1f} MB above 'gpt2in --version' ({cli_base_t * 1e3:.2f} ms)")
+print(f"  for scale: a process that only writes a fresh 1000-row output (3 MB): {touch_t * 1e3:.2f} ms")
 EOF
 fi
