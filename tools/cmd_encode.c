@@ -117,7 +117,9 @@ static int run(int argc, char **argv, int counting) {
     if (!st) rc = cli_error("%s", err.msg);
     if (!rc && !counting && !offsets && !(c.w = ids_writer_open(stdout, (ids_format)fmt))) rc = CLI_ERR;
 
-    size_t chunk = 1 << 20;
+    /* The stream copies what it is given into its own buffer: a small
+     * read buffer, reused, keeps fresh pages (each one a page fault) few. */
+    size_t chunk = 64 << 10;
     char *buf = rc ? NULL : malloc(chunk);
     if (!rc && !buf) rc = cli_error("out of memory");
     int progress = isatty(2);
