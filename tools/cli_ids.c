@@ -441,30 +441,45 @@ static char *put_u32(char *p, uint32_t v) {
     return p;
 }
 
+/* Writes ids in batches of as many as surely fit in the buffer (16 bytes
+ * each at most), one loop per format: a switch per id cost as much as a
+ * tenth of encoding English. */
 static int put_ids(ids_writer *w, const uint32_t *ids, size_t n) {
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n;) {
         if (w->len + 16 > sizeof w->buf && flush_buf(w)) return CLI_ERR;
+        size_t m = (sizeof w->buf - w->len) / 16;
+        if (m > n - i) m = n - i;
+        const uint32_t *id = ids + i;
         char *p = w->buf + w->len;
         switch (w->fmt) {
         case IDS_TEXT:
-            if (w->count + i > 0) *p++ = ' ';
-            p = put_u32(p, ids[i]);
-            break;
         case IDS_JSON:
-            if (w->count + i > 0) *p++ = ',', *p++ = ' ';
-            p = put_u32(p, ids[i]);
+            for (size_t k = 0; k < m; k++) {
+                if (w->count + i + k > 0) {
+                    if (w->fmt == IDS_JSON) *p++ = ',';
+                    *p++ = ' ';
+                }
+                p = put_u32(p, id[k]);
+            }
             break;
         case IDS_U16: case IDS_LLMC:
-            if (ids[i] > 0xFFFF) return cli_error("id %u does not fit in 16 bits", ids[i]);
-            *p++ = (char)(ids[i] & 0xFF);
-            *p++ = (char)(ids[i] >> 8);
+            for (size_t k = 0; k < m; k++, p += 2) {
+                uint32_t x = id[k];
+                if (x > 0xFFFF) return cli_error("id %u does not fit in 16 bits", x);
+                p[0] = (char)x, p[1] = (char)(x >> 8);
+            }
             break;
         case IDS_U32: case IDS_NPY:
-            if (w->fmt == IDS_NPY && ids[i] > INT32_MAX) return cli_error("id %u does not fit in int32 (.npy)", ids[i]);
-            for (int b = 0; b < 4; b++) *p++ = (char)(ids[i] >> (8 * b));
+            for (size_t k = 0; k < m; k++, p += 4) {
+                uint32_t x = id[k];  /* a local: the byte stores merge into one */
+                if (w->fmt == IDS_NPY && x > INT32_MAX)
+                    return cli_error("id %u does not fit in int32 (.npy)", x);
+                p[0] = (char)x, p[1] = (char)(x >> 8), p[2] = (char)(x >> 16), p[3] = (char)(x >> 24);
+            }
             break;
         }
         w->len = (size_t)(p - w->buf);
+        i += m;
     }
     w->count += n;
     return 0;
