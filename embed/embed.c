@@ -185,7 +185,12 @@ typedef struct {
     size_t pos0;
     const uint32_t *ids;
     size_t T;
+    int fd;                /* >= 0: wte's rows are read from this file with pread */
+    uint64_t data_off;     /* the file offset of wte's data */
     atomic_size_t claimed; /* blocks of tokens taken so far, by either thread */
+    atomic_int failed;     /* set by the first pread that fails, which writes code, err */
+    int code;
+    embed_error err;
 } fwd_job;
 
 /* Rows are random: the hardware prefetcher cannot guess the next one, so
@@ -210,8 +215,14 @@ EMBED_INLINE void prefetch_row(const embed_table *tab, size_t r) {
     prefetch_bytes(tab->data + r * bytes, bytes);
 }
 
+static void forward_pread(fwd_job *j, size_t t0, size_t t1);
+
 /* Tokens [t0, t1) of j's T. */
-static void forward_range(const fwd_job *j, size_t t0, size_t t1) {
+static void forward_range(fwd_job *j, size_t t0, size_t t1) {
+    if (j->fd >= 0) {
+        forward_pread(j, t0, t1);
+        return;
+    }
     size_t C = j->wte->cols;
     for (size_t t = t0; t < t1; t++) {
         float *o = j->out + t * C;
@@ -235,30 +246,34 @@ static void forward_range(const fwd_job *j, size_t t0, size_t t1) {
  * row goes through a small buffer that stays in cache: straight into a
  * cold output row, pread took 2-3 times as long (1,000 rows: 9 against 3.5
  * us each on this project's VM). */
-static int forward_pread(const fwd_job *j, int fd, uint64_t data_off, embed_error *err) {
+static void forward_pread(fwd_job *j, size_t t0, size_t t1) {
     const embed_table *w = j->wte;
     size_t C = w->cols, rb = C * (w->dtype == EMBED_F32 ? 4 : 2);
     unsigned char *tmp = malloc(rb);
-    if (!tmp) return embed_fail(err, EMBED_ERR_NOMEM, "out of memory");
+    embed_error err;
+    int code = tmp ? EMBED_OK : embed_fail(&err, EMBED_ERR_NOMEM, "out of memory");
     embed_table row = {w->dtype, 1, C, tmp, NULL};
-    for (size_t t = 0; t < j->T; t++) {
-        uint64_t off = data_off + (uint64_t)j->ids[t] * rb;
+    for (size_t t = t0; t < t1 && tmp && !atomic_load(&j->failed); t++) {
+        uint64_t off = j->data_off + (uint64_t)j->ids[t] * rb;
         for (size_t got = 0; got < rb;) {
-            ssize_t n = pread(fd, tmp + got, rb - got, (off_t)(off + got));
+            ssize_t n = pread(j->fd, tmp + got, rb - got, (off_t)(off + got));
             if (n <= 0) {
                 if (n < 0 && errno == EINTR) continue;
+                code = embed_fail(&err, EMBED_ERR_IO, "reading row %u of the table: %s", j->ids[t],
+                                  n < 0 ? strerror(errno) : "the file was truncated");
                 free(tmp);
-                return embed_fail(err, EMBED_ERR_IO, "reading row %u of the table: %s", j->ids[t],
-                               n < 0 ? strerror(errno) : "the file was truncated");
+                tmp = NULL;
+                break;
             }
             got += (size_t)n;
         }
+        if (!tmp) break;
         float *o = j->out + t * C;
         embed_row(&row, 0, o);
         if (j->wpe) row_add(j->wpe, j->pos0 + t, o);
     }
+    if (code && !atomic_exchange(&j->failed, 1)) j->code = code, j->err = err;
     free(tmp);
-    return EMBED_OK;
 }
 
 /* Two threads claim blocks of tokens until none is left, one from the front
@@ -282,7 +297,9 @@ static void *forward_thread(void *arg) {
     return NULL;
 }
 
-/* Below this many output bytes a second thread costs more than it saves. */
+/* Below this many output bytes a second thread costs more than it saves
+ * (also for rows read with pread: with 64 of them, twice as many system
+ * calls at once did not make up for starting a thread). */
 #define EMBED_FWD_THREAD_BYTES ((size_t)1 << 20)
 
 int embed_forward(float *out, const embed_table *wte, const embed_table *wpe, size_t pos0,
@@ -305,19 +322,23 @@ int embed_forward(float *out, const embed_table *wte, const embed_table *wpe, si
                        "position %zu (token index %zu) is out of range (%zu positions)",
                        pos0 + t, t, wpe->rows);
     }
-    fwd_job job = {out, wte, wpe, pos0, ids, T, 0};
-    uint64_t data_off;
-    int fd = wte->file ? embed_st_pread_fd(wte->file, wte->data, T, wte->rows / 16, &data_off) : -1;
-    if (fd >= 0) return forward_pread(&job, fd, data_off, err);
+    fwd_job job = {out, wte, wpe, pos0, ids, T, -1, 0, 0, 0, 0, {{0}}};
+    if (wte->file)
+        job.fd = embed_st_pread_fd(wte->file, wte->data, T, wte->rows / 16, &job.data_off);
     if (T >= 2 && T * C * sizeof(float) >= EMBED_FWD_THREAD_BYTES) {
-        /* Two threads: one core alone does not saturate memory bandwidth. */
+        /* Two threads: one core alone does not saturate memory bandwidth,
+         * nor does it make pread's system calls as fast as two. */
         pthread_t th;
         int helped = pthread_create(&th, NULL, forward_thread, &job) == 0;
         forward_worker(&job, 0);  /* all of it, if there is no second thread */
         if (helped) pthread_join(th, NULL);
-        return EMBED_OK;
+    } else {
+        forward_range(&job, 0, T);
     }
-    forward_range(&job, 0, T);
+    if (atomic_load(&job.failed)) {
+        if (err) *err = job.err;
+        return job.code;
+    }
     return EMBED_OK;
 }
 
