@@ -326,6 +326,17 @@ static void emit_tokens(out_t *o, const uint32_t *tok, size_t m, size_t off) {
     }
 }
 
+/* The single-byte tokens of p[0..k). */
+static void emit_bytes(out_t *o, const uint8_t *p, size_t k, size_t off) {
+    const uint32_t *byte_tok = o->v->byte_tok;
+    if (!o->offs && o->cap >= o->n && o->cap - o->n >= k) {
+        for (size_t i = 0; i < k; i++) o->ids[o->n + i] = byte_tok[p[i]];
+        o->n += k;
+        return;
+    }
+    for (size_t i = 0; i < k; i++) emit(o, byte_tok[p[i]], off + i);
+}
+
 /* Long pieces: a linked list of parts and a min-heap of (rank, position)
  * keys, so the same lowest-rank-leftmost order costs O(n log n). Stale heap
  * entries are skipped: an entry is current when its part is alive and the
@@ -751,6 +762,98 @@ static int piece_segments(const out_t *o, size_t n) {
     return o->threads > 1 && most > 1 ? (int)(most < (size_t)o->threads ? most : (size_t)o->threads) : 1;
 }
 
+/* The merges of p[0..n), n >= 2, with no look-up of the whole. */
+static void merge_stretch(out_t *o, const uint8_t *p, size_t n, size_t off) {
+    const struct bpe *v = o->v;
+    if (n <= SHORT_PIECE) {
+        uint32_t tok[SHORT_PIECE];
+        emit_tokens(o, tok, merge_short(v, p, n, tok), off);
+    } else if (!merge_chunked(o, p, n, off, piece_segments(o, n)) && !merge_backtrack(o, p, n, off)) {
+        merge_long(o, p, n, off);
+    }
+}
+
+/* Where no token of 2+ bytes has p[i-1] followed by p[i], no merge joins
+ * the two sides: every part in a merge process is a token (or one byte).
+ * So the encoding of a piece is that of its stretches between such
+ * places, each merged alone, far cheaper than the whole when stretches
+ * are short (random lowercase letters: one such place every 7 bytes on
+ * average; a run of spaces: after every byte; digits: never). A stretch
+ * is merged, never looked up whole: one that is a token the merges do not
+ * reach still comes out in parts, as it does inside the piece.
+ * Returns 0, having done nothing, when p has no such place. */
+static void encode_stretches(out_t *o, const uint8_t *p, size_t n, size_t off) {
+    const struct bpe *v = o->v;
+    size_t end = 1;
+    while (end < n && bpe_inner_pair(v, p[end - 1], p[end])) end++;
+    for (size_t start = 0; start < n;) {
+        if (end - start > 1) {
+            merge_stretch(o, p + start, end - start, off + start);
+            start = end++;
+        } else {
+            /* bytes that no token joins to the next (a run of spaces):
+             * a token each, written in one go */
+            while (end < n && !bpe_inner_pair(v, p[end - 1], p[end])) end++;
+            size_t singles = end < n ? end - 1 - start : end - start;
+            emit_bytes(o, p + start, singles, off + start);
+            start += singles;
+            if (start == end) end++;
+        }
+        while (end < n && bpe_inner_pair(v, p[end - 1], p[end])) end++;
+    }
+}
+
+typedef struct {
+    out_t o;
+    const uint8_t *p;
+    size_t n;
+} stretch_job;
+
+static void *stretch_thread(void *arg) {
+    stretch_job *j = arg;
+    encode_stretches(&j->o, j->p, j->n, 0);
+    return NULL;
+}
+
+static int split_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
+    const struct bpe *v = o->v;
+    size_t first = 1;
+    while (first < n && bpe_inner_pair(v, p[first - 1], p[first])) first++;
+    if (first == n) return 0;
+    /* A long piece is shared by threads, cut at such places: the parts are
+     * encoded alone, into buffers of their own, and simply put together. */
+    int segments = piece_segments(o, n), n_seg = 0;
+    size_t cuts[MAX_SEGMENTS + 1];
+    cuts[0] = 0;
+    for (int s = 1; s < segments; s++) {
+        size_t c = n * (size_t)s / (size_t)segments, limit = c + SEGMENT_SEEK < n ? c + SEGMENT_SEEK : n;
+        while (c < limit && bpe_inner_pair(v, p[c - 1], p[c])) c++;
+        if (c < limit && c > cuts[n_seg]) cuts[++n_seg] = c;
+    }
+    cuts[++n_seg] = n;
+    stretch_job jobs[MAX_SEGMENTS];
+    pthread_t tid[MAX_SEGMENTS];
+    int started[MAX_SEGMENTS] = {0};
+    for (int s = 1; s < n_seg; s++) {
+        size_t len = cuts[s + 1] - cuts[s];
+        uint32_t *ids = malloc(len * sizeof *ids);
+        jobs[s] = (stretch_job){{v, ids, NULL, ids ? len : 0, 0, 0, NULL, 1}, p + cuts[s], len};
+        started[s] = ids && pthread_create(&tid[s], NULL, stretch_thread, &jobs[s]) == 0;
+        if (!started[s]) free(ids);
+    }
+    encode_stretches(o, p, cuts[1], off);
+    for (int s = 1; s < n_seg; s++) {
+        if (started[s]) {
+            pthread_join(tid[s], NULL);
+            emit_tokens(o, jobs[s].o.ids, jobs[s].o.n, off + cuts[s]);
+            free(jobs[s].o.ids);
+        } else {
+            encode_stretches(o, p + cuts[s], cuts[s + 1] - cuts[s], off + cuts[s]);
+        }
+    }
+    return 1;
+}
+
 static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
     const struct bpe *v = o->v;
     if (n == 1) {
@@ -779,11 +882,8 @@ static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off
             memcpy(c->bytes, p, n);
             memcpy(c->tok, tok, m * sizeof *tok);
         }
-    } else if (n <= SHORT_PIECE) {
-        uint32_t tok[SHORT_PIECE];
-        emit_tokens(o, tok, merge_short(v, p, n, tok), off);
-    } else if (!merge_chunked(o, p, n, off, piece_segments(o, n)) && !merge_backtrack(o, p, n, off)) {
-        merge_long(o, p, n, off);
+    } else if (!split_piece(o, p, n, off)) {
+        merge_stretch(o, p, n, off);
     }
 }
 

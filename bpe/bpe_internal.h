@@ -89,6 +89,8 @@ typedef struct bpe_image_header {
                                 (x << 8 | y), or BPE_EMPTY: the first merges of every piece */
     uint64_t off_short_keys; /* uint32[short_mask + 1]: the tokens of 3 or 4 bytes by their bytes */
     uint64_t off_short_ids;  /* uint32[short_mask + 1]: id | length << 24 (see bpe_short_token) */
+    uint64_t off_inner_pairs; /* uint64[1024]: bit x << 8 | y set when a token of 2+ bytes has
+                                 byte x followed by byte y (see bpe_inner_pair) */
 } bpe_image_header;
 
 #define BPE_PREFIX3(p) ((((uint32_t)(p)[0] << 16 | (uint32_t)(p)[1] << 8 | (p)[2]) * 2654435761u) >> 16)
@@ -122,8 +124,16 @@ struct bpe {
     const uint64_t *tok_bloom;
     const uint32_t *byte_pairs;
     const uint32_t *short_keys, *short_ids;
+    const uint64_t *inner_pairs;
     void *owned;   /* the heap image of a loaded vocabulary; NULL when built in */
 };
+
+/* Whether some token of 2+ bytes has byte x followed by byte y. When none
+ * has, no merge ever joins the bytes on either side (bpe.c, split_piece). */
+static inline int bpe_inner_pair(const struct bpe *v, uint8_t x, uint8_t y) {
+    unsigned k = (unsigned)x << 8 | y;
+    return (int)(v->inner_pairs[k >> 6] >> (k & 63) & 1);
+}
 
 /* Writes the message (and the offset it names, or 0) into err, when err is
  * not NULL, and returns code. (bpe.c) */

@@ -28,6 +28,7 @@ static const struct bpe gpt2 = {
     .short_free = GPT2_SHORT_FREE,
     .short_keys = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_SHORT_KEYS),
     .short_ids = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_SHORT_IDS),
+    .inner_pairs = (const uint64_t *)(bpe_gpt2_image + GPT2_OFF_INNER_PAIRS),
     .owned = NULL,
 };
 

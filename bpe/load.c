@@ -188,6 +188,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     h.off_byte_pairs = off; off = align64(off + 65536 * 4);
     h.off_short_keys = off; off = align64(off + ((size_t)h.short_mask + 1) * 4);
     h.off_short_ids = off; off = align64(off + ((size_t)h.short_mask + 1) * 4);
+    h.off_inner_pairs = off; off = align64(off + 1024 * 8);
     h.image_size = off;
 
     /* The free key of the short-token table: 0xFFFFFFFF, unless a token
@@ -274,6 +275,14 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
         short_keys[at] = bytes;
         short_ids[at] = t | lens[t] << 24;
     }
+    uint64_t *inner = (uint64_t *)(img + h.off_inner_pairs);
+    for (uint32_t t = 0; t < n_tokens; t++) {
+        if ((int32_t)t == eot) continue;
+        for (uint32_t k = 1; k < lens[t]; k++) {
+            unsigned xy = (unsigned)tokens[t][k - 1] << 8 | tokens[t][k];
+            inner[xy >> 6] |= 1ull << (xy & 63);
+        }
+    }
     uint32_t *byte_pairs = (uint32_t *)(img + h.off_byte_pairs);
     for (uint32_t xy = 0; xy < 65536; xy++)
         byte_pairs[xy] = byte_tok[xy >> 8] == BPE_EMPTY || byte_tok[xy & 255] == BPE_EMPTY
@@ -313,6 +322,7 @@ void bpe_attach_image(struct bpe *v, const void *image) {
     v->short_free = h.short_free;
     v->short_keys = (const uint32_t *)(img + h.off_short_keys);
     v->short_ids = (const uint32_t *)(img + h.off_short_ids);
+    v->inner_pairs = (const uint64_t *)(img + h.off_inner_pairs);
     v->owned = NULL;
 }
 

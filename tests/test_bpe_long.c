@@ -92,6 +92,11 @@ static void test_pieces(const struct bpe *v, int rounds) {
         if (oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
             if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: backtrack %zu tokens, heap %zu\n", al, n, oa.n, ob.n);
         }
+        /* Cut where no token joins two bytes, when there is such a place. */
+        out_t os = {v, c, NULL, MAX_N, 0, 0, NULL, 1};
+        if (split_piece(&os, p, n, 0) && (os.n != ob.n || memcmp(c, b, os.n * 4))) {
+            if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: split %zu tokens, heap %zu\n", al, n, os.n, ob.n);
+        }
         /* On 1..256 bytes: the heap, the quadratic loop as tiktoken writes
          * it, and merge_short, the quadratic loop with a vector minimum. */
         size_t len = 1 + rnd() % SHORT_PIECE;
@@ -102,13 +107,21 @@ static void test_pieces(const struct bpe *v, int rounds) {
         if (od.n != ns || memcmp(a, s, ns * 4) || nt != ns || memcmp(t, s, ns * 4)) {
             if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: heap, quadratic loop and merge_short differ\n", al, len);
         }
+        /* encode_piece as tiktoken: the token that is the whole piece, or
+         * the merges of the piece */
+        uint32_t whole = bpe_find_token(v, p, len);
+        out_t oe = {v, a, NULL, MAX_N, 0, 0, NULL, 1};
+        encode_piece(&oe, p, len, 0);
+        if (whole != BPE_EMPTY ? oe.n != 1 || a[0] != whole : oe.n != nt || memcmp(a, t, nt * 4)) {
+            if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: encode_piece differs\n", al, len);
+        }
     }
     if (bad) failures++;
     if (fell_back) {
         fprintf(stderr, "merge_backtrack gave up on %d pieces\n", fell_back);
         failures++;
     }
-    printf("long pieces: %d random pieces, chunked == backtracking == heap == quadratic loop "
+    printf("long pieces: %d random pieces, chunked == split == backtracking == heap == quadratic loop "
            "(chunked gave way to backtracking on %d)\n", rounds, chunked_gave_up);
     free(p);
     free(a);
@@ -166,6 +179,53 @@ static void test_non_monotone(void) {
     bpe_free(v);
 }
 
+/* A piece cut where no token joins two bytes, on several threads: 600 KB
+ * of random lowercase letters (a cut every 7 bytes on average) and of
+ * spaces (after every byte), against the heap. */
+static void test_split_threads(void) {
+    const struct bpe *v = bpe_gpt2();
+    size_t n = 600000;
+    uint8_t *p = malloc(n);
+    uint32_t *a = malloc(n * 4), *b = malloc(n * 4);
+    for (int kind = 0; kind < 2; kind++) {
+        for (size_t i = 0; i < n; i++) p[i] = kind ? ' ' : (uint8_t)('a' + rnd() % 26);
+        out_t ob = {v, b, NULL, n, 0, 0, NULL, 1};
+        merge_long(&ob, p, n, 0);
+        for (int threads = 1; threads <= 3; threads++) {
+            out_t oa = {v, a, NULL, n, 0, 0, NULL, threads};
+            if (!split_piece(&oa, p, n, 0) || oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
+                fprintf(stderr, "split on %d threads (%s): %zu tokens, heap %zu\n", threads,
+                        kind ? "spaces" : "letters", oa.n, ob.n);
+                failures++;
+            }
+        }
+    }
+    free(p), free(a), free(b);
+}
+
+/* A token that the merges cannot reach from its bytes: in "bc" 256, "ab"
+ * 257, "cd" 258, "abcd" 259, the bytes abcd merge into a, bc, d and stop.
+ * tiktoken gives 259 for the piece "abcd" alone, but inside "abcdz..." the
+ * stretch abcd (no token joins d and z) must come out as a, bc, d. */
+static void test_unreachable(void) {
+    bpe *v = small_vocab("\"bc\": 256, \"ab\": 257, \"cd\": 258, \"abcd\": 259",
+                         "#version: 0.2\nb c\na b\nc d\nab cd\n", "unreachable");
+    if (!v) return;
+    char text[1001];
+    uint32_t ids[1000], want[4] = {'a', 256, 'd', 'z'};
+    size_t n;
+    bpe_error err;
+    int bad = bpe_encode(v, "abcd", 4, 0, ids, NULL, 1000, &n, &err) || n != 1 || ids[0] != 259;
+    for (size_t reps = 1; reps <= 200 && !bad; reps += 9) {  /* 5 to 1000 bytes, one piece */
+        for (size_t r = 0; r < reps; r++) memcpy(text + 5 * r, "abcdz", 5);
+        bad = bpe_encode(v, text, 5 * reps, 0, ids, NULL, 1000, &n, &err) || n != 4 * reps;
+        for (size_t i = 0; i < n && !bad; i++) bad = ids[i] != want[i % 4];
+        if (bad) fprintf(stderr, "unreachable token: \"abcdz\" x %zu gives %zu tokens\n", reps, n);
+    }
+    if (bad) failures++;
+    bpe_free(v);
+}
+
 /* The short-token table marks free slots with a key no token has: for a
  * vocabulary with the token FF FF FF FF, another one. A lookup of that key
  * finds free slots and must still answer right. */
@@ -202,6 +262,8 @@ int main(void) {
     test_pieces(v, sanitized ? 60 : 600);
     test_non_monotone();
     test_short_free();
+    test_split_threads();
+    test_unreachable();
     if (failures) {
         fprintf(stderr, "test_bpe_long: failed\n");
         return 1;

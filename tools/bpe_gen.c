@@ -46,9 +46,10 @@ int main(int argc, char **argv) {
             (unsigned long long)h.off_split, (unsigned long long)h.off_tok_bloom,
             (unsigned long long)h.off_byte_pairs, (unsigned long long)h.off_maxlen3);
     fprintf(f, "#define GPT2_SHORT_MASK %uu\n#define GPT2_SHORT_FREE %uu\n"
-               "#define GPT2_OFF_SHORT_KEYS %llu\n#define GPT2_OFF_SHORT_IDS %llu\n",
+               "#define GPT2_OFF_SHORT_KEYS %llu\n#define GPT2_OFF_SHORT_IDS %llu\n"
+               "#define GPT2_OFF_INNER_PAIRS %llu\n",
             h.short_mask, h.short_free, (unsigned long long)h.off_short_keys,
-            (unsigned long long)h.off_short_ids);
+            (unsigned long long)h.off_short_ids, (unsigned long long)h.off_inner_pairs);
     if (fclose(f)) return 1;
     bpe_free(v);
     return 0;
