@@ -320,6 +320,11 @@ int bpe_token_split(const struct bpe *v, uint32_t t, uint32_t *left, uint32_t *r
 }
 
 static void emit_tokens(out_t *o, const uint32_t *tok, size_t m, size_t off) {
+    if (o->ids && !o->offs && o->cap >= o->n && o->cap - o->n >= m) {  /* no offsets to work out */
+        memcpy(o->ids + o->n, tok, m * sizeof *tok);
+        o->n += m;
+        return;
+    }
     for (size_t i = 0; i < m; i++) {
         emit(o, tok[i], off);
         off += token_len(o->v, tok[i]);
@@ -329,7 +334,7 @@ static void emit_tokens(out_t *o, const uint32_t *tok, size_t m, size_t off) {
 /* The single-byte tokens of p[0..k). */
 static void emit_bytes(out_t *o, const uint8_t *p, size_t k, size_t off) {
     const uint32_t *byte_tok = o->v->byte_tok;
-    if (!o->offs && o->cap >= o->n && o->cap - o->n >= k) {
+    if (o->ids && !o->offs && o->cap >= o->n && o->cap - o->n >= k) {
         for (size_t i = 0; i < k; i++) o->ids[o->n + i] = byte_tok[p[i]];
         o->n += k;
         return;
@@ -780,8 +785,7 @@ static void merge_stretch(out_t *o, const uint8_t *p, size_t n, size_t off) {
  * are short (random lowercase letters: one such place every 7 bytes on
  * average; a run of spaces: after every byte; digits: never). A stretch
  * is merged, never looked up whole: one that is a token the merges do not
- * reach still comes out in parts, as it does inside the piece.
- * Returns 0, having done nothing, when p has no such place. */
+ * reach still comes out in parts, as it does inside the piece. */
 static void encode_stretches(out_t *o, const uint8_t *p, size_t n, size_t off) {
     const struct bpe *v = o->v;
     size_t end = 1;
@@ -815,13 +819,18 @@ static void *stretch_thread(void *arg) {
     return NULL;
 }
 
+/* encode_stretches, on as many threads as the piece is long enough for (cut
+ * at such places, the parts are encoded alone into buffers of their own,
+ * and simply put together). Returns 0, having done nothing, when p has no
+ * such place in its first SPLIT_SEEK bytes (a long run of digits has none
+ * at all: not looking further saves a pass over it). */
+#define SPLIT_SEEK 256
+
 static int split_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
     const struct bpe *v = o->v;
-    size_t first = 1;
-    while (first < n && bpe_inner_pair(v, p[first - 1], p[first])) first++;
-    if (first == n) return 0;
-    /* A long piece is shared by threads, cut at such places: the parts are
-     * encoded alone, into buffers of their own, and simply put together. */
+    size_t first = 1, seek = n < SPLIT_SEEK ? n : SPLIT_SEEK;
+    while (first < seek && bpe_inner_pair(v, p[first - 1], p[first])) first++;
+    if (first == seek) return 0;
     int segments = piece_segments(o, n), n_seg = 0;
     size_t cuts[MAX_SEGMENTS + 1];
     cuts[0] = 0;
