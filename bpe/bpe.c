@@ -157,6 +157,21 @@ static inline void emit(out_t *o, uint32_t id, size_t off) {
     o->n++;
 }
 
+/* realloc for large buffers (the stream's, and the tokens of a long
+ * piece's parts), which ask for transparent huge pages: a fresh 4 KB page
+ * costs a page fault on first touch, and for the 4 MB of ids of a 1 MB
+ * piece of spaces those faults took longer than the encoding (25.8 -> 14.3
+ * ms a run on this project's VM). A hint only: the kernel may ignore it. */
+static void *big_realloc(void *p, size_t bytes) {
+    void *q = realloc(p, bytes);
+#ifdef MADV_HUGEPAGE
+    const uintptr_t page = 4096, huge = (uintptr_t)2 << 20;
+    uintptr_t a = ((uintptr_t)q + page - 1) & ~(page - 1), e = ((uintptr_t)q + bytes) & ~(page - 1);
+    if (q && e > a + huge) madvise((void *)a, e - a, MADV_HUGEPAGE);
+#endif
+    return q;
+}
+
 /* ---- merging ----------------------------------------------------------------- */
 
 static inline uint32_t token_len(const struct bpe *v, uint32_t id) {
@@ -708,7 +723,7 @@ static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off, int s
     /* Tokens go straight into the caller's buffer when it has room for one
      * per byte (nothing there counts as emitted until o->n moves). */
     int in_place = o->cap >= o->n && o->cap - o->n >= n;
-    uint32_t *tok = in_place ? o->ids + o->n : malloc(n * sizeof *tok);
+    uint32_t *tok = in_place ? o->ids + o->n : big_realloc(NULL, n * sizeof *tok);
     /* Segments start where a byte differs from the one before: in a run of
      * one byte (or any periodic text) the tokens of a segment would lie
      * off the grid of the whole and never meet them, and the join would
@@ -727,7 +742,7 @@ static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off, int s
     pthread_t tid[MAX_SEGMENTS];
     int started[MAX_SEGMENTS] = {0}, done = 0, have = 0;
     for (int s = 0; s < segments; s++) {
-        uint32_t *t = s == 0 ? tok : malloc((cuts[s + 1] - cuts[s]) * sizeof *t);
+        uint32_t *t = s == 0 ? tok : big_realloc(NULL, (cuts[s + 1] - cuts[s]) * sizeof *t);
         runs[s] = (chunk_run){v, p + cuts[s], cuts[s + 1] - cuts[s], t, 0, 0, NULL, 0, 0, 0};
         if (!t) break;
         have++;
@@ -828,10 +843,12 @@ static void *stretch_thread(void *arg) {
 
 static int split_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
     const struct bpe *v = o->v;
-    size_t first = 1, seek = n < SPLIT_SEEK ? n : SPLIT_SEEK;
+    size_t first = 1, seek = n < SPLIT_SEEK ? n : SPLIT_SEEK, cuts_seen = 0;
     while (first < seek && bpe_inner_pair(v, p[first - 1], p[first])) first++;
     if (first == seek) return 0;
-    int segments = piece_segments(o, n), n_seg = 0;
+    for (size_t i = first; i < seek; i++) cuts_seen += !bpe_inner_pair(v, p[i - 1], p[i]);
+    /* Mostly bytes alone (spaces) take too little time to share. */
+    int segments = 2 * cuts_seen > seek ? 1 : piece_segments(o, n), n_seg = 0;
     size_t cuts[MAX_SEGMENTS + 1];
     cuts[0] = 0;
     for (int s = 1; s < segments; s++) {
@@ -845,7 +862,7 @@ static int split_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
     int started[MAX_SEGMENTS] = {0};
     for (int s = 1; s < n_seg; s++) {
         size_t len = cuts[s + 1] - cuts[s];
-        uint32_t *ids = malloc(len * sizeof *ids);
+        uint32_t *ids = big_realloc(NULL, len * sizeof *ids);
         jobs[s] = (stretch_job){{v, ids, NULL, ids ? len : 0, 0, 0, NULL, 1}, p + cuts[s], len};
         started[s] = ids && pthread_create(&tid[s], NULL, stretch_thread, &jobs[s]) == 0;
         if (!started[s]) free(ids);
@@ -1211,21 +1228,6 @@ bpe_stream *bpe_stream_new(const bpe *v, int flags, int threads, bpe_error *err)
     st->flags = flags;
     st->threads = threads <= 0 ? cpu_count() : threads;
     return st;
-}
-
-/* realloc for the stream's large buffers, which ask for transparent huge
- * pages: a fresh 4 KB page costs a page fault on first touch, and for the
- * 4 MB of ids of a 1 MB piece of spaces those faults took longer than the
- * encoding (25.8 -> 14.3 ms a run on this project's VM). A hint only: the
- * kernel may ignore it. */
-static void *big_realloc(void *p, size_t bytes) {
-    void *q = realloc(p, bytes);
-#ifdef MADV_HUGEPAGE
-    const uintptr_t page = 4096, huge = (uintptr_t)2 << 20;
-    uintptr_t a = ((uintptr_t)q + page - 1) & ~(page - 1), e = ((uintptr_t)q + bytes) & ~(page - 1);
-    if (q && e > a + huge) madvise((void *)a, e - a, MADV_HUGEPAGE);
-#endif
-    return q;
 }
 
 /* Encodes buf[0..n) and hands the tokens to the sink. */
