@@ -112,9 +112,18 @@ function atom() {
   if (r < 93) return " ";
   return String.fromCharCode(0x20 + int(95));  // printable ASCII
 }
+// Long pieces from small ASCII alphabets: where gpt2in cuts a piece between
+// bytes that no token joins, and where its long-piece merging takes over.
+const SMALL_ALPHABETS = ["abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+  "0123456789", "0123456789abcdef", "etaoinshrdlu", "qxzjkvbw", "abcdefghijklmnopqrstuvwxyz   "];
 function randomString() {
   const shape = int(100);
   let s = "";
+  if (shape >= 95) {
+    const al = pick(SMALL_ALPHABETS), n = 20 + int(rnd() < 0.3 ? 1000 : 100);
+    for (let i = 0; i < n; i++) s += al[int(al.length)];
+    return s;
+  }
   if (shape < 5) {  // uniform over every code point both sides agree on
     const n = 1 + int(40);
     const kinds = ["L", "L", "N", "S", "M", "O", "O", "U"];
