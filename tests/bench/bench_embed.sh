@@ -124,4 +124,14 @@ print(f"  gpt2in embed --format f32:  {cli_t * 1e3:6.2f} ms wall, peak RSS {cli_
       f" {(cli_rss - cli_base_rss) / 1024:5.1f} MB above 'gpt2in --version' ({cli_base_t * 1e3:.2f} ms)")
 print(f"  for scale: a process that only writes a fresh 1000-row output (3 MB): {touch_t * 1e3:.2f} ms")
 EOF
+    # hyperfine starts processes with less overhead of its own than Python's fork
+    if command -v hyperfine > /dev/null 2>&1; then
+        hyperfine -N --warmup 10 --runs 100 --export-json "$W/hf.json" \
+            "$B/gpt2in embed --weights $FULL --format f32 -o /dev/null $W/ids1000.txt" \
+            "$B/gpt2in --version" > /dev/null 2>&1 &&
+            /usr/bin/python3 -c 'import json,sys
+r = json.load(open(sys.argv[1]))["results"]
+print("  hyperfine: gpt2in embed --format f32 mean %.2f ms (min %.2f); gpt2in --version mean %.2f ms"
+      % (r[0]["mean"] * 1e3, r[0]["min"] * 1e3, r[1]["mean"] * 1e3))' "$W/hf.json"
+    fi
 fi
