@@ -334,8 +334,13 @@ int bpe_token_split(const struct bpe *v, uint32_t t, uint32_t *left, uint32_t *r
     return 1;
 }
 
+/* Whether o's buffer has room for m more ids. */
+static inline int has_room(const out_t *o, size_t m) {
+    return o->ids && o->cap >= o->n && o->cap - o->n >= m;
+}
+
 static void emit_tokens(out_t *o, const uint32_t *tok, size_t m, size_t off) {
-    if (o->ids && !o->offs && o->cap >= o->n && o->cap - o->n >= m) {  /* no offsets to work out */
+    if (!o->offs && has_room(o, m)) {  /* no offsets to work out: one copy */
         memcpy(o->ids + o->n, tok, m * sizeof *tok);
         o->n += m;
         return;
@@ -349,7 +354,7 @@ static void emit_tokens(out_t *o, const uint32_t *tok, size_t m, size_t off) {
 /* The single-byte tokens of p[0..k). */
 static void emit_bytes(out_t *o, const uint8_t *p, size_t k, size_t off) {
     const uint32_t *byte_tok = o->v->byte_tok;
-    if (o->ids && !o->offs && o->cap >= o->n && o->cap - o->n >= k) {
+    if (!o->offs && has_room(o, k)) {
         for (size_t i = 0; i < k; i++) o->ids[o->n + i] = byte_tok[p[i]];
         o->n += k;
         return;
@@ -715,29 +720,43 @@ static void *chunk_thread(void *arg) {
 #define SEGMENT_SEEK 4096
 #define MAX_SEGMENTS 64
 
-static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off, int segments) {
-    const struct bpe *v = o->v;
-    if (2 * (size_t)v->max_token_len > SHORT_PIECE || n >= UINT32_MAX) return 0;
+/* Where to cut p[0..n) into `segments` parts for as many threads: near each
+ * k/segments of it, at the first place c within SEGMENT_SEEK bytes where
+ * can_cut(v, p, c). Writes 0 = cuts[0] < ... < cuts[m] = n and returns m,
+ * the number of parts (fewer where no place was found; MAX_SEGMENTS at most). */
+static int segment_cuts(const struct bpe *v, const uint8_t *p, size_t n, int segments,
+                        int (*can_cut)(const struct bpe *, const uint8_t *, size_t), size_t *cuts) {
     if (segments < 1 || (size_t)segments > n) segments = 1;
     if (segments > MAX_SEGMENTS) segments = MAX_SEGMENTS;
-    /* Tokens go straight into the caller's buffer when it has room for one
-     * per byte (nothing there counts as emitted until o->n moves). */
-    int in_place = o->cap >= o->n && o->cap - o->n >= n;
-    uint32_t *tok = in_place ? o->ids + o->n : big_realloc(NULL, n * sizeof *tok);
-    /* Segments start where a byte differs from the one before: in a run of
-     * one byte (or any periodic text) the tokens of a segment would lie
-     * off the grid of the whole and never meet them, and the join would
-     * redo the segment alone. */
-    size_t cuts[MAX_SEGMENTS + 1];
-    int n_seg = 0;
+    int m = 0;
     cuts[0] = 0;
     for (int s = 1; s < segments; s++) {
         size_t c = n * (size_t)s / (size_t)segments, limit = c + SEGMENT_SEEK < n ? c + SEGMENT_SEEK : n;
-        while (c < limit && p[c - 1] == p[c]) c++;
-        if (c < limit && c > cuts[n_seg]) cuts[++n_seg] = c;
+        while (c < limit && !can_cut(v, p, c)) c++;
+        if (c < limit && c > cuts[m]) cuts[++m] = c;
     }
-    cuts[++n_seg] = n;
-    segments = n_seg;
+    cuts[++m] = n;
+    return m;
+}
+
+/* merge_chunked's segments start where a byte differs from the one before:
+ * in a run of one byte (or any periodic text) the tokens of a segment would
+ * lie off the grid of the whole and never meet them, and the join would
+ * redo the segment alone. */
+static int byte_changes(const struct bpe *v, const uint8_t *p, size_t c) {
+    (void)v;
+    return p[c - 1] != p[c];
+}
+
+static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off, int segments) {
+    const struct bpe *v = o->v;
+    if (2 * (size_t)v->max_token_len > SHORT_PIECE || n >= UINT32_MAX) return 0;
+    /* Tokens go straight into the caller's buffer when it has room for one
+     * per byte (nothing there counts as emitted until o->n moves). */
+    int in_place = has_room(o, n);
+    uint32_t *tok = in_place ? o->ids + o->n : big_realloc(NULL, n * sizeof *tok);
+    size_t cuts[MAX_SEGMENTS + 1];
+    segments = segment_cuts(v, p, n, segments, byte_changes, cuts);
     chunk_run runs[MAX_SEGMENTS];
     pthread_t tid[MAX_SEGMENTS];
     int started[MAX_SEGMENTS] = {0}, done = 0, have = 0;
@@ -822,6 +841,10 @@ static void encode_stretches(out_t *o, const uint8_t *p, size_t n, size_t off) {
     }
 }
 
+static int no_token_joins(const struct bpe *v, const uint8_t *p, size_t c) {
+    return !bpe_inner_pair(v, p[c - 1], p[c]);
+}
+
 typedef struct {
     out_t o;
     const uint8_t *p;
@@ -848,15 +871,8 @@ static int split_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
     if (first == seek) return 0;
     for (size_t i = first; i < seek; i++) cuts_seen += !bpe_inner_pair(v, p[i - 1], p[i]);
     /* Mostly bytes alone (spaces) take too little time to share. */
-    int segments = 2 * cuts_seen > seek ? 1 : piece_segments(o, n), n_seg = 0;
     size_t cuts[MAX_SEGMENTS + 1];
-    cuts[0] = 0;
-    for (int s = 1; s < segments; s++) {
-        size_t c = n * (size_t)s / (size_t)segments, limit = c + SEGMENT_SEEK < n ? c + SEGMENT_SEEK : n;
-        while (c < limit && bpe_inner_pair(v, p[c - 1], p[c])) c++;
-        if (c < limit && c > cuts[n_seg]) cuts[++n_seg] = c;
-    }
-    cuts[++n_seg] = n;
+    int n_seg = segment_cuts(v, p, n, 2 * cuts_seen > seek ? 1 : piece_segments(o, n), no_token_joins, cuts);
     stretch_job jobs[MAX_SEGMENTS];
     pthread_t tid[MAX_SEGMENTS];
     int started[MAX_SEGMENTS] = {0};

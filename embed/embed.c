@@ -215,7 +215,36 @@ EMBED_INLINE void prefetch_row(const embed_table *tab, size_t r) {
     prefetch_bytes(tab->data + r * bytes, bytes);
 }
 
-static void forward_pread(fwd_job *j, size_t t0, size_t t1);
+/* forward_range for a table in a file, reading each row with pread. Each
+ * row goes through a small buffer that stays in cache: straight into a
+ * cold output row, pread took 2-3 times as long (1,000 rows: 9 against 3.5
+ * us each on this project's VM). The first failure is kept in j. */
+static void forward_pread(fwd_job *j, size_t t0, size_t t1) {
+    const embed_table *w = j->wte;
+    size_t C = w->cols, rb = C * (w->dtype == EMBED_F32 ? 4 : 2);
+    unsigned char *tmp = malloc(rb);
+    embed_table row = {w->dtype, 1, C, tmp, NULL};
+    embed_error err;
+    int code = tmp ? EMBED_OK : embed_fail(&err, EMBED_ERR_NOMEM, "out of memory");
+    for (size_t t = t0; t < t1 && !code && !atomic_load(&j->failed); t++) {
+        uint64_t off = j->data_off + (uint64_t)j->ids[t] * rb;
+        for (size_t got = 0; got < rb && !code;) {
+            ssize_t n = pread(j->fd, tmp + got, rb - got, (off_t)(off + got));
+            if (n > 0)
+                got += (size_t)n;
+            else if (n == 0 || errno != EINTR)
+                code = embed_fail(&err, EMBED_ERR_IO, "%s: reading row %u of the table: %s",
+                                  embed_file_name(w->file), j->ids[t],
+                                  n < 0 ? strerror(errno) : "the file was truncated");
+        }
+        if (code) break;
+        float *o = j->out + t * C;
+        embed_row(&row, 0, o);
+        if (j->wpe) row_add(j->wpe, j->pos0 + t, o);
+    }
+    if (code && !atomic_exchange(&j->failed, 1)) j->code = code, j->err = err;
+    free(tmp);
+}
 
 /* Tokens [t0, t1) of j's T. */
 static void forward_range(fwd_job *j, size_t t0, size_t t1) {
@@ -240,40 +269,6 @@ static void forward_range(fwd_job *j, size_t t0, size_t t1) {
 #ifdef __SSE2__
     _mm_sfence(); /* the streaming stores are visible before the thread says it is done */
 #endif
-}
-
-/* forward_range for a table in a file, reading each row with pread. Each
- * row goes through a small buffer that stays in cache: straight into a
- * cold output row, pread took 2-3 times as long (1,000 rows: 9 against 3.5
- * us each on this project's VM). */
-static void forward_pread(fwd_job *j, size_t t0, size_t t1) {
-    const embed_table *w = j->wte;
-    size_t C = w->cols, rb = C * (w->dtype == EMBED_F32 ? 4 : 2);
-    unsigned char *tmp = malloc(rb);
-    embed_error err;
-    int code = tmp ? EMBED_OK : embed_fail(&err, EMBED_ERR_NOMEM, "out of memory");
-    embed_table row = {w->dtype, 1, C, tmp, NULL};
-    for (size_t t = t0; t < t1 && tmp && !atomic_load(&j->failed); t++) {
-        uint64_t off = j->data_off + (uint64_t)j->ids[t] * rb;
-        for (size_t got = 0; got < rb;) {
-            ssize_t n = pread(j->fd, tmp + got, rb - got, (off_t)(off + got));
-            if (n <= 0) {
-                if (n < 0 && errno == EINTR) continue;
-                code = embed_fail(&err, EMBED_ERR_IO, "reading row %u of the table: %s", j->ids[t],
-                                  n < 0 ? strerror(errno) : "the file was truncated");
-                free(tmp);
-                tmp = NULL;
-                break;
-            }
-            got += (size_t)n;
-        }
-        if (!tmp) break;
-        float *o = j->out + t * C;
-        embed_row(&row, 0, o);
-        if (j->wpe) row_add(j->wpe, j->pos0 + t, o);
-    }
-    if (code && !atomic_exchange(&j->failed, 1)) j->code = code, j->err = err;
-    free(tmp);
 }
 
 /* Two threads claim blocks of tokens until none is left, one from the front
@@ -322,7 +317,7 @@ int embed_forward(float *out, const embed_table *wte, const embed_table *wpe, si
                        "position %zu (token index %zu) is out of range (%zu positions)",
                        pos0 + t, t, wpe->rows);
     }
-    fwd_job job = {out, wte, wpe, pos0, ids, T, -1, 0, 0, 0, 0, {{0}}};
+    fwd_job job = {.out = out, .wte = wte, .wpe = wpe, .pos0 = pos0, .ids = ids, .T = T, .fd = -1};
     if (wte->file)
         job.fd = embed_st_pread_fd(wte->file, wte->data, T, wte->rows / 16, &job.data_off);
     if (T >= 2 && T * C * sizeof(float) >= EMBED_FWD_THREAD_BYTES) {

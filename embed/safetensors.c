@@ -685,8 +685,10 @@ int embed_st_pread_fd(const embed_file *f, const unsigned char *p, size_t rows, 
     /* The count is a cache of how the file has been used, not part of its
      * value: the struct is the library's own (malloc), so it may change. */
     atomic_size_t *read = &((embed_file *)f)->rows_read;
-    if (atomic_load(read) + rows > budget) return -1;
-    atomic_fetch_add(read, rows);
+    size_t seen = atomic_load(read);
+    do
+        if (rows > budget || seen > budget - rows) return -1;
+    while (!atomic_compare_exchange_weak(read, &seen, seen + rows));
     *offset = (uint64_t)(p - f->base);
     return f->fd;
 }

@@ -26,7 +26,7 @@ const char *embed_st_shape_str(embed_dtype dt, int ndim, const uint64_t *shape, 
 
 /* The open file behind f and the file offset of p (inside f's image), for
  * reading `rows` more rows with pread; -1 for an image in memory, or once
- * the rows read so over the file's life would pass budget (from then on
+ * the rows read so far over the file's life would pass budget (from then on
  * the mapping is cheaper). */
 int embed_st_pread_fd(const embed_file *f, const unsigned char *p, size_t rows, size_t budget,
                       uint64_t *offset);

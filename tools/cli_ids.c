@@ -465,7 +465,9 @@ static int put_ids(ids_writer *w, const uint32_t *ids, size_t n) {
         case IDS_U16: case IDS_LLMC:
             for (size_t k = 0; k < m; k++, p += 2) {
                 uint32_t x = id[k];
-                if (x > 0xFFFF) return cli_error("id %u does not fit in 16 bits", x);
+                if (x > 0xFFFF)
+                    return cli_error("id %u (token %llu) does not fit in 16 bits", x,
+                                     (unsigned long long)(w->count + i + k));
                 p[0] = (char)x, p[1] = (char)(x >> 8);
             }
             break;
@@ -473,7 +475,8 @@ static int put_ids(ids_writer *w, const uint32_t *ids, size_t n) {
             for (size_t k = 0; k < m; k++, p += 4) {
                 uint32_t x = id[k];  /* a local: the byte stores merge into one */
                 if (w->fmt == IDS_NPY && x > INT32_MAX)
-                    return cli_error("id %u does not fit in int32 (.npy)", x);
+                    return cli_error("id %u (token %llu) does not fit in int32 (.npy)", x,
+                                     (unsigned long long)(w->count + i + k));
                 p[0] = (char)x, p[1] = (char)(x >> 8), p[2] = (char)(x >> 16), p[3] = (char)(x >> 24);
             }
             break;
