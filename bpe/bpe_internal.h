@@ -91,7 +91,28 @@ typedef struct bpe_image_header {
     uint64_t off_short_ids;  /* uint32[short_mask + 1]: id | length << 24 (see bpe_short_token) */
     uint64_t off_inner_pairs; /* uint64[1024]: bit x << 8 | y set when a token of 2+ bytes has
                                  byte x followed by byte y (see bpe_inner_pair) */
+    uint64_t off_digit_ids;   /* uint32[BPE_DIGIT_SLOTS]: the token of each string of 1-4 ASCII
+                                 digits (see bpe_digit_slot), or BPE_EMPTY */
+    uint64_t off_digit_loc;   /* uint16[BPE_DIGIT_SLOTS]: that token's number among the n_digit
+                                 such tokens */
+    uint64_t off_digit_compat; /* uint64[(n_digit^2 + 63) / 64]: bit a * n_digit + b set when
+                                  [a, b] is the encoding of their bytes (a, b such numbers) */
+    uint32_t n_digit;         /* 0: no digit tables (more than BPE_DIGIT_MAX such tokens) */
 } bpe_image_header;
+
+/* Runs of digits are one piece however long, with no place where the
+ * merges must stop (bpe.c, merge_digits). Their tokens of up to 4 digits
+ * are numbered by the digits: the strings of L digits from
+ * (10^L - 10) / 9 on, by value. */
+#define BPE_DIGIT_SLOTS 11110
+#define BPE_DIGIT_MAX 2048   /* a bitmap of at most 512 KB */
+static inline int bpe_is_digit(uint8_t c) { return (uint8_t)(c - '0') < 10; }
+static inline uint32_t bpe_digit_slot(const uint8_t *s, size_t len) {
+    static const uint32_t base[5] = {0, 0, 10, 110, 1110};
+    uint32_t x = 0;
+    for (size_t i = 0; i < len; i++) x = x * 10 + (uint32_t)(s[i] - '0');
+    return base[len] + x;
+}
 
 #define BPE_PREFIX3(p) ((((uint32_t)(p)[0] << 16 | (uint32_t)(p)[1] << 8 | (p)[2]) * 2654435761u) >> 16)
 
@@ -125,6 +146,10 @@ struct bpe {
     const uint32_t *byte_pairs;
     const uint32_t *short_keys, *short_ids;
     const uint64_t *inner_pairs;
+    uint32_t n_digit;
+    const uint32_t *digit_ids;
+    const uint16_t *digit_loc;
+    const uint64_t *digit_compat;
     void *owned;   /* the heap image of a loaded vocabulary; NULL when built in */
 };
 
@@ -153,6 +178,10 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
  * merges on the way never decrease, stores the last merge's two parts and
  * returns 1; otherwise returns 0. (bpe.c; used when building an image.) */
 int bpe_token_split(const struct bpe *v, uint32_t t, uint32_t *left, uint32_t *right);
+
+/* Fills v's digit pair bitmap (off_digit_compat) from its other tables;
+ * 0 when out of memory. (bpe.c; used when building an image.) */
+int bpe_fill_digit_compat(const struct bpe *v, uint64_t *bits);
 
 static inline uint64_t bpe_hash_bytes(const uint8_t *p, size_t n) {
     uint64_t h = 0x9E3779B97F4A7C15ull * (n + 1);

@@ -29,6 +29,10 @@ static const struct bpe gpt2 = {
     .short_keys = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_SHORT_KEYS),
     .short_ids = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_SHORT_IDS),
     .inner_pairs = (const uint64_t *)(bpe_gpt2_image + GPT2_OFF_INNER_PAIRS),
+    .n_digit = GPT2_N_DIGIT,
+    .digit_ids = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_DIGIT_IDS),
+    .digit_loc = (const uint16_t *)(bpe_gpt2_image + GPT2_OFF_DIGIT_LOC),
+    .digit_compat = (const uint64_t *)(bpe_gpt2_image + GPT2_OFF_DIGIT_COMPAT),
     .owned = NULL,
 };
 

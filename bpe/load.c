@@ -189,6 +189,16 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     h.off_short_keys = off; off = align64(off + ((size_t)h.short_mask + 1) * 4);
     h.off_short_ids = off; off = align64(off + ((size_t)h.short_mask + 1) * 4);
     h.off_inner_pairs = off; off = align64(off + 1024 * 8);
+    uint64_t n_digit = 0;
+    for (uint32_t i = 0; i < n_tokens; i++) {
+        int digits = (int32_t)i != eot && lens[i] >= 1 && lens[i] <= 4;
+        for (uint32_t k = 0; digits && k < lens[i]; k++) digits = bpe_is_digit(tokens[i][k]);
+        n_digit += digits;
+    }
+    h.n_digit = n_digit <= BPE_DIGIT_MAX ? (uint32_t)n_digit : 0;
+    h.off_digit_ids = off; off = align64(off + BPE_DIGIT_SLOTS * 4);
+    h.off_digit_loc = off; off = align64(off + BPE_DIGIT_SLOTS * 2);
+    h.off_digit_compat = off; off = align64(off + ((uint64_t)h.n_digit * h.n_digit + 63) / 64 * 8);
     h.image_size = off;
 
     /* The free key of the short-token table: 0xFFFFFFFF, unless a token
@@ -293,6 +303,22 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     for (uint32_t t = 0; t < n_tokens; t++)
         if ((int32_t)t == eot || lens[t] < 2 || !bpe_token_split(&v, t, &split[2 * t], &split[2 * t + 1]))
             split[2 * t] = split[2 * t + 1] = BPE_EMPTY;
+    uint32_t *digit_ids = (uint32_t *)(img + h.off_digit_ids);
+    uint16_t *digit_loc = (uint16_t *)(img + h.off_digit_loc);
+    uint32_t number = 0;
+    for (uint32_t slot = 0, len = 1, count = 10; len <= 4; len++, count *= 10) {
+        for (uint32_t x = 0; x < count; x++, slot++) {
+            uint8_t s[4];
+            for (uint32_t k = len, y = x; k-- > 0; y /= 10) s[k] = (uint8_t)('0' + y % 10);
+            digit_ids[slot] = bpe_find_token(&v, s, len);
+            digit_loc[slot] = digit_ids[slot] == BPE_EMPTY ? UINT16_MAX : (uint16_t)number++;
+        }
+    }
+    /* Needs every table above: it checks pairs as the encoder does. */
+    if (h.n_digit && !bpe_fill_digit_compat(&v, (uint64_t *)(img + h.off_digit_compat))) {
+        h.n_digit = 0;  /* no digit tables: merge_digits stands aside */
+        memcpy(img, &h, sizeof h);
+    }
     *size = off;
     return img;
 }
@@ -323,6 +349,10 @@ void bpe_attach_image(struct bpe *v, const void *image) {
     v->short_keys = (const uint32_t *)(img + h.off_short_keys);
     v->short_ids = (const uint32_t *)(img + h.off_short_ids);
     v->inner_pairs = (const uint64_t *)(img + h.off_inner_pairs);
+    v->n_digit = h.n_digit;
+    v->digit_ids = (const uint32_t *)(img + h.off_digit_ids);
+    v->digit_loc = (const uint16_t *)(img + h.off_digit_loc);
+    v->digit_compat = (const uint64_t *)(img + h.off_digit_compat);
     v->owned = NULL;
 }
 

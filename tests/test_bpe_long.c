@@ -3,7 +3,8 @@
  *   - compatible_fast (the spine walk, which reads pairs of up to 4 bytes
  *     from the text) against re-encoding bytes(a) bytes(b),
  *     on random token pairs and on pairs that occur in real encodings;
- *   - merge_chunked and merge_backtrack against merge_long (the heap), and
+ *   - merge_chunked, merge_backtrack and merge_digits against merge_long
+ *     (the heap), and
  *     merge_short against merge_traced, on
  *     random long pieces from small alphabets, where merges interact most.
  * The heap and the quadratic loop follow tiktoken's definition step by step,
@@ -61,7 +62,9 @@ static void test_pieces(const struct bpe *v, int rounds) {
     static const char *const alphabets[] = {
         "a", "=", "0123456789", "abcdefghijklmnopqrstuvwxyz", "ab", "aab", "01",
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", "-=_", "ing",
-        "\xe4\xb8\x80\xe4\xba\x8c\xe4\xb8\x89", "\xc3\xa9\x65\xcc\x81"};
+        "\xe4\xb8\x80\xe4\xba\x8c\xe4\xb8\x89", "\xc3\xa9\x65\xcc\x81",
+        /* digits: GPT-2 has runs of zeros up to 16 long, and years */
+        "0", "0000000001", "1290", "0123456789"};
     enum { MAX_N = 16384 };
     uint8_t *p = malloc(MAX_N);
     uint32_t *a = malloc(MAX_N * 4), *b = malloc(MAX_N * 4), *c = malloc(MAX_N * 4);
@@ -71,6 +74,9 @@ static void test_pieces(const struct bpe *v, int rounds) {
         /* Some pieces long enough for merge_chunked's chunk cache. */
         size_t k = strlen(al), n = r % 5 == 4 ? CHUNK_CACHE_MIN + rnd() % 8000 : 257 + rnd() % 1500;
         for (size_t i = 0; i < n; i++) p[i] = (uint8_t)al[rnd() % k];
+        int digits = 1;
+        for (size_t i = 1; i < n; i++) digits &= bpe_is_digit(p[i]);
+        if (digits && r % 3 == 0) p[0] = ' ';  /* the piece " 123..." */
         /* Cut into 1-4 segments, each encoded alone and then joined. */
         int segments = 1 + r % 4;
         out_t oa = {v, a, NULL, MAX_N, 0, 0, NULL, 1}, ob = {v, b, NULL, MAX_N, 0, 0, NULL, 1};
@@ -92,6 +98,20 @@ static void test_pieces(const struct bpe *v, int rounds) {
         if (oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
             if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: backtrack %zu tokens, heap %zu\n", al, n, oa.n, ob.n);
         }
+        /* merge_digits takes digit runs (after one other byte), nothing
+         * else; with offsets or no room, it works in a buffer of its own. */
+        size_t *offs = malloc(MAX_N * sizeof *offs);
+        out_t og = {v, c, r % 2 ? offs : NULL, MAX_N, 0, 0, NULL, 1};
+        if (merge_digits(&og, p, n, 0) != digits) {
+            if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: merge_digits took %s\n", al, n, digits ? "no digits" : "other bytes");
+        } else if (digits) {
+            int same = og.n == ob.n && !memcmp(c, b, og.n * 4);
+            for (size_t i = 0, at = 0; same && r % 2 && i < og.n; at += token_len(v, b[i++])) same = offs[i] == at;
+            out_t oz2 = {v, NULL, NULL, 0, 0, 0, NULL, 1};
+            if (!merge_digits(&oz2, p, n, 0) || oz2.n != ob.n) same = 0;
+            if (!same && bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: digits %zu tokens, heap %zu\n", al, n, og.n, ob.n);
+        }
+        free(offs);
         /* Cut where no token joins two bytes, when there is such a place. */
         out_t os = {v, c, NULL, MAX_N, 0, 0, NULL, 1};
         if (split_piece(&os, p, n, 0) && (os.n != ob.n || memcmp(c, b, os.n * 4))) {
@@ -121,7 +141,7 @@ static void test_pieces(const struct bpe *v, int rounds) {
         fprintf(stderr, "merge_backtrack gave up on %d pieces\n", fell_back);
         failures++;
     }
-    printf("long pieces: %d random pieces, chunked == split == backtracking == heap == quadratic loop "
+    printf("long pieces: %d random pieces, chunked == split == backtracking == digits == heap == quadratic loop "
            "(chunked gave way to backtracking on %d)\n", rounds, chunked_gave_up);
     free(p);
     free(a);

@@ -50,6 +50,10 @@ int main(int argc, char **argv) {
                "#define GPT2_OFF_INNER_PAIRS %llu\n",
             h.short_mask, h.short_free, (unsigned long long)h.off_short_keys,
             (unsigned long long)h.off_short_ids, (unsigned long long)h.off_inner_pairs);
+    fprintf(f, "#define GPT2_N_DIGIT %uu\n#define GPT2_OFF_DIGIT_IDS %llu\n#define GPT2_OFF_DIGIT_LOC %llu\n"
+               "#define GPT2_OFF_DIGIT_COMPAT %llu\n",
+            h.n_digit, (unsigned long long)h.off_digit_ids, (unsigned long long)h.off_digit_loc,
+            (unsigned long long)h.off_digit_compat);
     if (fclose(f)) return 1;
     bpe_free(v);
     return 0;
