@@ -67,7 +67,8 @@ const bpe *bpe_gpt2(void);
  * (ids 0..V-1, V below 2^21 - 1; every single byte a token). Ranks are the
  * ids, as in tiktoken; each merge line must join two tokens into a token.
  * On failure returns NULL and describes the problem (file, line and column)
- * in err. */
+ * in err. Builds the same tables the compiled-in vocabulary carries: about
+ * 0.2 s for GPT-2's files on this project's machine. */
 bpe *bpe_load(const char *encoder_json_path, const char *vocab_bpe_path, bpe_error *err);
 
 /* Same, from bytes in memory; the names are used in error messages only. */

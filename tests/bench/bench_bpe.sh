@@ -97,7 +97,17 @@ for kind in a letters digits spaces equals; do
 done
 
 echo
-echo "start-up: echo hello | gpt2in encode (target < 5 ms); the same pipe through cat for scale"
+echo "start-up: echo hello | gpt2in encode (target < 5 ms); cat and /bin/true for scale"
+echo "the process alone (tests/bench/spawn_time.c: posix_spawn, \"hello\" on stdin from a file, no shell):"
+printf 'hello\n' > "$tmp/hello.txt"
+if ${CC:-cc} -O2 -o "$tmp/spawn_time" tests/bench/spawn_time.c 2> /dev/null; then
+    for cmd in "$GPT2IN encode" cat /bin/true; do
+        printf '  %-22s %s\n' "${cmd##*/}:" "$("$tmp/spawn_time" 300 "$tmp/hello.txt" $cmd)"
+    done
+else
+    echo "  (no C compiler: skipped)"
+fi
+echo "through a shell pipeline (the shell's fork and the pipe are in these):"
 if command -v hyperfine > /dev/null 2>&1; then
     hyperfine --warmup 20 --runs 200 --export-json "$tmp/hf.json" "echo hello | $GPT2IN encode" \
         "echo hello | cat" > /dev/null 2>&1 &&
