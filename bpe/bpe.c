@@ -632,11 +632,42 @@ static inline size_t longest_at(const struct bpe *v, const uint8_t *p, size_t po
     return len < n - pos ? len : n - pos;
 }
 
+/* Digit runs (a number piece: no place where merges must stop, no repeats
+ * to cache, and greedy candidates fail often, about 3 pair checks a token)
+ * use tables in place of the token and pair look-ups: tokens of up to 4
+ * ASCII digits come from their value, pairs of them from a bitmap (981
+ * such tokens in GPT-2: 120 KB, stays in cache). `digits` is where the run
+ * starts (0, or 1 after the space of " 123"; n: no run); anything else
+ * (the byte before, digit tokens of 5+ bytes) takes the general look-ups. */
+#define NO_DIGIT UINT16_MAX
+
+/* The number of the token p[start..start+len) among the digit tokens. */
+static inline uint32_t digit_number(const struct bpe *v, const uint8_t *p, size_t start, size_t len,
+                                    size_t digits) {
+    return start >= digits && len <= 4 ? v->digit_loc[bpe_digit_slot(p + start, len)] : NO_DIGIT;
+}
+
+/* The longest a token at p[pos..n) can be. */
+static inline size_t candidate_longest(const struct bpe *v, const uint8_t *p, size_t pos, size_t n,
+                                       size_t digits) {
+    size_t most = n - pos < 4 ? n - pos : 4;
+    if (pos >= digits && (most < 2 || v->maxlen2[p[pos] << 8 | p[pos + 1]] <= 4)) return most;
+    return longest_at(v, p, pos, n);
+}
+
+/* The longest token that p[pos..pos+len) starts with, as prefix_token. */
+static inline size_t candidate(const struct bpe *v, const uint8_t *p, size_t pos, size_t len, size_t digits,
+                               uint32_t *t) {
+    if (pos < digits || len > 4) return prefix_token(v, p + pos, len, t);
+    for (; len; len--)
+        if ((*t = v->digit_ids[bpe_digit_slot(p + pos, len)]) != BPE_EMPTY) break;
+    return len;
+}
+
 /* The tokens go straight into the caller's buffer when it has room for n
- * (the stack of tokens never holds more), else into one of their own;
- * a token's start is the end of the one before it, so no positions are
- * kept. */
-static int merge_backtrack(out_t *o, const uint8_t *p, size_t n, size_t off) {
+ * (the stack of tokens never holds more), else into one of their own; a
+ * token's start is the end of the one before it, so no positions are kept. */
+static int backtrack(out_t *o, const uint8_t *p, size_t n, size_t off, size_t digits) {
     const struct bpe *v = o->v;
     if (2 * (size_t)v->max_token_len > SHORT_PIECE || n >= UINT32_MAX) return 0;
     int direct = !o->offs && has_room(o, n);
@@ -647,92 +678,14 @@ static int merge_backtrack(out_t *o, const uint8_t *p, size_t n, size_t off) {
     if (!tok || !dead) goto out;
     memset(dead, 0, (n / 64 + 1) * sizeof *dead);
     size_t k = 0, pos = 0, budget = 64 * n + 4096;
-    uint32_t t = BPE_EMPTY;
-    size_t len = prefix_token(v, p, longest_at(v, p, 0, n), &t);
+    uint32_t t = BPE_EMPTY, last = NO_DIGIT;  /* last: the digit number of tok[k - 1] */
+    size_t len = candidate(v, p, 0, candidate_longest(v, p, 0, n, digits), digits, &t);
     while (pos < n) {
         if (budget-- == 0) goto out;
         if (len) {  /* candidate t = p[pos..pos+len) */
             size_t end = pos + len;
-            if ((end == n || !(dead[end / 64] >> (end % 64) & 1)) &&
-                compatible(v, &cache, p, pos, k ? tok[k - 1] : BPE_EMPTY, t)) {
-                tok[k++] = t;
-                pos = end;
-                if (pos < n) len = prefix_token(v, p + pos, longest_at(v, p, pos, n), &t);
-                continue;
-            }
-            len = prefix_token(v, p + pos, len - 1, &t);
-            if (len) continue;
-        }
-        /* No token can follow here: pos is not a boundary of the answer. */
-        if (k == 0) goto out;
-        dead[pos / 64] |= 1ull << (pos % 64);
-        len = token_len(v, tok[--k]);
-        pos -= len;
-        len = prefix_token(v, p + pos, len - 1, &t);
-    }
-    if (direct) o->n += k;
-    else emit_tokens(o, tok, k, off);
-    done = 1;
-out:
-    if (!direct) big_free(tok);
-    big_free(dead);
-    free(cache);
-    return done;
-}
-
-/* merge_backtrack for a run of ASCII digits (after at most one other byte,
- * the space of " 123"), with the image's digit tables in place of the
- * token and pair look-ups: a digit run has no place where merges must stop
- * and no repeats to cache, and greedy candidates fail often (about 3 pair
- * checks a token), so the checks must be cheap. Tokens of up to 4 digits
- * come from their value, pairs of them from a bitmap (981 such tokens in
- * GPT-2: 120 KB, stays in cache); anything else (the leading byte, digit
- * tokens of 5+ bytes) takes the general look-ups. */
-#define NO_DIGIT UINT16_MAX
-
-static inline uint32_t digit_number(const struct bpe *v, const uint8_t *p, size_t start, size_t len,
-                                    size_t first) {
-    return start >= first && len <= 4 ? v->digit_loc[bpe_digit_slot(p + start, len)] : NO_DIGIT;
-}
-
-/* The longest token that p[pos..pos+len) starts with, as prefix_token. */
-static inline size_t digit_prefix(const struct bpe *v, const uint8_t *p, size_t pos, size_t len, size_t first,
-                                  uint32_t *t) {
-    if (pos < first || len > 4) return prefix_token(v, p + pos, len, t);
-    for (; len; len--)
-        if ((*t = v->digit_ids[bpe_digit_slot(p + pos, len)]) != BPE_EMPTY) break;
-    return len;
-}
-
-/* The longest a token at p[pos..n) can be. */
-static inline size_t digit_longest(const struct bpe *v, const uint8_t *p, size_t pos, size_t n, size_t first) {
-    size_t most = n - pos < 4 ? n - pos : 4;
-    if (pos >= first && (most < 2 || v->maxlen2[p[pos] << 8 | p[pos + 1]] <= 4)) return most;
-    return longest_at(v, p, pos, n);
-}
-
-static int merge_digits(out_t *o, const uint8_t *p, size_t n, size_t off) {
-    const struct bpe *v = o->v;
-    size_t first = bpe_is_digit(p[0]) ? 0 : 1;
-    if (!v->n_digit || 2 * (size_t)v->max_token_len > SHORT_PIECE || n >= UINT32_MAX) return 0;
-    for (size_t i = first; i < n; i++)
-        if (!bpe_is_digit(p[i])) return 0;
-    int direct = !o->offs && has_room(o, n);
-    uint32_t *tok = direct ? o->ids + o->n : big_alloc(n * sizeof *tok);
-    uint64_t *dead = big_alloc((n / 64 + 1) * sizeof *dead);
-    compat_cache *cache = NULL;
-    int done = 0;
-    if (!tok || !dead) goto out;
-    memset(dead, 0, (n / 64 + 1) * sizeof *dead);
-    size_t k = 0, pos = 0, budget = 64 * n + 4096;
-    uint32_t t = BPE_EMPTY, last = NO_DIGIT;  /* last: the number of tok[k - 1] */
-    size_t len = digit_prefix(v, p, 0, digit_longest(v, p, 0, n, first), first, &t);
-    while (pos < n) {
-        if (budget-- == 0) goto out;
-        if (len) {
-            size_t end = pos + len;
             if (end == n || !(dead[end / 64] >> (end % 64) & 1)) {
-                uint32_t num = digit_number(v, p, pos, len, first);
+                uint32_t num = digit_number(v, p, pos, len, digits);
                 size_t bit = (size_t)last * v->n_digit + num;
                 int ok = k && last != NO_DIGIT && num != NO_DIGIT
                              ? (int)(v->digit_compat[bit / 64] >> (bit % 64) & 1)
@@ -741,24 +694,25 @@ static int merge_digits(out_t *o, const uint8_t *p, size_t n, size_t off) {
                     tok[k++] = t;
                     last = num;
                     pos = end;
-                    if (pos < n) len = digit_prefix(v, p, pos, digit_longest(v, p, pos, n, first), first, &t);
+                    if (pos < n) len = candidate(v, p, pos, candidate_longest(v, p, pos, n, digits), digits, &t);
                     continue;
                 }
             }
-            len = digit_prefix(v, p, pos, len - 1, first, &t);
+            len = candidate(v, p, pos, len - 1, digits, &t);
             if (len) continue;
         }
+        /* No token can follow here: pos is not a boundary of the answer. */
         if (k == 0) goto out;
         dead[pos / 64] |= 1ull << (pos % 64);
         len = token_len(v, tok[--k]);
         pos -= len;
         if (k) {
             size_t l = token_len(v, tok[k - 1]);
-            last = digit_number(v, p, pos - l, l, first);
+            last = digit_number(v, p, pos - l, l, digits);
         } else {
             last = NO_DIGIT;
         }
-        len = digit_prefix(v, p, pos, len - 1, first, &t);
+        len = candidate(v, p, pos, len - 1, digits, &t);
     }
     if (direct) o->n += k;
     else emit_tokens(o, tok, k, off);
@@ -768,6 +722,20 @@ out:
     big_free(dead);
     free(cache);
     return done;
+}
+
+static int merge_backtrack(out_t *o, const uint8_t *p, size_t n, size_t off) {
+    return backtrack(o, p, n, off, n);
+}
+
+/* backtrack with the digit tables, for a run of ASCII digits after at most
+ * one other byte; 0 (nothing done) for anything else. */
+static int merge_digits(out_t *o, const uint8_t *p, size_t n, size_t off) {
+    size_t digits = bpe_is_digit(p[0]) ? 0 : 1;
+    if (!o->v->n_digit) return 0;
+    for (size_t i = digits; i < n; i++)
+        if (!bpe_is_digit(p[i])) return 0;
+    return backtrack(o, p, n, off, digits);
 }
 
 int bpe_fill_digit_compat(const struct bpe *v, uint64_t *bits) {
