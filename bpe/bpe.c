@@ -632,42 +632,10 @@ static inline size_t longest_at(const struct bpe *v, const uint8_t *p, size_t po
     return len < n - pos ? len : n - pos;
 }
 
-/* Digit runs (a number piece: no place where merges must stop, no repeats
- * to cache, and greedy candidates fail often, about 3 pair checks a token)
- * use tables in place of the token and pair look-ups: tokens of up to 4
- * ASCII digits come from their value, pairs of them from a bitmap (981
- * such tokens in GPT-2: 120 KB, stays in cache). `digits` is where the run
- * starts (0, or 1 after the space of " 123"; n: no run); anything else
- * (the byte before, digit tokens of 5+ bytes) takes the general look-ups. */
-#define NO_DIGIT UINT16_MAX
-
-/* The number of the token p[start..start+len) among the digit tokens. */
-static inline uint32_t digit_number(const struct bpe *v, const uint8_t *p, size_t start, size_t len,
-                                    size_t digits) {
-    return start >= digits && len <= 4 ? v->digit_loc[bpe_digit_slot(p + start, len)] : NO_DIGIT;
-}
-
-/* The longest a token at p[pos..n) can be. */
-static inline size_t candidate_longest(const struct bpe *v, const uint8_t *p, size_t pos, size_t n,
-                                       size_t digits) {
-    size_t most = n - pos < 4 ? n - pos : 4;
-    if (pos >= digits && (most < 2 || v->maxlen2[p[pos] << 8 | p[pos + 1]] <= 4)) return most;
-    return longest_at(v, p, pos, n);
-}
-
-/* The longest token that p[pos..pos+len) starts with, as prefix_token. */
-static inline size_t candidate(const struct bpe *v, const uint8_t *p, size_t pos, size_t len, size_t digits,
-                               uint32_t *t) {
-    if (pos < digits || len > 4) return prefix_token(v, p + pos, len, t);
-    for (; len; len--)
-        if ((*t = v->digit_ids[bpe_digit_slot(p + pos, len)]) != BPE_EMPTY) break;
-    return len;
-}
-
 /* The tokens go straight into the caller's buffer when it has room for n
  * (the stack of tokens never holds more), else into one of their own; a
  * token's start is the end of the one before it, so no positions are kept. */
-static int backtrack(out_t *o, const uint8_t *p, size_t n, size_t off, size_t digits) {
+static int merge_backtrack(out_t *o, const uint8_t *p, size_t n, size_t off) {
     const struct bpe *v = o->v;
     if (2 * (size_t)v->max_token_len > SHORT_PIECE || n >= UINT32_MAX) return 0;
     int direct = !o->offs && has_room(o, n);
@@ -678,27 +646,20 @@ static int backtrack(out_t *o, const uint8_t *p, size_t n, size_t off, size_t di
     if (!tok || !dead) goto out;
     memset(dead, 0, (n / 64 + 1) * sizeof *dead);
     size_t k = 0, pos = 0, budget = 64 * n + 4096;
-    uint32_t t = BPE_EMPTY, last = NO_DIGIT;  /* last: the digit number of tok[k - 1] */
-    size_t len = candidate(v, p, 0, candidate_longest(v, p, 0, n, digits), digits, &t);
+    uint32_t t = BPE_EMPTY;
+    size_t len = prefix_token(v, p, longest_at(v, p, 0, n), &t);
     while (pos < n) {
         if (budget-- == 0) goto out;
         if (len) {  /* candidate t = p[pos..pos+len) */
             size_t end = pos + len;
-            if (end == n || !(dead[end / 64] >> (end % 64) & 1)) {
-                uint32_t num = digit_number(v, p, pos, len, digits);
-                size_t bit = (size_t)last * v->n_digit + num;
-                int ok = k && last != NO_DIGIT && num != NO_DIGIT
-                             ? (int)(v->digit_compat[bit / 64] >> (bit % 64) & 1)
-                             : compatible(v, &cache, p, pos, k ? tok[k - 1] : BPE_EMPTY, t);
-                if (ok) {
-                    tok[k++] = t;
-                    last = num;
-                    pos = end;
-                    if (pos < n) len = candidate(v, p, pos, candidate_longest(v, p, pos, n, digits), digits, &t);
-                    continue;
-                }
+            if ((end == n || !(dead[end / 64] >> (end % 64) & 1)) &&
+                compatible(v, &cache, p, pos, k ? tok[k - 1] : BPE_EMPTY, t)) {
+                tok[k++] = t;
+                pos = end;
+                if (pos < n) len = prefix_token(v, p + pos, longest_at(v, p, pos, n), &t);
+                continue;
             }
-            len = candidate(v, p, pos, len - 1, digits, &t);
+            len = prefix_token(v, p + pos, len - 1, &t);
             if (len) continue;
         }
         /* No token can follow here: pos is not a boundary of the answer. */
@@ -706,13 +667,7 @@ static int backtrack(out_t *o, const uint8_t *p, size_t n, size_t off, size_t di
         dead[pos / 64] |= 1ull << (pos % 64);
         len = token_len(v, tok[--k]);
         pos -= len;
-        if (k) {
-            size_t l = token_len(v, tok[k - 1]);
-            last = digit_number(v, p, pos - l, l, digits);
-        } else {
-            last = NO_DIGIT;
-        }
-        len = candidate(v, p, pos, len - 1, digits, &t);
+        len = prefix_token(v, p + pos, len - 1, &t);
     }
     if (direct) o->n += k;
     else emit_tokens(o, tok, k, off);
@@ -724,41 +679,121 @@ out:
     return done;
 }
 
-static int merge_backtrack(out_t *o, const uint8_t *p, size_t n, size_t off) {
-    return backtrack(o, p, n, off, n);
+/* Runs of digits: a number piece has no place where merges must stop and
+ * no repeats to cache, and greedy candidates fail often (about 3 pair
+ * checks a token), so they go by another route. The encoding of the text
+ * up to each place i ends with exactly one token t such that [the last
+ * token up to i - len(t), t] is compatible: that one extends a valid
+ * sequence, and the encoding is unique. So last[i] is found from
+ * last[i-1..i-4] with no search and no going back, and the tokens are read
+ * back from the end. Tokens of 1-4 digits are numbered (the image's digit
+ * tables: the window of the last 4 digits gives the numbers of the tokens
+ * ending at i, a bitmap which pairs of them are compatible, 125 KB for
+ * GPT-2's 981, which stays in cache); with exactly one answer, "none of
+ * 2-4" means 1, so last[i] waits on last[i-2], not last[i-1], and the
+ * check of 1 only confirms. Anything else - the byte before the run (the
+ * space of " 123"), digit tokens of 5+ bytes - takes the general look-ups
+ * at that place. */
+#define DIGIT_START 0x80000000u            /* last[0]: nothing before */
+#define DIGIT_ID(t) (0x80000000u | (t))  /* a token outside the numbered ones */
+#define DIGIT_SLOW_MIN 1024
+
+static inline uint32_t digit_entry_token(const struct bpe *v, uint32_t e) {
+    return e & 0x80000000u ? (e == DIGIT_START ? BPE_EMPTY : e & 0x7FFFFFFFu) : v->digit_tok[e];
 }
 
-/* backtrack with the digit tables, for a run of ASCII digits after at most
- * one other byte; 0 (nothing done) for anything else. */
+/* last[i] by trying every token that ends at i; 0 unless exactly one fits. */
+static int digit_place(const struct bpe *v, compat_cache **cache, const uint8_t *p, size_t i, size_t digits,
+                       uint32_t *last) {
+    size_t most = i < v->digit_max_len + digits ? i : v->digit_max_len + digits;
+    int found = 0;
+    for (size_t len = 1; len <= most; len++) {
+        size_t s = i - len;
+        if (s < digits && s != 0) break;  /* a token starts at 0 or in the run */
+        uint32_t t = find_at(v, p + s, len);
+        if (t == BPE_EMPTY || !compatible(v, cache, p, s, digit_entry_token(v, last[s]), t)) continue;
+        found++;
+        uint32_t num = s >= digits && len <= 4 ? v->digit_loc[bpe_digit_slot(p + s, len)] : BPE_NO_DIGIT;
+        last[i] = num == BPE_NO_DIGIT ? DIGIT_ID(t) : num;
+    }
+    return found == 1;
+}
+
+static inline unsigned digit_pair(const uint64_t *compat, unsigned shift, uint32_t a, uint32_t b) {
+    size_t bit = (size_t)a << shift | b;
+    return (unsigned)(compat[bit / 64] >> (bit % 64) & 1);
+}
+
+/* For a run of ASCII digits after at most one other byte; 0 (nothing
+ * done) for anything else, or when too many places need the general
+ * look-ups (long runs of zeros: GPT-2 has them up to 16), which the
+ * merges do better. */
 static int merge_digits(out_t *o, const uint8_t *p, size_t n, size_t off) {
+    const struct bpe *v = o->v;
     size_t digits = bpe_is_digit(p[0]) ? 0 : 1;
-    if (!o->v->n_digit) return 0;
+    if (!v->n_digit || n >= UINT32_MAX) return 0;
     for (size_t i = digits; i < n; i++)
         if (!bpe_is_digit(p[i])) return 0;
-    return backtrack(o, p, n, off, digits);
+    uint32_t *last = big_alloc((n + 1) * sizeof *last);  /* last[i]: number, or DIGIT_ID */
+    compat_cache *cache = NULL;
+    int done = 0;
+    size_t slow = 0;
+    if (!last) return 0;
+    last[0] = DIGIT_START;
+    /* in locals: the stores to last[] could alias the vocabulary's fields */
+    const uint64_t *window = v->digit_window, *compat = v->digit_compat;
+    const uint16_t *loc = v->digit_loc;
+    const unsigned shift = v->digit_shift;
+    uint32_t w = 0;  /* the last 4 digits before place i, as a number */
+    for (size_t i = 1; i <= n; i++) {
+        uint32_t d = (uint32_t)p[i - 1] - '0';
+        w = w % 1000 * 10 + d;
+        if (i >= digits + 5) {
+            uint32_t a1 = last[i - 1], a2 = last[i - 2], a3 = last[i - 3], a4 = last[i - 4];
+            uint64_t e = window[w];
+            if (!((a1 | a2 | a3 | a4) & 0x80000000u) && !(e & BPE_DIGIT_LONG)) {
+                uint32_t n1 = loc[d], n2 = e & 0xFFFF, n3 = e >> 16 & 0xFFFF, n4 = e >> 32 & 0xFFFF;
+                unsigned m = digit_pair(compat, shift, a2, n2) | digit_pair(compat, shift, a3, n3) << 1 |
+                             digit_pair(compat, shift, a4, n4) << 2;
+                uint32_t pick[4] = {n2, n3, n4, n1};
+                last[i] = pick[__builtin_ctz(m | 8)];
+                if ((m & (m - 1)) || digit_pair(compat, shift, a1, n1) == (m != 0)) goto out;  /* not one answer */
+                continue;
+            }
+        }
+        if (++slow > DIGIT_SLOW_MIN && slow > i / 4) goto out;
+        if (!digit_place(v, &cache, p, i, digits, last)) goto out;
+    }
+    size_t j = n + 1;  /* the tokens, read back from the end into last[j..n] */
+    for (size_t i = n; i > 0;) {
+        uint32_t e = last[i], t = digit_entry_token(v, e);
+        i -= e & 0x80000000u ? token_len(v, t) : v->digit_len[e];
+        last[--j] = t;
+    }
+    emit_tokens(o, last + j, n + 1 - j, off);
+    done = 1;
+out:
+    big_free(last);
+    free(cache);
+    return done;
 }
 
 int bpe_fill_digit_compat(const struct bpe *v, uint64_t *bits) {
     size_t nd = v->n_digit;
-    uint32_t *ids = malloc(nd * sizeof *ids);
     compat_cache *cache = NULL;
-    if (!ids) return 0;
-    for (size_t slot = 0; slot < BPE_DIGIT_SLOTS; slot++)
-        if (v->digit_ids[slot] != BPE_EMPTY) ids[v->digit_loc[slot]] = v->digit_ids[slot];
-    memset(bits, 0, (nd * nd + 63) / 64 * 8);
+    memset(bits, 0, (((size_t)nd << v->digit_shift) + 63) / 64 * 8);
     for (size_t a = 0; a < nd; a++) {
         uint8_t buf[8];
-        size_t la = token_len(v, ids[a]);
-        memcpy(buf, v->tok_bytes + v->tok_off[ids[a]], la);
+        size_t la = v->digit_len[a];
+        memcpy(buf, v->tok_bytes + v->tok_off[v->digit_tok[a]], la);
         /* a alone must be its own encoding, as compatible() assumes */
-        if (!compatible(v, &cache, buf, 0, BPE_EMPTY, ids[a])) continue;
+        if (!compatible(v, &cache, buf, 0, BPE_EMPTY, v->digit_tok[a])) continue;
         for (size_t b = 0; b < nd; b++) {
-            size_t lb = token_len(v, ids[b]), bit = a * nd + b;
-            memcpy(buf + la, v->tok_bytes + v->tok_off[ids[b]], lb);
-            if (compatible(v, &cache, buf, la, ids[a], ids[b])) bits[bit / 64] |= 1ull << (bit % 64);
+            size_t lb = v->digit_len[b], bit = a << v->digit_shift | b;
+            memcpy(buf + la, v->tok_bytes + v->tok_off[v->digit_tok[b]], lb);
+            if (compatible(v, &cache, buf, la, v->digit_tok[a], v->digit_tok[b])) bits[bit / 64] |= 1ull << (bit % 64);
         }
     }
-    free(ids);
     free(cache);
     return 1;
 }

@@ -91,13 +91,20 @@ typedef struct bpe_image_header {
     uint64_t off_short_ids;  /* uint32[short_mask + 1]: id | length << 24 (see bpe_short_token) */
     uint64_t off_inner_pairs; /* uint64[1024]: bit x << 8 | y set when a token of 2+ bytes has
                                  byte x followed by byte y (see bpe_inner_pair) */
-    uint64_t off_digit_ids;   /* uint32[BPE_DIGIT_SLOTS]: the token of each string of 1-4 ASCII
-                                 digits (see bpe_digit_slot), or BPE_EMPTY */
-    uint64_t off_digit_loc;   /* uint16[BPE_DIGIT_SLOTS]: that token's number among the n_digit
-                                 such tokens */
-    uint64_t off_digit_compat; /* uint64[(n_digit^2 + 63) / 64]: bit a * n_digit + b set when
-                                  [a, b] is the encoding of their bytes (a, b such numbers) */
+    uint64_t off_digit_loc;   /* uint16[BPE_DIGIT_SLOTS]: the number of the token of each string of
+                                 1-4 ASCII digits (see bpe_digit_slot) among the n_digit such
+                                 tokens, numbered in slot order; BPE_NO_DIGIT: no token */
+    uint64_t off_digit_window; /* uint64[10000]: for the last 4 digits before a place, the numbers
+                                  (n_digit: none) of the tokens of their last 2, 3 and 4 digits in
+                                  bits 0, 16 and 32, and bit 48 set when a digit token of 5+ bytes
+                                  ends with them */
+    uint64_t off_digit_tok;   /* uint32[n_digit]: the id of each number */
+    uint64_t off_digit_len;   /* uint8[n_digit]: its length */
+    uint64_t off_digit_compat; /* uint64[n_digit << digit_shift bits]: bit a << digit_shift | b
+                                  set when [a, b] is the encoding of their bytes */
     uint32_t n_digit;         /* 0: no digit tables (more than BPE_DIGIT_MAX such tokens) */
+    uint32_t digit_shift;     /* 1 << digit_shift > n_digit: column n_digit is all zero */
+    uint32_t digit_max_len;   /* the longest token made of ASCII digits */
 } bpe_image_header;
 
 /* Runs of digits are one piece however long, with no place where the
@@ -105,7 +112,9 @@ typedef struct bpe_image_header {
  * are numbered by the digits: the strings of L digits from
  * (10^L - 10) / 9 on, by value. */
 #define BPE_DIGIT_SLOTS 11110
-#define BPE_DIGIT_MAX 2048   /* a bitmap of at most 512 KB */
+#define BPE_DIGIT_MAX 2047   /* a bitmap of at most 512 KB */
+#define BPE_NO_DIGIT UINT16_MAX
+#define BPE_DIGIT_LONG ((uint64_t)1 << 48)
 static inline int bpe_is_digit(uint8_t c) { return (uint8_t)(c - '0') < 10; }
 static inline uint32_t bpe_digit_slot(const uint8_t *s, size_t len) {
     static const uint32_t base[5] = {0, 0, 10, 110, 1110};
@@ -146,9 +155,11 @@ struct bpe {
     const uint32_t *byte_pairs;
     const uint32_t *short_keys, *short_ids;
     const uint64_t *inner_pairs;
-    uint32_t n_digit;
-    const uint32_t *digit_ids;
+    uint32_t n_digit, digit_shift, digit_max_len;
     const uint16_t *digit_loc;
+    const uint64_t *digit_window;
+    const uint32_t *digit_tok;
+    const uint8_t *digit_len;
     const uint64_t *digit_compat;
     void *owned;   /* the heap image of a loaded vocabulary; NULL when built in */
 };

@@ -191,14 +191,18 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     h.off_inner_pairs = off; off = align64(off + 1024 * 8);
     uint64_t n_digit = 0;
     for (uint32_t i = 0; i < n_tokens; i++) {
-        int digits = (int32_t)i != eot && lens[i] >= 1 && lens[i] <= 4;
+        int digits = (int32_t)i != eot && lens[i] >= 1;
         for (uint32_t k = 0; digits && k < lens[i]; k++) digits = bpe_is_digit(tokens[i][k]);
-        n_digit += digits;
+        if (digits && lens[i] > h.digit_max_len) h.digit_max_len = lens[i];
+        n_digit += digits && lens[i] <= 4;
     }
     h.n_digit = n_digit <= BPE_DIGIT_MAX ? (uint32_t)n_digit : 0;
-    h.off_digit_ids = off; off = align64(off + BPE_DIGIT_SLOTS * 4);
+    while ((1u << h.digit_shift) <= h.n_digit) h.digit_shift++;
     h.off_digit_loc = off; off = align64(off + BPE_DIGIT_SLOTS * 2);
-    h.off_digit_compat = off; off = align64(off + ((uint64_t)h.n_digit * h.n_digit + 63) / 64 * 8);
+    h.off_digit_window = off; off = align64(off + 10000 * 8);
+    h.off_digit_tok = off; off = align64(off + (size_t)h.n_digit * 4);
+    h.off_digit_len = off; off = align64(off + h.n_digit);
+    h.off_digit_compat = off; off = align64(off + (((uint64_t)h.n_digit << h.digit_shift) + 63) / 64 * 8);
     h.image_size = off;
 
     /* The free key of the short-token table: 0xFFFFFFFF, unless a token
@@ -303,21 +307,42 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     for (uint32_t t = 0; t < n_tokens; t++)
         if ((int32_t)t == eot || lens[t] < 2 || !bpe_token_split(&v, t, &split[2 * t], &split[2 * t + 1]))
             split[2 * t] = split[2 * t + 1] = BPE_EMPTY;
-    uint32_t *digit_ids = (uint32_t *)(img + h.off_digit_ids);
-    uint16_t *digit_loc = (uint16_t *)(img + h.off_digit_loc);
-    uint32_t number = 0;
-    for (uint32_t slot = 0, len = 1, count = 10; len <= 4; len++, count *= 10) {
-        for (uint32_t x = 0; x < count; x++, slot++) {
-            uint8_t s[4];
-            for (uint32_t k = len, y = x; k-- > 0; y /= 10) s[k] = (uint8_t)('0' + y % 10);
-            digit_ids[slot] = bpe_find_token(&v, s, len);
-            digit_loc[slot] = digit_ids[slot] == BPE_EMPTY ? UINT16_MAX : (uint16_t)number++;
+    if (h.n_digit) {
+        uint16_t *loc = (uint16_t *)(img + h.off_digit_loc);
+        uint32_t *dtok = (uint32_t *)(img + h.off_digit_tok);
+        uint8_t *dlen = img + h.off_digit_len;
+        uint32_t number = 0;
+        for (uint32_t slot = 0, len = 1, count = 10; len <= 4; len++, count *= 10) {
+            for (uint32_t x = 0; x < count; x++, slot++) {
+                uint8_t s[4];
+                for (uint32_t k = len, y = x; k-- > 0; y /= 10) s[k] = (uint8_t)('0' + y % 10);
+                uint32_t t = bpe_find_token(&v, s, len);
+                loc[slot] = t == BPE_EMPTY ? BPE_NO_DIGIT : (uint16_t)number;
+                if (t != BPE_EMPTY) {
+                    dtok[number] = t;
+                    dlen[number++] = (uint8_t)len;
+                }
+            }
         }
-    }
-    /* Needs every table above: it checks pairs as the encoder does. */
-    if (h.n_digit && !bpe_fill_digit_compat(&v, (uint64_t *)(img + h.off_digit_compat))) {
-        h.n_digit = 0;  /* no digit tables: merge_digits stands aside */
-        memcpy(img, &h, sizeof h);
+        uint64_t *window = (uint64_t *)(img + h.off_digit_window);
+        for (uint32_t w = 0; w < 10000; w++) {
+            uint64_t e = 0;
+            for (uint32_t len = 2, mod = 100; len <= 4; len++, mod *= 10) {
+                uint32_t slot = (mod - 10) / 9 + w % mod, num = loc[slot];
+                e |= (uint64_t)(num == BPE_NO_DIGIT ? h.n_digit : num) << (16 * (len - 2));
+            }
+            window[w] = e;
+        }
+        for (uint32_t t = 0; t < n_tokens; t++) {
+            int digits = (int32_t)t != eot && lens[t] >= 5;
+            for (uint32_t k = 0; digits && k < lens[t]; k++) digits = bpe_is_digit(tokens[t][k]);
+            if (digits) window[bpe_digit_slot(tokens[t] + lens[t] - 4, 4) - 1110] |= BPE_DIGIT_LONG;
+        }
+        /* Needs every table above: it checks pairs as the encoder does. */
+        if (!bpe_fill_digit_compat(&v, (uint64_t *)(img + h.off_digit_compat))) {
+            h.n_digit = 0;  /* no digit tables: merge_digits stands aside */
+            memcpy(img, &h, sizeof h);
+        }
     }
     *size = off;
     return img;
@@ -350,8 +375,12 @@ void bpe_attach_image(struct bpe *v, const void *image) {
     v->short_ids = (const uint32_t *)(img + h.off_short_ids);
     v->inner_pairs = (const uint64_t *)(img + h.off_inner_pairs);
     v->n_digit = h.n_digit;
-    v->digit_ids = (const uint32_t *)(img + h.off_digit_ids);
+    v->digit_shift = h.digit_shift;
+    v->digit_max_len = h.digit_max_len;
     v->digit_loc = (const uint16_t *)(img + h.off_digit_loc);
+    v->digit_window = (const uint64_t *)(img + h.off_digit_window);
+    v->digit_tok = (const uint32_t *)(img + h.off_digit_tok);
+    v->digit_len = img + h.off_digit_len;
     v->digit_compat = (const uint64_t *)(img + h.off_digit_compat);
     v->owned = NULL;
 }
