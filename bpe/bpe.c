@@ -744,11 +744,12 @@ static int merge_digits(out_t *o, const uint8_t *p, size_t n, size_t off) {
     const uint64_t *window = v->digit_window, *compat = v->digit_compat;
     const uint16_t *loc = v->digit_loc;
     const unsigned shift = v->digit_shift;
+    const size_t fast_from = digits + v->digit_max_len;  /* no token from the byte before ends later */
     uint32_t w = 0;  /* the last 4 digits before place i, as a number */
     for (size_t i = 1; i <= n; i++) {
         uint32_t d = (uint32_t)p[i - 1] - '0';
         w = w % 1000 * 10 + d;
-        if (i >= digits + 5) {
+        if (i > fast_from) {
             uint32_t a1 = last[i - 1], a2 = last[i - 2], a3 = last[i - 3], a4 = last[i - 4];
             uint64_t e = window[w];
             if (!((a1 | a2 | a3 | a4) & 0x80000000u) && !(e & BPE_DIGIT_LONG)) {
