@@ -679,124 +679,154 @@ out:
     return done;
 }
 
-/* Runs of digits: a number piece has no place where merges must stop and
- * no repeats to cache, and greedy candidates fail often (about 3 pair
- * checks a token), so they go by another route. The encoding of the text
- * up to each place i ends with exactly one token t such that [the last
- * token up to i - len(t), t] is compatible: that one extends a valid
- * sequence, and the encoding is unique. So last[i] is found from
- * last[i-1..i-4] with no search and no going back, and the tokens are read
- * back from the end. Tokens of 1-4 digits are numbered (the image's digit
- * tables: the window of the last 4 digits gives the numbers of the tokens
- * ending at i, a bitmap which pairs of them are compatible, 125 KB for
- * GPT-2's 981, which stays in cache); with exactly one answer, "none of
- * 2-4" means 1, so last[i] waits on last[i-2], not last[i-1], and the
- * check of 1 only confirms. Anything else - the byte before the run (the
- * space of " 123"), digit tokens of 5+ bytes - takes the general look-ups
- * at that place. */
-#define DIGIT_START 0x80000000u            /* last[0]: nothing before */
-#define DIGIT_ID(t) (0x80000000u | (t))  /* a token outside the numbered ones */
-#define DIGIT_SLOW_MIN 1024
+/* Runs of one small alphabet - ASCII digits (a number piece), ASCII
+ * lowercase letters (a word piece with no cut place, like DNA, or the
+ * parts of one between cut places) - have no repeats to cache, and greedy
+ * candidates fail often (about 3 pair checks a token), so they go by
+ * another route. The encoding of the text up to each place i ends with
+ * exactly one token t such that [the last token up to i - len(t), t] is
+ * compatible: that one extends a valid sequence, and the encoding is
+ * unique. So last[i] comes from last[i-1..i-k] with no search and no going
+ * back, and the tokens are read back from the end. The image's run tables
+ * make a place a few look-ups: the window of the last k bytes gives the
+ * numbers of the tokens of 2..k bytes that end there, a bitmap which pairs
+ * of numbered tokens are compatible (GPT-2: 981 digit tokens, 120 KB; 2,252
+ * lowercase ones, 620 KB). With exactly one answer, "none of 2..k" means
+ * 1, so last[i] waits on last[i-2], not last[i-1], and the check of 1 only
+ * confirms. Anything else - the byte before the run (the space of " 123"),
+ * tokens longer than k - takes the general look-ups at that place. */
+#define RUN_START 0x80000000u          /* last[0]: nothing before */
+#define RUN_ID(t) (0x80000000u | (t))  /* a token outside the numbered ones */
+#define RUN_SLOW_MIN 1024
 
-static inline uint32_t digit_entry_token(const struct bpe *v, uint32_t e) {
-    return e & 0x80000000u ? (e == DIGIT_START ? BPE_EMPTY : e & 0x7FFFFFFFu) : v->digit_tok[e];
+static inline uint32_t run_entry_token(const struct bpe_run *r, uint32_t e) {
+    return e & 0x80000000u ? (e == RUN_START ? BPE_EMPTY : e & 0x7FFFFFFFu) : r->tok[e];
 }
 
-/* last[i] by trying every token that ends at i; 0 unless exactly one fits. */
-static int digit_place(const struct bpe *v, compat_cache **cache, const uint8_t *p, size_t i, size_t digits,
-                       uint32_t *last) {
-    size_t most = i < v->digit_max_len + digits ? i : v->digit_max_len + digits;
+static inline unsigned run_pair(const uint64_t *compat, size_t stride, uint32_t a, uint32_t b) {
+    size_t bit = (size_t)a * stride + b;
+    return (unsigned)(compat[bit / 64] >> (bit % 64) & 1);
+}
+
+/* last[i] by trying the tokens that end at i (longer ones only when
+ * `longer`); 0 unless exactly one fits. */
+static int run_place(const struct bpe *v, const struct bpe_run *r, compat_cache **cache, const uint8_t *p,
+                     size_t i, size_t first, int longer, uint32_t *last) {
+    size_t most = i < r->max_len + first ? i : r->max_len + first;
+    if (!longer && most > r->k) most = r->k;
     int found = 0;
     for (size_t len = 1; len <= most; len++) {
         size_t s = i - len;
-        if (s < digits && s != 0) break;  /* a token starts at 0 or in the run */
-        uint32_t t = find_at(v, p + s, len);
-        if (t == BPE_EMPTY || !compatible(v, cache, p, s, digit_entry_token(v, last[s]), t)) continue;
+        if (s < first && s != 0) break;  /* a token starts at 0 or in the run */
+        uint32_t num = s >= first && len <= r->k ? r->number[bpe_run_slot(r->lo, r->size, p + s, len)] : BPE_RUN_NONE;
+        uint32_t e = last[s], t;
+        if (num != BPE_RUN_NONE && !(e & 0x80000000u)) {
+            if (!run_pair(r->compat, r->n + 1, e, num)) continue;
+            t = r->tok[num];
+        } else {
+            if (num == BPE_RUN_NONE && s >= first && len <= r->k) continue;  /* no token */
+            t = num != BPE_RUN_NONE ? r->tok[num] : find_at(v, p + s, len);
+            if (t == BPE_EMPTY || !compatible(v, cache, p, s, run_entry_token(r, e), t)) continue;
+        }
         found++;
-        uint32_t num = s >= digits && len <= 4 ? v->digit_loc[bpe_digit_slot(p + s, len)] : BPE_NO_DIGIT;
-        last[i] = num == BPE_NO_DIGIT ? DIGIT_ID(t) : num;
+        last[i] = num == BPE_RUN_NONE ? RUN_ID(t) : num;
     }
     return found == 1;
 }
 
-static inline unsigned digit_pair(const uint64_t *compat, unsigned shift, uint32_t a, uint32_t b) {
-    size_t bit = (size_t)a << shift | b;
-    return (unsigned)(compat[bit / 64] >> (bit % 64) & 1);
-}
-
-/* For a run of ASCII digits after at most one other byte; 0 (nothing
- * done) for anything else, or when too many places need the general
- * look-ups (long runs of zeros: GPT-2 has them up to 16), which the
- * merges do better. */
-static int merge_digits(out_t *o, const uint8_t *p, size_t n, size_t off) {
-    const struct bpe *v = o->v;
-    size_t digits = bpe_is_digit(p[0]) ? 0 : 1;
-    if (!v->n_digit || n >= UINT32_MAX) return 0;
-    for (size_t i = digits; i < n; i++)
-        if (!bpe_is_digit(p[i])) return 0;
-    uint32_t *last = big_alloc((n + 1) * sizeof *last);  /* last[i]: number, or DIGIT_ID */
-    compat_cache *cache = NULL;
-    int done = 0;
-    size_t slow = 0;
-    if (!last) return 0;
-    last[0] = DIGIT_START;
+/* The places of p[0..n) (k is the alphabet's, a constant where inlined);
+ * 0 when a place has no single answer or too many need run_place. */
+static inline __attribute__((always_inline)) int run_places(const struct bpe *v, const struct bpe_run *r,
+                                                            const uint8_t *p, size_t n, size_t first, uint32_t *last,
+                                                            const unsigned k) {
     /* in locals: the stores to last[] could alias the vocabulary's fields */
-    const uint64_t *window = v->digit_window, *compat = v->digit_compat;
-    const uint16_t *loc = v->digit_loc;
-    const unsigned shift = v->digit_shift;
-    const size_t fast_from = digits + v->digit_max_len;  /* no token from the byte before ends later */
-    uint32_t w = 0;  /* the last 4 digits before place i, as a number */
+    const uint64_t *window = r->window, *longer = r->longer, *compat = r->compat;
+    const uint16_t *number = r->number;
+    const size_t stride = r->n + 1, fast_from = first + r->max_len;  /* no token from the byte before ends later */
+    const uint32_t size = r->size, lo = r->lo, wmod = bpe_pow(size, k - 1), lmod = bpe_pow(size, 3);
+    compat_cache *cache = NULL;
+    size_t slow = 0;
+    int ok = 0;
+    uint32_t w = 0, w4 = 0;  /* the last k and 4 bytes before place i, as numbers */
+    last[0] = RUN_START;
     for (size_t i = 1; i <= n; i++) {
-        uint32_t d = (uint32_t)p[i - 1] - '0';
-        w = w % 1000 * 10 + d;
-        if (i > fast_from) {
-            uint32_t a1 = last[i - 1], a2 = last[i - 2], a3 = last[i - 3], a4 = last[i - 4];
-            uint64_t e = window[w];
-            if (!((a1 | a2 | a3 | a4) & 0x80000000u) && !(e & BPE_DIGIT_LONG)) {
-                uint32_t n1 = loc[d], n2 = e & 0xFFFF, n3 = e >> 16 & 0xFFFF, n4 = e >> 32 & 0xFFFF;
-                unsigned m = digit_pair(compat, shift, a2, n2) | digit_pair(compat, shift, a3, n3) << 1 |
-                             digit_pair(compat, shift, a4, n4) << 2;
-                uint32_t pick[4] = {n2, n3, n4, n1};
-                last[i] = pick[__builtin_ctz(m | 8)];
-                if ((m & (m - 1)) || digit_pair(compat, shift, a1, n1) == (m != 0)) goto out;  /* not one answer */
+        uint32_t d = i > first ? (uint32_t)p[i - 1] - lo : 0;  /* the byte before: a stand-in */
+        w = w % wmod * size + d;
+        w4 = w4 % lmod * size + d;
+        int long_here = (int)(longer[w4 / 64] >> (w4 % 64) & 1);
+        if (i > fast_from && !long_here) {
+            uint32_t a[5] = {0, last[i - 1], last[i - 2], last[i - 3], k > 3 ? last[i - 4] : 0};
+            if (!((a[1] | a[2] | a[3] | a[4]) & 0x80000000u)) {
+                uint64_t e = window[w];
+                uint32_t pick[4], n1 = number[d];
+                unsigned m = 0;
+                for (unsigned len = 2; len <= k; len++) {
+                    pick[len - 2] = (uint32_t)(e >> (16 * (len - 2))) & 0xFFFF;
+                    m |= run_pair(compat, stride, a[len], pick[len - 2]) << (len - 2);
+                }
+                pick[k - 1] = n1;
+                last[i] = pick[__builtin_ctz(m | 1u << (k - 1))];
+                if ((m & (m - 1)) || run_pair(compat, stride, a[1], n1) == (m != 0)) goto out;  /* not one answer */
                 continue;
             }
         }
-        if (++slow > DIGIT_SLOW_MIN && slow > i / 4) goto out;
-        if (!digit_place(v, &cache, p, i, digits, last)) goto out;
+        if (++slow > RUN_SLOW_MIN && slow > i / 4) goto out;
+        if (!run_place(v, r, &cache, p, i, first, long_here || i <= fast_from, last)) goto out;
     }
-    size_t j = n + 1;  /* the tokens, read back from the end into last[j..n] */
-    for (size_t i = n; i > 0;) {
-        uint32_t e = last[i], t = digit_entry_token(v, e);
-        i -= e & 0x80000000u ? token_len(v, t) : v->digit_len[e];
-        last[--j] = t;
-    }
-    emit_tokens(o, last + j, n + 1 - j, off);
-    done = 1;
+    ok = 1;
 out:
-    big_free(last);
     free(cache);
+    return ok;
+}
+
+/* For a run of one alphabet after at most one other byte; 0 (nothing done)
+ * for anything else, or when too many places need the general look-ups
+ * (long runs of zeros: GPT-2 has tokens of up to 16 of them), which the
+ * merges then do better. */
+static int merge_run(out_t *o, const uint8_t *p, size_t n, size_t off) {
+    const struct bpe *v = o->v;
+    size_t first = 0;
+    int which = BPE_RUNS;
+    for (; first < 2 && first < n && which == BPE_RUNS; first += which == BPE_RUNS)
+        for (which = 0; which < BPE_RUNS && (uint8_t)(p[first] - v->runs[which].lo) >= v->runs[which].size; which++) {}
+    if (which == BPE_RUNS || n >= UINT32_MAX) return 0;
+    const struct bpe_run *r = &v->runs[which];
+    if (!r->n) return 0;
+    for (size_t i = first; i < n; i++)
+        if ((uint8_t)(p[i] - r->lo) >= r->size) return 0;
+    uint32_t *last = big_alloc((n + 1) * sizeof *last);  /* last[i]: a number, or RUN_ID */
+    if (!last) return 0;
+    int done = r->k == 4 ? run_places(v, r, p, n, first, last, 4) : run_places(v, r, p, n, first, last, 3);
+    if (done) {
+        size_t j = n + 1;  /* the tokens, read back from the end into last[j..n] */
+        for (size_t i = n; i > 0;) {
+            uint32_t e = last[i], t = run_entry_token(r, e);
+            i -= e & 0x80000000u ? token_len(v, t) : r->len[e];
+            last[--j] = t;
+        }
+        emit_tokens(o, last + j, n + 1 - j, off);
+    }
+    big_free(last);
     return done;
 }
 
-int bpe_fill_digit_compat(const struct bpe *v, uint64_t *bits) {
-    size_t nd = v->n_digit;
+void bpe_fill_run_compat(const struct bpe *v, const struct bpe_run *r, uint64_t *bits) {
+    size_t n = r->n;
     compat_cache *cache = NULL;
-    memset(bits, 0, (((size_t)nd << v->digit_shift) + 63) / 64 * 8);
-    for (size_t a = 0; a < nd; a++) {
+    memset(bits, 0, (n * (n + 1) + 63) / 64 * 8);
+    for (size_t a = 0; a < n; a++) {
         uint8_t buf[8];
-        size_t la = v->digit_len[a];
-        memcpy(buf, v->tok_bytes + v->tok_off[v->digit_tok[a]], la);
+        size_t la = r->len[a];
+        memcpy(buf, v->tok_bytes + v->tok_off[r->tok[a]], la);
         /* a alone must be its own encoding, as compatible() assumes */
-        if (!compatible(v, &cache, buf, 0, BPE_EMPTY, v->digit_tok[a])) continue;
-        for (size_t b = 0; b < nd; b++) {
-            size_t lb = v->digit_len[b], bit = a << v->digit_shift | b;
-            memcpy(buf + la, v->tok_bytes + v->tok_off[v->digit_tok[b]], lb);
-            if (compatible(v, &cache, buf, la, v->digit_tok[a], v->digit_tok[b])) bits[bit / 64] |= 1ull << (bit % 64);
+        if (!compatible(v, &cache, buf, 0, BPE_EMPTY, r->tok[a])) continue;
+        for (size_t b = 0; b < n; b++) {
+            size_t lb = r->len[b], bit = a * (n + 1) + b;
+            memcpy(buf + la, v->tok_bytes + v->tok_off[r->tok[b]], lb);
+            if (compatible(v, &cache, buf, la, r->tok[a], r->tok[b])) bits[bit / 64] |= 1ull << (bit % 64);
         }
     }
     free(cache);
-    return 1;
 }
 
 /* Long pieces, fastest in practice: cut into chunks, each merged with the
@@ -992,13 +1022,13 @@ static int piece_segments(const out_t *o, size_t n) {
     return o->threads > 1 && most > 1 ? (int)(most < (size_t)o->threads ? most : (size_t)o->threads) : 1;
 }
 
-/* Runs of digits longer than this go to merge_digits. */
-#define DIGITS_MIN 64
+/* Runs of one alphabet longer than this go to merge_run. */
+#define RUN_MIN 64
 
 /* The merges of p[0..n), n >= 2, with no look-up of the whole. */
 static void merge_stretch(out_t *o, const uint8_t *p, size_t n, size_t off) {
     const struct bpe *v = o->v;
-    if (n > DIGITS_MIN && merge_digits(o, p, n, off)) return;
+    if (n > RUN_MIN && merge_run(o, p, n, off)) return;
     if (n <= SHORT_PIECE) {
         uint32_t tok[SHORT_PIECE];
         emit_tokens(o, tok, merge_short(v, p, n, tok), off);
@@ -1017,6 +1047,7 @@ static void merge_stretch(out_t *o, const uint8_t *p, size_t n, size_t off) {
  * reach still comes out in parts, as it does inside the piece. */
 static void encode_stretches(out_t *o, const uint8_t *p, size_t n, size_t off) {
     const struct bpe *v = o->v;
+    if (n > RUN_MIN && merge_run(o, p, n, off)) return;
     size_t end = 1;
     while (end < n && bpe_inner_pair(v, p[end - 1], p[end])) end++;
     for (size_t start = 0; start < n;) {

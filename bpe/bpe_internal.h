@@ -59,6 +59,49 @@ typedef struct bpe_slot {
     uint8_t bytes[BPE_SLOT_BYTES];
 } bpe_slot;
 
+/* Runs of one small alphabet - ASCII digits (a number piece), ASCII
+ * lowercase letters - have tables of their own (bpe.c, merge_run): the
+ * tokens of 1..k bytes of the alphabet are numbered in slot order (the
+ * strings of L bytes after those of fewer, by value in base `size`). */
+enum { BPE_RUN_DIGITS, BPE_RUN_LOWER, BPE_RUNS };
+#define BPE_RUN_MAX 4095      /* numbered tokens at most: a bitmap of at most 2 MB */
+#define BPE_RUN_NONE UINT16_MAX
+
+typedef struct {
+    uint64_t off_number;  /* uint16[slots]: the number of the token of each string of 1..k bytes,
+                             or BPE_RUN_NONE */
+    uint64_t off_window;  /* uint64[size^k]: for the last k bytes before a place, the numbers (n:
+                             none) of the tokens of their last 2..k bytes, 16 bits each from bit 0 */
+    uint64_t off_longer;  /* uint64[size^4 / 64]: bit set when a token of more than k bytes of the
+                             alphabet ends with these 4 bytes */
+    uint64_t off_tok;     /* uint32[n]: the id of each number */
+    uint64_t off_len;     /* uint8[n]: its length */
+    uint64_t off_compat;  /* uint64[]: bit a * (n + 1) + b set when [a, b] is the encoding of their
+                             bytes; column n (no token) is all zero */
+    uint32_t n;           /* 0: no tables (more than BPE_RUN_MAX numbered tokens) */
+    uint32_t max_len;     /* the longest token made of the alphabet */
+} bpe_run_image;
+
+/* The alphabets: bytes lo .. lo + size - 1, tokens of 1..k bytes numbered. */
+static const struct { uint8_t lo, size, k; } bpe_run_alphabets[BPE_RUNS] = {{'0', 10, 4}, {'a', 26, 3}};
+
+static inline uint32_t bpe_pow(uint32_t base, unsigned e) {
+    uint32_t x = 1;
+    while (e--) x *= base;
+    return x;
+}
+
+/* The slot of the string s[0..len) of the alphabet (lo, size). */
+static inline uint32_t bpe_run_slot(uint8_t lo, uint32_t size, const uint8_t *s, size_t len) {
+    uint32_t base = 0, x = 0, span = 1;
+    for (size_t i = 0; i < len; i++) {
+        base += span;  /* the strings of i bytes before: size + size^2 + ... */
+        span *= size;
+        x = x * size + (uint32_t)(s[i] - lo);
+    }
+    return base - 1 + x;
+}
+
 /* Offsets are from the start of the image; every array is 64-byte aligned. */
 typedef struct bpe_image_header {
     char magic[8];
@@ -91,37 +134,8 @@ typedef struct bpe_image_header {
     uint64_t off_short_ids;  /* uint32[short_mask + 1]: id | length << 24 (see bpe_short_token) */
     uint64_t off_inner_pairs; /* uint64[1024]: bit x << 8 | y set when a token of 2+ bytes has
                                  byte x followed by byte y (see bpe_inner_pair) */
-    uint64_t off_digit_loc;   /* uint16[BPE_DIGIT_SLOTS]: the number of the token of each string of
-                                 1-4 ASCII digits (see bpe_digit_slot) among the n_digit such
-                                 tokens, numbered in slot order; BPE_NO_DIGIT: no token */
-    uint64_t off_digit_window; /* uint64[10000]: for the last 4 digits before a place, the numbers
-                                  (n_digit: none) of the tokens of their last 2, 3 and 4 digits in
-                                  bits 0, 16 and 32, and bit 48 set when a digit token of 5+ bytes
-                                  ends with them */
-    uint64_t off_digit_tok;   /* uint32[n_digit]: the id of each number */
-    uint64_t off_digit_len;   /* uint8[n_digit]: its length */
-    uint64_t off_digit_compat; /* uint64[n_digit << digit_shift bits]: bit a << digit_shift | b
-                                  set when [a, b] is the encoding of their bytes */
-    uint32_t n_digit;         /* 0: no digit tables (more than BPE_DIGIT_MAX such tokens) */
-    uint32_t digit_shift;     /* 1 << digit_shift > n_digit: column n_digit is all zero */
-    uint32_t digit_max_len;   /* the longest token made of ASCII digits */
+    bpe_run_image runs[BPE_RUNS];
 } bpe_image_header;
-
-/* Runs of digits are one piece however long, with no place where the
- * merges must stop (bpe.c, merge_digits). Their tokens of up to 4 digits
- * are numbered by the digits: the strings of L digits from
- * (10^L - 10) / 9 on, by value. */
-#define BPE_DIGIT_SLOTS 11110
-#define BPE_DIGIT_MAX 2047   /* a bitmap of at most 512 KB */
-#define BPE_NO_DIGIT UINT16_MAX
-#define BPE_DIGIT_LONG ((uint64_t)1 << 48)
-static inline int bpe_is_digit(uint8_t c) { return (uint8_t)(c - '0') < 10; }
-static inline uint32_t bpe_digit_slot(const uint8_t *s, size_t len) {
-    static const uint32_t base[5] = {0, 0, 10, 110, 1110};
-    uint32_t x = 0;
-    for (size_t i = 0; i < len; i++) x = x * 10 + (uint32_t)(s[i] - '0');
-    return base[len] + x;
-}
 
 #define BPE_PREFIX3(p) ((((uint32_t)(p)[0] << 16 | (uint32_t)(p)[1] << 8 | (p)[2]) * 2654435761u) >> 16)
 
@@ -155,12 +169,15 @@ struct bpe {
     const uint32_t *byte_pairs;
     const uint32_t *short_keys, *short_ids;
     const uint64_t *inner_pairs;
-    uint32_t n_digit, digit_shift, digit_max_len;
-    const uint16_t *digit_loc;
-    const uint64_t *digit_window;
-    const uint32_t *digit_tok;
-    const uint8_t *digit_len;
-    const uint64_t *digit_compat;
+    struct bpe_run {
+        uint8_t lo, size, k;
+        uint32_t n, max_len;
+        const uint16_t *number;
+        const uint64_t *window, *longer;
+        const uint32_t *tok;
+        const uint8_t *len;
+        const uint64_t *compat;
+    } runs[BPE_RUNS];
     void *owned;   /* the heap image of a loaded vocabulary; NULL when built in */
 };
 
@@ -190,9 +207,9 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
  * returns 1; otherwise returns 0. (bpe.c; used when building an image.) */
 int bpe_token_split(const struct bpe *v, uint32_t t, uint32_t *left, uint32_t *right);
 
-/* Fills v's digit pair bitmap (off_digit_compat) from its other tables;
- * 0 when out of memory. (bpe.c; used when building an image.) */
-int bpe_fill_digit_compat(const struct bpe *v, uint64_t *bits);
+/* Fills the pair bitmap of v's run table r from the other tables.
+ * (bpe.c; used when building an image.) */
+void bpe_fill_run_compat(const struct bpe *v, const struct bpe_run *r, uint64_t *bits);
 
 static inline uint64_t bpe_hash_bytes(const uint8_t *p, size_t n) {
     uint64_t h = 0x9E3779B97F4A7C15ull * (n + 1);

@@ -29,14 +29,7 @@ static const struct bpe gpt2 = {
     .short_keys = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_SHORT_KEYS),
     .short_ids = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_SHORT_IDS),
     .inner_pairs = (const uint64_t *)(bpe_gpt2_image + GPT2_OFF_INNER_PAIRS),
-    .n_digit = GPT2_N_DIGIT,
-    .digit_shift = GPT2_DIGIT_SHIFT,
-    .digit_max_len = GPT2_DIGIT_MAX_LEN,
-    .digit_loc = (const uint16_t *)(bpe_gpt2_image + GPT2_OFF_DIGIT_LOC),
-    .digit_window = (const uint64_t *)(bpe_gpt2_image + GPT2_OFF_DIGIT_WINDOW),
-    .digit_tok = (const uint32_t *)(bpe_gpt2_image + GPT2_OFF_DIGIT_TOK),
-    .digit_len = bpe_gpt2_image + GPT2_OFF_DIGIT_LEN,
-    .digit_compat = (const uint64_t *)(bpe_gpt2_image + GPT2_OFF_DIGIT_COMPAT),
+    .runs = GPT2_RUNS,
     .owned = NULL,
 };
 

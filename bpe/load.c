@@ -189,20 +189,25 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     h.off_short_keys = off; off = align64(off + ((size_t)h.short_mask + 1) * 4);
     h.off_short_ids = off; off = align64(off + ((size_t)h.short_mask + 1) * 4);
     h.off_inner_pairs = off; off = align64(off + 1024 * 8);
-    uint64_t n_digit = 0;
-    for (uint32_t i = 0; i < n_tokens; i++) {
-        int digits = (int32_t)i != eot && lens[i] >= 1;
-        for (uint32_t k = 0; digits && k < lens[i]; k++) digits = bpe_is_digit(tokens[i][k]);
-        if (digits && lens[i] > h.digit_max_len) h.digit_max_len = lens[i];
-        n_digit += digits && lens[i] <= 4;
+    for (int k = 0; k < BPE_RUNS; k++) {
+        uint8_t lo = bpe_run_alphabets[k].lo, size = bpe_run_alphabets[k].size, klen = bpe_run_alphabets[k].k;
+        bpe_run_image *r = &h.runs[k];
+        uint64_t numbered = 0, slots = 0;
+        for (uint32_t i = 0; i < n_tokens; i++) {
+            int in = (int32_t)i != eot && lens[i] >= 1;
+            for (uint32_t j = 0; in && j < lens[i]; j++) in = (uint8_t)(tokens[i][j] - lo) < size;
+            if (in && lens[i] > r->max_len) r->max_len = lens[i];
+            numbered += in && lens[i] <= klen;
+        }
+        r->n = numbered <= BPE_RUN_MAX ? (uint32_t)numbered : 0;
+        for (unsigned len = 1; len <= klen; len++) slots += bpe_pow(size, len);
+        r->off_number = off; off = align64(off + slots * 2);
+        r->off_window = off; off = align64(off + (uint64_t)bpe_pow(size, klen) * 8);
+        r->off_longer = off; off = align64(off + ((uint64_t)bpe_pow(size, 4) + 63) / 64 * 8);
+        r->off_tok = off;    off = align64(off + (uint64_t)r->n * 4);
+        r->off_len = off;    off = align64(off + r->n);
+        r->off_compat = off; off = align64(off + ((uint64_t)r->n * (r->n + 1) + 63) / 64 * 8);
     }
-    h.n_digit = n_digit <= BPE_DIGIT_MAX ? (uint32_t)n_digit : 0;
-    while ((1u << h.digit_shift) <= h.n_digit) h.digit_shift++;
-    h.off_digit_loc = off; off = align64(off + BPE_DIGIT_SLOTS * 2);
-    h.off_digit_window = off; off = align64(off + 10000 * 8);
-    h.off_digit_tok = off; off = align64(off + (size_t)h.n_digit * 4);
-    h.off_digit_len = off; off = align64(off + h.n_digit);
-    h.off_digit_compat = off; off = align64(off + (((uint64_t)h.n_digit << h.digit_shift) + 63) / 64 * 8);
     h.image_size = off;
 
     /* The free key of the short-token table: 0xFFFFFFFF, unless a token
@@ -307,42 +312,47 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     for (uint32_t t = 0; t < n_tokens; t++)
         if ((int32_t)t == eot || lens[t] < 2 || !bpe_token_split(&v, t, &split[2 * t], &split[2 * t + 1]))
             split[2 * t] = split[2 * t + 1] = BPE_EMPTY;
-    if (h.n_digit) {
-        uint16_t *loc = (uint16_t *)(img + h.off_digit_loc);
-        uint32_t *dtok = (uint32_t *)(img + h.off_digit_tok);
-        uint8_t *dlen = img + h.off_digit_len;
-        uint32_t number = 0;
-        for (uint32_t slot = 0, len = 1, count = 10; len <= 4; len++, count *= 10) {
-            for (uint32_t x = 0; x < count; x++, slot++) {
+    for (int k = 0; k < BPE_RUNS; k++) {
+        if (!h.runs[k].n) continue;
+        const struct bpe_run *r = &v.runs[k];
+        uint16_t *number = (uint16_t *)(img + h.runs[k].off_number);
+        uint32_t *rtok = (uint32_t *)(img + h.runs[k].off_tok);
+        uint8_t *rlen = img + h.runs[k].off_len;
+        uint64_t *window = (uint64_t *)(img + h.runs[k].off_window);
+        uint64_t *longer = (uint64_t *)(img + h.runs[k].off_longer);
+        uint32_t count = 0;
+        for (uint32_t slot = 0, len = 1; len <= r->k; len++) {
+            for (uint32_t x = 0; x < bpe_pow(r->size, len); x++, slot++) {
                 uint8_t s[4];
-                for (uint32_t k = len, y = x; k-- > 0; y /= 10) s[k] = (uint8_t)('0' + y % 10);
+                for (uint32_t j = len, y = x; j-- > 0; y /= r->size) s[j] = (uint8_t)(r->lo + y % r->size);
                 uint32_t t = bpe_find_token(&v, s, len);
-                loc[slot] = t == BPE_EMPTY ? BPE_NO_DIGIT : (uint16_t)number;
+                number[slot] = t == BPE_EMPTY ? BPE_RUN_NONE : (uint16_t)count;
                 if (t != BPE_EMPTY) {
-                    dtok[number] = t;
-                    dlen[number++] = (uint8_t)len;
+                    rtok[count] = t;
+                    rlen[count++] = (uint8_t)len;
                 }
             }
         }
-        uint64_t *window = (uint64_t *)(img + h.off_digit_window);
-        for (uint32_t w = 0; w < 10000; w++) {
+        for (uint32_t w = 0; w < bpe_pow(r->size, r->k); w++) {
+            uint8_t s[4];
+            for (uint32_t j = r->k, y = w; j-- > 0; y /= r->size) s[j] = (uint8_t)(r->lo + y % r->size);
             uint64_t e = 0;
-            for (uint32_t len = 2, mod = 100; len <= 4; len++, mod *= 10) {
-                uint32_t slot = (mod - 10) / 9 + w % mod, num = loc[slot];
-                e |= (uint64_t)(num == BPE_NO_DIGIT ? h.n_digit : num) << (16 * (len - 2));
+            for (uint32_t len = 2; len <= r->k; len++) {
+                uint32_t num = number[bpe_run_slot(r->lo, r->size, s + r->k - len, len)];
+                e |= (uint64_t)(num == BPE_RUN_NONE ? r->n : num) << (16 * (len - 2));
             }
             window[w] = e;
         }
         for (uint32_t t = 0; t < n_tokens; t++) {
-            int digits = (int32_t)t != eot && lens[t] >= 5;
-            for (uint32_t k = 0; digits && k < lens[t]; k++) digits = bpe_is_digit(tokens[t][k]);
-            if (digits) window[bpe_digit_slot(tokens[t] + lens[t] - 4, 4) - 1110] |= BPE_DIGIT_LONG;
+            int in = (int32_t)t != eot && lens[t] > r->k;
+            for (uint32_t j = 0; in && j < lens[t]; j++) in = (uint8_t)(tokens[t][j] - r->lo) < r->size;
+            if (!in) continue;
+            uint32_t x = 0;
+            for (uint32_t j = lens[t] - 4; j < lens[t]; j++) x = x * r->size + (uint32_t)(tokens[t][j] - r->lo);
+            longer[x / 64] |= 1ull << (x % 64);
         }
         /* Needs every table above: it checks pairs as the encoder does. */
-        if (!bpe_fill_digit_compat(&v, (uint64_t *)(img + h.off_digit_compat))) {
-            h.n_digit = 0;  /* no digit tables: merge_digits stands aside */
-            memcpy(img, &h, sizeof h);
-        }
+        bpe_fill_run_compat(&v, r, (uint64_t *)(img + h.runs[k].off_compat));
     }
     *size = off;
     return img;
@@ -374,14 +384,17 @@ void bpe_attach_image(struct bpe *v, const void *image) {
     v->short_keys = (const uint32_t *)(img + h.off_short_keys);
     v->short_ids = (const uint32_t *)(img + h.off_short_ids);
     v->inner_pairs = (const uint64_t *)(img + h.off_inner_pairs);
-    v->n_digit = h.n_digit;
-    v->digit_shift = h.digit_shift;
-    v->digit_max_len = h.digit_max_len;
-    v->digit_loc = (const uint16_t *)(img + h.off_digit_loc);
-    v->digit_window = (const uint64_t *)(img + h.off_digit_window);
-    v->digit_tok = (const uint32_t *)(img + h.off_digit_tok);
-    v->digit_len = img + h.off_digit_len;
-    v->digit_compat = (const uint64_t *)(img + h.off_digit_compat);
+    for (int k = 0; k < BPE_RUNS; k++) {
+        const bpe_run_image *r = &h.runs[k];
+        v->runs[k] = (struct bpe_run){bpe_run_alphabets[k].lo, bpe_run_alphabets[k].size, bpe_run_alphabets[k].k,
+                                      r->n, r->max_len,
+                                      (const uint16_t *)(img + r->off_number),
+                                      (const uint64_t *)(img + r->off_window),
+                                      (const uint64_t *)(img + r->off_longer),
+                                      (const uint32_t *)(img + r->off_tok),
+                                      img + r->off_len,
+                                      (const uint64_t *)(img + r->off_compat)};
+    }
     v->owned = NULL;
 }
 

@@ -3,7 +3,7 @@
  *   - compatible_fast (the spine walk, which reads pairs of up to 4 bytes
  *     from the text) against re-encoding bytes(a) bytes(b),
  *     on random token pairs and on pairs that occur in real encodings;
- *   - merge_chunked, merge_backtrack and merge_digits against merge_long
+ *   - merge_chunked, merge_backtrack and merge_run against merge_long
  *     (the heap), and
  *     merge_short against merge_traced, on
  *     random long pieces from small alphabets, where merges interact most.
@@ -74,9 +74,14 @@ static void test_pieces(const struct bpe *v, int rounds) {
         /* Some pieces long enough for merge_chunked's chunk cache. */
         size_t k = strlen(al), n = r % 5 == 4 ? CHUNK_CACHE_MIN + rnd() % 8000 : 257 + rnd() % 1500;
         for (size_t i = 0; i < n; i++) p[i] = (uint8_t)al[rnd() % k];
-        int digits = 1;
-        for (size_t i = 1; i < n; i++) digits &= bpe_is_digit(p[i]);
-        if (digits && r % 3 == 0) p[0] = ' ';  /* the piece " 123..." */
+        /* a run of one alphabet of merge_run's (digits, lowercase) */
+        int run = 0;
+        for (int w = 0; w < BPE_RUNS; w++) {
+            int in = 1;
+            for (size_t i = 1; i < n; i++) in &= (uint8_t)(p[i] - bpe_run_alphabets[w].lo) < bpe_run_alphabets[w].size;
+            run |= in;
+        }
+        if (run && r % 3 == 0) p[0] = ' ';  /* the piece " 123...", " abc..." */
         /* Cut into 1-4 segments, each encoded alone and then joined. */
         int segments = 1 + r % 4;
         out_t oa = {v, a, NULL, MAX_N, 0, 0, NULL, 1}, ob = {v, b, NULL, MAX_N, 0, 0, NULL, 1};
@@ -98,23 +103,23 @@ static void test_pieces(const struct bpe *v, int rounds) {
         if (oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
             if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: backtrack %zu tokens, heap %zu\n", al, n, oa.n, ob.n);
         }
-        /* merge_digits takes digit runs (after one other byte), nothing
-         * else, and declines runs of mostly zeros (long tokens all the
-         * way), never random digits; with offsets or no room, it works in
-         * a buffer of its own. */
+        /* merge_run takes runs of one alphabet (after one other byte),
+         * nothing else, and may decline runs where long tokens are
+         * everywhere (zeros), never random ones; with offsets or no room,
+         * it works in a buffer of its own. */
         size_t *offs = malloc(MAX_N * sizeof *offs);
         out_t og = {v, c, r % 2 ? offs : NULL, MAX_N, 0, 0, NULL, 1};
-        size_t zeros = 0;
-        for (size_t i = 0; i < n; i++) zeros += p[i] == '0';
-        int took = merge_digits(&og, p, n, 0), random_digits = digits && 2 * zeros < n;
-        if (took ? !digits : random_digits) {
-            if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: merge_digits %s\n", al, n, took ? "took other bytes" : "declined random digits");
+        size_t most = 0, seen[256] = {0};
+        for (size_t i = 0; i < n; i++) most = ++seen[p[i]] > most ? seen[p[i]] : most;
+        int took = merge_run(&og, p, n, 0), random_run = run && strlen(al) >= 4 && 2 * most < n;
+        if (took ? !run : random_run) {
+            if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: merge_run %s\n", al, n, took ? "took other bytes" : "declined a random run");
         } else if (took) {
             int same = og.n == ob.n && !memcmp(c, b, og.n * 4);
             for (size_t i = 0, at = 0; same && r % 2 && i < og.n; at += token_len(v, b[i++])) same = offs[i] == at;
             out_t oz2 = {v, NULL, NULL, 0, 0, 0, NULL, 1};
-            if (!merge_digits(&oz2, p, n, 0) || oz2.n != ob.n) same = 0;
-            if (!same && bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: digits %zu tokens, heap %zu\n", al, n, og.n, ob.n);
+            if (!merge_run(&oz2, p, n, 0) || oz2.n != ob.n) same = 0;
+            if (!same && bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: run %zu tokens, heap %zu\n", al, n, og.n, ob.n);
         }
         free(offs);
         /* Cut where no token joins two bytes, when there is such a place. */
@@ -146,7 +151,7 @@ static void test_pieces(const struct bpe *v, int rounds) {
         fprintf(stderr, "merge_backtrack gave up on %d pieces\n", fell_back);
         failures++;
     }
-    printf("long pieces: %d random pieces, chunked == split == backtracking == digits == heap == quadratic loop "
+    printf("long pieces: %d random pieces, chunked == split == backtracking == runs == heap == quadratic loop "
            "(chunked gave way to backtracking on %d)\n", rounds, chunked_gave_up);
     free(p);
     free(a);

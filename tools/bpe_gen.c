@@ -50,12 +50,19 @@ int main(int argc, char **argv) {
                "#define GPT2_OFF_INNER_PAIRS %llu\n",
             h.short_mask, h.short_free, (unsigned long long)h.off_short_keys,
             (unsigned long long)h.off_short_ids, (unsigned long long)h.off_inner_pairs);
-    fprintf(f, "#define GPT2_N_DIGIT %uu\n#define GPT2_DIGIT_SHIFT %uu\n#define GPT2_DIGIT_MAX_LEN %uu\n"
-               "#define GPT2_OFF_DIGIT_LOC %llu\n#define GPT2_OFF_DIGIT_WINDOW %llu\n"
-               "#define GPT2_OFF_DIGIT_TOK %llu\n#define GPT2_OFF_DIGIT_LEN %llu\n#define GPT2_OFF_DIGIT_COMPAT %llu\n",
-            h.n_digit, h.digit_shift, h.digit_max_len, (unsigned long long)h.off_digit_loc,
-            (unsigned long long)h.off_digit_window, (unsigned long long)h.off_digit_tok,
-            (unsigned long long)h.off_digit_len, (unsigned long long)h.off_digit_compat);
+    fprintf(f, "#define GPT2_RUNS {");
+    for (int k = 0; k < BPE_RUNS; k++) {
+        const bpe_run_image *r = &h.runs[k];
+        fprintf(f, "%s \\\n    {%u, %u, %u, %uu, %uu, (const uint16_t *)(bpe_gpt2_image + %llu), "
+                   "(const uint64_t *)(bpe_gpt2_image + %llu), (const uint64_t *)(bpe_gpt2_image + %llu), "
+                   "(const uint32_t *)(bpe_gpt2_image + %llu), bpe_gpt2_image + %llu, "
+                   "(const uint64_t *)(bpe_gpt2_image + %llu)}",
+                k ? "," : "", bpe_run_alphabets[k].lo, bpe_run_alphabets[k].size, bpe_run_alphabets[k].k, r->n,
+                r->max_len, (unsigned long long)r->off_number, (unsigned long long)r->off_window,
+                (unsigned long long)r->off_longer, (unsigned long long)r->off_tok, (unsigned long long)r->off_len,
+                (unsigned long long)r->off_compat);
+    }
+    fprintf(f, "}\n");
     if (fclose(f)) return 1;
     bpe_free(v);
     return 0;
