@@ -708,16 +708,17 @@ static inline unsigned run_pair(const uint64_t *compat, size_t stride, uint32_t 
     return (unsigned)(compat[bit / 64] >> (bit % 64) & 1);
 }
 
-/* last[i] by trying the tokens that end at i (longer ones only when
- * `longer`); 0 unless exactly one fits. */
+/* last[i] by trying the tokens that end at i: those of up to k bytes, and
+ * the longer ones of the lengths in `longer` (bit L - 1; bit 63: 64 or
+ * more); 0 unless exactly one fits. */
 static int run_place(const struct bpe *v, const struct bpe_run *r, compat_cache **cache, const uint8_t *p,
-                     size_t i, size_t first, int longer, uint32_t *last) {
+                     size_t i, size_t first, uint64_t longer, uint32_t *last) {
     size_t most = i < r->max_len + first ? i : r->max_len + first;
-    if (!longer && most > r->k) most = r->k;
     int found = 0;
     for (size_t len = 1; len <= most; len++) {
         size_t s = i - len;
         if (s < first && s != 0) break;  /* a token starts at 0 or in the run */
+        if (len > r->k && !(longer >> (len < 64 ? len - 1 : 63) & 1)) continue;
         uint32_t num = s >= first && len <= r->k ? r->number[bpe_run_slot(r->lo, r->size, p + s, len)] : BPE_RUN_NONE;
         uint32_t e = last[s], t;
         if (num != BPE_RUN_NONE && !(e & 0x80000000u)) {
@@ -771,7 +772,10 @@ static inline __attribute__((always_inline)) int run_places(const struct bpe *v,
             }
         }
         if (++slow > RUN_SLOW_MIN && slow > i / 4) goto out;
-        if (!run_place(v, r, &cache, p, i, first, long_here || i <= fast_from, last)) goto out;
+        uint64_t lens = i <= fast_from ? UINT64_MAX : 0;  /* near the start: a token from the byte before */
+        if (long_here && i > fast_from)
+            lens = r->longer_lens[r->longer_rank[w4 / 64] + __builtin_popcountll(longer[w4 / 64] & ((1ull << (w4 % 64)) - 1))];
+        if (!run_place(v, r, &cache, p, i, first, lens, last)) goto out;
     }
     ok = 1;
 out:

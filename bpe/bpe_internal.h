@@ -74,6 +74,9 @@ typedef struct {
                              none) of the tokens of their last 2..k bytes, 16 bits each from bit 0 */
     uint64_t off_longer;  /* uint64[size^4 / 64]: bit set when a token of more than k bytes of the
                              alphabet ends with these 4 bytes */
+    uint64_t off_longer_rank; /* uint32[size^4 / 64]: the bits set in the words before */
+    uint64_t off_longer_lens; /* uint64[bits set]: for each, bit L - 1 set when such a token is L
+                                 bytes long (bit 63: 64 or more) */
     uint64_t off_tok;     /* uint32[n]: the id of each number */
     uint64_t off_len;     /* uint8[n]: its length */
     uint64_t off_compat;  /* uint64[]: bit a * (n + 1) + b set when [a, b] is the encoding of their
@@ -174,6 +177,8 @@ struct bpe {
         uint32_t n, max_len;
         const uint16_t *number;
         const uint64_t *window, *longer;
+        const uint32_t *longer_rank;
+        const uint64_t *longer_lens;
         const uint32_t *tok;
         const uint8_t *len;
         const uint64_t *compat;

@@ -192,18 +192,33 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     for (int k = 0; k < BPE_RUNS; k++) {
         uint8_t lo = bpe_run_alphabets[k].lo, size = bpe_run_alphabets[k].size, klen = bpe_run_alphabets[k].k;
         bpe_run_image *r = &h.runs[k];
-        uint64_t numbered = 0, slots = 0;
+        uint64_t numbered = 0, slots = 0, ends = 0, words = ((uint64_t)bpe_pow(size, 4) + 63) / 64;
+        uint64_t *seen = calloc(words, 8);  /* the 4-byte ends of longer tokens */
+        if (!seen) {
+            free(cls1);
+            arrfree(cls2);
+            return NULL;
+        }
         for (uint32_t i = 0; i < n_tokens; i++) {
             int in = (int32_t)i != eot && lens[i] >= 1;
             for (uint32_t j = 0; in && j < lens[i]; j++) in = (uint8_t)(tokens[i][j] - lo) < size;
             if (in && lens[i] > r->max_len) r->max_len = lens[i];
             numbered += in && lens[i] <= klen;
+            if (in && lens[i] > klen) {
+                uint32_t x = 0;
+                for (uint32_t j = lens[i] - 4; j < lens[i]; j++) x = x * size + (uint32_t)(tokens[i][j] - lo);
+                ends += !(seen[x / 64] >> (x % 64) & 1);
+                seen[x / 64] |= 1ull << (x % 64);
+            }
         }
+        free(seen);
         r->n = numbered <= BPE_RUN_MAX ? (uint32_t)numbered : 0;
         for (unsigned len = 1; len <= klen; len++) slots += bpe_pow(size, len);
         r->off_number = off; off = align64(off + slots * 2);
         r->off_window = off; off = align64(off + (uint64_t)bpe_pow(size, klen) * 8);
-        r->off_longer = off; off = align64(off + ((uint64_t)bpe_pow(size, 4) + 63) / 64 * 8);
+        r->off_longer = off; off = align64(off + words * 8);
+        r->off_longer_rank = off; off = align64(off + words * 4);
+        r->off_longer_lens = off; off = align64(off + ends * 8);
         r->off_tok = off;    off = align64(off + (uint64_t)r->n * 4);
         r->off_len = off;    off = align64(off + r->n);
         r->off_compat = off; off = align64(off + ((uint64_t)r->n * (r->n + 1) + 63) / 64 * 8);
@@ -343,13 +358,25 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
             }
             window[w] = e;
         }
-        for (uint32_t t = 0; t < n_tokens; t++) {
-            int in = (int32_t)t != eot && lens[t] > r->k;
-            for (uint32_t j = 0; in && j < lens[t]; j++) in = (uint8_t)(tokens[t][j] - r->lo) < r->size;
-            if (!in) continue;
-            uint32_t x = 0;
-            for (uint32_t j = lens[t] - 4; j < lens[t]; j++) x = x * r->size + (uint32_t)(tokens[t][j] - r->lo);
-            longer[x / 64] |= 1ull << (x % 64);
+        uint32_t *rank = (uint32_t *)(img + h.runs[k].off_longer_rank);
+        uint64_t *lens_of = (uint64_t *)(img + h.runs[k].off_longer_lens);
+        for (int pass = 0; pass < 2; pass++) {  /* the bits, then their ranks, then the lengths */
+            for (uint32_t t = 0; t < n_tokens; t++) {
+                int in = (int32_t)t != eot && lens[t] > r->k;
+                for (uint32_t j = 0; in && j < lens[t]; j++) in = (uint8_t)(tokens[t][j] - r->lo) < r->size;
+                if (!in) continue;
+                uint32_t x = 0;
+                for (uint32_t j = lens[t] - 4; j < lens[t]; j++) x = x * r->size + (uint32_t)(tokens[t][j] - r->lo);
+                if (pass == 0)
+                    longer[x / 64] |= 1ull << (x % 64);
+                else
+                    lens_of[rank[x / 64] + __builtin_popcountll(longer[x / 64] & ((1ull << (x % 64)) - 1))] |=
+                        1ull << (lens[t] < 64 ? lens[t] - 1 : 63);
+            }
+            for (uint32_t wd = 0, below = 0; pass == 0 && wd < (bpe_pow(r->size, 4) + 63) / 64; wd++) {
+                rank[wd] = below;
+                below += (uint32_t)__builtin_popcountll(longer[wd]);
+            }
         }
         /* Needs every table above: it checks pairs as the encoder does. */
         bpe_fill_run_compat(&v, r, (uint64_t *)(img + h.runs[k].off_compat));
@@ -391,6 +418,8 @@ void bpe_attach_image(struct bpe *v, const void *image) {
                                       (const uint16_t *)(img + r->off_number),
                                       (const uint64_t *)(img + r->off_window),
                                       (const uint64_t *)(img + r->off_longer),
+                                      (const uint32_t *)(img + r->off_longer_rank),
+                                      (const uint64_t *)(img + r->off_longer_lens),
                                       (const uint32_t *)(img + r->off_tok),
                                       img + r->off_len,
                                       (const uint64_t *)(img + r->off_compat)};
