@@ -64,7 +64,7 @@ static void test_pieces(const struct bpe *v, int rounds) {
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", "-=_", "ing",
         "\xe4\xb8\x80\xe4\xba\x8c\xe4\xb8\x89", "\xc3\xa9\x65\xcc\x81",
         /* digits: GPT-2 has runs of zeros up to 16 long, and years */
-        "0", "0000000001", "1290", "0123456789"};
+        "0", "0000000001", "1290", "0123456789", "acgt", "etaoin"};
     enum { MAX_N = 16384 };
     uint8_t *p = malloc(MAX_N);
     uint32_t *a = malloc(MAX_N * 4), *b = malloc(MAX_N * 4), *c = malloc(MAX_N * 4);

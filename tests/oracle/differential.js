@@ -115,7 +115,7 @@ function atom() {
 // Long pieces from small ASCII alphabets: where gpt2in cuts a piece between
 // bytes that no token joins, and where its long-piece merging takes over.
 const SMALL_ALPHABETS = ["abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
-  "0123456789", "0123456789abcdef", "etaoinshrdlu", "qxzjkvbw", "abcdefghijklmnopqrstuvwxyz   "];
+  "0123456789", "0123456789abcdef", "etaoinshrdlu", "qxzjkvbw", "abcdefghijklmnopqrstuvwxyz   ", "acgt", "0001"];
 function randomString() {
   const shape = int(100);
   let s = "";
