@@ -698,6 +698,7 @@ out:
 #define RUN_START 0x80000000u          /* last[0]: nothing before */
 #define RUN_ID(t) (0x80000000u | (t))  /* a token outside the numbered ones */
 #define RUN_SLOW_MIN 1024
+#define RUN_SEEK 4096
 
 static inline uint32_t run_entry_token(const struct bpe_run *r, uint32_t e) {
     return e & 0x80000000u ? (e == RUN_START ? BPE_EMPTY : e & 0x7FFFFFFFu) : r->tok[e];
@@ -796,9 +797,23 @@ static int merge_run(out_t *o, const uint8_t *p, size_t n, size_t off) {
     if (which == BPE_RUNS || n >= UINT32_MAX) return 0;
     const struct bpe_run *r = &v->runs[which];
     if (!r->n) return 0;
-    for (size_t i = first; i < n; i++)
+    /* Where longer tokens end at most places (a run of one letter), the
+     * merges do better: look at the start before taking it. */
+    size_t ends = 0, seen = n - first < RUN_SEEK ? n - first : RUN_SEEK;
+    for (size_t i = first; i < first + seen; i++)
         if ((uint8_t)(p[i] - r->lo) >= r->size) return 0;
-    uint32_t *last = big_alloc((n + 1) * sizeof *last);  /* last[i]: a number, or RUN_ID */
+    for (size_t i = first + 4; i <= first + seen; i++) {
+        uint32_t x = 0;
+        for (size_t j = i - 4; j < i; j++) x = x * r->size + (uint32_t)(p[j] - r->lo);
+        ends += r->longer[x / 64] >> (x % 64) & 1;
+    }
+    if (4 * ends > seen) return 0;
+    for (size_t i = first + seen; i < n; i++)
+        if ((uint8_t)(p[i] - r->lo) >= r->size) return 0;
+    /* last[i] (a number, or RUN_ID) in the caller's buffer when it has
+     * room, where the tokens end up anyway */
+    int direct = !o->offs && has_room(o, n + 1);
+    uint32_t *last = direct ? o->ids + o->n : big_alloc((n + 1) * sizeof *last);
     if (!last) return 0;
     int done = r->k == 4 ? run_places(v, r, p, n, first, last, 4) : run_places(v, r, p, n, first, last, 3);
     if (done) {
@@ -808,9 +823,14 @@ static int merge_run(out_t *o, const uint8_t *p, size_t n, size_t off) {
             i -= e & 0x80000000u ? token_len(v, t) : r->len[e];
             last[--j] = t;
         }
-        emit_tokens(o, last + j, n + 1 - j, off);
+        if (direct) {
+            memmove(o->ids + o->n, last + j, (n + 1 - j) * sizeof *last);
+            o->n += n + 1 - j;
+        } else {
+            emit_tokens(o, last + j, n + 1 - j, off);
+        }
     }
-    big_free(last);
+    if (!direct) big_free(last);
     return done;
 }
 
