@@ -1128,8 +1128,8 @@ static int split_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
     int started[MAX_SEGMENTS] = {0};
     for (int s = 1; s < n_seg; s++) {
         size_t len = cuts[s + 1] - cuts[s];
-        uint32_t *ids = big_alloc(len * sizeof *ids);
-        jobs[s] = (stretch_job){{v, ids, NULL, ids ? len : 0, 0, 0, NULL, 1}, p + cuts[s], len};
+        uint32_t *ids = big_alloc((len + 1) * sizeof *ids);  /* + 1: room for merge_run's places */
+        jobs[s] = (stretch_job){{v, ids, NULL, ids ? len + 1 : 0, 0, 0, NULL, 1}, p + cuts[s], len};
         started[s] = ids && pthread_create(&tid[s], NULL, stretch_thread, &jobs[s]) == 0;
         if (!started[s]) big_free(ids);
     }
