@@ -834,11 +834,27 @@ static int merge_run(out_t *o, const uint8_t *p, size_t n, size_t off) {
     return done;
 }
 
-void bpe_fill_run_compat(const struct bpe *v, const struct bpe_run *r, uint64_t *bits) {
+#define MAX_THREADS 64
+
+static int cpu_count(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
+}
+
+typedef struct {
+    const struct bpe *v;
+    const struct bpe_run *r;
+    uint64_t *bits;
+    size_t from, to;  /* rows */
+} compat_rows;
+
+static void *fill_compat_rows(void *arg) {
+    compat_rows *j = arg;
+    const struct bpe *v = j->v;
+    const struct bpe_run *r = j->r;
     size_t n = r->n;
     compat_cache *cache = NULL;
-    memset(bits, 0, (n * (n + 1) + 63) / 64 * 8);
-    for (size_t a = 0; a < n; a++) {
+    for (size_t a = j->from; a < j->to; a++) {
         uint8_t buf[8];
         size_t la = r->len[a];
         memcpy(buf, v->tok_bytes + v->tok_off[r->tok[a]], la);
@@ -847,10 +863,26 @@ void bpe_fill_run_compat(const struct bpe *v, const struct bpe_run *r, uint64_t 
         for (size_t b = 0; b < n; b++) {
             size_t lb = r->len[b], bit = a * (n + 1) + b;
             memcpy(buf + la, v->tok_bytes + v->tok_off[r->tok[b]], lb);
-            if (compatible(v, &cache, buf, la, r->tok[a], r->tok[b])) bits[bit / 64] |= 1ull << (bit % 64);
+            if (compatible(v, &cache, buf, la, r->tok[a], r->tok[b])) j->bits[bit / 64] |= 1ull << (bit % 64);
         }
     }
     free(cache);
+    return NULL;
+}
+
+/* Two threads take half the rows each (5 M pairs for GPT-2's lowercase
+ * tokens: 0.19 s on one), split where a row starts a 64-bit word so that
+ * no word is shared. */
+void bpe_fill_run_compat(const struct bpe *v, const struct bpe_run *r, uint64_t *bits) {
+    size_t n = r->n, half = n / 2;
+    memset(bits, 0, (n * (n + 1) + 63) / 64 * 8);
+    while (half > 0 && half * (n + 1) % 64) half--;
+    compat_rows top = {v, r, bits, 0, half}, rest = {v, r, bits, half, n};
+    pthread_t tid;
+    int started = half > 0 && cpu_count() > 1 && pthread_create(&tid, NULL, fill_compat_rows, &top) == 0;
+    fill_compat_rows(&rest);
+    if (started) pthread_join(tid, NULL);
+    else fill_compat_rows(&top);
 }
 
 /* Long pieces, fastest in practice: cut into chunks, each merged with the
@@ -1388,12 +1420,6 @@ static void *part_run(void *arg) {
 
 #define PARALLEL_MIN (256u << 10)
 #define CUT_SEEK (64u << 10)
-#define MAX_THREADS 64
-
-static int cpu_count(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
-}
 
 /* bpe_encode_parallel, for text at offset `base` of a stream. */
 static int encode_parallel(const struct bpe *v, const void *text, size_t len, int flags, int threads,
