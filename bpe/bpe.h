@@ -68,7 +68,7 @@ const bpe *bpe_gpt2(void);
  * ids, as in tiktoken; each merge line must join two tokens into a token.
  * On failure returns NULL and describes the problem (file, line and column)
  * in err. Builds the same tables the compiled-in vocabulary carries: about
- * 0.4 s for GPT-2's files on this project's machine, most of it checking
+ * 0.3 s for GPT-2's files on this project's machine, most of it checking
  * the pairs of short digit and lowercase tokens (bpe.c, merge_run). */
 bpe *bpe_load(const char *encoder_json_path, const char *vocab_bpe_path, bpe_error *err);
 
