@@ -736,16 +736,17 @@ static int run_place(const struct bpe *v, const struct bpe_run *r, compat_cache 
     return found == 1;
 }
 
-/* The places of p[0..n) (k is the alphabet's, a constant where inlined);
+/* The places of p[0..n) (k and size are the alphabet's, constants where
+ * inlined, so that the windows' remainders are no divisions);
  * 0 when a place has no single answer or too many need run_place. */
 static inline __attribute__((always_inline)) int run_places(const struct bpe *v, const struct bpe_run *r,
                                                             const uint8_t *p, size_t n, size_t first, uint32_t *last,
-                                                            const unsigned k) {
+                                                            const unsigned k, const uint32_t size) {
     /* in locals: the stores to last[] could alias the vocabulary's fields */
     const uint64_t *window = r->window, *longer = r->longer, *compat = r->compat;
     const uint16_t *number = r->number;
     const size_t stride = r->n + 1, fast_from = first + r->max_len;  /* no token from the byte before ends later */
-    const uint32_t size = r->size, lo = r->lo, wmod = bpe_pow(size, k - 1), lmod = bpe_pow(size, 3);
+    const uint32_t lo = r->lo, wmod = bpe_pow(size, k - 1), lmod = bpe_pow(size, 3);
     compat_cache *cache = NULL;
     size_t slow = 0;
     int ok = 0;
@@ -815,7 +816,8 @@ static int merge_run(out_t *o, const uint8_t *p, size_t n, size_t off) {
     int direct = !o->offs && has_room(o, n + 1);
     uint32_t *last = direct ? o->ids + o->n : big_alloc((n + 1) * sizeof *last);
     if (!last) return 0;
-    int done = r->k == 4 ? run_places(v, r, p, n, first, last, 4) : run_places(v, r, p, n, first, last, 3);
+    int done = which == BPE_RUN_DIGITS ? run_places(v, r, p, n, first, last, BPE_DIGITS_K, 10)
+                                       : run_places(v, r, p, n, first, last, BPE_LOWER_K, 26);
     if (done) {
         size_t j = n + 1;  /* the tokens, read back from the end into last[j..n] */
         for (size_t i = n; i > 0;) {

@@ -86,7 +86,10 @@ typedef struct {
 } bpe_run_image;
 
 /* The alphabets: bytes lo .. lo + size - 1, tokens of 1..k bytes numbered. */
-static const struct { uint8_t lo, size, k; } bpe_run_alphabets[BPE_RUNS] = {{'0', 10, 4}, {'a', 26, 3}};
+#define BPE_DIGITS_K 4
+#define BPE_LOWER_K 3
+static const struct { uint8_t lo, size, k; } bpe_run_alphabets[BPE_RUNS] = {{'0', 10, BPE_DIGITS_K},
+                                                                         {'a', 26, BPE_LOWER_K}};
 
 static inline uint32_t bpe_pow(uint32_t base, unsigned e) {
     uint32_t x = 1;
