@@ -709,6 +709,16 @@ static inline unsigned run_pair(const uint64_t *compat, size_t stride, uint32_t 
     return (unsigned)(compat[bit / 64] >> (bit % 64) & 1);
 }
 
+/* Whether token t = p[s..i) (numbered num, or BPE_RUN_NONE) follows the
+ * place s's last token compatibly; t is BPE_EMPTY when there is no such
+ * token. */
+static inline int run_fits(const struct bpe *v, const struct bpe_run *r, compat_cache **cache, const uint8_t *p,
+                           size_t s, uint32_t num, uint32_t t, const uint32_t *last) {
+    uint32_t e = last[s];
+    if (num != BPE_RUN_NONE && !(e & 0x80000000u)) return (int)run_pair(r->compat, r->n + 1, e, num);
+    return t != BPE_EMPTY && compatible(v, cache, p, s, run_entry_token(r, e), t);
+}
+
 /* last[i] by trying the tokens that end at i: those of up to k bytes, and
  * the longer ones of the lengths in `longer` (bit L - 1; bit 63: 64 or
  * more); 0 unless exactly one fits. */
@@ -716,22 +726,35 @@ static int run_place(const struct bpe *v, const struct bpe_run *r, compat_cache 
                      size_t i, size_t first, uint64_t longer, uint32_t *last) {
     size_t most = i < r->max_len + first ? i : r->max_len + first;
     int found = 0;
-    for (size_t len = 1; len <= most; len++) {
+    for (size_t len = 1; len <= most && len <= r->k; len++) {
         size_t s = i - len;
-        if (s < first && s != 0) break;  /* a token starts at 0 or in the run */
-        if (len > r->k && !(longer >> (len < 64 ? len - 1 : 63) & 1)) continue;
-        uint32_t num = s >= first && len <= r->k ? r->number[bpe_run_slot(r->lo, r->size, p + s, len)] : BPE_RUN_NONE;
-        uint32_t e = last[s], t;
-        if (num != BPE_RUN_NONE && !(e & 0x80000000u)) {
-            if (!run_pair(r->compat, r->n + 1, e, num)) continue;
-            t = r->tok[num];
-        } else {
-            if (num == BPE_RUN_NONE && s >= first && len <= r->k) continue;  /* no token */
-            t = num != BPE_RUN_NONE ? r->tok[num] : find_at(v, p + s, len);
-            if (t == BPE_EMPTY || !compatible(v, cache, p, s, run_entry_token(r, e), t)) continue;
+        uint32_t num = s >= first ? r->number[bpe_run_slot(r->lo, r->size, p + s, len)] : BPE_RUN_NONE;
+        uint32_t t = num != BPE_RUN_NONE ? r->tok[num] : s >= first ? BPE_EMPTY : find_at(v, p + s, len);
+        if (run_fits(v, r, cache, p, s, num, t, last)) {
+            found++;
+            last[i] = num == BPE_RUN_NONE ? RUN_ID(t) : num;
         }
-        found++;
-        last[i] = num == BPE_RUN_NONE ? RUN_ID(t) : num;
+    }
+    int from64 = (int)(longer >> 63);  /* every length from 64 on */
+    longer &= ~(uint64_t)0 << r->k;     /* the lengths above k */
+    for (size_t len = r->k + 1; len <= most; len++) {
+        if (len < 64) {
+            if (!longer) {
+                if (!from64) break;
+                len = 64;
+            } else {
+                len = (size_t)__builtin_ctzll(longer) + 1;  /* the next length that has tokens */
+                longer &= longer - 1;
+            }
+            if (len > most) break;
+        } else if (!from64) {
+            break;
+        }
+        uint32_t t = find_at(v, p + i - len, len);
+        if (run_fits(v, r, cache, p, i - len, BPE_RUN_NONE, t, last)) {
+            found++;
+            last[i] = RUN_ID(t);
+        }
     }
     return found == 1;
 }
