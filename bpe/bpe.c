@@ -797,9 +797,10 @@ static inline __attribute__((always_inline)) int run_places(const struct bpe *v,
             }
         }
         if (++slow > RUN_SLOW_MIN && slow > i / 4) goto out;
-        uint64_t lens = i <= fast_from ? UINT64_MAX : 0;  /* near the start: a token from the byte before */
-        if (long_here && i > fast_from)
-            lens = r->longer_lens[r->longer_rank[w4 / 64] + __builtin_popcountll(longer[w4 / 64] & ((1ull << (w4 % 64)) - 1))];
+        /* near the start, any length (a token from the byte before) */
+        uint64_t lens = i <= fast_from ? UINT64_MAX
+                        : long_here    ? r->longer_lens[bpe_run_longer_index(longer, r->longer_rank, w4)]
+                                       : 0;
         if (!run_place(v, r, &cache, p, i, first, lens, last)) goto out;
     }
     ok = 1;
@@ -808,32 +809,40 @@ out:
     return ok;
 }
 
+/* The run alphabet byte c belongs to, or BPE_RUNS. */
+static int run_alphabet(const struct bpe *v, uint8_t c) {
+    int which = 0;
+    while (which < BPE_RUNS && !bpe_run_has(v->runs[which].lo, v->runs[which].size, c)) which++;
+    return which;
+}
+
+/* Whether p[from..to) are all of r's alphabet. */
+static int run_all_in(const struct bpe_run *r, const uint8_t *p, size_t from, size_t to) {
+    for (size_t i = from; i < to; i++)
+        if (!bpe_run_has(r->lo, r->size, p[i])) return 0;
+    return 1;
+}
+
 /* For a run of one alphabet after at most one other byte; 0 (nothing done)
  * for anything else, or when too many places need the general look-ups
  * (long runs of zeros: GPT-2 has tokens of up to 16 of them), which the
  * merges then do better. */
 static int merge_run(out_t *o, const uint8_t *p, size_t n, size_t off) {
     const struct bpe *v = o->v;
-    size_t first = 0;
-    int which = BPE_RUNS;
-    for (; first < 2 && first < n && which == BPE_RUNS; first += which == BPE_RUNS)
-        for (which = 0; which < BPE_RUNS && (uint8_t)(p[first] - v->runs[which].lo) >= v->runs[which].size; which++) {}
-    if (which == BPE_RUNS || n >= UINT32_MAX) return 0;
+    size_t first = 0;  /* where the run starts: after at most one other byte */
+    int which = run_alphabet(v, p[0]);
+    if (which == BPE_RUNS && n > 1) which = run_alphabet(v, p[first = 1]);
+    if (which == BPE_RUNS || n >= UINT32_MAX || !v->runs[which].n) return 0;
     const struct bpe_run *r = &v->runs[which];
-    if (!r->n) return 0;
     /* Where longer tokens end at most places (a run of one letter), the
-     * merges do better: look at the start before taking it. */
+     * merges do better: look at the start before the whole. */
     size_t ends = 0, seen = n - first < RUN_SEEK ? n - first : RUN_SEEK;
-    for (size_t i = first; i < first + seen; i++)
-        if ((uint8_t)(p[i] - r->lo) >= r->size) return 0;
+    if (!run_all_in(r, p, first, first + seen)) return 0;
     for (size_t i = first + 4; i <= first + seen; i++) {
-        uint32_t x = 0;
-        for (size_t j = i - 4; j < i; j++) x = x * r->size + (uint32_t)(p[j] - r->lo);
+        uint32_t x = bpe_run_value(r->lo, r->size, p + i - 4, 4);
         ends += r->longer[x / 64] >> (x % 64) & 1;
     }
-    if (4 * ends > seen) return 0;
-    for (size_t i = first + seen; i < n; i++)
-        if ((uint8_t)(p[i] - r->lo) >= r->size) return 0;
+    if (4 * ends > seen || !run_all_in(r, p, first + seen, n)) return 0;
     /* last[i] (a number, or RUN_ID) in the caller's buffer when it has
      * room, where the tokens end up anyway */
     int direct = !o->offs && has_room(o, n + 1);
@@ -897,10 +906,9 @@ static void *fill_compat_rows(void *arg) {
 
 /* Two threads take half the rows each (5 M pairs for GPT-2's lowercase
  * tokens: 0.19 s on one), split where a row starts a 64-bit word so that
- * no word is shared. */
+ * no word is shared. bits comes zeroed (the image is calloc'd). */
 void bpe_fill_run_compat(const struct bpe *v, const struct bpe_run *r, uint64_t *bits) {
     size_t n = r->n, half = n / 2;
-    memset(bits, 0, (n * (n + 1) + 63) / 64 * 8);
     while (half > 0 && half * (n + 1) % 64) half--;
     compat_rows top = {v, r, bits, 0, half}, rest = {v, r, bits, half, n};
     pthread_t tid;

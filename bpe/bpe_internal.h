@@ -97,15 +97,27 @@ static inline uint32_t bpe_pow(uint32_t base, unsigned e) {
     return x;
 }
 
-/* The slot of the string s[0..len) of the alphabet (lo, size). */
+/* Whether byte c is in the alphabet (lo, size). */
+static inline int bpe_run_has(uint8_t lo, uint32_t size, uint8_t c) { return (uint8_t)(c - lo) < size; }
+
+/* The string s[0..len) of the alphabet (lo, size) as a number in base size. */
+static inline uint32_t bpe_run_value(uint8_t lo, uint32_t size, const uint8_t *s, size_t len) {
+    uint32_t x = 0;
+    for (size_t i = 0; i < len; i++) x = x * size + (uint32_t)(s[i] - lo);
+    return x;
+}
+
+/* The slot of the string s[0..len): after the size + size^2 + ... strings
+ * that are shorter. */
 static inline uint32_t bpe_run_slot(uint8_t lo, uint32_t size, const uint8_t *s, size_t len) {
-    uint32_t base = 0, x = 0, span = 1;
-    for (size_t i = 0; i < len; i++) {
-        base += span;  /* the strings of i bytes before: size + size^2 + ... */
-        span *= size;
-        x = x * size + (uint32_t)(s[i] - lo);
-    }
-    return base - 1 + x;
+    uint32_t shorter = 0;
+    for (size_t i = 1; i < len; i++) shorter = (shorter + 1) * size;
+    return shorter + bpe_run_value(lo, size, s, len);
+}
+
+/* The index in longer_lens of bit x of longer (which is set). */
+static inline uint32_t bpe_run_longer_index(const uint64_t *longer, const uint32_t *rank, uint32_t x) {
+    return rank[x / 64] + (uint32_t)__builtin_popcountll(longer[x / 64] & ((1ull << (x % 64)) - 1));
 }
 
 /* Offsets are from the start of the image; every array is 64-byte aligned. */
@@ -215,7 +227,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
  * returns 1; otherwise returns 0. (bpe.c; used when building an image.) */
 int bpe_token_split(const struct bpe *v, uint32_t t, uint32_t *left, uint32_t *right);
 
-/* Fills the pair bitmap of v's run table r from the other tables.
+/* Fills the pair bitmap of v's run table r (zeroed) from the other tables.
  * (bpe.c; used when building an image.) */
 void bpe_fill_run_compat(const struct bpe *v, const struct bpe_run *r, uint64_t *bits);
 

@@ -131,6 +131,20 @@ out:
     return n;
 }
 
+/* Whether token t is made of bytes of the alphabet (lo, size). */
+static int run_token(uint8_t lo, uint32_t size, const uint8_t *const *tokens, const uint32_t *lens, int32_t eot,
+                     uint32_t t) {
+    if ((int32_t)t == eot || lens[t] == 0) return 0;
+    for (uint32_t j = 0; j < lens[t]; j++)
+        if (!bpe_run_has(lo, size, tokens[t][j])) return 0;
+    return 1;
+}
+
+/* The string of len bytes of the alphabet (lo, size) whose value is x. */
+static void run_string(uint8_t lo, uint32_t size, uint32_t x, uint32_t len, uint8_t *s) {
+    for (uint32_t j = len; j-- > 0; x /= size) s[j] = (uint8_t)(lo + x % size);
+}
+
 void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens,
                       int32_t eot, uint64_t *size) {
     uint64_t total_bytes = 0;
@@ -193,20 +207,18 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
         uint8_t lo = bpe_run_alphabets[k].lo, size = bpe_run_alphabets[k].size, klen = bpe_run_alphabets[k].k;
         bpe_run_image *r = &h.runs[k];
         uint64_t numbered = 0, slots = 0, ends = 0, words = ((uint64_t)bpe_pow(size, 4) + 63) / 64;
-        uint64_t *seen = calloc(words, 8);  /* the 4-byte ends of longer tokens */
+        uint64_t *seen = calloc(words, 8);  /* the 4-byte ends of longer tokens, to count them */
         if (!seen) {
             free(cls1);
             arrfree(cls2);
             return NULL;
         }
-        for (uint32_t i = 0; i < n_tokens; i++) {
-            int in = (int32_t)i != eot && lens[i] >= 1;
-            for (uint32_t j = 0; in && j < lens[i]; j++) in = (uint8_t)(tokens[i][j] - lo) < size;
-            if (in && lens[i] > r->max_len) r->max_len = lens[i];
-            numbered += in && lens[i] <= klen;
-            if (in && lens[i] > klen) {
-                uint32_t x = 0;
-                for (uint32_t j = lens[i] - 4; j < lens[i]; j++) x = x * size + (uint32_t)(tokens[i][j] - lo);
+        for (uint32_t t = 0; t < n_tokens; t++) {
+            if (!run_token(lo, size, tokens, lens, eot, t)) continue;
+            if (lens[t] > r->max_len) r->max_len = lens[t];
+            numbered += lens[t] <= klen;
+            if (lens[t] > klen) {
+                uint32_t x = bpe_run_value(lo, size, tokens[t] + lens[t] - 4, 4);
                 ends += !(seen[x / 64] >> (x % 64) & 1);
                 seen[x / 64] |= 1ull << (x % 64);
             }
@@ -339,7 +351,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
         for (uint32_t slot = 0, len = 1; len <= r->k; len++) {
             for (uint32_t x = 0; x < bpe_pow(r->size, len); x++, slot++) {
                 uint8_t s[4];
-                for (uint32_t j = len, y = x; j-- > 0; y /= r->size) s[j] = (uint8_t)(r->lo + y % r->size);
+                run_string(r->lo, r->size, x, len, s);
                 uint32_t t = bpe_find_token(&v, s, len);
                 number[slot] = t == BPE_EMPTY ? BPE_RUN_NONE : (uint16_t)count;
                 if (t != BPE_EMPTY) {
@@ -350,7 +362,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
         }
         for (uint32_t w = 0; w < bpe_pow(r->size, r->k); w++) {
             uint8_t s[4];
-            for (uint32_t j = r->k, y = w; j-- > 0; y /= r->size) s[j] = (uint8_t)(r->lo + y % r->size);
+            run_string(r->lo, r->size, w, r->k, s);
             uint64_t e = 0;
             for (uint32_t len = 2; len <= r->k; len++) {
                 uint32_t num = number[bpe_run_slot(r->lo, r->size, s + r->k - len, len)];
@@ -358,25 +370,23 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
             }
             window[w] = e;
         }
+        /* The 4-byte ends of the longer tokens, the bits before each word,
+         * then the lengths that end with each. */
         uint32_t *rank = (uint32_t *)(img + h.runs[k].off_longer_rank);
         uint64_t *lens_of = (uint64_t *)(img + h.runs[k].off_longer_lens);
-        for (int pass = 0; pass < 2; pass++) {  /* the bits, then their ranks, then the lengths */
-            for (uint32_t t = 0; t < n_tokens; t++) {
-                int in = (int32_t)t != eot && lens[t] > r->k;
-                for (uint32_t j = 0; in && j < lens[t]; j++) in = (uint8_t)(tokens[t][j] - r->lo) < r->size;
-                if (!in) continue;
-                uint32_t x = 0;
-                for (uint32_t j = lens[t] - 4; j < lens[t]; j++) x = x * r->size + (uint32_t)(tokens[t][j] - r->lo);
-                if (pass == 0)
-                    longer[x / 64] |= 1ull << (x % 64);
-                else
-                    lens_of[rank[x / 64] + __builtin_popcountll(longer[x / 64] & ((1ull << (x % 64)) - 1))] |=
-                        1ull << (lens[t] < 64 ? lens[t] - 1 : 63);
-            }
-            for (uint32_t wd = 0, below = 0; pass == 0 && wd < (bpe_pow(r->size, 4) + 63) / 64; wd++) {
-                rank[wd] = below;
-                below += (uint32_t)__builtin_popcountll(longer[wd]);
-            }
+        for (uint32_t t = 0; t < n_tokens; t++) {
+            if (lens[t] <= r->k || !run_token(r->lo, r->size, tokens, lens, eot, t)) continue;
+            uint32_t x = bpe_run_value(r->lo, r->size, tokens[t] + lens[t] - 4, 4);
+            longer[x / 64] |= 1ull << (x % 64);
+        }
+        for (uint32_t wd = 0, below = 0; wd < (bpe_pow(r->size, 4) + 63) / 64; wd++) {
+            rank[wd] = below;
+            below += (uint32_t)__builtin_popcountll(longer[wd]);
+        }
+        for (uint32_t t = 0; t < n_tokens; t++) {
+            if (lens[t] <= r->k || !run_token(r->lo, r->size, tokens, lens, eot, t)) continue;
+            uint32_t x = bpe_run_value(r->lo, r->size, tokens[t] + lens[t] - 4, 4);
+            lens_of[bpe_run_longer_index(longer, rank, x)] |= 1ull << (lens[t] < 64 ? lens[t] - 1 : 63);
         }
         /* Needs every table above: it checks pairs as the encoder does. */
         bpe_fill_run_compat(&v, r, (uint64_t *)(img + h.runs[k].off_compat));
