@@ -699,6 +699,7 @@ out:
 #define RUN_ID(t) (0x80000000u | (t))  /* a token outside the numbered ones */
 #define RUN_SLOW_MIN 1024
 #define RUN_SEEK 4096
+#define RUN_KMAX 4  /* the longest k */
 
 static inline uint32_t run_entry_token(const struct bpe_run *r, uint32_t e) {
     return e & 0x80000000u ? (e == RUN_START ? BPE_EMPTY : e & 0x7FFFFFFFu) : r->tok[e];
@@ -760,8 +761,9 @@ static int run_place(const struct bpe *v, const struct bpe_run *r, compat_cache 
 }
 
 /* The places of p[0..n) (k and size are the alphabet's, constants where
- * inlined, so that the windows' remainders are no divisions);
- * 0 when a place has no single answer or too many need run_place. */
+ * inlined, so that the windows' remainders are no divisions, and the last
+ * k places' rows stay in registers); 0 when a place has no single answer
+ * or too many need run_place. */
 static inline __attribute__((always_inline)) int run_places(const struct bpe *v, const struct bpe_run *r,
                                                             const uint8_t *p, size_t n, size_t first, uint32_t *last,
                                                             const unsigned k, const uint32_t size) {
@@ -771,7 +773,8 @@ static inline __attribute__((always_inline)) int run_places(const struct bpe *v,
     const size_t stride = r->n + 1, fast_from = first + r->max_len;  /* no token from the byte before ends later */
     const uint32_t lo = r->lo, wmod = bpe_pow(size, k - 1), lmod = bpe_pow(size, 3);
     compat_cache *cache = NULL;
-    size_t slow = 0;
+    size_t slow = 0, numbered = 0;  /* how many places in a row before i have numbered last tokens */
+    size_t row[RUN_KMAX + 1] = {0};  /* [L]: the pair bitmap's row of last[i - L] (its number * stride) */
     int ok = 0;
     uint32_t w = 0, w4 = 0;  /* the last k and 4 bytes before place i, as numbers */
     last[0] = RUN_START;
@@ -780,28 +783,41 @@ static inline __attribute__((always_inline)) int run_places(const struct bpe *v,
         w = w % wmod * size + d;
         w4 = w4 % lmod * size + d;
         int long_here = (int)(longer[w4 / 64] >> (w4 % 64) & 1);
-        if (i > fast_from && !long_here) {
-            uint32_t a[5] = {0, last[i - 1], last[i - 2], last[i - 3], k > 3 ? last[i - 4] : 0};
-            if (!((a[1] | a[2] | a[3] | a[4]) & 0x80000000u)) {
-                uint64_t e = window[w];
-                uint32_t pick[4], n1 = number[d];
-                unsigned m = 0;
-                for (unsigned len = 2; len <= k; len++) {
-                    pick[len - 2] = (uint32_t)(e >> (16 * (len - 2))) & 0xFFFF;
-                    m |= run_pair(compat, stride, a[len], pick[len - 2]) << (len - 2);
-                }
-                pick[k - 1] = n1;
-                last[i] = pick[__builtin_ctz(m | 1u << (k - 1))];
-                if ((m & (m - 1)) || run_pair(compat, stride, a[1], n1) == (m != 0)) goto out;  /* not one answer */
-                continue;
+        size_t chosen_row;
+        if (i > fast_from && !long_here && numbered >= k) {
+            uint64_t e = window[w];
+            uint32_t pick[RUN_KMAX + 1], chosen = number[d];
+            unsigned fits[RUN_KMAX + 1], count = 0;
+            pick[1] = chosen;
+#pragma GCC unroll 4
+            for (unsigned len = 1; len <= k; len++) {
+                if (len > 1) pick[len] = (uint32_t)(e >> (16 * (len - 2))) & 0xFFFF;
+                size_t bit = row[len] + pick[len];
+                fits[len] = (unsigned)(compat[bit / 64] >> (bit % 64) & 1);
+                count += fits[len];
             }
+            /* With one answer, none of 2..k means 1: the choice waits on
+             * the rows of i - 2 .. i - k, not i - 1, which only checks. */
+#pragma GCC unroll 4
+            for (unsigned len = k; len > 1; len--) chosen = fits[len] ? pick[len] : chosen;
+            if (count != 1) goto out;
+            last[i] = chosen;
+            chosen_row = chosen * stride;
+            numbered++;
+        } else {
+            if (++slow > RUN_SLOW_MIN && slow > i / 4) goto out;
+            /* near the start, any length (a token from the byte before) */
+            uint64_t lens = i <= fast_from ? UINT64_MAX
+                            : long_here    ? r->longer_lens[bpe_run_longer_index(longer, r->longer_rank, w4)]
+                                           : 0;
+            if (!run_place(v, r, &cache, p, i, first, lens, last)) goto out;
+            int is_numbered = !(last[i] & 0x80000000u);
+            numbered = is_numbered ? numbered + 1 : 0;
+            chosen_row = is_numbered ? last[i] * stride : 0;
         }
-        if (++slow > RUN_SLOW_MIN && slow > i / 4) goto out;
-        /* near the start, any length (a token from the byte before) */
-        uint64_t lens = i <= fast_from ? UINT64_MAX
-                        : long_here    ? r->longer_lens[bpe_run_longer_index(longer, r->longer_rank, w4)]
-                                       : 0;
-        if (!run_place(v, r, &cache, p, i, first, lens, last)) goto out;
+#pragma GCC unroll 4
+        for (unsigned len = k; len > 1; len--) row[len] = row[len - 1];
+        row[1] = chosen_row;
     }
     ok = 1;
 out:
