@@ -6,7 +6,8 @@
 #
 # What is timed:
 #   gpt2in    the whole process `gpt2in encode --format u32 FILE > /dev/null`
-#             (start-up, reading the file, encoding, writing ids), best of 3
+#             (start-up, reading the file, encoding, writing ids), best of 3,
+#             timed by tests/bench/spawn_time.c; one-thread runs pinned to one core
 #   tiktoken  encode_ordinary(text) alone inside Node (no reading, no UTF-8
 #             decoding, no start-up), best of 2, after a warm-up
 # MB = 10^6 bytes. The corpora are seeded variations of the fixture texts
@@ -24,10 +25,26 @@ trap 'rm -rf "$tmp"' EXIT
 have_node=1
 sh tests/oracle/install.sh > "$tmp/install.log" 2>&1 || { have_node=0; echo "tiktoken: $(tail -n 1 "$tmp/install.log")"; }
 
+# One-thread runs all go to the same core: on this project's VMs the two
+# cores at times differ in speed by up to 2x, which would otherwise decide
+# the ratios below as much as the inputs do.
+PIN=
+if command -v taskset > /dev/null 2>&1 && [ "$(nproc)" -gt 1 ]; then PIN="taskset -c $(($(nproc) - 1))"; fi
+
 now() { date +%s%N; }
+# The process alone is timed by tests/bench/spawn_time.c (posix_spawn, then
+# wait): timing it from the shell with date(1) would add two more process
+# starts, about 7 ms here, to every figure - a third of a 1 MB input's time.
+spawn=
+if ${CC:-cc} -O2 -o "$tmp/spawn_time" tests/bench/spawn_time.c 2> /dev/null; then spawn=$tmp/spawn_time; fi
 # best_of N CMD...: the shortest wall time of N runs, in seconds
 best_of() {
     runs=$1; shift
+    if [ -n "$spawn" ]; then
+        "$spawn" "$runs" /dev/null "$@" | awk '{ for (i = 1; i < NF; i++) if ($i == "min") { printf "%.6f", $(i + 1) / 1e3; ok = 1 } }
+                                            END { exit !ok }'
+        return
+    fi
     best=
     i=0
     while [ $i -lt "$runs" ]; do
@@ -42,7 +59,7 @@ mbps() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", b / 1e6 / s;
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
 
 echo "machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1); load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "gpt2in: whole process, encode --format u32 FILE > /dev/null, best of 3"
+echo "gpt2in: whole process, encode --format u32 FILE > /dev/null, best of 3 ($( [ -n "$spawn" ] && echo "spawn_time.c" || echo "date(1) around it: adds ~7 ms a run")${PIN:+; one-thread runs on one core: $PIN})"
 echo "tiktoken: npm $( [ $have_node = 1 ] && node -p 'require("./tests/oracle/oracle.js").VERSION') (WebAssembly), encode_ordinary() alone, best of 2"
 echo "reference (tokenizer.md): native tiktoken, one thread, ~14 MB/s on English prose on this project's machines;"
 echo "target: gpt2in >= 70 MB/s on one thread (5x native tiktoken)"
@@ -52,13 +69,13 @@ prose_1t=
 # A whole process that encodes nothing: its time is in every figure above,
 # a larger share of a 1 MB input's than of a 10 MB corpus's.
 : > "$tmp/empty.txt"
-s0=$(best_of 5 "$GPT2IN" encode --threads 1 --format u32 "$tmp/empty.txt")
+s0=$(best_of 5 $PIN "$GPT2IN" encode --threads 1 --format u32 "$tmp/empty.txt")
 for kind in english code multilingual; do
     f=$tmp/$kind.txt
     $PY $GEN corpus $kind "$MB" > "$f"
     bytes=$(wc -c < "$f")
     n=$("$GPT2IN" count "$f")
-    s1=$(best_of 3 "$GPT2IN" encode --threads 1 --format u32 "$f") || { echo "gpt2in failed on $f"; exit 1; }
+    s1=$(best_of 3 $PIN "$GPT2IN" encode --threads 1 --format u32 "$f") || { echo "gpt2in failed on $f"; exit 1; }
     sa=$(best_of 3 "$GPT2IN" encode --format u32 "$f")
     m1=$(mbps "$bytes" "$s1"); ma=$(mbps "$bytes" "$sa")
     [ $kind = english ] && prose_1t=$m1 && prose_net=$(mbps "$bytes" "$(awk -v a="$s1" -v b="$s0" 'BEGIN { print a - b }')")
@@ -81,7 +98,7 @@ printf '%-10s %12s %14s %12s %12s %18s\n' input "gpt2in-1t" "vs prose-1t" "net r
 for kind in a letters digits spaces equals; do
     f=$tmp/p_$kind.txt
     $PY $GEN patho $kind 1 > "$f"
-    s1=$(best_of 3 "$GPT2IN" encode --threads 1 --format u32 "$f") || { echo "gpt2in failed on $f"; exit 1; }
+    s1=$(best_of 3 $PIN "$GPT2IN" encode --threads 1 --format u32 "$f") || { echo "gpt2in failed on $f"; exit 1; }
     sa=$(best_of 3 "$GPT2IN" encode --format u32 "$f") || { echo "gpt2in failed on $f"; exit 1; }
     m1=$(mbps 1000000 "$s1"); ma=$(mbps 1000000 "$sa")
     if [ $have_node = 1 ]; then
@@ -100,7 +117,7 @@ echo
 echo "start-up: echo hello | gpt2in encode (target < 5 ms); cat and /bin/true for scale"
 echo "the process alone (tests/bench/spawn_time.c: posix_spawn, \"hello\" on stdin from a file, no shell):"
 printf 'hello\n' > "$tmp/hello.txt"
-if ${CC:-cc} -O2 -o "$tmp/spawn_time" tests/bench/spawn_time.c 2> /dev/null; then
+if [ -n "$spawn" ]; then
     for cmd in "$GPT2IN encode" cat /bin/true; do
         printf '  %-22s %s\n' "${cmd##*/}:" "$("$tmp/spawn_time" 300 "$tmp/hello.txt" $cmd)"
     done
