@@ -700,6 +700,7 @@ out:
 #define RUN_SLOW_MIN 1024
 #define RUN_SEEK 4096
 #define RUN_KMAX 4  /* the longest k */
+_Static_assert(BPE_DIGITS_K <= RUN_KMAX && BPE_LOWER_K <= RUN_KMAX, "run_places' arrays");
 
 static inline uint32_t run_entry_token(const struct bpe_run *r, uint32_t e) {
     return e & 0x80000000u ? (e == RUN_START ? BPE_EMPTY : e & 0x7FFFFFFFu) : r->tok[e];
