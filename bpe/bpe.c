@@ -1374,8 +1374,9 @@ static int encode_checked(const struct bpe *v, const uint8_t *s, size_t len, int
                           bpe_error *err) {
     size_t i = 0;
     /* The cache pays for its 250 KB only over a long text (and if it cannot
-     * be had, pieces are merged without it). */
-    o->cache = len >= CACHE_MIN_TEXT ? calloc(CACHE_SLOTS, sizeof *o->cache) : NULL;
+     * be had, pieces are merged without it); a caller may lend its own. */
+    cache_slot *own = !o->cache && len >= CACHE_MIN_TEXT ? calloc(CACHE_SLOTS, sizeof *own) : NULL;
+    if (own) o->cache = own;
     if ((flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_ALLOW && v->eot >= 0) {
         size_t eot_len = token_len(v, (uint32_t)v->eot);
         const uint8_t *sp;
@@ -1387,8 +1388,10 @@ static int encode_checked(const struct bpe *v, const uint8_t *s, size_t len, int
         }
     }
     encode_text(o, s, i, len);
-    free(o->cache);
-    o->cache = NULL;
+    if (own) {
+        free(own);
+        o->cache = NULL;
+    }
     if (o->nomem) return bpe_fail(err, BPE_ERR_NOMEM, 0, "out of memory");
     return BPE_OK;
 }
@@ -1462,13 +1465,32 @@ typedef struct {
     bpe_error err;
 } part_job;
 
-static void *part_run(void *arg) {
-    part_job *j = arg;
+static void part_run(part_job *j) {
     j->rc = encode_checked(j->v, j->s + j->start, j->end - j->start, j->flags, &j->out, &j->err);
+}
+
+/* The parts, taken in turn by the threads as each becomes free: cores of
+ * unequal speed (a busy virtual machine's, say) then finish together. */
+typedef struct {
+    part_job *jobs;
+    int n, next;
+} part_queue;
+
+static void *part_worker(void *arg) {
+    part_queue *q = arg;
+    cache_slot *cache = calloc(CACHE_SLOTS, sizeof *cache);  /* one per thread, lent to its parts */
+    for (int k; (k = __atomic_fetch_add(&q->next, 1, __ATOMIC_RELAXED)) < q->n;) {
+        q->jobs[k].out.cache = cache;
+        part_run(&q->jobs[k]);
+        q->jobs[k].out.cache = NULL;
+    }
+    free(cache);
     return NULL;
 }
 
 #define PARALLEL_MIN (256u << 10)
+#define PART_MIN (64u << 10)
+#define MAX_PARTS MAX_THREADS
 #define CUT_SEEK (64u << 10)
 
 /* bpe_encode_parallel, for text at offset `base` of a stream. */
@@ -1488,17 +1510,21 @@ static int encode_parallel(const struct bpe *v, const void *text, size_t len, in
     if (rc) return rc;
 
     /* Part k writes its tokens from index start_k: it has at most as many
-     * tokens as bytes, so parts never overlap; then they are packed. */
-    part_job jobs[MAX_THREADS];
+     * tokens as bytes, so parts never overlap; then they are packed. Each
+     * part is 1 / (2 * threads) of what is left, down to PART_MIN bytes:
+     * large ones first, then smaller ones to even out the end. */
+    part_job jobs[MAX_PARTS];
     pthread_t tid[MAX_THREADS];
     size_t start = 0;
     int n = 0;
-    for (int k = 0; k < threads && start < len; k++) {
+    while (start < len) {
         /* Text has a safe cut every few bytes; one long piece has none,
-         * and is not searched through. */
-        size_t at = len / threads * (k + 1), end = k == threads - 1 ? len
-                                                  : last_cut(s, at, at > start + CUT_SEEK ? at - CUT_SEEK : start);
-        if (end <= start) continue;
+         * and is not searched through (the rest is one part). */
+        size_t size = (len - start) / (2 * (size_t)threads), at = start + size, end = len;
+        if (size >= PART_MIN && n < MAX_PARTS - 1) {
+            end = last_cut(s, at, at > start + CUT_SEEK ? at - CUT_SEEK : start);
+            if (end <= start) end = len;
+        }
         jobs[n] = (part_job){v, s, start, end, flags, {v, ids + start, offsets ? offsets + start : NULL,
                                                        end - start, 0, 0, NULL, 1}, 0, {{0}, 0}};
         start = end;
@@ -1507,13 +1533,13 @@ static int encode_parallel(const struct bpe *v, const void *text, size_t len, in
     /* No safe cut to share the text at (one long piece, say): the threads
      * share its long pieces instead. */
     if (n == 1) jobs[0].out.threads = threads;
+    part_queue q = {jobs, n, 0};
     int started = 0;
-    for (int k = 1; k < n; k++) {
-        if (pthread_create(&tid[k], NULL, part_run, &jobs[k])) break;
+    for (int k = 1; k < threads && k < n; k++) {
+        if (pthread_create(&tid[k], NULL, part_worker, &q)) break;
         started = k;
     }
-    part_run(&jobs[0]);
-    for (int k = started + 1; k < n; k++) part_run(&jobs[k]);  /* threads we could not start */
+    part_worker(&q);  /* and whatever threads could not be started leave to this one */
     for (int k = 1; k <= started; k++) pthread_join(tid[k], NULL);
 
     size_t total = 0;

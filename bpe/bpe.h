@@ -100,9 +100,11 @@ int bpe_encode(const bpe *vocab, const void *text, size_t len, int flags,
                bpe_error *err);
 
 /* Encodes with up to `threads` threads (0 = all cores); output identical to
- * bpe_encode. The text is shared out at safe cuts; a text without one (a
- * single piece of megabytes) has its long pieces shared out instead. Small
- * inputs use one thread; so does counting (cap < len). */
+ * bpe_encode. The text is cut at safe cuts into parts of falling size, each
+ * taken by the next free thread (so cores of unequal speed finish
+ * together); a text without a cut (a single piece of megabytes) has its long
+ * pieces shared out instead. Small inputs use one thread; so does counting
+ * (cap < len). */
 int bpe_encode_parallel(const bpe *vocab, const void *text, size_t len, int flags,
                         int threads, uint32_t *ids, size_t *offsets, size_t cap,
                         size_t *n_tokens, bpe_error *err);

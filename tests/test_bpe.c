@@ -171,8 +171,18 @@ static void test_threads(const bpe *v, const char *text, size_t n) {
     size_t n1, n2;
     bpe_error err;
     CHECK(!bpe_encode(v, text, n, BPE_SPECIAL_ALLOW, one, NULL, n, &n1, &err), "%s", err.msg);
-    CHECK(!bpe_encode_parallel(v, text, n, BPE_SPECIAL_ALLOW, 2, two, NULL, n, &n2, &err), "%s", err.msg);
-    CHECK(same_ids(one, n1, two, n2), "parallel: %zu vs %zu tokens", n2, n1);
+    /* Any number of threads: the text is cut into parts of falling size,
+     * taken by whichever thread is free, and put back in order. */
+    for (int threads = 2; threads <= 7; threads += 5) {
+        size_t *offs = malloc((n + 1) * sizeof *offs), *offs1 = malloc((n + 1) * sizeof *offs1);
+        CHECK(!bpe_encode_parallel(v, text, n, BPE_SPECIAL_ALLOW, threads, two, NULL, n, &n2, &err), "%s", err.msg);
+        CHECK(same_ids(one, n1, two, n2), "parallel, %d threads: %zu vs %zu tokens", threads, n2, n1);
+        CHECK(!bpe_encode(v, text, n, BPE_SPECIAL_ALLOW, two, offs1, n, &n2, &err), "%s", err.msg);
+        CHECK(!bpe_encode_parallel(v, text, n, BPE_SPECIAL_ALLOW, threads, two, offs, n, &n2, &err), "%s", err.msg);
+        CHECK(n2 == n1 && !memcmp(offs, offs1, n1 * sizeof *offs), "parallel offsets, %d threads", threads);
+        free(offs);
+        free(offs1);
+    }
     /* Two threads sharing one vocabulary at once. */
     job jobs[2] = {{v, text, n, malloc((n + 1) * 4), 0}, {v, text, n, malloc((n + 1) * 4), 0}};
     pthread_t t[2];
