@@ -886,10 +886,42 @@ static int merge_run(out_t *o, const uint8_t *p, size_t n, size_t off) {
 }
 
 #define MAX_THREADS 64
+#define MAX_PARTS 64
+#define PART_MIN (64u << 10)  /* the smallest part a thread takes of a text or a piece */
 
 static int cpu_count(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
+}
+
+/* Jobs 0..n-1, each taken by whichever thread is free next: cores of
+ * unequal speed (a busy virtual machine's, say) then finish together.
+ * With with_cache, each thread has a piece cache to lend its jobs. */
+typedef struct {
+    void (*run)(void *ctx, int k, cache_slot *cache);
+    void *ctx;
+    int n, next, with_cache;
+} job_queue;
+
+static void *queue_worker(void *arg) {
+    job_queue *q = arg;
+    cache_slot *cache = q->with_cache ? calloc(CACHE_SLOTS, sizeof *cache) : NULL;
+    for (int k; (k = __atomic_fetch_add(&q->next, 1, __ATOMIC_RELAXED)) < q->n;) q->run(q->ctx, k, cache);
+    free(cache);
+    return NULL;
+}
+
+/* Runs q's jobs on this thread and up to threads - 1 more (those that
+ * cannot be started leave their share to the others). */
+static void queue_run(job_queue *q, int threads) {
+    pthread_t tid[MAX_THREADS];
+    int started = 0;
+    for (int k = 1; k < threads && k < q->n && k < MAX_THREADS; k++) {
+        if (pthread_create(&tid[k], NULL, queue_worker, q)) break;
+        started = k;
+    }
+    queue_worker(q);
+    for (int k = 1; k <= started; k++) pthread_join(tid[k], NULL);
 }
 
 typedef struct {
@@ -1183,17 +1215,19 @@ typedef struct {
     size_t n;
 } stretch_job;
 
-static void *stretch_thread(void *arg) {
-    stretch_job *j = arg;
+static void stretch_run(void *ctx, int k, cache_slot *cache) {
+    (void)cache;
+    stretch_job *j = (stretch_job *)ctx + k;
     encode_stretches(&j->o, j->p, j->n, 0);
-    return NULL;
 }
 
-/* encode_stretches, on as many threads as the piece is long enough for (cut
- * at such places, the parts are encoded alone into buffers of their own,
- * and simply put together). Returns 0, having done nothing, when p has no
- * such place in its first SPLIT_SEEK bytes (a long run of digits has none
- * at all: not looking further saves a pass over it). */
+/* encode_stretches, shared by the threads when the piece is long enough:
+ * cut at such places into parts of falling size (each 1/(2 x threads) of
+ * what is left, PART_MIN at least), taken by whichever thread is free, each
+ * encoded alone into a buffer of its own, then simply put together.
+ * Returns 0, having done nothing, when p has no such place in its first
+ * SPLIT_SEEK bytes (a long run of digits has none at all: not looking
+ * further saves a pass over it). */
 #define SPLIT_SEEK 256
 
 static int split_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
@@ -1203,28 +1237,36 @@ static int split_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
     if (first == seek) return 0;
     for (size_t i = first; i < seek; i++) cuts_seen += !bpe_inner_pair(v, p[i - 1], p[i]);
     /* Mostly bytes alone (spaces) take too little time to share. */
-    size_t cuts[MAX_SEGMENTS + 1];
-    int n_seg = segment_cuts(v, p, n, 2 * cuts_seen > seek ? 1 : piece_segments(o, n), no_token_joins, cuts);
-    stretch_job jobs[MAX_SEGMENTS];
-    pthread_t tid[MAX_SEGMENTS];
-    int started[MAX_SEGMENTS] = {0};
-    for (int s = 1; s < n_seg; s++) {
-        size_t len = cuts[s + 1] - cuts[s];
-        uint32_t *ids = big_alloc((len + 1) * sizeof *ids);  /* + 1: room for merge_run's places */
-        jobs[s] = (stretch_job){{v, ids, NULL, ids ? len + 1 : 0, 0, 0, NULL, 1}, p + cuts[s], len};
-        started[s] = ids && pthread_create(&tid[s], NULL, stretch_thread, &jobs[s]) == 0;
-        if (!started[s]) big_free(ids);
+    if (piece_segments(o, n) < 2 || 2 * cuts_seen > seek) {
+        encode_stretches(o, p, n, off);
+        return 1;
     }
-    encode_stretches(o, p, cuts[1], off);
-    for (int s = 1; s < n_seg; s++) {
-        if (started[s]) {
-            pthread_join(tid[s], NULL);
-            emit_tokens(o, jobs[s].o.ids, jobs[s].o.n, off + cuts[s]);
-            big_free(jobs[s].o.ids);
-        } else {
-            encode_stretches(o, p + cuts[s], cuts[s + 1] - cuts[s], off + cuts[s]);
+    /* Part k's tokens go to buf + cuts[k] + k: at most one token a byte,
+     * and room for one more that merge_run wants. */
+    uint32_t *buf = big_alloc((n + MAX_PARTS) * sizeof *buf);
+    if (!buf) {
+        encode_stretches(o, p, n, off);  /* out of memory for the parts: on this thread */
+        return 1;
+    }
+    stretch_job jobs[MAX_PARTS];
+    size_t cuts[MAX_PARTS + 1] = {0}, threads = (size_t)o->threads;
+    int parts = 0;
+    while (cuts[parts] < n) {
+        size_t from = cuts[parts], size = (n - from) / (2 * threads), end = n;
+        size_t c = from + (size > PART_MIN ? size : PART_MIN);
+        if (c < n && parts < MAX_PARTS - 1) {
+            size_t limit = c + SEGMENT_SEEK < n ? c + SEGMENT_SEEK : n;
+            while (c < limit && !no_token_joins(v, p, c)) c++;
+            if (c < limit) end = c;
         }
+        out_t part = {v, buf + from + parts, NULL, end - from + 1, 0, 0, NULL, 1};
+        jobs[parts] = (stretch_job){part, p + from, end - from};
+        cuts[++parts] = end;
     }
+    job_queue q = {stretch_run, jobs, parts, 0, 0};
+    queue_run(&q, o->threads);
+    for (int k = 0; k < parts; k++) emit_tokens(o, jobs[k].o.ids, jobs[k].o.n, off + cuts[k]);
+    big_free(buf);
     return 1;
 }
 
@@ -1465,32 +1507,14 @@ typedef struct {
     bpe_error err;
 } part_job;
 
-static void part_run(part_job *j) {
+static void part_run(void *ctx, int k, cache_slot *cache) {
+    part_job *j = (part_job *)ctx + k;
+    j->out.cache = cache;
     j->rc = encode_checked(j->v, j->s + j->start, j->end - j->start, j->flags, &j->out, &j->err);
-}
-
-/* The parts, taken in turn by the threads as each becomes free: cores of
- * unequal speed (a busy virtual machine's, say) then finish together. */
-typedef struct {
-    part_job *jobs;
-    int n, next;
-} part_queue;
-
-static void *part_worker(void *arg) {
-    part_queue *q = arg;
-    cache_slot *cache = calloc(CACHE_SLOTS, sizeof *cache);  /* one per thread, lent to its parts */
-    for (int k; (k = __atomic_fetch_add(&q->next, 1, __ATOMIC_RELAXED)) < q->n;) {
-        q->jobs[k].out.cache = cache;
-        part_run(&q->jobs[k]);
-        q->jobs[k].out.cache = NULL;
-    }
-    free(cache);
-    return NULL;
+    j->out.cache = NULL;
 }
 
 #define PARALLEL_MIN (256u << 10)
-#define PART_MIN (64u << 10)
-#define MAX_PARTS MAX_THREADS
 #define CUT_SEEK (64u << 10)
 
 /* bpe_encode_parallel, for text at offset `base` of a stream. */
@@ -1511,17 +1535,17 @@ static int encode_parallel(const struct bpe *v, const void *text, size_t len, in
 
     /* Part k writes its tokens from index start_k: it has at most as many
      * tokens as bytes, so parts never overlap; then they are packed. Each
-     * part is 1 / (2 * threads) of what is left, down to PART_MIN bytes:
+     * part is 1 / (2 * threads) of what is left, PART_MIN bytes at least:
      * large ones first, then smaller ones to even out the end. */
     part_job jobs[MAX_PARTS];
-    pthread_t tid[MAX_THREADS];
     size_t start = 0;
     int n = 0;
     while (start < len) {
         /* Text has a safe cut every few bytes; one long piece has none,
          * and is not searched through (the rest is one part). */
-        size_t size = (len - start) / (2 * (size_t)threads), at = start + size, end = len;
-        if (size >= PART_MIN && n < MAX_PARTS - 1) {
+        size_t size = (len - start) / (2 * (size_t)threads), end = len;
+        size_t at = start + (size > PART_MIN ? size : PART_MIN);
+        if (at < len && n < MAX_PARTS - 1) {
             end = last_cut(s, at, at > start + CUT_SEEK ? at - CUT_SEEK : start);
             if (end <= start) end = len;
         }
@@ -1533,14 +1557,8 @@ static int encode_parallel(const struct bpe *v, const void *text, size_t len, in
     /* No safe cut to share the text at (one long piece, say): the threads
      * share its long pieces instead. */
     if (n == 1) jobs[0].out.threads = threads;
-    part_queue q = {jobs, n, 0};
-    int started = 0;
-    for (int k = 1; k < threads && k < n; k++) {
-        if (pthread_create(&tid[k], NULL, part_worker, &q)) break;
-        started = k;
-    }
-    part_worker(&q);  /* and whatever threads could not be started leave to this one */
-    for (int k = 1; k <= started; k++) pthread_join(tid[k], NULL);
+    job_queue q = {part_run, jobs, n, 0, 1};
+    queue_run(&q, threads);
 
     size_t total = 0;
     for (int k = 0; k < n; k++) {
