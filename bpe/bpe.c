@@ -695,8 +695,8 @@ out:
  * 1, so last[i] waits on last[i-2], not last[i-1], and the check of 1 only
  * confirms. Anything else - the byte before the run (the space of " 123"),
  * tokens longer than k - takes the general look-ups at that place. */
-#define RUN_START 0x80000000u          /* last[0]: nothing before */
 #define RUN_ID(t) (0x80000000u | (t))  /* a token outside the numbered ones */
+#define RUN_START 0xFFFFFFFFu          /* last[0]: nothing before (not RUN_ID(0): id 0 may be a token here) */
 #define RUN_SLOW_MIN 1024
 #define RUN_SEEK 4096
 #define RUN_KMAX 4  /* the longest k */

@@ -285,8 +285,24 @@ static void test_short_free(void) {
     bpe_free(v);
 }
 
+/* merge_run after a byte whose token has id 0 (GPT-2's "!"): the route's
+ * mark for that token once equalled its mark for "nothing before", and the
+ * tokens were read back past the start (found by fuzz_pieces). */
+static void test_run_after_id_0(const struct bpe *v) {
+    uint8_t p[101] = "!";
+    for (int i = 1; i < 101; i++) p[i] = (uint8_t)('a' + (i * 7) % 26);
+    uint32_t a[102], b[102];
+    out_t oa = {v, a, NULL, 102, 0, 0, NULL, 1}, ob = {v, b, NULL, 102, 0, 0, NULL, 1};
+    merge_long(&ob, p, sizeof p, 0);
+    if (!merge_run(&oa, p, sizeof p, 0) || oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
+        fprintf(stderr, "merge_run after \"!\": %zu tokens, heap %zu\n", oa.n, ob.n);
+        failures++;
+    }
+}
+
 int main(void) {
     const struct bpe *v = bpe_gpt2();
+    test_run_after_id_0(v);
     int sanitized = getenv("SANITIZED") && !strcmp(getenv("SANITIZED"), "1");
     test_pairs(v, sanitized ? 20000 : 300000);
     test_pieces(v, sanitized ? 60 : 600);
