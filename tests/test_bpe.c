@@ -261,6 +261,47 @@ static void test_load(const char *text, size_t n) {
     free(b);
     bpe_free(v);
 
+    /* GPT-2 with the ids of "!" (0) and the space (220) swapped: a byte
+     * numbered 0 before a run of letters, which merge_run once took for the
+     * start of the run. The same tokens come out, their ids swapped. */
+    size_t json_n;
+    char *json = read_file("gpt2_weights/encoder.json", &json_n);
+    static const char bang_was[] = "{\"!\": 0, ", space_was[] = "\"\\u0120\": 220,";
+    const char *bang = json ? strstr(json, bang_was) : NULL, *space = json ? strstr(json, space_was) : NULL;
+    CHECK(bang && space && bang < space, "encoder.json: \"!\" or the space not where expected");
+    if (bang && space && bang < space) {
+        char *sw = malloc(json_n + 16);
+        size_t at = 0, after_bang = (size_t)(bang - json) + strlen(bang_was);
+        size_t after_space = (size_t)(space - json) + strlen(space_was);
+        at += (size_t)sprintf(sw, "{\"!\": 220, ");
+        memcpy(sw + at, json + after_bang, (size_t)(space - json) - after_bang);
+        at += (size_t)(space - json) - after_bang;
+        at += (size_t)sprintf(sw + at, "\"\\u0120\": 0,");
+        memcpy(sw + at, json + after_space, json_n - after_space);
+        at += json_n - after_space;
+        size_t merges_n;
+        char *merges = read_file("gpt2_weights/vocab.bpe", &merges_n);
+        bpe *swapped = merges ? bpe_load_mem(sw, at, "swapped.json", merges, merges_n, "vocab.bpe", &err) : NULL;
+        CHECK(swapped != NULL, "swapped vocabulary: %s", err.msg);
+        char piece[801] = " ";
+        for (int i = 1; i < 801; i++) piece[i] = (char)('a' + (i * i * 7 + i) % 26);
+        const char *texts[] = {piece, text};
+        size_t lens[] = {sizeof piece, n};
+        for (int k = 0; swapped && k < 2; k++) {
+            uint32_t *x = malloc((lens[k] + 1) * 4), *y = malloc((lens[k] + 1) * 4);
+            size_t nx = encode(swapped, texts[k], lens[k], BPE_SPECIAL_ALLOW, x),
+                   ny = encode(bpe_gpt2(), texts[k], lens[k], BPE_SPECIAL_ALLOW, y);
+            for (size_t i = 0; i < ny; i++) y[i] = y[i] == 0 ? 220 : y[i] == 220 ? 0 : y[i];
+            CHECK(same_ids(x, nx, y, ny), "swapped ids, text %d: %zu vs %zu tokens", k, nx, ny);
+            free(x);
+            free(y);
+        }
+        bpe_free(swapped);
+        free(merges);
+        free(sw);
+    }
+    free(json);
+
     /* A tiny vocabulary: the 256 bytes and one merge. */
     char *enc = malloc(1 << 16), *p = enc;
     p += sprintf(p, "{");
