@@ -119,12 +119,12 @@ fuzz-bin:
 	@$(MAKE) --no-print-directory B=build-fuzz CC=clang OPT=-O1 CFLAGS='$(FUZZ_CFLAGS)' \
 	  $(FUZZ_TARGETS:%=build-fuzz/fuzz/fuzz_%)
 
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(B)/libgpt2in.a $(HEADERS)
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_check.h $(B)/libgpt2in.a $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(B)/libgpt2in.a $(LDLIBS)
 
 FUZZ_CLI_OBJ = $(B)/tools/cli_ids.o $(B)/tools/cli_common.o
-$(B)/fuzz/fuzz_ids: tests/fuzz/fuzz_ids.c $(FUZZ_CLI_OBJ) $(B)/libgpt2in.a $(HEADERS)
+$(B)/fuzz/fuzz_ids: tests/fuzz/fuzz_ids.c tests/fuzz/fuzz_check.h $(FUZZ_CLI_OBJ) $(B)/libgpt2in.a $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Itools $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_CLI_OBJ) \
 	  $(B)/libgpt2in.a $(LDLIBS)

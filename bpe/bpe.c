@@ -1224,7 +1224,8 @@ static void stretch_run(void *ctx, int k, cache_slot *cache) {
 /* encode_stretches, shared by the threads when the piece is long enough:
  * cut at such places into parts of falling size (each 1/(2 x threads) of
  * what is left, PART_MIN at least), taken by whichever thread is free, each
- * encoded alone into a buffer of its own, then simply put together.
+ * encoded alone into its own stretch of one buffer, then simply put
+ * together.
  * Returns 0, having done nothing, when p has no such place in its first
  * SPLIT_SEEK bytes (a long run of digits has none at all: not looking
  * further saves a pass over it). */

@@ -26,13 +26,7 @@
 
 #include "bpe.h"
 
-#define CHECK(c)                                                                       \
-    do {                                                                               \
-        if (!(c)) {                                                                    \
-            fprintf(stderr, "fuzz_encode: check failed at line %d: %s\n", __LINE__, #c); \
-            abort();                                                                   \
-        }                                                                              \
-    } while (0)
+#include "fuzz_check.h"
 
 static const char EOT[] = "<|endoftext|>";
 #define EOT_LEN (sizeof EOT - 1)

@@ -15,14 +15,8 @@
 
 #include "cli.h"
 
-#define CHECK(c)                                                                                  \
-    do {                                                                                          \
-        if (!(c)) {                                                                               \
-            if (saved_stderr) stderr = saved_stderr;                                              \
-            fprintf(stderr, "fuzz_ids: check failed at line %d: %s\n", __LINE__, #c);            \
-            abort();                                                                              \
-        }                                                                                         \
-    } while (0)
+#define FUZZ_CHECK_FIRST if (saved_stderr) stderr = saved_stderr
+#include "fuzz_check.h"
 
 static FILE *devnull, *saved_stderr;
 

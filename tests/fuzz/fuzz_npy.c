@@ -13,13 +13,7 @@
 
 #include "embed.h"
 
-#define CHECK(c)                                                                        \
-    do {                                                                                \
-        if (!(c)) {                                                                     \
-            fprintf(stderr, "fuzz_npy: check failed at line %d: %s\n", __LINE__, #c); \
-            abort();                                                                    \
-        }                                                                               \
-    } while (0)
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     embed_error err;

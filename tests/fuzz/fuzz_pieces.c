@@ -14,13 +14,7 @@
  * broken property calls abort(), which libFuzzer reports as a crash. */
 #include "../../bpe/bpe.c"
 
-#define FCHECK(c)                                                                      \
-    do {                                                                               \
-        if (!(c)) {                                                                    \
-            fprintf(stderr, "fuzz_pieces: check failed at line %d: %s\n", __LINE__, #c); \
-            abort();                                                                   \
-        }                                                                              \
-    } while (0)
+#include "fuzz_check.h"
 
 enum { MAX_PIECE = 16384 };
 
@@ -66,22 +60,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     out_t heap = {v, want, NULL, MAX_PIECE + 1, 0, 0, NULL, 1};
     merge_long(&heap, p, n, 0);
-    FCHECK(heap.n >= 1 && heap.n <= n);
+    CHECK(heap.n >= 1 && heap.n <= n);
 
     out_t o = {v, got, NULL, MAX_PIECE + 1, 0, 0, NULL, 1};
-    if (merge_backtrack(&o, p, n, 0)) FCHECK(same_out(&o, &heap));
+    if (merge_backtrack(&o, p, n, 0)) CHECK(same_out(&o, &heap));
     for (int segments = 1; segments <= 3; segments++) {
         o = (out_t){v, got, NULL, MAX_PIECE + 1, 0, 0, NULL, 1};
-        if (merge_chunked(&o, p, n, 0, segments)) FCHECK(same_out(&o, &heap));
+        if (merge_chunked(&o, p, n, 0, segments)) CHECK(same_out(&o, &heap));
     }
     o = (out_t){v, got, NULL, MAX_PIECE + 1, 0, 0, NULL, 2};
-    if (split_piece(&o, p, n, 0)) FCHECK(same_out(&o, &heap));
+    if (split_piece(&o, p, n, 0)) CHECK(same_out(&o, &heap));
     /* with offsets, which merge_run works out from the tokens it emits */
     o = (out_t){v, got, offs, MAX_PIECE + 1, 0, 0, NULL, 1};
     if (merge_run(&o, p, n, 0)) {
-        FCHECK(is_run(p, n));
-        FCHECK(same_out(&o, &heap));
-        for (size_t i = 0, at = 0; i < o.n; at += token_len(v, want[i++])) FCHECK(offs[i] == at);
+        CHECK(is_run(p, n));
+        CHECK(same_out(&o, &heap));
+        for (size_t i = 0, at = 0; i < o.n; at += token_len(v, want[i++])) CHECK(offs[i] == at);
     }
     return 0;
 }

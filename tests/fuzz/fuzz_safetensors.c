@@ -16,13 +16,7 @@
 
 #include "embed.h"
 
-#define CHECK(c)                                                                              \
-    do {                                                                                      \
-        if (!(c)) {                                                                           \
-            fprintf(stderr, "fuzz_safetensors: check failed at line %d: %s\n", __LINE__, #c); \
-            abort();                                                                          \
-        }                                                                                     \
-    } while (0)
+#include "fuzz_check.h"
 
 /* Reads a table through embed_row (first, last and a middle row) and
  * embed_forward for the same rows; both must give the same floats. */

@@ -14,13 +14,7 @@
 
 #include "bpe.h"
 
-#define CHECK(c)                                                                          \
-    do {                                                                                  \
-        if (!(c)) {                                                                       \
-            fprintf(stderr, "fuzz_vocab: check failed at line %d: %s\n", __LINE__, #c); \
-            abort();                                                                      \
-        }                                                                                 \
-    } while (0)
+#include "fuzz_check.h"
 
 static void roundtrip(const bpe *v, const void *text, size_t len, int flags) {
     bpe_error err;
