@@ -931,8 +931,9 @@ typedef struct {
     size_t from, to;  /* rows */
 } compat_rows;
 
-static void *fill_compat_rows(void *arg) {
-    compat_rows *j = arg;
+static void fill_compat_rows(void *ctx, int k, cache_slot *unused) {
+    (void)unused;
+    compat_rows *j = (compat_rows *)ctx + k;
     const struct bpe *v = j->v;
     const struct bpe_run *r = j->r;
     size_t n = r->n;
@@ -950,7 +951,6 @@ static void *fill_compat_rows(void *arg) {
         }
     }
     free(cache);
-    return NULL;
 }
 
 /* Two threads take half the rows each (5 M pairs for GPT-2's lowercase
@@ -959,12 +959,9 @@ static void *fill_compat_rows(void *arg) {
 void bpe_fill_run_compat(const struct bpe *v, const struct bpe_run *r, uint64_t *bits) {
     size_t n = r->n, half = n / 2;
     while (half > 0 && half * (n + 1) % 64) half--;
-    compat_rows top = {v, r, bits, 0, half}, rest = {v, r, bits, half, n};
-    pthread_t tid;
-    int started = half > 0 && cpu_count() > 1 && pthread_create(&tid, NULL, fill_compat_rows, &top) == 0;
-    fill_compat_rows(&rest);
-    if (started) pthread_join(tid, NULL);
-    else fill_compat_rows(&top);
+    compat_rows rows[2] = {{v, r, bits, 0, half}, {v, r, bits, half, n}};
+    job_queue q = {fill_compat_rows, rows, 2, 0, 0};
+    queue_run(&q, cpu_count());
 }
 
 /* Long pieces, fastest in practice: cut into chunks, each merged with the
@@ -1068,9 +1065,9 @@ out:
     free(cache);
 }
 
-static void *chunk_thread(void *arg) {
-    chunk_loop(arg);
-    return NULL;
+static void chunk_job(void *ctx, int k, cache_slot *unused) {
+    (void)unused;
+    chunk_loop((chunk_run *)ctx + k);
 }
 
 /* A piece this long may be cut into segments for as many threads: each
@@ -1079,20 +1076,28 @@ static void *chunk_thread(void *arg) {
 #define SEGMENT_SEEK 4096
 #define MAX_SEGMENTS 64
 
+typedef int can_cut_fn(const struct bpe *v, const uint8_t *p, size_t c);
+
+/* The first place c' in [c, c + SEGMENT_SEEK) below n where can_cut, or n. */
+static size_t seek_cut(const struct bpe *v, const uint8_t *p, size_t n, size_t c, can_cut_fn *can_cut) {
+    size_t limit = c + SEGMENT_SEEK < n ? c + SEGMENT_SEEK : n;
+    while (c < limit && !can_cut(v, p, c)) c++;
+    return c < limit ? c : n;
+}
+
 /* Where to cut p[0..n) into `segments` parts for as many threads: near each
- * k/segments of it, at the first place c within SEGMENT_SEEK bytes where
- * can_cut(v, p, c). Writes 0 = cuts[0] < ... < cuts[m] = n and returns m,
- * the number of parts (fewer where no place was found; MAX_SEGMENTS at most). */
-static int segment_cuts(const struct bpe *v, const uint8_t *p, size_t n, int segments,
-                        int (*can_cut)(const struct bpe *, const uint8_t *, size_t), size_t *cuts) {
+ * k/segments of it (seek_cut). Writes 0 = cuts[0] < ... < cuts[m] = n and
+ * returns m, the number of parts (fewer where no place was found;
+ * MAX_SEGMENTS at most). */
+static int segment_cuts(const struct bpe *v, const uint8_t *p, size_t n, int segments, can_cut_fn *can_cut,
+                        size_t *cuts) {
     if (segments < 1 || (size_t)segments > n) segments = 1;
     if (segments > MAX_SEGMENTS) segments = MAX_SEGMENTS;
     int m = 0;
     cuts[0] = 0;
     for (int s = 1; s < segments; s++) {
-        size_t c = n * (size_t)s / (size_t)segments, limit = c + SEGMENT_SEEK < n ? c + SEGMENT_SEEK : n;
-        while (c < limit && !can_cut(v, p, c)) c++;
-        if (c < limit && c > cuts[m]) cuts[++m] = c;
+        size_t c = seek_cut(v, p, n, n * (size_t)s / (size_t)segments, can_cut);
+        if (c < n && c > cuts[m]) cuts[++m] = c;
     }
     cuts[++m] = n;
     return m;
@@ -1117,8 +1122,7 @@ static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off, int s
     size_t cuts[MAX_SEGMENTS + 1];
     segments = segment_cuts(v, p, n, segments, byte_changes, cuts);
     chunk_run runs[MAX_SEGMENTS];
-    pthread_t tid[MAX_SEGMENTS];
-    int started[MAX_SEGMENTS] = {0}, done = 0, have = 0;
+    int done = 0, have = 0;
     for (int s = 0; s < segments; s++) {
         uint32_t *t = s == 0 ? tok : big_alloc((cuts[s + 1] - cuts[s]) * sizeof *t);
         runs[s] = (chunk_run){v, p + cuts[s], cuts[s + 1] - cuts[s], t, 0, 0, NULL, 0, 0, 0};
@@ -1126,12 +1130,8 @@ static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off, int s
         have++;
     }
     if (have < segments) goto out;
-    for (int s = 1; s < segments; s++) started[s] = pthread_create(&tid[s], NULL, chunk_thread, &runs[s]) == 0;
-    chunk_loop(&runs[0]);
-    for (int s = 1; s < segments; s++) {
-        if (started[s]) pthread_join(tid[s], NULL);
-        else chunk_loop(&runs[s]);
-    }
+    job_queue q = {chunk_job, runs, segments, 0, 0};
+    queue_run(&q, segments);
     size_t k = runs[0].k;
     int ok = runs[0].ok;
     for (int s = 1; s < segments && ok; s++) {
@@ -1255,11 +1255,7 @@ static int split_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
     while (cuts[parts] < n) {
         size_t from = cuts[parts], size = (n - from) / (2 * threads), end = n;
         size_t c = from + (size > PART_MIN ? size : PART_MIN);
-        if (c < n && parts < MAX_PARTS - 1) {
-            size_t limit = c + SEGMENT_SEEK < n ? c + SEGMENT_SEEK : n;
-            while (c < limit && !no_token_joins(v, p, c)) c++;
-            if (c < limit) end = c;
-        }
+        if (c < n && parts < MAX_PARTS - 1) end = seek_cut(v, p, n, c, no_token_joins);
         out_t part = {v, buf + from + parts, NULL, end - from + 1, 0, 0, NULL, 1};
         jobs[parts] = (stretch_job){part, p + from, end - from};
         cuts[++parts] = end;
