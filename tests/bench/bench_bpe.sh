@@ -37,24 +37,45 @@ now() { date +%s%N; }
 # starts, about 7 ms here, to every figure - a third of a 1 MB input's time.
 spawn=
 if ${CC:-cc} -O2 -o "$tmp/spawn_time" tests/bench/spawn_time.c 2> /dev/null; then spawn=$tmp/spawn_time; fi
-# best_of N CMD...: the shortest wall time of N runs, in seconds
+# best_of N CMD...: the shortest wall time of N runs, in seconds. With
+# PINNED=1, on the one core (the timer is pinned, not the command: taskset
+# in front of it would add a process start to each figure, ~3 ms here)
 best_of() {
     runs=$1; shift
+    pin=
+    [ "${PINNED:-0}" = 1 ] && pin=$PIN
     if [ -n "$spawn" ]; then
-        "$spawn" "$runs" /dev/null "$@" | awk '{ for (i = 1; i < NF; i++) if ($i == "min") { printf "%.6f", $(i + 1) / 1e3; ok = 1 } }
+        $pin "$spawn" "$runs" /dev/null "$@" | awk '{ for (i = 1; i < NF; i++) if ($i == "min") { printf "%.6f", $(i + 1) / 1e3; ok = 1 } }
                                             END { exit !ok }'
         return
     fi
     best=
     i=0
     while [ $i -lt "$runs" ]; do
-        t0=$(now); "$@" > /dev/null || return 1; t1=$(now)
+        t0=$(now); $pin "$@" > /dev/null || return 1; t1=$(now)
         d=$((t1 - t0))
         if [ -z "$best" ] || [ $d -lt "$best" ]; then best=$d; fi
         i=$((i + 1))
     done
     awk -v ns="$best" 'BEGIN { printf "%.6f", ns / 1e9 }'
 }
+# in_turn ROUNDS FILE...: the best one-thread whole-process time of encoding
+# each FILE, in seconds, one a line; the files are taken in turn, ROUNDS
+# times, three runs each time (a lone run after a pause is slower here: an
+# empty file's takes 6-9 ms instead of 3)
+in_turn() {
+    rounds=$1; shift
+    r=0
+    while [ $r -lt "$rounds" ]; do
+        for f in "$@"; do
+            t=$(PINNED=1 best_of 3 "$GPT2IN" encode --threads 1 --format u32 "$f") || return 1
+            printf '%s ' "$t"
+        done
+        echo
+        r=$((r + 1))
+    done | awk '{ for (i = 1; i <= NF; i++) if (NR == 1 || $i < m[i]) m[i] = $i } END { for (i = 1; i <= NF; i++) print m[i] }'
+}
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { print a - b }'; }
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", b / 1e6 / s; else printf "inf" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
 
@@ -65,20 +86,17 @@ echo "reference (tokenizer.md): native tiktoken, one thread, ~14 MB/s on English
 echo "target: gpt2in >= 70 MB/s on one thread (5x native tiktoken)"
 echo
 printf '%-14s %7s %10s %12s %12s %12s %10s %s\n' corpus MB tokens "gpt2in-1t" "gpt2in-all" "tiktoken" "1t/tiktoken" "same count"
-prose_1t=
-# A whole process that encodes nothing: its time is in every figure above,
-# a larger share of a 1 MB input's than of a 10 MB corpus's.
+all=
 : > "$tmp/empty.txt"
-s0=$(best_of 5 $PIN "$GPT2IN" encode --threads 1 --format u32 "$tmp/empty.txt")
 for kind in english code multilingual; do
     f=$tmp/$kind.txt
     $PY $GEN corpus $kind "$MB" > "$f"
     bytes=$(wc -c < "$f")
     n=$("$GPT2IN" count "$f")
-    s1=$(best_of 3 $PIN "$GPT2IN" encode --threads 1 --format u32 "$f") || { echo "gpt2in failed on $f"; exit 1; }
+    s1=$(PINNED=1 best_of 3 "$GPT2IN" encode --threads 1 --format u32 "$f") || { echo "gpt2in failed on $f"; exit 1; }
     sa=$(best_of 3 "$GPT2IN" encode --format u32 "$f")
     m1=$(mbps "$bytes" "$s1"); ma=$(mbps "$bytes" "$sa")
-    [ $kind = english ] && prose_1t=$m1 && prose_net=$(mbps "$bytes" "$(awk -v a="$s1" -v b="$s0" 'BEGIN { print a - b }')")
+    [ $kind = english ] && bytes_english=$bytes
     if [ $have_node = 1 ]; then
         set -- $(node tests/oracle/bench.js --runs 2 "$f")
         mt=$(mbps "$bytes" "$4"); r=$(ratio "$m1" "$mt")
@@ -93,12 +111,23 @@ echo
 echo "pathological inputs, 1 MB each (one piece of 1 MB: worst case for BPE merging); target >= 1/3 of prose speed"
 echo "(tiktoken's merge loop is quadratic in piece length, so it runs on 16 KB only: ~1 MB would take minutes)"
 echo "(gpt2in-all: both cores share the one piece: segments encoded alone, then joined)"
-echo "(net: the time of a process that encodes an empty file, $(awk -v s="$s0" 'BEGIN { printf "%.1f", s * 1e3 }') ms, taken off both sides; prose-1t net $prose_net MB/s)"
-printf '%-10s %12s %14s %12s %12s %18s\n' input "gpt2in-1t" "vs prose-1t" "net ratio" "gpt2in-all" "tiktoken (16 KB)"
+# Prose speed two ways: 1 MB of it, the same size and the same process
+# costs as each input here, and the 10 MB corpus (its first-megabyte costs
+# spread over ten). Net: the time of a process that encodes an empty file
+# taken off both sides. Each input is timed in turn with those three, three
+# rounds, best of each: a slow spell of the VM then hits all of them alike.
+$PY $GEN corpus english 1 > "$tmp/english1.txt"
+pbytes=$(wc -c < "$tmp/english1.txt")
+echo "(ratios against English prose timed in the same rounds: 1 MB of it (same size) and 10 MB (its throughput); net: less an empty file's process)"
+echo "(4MB/1MB: the time of 4 MB of the same input over the time of 1 MB, one thread: 4 when linear, 16 when quadratic)"
+printf '%-8s %12s %11s %9s %11s %9s %12s %8s %16s\n' input "gpt2in-1t" "vs 1MB" "net" "vs 10MB" "net" "gpt2in-all" "4MB/1MB" "tiktoken (16 KB)"
 for kind in a letters digits spaces equals; do
     f=$tmp/p_$kind.txt
     $PY $GEN patho $kind 1 > "$f"
-    s1=$(best_of 3 $PIN "$GPT2IN" encode --threads 1 --format u32 "$f") || { echo "gpt2in failed on $f"; exit 1; }
+    $PY $GEN patho $kind 4 > "$f.4"
+    set -- $(in_turn 3 "$tmp/empty.txt" "$tmp/english1.txt" "$tmp/english.txt" "$f" "$f.4")
+    [ $# -eq 5 ] || { echo "gpt2in failed on $f"; exit 1; }
+    s0=$1 sp=$2 s10=$3 s1=$4 s4=$5
     sa=$(best_of 3 "$GPT2IN" encode --format u32 "$f") || { echo "gpt2in failed on $f"; exit 1; }
     m1=$(mbps 1000000 "$s1"); ma=$(mbps 1000000 "$sa")
     if [ $have_node = 1 ]; then
@@ -108,10 +137,15 @@ for kind in a letters digits spaces equals; do
     else
         mt=-
     fi
-    net=$(mbps 1000000 "$(awk -v a="$s1" -v b="$s0" 'BEGIN { print a - b }')")
-    printf '%-10s %7s MB/s %13sx %11sx %7s MB/s %18s\n' "$kind" "$m1" "$(ratio "$m1" "$prose_1t")" \
-        "$(ratio "$net" "$prose_net")" "$ma" "$mt"
+    p1=$(mbps "$pbytes" "$sp") p10=$(mbps "$bytes_english" "$s10")
+    net=$(mbps 1000000 "$(minus "$s1" "$s0")")
+    p1net=$(mbps "$pbytes" "$(minus "$sp" "$s0")") p10net=$(mbps "$bytes_english" "$(minus "$s10" "$s0")")
+    printf '%-8s %7s MB/s %10sx %8sx %10sx %8sx %7s MB/s %8s %16s\n' "$kind" "$m1" "$(ratio "$m1" "$p1")" \
+        "$(ratio "$net" "$p1net")" "$(ratio "$m1" "$p10")" "$(ratio "$net" "$p10net")" "$ma" \
+        "$(ratio "$s4" "$s1")" "$mt"
+    all="$all $kind: prose 1 MB $p1 MB/s (net $p1net), 10 MB $p10 (net $p10net), empty file $(awk -v s="$s0" 'BEGIN { printf "%.1f", s * 1e3 }') ms;"
 done
+echo "(the prose and empty-file figures of those rounds:$all)" | fold -s -w 120
 
 echo
 echo "start-up: echo hello | gpt2in encode (target < 5 ms); cat and /bin/true for scale"
