@@ -61,8 +61,7 @@ best_of() {
 }
 # in_turn ROUNDS FILE...: the best one-thread whole-process time of encoding
 # each FILE, in seconds, one a line; the files are taken in turn, ROUNDS
-# times, three runs each time (a lone run after a pause is slower here: an
-# empty file's takes 6-9 ms instead of 3)
+# times, three runs each time (a single run here is at times 2 ms slower)
 in_turn() {
     rounds=$1; shift
     r=0
