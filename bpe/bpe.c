@@ -707,8 +707,12 @@ out:
  * of numbered tokens are compatible (GPT-2: 981 digit tokens, 120 KB; 2,252
  * lowercase ones, 620 KB). With exactly one answer, "none of 2..k" means
  * 1, so last[i] waits on last[i-2], not last[i-1], and the check of 1 only
- * confirms. Anything else - the byte before the run (the space of " 123"),
- * tokens longer than k - takes the general look-ups at that place. */
+ * confirms. Where a longer token may end, the place checks pairs with
+ * compatible_fast's walk on the run's own numbers (run_compatible): a few
+ * small tables that stay in cache, not the vocabulary's. Anything else -
+ * the byte before the run (the space of " 123"), tokens longer than
+ * key_max - takes the general look-ups at that place. last[i] holds the
+ * token's number, or RUN_ID of its id. */
 #define RUN_ID(t) (0x80000000u | (t))  /* a token outside the numbered ones */
 #define RUN_START 0xFFFFFFFFu          /* last[0]: nothing before (not RUN_ID(0): id 0 may be a token here) */
 #define RUN_SLOW_MIN 1024
@@ -725,13 +729,44 @@ static inline unsigned run_pair(const uint64_t *compat, size_t stride, uint32_t 
     return (unsigned)(compat[bit / 64] >> (bit % 64) & 1);
 }
 
+/* compatible_fast for the tokens numbered a and b, which end and start at
+ * p + pos, all of r's alphabet: the same walk down a's right spine and b's
+ * left spine, in the run's tables. -1 when it does not apply (a token that
+ * is not monotone, a crossing pair longer than key_max). */
+static int run_compatible(const struct bpe_run *r, const uint8_t *p, size_t pos, uint32_t a, uint32_t b) {
+    uint32_t L = a, R = b;
+    size_t ll = r->len[a], lr = r->len[b];
+    uint64_t limit = UINT64_MAX;
+    if ((lr > 1 && r->kids[2 * b] == BPE_RUN_NONE) || (ll > 1 && r->kids[2 * a] == BPE_RUN_NONE)) return -1;
+    for (;;) {
+        if (ll + lr > r->key_max) return -1;
+        uint32_t c = bpe_run_number(r, p + pos - ll, ll + lr);
+        if (c != BPE_RUN_NONE && r->tok[c] < limit) return 0;
+        int64_t fl = ll > 1 ? (int64_t)r->tok[L] : -1, fr = lr > 1 ? (int64_t)r->tok[R] : -1;
+        if (fl < 0 && fr < 0) return 1;
+        if (fl > fr) {
+            limit = (uint64_t)fl;
+            L = r->kids[2 * L + 1];
+            ll = r->len[L];
+        } else {
+            limit = (uint64_t)fr + 1;
+            R = r->kids[2 * R];
+            lr = r->len[R];
+        }
+    }
+}
+
 /* Whether token t = p[s..i) (numbered num, or BPE_RUN_NONE) follows the
  * place s's last token compatibly; t is BPE_EMPTY when there is no such
  * token. */
 static inline int run_fits(const struct bpe *v, const struct bpe_run *r, compat_cache **cache, const uint8_t *p,
                            size_t s, uint32_t num, uint32_t t, const uint32_t *last) {
     uint32_t e = last[s];
-    if (num != BPE_RUN_NONE && !(e & 0x80000000u)) return (int)run_pair(r->compat, r->n + 1, e, num);
+    if (num < r->n && e < r->n) return (int)run_pair(r->compat, r->n + 1, e, num);
+    if (num != BPE_RUN_NONE && !(e & 0x80000000u)) {
+        int ok = run_compatible(r, p, s, e, num);
+        if (ok >= 0) return ok;
+    }
     return t != BPE_EMPTY && compatible(v, cache, p, s, run_entry_token(r, e), t);
 }
 
@@ -766,10 +801,13 @@ static int run_place(const struct bpe *v, const struct bpe_run *r, compat_cache 
         } else if (!from64) {
             break;
         }
-        uint32_t t = find_at(v, p + i - len, len);
-        if (run_fits(v, r, cache, p, i - len, BPE_RUN_NONE, t, last)) {
+        size_t s = i - len;
+        uint32_t num = s >= first && len <= r->key_max ? bpe_run_number(r, p + s, len) : BPE_RUN_NONE;
+        uint32_t t = num != BPE_RUN_NONE ? r->tok[num] : s >= first && len <= r->key_max ? BPE_EMPTY
+                                                                                          : find_at(v, p + s, len);
+        if (run_fits(v, r, cache, p, s, num, t, last)) {
             found++;
-            last[i] = RUN_ID(t);
+            last[i] = num == BPE_RUN_NONE ? RUN_ID(t) : num;
         }
     }
     return found == 1;
@@ -826,9 +864,9 @@ static inline __attribute__((always_inline)) int run_places(const struct bpe *v,
                             : long_here    ? r->longer_lens[bpe_run_longer_index(longer, r->longer_rank, w4)]
                                            : 0;
             if (!run_place(v, r, &cache, p, i, first, lens, last)) goto out;
-            int is_numbered = !(last[i] & 0x80000000u);
-            numbered = is_numbered ? numbered + 1 : 0;
-            chosen_row = is_numbered ? last[i] * stride : 0;
+            int in_bitmap = last[i] < r->n;
+            numbered = in_bitmap ? numbered + 1 : 0;
+            chosen_row = in_bitmap ? last[i] * stride : 0;
         }
 #pragma GCC unroll 4
         for (unsigned len = k; len > 1; len--) row[len] = row[len - 1];

@@ -62,7 +62,10 @@ typedef struct bpe_slot {
 /* Runs of one small alphabet - ASCII digits (a number piece), ASCII
  * lowercase letters - have tables of their own (bpe.c, merge_run): the
  * tokens of 1..k bytes of the alphabet are numbered in slot order (the
- * strings of L bytes after those of fewer, by value in base `size`). */
+ * strings of L bytes after those of fewer, by value in base `size`), n of
+ * them; number n is "none"; the longer tokens of the alphabet, up to
+ * key_max bytes, are numbered from n + 1 in id order, and found by their
+ * key (bpe_run_key) in a hash table of their own. */
 enum { BPE_RUN_DIGITS, BPE_RUN_LOWER, BPE_RUNS };
 #define BPE_RUN_MAX 4095      /* numbered tokens at most: a bitmap of at most 2 MB */
 #define BPE_RUN_NONE UINT16_MAX
@@ -77,19 +80,27 @@ typedef struct {
     uint64_t off_longer_rank; /* uint32[size^4 / 64]: the bits set in the words before */
     uint64_t off_longer_lens; /* uint64[bits set]: for each, bit L - 1 set when such a token is L
                                  bytes long (bit 63: 64 or more) */
-    uint64_t off_tok;     /* uint32[n]: the id of each number */
-    uint64_t off_len;     /* uint8[n]: its length */
+    uint64_t off_tok;     /* uint32[n_all]: the id of each number (n: BPE_EMPTY) */
+    uint64_t off_len;     /* uint8[n_all]: its length (n: 0) */
+    uint64_t off_kids;    /* uint16[2 n_all]: the numbers of the two tokens whose merge makes it
+                             (bpe_token_split), or BPE_RUN_NONE twice (one byte, or not monotone) */
+    uint64_t off_keys;    /* uint64[key_mask + 1]: the keys of the longer tokens, 0 in a free slot */
+    uint64_t off_key_num; /* uint16[key_mask + 1]: their numbers */
     uint64_t off_compat;  /* uint64[]: bit a * (n + 1) + b set when [a, b] is the encoding of their
                              bytes; column n (no token) is all zero */
     uint32_t n;           /* 0: no tables (more than BPE_RUN_MAX numbered tokens) */
+    uint32_t n_all;       /* numbers 0 .. n_all - 1 (n + 1 when the longer ones are left out) */
+    uint32_t key_mask;    /* slots of the key table - 1 */
     uint32_t max_len;     /* the longest token made of the alphabet */
 } bpe_run_image;
 
-/* The alphabets: bytes lo .. lo + size - 1, tokens of 1..k bytes numbered. */
+/* The alphabets: bytes lo .. lo + size - 1, tokens of 1..k bytes numbered,
+ * keys for up to key_max bytes (the most whose keys fit in 64 bits). */
 #define BPE_DIGITS_K 4
 #define BPE_LOWER_K 3
-static const struct { uint8_t lo, size, k; } bpe_run_alphabets[BPE_RUNS] = {{'0', 10, BPE_DIGITS_K},
-                                                                         {'a', 26, BPE_LOWER_K}};
+static const struct { uint8_t lo, size, k, key_max; } bpe_run_alphabets[BPE_RUNS] = {
+    {'0', 10, BPE_DIGITS_K, 19}, {'a', 26, BPE_LOWER_K, 13}};
+#define BPE_RUN_ALL_MAX 65534  /* numbers fit in 16 bits beside BPE_RUN_NONE */
 
 static inline uint32_t bpe_pow(uint32_t base, unsigned e) {
     uint32_t x = 1;
@@ -113,6 +124,15 @@ static inline uint32_t bpe_run_slot(uint8_t lo, uint32_t size, const uint8_t *s,
     uint32_t shorter = 0;
     for (size_t i = 1; i < len; i++) shorter = (shorter + 1) * size;
     return shorter + bpe_run_value(lo, size, s, len);
+}
+
+/* The key of the string s[0..len) of the alphabet (lo, size): its bytes as
+ * digits 1..size of a number (bijective base size), so that strings of
+ * different lengths differ too; never 0. len at most the alphabet's key_max. */
+static inline uint64_t bpe_run_key(uint8_t lo, uint32_t size, const uint8_t *s, size_t len) {
+    uint64_t key = 0;
+    for (size_t i = 0; i < len; i++) key = key * size + (uint64_t)(s[i] - lo) + 1;
+    return key;
 }
 
 /* The index in longer_lens of bit x of longer (which is set). */
@@ -188,14 +208,17 @@ struct bpe {
     const uint32_t *short_keys, *short_ids;
     const uint64_t *inner_pairs;
     struct bpe_run {
-        uint8_t lo, size, k;
-        uint32_t n, max_len;
+        uint8_t lo, size, k, key_max;
+        uint32_t n, n_all, key_mask, max_len;
         const uint16_t *number;
         const uint64_t *window, *longer;
         const uint32_t *longer_rank;
         const uint64_t *longer_lens;
         const uint32_t *tok;
         const uint8_t *len;
+        const uint16_t *kids;
+        const uint64_t *keys;
+        const uint16_t *key_num;
         const uint64_t *compat;
     } runs[BPE_RUNS];
     void *owned;   /* the heap image of a loaded vocabulary; NULL when built in */
@@ -327,6 +350,17 @@ static inline uint32_t bpe_pair_rank(const struct bpe *v, uint32_t a, uint32_t b
             merged = e[k] >> 21 == key ? (uint32_t)(e[k] & BPE_MAX_TOKENS) : merged;
         if (merged != BPE_EMPTY || e[BPE_PAIR_BUCKET - 1] == BPE_PAIR_EMPTY) return merged;
         at = (at + BPE_PAIR_BUCKET) & v->pair_mask;
+    }
+}
+
+/* The number of the token s[0..len) (all of r's alphabet), or BPE_RUN_NONE. */
+static inline uint32_t bpe_run_number(const struct bpe_run *r, const uint8_t *s, size_t len) {
+    if (len <= r->k) return r->number[bpe_run_slot(r->lo, r->size, s, len)];
+    if (len > r->key_max) return BPE_RUN_NONE;
+    uint64_t key = bpe_run_key(r->lo, r->size, s, len);
+    for (size_t at = bpe_hash_pair(key) & r->key_mask;; at = (at + 1) & r->key_mask) {
+        if (r->keys[at] == key) return r->key_num[at];
+        if (!r->keys[at]) return BPE_RUN_NONE;
     }
 }
 

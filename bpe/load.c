@@ -206,7 +206,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     for (int k = 0; k < BPE_RUNS; k++) {
         uint8_t lo = bpe_run_alphabets[k].lo, size = bpe_run_alphabets[k].size, klen = bpe_run_alphabets[k].k;
         bpe_run_image *r = &h.runs[k];
-        uint64_t numbered = 0, slots = 0, ends = 0, words = ((uint64_t)bpe_pow(size, 4) + 63) / 64;
+        uint64_t numbered = 0, keyed = 0, slots = 0, ends = 0, words = ((uint64_t)bpe_pow(size, 4) + 63) / 64;
         uint64_t *seen = calloc(words, 8);  /* the 4-byte ends of longer tokens, to count them */
         if (!seen) {
             free(cls1);
@@ -217,6 +217,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
             if (!run_token(lo, size, tokens, lens, eot, t)) continue;
             if (lens[t] > r->max_len) r->max_len = lens[t];
             numbered += lens[t] <= klen;
+            keyed += lens[t] > klen && lens[t] <= bpe_run_alphabets[k].key_max;
             if (lens[t] > klen) {
                 uint32_t x = bpe_run_value(lo, size, tokens[t] + lens[t] - 4, 4);
                 ends += !(seen[x / 64] >> (x % 64) & 1);
@@ -225,14 +226,20 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
         }
         free(seen);
         r->n = numbered <= BPE_RUN_MAX ? (uint32_t)numbered : 0;
+        if (!r->n || numbered + 1 + keyed > BPE_RUN_ALL_MAX) keyed = 0;  /* the longer ones go without */
+        r->n_all = r->n ? r->n + 1 + (uint32_t)keyed : 0;
+        r->key_mask = (uint32_t)pow2_at_least(keyed * 2 + 1) - 1;
         for (unsigned len = 1; len <= klen; len++) slots += bpe_pow(size, len);
         r->off_number = off; off = align64(off + slots * 2);
         r->off_window = off; off = align64(off + (uint64_t)bpe_pow(size, klen) * 8);
         r->off_longer = off; off = align64(off + words * 8);
         r->off_longer_rank = off; off = align64(off + words * 4);
         r->off_longer_lens = off; off = align64(off + ends * 8);
-        r->off_tok = off;    off = align64(off + (uint64_t)r->n * 4);
-        r->off_len = off;    off = align64(off + r->n);
+        r->off_tok = off;    off = align64(off + (uint64_t)r->n_all * 4);
+        r->off_len = off;    off = align64(off + r->n_all);
+        r->off_kids = off;   off = align64(off + (uint64_t)r->n_all * 4);
+        r->off_keys = off;   off = align64(off + ((uint64_t)r->key_mask + 1) * 8);
+        r->off_key_num = off; off = align64(off + ((uint64_t)r->key_mask + 1) * 2);
         r->off_compat = off; off = align64(off + ((uint64_t)r->n * (r->n + 1) + 63) / 64 * 8);
     }
     h.image_size = off;
@@ -360,6 +367,32 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
                 }
             }
         }
+        /* "none", then the longer tokens by their keys, then what makes each */
+        rtok[count] = BPE_EMPTY;
+        rlen[count++] = 0;
+        uint64_t *keys = (uint64_t *)(img + h.runs[k].off_keys);
+        uint16_t *key_num = (uint16_t *)(img + h.runs[k].off_key_num);
+        for (uint32_t t = 0; t < n_tokens && count < r->n_all; t++) {
+            if (lens[t] <= r->k || lens[t] > r->key_max || !run_token(r->lo, r->size, tokens, lens, eot, t)) continue;
+            uint64_t key = bpe_run_key(r->lo, r->size, tokens[t], lens[t]);
+            size_t at = bpe_hash_pair(key) & r->key_mask;
+            while (keys[at]) at = (at + 1) & r->key_mask;
+            keys[at] = key;
+            key_num[at] = (uint16_t)count;
+            rtok[count] = t;
+            rlen[count++] = (uint8_t)lens[t];
+        }
+        uint16_t *kids = (uint16_t *)(img + h.runs[k].off_kids);
+        for (uint32_t u = 0; u < r->n_all; u++) {
+            uint32_t t = rtok[u], left = BPE_RUN_NONE, right = BPE_RUN_NONE;
+            if (t != BPE_EMPTY && split[2 * t] != BPE_EMPTY) {
+                left = bpe_run_number(r, tokens[split[2 * t]], lens[split[2 * t]]);
+                right = bpe_run_number(r, tokens[split[2 * t + 1]], lens[split[2 * t + 1]]);
+                if (left == BPE_RUN_NONE || right == BPE_RUN_NONE) left = right = BPE_RUN_NONE;
+            }
+            kids[2 * u] = (uint16_t)left;
+            kids[2 * u + 1] = (uint16_t)right;
+        }
         for (uint32_t w = 0; w < bpe_pow(r->size, r->k); w++) {
             uint8_t s[4];
             run_string(r->lo, r->size, w, r->k, s);
@@ -423,8 +456,14 @@ void bpe_attach_image(struct bpe *v, const void *image) {
     v->inner_pairs = (const uint64_t *)(img + h.off_inner_pairs);
     for (int k = 0; k < BPE_RUNS; k++) {
         const bpe_run_image *r = &h.runs[k];
-        v->runs[k] = (struct bpe_run){bpe_run_alphabets[k].lo, bpe_run_alphabets[k].size, bpe_run_alphabets[k].k,
-                                      r->n, r->max_len,
+        v->runs[k] = (struct bpe_run){bpe_run_alphabets[k].lo,
+                                      bpe_run_alphabets[k].size,
+                                      bpe_run_alphabets[k].k,
+                                      bpe_run_alphabets[k].key_max,
+                                      r->n,
+                                      r->n_all,
+                                      r->key_mask,
+                                      r->max_len,
                                       (const uint16_t *)(img + r->off_number),
                                       (const uint64_t *)(img + r->off_window),
                                       (const uint64_t *)(img + r->off_longer),
@@ -432,6 +471,9 @@ void bpe_attach_image(struct bpe *v, const void *image) {
                                       (const uint64_t *)(img + r->off_longer_lens),
                                       (const uint32_t *)(img + r->off_tok),
                                       img + r->off_len,
+                                      (const uint16_t *)(img + r->off_kids),
+                                      (const uint64_t *)(img + r->off_keys),
+                                      (const uint16_t *)(img + r->off_key_num),
                                       (const uint64_t *)(img + r->off_compat)};
     }
     v->owned = NULL;

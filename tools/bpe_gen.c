@@ -53,16 +53,20 @@ int main(int argc, char **argv) {
     fprintf(f, "#define GPT2_RUNS {");
     for (int k = 0; k < BPE_RUNS; k++) {
         const bpe_run_image *r = &h.runs[k];
-        fprintf(f, "%s \\\n    {%u, %u, %u, %uu, %uu, (const uint16_t *)(bpe_gpt2_image + %llu), "
+        fprintf(f, "%s \\\n    {%u, %u, %u, %u, %uu, %uu, %uu, %uu, (const uint16_t *)(bpe_gpt2_image + %llu), "
                    "(const uint64_t *)(bpe_gpt2_image + %llu), (const uint64_t *)(bpe_gpt2_image + %llu), "
                    "(const uint32_t *)(bpe_gpt2_image + %llu), (const uint64_t *)(bpe_gpt2_image + %llu), "
                    "(const uint32_t *)(bpe_gpt2_image + %llu), bpe_gpt2_image + %llu, "
-                   "(const uint64_t *)(bpe_gpt2_image + %llu)}",
-                k ? "," : "", bpe_run_alphabets[k].lo, bpe_run_alphabets[k].size, bpe_run_alphabets[k].k, r->n,
-                r->max_len, (unsigned long long)r->off_number, (unsigned long long)r->off_window,
+                   "(const uint16_t *)(bpe_gpt2_image + %llu), (const uint64_t *)(bpe_gpt2_image + %llu), "
+                   "(const uint16_t *)(bpe_gpt2_image + %llu), (const uint64_t *)(bpe_gpt2_image + %llu)}",
+                k ? "," : "", bpe_run_alphabets[k].lo, bpe_run_alphabets[k].size, bpe_run_alphabets[k].k,
+                bpe_run_alphabets[k].key_max, r->n, r->n_all, r->key_mask, r->max_len,
+                (unsigned long long)r->off_number, (unsigned long long)r->off_window,
                 (unsigned long long)r->off_longer, (unsigned long long)r->off_longer_rank,
                 (unsigned long long)r->off_longer_lens, (unsigned long long)r->off_tok,
-                (unsigned long long)r->off_len, (unsigned long long)r->off_compat);
+                (unsigned long long)r->off_len, (unsigned long long)r->off_kids,
+                (unsigned long long)r->off_keys, (unsigned long long)r->off_key_num,
+                (unsigned long long)r->off_compat);
     }
     fprintf(f, "}\n");
     if (fclose(f)) return 1;
