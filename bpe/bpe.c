@@ -719,6 +719,7 @@ out:
 #define RUN_SEEK 4096
 #define RUN_KMAX 4  /* the longest k */
 _Static_assert(BPE_DIGITS_K <= RUN_KMAX && BPE_LOWER_K <= RUN_KMAX, "run_places' arrays");
+_Static_assert(BPE_DIGITS_K >= 3 && BPE_LOWER_K >= 3, "run_places' 4-byte window");
 
 static inline uint32_t run_entry_token(const struct bpe_run *r, uint32_t e) {
     return e & 0x80000000u ? (e == RUN_START ? BPE_EMPTY : e & 0x7FFFFFFFu) : r->tok[e];
@@ -824,7 +825,7 @@ static inline __attribute__((always_inline)) int run_places(const struct bpe *v,
     const uint64_t *window = r->window, *longer = r->longer, *compat = r->compat;
     const uint16_t *number = r->number;
     const size_t stride = r->n + 1, fast_from = first + r->max_len;  /* no token from the byte before ends later */
-    const uint32_t lo = r->lo, wmod = bpe_pow(size, k - 1), lmod = bpe_pow(size, 3);
+    const uint32_t lo = r->lo, wmod = bpe_pow(size, k - 1);
     compat_cache *cache = NULL;
     size_t slow = 0, numbered = 0;  /* how many places in a row before i have numbered last tokens */
     size_t row[RUN_KMAX + 1] = {0};  /* [L]: the pair bitmap's row of last[i - L] (its number * stride) */
@@ -833,8 +834,8 @@ static inline __attribute__((always_inline)) int run_places(const struct bpe *v,
     last[0] = RUN_START;
     for (size_t i = 1; i <= n; i++) {
         uint32_t d = i > first ? (uint32_t)p[i - 1] - lo : 0;  /* the byte before: a stand-in */
-        w = w % wmod * size + d;
-        w4 = w4 % lmod * size + d;
+        w4 = k == 4 ? w % wmod * size + d : w * size + d;  /* k is 3 or 4: no second remainder */
+        w = k == 4 ? w4 : w % wmod * size + d;
         int long_here = (int)(longer[w4 / 64] >> (w4 % 64) & 1);
         size_t chosen_row;
         if (i > fast_from && !long_here && numbered >= k) {
