@@ -827,7 +827,7 @@ static inline __attribute__((always_inline)) int run_places(const struct bpe *v,
     const size_t stride = r->n + 1, fast_from = first + r->max_len;  /* no token from the byte before ends later */
     const uint32_t lo = r->lo, wmod = bpe_pow(size, k - 1);
     compat_cache *cache = NULL;
-    size_t slow = 0, numbered = 0;  /* how many places in a row before i have numbered last tokens */
+    size_t slow = 0, numbered = 0;  /* how many places in a row before i have last tokens in the bitmap */
     size_t row[RUN_KMAX + 1] = {0};  /* [L]: the pair bitmap's row of last[i - L] (its number * stride) */
     int ok = 0;
     uint32_t w = 0, w4 = 0;  /* the last k and 4 bytes before place i, as numbers */
