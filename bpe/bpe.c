@@ -879,6 +879,58 @@ out:
     return ok;
 }
 
+/* One step back: the token that ends at place *i; *i moves to where it starts. */
+static inline uint32_t run_step(const struct bpe *v, const struct bpe_run *r, const uint32_t *last, size_t *i) {
+    uint32_t e = last[*i], t = run_entry_token(r, e);
+    *i -= e & 0x80000000u ? token_len(v, t) : r->len[e];
+    return t;
+}
+
+/* The tokens of places 1..n, read back from the end, into last[0..count);
+ * returns count. Each step of the walk waits on the load of the one before,
+ * so when last has room after last[n] (`spare` entries), a second walk from
+ * the middle goes beside it (twice as fast here) and keeps its tokens there,
+ * marking the places it passes (bit 30 of last[], free in numbers and
+ * RUN_IDs: RUN_SEEN | its count of tokens so far). The walk from the end
+ * stops at the first place the other passed: from there on the two are the
+ * same walk. */
+#define RUN_SEEN 0x40000000u
+static size_t run_tokens(const struct bpe *v, const struct bpe_run *r, uint32_t *last, size_t n, size_t spare) {
+    size_t ia = n, j = n + 1;  /* from the end: its tokens go to last[j..n] */
+    size_t mid = n / 2 < spare ? n / 2 : spare, nb = 0;
+    size_t ib = n < RUN_SEEN ? mid : 0;  /* from the middle, if at all: at most mid tokens */
+    uint32_t *below = last + n + 1;      /* its tokens, from below[mid - 1] down */
+#define RUN_STEP_B()                                              \
+    do {                                                          \
+        size_t at = ib;                                           \
+        below[mid - 1 - nb] = run_step(v, r, last, &ib);          \
+        last[at] = RUN_SEEN | (uint32_t)nb++;                     \
+    } while (0)
+    while (ia > mid && ib > 0) {
+        last[--j] = run_step(v, r, last, &ia);
+        RUN_STEP_B();
+    }
+    size_t met = 0, from_b = 0;  /* where the walks met, and the middle walk's token that ends there */
+    while (ia > 0) {
+        while (ib > 0 && ib >= ia) RUN_STEP_B();  /* its places down to ia are marked */
+        if (last[ia] & RUN_SEEN) {
+            met = ia;
+            from_b = last[ia] & ~RUN_SEEN;
+            break;
+        }
+        last[--j] = run_step(v, r, last, &ia);
+    }
+    size_t count = 0;
+    if (met) {
+        while (ib > 0) RUN_STEP_B();
+        count = nb - from_b;  /* below[mid - nb .. mid - 1 - from_b] */
+        memmove(last, below + mid - nb, count * sizeof *last);
+    }
+#undef RUN_STEP_B
+    memmove(last + count, last + j, (n + 1 - j) * sizeof *last);
+    return count + n + 1 - j;
+}
+
 /* The run alphabet byte c belongs to, or BPE_RUNS. */
 static int run_alphabet(const struct bpe *v, uint8_t c) {
     int which = 0;
@@ -923,25 +975,18 @@ static int merge_run(out_t *o, const uint8_t *p, size_t n, size_t off) {
     }
     if (4 * ends > seen || !run_all_in(r, p, first + seen, n)) return 0;
     /* last[i] (a number, or RUN_ID) in the caller's buffer when it has
-     * room, where the tokens end up anyway */
+     * room, where the tokens end up anyway; what room is left, or half as
+     * much again of our own, for a second walk back */
     int direct = !o->offs && has_room(o, n + 1);
-    uint32_t *last = direct ? o->ids + o->n : big_alloc((n + 1) * sizeof *last);
+    size_t spare = direct ? o->cap - o->n - (n + 1) : n / 2;
+    uint32_t *last = direct ? o->ids + o->n : big_alloc((n + 1 + spare) * sizeof *last);
     if (!last) return 0;
     int done = which == BPE_RUN_DIGITS ? run_places(v, r, p, n, first, last, BPE_DIGITS_K, 10)
                                        : run_places(v, r, p, n, first, last, BPE_LOWER_K, 26);
     if (done) {
-        size_t j = n + 1;  /* the tokens, read back from the end into last[j..n] */
-        for (size_t i = n; i > 0;) {
-            uint32_t e = last[i], t = run_entry_token(r, e);
-            i -= e & 0x80000000u ? token_len(v, t) : r->len[e];
-            last[--j] = t;
-        }
-        if (direct) {
-            memmove(o->ids + o->n, last + j, (n + 1 - j) * sizeof *last);
-            o->n += n + 1 - j;
-        } else {
-            emit_tokens(o, last + j, n + 1 - j, off);
-        }
+        size_t count = run_tokens(v, r, last, n, spare);
+        if (direct) o->n += count;
+        else emit_tokens(o, last, count, off);
     }
     if (!direct) big_free(last);
     return done;

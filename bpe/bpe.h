@@ -91,7 +91,8 @@ size_t bpe_max_token_bytes(const bpe *vocab);
  * `offsets` is not NULL, each token's start byte offset into offsets[]), and
  * stores the number of tokens of the whole text in *n_tokens, which may be
  * larger than cap: cap >= len is always enough, since no token is shorter
- * than one byte. ids may be NULL when cap is 0 (counting only).
+ * than one byte. ids may be NULL when cap is 0 (counting only). ids past
+ * the tokens (up to cap) may be used as scratch space.
  * Returns BPE_OK or a negative error; for BPE_ERR_UTF8 and BPE_ERR_SPECIAL
  * err->offset is the byte offset of the offending input and nothing useful
  * was written. */

@@ -7,7 +7,10 @@
  *   bits 0-1: 0 the bytes as they are; 1 digits (each byte mod 10);
  *             2 lowercase letters (mod 26); 3 an alphabet of the next
  *             1-8 bytes (byte 1 mod 8 + 1 of them), each byte picking one;
- *   bit 2:    a space before it (" 123...", as the pre-tokenizer gives).
+ *   bit 2:    a space before it (" 123...", as the pre-tokenizer gives);
+ *   bits 3-7: how much room merge_run finds in the buffer past the n + 1
+ *             entries it works in (0: none, 31: all there is), which its
+ *             second walk back uses.
  * Checked: merge_backtrack, merge_chunked (1-3 segments), split_piece and
  * merge_run, wherever each takes the piece, give the heap's tokens and
  * offsets; merge_run takes nothing but a run of one of its alphabets. A
@@ -77,5 +80,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CHECK(same_out(&o, &heap));
         for (size_t i = 0, at = 0; i < o.n; at += token_len(v, want[i++])) CHECK(offs[i] == at);
     }
+    /* straight into the buffer */
+    o = (out_t){v, got, NULL, n + 1 + (mode >> 3) * (MAX_PIECE - n) / 31, 0, 0, NULL, 1};
+    if (merge_run(&o, p, n, 0)) CHECK(same_out(&o, &heap));
     return 0;
 }
