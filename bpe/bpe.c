@@ -886,6 +886,18 @@ static inline uint32_t run_step(const struct bpe *v, const struct bpe_run *r, co
     return t;
 }
 
+#define RUN_SEEN 0x40000000u
+
+/* A step of the walk from the middle: its token goes below the ones it has
+ * (top[0], top[-1], ...), and the place it leaves is marked with their count. */
+static inline __attribute__((always_inline)) void run_step_marking(const struct bpe *v, const struct bpe_run *r,
+                                                                   uint32_t *last, size_t *i, uint32_t *top,
+                                                                   size_t *count) {
+    size_t at = *i;
+    top[-(ptrdiff_t)*count] = run_step(v, r, last, i);
+    last[at] = RUN_SEEN | (uint32_t)(*count)++;
+}
+
 /* The tokens of places 1..n, read back from the end, into last[0..count);
  * returns count. Each step of the walk waits on the load of the one before,
  * so when last has room after last[n] (`spare` entries), a second walk from
@@ -894,25 +906,18 @@ static inline uint32_t run_step(const struct bpe *v, const struct bpe_run *r, co
  * RUN_IDs: RUN_SEEN | its count of tokens so far). The walk from the end
  * stops at the first place the other passed: from there on the two are the
  * same walk. */
-#define RUN_SEEN 0x40000000u
 static size_t run_tokens(const struct bpe *v, const struct bpe_run *r, uint32_t *last, size_t n, size_t spare) {
     size_t ia = n, j = n + 1;  /* from the end: its tokens go to last[j..n] */
     size_t mid = n / 2 < spare ? n / 2 : spare, nb = 0;
-    size_t ib = n < RUN_SEEN ? mid : 0;  /* from the middle, if at all: at most mid tokens */
-    uint32_t *below = last + n + 1;      /* its tokens, from below[mid - 1] down */
-#define RUN_STEP_B()                                              \
-    do {                                                          \
-        size_t at = ib;                                           \
-        below[mid - 1 - nb] = run_step(v, r, last, &ib);          \
-        last[at] = RUN_SEEN | (uint32_t)nb++;                     \
-    } while (0)
+    size_t ib = n < RUN_SEEN ? mid : 0;     /* from the middle, if at all: at most mid tokens */
+    uint32_t *top = last + n + 1 + mid - 1;  /* its tokens, from top[0] down */
     while (ia > mid && ib > 0) {
         last[--j] = run_step(v, r, last, &ia);
-        RUN_STEP_B();
+        run_step_marking(v, r, last, &ib, top, &nb);
     }
     size_t met = 0, from_b = 0;  /* where the walks met, and the middle walk's token that ends there */
     while (ia > 0) {
-        while (ib > 0 && ib >= ia) RUN_STEP_B();  /* its places down to ia are marked */
+        while (ib > 0 && ib >= ia) run_step_marking(v, r, last, &ib, top, &nb);  /* its places down to ia are marked */
         if (last[ia] & RUN_SEEN) {
             met = ia;
             from_b = last[ia] & ~RUN_SEEN;
@@ -922,11 +927,10 @@ static size_t run_tokens(const struct bpe *v, const struct bpe_run *r, uint32_t 
     }
     size_t count = 0;
     if (met) {
-        while (ib > 0) RUN_STEP_B();
-        count = nb - from_b;  /* below[mid - nb .. mid - 1 - from_b] */
-        memmove(last, below + mid - nb, count * sizeof *last);
+        while (ib > 0) run_step_marking(v, r, last, &ib, top, &nb);
+        count = nb - from_b;  /* top[1 - nb .. -from_b] */
+        memmove(last, top + 1 - nb, count * sizeof *last);
     }
-#undef RUN_STEP_B
     memmove(last + count, last + j, (n + 1 - j) * sizeof *last);
     return count + n + 1 - j;
 }
