@@ -740,8 +740,13 @@ static int run_compatible(const struct bpe_run *r, const uint8_t *p, size_t pos,
     uint64_t limit = UINT64_MAX;
     if ((lr > 1 && r->kids[2 * b] == BPE_RUN_NONE) || (ll > 1 && r->kids[2 * a] == BPE_RUN_NONE)) return -1;
     for (;;) {
-        if (ll + lr > r->key_max) return -1;
-        uint32_t c = bpe_run_number(r, p + pos - ll, ll + lr);
+        size_t cl = ll + lr;  /* the crossing pair's bytes, p[pos - ll .. pos + lr) */
+        if (cl > r->key_max) return -1;
+        /* most are no token: the bitmap of longer tokens' last 4 bytes, in
+         * cache, answers before the key table */
+        uint32_t end4 = cl > r->k ? bpe_run_value(r->lo, r->size, p + pos + lr - 4, 4) : 0;
+        uint32_t c = cl > r->k && !(r->longer[end4 / 64] >> (end4 % 64) & 1) ? BPE_RUN_NONE
+                                                                              : bpe_run_number(r, p + pos - ll, cl);
         if (c != BPE_RUN_NONE && r->tok[c] < limit) return 0;
         int64_t fl = ll > 1 ? (int64_t)r->tok[L] : -1, fr = lr > 1 ? (int64_t)r->tok[R] : -1;
         if (fl < 0 && fr < 0) return 1;
