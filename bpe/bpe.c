@@ -214,7 +214,7 @@ static void *big_alloc(size_t bytes) { return big_alloc_from(bytes, BIG_MAPPED_M
 static cache_slot *cache_new(void) {
     size_t bytes = CACHE_SLOTS * sizeof(cache_slot);
     cache_slot *c = big_alloc_from(bytes, 0);
-    if (c && !((big_head *)((uint8_t *)c - BIG_HEAD))->mapped) memset(c, 0, bytes);  /* mapped: zero already */
+    if (c && !BIG_MAP) memset(c, 0, bytes);  /* mapped memory is zero already */
     return c;
 }
 
@@ -666,7 +666,7 @@ static int merge_backtrack(out_t *o, const uint8_t *p, size_t n, size_t off) {
         if (budget-- == 0) goto out;
         if (len) {  /* candidate t = p[pos..pos+len) */
             size_t end = pos + len;
-            if ((end == n || !(dead[end / 64] >> (end % 64) & 1)) &&
+            if ((end == n || !bpe_bit(dead, end)) &&
                 compatible(v, &cache, p, pos, k ? tok[k - 1] : BPE_EMPTY, t)) {
                 tok[k++] = t;
                 pos = end;
@@ -726,8 +726,7 @@ static inline uint32_t run_entry_token(const struct bpe_run *r, uint32_t e) {
 }
 
 static inline unsigned run_pair(const uint64_t *compat, size_t stride, uint32_t a, uint32_t b) {
-    size_t bit = (size_t)a * stride + b;
-    return (unsigned)(compat[bit / 64] >> (bit % 64) & 1);
+    return bpe_bit(compat, (size_t)a * stride + b);
 }
 
 /* compatible_fast for the tokens numbered a and b, which end and start at
@@ -740,13 +739,8 @@ static int run_compatible(const struct bpe_run *r, const uint8_t *p, size_t pos,
     uint64_t limit = UINT64_MAX;
     if ((lr > 1 && r->kids[2 * b] == BPE_RUN_NONE) || (ll > 1 && r->kids[2 * a] == BPE_RUN_NONE)) return -1;
     for (;;) {
-        size_t cl = ll + lr;  /* the crossing pair's bytes, p[pos - ll .. pos + lr) */
-        if (cl > r->key_max) return -1;
-        /* most are no token: the bitmap of longer tokens' last 4 bytes, in
-         * cache, answers before the key table */
-        uint32_t end4 = cl > r->k ? bpe_run_value(r->lo, r->size, p + pos + lr - 4, 4) : 0;
-        uint32_t c = cl > r->k && !(r->longer[end4 / 64] >> (end4 % 64) & 1) ? BPE_RUN_NONE
-                                                                              : bpe_run_number(r, p + pos - ll, cl);
+        if (ll + lr > r->key_max) return -1;
+        uint32_t c = bpe_run_number(r, p + pos - ll, ll + lr);  /* the crossing pair's bytes */
         if (c != BPE_RUN_NONE && r->tok[c] < limit) return 0;
         int64_t fl = ll > 1 ? (int64_t)r->tok[L] : -1, fr = lr > 1 ? (int64_t)r->tok[R] : -1;
         if (fl < 0 && fr < 0) return 1;
@@ -808,9 +802,9 @@ static int run_place(const struct bpe *v, const struct bpe_run *r, compat_cache 
             break;
         }
         size_t s = i - len;
-        uint32_t num = s >= first && len <= r->key_max ? bpe_run_number(r, p + s, len) : BPE_RUN_NONE;
-        uint32_t t = num != BPE_RUN_NONE ? r->tok[num] : s >= first && len <= r->key_max ? BPE_EMPTY
-                                                                                          : find_at(v, p + s, len);
+        int in_run = s >= first && len <= r->key_max;  /* then its number says all: no other look-up */
+        uint32_t num = in_run ? bpe_run_number(r, p + s, len) : BPE_RUN_NONE;
+        uint32_t t = num != BPE_RUN_NONE ? r->tok[num] : in_run ? BPE_EMPTY : find_at(v, p + s, len);
         if (run_fits(v, r, cache, p, s, num, t, last)) {
             found++;
             last[i] = num == BPE_RUN_NONE ? RUN_ID(t) : num;
@@ -841,7 +835,7 @@ static inline __attribute__((always_inline)) int run_places(const struct bpe *v,
         uint32_t d = i > first ? (uint32_t)p[i - 1] - lo : 0;  /* the byte before: a stand-in */
         w4 = k == 4 ? w % wmod * size + d : w * size + d;  /* k is 3 or 4: no second remainder */
         w = k == 4 ? w4 : w % wmod * size + d;
-        int long_here = (int)(longer[w4 / 64] >> (w4 % 64) & 1);
+        int long_here = (int)bpe_bit(longer, w4);
         size_t chosen_row;
         if (i > fast_from && !long_here && numbered >= k) {
             uint64_t e = window[w];
@@ -851,8 +845,7 @@ static inline __attribute__((always_inline)) int run_places(const struct bpe *v,
 #pragma GCC unroll 4
             for (unsigned len = 1; len <= k; len++) {
                 if (len > 1) pick[len] = (uint32_t)(e >> (16 * (len - 2))) & 0xFFFF;
-                size_t bit = row[len] + pick[len];
-                fits[len] = (unsigned)(compat[bit / 64] >> (bit % 64) & 1);
+                fits[len] = bpe_bit(compat, row[len] + pick[len]);
                 count += fits[len];
             }
             /* With one answer, none of 2..k means 1: the choice waits on
@@ -980,7 +973,7 @@ static int merge_run(out_t *o, const uint8_t *p, size_t n, size_t off) {
     if (!run_all_in(r, p, first, first + seen)) return 0;
     for (size_t i = first + 4; i <= first + seen; i++) {
         uint32_t x = bpe_run_value(r->lo, r->size, p + i - 4, 4);
-        ends += r->longer[x / 64] >> (x % 64) & 1;
+        ends += bpe_bit(r->longer, x);
     }
     if (4 * ends > seen || !run_all_in(r, p, first + seen, n)) return 0;
     /* last[i] (a number, or RUN_ID) in the caller's buffer when it has
@@ -1004,6 +997,14 @@ static int merge_run(out_t *o, const uint8_t *p, size_t n, size_t off) {
 #define MAX_THREADS 64
 #define MAX_PARTS 64
 #define PART_MIN (64u << 10)  /* the smallest part a thread takes of a text or a piece */
+
+/* Where the part of [from, n) that starts at from should end, about: parts
+ * fall in size, each 1/(2 x threads) of what is left and PART_MIN at least,
+ * so that the last ones even out the threads' ends. */
+static size_t part_goal(size_t from, size_t n, int threads) {
+    size_t size = (n - from) / (2 * (size_t)threads);
+    return from + (size > PART_MIN ? size : PART_MIN);
+}
 
 static int cpu_count(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1338,10 +1339,9 @@ static void stretch_run(void *ctx, int k, cache_slot *cache) {
 }
 
 /* encode_stretches, shared by the threads when the piece is long enough:
- * cut at such places into parts of falling size (each 1/(2 x threads) of
- * what is left, PART_MIN at least), taken by whichever thread is free, each
- * encoded alone into its own stretch of one buffer, then simply put
- * together.
+ * cut at such places into parts of falling size (part_goal), taken by
+ * whichever thread is free, each encoded alone into its own stretch of one
+ * buffer, then simply put together.
  * Returns 0, having done nothing, when p has no such place in its first
  * SPLIT_SEEK bytes (a long run of digits has none at all: not looking
  * further saves a pass over it). */
@@ -1366,11 +1366,10 @@ static int split_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
         return 1;
     }
     stretch_job jobs[MAX_PARTS];
-    size_t cuts[MAX_PARTS + 1] = {0}, threads = (size_t)o->threads;
+    size_t cuts[MAX_PARTS + 1] = {0};
     int parts = 0;
     while (cuts[parts] < n) {
-        size_t from = cuts[parts], size = (n - from) / (2 * threads), end = n;
-        size_t c = from + (size > PART_MIN ? size : PART_MIN);
+        size_t from = cuts[parts], c = part_goal(from, n, o->threads), end = n;
         if (c < n && parts < MAX_PARTS - 1) end = seek_cut(v, p, n, c, no_token_joins);
         out_t part = {v, buf + from + parts, NULL, end - from + 1, 0, 0, NULL, 1};
         jobs[parts] = (stretch_job){part, p + from, end - from};
@@ -1665,17 +1664,15 @@ static int encode_parallel(const struct bpe *v, const void *text, size_t len, in
     if (rc) return rc;
 
     /* Part k writes its tokens from index start_k: it has at most as many
-     * tokens as bytes, so parts never overlap; then they are packed. Each
-     * part is 1 / (2 * threads) of what is left, PART_MIN bytes at least:
-     * large ones first, then smaller ones to even out the end. */
+     * tokens as bytes, so parts never overlap; then they are packed. The
+     * parts fall in size (part_goal). */
     part_job jobs[MAX_PARTS];
     size_t start = 0;
     int n = 0;
     while (start < len) {
         /* Text has a safe cut every few bytes; one long piece has none,
          * and is not searched through (the rest is one part). */
-        size_t size = (len - start) / (2 * (size_t)threads), end = len;
-        size_t at = start + (size > PART_MIN ? size : PART_MIN);
+        size_t at = part_goal(start, len, threads), end = len;
         if (at < len && n < MAX_PARTS - 1) {
             end = last_cut(s, at, at > start + CUT_SEEK ? at - CUT_SEEK : start);
             if (end <= start) end = len;

@@ -31,6 +31,9 @@ static inline int bpe_is_space(uint32_t cp) {
            cp == 0x205F || cp == 0x3000;
 }
 
+/* Bit i of a bit set in 64-bit words. */
+static inline unsigned bpe_bit(const uint64_t *bits, size_t i) { return (unsigned)(bits[i / 64] >> (i % 64) & 1); }
+
 /* Code point classes as a two-stage table: stage2[stage1[cp >> 8] * 256 + (cp & 255)]. */
 #define BPE_CLS_STAGE1 (0x110000 >> 8)
 
@@ -185,7 +188,7 @@ typedef struct bpe_image_header {
 #define BPE_BLOOM_BIT(h) (((h) >> 40) & ((1u << BPE_BLOOM_BITS) - 1))
 static inline int bpe_bloom_has(const uint64_t *bloom, uint64_t h) {
     uint64_t bit = BPE_BLOOM_BIT(h);
-    return (int)(bloom[bit >> 6] >> (bit & 63) & 1);
+    return (int)bpe_bit(bloom, bit);
 }
 
 struct bpe {
@@ -228,7 +231,7 @@ struct bpe {
  * has, no merge ever joins the bytes on either side (bpe.c, split_piece). */
 static inline int bpe_inner_pair(const struct bpe *v, uint8_t x, uint8_t y) {
     unsigned k = (unsigned)x << 8 | y;
-    return (int)(v->inner_pairs[k >> 6] >> (k & 63) & 1);
+    return (int)bpe_bit(v->inner_pairs, k);
 }
 
 /* Writes the message (and the offset it names, or 0) into err, when err is
@@ -353,10 +356,13 @@ static inline uint32_t bpe_pair_rank(const struct bpe *v, uint32_t a, uint32_t b
     }
 }
 
-/* The number of the token s[0..len) (all of r's alphabet), or BPE_RUN_NONE. */
+/* The number of the token s[0..len) (all of r's alphabet), or BPE_RUN_NONE.
+ * Most strings of more than k bytes are no token: the bitmap of the longer
+ * tokens' last 4 bytes, small and in cache, answers those before the key
+ * table. */
 static inline uint32_t bpe_run_number(const struct bpe_run *r, const uint8_t *s, size_t len) {
     if (len <= r->k) return r->number[bpe_run_slot(r->lo, r->size, s, len)];
-    if (len > r->key_max) return BPE_RUN_NONE;
+    if (len > r->key_max || !bpe_bit(r->longer, bpe_run_value(r->lo, r->size, s + len - 4, 4))) return BPE_RUN_NONE;
     uint64_t key = bpe_run_key(r->lo, r->size, s, len);
     for (size_t at = bpe_hash_pair(key) & r->key_mask;; at = (at + 1) & r->key_mask) {
         if (r->keys[at] == key) return r->key_num[at];

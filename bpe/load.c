@@ -220,7 +220,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
             keyed += lens[t] > klen && lens[t] <= bpe_run_alphabets[k].key_max;
             if (lens[t] > klen) {
                 uint32_t x = bpe_run_value(lo, size, tokens[t] + lens[t] - 4, 4);
-                ends += !(seen[x / 64] >> (x % 64) & 1);
+                ends += !bpe_bit(seen, x);
                 seen[x / 64] |= 1ull << (x % 64);
             }
         }
@@ -367,7 +367,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
                 }
             }
         }
-        /* "none", then the longer tokens by their keys, then what makes each */
+        /* "none", then the longer tokens by their keys (what makes each: below) */
         rtok[count] = BPE_EMPTY;
         rlen[count++] = 0;
         uint64_t *keys = (uint64_t *)(img + h.runs[k].off_keys);
@@ -381,17 +381,6 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
             key_num[at] = (uint16_t)count;
             rtok[count] = t;
             rlen[count++] = (uint8_t)lens[t];
-        }
-        uint16_t *kids = (uint16_t *)(img + h.runs[k].off_kids);
-        for (uint32_t u = 0; u < r->n_all; u++) {
-            uint32_t t = rtok[u], left = BPE_RUN_NONE, right = BPE_RUN_NONE;
-            if (t != BPE_EMPTY && split[2 * t] != BPE_EMPTY) {
-                left = bpe_run_number(r, tokens[split[2 * t]], lens[split[2 * t]]);
-                right = bpe_run_number(r, tokens[split[2 * t + 1]], lens[split[2 * t + 1]]);
-                if (left == BPE_RUN_NONE || right == BPE_RUN_NONE) left = right = BPE_RUN_NONE;
-            }
-            kids[2 * u] = (uint16_t)left;
-            kids[2 * u + 1] = (uint16_t)right;
         }
         for (uint32_t w = 0; w < bpe_pow(r->size, r->k); w++) {
             uint8_t s[4];
@@ -420,6 +409,19 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
             if (lens[t] <= r->k || !run_token(r->lo, r->size, tokens, lens, eot, t)) continue;
             uint32_t x = bpe_run_value(r->lo, r->size, tokens[t] + lens[t] - 4, 4);
             lens_of[bpe_run_longer_index(longer, rank, x)] |= 1ull << (lens[t] < 64 ? lens[t] - 1 : 63);
+        }
+        /* What makes each token, found as the encoder finds tokens (with
+         * the bitmap of the longer ones' ends, filled above). */
+        uint16_t *kids = (uint16_t *)(img + h.runs[k].off_kids);
+        for (uint32_t u = 0; u < r->n_all; u++) {
+            uint32_t t = rtok[u], left = BPE_RUN_NONE, right = BPE_RUN_NONE;
+            if (t != BPE_EMPTY && split[2 * t] != BPE_EMPTY) {
+                left = bpe_run_number(r, tokens[split[2 * t]], lens[split[2 * t]]);
+                right = bpe_run_number(r, tokens[split[2 * t + 1]], lens[split[2 * t + 1]]);
+                if (left == BPE_RUN_NONE || right == BPE_RUN_NONE) left = right = BPE_RUN_NONE;
+            }
+            kids[2 * u] = (uint16_t)left;
+            kids[2 * u + 1] = (uint16_t)right;
         }
         /* Needs every table above: it checks pairs as the encoder does. */
         bpe_fill_run_compat(&v, r, (uint64_t *)(img + h.runs[k].off_compat));
