@@ -3,7 +3,8 @@
  *
  * Conversions work on bit patterns only (no FPU rounding modes, no F16C), so
  * they give the same bits on every machine: exact on the way up,
- * round-to-nearest-even on the way down, Inf/NaN/subnormals handled. */
+ * round-to-nearest-even on the way down, Inf/NaN/subnormals handled, and a
+ * NaN written down as PyTorch 1.13's Tensor.half() / .bfloat16() write it. */
 #include <string.h>
 
 #include "embed.h"
@@ -90,13 +91,8 @@ uint16_t embed_f32_to_f16(float f) {
     uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
     uint32_t exp = (u >> 23) & 0xff;
     uint32_t man = u & 0x7fffffu;
-    if (exp == 0xff) {
-        if (!man) return sign | 0x7c00u;
-        /* NaN: keep the top payload bits, never turn it into Inf */
-        uint16_t h = (uint16_t)(0x7c00u | (man >> 13));
-        if (h == 0x7c00u) h++;
-        return sign | h;
-    }
+    if (exp == 0xff) /* Inf, or NaN as torch's .half(): the sign, payload dropped */
+        return sign | (man ? 0x7e00u : 0x7c00u);
     int e = (int)exp - 127 + 15; /* the half exponent field if normal */
     if (e >= 0x1f) return sign | 0x7c00u; /* overflow -> Inf */
     if (e <= 0) {
@@ -121,7 +117,9 @@ float embed_bf16_to_f32(uint16_t b) { return bits_to_f32((uint32_t)b << 16); }
 
 uint16_t embed_f32_to_bf16(float f) {
     uint32_t u = f32_to_bits(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0; /* NaN: PyTorch's canonical quiet NaN */
+    /* NaN: 0xffff, as torch's .bfloat16() writes every NaN on a CPU with AVX2
+     * (its vectorised kernel; only its scalar path, without AVX2, writes 0x7fc0) */
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0xffff;
     /* round to nearest even on the low 16 bits; carry into the exponent is right */
     u += 0x7fffu + ((u >> 16) & 1);
     return (uint16_t)(u >> 16);

@@ -222,7 +222,7 @@ EMBED_INLINE void prefetch_row(const embed_table *tab, size_t r) {
 static void forward_pread(fwd_job *j, size_t t0, size_t t1) {
     const embed_table *w = j->wte;
     size_t C = w->cols, rb = C * (w->dtype == EMBED_F32 ? 4 : 2);
-    unsigned char *tmp = malloc(rb);
+    unsigned char *tmp = gpt2in_malloc(rb);
     embed_table row = {w->dtype, 1, C, tmp, NULL};
     embed_error err;
     int code = tmp ? EMBED_OK : embed_fail(&err, EMBED_ERR_NOMEM, "out of memory");
@@ -394,8 +394,9 @@ static const uint32_t *token_order(const uint32_t *ids, size_t T, uint32_t *idx,
     return idx;
 }
 
-/* dwte rows: distinct ids ascending, each row's dout summed in token order.
- * dout (T,C), ids (T) -> rows (n), grad (n,C). */
+/* dwte rows: distinct ids ascending, each row's dout summed in token order
+ * onto a zero, as PyTorch's dense embedding backward does (so a row's sum is
+ * never -0.0: 0 + -0 is +0). dout (T,C), ids (T) -> rows (n), grad (n,C). */
 int embed_backward_sparse(const float *dout, const uint32_t *ids, size_t T, size_t C,
                           size_t V, uint32_t *rows, float *grad, size_t *n_rows,
                           uint32_t *scratch, embed_error *err) {
@@ -414,7 +415,9 @@ int embed_backward_sparse(const float *dout, const uint32_t *ids, size_t T, size
         size_t t = order ? order[i] : i;
         uint32_t id = ids[t];
         float *g = grad + n * C;
-        memcpy(g, dout + t * C, C * sizeof *g);
+        const float *d0 = dout + t * C;
+        for (size_t c = 0; c < C; c++)
+            g[c] = 0.0f + d0[c];
         for (i++; i < T; i++) {
             size_t u = order ? order[i] : i;
             if (ids[u] != id)
@@ -480,25 +483,27 @@ static int check_rows(const embed_param *p, const uint32_t *rows, size_t n, cons
 /* w[rows[i]] -= lr * grad[i], rounded as PyTorch's CPU kernel does it:
  * w.add_(g, alpha=-lr) is one fused multiply-add, fmaf(-lr, g, w). fmaf is
  * correctly rounded everywhere; the FMA-instruction build of the loop is
- * only a faster way to the same bits. */
+ * only a faster way to the same bits. z is added to g first: -0.0f changes
+ * nothing; +0.0f turns a -0.0 of dout into the +0.0 a dense gradient holds
+ * (the fused backward steps a row used once straight from dout). */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define EMBED_FMA_DISPATCH 1
 #include <immintrin.h>
 __attribute__((target("avx2,fma"))) static void sgd_rows_fma(float *w, const float *g, size_t C,
-                                                              float neg_lr) {
+                                                              float neg_lr, float z) {
     size_t c = 0;
-    __m256 a = _mm256_set1_ps(neg_lr);
+    __m256 a = _mm256_set1_ps(neg_lr), zv = _mm256_set1_ps(z);
     for (; c + 8 <= C; c += 8)
-        _mm256_storeu_ps(w + c, _mm256_fmadd_ps(a, _mm256_loadu_ps(g + c),
+        _mm256_storeu_ps(w + c, _mm256_fmadd_ps(a, _mm256_add_ps(_mm256_loadu_ps(g + c), zv),
                                                 _mm256_loadu_ps(w + c)));
     for (; c < C; c++)
-        w[c] = fmaf(neg_lr, g[c], w[c]);
+        w[c] = fmaf(neg_lr, g[c] + z, w[c]);
 }
 #endif
 
-static void sgd_rows_plain(float *w, const float *g, size_t C, float neg_lr) {
+static void sgd_rows_plain(float *w, const float *g, size_t C, float neg_lr, float z) {
     for (size_t c = 0; c < C; c++)
-        w[c] = fmaf(neg_lr, g[c], w[c]);
+        w[c] = fmaf(neg_lr, g[c] + z, w[c]);
 }
 
 int embed_sgd(embed_param *p, const uint32_t *rows, const float *grad, size_t n, float lr,
@@ -506,21 +511,22 @@ int embed_sgd(embed_param *p, const uint32_t *rows, const float *grad, size_t n,
     int rc = check_rows(p, rows, n, "embed_sgd", err);
     if (rc)
         return rc;
-    void (*row_fn)(float *, const float *, size_t, float) = sgd_rows_plain;
+    void (*row_fn)(float *, const float *, size_t, float, float) = sgd_rows_plain;
 #ifdef EMBED_FMA_DISPATCH
     if (__builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2"))
         row_fn = sgd_rows_fma;
 #endif
     size_t C = p->cols;
     for (size_t i = 0; i < n; i++)
-        row_fn(p->w + (size_t)rows[i] * C, grad + i * C, C, -lr);
+        row_fn(p->w + (size_t)rows[i] * C, grad + i * C, C, -lr, -0.0f);
     return EMBED_OK;
 }
 
 /* Sparse backward and SGD in one pass: no (n,C) gradient is written. A row
  * used once is stepped straight from dout, in token order (dout is read
  * front to back); the tokens of a repeated id are summed in token order
- * first, so the bits equal embed_backward_sparse + embed_sgd. The two kinds
+ * first (a sum that is -0.0 becomes +0.0 with the +0.0f, as one started on
+ * a zero would), so the bits equal embed_backward_sparse + embed_sgd. The two kinds
  * touch different rows, so two threads share the work by claiming blocks
  * of each, with no row touched by both. */
 typedef struct {
@@ -531,7 +537,7 @@ typedef struct {
     const uint8_t *once;    /* once[t]: ids[t] occurs only at t */
     size_t T;
     float neg_lr;
-    void (*row_fn)(float *, const float *, size_t, float);
+    void (*row_fn)(float *, const float *, size_t, float, float);
     atomic_size_t next_single, next_group;
     atomic_int status;
 } bsgd_job;
@@ -545,7 +551,7 @@ static void bsgd_singles(const bsgd_job *j, size_t t0, size_t t1) {
         if (!j->once[t]) continue;
         if (t + EMBED_PF < j->T)
             prefetch_bytes(j->p->w + (size_t)j->ids[t + EMBED_PF] * C, C * sizeof(float));
-        j->row_fn(j->p->w + (size_t)j->ids[t] * C, j->dout + t * C, C, j->neg_lr);
+        j->row_fn(j->p->w + (size_t)j->ids[t] * C, j->dout + t * C, C, j->neg_lr, 0.0f);
     }
 }
 
@@ -568,7 +574,7 @@ static void bsgd_groups(bsgd_job *j, size_t i0, size_t i1, float *sum) {
             for (size_t c = 0; c < C; c++)
                 sum[c] += d[c];
         }
-        j->row_fn(j->p->w + (size_t)id * C, sum, C, j->neg_lr);
+        j->row_fn(j->p->w + (size_t)id * C, sum, C, j->neg_lr, 0.0f);
         i = k;
     }
 }
@@ -579,7 +585,7 @@ static void bsgd_groups(bsgd_job *j, size_t i0, size_t i1, float *sum) {
 
 static void bsgd_worker(bsgd_job *j) {
     size_t C = j->p->cols, b;
-    float stack_sum[1024], *sum = C <= 1024 ? stack_sum : malloc(C * sizeof *sum);
+    float stack_sum[1024], *sum = C <= 1024 ? stack_sum : gpt2in_malloc(C * sizeof *sum);
     while ((b = atomic_fetch_add(&j->next_single, EMBED_BLOCK)) < j->T)
         bsgd_singles(j, b, b + EMBED_BLOCK < j->T ? b + EMBED_BLOCK : j->T);
     while ((b = atomic_fetch_add(&j->next_group, EMBED_BLOCK)) < j->T) {

@@ -156,6 +156,20 @@ int main(void) {
     /* a NaN never becomes Inf */
     CHECK((embed_f32_to_f16(bitsf(0x7f800001u)) & 0x3ff) != 0, "f32 sNaN -> f16 Inf");
     CHECK((embed_f32_to_bf16(bitsf(0x7f800001u)) & 0x7f) != 0, "f32 sNaN -> bf16 Inf");
+    /* A NaN exactly as PyTorch 1.13 writes it down (torch.from_numpy(x).half()
+     * and .bfloat16() on this CPU with AVX2; tests/test_step_semantics.sh asks
+     * torch itself): F16 keeps the sign only (sign | 0x7e00); BF16 is 0xffff
+     * whatever the sign and payload (torch's vectorised kernel; its scalar
+     * path, without AVX2, writes 0x7fc0). */
+    static const uint32_t nans[] = {0x7f800001u, 0x7fc00000u, 0xffffffffu, 0x7fffffffu,
+                                    0xff800001u, 0x7f810000u, 0x7f80ffffu, 0x7fa00000u,
+                                    0xffc00000u, 0x7fbfffffu, 0xff80c000u, 0x7f800100u};
+    for (size_t i = 0; i < sizeof nans / sizeof *nans; i++) {
+        uint16_t h = embed_f32_to_f16(bitsf(nans[i])), bf = embed_f32_to_bf16(bitsf(nans[i]));
+        uint16_t want = (uint16_t)(((nans[i] >> 16) & 0x8000u) | 0x7e00u);
+        CHECK(h == want, "f32_to_f16(%08x) = %04x, torch .half() %04x", nans[i], h, want);
+        CHECK(bf == 0xffff, "f32_to_bf16(%08x) = %04x, torch .bfloat16() ffff", nans[i], bf);
+    }
 
     /* deterministic normal init: same bytes in pieces, mean ~0, std ~0.02 */
     enum { N = 100001 };

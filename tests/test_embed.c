@@ -657,6 +657,34 @@ static void pread_threaded(void) {
     free(w), free(a), free(b), free(ids);
 }
 
+/* A weight of -0.0 stepped by a dout of -0.0: PyTorch's dense backward sums
+ * onto zeros (0 + -0 = +0), so SGD gives -0 + -lr * +0 = -0.0, while stepping
+ * with the raw -0.0 would give +0.0 (what SGD with sparse=True gives). From
+ * torch 1.13: W = [[-0., -0., 2.]], dout [[-0., 0., -0.]], id 0, lr 0.5 ->
+ * dense grad [[0., 0., 0.]], W [[-0., -0., 2.]]. Separate and fused paths,
+ * a row used once and a row used twice. */
+static void signed_zero(void) {
+    float dout[3 * 3] = {-0.0f, 0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f, -0.0f};
+    uint32_t ids[3] = {0, 1, 1}, rows[3], scr[6], scr2[6];
+    float g[9], w1[6] = {-0.0f, -0.0f, 2.0f, -0.0f, -0.0f, -0.0f}, w2[6];
+    memcpy(w2, w1, sizeof w1);
+    embed_error err;
+    size_t n;
+    CHECK(embed_backward_sparse(dout, ids, 3, 3, 2, rows, g, &n, scr, &err) == 0, "%s", err.msg);
+    CHECK(n == 2, "rows %zu", n);
+    for (size_t i = 0; i < 6; i++)
+        CHECK(g[i] == 0.0f && !signbit(g[i]), "signed zero: grad[%zu] is -0.0", i);
+    embed_param p1 = {w1, 2, 3}, p2 = {w2, 2, 3};
+    CHECK(embed_sgd(&p1, rows, g, n, 0.5f, &err) == 0, "%s", err.msg);
+    CHECK(embed_backward_sgd(&p2, dout, ids, 3, 0.5f, scr2, &err) == 0, "%s", err.msg);
+    for (size_t i = 0; i < 6; i++) {
+        int want_neg = i != 2;
+        CHECK(!!signbit(w1[i]) == want_neg, "signed zero: sgd w[%zu] = %g", i, w1[i]);
+        CHECK(!!signbit(w2[i]) == want_neg, "signed zero: fused sgd w[%zu] = %g", i, w2[i]);
+    }
+    CHECK(w1[2] == 2.0f && w2[2] == 2.0f, "signed zero: w[2]");
+}
+
 int main(void) {
     const char *san = getenv("SANITIZED");
     pread_case();
@@ -672,6 +700,7 @@ int main(void) {
     threaded_backward();
     wide_ids_sort(san && *san == '1');
     wide_rows();
+    signed_zero();
     if (failures) {
         fprintf(stderr, "test_embed: %d checks failed\n", failures);
         return 1;
