@@ -1,7 +1,10 @@
 # gpt2in - GPT-2's input stage in C.
 #
 #   make            build build/libgpt2in.a, build/libgpt2in.so, build/gpt2in
+#   make check      build and run the unit and command-line suites (quick, no
+#                   package installation, no sanitizers, fuzzing or huge inputs)
 #   make test       install missing dependencies, build, run every test suite
+#                   (also under ASan/UBSan with fault injection, in build-asan/)
 #   make demo       install missing dependencies, build, run the demo
 #   make bench      benchmarks, side by side with tiktoken and PyTorch
 #   make install PREFIX=/usr/local
@@ -12,7 +15,10 @@ CC ?= cc
 OPT ?= -O2
 CFLAGS ?= $(OPT) -g
 WARN = -Wall -Wextra
-BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread $(WARN) -I. -Ibpe -Iembed -I/usr/include/stb
+# Only the functions marked GPT2IN_API in bpe.h and embed.h are exported from
+# libgpt2in.so. -MMD -MP: each object lists the headers it includes (.d files).
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread -fvisibility=hidden -MMD -MP $(WARN) \
+  -I. -Ibpe -Iembed
 LDLIBS = -lutf8proc -lm -pthread
 B ?= build
 VERSION = 0.1.0
@@ -25,9 +31,12 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 EXAMPLE_SRC := $(wildcard tools/example_*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:tools/%.c=$(B)/%)
-HEADERS := $(wildcard bpe/*.h embed/*.h tools/*.h)
+# The sanitizer build of `make test`; GPT2IN_FAULTS compiles in the fault
+# injection hooks (failing allocations, failing writes), never in a release.
+ASAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+  -fno-sanitize-recover=undefined -DGPT2IN_FAULTS
 
-.PHONY: all check-deps deps test test-asan bench demo install uninstall clean fuzz FORCE
+.PHONY: all check-deps deps check test test-asan bench demo install uninstall clean fuzz FORCE
 .DELETE_ON_ERROR:
 
 all: check-deps $(B)/libgpt2in.a $(B)/libgpt2in.so $(B)/gpt2in $(B)/gpt2in.pc $(EXAMPLE_BIN)
@@ -38,7 +47,13 @@ check-deps:
 deps:
 	@sh tools/deps.sh install
 
-$(B)/%.o: %.c $(HEADERS)
+# Everything is rebuilt when the compiler or its flags change.
+$(B)/cflags: FORCE
+	@mkdir -p $(B)
+	@echo '$(CC) $(BASE_CFLAGS) $(CFLAGS)' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+$(B)/%.o: %.c $(B)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -50,7 +65,7 @@ $(B)/bpe_gen: $(B)/tools/bpe_gen.o $(LIB_OBJ)
 $(B)/gpt2.img: $(B)/bpe_gen gpt2_weights/encoder.json gpt2_weights/vocab.bpe
 	$(B)/bpe_gen gpt2_weights/encoder.json gpt2_weights/vocab.bpe $@ $(B)/gpt2_layout.h
 
-$(B)/bpe/gpt2.o: bpe/gpt2.c $(B)/gpt2.img $(HEADERS)
+$(B)/bpe/gpt2.o: bpe/gpt2.c $(B)/gpt2.img $(B)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -I$(B) $(CFLAGS) -c $< -o $@
 
@@ -69,11 +84,11 @@ $(B)/libgpt2in.so: $(ALL_LIB_OBJ)
 $(B)/gpt2in: $(CLI_OBJ) $(B)/libgpt2in.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/%: tests/%.c $(B)/libgpt2in.a $(HEADERS)
+$(B)/tests/%: tests/%.c $(B)/libgpt2in.a $(B)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Itests -o $@ $< $(B)/libgpt2in.a $(LDLIBS)
 
-$(B)/example_%: tools/example_%.c $(B)/libgpt2in.a $(HEADERS)
+$(B)/example_%: tools/example_%.c $(B)/libgpt2in.a $(B)/cflags
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(B)/libgpt2in.a $(LDLIBS)
 
 # The pkg-config file names PREFIX, so it is rewritten when PREFIX changes.
@@ -84,22 +99,26 @@ $(B)/gpt2in.pc: FORCE
 
 FORCE:
 
+-include $(wildcard $(B)/*.d $(B)/*/*.d $(B)/*/*/*.d)
+
 # ---- tests ------------------------------------------------------------------
 
 test: deps
 	@$(MAKE) --no-print-directory all tests-bin
-	@$(MAKE) --no-print-directory B=build-asan OPT=-O1 \
-	  CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' \
-	  all tests-bin
+	@$(MAKE) --no-print-directory B=build-asan OPT=-O1 CFLAGS='$(ASAN_CFLAGS)' all tests-bin
 	@sh tests/run.sh
+
+# The daily tier: the normal build only, suites that need no package beyond
+# the build's; tests/run.sh skips the slow ones (GPT2IN_CHECK=1).
+check: check-deps
+	@$(MAKE) --no-print-directory all tests-bin
+	@GPT2IN_BUILDS='$(B)' GPT2IN_CHECK=1 sh tests/run.sh
 
 tests-bin: $(TEST_BIN)
 
 # Only the sanitizer build (faster to iterate on).
 test-asan: check-deps
-	@$(MAKE) --no-print-directory B=build-asan OPT=-O1 \
-	  CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' \
-	  all tests-bin
+	@$(MAKE) --no-print-directory B=build-asan OPT=-O1 CFLAGS='$(ASAN_CFLAGS)' all tests-bin
 	@GPT2IN_BUILDS=build-asan sh tests/run.sh
 
 # ---- fuzzing ------------------------------------------------------------------
@@ -119,12 +138,12 @@ fuzz-bin:
 	@$(MAKE) --no-print-directory B=build-fuzz CC=clang OPT=-O1 CFLAGS='$(FUZZ_CFLAGS)' \
 	  $(FUZZ_TARGETS:%=build-fuzz/fuzz/fuzz_%)
 
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_check.h $(B)/libgpt2in.a $(HEADERS)
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(B)/libgpt2in.a $(B)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(B)/libgpt2in.a $(LDLIBS)
 
 FUZZ_CLI_OBJ = $(B)/tools/cli_ids.o $(B)/tools/cli_common.o
-$(B)/fuzz/fuzz_ids: tests/fuzz/fuzz_ids.c tests/fuzz/fuzz_check.h $(FUZZ_CLI_OBJ) $(B)/libgpt2in.a $(HEADERS)
+$(B)/fuzz/fuzz_ids: tests/fuzz/fuzz_ids.c $(FUZZ_CLI_OBJ) $(B)/libgpt2in.a $(B)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Itools $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_CLI_OBJ) \
 	  $(B)/libgpt2in.a $(LDLIBS)
@@ -139,21 +158,25 @@ demo:
 
 # ---- install ----------------------------------------------------------------
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+# Headers go to include/gpt2in/: #include <gpt2in/bpe.h>, <gpt2in/embed.h>.
+install: all $(B)/gpt2in.pc
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/gpt2in \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 755 $(B)/gpt2in $(DESTDIR)$(PREFIX)/bin/gpt2in
 	install -m 644 $(B)/libgpt2in.a $(DESTDIR)$(PREFIX)/lib/libgpt2in.a
 	install -m 755 $(B)/libgpt2in.so $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.$(VERSION)
 	ln -sf libgpt2in.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.0
 	ln -sf libgpt2in.so.0 $(DESTDIR)$(PREFIX)/lib/libgpt2in.so
-	install -m 644 bpe/bpe.h embed/embed.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 bpe/bpe.h embed/embed.h $(DESTDIR)$(PREFIX)/include/gpt2in/
 	install -m 644 $(B)/gpt2in.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/gpt2in.pc
 
+# Removes exactly the files install made (and include/gpt2in/ if left empty).
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/gpt2in $(DESTDIR)$(PREFIX)/lib/libgpt2in.* \
-	  $(DESTDIR)$(PREFIX)/include/bpe.h $(DESTDIR)$(PREFIX)/include/embed.h \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/gpt2in.pc
+	rm -f $(DESTDIR)$(PREFIX)/bin/gpt2in $(DESTDIR)$(PREFIX)/lib/libgpt2in.a \
+	  $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.0 \
+	  $(DESTDIR)$(PREFIX)/lib/libgpt2in.so $(DESTDIR)$(PREFIX)/include/gpt2in/bpe.h \
+	  $(DESTDIR)$(PREFIX)/include/gpt2in/embed.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/gpt2in.pc
+	rmdir $(DESTDIR)$(PREFIX)/include/gpt2in 2>/dev/null || true
 
 clean:
 	rm -rf build build-asan build-fuzz

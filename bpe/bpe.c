@@ -199,7 +199,7 @@ static void *big_alloc_from(size_t bytes, size_t mapped_min) {
         h = (big_head *)a;
         *h = (big_head){size - BIG_HEAD, size};
     } else {
-        h = malloc(BIG_HEAD + bytes);
+        h = gpt2in_malloc(BIG_HEAD + bytes);
         if (!h) return NULL;
         *h = (big_head){bytes, 0};
     }
@@ -467,8 +467,8 @@ static void merge_long(out_t *o, const uint8_t *p, size_t n, size_t off) {
         o->nomem = 1;
         return;
     }
-    uint32_t *tok = malloc(n * 4 * sizeof(uint32_t));
-    uint64_t *heap = malloc(3 * n * sizeof(uint64_t));
+    uint32_t *tok = gpt2in_malloc(n * 4 * sizeof(uint32_t));
+    uint64_t *heap = gpt2in_malloc(3 * n * sizeof(uint64_t));
     if (!tok || !heap) {
         free(tok);
         free(heap);
@@ -610,7 +610,7 @@ static int compatible(const struct bpe *v, compat_cache **cp, const uint8_t *p, 
     int ok;
     if (a == BPE_EMPTY && (token_len(v, b) == 1 || v->split[2 * b] != BPE_EMPTY)) return 1;
     if (a != BPE_EMPTY && compatible_fast(v, p, pos, a, b, &ok)) return ok;
-    if (!*cp && (*cp = malloc(sizeof **cp))) memset((*cp)->key, 0xFF, sizeof (*cp)->key);
+    if (!*cp && (*cp = gpt2in_malloc(sizeof **cp))) memset((*cp)->key, 0xFF, sizeof (*cp)->key);
     compat_cache *c = *cp;
     uint64_t key = (uint64_t)a << 32 | b;
     size_t slot = bpe_hash_pair(key) & (COMPAT_CACHE - 1);
@@ -1145,7 +1145,7 @@ static void chunk_loop(chunk_run *r) {
     const uint8_t *p = r->p;
     uint32_t *tok = r->tok;
     size_t n = r->n, k = r->k, q = r->q, cut = 0, given_back = 0, ti = 0, tpos = r->tail_at;
-    chunk_slot *chunks = n >= CHUNK_CACHE_MIN ? calloc(CHUNK_CACHE_SLOTS, sizeof *chunks) : NULL;
+    chunk_slot *chunks = n >= CHUNK_CACHE_MIN ? gpt2in_calloc(CHUNK_CACHE_SLOTS, sizeof *chunks) : NULL;
     compat_cache *cache = NULL;
     r->ok = 0;
     while (q < n) {
@@ -1734,7 +1734,7 @@ bpe_stream *bpe_stream_new(const bpe *v, int flags, int threads, bpe_error *err)
         bpe_fail(err, BPE_ERR_ARG, 0, "bpe_stream_new: bad argument");
         return NULL;
     }
-    bpe_stream *st = calloc(1, sizeof *st);
+    bpe_stream *st = gpt2in_calloc(1, sizeof *st);
     if (!st) {
         bpe_fail(err, BPE_ERR_NOMEM, 0, "out of memory");
         return NULL;

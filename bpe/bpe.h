@@ -21,6 +21,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Marks the library's exported functions (it is built -fvisibility=hidden). */
+#ifndef GPT2IN_API
+#ifdef __GNUC__
+#define GPT2IN_API __attribute__((visibility("default")))
+#else
+#define GPT2IN_API
+#endif
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -61,7 +70,7 @@ enum {
 /* The GPT-2 vocabulary compiled into the library (no file is read, nothing
  * is parsed). Never fails; the returned object is static, bpe_free on it is
  * a no-op. */
-const bpe *bpe_gpt2(void);
+GPT2IN_API const bpe *bpe_gpt2(void);
 
 /* Loads a vocabulary from an encoder.json and a vocab.bpe in GPT-2's format
  * (ids 0..V-1, V below 2^21 - 1; every single byte a token). Ranks are the
@@ -70,20 +79,20 @@ const bpe *bpe_gpt2(void);
  * in err. Builds the same tables the compiled-in vocabulary carries: about
  * 0.3 s for GPT-2's files on this project's machine, most of it checking
  * the pairs of short digit and lowercase tokens (bpe.c, merge_run). */
-bpe *bpe_load(const char *encoder_json_path, const char *vocab_bpe_path, bpe_error *err);
+GPT2IN_API bpe *bpe_load(const char *encoder_json_path, const char *vocab_bpe_path, bpe_error *err);
 
 /* Same, from bytes in memory; the names are used in error messages only. */
-bpe *bpe_load_mem(const char *encoder_json, size_t encoder_len, const char *encoder_name,
+GPT2IN_API bpe *bpe_load_mem(const char *encoder_json, size_t encoder_len, const char *encoder_name,
                   const char *vocab_bpe, size_t vocab_len, const char *vocab_name,
                   bpe_error *err);
 
-void bpe_free(const bpe *vocab);
+GPT2IN_API void bpe_free(const bpe *vocab);
 
 /* Number of token ids (50257 for GPT-2), the id of <|endoftext|> (-1 when the
  * vocabulary has none) and the longest token in bytes. */
-size_t bpe_vocab_size(const bpe *vocab);
-int32_t bpe_eot_id(const bpe *vocab);
-size_t bpe_max_token_bytes(const bpe *vocab);
+GPT2IN_API size_t bpe_vocab_size(const bpe *vocab);
+GPT2IN_API int32_t bpe_eot_id(const bpe *vocab);
+GPT2IN_API size_t bpe_max_token_bytes(const bpe *vocab);
 
 /* ---- encoding ----------------------------------------------------------- */
 
@@ -96,7 +105,7 @@ size_t bpe_max_token_bytes(const bpe *vocab);
  * Returns BPE_OK or a negative error; for BPE_ERR_UTF8 and BPE_ERR_SPECIAL
  * err->offset is the byte offset of the offending input and nothing useful
  * was written. */
-int bpe_encode(const bpe *vocab, const void *text, size_t len, int flags,
+GPT2IN_API int bpe_encode(const bpe *vocab, const void *text, size_t len, int flags,
                uint32_t *ids, size_t *offsets, size_t cap, size_t *n_tokens,
                bpe_error *err);
 
@@ -106,7 +115,7 @@ int bpe_encode(const bpe *vocab, const void *text, size_t len, int flags,
  * together); a text without a cut (a single piece of megabytes) has its long
  * pieces shared out instead. Small inputs use one thread; so does counting
  * (cap < len). */
-int bpe_encode_parallel(const bpe *vocab, const void *text, size_t len, int flags,
+GPT2IN_API int bpe_encode_parallel(const bpe *vocab, const void *text, size_t len, int flags,
                         int threads, uint32_t *ids, size_t *offsets, size_t cap,
                         size_t *n_tokens, bpe_error *err);
 
@@ -114,7 +123,7 @@ int bpe_encode_parallel(const bpe *vocab, const void *text, size_t len, int flag
  * text[p..len) without changing a single token: encoding both halves and
  * concatenating gives the encoding of the whole, whatever follows text[len).
  * Returns 0 when there is no such cut. Used to stream and to split work. */
-size_t bpe_safe_cut(const void *text, size_t len);
+GPT2IN_API size_t bpe_safe_cut(const void *text, size_t len);
 
 /* ---- streaming ---------------------------------------------------------- */
 
@@ -130,24 +139,24 @@ typedef struct bpe_stream bpe_stream;
  * the whole text. It buffers only the text after the last safe cut
  * (bpe_safe_cut), so memory is bounded by the chunk size plus the longest
  * stretch of input without a safe cut. threads as in bpe_encode_parallel. */
-bpe_stream *bpe_stream_new(const bpe *vocab, int flags, int threads, bpe_error *err);
-int bpe_stream_write(bpe_stream *s, const void *data, size_t len, bpe_sink sink, void *ctx,
+GPT2IN_API bpe_stream *bpe_stream_new(const bpe *vocab, int flags, int threads, bpe_error *err);
+GPT2IN_API int bpe_stream_write(bpe_stream *s, const void *data, size_t len, bpe_sink sink, void *ctx,
                      bpe_error *err);
 /* Flushes the rest at end of input. The stream may not be written again. */
-int bpe_stream_finish(bpe_stream *s, bpe_sink sink, void *ctx, bpe_error *err);
+GPT2IN_API int bpe_stream_finish(bpe_stream *s, bpe_sink sink, void *ctx, bpe_error *err);
 /* Errors name absolute stream offsets in err->offset. */
-void bpe_stream_free(bpe_stream *s);
+GPT2IN_API void bpe_stream_free(bpe_stream *s);
 
 /* ---- decoding ----------------------------------------------------------- */
 
 /* The bytes of one token (not NUL-terminated), or NULL for an invalid id. */
-const char *bpe_token_bytes(const bpe *vocab, uint32_t id, size_t *len);
+GPT2IN_API const char *bpe_token_bytes(const bpe *vocab, uint32_t id, size_t *len);
 
 /* Writes the bytes of ids[0..n) to out (at most cap bytes) and the total
  * length in *n_bytes; cap >= n * bpe_max_token_bytes() is always enough.
  * An id outside the vocabulary is BPE_ERR_ID, with its index in err->offset.
  * Tokens may end in the middle of a UTF-8 character: the bytes are exact. */
-int bpe_decode(const bpe *vocab, const uint32_t *ids, size_t n, char *out, size_t cap,
+GPT2IN_API int bpe_decode(const bpe *vocab, const uint32_t *ids, size_t n, char *out, size_t cap,
                size_t *n_bytes, bpe_error *err);
 
 #ifdef __cplusplus

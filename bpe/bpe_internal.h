@@ -14,6 +14,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "alloc.h"
 #include "bpe.h"
 
 #define BPE_IMAGE_MAGIC "GPT2BPE1"

@@ -12,11 +12,35 @@
 
 #include <utf8proc.h>
 
-#define STB_DS_IMPLEMENTATION
-#include "stb_ds.h"
-
 #include "bpe_internal.h"
 #include "unicode_update.h"
+
+/* ---- checked growth ---------------------------------------------------------- */
+
+/* A growable array of elements of one size; every allocation is checked. */
+typedef struct {
+    void *p;
+    size_t n, cap; /* in elements */
+} vec;
+
+/* Room for count more elements at the end (returned, counted in n), or NULL
+ * with v unchanged when out of memory. */
+static void *vec_add(vec *v, size_t elem, size_t count) {
+    if (count > v->cap - v->n) {
+        size_t cap = v->cap ? v->cap : 16;
+        while (cap - v->n < count) {
+            if (cap > SIZE_MAX / 2 / elem) return NULL;
+            cap *= 2;
+        }
+        void *p = gpt2in_realloc(v->p, cap * elem);
+        if (!p) return NULL;
+        v->p = p;
+        v->cap = cap;
+    }
+    void *at = (char *)v->p + v->n * elem;
+    v->n += count;
+    return at;
+}
 
 /* ---- GPT-2's byte <-> unicode map ---------------------------------------- */
 
@@ -106,9 +130,9 @@ static void fill_tokens(uint32_t n_tokens, const uint8_t *const *tokens, const u
 static uint64_t count_pairs(uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens,
                             int32_t eot, uint64_t total_bytes, uint32_t tok_mask) {
     struct bpe v = {0};
-    uint32_t *off = malloc(((size_t)n_tokens + 1) * 4);
-    bpe_slot *slots = malloc(((size_t)tok_mask + 1) * sizeof *slots);
-    uint8_t *bytes = malloc(total_bytes ? total_bytes : 1);
+    uint32_t *off = gpt2in_malloc(((size_t)n_tokens + 1) * 4);
+    bpe_slot *slots = gpt2in_malloc(((size_t)tok_mask + 1) * sizeof *slots);
+    uint8_t *bytes = gpt2in_malloc(total_bytes ? total_bytes : 1);
     uint64_t n = 0;
     if (!off || !slots || !bytes) {
         n = UINT64_MAX;
@@ -155,18 +179,26 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     }
 
     /* Unicode classes: stage-2 blocks are deduplicated. */
-    uint16_t *cls1 = malloc(BPE_CLS_STAGE1 * sizeof *cls1);
-    uint8_t *cls2 = NULL; /* stb_ds array */
+    uint16_t *cls1 = gpt2in_malloc(BPE_CLS_STAGE1 * sizeof *cls1);
+    vec cls2v = {0};
     if (!cls1) return NULL;
     for (uint32_t blk = 0; blk < BPE_CLS_STAGE1; blk++) {
-        uint8_t block[256];
+        uint8_t block[256], *at;
         for (uint32_t j = 0; j < 256; j++) block[j] = (uint8_t)classify(blk << 8 | j);
-        size_t nb = arrlenu(cls2) / 256, k;
-        for (k = 0; k < nb && memcmp(cls2 + k * 256, block, 256); k++) {}
-        if (k == nb) memcpy(arraddnptr(cls2, 256), block, 256);
+        size_t nb = cls2v.n / 256, k;
+        for (k = 0; k < nb && memcmp((uint8_t *)cls2v.p + k * 256, block, 256); k++) {}
+        if (k == nb) {
+            if (!(at = vec_add(&cls2v, 1, 256))) {
+                free(cls1);
+                free(cls2v.p);
+                return NULL;
+            }
+            memcpy(at, block, 256);
+        }
         cls1[blk] = (uint16_t)k;
     }
-    uint32_t n_blocks = (uint32_t)(arrlenu(cls2) / 256);
+    uint8_t *cls2 = cls2v.p;
+    uint32_t n_blocks = (uint32_t)(cls2v.n / 256);
 
     bpe_image_header h = {0};
     memcpy(h.magic, BPE_IMAGE_MAGIC, 8);
@@ -177,7 +209,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     uint64_t n_pairs = count_pairs(n_tokens, tokens, lens, eot, total_bytes, h.tok_mask);
     if (n_pairs == UINT64_MAX) {
         free(cls1);
-        arrfree(cls2);
+        free(cls2);
         return NULL;
     }
     /* Load factor at most 1/2, so that a bucket is rarely full. */
@@ -207,10 +239,10 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
         uint8_t lo = bpe_run_alphabets[k].lo, size = bpe_run_alphabets[k].size, klen = bpe_run_alphabets[k].k;
         bpe_run_image *r = &h.runs[k];
         uint64_t numbered = 0, keyed = 0, slots = 0, ends = 0, words = ((uint64_t)bpe_pow(size, 4) + 63) / 64;
-        uint64_t *seen = calloc(words, 8);  /* the 4-byte ends of longer tokens, to count them */
+        uint64_t *seen = gpt2in_calloc(words, 8);  /* the 4-byte ends of longer tokens, to count them */
         if (!seen) {
             free(cls1);
-            arrfree(cls2);
+            free(cls2);
             return NULL;
         }
         for (uint32_t t = 0; t < n_tokens; t++) {
@@ -255,17 +287,17 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
                 again = 1;
             }
     }
-    uint8_t *img = calloc(1, off);
+    uint8_t *img = gpt2in_calloc(1, off);
     if (!img) {
         free(cls1);
-        arrfree(cls2);
+        free(cls2);
         return NULL;
     }
     memcpy(img, &h, sizeof h);
     memcpy(img + h.off_cls1, cls1, BPE_CLS_STAGE1 * 2);
     memcpy(img + h.off_cls2, cls2, (size_t)n_blocks * 256);
     free(cls1);
-    arrfree(cls2);
+    free(cls2);
 
     struct bpe v;
     bpe_attach_image(&v, img);
@@ -521,8 +553,8 @@ static int hex4(const char *p, uint32_t *out) {
 }
 
 /* Reads a JSON string of byte-level characters and maps it to the token's
- * bytes (appended to *out, an stb_ds array). */
-static int json_token_string(json_in *j, uint8_t **out) {
+ * bytes (appended to out, a vec of bytes). */
+static int json_token_string(json_in *j, vec *out) {
     if (j->p >= j->end || *j->p != '"') return json_fail(j, "expected a string");
     j->p++;
     for (;;) {
@@ -577,7 +609,9 @@ static int json_token_string(json_in *j, uint8_t **out) {
             snprintf(what, sizeof what, "U+%04X is not a byte-level BPE character", cp);
             return json_fail(j, what);
         }
-        arrput(*out, (uint8_t)b);
+        uint8_t *at = vec_add(out, 1, 1);
+        if (!at) return bpe_fail(j->err, BPE_ERR_NOMEM, 0, "%s: out of memory", j->name);
+        *at = (uint8_t)b;
     }
 }
 
@@ -595,18 +629,69 @@ static void vocab_parse_free(vocab_parse *vp) {
     free(vp->len);
 }
 
-typedef struct { char *key; uint32_t value; } str_id;
+/* The tokens of encoder.json in file order. */
+struct entry {
+    uint8_t *bytes;
+    size_t nb;
+    uint64_t id;
+    size_t line, col;
+};
+
+/* An open-addressing set of the tokens seen, for duplicate keys: slots hold
+ * 1 + an index in entries (0: empty), at most half of them used. */
+typedef struct {
+    uint32_t *slot;
+    size_t mask;
+} token_set;
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h ^ h >> 29;
+}
+
+/* The index in entries of a token equal to e, or -1 when there is none. */
+static ptrdiff_t set_find(const token_set *s, const struct entry *entries, const struct entry *e) {
+    if (!s->slot) return -1;
+    for (size_t h = hash_bytes(e->bytes, e->nb);; h++) {
+        uint32_t x = s->slot[h & s->mask];
+        if (!x) return -1;
+        const struct entry *o = &entries[x - 1];
+        if (o->nb == e->nb && (!e->nb || !memcmp(o->bytes, e->bytes, e->nb))) return (ptrdiff_t)x - 1;
+    }
+}
+
+/* Adds entries[i], whose token is not in the set yet (entries[0..i) are);
+ * -1 when out of memory. */
+static int set_add(token_set *s, const struct entry *entries, uint32_t i) {
+    if (!s->slot || (size_t)i + 1 > (s->mask + 1) / 2) {
+        size_t size = s->slot ? (s->mask + 1) * 2 : 1024;
+        uint32_t *slot = gpt2in_calloc(size, sizeof *slot);
+        if (!slot) return -1;
+        free(s->slot);
+        s->slot = slot;
+        s->mask = size - 1;
+        for (uint32_t k = 0; k < i; k++) {
+            size_t h = hash_bytes(entries[k].bytes, entries[k].nb);
+            while (slot[h & s->mask]) h++;
+            slot[h & s->mask] = k + 1;
+        }
+    }
+    size_t h = hash_bytes(entries[i].bytes, entries[i].nb);
+    while (s->slot[h & s->mask]) h++;
+    s->slot[h & s->mask] = i + 1;
+    return 0;
+}
 
 static const char EOT_TEXT[] = "<|endoftext|>";
 
 static int parse_encoder(const char *buf, size_t len, const char *name, vocab_parse *vp,
                          bpe_error *err) {
     json_in j = {buf, buf + len, name, 1, buf, err};
-    struct entry { uint8_t *bytes; uint64_t id; size_t line, col; } *entries = NULL;
-    str_id *seen = NULL; /* token bytes -> index in entries, for duplicate keys */
-    sh_new_strdup(seen);
+    vec ev = {0};        /* struct entry */
+    token_set seen = {0};
     int rc = BPE_OK;
-    uint8_t *bytes = NULL;
+    vec bytes = {0};
 
     json_ws(&j);
     if (j.p >= j.end || *j.p != '{') { rc = json_fail(&j, "expected '{' (an encoder.json object)"); goto out; }
@@ -628,28 +713,21 @@ static int parse_encoder(const char *buf, size_t len, const char *name, vocab_pa
             if (id >= BPE_MAX_TOKENS) { rc = json_fail(&j, "id too large (at most 2097150)"); goto out; }
         }
         if (j.p < j.end && (*j.p == '.' || *j.p == 'e' || *j.p == 'E')) { rc = json_fail(&j, "id is not an integer"); goto out; }
-        /* Duplicate keys: the key is hashed as a C string, so bytes with NUL
-         * are escaped with their length. */
-        char keybuf[64];
-        size_t nb = arrlenu(bytes);
-        char *key = nb * 2 + 24 < sizeof keybuf ? keybuf : malloc(nb * 2 + 24);
-        if (!key) { rc = bpe_fail(err, BPE_ERR_NOMEM, 0, "out of memory"); goto out; }
-        size_t kl = (size_t)sprintf(key, "%zu:", nb);
-        for (size_t i = 0; i < nb; i++) kl += (size_t)sprintf(key + kl, "%02x", bytes[i]);
-        ptrdiff_t prev = shgeti(seen, key);
+        struct entry e = {bytes.p, bytes.n, id, line, col}, *entries = ev.p;
+        ptrdiff_t prev = set_find(&seen, entries, &e);
         if (prev >= 0) {
-            char what[128];
-            snprintf(what, sizeof what, "duplicate token (first at %zu:%zu)", entries[seen[prev].value].line,
-                     entries[seen[prev].value].col);
-            if (key != keybuf) free(key);
-            rc = bpe_fail(err, BPE_ERR_FORMAT, 0, "%s:%zu:%zu: %s", name, line, col, what);
+            rc = bpe_fail(err, BPE_ERR_FORMAT, 0, "%s:%zu:%zu: duplicate token (first at %zu:%zu)", name, line,
+                          col, entries[prev].line, entries[prev].col);
             goto out;
         }
-        shput(seen, key, (uint32_t)arrlenu(entries));
-        if (key != keybuf) free(key);
-        struct entry e = {bytes, id, line, col};
-        arrput(entries, e);
-        bytes = NULL;
+        struct entry *at = vec_add(&ev, sizeof e, 1);
+        if (!at) { rc = bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", name); goto out; }
+        *at = e;
+        bytes = (vec){0};
+        if (set_add(&seen, ev.p, (uint32_t)(ev.n - 1))) {
+            rc = bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", name);
+            goto out;
+        }
         json_ws(&j);
         if (j.p < j.end && *j.p == ',') { j.p++; continue; }
         if (j.p < j.end && *j.p == '}') { j.p++; break; }
@@ -659,14 +737,15 @@ static int parse_encoder(const char *buf, size_t len, const char *name, vocab_pa
     json_ws(&j);
     if (j.p != j.end) { rc = json_fail(&j, "unexpected data after the object"); goto out; }
 
-    size_t n = arrlenu(entries);
+    struct entry *entries = ev.p;
+    size_t n = ev.n;
     vp->n = (uint32_t)n;
     vp->eot = -1;
-    vp->tok = calloc(n, sizeof *vp->tok);
-    vp->len = calloc(n, sizeof *vp->len);
-    if (!vp->tok || !vp->len) { rc = bpe_fail(err, BPE_ERR_NOMEM, 0, "out of memory"); goto out; }
-    size_t *entry_of = calloc(n, sizeof *entry_of);  /* 1 + index in entries, 0: not seen */
-    if (!entry_of) { rc = bpe_fail(err, BPE_ERR_NOMEM, 0, "out of memory"); goto out; }
+    vp->tok = gpt2in_calloc(n, sizeof *vp->tok);
+    vp->len = gpt2in_calloc(n, sizeof *vp->len);
+    if (!vp->tok || !vp->len) { rc = bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", name); goto out; }
+    size_t *entry_of = gpt2in_calloc(n, sizeof *entry_of);  /* 1 + index in entries, 0: not seen */
+    if (!entry_of) { rc = bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", name); goto out; }
     for (size_t i = 0; i < n; i++) {
         struct entry *e = &entries[i];
         if (e->id >= n) {
@@ -681,16 +760,15 @@ static int parse_encoder(const char *buf, size_t len, const char *name, vocab_pa
             break;
         }
         entry_of[e->id] = i + 1;
-        size_t nb = arrlenu(e->bytes);
+        size_t nb = e->nb;
         if (nb == 0) {
             rc = bpe_fail(err, BPE_ERR_FORMAT, 0, "%s:%zu:%zu: empty token", name, e->line, e->col);
             break;
         }
-        vp->tok[e->id] = malloc(nb);
-        if (!vp->tok[e->id]) { rc = bpe_fail(err, BPE_ERR_NOMEM, 0, "out of memory"); break; }
-        memcpy(vp->tok[e->id], e->bytes, nb);
+        vp->tok[e->id] = e->bytes;  /* handed over */
+        e->bytes = NULL;
         vp->len[e->id] = (uint32_t)nb;
-        if (nb == sizeof EOT_TEXT - 1 && !memcmp(e->bytes, EOT_TEXT, nb)) vp->eot = (int32_t)e->id;
+        if (nb == sizeof EOT_TEXT - 1 && !memcmp(vp->tok[e->id], EOT_TEXT, nb)) vp->eot = (int32_t)e->id;
     }
     free(entry_of);
     if (rc) goto out;
@@ -703,10 +781,10 @@ static int parse_encoder(const char *buf, size_t len, const char *name, vocab_pa
             goto out;
         }
 out:
-    arrfree(bytes);
-    for (size_t i = 0; i < arrlenu(entries); i++) arrfree(entries[i].bytes);
-    arrfree(entries);
-    shfree(seen);
+    free(bytes.p);
+    for (size_t i = 0; i < ev.n; i++) free(((struct entry *)ev.p)[i].bytes);
+    free(ev.p);
+    free(seen.slot);
     return rc;
 }
 
@@ -776,10 +854,10 @@ bpe *bpe_load_mem(const char *encoder_json, size_t encoder_len, const char *enco
     uint64_t size;
     void *img = bpe_build_image(vp.n, (const uint8_t *const *)vp.tok, vp.len, vp.eot, &size);
     vocab_parse_free(&vp);
-    struct bpe *v = img ? malloc(sizeof *v) : NULL;
+    struct bpe *v = img ? gpt2in_malloc(sizeof *v) : NULL;
     if (!v) {
         free(img);
-        bpe_fail(err, BPE_ERR_NOMEM, 0, "out of memory");
+        bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", encoder_name ? encoder_name : "encoder.json");
         return NULL;
     }
     bpe_attach_image(v, img);
@@ -802,7 +880,7 @@ static char *read_file(const char *path, size_t *len, bpe_error *err) {
     for (;;) {
         if (n == cap) {
             cap = cap ? cap * 2 : 1 << 20;
-            char *nb = realloc(buf, cap);
+            char *nb = gpt2in_realloc(buf, cap);
             if (!nb) {
                 free(buf);
                 fclose(f);

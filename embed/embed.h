@@ -15,6 +15,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Marks the library's exported functions (it is built -fvisibility=hidden). */
+#ifndef GPT2IN_API
+#ifdef __GNUC__
+#define GPT2IN_API __attribute__((visibility("default")))
+#else
+#define GPT2IN_API
+#endif
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -45,15 +54,15 @@ typedef enum embed_dtype {
     EMBED_DTYPE_COUNT
 } embed_dtype;
 
-const char *embed_dtype_name(embed_dtype dt);     /* "F32", ... */
-int embed_dtype_from_name(const char *name);       /* -1 if unknown */
-size_t embed_dtype_bits(embed_dtype dt);           /* 4 for F4, 32 for F32, ... */
+GPT2IN_API const char *embed_dtype_name(embed_dtype dt);     /* "F32", ... */
+GPT2IN_API int embed_dtype_from_name(const char *name);       /* -1 if unknown */
+GPT2IN_API size_t embed_dtype_bits(embed_dtype dt);           /* 4 for F4, 32 for F32, ... */
 
 /* Conversions used for F16/BF16 tables (round-to-nearest-even on the way down). */
-float embed_f16_to_f32(uint16_t h);
-float embed_bf16_to_f32(uint16_t b);
-uint16_t embed_f32_to_f16(float f);
-uint16_t embed_f32_to_bf16(float f);
+GPT2IN_API float embed_f16_to_f32(uint16_t h);
+GPT2IN_API float embed_bf16_to_f32(uint16_t b);
+GPT2IN_API uint16_t embed_f32_to_f16(float f);
+GPT2IN_API uint16_t embed_f32_to_bf16(float f);
 
 /* ---- tensors and safetensors files ------------------------------------- */
 
@@ -74,18 +83,18 @@ typedef struct embed_file embed_file;
 
 /* Maps a .safetensors file read-only and validates it as strictly as the
  * reference implementation (and rejects duplicate names). */
-embed_file *embed_open(const char *path, embed_error *err);
+GPT2IN_API embed_file *embed_open(const char *path, embed_error *err);
 /* Validates a safetensors image already in memory (not copied; must outlive
  * the result). `name` is used in messages. */
-embed_file *embed_open_mem(const void *buf, size_t len, const char *name, embed_error *err);
-void embed_close(embed_file *f);
+GPT2IN_API embed_file *embed_open_mem(const void *buf, size_t len, const char *name, embed_error *err);
+GPT2IN_API void embed_close(embed_file *f);
 
-size_t embed_tensor_count(const embed_file *f);
-const embed_tensor *embed_tensor_at(const embed_file *f, size_t i);   /* in data-offset order */
-const embed_tensor *embed_find(const embed_file *f, const char *name); /* NULL if none */
-size_t embed_metadata_count(const embed_file *f);
-void embed_metadata_at(const embed_file *f, size_t i, const char **key, const char **value);
-size_t embed_header_len(const embed_file *f);   /* N, the JSON length */
+GPT2IN_API size_t embed_tensor_count(const embed_file *f);
+GPT2IN_API const embed_tensor *embed_tensor_at(const embed_file *f, size_t i);   /* in data-offset order */
+GPT2IN_API const embed_tensor *embed_find(const embed_file *f, const char *name); /* NULL if none */
+GPT2IN_API size_t embed_metadata_count(const embed_file *f);
+GPT2IN_API void embed_metadata_at(const embed_file *f, size_t i, const char **key, const char **value);
+GPT2IN_API size_t embed_header_len(const embed_file *f);   /* N, the JSON length */
 
 /* A tensor to write; data is row-major little-endian, (bits * elements)/8 bytes. */
 typedef struct embed_out_tensor {
@@ -104,24 +113,25 @@ typedef struct embed_out_tensor {
  * offsets. Written to a temporary file in the destination's directory,
  * flushed and renamed over `path`, so an existing file (even one mapped by
  * `base`) is never truncated or left half-written. */
-int embed_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
+GPT2IN_API int embed_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
                size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err);
 
 /* The path (or name) a file was opened with, and its size in bytes. */
-const char *embed_file_name(const embed_file *f);
-size_t embed_file_size(const embed_file *f);
+GPT2IN_API const char *embed_file_name(const embed_file *f);
+GPT2IN_API size_t embed_file_size(const embed_file *f);
 
 /* Streaming crash-safe writer (what embed_save and embed_npy_write use): the
  * bytes go to a temporary file in path's directory; commit flushes, fsyncs,
  * renames it over path and fsyncs the directory; abort (or any failure)
- * removes it, leaving path untouched. Both free the writer. Test hook: the
- * environment variable GPT2IN_TEST_FAIL_WRITE_AFTER=K makes writing fail
- * (ENOSPC) once K bytes have been written. */
+ * removes it, leaving path untouched. Both free the writer. Test builds
+ * (-DGPT2IN_FAULTS) only: the environment variable
+ * GPT2IN_TEST_FAIL_WRITE_AFTER=K makes writing fail (ENOSPC) once K bytes
+ * have been written. */
 typedef struct embed_writer embed_writer;
-embed_writer *embed_writer_open(const char *path, embed_error *err);
-int embed_writer_write(embed_writer *w, const void *buf, size_t n, embed_error *err);
-int embed_writer_commit(embed_writer *w, embed_error *err);
-void embed_writer_abort(embed_writer *w);
+GPT2IN_API embed_writer *embed_writer_open(const char *path, embed_error *err);
+GPT2IN_API int embed_writer_write(embed_writer *w, const void *buf, size_t n, embed_error *err);
+GPT2IN_API int embed_writer_commit(embed_writer *w, embed_error *err);
+GPT2IN_API void embed_writer_abort(embed_writer *w);
 
 /* Fills w[0..n) with Normal(0, std) samples, the same for a given seed on
  * every machine (GPT-2 uses std 0.02). Element i comes from pair k = i/2:
@@ -129,8 +139,8 @@ void embed_writer_abort(embed_writer *w);
  * give two uniforms, Box-Muller (in double) gives cos for even i, sin for
  * odd i. Being counter-based, a big table can be made in pieces:
  * embed_init_normal_at fills elements first..first+n-1 of the same stream. */
-void embed_init_normal(float *w, size_t n, float std, uint64_t seed);
-void embed_init_normal_at(float *w, uint64_t first, size_t n, float std, uint64_t seed);
+GPT2IN_API void embed_init_normal(float *w, size_t n, float std, uint64_t seed);
+GPT2IN_API void embed_init_normal_at(float *w, uint64_t first, size_t n, float std, uint64_t seed);
 
 /* ---- .npy --------------------------------------------------------------- */
 
@@ -147,19 +157,19 @@ typedef struct embed_npy {
     void *data;            /* count elements, aligned, native order */
 } embed_npy;
 
-int embed_npy_read(const char *path, embed_npy *out, embed_error *err);
-int embed_npy_read_mem(const void *buf, size_t len, const char *name, embed_npy *out,
+GPT2IN_API int embed_npy_read(const char *path, embed_npy *out, embed_error *err);
+GPT2IN_API int embed_npy_read_mem(const void *buf, size_t len, const char *name, embed_npy *out,
                        embed_error *err);
-void embed_npy_free(embed_npy *a);
+GPT2IN_API void embed_npy_free(embed_npy *a);
 /* The header of a (version 1.0) .npy file for dtype/shape, padded so the data
  * starts at a multiple of 64; returns its length (<= 256) and fills hdr. */
-size_t embed_npy_header(embed_dtype dtype, int ndim, const uint64_t *shape, char hdr[256]);
+GPT2IN_API size_t embed_npy_header(embed_dtype dtype, int ndim, const uint64_t *shape, char hdr[256]);
 /* Writes a whole .npy file crash-safely (temporary file + rename). */
-int embed_npy_write(const char *path, embed_dtype dtype, int ndim, const uint64_t *shape,
+GPT2IN_API int embed_npy_write(const char *path, embed_dtype dtype, int ndim, const uint64_t *shape,
                     const void *data, embed_error *err);
 /* Validates a whole .npy image like embed_npy_read but copies nothing:
  * fills out (data NULL), the major version (1, 2, 3) and the data's offset. */
-int embed_npy_inspect(const void *buf, size_t len, const char *name, embed_npy *out,
+GPT2IN_API int embed_npy_inspect(const void *buf, size_t len, const char *name, embed_npy *out,
                       unsigned *version, size_t *data_start, embed_error *err);
 
 /* ---- embedding tables --------------------------------------------------- */
@@ -176,13 +186,13 @@ typedef struct embed_table {
  * or the position table (embed_positions: "wpe.weight" or
  * "transformer.wpe.weight"). Any other dtype or rank is EMBED_ERR_DTYPE /
  * EMBED_ERR_SHAPE with a message naming it. */
-int embed_wte(const embed_file *f, const char *name, embed_table *out, embed_error *err);
-int embed_wpe(const embed_file *f, const char *name, embed_table *out, embed_error *err);
+GPT2IN_API int embed_wte(const embed_file *f, const char *name, embed_table *out, embed_error *err);
+GPT2IN_API int embed_wpe(const embed_file *f, const char *name, embed_table *out, embed_error *err);
 /* Same, from a tensor view. */
-int embed_table_from_tensor(const embed_tensor *t, embed_table *out, embed_error *err);
+GPT2IN_API int embed_table_from_tensor(const embed_tensor *t, embed_table *out, embed_error *err);
 
 /* Copies row r of the table into dst (cols floats), converting to F32. */
-void embed_row(const embed_table *tab, size_t r, float *dst);
+GPT2IN_API void embed_row(const embed_table *tab, size_t r, float *dst);
 
 /* ---- forward and backward ----------------------------------------------- */
 
@@ -195,7 +205,7 @@ void embed_row(const embed_table *tab, size_t r, float *dst);
  * The values are the same either way.
  * wte (V,C), wpe (maxT,C), ids (T). out must hold T*C floats. An id >= V or a
  * position >= maxT is EMBED_ERR_ID naming t and the value. */
-int embed_forward(float *out, const embed_table *wte, const embed_table *wpe, size_t pos0,
+GPT2IN_API int embed_forward(float *out, const embed_table *wte, const embed_table *wpe, size_t pos0,
                   const uint32_t *ids, size_t T, embed_error *err);
 
 /* Sparse backward of wte: dwte[ids[t]] += dout[t] for the touched rows only.
@@ -203,17 +213,17 @@ int embed_forward(float *out, const embed_table *wte, const embed_table *wpe, si
  * (n_rows of them, at most T) and their summed gradients to grad (n_rows,C);
  * each row is summed in token order, so results are bit-identical run to
  * run. rows must hold T ids, grad T*C floats, and scratch T uint32. */
-int embed_backward_sparse(const float *dout, const uint32_t *ids, size_t T, size_t C,
+GPT2IN_API int embed_backward_sparse(const float *dout, const uint32_t *ids, size_t T, size_t C,
                           size_t V, uint32_t *rows, float *grad, size_t *n_rows,
                           uint32_t *scratch, embed_error *err);
 
 /* Dense variant: dwte (V,C) += scatter(dout) in token order (the caller
  * zeroes it, or keeps accumulating, e.g. a tied output head's gradient). */
-int embed_backward_dense(float *dwte, size_t V, const float *dout, const uint32_t *ids,
+GPT2IN_API int embed_backward_dense(float *dwte, size_t V, const float *dout, const uint32_t *ids,
                          size_t T, size_t C, embed_error *err);
 
 /* Position gradient: dwpe (maxT,C) rows pos0..pos0+T-1 += dout (T,C). */
-int embed_backward_positions(float *dwpe, size_t maxT, size_t pos0, const float *dout,
+GPT2IN_API int embed_backward_positions(float *dwpe, size_t maxT, size_t pos0, const float *dout,
                              size_t T, size_t C, embed_error *err);
 
 /* ---- optimisers on touched rows ----------------------------------------- */
@@ -226,14 +236,14 @@ typedef struct embed_param {
 
 /* w[rows[i]] -= lr * grad[i] for i < n. (Plain SGD, no momentum/decay:
  * identical to dense SGD.) grad (n,C). */
-int embed_sgd(embed_param *p, const uint32_t *rows, const float *grad, size_t n, float lr,
+GPT2IN_API int embed_sgd(embed_param *p, const uint32_t *rows, const float *grad, size_t n, float lr,
               embed_error *err);
 
 /* embed_backward_sparse followed by embed_sgd, fused: the same bits, but no
  * (n,C) gradient is written (rows used once are stepped straight from dout),
  * so about half the memory traffic. w (V,C), dout (T,C), ids (T); scratch
  * must hold 2*T uint32. */
-int embed_backward_sgd(embed_param *p, const float *dout, const uint32_t *ids, size_t T,
+GPT2IN_API int embed_backward_sgd(embed_param *p, const float *dout, const uint32_t *ids, size_t T,
                        float lr, uint32_t *scratch, embed_error *err);
 
 /* PyTorch's SparseAdam: lazy moments, updated only for the rows in this
@@ -248,18 +258,18 @@ typedef struct embed_adam {
 } embed_adam;
 
 /* torch defaults: betas (0.9, 0.999), eps 1e-8, step 0. */
-void embed_adam_init(embed_adam *a, double lr, float *m, float *v);
-int embed_adam_step(embed_param *p, embed_adam *a, const uint32_t *rows, const float *grad,
+GPT2IN_API void embed_adam_init(embed_adam *a, double lr, float *m, float *v);
+GPT2IN_API int embed_adam_step(embed_param *p, embed_adam *a, const uint32_t *rows, const float *grad,
                     size_t n, embed_error *err);
 
 /* ---- similarity (embed/similarity.c) ----------------------------------- */
 
 /* Cosine similarity of a (n) and b (n), accumulated in double; 0 when either
  * vector is all zeros. */
-float embed_cosine(const float *a, const float *b, size_t n);
+GPT2IN_API float embed_cosine(const float *a, const float *b, size_t n);
 
 /* L2 norm of every row: norms (tab->rows). Optional input to embed_nearest. */
-void embed_row_norms(const embed_table *tab, float *norms);
+GPT2IN_API void embed_row_norms(const embed_table *tab, float *norms);
 
 /* One result of a nearest-row search. */
 typedef struct embed_hit {
@@ -272,7 +282,7 @@ typedef struct embed_hit {
  * are all zeros. norms (V) may be NULL (computed in the same pass) or from
  * embed_row_norms. hits must hold k entries; *n_hits receives min(k, rows
  * searched). F32 tables are read in place; F16/BF16 rows are converted. */
-int embed_nearest(const embed_table *tab, const float *norms, const float *query,
+GPT2IN_API int embed_nearest(const embed_table *tab, const float *norms, const float *query,
                   const uint32_t *exclude, size_t n_exclude, size_t k, embed_hit *hits,
                   size_t *n_hits, embed_error *err);
 
@@ -285,7 +295,7 @@ int embed_nearest(const embed_table *tab, const float *norms, const float *query
  * entry positive). axes (2,C) and var (2, variance along each axis, divided
  * by n-1 as np.cov does) may be NULL. scratch holds EMBED_PCA2_SCRATCH(n, C)
  * floats. Needs n >= 1. */
-int embed_pca2(const float *vecs, size_t n, size_t C, float *out, float *axes, float *var,
+GPT2IN_API int embed_pca2(const float *vecs, size_t n, size_t C, float *out, float *axes, float *var,
                float *scratch, embed_error *err);
 
 #ifdef __cplusplus

@@ -270,7 +270,7 @@ int embed_npy_read_mem(const void *buf, size_t len, const char *name, embed_npy 
     int rc = embed_npy_inspect(buf, len, name, out, NULL, &start, err);
     if (rc) return rc;
     size_t bytes = len - start; /* checked equal to count * item size */
-    out->data = malloc(bytes ? bytes : 1);
+    out->data = gpt2in_malloc(bytes ? bytes : 1);
     if (!out->data) {
         embed_st_error(err, "%s: out of memory for %zu bytes", name ? name : "(memory)", bytes);
         return EMBED_ERR_NOMEM;

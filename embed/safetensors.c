@@ -429,7 +429,7 @@ static int parse_metadata(jp *p, const char ***meta, size_t *n_meta, size_t *cap
         if ((rc = jp_string(p, &v))) return rc;
         if (*n_meta == *cap) {
             size_t nc = *cap ? *cap * 2 : 8;
-            const char **nm = realloc(*meta, nc * 2 * sizeof *nm);
+            const char **nm = gpt2in_realloc(*meta, nc * 2 * sizeof *nm);
             if (!nm) return embed_st_error(p->err, "%s: out of memory", p->file), EMBED_ERR_NOMEM;
             *meta = nm;
             *cap = nc;
@@ -481,9 +481,9 @@ static int st_validate(embed_file *f, embed_error *err) {
     f->header_len = (size_t)n;
     /* n <= file size, so these allocations are bounded by what is really there.
      * Every tensor entry takes more than 40 header bytes. */
-    f->strings = malloc((size_t)n + 1);
+    f->strings = gpt2in_malloc((size_t)n + 1);
     size_t cap_t = (size_t)n / 40 + 1;
-    f->t = malloc(cap_t * sizeof *f->t);
+    f->t = gpt2in_malloc(cap_t * sizeof *f->t);
     if (!f->strings || !f->t) {
         embed_st_error(err, "%s: out of memory for a %llu-byte header", fn,
                         (unsigned long long)n);
@@ -522,7 +522,7 @@ static int st_validate(embed_file *f, embed_error *err) {
 
     /* duplicate names (the reference only notices them indirectly) */
     if (f->n_t > 1) {
-        embed_tensor **by = malloc(f->n_t * sizeof *by);
+        embed_tensor **by = gpt2in_malloc(f->n_t * sizeof *by);
         if (!by) return embed_st_error(err, "%s: out of memory", fn), EMBED_ERR_NOMEM;
         for (size_t i = 0; i < f->n_t; i++) by[i] = &f->t[i];
         qsort(by, f->n_t, sizeof *by, cmp_name);
@@ -603,9 +603,9 @@ static int st_validate(embed_file *f, embed_error *err) {
 }
 
 static embed_file *st_new(const char *name, embed_error *err) {
-    embed_file *f = calloc(1, sizeof *f);
+    embed_file *f = gpt2in_calloc(1, sizeof *f);
     if (f) f->fd = -1;
-    if (f) f->name = strdup(name ? name : "(memory)");
+    if (f) f->name = gpt2in_strdup(name ? name : "(memory)");
     if (!f || !f->name) {
         free(f);
         embed_st_error(err, "%s: out of memory", name ? name : "(memory)");
@@ -733,9 +733,9 @@ struct embed_writer {
 
 static char *dir_of(const char *path) {
     const char *sl = strrchr(path, '/');
-    if (!sl) return strdup(".");
-    if (sl == path) return strdup("/");
-    return strndup(path, (size_t)(sl - path));
+    if (!sl) return gpt2in_strdup(".");
+    if (sl == path) return gpt2in_strdup("/");
+    return gpt2in_strndup(path, (size_t)(sl - path));
 }
 
 static void writer_free(embed_writer *w) {
@@ -745,19 +745,21 @@ static void writer_free(embed_writer *w) {
 }
 
 embed_writer *embed_writer_open(const char *path, embed_error *err) {
-    embed_writer *w = calloc(1, sizeof *w);
+    embed_writer *w = gpt2in_calloc(1, sizeof *w);
     char *dir = NULL;
     if (!w) goto oom;
     w->fail_after = UINT64_MAX;
+#ifdef GPT2IN_FAULTS
     /* Test hook: GPT2IN_TEST_FAIL_WRITE_AFTER=K makes writing fail (as if the
      * disk were full) once K bytes of the new file have been written. */
     const char *fa = getenv("GPT2IN_TEST_FAIL_WRITE_AFTER");
     if (fa && *fa >= '0' && *fa <= '9') w->fail_after = strtoull(fa, NULL, 10);
+#endif
     const char *sl = strrchr(path, '/');
-    w->path = strdup(path);
+    w->path = gpt2in_strdup(path);
     dir = dir_of(path);
     size_t need = (dir ? strlen(dir) : 0) + strlen(path) + 32;
-    w->tmp = malloc(need);
+    w->tmp = gpt2in_malloc(need);
     if (!w->path || !dir || !w->tmp) goto oom;
     /* a hidden temporary next to the target, so rename() stays on one filesystem */
     snprintf(w->tmp, need, "%s/.%s.tmp.XXXXXX", dir, sl ? sl + 1 : path);
@@ -876,7 +878,7 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
     if (b->n + n + 1 > b->cap) {
         size_t nc = b->cap ? b->cap : 4096;
         while (nc < b->n + n + 1) nc *= 2;
-        char *ns = realloc(b->s, nc);
+        char *ns = gpt2in_realloc(b->s, nc);
         if (!ns) {
             b->oom = 1;
             return;
@@ -949,8 +951,8 @@ int embed_save(const char *path, const embed_file *base, const embed_out_tensor 
         embed_st_error(err, "embed_save: bad arguments");
         return EMBED_ERR_ARG;
     }
-    save_item *it = calloc(nb + n_repl + 1, sizeof *it);
-    const char **mk = calloc(2 * (mb + n_meta) + 1, sizeof *mk);
+    save_item *it = gpt2in_calloc(nb + n_repl + 1, sizeof *it);
+    const char **mk = gpt2in_calloc(2 * (mb + n_meta) + 1, sizeof *mk);
     sbuf h = {0};
     int rc = EMBED_ERR_NOMEM;
     if (!it || !mk) {

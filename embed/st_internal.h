@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alloc.h"
 #include "embed.h"
 
 /* printf into err->msg, newlines flattened (messages are one line). */

@@ -3,8 +3,14 @@
 # AddressSanitizer and UBSan) and ends with one summary line.
 # A suite is a C program build/tests/test_* or a script tests/test_*.sh;
 # exit 0 = passed, 77 = skipped (it says why), anything else = failed.
-# Scripts get $B (the build folder), $GPT2IN (the program) and $SANITIZED (0/1).
+# Scripts get $B (the build folder), $GPT2IN (the program), $SANITIZED (0/1:
+# built with -fsanitize=address) and $FAULTS (0/1: built with -DGPT2IN_FAULTS,
+# the fault injection hooks), both read from $B/cflags.
 # Usage: sh tests/run.sh [NAME-FILTER]
+# GPT2IN_BUILDS: the build folders (default "build build-asan").
+# GPT2IN_CHECK=1 (make check): the suites in CHECK_SKIP below (fuzzing, huge
+# inputs, valgrind, the tiktoken oracle, the slow generated streams) are
+# skipped with "skipped: not in make check".
 set -u
 cd "$(dirname "$0")/.." || exit 2
 filter=${1:-}
@@ -14,14 +20,31 @@ mkdir -p "$logdir"
 pass=0 fail=0 skip=0 failed=""
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export GPT2IN_CHECK=${GPT2IN_CHECK:-0}
+CHECK_SKIP="test_fuzz.sh test_huge.sh test_valgrind.sh test_differential.sh test_embed_refs.sh
+test_tokenizer_stream.sh test_crash_safe.sh"
+
+# 1 when the build's compile line ($b/cflags, written by the Makefile) has $2.
+built_with() {
+    if [ -f "$1/cflags" ]; then grep -q -e "$2" "$1/cflags" && echo 1 || echo 0
+    else [ "$1" = build-asan ] && echo 1 || echo 0; fi
+}
 
 run_one() { # build name command...
     b=$1; name=$2; shift 2
     case "$name" in *"$filter"*) ;; *) return ;; esac
+    if [ "$GPT2IN_CHECK" = 1 ]; then
+        for c in $CHECK_SKIP; do
+            if [ "$c" = "$name" ]; then
+                skip=$((skip + 1)); printf 'SKIP  %-28s %-11s %s\n' "$name" "$b" "skipped: not in make check"
+                return
+            fi
+        done
+    fi
     log="$logdir/$(echo "$b-$name" | tr '/' '_').log"
     start=$(date +%s)
-    B=$b GPT2IN=$b/gpt2in SANITIZED=$([ "$b" = build-asan ] && echo 1 || echo 0) \
-        "$@" >"$log" 2>&1 </dev/null
+    B=$b GPT2IN=$b/gpt2in SANITIZED=$(built_with "$b" -fsanitize=address) \
+        FAULTS=$(built_with "$b" -DGPT2IN_FAULTS) "$@" >"$log" 2>&1 </dev/null
     rc=$?
     secs=$(( $(date +%s) - start ))
     if [ $rc -eq 0 ]; then

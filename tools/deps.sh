@@ -1,7 +1,8 @@
 #!/bin/sh
 # deps.sh check|install - the Debian packages gpt2in needs.
-#   build:   libutf8proc-dev libstb-dev pkg-config
-#   tests:   python3-numpy python3-torch (references), clang libclang-rt-14-dev
+#   build:   libutf8proc-dev
+#   tests:   pkg-config (the installed library's test)
+#            python3-numpy python3-torch (references), clang libclang-rt-14-dev
 #            (libFuzzer, sanitizers), nodejs npm (tiktoken oracle), valgrind,
 #            hyperfine (make bench's start-up figure)
 # `check` only reports what the build needs; `install` installs whatever is
@@ -12,7 +13,6 @@ mode=${1:-check}
 missing_build() {
     m=""
     [ -f /usr/include/utf8proc.h ] || m="$m libutf8proc-dev"
-    [ -f /usr/include/stb/stb_ds.h ] || m="$m libstb-dev"
     echo "$m"
 }
 
