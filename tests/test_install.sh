@@ -1,0 +1,93 @@
+#!/bin/sh
+# make install / uninstall into a staging folder (DESTDIR): headers land in
+# include/gpt2in/, a program written `#include <gpt2in/bpe.h>` compiles and
+# links through pkg-config against the installed shared and static
+# libraries and runs; uninstall then removes exactly the installed files,
+# leaving alone unrelated include/bpe.h and include/embed.h of other
+# packages. Normal build only (a sanitizer build's library needs the
+# sanitizer runtime in every program linking it).
+set -u
+: "${B:=build}" "${SANITIZED:=0}"
+if [ "$SANITIZED" = 1 ]; then
+    echo "skipped: the installed library is checked in the normal build"
+    exit 77
+fi
+command -v pkg-config >/dev/null 2>&1 || { echo "skipped: no pkg-config"; exit 77; }
+tmp=$(mktemp -d) || exit 2
+trap 'rm -rf "$tmp"' EXIT
+root=$tmp/root
+fail=0
+die() { echo "FAIL: $*"; fail=1; }
+# -o all: install what $B holds, never rebuild it with other flags.
+mk() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make --no-print-directory -o all B="$B" \
+    DESTDIR="$root" PREFIX=/usr/local "$@"; }
+
+mkdir -p "$root/usr/local/include"
+echo '/* another package */' > "$root/usr/local/include/embed.h"
+echo '/* another package */' > "$root/usr/local/include/bpe.h"
+(cd "$root" && find . ! -type d | sort) > "$tmp/before"
+
+mk install > "$tmp/log" 2>&1 || { cat "$tmp/log"; echo "make install failed"; exit 1; }
+(cd "$root" && find . ! -type d | sort) > "$tmp/after"
+cat > "$tmp/want" <<'LIST'
+./usr/local/bin/gpt2in
+./usr/local/include/bpe.h
+./usr/local/include/embed.h
+./usr/local/include/gpt2in/bpe.h
+./usr/local/include/gpt2in/embed.h
+./usr/local/lib/libgpt2in.a
+./usr/local/lib/libgpt2in.so
+./usr/local/lib/libgpt2in.so.0
+./usr/local/lib/libgpt2in.so.0.1.0
+./usr/local/lib/pkgconfig/gpt2in.pc
+LIST
+sort "$tmp/want" | cmp -s - "$tmp/after" || die "installed files: $(diff "$tmp/want" "$tmp/after" | tr '\n' ' ')"
+for h in bpe.h embed.h; do
+    grep -q 'another package' "$root/usr/local/include/$h" || die "install changed include/$h"
+done
+
+cat > "$tmp/prog.c" <<'C'
+#include <stdio.h>
+#include <string.h>
+#include <gpt2in/bpe.h>
+#include <gpt2in/embed.h>
+/* A program with stb_ds of its own defines this; the library must not. */
+void *stbds_arrgrowf(void *a, size_t elem, size_t add, size_t cap) {
+    (void)elem, (void)add, (void)cap;
+    return a;
+}
+int main(void) {
+    uint32_t ids[8];
+    size_t n = 0;
+    bpe_error err;
+    if (bpe_encode(bpe_gpt2(), "hello world", 11, 0, ids, NULL, 8, &n, &err)) return 1;
+    if (bpe_load_mem(NULL, 0, NULL, NULL, 0, NULL, &err)) return 1;  /* pulls in the loader */
+    printf("%zu %u %u %s\n", n, ids[0], ids[1], embed_dtype_name(EMBED_BF16));
+    return 0;
+}
+C
+export PKG_CONFIG_PATH="$root/usr/local/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$root"
+pc_cflags=$(pkg-config --cflags gpt2in) && pc_libs=$(pkg-config --libs gpt2in) &&
+    pc_static=$(pkg-config --static --libs gpt2in) || die "pkg-config gpt2in failed"
+want="2 31373 995 BF16"
+if cc -std=c11 -Wall -Wextra -Werror $pc_cflags -o "$tmp/prog" "$tmp/prog.c" $pc_libs 2>"$tmp/cc"; then
+    got=$(LD_LIBRARY_PATH="$root/usr/local/lib" "$tmp/prog")
+    [ "$got" = "$want" ] || die "shared: printed '$got', want '$want'"
+else
+    die "shared: does not build: $(cat "$tmp/cc")"
+fi
+# Static: the archive itself, with the private dependencies pkg-config lists.
+static_libs=$(echo "$pc_static" | sed 's/-lgpt2in/-l:libgpt2in.a/')
+if cc -std=c11 $pc_cflags -o "$tmp/prog_static" "$tmp/prog.c" $static_libs 2>"$tmp/cc"; then
+    got=$("$tmp/prog_static")
+    [ "$got" = "$want" ] || die "static: printed '$got', want '$want'"
+else
+    die "static: does not link: $(head -5 "$tmp/cc")"
+fi
+
+mk uninstall > "$tmp/log" 2>&1 || { cat "$tmp/log"; die "make uninstall failed"; }
+(cd "$root" && find . ! -type d | sort) > "$tmp/left"
+cmp -s "$tmp/before" "$tmp/left" || die "uninstall left or removed: $(diff "$tmp/before" "$tmp/left" | tr '\n' ' ')"
+[ -d "$root/usr/local/include/gpt2in" ] && die "uninstall left include/gpt2in/"
+[ $fail -eq 0 ] && echo "install: $(wc -l < "$tmp/want") files, shared and static links, uninstall clean"
+exit $fail
