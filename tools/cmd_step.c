@@ -7,9 +7,13 @@
  * tables are copied once as raw bytes to be written back. F16/BF16 tables
  * are stepped in F32 and rounded back (to nearest even) on the touched rows. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli_embed.h"
 
@@ -20,10 +24,31 @@ static const char usage_text[] =
     "                   [--input-format text|u16|u32|npy|json|llmc]\n"
     "\n"
     "One step on the embedding rows the ids touch, given DOUT = dLoss/dx, float32\n"
-    "[T, C]: dwte rows are summed in token order, then\n"
-    "  sgd:  w -= lr * g  (as torch.optim.SGD)\n"
-    "  adam: torch.optim.SparseAdam (betas 0.9, 0.999, eps 1e-8), moments and step count\n"
-    "        kept in STATE (read if it exists, then rewritten; required for adam).\n"
+    "[T, C]. A row's gradient g is its DOUT rows summed in token order onto a zero,\n"
+    "bit for bit PyTorch 1.13's dense backward, F.embedding(ids, W).backward(DOUT).\n"
+    "  sgd:  w = w + (-lr)*g in one rounding (a fused multiply-add): bit for bit\n"
+    "        torch.optim.SGD([W], lr).step() after that dense backward (nn.Embedding's\n"
+    "        default). With sparse=True PyTorch adds a repeated id's rows to w one at\n"
+    "        a time instead, which can round differently: w 1, ids 0 0, DOUT [[1],\n"
+    "        [3e-8]], lr 1 gives 0 here and with the dense gradient, -3e-8 with the\n"
+    "        sparse one. Where no id repeats the two agree (but for a -0.0 weight\n"
+    "        stepped by a -0.0: -0.0 here and dense, +0.0 sparse).\n"
+    "  adam: torch.optim.SparseAdam([W], lr) (betas 0.9, 0.999, eps 1e-8), bit for\n"
+    "        bit, given g as a sparse tensor of the touched rows (ids ascending). With\n"
+    "        F.embedding(ids, W, sparse=True) PyTorch's coalesce() sums a row in the\n"
+    "        order of an unstable sort: the same bits when T <= 16 or no id occurs\n"
+    "        more than twice in the step, otherwise it can round differently.\n"
+    "        The moments and step count are kept in STATE (required; read if it\n"
+    "        exists, else zeros). STATE's metadata \"step\" and NEW's \"gpt2in.adam_step\"\n"
+    "        count the steps; a step refuses a pair that disagrees (a step that wrote\n"
+    "        STATE but not NEW, or weights of another step). STATE is written first;\n"
+    "        if NEW then cannot be, STATE is put back as it was.\n"
+    "F16/BF16 tables are stepped in float32 and rounded back: bit for bit W.float(),\n"
+    "the step above, then .half() / .bfloat16() in PyTorch on a CPU with AVX2 (a NaN\n"
+    "becomes sign|0x7e00 in F16, 0xffff in BF16).\n"
+    "Steps that write the same files run one after another: each holds a lock\n"
+    "(flock) on the directories of NEW and STATE from before it reads FILE until\n"
+    "its files are renamed into place.\n"
     "--positions also steps the position table (rows pos-offset .. pos-offset+T-1).\n"
     "NEW keeps every other tensor bit for bit; it may be FILE itself (written to a\n"
     "temporary file and renamed, as is STATE).\n";
@@ -96,6 +121,100 @@ static int state_tensor(const embed_file *st, const char *path, const char *pref
     return CLI_OK;
 }
 
+/* Two steps on the same files would both read the old weights and the last
+ * rename would win, losing the other step. So a step takes an exclusive
+ * flock on the directories it writes into (NEW's and STATE's; the files
+ * themselves are replaced by rename, so a lock on them would not last)
+ * before it reads anything, and keeps it until exit: steps that write the
+ * same files run one after another. Two directories are locked in the order
+ * of their (device, inode), so two steps never wait for each other. */
+static int lock_dir_of(const char *path, int *fd, struct stat *dst) {
+    char *real = realpath(path, NULL); /* a symbolic link: its target's directory */
+    const char *p = real ? real : path;
+    const char *slash = strrchr(p, '/');
+    size_t len = slash ? (slash == p ? 1 : (size_t)(slash - p)) : 1;
+    char *dir = malloc(len + 1);
+    if (!dir) {
+        free(real);
+        return cli_error("out of memory");
+    }
+    memcpy(dir, slash ? p : ".", len);
+    dir[len] = 0;
+    free(real);
+    *fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*fd < 0 || fstat(*fd, dst)) {
+        int rc = cli_error("step: cannot open the directory %s to lock it: %s", dir,
+                           strerror(errno));
+        free(dir);
+        return rc;
+    }
+    free(dir);
+    return CLI_OK;
+}
+
+static int step_lock(const char *out_path, const char *state_path, int fd[2]) {
+    struct stat a, b;
+    if (lock_dir_of(out_path, &fd[0], &a))
+        return CLI_ERR;
+    if (state_path) {
+        if (lock_dir_of(state_path, &fd[1], &b))
+            return CLI_ERR;
+        if (a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+            close(fd[1]);
+            fd[1] = -1;
+        } else if (a.st_dev > b.st_dev || (a.st_dev == b.st_dev && a.st_ino > b.st_ino)) {
+            int t = fd[0];
+            fd[0] = fd[1], fd[1] = t;
+        }
+    }
+    for (int k = 0; k < 2; k++)
+        while (fd[k] >= 0 && flock(fd[k], LOCK_EX))
+            if (errno != EINTR)
+                return cli_error("step: cannot lock the output directory: %s", strerror(errno));
+    return CLI_OK;
+}
+
+static void step_unlock(int fd[2]) {
+    for (int k = 0; k < 2; k++)
+        if (fd[k] >= 0)
+            close(fd[k]);
+}
+
+/* The step count a file's metadata holds under key (0 when absent). */
+static int meta_step(const embed_file *f, const char *path, const char *key, int64_t *step) {
+    *step = 0;
+    for (size_t i = 0; i < embed_metadata_count(f); i++) {
+        const char *k, *val;
+        uint64_t s;
+        embed_metadata_at(f, i, &k, &val);
+        if (strcmp(k, key))
+            continue;
+        if (cli_parse_u64(val, &s) || s > INT64_MAX - 1)
+            return cli_error("%s: metadata %s '%s' is not a step count", path, key, val);
+        *step = (int64_t)s;
+    }
+    return CLI_OK;
+}
+
+/* The weights could not be written after the state was: put the state back
+ * as it was (or remove it if there was none), so the step can simply be run
+ * again. Returns 0 when done. */
+static int state_put_back(const char *path, const embed_file *old, char *why, size_t n) {
+    embed_error err;
+    if (old) {
+        if (embed_save(path, old, NULL, 0, NULL, 0, &err) == 0)
+            return 0;
+        snprintf(why, n, "%s", err.msg);
+        return -1;
+    }
+    if (unlink(path) == 0 || errno == ENOENT)
+        return 0;
+    snprintf(why, n, "%s: %s", path, strerror(errno));
+    return -1;
+}
+
+#define ADAM_STEP_KEY "gpt2in.adam_step"
+
 int cmd_step(int argc, char **argv) {
     cli_model_opts mo = {0};
     const char *ids_path = NULL, *dout_path = NULL, *opt_name = NULL;
@@ -141,10 +260,19 @@ int cmd_step(int argc, char **argv) {
         return cli_error("step: unknown --optimizer '%s' (sgd, adam)", opt_name);
     if (adam && !state_path)
         return cli_error("step: --optimizer adam needs --state FILE (created if missing)");
+    if (!adam && state_path)
+        return cli_error("step: --state is only for --optimizer adam (sgd keeps no state)");
 
-    cli_model m;
-    if (cli_model_open(&mo, "step", &m))
+    int lock_fd[2] = {-1, -1};
+    if (step_lock(out_path, adam ? state_path : NULL, lock_fd)) {
+        step_unlock(lock_fd);
         return CLI_ERR;
+    }
+    cli_model m;
+    if (cli_model_open(&mo, "step", &m)) {
+        step_unlock(lock_fd);
+        return CLI_ERR;
+    }
     int rc = CLI_ERR;
     embed_error err;
     embed_npy dout = {0};
@@ -204,7 +332,10 @@ int cmd_step(int argc, char **argv) {
         }
         for (size_t t = 0; t < T; t++)
             pp->rows[t] = (uint32_t)(mo.pos0 + t);
-        memcpy(pp->grad, dout.data, T * C * sizeof *pp->grad);
+        /* onto a zero, as the dense backward: a -0.0 becomes +0.0 */
+        const float *d = dout.data;
+        for (size_t i = 0; i < T * C; i++)
+            pp->grad[i] = 0.0f + d[i];
     }
     for (size_t k = 0; k < np; k++)
         if (part_load(&parts[k]))
@@ -220,17 +351,19 @@ int cmd_step(int argc, char **argv) {
                 cli_error("%s", err.msg);
                 goto done;
             }
-            for (size_t i = 0; i < embed_metadata_count(st); i++) {
-                const char *key, *val;
-                embed_metadata_at(st, i, &key, &val);
-                uint64_t s;
-                if (!strcmp(key, "step")) {
-                    if (cli_parse_u64(val, &s) || s > INT64_MAX - 1) {
-                        cli_error("%s: metadata step '%s' is not a number", state_path, val);
-                        goto done;
-                    }
-                    step = (int64_t)s;
-                }
+            int64_t wstep;
+            if (meta_step(st, state_path, "step", &step) ||
+                meta_step(m.f, mo.weights, ADAM_STEP_KEY, &wstep))
+                goto done;
+            if (wstep != step) {
+                cli_error("step: %s is at Adam step %lld but %s at step %lld (%s in its "
+                          "metadata): they are not the state and weights of the same step "
+                          "(e.g. a step that wrote the state and was killed before the "
+                          "weights). Step the weights that go with this state, or delete %s "
+                          "to restart Adam's moments from zero",
+                          state_path, (long long)step, mo.weights, (long long)wstep,
+                          ADAM_STEP_KEY, state_path);
+                goto done;
             }
         } else if (errno != ENOENT) {
             cli_error("cannot open %s: %s", state_path, strerror(errno));
@@ -298,10 +431,9 @@ int cmd_step(int argc, char **argv) {
         repl[k].shape[1] = C;
         repl[k].data = parts[k].bytes;
     }
-    if (embed_save(out_path, m.f, repl, np, NULL, 0, &err)) {
-        cli_error("%s", err.msg);
-        goto done;
-    }
+    char step_text[32];
+    snprintf(step_text, sizeof step_text, "%lld", (long long)step + 1);
+    /* Adam: the state first, then the weights, both with the new step count */
     if (adam) {
         embed_out_tensor srepl[4];
         char names[4][64];
@@ -317,15 +449,27 @@ int cmd_step(int argc, char **argv) {
                 o->shape[1] = C;
                 o->data = q ? vfull[k] : mfull[k];
             }
-        char step_text[32];
-        snprintf(step_text, sizeof step_text, "%lld", (long long)step + 1);
         const char *meta[] = {"step", step_text};
         /* base = the old state, so its other tensors (e.g. the other table's
          * moments) are kept */
         if (embed_save(state_path, st, srepl, 2 * np, meta, 1, &err)) {
-            cli_error("%s (the weights in %s were already stepped)", err.msg, out_path);
+            cli_error("%s (nothing was changed)", err.msg);
             goto done;
         }
+    }
+    const char *wmeta[] = {ADAM_STEP_KEY, step_text};
+    if (embed_save(out_path, m.f, repl, np, adam ? wmeta : NULL, adam ? 1 : 0, &err)) {
+        char why[sizeof err.msg + 64];
+        if (!adam)
+            cli_error("%s", err.msg);
+        else if (!state_put_back(state_path, st, why, sizeof why))
+            cli_error("%s (%s was put back as it was: nothing was changed)", err.msg,
+                      state_path);
+        else
+            cli_error("%s; %s, already stepped, could not be put back (%s): delete it to "
+                      "restart Adam's moments from zero",
+                      err.msg, state_path, why);
+        goto done;
     }
     rc = CLI_OK;
 done:
@@ -339,5 +483,6 @@ done:
     embed_npy_free(&dout);
     embed_close(st);
     cli_model_close(&m);
+    step_unlock(lock_fd);
     return rc;
 }

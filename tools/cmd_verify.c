@@ -10,14 +10,18 @@
 
 static const char usage_text[] =
     "usage: gpt2in verify --weights FILE --ids IDS --ref REF [--positions] [--pos-offset N]\n"
-    "                     [--atol A] [--rtol R] [--tensor NAME] [--wpe-tensor NAME]\n"
+    "                     [--atol A] [--rtol R] [--equal-nan] [--tensor NAME]\n"
+    "                     [--wpe-tensor NAME]\n"
     "                     [--input-format text|u16|u32|npy|json|llmc]\n"
     "\n"
     "Computes the embedding of IDS (as 'gpt2in embed' does) and compares it with REF,\n"
     "an .npy array (float32, float16 or float64, shape [T, C] or [1, T, C]) or\n"
     "FILE.safetensors:TENSOR. A value passes when |got - ref| <= atol + rtol*|ref|\n"
     "(numpy.allclose; defaults atol 1e-6, rtol 1e-5; --atol 0 --rtol 0 asks for\n"
-    "bit-exact). Prints max abs/rel error, the mismatch count and the first mismatch.\n"
+    "bit-exact). A NaN is outside any tolerance, unless --equal-nan: then a NaN\n"
+    "matches a NaN at the same place, whatever its sign and payload (numpy.allclose's\n"
+    "equal_nan=True). Prints max abs/rel error, the mismatch count and the first\n"
+    "mismatch; \"identical\" means the same float32 bits, NaNs included.\n"
     "Exit 0 within tolerance, 1 outside, 2 on an error (e.g. shapes differ).\n";
 
 static int ends_with(const char *s, const char *suf) {
@@ -103,7 +107,7 @@ static int load_ref(const char *spec, double **out, size_t *rows, size_t *cols) 
 int cmd_verify(int argc, char **argv) {
     cli_model_opts mo = {0};
     const char *ids_path = NULL, *ref_path = NULL, *v;
-    int bad = 0;
+    int bad = 0, equal_nan = 0;
     double atol = 1e-6, rtol = 1e-5;
     for (int i = 1; i < argc; i++) {
         int taken = cli_model_opt(argc, argv, &i, &mo);
@@ -114,6 +118,8 @@ int cmd_verify(int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage_text, stdout);
             return CLI_OK;
+        } else if (!strcmp(argv[i], "--equal-nan")) {
+            equal_nan = 1;
         } else if ((v = cli_opt(argc, argv, &i, "--ids", &bad))) {
             ids_path = v;
         } else if ((v = cli_opt(argc, argv, &i, "--ref", &bad))) {
@@ -167,7 +173,7 @@ int cmd_verify(int argc, char **argv) {
     for (size_t i = 0; i < T * C; i++) {
         double a = x[i], b = ref[i];
         int ok;
-        if (a == b) { /* also equal infinities */
+        if (a == b || (equal_nan && isnan(a) && isnan(b))) { /* also equal infinities */
             ok = 1;
         } else {
             double d = fabs(a - b);
@@ -177,7 +183,9 @@ int cmd_verify(int argc, char **argv) {
             if (b != 0 && !(d / fabs(b) <= max_rel))
                 max_rel = d / fabs(b);
         }
-        if ((float)b != x[i] || ((float)b == 0 && signbit((float)b) != signbit(x[i])))
+        float fb = (float)b;
+        if (isnan(fb) || isnan(x[i]) ? memcmp(&fb, &x[i], sizeof fb)
+                                     : fb != x[i] || (fb == 0 && signbit(fb) != signbit(x[i])))
             identical = 0;
         if (!ok && bad_n++ == 0)
             first = i;
