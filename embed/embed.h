@@ -58,7 +58,10 @@ GPT2IN_API const char *embed_dtype_name(embed_dtype dt);     /* "F32", ... */
 GPT2IN_API int embed_dtype_from_name(const char *name);       /* -1 if unknown */
 GPT2IN_API size_t embed_dtype_bits(embed_dtype dt);           /* 4 for F4, 32 for F32, ... */
 
-/* Conversions used for F16/BF16 tables (round-to-nearest-even on the way down). */
+/* Conversions used for F16/BF16 tables: exact on the way up, round-to-nearest-
+ * even on the way down, as PyTorch 1.13's x.float(), x.half() and x.bfloat16()
+ * (on a CPU with AVX2) bit for bit, NaNs included: F32 -> F16 writes a NaN as
+ * sign | 0x7e00, F32 -> BF16 writes every NaN as 0xffff. */
 GPT2IN_API float embed_f16_to_f32(uint16_t h);
 GPT2IN_API float embed_bf16_to_f32(uint16_t b);
 GPT2IN_API uint16_t embed_f32_to_f16(float f);
@@ -211,8 +214,11 @@ GPT2IN_API int embed_forward(float *out, const embed_table *wte, const embed_tab
 /* Sparse backward of wte: dwte[ids[t]] += dout[t] for the touched rows only.
  * dout (T,C), ids (T). Writes the distinct ids in increasing order to rows
  * (n_rows of them, at most T) and their summed gradients to grad (n_rows,C);
- * each row is summed in token order, so results are bit-identical run to
- * run. rows must hold T ids, grad T*C floats, and scratch T uint32. */
+ * each row is summed in token order onto a zero, so it is bit for bit that
+ * row of PyTorch's dense backward (F.embedding(ids, W).backward(dout)), and
+ * the same run to run. (torch's sparse=True gradient, coalesced, sums a row
+ * in its sort's order: the same bits when T <= 16 or no id occurs more than
+ * twice.) rows must hold T ids, grad T*C floats, and scratch T uint32. */
 GPT2IN_API int embed_backward_sparse(const float *dout, const uint32_t *ids, size_t T, size_t C,
                           size_t V, uint32_t *rows, float *grad, size_t *n_rows,
                           uint32_t *scratch, embed_error *err);
@@ -234,8 +240,10 @@ typedef struct embed_param {
     size_t rows, cols;
 } embed_param;
 
-/* w[rows[i]] -= lr * grad[i] for i < n. (Plain SGD, no momentum/decay:
- * identical to dense SGD.) grad (n,C). */
+/* w[rows[i]] = w + (-lr) * grad[i] for i < n, in one rounding (a fused
+ * multiply-add), as torch.optim.SGD's w.add_(g, alpha=-lr) on CPU. Plain SGD,
+ * no momentum or decay: with embed_backward_sparse's rows it is bit for bit
+ * SGD after the dense backward. grad (n,C). */
 GPT2IN_API int embed_sgd(embed_param *p, const uint32_t *rows, const float *grad, size_t n, float lr,
               embed_error *err);
 
