@@ -190,6 +190,30 @@ def gen(out):
          lambda T: torch.cat([torch.randperm(64, generator=g)[:20]] * 2)[torch.randperm(T, generator=g)],
          True, False)
 
+    # SparseAdam on a BF16 table, two steps: each step is W.float(), the step,
+    # .bfloat16() (the file holds BF16 between steps; the moments stay F32).
+    V, C, lr = 48, 16, 0.01
+    wb = (torch.randn(V, C, generator=g) * 0.02).bfloat16()
+    W = wb.float().requires_grad_()
+    opt = torch.optim.SparseAdam([W], lr=lr)
+    steps = []
+    for k in range(2):
+        ids = torch.randint(0, 10, (24,), generator=g)
+        dout = torch.randn(24, C, generator=g)
+        steps.append((ids.numpy(), dout.numpy()))
+        Wg = W.detach().clone().requires_grad_()
+        F.embedding(ids, Wg).backward(dout)
+        rows = torch.unique(ids)
+        opt.zero_grad()
+        W.grad = torch.sparse_coo_tensor(rows[None], Wg.grad[rows], (V, C))
+        opt.step()
+        with torch.no_grad():
+            W.copy_(W.bfloat16().float())
+    st = opt.state[W]
+    case("adam_bf16", [("wte.weight", bits(wb), "BF16")], steps, f"--optimizer adam --lr {lr!r}",
+         {"wte.weight": bits(W.detach().bfloat16())},
+         state={"wte.exp_avg": bits(st["exp_avg"]), "wte.exp_avg_sq": bits(st["exp_avg_sq"])})
+
     # 5. F16 / BF16 tables: W.float(), the dense SGD step, .half() / .bfloat16().
     # w = 0 and lr 1 make the stepped value -dout exactly: NaNs (several
     # payloads and both signs), infinities, rounding ties, F32 subnormals,
