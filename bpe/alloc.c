@@ -2,6 +2,7 @@
 #include "alloc.h"
 
 #ifdef GPT2IN_FAULTS
+#include <errno.h>
 #include <stdatomic.h>
 
 static atomic_long fault_count;  /* allocations since the last gpt2in_fault_set */
@@ -21,9 +22,15 @@ long gpt2in_fault_set(long at, int sticky) {
     return n;
 }
 
-void *gpt2in_malloc(size_t n) { return gpt2in_fault_alloc() ? NULL : malloc(n); }
-void *gpt2in_calloc(size_t n, size_t size) { return gpt2in_fault_alloc() ? NULL : calloc(n, size); }
-void *gpt2in_realloc(void *p, size_t n) { return gpt2in_fault_alloc() ? NULL : realloc(p, n); }
+/* A failure sets errno as the C library's does. */
+static void *failed(void) {
+    errno = ENOMEM;
+    return NULL;
+}
+
+void *gpt2in_malloc(size_t n) { return gpt2in_fault_alloc() ? failed() : malloc(n); }
+void *gpt2in_calloc(size_t n, size_t size) { return gpt2in_fault_alloc() ? failed() : calloc(n, size); }
+void *gpt2in_realloc(void *p, size_t n) { return gpt2in_fault_alloc() ? failed() : realloc(p, n); }
 
 char *gpt2in_strdup(const char *s) { return gpt2in_strndup(s, strlen(s)); }
 
