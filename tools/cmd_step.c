@@ -168,9 +168,17 @@ static int step_lock(const char *out_path, const char *state_path, int fd[2]) {
         }
     }
     for (int k = 0; k < 2; k++)
-        while (fd[k] >= 0 && flock(fd[k], LOCK_EX))
-            if (errno != EINTR)
+        while (fd[k] >= 0 && flock(fd[k], LOCK_EX)) {
+            if (errno == EINTR)
+                continue;
+            if (errno != ENOLCK && errno != EOPNOTSUPP && errno != EINVAL)
                 return cli_error("step: cannot lock the output directory: %s", strerror(errno));
+            /* a filesystem without locks: step as before, but say so */
+            fprintf(stderr, "gpt2in: warning: step: cannot lock the output directory (%s): "
+                            "steps run at the same time on these files may lose updates\n",
+                    strerror(errno));
+            break;
+        }
     return CLI_OK;
 }
 
