@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Marks the library's exported functions (it is built -fvisibility=hidden). */
 #ifndef GPT2IN_API
@@ -124,9 +125,22 @@ GPT2IN_API const char *embed_file_name(const embed_file *f);
 GPT2IN_API size_t embed_file_size(const embed_file *f);
 
 /* Streaming crash-safe writer (what embed_save and embed_npy_write use): the
- * bytes go to a temporary file in path's directory; commit flushes, fsyncs,
- * renames it over path and fsyncs the directory; abort (or any failure)
- * removes it, leaving path untouched. Both free the writer. Test builds
+ * bytes go to a temporary file .NAME.tmp.XXXXXX in path's directory; commit
+ * flushes, fsyncs, renames it over path and fsyncs the directory; abort (or
+ * any failure) removes it, leaving path untouched. Both free the writer.
+ * A process killed while writing leaves the temporary file behind, never a
+ * partial file under the final name.
+ * What path names decides how it is written, checked when it is opened:
+ *  - a regular file or nothing yet: replaced as above. The new file keeps
+ *    the old one's mode, and its owner where allowed (as root); being a new
+ *    file, it is no longer hard-linked to the old one's other names.
+ *  - a symbolic link: followed; its final target is replaced as above (or
+ *    created) and the link stays a link.
+ *  - a character device or FIFO (/dev/null, a terminal, a pipe): written
+ *    straight through, as it cannot be replaced; not atomic.
+ *  - a directory, socket or block device, or an empty name: refused (NULL,
+ *    the reason in err).
+ * Test builds
  * (-DGPT2IN_FAULTS) only: the environment variable
  * GPT2IN_TEST_FAIL_WRITE_AFTER=K makes writing fail (ENOSPC) once K bytes
  * have been written. */
@@ -135,6 +149,10 @@ GPT2IN_API embed_writer *embed_writer_open(const char *path, embed_error *err);
 GPT2IN_API int embed_writer_write(embed_writer *w, const void *buf, size_t n, embed_error *err);
 GPT2IN_API int embed_writer_commit(embed_writer *w, embed_error *err);
 GPT2IN_API void embed_writer_abort(embed_writer *w);
+/* The stdio stream the bytes go to, for a caller that formats its output
+ * (fprintf) or patches a header in place (fseeko: a temporary file is
+ * seekable, a FIFO is not). Errors on it are reported by commit. */
+GPT2IN_API FILE *embed_writer_stream(embed_writer *w);
 
 /* Fills w[0..n) with Normal(0, std) samples, the same for a given seed on
  * every machine (GPT-2 uses std 0.02). Element i comes from pair k = i/2:

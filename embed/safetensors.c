@@ -38,6 +38,7 @@ struct embed_file {
     size_t n_t;
     const char **meta;   /* key, value, key, value... in file order */
     size_t n_meta;
+    int has_meta;        /* the header has a __metadata__ object, maybe empty */
     char *strings;       /* every decoded string, NUL-terminated */
 };
 
@@ -503,6 +504,7 @@ static int st_validate(embed_file *f, embed_error *err) {
                 if (have_meta++) return p.i = key_at, jp_fail(&p, "duplicate \"__metadata__\"");
                 rc = parse_metadata(&p, &f->meta, &f->n_meta, &meta_cap);
                 if (rc) return rc;
+                f->has_meta = 1;
             } else {
                 if (f->n_t == cap_t) return jp_fail(&p, "too many tensors for the header size");
                 embed_tensor *t = &f->t[f->n_t++];
@@ -726,7 +728,8 @@ size_t embed_file_size(const embed_file *f) { return f->len; }
 
 struct embed_writer {
     FILE *fp;
-    char *path, *tmp;
+    char *path;          /* as given, for messages */
+    char *target, *tmp;  /* the file replaced (a symlink's target) and its temporary; NULL when direct */
     uint64_t written, fail_after; /* fail_after: test hook, UINT64_MAX = off */
     int failed;
 };
@@ -740,8 +743,74 @@ static char *dir_of(const char *path) {
 
 static void writer_free(embed_writer *w) {
     free(w->path);
+    free(w->target);
     free(w->tmp);
     free(w);
+}
+
+/* What a write to path replaces: path itself, or the end of its chain of
+ * symbolic links, so the link stays a link (as the shell's > does); that
+ * end may not exist yet. NULL with errno set on failure. */
+static char *link_target(const char *path) {
+    char *cur = gpt2in_strdup(path);
+    for (int hops = 0; cur && hops < 40; hops++) {
+        struct stat st;
+        if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode)) return cur;
+        size_t cap = (size_t)st.st_size + 2 > 256 ? (size_t)st.st_size + 2 : 256;
+        char *to = gpt2in_malloc(cap), *dir = NULL, *next = NULL;
+        ssize_t n = to ? readlink(cur, to, cap - 1) : -1;
+        int e = !to ? ENOMEM : n < 0 ? errno : 0;
+        if (!e) {
+            to[n] = 0; /* relative to the link's own directory */
+            if (to[0] != '/' && !(dir = dir_of(cur))) {
+                e = ENOMEM;
+            } else {
+                size_t need = (dir ? strlen(dir) + 1 : 0) + (size_t)n + 1;
+                if (!(next = gpt2in_malloc(need))) e = ENOMEM;
+                else snprintf(next, need, "%s%s%s", dir ? dir : "", dir ? "/" : "", to);
+            }
+        }
+        free(dir);
+        free(to);
+        free(cur);
+        if (e) {
+            errno = e;
+            return NULL;
+        }
+        cur = next;
+    }
+    errno = cur ? ELOOP : ENOMEM;
+    free(cur);
+    return NULL;
+}
+
+/* The new file takes the old one's owner where allowed (as root, or a group
+ * the user is in) and its mode; set-id bits only if the owner was kept. */
+static void keep_owner_and_mode(int fd, const struct stat *old) {
+    struct stat now;
+    if ((old->st_uid != geteuid() || old->st_gid != getegid()) &&
+        fchown(fd, old->st_uid, old->st_gid) != 0 && fchown(fd, (uid_t)-1, old->st_gid) != 0) {
+        /* not fatal: the contents are right, only the owner differs */
+    }
+    mode_t mode = old->st_mode & 07777;
+    if (fstat(fd, &now) != 0 || now.st_uid != old->st_uid || now.st_gid != old->st_gid)
+        mode &= 0777;
+    if (fchmod(fd, mode) != 0) {
+        /* not fatal either */
+    }
+}
+
+static embed_writer *writer_stream(embed_writer *w, int fd, const char *what, embed_error *err) {
+    w->fp = fdopen(fd, "wb");
+    if (!w->fp) {
+        embed_st_error(err, "%s: %s", what, strerror(errno));
+        close(fd);
+        if (w->tmp) unlink(w->tmp);
+        writer_free(w);
+        return NULL;
+    }
+    setvbuf(w->fp, NULL, _IOFBF, 1 << 20);
+    return w;
 }
 
 embed_writer *embed_writer_open(const char *path, embed_error *err) {
@@ -755,37 +824,61 @@ embed_writer *embed_writer_open(const char *path, embed_error *err) {
     const char *fa = getenv("GPT2IN_TEST_FAIL_WRITE_AFTER");
     if (fa && *fa >= '0' && *fa <= '9') w->fail_after = strtoull(fa, NULL, 10);
 #endif
-    const char *sl = strrchr(path, '/');
-    w->path = gpt2in_strdup(path);
-    dir = dir_of(path);
-    size_t need = (dir ? strlen(dir) : 0) + strlen(path) + 32;
+    const char *why = NULL;
+    if (!path || !*path) {
+        writer_free(w);
+        embed_st_error(err, "the output file name is empty");
+        return NULL;
+    }
+    if (!(w->path = gpt2in_strdup(path))) goto oom;
+    /* What the name stands for decides how it is written: see embed.h. */
+    struct stat st;
+    int exists = stat(path, &st) == 0;
+    if (!exists && errno != ENOENT) why = strerror(errno);
+    else if (exists && S_ISDIR(st.st_mode)) why = "is a directory";
+    else if (exists && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) {
+        /* a device or pipe cannot be replaced: written straight through */
+        int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) why = strerror(errno);
+        else return writer_stream(w, fd, path, err);
+    } else if (exists && !S_ISREG(st.st_mode))
+        why = "not a regular file, character device or FIFO (a socket or block device)";
+    else if (!exists && path[strlen(path) - 1] == '/')
+        why = "ends in '/': a file name is needed";
+    if (why) {
+        embed_st_error(err, "%s: cannot write: %s", path, why);
+        writer_free(w);
+        return NULL;
+    }
+    if (!(w->target = link_target(path))) {
+        if (errno == ENOMEM) goto oom;
+        embed_st_error(err, "%s: cannot follow the symbolic link: %s", path, strerror(errno));
+        writer_free(w);
+        return NULL;
+    }
+    const char *sl = strrchr(w->target, '/');
+    dir = dir_of(w->target);
+    size_t need = (dir ? strlen(dir) : 0) + strlen(w->target) + 32;
     w->tmp = gpt2in_malloc(need);
-    if (!w->path || !dir || !w->tmp) goto oom;
+    if (!dir || !w->tmp) goto oom;
     /* a hidden temporary next to the target, so rename() stays on one filesystem */
-    snprintf(w->tmp, need, "%s/.%s.tmp.XXXXXX", dir, sl ? sl + 1 : path);
+    snprintf(w->tmp, need, "%s/.%s.tmp.XXXXXX", dir, sl ? sl + 1 : w->target);
     free(dir);
     int fd = mkstemp(w->tmp);
     if (fd < 0) {
         embed_st_error(err, "%s: cannot create a temporary file next to it: %s", path,
                        strerror(errno));
+        free(w->tmp);
+        w->tmp = NULL;
         writer_free(w);
         return NULL;
     }
-    /* mkstemp makes 0600; keep the mode of the file being replaced, else 0644 */
-    struct stat st;
-    if (fchmod(fd, stat(path, &st) == 0 ? (st.st_mode & 07777) : 0644) != 0) {
+    /* mkstemp makes 0600: keep the replaced file's owner and mode, else 0644 */
+    if (exists) keep_owner_and_mode(fd, &st);
+    else if (fchmod(fd, 0644) != 0) {
         /* not fatal: the file is still correct, only its mode differs */
     }
-    w->fp = fdopen(fd, "wb");
-    if (!w->fp) {
-        embed_st_error(err, "%s: %s", w->tmp, strerror(errno));
-        close(fd);
-        unlink(w->tmp);
-        writer_free(w);
-        return NULL;
-    }
-    setvbuf(w->fp, NULL, _IOFBF, 1 << 20);
-    return w;
+    return writer_stream(w, fd, w->tmp, err);
 oom:
     free(dir);
     if (w) writer_free(w);
@@ -821,9 +914,11 @@ int embed_writer_write(embed_writer *w, const void *buf, size_t n, embed_error *
 void embed_writer_abort(embed_writer *w) {
     if (!w) return;
     if (w->fp) fclose(w->fp);
-    unlink(w->tmp);
+    if (w->tmp) unlink(w->tmp);
     writer_free(w);
 }
+
+FILE *embed_writer_stream(embed_writer *w) { return w->fp; }
 
 int embed_writer_commit(embed_writer *w, embed_error *err) {
     if (w->failed) {
@@ -831,8 +926,9 @@ int embed_writer_commit(embed_writer *w, embed_error *err) {
         return EMBED_ERR_IO;
     }
     const char *what = NULL;
-    if (fflush(w->fp) != 0) what = "write";
-    else if (fsync(fileno(w->fp)) != 0) what = "fsync";
+    errno = EIO; /* what ferror reports if the failed write's errno is gone */
+    if (fflush(w->fp) != 0 || ferror(w->fp)) what = "write";
+    else if (w->tmp && fsync(fileno(w->fp)) != 0) what = "fsync"; /* not for a pipe */
     if (what) {
         embed_st_error(err, "%s: %s failed: %s", w->path, what, strerror(errno));
         embed_writer_abort(w);
@@ -845,14 +941,18 @@ int embed_writer_commit(embed_writer *w, embed_error *err) {
         embed_writer_abort(w);
         return EMBED_ERR_IO;
     }
-    if (rename(w->tmp, w->path) != 0) {
+    if (!w->tmp) { /* written straight through */
+        writer_free(w);
+        return 0;
+    }
+    if (rename(w->tmp, w->target) != 0) {
         embed_st_error(err, "%s: cannot rename the temporary file over it: %s", w->path,
                        strerror(errno));
         embed_writer_abort(w);
         return EMBED_ERR_IO;
     }
     /* make the rename itself durable */
-    char *dir = dir_of(w->path);
+    char *dir = dir_of(w->target);
     if (dir) {
         int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0) {
@@ -1021,7 +1121,9 @@ int embed_save(const char *path, const embed_file *base, const embed_out_tensor 
     }
     /* the header */
     sb_put(&h, "{", 1);
-    if (nm) {
+    /* an empty __metadata__ {} of base is written back too */
+    int with_meta = nm || (base && base->has_meta);
+    if (with_meta) {
         sb_str(&h, "\"__metadata__\":{");
         for (size_t i = 0; i < nm; i++) {
             if (i) sb_put(&h, ",", 1);
@@ -1033,7 +1135,7 @@ int embed_save(const char *path, const embed_file *base, const embed_out_tensor 
     }
     uint64_t off = 0;
     for (size_t i = 0; i < n; i++) {
-        if (nm || i) sb_put(&h, ",", 1);
+        if (with_meta || i) sb_put(&h, ",", 1);
         if (off + it[i].bytes < off) {
             embed_st_error(err, "%s: total data size overflows", path);
             goto out;

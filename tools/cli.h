@@ -88,4 +88,28 @@ int ids_writer_put(ids_writer *w, const uint32_t *ids, size_t n);
 /* Writes what is left and flushes; returns 0 or CLI_ERR (after printing). */
 int ids_writer_close(ids_writer *w);
 
+/* ---- output files (cli_output.c) ------------------------------------------ */
+
+/* Checks output `out` (the value of option `opt` of command `cmd`) before any
+ * input is read: not empty, not a directory, socket or block device, its
+ * directory writable, and not the same file (device and inode, through any
+ * link; "-" is stdin) as any of the n_inputs paths in inputs (NULL entries
+ * skipped). "-" means stdout if allow_stdout, else is refused. Prints one
+ * line and returns CLI_ERR, or CLI_OK. Then write with embed_writer_open /
+ * embed_save, which follow the rule CLI_OUTPUT_HELP states. */
+int cli_output_check(const char *cmd, const char *opt, const char *out,
+                     const char *const *inputs, size_t n_inputs, int allow_stdout);
+
+/* The rule every output file follows, for the commands' --help. */
+#define CLI_OUTPUT_HELP \
+    "Output files are written to a temporary file .NAME.tmp.XXXXXX next to them and\n" \
+    "renamed over the old file only once complete: a failed or killed run leaves an\n" \
+    "existing file as it was (a killed run may leave the temporary file behind). A\n" \
+    "symbolic link is followed: its target is replaced and the link stays. The new\n" \
+    "file keeps the old one's mode (and owner, where allowed), but as a new file it\n" \
+    "no longer shares hard links with the old one's other names. A character device\n" \
+    "or FIFO (/dev/null, a pipe) is written straight through, not atomically. A\n" \
+    "directory, socket or block device is refused, and so is an output that is one\n" \
+    "of the command's input files.\n"
+
 #endif

@@ -4,7 +4,11 @@
  * Streams: ids are read and rows written in blocks, so memory stays bounded
  * for any length. The .npy header needs T up front: on a seekable output a
  * header sized for any T is written first and patched at the end; on a pipe
- * the ids (4 bytes a token, not 4*C) are read first, then rows stream out. */
+ * the ids (4 bytes a token, not 4*C) are read first, then rows stream out.
+ * A named output goes through the library's embed_writer (temporary file,
+ * renamed over it on success), so a failed or killed run leaves no partial
+ * file and an existing one untouched; an output that is an input is refused
+ * before anything is read. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -35,7 +39,9 @@ static const char usage_text[] =
     "rows as float32 [T, C]. --positions adds the position embedding\n"
     "(wpe.weight) row pos-offset + t. Ids come from IDS or stdin, in the formats\n"
     "'gpt2in decode' reads (default: from the file name, else text).\n"
-    "--format npy (default) | f32 (raw little-endian) | text (one row a line).\n";
+    "--format npy (default) | f32 (raw little-endian) | text (one row a line).\n"
+    "OUT defaults to stdout (also -).\n"
+    "\n" CLI_OUTPUT_HELP;
 
 /* An .npy v1.0 header for (T, C) float32, padded with spaces to exactly len
  * bytes (len a multiple of 64, at least the natural length). */
@@ -129,6 +135,9 @@ int cmd_embed(int argc, char **argv) {
     int ifmt = cli_ids_format(mo.input_format, in_path);
     if (ifmt < 0)
         return CLI_ERR;
+    const char *inputs[] = {mo.weights, in_path ? in_path : "-"};
+    if (cli_output_check("embed", "-o", out_path ? out_path : "-", inputs, 2, 1))
+        return CLI_ERR;
 
     cli_model m;
     if (cli_model_open(&mo, "embed", &m))
@@ -136,6 +145,8 @@ int cmd_embed(int argc, char **argv) {
     size_t C = m.wte.cols, V = m.wte.rows;
     int rc = CLI_ERR;
     FILE *in = NULL, *out = NULL;
+    embed_writer *wr = NULL;
+    embed_error err;
     ids_reader *rd = NULL;
     uint32_t *all = NULL, *ids = malloc(BLOCK * sizeof *ids);
     float *x = malloc((size_t)BLOCK * (C ? C : 1) * sizeof *x);
@@ -147,10 +158,14 @@ int cmd_embed(int argc, char **argv) {
     in = cli_open_in(in_path);
     if (!in)
         goto done;
-    out = out_path && strcmp(out_path, "-") ? fopen(out_path, "wb") : stdout;
-    if (!out) {
-        cli_error("cannot create %s: %s", out_path, strerror(errno));
-        goto done;
+    if (out_path && strcmp(out_path, "-")) {
+        if (!(wr = embed_writer_open(out_path, &err))) {
+            cli_error("%s", err.msg);
+            goto done;
+        }
+        out = embed_writer_stream(wr);
+    } else {
+        out = stdout;
     }
     writer w = {out, format, C};
     const char *out_name = out == stdout ? "<stdout>" : out_path;
@@ -210,12 +225,10 @@ done:
         ids_reader_close(rd);
     if (in && in != stdin)
         fclose(in);
-    if (out && out != stdout) {
-        if (fclose(out) && rc == CLI_OK)
-            rc = cli_error("write to %s failed: %s", out_path, strerror(errno));
-        if (rc != CLI_OK)
-            remove(out_path);   /* no half-written output left behind */
-    }
+    if (wr && rc == CLI_OK && embed_writer_commit(wr, &err))
+        rc = cli_error("%s", err.msg);
+    else if (wr && rc != CLI_OK)
+        embed_writer_abort(wr);   /* no half-written output left behind */
     free(all);
     free(ids);
     free(x);

@@ -28,8 +28,8 @@ static const char init_usage[] =
     "--full writes all 160 tensors of Hugging Face's gpt2 model.safetensors in\n"
     "its layout (about 548 MB; the data starts at byte 14291 as in the real\n"
     "file); only the embeddings are random, LayerNorm weights are 1, the rest 0,\n"
-    "attn.bias the causal mask. The file is written to a temporary file next to\n"
-    "FILE and renamed over it when complete.\n";
+    "attn.bias the causal mask.\n"
+    "\n" CLI_OUTPUT_HELP;
 
 /* The real checkpoint's tensors in data-offset order (h.3.attn.c_proj.bias at
  * offset 0, ..., h.2.attn.c_attn.weight last). The 12 attn.bias buffers fill
@@ -217,6 +217,7 @@ int cmd_init(int argc, char **argv) {
             return cli_error("init: %s needs a whole number, not '%s'", a, v);
     }
     if (!out) return cli_error("init: --out FILE is required (see 'gpt2in init --help')");
+    if (cli_output_check("init", "--out", out, NULL, 0, 0)) return CLI_ERR;
     /* sizes that keep every byte count far from overflow */
     if (!V || !T || !C || V > (1u << 24) || T > (1u << 16) || C > (1u << 16))
         return cli_error("init: sizes must be 1..16777216 (vocab), 1..65536 (ctx, channels)");

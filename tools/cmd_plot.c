@@ -19,7 +19,8 @@ static const char *usage =
     "as points in the plane of their first two principal components, as an SVG image.\n"
     "Words joined by commas form a group drawn in one colour: cat,kitten dog,puppy car,truck.\n"
     "The vectors are scaled to length 1 first, so that nearness on the map follows cosine\n"
-    "similarity; --raw keeps their lengths. Needs at least 3 words.\n";
+    "similarity; --raw keeps their lengths. Needs at least 3 words.\n"
+    "\n" CLI_OUTPUT_HELP;
 
 /* ---- a growing string ---------------------------------------------------- */
 
@@ -163,6 +164,9 @@ int cmd_plot(int argc, char **argv) {
     }
     if (!out)
         return free(args), cli_error("plot: --out FILE.svg is required");
+    const char *inputs[] = {o.weights};
+    if (cli_output_check("plot", "--out", out, inputs, 1, 0))
+        return free(args), CLI_ERR;
 
     /* Split "cat,kitten" groups into words; group index per word. */
     size_t cap_words = 0;

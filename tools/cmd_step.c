@@ -50,8 +50,9 @@ static const char usage_text[] =
     "(flock) on the directories of NEW and STATE from before it reads FILE until\n"
     "its files are renamed into place.\n"
     "--positions also steps the position table (rows pos-offset .. pos-offset+T-1).\n"
-    "NEW keeps every other tensor bit for bit; it may be FILE itself (written to a\n"
-    "temporary file and renamed, as is STATE).\n";
+    "NEW keeps every other tensor bit for bit; it may be FILE itself (the one input\n"
+    "an output may name; STATE is read and rewritten).\n"
+    "\n" CLI_OUTPUT_HELP;
 
 typedef struct {
     const embed_table *tab;
@@ -270,6 +271,11 @@ int cmd_step(int argc, char **argv) {
         return cli_error("step: --optimizer adam needs --state FILE (created if missing)");
     if (!adam && state_path)
         return cli_error("step: --state is only for --optimizer adam (sgd keeps no state)");
+    const char *out_in[] = {ids_path, dout_path, adam ? state_path : NULL};
+    const char *state_in[] = {mo.weights, ids_path, dout_path, out_path};
+    if (cli_output_check("step", "--out", out_path, out_in, 3, 0) ||
+        (adam && cli_output_check("step", "--state", state_path, state_in, 4, 0)))
+        return CLI_ERR;
 
     int lock_fd[2] = {-1, -1};
     if (step_lock(out_path, adam ? state_path : NULL, lock_fd)) {

@@ -37,7 +37,8 @@ static const char *usage =
     "  --subsample T   drop frequent tokens as word2vec does (default 0.001; 0 = off)\n"
     "  --batch B       centre tokens per embedding-layer step (default 32)\n"
     "  --pairs LIST    words to compare (default cat:kitten,dog:puppy,cat:car)\n"
-    "  --max-tokens M  train on the first M tokens of TEXT only\n";
+    "  --max-tokens M  train on the first M tokens of TEXT only\n"
+    "\n" CLI_OUTPUT_HELP;
 
 /* ---- small deterministic helpers --------------------------------------- */
 
@@ -241,6 +242,9 @@ int cmd_train_skipgram(int argc, char **argv) {
         return cli_error("train-skipgram: --corpus TEXT is required");
     if (!out)
         return cli_error("train-skipgram: --out NEW.safetensors is required");
+    const char *inputs[] = {o.weights, corpus};
+    if (cli_output_check("train-skipgram", "--out", out, inputs, 2, 0))
+        return CLI_ERR;
 
     pair pairs[32];
     int n_pairs = 0;

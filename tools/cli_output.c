@@ -1,0 +1,91 @@
+/* cli_output.c - the checks every command that writes a named file makes
+ * before it reads or computes anything: the output name is usable (not
+ * empty, not a directory, socket or block device, in a directory that
+ * exists) and is not one of the command's own inputs. The writing itself is
+ * the library's embed_writer (a temporary file renamed over the target; a
+ * symlink's target is replaced; a device or FIFO is written straight
+ * through), so there is one mechanism for every output. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* The directory a new file named path would go in. */
+static int dir_problem(const char *cmd, const char *opt, const char *out) {
+    const char *sl = strrchr(out, '/');
+    size_t n = sl ? (sl == out ? 1 : (size_t)(sl - out)) : 1;
+    char *dir = sl ? strndup(out, n) : strdup(".");
+    if (!dir)
+        return cli_error("out of memory");
+    struct stat st;
+    int rc = 0;
+    if (stat(dir, &st) != 0)
+        rc = cli_error("%s: %s '%s': cannot write in '%s': %s", cmd, opt, out, dir,
+                       strerror(errno));
+    else if (!S_ISDIR(st.st_mode))
+        rc = cli_error("%s: %s '%s': '%s' is not a directory", cmd, opt, out, dir);
+    else if (access(dir, W_OK | X_OK) != 0)
+        rc = cli_error("%s: %s '%s': cannot write in '%s': %s", cmd, opt, out, dir,
+                       strerror(errno));
+    free(dir);
+    return rc;
+}
+
+int cli_output_check(const char *cmd, const char *opt, const char *out,
+                     const char *const *inputs, size_t n_inputs, int allow_stdout) {
+    struct stat so, si;
+    int to_stdout = !strcmp(out, "-");
+    if (!*out)
+        return cli_error("%s: %s needs a file name, not an empty string", cmd, opt);
+    if (to_stdout && !allow_stdout)
+        return cli_error("%s: %s -: this command cannot write to standard output; name a "
+                         "file", cmd, opt);
+    if (to_stdout ? fstat(STDOUT_FILENO, &so) != 0 : stat(out, &so) != 0) {
+        struct stat sl;
+        if (to_stdout || errno != ENOENT)
+            return cli_error("%s: %s '%s': cannot write: %s", cmd, opt, out, strerror(errno));
+        if (out[strlen(out) - 1] == '/')
+            return cli_error("%s: %s '%s': is not a file name (it ends in '/')", cmd, opt, out);
+        /* a new file, so no input by inode; but the same name twice is
+         * still one file (step --state S --out S) */
+        for (size_t i = 0; i < n_inputs; i++)
+            if (inputs[i] && !strcmp(inputs[i], out))
+                return cli_error("%s: %s '%s' is also an input; write it to another file",
+                                 cmd, opt, out);
+        /* (a dangling symlink's target is the library's to check) */
+        if (lstat(out, &sl) == 0)
+            return CLI_OK;
+        return dir_problem(cmd, opt, out);
+    }
+    if (to_stdout)
+        ; /* stdout is whatever the shell opened; only the same-file check applies */
+    else if (S_ISDIR(so.st_mode))
+        return cli_error("%s: %s '%s': is a directory", cmd, opt, out);
+    else if (S_ISCHR(so.st_mode) || S_ISFIFO(so.st_mode))
+        return CLI_OK; /* written straight through; never one of the input files */
+    else if (!S_ISREG(so.st_mode))
+        return cli_error("%s: %s '%s': is a socket or block device; only a file, a character "
+                         "device or a FIFO can be written", cmd, opt, out);
+    else if (lstat(out, &si) == 0 && !S_ISLNK(si.st_mode) && dir_problem(cmd, opt, out))
+        return CLI_ERR; /* (a link's target is elsewhere: the library checks that one) */
+    if (!S_ISREG(so.st_mode))
+        return CLI_OK;
+    /* The same file under any name (symlink, hard link, stdin): writing it
+     * would destroy an input, or read back what is being written. */
+    for (size_t i = 0; i < n_inputs; i++) {
+        const char *in = inputs[i];
+        if (!in)
+            continue;
+        int is_stdin = !strcmp(in, "-");
+        if (is_stdin ? fstat(STDIN_FILENO, &si) != 0 : stat(in, &si) != 0)
+            continue; /* a missing input is reported where it is read */
+        if (si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+            return cli_error("%s: %s '%s' is the same file as the input '%s'; refusing to "
+                             "overwrite an input (write to another file)", cmd, opt, out,
+                             is_stdin ? "<stdin>" : in);
+    }
+    return CLI_OK;
+}
