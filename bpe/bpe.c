@@ -1517,8 +1517,7 @@ static int check_input(const struct bpe *v, const uint8_t *s, size_t len, int fl
         const uint8_t *sp = find_special(v, s, len);
         if (sp)
             return bpe_fail(err, BPE_ERR_SPECIAL, base + (uint64_t)(sp - s),
-                        "the special token <|endoftext|> is in the text at byte %llu "
-                        "(use --special allow to emit it, or --special text to encode it as text)",
+                        "the special token <|endoftext|> is in the text at byte %llu",
                         (unsigned long long)(base + (uint64_t)(sp - s)));
     }
     return BPE_OK;
@@ -1625,7 +1624,46 @@ static size_t last_cut(const uint8_t *s, size_t len, size_t from) {
     return 0;
 }
 
-size_t bpe_safe_cut(const void *text, size_t len) { return last_cut(text, len, 1); }
+/* Where a cut at p would fall inside the special token: the start of that
+ * occurrence, which may be a prefix of the token ending the visible text
+ * s[0..len) (the bytes after len may complete it); otherwise p. */
+static size_t special_start(const struct bpe *v, const uint8_t *s, size_t len, size_t p) {
+    if (v->eot < 0) return p;
+    const uint8_t *t = v->tok_bytes + v->tok_off[v->eot];
+    size_t tl = token_len(v, (uint32_t)v->eot);
+    for (size_t q = p >= tl ? p - tl + 1 : 0; q < p; q++) {
+        size_t m = len - q < tl ? len - q : tl;
+        if (s[q] == t[0] && !memcmp(s + q, t, m)) return q;
+    }
+    return p;
+}
+
+/* The one rule for every place that cuts text (stream blocks, threads'
+ * parts): the last position in [from, end) at which s[0..len) may be cut
+ * without changing a token, or 0. A cut of the pre-tokenizer (last_cut) is
+ * one, unless the special token is a token here (BPE_SPECIAL_ALLOW, or an
+ * error to report) and the cut falls inside an occurrence of it, or inside
+ * a prefix of it that ends the text. Such a cut moves to the start of a
+ * whole occurrence (text before the token ends as at end of input, and the
+ * token is then seen whole), or else below the prefix. */
+static size_t text_cut(const struct bpe *v, const uint8_t *s, size_t end, size_t len, size_t from,
+                       int flags) {
+    int special_is_text = (flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_TEXT || v->eot < 0;
+    for (;;) {
+        size_t p = last_cut(s, end, from);
+        if (!p || special_is_text) return p;
+        size_t q = special_start(v, s, len, p);
+        if (q == p) return p;
+        if (q < from || q == 0) return 0;
+        if (q + token_len(v, (uint32_t)v->eot) <= len) return q;
+        end = q + 1;
+    }
+}
+
+size_t bpe_safe_cut(const bpe *v, const void *text, size_t len, int flags) {
+    if (!v || !text || bad_flags(flags, BPE_SPECIAL_MASK | BPE_STRICT | BPE_OFFSETS)) return 0;
+    return text_cut(v, text, len, len, 1, flags);
+}
 
 typedef struct {
     const struct bpe *v;
@@ -1674,7 +1712,7 @@ static int encode_parallel(const struct bpe *v, const void *text, size_t len, in
          * and is not searched through (the rest is one part). */
         size_t at = part_goal(start, len, threads), end = len;
         if (at < len && n < MAX_PARTS - 1) {
-            end = last_cut(s, at, at > start + CUT_SEEK ? at - CUT_SEEK : start);
+            end = text_cut(v, s, at, len, at > start + CUT_SEEK ? at - CUT_SEEK : start, flags);
             if (end <= start) end = len;
         }
         jobs[n] = (part_job){v, s, start, end, flags, {v, ids + start, offsets ? offsets + start : NULL,
@@ -1798,8 +1836,10 @@ int bpe_stream_write(bpe_stream *st, const void *data, size_t len, bpe_sink sink
         if (st->len >= block) {
             /* Only the new bytes are scanned: one long piece arriving in
              * many writes is not scanned again each time. */
-            size_t cut = last_cut(st->buf, st->len, st->no_cut);
-            st->no_cut = st->len;
+            size_t cut = text_cut(st->v, st->buf, st->len, st->len, st->no_cut, st->flags);
+            /* a prefix of the special token at the end may turn out not to be one */
+            size_t tail = st->v->eot >= 0 ? token_len(st->v, (uint32_t)st->v->eot) : 0;
+            st->no_cut = st->len > tail ? st->len - tail : 0;
             if (cut) {
                 int rc = stream_encode(st, cut, sink, ctx, err);
                 if (rc) return rc;

@@ -119,11 +119,14 @@ GPT2IN_API int bpe_encode_parallel(const bpe *vocab, const void *text, size_t le
                         int threads, uint32_t *ids, size_t *offsets, size_t cap,
                         size_t *n_tokens, bpe_error *err);
 
-/* The largest p <= len at which text may be cut into text[0..p) and
- * text[p..len) without changing a single token: encoding both halves and
- * concatenating gives the encoding of the whole, whatever follows text[len).
- * Returns 0 when there is no such cut. Used to stream and to split work. */
-GPT2IN_API size_t bpe_safe_cut(const void *text, size_t len);
+/* The largest p < len at which text may be cut into text[0..p) and
+ * text[p..len) without changing a single token: encoding both halves with
+ * `flags` and concatenating gives the encoding of the whole, whatever
+ * follows text[len). Unless <|endoftext|> is encoded as text, a cut never
+ * falls inside it, nor inside a prefix of it that ends the text. Returns 0
+ * when there is no such cut (or on a bad argument). The stream and the
+ * threads cut text only here. */
+GPT2IN_API size_t bpe_safe_cut(const bpe *vocab, const void *text, size_t len, int flags);
 
 /* ---- streaming ---------------------------------------------------------- */
 

@@ -94,7 +94,7 @@ static void test_safe_cut(const bpe *v, const char *text, size_t n) {
     size_t nw = encode(v, text, n, BPE_SPECIAL_TEXT, whole);
     size_t bad = 0, last = (size_t)-1;
     for (size_t p = 0; p <= n; p++) {
-        size_t cut = bpe_safe_cut(text, p);
+        size_t cut = bpe_safe_cut(v, text, p, BPE_SPECIAL_TEXT);
         CHECK(cut <= p, "cut %zu > %zu", cut, p);
         if (cut == last) continue;  /* checked already */
         last = cut;
@@ -385,8 +385,8 @@ int main(void) {
     }
     {   /* NBSP and U+3000 before a newline are whitespace: no cut there. */
         static const char ws[] = "a\xc2\xa0\nb\xe3\x80\x80\n\xe3\x80\x82\nc";
-        CHECK(bpe_safe_cut(ws, 5) == 0 && bpe_safe_cut(ws, 8) == 0, "cut after non-ASCII whitespace");
-        CHECK(bpe_safe_cut(ws, sizeof ws - 2) == 12, "no cut after U+3002");
+        CHECK(bpe_safe_cut(v, ws, 5, 0) == 0 && bpe_safe_cut(v, ws, 8, 0) == 0, "cut after non-ASCII whitespace");
+        CHECK(bpe_safe_cut(v, ws, sizeof ws - 2, 0) == 12, "no cut after U+3002");
         test_safe_cut(v, ws, sizeof ws - 1);
     }
     {   /* Long runs of one class are passed over in blocks: the cuts at
@@ -395,7 +395,7 @@ int main(void) {
         memset(run, 'a', 1000), memset(run + 1000, '7', 300), memset(run + 1300, 'B', 100);
         size_t bad = 0;
         for (size_t p = 0; p <= sizeof run; p++)
-            bad += bpe_safe_cut(run, p) != (p > 1300 ? 1300 : p > 1000 ? 1000 : 0);
+            bad += bpe_safe_cut(v, run, p, 0) != (p > 1300 ? 1300 : p > 1000 ? 1000 : 0);
         CHECK(bad == 0, "%zu ends of a text of three long runs give the wrong last cut", bad);
     }
     test_round_trip(v, getenv("SANITIZED") && !strcmp(getenv("SANITIZED"), "1") ? 500 : 3000);

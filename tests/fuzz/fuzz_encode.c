@@ -11,8 +11,8 @@
  *  - BPE_SPECIAL_ERROR fails exactly when "<|endoftext|>" occurs;
  *    BPE_SPECIAL_ALLOW equals the TEXT encodings of the pieces between the
  *    occurrences joined by the <|endoftext|> id;
- *  - p = bpe_safe_cut(text, k): encode(text[0..p)) ++ encode(text[p..n))
- *    == encode(text);
+ *  - p = bpe_safe_cut(v, text, k, mode): encode(text[0..p)) ++
+ *    encode(text[p..n)) == encode(text), in ALLOW and TEXT mode;
  *  - the streaming encoder fed in chunks and bpe_encode_parallel give the
  *    same ids as bpe_encode;
  *  - decode of arbitrary ids never writes past cap and reports bad ids;
@@ -352,14 +352,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* safe cut of the prefix text[0..k) */
     {
         size_t k = len ? ((size_t)kb * 257 + chunkb) % (len + 1) : 0;
-        size_t p = bpe_safe_cut(text, k);
+        size_t p = bpe_safe_cut(v, text, k, mode);
         CHECK(p <= k);
         idvec a, b;
-        CHECK(enc(v, text, p, BPE_SPECIAL_TEXT, &a, NULL) == BPE_OK);
-        CHECK(enc(v, text + p, len - p, BPE_SPECIAL_TEXT, &b, NULL) == BPE_OK);
-        CHECK(a.n + b.n == plain.n);
-        CHECK(a.n == 0 || !memcmp(a.ids, plain.ids, a.n * sizeof *a.ids));
-        CHECK(b.n == 0 || !memcmp(b.ids, plain.ids + a.n, b.n * sizeof *b.ids));
+        CHECK(enc(v, text, p, mode, &a, NULL) == BPE_OK);
+        CHECK(enc(v, text + p, len - p, mode, &b, NULL) == BPE_OK);
+        CHECK(a.n + b.n == x.n);
+        CHECK(a.n == 0 || !memcmp(a.ids, x.ids, a.n * sizeof *a.ids));
+        CHECK(b.n == 0 || !memcmp(b.ids, x.ids + a.n, b.n * sizeof *b.ids));
         free(a.ids);
         free(b.ids);
     }
