@@ -15,7 +15,7 @@ set -u
 : "${GPT2IN:=build/gpt2in}"
 : "${SANITIZED:=0}"
 [ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
-G=$GPT2IN
+G=$(cd "$(dirname "$GPT2IN")" && pwd)/$(basename "$GPT2IN")  # absolute: one check runs elsewhere
 d=$(mktemp -d "${TMPDIR:-/tmp}/gpt2in-outsafe.XXXXXX") || exit 2
 kill_pid=
 cleanup() { [ -n "$kill_pid" ] && kill -9 "$kill_pid" 2>/dev/null; rm -rf "$d"; }
@@ -145,6 +145,16 @@ one_line "embed -o ''" "empty"
 expect 2 "init --out NODIR/x" "$G" init --out "$d/nodir/x.safetensors" --vocab 50 --ctx 4 --channels 8
 one_line "init --out NODIR/x" "nodir"
 [ -z "$(ls -A "$d/dir")" ] || fail "refused outputs left files in the directory: $(ls -A "$d/dir")"
+if /usr/bin/python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' \
+        "$d/sock" 2>/dev/null; then
+    expect 2 "init --out SOCKET" "$G" init --out "$d/sock" --vocab 50 --ctx 4 --channels 8
+    one_line "init --out SOCKET" "socket"
+    [ -S "$d/sock" ] || fail "init --out SOCKET: the socket was replaced"
+fi
+(cd "$d/dir" && "$G" init --out - --vocab 50 --ctx 4 --channels 8 >/dev/null 2>"$d/err")
+[ $? -eq 2 ] || fail "init --out -: not refused"
+one_line "init --out -" "standard output"
+[ -e "$d/dir/-" ] && fail "init --out -: wrote a file named '-'"
 
 # ---- step: in place is allowed (mode kept), other inputs refused, metadata kept
 "$G" embed --weights "$M" -o "$d/dout.npy" "$d/ids.txt" || fail "dout"   # [3, 48] float32
