@@ -9,8 +9,9 @@
 # Usage: sh tests/run.sh [NAME-FILTER]
 # GPT2IN_BUILDS: the build folders (default "build build-asan").
 # GPT2IN_CHECK=1 (make check): the suites in CHECK_SKIP below (fuzzing, huge
-# inputs, valgrind, the tiktoken oracle, the slow generated streams) are
-# skipped with "skipped: not in make check".
+# inputs, valgrind, the tiktoken oracle, long generated streams, PyTorch
+# references) are skipped with "skipped: not in make check"; a suite with a
+# slow part may skip just that part when GPT2IN_CHECK is 1.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 filter=${1:-}
@@ -21,8 +22,8 @@ pass=0 fail=0 skip=0 failed=""
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export GPT2IN_CHECK=${GPT2IN_CHECK:-0}
-CHECK_SKIP="test_fuzz.sh test_huge.sh test_valgrind.sh test_differential.sh test_embed_refs.sh
-test_tokenizer_stream.sh test_crash_safe.sh"
+CHECK_SKIP="test_fuzz.sh test_huge.sh test_valgrind.sh test_differential.sh test_special_cuts.sh
+test_embed_refs.sh test_hostile_input.sh test_bpe_cuts"
 
 # 1 when the build's compile line ($b/cflags, written by the Makefile) has $2.
 built_with() {

@@ -103,6 +103,10 @@ if [ "$SANITIZED" = 1 ]; then
     echo "init: --full skipped in the sanitizer build (checked once, in the normal build)"
     exit $fail
 fi
+if [ "${GPT2IN_CHECK:-0}" = 1 ]; then
+    echo "init: --full skipped: not in make check"
+    exit $fail
+fi
 avail=$(df -Pk "$tmp" | awk 'NR==2 {print $4}')
 if [ "${avail:-0}" -lt 1200000 ]; then
     echo "init: --full skipped: less than 1.2 GB free in $tmp"
