@@ -34,6 +34,23 @@ static int dir_problem(const char *cmd, const char *opt, const char *out) {
     return rc;
 }
 
+/* Do a and b, neither of which exists yet, name the same new file: the same
+ * last component in the same directory ("s" and "./s")? */
+static int same_new_name(const char *a, const char *b) {
+    const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+    const char *na = sa ? sa + 1 : a, *nb = sb ? sb + 1 : b;
+    if (strcmp(na, nb))
+        return 0;
+    char *da = sa ? strndup(a, sa == a ? 1 : (size_t)(sa - a)) : strdup(".");
+    char *db = sb ? strndup(b, sb == b ? 1 : (size_t)(sb - b)) : strdup(".");
+    struct stat x, y;
+    int same = da && db && stat(da, &x) == 0 && stat(db, &y) == 0 && x.st_dev == y.st_dev &&
+               x.st_ino == y.st_ino;
+    free(da);
+    free(db);
+    return same;
+}
+
 int cli_output_check(const char *cmd, const char *opt, const char *out,
                      const char *const *inputs, size_t n_inputs, int allow_stdout) {
     struct stat so, si;
@@ -49,10 +66,11 @@ int cli_output_check(const char *cmd, const char *opt, const char *out,
             return cli_error("%s: %s '%s': cannot write: %s", cmd, opt, out, strerror(errno));
         if (out[strlen(out) - 1] == '/')
             return cli_error("%s: %s '%s': is not a file name (it ends in '/')", cmd, opt, out);
-        /* a new file, so no input by inode; but the same name twice is
-         * still one file (step --state S --out S) */
+        /* a new file, so no input by inode; but two names of one new file
+         * are still one file (step --state S --out ./S) */
         for (size_t i = 0; i < n_inputs; i++)
-            if (inputs[i] && !strcmp(inputs[i], out))
+            if (inputs[i] && strcmp(inputs[i], "-") && lstat(inputs[i], &sl) != 0 &&
+                same_new_name(inputs[i], out))
                 return cli_error("%s: %s '%s' is also an input; write it to another file",
                                  cmd, opt, out);
         /* (a dangling symlink's target is the library's to check) */
