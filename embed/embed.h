@@ -140,10 +140,9 @@ GPT2IN_API size_t embed_file_size(const embed_file *f);
  *    straight through, as it cannot be replaced; not atomic.
  *  - a directory, socket or block device, or an empty name: refused (NULL,
  *    the reason in err).
- * Test builds
- * (-DGPT2IN_FAULTS) only: the environment variable
- * GPT2IN_TEST_FAIL_WRITE_AFTER=K makes writing fail (ENOSPC) once K bytes
- * have been written. */
+ * Test builds (-DGPT2IN_FAULTS) only: the environment variable
+ * GPT2IN_TEST_FAIL_WRITE_AFTER=K makes embed_writer_write fail (ENOSPC)
+ * once K bytes have been written. */
 typedef struct embed_writer embed_writer;
 GPT2IN_API embed_writer *embed_writer_open(const char *path, embed_error *err);
 GPT2IN_API int embed_writer_write(embed_writer *w, const void *buf, size_t n, embed_error *err);
