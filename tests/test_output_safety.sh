@@ -125,6 +125,15 @@ if [ $fifo_ok = 1 ] && [ -c /dev/null ]; then
     expect 0 "embed -o /dev/null" "$G" embed --weights "$M" -o /dev/null "$d/ids.txt"
     expect 0 "init --out /dev/null" "$G" init --out /dev/null --vocab 50 --ctx 4 --channels 8
     [ -c /dev/null ] || fail "/dev/null is no longer a character device"
+    if [ -c /dev/full ]; then   # a device that fails every write
+        expect 2 "init --out /dev/full" "$G" init --out /dev/full --vocab 50 --ctx 4 --channels 8
+        one_line "init --out /dev/full" "/dev/full"
+        # more than the 1 MB buffer, so the error comes from embed's own writes
+        awk 'BEGIN { for (i = 0; i < 8000; i++) print i % 300 }' >"$d/8k.txt"
+        expect 2 "embed -o /dev/full" "$G" embed --weights "$M" -o /dev/full "$d/8k.txt"
+        one_line "embed -o /dev/full" "/dev/full"
+        [ -c /dev/full ] || fail "/dev/full is no longer a character device"
+    fi
 else
     echo "character devices: not checked (the FIFO checks failed)"
 fi

@@ -61,6 +61,7 @@ typedef struct {
     FILE *out;
     int format;
     size_t C;
+    const char *name; /* for messages */
 } writer;
 
 static int write_rows(writer *w, const float *x, size_t T) {
@@ -75,7 +76,7 @@ static int write_rows(writer *w, const float *x, size_t T) {
         fwrite(x, sizeof *x, T * w->C, w->out);  /* little-endian host */
     }
     if (ferror(w->out))
-        return cli_error("write failed: %s", strerror(errno));
+        return cli_error("%s: write error: %s", w->name, strerror(errno));
     return CLI_OK;
 }
 
@@ -167,8 +168,8 @@ int cmd_embed(int argc, char **argv) {
     } else {
         out = stdout;
     }
-    writer w = {out, format, C};
     const char *out_name = out == stdout ? "<stdout>" : out_path;
+    writer w = {out, format, C, out_name};
 
     /* .npy needs T in its header: patch it (seekable) or read all ids first. */
     off_t start = format == OUT_NPY ? ftello(out) : -1;
@@ -216,7 +217,7 @@ int cmd_embed(int argc, char **argv) {
         }
     }
     if (fflush(out) || ferror(out)) {
-        cli_error("write to %s failed: %s", out_name, strerror(errno));
+        cli_error("%s: write error: %s", out_name, strerror(errno));
         goto done;
     }
     rc = CLI_OK;
