@@ -166,17 +166,22 @@ static int stream_rc(int rc, const bpe_error *err) {
     return rc == BPE_ERR_NOMEM ? OP_NOMEM : OP_WRONG;
 }
 
+static int stream_threads = 1;
+static size_t stream_chunk = 1000;
+
+/* With offsets, so that their buffer is allocated too. */
 static int op_stream(void) {
     bpe_error err;
-    bpe_stream *s = bpe_stream_new(bpe_gpt2(), BPE_SPECIAL_ALLOW, 1, &err);
+    bpe_stream *s = bpe_stream_new(bpe_gpt2(), BPE_SPECIAL_ALLOW | BPE_OFFSETS, stream_threads, &err);
     if (!s) {
         snprintf(what_failed, sizeof what_failed, "%s", err.msg);
         return is_oom(err.msg) ? OP_NOMEM : OP_WRONG;
     }
     sink_ctx c = {0};
     int rc = BPE_OK;
-    for (size_t at = 0; at < text_len && rc == BPE_OK; at += 1000)
-        rc = bpe_stream_write(s, text + at, text_len - at < 1000 ? text_len - at : 1000, sink, &c, &err);
+    for (size_t at = 0; at < text_len && rc == BPE_OK; at += stream_chunk)
+        rc = bpe_stream_write(s, text + at, text_len - at < stream_chunk ? text_len - at : stream_chunk, sink,
+                              &c, &err);
     if (rc == BPE_OK) rc = bpe_stream_finish(s, sink, &c, &err);
     bpe_stream_free(s);
     if (rc != BPE_OK) return stream_rc(rc, &err);
@@ -294,6 +299,25 @@ static int op_open(void) {
     return ok ? OP_OK : OP_WRONG;
 }
 
+static int op_open_mem(void) {
+    embed_error err;
+    size_t len;
+    unsigned char *b = slurp(sample, &len);
+    if (!b) exit(2);
+    embed_file *f = embed_open_mem(b, len, "sample", &err);
+    int r = OP_OK;
+    if (!f) {
+        snprintf(what_failed, sizeof what_failed, "%s", err.msg);
+        r = is_oom(err.msg) ? OP_NOMEM : OP_WRONG;
+    } else if (!embed_find(f, "a.f32")) {
+        snprintf(what_failed, sizeof what_failed, "wrong file");
+        r = OP_WRONG;
+    }
+    embed_close(f);
+    free(b);
+    return r;
+}
+
 static embed_file *save_base;
 
 /* Overwrites st_out (holding st_old) from save_base plus a replaced and a
@@ -343,8 +367,9 @@ int main(void) {
     each_failure("bpe_load", op_load, 1);
 
     /* Text with short and long pieces (a long piece takes the merge
-     * buffers), <|endoftext|> and invalid UTF-8, in 1000-byte writes. */
-    size_t cap = 40000;
+     * buffers), <|endoftext|> and invalid UTF-8; more than the 256 KB a
+     * text needs before threads share it. */
+    size_t cap = 300000;
     text = malloc(cap);
     if (!text) return 2;
     for (int k = 0; text_len + 2000 < cap; k++) {
@@ -363,6 +388,9 @@ int main(void) {
                              &berr) == BPE_OK, "reference: %s", berr.msg);
     CHECK(op_stream() == OP_OK, "stream: %s", what_failed);
     each_failure("bpe_stream", op_stream, 1);
+    stream_threads = 2;  /* one write of all: the threads take parts of it */
+    stream_chunk = text_len;
+    each_failure("bpe_stream (2 threads)", op_stream, 1);
     each_failure("bpe_encode", op_encode, 0);
     each_failure("bpe_encode (count)", op_count, 1);
 
@@ -380,6 +408,7 @@ int main(void) {
     each_failure("embed_npy_write", op_npy_write, 1);
 
     each_failure("embed_open", op_open, 1);
+    each_failure("embed_open_mem", op_open_mem, 1);
     save_base = embed_open(sample, &err);
     CHECK(save_base != NULL, "%s", err.msg);
     st_old = slurp(sample, &st_old_len);
