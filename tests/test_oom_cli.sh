@@ -1,0 +1,35 @@
+#!/bin/sh
+# Out of memory through the program: `gpt2in encode` loading GPT-2's files
+# under a shrinking address-space limit (ulimit -v) must either work or
+# exit 2 with one "out of memory" line -- never die of a signal (it
+# segfaulted once: stb_ds's growth did not check realloc). The library's
+# every allocation failure is tested one by one in test_alloc_fail (fault
+# build); this is the same seen from outside, in the normal build (the
+# sanitizers reserve terabytes of address space and cannot run under ulimit -v).
+set -u
+: "${GPT2IN:=build/gpt2in}" "${SANITIZED:=0}"
+if [ "$SANITIZED" = 1 ]; then
+    echo "skipped: ulimit -v and the sanitizers do not mix (normal build only)"
+    exit 77
+fi
+tmp=$(mktemp -d) || exit 2
+trap 'rm -rf "$tmp"' EXIT
+fail=0 oom=0 ok=0
+for kb in 8000 12000 16000 20000 24000 28000 32000 40000 48000 64000; do
+    (ulimit -v $kb && echo hi | "$GPT2IN" encode --encoder gpt2_weights/encoder.json \
+        --merges gpt2_weights/vocab.bpe) >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ $rc -eq 0 ]; then
+        [ "$(cat "$tmp/out")" = "5303 198" ] || { echo "FAIL: ulimit -v $kb: wrong ids: $(cat "$tmp/out")"; fail=1; }
+        ok=$((ok + 1))
+    elif [ $rc -eq 2 ] && [ "$(wc -l < "$tmp/err")" -eq 1 ] && grep -q 'out of memory' "$tmp/err"; then
+        oom=$((oom + 1))
+    elif [ $rc -eq 127 ] || [ $rc -eq 126 ]; then
+        :  # the program itself could not start under this limit
+    else
+        echo "FAIL: ulimit -v $kb: exit $rc: $(head -c 300 "$tmp/err")"
+        fail=1
+    fi
+done
+echo "oom: $ok runs worked, $oom ran out of memory cleanly"
+exit $fail
