@@ -882,7 +882,7 @@ embed_writer *embed_writer_open(const char *path, embed_error *err) {
 oom:
     free(dir);
     if (w) writer_free(w);
-    embed_st_error(err, "%s: out of memory", path);
+    embed_st_error(err, "%s: out of memory", path ? path : "(no name)");
     return NULL;
 }
 
