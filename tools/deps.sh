@@ -5,6 +5,8 @@
 #            python3-numpy python3-torch (references), clang libclang-rt-14-dev
 #            (libFuzzer, sanitizers), nodejs npm (tiktoken oracle), valgrind,
 #            hyperfine (make bench's start-up figure)
+#   bench:   python3.11-doc perl-doc manpages-{de,fr,es,pl,ru,ja,zh}: real
+#            text for make bench's corpora (tests/bench/make_corpora.py)
 # `check` only reports what the build needs; `install` installs whatever is
 # missing; `install-build` only what the build (and `make demo`) needs.
 set -u
@@ -35,6 +37,17 @@ missing_test() {
     echo "$m"
 }
 
+missing_bench() {
+    m=""
+    [ -d /usr/share/doc/python3.11/html/_sources ] || m="$m python3.11-doc"
+    ls /usr/share/perl/5.*/pod/perlfunc.pod >/dev/null 2>&1 || m="$m perl-doc"
+    for l in de fr es pl ru ja zh; do
+        ls -d /usr/share/man/$l* >/dev/null 2>&1 && [ -n "$(ls /usr/share/man/$l*/man1 2>/dev/null | head -n 1)" ] ||
+            m="$m manpages-$l"
+    done
+    echo "$m"
+}
+
 case "$mode" in
 check)
     m=$(missing_build)
@@ -44,9 +57,10 @@ check)
         exit 1
     fi
     ;;
-install|install-build)
+install|install-build|install-bench)
     m="$(missing_build)"
     [ "$mode" = install ] && m="$m$(missing_test)"
+    [ "$mode" = install-bench ] && m="$m$(missing_test)$(missing_bench)"
     [ -z "$m" ] && exit 0
     echo "gpt2in: installing:$m" >&2
     if [ "$(id -u)" = 0 ]; then sudo=""
@@ -60,7 +74,7 @@ install|install-build)
         { echo "gpt2in: apt-get install$m failed" >&2; exit 1; }
     ;;
 *)
-    echo "usage: deps.sh check|install|install-build" >&2
+    echo "usage: deps.sh check|install|install-build|install-bench" >&2
     exit 2
     ;;
 esac

@@ -1,25 +1,34 @@
 #!/bin/sh
-# Tokenizer throughput: gpt2in (one thread and all cores) against npm tiktoken
-# (the Rust core compiled to WebAssembly) on the same files in one run, then
+# Tokenizer throughput on real text: gpt2in (the library alone and the whole
+# process, one thread and all cores) against npm tiktoken (the Rust core
+# compiled to WebAssembly) on the same corpora, in alternating rounds, then
 # gpt2in on pathological inputs (one long piece each) and the whole-process
 # time of a tiny encode.
 #
-# What is timed:
-#   gpt2in    the whole process `gpt2in encode --format u32 FILE > /dev/null`
-#             (start-up, reading the file, encoding, writing ids), best of 3,
-#             timed by tests/bench/spawn_time.c; one-thread runs pinned to one core
+# Corpora: tests/bench/make_corpora.py, from documentation, manual pages
+# and sources that Debian packages ship (tools/deps.sh install-bench):
+# 20 MB of English prose, 20 MB of code, 16 MB in eight languages, 10 MB of
+# base64 on one line. Nothing repeated; the manifest (sources, sha256,
+# distinct words) is printed.
+#
+# What is timed (best over the rounds; each round runs every contender on
+# every corpus in turn, so a slow spell of the VM hits them alike):
+#   library   bpe_encode / bpe_encode_parallel on the text in memory
+#             (tests/bench/bench_bpe_lib.c), beside memcpy's bandwidth
+#   process   `gpt2in encode --format u32 FILE > /dev/null` (start-up,
+#             reading, encoding, writing ids), timed by spawn_time.c;
+#             one-thread runs pinned to one core
 #   tiktoken  encode_ordinary(text) alone inside Node (no reading, no UTF-8
-#             decoding, no start-up), best of 2, after a warm-up
-# MB = 10^6 bytes. The corpora are seeded variations of the fixture texts
-# (tests/oracle/stream_gen.py corpus), generated here, not committed.
-# Options (environment): BENCH_MB (size of each corpus, default 10).
+#             decoding, no start-up), after a warm-up
+# MB = 10^6 bytes. Options (environment): BENCH_ROUNDS (default 3).
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 GPT2IN=${GPT2IN:-build/gpt2in}
 [ -x "$GPT2IN" ] || { echo "bench_bpe: $GPT2IN is not built (make)"; exit 2; }
 PY=/usr/bin/python3
 GEN=tests/oracle/stream_gen.py
-MB=${BENCH_MB:-10}
+ROUNDS=${BENCH_ROUNDS:-3}
+LIB=$(dirname "$GPT2IN")/libgpt2in.a
 tmp=$(mktemp -d) || exit 2
 trap 'rm -rf "$tmp"' EXIT
 have_node=1
@@ -78,48 +87,75 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { print a - b }'; }
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", b / 1e6 / s; else printf "inf" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
 
-echo "machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1); load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "gpt2in: whole process, encode --format u32 FILE > /dev/null, best of 3 ($( [ -n "$spawn" ] && echo "spawn_time.c" || echo "date(1) around it: adds ~7 ms a run")${PIN:+; one-thread runs on one core: $PIN})"
-echo "tiktoken: npm $( [ $have_node = 1 ] && node -p 'require("./tests/oracle/oracle.js").VERSION') (WebAssembly), encode_ordinary() alone, best of 2"
-echo "reference (tokenizer.md): native tiktoken, one thread, ~14 MB/s on English prose on this project's machines;"
-echo "target: gpt2in >= 70 MB/s on one thread (5x native tiktoken)"
-echo
-printf '%-14s %7s %10s %12s %12s %12s %10s %s\n' corpus MB tokens "gpt2in-1t" "gpt2in-all" "tiktoken" "1t/tiktoken" "same count"
-all=
-: > "$tmp/empty.txt"
-for kind in english code multilingual; do
-    f=$tmp/$kind.txt
-    $PY $GEN corpus $kind "$MB" > "$f"
-    bytes=$(wc -c < "$f")
-    n=$("$GPT2IN" count "$f")
-    s1=$(PINNED=1 best_of 3 "$GPT2IN" encode --threads 1 --format u32 "$f") || { echo "gpt2in failed on $f"; exit 1; }
-    sa=$(best_of 3 "$GPT2IN" encode --format u32 "$f")
-    m1=$(mbps "$bytes" "$s1"); ma=$(mbps "$bytes" "$sa")
-    [ $kind = english ] && bytes_english=$bytes
-    if [ $have_node = 1 ]; then
-        set -- $(node tests/oracle/bench.js --runs 2 "$f")
-        mt=$(mbps "$bytes" "$4"); r=$(ratio "$m1" "$mt")
-        same=$([ "$3" = "$n" ] && echo yes || echo "NO ($3 vs $n)")
-    else
-        mt=- r=- same=-
-    fi
-    printf '%-14s %7.1f %10s %9s MB/s %7s MB/s %7s MB/s %10sx %s\n' "$kind" "$(awk -v b="$bytes" 'BEGIN{print b/1e6}')" "$n" "$m1" "$ma" "$mt" "$r" "$same"
-done
+sh tools/deps.sh install-bench || { echo "bench_bpe: the corpora's packages cannot be installed"; exit 2; }
+corp=$tmp/corpora
+$PY tests/bench/make_corpora.py "$corp" > /dev/null || exit 2
+${CC:-cc} -O2 -Ibpe -o "$tmp/bench_lib" tests/bench/bench_bpe_lib.c "$LIB" -lutf8proc -lm -pthread ||
+    { echo "bench_bpe: cannot build tests/bench/bench_bpe_lib.c against $LIB"; exit 2; }
 
+echo "machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1); load $(cut -d' ' -f1-3 /proc/loadavg) at the start"
+echo "library: bpe_encode (1t) / bpe_encode_parallel (all), text in memory; process: encode --format u32 FILE > /dev/null ($( [ -n "$spawn" ] && echo "spawn_time.c" || echo "date(1) around it: adds ~7 ms a run")${PIN:+; one-thread runs on one core: $PIN})"
+echo "tiktoken: npm $( [ $have_node = 1 ] && node -p 'require("./tests/oracle/oracle.js").VERSION') (WebAssembly), encode_ordinary() alone; native tiktoken (Rust, one thread) runs ~15-18 MB/s on such text (../shared/reference)"
+echo "best of $ROUNDS alternating rounds; corpora (tests/bench/make_corpora.py):"
+sed 's/^/  /' "$corp/MANIFEST.txt"
+kinds="english code multilingual base64"
+r=0
+: > "$tmp/times"
+while [ $r -lt "$ROUNDS" ]; do
+    for kind in $kinds; do
+        f=$corp/$kind.txt
+        "$tmp/bench_lib" 1 "$f" | awk -v k="$kind" '$1 != "memcpy" { print k, "lib1", $4; print k, "liball", $5; print k, "bytes", $2; print k, "tokens", $3 }
+                                                    $1 == "memcpy" { print "all", "memcpy", -$2 }' >> "$tmp/times"
+        t=$(PINNED=1 best_of 1 "$GPT2IN" encode --threads 1 --format u32 "$f") || { echo "gpt2in failed on $f"; exit 1; }
+        echo "$kind proc1 $t" >> "$tmp/times"
+        t=$(best_of 1 "$GPT2IN" encode --format u32 "$f") || { echo "gpt2in failed on $f"; exit 1; }
+        echo "$kind procall $t" >> "$tmp/times"
+        if [ $have_node = 1 ]; then
+            node tests/oracle/bench.js --runs 1 "$f" | awk -v k="$kind" '{ print k, "tiktoken", $4; print k, "tiktoken_tokens", $3 }' >> "$tmp/times"
+        fi
+    done
+    r=$((r + 1))
+done
+# best (smallest) of each figure; memcpy is stored negated so that the best is the largest
+awk '{ key = $1 " " $2; if (!(key in m) || $3 < m[key]) m[key] = $3 } END { for (k in m) print k, m[k] }' "$tmp/times" > "$tmp/best"
+get() { awk -v k="$1 $2" '$1 " " $2 == k { print $3 }' "$tmp/best"; }
+echo "memcpy of 20 MB: $(awk -v g="$(get all memcpy)" 'BEGIN { printf "%.1f", -g }') GB/s"
+echo "targets: library one thread >= 250 MB/s on English and code, >= 150 on multilingual and base64;"
+echo "         the process within 10% of the library; all cores >= 1.8x one thread"
+echo
+printf '%-13s %6s %9s | %8s %8s | %8s %8s | %8s | %9s %9s %8s %s\n' corpus MB tokens "lib 1t" "lib all" "proc 1t" "proc all" tiktoken "lib/tikt" "proc/lib" "all/1t" "same count"
+for kind in $kinds; do
+    bytes=$(get $kind bytes) n=$(get $kind tokens)
+    l1=$(mbps "$bytes" "$(get $kind lib1)") la=$(mbps "$bytes" "$(get $kind liball)")
+    p1=$(mbps "$bytes" "$(get $kind proc1)") pa=$(mbps "$bytes" "$(get $kind procall)")
+    if [ $have_node = 1 ]; then
+        mt=$(mbps "$bytes" "$(get $kind tiktoken)") nt=$(get $kind tiktoken_tokens)
+        same=$([ "$nt" = "$n" ] && echo yes || echo "NO ($nt vs $n)")
+    else
+        mt=- same=-
+    fi
+    printf '%-13s %6.1f %9s | %8s %8s | %8s %8s | %8s | %8sx %8sx %7sx %s\n' "$kind" "$(awk -v b="$bytes" 'BEGIN{print b/1e6}')" "$n" \
+        "$l1" "$la" "$p1" "$pa" "$mt" "$(ratio "$l1" "$mt")" "$(ratio "$p1" "$l1")" "$(ratio "$la" "$l1")" "$same"
+done
+echo "(MB/s; lib/tikt: the library on one thread over npm tiktoken; proc/lib: the one-thread process over the library; all/1t: the library on all cores over one thread)"
+cp "$corp/english.txt" "$tmp/english.txt"
+bytes_english=$(wc -c < "$tmp/english.txt")
 echo
 echo "pathological inputs, 1 MB each (one piece of 1 MB: worst case for BPE merging); target >= 1/3 of prose speed"
 echo "(tiktoken's merge loop is quadratic in piece length, so it runs on 16 KB only: ~1 MB would take minutes)"
 echo "(gpt2in-all: both cores share the one piece: segments encoded alone, then joined)"
 # Prose speed two ways: 1 MB of it, the same size and the same process
-# costs as each input here, and the 10 MB corpus (its first-megabyte costs
-# spread over ten). Net: the time of a process that encodes an empty file
+# costs as each input here, and the 20 MB English corpus (its first-megabyte
+# costs spread over twenty). Net: the time of a process that encodes an empty file
 # taken off both sides. Each input is timed in turn with those three, three
 # rounds, best of each: a slow spell of the VM then hits all of them alike.
-$PY $GEN corpus english 1 > "$tmp/english1.txt"
+head -c 1000000 "$tmp/english.txt" > "$tmp/english1.txt"
 pbytes=$(wc -c < "$tmp/english1.txt")
-echo "(ratios against English prose timed in the same rounds: 1 MB of it (same size) and 10 MB (its throughput); net: less an empty file's process)"
+echo "(ratios against English prose timed in the same rounds: its first 1 MB (same size) and all 20 MB (its throughput); net: less an empty file's process)"
 echo "(4MB/1MB: the time of 4 MB of the same input over the time of 1 MB, one thread: 4 when linear, 16 when quadratic)"
-printf '%-8s %12s %11s %9s %11s %9s %12s %8s %16s\n' input "gpt2in-1t" "vs 1MB" "net" "vs 10MB" "net" "gpt2in-all" "4MB/1MB" "tiktoken (16 KB)"
+printf '%-8s %12s %11s %9s %11s %9s %12s %8s %16s\n' input "gpt2in-1t" "vs 1MB" "net" "vs 20MB" "net" "gpt2in-all" "4MB/1MB" "tiktoken (16 KB)"
+all=
+: > "$tmp/empty.txt"
 for kind in a letters digits spaces equals; do
     f=$tmp/p_$kind.txt
     $PY $GEN patho $kind 1 > "$f"
@@ -142,7 +178,7 @@ for kind in a letters digits spaces equals; do
     printf '%-8s %7s MB/s %10sx %8sx %10sx %8sx %7s MB/s %8s %16s\n' "$kind" "$m1" "$(ratio "$m1" "$p1")" \
         "$(ratio "$net" "$p1net")" "$(ratio "$m1" "$p10")" "$(ratio "$net" "$p10net")" "$ma" \
         "$(ratio "$s4" "$s1")" "$mt"
-    all="$all $kind: prose 1 MB $p1 MB/s (net $p1net), 10 MB $p10 (net $p10net), empty file $(awk -v s="$s0" 'BEGIN { printf "%.1f", s * 1e3 }') ms;"
+    all="$all $kind: prose 1 MB $p1 MB/s (net $p1net), 20 MB $p10 (net $p10net), empty file $(awk -v s="$s0" 'BEGIN { printf "%.1f", s * 1e3 }') ms;"
 done
 echo "(the prose and empty-file figures of those rounds:$all)" | fold -s -w 120
 
@@ -173,3 +209,5 @@ for cmd in "$GPT2IN encode" cat; do
     t1=$(now)
     awk -v ns=$((t1 - t0)) -v c="${cmd##*/}" 'BEGIN { printf "shell loop (includes the pipe and fork/exec), %-11s %.2f ms per run, 200 runs\n", c ":", ns / 200 / 1e6 }'
 done
+echo
+echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg) (figures taken under load are not comparable across runs; the ratios of one run are)"

@@ -1,0 +1,103 @@
+/* bench_bpe_lib.c - the tokenizer library alone on text in memory, beside
+ * the machine's memcpy bandwidth, for tests/bench/bench_bpe.sh.
+ *
+ *   bench_bpe_lib RUNS FILE...
+ *
+ * For each FILE (read whole first, not timed) prints one line:
+ *   FILE BYTES TOKENS ONE_THREAD_S ALL_CORES_S
+ * the best of RUNS runs of bpe_encode (one thread) and of
+ * bpe_encode_parallel (all cores), after one warm-up run of each. Then
+ *   memcpy GB_PER_S
+ * the best of RUNS copies of the largest file. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bpe.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = NULL;
+    size_t cap = 0, len = 0, got;
+    do {
+        if (cap - len < 1 << 20) {
+            char *nb = realloc(b, cap = cap * 2 + (1 << 20));
+            if (!nb) {
+                free(b);
+                fclose(f);
+                return NULL;
+            }
+            b = nb;
+        }
+        got = fread(b + len, 1, cap - len, f);
+        len += got;
+    } while (got);
+    fclose(f);
+    *n = len;
+    return b;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: bench_bpe_lib RUNS FILE...\n");
+        return 2;
+    }
+    int runs = atoi(argv[1]);
+    const bpe *v = bpe_gpt2();
+    size_t biggest = 0;
+    char *big = NULL;
+    for (int a = 2; a < argc; a++) {
+        size_t n;
+        char *text = slurp(argv[a], &n);
+        uint32_t *ids = text ? malloc((n + 1) * sizeof *ids) : NULL;
+        if (!ids) {
+            fprintf(stderr, "bench_bpe_lib: %s: cannot read it into memory\n", argv[a]);
+            return 2;
+        }
+        double best[2] = {1e30, 1e30};
+        size_t nt = 0;
+        bpe_error err;
+        for (int r = 0; r <= runs; r++) {
+            for (int all = 0; all < 2; all++) {
+                double t = now();
+                int rc = all ? bpe_encode_parallel(v, text, n, BPE_SPECIAL_TEXT, 0, ids, NULL, n, &nt, &err)
+                             : bpe_encode(v, text, n, BPE_SPECIAL_TEXT, ids, NULL, n, &nt, &err);
+                t = now() - t;
+                if (rc) {
+                    fprintf(stderr, "bench_bpe_lib: %s: %s\n", argv[a], err.msg);
+                    return 2;
+                }
+                if (r > 0 && t < best[all]) best[all] = t;
+            }
+        }
+        printf("%s %zu %zu %.6f %.6f\n", argv[a], n, nt, best[0], best[1]);
+        free(ids);
+        if (n > biggest) {
+            free(big);
+            big = text;
+            biggest = n;
+        } else {
+            free(text);
+        }
+    }
+    char *copy = malloc(biggest + 1);
+    double best = 1e30;
+    for (int r = 0; copy && r <= runs; r++) {
+        double t = now();
+        memcpy(copy, big, biggest);
+        t = now() - t;
+        if (r > 0 && t < best) best = t;
+    }
+    printf("memcpy %.2f\n", copy && best > 0 ? (double)biggest / 1e9 / best : 0.0);
+    free(copy);
+    free(big);
+    return 0;
+}
