@@ -11,7 +11,9 @@
 // which no valid text produces) and the strings between encode exactly as
 // each alone would; gpt2in's output split at 187 gives each string's ids.
 // A tenth of the strings also run alone, one process each, so that a bug in
-// the invalid-byte path cannot hide the rest.
+// the invalid-byte path cannot hide the rest. Last, all of them joined by
+// <|endoftext|> and its prefixes into one text of megabytes, under
+// --special allow on 1, 2 and 3 threads.
 "use strict";
 const fs = require("fs");
 const os = require("os");
@@ -246,6 +248,32 @@ async function main() {
     for (const t of parseIds(out)) if (t === SEP_ID) per.push([]); else per[per.length - 1].push(t);
     if (per.length !== b - a) { mismatches.push(`batch ${a}..${b}: ${per.length - 1} separator tokens, expected ${b - a - 1}`); failed += b - a; continue; }
     for (let i = a; i < b; i++) { checked++; if (!check(strings[i], want[i], per[i - a], `string ${i} (batch)`)) failed++; }
+  }
+
+  // One text of all the strings joined by <|endoftext|>, its prefixes and
+  // suffixes, repeated past 2.3 MiB (SANITIZED: 1.1 MiB), so that the stream's
+  // block edge and the threads' parts fall among special tokens: under
+  // --special allow on 1, 2 and 3 threads, from a file and from stdin.
+  const JOINS = [oracle.EOT, oracle.EOT, "<|", "endoftext|>", "<|endoftext", " " + oracle.EOT + "\n", oracle.EOT + oracle.EOT, "<" + oracle.EOT + ">"];
+  const bigParts = [];
+  let bigLen = 0, k = 0;
+  const bigMin = (SANITIZED ? 1.1 : 2.3) * 1048576;
+  while (bigLen < bigMin) {
+    const j = Buffer.from(pick(JOINS)), str = strings[k++ % strings.length];
+    bigParts.push(j, str);
+    bigLen += j.length + str.length;
+  }
+  const big = Buffer.concat(bigParts), bigFile = path.join(tmp, "big.txt");
+  fs.writeFileSync(bigFile, big);
+  const bigWant = oracle.encode(big, { special: "allow" });
+  for (const [threads, how] of [[1, "file"], [2, "file"], [3, "file"], [2, "stdin"]]) {
+    const cmd = how === "file" ? `"$GPT2IN" encode --special allow --threads ${threads} "$1"`
+      : `"$GPT2IN" encode --special allow --threads ${threads} < "$1"`;
+    const got = await new Promise((resolve) => execFile("sh", ["-c", cmd, "sh", bigFile],
+      { env: { ...process.env, GPT2IN }, maxBuffer: 1 << 30 }, (e, out, err) => resolve(e ? { err: String(err || e) } : { out })));
+    checked++;
+    if (got.err) { mismatches.push(`joined text, ${threads} threads, ${how}: ${got.err.trim()}`); failed++; continue; }
+    if (!check(big, bigWant, parseIds(got.out), `joined text (${big.length} bytes), --special allow, ${threads} threads, ${how}`)) failed++;
   }
   fs.rmSync(tmp, { recursive: true, force: true });
 
