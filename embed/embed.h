@@ -139,7 +139,7 @@ GPT2IN_API size_t embed_file_size(const embed_file *f);
  *  - a character device or FIFO (/dev/null, a terminal, a pipe): written
  *    straight through, as it cannot be replaced; not atomic.
  *  - a directory, socket or block device, or an empty name: refused (NULL,
- *    the reason in err).
+ *    the reason in err). On NULL, errno is ENOMEM when memory ran out.
  * Test builds (-DGPT2IN_FAULTS) only: the environment variable
  * GPT2IN_TEST_FAIL_WRITE_AFTER=K makes embed_writer_write fail (ENOSPC)
  * once K bytes have been written. */
@@ -191,6 +191,12 @@ GPT2IN_API int embed_npy_write(const char *path, embed_dtype dtype, int ndim, co
  * fills out (data NULL), the major version (1, 2, 3) and the data's offset. */
 GPT2IN_API int embed_npy_inspect(const void *buf, size_t len, const char *name, embed_npy *out,
                       unsigned *version, size_t *data_start, embed_error *err);
+/* Validates only the preamble and header at the start of buf[0..len) (the
+ * data may follow or not), for readers that stream the data: fills out (data
+ * NULL, count and shape) and the data's offset. A header not wholly in buf is
+ * an error. */
+GPT2IN_API int embed_npy_inspect_header(const void *buf, size_t len, const char *name, embed_npy *out,
+                             size_t *data_start, embed_error *err);
 
 /* ---- embedding tables --------------------------------------------------- */
 

@@ -124,8 +124,10 @@ static int hp_u64(hp *p, uint64_t *v) {
     return 0;
 }
 
-int embed_npy_inspect(const void *buf, size_t len, const char *name, embed_npy *out,
-                      unsigned *version, size_t *data_start, embed_error *err) {
+/* The preamble and header of buf[0..len); with whole, the data must fill
+ * the rest of len exactly. */
+static int npy_inspect(const void *buf, size_t len, const char *name, embed_npy *out,
+                       unsigned *version, size_t *data_start, int whole, embed_error *err) {
     const unsigned char *b = buf;
     char msg[256], descr[32], sh[256];
     if (!name) name = "(memory)";
@@ -251,7 +253,7 @@ int embed_npy_inspect(const void *buf, size_t len, const char *name, embed_npy *
     }
     size_t start = pre + (size_t)hlen;
     uint64_t have = len - start;
-    if (have != bytes) {
+    if (whole && have != bytes) {
         embed_st_error(err, "%s: %s needs %llu data bytes (file size %llu) but the file has "
                             "%llu (file size %zu)%s", name, sh, (unsigned long long)bytes,
                        (unsigned long long)(bytes + start), (unsigned long long)have, len,
@@ -262,6 +264,16 @@ int embed_npy_inspect(const void *buf, size_t len, const char *name, embed_npy *
     if (version) *version = major;
     if (data_start) *data_start = start;
     return 0;
+}
+
+int embed_npy_inspect(const void *buf, size_t len, const char *name, embed_npy *out,
+                      unsigned *version, size_t *data_start, embed_error *err) {
+    return npy_inspect(buf, len, name, out, version, data_start, 1, err);
+}
+
+int embed_npy_inspect_header(const void *buf, size_t len, const char *name, embed_npy *out,
+                             size_t *data_start, embed_error *err) {
+    return npy_inspect(buf, len, name, out, NULL, data_start, 0, err);
 }
 
 int embed_npy_read_mem(const void *buf, size_t len, const char *name, embed_npy *out,
@@ -363,7 +375,7 @@ int embed_npy_write(const char *path, embed_dtype dtype, int ndim, const uint64_
         return EMBED_ERR_ARG;
     }
     embed_writer *w = embed_writer_open(path, err);
-    if (!w) return EMBED_ERR_IO;
+    if (!w) return errno == ENOMEM ? EMBED_ERR_NOMEM : EMBED_ERR_IO;
     int rc = embed_writer_write(w, hdr, hl, err);
     if (!rc) rc = embed_writer_write(w, data, (size_t)bytes, err);
     if (rc) {

@@ -883,6 +883,7 @@ oom:
     free(dir);
     if (w) writer_free(w);
     embed_st_error(err, "%s: out of memory", path ? path : "(no name)");
+    errno = ENOMEM;  /* how a caller tells EMBED_ERR_NOMEM from EMBED_ERR_IO */
     return NULL;
 }
 
@@ -1155,7 +1156,7 @@ int embed_save(const char *path, const embed_file *base, const embed_out_tensor 
         unsigned char len8[8];
         for (int k = 0; k < 8; k++) len8[k] = (unsigned char)((uint64_t)h.n >> (8 * k));
         embed_writer *w = embed_writer_open(path, err);
-        rc = EMBED_ERR_IO;
+        rc = errno == ENOMEM ? EMBED_ERR_NOMEM : EMBED_ERR_IO;
         if (!w) goto out;
         rc = embed_writer_write(w, len8, 8, err);
         if (!rc) rc = embed_writer_write(w, h.s, h.n, err);

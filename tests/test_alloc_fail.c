@@ -249,10 +249,9 @@ static int op_npy_read_mem(void) {
 }
 
 /* The out-of-memory error of the functions that write through an
- * embed_writer. embed_writer_open returns NULL without a status, so its
- * callers report EMBED_ERR_IO; the message says what happened. */
+ * embed_writer (embed_writer_open says it with errno ENOMEM). */
 static int writer_nomem(int rc, const char *msg) {
-    return rc == EMBED_ERR_NOMEM || (rc == EMBED_ERR_IO && is_oom(msg));
+    return rc == EMBED_ERR_NOMEM && is_oom(msg);
 }
 
 /* Overwrites npy_out, which holds npy_old: on failure it must still. */
