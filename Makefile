@@ -180,3 +180,11 @@ uninstall:
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+# The Python package (tools/python/), built in place into $(B)/python/:
+#   PYTHONPATH=$(B)/python /usr/bin/python3 -c 'import gpt2in'
+PYTHON ?= /usr/bin/python3
+.PHONY: python
+python: $(B)/libgpt2in.a
+	cd tools/python && GPT2IN_LIB=$(abspath $(B))/libgpt2in.a $(PYTHON) setup.py -q build \
+	  --build-base $(abspath $(B))/python/tmp --build-lib $(abspath $(B))/python

@@ -2,6 +2,7 @@
 # deps.sh check|install - the Debian packages gpt2in needs.
 #   build:   libutf8proc-dev
 #   tests:   pkg-config (the installed library's test)
+#            python3-dev python3-setuptools python3-pytest python3-hypothesis (tools/python)
 #            python3-numpy python3-torch (references), clang libclang-rt-14-dev
 #            (libFuzzer, sanitizers), nodejs npm (tiktoken oracle), valgrind,
 #            hyperfine (make bench's start-up figure)
@@ -24,6 +25,9 @@ missing_test() {
     if [ -x /usr/bin/python3 ]; then
         /usr/bin/python3 -c 'import numpy' 2>/dev/null || m="$m python3-numpy"
         /usr/bin/python3 -c 'import torch' 2>/dev/null || m="$m python3-torch"
+        for p in pytest hypothesis setuptools; do   # tools/python's tests
+            /usr/bin/python3 -c "import $p" 2>/dev/null || m="$m python3-$p"; done
+        ls /usr/include/python3.*/Python.h >/dev/null 2>&1 || m="$m python3-dev"
     else
         m="$m python3 python3-numpy python3-torch"
     fi

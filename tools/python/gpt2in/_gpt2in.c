@@ -1,0 +1,681 @@
+/* _gpt2in.c - the CPython extension under the gpt2in package: a thin layer
+ * over libgpt2in (bpe.h, embed.h). The tiktoken-compatible policy (special
+ * tokens, surrogates, argument defaults) lives in gpt2in/__init__.py; this
+ * file only moves bytes and ids between Python objects and the library, with
+ * the GIL released while the library runs.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bpe.h"
+#include "embed.h"
+
+/* Same values as bpe.h's flags, named for the Python side. */
+#define FLAGS_OK(f) ((f) == BPE_SPECIAL_ALLOW || (f) == BPE_SPECIAL_TEXT)
+
+/* ---- a growable-free uint32 buffer, for encode_to_numpy ------------------ */
+
+/* Owns a malloc'd uint32 array and exports it through the buffer protocol,
+ * so numpy.frombuffer() wraps it without a copy. */
+typedef struct {
+    PyObject_HEAD
+    uint32_t *data;
+    Py_ssize_t n;
+    Py_ssize_t shape[1], strides[1];
+} U32Buffer;
+
+static void u32buf_dealloc(U32Buffer *self) {
+    free(self->data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int u32buf_getbuffer(U32Buffer *self, Py_buffer *view, int flags) {
+    self->shape[0] = self->n;
+    self->strides[0] = sizeof(uint32_t);
+    view->obj = Py_NewRef((PyObject *)self);
+    view->buf = self->data;
+    view->len = self->n * (Py_ssize_t)sizeof(uint32_t);
+    view->readonly = 0;
+    view->itemsize = sizeof(uint32_t);
+    view->format = (flags & PyBUF_FORMAT) ? "I" : NULL;
+    view->ndim = 1;
+    view->shape = (flags & PyBUF_ND) ? self->shape : NULL;
+    view->strides = (flags & PyBUF_STRIDES) ? self->strides : NULL;
+    view->suboffsets = NULL;
+    view->internal = NULL;
+    return 0;
+}
+
+static PyBufferProcs u32buf_as_buffer = {(getbufferproc)u32buf_getbuffer, NULL};
+
+static PyTypeObject U32BufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gpt2in._gpt2in.U32Buffer",
+    .tp_basicsize = sizeof(U32Buffer),
+    .tp_dealloc = (destructor)u32buf_dealloc,
+    .tp_as_buffer = &u32buf_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Token ids (uint32) owned by C memory; wrap with numpy.frombuffer.",
+};
+
+/* Takes ownership of data (n ids). */
+static PyObject *u32buf_new(uint32_t *data, size_t n) {
+    U32Buffer *b = PyObject_New(U32Buffer, &U32BufferType);
+    if (!b) {
+        free(data);
+        return NULL;
+    }
+    b->data = data;
+    b->n = (Py_ssize_t)n;
+    return (PyObject *)b;
+}
+
+/* ---- errors --------------------------------------------------------------- */
+
+static PyObject *raise_bpe(int rc, const bpe_error *err) {
+    if (rc == BPE_ERR_NOMEM) return PyErr_NoMemory();
+    PyErr_SetString(rc == BPE_ERR_IO ? PyExc_OSError : PyExc_ValueError, err->msg);
+    return NULL;
+}
+
+/* ---- token id input ------------------------------------------------------- */
+
+/* tiktoken converts ids to u32 (PyO3): a negative or too big int is an
+ * OverflowError, a non-int a TypeError. */
+static int id_from_long(long long x, int overflow, uint32_t *out) {
+    if (overflow || x < 0 || x > (long long)UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "out of range integral type conversion attempted");
+        return -1;
+    }
+    *out = (uint32_t)x;
+    return 0;
+}
+
+static int id_from_obj(PyObject *o, uint32_t *out) {
+    PyObject *i = PyNumber_Index(o);
+    if (!i) return -1;
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(i, &overflow);
+    Py_DECREF(i);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    return id_from_long(x, overflow, out);
+}
+
+/* Reads a 1-D contiguous buffer of native integers (numpy arrays,
+ * array.array, bytes). Returns 1 when done, 0 when the object is not such a
+ * buffer (the caller falls back to iterating), -1 on error. */
+static int ids_from_buffer(PyObject *obj, uint32_t **out, size_t *n) {
+    if (!PyObject_CheckBuffer(obj)) return 0;
+    Py_buffer v;
+    if (PyObject_GetBuffer(obj, &v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    const char *f = v.format ? v.format : "B";
+    if (*f == '@' || *f == '=' || *f == '<') f++;
+    char c = f[0];
+    int ok = f[0] && !f[1] && strchr("bBhHiIlLqQnN", c) && v.ndim <= 1;
+    if (!ok || v.itemsize <= 0 || v.itemsize > 8) {
+        PyBuffer_Release(&v);
+        return 0;
+    }
+    int is_signed = c == 'b' || c == 'h' || c == 'i' || c == 'l' || c == 'q' || c == 'n';
+    size_t count = (size_t)(v.len / v.itemsize);
+    uint32_t *ids = malloc((count ? count : 1) * sizeof *ids);
+    if (!ids) {
+        PyBuffer_Release(&v);
+        PyErr_NoMemory();
+        return -1;
+    }
+    const unsigned char *p = v.buf;
+    for (size_t k = 0; k < count; k++, p += v.itemsize) {
+        long long x = 0;
+        int overflow = 0;
+        switch (v.itemsize) {
+        case 1: x = is_signed ? (long long)*(const int8_t *)p : (long long)*(const uint8_t *)p; break;
+        case 2: { int16_t s; uint16_t u; memcpy(&s, p, 2); memcpy(&u, p, 2); x = is_signed ? s : u; } break;
+        case 4: { int32_t s; uint32_t u; memcpy(&s, p, 4); memcpy(&u, p, 4); x = is_signed ? s : (long long)u; } break;
+        case 8: {
+            if (is_signed) { int64_t s; memcpy(&s, p, 8); x = s; }
+            else { uint64_t u; memcpy(&u, p, 8); overflow = u > UINT32_MAX; x = overflow ? 0 : (long long)u; }
+        } break;
+        default: overflow = 1;
+        }
+        if (id_from_long(x, overflow, &ids[k]) < 0) {
+            free(ids);
+            PyBuffer_Release(&v);
+            return -1;
+        }
+    }
+    PyBuffer_Release(&v);
+    *out = ids;
+    *n = count;
+    return 1;
+}
+
+/* Any sequence or iterable of ints (or integer buffer) -> malloc'd uint32
+ * array. A str is refused: iterating it would give characters. */
+static int ids_from_seq(PyObject *obj, uint32_t **out, size_t *n) {
+    if (PyUnicode_Check(obj)) {
+        PyErr_SetString(PyExc_TypeError, "tokens must be a sequence of ints, not str");
+        return -1;
+    }
+    int r = ids_from_buffer(obj, out, n);
+    if (r) return r < 0 ? -1 : 0;
+    PyObject *seq = PySequence_Fast(obj, "tokens must be a sequence of ints");
+    if (!seq) return -1;
+    Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
+    uint32_t *ids = malloc((size_t)(len ? len : 1) * sizeof *ids);
+    if (!ids) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t k = 0; k < len; k++) {
+        PyObject *it = items[k];
+        int rc;
+        if (PyLong_CheckExact(it)) {
+            int overflow = 0;
+            long long x = PyLong_AsLongLongAndOverflow(it, &overflow);
+            rc = id_from_long(x, overflow, &ids[k]);
+        } else {
+            rc = id_from_obj(it, &ids[k]);
+        }
+        if (rc < 0) {
+            free(ids);
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    *out = ids;
+    *n = (size_t)len;
+    return 0;
+}
+
+static PyObject *ids_to_list(const uint32_t *ids, size_t n) {
+    PyObject *l = PyList_New((Py_ssize_t)n);
+    if (!l) return NULL;
+    for (size_t k = 0; k < n; k++) {
+        PyObject *x = PyLong_FromUnsignedLong(ids[k]);
+        if (!x) {
+            Py_DECREF(l);
+            return NULL;
+        }
+        PyList_SET_ITEM(l, (Py_ssize_t)k, x);
+    }
+    return l;
+}
+
+/* ---- CoreBPE: one vocabulary ---------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    const bpe *v;
+} CoreBPE;
+
+static PyTypeObject CoreBPEType;
+
+static void core_dealloc(CoreBPE *self) {
+    bpe_free(self->v);   /* a no-op on the compiled-in vocabulary */
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *core_wrap(const bpe *v) {
+    CoreBPE *c = PyObject_New(CoreBPE, &CoreBPEType);
+    if (!c) {
+        bpe_free(v);
+        return NULL;
+    }
+    c->v = v;
+    return (PyObject *)c;
+}
+
+/* Encodes s[0..len) with the GIL released into a malloc'd array (the caller
+ * frees *ids). cap = len is always enough (no token is shorter than a byte);
+ * untouched pages of a big allocation cost nothing. */
+static int encode_raw(const bpe *v, const char *s, size_t len, int flags, uint32_t **ids, size_t *n) {
+    uint32_t *buf = malloc((len ? len : 1) * sizeof *buf);
+    if (!buf) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    bpe_error err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = bpe_encode(v, s, len, flags, buf, NULL, len, n, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != BPE_OK) {
+        free(buf);
+        raise_bpe(rc, &err);
+        return -1;
+    }
+    *ids = buf;
+    return 0;
+}
+
+static int check_flags(int flags) {
+    if (FLAGS_OK(flags)) return 0;
+    PyErr_SetString(PyExc_ValueError, "flags must be SPECIAL_ALLOW or SPECIAL_TEXT");
+    return -1;
+}
+
+static const char *text_utf8(PyObject *text, Py_ssize_t *len) {
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "text must be str, not %.100s", Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    return PyUnicode_AsUTF8AndSize(text, len);   /* UnicodeEncodeError on surrogates */
+}
+
+/* Short texts (the common per-call case) are encoded into a stack buffer. */
+#define SMALL_TEXT 256
+
+static PyObject *core_encode(CoreBPE *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "encode(text, flags) takes 2 arguments");
+        return NULL;
+    }
+    int flags = PyLong_AsLong(args[1]);
+    if (flags == -1 && PyErr_Occurred()) return NULL;
+    if (check_flags(flags)) return NULL;
+    Py_ssize_t len;
+    const char *s = text_utf8(args[0], &len);
+    if (!s) return NULL;
+    if (len <= SMALL_TEXT) {
+        uint32_t ids[SMALL_TEXT];
+        size_t n;
+        bpe_error err;
+        int rc = bpe_encode(self->v, s, (size_t)len, flags, ids, NULL, SMALL_TEXT, &n, &err);
+        if (rc != BPE_OK) return raise_bpe(rc, &err);
+        return ids_to_list(ids, n);
+    }
+    uint32_t *ids;
+    size_t n;
+    if (encode_raw(self->v, s, (size_t)len, flags, &ids, &n)) return NULL;
+    PyObject *l = ids_to_list(ids, n);
+    free(ids);
+    return l;
+}
+
+static PyObject *core_encode_buffer(CoreBPE *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "encode_buffer(text, flags) takes 2 arguments");
+        return NULL;
+    }
+    int flags = PyLong_AsLong(args[1]);
+    if (flags == -1 && PyErr_Occurred()) return NULL;
+    if (check_flags(flags)) return NULL;
+    Py_ssize_t len;
+    const char *s;
+    Py_buffer view = {0};
+    int have_view = 0;
+    if (PyUnicode_Check(args[0])) {
+        s = text_utf8(args[0], &len);
+        if (!s) return NULL;
+    } else {
+        if (PyObject_GetBuffer(args[0], &view, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+        have_view = 1;
+        s = view.buf;
+        len = view.len;
+    }
+    uint32_t *ids;
+    size_t n;
+    int rc = encode_raw(self->v, s, (size_t)len, flags, &ids, &n);
+    if (have_view) PyBuffer_Release(&view);
+    if (rc) return NULL;
+    /* Give back what the worst case reserved. */
+    uint32_t *shrunk = realloc(ids, (n ? n : 1) * sizeof *ids);
+    return u32buf_new(shrunk ? shrunk : ids, n);
+}
+
+static PyObject *core_encode_bytes(CoreBPE *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "encode_bytes(data, flags) takes 2 arguments");
+        return NULL;
+    }
+    int flags = PyLong_AsLong(args[1]);
+    if (flags == -1 && PyErr_Occurred()) return NULL;
+    if (check_flags(flags)) return NULL;
+    if (PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "data must be a bytes-like object, not str");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    uint32_t *ids;
+    size_t n;
+    int rc = encode_raw(self->v, view.buf, (size_t)view.len, flags, &ids, &n);
+    PyBuffer_Release(&view);
+    if (rc) return NULL;
+    PyObject *l = ids_to_list(ids, n);
+    free(ids);
+    return l;
+}
+
+/* ---- batches on threads of our own ---------------------------------------- */
+
+typedef struct {
+    const char *s;
+    size_t len;
+    uint32_t *ids;
+    size_t n;
+    int rc;
+    bpe_error err;
+} batch_job;
+
+typedef struct {
+    const bpe *v;
+    int flags;
+    batch_job *jobs;
+    size_t n_jobs;
+    atomic_size_t next;
+} batch_pool;
+
+static void *batch_worker(void *arg) {
+    batch_pool *p = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->n_jobs) break;
+        batch_job *j = &p->jobs[i];
+        j->ids = malloc((j->len ? j->len : 1) * sizeof *j->ids);
+        if (!j->ids) {
+            j->rc = BPE_ERR_NOMEM;
+            continue;
+        }
+        j->rc = bpe_encode(p->v, j->s, j->len, p->flags, j->ids, NULL, j->len, &j->n, &j->err);
+    }
+    return NULL;
+}
+
+/* Below this many bytes per extra thread, starting a thread costs more than
+ * it saves. */
+#define BYTES_PER_THREAD (64 * 1024)
+
+static PyObject *core_encode_batch(CoreBPE *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "encode_batch(texts, flags, num_threads) takes 3 arguments");
+        return NULL;
+    }
+    int flags = PyLong_AsLong(args[1]);
+    if (flags == -1 && PyErr_Occurred()) return NULL;
+    if (check_flags(flags)) return NULL;
+    long threads = PyLong_AsLong(args[2]);
+    if (threads == -1 && PyErr_Occurred()) return NULL;
+    if (threads <= 0) {
+        PyErr_SetString(PyExc_ValueError, "max_workers must be greater than 0");
+        return NULL;
+    }
+    /* A tuple of our own: another thread cannot change it while the GIL is
+     * released, and it keeps every str (and its UTF-8) alive. */
+    PyObject *tup = PySequence_Tuple(args[0]);
+    if (!tup) return NULL;
+    Py_ssize_t m = PyTuple_GET_SIZE(tup);
+    batch_job *jobs = calloc((size_t)(m ? m : 1), sizeof *jobs);
+    if (!jobs) {
+        Py_DECREF(tup);
+        return PyErr_NoMemory();
+    }
+    PyObject *result = NULL;
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        Py_ssize_t len;
+        const char *s = text_utf8(PyTuple_GET_ITEM(tup, i), &len);
+        if (!s) goto done;
+        jobs[i].s = s;
+        jobs[i].len = (size_t)len;
+        total += (size_t)len;
+    }
+    size_t nt = 1 + total / BYTES_PER_THREAD;
+    if (nt > (size_t)threads) nt = (size_t)threads;
+    if (nt > (size_t)m) nt = (size_t)m;
+    if (nt > 256) nt = 256;
+    batch_pool pool = {self->v, flags, jobs, (size_t)m, 0};
+    Py_BEGIN_ALLOW_THREADS
+    pthread_t tid[256];
+    size_t started = 0;
+    for (size_t t = 1; t < nt; t++) {
+        if (pthread_create(&tid[started], NULL, batch_worker, &pool) != 0) break;
+        started++;
+    }
+    batch_worker(&pool);
+    for (size_t t = 0; t < started; t++) pthread_join(tid[t], NULL);
+    Py_END_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < m; i++)
+        if (jobs[i].rc != BPE_OK) {
+            raise_bpe(jobs[i].rc, &jobs[i].err);
+            goto done;
+        }
+    result = PyList_New(m);
+    if (!result) goto done;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        PyObject *l = ids_to_list(jobs[i].ids, jobs[i].n);
+        if (!l) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, i, l);
+    }
+done:
+    for (Py_ssize_t i = 0; i < m; i++) free(jobs[i].ids);
+    free(jobs);
+    Py_DECREF(tup);
+    return result;
+}
+
+/* ---- decoding -------------------------------------------------------------- */
+
+/* tiktoken's message for an id outside the vocabulary (a KeyError). */
+static void raise_bad_id(uint32_t id) {
+    PyObject *msg = PyUnicode_FromFormat("Invalid token for decoding: %u", (unsigned)id);
+    if (msg) {
+        PyErr_SetObject(PyExc_KeyError, msg);
+        Py_DECREF(msg);
+    }
+}
+
+/* The bytes of ids into a new bytes object (or a str when errors is not
+ * NULL: decoded as UTF-8 with that error handler). */
+static PyObject *decode_ids(const bpe *v, const uint32_t *ids, size_t n, const char *errors) {
+    size_t total = 0, bad = n;
+    Py_BEGIN_ALLOW_THREADS
+    for (size_t k = 0; k < n; k++) {
+        size_t l;
+        if (!bpe_token_bytes(v, ids[k], &l)) {
+            bad = k;
+            break;
+        }
+        total += l;
+    }
+    Py_END_ALLOW_THREADS
+    if (bad < n) {
+        raise_bad_id(ids[bad]);
+        return NULL;
+    }
+    if (total > (size_t)PY_SSIZE_T_MAX) return PyErr_NoMemory();
+    PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (!b) return NULL;
+    bpe_error err;
+    size_t got = 0;
+    int rc;
+    char *out = PyBytes_AS_STRING(b);
+    Py_BEGIN_ALLOW_THREADS
+    rc = bpe_decode(v, ids, n, out, total, &got, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != BPE_OK) {
+        Py_DECREF(b);
+        return raise_bpe(rc, &err);
+    }
+    if (!errors) return b;
+    PyObject *s = PyUnicode_DecodeUTF8(out, (Py_ssize_t)total, errors);
+    Py_DECREF(b);
+    return s;
+}
+
+static PyObject *core_decode_bytes(CoreBPE *self, PyObject *tokens) {
+    uint32_t *ids;
+    size_t n;
+    if (ids_from_seq(tokens, &ids, &n)) return NULL;
+    PyObject *r = decode_ids(self->v, ids, n, NULL);
+    free(ids);
+    return r;
+}
+
+static PyObject *core_decode(CoreBPE *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "decode(tokens, errors) takes 2 arguments");
+        return NULL;
+    }
+    if (!PyUnicode_Check(args[1])) {
+        PyErr_Format(PyExc_TypeError, "decode() argument 'errors' must be str, not %.100s",
+                     Py_TYPE(args[1])->tp_name);
+        return NULL;
+    }
+    const char *errors = PyUnicode_AsUTF8(args[1]);
+    if (!errors) return NULL;
+    uint32_t *ids;
+    size_t n;
+    if (ids_from_seq(args[0], &ids, &n)) return NULL;
+    PyObject *r = decode_ids(self->v, ids, n, errors);
+    free(ids);
+    return r;
+}
+
+static PyObject *core_token_bytes(CoreBPE *self, PyObject *token) {
+    uint32_t id;
+    if (id_from_obj(token, &id)) return NULL;
+    size_t l;
+    const char *p = bpe_token_bytes(self->v, id, &l);
+    if (!p) {
+        /* tiktoken: KeyError(str(token)) */
+        PyObject *k = PyUnicode_FromFormat("%u", (unsigned)id);
+        if (k) {
+            PyErr_SetObject(PyExc_KeyError, k);
+            Py_DECREF(k);
+        }
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize(p, (Py_ssize_t)l);
+}
+
+/* The bytes of every token, index = id. */
+static PyObject *core_all_token_bytes(CoreBPE *self, PyObject *Py_UNUSED(arg)) {
+    size_t nv = bpe_vocab_size(self->v);
+    PyObject *l = PyList_New((Py_ssize_t)nv);
+    if (!l) return NULL;
+    for (size_t k = 0; k < nv; k++) {
+        size_t len;
+        const char *p = bpe_token_bytes(self->v, (uint32_t)k, &len);
+        PyObject *b = PyBytes_FromStringAndSize(p, (Py_ssize_t)len);
+        if (!b) {
+            Py_DECREF(l);
+            return NULL;
+        }
+        PyList_SET_ITEM(l, (Py_ssize_t)k, b);
+    }
+    return l;
+}
+
+static PyObject *core_get_n_vocab(CoreBPE *self, void *Py_UNUSED(c)) {
+    return PyLong_FromSize_t(bpe_vocab_size(self->v));
+}
+static PyObject *core_get_eot(CoreBPE *self, void *Py_UNUSED(c)) {
+    int32_t e = bpe_eot_id(self->v);
+    if (e < 0) Py_RETURN_NONE;
+    return PyLong_FromLong(e);
+}
+static PyObject *core_get_max_token_bytes(CoreBPE *self, void *Py_UNUSED(c)) {
+    return PyLong_FromSize_t(bpe_max_token_bytes(self->v));
+}
+
+static PyMethodDef core_methods[] = {
+    {"encode", (PyCFunction)(void (*)(void))core_encode, METH_FASTCALL,
+     "encode(text, flags) -> list[int]: text (str) as UTF-8, flags SPECIAL_ALLOW or SPECIAL_TEXT."},
+    {"encode_buffer", (PyCFunction)(void (*)(void))core_encode_buffer, METH_FASTCALL,
+     "encode_buffer(text, flags) -> U32Buffer: as encode, ids in C memory (str or bytes-like)."},
+    {"encode_bytes", (PyCFunction)(void (*)(void))core_encode_bytes, METH_FASTCALL,
+     "encode_bytes(data, flags) -> list[int]: any bytes (invalid UTF-8 as byte tokens)."},
+    {"encode_batch", (PyCFunction)(void (*)(void))core_encode_batch, METH_FASTCALL,
+     "encode_batch(texts, flags, num_threads) -> list[list[int]] on up to num_threads threads."},
+    {"decode_bytes", (PyCFunction)core_decode_bytes, METH_O, "decode_bytes(tokens) -> bytes."},
+    {"decode", (PyCFunction)(void (*)(void))core_decode, METH_FASTCALL,
+     "decode(tokens, errors) -> str: the bytes decoded as UTF-8 with that error handler."},
+    {"token_bytes", (PyCFunction)core_token_bytes, METH_O,
+     "token_bytes(id) -> bytes; KeyError(str(id)) for an id outside the vocabulary."},
+    {"all_token_bytes", (PyCFunction)core_all_token_bytes, METH_NOARGS,
+     "all_token_bytes() -> list[bytes], index = id."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef core_getset[] = {
+    {"n_vocab", (getter)core_get_n_vocab, NULL, "Number of token ids.", NULL},
+    {"eot", (getter)core_get_eot, NULL, "Id of <|endoftext|>, or None.", NULL},
+    {"max_token_bytes", (getter)core_get_max_token_bytes, NULL, "Longest token in bytes.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject CoreBPEType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gpt2in._gpt2in.CoreBPE",
+    .tp_basicsize = sizeof(CoreBPE),
+    .tp_dealloc = (destructor)core_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A loaded BPE vocabulary (libgpt2in's bpe). Made by gpt2() or load_mem().",
+    .tp_methods = core_methods,
+    .tp_getset = core_getset,
+};
+
+static PyObject *mod_gpt2(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(a)) {
+    return core_wrap(bpe_gpt2());
+}
+
+static PyObject *mod_load_mem(PyObject *Py_UNUSED(m), PyObject *args) {
+    Py_buffer enc, voc;
+    const char *enc_name, *voc_name;
+    if (!PyArg_ParseTuple(args, "y*y*ss:load_mem", &enc, &voc, &enc_name, &voc_name)) return NULL;
+    bpe_error err;
+    bpe *v;
+    Py_BEGIN_ALLOW_THREADS
+    v = bpe_load_mem(enc.buf, (size_t)enc.len, enc_name, voc.buf, (size_t)voc.len, voc_name, &err);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&enc);
+    PyBuffer_Release(&voc);
+    if (!v) {
+        PyErr_SetString(PyExc_ValueError, err.msg);
+        return NULL;
+    }
+    return core_wrap(v);
+}
+
+static PyMethodDef mod_methods[] = {
+    {"gpt2", mod_gpt2, METH_NOARGS, "gpt2() -> CoreBPE: the vocabulary compiled into libgpt2in."},
+    {"load_mem", mod_load_mem, METH_VARARGS,
+     "load_mem(encoder_json, vocab_bpe, encoder_name, vocab_name) -> CoreBPE (ValueError on a bad file)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moddef = {
+    PyModuleDef_HEAD_INIT, "gpt2in._gpt2in",
+    "C core of the gpt2in package (use the gpt2in module, not this one).", -1, mod_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__gpt2in(void) {
+    if (PyType_Ready(&U32BufferType) < 0 || PyType_Ready(&CoreBPEType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&moddef);
+    if (!m) return NULL;
+    if (PyModule_AddObjectRef(m, "CoreBPE", (PyObject *)&CoreBPEType) < 0 ||
+        PyModule_AddObjectRef(m, "U32Buffer", (PyObject *)&U32BufferType) < 0 ||
+        PyModule_AddIntConstant(m, "SPECIAL_ALLOW", BPE_SPECIAL_ALLOW) < 0 ||
+        PyModule_AddIntConstant(m, "SPECIAL_TEXT", BPE_SPECIAL_TEXT) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
