@@ -34,8 +34,24 @@ int cmd_init(int argc, char **argv);
 /* "gpt2in: " + message + newline on stderr; returns CLI_ERR. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* "gpt2in: <where>: write error: <strerror(errno)>" (where NULL = <stdout>);
+ * the one wording of every failed write. Returns CLI_ERR. */
+int cli_write_error(const char *where);
+
+/* bytes as a double-quoted string safe to print on a terminal: printable
+ * ASCII and printable UTF-8 as they are; quotes, backslashes, \n \t \r
+ * escaped; any other byte (control, escape sequences, invalid UTF-8) as
+ * \xNN. Cut with "..." to fit cap (>= 8). Every input byte that goes into
+ * a message goes through this. Returns buf. */
+const char *cli_quote_buf(char *buf, size_t cap, const void *bytes, size_t n);
+
+/* path is mapped (embed_open): a SIGBUS (the file shrank under the mapping)
+ * is then reported as one line naming it, exit status 2. */
+void cli_mapped(const char *path);
+
 /* Parses a whole non-negative decimal number; returns 0 on success. */
 int cli_parse_u64(const char *s, uint64_t *out);
+/* A decimal float ("1e-3", "-0.5"); no hex, inf, nan or spaces. */
 int cli_parse_double(const char *s, double *out);
 
 /* An option's value: "--opt=VALUE" or "--opt VALUE". Returns NULL if argv[*i]

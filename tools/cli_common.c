@@ -1,9 +1,12 @@
 /* cli_common.c - helpers every gpt2in subcommand uses. */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <utf8proc.h>
 
 #include "cli.h"
 
@@ -27,8 +30,16 @@ int cli_parse_u64(const char *s, uint64_t *out) {
     return 0;
 }
 
+int cli_write_error(const char *where) {
+    return cli_error("%s: write error: %s", where ? where : "<stdout>", strerror(errno));
+}
+
 int cli_parse_double(const char *s, double *out) {
     if (!s || !*s) return -1;
+    /* decimal only: strtod would also take hex ("0x10"), inf, nan and
+     * leading spaces */
+    for (const char *p = s; *p; p++)
+        if (!strchr("0123456789+-.eE", *p)) return -1;
     errno = 0;
     char *end;
     double v = strtod(s, &end);
@@ -74,4 +85,83 @@ const bpe *cli_vocab(const char *encoder_path, const char *merges_path) {
     const bpe *v = bpe_load(encoder_path, merges_path, &err);
     if (!v) cli_error("%s", err.msg);
     return v;
+}
+
+const char *cli_quote_buf(char *buf, size_t cap, const void *bytes, size_t n) {
+    const unsigned char *s = bytes;
+    size_t o = 0;
+    if (cap < 8) {
+        if (cap) buf[0] = 0;
+        return buf;
+    }
+    buf[o++] = '"';
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        char esc[8];
+        size_t k = 1;
+        const unsigned char *from = s + i;
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\', esc[1] = (char)c, esc[2] = 0;
+        } else if (c == '\n' || c == '\t' || c == '\r') {
+            esc[0] = '\\', esc[1] = c == '\n' ? 'n' : c == '\t' ? 't' : 'r', esc[2] = 0;
+        } else if (c >= 0x20 && c < 0x7f) {
+            esc[0] = 0;
+        } else {
+            utf8proc_int32_t cp;
+            utf8proc_ssize_t len = c >= 0x80 ? utf8proc_iterate(s + i, (utf8proc_ssize_t)(n - i), &cp) : -1;
+            utf8proc_category_t cat = len > 0 ? utf8proc_category(cp) : UTF8PROC_CATEGORY_CC;
+            /* printable UTF-8 as it is; control, format (bidi overrides),
+             * separator, private and unassigned characters and invalid
+             * bytes as \xNN, byte by byte */
+            if (cat != UTF8PROC_CATEGORY_CC && cat != UTF8PROC_CATEGORY_CF &&
+                cat != UTF8PROC_CATEGORY_ZL && cat != UTF8PROC_CATEGORY_ZP &&
+                cat != UTF8PROC_CATEGORY_CO && cat != UTF8PROC_CATEGORY_CN &&
+                cat != UTF8PROC_CATEGORY_CS) {
+                esc[0] = 0;
+                k = (size_t)len;
+            } else {
+                snprintf(esc, sizeof esc, "\\x%02x", c);
+            }
+        }
+        size_t m = esc[0] ? strlen(esc) : k;
+        if (o + m + 5 > cap) {  /* room for this, "...", the quote and NUL */
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        memcpy(buf + o, esc[0] ? (const unsigned char *)esc : from, m);
+        o += m;
+        i += k;
+    }
+    buf[o++] = '"';
+    buf[o] = 0;
+    return buf;
+}
+
+/* ---- a mapped file that shrinks ------------------------------------------ */
+
+/* Touching a page of a mapping past the end of its file raises SIGBUS; the
+ * handler can only write a message prepared beforehand and leave. */
+static char bus_msg[1024];
+static size_t bus_len;
+
+static void on_sigbus(int sig) {
+    (void)sig;
+    ssize_t w = write(2, bus_msg, bus_len);
+    (void)w;
+    _exit(CLI_ERR);
+}
+
+void cli_mapped(const char *path) {
+    char q[300];
+    cli_quote_buf(q, sizeof q, path, strlen(path));
+    int n = snprintf(bus_msg, sizeof bus_msg,
+                     "gpt2in: %s: the file shrank while it was in use (truncated or rewritten in "
+                     "place by another program); stopped\n", q);
+    bus_len = n < 0 ? 0 : (size_t)n < sizeof bus_msg ? (size_t)n : sizeof bus_msg - 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigbus;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
 }

@@ -43,6 +43,7 @@ int cli_model_open(const cli_model_opts *o, const char *command, cli_model *m) {
     m->f = embed_open(path, &err);
     if (!m->f)
         return cli_error("%s", err.msg);
+    cli_mapped(path);
     m->wte_name = pick_name(m->f, wte_name, "wte.weight", "transformer.wte.weight");
     if (embed_wte(m->f, m->wte_name, &m->wte, &err)) {
         cli_error("%s: %s", path, err.msg);

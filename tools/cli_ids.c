@@ -1,8 +1,10 @@
 /* cli_ids.c - token-id files in the formats gpt2in reads and writes:
  * decimal text, raw u16/u32, .npy, JSON and llm.c token shards. Readers
- * stream (except .npy, read whole); errors name the file, the id's index
- * and, for text, the byte offset. */
+ * stream with bounded memory (a 64 KB buffer; a text id is cut off after
+ * 20 bytes; a .npy header is at most 10 KB); each error is one line naming
+ * the file, the id's index and its byte offset, input bytes escaped. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,6 +44,15 @@ int cli_ids_format(const char *name, const char *path) {
 
 /* ---- reading ------------------------------------------------------------- */
 
+/* A text or JSON id is at most this many bytes (4294967295 is 10 digits; the
+ * rest allows leading zeros): a longer token is an error once this many are
+ * read, so a run of digits or of NULs is not read to its end. */
+#define ID_MAX_BYTES 20
+/* .npy: the preamble (12 bytes at most) and the header (the library reads
+ * headers up to 10000 bytes, embed.h). */
+#define NPY_PREAMBLE 12
+#define NPY_HEADER_MAX 10000
+
 struct ids_reader {
     FILE *in;
     const char *name;
@@ -52,9 +63,10 @@ struct ids_reader {
     unsigned char buf[1 << 16];
     size_t pos, len;
     int eof, started, ended;
-    uint64_t llmc_left;    /* ids still expected in an llm.c shard */
-    embed_npy npy;         /* .npy: the whole array */
-    uint64_t npy_next;
+    uint64_t left;         /* llm.c and .npy: ids still expected */
+    uint64_t total;        /* .npy: the ids its shape holds */
+    embed_dtype dtype;     /* .npy: the ids' type */
+    unsigned width;        /* .npy: bytes an id */
 };
 
 static int refill(ids_reader *r) {
@@ -65,7 +77,8 @@ static int refill(ids_reader *r) {
     if (r->len == 0) {
         r->eof = 1;
         if (ferror(r->in)) {
-            cli_error("%s: read error: %s", r->name, strerror(errno));
+            cli_error("%s: read error at byte %llu: %s", r->name, (unsigned long long)r->byte,
+                      strerror(errno));
             return -1;
         }
         return 0;
@@ -87,40 +100,57 @@ static int peek_byte(ids_reader *r) {
     return r->buf[r->pos];
 }
 
-static int check_id(ids_reader *r, uint64_t id) {
+/* id, which starts at byte `at`, against the vocabulary. */
+static int check_id(ids_reader *r, uint64_t id, uint64_t at) {
     if (r->vocab && id >= r->vocab)
-        return cli_error("%s: id %llu at index %llu is outside the vocabulary (0..%zu)", r->name,
-                         (unsigned long long)id, (unsigned long long)r->index, r->vocab - 1);
+        return cli_error("%s: index %llu, byte %llu: %llu is outside the vocabulary (0..%zu)", r->name,
+                         (unsigned long long)r->index, (unsigned long long)at,
+                         (unsigned long long)id, r->vocab - 1);
     return 0;
 }
 
 static int is_space(int c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 
+/* "byte N: expected X, found "c"" (or "the end"): c is escaped. */
+static int unexpected(ids_reader *r, int c, const char *expected) {
+    char q[16];
+    unsigned char b = (unsigned char)c;
+    if (c >= 0) cli_quote_buf(q, sizeof q, &b, 1);
+    return cli_error("%s: byte %llu: expected %s, found %s", r->name, (unsigned long long)r->byte,
+                     expected, c >= 0 ? q : "the end");
+}
+
 /* A decimal id; the caller has skipped whitespace (and for JSON, commas). */
-static int read_number(ids_reader *r, uint64_t *out, int json) {
-    uint64_t at = r->byte, v = 0;
-    char shown[24];
+static int read_number(ids_reader *r, uint64_t *out, int json, uint64_t *at) {
+    uint64_t v = 0;
+    unsigned char tok[ID_MAX_BYTES + 1];
     size_t ns = 0;
-    int c, digits = 0, bad = 0;
+    int c, bad = 0;
+    *at = r->byte;
     while ((c = peek_byte(r)) >= 0 && !is_space(c) && !(json && (c == ',' || c == ']'))) {
+        if (ns == sizeof tok) break;  /* longer than any id: stop reading here */
         next_byte(r);
-        if (ns + 1 < sizeof shown) shown[ns++] = (char)c;
-        if (c >= '0' && c <= '9' && !bad) {
-            v = v * 10 + (uint64_t)(c - '0');
+        tok[ns++] = (unsigned char)c;
+        if (c >= '0' && c <= '9') {
+            if (!bad) v = v * 10 + (uint64_t)(c - '0');
             if (v > 0xFFFFFFFFull) bad = 2;
-            digits++;
         } else {
             bad = 1;
         }
     }
     if (c == -2) return CLI_ERR;
-    shown[ns] = 0;
-    if (bad == 1 || !digits)
-        return cli_error("%s: id %llu at byte %llu: '%s' is not a token id (a non-negative integer)",
-                         r->name, (unsigned long long)r->index, (unsigned long long)at, shown);
+    char q[ID_MAX_BYTES * 4 + 8];
+    cli_quote_buf(q, sizeof q, tok, ns > ID_MAX_BYTES ? ID_MAX_BYTES : ns);
+    const char *cut = ns > ID_MAX_BYTES ? "..." : "";
+    if (bad == 1 || !ns)
+        return cli_error("%s: index %llu, byte %llu: %s%s is not a token id (a non-negative integer)",
+                         r->name, (unsigned long long)r->index, (unsigned long long)*at, q, cut);
+    if (ns > ID_MAX_BYTES)
+        return cli_error("%s: index %llu, byte %llu: %s... is longer than any token id (%d bytes)",
+                         r->name, (unsigned long long)r->index, (unsigned long long)*at, q, ID_MAX_BYTES);
     if (bad == 2)
-        return cli_error("%s: id %llu at byte %llu: '%s' is outside the vocabulary", r->name,
-                         (unsigned long long)r->index, (unsigned long long)at, shown);
+        return cli_error("%s: index %llu, byte %llu: %s is outside the vocabulary", r->name,
+                         (unsigned long long)r->index, (unsigned long long)*at, q);
     *out = v;
     return 0;
 }
@@ -163,64 +193,79 @@ static int start_llmc(ids_reader *r) {
         return cli_error("%s: truncated llm.c shard: %zu bytes, the header alone is %zu", r->name, got,
                          sizeof h);
     if (h[0] != LLMC_MAGIC)
-        return cli_error("%s: not an llm.c token shard (magic %d, expected %d)", r->name, h[0], LLMC_MAGIC);
+        return cli_error("%s: byte 0: not an llm.c token shard (magic %d, expected %d)", r->name, h[0],
+                         LLMC_MAGIC);
     if (h[1] != LLMC_VERSION)
-        return cli_error("%s: llm.c token shard version %d, only %d is known", r->name, h[1], LLMC_VERSION);
-    if (h[2] < 0) return cli_error("%s: negative token count %d in the llm.c header", r->name, h[2]);
-    r->llmc_left = (uint64_t)h[2];
+        return cli_error("%s: byte 4: llm.c token shard version %d, only %d is known", r->name, h[1],
+                         LLMC_VERSION);
+    if (h[2] < 0) return cli_error("%s: byte 8: negative token count %d in the llm.c header", r->name, h[2]);
+    r->left = (uint64_t)h[2];
     return 0;
 }
 
+/* .npy: reads and checks the preamble and header only (at most 10012
+ * bytes, fewer when the magic or the length is wrong); the data streams. */
 static int start_npy(ids_reader *r) {
-    unsigned char *all = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 1 << 16;
-            unsigned char *b = realloc(all, cap);
-            if (!b) {
-                free(all);
-                return cli_error("%s: out of memory", r->name);
-            }
-            all = b;
-        }
-        size_t got;
-        if (read_exact(r, all + n, cap - n, &got)) {
-            free(all);
-            return CLI_ERR;
-        }
-        n += got;
-        if (got == 0) break;
+    unsigned char *h = malloc(NPY_PREAMBLE + NPY_HEADER_MAX);
+    if (!h) return cli_error("%s: out of memory", r->name);
+    size_t got, more = 0;
+    int rc = read_exact(r, h, 10, &got);
+    if (!rc && got == 10 && !memcmp(h, "\x93NUMPY", 6)) {
+        if ((h[6] == 2 || h[6] == 3) && !(rc = read_exact(r, h + 10, 2, &more))) got += more;
+        uint64_t hlen = h[6] == 1 ? (uint64_t)h[8] | (uint64_t)h[9] << 8
+                                  : got < 12 ? 0
+                                  : (uint64_t)h[8] | (uint64_t)h[9] << 8 | (uint64_t)h[10] << 16 |
+                                        (uint64_t)h[11] << 24;
+        /* a length over the limit is left for the library to name */
+        if (!rc && hlen <= NPY_HEADER_MAX && (h[6] == 1 || got == 12) &&
+            !(rc = read_exact(r, h + got, (size_t)hlen, &more)))
+            got += more;
     }
+    embed_npy a;
     embed_error err;
-    int rc = embed_npy_read_mem(all, n, r->name, &r->npy, &err);
-    free(all);
-    if (rc) return cli_error("%s", err.msg);
-    switch (r->npy.dtype) {
+    size_t start;
+    if (!rc && embed_npy_inspect_header(h, got, r->name, &a, &start, &err)) rc = cli_error("%s", err.msg);
+    free(h);
+    if (rc) return rc;
+    if (start != got) return cli_error("%s: .npy header: internal size mismatch", r->name);
+    switch (a.dtype) {
     case EMBED_U8: case EMBED_I8: case EMBED_U16: case EMBED_I16: case EMBED_U32: case EMBED_I32:
     case EMBED_U64: case EMBED_I64:
-        return 0;
+        break;
     default:
         return cli_error("%s: .npy of %s holds no token ids (an integer array is needed)", r->name,
-                         embed_dtype_name(r->npy.dtype));
+                         embed_dtype_name(a.dtype));
     }
+    r->dtype = a.dtype;
+    r->width = (unsigned)(embed_dtype_bits(a.dtype) / 8);
+    r->total = r->left = a.count;
+    return 0;
 }
 
-static int npy_id(ids_reader *r, uint64_t i, uint64_t *out) {
-    const void *d = r->npy.data;
-    int64_t s;
-    switch (r->npy.dtype) {
-    case EMBED_U8: *out = ((const uint8_t *)d)[i]; return 0;
-    case EMBED_U16: *out = ((const uint16_t *)d)[i]; return 0;
-    case EMBED_U32: *out = ((const uint32_t *)d)[i]; return 0;
-    case EMBED_U64: *out = ((const uint64_t *)d)[i]; return 0;
-    case EMBED_I8: s = ((const int8_t *)d)[i]; break;
-    case EMBED_I16: s = ((const int16_t *)d)[i]; break;
-    case EMBED_I32: s = ((const int32_t *)d)[i]; break;
-    default: s = ((const int64_t *)d)[i]; break;
+/* The next .npy id (little-endian, of r->dtype), sign-checked. */
+static int npy_id(ids_reader *r, uint64_t *out, uint64_t *at) {
+    unsigned char b[8];
+    size_t got;
+    *at = r->byte;
+    if (read_exact(r, b, r->width, &got)) return CLI_ERR;
+    if (got != r->width)
+        return cli_error("%s: index %llu, byte %llu: truncated .npy, the data ends at byte %llu (its "
+                         "shape holds %llu ids)", r->name, (unsigned long long)r->index,
+                         (unsigned long long)*at, (unsigned long long)r->byte,
+                         (unsigned long long)r->total);
+    uint64_t u = 0;
+    for (unsigned i = 0; i < r->width; i++) u |= (uint64_t)b[i] << (8 * i);
+    int64_t s = 0;
+    switch (r->dtype) {
+    case EMBED_I8: s = (int8_t)u; break;
+    case EMBED_I16: s = (int16_t)u; break;
+    case EMBED_I32: s = (int32_t)u; break;
+    case EMBED_I64: s = (int64_t)u; break;
+    default: *out = u; return 0;
     }
     if (s < 0)
-        return cli_error("%s: id %lld at index %llu is negative", r->name, (long long)s, (unsigned long long)i);
+        return cli_error("%s: index %llu, byte %llu: %lld is a negative id", r->name,
+                         (unsigned long long)r->index, (unsigned long long)*at, (long long)s);
     *out = (uint64_t)s;
     return 0;
 }
@@ -233,15 +278,15 @@ int ids_reader_next(ids_reader *r, uint32_t *out, size_t cap, size_t *n) {
         if (r->fmt == IDS_NPY && start_npy(r)) return CLI_ERR;
         if (r->fmt == IDS_JSON) {
             int c;
-            while ((c = next_byte(r)) >= 0 && is_space(c)) {}
-            if (c != '[')
-                return cli_error("%s: byte %llu: expected '[' (a JSON array of ids)", r->name,
-                                 (unsigned long long)(r->byte ? r->byte - 1 : 0));
+            while ((c = peek_byte(r)) >= 0 && is_space(c)) next_byte(r);
+            if (c == -2) return CLI_ERR;
+            if (c != '[') return unexpected(r, c, "'[' (a JSON array of ids)");
+            next_byte(r);
         }
     }
     size_t k = 0;
     while (k < cap && !r->ended) {
-        uint64_t id = 0;
+        uint64_t id = 0, at = r->byte;
         switch (r->fmt) {
         case IDS_TEXT: {
             int c;
@@ -251,7 +296,7 @@ int ids_reader_next(ids_reader *r, uint32_t *out, size_t cap, size_t *n) {
                 r->ended = 1;
                 continue;
             }
-            if (read_number(r, &id, 0)) return CLI_ERR;
+            if (read_number(r, &id, 0, &at)) return CLI_ERR;
             break;
         }
         case IDS_JSON: {
@@ -259,21 +304,21 @@ int ids_reader_next(ids_reader *r, uint32_t *out, size_t cap, size_t *n) {
             while ((c = peek_byte(r)) >= 0 && is_space(c)) next_byte(r);
             if (c == ']') {
                 next_byte(r);
-                while ((c = next_byte(r)) >= 0 && is_space(c)) {}
-                if (c >= 0)
-                    return cli_error("%s: byte %llu: data after the JSON array", r->name,
-                                     (unsigned long long)(r->byte - 1));
+                while ((c = peek_byte(r)) >= 0 && is_space(c)) next_byte(r);
+                if (c == -2) return CLI_ERR;
+                if (c >= 0) return unexpected(r, c, "the end after the JSON array");
                 r->ended = 1;
                 continue;
             }
             if (r->index > 0) {
-                if (c != ',')
-                    return cli_error("%s: byte %llu: expected ',' or ']'", r->name, (unsigned long long)r->byte);
+                if (c == -2) return CLI_ERR;
+                if (c != ',') return unexpected(r, c, "',' or ']'");
                 next_byte(r);
                 while ((c = peek_byte(r)) >= 0 && is_space(c)) next_byte(r);
             }
-            if (c < 0) return c == -2 ? CLI_ERR : cli_error("%s: unterminated JSON array", r->name);
-            if (read_number(r, &id, 1)) return CLI_ERR;
+            if (c == -2) return CLI_ERR;
+            if (c < 0) return unexpected(r, c, "an id or ']' (unterminated JSON array)");
+            if (read_number(r, &id, 1, &at)) return CLI_ERR;
             break;
         }
         case IDS_U16: case IDS_U32: {
@@ -294,29 +339,40 @@ int ids_reader_next(ids_reader *r, uint32_t *out, size_t cap, size_t *n) {
         case IDS_LLMC: {
             unsigned char b[2];
             size_t got;
-            if (r->llmc_left == 0) {
+            if (r->left == 0) {
                 if (read_exact(r, b, 1, &got)) return CLI_ERR;
-                if (got) return cli_error("%s: more tokens than the llm.c header's count", r->name);
+                if (got)
+                    return cli_error("%s: byte %llu: more tokens than the llm.c header's count", r->name,
+                                     (unsigned long long)(r->byte - 1));
                 r->ended = 1;
                 continue;
             }
             if (read_exact(r, b, 2, &got)) return CLI_ERR;
             if (got != 2)
-                return cli_error("%s: truncated llm.c shard: %llu tokens missing", r->name,
-                                 (unsigned long long)r->llmc_left);
-            r->llmc_left--;
+                return cli_error("%s: truncated llm.c shard: the data ends at byte %llu, %llu tokens "
+                                 "missing", r->name, (unsigned long long)r->byte,
+                                 (unsigned long long)r->left);
+            r->left--;
             id = (uint64_t)(b[0] | b[1] << 8);
             break;
         }
         case IDS_NPY:
-            if (r->npy_next == r->npy.count) {
+            if (r->left == 0) {
+                unsigned char b;
+                size_t got;
+                if (read_exact(r, &b, 1, &got)) return CLI_ERR;
+                if (got)
+                    return cli_error("%s: byte %llu: data after the %llu ids the .npy header's shape "
+                                     "holds", r->name, (unsigned long long)(r->byte - 1),
+                                     (unsigned long long)r->total);
                 r->ended = 1;
                 continue;
             }
-            if (npy_id(r, r->npy_next++, &id)) return CLI_ERR;
+            if (npy_id(r, &id, &at)) return CLI_ERR;
+            r->left--;
             break;
         }
-        if (check_id(r, id)) return CLI_ERR;
+        if (check_id(r, id, at)) return CLI_ERR;
         out[k++] = (uint32_t)id;
         r->index++;
     }
@@ -324,11 +380,7 @@ int ids_reader_next(ids_reader *r, uint32_t *out, size_t cap, size_t *n) {
     return 0;
 }
 
-void ids_reader_close(ids_reader *r) {
-    if (!r) return;
-    embed_npy_free(&r->npy);
-    free(r);
-}
+void ids_reader_close(ids_reader *r) { free(r); }
 
 int ids_read_all(FILE *in, const char *name, ids_format fmt, size_t vocab_size, uint32_t **ids,
                  size_t *n) {
@@ -364,9 +416,11 @@ int ids_read_all(FILE *in, const char *name, ids_format fmt, size_t vocab_size, 
 
 struct ids_writer {
     FILE *out;
+    const char *name;      /* for messages */
     ids_format fmt;
     uint64_t count;
     int seekable;
+    int failed;            /* an error was reported: say nothing more */
     off_t start;           /* where the header went, to patch it */
     uint32_t *held;        /* npy/llmc to a pipe: ids kept until the count is known */
     size_t n_held, cap_held;
@@ -374,35 +428,46 @@ struct ids_writer {
     size_t len;
 };
 
+static int write_failed(ids_writer *w) {
+    w->failed = 1;
+    return cli_write_error(w->name);
+}
+
 static int flush_buf(ids_writer *w) {
-    if (w->len && fwrite(w->buf, 1, w->len, w->out) != w->len)
-        return cli_error("write error: %s", strerror(errno));
+    if (w->len && fwrite(w->buf, 1, w->len, w->out) != w->len) return write_failed(w);
     w->len = 0;
     return 0;
 }
 
 static int put_bytes(ids_writer *w, const void *p, size_t n) {
     if (w->len + n > sizeof w->buf && flush_buf(w)) return CLI_ERR;
-    if (n > sizeof w->buf) return fwrite(p, 1, n, w->out) == n ? 0 : cli_error("write error: %s", strerror(errno));
+    if (n > sizeof w->buf) return fwrite(p, 1, n, w->out) == n ? 0 : write_failed(w);
     memcpy(w->buf + w->len, p, n);
     w->len += n;
     return 0;
 }
 
-static size_t npy_ids_header(uint64_t count, char hdr[256]) {
-    uint64_t shape[1] = {count};
-    return embed_npy_header(EMBED_I32, 1, shape, hdr);
-}
+/* The largest count an llm.c header holds. */
+#define LLMC_MAX_TOKENS INT32_MAX
 
-static int write_header(ids_writer *w) {
+/* The header for w->count ids, or (final 0) a placeholder of the same
+ * length that no reader accepts: .npy with shape (2^64-1,), as embed
+ * does, and llm.c with magic 0; a killed run leaves an invalid file, not
+ * an empty array. */
+static int write_header(ids_writer *w, int final) {
     if (w->fmt == IDS_NPY) {
         char hdr[256];
-        size_t n = npy_ids_header(w->count, hdr);
+        uint64_t shape[1] = {final ? w->count : UINT64_MAX};
+        size_t n = embed_npy_header(EMBED_I32, 1, shape, hdr);
         return put_bytes(w, hdr, n);
     }
     if (w->fmt == IDS_LLMC) {
-        if (w->count > INT32_MAX) return cli_error("too many tokens for an llm.c shard (%llu)", (unsigned long long)w->count);
-        int32_t h[LLMC_HEADER_INTS] = {LLMC_MAGIC, LLMC_VERSION, (int32_t)w->count};
+        if (w->count > LLMC_MAX_TOKENS) {
+            w->failed = 1;
+            return cli_error("%s: too many tokens for an llm.c shard (%llu, at most %d)", w->name,
+                             (unsigned long long)w->count, LLMC_MAX_TOKENS);
+        }
+        int32_t h[LLMC_HEADER_INTS] = {final ? LLMC_MAGIC : 0, LLMC_VERSION, final ? (int32_t)w->count : -1};
         return put_bytes(w, h, sizeof h);
     }
     if (w->fmt == IDS_JSON) return put_bytes(w, "[", 1);
@@ -416,17 +481,30 @@ ids_writer *ids_writer_open(FILE *out, ids_format fmt) {
         return NULL;
     }
     w->out = out;
+    w->name = out == stdout ? "<stdout>" : "<output>";
     w->fmt = fmt;
     if (fmt == IDS_NPY || fmt == IDS_LLMC) {
-        /* A header with count 0 now, patched at the end: its length does not
-         * depend on the count (npy pads to 128 bytes; llm.c is fixed). */
+        /* The count goes in the header: a seekable output gets a placeholder
+         * now, rewritten in place at the end (its length does not depend on
+         * the count: npy pads to 128 bytes, llm.c is fixed); other outputs
+         * (pipes) get the ids held until the end. An output in append mode
+         * would get the rewrite appended, so it is refused before anything
+         * is written. */
+        int fl = fcntl(fileno(out), F_GETFL);
         w->start = ftello(out);
         w->seekable = w->start >= 0 && lseek(fileno(out), 0, SEEK_CUR) >= 0;
-        if (w->seekable && write_header(w)) {
+        if (w->seekable && fl >= 0 && (fl & O_APPEND)) {
+            cli_error("%s: --format %s cannot be appended to a file (>>): its header is rewritten "
+                      "when the count is known; write a new file (>) or to a pipe", w->name,
+                      format_names[fmt]);
             free(w);
             return NULL;
         }
-    } else if (write_header(w)) {
+        if (w->seekable && write_header(w, 0)) {
+            free(w);
+            return NULL;
+        }
+    } else if (write_header(w, 1)) {
         free(w);
         return NULL;
     }
@@ -465,18 +543,22 @@ static int put_ids(ids_writer *w, const uint32_t *ids, size_t n) {
         case IDS_U16: case IDS_LLMC:
             for (size_t k = 0; k < m; k++, p += 2) {
                 uint32_t x = id[k];
-                if (x > 0xFFFF)
-                    return cli_error("id %u (token %llu) does not fit in 16 bits", x,
+                if (x > 0xFFFF) {
+                    w->failed = 1;
+                    return cli_error("%s: id %u (token %llu) does not fit in 16 bits", w->name, x,
                                      (unsigned long long)(w->count + i + k));
+                }
                 p[0] = (char)x, p[1] = (char)(x >> 8);
             }
             break;
         case IDS_U32: case IDS_NPY:
             for (size_t k = 0; k < m; k++, p += 4) {
                 uint32_t x = id[k];  /* a local: the byte stores merge into one */
-                if (w->fmt == IDS_NPY && x > INT32_MAX)
-                    return cli_error("id %u (token %llu) does not fit in int32 (.npy)", x,
+                if (w->fmt == IDS_NPY && x > INT32_MAX) {
+                    w->failed = 1;
+                    return cli_error("%s: id %u (token %llu) does not fit in int32 (.npy)", w->name, x,
                                      (unsigned long long)(w->count + i + k));
+                }
                 p[0] = (char)x, p[1] = (char)(x >> 8), p[2] = (char)(x >> 16), p[3] = (char)(x >> 24);
             }
             break;
@@ -489,12 +571,21 @@ static int put_ids(ids_writer *w, const uint32_t *ids, size_t n) {
 }
 
 int ids_writer_put(ids_writer *w, const uint32_t *ids, size_t n) {
+    if (w->failed) return CLI_ERR;
     if (n == 0) return 0;
+    if (w->fmt == IDS_LLMC && w->count + w->n_held + n > LLMC_MAX_TOKENS) {
+        w->failed = 1;
+        return cli_error("%s: too many tokens for an llm.c shard (more than %d)", w->name, LLMC_MAX_TOKENS);
+    }
     if ((w->fmt == IDS_NPY || w->fmt == IDS_LLMC) && !w->seekable) {
         if (w->n_held + n > w->cap_held) {
             size_t c = (w->n_held + n) * 2;
             uint32_t *b = realloc(w->held, c * sizeof *b);
-            if (!b) return cli_error("out of memory holding %zu ids (write to a file instead of a pipe)", w->n_held + n);
+            if (!b) {
+                w->failed = 1;
+                return cli_error("%s: out of memory holding %zu ids for --format %s to a pipe "
+                                 "(write to a file instead)", w->name, w->n_held + n, format_names[w->fmt]);
+            }
             w->held = b;
             w->cap_held = c;
         }
@@ -506,10 +597,10 @@ int ids_writer_put(ids_writer *w, const uint32_t *ids, size_t n) {
 }
 
 int ids_writer_close(ids_writer *w) {
-    int rc = 0;
-    if ((w->fmt == IDS_NPY || w->fmt == IDS_LLMC) && !w->seekable) {
+    int rc = w->failed ? CLI_ERR : 0;
+    if (!rc && (w->fmt == IDS_NPY || w->fmt == IDS_LLMC) && !w->seekable) {
         w->count = w->n_held;
-        rc = write_header(w);
+        rc = write_header(w, 1);
         w->count = 0;
         if (!rc) rc = put_ids(w, w->held, w->n_held);
     }
@@ -519,12 +610,14 @@ int ids_writer_close(ids_writer *w) {
     if (!rc && (w->fmt == IDS_NPY || w->fmt == IDS_LLMC) && w->seekable) {
         /* Patch the count into the header written at the start. */
         off_t end = ftello(w->out);
-        if (fseeko(w->out, w->start, SEEK_SET)) rc = cli_error("cannot seek the output: %s", strerror(errno));
-        if (!rc) rc = write_header(w);
+        if (fseeko(w->out, w->start, SEEK_SET))
+            rc = cli_error("%s: cannot rewrite the header: %s", w->name, strerror(errno));
+        if (!rc) rc = write_header(w, 1);
         if (!rc) rc = flush_buf(w);
-        if (!rc && fseeko(w->out, end, SEEK_SET)) rc = cli_error("cannot seek the output: %s", strerror(errno));
+        if (!rc && fseeko(w->out, end, SEEK_SET))
+            rc = cli_error("%s: cannot rewrite the header: %s", w->name, strerror(errno));
     }
-    if (!rc && fflush(w->out)) rc = cli_error("write error: %s", strerror(errno));
+    if (!rc && fflush(w->out)) rc = write_failed(w);
     free(w->held);
     free(w);
     return rc;

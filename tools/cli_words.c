@@ -2,7 +2,6 @@
  * similarity commands. The maths is the library's (embed/similarity.c). */
 #include <stdlib.h>
 #include <string.h>
-#include <utf8proc.h>
 
 #include "cli_words.h"
 
@@ -46,6 +45,7 @@ int words_open(words_model *m, const words_opts *o) {
     m->file = embed_open(o->weights, &err);
     if (!m->file)
         return cli_error("%s", err.msg);
+    cli_mapped(o->weights);
     if (embed_wte(m->file, o->tensor, &m->wte, &err)) {
         cli_error("%s: %s", o->weights, err.msg);
         embed_close(m->file);
@@ -127,56 +127,11 @@ int words_vector(const words_model *m, const char *word, int as_typed, float *ve
 }
 
 void words_quote_buf(char *buf, size_t cap, const void *bytes, size_t n) {
-    const unsigned char *s = bytes;
-    size_t o = 0;
-    if (cap == 0)
-        return;
-#define PUT(str, len)                                         \
-    do {                                                      \
-        if (o + (len) + 2 > cap)                              \
-            goto done;                                        \
-        memcpy(buf + o, (str), (len));                        \
-        o += (len);                                           \
-    } while (0)
-    PUT("\"", 1);
-    for (size_t i = 0; i < n;) {
-        unsigned char c = s[i];
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\', esc[1] = (char)c;
-            PUT(esc, 2);
-            i++;
-        } else if (c == '\n' || c == '\t' || c == '\r') {
-            esc[0] = '\\', esc[1] = c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
-            PUT(esc, 2);
-            i++;
-        } else if (c >= 0x20 && c < 0x7f) {
-            PUT(s + i, 1);
-            i++;
-        } else {
-            utf8proc_int32_t cp;
-            utf8proc_ssize_t k = c >= 0x80 ? utf8proc_iterate(s + i, (utf8proc_ssize_t)(n - i), &cp) : -1;
-            /* valid, printable UTF-8 as it is; anything else byte by byte */
-            if (k > 0 && utf8proc_category(cp) != UTF8PROC_CATEGORY_CC &&
-                utf8proc_category(cp) != UTF8PROC_CATEGORY_ZL &&
-                utf8proc_category(cp) != UTF8PROC_CATEGORY_ZP) {
-                PUT(s + i, (size_t)k);
-                i += (size_t)k;
-            } else {
-                snprintf(esc, sizeof esc, "\\x%02x", c);
-                PUT(esc, 4);
-                i++;
-            }
-        }
-    }
-    PUT("\"", 1);
-#undef PUT
-done:
-    buf[o] = 0;
+    cli_quote_buf(buf, cap, bytes, n);
 }
 
 void words_quote(FILE *f, const void *bytes, size_t n) {
-    size_t cap = n * 4 + 4;   /* \xNN per byte, two quotes, NUL, and PUT's margin */
+    size_t cap = n * 4 + 8;   /* \xNN per byte, two quotes, NUL and the margin */
     char small[256], *buf = cap <= sizeof small ? small : malloc(cap);
     if (!buf)
         return;

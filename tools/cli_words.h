@@ -45,11 +45,9 @@ int words_vector(const words_model *m, const char *word, int as_typed, float *ve
 /* vec (C) = the mean of the rows ids[0..n) (silently). */
 void words_mean_rows(const embed_table *wte, const uint32_t *ids, size_t n, float *vec);
 
-/* Writes bytes as a double-quoted, escaped string: printable ASCII and
- * valid UTF-8 as they are; quotes, backslashes and control bytes escaped;
- * bytes of invalid UTF-8 as \xNN. */
+/* Writes bytes as a double-quoted, escaped string (cli_quote_buf). */
 void words_quote(FILE *f, const void *bytes, size_t n);
-/* Same into buf (cap bytes, NUL-terminated, cut short if it does not fit). */
+/* Same into buf (cap bytes, NUL-terminated, cut with "..." if it does not fit). */
 void words_quote_buf(char *buf, size_t cap, const void *bytes, size_t n);
 /* A token id, quoted. */
 void words_print_token(FILE *f, const bpe *vocab, uint32_t id);

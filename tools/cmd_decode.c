@@ -5,7 +5,7 @@
 #include "cli.h"
 
 static const char decode_help[] =
-    "usage: gpt2in decode [OPTIONS] [FILE]\n"
+    "usage: gpt2in decode [OPTIONS] [--] [FILE]\n"
     "\n"
     "Decodes token ids (FILE, or stdin) into the exact bytes they stand for, even\n"
     "when a token ends in the middle of a UTF-8 character. Streams any length.\n"
@@ -15,16 +15,23 @@ static const char decode_help[] =
     "  --encoder FILE --merges FILE\n"
     "                    another vocabulary in GPT-2's format (default: built in)\n"
     "  -h, --help        this help\n"
+    "  --                what follows is the file, even if it starts with '-'\n"
     "\n"
-    "An id outside the vocabulary, a negative or non-numeric id is an error naming\n"
-    "its position (exit status 2).\n";
+    "An id outside the vocabulary, a negative or non-numeric id (or a text id of\n"
+    "more than 20 bytes) is an error naming its byte offset (exit status 2). Memory\n"
+    "stays bounded for any input: ids are read in blocks, .npy too.\n";
 
 int cmd_decode(int argc, char **argv) {
     const char *format = NULL, *enc = NULL, *merges = NULL, *path = NULL;
-    int bad = 0;
+    int bad = 0, operands = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        if (operands || a[0] != '-' || !a[1]) {
+            if (path) return cli_error("decode: one input file at most ('%s' and '%s')", path, a);
+            path = a;
+        } else if (!strcmp(a, "--")) {
+            operands = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(decode_help, stdout);
             return CLI_OK;
         } else if ((val = cli_opt(argc, argv, &i, "--input-format", &bad))) {
@@ -35,12 +42,8 @@ int cmd_decode(int argc, char **argv) {
             merges = val;
         } else if (bad) {
             return CLI_ERR;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_error("decode: unknown option '%s' (see 'gpt2in decode --help')", a);
-        } else if (path) {
-            return cli_error("decode: one input file at most ('%s' and '%s')", path, a);
         } else {
-            path = a;
+            return cli_error("decode: unknown option '%s' (see 'gpt2in decode --help')", a);
         }
     }
     if (bad) return CLI_ERR;
@@ -65,9 +68,9 @@ int cmd_decode(int argc, char **argv) {
         size_t bytes;
         bpe_error err;
         if (bpe_decode(v, ids, n, out, cap, &bytes, &err)) rc = cli_error("%s", err.msg);
-        else if (fwrite(out, 1, bytes, stdout) != bytes) rc = cli_error("write error");
+        else if (fwrite(out, 1, bytes, stdout) != bytes) rc = cli_write_error(NULL);
     }
-    if (!rc && fflush(stdout)) rc = cli_error("write error");
+    if (!rc && fflush(stdout)) rc = cli_write_error(NULL);
     free(ids);
     free(out);
     ids_reader_close(r);

@@ -1,31 +1,45 @@
 /* cmd_encode.c - `gpt2in encode` and `gpt2in count`: text in (a file or
  * stdin, any size, streamed), token ids out. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
 
+#define COMMON_OPTIONS                                                                      \
+    "  --special MODE    <|endoftext|> in the text: error (default), allow (emit 50256),\n"  \
+    "                    text (encode it as ordinary text)\n"                                \
+    "  --strict          invalid UTF-8 is an error (default: each invalid byte is its\n"     \
+    "                    own piece, so decode gives back the exact bytes)\n"                 \
+    "  --threads N       threads for large inputs (default: all cores); output is identical\n" \
+    "  --encoder FILE --merges FILE\n"                                                       \
+    "                    another vocabulary in GPT-2's format (default: built in)\n"         \
+    "  -h, --help        this help\n"                                                        \
+    "  --                what follows is the file, even if it starts with '-'\n"
+
 static const char encode_help[] =
-    "usage: gpt2in encode [OPTIONS] [FILE]\n"
-    "       gpt2in count [OPTIONS] [FILE]\n"
+    "usage: gpt2in encode [OPTIONS] [--] [FILE]\n"
     "\n"
     "Encodes text (FILE, or stdin when FILE is absent or -) into GPT-2 token ids,\n"
-    "exactly as tiktoken's gpt2 encoding. `count` prints only the number of tokens.\n"
-    "Input of any size is streamed with bounded memory.\n"
+    "exactly as tiktoken's gpt2 encoding. Input of any size is streamed with\n"
+    "bounded memory. 'gpt2in count' prints only the number of tokens.\n"
     "\n"
     "  --format F        text (decimal ids, default), u16, u32 (raw little-endian),\n"
-    "                    npy (int32), json, llmc (llm.c token shard)\n"
+    "                    npy (int32), json, llmc (llm.c token shard); npy and llmc\n"
+    "                    rewrite their header at the end (not to a file opened with\n"
+    "                    >>); to a pipe they hold the ids in memory, 4 bytes a token\n"
     "  --offsets         one token per line: ID START END (byte span; text or json)\n"
-    "  --special MODE    <|endoftext|> in the text: error (default), allow (emit 50256),\n"
-    "                    text (encode it as ordinary text)\n"
-    "  --strict          invalid UTF-8 is an error (default: each invalid byte is its\n"
-    "                    own piece, so decode gives back the exact bytes)\n"
-    "  --threads N       threads for large inputs (default: all cores); output is identical\n"
-    "  --encoder FILE --merges FILE\n"
-    "                    another vocabulary in GPT-2's format (default: built in)\n"
-    "  -h, --help        this help\n";
+    COMMON_OPTIONS;
 
+static const char count_help[] =
+    "usage: gpt2in count [OPTIONS] [--] [FILE]\n"
+    "\n"
+    "Prints the number of GPT-2 tokens of a text (FILE, or stdin when FILE is\n"
+    "absent or -), exactly as tiktoken's gpt2 encoding counts them. Input of any\n"
+    "size is streamed with bounded memory.\n"
+    "\n"
+    COMMON_OPTIONS;
 typedef struct {
     ids_writer *w;
     const bpe *v;
@@ -38,6 +52,10 @@ typedef struct {
 static int sink(void *arg, const uint32_t *ids, const uint64_t *offs, size_t n) {
     encode_ctx *c = arg;
     if (c->offsets) {
+        if (ferror(c->out)) {  /* reported once, by the caller */
+            c->failed = 1;
+            return 1;
+        }
         for (size_t i = 0; i < n; i++) {
             size_t len;
             bpe_token_bytes(c->v, ids[i], &len);
@@ -56,17 +74,35 @@ static int sink(void *arg, const uint32_t *ids, const uint64_t *offs, size_t n) 
     return 0;
 }
 
+/* The stream's error: already reported when the output failed; the library
+ * says what is wrong, the advice on flags is the command line's. */
+static int encode_failed(encode_ctx *c, const char *name, int e, const bpe_error *err) {
+    if (c->failed && c->w) return CLI_ERR;
+    if (c->failed) return cli_write_error(NULL);
+    if (e == BPE_ERR_SPECIAL)
+        return cli_error("%s: %s (--special allow emits it as its token, --special text encodes it "
+                         "as text)", name, err->msg);
+    return cli_error("%s: %s", name, err->msg);
+}
+
 static int run(int argc, char **argv, int counting) {
     const char *format = "text", *special = "error", *enc = NULL, *merges = NULL, *path = NULL;
-    int strict = 0, offsets = 0, bad = 0;
+    int strict = 0, offsets = 0, bad = 0, operands = 0;
     uint64_t threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(encode_help, stdout);
+        if (operands || (a[0] != '-' || !a[1])) {
+            if (path) return cli_error("%s: one input file at most ('%s' and '%s')", argv[0], path, a);
+            path = a;
+        } else if (!strcmp(a, "--")) {
+            operands = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(counting ? count_help : encode_help, stdout);
             return CLI_OK;
         } else if (!strcmp(a, "--strict")) {
             strict = 1;
+        } else if (counting && (!strcmp(a, "--offsets") || !strncmp(a, "--format", 8))) {
+            return cli_error("count: %s is an option of encode (count prints only the number)", a);
         } else if (!strcmp(a, "--offsets")) {
             offsets = 1;
         } else if ((val = cli_opt(argc, argv, &i, "--format", &bad))) {
@@ -82,12 +118,8 @@ static int run(int argc, char **argv, int counting) {
                 return cli_error("--threads: '%s' is not a number of threads (0..64)", val);
         } else if (bad) {
             return CLI_ERR;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_error("%s: unknown option '%s' (see 'gpt2in %s --help')", argv[0], a, argv[0]);
-        } else if (path) {
-            return cli_error("%s: one input file at most ('%s' and '%s')", argv[0], path, a);
         } else {
-            path = a;
+            return cli_error("%s: unknown option '%s' (see 'gpt2in %s --help')", argv[0], a, argv[0]);
         }
     }
     if (bad) return CLI_ERR;
@@ -127,20 +159,24 @@ static int run(int argc, char **argv, int counting) {
     while (!rc) {
         size_t got = fread(buf, 1, chunk, in);
         if (got == 0) {
-            if (ferror(in)) rc = cli_error("%s: read error", name);
+            if (ferror(in))
+                rc = cli_error("%s: read error at byte %llu: %s", name, (unsigned long long)read_total,
+                               strerror(errno));
             break;
         }
         read_total += got;
-        if (bpe_stream_write(st, buf, got, sink, &c, &err))
-            rc = c.failed ? CLI_ERR : cli_error("%s: %s", name, err.msg);
+        int e = bpe_stream_write(st, buf, got, sink, &c, &err);
+        if (e) rc = encode_failed(&c, name, e, &err);
         if (progress && read_total >= next_report) {
             fprintf(stderr, "\rgpt2in: %llu MB read, %llu tokens", (unsigned long long)(read_total >> 20),
                     (unsigned long long)c.count);
             next_report += 64u << 20;
         }
     }
-    if (!rc && bpe_stream_finish(st, sink, &c, &err))
-        rc = c.failed ? CLI_ERR : cli_error("%s: %s", name, err.msg);
+    if (!rc) {
+        int e = bpe_stream_finish(st, sink, &c, &err);
+        if (e) rc = encode_failed(&c, name, e, &err);
+    }
     if (progress && read_total >= (64u << 20)) fputs("\r\033[K", stderr);
     if (!rc && c.offsets == IDS_JSON + 1) fputs(c.count ? "]\n" : "[]\n", stdout);
     if (c.w) {
@@ -148,7 +184,7 @@ static int run(int argc, char **argv, int counting) {
         if (!rc) rc = wrc;
     }
     if (!rc && counting) printf("%llu\n", (unsigned long long)c.count);
-    if (!rc && fflush(stdout)) rc = cli_error("write error");
+    if (!rc && (fflush(stdout) || ferror(stdout))) rc = cli_write_error(NULL);
     free(buf);
     bpe_stream_free(st);
     if (in != stdin) fclose(in);

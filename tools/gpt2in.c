@@ -26,13 +26,20 @@ static const struct {
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: gpt2in COMMAND [OPTIONS] [FILE]\n\n"
+    fprintf(f, "usage: gpt2in COMMAND [OPTIONS] [--] [FILE]\n\n"
                "GPT-2's input stage: byte-level BPE tokens and token embeddings.\n\n"
                "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n'gpt2in COMMAND --help' describes a command. Exit status: 0 ok, "
                "1 check failed (verify), 2 error.\n");
+}
+
+/* Output still buffered is written here: a failed write of it (a full disk,
+ * a closed pipe) is an error, reported once, even after --help. */
+static int finish(int rc) {
+    if ((fflush(stdout) || ferror(stdout)) && rc != CLI_ERR) rc = cli_write_error(NULL);
+    return rc;
 }
 
 int main(int argc, char **argv) {
@@ -42,15 +49,16 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return CLI_OK;
+        return finish(CLI_OK);
     }
     if (!strcmp(argv[1], "--version")) {
         puts("gpt2in 0.1.0");
-        return CLI_OK;
+        return finish(CLI_OK);
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name))
-            return commands[i].fn(argc - 1, argv + 1);
-    cli_error("unknown command '%s' (see 'gpt2in --help')", argv[1]);
+            return finish(commands[i].fn(argc - 1, argv + 1));
+    char q[128];
+    cli_error("unknown command %s (see 'gpt2in --help')", cli_quote_buf(q, sizeof q, argv[1], strlen(argv[1])));
     return CLI_ERR;
 }
