@@ -237,6 +237,10 @@ echo hello > "$T/-x"
 (cd "$T" && "$G" encode -- -x) > "$T/out" 2>&1 && [ "$(cat "$T/out")" = "31373 198" ] || fail "encode -- -x: $(cat "$T/out")"
 (cd "$T" && "$G" count -- -x) > "$T/out" 2>&1 && [ "$(cat "$T/out")" = 2 ] || fail "count -- -x: $(cat "$T/out")"
 
+# the library says what is wrong, the command line adds its advice, once
+bad "<|endoftext|> in the text" 3 '<stdin>' 'printf "hi <|endoftext|> x" | "$G" encode'
+[ "$(grep -o -- '--special allow' "$T/err" | wc -l)" -eq 1 ] || fail "the --special advice is not there once: $(cat "$T/err")"
+
 [ -z "$skipped" ] || echo "skipped (no /usr/bin/python3 with NumPy):$skipped"
 echo "$n checks, $fails failed"
 [ "$fails" -eq 0 ]

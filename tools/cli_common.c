@@ -153,11 +153,16 @@ static void on_sigbus(int sig) {
 }
 
 void cli_mapped(const char *path) {
+    /* the message names every mapped file: "A or B" */
+    static char names[600];
     char q[300];
+    size_t used = strlen(names);
     cli_quote_buf(q, sizeof q, path, strlen(path));
+    if (used + strlen(q) + 5 < sizeof names)
+        snprintf(names + used, sizeof names - used, "%s%s", used ? " or " : "", q);
     int n = snprintf(bus_msg, sizeof bus_msg,
                      "gpt2in: %s: the file shrank while it was in use (truncated or rewritten in "
-                     "place by another program); stopped\n", q);
+                     "place by another program); stopped\n", names);
     bus_len = n < 0 ? 0 : (size_t)n < sizeof bus_msg ? (size_t)n : sizeof bus_msg - 1;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
