@@ -76,9 +76,9 @@ GPT2IN_API const bpe *bpe_gpt2(void);
  * (ids 0..V-1, V below 2^21 - 1; every single byte a token). Ranks are the
  * ids, as in tiktoken; each merge line must join two tokens into a token.
  * On failure returns NULL and describes the problem (file, line and column)
- * in err. Builds the same tables the compiled-in vocabulary carries: about
- * 0.3 s for GPT-2's files on this project's machine, most of it checking
- * the pairs of short digit and lowercase tokens (bpe.c, merge_run). */
+ * in err. Builds the same tables the compiled-in vocabulary carries, most
+ * of the time going to the pairs of short digit and lowercase tokens; the
+ * built-in bpe_gpt2() costs nothing. */
 GPT2IN_API bpe *bpe_load(const char *encoder_json_path, const char *vocab_bpe_path, bpe_error *err);
 
 /* Same, from bytes in memory; the names are used in error messages only. */

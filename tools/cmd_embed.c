@@ -21,8 +21,8 @@ enum { OUT_NPY, OUT_F32, OUT_TEXT };
 
 /* Tokens per block: 2048 x 768 floats = 6 MB, enough for two threads.
  * The first few thousand tokens go in blocks of 64, so that a short input
- * touches little of the buffer: each fresh page costs a page fault, and 3
- * MB of them took 12 ms on this project's VM, more than the lookups. */
+ * touches little of the buffer: each fresh page costs a page fault, which
+ * for a short input costs more than the lookups. */
 #define BLOCK 2048
 #define SMALL_BLOCK 64
 #define SMALL_TOKENS 4096
