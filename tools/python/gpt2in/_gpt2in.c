@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "bpe.h"
 #include "embed.h"
@@ -73,6 +74,34 @@ static PyObject *u32buf_new(uint32_t *data, size_t n) {
     b->data = data;
     b->n = (Py_ssize_t)n;
     return (PyObject *)b;
+}
+
+/* ---- big buffers ---------------------------------------------------------- */
+
+/* Fresh output memory costs a page fault per 4 KB page, which on big texts
+ * costs as much as the encoding itself; transparent huge pages (where the
+ * kernel offers them on request) take one fault per 2 MB. */
+#define HUGE_MIN (4u << 20)
+
+static void advise_huge(void *p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+    uintptr_t a = ((uintptr_t)p + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1);
+    uintptr_t e = ((uintptr_t)p + bytes) & ~(uintptr_t)((2u << 20) - 1);
+    if (e > a) madvise((void *)a, e - a, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
+
+/* n ids, freed with free(). */
+static uint32_t *ids_alloc(size_t n) {
+    size_t bytes = (n ? n : 1) * sizeof(uint32_t);
+    if (bytes < HUGE_MIN) return malloc(bytes);
+    void *p;
+    if (posix_memalign(&p, 2u << 20, bytes)) return NULL;
+    advise_huge(p, bytes);
+    return p;
 }
 
 /* ---- errors --------------------------------------------------------------- */
@@ -199,30 +228,24 @@ static int ids_from_seq(PyObject *obj, uint32_t **out, size_t *n) {
     return 0;
 }
 
-static PyObject *ids_to_list(const uint32_t *ids, size_t n) {
-    PyObject *l = PyList_New((Py_ssize_t)n);
-    if (!l) return NULL;
-    for (size_t k = 0; k < n; k++) {
-        PyObject *x = PyLong_FromUnsignedLong(ids[k]);
-        if (!x) {
-            Py_DECREF(l);
-            return NULL;
-        }
-        PyList_SET_ITEM(l, (Py_ssize_t)k, x);
-    }
-    return l;
-}
-
 /* ---- CoreBPE: one vocabulary ---------------------------------------------- */
 
+/* ints[id] holds the Python int of every id: a list of tokens is then
+ * built with a reference count increment per token instead of an int
+ * allocation (and freed without deallocations), which is most of the time
+ * of encode_ordinary beyond the library's own. */
 typedef struct {
     PyObject_HEAD
     const bpe *v;
+    size_t n_ints;
+    PyObject **ints;
 } CoreBPE;
 
 static PyTypeObject CoreBPEType;
 
 static void core_dealloc(CoreBPE *self) {
+    for (size_t k = 0; k < self->n_ints; k++) Py_XDECREF(self->ints[k]);
+    PyMem_Free(self->ints);
     bpe_free(self->v);   /* a no-op on the compiled-in vocabulary */
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -234,14 +257,44 @@ static PyObject *core_wrap(const bpe *v) {
         return NULL;
     }
     c->v = v;
+    c->n_ints = 0;
+    size_t nv = bpe_vocab_size(v);
+    c->ints = PyMem_Calloc(nv ? nv : 1, sizeof *c->ints);
+    if (!c->ints) {
+        Py_DECREF(c);
+        return PyErr_NoMemory();
+    }
+    for (size_t k = 0; k < nv; k++) {
+        c->ints[k] = PyLong_FromSize_t(k);
+        if (!c->ints[k]) {
+            Py_DECREF(c);
+            return NULL;
+        }
+        c->n_ints = k + 1;
+    }
     return (PyObject *)c;
+}
+
+/* ids come from the library, so each is below n_ints. */
+static PyObject *ids_to_list_cached(const CoreBPE *c, const uint32_t *ids, size_t n) {
+    PyObject *l = PyList_New((Py_ssize_t)n);
+    if (!l) return NULL;
+    PyObject **items = ((PyListObject *)l)->ob_item;
+    if (n * sizeof *items >= HUGE_MIN) advise_huge(items, n * sizeof *items);
+    PyObject *const *ints = c->ints;
+    for (size_t k = 0; k < n; k++) {
+        PyObject *x = ints[ids[k]];
+        Py_INCREF(x);
+        items[k] = x;
+    }
+    return l;
 }
 
 /* Encodes s[0..len) with the GIL released into a malloc'd array (the caller
  * frees *ids). cap = len is always enough (no token is shorter than a byte);
  * untouched pages of a big allocation cost nothing. */
 static int encode_raw(const bpe *v, const char *s, size_t len, int flags, uint32_t **ids, size_t *n) {
-    uint32_t *buf = malloc((len ? len : 1) * sizeof *buf);
+    uint32_t *buf = ids_alloc(len);
     if (!buf) {
         PyErr_NoMemory();
         return -1;
@@ -294,12 +347,12 @@ static PyObject *core_encode(CoreBPE *self, PyObject *const *args, Py_ssize_t na
         bpe_error err;
         int rc = bpe_encode(self->v, s, (size_t)len, flags, ids, NULL, SMALL_TEXT, &n, &err);
         if (rc != BPE_OK) return raise_bpe(rc, &err);
-        return ids_to_list(ids, n);
+        return ids_to_list_cached(self, ids, n);
     }
     uint32_t *ids;
     size_t n;
     if (encode_raw(self->v, s, (size_t)len, flags, &ids, &n)) return NULL;
-    PyObject *l = ids_to_list(ids, n);
+    PyObject *l = ids_to_list_cached(self, ids, n);
     free(ids);
     return l;
 }
@@ -354,7 +407,7 @@ static PyObject *core_encode_bytes(CoreBPE *self, PyObject *const *args, Py_ssiz
     int rc = encode_raw(self->v, view.buf, (size_t)view.len, flags, &ids, &n);
     PyBuffer_Release(&view);
     if (rc) return NULL;
-    PyObject *l = ids_to_list(ids, n);
+    PyObject *l = ids_to_list_cached(self, ids, n);
     free(ids);
     return l;
 }
@@ -384,7 +437,7 @@ static void *batch_worker(void *arg) {
         size_t i = atomic_fetch_add(&p->next, 1);
         if (i >= p->n_jobs) break;
         batch_job *j = &p->jobs[i];
-        j->ids = malloc((j->len ? j->len : 1) * sizeof *j->ids);
+        j->ids = ids_alloc(j->len);
         if (!j->ids) {
             j->rc = BPE_ERR_NOMEM;
             continue;
@@ -455,7 +508,7 @@ static PyObject *core_encode_batch(CoreBPE *self, PyObject *const *args, Py_ssiz
     result = PyList_New(m);
     if (!result) goto done;
     for (Py_ssize_t i = 0; i < m; i++) {
-        PyObject *l = ids_to_list(jobs[i].ids, jobs[i].n);
+        PyObject *l = ids_to_list_cached(self, jobs[i].ids, jobs[i].n);
         if (!l) {
             Py_CLEAR(result);
             goto done;

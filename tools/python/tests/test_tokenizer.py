@@ -445,3 +445,18 @@ def test_help_reads_as_documentation():
         if not name.startswith("_") or name == "__init__":
             if callable(member) or isinstance(member, (property,)):
                 assert getattr(member, "__doc__", None), name
+
+
+def test_big_outputs(enc, fixtures):
+    """Outputs of several MB (huge-page buffers, the shrunk numpy buffer,
+    long lists of shared int objects) equal the sum of their parts."""
+    parts = [d.decode() for n, d, _ in fixtures if fixture_mode(n) == "default"
+             and not n.startswith("invalid_utf8")]
+    text = "\n\n".join(parts) * 12
+    ids = enc.encode_ordinary(text)
+    assert len(ids) * 8 > (4 << 20) and len(text) * 4 > (4 << 20)
+    arr = enc.encode_to_numpy(text)
+    assert arr.tolist() == ids
+    assert enc.encode_ordinary_batch([text, text], num_threads=2) == [ids, ids]
+    assert enc.decode(arr) == text
+    assert ids[0] is enc.encode_ordinary(text[:100])[0]

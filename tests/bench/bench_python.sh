@@ -1,0 +1,117 @@
+#!/bin/sh
+# The Python package (tools/python) against the C library it wraps and npm
+# tiktoken, on the tokenizer benchmark's corpora (tests/bench/make_corpora.py;
+# /usr/share/common-licenses when its packages are missing):
+#   lib       bpe_encode, one thread, text in memory (tests/bench/bench_bpe_lib.c)
+#   python    Encoding.encode_ordinary(text) -> list of ints, and
+#             encode_to_numpy(text) -> uint32 array
+#   tiktoken  npm tiktoken's encode_ordinary inside Node (tests/oracle/bench.js);
+#             the tiktoken Python package cannot be installed here (no PyPI)
+# then encode_to_numpy on 100 MB, and the cost of one call on a 10-byte
+# string (Python: encode_ordinary; Node: tiktoken's encode_ordinary).
+# Best of BENCH_ROUNDS (default 3) runs each. MB = 10^6 bytes.
+set -u
+cd "$(dirname "$0")/../.." || exit 2
+GPT2IN=${GPT2IN:-build/gpt2in}
+B=$(dirname "$GPT2IN")
+LIB=$B/libgpt2in.a
+PY=/usr/bin/python3
+ROUNDS=${BENCH_ROUNDS:-3}
+[ -f "$LIB" ] || { echo "bench_python: $LIB is not built (make)"; exit 2; }
+tmp=$(mktemp -d) || exit 2
+trap 'rm -rf "$tmp"' EXIT
+root=$(pwd)
+(cd tools/python && GPT2IN_LIB="$root/$LIB" $PY setup.py -q build --build-base "$tmp/pybuild" \
+    --build-lib "$tmp/py" > "$tmp/build.log" 2>&1) ||
+    { cat "$tmp/build.log"; echo "bench_python: cannot build the extension"; exit 2; }
+${CC:-cc} -O2 -Ibpe -o "$tmp/bench_lib" tests/bench/bench_bpe_lib.c "$LIB" -lutf8proc -lm -pthread ||
+    { echo "bench_python: cannot build tests/bench/bench_bpe_lib.c"; exit 2; }
+
+corp=$tmp/corpora
+if sh tools/deps.sh install-bench > /dev/null 2>&1 && $PY tests/bench/make_corpora.py "$corp" > /dev/null 2>&1; then
+    files="$corp/english.txt $corp/code.txt $corp/multilingual.txt $corp/base64.txt"
+else
+    echo "(make_corpora.py's packages are missing: the corpus is /usr/share/common-licenses/*)"
+    mkdir -p "$corp"
+    cat /usr/share/common-licenses/* > "$corp/licenses.txt"
+    files="$corp/licenses.txt"
+fi
+# 100 MB for encode_to_numpy: the corpora, repeated
+: > "$tmp/big.txt"
+while [ "$(wc -c < "$tmp/big.txt")" -lt 100000000 ]; do cat $files >> "$tmp/big.txt"; done
+head -c 100000000 "$tmp/big.txt" > "$tmp/big100.txt"
+# Cut inside a UTF-8 character? Trim to the last newline.
+$PY -c 'import sys; d=open(sys.argv[1],"rb").read(); open(sys.argv[1],"wb").write(d[:d.rindex(b"\n")+1])' "$tmp/big100.txt"
+
+have_node=1
+sh tests/oracle/install.sh > "$tmp/install.log" 2>&1 || { have_node=0; echo "tiktoken: $(tail -n 1 "$tmp/install.log")"; }
+
+"$tmp/bench_lib" "$ROUNDS" $files > "$tmp/lib.txt" || exit 2
+if [ $have_node = 1 ]; then node tests/oracle/bench.js --runs "$ROUNDS" $files > "$tmp/tikt.txt" || exit 2
+else : > "$tmp/tikt.txt"; fi
+
+PYTHONPATH="$tmp/py" $PY - "$ROUNDS" "$tmp/lib.txt" "$tmp/tikt.txt" "$tmp/big100.txt" $files <<'PYEOF'
+import sys, time, os
+import gpt2in
+rounds, lib_f, tikt_f, big = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+files = sys.argv[5:]
+enc = gpt2in.get_encoding("gpt2")
+lib = {l.split()[0]: l.split() for l in open(lib_f) if not l.startswith("memcpy")}
+tikt = {l.split()[0]: l.split() for l in open(tikt_f)}
+
+def best(f, n=rounds):
+    b = float("inf")
+    for _ in range(n):
+        t = time.perf_counter(); r = f(); b = min(b, time.perf_counter() - t)
+    return b, r
+
+print(f"{'corpus':<13} {'MB':>6} {'tokens':>9} | {'lib 1t':>8} {'encode':>8} {'numpy':>8} | "
+      f"{'enc/lib':>8} {'np/lib':>8} | {'tiktoken':>8} {'enc/tikt':>8}")
+for f in files:
+    text = open(f, encoding="utf-8").read()
+    enc.encode_ordinary(text[:65536])
+    te, ids = best(lambda: enc.encode_ordinary(text))
+    tn, arr = best(lambda: enc.encode_to_numpy(text, disallowed_special=()))
+    del arr
+    l = lib[f]
+    tl = float(l[3])
+    assert int(l[2]) == len(ids), (f, l[2], len(ids))
+    tk = tikt.get(f)
+    tks = f"{float(tk[3]):8.3f} {float(tk[3]) / te:7.2f}x" if tk else f"{'-':>8} {'-':>8}"
+    mb = os.path.getsize(f) / 1e6
+    print(f"{os.path.basename(f)[:-4]:<13} {mb:6.1f} {len(ids):9d} | {tl:8.3f} {te:8.3f} {tn:8.3f} | "
+          f"{te / tl:7.3f}x {tn / tl:7.3f}x | {tks}")
+    del ids, text
+print("(seconds; enc/lib: encode_ordinary's time over the library's, 1.00x = no overhead;"
+      " enc/tikt > 1: tiktoken slower)")
+
+text = open(big, encoding="utf-8").read()
+tn, arr = best(lambda: enc.encode_to_numpy(text, disallowed_special=()), max(1, min(rounds, 2)))
+print(f"encode_to_numpy on {len(text.encode()) / 1e6:.0f} MB: {tn:.2f} s, {len(arr)} tokens "
+      f"({len(text.encode()) / 1e6 / tn:.1f} MB/s)")
+del arr, text
+
+s = "hello wor!"
+n = 200000
+eo = enc.encode_ordinary
+def calls():
+    for _ in range(n):
+        eo(s)
+t, _ = best(calls)
+print(f"one call on a 10-byte string: encode_ordinary {t / n * 1e9:.0f} ns", end="")
+e = enc.encode
+def calls2():
+    for _ in range(n):
+        e(s)
+t2, _ = best(calls2)
+print(f", encode {t2 / n * 1e9:.0f} ns", end="")
+PYEOF
+if [ $have_node = 1 ]; then
+    node -e '
+const o = require("./tests/oracle/oracle.js"); const s = "hello wor!"; const n = 200000;
+let best = Infinity;
+for (let r = 0; r < Number(process.argv[1]); r++) {
+  const t = process.hrtime.bigint(); for (let i = 0; i < n; i++) o.enc.encode_ordinary(s);
+  best = Math.min(best, Number(process.hrtime.bigint() - t) / n); }
+console.log(`; npm tiktoken ${best.toFixed(0)} ns`);' "$ROUNDS"
+else echo; fi
