@@ -1,4 +1,4 @@
-"""gpt2in - GPT-2's input stage (tokenizer and embeddings) in C, for Python.
+"""GPT-2's input stage (tokenizer and embeddings) in C, for Python.
 
 The tokenizer is a drop-in for tiktoken's "gpt2" encoding: the same ids,
 methods, argument names, defaults and exceptions::
@@ -80,7 +80,7 @@ class Encoding:
     name: str
     max_token_value: int
 
-    def __init__(self, name: str, *, _core: "_gpt2in.CoreBPE") -> None:
+    def __init__(self, name: str, *, _core: _gpt2in.CoreBPE) -> None:
         """Private: use get_encoding() or Encoding.from_files()."""
         self.name = name
         self._core = _core
@@ -90,7 +90,7 @@ class Encoding:
         self._flags_cache: dict = {}
 
     @classmethod
-    def from_files(cls, encoder_json: str, vocab_bpe: str, *, name: str | None = None) -> "Encoding":
+    def from_files(cls, encoder_json: str, vocab_bpe: str, *, name: str | None = None) -> Encoding:
         """Loads a vocabulary in GPT-2's format: an encoder.json (token -> id)
         and a vocab.bpe (merges, ranks are the ids as in tiktoken).
 
@@ -139,6 +139,12 @@ class Encoding:
     def _flags(self, text: str, allowed_special, disallowed_special) -> int:
         """tiktoken's special-token policy: raises ValueError for a disallowed
         special token in text, returns the library flag for the rest."""
+        if disallowed_special == "all" and not allowed_special and type(text) is str:
+            # the defaults, in short: every special token is disallowed
+            for token in self._special_tokens:
+                if token in text:
+                    _raise_disallowed_special_token(token)
+            return _TEXT
         if allowed_special == "all":
             allowed_special = self.special_tokens_set
         if disallowed_special == "all":
@@ -199,7 +205,13 @@ class Encoding:
         >>> enc.encode("<|endoftext|>", disallowed_special=())
         [27, 91, 437, 1659, 5239, 91, 29]
         """
-        flags = self._flags(text, allowed_special, disallowed_special)
+        if disallowed_special == "all" and not allowed_special and type(text) is str:
+            # the defaults, in short (the common call)
+            if "<|endoftext|>" in text and self._special_tokens:
+                _raise_disallowed_special_token("<|endoftext|>")
+            flags = _TEXT
+        else:
+            flags = self._flags(text, allowed_special, disallowed_special)
         try:
             return self._core.encode(text, flags)
         except UnicodeEncodeError:
@@ -404,7 +416,7 @@ class Encoding:
 
 
 @functools.lru_cache(maxsize=1)
-def _gpt2_core() -> "_gpt2in.CoreBPE":
+def _gpt2_core() -> _gpt2in.CoreBPE:
     return _gpt2in.gpt2()
 
 
