@@ -123,6 +123,9 @@ grep -qF '\x1b]0;PWNED\x07' "$T/err" || fail "the escape sequence is not shown e
 bad "escape sequences in JSON" 4 '<stdin>' 'printf "[1, \033[2J]" | "$G" decode --input-format json'
 bad "an escape after a JSON array" 3 '<stdin>' 'printf "[1]\033c" | "$G" decode --input-format json'
 bad "a bidi override in an id" 0 '<stdin>' 'printf "\342\200\2561" | "$G" decode'
+printf 'x' > "$T/$(printf 'a\033[31mb')"
+bad "an escape in a file name" 0 'a\x1b[31mb' '"$G" decode "$T/$(printf "a\033[31mb")"'
+bad "an escape in a missing file's name" - 'c\x1b[31md' '"$G" decode "$T/$(printf "c\033[31md")"'
 
 # ---- .npy ids stream ----------------------------------------------------------
 if [ -n "$PY" ]; then

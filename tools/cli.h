@@ -45,6 +45,10 @@ int cli_write_error(const char *where);
  * a message goes through this. Returns buf. */
 const char *cli_quote_buf(char *buf, size_t cap, const void *bytes, size_t n);
 
+/* A file name as messages show it: itself when every byte is printable,
+ * else quoted and escaped into buf (cli_quote_buf). */
+const char *cli_name(const char *path, char *buf, size_t cap);
+
 /* path is mapped (embed_open): a SIGBUS (the file shrank under the mapping)
  * is then reported as one line naming it, exit status 2. */
 void cli_mapped(const char *path);

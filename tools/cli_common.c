@@ -62,6 +62,11 @@ const char *cli_opt(int argc, char **argv, int *i, const char *name, int *bad) {
     return argv[++*i];
 }
 
+const char *cli_name(const char *path, char *buf, size_t cap) {
+    cli_quote_buf(buf, cap, path, strlen(path));
+    return strlen(buf) == strlen(path) + 2 && !strchr(path, '"') && !strchr(path, '\\') ? path : buf;
+}
+
 FILE *cli_open_in(const char *path) {
     if (!path || !strcmp(path, "-")) return stdin;
     FILE *f = fopen(path, "rb");
@@ -71,7 +76,8 @@ FILE *cli_open_in(const char *path) {
         f = NULL;
         errno = EISDIR;
     }
-    if (!f) cli_error("%s: %s", path, strerror(errno));
+    char q[300];
+    if (!f) cli_error("%s: %s", cli_name(path, q, sizeof q), strerror(errno));
     return f;
 }
 

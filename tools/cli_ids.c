@@ -67,6 +67,7 @@ struct ids_reader {
     uint64_t total;        /* .npy: the ids its shape holds */
     embed_dtype dtype;     /* .npy: the ids' type */
     unsigned width;        /* .npy: bytes an id */
+    char shown[300];       /* the name, escaped when it has control bytes */
 };
 
 static int refill(ids_reader *r) {
@@ -162,7 +163,7 @@ ids_reader *ids_reader_open(FILE *in, const char *name, ids_format fmt, size_t v
         return NULL;
     }
     r->in = in;
-    r->name = name ? name : "<stdin>";
+    r->name = cli_name(name ? name : "<stdin>", r->shown, sizeof r->shown);
     r->fmt = fmt;
     r->vocab = vocab_size;
     return r;
