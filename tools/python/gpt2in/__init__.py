@@ -17,6 +17,11 @@ threads run meanwhile; the batch methods encode on threads of their own.
 Strings with lone surrogates are first repaired as tiktoken does (each
 becomes U+FFFD; a surrogate pair becomes its character).
 
+The embedding layer: ``gpt2in.Embedding.open("model.safetensors")`` maps
+GPT-2's tables; ``forward(ids)`` gives float32 NumPy arrays (C-contiguous,
+so ``torch.from_numpy`` shares them), with backward passes and SGD steps
+bit for bit PyTorch's (see Embedding).
+
 Differences from tiktoken: the encodings are GPT-2's only (``Encoding``
 cannot be built from arbitrary ranks; ``Encoding.from_files`` loads another
 vocabulary in GPT-2's encoder.json/vocab.bpe format); ``encode_to_numpy``
@@ -32,7 +37,7 @@ from typing import AbstractSet, Collection, Literal, Sequence
 
 from . import _gpt2in
 
-__all__ = ["Encoding", "get_encoding", "list_encoding_names", "__version__"]
+__all__ = ["Encoding", "Embedding", "get_encoding", "list_encoding_names", "__version__"]
 __version__ = "0.1.0"
 
 _ALLOW = _gpt2in.SPECIAL_ALLOW
@@ -445,3 +450,9 @@ def get_encoding(encoding_name: str) -> Encoding:
 def list_encoding_names() -> list[str]:
     """The names get_encoding() accepts: ["gpt2", "r50k_base"]."""
     return list(_CONSTRUCTORS)
+
+
+try:
+    from ._embedding import Embedding
+except ImportError:   # numpy missing: the tokenizer works without it
+    __all__.remove("Embedding")

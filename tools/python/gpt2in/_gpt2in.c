@@ -684,6 +684,440 @@ static PyTypeObject CoreBPEType = {
     .tp_getset = core_getset,
 };
 
+/* ---- embeddings ------------------------------------------------------------ */
+
+static PyObject *raise_embed(int rc, const embed_error *err) {
+    if (rc == EMBED_ERR_NOMEM) return PyErr_NoMemory();
+    PyObject *type = rc == EMBED_ERR_IO ? PyExc_OSError
+                   : rc == EMBED_ERR_NOTFOUND ? PyExc_KeyError
+                   : rc == EMBED_ERR_ARG ? PyExc_TypeError
+                   : PyExc_ValueError;
+    PyErr_SetString(type, err->msg);
+    return NULL;
+}
+
+/* A read-only (or writable) view of memory owned by another object, for
+ * numpy.frombuffer: the owner stays alive while an array uses it. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *owner;
+    void *data;
+    Py_ssize_t len;
+    int readonly;
+} MemView;
+
+static void memview_dealloc(MemView *self) {
+    Py_XDECREF(self->owner);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int memview_getbuffer(MemView *self, Py_buffer *view, int flags) {
+    return PyBuffer_FillInfo(view, (PyObject *)self, self->data, self->len, self->readonly, flags);
+}
+
+static PyBufferProcs memview_as_buffer = {(getbufferproc)memview_getbuffer, NULL};
+
+static PyTypeObject MemViewType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gpt2in._gpt2in.MemView",
+    .tp_basicsize = sizeof(MemView),
+    .tp_dealloc = (destructor)memview_dealloc,
+    .tp_as_buffer = &memview_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Bytes owned by another object (a mapped table); wrap with numpy.frombuffer.",
+};
+
+static PyObject *memview_new(PyObject *owner, const void *data, size_t len, int readonly) {
+    MemView *m = PyObject_New(MemView, &MemViewType);
+    if (!m) return NULL;
+    m->owner = Py_NewRef(owner);
+    m->data = (void *)data;
+    m->len = (Py_ssize_t)len;
+    m->readonly = readonly;
+    return (PyObject *)m;
+}
+
+typedef struct {
+    PyObject_HEAD
+    embed_file *f;
+    embed_table wte, wpe;
+    int has_wpe;
+    char *wte_name;
+    float *train;   /* the F32 copy the optimiser steps, once one has */
+} Embed;
+
+static PyTypeObject EmbedType;
+
+static void embed_dealloc(Embed *self) {
+    free(self->train);
+    free(self->wte_name);
+    if (self->f) embed_close(self->f);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The table forward reads: the trained copy once there is one. */
+static embed_table cur_wte(const Embed *e) {
+    embed_table t = e->wte;
+    if (e->train) {
+        t.dtype = EMBED_F32;
+        t.data = (const unsigned char *)e->train;
+        t.file = NULL;
+    }
+    return t;
+}
+
+/* embed_open(path, tensor or None, positions: None (the file's, if any),
+ * False (none) or a name) */
+static PyObject *mod_embed_open(PyObject *Py_UNUSED(m), PyObject *args) {
+    PyObject *path_obj, *tensor, *positions;
+    if (!PyArg_ParseTuple(args, "O&OO:embed_open", PyUnicode_FSConverter, &path_obj, &tensor, &positions))
+        return NULL;
+    const char *tname = NULL, *pname = NULL;
+    if (tensor != Py_None && !(tname = PyUnicode_AsUTF8(tensor))) {
+        Py_DECREF(path_obj);
+        return NULL;
+    }
+    int want_pos = positions != Py_False;
+    if (positions != Py_None && positions != Py_False && !(pname = PyUnicode_AsUTF8(positions))) {
+        Py_DECREF(path_obj);
+        return NULL;
+    }
+    Embed *e = PyObject_New(Embed, &EmbedType);
+    if (!e) {
+        Py_DECREF(path_obj);
+        return NULL;
+    }
+    e->f = NULL;
+    e->has_wpe = 0;
+    e->wte_name = NULL;
+    e->train = NULL;
+    embed_error err;
+    int rc = EMBED_OK;
+    const char *path = PyBytes_AS_STRING(path_obj);
+    Py_BEGIN_ALLOW_THREADS
+    e->f = embed_open(path, &err);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path_obj);
+    if (!e->f) {
+        /* embed_open returns no code; the Python side opened the file
+         * first (OSError there), so this is a malformed file. */
+        rc = EMBED_ERR_FORMAT;
+        goto fail;
+    }
+    rc = embed_wte(e->f, tname, &e->wte, &err);
+    if (rc) goto fail;
+    for (size_t i = 0; i < embed_tensor_count(e->f); i++) {
+        const embed_tensor *t = embed_tensor_at(e->f, i);
+        if (t->data == e->wte.data && t->ndim == 2) {
+            e->wte_name = strdup(t->name);
+            break;
+        }
+    }
+    if (want_pos) {
+        rc = embed_wpe(e->f, pname, &e->wpe, &err);
+        if (rc == EMBED_OK) {
+            if (e->wpe.cols != e->wte.cols) {
+                snprintf(err.msg, sizeof err.msg, "%s: the position table has %zu columns, the token table %zu",
+                         embed_file_name(e->f), e->wpe.cols, e->wte.cols);
+                rc = EMBED_ERR_SHAPE;
+                goto fail;
+            }
+            e->has_wpe = 1;
+        } else if (rc == EMBED_ERR_NOTFOUND && !pname) {
+            rc = EMBED_OK;   /* no position table in the file: token embeddings only */
+        } else {
+            goto fail;
+        }
+    }
+    return (PyObject *)e;
+fail:
+    Py_DECREF(e);
+    return raise_embed(rc, &err);
+}
+
+/* A C-contiguous buffer of at least `count` items of `itemsize` bytes. */
+static int get_buf(PyObject *o, Py_buffer *v, int writable, size_t itemsize, size_t count, const char *what) {
+    if (PyObject_GetBuffer(o, v, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0) return -1;
+    if ((size_t)v->len < itemsize * count) {
+        PyErr_Format(PyExc_ValueError, "%s: %zd bytes, need %zu", what, v->len, itemsize * count);
+        PyBuffer_Release(v);
+        return -1;
+    }
+    return 0;
+}
+
+/* forward(ids uint32 (B*T), B, T, pos0, out float32 (B*T*C)) */
+static PyObject *embed_py_forward(Embed *self, PyObject *args) {
+    PyObject *ids_o, *out_o;
+    Py_ssize_t B, T, pos0;
+    if (!PyArg_ParseTuple(args, "OnnnO:forward", &ids_o, &B, &T, &pos0, &out_o)) return NULL;
+    if (B < 0 || T < 0 || pos0 < 0) {
+        PyErr_SetString(PyExc_ValueError, "B, T and pos0 must be >= 0");
+        return NULL;
+    }
+    size_t C = self->wte.cols, n = (size_t)B * (size_t)T;
+    Py_buffer ib, ob;
+    if (get_buf(ids_o, &ib, 0, 4, n, "ids")) return NULL;
+    if (get_buf(out_o, &ob, 1, 4, n * C, "out")) {
+        PyBuffer_Release(&ib);
+        return NULL;
+    }
+    embed_table wte = cur_wte(self);
+    embed_error err;
+    int rc = EMBED_OK;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t b = 0; b < B && rc == EMBED_OK; b++)
+        rc = embed_forward((float *)ob.buf + (size_t)b * T * C, &wte, self->has_wpe ? &self->wpe : NULL,
+                           (size_t)pos0, (const uint32_t *)ib.buf + (size_t)b * T, (size_t)T, &err);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&ib);
+    PyBuffer_Release(&ob);
+    if (rc) return raise_embed(rc, &err);
+    Py_RETURN_NONE;
+}
+
+/* backward_sparse(ids uint32 (N), N, dout float32 (N*C), rows uint32 (N),
+ * grad float32 (N*C)) -> number of rows */
+static PyObject *embed_py_backward_sparse(Embed *self, PyObject *args) {
+    PyObject *ids_o, *dout_o, *rows_o, *grad_o;
+    Py_ssize_t N;
+    if (!PyArg_ParseTuple(args, "OnOOO:backward_sparse", &ids_o, &N, &dout_o, &rows_o, &grad_o)) return NULL;
+    if (N < 0) {
+        PyErr_SetString(PyExc_ValueError, "N must be >= 0");
+        return NULL;
+    }
+    size_t C = self->wte.cols;
+    Py_buffer ib, db, rb, gb;
+    if (get_buf(ids_o, &ib, 0, 4, (size_t)N, "ids")) return NULL;
+    if (get_buf(dout_o, &db, 0, 4, (size_t)N * C, "dout")) goto f1;
+    if (get_buf(rows_o, &rb, 1, 4, (size_t)N, "rows")) goto f2;
+    if (get_buf(grad_o, &gb, 1, 4, (size_t)N * C, "grad")) goto f3;
+    uint32_t *scratch = malloc(((size_t)N ? (size_t)N : 1) * sizeof *scratch);
+    if (!scratch) {
+        PyErr_NoMemory();
+        goto f4;
+    }
+    size_t n_rows = 0;
+    embed_error err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = embed_backward_sparse(db.buf, ib.buf, (size_t)N, C, self->wte.rows, rb.buf, gb.buf, &n_rows, scratch,
+                               &err);
+    Py_END_ALLOW_THREADS
+    free(scratch);
+    PyBuffer_Release(&gb);
+    PyBuffer_Release(&rb);
+    PyBuffer_Release(&db);
+    PyBuffer_Release(&ib);
+    if (rc) return raise_embed(rc, &err);
+    return PyLong_FromSize_t(n_rows);
+f4:
+    PyBuffer_Release(&gb);
+f3:
+    PyBuffer_Release(&rb);
+f2:
+    PyBuffer_Release(&db);
+f1:
+    PyBuffer_Release(&ib);
+    return NULL;
+}
+
+/* backward_dense(ids uint32 (N), N, dout float32 (N*C), dwte float32 (V*C)) */
+static PyObject *embed_py_backward_dense(Embed *self, PyObject *args) {
+    PyObject *ids_o, *dout_o, *dw_o;
+    Py_ssize_t N;
+    if (!PyArg_ParseTuple(args, "OnOO:backward_dense", &ids_o, &N, &dout_o, &dw_o)) return NULL;
+    if (N < 0) {
+        PyErr_SetString(PyExc_ValueError, "N must be >= 0");
+        return NULL;
+    }
+    size_t C = self->wte.cols, V = self->wte.rows;
+    Py_buffer ib, db, wb;
+    if (get_buf(ids_o, &ib, 0, 4, (size_t)N, "ids")) return NULL;
+    if (get_buf(dout_o, &db, 0, 4, (size_t)N * C, "dout")) {
+        PyBuffer_Release(&ib);
+        return NULL;
+    }
+    if (get_buf(dw_o, &wb, 1, 4, V * C, "dwte")) {
+        PyBuffer_Release(&db);
+        PyBuffer_Release(&ib);
+        return NULL;
+    }
+    embed_error err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = embed_backward_dense(wb.buf, V, db.buf, ib.buf, (size_t)N, C, &err);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&wb);
+    PyBuffer_Release(&db);
+    PyBuffer_Release(&ib);
+    if (rc) return raise_embed(rc, &err);
+    Py_RETURN_NONE;
+}
+
+/* The F32 copy the optimiser steps (made from the table on first use). */
+static int ensure_train(Embed *self) {
+    if (self->train) return 0;
+    size_t V = self->wte.rows, C = self->wte.cols;
+    float *w = malloc((V * C > 0 ? V * C : 1) * sizeof *w);
+    if (!w) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (size_t r = 0; r < V; r++) embed_row(&self->wte, r, w + r * C);
+    Py_END_ALLOW_THREADS
+    self->train = w;
+    return 0;
+}
+
+/* sgd(rows uint32 (n), n, grad float32 (n*C), lr) */
+static PyObject *embed_py_sgd(Embed *self, PyObject *args) {
+    PyObject *rows_o, *grad_o;
+    Py_ssize_t n;
+    float lr;
+    if (!PyArg_ParseTuple(args, "OnOf:sgd", &rows_o, &n, &grad_o, &lr)) return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "n must be >= 0");
+        return NULL;
+    }
+    size_t C = self->wte.cols;
+    Py_buffer rb, gb;
+    if (get_buf(rows_o, &rb, 0, 4, (size_t)n, "rows")) return NULL;
+    if (get_buf(grad_o, &gb, 0, 4, (size_t)n * C, "grad")) {
+        PyBuffer_Release(&rb);
+        return NULL;
+    }
+    if (ensure_train(self)) {
+        PyBuffer_Release(&gb);
+        PyBuffer_Release(&rb);
+        return NULL;
+    }
+    embed_param p = {self->train, self->wte.rows, C};
+    embed_error err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = embed_sgd(&p, rb.buf, gb.buf, (size_t)n, lr, &err);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&gb);
+    PyBuffer_Release(&rb);
+    if (rc) return raise_embed(rc, &err);
+    Py_RETURN_NONE;
+}
+
+/* wte_view(): the table's bytes (read-only, in the mapping) or, once
+ * trained, the F32 copy (writable). */
+static PyObject *embed_py_wte_view(Embed *self, PyObject *Py_UNUSED(a)) {
+    size_t V = self->wte.rows, C = self->wte.cols;
+    if (self->train) return memview_new((PyObject *)self, self->train, V * C * sizeof(float), 0);
+    size_t bytes = V * C * (self->wte.dtype == EMBED_F32 ? 4 : 2);
+    return memview_new((PyObject *)self, self->wte.data, bytes, 1);
+}
+
+static PyObject *embed_py_wpe_view(Embed *self, PyObject *Py_UNUSED(a)) {
+    if (!self->has_wpe) Py_RETURN_NONE;
+    size_t bytes = self->wpe.rows * self->wpe.cols * (self->wpe.dtype == EMBED_F32 ? 4 : 2);
+    return memview_new((PyObject *)self, self->wpe.data, bytes, 1);
+}
+
+/* rows_f32(table 0 = wte / 1 = wpe, out float32 (rows*C)): the table as F32. */
+static PyObject *embed_py_to_f32(Embed *self, PyObject *args) {
+    int which;
+    PyObject *out_o;
+    if (!PyArg_ParseTuple(args, "iO:to_f32", &which, &out_o)) return NULL;
+    embed_table t = which ? self->wpe : cur_wte(self);
+    if (which && !self->has_wpe) {
+        PyErr_SetString(PyExc_ValueError, "no position table");
+        return NULL;
+    }
+    Py_buffer ob;
+    if (get_buf(out_o, &ob, 1, 4, t.rows * t.cols, "out")) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    for (size_t r = 0; r < t.rows; r++) embed_row(&t, r, (float *)ob.buf + r * t.cols);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&ob);
+    Py_RETURN_NONE;
+}
+
+/* save(path): the file with the trained table (in the table's dtype)
+ * replacing the token table; crash-safe (embed_save). */
+static PyObject *embed_py_save(Embed *self, PyObject *args) {
+    PyObject *path_obj;
+    if (!PyArg_ParseTuple(args, "O&:save", PyUnicode_FSConverter, &path_obj)) return NULL;
+    embed_out_tensor rep;
+    void *conv = NULL;
+    size_t nrep = 0;
+    size_t V = self->wte.rows, C = self->wte.cols;
+    if (self->train && self->wte_name) {
+        rep.name = self->wte_name;
+        rep.dtype = self->wte.dtype;
+        rep.ndim = 2;
+        rep.shape[0] = V;
+        rep.shape[1] = C;
+        if (self->wte.dtype == EMBED_F32) {
+            rep.data = self->train;
+        } else {
+            uint16_t *h = malloc((V * C > 0 ? V * C : 1) * sizeof *h);
+            if (!h) {
+                Py_DECREF(path_obj);
+                return PyErr_NoMemory();
+            }
+            for (size_t i = 0; i < V * C; i++)
+                h[i] = self->wte.dtype == EMBED_F16 ? embed_f32_to_f16(self->train[i]) : embed_f32_to_bf16(self->train[i]);
+            rep.data = conv = h;
+        }
+        nrep = 1;
+    }
+    embed_error err;
+    int rc;
+    const char *path = PyBytes_AS_STRING(path_obj);
+    Py_BEGIN_ALLOW_THREADS
+    rc = embed_save(path, self->f, nrep ? &rep : NULL, nrep, NULL, 0, &err);
+    Py_END_ALLOW_THREADS
+    free(conv);
+    Py_DECREF(path_obj);
+    if (rc) return raise_embed(rc, &err);
+    Py_RETURN_NONE;
+}
+
+static PyObject *embed_get_info(Embed *self, void *Py_UNUSED(c)) {
+    return Py_BuildValue("{s:n,s:n,s:s,s:n,s:s,s:s,s:N,s:s}", "V", (Py_ssize_t)self->wte.rows, "C",
+                         (Py_ssize_t)self->wte.cols, "dtype", embed_dtype_name(self->wte.dtype), "maxT",
+                         (Py_ssize_t)(self->has_wpe ? self->wpe.rows : 0), "wpe_dtype",
+                         self->has_wpe ? embed_dtype_name(self->wpe.dtype) : "", "path",
+                         embed_file_name(self->f), "trained", PyBool_FromLong(self->train != NULL),
+                         "tensor", self->wte_name ? self->wte_name : "");
+}
+
+static PyMethodDef embed_methods[] = {
+    {"forward", (PyCFunction)embed_py_forward, METH_VARARGS, "forward(ids, B, T, pos0, out)"},
+    {"backward_sparse", (PyCFunction)embed_py_backward_sparse, METH_VARARGS,
+     "backward_sparse(ids, N, dout, rows, grad) -> n_rows"},
+    {"backward_dense", (PyCFunction)embed_py_backward_dense, METH_VARARGS, "backward_dense(ids, N, dout, dwte)"},
+    {"sgd", (PyCFunction)embed_py_sgd, METH_VARARGS, "sgd(rows, n, grad, lr)"},
+    {"wte_view", (PyCFunction)embed_py_wte_view, METH_NOARGS, "wte_view() -> MemView"},
+    {"wpe_view", (PyCFunction)embed_py_wpe_view, METH_NOARGS, "wpe_view() -> MemView or None"},
+    {"to_f32", (PyCFunction)embed_py_to_f32, METH_VARARGS, "to_f32(which, out)"},
+    {"save", (PyCFunction)embed_py_save, METH_VARARGS, "save(path)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef embed_getset[] = {
+    {"info", (getter)embed_get_info, NULL, "dict: V, C, dtype, maxT, wpe_dtype, path, trained, tensor", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject EmbedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gpt2in._gpt2in.EmbedCore",
+    .tp_basicsize = sizeof(Embed),
+    .tp_dealloc = (destructor)embed_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A mapped safetensors embedding table (libgpt2in's embed). Made by embed_open().",
+    .tp_methods = embed_methods,
+    .tp_getset = embed_getset,
+};
+
 static PyObject *mod_gpt2(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(a)) {
     return core_wrap(bpe_gpt2());
 }
@@ -708,6 +1142,8 @@ static PyObject *mod_load_mem(PyObject *Py_UNUSED(m), PyObject *args) {
 
 static PyMethodDef mod_methods[] = {
     {"gpt2", mod_gpt2, METH_NOARGS, "gpt2() -> CoreBPE: the vocabulary compiled into libgpt2in."},
+    {"embed_open", mod_embed_open, METH_VARARGS,
+     "embed_open(path, tensor, positions) -> EmbedCore (positions None: the file's, False: none, or a name)."},
     {"load_mem", mod_load_mem, METH_VARARGS,
      "load_mem(encoder_json, vocab_bpe, encoder_name, vocab_name) -> CoreBPE (ValueError on a bad file)."},
     {NULL, NULL, 0, NULL},
@@ -720,7 +1156,9 @@ static struct PyModuleDef moddef = {
 };
 
 PyMODINIT_FUNC PyInit__gpt2in(void) {
-    if (PyType_Ready(&U32BufferType) < 0 || PyType_Ready(&CoreBPEType) < 0) return NULL;
+    if (PyType_Ready(&U32BufferType) < 0 || PyType_Ready(&CoreBPEType) < 0 || PyType_Ready(&MemViewType) < 0 ||
+        PyType_Ready(&EmbedType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&moddef);
     if (!m) return NULL;
     if (PyModule_AddObjectRef(m, "CoreBPE", (PyObject *)&CoreBPEType) < 0 ||

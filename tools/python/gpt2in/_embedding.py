@@ -1,0 +1,213 @@
+"""gpt2in.Embedding: GPT-2's token and position embeddings on NumPy arrays
+(libgpt2in's embed.h). Arrays are C-contiguous, so torch.from_numpy()
+shares their memory."""
+from __future__ import annotations
+
+import operator
+import os
+
+import numpy as np
+
+from . import _gpt2in
+
+_U32_MAX = 0xFFFFFFFF
+
+
+def _ids(ids, what: str = "ids", V: int | None = None) -> np.ndarray:
+    """Any integer array-like -> C-contiguous uint32 of the same shape.
+    TypeError for non-integers, ValueError for ids below 0 or above 2^32-1
+    (ids past the table are the library's ValueError)."""
+    a = np.asarray(ids)
+    if a.size == 0 and a.dtype.kind == "f":
+        a = a.astype(np.uint32)   # [] reads as float64
+    if a.dtype == np.bool_ or a.dtype.kind not in "iu":
+        raise TypeError(f"{what} must be integers, not {a.dtype}")
+    if a.size:
+        bad = np.flatnonzero((a < 0) | (a > _U32_MAX)) if a.dtype.kind == "i" or a.dtype.itemsize > 4 else ()
+        if len(bad):
+            t = int(bad[0])
+            v = int(a.reshape(-1)[t])
+            if V is None:
+                raise ValueError(f"{what}[{t}]: id {v} is outside 0..{_U32_MAX}")
+            # the library's wording for an id past the table
+            raise ValueError(f"token id {v} at index {t} is out of range (vocabulary size {V})")
+    return np.ascontiguousarray(a, dtype=np.uint32)
+
+
+def _floats(x, shape: tuple, what: str) -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype != np.float32:
+        raise TypeError(f"{what} must be float32, not {a.dtype}")
+    if a.shape != shape:
+        raise ValueError(f"{what} has shape {list(a.shape)}, expected {list(shape)}")
+    return np.ascontiguousarray(a)
+
+
+def _out(x, shape: tuple, what: str) -> np.ndarray:
+    """An array the library writes into: float32, that shape, C-contiguous,
+    writable (no copy is made, so anything else is an error)."""
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(memoryview(x))
+        except TypeError:
+            raise TypeError(f"{what} must be a numpy array (or buffer), not {type(x).__name__}") from None
+    if x.dtype != np.float32:
+        raise TypeError(f"{what} must be float32, not {x.dtype}")
+    if x.shape != shape:
+        raise ValueError(f"{what} has shape {list(x.shape)}, expected {list(shape)}")
+    if not x.flags.c_contiguous:
+        raise ValueError(f"{what} must be C-contiguous")
+    if not x.flags.writeable:
+        raise ValueError(f"{what} is read-only")
+    return x
+
+
+class Embedding:
+    """GPT-2's input embeddings from a .safetensors file, mapped read-only.
+
+    ``out = emb.forward(ids)`` is ``wte[ids] + wpe[pos0 + t]`` (positions
+    only when the file has a position table and ``positions`` is not False),
+    in float32 whatever the table's dtype (F32, F16 or BF16). Training steps
+    act on a float32 copy of the token table made at the first step;
+    ``save`` writes it back in the table's dtype.
+
+    Attributes:
+        V, C: rows and columns of the token table (50257, 768 for GPT-2).
+        dtype: the token table's dtype in the file ("F32", "F16", "BF16").
+        max_positions: rows of the position table (1024), 0 without one.
+        path: the file.
+    """
+
+    def __init__(self, *, _core) -> None:
+        """Private: use Embedding.open()."""
+        self._core = _core
+        info = _core.info
+        self.V: int = info["V"]
+        self.C: int = info["C"]
+        self.dtype: str = info["dtype"]
+        self.max_positions: int = info["maxT"]
+        self.path: str = info["path"]
+        self._wte_f32 = None
+
+    @classmethod
+    def open(cls, path, tensor: str | None = None, positions: str | bool | None = None) -> Embedding:
+        """Maps a .safetensors file and finds its token table: ``tensor``
+        names it (default "wte.weight" or "transformer.wte.weight"). The
+        position table: None takes the file's ("wpe.weight" or
+        "transformer.wpe.weight") if it has one, False uses none, a string
+        names it. OSError when the file cannot be read, ValueError (the
+        library's message) when it is malformed or a table has the wrong
+        dtype or shape, KeyError for a named tensor that is not there."""
+        path = os.fspath(path)
+        if positions is True:
+            positions = None
+        with open(path, "rb"):
+            pass   # OSError with the errno, as Python reports it
+        return cls(_core=_gpt2in.embed_open(path, tensor, positions))
+
+    def __repr__(self) -> str:
+        pos = f", positions {self.max_positions}" if self.max_positions else ""
+        return f"<Embedding {self.path!r} {self.dtype} [{self.V}, {self.C}]{pos}>"
+
+    def _view(self, mv, rows: int, dtype: str) -> np.ndarray:
+        if dtype == "F32":
+            return np.frombuffer(mv, dtype=np.float32).reshape(rows, self.C)
+        if dtype == "F16":
+            return np.frombuffer(mv, dtype=np.float16).reshape(rows, self.C)
+        return None
+
+    @property
+    def wte(self) -> np.ndarray:
+        """The token table, [V, C], read-only: for an F32 (or F16) file a
+        view of the mapped file itself (no copy); a BF16 table as a float32
+        copy (NumPy has no bfloat16). After a training step: the trained
+        float32 copy."""
+        trained = self._core.info["trained"]
+        dtype = "F32" if trained else self.dtype
+        a = self._view(self._core.wte_view(), self.V, dtype)
+        if a is None:
+            if self._wte_f32 is None:
+                self._wte_f32 = np.empty((self.V, self.C), np.float32)
+                self._core.to_f32(0, self._wte_f32)
+                self._wte_f32.flags.writeable = False
+            a = self._wte_f32
+        a.flags.writeable = False
+        return a
+
+    @property
+    def wpe(self) -> np.ndarray | None:
+        """The position table, [max_positions, C], read-only (as wte), or
+        None when there is none."""
+        mv = self._core.wpe_view()
+        if mv is None:
+            return None
+        a = self._view(mv, self.max_positions, self._core.info["wpe_dtype"])
+        if a is None:
+            a = np.empty((self.max_positions, self.C), np.float32)
+            self._core.to_f32(1, a)
+        a.flags.writeable = False
+        return a
+
+    def forward(self, ids, pos0: int = 0, out=None) -> np.ndarray:
+        """The embeddings of ids: [T] -> [T, C], [B, T] -> [B, T, C] float32;
+        positions restart at pos0 for every row of a batch. ids may be any
+        integer array-like (copied to uint32 when it is not C-contiguous
+        uint32). out, when given, must be a C-contiguous writable float32
+        array of that shape and is returned. ValueError (the library's
+        message) for an id >= V or a position past the position table."""
+        a = _ids(ids, V=self.V)
+        if a.ndim not in (1, 2):
+            raise ValueError(f"ids must have shape [T] or [B, T], not {list(a.shape)}")
+        pos0 = operator.index(pos0)
+        if pos0 < 0:
+            raise ValueError(f"pos0 must be >= 0, not {pos0}")
+        B, T = (1, a.shape[0]) if a.ndim == 1 else a.shape
+        shape = a.shape + (self.C,)
+        out = np.empty(shape, np.float32) if out is None else _out(out, shape, "out")
+        self._core.forward(a, B, T, pos0, out)
+        return out
+
+    __call__ = forward
+
+    def backward_sparse(self, ids, dout) -> tuple[np.ndarray, np.ndarray]:
+        """The token table's gradient on the rows ids touch, for
+        dout = dLoss/d(forward(ids)) ([T, C] or [B, T, C] float32):
+        returns (unique_ids uint32 [n], grad_rows float32 [n, C]), ids in
+        increasing order, each row summed in token order: bit for bit the
+        rows of PyTorch's dense gradient."""
+        a = _ids(ids, V=self.V)
+        d = _floats(dout, a.shape + (self.C,), "dout")
+        N = a.size
+        rows = np.empty(N, np.uint32)
+        grad = np.empty((N, self.C), np.float32)
+        n = self._core.backward_sparse(a, N, d, rows, grad)
+        return rows[:n], grad[:n]
+
+    def backward_dense(self, ids, dout, dwte) -> None:
+        """dwte[ids[t]] += dout[t] in token order, into the caller's
+        float32 [V, C] array (C-contiguous, writable), e.g. zeros or a tied
+        output head's gradient."""
+        a = _ids(ids, V=self.V)
+        d = _floats(dout, a.shape + (self.C,), "dout")
+        w = _out(dwte, (self.V, self.C), "dwte")
+        self._core.backward_dense(a, a.size, d, w)
+
+    def sgd_step(self, rows, grad, lr: float) -> None:
+        """Plain SGD on the given rows: wte[rows[i]] -= lr * grad[i] in one
+        rounding, as torch.optim.SGD (no momentum or decay). rows and grad
+        as backward_sparse returns them. The first step makes the float32
+        copy of the table that later forward calls and wte use."""
+        r = _ids(rows, "rows")
+        if r.ndim != 1:
+            raise ValueError(f"rows must have shape [n], not {list(r.shape)}")
+        g = _floats(grad, (r.size, self.C), "grad")
+        self._core.sgd(r, r.size, g, float(lr))
+        self._wte_f32 = None
+
+    def save(self, path) -> None:
+        """Writes the file again with the trained token table (in the
+        file's dtype) in place of the old one, every other tensor and the
+        metadata kept: through a temporary file renamed over path, so path
+        is never left half-written (even when it is the file this
+        Embedding maps)."""
+        self._core.save(os.fspath(path))

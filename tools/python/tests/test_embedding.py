@@ -1,0 +1,219 @@
+"""gpt2in.Embedding against torch.nn.Embedding / torch.optim.SGD (Debian's
+python3-torch) on small safetensors files written here."""
+import json
+import random
+import struct
+
+import numpy as np
+import pytest
+
+import gpt2in
+
+torch = pytest.importorskip("torch")
+
+V, C, MAXT = 50, 8, 16
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """tensors: {name: (dtype, shape, raw bytes)}"""
+    header, off, blobs = {}, 0, []
+    if metadata:
+        header["__metadata__"] = metadata
+    for name, (dt, shape, raw) in tensors.items():
+        header[name] = {"dtype": dt, "shape": list(shape), "data_offsets": [off, off + len(raw)]}
+        off += len(raw)
+        blobs.append(raw)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def tables(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(V, C, generator=g), torch.randn(MAXT, C, generator=g)
+
+
+def raw(t, dtype):
+    if dtype == "F32":
+        return t.float().numpy().tobytes()
+    if dtype == "F16":
+        return t.half().numpy().tobytes()
+    return t.bfloat16().view(torch.int16).numpy().tobytes()   # BF16
+
+
+def rounded(t, dtype):
+    return {"F32": t.float(), "F16": t.half().float(), "BF16": t.bfloat16().float()}[dtype]
+
+
+@pytest.fixture(params=["F32", "F16", "BF16"])
+def model(tmp_path, request):
+    dt = request.param
+    wte, wpe = tables()
+    p = tmp_path / f"m_{dt}.safetensors"
+    write_safetensors(p, {"wte.weight": (dt, (V, C), raw(wte, dt)), "wpe.weight": (dt, (MAXT, C), raw(wpe, dt)),
+                          "other": ("F32", (2,), np.array([1, 2], np.float32).tobytes())},
+                      {"format": "pt"})
+    return p, dt, rounded(wte, dt), rounded(wpe, dt)
+
+
+def test_forward_matches_torch(model):
+    path, dt, wte, wpe = model
+    emb = gpt2in.Embedding.open(path)
+    assert (emb.V, emb.C, emb.max_positions, emb.dtype) == (V, C, MAXT, dt)
+    tok, pos = torch.nn.Embedding(V, C), torch.nn.Embedding(MAXT, C)
+    with torch.no_grad():
+        tok.weight.copy_(wte)
+        pos.weight.copy_(wpe)
+    r = np.random.default_rng(1)
+    for T, pos0 in ((1, 0), (7, 3), (MAXT, 0)):
+        ids = r.integers(0, V, T)
+        want = (tok(torch.from_numpy(ids)) + pos(torch.arange(pos0, pos0 + T))).detach().numpy()
+        got = emb.forward(ids, pos0=pos0)
+        assert got.dtype == np.float32 and got.shape == (T, C) and got.flags.c_contiguous
+        assert np.array_equal(got, want)
+    ids = r.integers(0, V, (3, 5))
+    want = (tok(torch.from_numpy(ids)) + pos(torch.arange(2, 7))).detach().numpy()   # positions restart per row
+    out = np.empty((3, 5, C), np.float32)
+    assert emb.forward(ids, 2, out=out) is out and np.array_equal(out, want)
+    t = torch.from_numpy(out)      # shares memory
+    t[0, 0, 0] = 123.0
+    assert out[0, 0, 0] == 123.0
+    assert np.array_equal(emb.wte.astype(np.float32), wte.numpy())
+    assert np.array_equal(emb.wpe.astype(np.float32), wpe.numpy())
+    nopos = gpt2in.Embedding.open(path, positions=False)
+    assert nopos.wpe is None and nopos.max_positions == 0
+    assert np.array_equal(nopos.forward([4, 9]), wte.numpy()[[4, 9]])
+
+
+def test_wte_is_a_view_of_the_file(model):
+    path, dt, wte, _ = model
+    emb = gpt2in.Embedding.open(path)
+    w = emb.wte
+    assert not w.flags.writeable
+    if dt in ("F32", "F16"):
+        assert not w.flags.owndata and w.base is not None   # frombuffer over the mapping
+        with open(path, "rb") as f:
+            data = f.read()
+        assert w.tobytes() in data
+    with pytest.raises(ValueError):
+        w[0, 0] = 1
+    del emb   # the view keeps the mapping alive
+    assert np.array_equal(w.astype(np.float32), wte.numpy())
+
+
+def test_backward_and_sgd_match_torch(model, tmp_path):
+    path, dt, wte, _ = model
+    emb = gpt2in.Embedding.open(path)
+    r = np.random.default_rng(2)
+    ids = r.integers(0, V, (4, 6))
+    ids[0, :3] = 7   # repeated rows
+    dout = r.standard_normal((4, 6, C)).astype(np.float32)
+    W = wte.clone().requires_grad_(True)
+    torch.nn.functional.embedding(torch.from_numpy(ids), W).backward(torch.from_numpy(dout))
+    dense = np.zeros((V, C), np.float32)
+    emb.backward_dense(ids, dout, dense)
+    assert np.array_equal(dense, W.grad.numpy())
+    rows, grad = emb.backward_sparse(ids, dout)
+    assert rows.dtype == np.uint32 and np.array_equal(rows, np.unique(ids))
+    assert np.array_equal(grad, W.grad.numpy()[rows])
+    opt = torch.optim.SGD([W], lr=0.1)
+    opt.step()
+    emb.sgd_step(rows, grad, 0.1)
+    assert np.array_equal(emb.wte, W.detach().numpy())
+    assert np.array_equal(emb.forward([7], pos0=0) - emb.wpe[0].astype(np.float32),
+                          W.detach().numpy()[[7]] + emb.wpe[0].astype(np.float32) - emb.wpe[0].astype(np.float32))
+    out = tmp_path / "trained.safetensors"
+    emb.save(out)
+    again = gpt2in.Embedding.open(out)
+    assert again.dtype == dt
+    assert np.array_equal(again.wte.astype(np.float32), rounded(W.detach(), dt).numpy())
+    assert np.array_equal(again.wpe, emb.wpe)
+    with open(out, "rb") as f:
+        head = f.read(400)
+    assert b'"other"' in head and b'"format"' in head
+    emb.save(path)   # over the very file it maps
+    assert np.array_equal(gpt2in.Embedding.open(path).wte.astype(np.float32), rounded(W.detach(), dt).numpy())
+
+
+def test_bad_input(model, tmp_path):
+    path, _, _, _ = model
+    emb = gpt2in.Embedding.open(path)
+    with pytest.raises(ValueError, match=r"token id 50 at index 1 is out of range \(vocabulary size 50\)"):
+        emb.forward([1, 50])
+    with pytest.raises(ValueError, match="token id -1 at index 0 is out of range"):
+        emb.forward([-1])
+    with pytest.raises(ValueError, match="token id 4294967296"):
+        emb.forward(np.array([2 ** 32], np.int64))
+    with pytest.raises(ValueError, match="position 16"):
+        emb.forward([1, 2], pos0=15)
+    with pytest.raises(ValueError):
+        emb.forward([1], pos0=-1)
+    with pytest.raises(TypeError):
+        emb.forward([1.5])
+    with pytest.raises(TypeError):
+        emb.forward([True])
+    with pytest.raises(TypeError):
+        emb.forward(["a"])
+    with pytest.raises(ValueError, match="shape"):
+        emb.forward(np.zeros((2, 2, 2), np.int32))
+    with pytest.raises(TypeError):
+        emb.forward([1], out=np.empty((1, C), np.float64))
+    with pytest.raises(ValueError, match="shape"):
+        emb.forward([1], out=np.empty((2, C), np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        emb.forward([1, 2], out=np.empty((C, 2), np.float32).T)
+    ro = np.empty((1, C), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        emb.forward([1], out=ro)
+    with pytest.raises(TypeError):
+        emb.forward([1], out="x")
+    with pytest.raises(TypeError):
+        emb.backward_sparse([1], np.zeros((1, C), np.float64))
+    with pytest.raises(ValueError):
+        emb.backward_sparse([1, 2], np.zeros((1, C), np.float32))
+    with pytest.raises(ValueError, match="out of range"):
+        emb.backward_sparse([60], np.zeros((1, C), np.float32))
+    with pytest.raises(ValueError, match="out of range"):
+        emb.backward_dense([60], np.zeros((1, C), np.float32), np.zeros((V, C), np.float32))
+    with pytest.raises(ValueError):
+        emb.backward_dense([1], np.zeros((1, C), np.float32), np.zeros((V - 1, C), np.float32))
+    with pytest.raises(ValueError, match="out of range"):
+        emb.sgd_step([60], np.zeros((1, C), np.float32), 0.1)
+    assert emb.forward(np.zeros(0, np.int64)).shape == (0, C)
+    assert emb.forward([]).shape == (0, C)
+    # files
+    with pytest.raises(FileNotFoundError):
+        gpt2in.Embedding.open(tmp_path / "missing.safetensors")
+    with pytest.raises(IsADirectoryError):
+        gpt2in.Embedding.open(tmp_path)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ")
+    with pytest.raises(ValueError):
+        gpt2in.Embedding.open(bad)
+    with pytest.raises(KeyError):
+        gpt2in.Embedding.open(path, tensor="nope")
+    with pytest.raises(KeyError):
+        gpt2in.Embedding.open(path, positions="nope")
+    with pytest.raises(ValueError):
+        gpt2in.Embedding.open(path, tensor="other")   # 1-D
+    with pytest.raises(OSError):
+        emb.save(tmp_path / "no-such-dir" / "x.safetensors")
+
+
+def test_random_objects_never_crash(model):
+    path, _, _, _ = model
+    emb = gpt2in.Embedding.open(path)
+    r = random.Random(4)
+    things = [None, 0, -1, 2 ** 70, 1.5, "x", b"\xff", [], [1, -1], [[1, 2], [3]], np.zeros(3),
+              np.zeros((2, C), np.float32), np.zeros((V, C), np.float32), np.zeros((3, 2, 2), np.int16),
+              np.array([1.5]), memoryview(b"abc"), object(), np.ones(4, np.uint64) * 2 ** 40,
+              np.zeros((1, C), np.float32)[:, ::2]]
+    for _ in range(3000):
+        name = r.choice(["forward", "backward_sparse", "backward_dense", "sgd_step"])
+        args = [r.choice(things) for _ in range(r.randint(0, 3))]
+        try:
+            getattr(emb, name)(*args)
+        except (TypeError, ValueError, KeyError, OverflowError):
+            pass
