@@ -217,3 +217,21 @@ def test_random_objects_never_crash(model):
             getattr(emb, name)(*args)
         except (TypeError, ValueError, KeyError, OverflowError):
             pass
+
+
+def test_example_script(tmp_path):
+    """tools/python/example_torch.py on a GPT-2-sized vocabulary (C = 16)."""
+    import os
+    import subprocess
+    import sys
+    from conftest import ROOT
+
+    g = torch.Generator().manual_seed(5)
+    p = tmp_path / "small.safetensors"
+    write_safetensors(p, {"wte.weight": ("F32", (50257, 16), raw(torch.randn(50257, 16, generator=g), "F32")),
+                          "wpe.weight": ("F32", (1024, 16), raw(torch.randn(1024, 16, generator=g), "F32"))})
+    # -P: not the source tree next to the script (it has no compiled _gpt2in)
+    r = subprocess.run([sys.executable, "-P", str(ROOT / "tools" / "python" / "example_torch.py"), str(p)],
+                       capture_output=True, text=True, env=os.environ)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "same as torch.nn.Embedding: yes" in r.stdout
