@@ -130,11 +130,13 @@ bad "an escape in a missing file's name" - 'c\x1b[31md' '"$G" decode "$T/$(print
 # ---- .npy ids stream ----------------------------------------------------------
 if [ -n "$PY" ]; then
     n=$((n + 1))
-    $PY -c "import numpy as np; np.save('$T/big.npy', np.arange(4_000_000, dtype=np.int64) % 50000)"
-    "$G" decode "$T/big.npy" | cksum > "$T/got.sum"
-    $PY -c "import numpy as np; print(*(np.arange(4_000_000) % 50000).tolist())" | "$G" decode | cksum > "$T/want.sum"
-    cmp -s "$T/got.sum" "$T/want.sum" || fail "decode of 4M .npy ids differs from the same ids as text"
+    $PY -c "import numpy as np; np.save('$T/ids.npy', np.arange(200_000, dtype=np.int64) % 50000)"
+    "$G" decode "$T/ids.npy" | cksum > "$T/got.sum"
+    $PY -c "import numpy as np; print(*(np.arange(200_000) % 50000).tolist())" | "$G" decode | cksum > "$T/want.sum"
+    cmp -s "$T/got.sum" "$T/want.sum" || fail "decode of .npy ids differs from the same ids as text"
     if [ "$MEASURE" = 1 ]; then
+        # 4M int64 ids (32 MB): read whole, they took 64 MB at the peak
+        $PY -c "import numpy as np; np.save('$T/big.npy', np.zeros(4_000_000, dtype=np.int64))"
         /usr/bin/time -f %M -o "$T/kb" "$G" decode "$T/big.npy" > /dev/null
         kb=$(tail -n 1 "$T/kb")
         [ "$kb" -lt 16384 ] || fail "decode of 4M .npy ids (32 MB) peaked at $kb KB, expected < 16384"
