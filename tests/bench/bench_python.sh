@@ -8,7 +8,9 @@
 #   tiktoken  npm tiktoken's encode_ordinary inside Node (tests/oracle/bench.js);
 #             the tiktoken Python package cannot be installed here (no PyPI)
 # then encode_to_numpy on 100 MB, and the cost of one call on a 10-byte
-# string (Python: encode_ordinary; Node: tiktoken's encode_ordinary).
+# string (Python: encode_ordinary; Node: tiktoken's encode_ordinary), and
+# Embedding.forward for T = 8192 beside torch.nn.functional.embedding (one
+# thread each) on a random GPT-2-sized table.
 # Best of BENCH_ROUNDS (default 3) runs each. MB = 10^6 bytes.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
@@ -49,6 +51,16 @@ sh tests/oracle/install.sh > "$tmp/install.log" 2>&1 || { have_node=0; echo "tik
 "$tmp/bench_lib" "$ROUNDS" $files > "$tmp/lib.txt" || exit 2
 if [ $have_node = 1 ]; then node tests/oracle/bench.js --runs "$ROUNDS" $files > "$tmp/tikt.txt" || exit 2
 else : > "$tmp/tikt.txt"; fi
+
+if [ $have_node = 1 ]; then
+    node -e '
+const o = require("./tests/oracle/oracle.js"); const s = "hello wor!"; const n = 200000;
+let best = Infinity;
+for (let r = 0; r < Number(process.argv[1]); r++) {
+  const t = process.hrtime.bigint(); for (let i = 0; i < n; i++) o.enc.encode_ordinary(s);
+  best = Math.min(best, Number(process.hrtime.bigint() - t) / n); }
+console.log(best.toFixed(0));' "$ROUNDS" > "$tmp/call.txt" || exit 2
+else : > "$tmp/call.txt"; fi
 
 PYTHONPATH="$tmp/py" $PY - "$ROUNDS" "$tmp/lib.txt" "$tmp/tikt.txt" "$tmp/big100.txt" $files <<'PYEOF'
 import sys, time, os
@@ -104,14 +116,38 @@ def calls2():
     for _ in range(n):
         e(s)
 t2, _ = best(calls2)
-print(f", encode {t2 / n * 1e9:.0f} ns", end="")
+node_ns = open(os.path.join(os.path.dirname(lib_f), "call.txt")).read().strip()
+print(f", encode {t2 / n * 1e9:.0f} ns" + (f"; npm tiktoken encode_ordinary {node_ns} ns" if node_ns else ""))
+
+# Embedding.forward for T = 8192 against torch on a GPT-2-sized table.
+try:
+    import numpy as np, torch, json, struct, tempfile
+except ImportError as e:
+    print(f"(forward: {e})")
+    raise SystemExit(0)
+V, C, MAXT, T = 50257, 768, 1024, 8192
+rng = np.random.default_rng(0)
+wte = rng.standard_normal((V, C), dtype=np.float32) * 0.02
+wpe = rng.standard_normal((MAXT, C), dtype=np.float32) * 0.01
+hdr = json.dumps({"wte.weight": {"dtype": "F32", "shape": [V, C], "data_offsets": [0, wte.nbytes]},
+                  "wpe.weight": {"dtype": "F32", "shape": [MAXT, C],
+                                 "data_offsets": [wte.nbytes, wte.nbytes + wpe.nbytes]}}).encode()
+hdr += b" " * (-len(hdr) % 8)
+path = os.path.join(os.path.dirname(big), "model.safetensors")
+with open(path, "wb") as f:
+    f.write(struct.pack("<Q", len(hdr)) + hdr + wte.tobytes() + wpe.tobytes())
+emb = gpt2in.Embedding.open(path)
+ids = rng.integers(0, V, (T // MAXT, MAXT))   # [8, 1024]: positions 0..1023 in each row
+out = np.empty((T // MAXT, MAXT, C), np.float32)
+torch.set_num_threads(1)
+W, P = torch.from_numpy(wte), torch.from_numpy(wpe)
+idx, pos = torch.from_numpy(ids), torch.arange(MAXT)
+tout = torch.empty(T // MAXT, MAXT, C)
+emb.forward(ids, out=out)
+tg, _ = best(lambda: emb.forward(ids, out=out), max(rounds, 5))
+tt, _ = best(lambda: torch.add(torch.nn.functional.embedding(idx, W), torch.nn.functional.embedding(pos, P), out=tout),
+             max(rounds, 5))
+assert np.array_equal(out, tout.numpy())
+print(f"forward, T = {T} ([8, 1024] ids, F32 768 columns, one thread): gpt2in {tg * 1e3:.2f} ms, "
+      f"torch F.embedding + positions {tt * 1e3:.2f} ms ({tt / tg:.2f}x)")
 PYEOF
-if [ $have_node = 1 ]; then
-    node -e '
-const o = require("./tests/oracle/oracle.js"); const s = "hello wor!"; const n = 200000;
-let best = Infinity;
-for (let r = 0; r < Number(process.argv[1]); r++) {
-  const t = process.hrtime.bigint(); for (let i = 0; i < n; i++) o.enc.encode_ordinary(s);
-  best = Math.min(best, Number(process.hrtime.bigint() - t) / n); }
-console.log(`; npm tiktoken ${best.toFixed(0)} ns`);' "$ROUNDS"
-else echo; fi
