@@ -1388,15 +1388,24 @@ static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off
         emit(o, v->byte_tok[p[0]], off);
         return;
     }
+    uint64_t h;
     if (n <= v->max_token_len) {
-        uint32_t id = bpe_find_token(v, p, n);
+        uint32_t id;
+        if (BPE_LITTLE_ENDIAN && n <= BPE_SLOT_BYTES) {
+            id = bpe_find_short_piece(v, p, n, 1, &h);
+        } else {
+            h = bpe_hash_bytes(p, n);
+            id = bpe_find_token_hashed(v, p, n, h, 1);
+        }
         if (id != BPE_EMPTY) {
             emit(o, id, off);
             return;
         }
+    } else {
+        h = bpe_hash_bytes(p, n);
     }
     if (n <= CACHE_BYTES) {
-        cache_slot *c = o->cache ? &o->cache[bpe_hash_bytes(p, n) & (CACHE_SLOTS - 1)] : NULL;
+        cache_slot *c = o->cache ? &o->cache[h & (CACHE_SLOTS - 1)] : NULL;
         if (c && c->len == n && !memcmp(c->bytes, p, n)) {
             emit_tokens(o, c->tok, c->n_tok, off);
             return;

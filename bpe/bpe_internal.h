@@ -9,6 +9,7 @@
 #ifndef BPE_INTERNAL_H
 #define BPE_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -62,6 +63,9 @@ typedef struct bpe_slot {
     uint8_t len;
     uint8_t bytes[BPE_SLOT_BYTES];
 } bpe_slot;
+/* bpe_find_short_piece reads a slot as two 8-byte words. */
+_Static_assert(sizeof(bpe_slot) == 16 && offsetof(bpe_slot, len) == 4 && offsetof(bpe_slot, bytes) == 5,
+               "bpe_slot layout");
 
 /* Runs of one small alphabet - ASCII digits (a number piece), ASCII
  * lowercase letters - have tables of their own (bpe.c, merge_run): the
@@ -258,31 +262,68 @@ int bpe_token_split(const struct bpe *v, uint32_t t, uint32_t *left, uint32_t *r
  * (bpe.c; used when building an image.) */
 void bpe_fill_run_compat(const struct bpe *v, const struct bpe_run *r, uint64_t *bits);
 
-static inline uint64_t bpe_hash_bytes(const uint8_t *p, size_t n) {
-    uint64_t h = 0x9E3779B97F4A7C15ull * (n + 1);
-    while (n >= 8) {
-        uint64_t w;
-        __builtin_memcpy(&w, p, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-        p += 8;
-        n -= 8;
-    }
-    if (n) {
-        uint64_t w = 0;
-        for (size_t i = 0; i < n; i++) w |= (uint64_t)p[i] << (8 * i);
-        h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-    }
-    h ^= h >> 29;
-    return h;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define BPE_LITTLE_ENDIAN 1
+#else
+#define BPE_LITTLE_ENDIAN 0
+#endif
+
+static inline uint64_t bpe_load64(const uint8_t *p) {
+    uint64_t w;
+    __builtin_memcpy(&w, p, 8);
+    return w;
 }
 
-/* The id of the token whose bytes are p[0..n), or BPE_EMPTY. */
-static inline uint32_t bpe_find_token(const struct bpe *v, const uint8_t *p, size_t n) {
+/* p[0..n) (1 <= n <= 7) little-endian, zero-padded, reading no byte outside
+ * it: two overlapping loads instead of a loop over the bytes. */
+static inline uint64_t bpe_load_tail(const uint8_t *p, size_t n) {
+    if (!BPE_LITTLE_ENDIAN) {
+        uint64_t w = 0;
+        for (size_t i = 0; i < n; i++) w |= (uint64_t)p[i] << (8 * i);
+        return w;
+    }
+    if (n >= 4) {
+        uint32_t a, b;
+        __builtin_memcpy(&a, p, 4);
+        __builtin_memcpy(&b, p + n - 4, 4);
+        return a | (uint64_t)b << (8 * (n - 4));
+    }
+    return p[0] | (uint64_t)p[n >> 1] << (8 * (n >> 1)) | (uint64_t)p[n - 1] << (8 * (n - 1));
+}
+
+/* The hash's steps: whole 8-byte words, then the 1..7 bytes left. */
+#define BPE_HASH_SEED(n) (0x9E3779B97F4A7C15ull * ((n) + 1))
+static inline uint64_t bpe_hash_word(uint64_t h, uint64_t w) {
+    h = (h ^ w) * 0xff51afd7ed558ccdull;
+    return h ^ h >> 32;
+}
+static inline uint64_t bpe_hash_tail(uint64_t h, uint64_t w) { return (h ^ w) * 0xc4ceb9fe1a85ec53ull; }
+static inline uint64_t bpe_hash_end(uint64_t h) { return h ^ h >> 29; }
+
+static inline uint64_t bpe_hash_bytes(const uint8_t *p, size_t n) {
+    uint64_t h = BPE_HASH_SEED(n);
+    size_t k = n;
+    while (k >= 8) {
+        h = bpe_hash_word(h, bpe_load64(p));
+        p += 8;
+        k -= 8;
+    }
+    if (k) {
+        /* Within the piece: the last 8 bytes, shifted, when there are 8. */
+        uint64_t w = BPE_LITTLE_ENDIAN && n >= 8 ? bpe_load64(p + k - 8) >> (8 * (8 - k)) : bpe_load_tail(p, k);
+        h = bpe_hash_tail(h, w);
+    }
+    return bpe_hash_end(h);
+}
+
+/* The id of the token whose bytes are p[0..n), or BPE_EMPTY; h is
+ * bpe_hash_bytes(p, n). bloom: whether to ask the bloom first, which pays
+ * where most lookups miss. */
+static inline uint32_t bpe_find_token_hashed(const struct bpe *v, const uint8_t *p, size_t n, uint64_t h,
+                                             int bloom) {
     uint8_t len = (uint8_t)(n < 255 ? n : 255);
     size_t inline_n = n < BPE_SLOT_BYTES ? n : BPE_SLOT_BYTES;
-    uint64_t h = bpe_hash_bytes(p, n);
-    if (v->tok_bloom && !bpe_bloom_has(v->tok_bloom, h)) return BPE_EMPTY;
+    if (bloom && v->tok_bloom && !bpe_bloom_has(v->tok_bloom, h)) return BPE_EMPTY;
     for (;; h++) {
         const bpe_slot *s = &v->tok_slots[h & v->tok_mask];
         if (s->id == BPE_EMPTY) return BPE_EMPTY;
@@ -291,6 +332,45 @@ static inline uint32_t bpe_find_token(const struct bpe *v, const uint8_t *p, siz
         uint32_t a = v->tok_off[s->id];
         if (v->tok_off[s->id + 1] - a == n && !__builtin_memcmp(v->tok_bytes + a, p, n)) return s->id;
     }
+}
+
+/* The same for 1..BPE_SLOT_BYTES bytes: the piece is read as two words
+ * (lo: bytes 0..7, hi: 8..10, zero-padded), hashed from them, and compared
+ * with a slot (zero-padded past its length) as two words: the slot's
+ * length and first 3 bytes after the id, then its bytes 3..10. */
+static inline uint32_t bpe_find_short_piece(const struct bpe *v, const uint8_t *p, size_t n, int bloom,
+                                            uint64_t *hash) {
+    uint64_t lo, hi = 0, h = BPE_HASH_SEED(n);
+    if (n >= 8) {
+        lo = bpe_load64(p);
+        h = bpe_hash_word(h, lo);
+        if (n > 8) {
+            hi = bpe_load64(p + n - 8) >> (8 * (16 - n));
+            h = bpe_hash_tail(h, hi);
+        }
+    } else {
+        lo = bpe_load_tail(p, n);
+        h = bpe_hash_tail(h, lo);
+    }
+    h = bpe_hash_end(h);
+    if (hash) *hash = h;
+    if (bloom && v->tok_bloom && !bpe_bloom_has(v->tok_bloom, h)) return BPE_EMPTY;
+    uint32_t want_a = (uint32_t)(n | lo << 8);
+    uint64_t want_b = lo >> 24 | hi << 40;
+    for (;; h++) {
+        const bpe_slot *s = &v->tok_slots[h & v->tok_mask];
+        uint64_t a, b;
+        __builtin_memcpy(&a, s, 8);
+        __builtin_memcpy(&b, (const uint8_t *)s + 8, 8);
+        if ((uint32_t)a == BPE_EMPTY) return BPE_EMPTY;
+        if ((uint32_t)(a >> 32) == want_a && b == want_b) return (uint32_t)a;
+    }
+}
+
+/* The id of the token whose bytes are p[0..n), or BPE_EMPTY. */
+static inline uint32_t bpe_find_token(const struct bpe *v, const uint8_t *p, size_t n) {
+    if (BPE_LITTLE_ENDIAN && n - 1 < BPE_SLOT_BYTES) return bpe_find_short_piece(v, p, n, 1, NULL);
+    return bpe_find_token_hashed(v, p, n, bpe_hash_bytes(p, n), 1);
 }
 
 static inline uint64_t bpe_hash_pair(uint64_t key) {
