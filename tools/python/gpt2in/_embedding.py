@@ -88,6 +88,7 @@ class Embedding:
         self.max_positions: int = info["maxT"]
         self.path: str = info["path"]
         self._wte_f32 = None
+        self._adam_step = None
 
     @classmethod
     def open(cls, path, tensor: str | None = None, positions: str | bool | None = None) -> Embedding:
@@ -209,5 +210,112 @@ class Embedding:
         file's dtype) in place of the old one, every other tensor and the
         metadata kept: through a temporary file renamed over path, so path
         is never left half-written (even when it is the file this
-        Embedding maps)."""
-        self._core.save(os.fspath(path))
+        Embedding maps). After SparseAdam steps the metadata records the
+        step count ("gpt2in.adam_step"), as `gpt2in step` does."""
+        # after SparseAdam steps: the step count, as `gpt2in step` writes it,
+        # so that the CLI takes these weights with the optimizer's state file
+        meta = [] if self._adam_step is None else ["gpt2in.adam_step", str(self._adam_step)]
+        self._core.save(os.fspath(path), meta)
+
+
+class SparseAdam:
+    """PyTorch's torch.optim.SparseAdam on an Embedding's token table, bit
+    for bit given the gradient of the touched rows (as backward_sparse
+    returns it): lazy moments updated only on those rows, one global step
+    count for bias correction, eps added to sqrt(v) before the bias
+    correction.
+
+        opt = gpt2in.SparseAdam(emb, lr=1e-3)
+        rows, grad = emb.backward_sparse(ids, dout)
+        opt.step(rows, grad)
+
+    The moments are float32 [V, C] arrays (exp_avg, exp_avg_sq), shared
+    with state_dict() without a copy. save(path) writes them in the format
+    of `gpt2in step --optimizer adam --state` (tensors "wte.exp_avg",
+    "wte.exp_avg_sq", metadata "step"); SparseAdam.load(emb, path) reads it.
+    """
+
+    def __init__(self, embedding: Embedding, lr: float = 1e-3, betas: tuple = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        """Moments start at zero and the step count at 0 (torch's defaults)."""
+        if not 0.0 < lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 < eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        self.embedding = embedding
+        self.lr, self.betas, self.eps = float(lr), (float(betas[0]), float(betas[1])), float(eps)
+        self.step_count = 0
+        self.exp_avg = np.zeros((embedding.V, embedding.C), np.float32)
+        self.exp_avg_sq = np.zeros((embedding.V, embedding.C), np.float32)
+
+    def step(self, rows, grad) -> None:
+        """One step on the given rows (distinct, as backward_sparse returns
+        them) with their gradient rows [n, C] float32."""
+        emb = self.embedding
+        r = _ids(rows, "rows")
+        if r.ndim != 1:
+            raise ValueError(f"rows must have shape [n], not {list(r.shape)}")
+        if len(np.unique(r)) != r.size:
+            raise ValueError("rows must be distinct (as backward_sparse returns them)")
+        g = _floats(grad, (r.size, emb.C), "grad")
+        self.step_count = emb._core.adam(r, r.size, g, self.exp_avg, self.exp_avg_sq, self.lr,
+                                         self.betas[0], self.betas[1], self.eps, self.step_count)
+        emb._wte_f32 = None
+        emb._adam_step = self.step_count
+
+    def state_dict(self) -> dict:
+        """torch.optim.Optimizer.state_dict()'s layout, with NumPy arrays:
+        {"state": {0: {"step", "exp_avg", "exp_avg_sq"}}, "param_groups":
+        [{"lr", "betas", "eps", "maximize", "params": [0]}]}."""
+        return {"state": {0: {"step": self.step_count, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}}
+                if self.step_count else {},
+                "param_groups": [{"lr": self.lr, "betas": self.betas, "eps": self.eps, "maximize": False,
+                                  "params": [0]}]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Takes state_dict()'s layout, also torch's SparseAdam state_dict()
+        (tensors are read with numpy.asarray)."""
+        g = state_dict["param_groups"][0]
+        if g.get("maximize", False):
+            raise ValueError("maximize=True is not supported")
+        self.lr, self.betas, self.eps = float(g["lr"]), tuple(float(b) for b in g["betas"]), float(g["eps"])
+        st = state_dict["state"].get(0) if state_dict["state"] else None
+        shape = (self.embedding.V, self.embedding.C)
+        if st is None:
+            self.step_count = 0
+            self.exp_avg = np.zeros(shape, np.float32)
+            self.exp_avg_sq = np.zeros(shape, np.float32)
+            return
+        m, v = np.asarray(st["exp_avg"]), np.asarray(st["exp_avg_sq"])
+        for name, a in (("exp_avg", m), ("exp_avg_sq", v)):
+            if a.dtype != np.float32 or a.shape != shape:
+                raise ValueError(f"{name} must be float32 {list(shape)}, not {a.dtype} {list(a.shape)}")
+        self.step_count = int(st["step"])
+        self.exp_avg = np.array(m, np.float32, order="C")
+        self.exp_avg_sq = np.array(v, np.float32, order="C")
+
+    def save(self, path) -> None:
+        """Writes the moments and step count as `gpt2in step --state` does,
+        crash-safe (temporary file renamed over path)."""
+        _gpt2in.save_f32(os.fspath(path), [("wte.exp_avg", self.exp_avg), ("wte.exp_avg_sq", self.exp_avg_sq)],
+                         ["step", str(self.step_count)])
+
+    @classmethod
+    def load(cls, embedding: Embedding, path, lr: float = 1e-3, betas: tuple = (0.9, 0.999),
+             eps: float = 1e-8) -> SparseAdam:
+        """A SparseAdam with the moments and step count of a state file
+        written by save() or `gpt2in step --state`."""
+        opt = cls(embedding, lr, betas, eps)
+        st = Embedding.open(path, tensor="wte.exp_avg", positions=False)
+        sq = Embedding.open(path, tensor="wte.exp_avg_sq", positions=False)
+        for e in (st, sq):
+            if (e.V, e.C, e.dtype) != (embedding.V, embedding.C, "F32"):
+                raise ValueError(f"{path}: the moments must be F32 [{embedding.V}, {embedding.C}]")
+        opt.exp_avg = np.array(st.wte, np.float32)
+        opt.exp_avg_sq = np.array(sq.wte, np.float32)
+        opt.step_count = int(st._core.metadata().get("step", "0"))
+        return opt

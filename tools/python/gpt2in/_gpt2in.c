@@ -1005,6 +1005,72 @@ static PyObject *embed_py_sgd(Embed *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* adam(rows uint32 (n), n, grad float32 (n*C), m float32 (V*C), v float32
+ * (V*C), lr, beta1, beta2, eps, step) -> the new step count */
+static PyObject *embed_py_adam(Embed *self, PyObject *args) {
+    PyObject *rows_o, *grad_o, *m_o, *v_o;
+    Py_ssize_t n;
+    double lr, b1, b2, eps;
+    long long step;
+    if (!PyArg_ParseTuple(args, "OnOOOddddL:adam", &rows_o, &n, &grad_o, &m_o, &v_o, &lr, &b1, &b2, &eps, &step))
+        return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "n must be >= 0");
+        return NULL;
+    }
+    size_t C = self->wte.cols, V = self->wte.rows;
+    Py_buffer rb, gb, mb, vb;
+    if (get_buf(rows_o, &rb, 0, 4, (size_t)n, "rows")) return NULL;
+    if (get_buf(grad_o, &gb, 0, 4, (size_t)n * C, "grad")) goto a1;
+    if (get_buf(m_o, &mb, 1, 4, V * C, "exp_avg")) goto a2;
+    if (get_buf(v_o, &vb, 1, 4, V * C, "exp_avg_sq")) goto a3;
+    if (ensure_train(self)) goto a4;
+    embed_param p = {self->train, V, C};
+    embed_adam a;
+    embed_adam_init(&a, lr, mb.buf, vb.buf);
+    a.beta1 = b1;
+    a.beta2 = b2;
+    a.eps = eps;
+    a.step = step;
+    embed_error err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = embed_adam_step(&p, &a, rb.buf, gb.buf, (size_t)n, &err);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&vb);
+    PyBuffer_Release(&mb);
+    PyBuffer_Release(&gb);
+    PyBuffer_Release(&rb);
+    if (rc) return raise_embed(rc, &err);
+    return PyLong_FromLongLong(a.step);
+a4:
+    PyBuffer_Release(&vb);
+a3:
+    PyBuffer_Release(&mb);
+a2:
+    PyBuffer_Release(&gb);
+a1:
+    PyBuffer_Release(&rb);
+    return NULL;
+}
+
+static PyObject *embed_py_metadata(Embed *self, PyObject *Py_UNUSED(a)) {
+    PyObject *d = PyDict_New();
+    if (!d) return NULL;
+    for (size_t i = 0; i < embed_metadata_count(self->f); i++) {
+        const char *k, *v;
+        embed_metadata_at(self->f, i, &k, &v);
+        PyObject *vo = PyUnicode_DecodeUTF8(v, (Py_ssize_t)strlen(v), "replace");
+        if (!vo || PyDict_SetItemString(d, k, vo) < 0) {
+            Py_XDECREF(vo);
+            Py_DECREF(d);
+            return NULL;
+        }
+        Py_DECREF(vo);
+    }
+    return d;
+}
+
 /* wte_view(): the table's bytes (read-only, in the mapping) or, once
  * trained, the F32 copy (writable). */
 static PyObject *embed_py_wte_view(Embed *self, PyObject *Py_UNUSED(a)) {
@@ -1042,8 +1108,23 @@ static PyObject *embed_py_to_f32(Embed *self, PyObject *args) {
 /* save(path): the file with the trained table (in the table's dtype)
  * replacing the token table; crash-safe (embed_save). */
 static PyObject *embed_py_save(Embed *self, PyObject *args) {
-    PyObject *path_obj;
-    if (!PyArg_ParseTuple(args, "O&:save", PyUnicode_FSConverter, &path_obj)) return NULL;
+    PyObject *path_obj, *meta = NULL;
+    if (!PyArg_ParseTuple(args, "O&|O!:save", PyUnicode_FSConverter, &path_obj, &PyList_Type, &meta)) return NULL;
+    const char *kv[8];
+    size_t nkv = 0;
+    if (meta) {
+        Py_ssize_t nm = PyList_GET_SIZE(meta);
+        if (nm % 2 || nm > 8) {
+            Py_DECREF(path_obj);
+            PyErr_SetString(PyExc_ValueError, "metadata: up to 4 key, value pairs");
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < nm; i++)
+            if (!(kv[nkv++] = PyUnicode_AsUTF8(PyList_GET_ITEM(meta, i)))) {
+                Py_DECREF(path_obj);
+                return NULL;
+            }
+    }
     embed_out_tensor rep;
     void *conv = NULL;
     size_t nrep = 0;
@@ -1072,7 +1153,7 @@ static PyObject *embed_py_save(Embed *self, PyObject *args) {
     int rc;
     const char *path = PyBytes_AS_STRING(path_obj);
     Py_BEGIN_ALLOW_THREADS
-    rc = embed_save(path, self->f, nrep ? &rep : NULL, nrep, NULL, 0, &err);
+    rc = embed_save(path, self->f, nrep ? &rep : NULL, nrep, kv, nkv / 2, &err);
     Py_END_ALLOW_THREADS
     free(conv);
     Py_DECREF(path_obj);
@@ -1095,10 +1176,13 @@ static PyMethodDef embed_methods[] = {
      "backward_sparse(ids, N, dout, rows, grad) -> n_rows"},
     {"backward_dense", (PyCFunction)embed_py_backward_dense, METH_VARARGS, "backward_dense(ids, N, dout, dwte)"},
     {"sgd", (PyCFunction)embed_py_sgd, METH_VARARGS, "sgd(rows, n, grad, lr)"},
+    {"adam", (PyCFunction)embed_py_adam, METH_VARARGS,
+     "adam(rows, n, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, step) -> step"},
     {"wte_view", (PyCFunction)embed_py_wte_view, METH_NOARGS, "wte_view() -> MemView"},
+    {"metadata", (PyCFunction)embed_py_metadata, METH_NOARGS, "metadata() -> dict of the file's __metadata__"},
     {"wpe_view", (PyCFunction)embed_py_wpe_view, METH_NOARGS, "wpe_view() -> MemView or None"},
     {"to_f32", (PyCFunction)embed_py_to_f32, METH_VARARGS, "to_f32(which, out)"},
-    {"save", (PyCFunction)embed_py_save, METH_VARARGS, "save(path)"},
+    {"save", (PyCFunction)embed_py_save, METH_VARARGS, "save(path, [key, value, ...])"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1117,6 +1201,65 @@ static PyTypeObject EmbedType = {
     .tp_methods = embed_methods,
     .tp_getset = embed_getset,
 };
+
+/* save_f32(path, [(name, array float32 2-D C-contiguous)], [key, value, ...]):
+ * a new safetensors file, crash-safe (embed_save). */
+static PyObject *mod_save_f32(PyObject *Py_UNUSED(m), PyObject *args) {
+    PyObject *path_obj, *list, *meta;
+    if (!PyArg_ParseTuple(args, "O&O!O!:save_f32", PyUnicode_FSConverter, &path_obj, &PyList_Type, &list,
+                          &PyList_Type, &meta))
+        return NULL;
+    Py_ssize_t nt = PyList_GET_SIZE(list), nm = PyList_GET_SIZE(meta);
+    embed_out_tensor *ts = calloc((size_t)nt + 1, sizeof *ts);
+    Py_buffer *bufs = calloc((size_t)nt + 1, sizeof *bufs);
+    const char **kv = calloc((size_t)nm + 1, sizeof *kv);
+    Py_ssize_t got = 0;
+    PyObject *ret = NULL;
+    if (!ts || !bufs || !kv) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (nm % 2) {
+        PyErr_SetString(PyExc_ValueError, "metadata: key, value pairs");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < nm; i++)
+        if (!(kv[i] = PyUnicode_AsUTF8(PyList_GET_ITEM(meta, i)))) goto done;
+    for (; got < nt; got++) {
+        PyObject *item = PyList_GET_ITEM(list, got);
+        const char *name;
+        PyObject *arr;
+        if (!PyArg_ParseTuple(item, "sO", &name, &arr)) goto done;
+        if (PyObject_GetBuffer(arr, &bufs[got], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND) < 0) goto done;
+        Py_buffer *b = &bufs[got];
+        if (b->ndim != 2 || b->itemsize != 4 || !b->format || strcmp(b->format, "f")) {
+            PyBuffer_Release(b);
+            PyErr_Format(PyExc_TypeError, "%s: must be a 2-D float32 array", name);
+            goto done;
+        }
+        ts[got].name = name;
+        ts[got].dtype = EMBED_F32;
+        ts[got].ndim = 2;
+        ts[got].shape[0] = (uint64_t)b->shape[0];
+        ts[got].shape[1] = (uint64_t)b->shape[1];
+        ts[got].data = b->buf;
+    }
+    embed_error err;
+    int rc;
+    const char *path = PyBytes_AS_STRING(path_obj);
+    Py_BEGIN_ALLOW_THREADS
+    rc = embed_save(path, NULL, ts, (size_t)nt, kv, (size_t)nm / 2, &err);
+    Py_END_ALLOW_THREADS
+    if (rc) raise_embed(rc, &err);
+    else ret = Py_NewRef(Py_None);
+done:
+    for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&bufs[i]);
+    free(ts);
+    free(bufs);
+    free(kv);
+    Py_DECREF(path_obj);
+    return ret;
+}
 
 static PyObject *mod_gpt2(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(a)) {
     return core_wrap(bpe_gpt2());
@@ -1144,6 +1287,8 @@ static PyMethodDef mod_methods[] = {
     {"gpt2", mod_gpt2, METH_NOARGS, "gpt2() -> CoreBPE: the vocabulary compiled into libgpt2in."},
     {"embed_open", mod_embed_open, METH_VARARGS,
      "embed_open(path, tensor, positions) -> EmbedCore (positions None: the file's, False: none, or a name)."},
+    {"save_f32", mod_save_f32, METH_VARARGS,
+     "save_f32(path, [(name, float32 2-D array)], [key, value, ...]): a safetensors file, crash-safe."},
     {"load_mem", mod_load_mem, METH_VARARGS,
      "load_mem(encoder_json, vocab_bpe, encoder_name, vocab_name) -> CoreBPE (ValueError on a bad file)."},
     {NULL, NULL, 0, NULL},

@@ -235,3 +235,78 @@ def test_example_script(tmp_path):
                        capture_output=True, text=True, env=os.environ)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "same as torch.nn.Embedding: yes" in r.stdout
+
+
+def test_sparse_adam_matches_torch(model, tmp_path):
+    path, dt, wte, _ = model
+    emb = gpt2in.Embedding.open(path)
+    opt = gpt2in.SparseAdam(emb, lr=0.01)
+    W = torch.nn.Parameter(wte.clone())
+    topt = torch.optim.SparseAdam([W], lr=0.01)
+    r = np.random.default_rng(6)
+    for k in range(4):
+        ids = r.integers(0, V, 12)
+        dout = r.standard_normal((12, C)).astype(np.float32)
+        rows, grad = emb.backward_sparse(ids, dout)
+        W.grad = torch.sparse_coo_tensor(torch.from_numpy(rows.astype(np.int64))[None], torch.from_numpy(grad.copy()),
+                                         (V, C))
+        topt.step()
+        opt.step(rows, grad)
+        assert np.array_equal(emb.wte, W.detach().numpy()), k
+    ts = topt.state_dict()["state"][0]
+    assert np.array_equal(opt.exp_avg, ts["exp_avg"].to_dense().numpy())
+    assert np.array_equal(opt.exp_avg_sq, ts["exp_avg_sq"].to_dense().numpy())
+    assert opt.step_count == 4 == int(ts["step"])
+    # state round trips: a dict (also torch's, densified), and the CLI's state file
+    sd = opt.state_dict()
+    other = gpt2in.SparseAdam(emb)
+    other.load_state_dict(sd)
+    assert other.step_count == 4 and np.array_equal(other.exp_avg_sq, opt.exp_avg_sq) and other.lr == 0.01
+    tsd = topt.state_dict()
+    tsd["state"][0] = {k: (v.to_dense() if torch.is_tensor(v) and v.is_sparse else v) for k, v in tsd["state"][0].items()}
+    other.load_state_dict(tsd)
+    assert other.step_count == 4 and np.array_equal(other.exp_avg, opt.exp_avg)
+    st = tmp_path / "state.safetensors"
+    opt.save(st)
+    again = gpt2in.SparseAdam.load(emb, st, lr=0.01)
+    assert again.step_count == 4 and np.array_equal(again.exp_avg, opt.exp_avg)
+    assert np.array_equal(again.exp_avg_sq, opt.exp_avg_sq)
+    with pytest.raises(ValueError, match="distinct"):
+        opt.step([1, 1], np.zeros((2, C), np.float32))
+    with pytest.raises(ValueError):
+        gpt2in.SparseAdam(emb, lr=-1)
+
+
+def test_sparse_adam_state_works_with_the_cli(tmp_path):
+    """Weights and state saved here, stepped once more by `gpt2in step`,
+    equal two steps here."""
+    import os
+    import subprocess
+    from conftest import ROOT
+
+    cli = os.environ.get("GPT2IN", "build/gpt2in")
+    cli = cli if os.path.isabs(cli) else str(ROOT / cli)
+    if not os.access(cli, os.X_OK):
+        pytest.skip(f"{cli} is not built")
+    wte, _ = tables(7)
+    m = tmp_path / "m.safetensors"
+    write_safetensors(m, {"wte.weight": ("F32", (V, C), raw(wte, "F32"))})
+    emb = gpt2in.Embedding.open(m)
+    opt = gpt2in.SparseAdam(emb, lr=0.01)
+    ids = np.array([1, 2, 3, 1])
+    dout = np.random.default_rng(1).standard_normal((4, C)).astype(np.float32)
+    np.save(tmp_path / "dout.npy", dout)
+    (tmp_path / "ids.txt").write_text("1 2 3 1\n")
+    opt.step(*emb.backward_sparse(ids, dout))
+    opt.save(tmp_path / "state.safetensors")
+    emb.save(tmp_path / "w1.safetensors")
+    opt.step(*emb.backward_sparse(ids, dout))
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    r = subprocess.run([cli, "step", "--weights", str(tmp_path / "w1.safetensors"), "--ids", str(tmp_path / "ids.txt"),
+                        "--dout", str(tmp_path / "dout.npy"), "--optimizer", "adam", "--lr", "0.01",
+                        "--state", str(tmp_path / "state.safetensors"), "--out", str(tmp_path / "w2.safetensors")],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert np.array_equal(gpt2in.Embedding.open(tmp_path / "w2.safetensors").wte, emb.wte)
+    again = gpt2in.SparseAdam.load(emb, tmp_path / "state.safetensors")
+    assert again.step_count == 2 and np.array_equal(again.exp_avg, opt.exp_avg)
