@@ -37,7 +37,7 @@ from typing import AbstractSet, Collection, Literal, Sequence
 
 from . import _gpt2in
 
-__all__ = ["Encoding", "Embedding", "SparseAdam", "get_encoding", "list_encoding_names", "__version__"]
+__all__ = ["Encoding", "Embedding", "SparseAdam", "VerifyReport", "verify", "get_encoding", "list_encoding_names", "__version__"]
 __version__ = "0.1.0"
 
 _ALLOW = _gpt2in.SPECIAL_ALLOW
@@ -453,7 +453,7 @@ def list_encoding_names() -> list[str]:
 
 
 try:
-    from ._embedding import Embedding, SparseAdam
+    from ._embedding import Embedding, SparseAdam, VerifyReport, verify
 except ImportError:   # numpy missing: the tokenizer works without it
-    __all__.remove("Embedding")
-    __all__.remove("SparseAdam")
+    for _name in ("Embedding", "SparseAdam", "VerifyReport", "verify"):
+        __all__.remove(_name)

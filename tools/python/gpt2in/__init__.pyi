@@ -103,3 +103,20 @@ class SparseAdam:
     def save(self, path: str | os.PathLike[str]) -> None: ...
     @classmethod
     def load(cls, embedding: Embedding, path: str | os.PathLike[str], lr: float = ..., betas: tuple[float, float] = ..., eps: float = ...) -> SparseAdam: ...
+
+class VerifyReport:
+    """What `gpt2in verify` reports; str() is its text."""
+
+    rows: int
+    cols: int
+    atol: float
+    rtol: float
+    max_abs: float
+    max_rel: float
+    mismatches: int
+    first_mismatch: tuple[int, int, float, float] | None
+    identical: bool
+    ok: bool
+    def __bool__(self) -> bool: ...
+
+def verify(x: npt.ArrayLike, ref: npt.ArrayLike, atol: float = ..., rtol: float = ..., equal_nan: bool = ...) -> VerifyReport: ...

@@ -319,3 +319,101 @@ class SparseAdam:
         opt.exp_avg_sq = np.array(sq.wte, np.float32)
         opt.step_count = int(st._core.metadata().get("step", "0"))
         return opt
+
+
+def _g(x: float, prec: int | None = None) -> str:
+    # C's printf %g / %.9g, "-nan" included (glibc prints the sign of a NaN)
+    if x != x:
+        return "-nan" if np.signbit(x) else "nan"
+    return ("%g" % x) if prec is None else ("%.*g" % (prec, x))
+
+
+def _running_max(vals: np.ndarray) -> float:
+    """The C loop's `if (!(v <= m)) m = v` from m = 0: a NaN is taken, and
+    the next value replaces it."""
+    if vals.size == 0:
+        return 0.0
+    nan = np.flatnonzero(np.isnan(vals))
+    if nan.size:
+        tail = vals[nan[-1] + 1:]
+        return float(vals[nan[-1]]) if tail.size == 0 else float(tail.max())
+    return max(0.0, float(vals.max()))
+
+
+class VerifyReport:
+    """The result of verify(): the figures `gpt2in verify` prints, and
+    str(report) is its report, line for line.
+
+    Attributes: rows, cols, atol, rtol, max_abs, max_rel, mismatches,
+    first_mismatch ((row, column, got, reference) or None), identical
+    (the same float32 bits, NaNs included), ok (within tolerance).
+    """
+
+    def __init__(self, **kw) -> None:
+        """Private: made by verify()."""
+        self.__dict__.update(kw)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __repr__(self) -> str:
+        return f"<VerifyReport ok={self.ok} identical={self.identical} mismatches={self.mismatches}>"
+
+    def __str__(self) -> str:
+        n = self.rows * self.cols
+        lines = [f"compared {self.rows} x {self.cols} = {n} values (atol {_g(self.atol)}, rtol {_g(self.rtol)})",
+                 f"max abs err {_g(self.max_abs, 9)}", f"max rel err {_g(self.max_rel, 9)}",
+                 f"mismatches {self.mismatches}"]
+        if self.mismatches:
+            r, c, a, b = self.first_mismatch
+            lines.append(f"first mismatch: row {r}, column {c}: gpt2in {_g(a, 9)}, reference {_g(b, 9)}")
+            lines.append("result: OUTSIDE tolerance")
+        else:
+            lines.append("result: " + ("identical (bit for bit as float32)" if self.identical else "within tolerance"))
+        return "\n".join(lines) + "\n"
+
+
+def verify(x, ref, atol: float = 1e-6, rtol: float = 1e-5, equal_nan: bool = False) -> VerifyReport:
+    """Compares x (e.g. Embedding.forward's output, float32 [T, C] or
+    [1, T, C]) with a reference array of the same shape (float32, float16 or
+    float64) by `gpt2in verify`'s rule, numpy.allclose's:
+    |x - ref| <= atol + rtol * |ref|, a NaN outside any tolerance unless
+    equal_nan (a NaN then matches a NaN). Returns a VerifyReport (true when
+    within tolerance; str() gives the CLI's report). ValueError when the
+    shapes differ, TypeError for non-float arrays."""
+    a, b = np.asarray(x), np.asarray(ref)
+    for name, arr in (("x", a), ("ref", b)):
+        if arr.dtype.kind != "f":
+            raise TypeError(f"{name} must be a float array, not {arr.dtype}")
+    if a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]
+    if b.ndim == 3 and b.shape[0] == 1:
+        b = b[0]
+    if a.ndim != 2:
+        raise ValueError(f"x must have shape [T, C] or [1, T, C], not {list(np.shape(x))}")
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: x is {list(a.shape)} but ref is {list(np.shape(ref))}")
+    xf = a.astype(np.float32).reshape(-1)
+    ad, bd = xf.astype(np.float64), b.astype(np.float64).reshape(-1)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        eq = (ad == bd) | (equal_nan & np.isnan(ad) & np.isnan(bd))
+        d = np.abs(ad - bd)
+        ok = eq | (np.isfinite(d) & (d <= atol + rtol * np.abs(bd)))
+        ne = ~eq
+        max_abs = _running_max(d[ne])
+        nz = ne & (bd != 0)
+        max_rel = _running_max(d[nz] / np.abs(bd[nz]))
+        fb = bd.astype(np.float32)
+    nan_either = np.isnan(fb) | np.isnan(xf)
+    same_bits = fb.view(np.uint32) == xf.view(np.uint32)
+    same_val = (fb == xf) & ~((fb == 0) & (np.signbit(fb) != np.signbit(xf)))
+    identical = bool(np.all(np.where(nan_either, same_bits, same_val)))
+    bad = np.flatnonzero(~ok)
+    T, C = a.shape
+    first = None
+    if bad.size:
+        i = int(bad[0])
+        first = (i // C if C else 0, i % C if C else 0, float(ad[i]), float(bd[i]))
+    return VerifyReport(rows=T, cols=C, atol=float(atol), rtol=float(rtol), max_abs=max_abs, max_rel=max_rel,
+                        mismatches=int(bad.size), first_mismatch=first, identical=identical,
+                        ok=not bad.size)

@@ -310,3 +310,63 @@ def test_sparse_adam_state_works_with_the_cli(tmp_path):
     assert np.array_equal(gpt2in.Embedding.open(tmp_path / "w2.safetensors").wte, emb.wte)
     again = gpt2in.SparseAdam.load(emb, tmp_path / "state.safetensors")
     assert again.step_count == 2 and np.array_equal(again.exp_avg, opt.exp_avg)
+
+
+@pytest.mark.parametrize("case", ["identical", "close", "far", "nan", "nan_equal", "f16", "zero_sign"])
+def test_verify_matches_the_cli(tmp_path, case):
+    import os
+    import subprocess
+    from conftest import ROOT
+
+    cli = os.environ.get("GPT2IN", "build/gpt2in")
+    cli = cli if os.path.isabs(cli) else str(ROOT / cli)
+    if not os.access(cli, os.X_OK):
+        pytest.skip(f"{cli} is not built")
+    wte, _ = tables(8)
+    w = wte.numpy().copy()
+    w[3, 2] = np.nan
+    w[4, 1] = np.inf
+    w[5, 0] = 0.0
+    m = tmp_path / "m.safetensors"
+    write_safetensors(m, {"wte.weight": ("F32", (V, C), w.tobytes())})
+    ids = np.array([1, 3, 4, 5, 9])
+    (tmp_path / "ids.txt").write_text(" ".join(map(str, ids)) + "\n")
+    x = gpt2in.Embedding.open(m, positions=False).forward(ids)
+    ref = x.astype(np.float64)
+    args = []
+    if case == "close":
+        ref = ref * (1 + 3e-6)
+    elif case == "far":
+        ref[0, 3] += 0.5
+        ref[2, 5] -= 1e-3
+    elif case in ("nan", "nan_equal"):
+        ref[4, 4] = np.nan
+        if case == "nan_equal":
+            args = ["--equal-nan"]
+            ref[4, 4] = x[4, 4]
+    elif case == "f16":
+        ref = x.astype(np.float16)
+    elif case == "zero_sign":
+        ref[3, 0] = -0.0
+    np.save(tmp_path / "ref.npy", ref)
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    r = subprocess.run([cli, "verify", "--weights", str(m), "--ids", str(tmp_path / "ids.txt"), "--ref",
+                        str(tmp_path / "ref.npy")] + args, capture_output=True, text=True, env=env)
+    rep = gpt2in.verify(x, ref, equal_nan=bool(args))
+    assert r.returncode in (0, 1), r.stderr
+    assert str(rep) == r.stdout
+    assert bool(rep) == (r.returncode == 0)
+    rep3 = gpt2in.verify(x[None], ref[None], equal_nan=bool(args))
+    assert str(rep3) == str(rep)
+
+
+def test_verify_bad_input():
+    x = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match="shape mismatch"):
+        gpt2in.verify(x, np.zeros((3, 2)))
+    with pytest.raises(TypeError):
+        gpt2in.verify(x, np.zeros((2, 3), np.int32))
+    with pytest.raises(ValueError):
+        gpt2in.verify(np.zeros(3, np.float32), np.zeros(3))
+    rep = gpt2in.verify(x, x, atol=0, rtol=0)
+    assert rep.ok and rep.identical and rep.mismatches == 0 and rep.first_mismatch is None
