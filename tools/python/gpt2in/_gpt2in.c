@@ -964,9 +964,8 @@ static int ensure_train(Embed *self) {
         PyErr_NoMemory();
         return -1;
     }
-    Py_BEGIN_ALLOW_THREADS
+    /* With the GIL held: two threads' first steps must not both copy. */
     for (size_t r = 0; r < V; r++) embed_row(&self->wte, r, w + r * C);
-    Py_END_ALLOW_THREADS
     self->train = w;
     return 0;
 }

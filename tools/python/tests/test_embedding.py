@@ -81,6 +81,10 @@ def test_forward_matches_torch(model):
     assert out[0, 0, 0] == 123.0
     assert np.array_equal(emb.wte.astype(np.float32), wte.numpy())
     assert np.array_equal(emb.wpe.astype(np.float32), wpe.numpy())
+    # any array-like: torch tensors, lists, array.array
+    assert np.array_equal(emb.forward(torch.tensor([[1, 2]]), 2), emb.forward(np.array([[1, 2]]), 2))
+    import array
+    assert np.array_equal(emb.forward(array.array("H", [3, 4])), emb.forward([3, 4]))
     nopos = gpt2in.Embedding.open(path, positions=False)
     assert nopos.wpe is None and nopos.max_positions == 0
     assert np.array_equal(nopos.forward([4, 9]), wte.numpy()[[4, 9]])
