@@ -148,7 +148,7 @@ static int ids_from_buffer(PyObject *obj, uint32_t **out, size_t *n) {
     const char *f = v.format ? v.format : "B";
     if (*f == '@' || *f == '=' || *f == '<') f++;
     char c = f[0];
-    int ok = f[0] && !f[1] && strchr("bBhHiIlLqQnN", c) && v.ndim <= 1;
+    int ok = f[0] && !f[1] && strchr("bBhHiIlLqQnN", c) && v.ndim == 1;
     if (!ok || v.itemsize <= 0 || v.itemsize > 8) {
         PyBuffer_Release(&v);
         return 0;

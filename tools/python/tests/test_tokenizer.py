@@ -343,6 +343,8 @@ def test_bad_ids(enc):
         with pytest.raises(TypeError):
             enc.decode(bad)
     with pytest.raises(TypeError):
+        enc.decode(np.array(31373))   # 0-d: not a sequence
+    with pytest.raises(TypeError):
         enc.decode_single_token_bytes("1")
     assert enc.decode([True, np.int64(31373)]) == enc.decode([1, 31373])
 
