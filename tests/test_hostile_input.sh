@@ -211,6 +211,30 @@ wait $pid; rc=$?
 [ "$(wc -l < "$T/err")" -eq 1 ] && grep -q 'trunc.safetensors' "$T/err" ||
     fail "embed over a truncated weights file: not one line naming it: $(cat "$T/err")"
 
+# the other mapped files: step's Adam state, verify's safetensors reference.
+# tests/shrink_mapped.c (LD_PRELOAD) truncates the file right after mapping it.
+if cc -shared -fPIC -o "$T/shrink.so" tests/shrink_mapped.c -ldl 2> /dev/null; then
+    echo 1 > "$T/one.txt"
+    "$G" embed --weights "$T/w.safetensors" -o "$T/dout.npy" "$T/one.txt"
+    adam='"$G" step --weights "$T/w.safetensors" --ids "$T/one.txt" --dout "$T/dout.npy" --optimizer adam --lr 0.1'
+    run "$adam --state \"\$T/st.safetensors\" --out \"\$T/a1.safetensors\""
+    [ $rc -eq 0 ] || fail "step --optimizer adam: exit $rc: $(cat "$T/err")"
+    shrink() {  # WHAT FILE CMD: CMD with FILE truncated once mapped fails in one line naming it
+        n=$((n + 1))
+        run "GPT2IN_SHRINK=\"$2\" LD_PRELOAD=\"\$T/shrink.so\" ASAN_OPTIONS=verify_asan_link_order=0 $3"
+        [ $rc -eq 2 ] || fail "$1: exit $rc, expected 2: $(head -c 300 "$T/err")"
+        [ "$(wc -l < "$T/err")" -eq 1 ] && grep -q "$(basename "$2").*shrank" "$T/err" ||
+            fail "$1: not one line naming $(basename "$2"): $(cat "$T/err")"
+    }
+    shrink "step over a state file truncated while mapped" "$T/st.safetensors" \
+        "$adam --state \"\$T/st.safetensors\" --out \"\$T/a2.safetensors\""
+    cp "$T/w.safetensors" "$T/ref.safetensors"
+    shrink "verify over a reference truncated while mapped" "$T/ref.safetensors" \
+        '"$G" verify --weights "$T/w.safetensors" --ids "$T/one.txt" --ref "$T/ref.safetensors:wte"'
+else
+    skipped="$skipped shrink_mapped"
+fi
+
 # ---- small command-line defects ---------------------------------------------
 n=$((n + 1))
 "$G" count --help | head -n 1 | grep -q 'gpt2in count' || fail "count --help does not describe count"
@@ -242,10 +266,70 @@ echo hello > "$T/-x"
 (cd "$T" && "$G" encode -- -x) > "$T/out" 2>&1 && [ "$(cat "$T/out")" = "31373 198" ] || fail "encode -- -x: $(cat "$T/out")"
 (cd "$T" && "$G" count -- -x) > "$T/out" 2>&1 && [ "$(cat "$T/out")" = 2 ] || fail "count -- -x: $(cat "$T/out")"
 
+# `--` ends the options of every command: what follows is an operand (a file
+# or word named "-x", even "--help"); commands without operands accept it too
+"$G" init --out "$T/wv.safetensors" --vocab 50257 --ctx 64 --channels 8 > /dev/null 2>&1 ||
+    fail "init of a full-vocabulary weights file failed"
+echo 1 > "$T/-x"
+cp "$T/w.safetensors" "$T/-w"
+dd_ok() {  # WHAT CMD: CMD (run in $T) exits 0
+    n=$((n + 1))
+    (cd "$T" && timeout 10 sh -c "$2") > "$T/out" 2> "$T/err" || fail "$1: exit $?: $(head -c 300 "$T/err")"
+}
+dd_ok "embed -- -x" '"$G" embed --weights w.safetensors --format f32 -- -x'
+dd_ok "inspect -- -w" '"$G" inspect -- -w'
+dd_ok "neighbors -- --help" '"$G" neighbors --weights wv.safetensors -- --help'
+grep -q usage "$T/out" && fail "neighbors -- --help printed the usage"
+dd_ok "similar -- -x -y" '"$G" similar --weights wv.safetensors -- -x -y'
+dd_ok "analogy -- -a -b -c" '"$G" analogy --weights wv.safetensors -- -a -b -c'
+dd_ok "plot -- -x -y -z" '"$G" plot --weights wv.safetensors --out p.svg -- -x -y -z'
+dd_ok "init ... --" '"$G" init --out i.safetensors --vocab 16 --ctx 4 --channels 4 --'
+dd_ok "verify ... --" '"$G" verify --weights w.safetensors --ids one.txt --ref dout.npy --'
+dd_ok "step ... --" '"$G" step --weights w.safetensors --ids one.txt --dout dout.npy --optimizer sgd --lr 1 --out s.safetensors --'
+yes 'the cat sat on the mat with a kitten and a dog and a puppy and a car' | head -n 50 > "$T/corpus.txt"
+dd_ok "train-skipgram ... --" '"$G" train-skipgram --weights wv.safetensors --corpus corpus.txt --out t.safetensors --epochs 1 --'
+bad "init -- --full" - - '"$G" init --out "$T/i.safetensors" -- --full'
+grep -q 'unexpected argument "--full"' "$T/err" || fail "init -- --full: $(cat "$T/err")"
+
+# argv strings in messages are escaped: no control byte from them on stderr
+ESC=$(printf '\033]0;PWNED\007')
+export ESC
+for c in encode decode count embed verify step init plot inspect similar neighbors analogy train-skipgram; do
+    bad "$c --ESC" - - "\"\$G\" $c \"--\$ESC\""
+    grep -qF 'x1b]0;PWNED' "$T/err" || fail "$c --ESC: the option is not shown escaped: $(cat "$T/err")"
+done
+bad "step --lr ESC" - - "$step \"\$ESC\""
+bad "similar -k ESC" - - '"$G" similar --weights "$T/wv.safetensors" -k "$ESC" cat'
+bad "verify --atol ESC" - - '"$G" verify --atol "$ESC"'
+bad "embed --format ESC" - - '"$G" embed --format "$ESC"'
+bad "train-skipgram --epochs ESC" - - '"$G" train-skipgram --epochs "$ESC"'
+
+# every failed write: one line "gpt2in: <where>: write error: <reason>", exit 2
+for f in npy f32 text; do
+    bad "embed --format $f > /dev/full" - - '"$G" embed --weights "$T/w.safetensors" --format '$f' "$T/one.txt" > /dev/full'
+    grep -q '^gpt2in: <stdout>: write error: No space' "$T/err" || fail "embed --format $f > /dev/full: wording: $(cat "$T/err")"
+done
+bad "embed -o /dev/full" - - '"$G" embed --weights "$T/w.safetensors" -o /dev/full "$T/one.txt"'
+grep -q '^gpt2in: /dev/full: write error: No space' "$T/err" || fail "embed -o /dev/full: wording: $(cat "$T/err")"
+bad "verify > /dev/full" - - '"$G" verify --weights "$T/w.safetensors" --ids "$T/one.txt" --ref "$T/dout.npy" > /dev/full'
+grep -q '^gpt2in: <stdout>: write error: No space' "$T/err" || fail "verify > /dev/full: wording: $(cat "$T/err")"
+
+# train-skipgram holds its corpus in memory: an endless one is refused at a bound
+bad "train-skipgram --corpus /dev/zero" - /dev/zero '"$G" train-skipgram --weights "$T/wv.safetensors" --corpus /dev/zero --out "$T/t0.safetensors"'
+grep -q -- '--max-bytes' "$T/err" || fail "train-skipgram --corpus /dev/zero: no --max-bytes advice: $(cat "$T/err")"
+bad "train-skipgram --max-bytes 100000 --corpus /dev/zero" - /dev/zero '"$G" train-skipgram --weights "$T/wv.safetensors" --max-bytes 100000 --corpus /dev/zero --out "$T/t0.safetensors"'
+small "train-skipgram --max-bytes 100000 --corpus /dev/zero" '"$G" train-skipgram --weights "$T/wv.safetensors" --max-bytes 100000 --corpus /dev/zero --out "$T/t0.safetensors"'
+if [ "$MEASURE" = 1 ]; then  # the default bound, 128 MiB, plus the program
+    n=$((n + 1))
+    kb=$(peak_of '"$G" train-skipgram --weights "$T/wv.safetensors" --corpus /dev/zero --out "$T/t0.safetensors"')
+    case $kb in '' | *[!0-9]*) fail "train-skipgram /dev/zero: no peak memory ($kb)" ;;
+        *) [ "$kb" -lt 200000 ] || fail "train-skipgram /dev/zero: peak memory $kb KB" ;; esac
+fi
+
 # the library says what is wrong, the command line adds its advice, once
 bad "<|endoftext|> in the text" 3 '<stdin>' 'printf "hi <|endoftext|> x" | "$G" encode'
 [ "$(grep -o -- '--special allow' "$T/err" | wc -l)" -eq 1 ] || fail "the --special advice is not there once: $(cat "$T/err")"
 
-[ -z "$skipped" ] || echo "skipped (no /usr/bin/python3 with NumPy):$skipped"
+[ -z "$skipped" ] || echo "skipped (no /usr/bin/python3 with NumPy, or no cc):$skipped"
 echo "$n checks, $fails failed"
 [ "$fails" -eq 0 ]

@@ -34,7 +34,8 @@ int cmd_init(int argc, char **argv);
 /* "gpt2in: " + message + newline on stderr; returns CLI_ERR. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* "gpt2in: <where>: write error: <strerror(errno)>" (where NULL = <stdout>);
+/* "gpt2in: <where>: write error: <strerror(errno)>" (where NULL = <stdout>;
+ * escaped as cli_name does);
  * the one wording of every failed write. Returns CLI_ERR. */
 int cli_write_error(const char *where);
 
@@ -45,6 +46,11 @@ int cli_write_error(const char *where);
  * a message goes through this. Returns buf. */
 const char *cli_quote_buf(char *buf, size_t cap, const void *bytes, size_t n);
 
+/* s quoted and escaped as cli_quote_buf does, into one of a few static
+ * buffers used in turn: for echoing argv strings (option names, values) in
+ * a message, several to a message. */
+const char *cli_q(const char *s);
+
 /* A file name as messages show it: itself when every byte is printable,
  * else quoted and escaped into buf (cli_quote_buf). */
 const char *cli_name(const char *path, char *buf, size_t cap);
@@ -52,6 +58,10 @@ const char *cli_name(const char *path, char *buf, size_t cap);
 /* path is mapped (embed_open): a SIGBUS (the file shrank under the mapping)
  * is then reported as one line naming it, exit status 2. */
 void cli_mapped(const char *path);
+
+/* embed_open(path) with path registered by cli_mapped first (the header is
+ * read through the mapping already). Prints the error and returns NULL. */
+embed_file *cli_open_mapped(const char *path);
 
 /* Parses a whole non-negative decimal number; returns 0 on success. */
 int cli_parse_u64(const char *s, uint64_t *out);
@@ -61,6 +71,20 @@ int cli_parse_double(const char *s, double *out);
 /* An option's value: "--opt=VALUE" or "--opt VALUE". Returns NULL if argv[*i]
  * is not `name`; on a missing value prints an error and sets *bad. */
 const char *cli_opt(int argc, char **argv, int *i, const char *name, int *bad);
+
+/* The start of every command's argument loop: what argv word a is. "--"
+ * (CLI_ARG_SKIP) sets *operands, and from then on every word is an operand,
+ * even "-x" or "--help"; so are "-" and words not starting with '-'.
+ * "-h"/"--help" prints help on stdout (CLI_ARG_HELP: return CLI_OK; main
+ * reports a failed write). Anything else is CLI_ARG_OPTION, for the command
+ * to parse, and cli_unknown_option if it does not know it. */
+enum { CLI_ARG_OPTION, CLI_ARG_OPERAND, CLI_ARG_SKIP, CLI_ARG_HELP };
+int cli_arg(const char *a, int *operands, const char *help);
+
+/* "gpt2in: CMD: unknown option "A" (see 'gpt2in CMD --help')", A escaped;
+ * "unexpected argument" when kind (cli_arg's) is CLI_ARG_OPERAND, for a
+ * command that takes none. Returns CLI_ERR. */
+int cli_unknown_option(const char *cmd, const char *a, int kind);
 
 /* Opens a named input ("-" or NULL = stdin) / output ("-" or NULL = stdout). */
 FILE *cli_open_in(const char *path);

@@ -31,7 +31,9 @@ int cli_parse_u64(const char *s, uint64_t *out) {
 }
 
 int cli_write_error(const char *where) {
-    return cli_error("%s: write error: %s", where ? where : "<stdout>", strerror(errno));
+    const char *why = strerror(errno);
+    char q[300];
+    return cli_error("%s: write error: %s", where ? cli_name(where, q, sizeof q) : "<stdout>", why);
 }
 
 int cli_parse_double(const char *s, double *out) {
@@ -60,6 +62,32 @@ const char *cli_opt(int argc, char **argv, int *i, const char *name, int *bad) {
         return NULL;
     }
     return argv[++*i];
+}
+
+const char *cli_q(const char *s) {
+    static char bufs[4][300];
+    static unsigned next;
+    char *b = bufs[next++ % 4];
+    return cli_quote_buf(b, sizeof bufs[0], s, strlen(s));
+}
+
+int cli_arg(const char *a, int *operands, const char *help) {
+    if (*operands || a[0] != '-' || !a[1])
+        return CLI_ARG_OPERAND;
+    if (!strcmp(a, "--")) {
+        *operands = 1;
+        return CLI_ARG_SKIP;
+    }
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        fputs(help, stdout);
+        return CLI_ARG_HELP;
+    }
+    return CLI_ARG_OPTION;
+}
+
+int cli_unknown_option(const char *cmd, const char *a, int kind) {
+    return cli_error("%s: %s %s (see 'gpt2in %s --help')", cmd,
+                     kind == CLI_ARG_OPERAND ? "unexpected argument" : "unknown option", cli_q(a), cmd);
 }
 
 const char *cli_name(const char *path, char *buf, size_t cap) {
@@ -163,9 +191,9 @@ void cli_mapped(const char *path) {
     static char names[600];
     char q[300];
     size_t used = strlen(names);
-    cli_quote_buf(q, sizeof q, path, strlen(path));
-    if (used + strlen(q) + 5 < sizeof names)
-        snprintf(names + used, sizeof names - used, "%s%s", used ? " or " : "", q);
+    const char *shown = cli_name(path, q, sizeof q);
+    if (used + strlen(shown) + 5 < sizeof names)
+        snprintf(names + used, sizeof names - used, "%s%s", used ? " or " : "", shown);
     int n = snprintf(bus_msg, sizeof bus_msg,
                      "gpt2in: %s: the file shrank while it was in use (truncated or rewritten in "
                      "place by another program); stopped\n", names);
@@ -175,4 +203,13 @@ void cli_mapped(const char *path) {
     sa.sa_handler = on_sigbus;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGBUS, &sa, NULL);
+}
+
+embed_file *cli_open_mapped(const char *path) {
+    cli_mapped(path);
+    embed_error err;
+    embed_file *f = embed_open(path, &err);
+    if (!f)
+        cli_error("%s", err.msg);
+    return f;
 }

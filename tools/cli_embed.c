@@ -26,7 +26,7 @@ int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o) {
         o->input_format = v;
     } else if ((v = cli_opt(argc, argv, i, "--pos-offset", &bad))) {
         if (cli_parse_u64(v, &o->pos0) || o->pos0 > SIZE_MAX / 2)
-            return cli_error("--pos-offset: '%s' is not a position (a non-negative number)", v);
+            return cli_error("--pos-offset: %s is not a position (a non-negative number)", cli_q(v));
     } else {
         return bad ? CLI_ERR : 0;
     }
@@ -40,10 +40,8 @@ int cli_model_open(const cli_model_opts *o, const char *command, cli_model *m) {
     const char *path = o->weights, *wte_name = o->tensor, *wpe_name = o->wpe_tensor;
     int positions = o->positions;
     embed_error err;
-    m->f = embed_open(path, &err);
-    if (!m->f)
-        return cli_error("%s", err.msg);
-    cli_mapped(path);
+    if (!(m->f = cli_open_mapped(path)))
+        return CLI_ERR;
     m->wte_name = pick_name(m->f, wte_name, "wte.weight", "transformer.wte.weight");
     if (embed_wte(m->f, m->wte_name, &m->wte, &err)) {
         cli_error("%s: %s", path, err.msg);

@@ -28,7 +28,7 @@ int words_common_opt(int argc, char **argv, int *i, words_opts *o) {
     }
     if ((v = cli_opt(argc, argv, i, "-k", &bad))) {
         if (cli_parse_u64(v, &o->k) || o->k == 0 || o->k > 100000) {
-            cli_error("-k wants a number from 1 to 100000, not '%s'", v);
+            cli_error("-k wants a number from 1 to 100000, not %s", cli_q(v));
             return -1;
         }
         return 1;
@@ -42,10 +42,8 @@ int words_open(words_model *m, const words_opts *o) {
         return cli_error("--weights FILE is required (a .safetensors file with a token table; "
                          "'gpt2in init' makes one)");
     embed_error err;
-    m->file = embed_open(o->weights, &err);
-    if (!m->file)
-        return cli_error("%s", err.msg);
-    cli_mapped(o->weights);
+    if (!(m->file = cli_open_mapped(o->weights)))
+        return CLI_ERR;
     if (embed_wte(m->file, o->tensor, &m->wte, &err)) {
         cli_error("%s: %s", o->weights, err.msg);
         embed_close(m->file);

@@ -43,7 +43,7 @@ int cmd_decode(int argc, char **argv) {
         } else if (bad) {
             return CLI_ERR;
         } else {
-            return cli_error("decode: unknown option '%s' (see 'gpt2in decode --help')", a);
+            return cli_unknown_option("decode", a, CLI_ARG_OPTION);
         }
     }
     if (bad) return CLI_ERR;

@@ -76,7 +76,7 @@ static int write_rows(writer *w, const float *x, size_t T) {
         fwrite(x, sizeof *x, T * w->C, w->out);  /* little-endian host */
     }
     if (ferror(w->out))
-        return cli_error("%s: write error: %s", w->name, strerror(errno));
+        return cli_write_error(w->name);
     return CLI_OK;
 }
 
@@ -102,16 +102,20 @@ static int embed_block(const cli_model *m, size_t pos0, const uint32_t *ids, siz
 int cmd_embed(int argc, char **argv) {
     cli_model_opts mo = {0};
     const char *out_fmt = "npy", *out_path = NULL, *in_path = NULL, *v;
-    int bad = 0;
+    int bad = 0, operands = 0;
     for (int i = 1; i < argc; i++) {
-        int taken = cli_model_opt(argc, argv, &i, &mo);
-        if (taken == CLI_ERR)
-            return CLI_ERR;
-        if (taken)
-            continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage_text, stdout);
+        int kind = cli_arg(argv[i], &operands, usage_text), taken = 0;
+        if (kind == CLI_ARG_HELP)
             return CLI_OK;
+        if (kind == CLI_ARG_OPTION && (taken = cli_model_opt(argc, argv, &i, &mo)) == CLI_ERR)
+            return CLI_ERR;
+        if (kind == CLI_ARG_SKIP || taken)
+            continue;
+        if (kind == CLI_ARG_OPERAND) {
+            if (in_path)
+                return cli_error("embed: more than one input file (%s, %s)", cli_q(in_path),
+                                 cli_q(argv[i]));
+            in_path = argv[i];
         } else if ((v = cli_opt(argc, argv, &i, "--format", &bad))) {
             out_fmt = v;
         } else if ((v = cli_opt(argc, argv, &i, "-o", &bad)) ||
@@ -119,12 +123,8 @@ int cmd_embed(int argc, char **argv) {
             out_path = v;
         } else if (bad) {
             return CLI_ERR;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_error("embed: unknown option '%s' (see 'gpt2in embed --help')", argv[i]);
-        } else if (!in_path) {
-            in_path = argv[i];
         } else {
-            return cli_error("embed: more than one input file ('%s', '%s')", in_path, argv[i]);
+            return cli_unknown_option("embed", argv[i], kind);
         }
         if (bad)
             return CLI_ERR;
@@ -132,7 +132,7 @@ int cmd_embed(int argc, char **argv) {
     int format = !strcmp(out_fmt, "npy") ? OUT_NPY : !strcmp(out_fmt, "f32") ? OUT_F32
                : !strcmp(out_fmt, "text") ? OUT_TEXT : -1;
     if (format < 0)
-        return cli_error("embed: unknown --format '%s' (npy, f32, text)", out_fmt);
+        return cli_error("embed: unknown --format %s (npy, f32, text)", cli_q(out_fmt));
     int ifmt = cli_ids_format(mo.input_format, in_path);
     if (ifmt < 0)
         return CLI_ERR;
@@ -211,13 +211,13 @@ int cmd_embed(int argc, char **argv) {
             npy_header_len(T, C, hdr_len, hdr);
             if (fflush(out) || fseeko(out, start, SEEK_SET) || fwrite(hdr, 1, hdr_len, out) != hdr_len ||
                 fseeko(out, 0, SEEK_END)) {
-                cli_error("cannot rewrite the .npy header of %s: %s", out_name, strerror(errno));
+                cli_write_error(out_name);
                 goto done;
             }
         }
     }
     if (fflush(out) || ferror(out)) {
-        cli_error("%s: write error: %s", out_name, strerror(errno));
+        cli_write_error(out_name);
         goto done;
     }
     rc = CLI_OK;

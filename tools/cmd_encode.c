@@ -119,7 +119,7 @@ static int run(int argc, char **argv, int counting) {
         } else if (bad) {
             return CLI_ERR;
         } else {
-            return cli_error("%s: unknown option '%s' (see 'gpt2in %s --help')", argv[0], a, argv[0]);
+            return cli_unknown_option(argv[0], a, CLI_ARG_OPTION);
         }
     }
     if (bad) return CLI_ERR;

@@ -189,13 +189,17 @@ static int write_tensor(embed_writer *w, const init_tensor *t, uint64_t seed, fl
 int cmd_init(int argc, char **argv) {
     const char *out = NULL, *v;
     uint64_t seed = 0, V = 50257, T = 1024, C = 768;
-    int full = 0, bad = 0;
+    int full = 0, bad = 0, operands = 0;
     for (int i = 1; i < argc; i++) {
         uint64_t *num = NULL;
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(init_usage, stdout);
+        int kind = cli_arg(a, &operands, init_usage);
+        if (kind == CLI_ARG_HELP)
             return CLI_OK;
+        if (kind == CLI_ARG_SKIP)
+            continue;
+        if (kind == CLI_ARG_OPERAND) {
+            return cli_unknown_option("init", a, kind);
         } else if (!strcmp(a, "--full")) {
             full = 1;
             continue;
@@ -212,9 +216,9 @@ int cmd_init(int argc, char **argv) {
             num = &C;
         }
         if (bad) return CLI_ERR;
-        if (!num) return cli_error("init: unknown argument '%s' (see 'gpt2in init --help')", a);
+        if (!num) return cli_unknown_option("init", a, kind);
         if (cli_parse_u64(v, num))
-            return cli_error("init: %s needs a whole number, not '%s'", a, v);
+            return cli_error("init: %s needs a whole number, not %s", cli_q(a), cli_q(v));
     }
     if (!out) return cli_error("init: --out FILE is required (see 'gpt2in init --help')");
     if (cli_output_check("init", "--out", out, NULL, 0, 0)) return CLI_ERR;

@@ -49,9 +49,8 @@ static void put_shape(int ndim, const uint64_t *shape, const char *sep) {
 }
 
 static int inspect_safetensors(const char *path, int json) {
-    embed_error err;
-    embed_file *f = embed_open(path, &err);
-    if (!f) return cli_error("%s", err.msg);
+    embed_file *f = cli_open_mapped(path);
+    if (!f) return CLI_ERR;
     size_t n = embed_header_len(f), nt = embed_tensor_count(f), nm = embed_metadata_count(f);
     size_t size = embed_file_size(f);
     if (json) {
@@ -101,7 +100,7 @@ static int inspect_safetensors(const char *path, int json) {
         }
     }
     embed_close(f);
-    return fflush(stdout) == 0 ? CLI_OK : cli_error("writing stdout: %s", strerror(errno));
+    return fflush(stdout) == 0 ? CLI_OK : cli_write_error(NULL);
 }
 
 static int inspect_npy(const char *path, const void *buf, size_t len, int json) {
@@ -122,44 +121,45 @@ static int inspect_npy(const char *path, const void *buf, size_t len, int json) 
         put_shape(a.ndim, a.shape, ", ");
         printf(" (%llu elements)\ndata starts at byte %zu\n", (unsigned long long)a.count, start);
     }
-    return fflush(stdout) == 0 ? CLI_OK : cli_error("writing stdout: %s", strerror(errno));
+    return fflush(stdout) == 0 ? CLI_OK : cli_write_error(NULL);
 }
 
 int cmd_inspect(int argc, char **argv) {
     const char *path = NULL;
-    int json = 0;
+    int json = 0, operands = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(inspect_usage, stdout);
+        int kind = cli_arg(argv[i], &operands, inspect_usage);
+        if (kind == CLI_ARG_HELP) {
             return CLI_OK;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_error("inspect: unknown option '%s' (see 'gpt2in inspect --help')",
-                             argv[i]);
-        } else if (path) {
-            return cli_error("inspect: one FILE only (see 'gpt2in inspect --help')");
-        } else {
+        } else if (kind == CLI_ARG_OPERAND) {
+            if (path)
+                return cli_error("inspect: one FILE only (see 'gpt2in inspect --help')");
             path = argv[i];
+        } else if (kind == CLI_ARG_OPTION && !strcmp(argv[i], "--json")) {
+            json = 1;
+        } else if (kind == CLI_ARG_OPTION) {
+            return cli_unknown_option("inspect", argv[i], kind);
         }
     }
     if (!path) return cli_error("inspect: no FILE given (see 'gpt2in inspect --help')");
 
     /* peek at the magic; .npy is checked from a mapping, safetensors by embed_open */
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return cli_error("%s: cannot open: %s", path, strerror(errno));
+    char q[300];
+    if (fd < 0) return cli_error("%s: cannot open: %s", cli_name(path, q, sizeof q), strerror(errno));
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return cli_error("%s: not a regular file", path);
+        return cli_error("%s: not a regular file", cli_name(path, q, sizeof q));
     }
     unsigned char magic[6] = {0};
     ssize_t got = pread(fd, magic, sizeof magic, 0);
     if (got == (ssize_t)sizeof magic && !memcmp(magic, "\x93NUMPY", 6)) {
         size_t len = (size_t)st.st_size;
+        cli_mapped(path);
         void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
         close(fd);
-        if (m == MAP_FAILED) return cli_error("%s: cannot map: %s", path, strerror(errno));
+        if (m == MAP_FAILED) return cli_error("%s: cannot map: %s", cli_name(path, q, sizeof q), strerror(errno));
         int rc = inspect_npy(path, m, len, json);
         munmap(m, len);
         return rc;

@@ -130,13 +130,18 @@ int cmd_plot(int argc, char **argv) {
     int n_args = 0;
     if (!args)
         return cli_error("out of memory");
+    int operands = 0;
     for (int i = 1; i < argc; i++) {
         int bad = 0;
         const char *v;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
-            free(args);
-            return CLI_OK;
+        int kind = cli_arg(argv[i], &operands, usage);
+        if (kind == CLI_ARG_HELP)
+            return free(args), CLI_OK;
+        if (kind == CLI_ARG_SKIP)
+            continue;
+        if (kind == CLI_ARG_OPERAND) {
+            args[n_args++] = argv[i];
+            continue;
         }
         int r = words_common_opt(argc, argv, &i, &o);
         if (r < 0)
@@ -157,10 +162,7 @@ int cmd_plot(int argc, char **argv) {
             raw = 1;
             continue;
         }
-        if (argv[i][0] == '-' && argv[i][1])
-            return free(args), cli_error("plot: unknown option '%s' (see 'gpt2in plot --help')",
-                                         argv[i]);
-        args[n_args++] = argv[i];
+        return free(args), cli_unknown_option("plot", argv[i], kind);
     }
     if (!out)
         return free(args), cli_error("plot: --out FILE.svg is required");

@@ -31,24 +31,15 @@ static int parse(int argc, char **argv, words_opts *o, int want_words, const cha
     o->words = calloc((size_t)argc, sizeof *o->words);
     if (!o->words)
         return cli_error("out of memory");
+    int operands = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(similar_usage, stdout);
+        int kind = cli_arg(argv[i], &operands, similar_usage), r;
+        if (kind == CLI_ARG_HELP)
             return -1;
-        }
-        int r = words_common_opt(argc, argv, &i, o);
-        if (r < 0)
-            return CLI_ERR;
-        if (r)
-            continue;
-        if (argv[i][0] == '-' && argv[i][1] && strcmp(argv[i], "--"))
-            return cli_error("%s: unknown option '%s' (see 'gpt2in %s --help')", name, argv[i], name);
-        if (!strcmp(argv[i], "--")) {
-            while (++i < argc)
-                o->words[o->n_words++] = argv[i];
-            break;
-        }
-        o->words[o->n_words++] = argv[i];
+        if (kind == CLI_ARG_OPERAND)
+            o->words[o->n_words++] = argv[i];
+        else if (kind == CLI_ARG_OPTION && (r = words_common_opt(argc, argv, &i, o)) <= 0)
+            return r < 0 ? CLI_ERR : cli_unknown_option(name, argv[i], kind);
     }
     if (o->n_words != want_words)
         return cli_error("%s wants %d word%s, got %d (see 'gpt2in %s --help')", name, want_words,
@@ -138,7 +129,7 @@ static int run(int argc, char **argv, int mode) {
     print_hits(&m, hits, n_hits);
 out:
     if (fflush(stdout) && !rc)
-        rc = cli_error("writing the output failed");
+        rc = cli_write_error(NULL);
     free(v);
     free(hits);
     free(o.words);

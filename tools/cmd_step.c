@@ -228,17 +228,18 @@ int cmd_step(int argc, char **argv) {
     cli_model_opts mo = {0};
     const char *ids_path = NULL, *dout_path = NULL, *opt_name = NULL;
     const char *state_path = NULL, *out_path = NULL, *v, *lr_text = NULL;
-    int bad = 0;
+    int bad = 0, operands = 0;
     double lr = 0;
     for (int i = 1; i < argc; i++) {
-        int taken = cli_model_opt(argc, argv, &i, &mo);
-        if (taken == CLI_ERR)
-            return CLI_ERR;
-        if (taken)
-            continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage_text, stdout);
+        int kind = cli_arg(argv[i], &operands, usage_text), taken = 0;
+        if (kind == CLI_ARG_HELP)
             return CLI_OK;
+        if (kind == CLI_ARG_OPTION && (taken = cli_model_opt(argc, argv, &i, &mo)) == CLI_ERR)
+            return CLI_ERR;
+        if (kind == CLI_ARG_SKIP || taken)
+            continue;
+        if (kind == CLI_ARG_OPERAND) {
+            return cli_unknown_option("step", argv[i], kind);
         } else if ((v = cli_opt(argc, argv, &i, "--ids", &bad))) {
             ids_path = v;
         } else if ((v = cli_opt(argc, argv, &i, "--dout", &bad))) {
@@ -248,15 +249,14 @@ int cmd_step(int argc, char **argv) {
         } else if ((v = cli_opt(argc, argv, &i, "--lr", &bad))) {
             lr_text = v;
             if (cli_parse_double(v, &lr) || !isfinite(lr) || lr < 0)
-                return cli_error("--lr: '%s' is not a non-negative number", v);
+                return cli_error("--lr: %s is not a non-negative number", cli_q(v));
         } else if ((v = cli_opt(argc, argv, &i, "--state", &bad))) {
             state_path = v;
         } else if ((v = cli_opt(argc, argv, &i, "--out", &bad)) ||
                    (v = cli_opt(argc, argv, &i, "-o", &bad))) {
             out_path = v;
         } else if (!bad) {
-            return cli_error("step: unexpected argument '%s' (see 'gpt2in step --help')",
-                             argv[i]);
+            return cli_unknown_option("step", argv[i], kind);
         }
         if (bad)
             return CLI_ERR;
@@ -266,7 +266,7 @@ int cmd_step(int argc, char **argv) {
                          "required (see 'gpt2in step --help')");
     int adam = !strcmp(opt_name, "adam") || !strcmp(opt_name, "sparseadam");
     if (!adam && strcmp(opt_name, "sgd"))
-        return cli_error("step: unknown --optimizer '%s' (sgd, adam)", opt_name);
+        return cli_error("step: unknown --optimizer %s (sgd, adam)", cli_q(opt_name));
     if (adam && !state_path)
         return cli_error("step: --optimizer adam needs --state FILE (created if missing)");
     if (!adam && state_path)
@@ -360,11 +360,8 @@ int cmd_step(int argc, char **argv) {
         FILE *probe = fopen(state_path, "rb");
         if (probe) {
             fclose(probe);
-            st = embed_open(state_path, &err);
-            if (!st) {
-                cli_error("%s", err.msg);
+            if (!(st = cli_open_mapped(state_path)))
                 goto done;
-            }
             int64_t wstep;
             if (meta_step(st, state_path, "step", &step) ||
                 meta_step(m.f, mo.weights, ADAM_STEP_KEY, &wstep))

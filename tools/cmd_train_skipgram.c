@@ -10,6 +10,7 @@
  * table owned here, one row per token that occurs in the corpus, starting at
  * zero as in word2vec. Single-threaded and seeded: the same inputs give the
  * same file, bit for bit. */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,9 @@ static const char *usage =
     "  --batch B       centre tokens per embedding-layer step (default 32)\n"
     "  --pairs LIST    words to compare (default cat:kitten,dog:puppy,cat:car)\n"
     "  --max-tokens M  train on the first M tokens of TEXT only\n"
+    "  --max-bytes N   refuse a TEXT longer than N bytes (default 134217728, 128 MiB):\n"
+    "                  TEXT and its tokens are held in memory, about 5 bytes per byte\n"
+    "  --              what follows is not an option (train-skipgram takes no operands)\n"
     "\n" CLI_OUTPUT_HELP;
 
 /* ---- small deterministic helpers --------------------------------------- */
@@ -134,24 +138,35 @@ static int pair_sims(const words_model *m, const embed_table *tab, const pair *p
     return CLI_OK;
 }
 
-static char *read_file(const char *path, size_t *len) {
+/* The whole of path, at most max bytes: an endless stream (/dev/zero) is
+ * an error once it passes max, with max + 1 bytes allocated at most. */
+static char *read_file(const char *path, size_t max, size_t *len) {
     FILE *f = cli_open_in(path);
     if (!f)
         return NULL;
-    size_t cap = 1 << 16, n = 0;
+    size_t cap = max < (1 << 16) ? max + 1 : 1 << 16, n = 0;
     char *buf = malloc(cap);
+    char q[300];
     while (buf) {
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
         if (n < cap) {
             if (ferror(f)) {
-                cli_error("%s: read error", path);
+                cli_error("%s: read error: %s", cli_name(path, q, sizeof q), strerror(errno));
                 free(buf);
                 buf = NULL;
             }
             break;
         }
-        char *nb = realloc(buf, cap *= 2);
+        if (n > max) {
+            cli_error("%s: longer than %zu bytes (--max-bytes; the text is held in memory)",
+                      cli_name(path, q, sizeof q), max);
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        cap = cap > max / 2 ? max + 1 : cap * 2;
+        char *nb = realloc(buf, cap);
         if (!nb)
             free(buf);
         buf = nb;
@@ -174,14 +189,19 @@ int cmd_train_skipgram(int argc, char **argv) {
     words_opts o = {0};
     const char *corpus = NULL, *out = NULL, *pairs_arg = "cat:kitten,dog:puppy,cat:car";
     uint64_t epochs = 4, window = 4, negatives = 5, seed = 1, batch = 32, max_tokens = 0;
+    uint64_t max_bytes = 128u << 20;
     double lr0 = 0.05, subsample = 1e-3;
+    int operands = 0;
     for (int i = 1; i < argc; i++) {
         int bad = 0;
         const char *v;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
+        int kind = cli_arg(argv[i], &operands, usage);
+        if (kind == CLI_ARG_HELP)
             return CLI_OK;
-        }
+        if (kind == CLI_ARG_SKIP)
+            continue;
+        if (kind == CLI_ARG_OPERAND)
+            return cli_unknown_option("train-skipgram", argv[i], kind);
         int r = words_common_opt(argc, argv, &i, &o);
         if (r < 0)
             return CLI_ERR;
@@ -190,8 +210,8 @@ int cmd_train_skipgram(int argc, char **argv) {
 #define U64_OPT(NAME, VAR, MIN, MAX)                                                     \
     if ((v = cli_opt(argc, argv, &i, NAME, &bad))) {                                     \
         if (cli_parse_u64(v, &VAR) || !in_range(VAR, MIN, MAX))                        \
-            return cli_error(NAME " wants a whole number from %llu to %llu, not '%s'",   \
-                             (unsigned long long)(MIN), (unsigned long long)(MAX), v);   \
+            return cli_error(NAME " wants a whole number from %llu to %llu, not %s",     \
+                             (unsigned long long)(MIN), (unsigned long long)(MAX), cli_q(v)); \
         continue;                                                                        \
     }                                                                                    \
     if (bad)                                                                             \
@@ -202,17 +222,18 @@ int cmd_train_skipgram(int argc, char **argv) {
         U64_OPT("--seed", seed, 0, UINT64_MAX)
         U64_OPT("--batch", batch, 1, 65536)
         U64_OPT("--max-tokens", max_tokens, 1, UINT64_MAX)
+        U64_OPT("--max-bytes", max_bytes, 1, SIZE_MAX / 8)
 #undef U64_OPT
         if ((v = cli_opt(argc, argv, &i, "--lr", &bad))) {
             if (cli_parse_double(v, &lr0) || !(lr0 > 0) || lr0 > 100)
-                return cli_error("--lr wants a number above 0, not '%s'", v);
+                return cli_error("--lr wants a number above 0, not %s", cli_q(v));
             continue;
         }
         if (bad)
             return CLI_ERR;
         if ((v = cli_opt(argc, argv, &i, "--subsample", &bad))) {
             if (cli_parse_double(v, &subsample) || !(subsample >= 0) || subsample > 1)
-                return cli_error("--subsample wants a number from 0 to 1, not '%s'", v);
+                return cli_error("--subsample wants a number from 0 to 1, not %s", cli_q(v));
             continue;
         }
         if (bad)
@@ -235,8 +256,7 @@ int cmd_train_skipgram(int argc, char **argv) {
         }
         if (bad)
             return CLI_ERR;
-        return cli_error("train-skipgram: unexpected argument '%s' (see 'gpt2in train-skipgram "
-                         "--help')", argv[i]);
+        return cli_unknown_option("train-skipgram", argv[i], kind);
     }
     if (!corpus)
         return cli_error("train-skipgram: --corpus TEXT is required");
@@ -272,7 +292,7 @@ int cmd_train_skipgram(int argc, char **argv) {
 
     /* ---- the text as tokens ---- */
     size_t len = 0, T = 0;
-    if (!(text = read_file(corpus, &len)))
+    if (!(text = read_file(corpus, (size_t)max_bytes, &len)))
         goto done;
     ids = malloc((len + 1) * sizeof *ids);
     if (!ids) {
@@ -482,7 +502,7 @@ int cmd_train_skipgram(int argc, char **argv) {
         goto done;
     }
     fprintf(stderr, "train-skipgram: wrote %s\n", out);
-    rc = fflush(stdout) ? cli_error("writing the output failed") : CLI_OK;
+    rc = fflush(stdout) ? cli_write_error(NULL) : CLI_OK;
 done:
     free(pairs_buf);
     free(text);

@@ -41,16 +41,16 @@ static int load_ref(const char *spec, double **out, size_t *rows, size_t *cols) 
         memcpy(path, spec, plen);
         path[plen] = 0;
         if (ends_with(path, ".safetensors")) {
-            embed_file *f = embed_open(path, &err);
+            embed_file *f = cli_open_mapped(path);
             if (!f) {
                 free(path);
-                return cli_error("%s", err.msg);
+                return CLI_ERR;
             }
             const embed_tensor *t = embed_find(f, colon + 1);
             embed_table tab;
             int rc = CLI_OK;
             if (!t)
-                rc = cli_error("%s: no tensor named '%s'", path, colon + 1);
+                rc = cli_error("%s: no tensor named %s", cli_q(path), cli_q(colon + 1));
             else if (embed_table_from_tensor(t, &tab, &err))
                 rc = cli_error("%s: %s", path, err.msg);
             float *row = NULL;
@@ -107,17 +107,18 @@ static int load_ref(const char *spec, double **out, size_t *rows, size_t *cols) 
 int cmd_verify(int argc, char **argv) {
     cli_model_opts mo = {0};
     const char *ids_path = NULL, *ref_path = NULL, *v;
-    int bad = 0, equal_nan = 0;
+    int bad = 0, equal_nan = 0, operands = 0;
     double atol = 1e-6, rtol = 1e-5;
     for (int i = 1; i < argc; i++) {
-        int taken = cli_model_opt(argc, argv, &i, &mo);
-        if (taken == CLI_ERR)
-            return CLI_ERR;
-        if (taken)
-            continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage_text, stdout);
+        int kind = cli_arg(argv[i], &operands, usage_text), taken = 0;
+        if (kind == CLI_ARG_HELP)
             return CLI_OK;
+        if (kind == CLI_ARG_OPTION && (taken = cli_model_opt(argc, argv, &i, &mo)) == CLI_ERR)
+            return CLI_ERR;
+        if (kind == CLI_ARG_SKIP || taken)
+            continue;
+        if (kind == CLI_ARG_OPERAND) {
+            return cli_unknown_option("verify", argv[i], kind);
         } else if (!strcmp(argv[i], "--equal-nan")) {
             equal_nan = 1;
         } else if ((v = cli_opt(argc, argv, &i, "--ids", &bad))) {
@@ -126,13 +127,12 @@ int cmd_verify(int argc, char **argv) {
             ref_path = v;
         } else if ((v = cli_opt(argc, argv, &i, "--atol", &bad))) {
             if (cli_parse_double(v, &atol) || !(atol >= 0))
-                return cli_error("--atol: '%s' is not a non-negative number", v);
+                return cli_error("--atol: %s is not a non-negative number", cli_q(v));
         } else if ((v = cli_opt(argc, argv, &i, "--rtol", &bad))) {
             if (cli_parse_double(v, &rtol) || !(rtol >= 0))
-                return cli_error("--rtol: '%s' is not a non-negative number", v);
+                return cli_error("--rtol: %s is not a non-negative number", cli_q(v));
         } else if (!bad) {
-            return cli_error("verify: unexpected argument '%s' (see 'gpt2in verify --help')",
-                             argv[i]);
+            return cli_unknown_option("verify", argv[i], kind);
         }
         if (bad)
             return CLI_ERR;
@@ -203,7 +203,7 @@ int cmd_verify(int argc, char **argv) {
         rc = CLI_OK;
     }
     if (fflush(stdout))
-        rc = cli_error("write to <stdout> failed: %s", strerror(errno));
+        rc = cli_write_error(NULL);
 done:
     free(ids);
     free(ref);
