@@ -103,15 +103,17 @@ FORCE:
 
 # ---- tests ------------------------------------------------------------------
 
+# Both builds' passes run side by side on two cores or more (tests/run.sh).
+JOBS := $(shell nproc 2>/dev/null || echo 1)
 test: deps
-	@$(MAKE) --no-print-directory all tests-bin
-	@$(MAKE) --no-print-directory B=build-asan OPT=-O1 CFLAGS='$(ASAN_CFLAGS)' all tests-bin
+	@$(MAKE) --no-print-directory -j$(JOBS) all tests-bin
+	@$(MAKE) --no-print-directory -j$(JOBS) B=build-asan OPT=-O1 CFLAGS='$(ASAN_CFLAGS)' all tests-bin
 	@sh tests/run.sh
 
 # The daily tier: the normal build only, suites that need no package beyond
 # the build's; tests/run.sh skips the slow ones (GPT2IN_CHECK=1).
 check: check-deps
-	@$(MAKE) --no-print-directory all tests-bin
+	@$(MAKE) --no-print-directory -j$(JOBS) all tests-bin
 	@GPT2IN_BUILDS='$(B)' GPT2IN_CHECK=1 sh tests/run.sh
 
 tests-bin: $(TEST_BIN)

@@ -7,7 +7,9 @@
 # built with -fsanitize=address) and $FAULTS (0/1: built with -DGPT2IN_FAULTS,
 # the fault injection hooks), both read from $B/cflags.
 # Usage: sh tests/run.sh [NAME-FILTER]
-# GPT2IN_BUILDS: the build folders (default "build build-asan").
+# GPT2IN_BUILDS: the build folders (default "build build-asan"). On a machine
+# with two cores or more the builds' passes run side by side (each suite's
+# line is printed when it ends); GPT2IN_SERIAL=1 runs them one after another.
 # GPT2IN_CHECK=1 (make check): the suites in CHECK_SKIP below (fuzzing, huge
 # inputs, valgrind, the tiktoken oracle, long generated streams, PyTorch
 # references) are skipped with "skipped: not in make check"; a suite with a
@@ -54,13 +56,15 @@ run_one() { # build name command...
         skip=$((skip + 1)); printf 'SKIP  %-28s %-11s %s\n' "$name" "$b" "$(tail -n 1 "$log")"
     else
         fail=$((fail + 1)); failed="$failed $b/$name"
-        printf 'FAIL  %-28s %-11s %3ss (exit %s)\n' "$name" "$b" "$secs" "$rc"
-        tail -n 25 "$log" | sed 's/^/      | /'
+        # one write, so that a pass running beside this one does not cut into it
+        printf 'FAIL  %-28s %-11s %3ss (exit %s)\n%s\n' "$name" "$b" "$secs" "$rc" \
+            "$(tail -n 25 "$log" | sed 's/^/      | /')"
     fi
 }
 
-for b in $builds; do
-    [ -x "$b/gpt2in" ] || { echo "run.sh: $b/gpt2in is not built (run make test)"; exit 2; }
+# One build's pass; its counts go to $logdir/counts.$b.
+run_build() {
+    b=$1
     for t in "$b"/tests/test_*; do
         [ -x "$t" ] || continue
         run_one "$b" "$(basename "$t")" "$t"
@@ -69,6 +73,23 @@ for b in $builds; do
         [ -f "$s" ] || continue
         run_one "$b" "$(basename "$s" .sh).sh" sh "$s"
     done
+    echo "$pass $fail $skip $failed" > "$logdir/counts.$b"
+}
+
+for b in $builds; do
+    [ -x "$b/gpt2in" ] || { echo "run.sh: $b/gpt2in is not built (run make test)"; exit 2; }
+done
+if [ "${GPT2IN_SERIAL:-0}" = 1 ] || [ "$(nproc 2>/dev/null || echo 1)" -lt 2 ]; then
+    for b in $builds; do (run_build "$b"); done
+else
+    for b in $builds; do (run_build "$b") & done
+    wait
+fi
+for b in $builds; do
+    [ -f "$logdir/counts.$b" ] || { echo "run.sh: the pass of $b did not finish"; fail=$((fail + 1)); continue; }
+    read -r p f k fl < "$logdir/counts.$b"
+    pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + k))
+    [ -n "$fl" ] && failed="$failed $fl"
 done
 
 rm -rf "$logdir"
