@@ -33,6 +33,17 @@ int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o) {
     return 1;
 }
 
+int cli_model_arg(int argc, char **argv, int *i, int *operands, const char *help,
+                  const char *no_operands, cli_model_opts *o) {
+    int kind = cli_arg(argv[*i], operands, help);
+    if (kind == CLI_ARG_OPERAND && no_operands)
+        return cli_unknown_option(no_operands, argv[*i], kind), -1;
+    if (kind != CLI_ARG_OPTION)
+        return kind;
+    int taken = cli_model_opt(argc, argv, i, o);
+    return taken == CLI_ERR ? -1 : taken ? CLI_ARG_SKIP : CLI_ARG_OPTION;
+}
+
 int cli_model_open(const cli_model_opts *o, const char *command, cli_model *m) {
     memset(m, 0, sizeof *m);
     if (!o->weights)

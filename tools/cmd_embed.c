@@ -32,7 +32,7 @@ static size_t block_at(size_t t) { return t < SMALL_TOKENS ? SMALL_BLOCK : BLOCK
 static const char usage_text[] =
     "usage: gpt2in embed --weights FILE [--positions] [--pos-offset N] [--tensor NAME]\n"
     "                    [--wpe-tensor NAME] [--input-format text|u16|u32|npy|json|llmc]\n"
-    "                    [--format npy|f32|text] [-o OUT] [IDS]\n"
+    "                    [--format npy|f32|text] [-o OUT] [--] [IDS]\n"
     "\n"
     "Looks up each token id's row of the token embedding (wte.weight or\n"
     "transformer.wte.weight, or --tensor NAME; F32, F16 or BF16) and writes the\n"
@@ -104,12 +104,10 @@ int cmd_embed(int argc, char **argv) {
     const char *out_fmt = "npy", *out_path = NULL, *in_path = NULL, *v;
     int bad = 0, operands = 0;
     for (int i = 1; i < argc; i++) {
-        int kind = cli_arg(argv[i], &operands, usage_text), taken = 0;
-        if (kind == CLI_ARG_HELP)
-            return CLI_OK;
-        if (kind == CLI_ARG_OPTION && (taken = cli_model_opt(argc, argv, &i, &mo)) == CLI_ERR)
-            return CLI_ERR;
-        if (kind == CLI_ARG_SKIP || taken)
+        int kind = cli_model_arg(argc, argv, &i, &operands, usage_text, NULL, &mo);
+        if (kind < 0 || kind == CLI_ARG_HELP)
+            return kind < 0 ? CLI_ERR : CLI_OK;
+        if (kind == CLI_ARG_SKIP)
             continue;
         if (kind == CLI_ARG_OPERAND) {
             if (in_path)

@@ -13,7 +13,7 @@
 #include "cli.h"
 
 static const char inspect_usage[] =
-    "usage: gpt2in inspect FILE [--json]\n\n"
+    "usage: gpt2in inspect [--json] [--] FILE\n\n"
     "Validates a .safetensors or .npy file (told apart by its magic bytes) and\n"
     "describes it: header length, where the data starts, metadata, and every\n"
     "tensor's name, dtype, shape and data_offsets in file order (.npy: version,\n"

@@ -13,7 +13,7 @@
 
 static const char *usage =
     "usage: gpt2in plot --weights FILE --out FILE.svg [--title TEXT] [--raw] [--as-typed]\n"
-    "                   [--tensor NAME] WORD[,WORD...] ...\n"
+    "                   [--tensor NAME] [--] WORD[,WORD...] ...\n"
     "\n"
     "Draws the words' vectors (their rows of wte; the mean for a word of several tokens)\n"
     "as points in the plane of their first two principal components, as an SVG image.\n"

@@ -9,9 +9,9 @@
 #define SIM_MAX_EXCLUDE 256
 
 static const char *similar_usage =
-    "usage: gpt2in similar --weights FILE [--as-typed] [--tensor NAME] WORD WORD\n"
-    "       gpt2in neighbors --weights FILE [-k N] [--as-typed] [--tensor NAME] WORD\n"
-    "       gpt2in analogy --weights FILE [-k N] [--as-typed] [--tensor NAME] A B C\n"
+    "usage: gpt2in similar --weights FILE [--as-typed] [--tensor NAME] [--] WORD WORD\n"
+    "       gpt2in neighbors --weights FILE [-k N] [--as-typed] [--tensor NAME] [--] WORD\n"
+    "       gpt2in analogy --weights FILE [-k N] [--as-typed] [--tensor NAME] [--] A B C\n"
     "\n"
     "similar:   cosine similarity of two words' vectors (1 = same direction, 0 = unrelated).\n"
     "neighbors: the k tokens (default 10) whose vectors are nearest to WORD's by cosine.\n"

@@ -231,16 +231,12 @@ int cmd_step(int argc, char **argv) {
     int bad = 0, operands = 0;
     double lr = 0;
     for (int i = 1; i < argc; i++) {
-        int kind = cli_arg(argv[i], &operands, usage_text), taken = 0;
-        if (kind == CLI_ARG_HELP)
-            return CLI_OK;
-        if (kind == CLI_ARG_OPTION && (taken = cli_model_opt(argc, argv, &i, &mo)) == CLI_ERR)
-            return CLI_ERR;
-        if (kind == CLI_ARG_SKIP || taken)
+        int kind = cli_model_arg(argc, argv, &i, &operands, usage_text, "step", &mo);
+        if (kind < 0 || kind == CLI_ARG_HELP)
+            return kind < 0 ? CLI_ERR : CLI_OK;
+        if (kind == CLI_ARG_SKIP)
             continue;
-        if (kind == CLI_ARG_OPERAND) {
-            return cli_unknown_option("step", argv[i], kind);
-        } else if ((v = cli_opt(argc, argv, &i, "--ids", &bad))) {
+        if ((v = cli_opt(argc, argv, &i, "--ids", &bad))) {
             ids_path = v;
         } else if ((v = cli_opt(argc, argv, &i, "--dout", &bad))) {
             dout_path = v;

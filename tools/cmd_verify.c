@@ -110,16 +110,12 @@ int cmd_verify(int argc, char **argv) {
     int bad = 0, equal_nan = 0, operands = 0;
     double atol = 1e-6, rtol = 1e-5;
     for (int i = 1; i < argc; i++) {
-        int kind = cli_arg(argv[i], &operands, usage_text), taken = 0;
-        if (kind == CLI_ARG_HELP)
-            return CLI_OK;
-        if (kind == CLI_ARG_OPTION && (taken = cli_model_opt(argc, argv, &i, &mo)) == CLI_ERR)
-            return CLI_ERR;
-        if (kind == CLI_ARG_SKIP || taken)
+        int kind = cli_model_arg(argc, argv, &i, &operands, usage_text, "verify", &mo);
+        if (kind < 0 || kind == CLI_ARG_HELP)
+            return kind < 0 ? CLI_ERR : CLI_OK;
+        if (kind == CLI_ARG_SKIP)
             continue;
-        if (kind == CLI_ARG_OPERAND) {
-            return cli_unknown_option("verify", argv[i], kind);
-        } else if (!strcmp(argv[i], "--equal-nan")) {
+        if (!strcmp(argv[i], "--equal-nan")) {
             equal_nan = 1;
         } else if ((v = cli_opt(argc, argv, &i, "--ids", &bad))) {
             ids_path = v;
