@@ -124,6 +124,34 @@ static inline size_t run_end(const struct bpe *v, const uint8_t *s, size_t i, si
     return i;
 }
 
+/* The end of the run of ASCII letters at i, 16 bytes at a time while 16
+ * are left (the run may go on with other letters: run_end finishes it). */
+static inline size_t ascii_letters_end(const uint8_t *s, size_t i, size_t end) {
+#ifdef __SSE2__
+    /* A byte | 0x20 is in 'a'..'z' exactly for ASCII letters; bytes of 0x80
+     * and up stay negative, below 'a', as signed bytes. */
+    const __m128i before_a = _mm_set1_epi8('a' - 1), after_z = _mm_set1_epi8('z' + 1),
+                  lower = _mm_set1_epi8(0x20);
+    while (end - i >= 16) {
+        __m128i x = _mm_or_si128(_mm_loadu_si128((const __m128i *)(s + i)), lower);
+        unsigned m = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpgt_epi8(x, before_a), _mm_cmplt_epi8(x, after_z)));
+        if (m != 0xFFFF) return i + (size_t)__builtin_ctz(~m);
+        i += 16;
+    }
+#else
+    (void)s;
+    (void)end;
+#endif
+    return i;
+}
+
+/* run_end, letters first through ascii_letters_end. */
+static inline size_t class_run_end(const struct bpe *v, const uint8_t *s, size_t i, size_t end, int cls) {
+    if (cls == CLS_LETTER) i = ascii_letters_end(s, i, end);
+    return run_end(v, s, i, end, cls);
+}
+
 /* ---- output ---------------------------------------------------------------- */
 
 /* Pieces that are not whole tokens (names, rare words, numbers) recur in
@@ -1464,7 +1492,7 @@ static void encode_text(out_t *o, const uint8_t *s, size_t i, size_t end) {
             if (c == ' ' && i + 1 < end) {
                 int next = char_at(v, s, i + 1, end, &len2);
                 if (next != CLS_SPACE && next != CLS_INVALID) {
-                    i = run_end(v, s, i + 1 + len2, end, next);
+                    i = class_run_end(v, s, i + 1 + len2, end, next);
                     encode_piece(o, s + start, i - start, start);
                     continue;
                 }
@@ -1484,7 +1512,7 @@ static void encode_text(out_t *o, const uint8_t *s, size_t i, size_t end) {
             i = j;
             continue;
         }
-        i = run_end(v, s, i + len, end, cls);
+        i = class_run_end(v, s, i + len, end, cls);
         encode_piece(o, s + start, i - start, start);
     }
 }

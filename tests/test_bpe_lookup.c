@@ -9,7 +9,11 @@
  *     token of GPT-2, on every prefix and suffix of every token (most are
  *     no token), and on random strings from few bytes (most miss);
  *   - the piece encoder (bpe_encode) on every token of ASCII letters, with
- *     or without a leading space (one piece): one id, its own. */
+ *     or without a leading space (one piece): one id, its own;
+ *   - the pre-tokenizer's letter scan (16 bytes at a time where 16 are
+ *     left, byte by byte at the end): random texts of letters and the
+ *     bytes around them in ASCII, alone and then followed by more text,
+ *     give the same ids for their own part. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +71,33 @@ static void check(const struct bpe *v, const uint8_t *p, size_t n, const char *w
     free(b);
 }
 
+static void test_letter_scan(const struct bpe *v) {
+    static const char *atoms[] = {"a", "z", "A", "Z", "m", "Q", "@", "[", "`", "{", "\xc3\xa9", "\xc3\x89",
+                                  "\xe4\xb8\xad", "0", "9", " ", ".", "'", "\x7f", "\xff", "_", "\t"};
+    char text[256];
+    uint32_t a[256], b[256];
+    for (int r = 0; r < 100000; r++) {
+        size_t n = 0, goal = rnd() % 48;
+        while (n < goal) {
+            /* mostly letters, so that runs cross 16-byte blocks */
+            const char *t = atoms[rnd() % 4 ? rnd() % 6 : rnd() % (sizeof atoms / sizeof *atoms)];
+            size_t k = strlen(t);
+            memcpy(text + n, t, k);
+            n += k;
+        }
+        text[n++] = '.';
+        size_t na, nb;
+        bpe_error err;
+        memset(text + n, '\n', 2);
+        memset(text + n + 2, 'x', 40);
+        if (bpe_encode(v, text, n, BPE_SPECIAL_TEXT, a, NULL, 256, &na, &err) ||
+            bpe_encode(v, text, n + 42, BPE_SPECIAL_TEXT, b, NULL, 256, &nb, &err) || nb < na ||
+            memcmp(a, b, na * sizeof *a)) {
+            if (failures++ < 10) fprintf(stderr, "test_bpe_lookup: text %.*s: ids differ when followed by more\n", (int)n, text);
+        }
+    }
+}
+
 int main(void) {
     const struct bpe *v = bpe_gpt2();
     uint8_t buf[64];
@@ -100,6 +131,7 @@ int main(void) {
         for (size_t i = 0; i < n; i++) buf[i] = (uint8_t)alpha[rnd() % 10];
         check(v, buf, n, "random letters");
     }
+    test_letter_scan(v);
     if (failures) {
         fprintf(stderr, "test_bpe_lookup: %d failures\n", failures);
         return 1;
