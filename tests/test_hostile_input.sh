@@ -311,6 +311,14 @@ for f in npy f32 text; do
 done
 bad "embed -o /dev/full" - - '"$G" embed --weights "$T/w.safetensors" -o /dev/full "$T/one.txt"'
 grep -q '^gpt2in: /dev/full: write error: No space' "$T/err" || fail "embed -o /dev/full: wording: $(cat "$T/err")"
+# a named FIFO whose reader left: the same one line, not a silent SIGPIPE
+rm -f "$T/fifo3"; mkfifo "$T/fifo3"
+for i in $(seq 20); do seq 0 511; done > "$T/many.txt"
+( head -c 1 < "$T/fifo3" > /dev/null & )
+bad "embed -o FIFO whose reader left" - - '"$G" embed --weights "$T/w.safetensors" --format f32 -o "$T/fifo3" "$T/many.txt"'
+grep -q 'fifo3: write error: Broken pipe' "$T/err" || fail "embed -o FIFO: wording: $(cat "$T/err")"
+# an output name is escaped too
+bad "embed -o NAME-WITH-ESC" - - '"$G" embed --weights "$T/w.safetensors" -o "/nonexistent$ESC/x" "$T/one.txt"'
 bad "verify > /dev/full" - - '"$G" verify --weights "$T/w.safetensors" --ids "$T/one.txt" --ref "$T/dout.npy" > /dev/full'
 grep -q '^gpt2in: <stdout>: write error: No space' "$T/err" || fail "verify > /dev/full: wording: $(cat "$T/err")"
 

@@ -6,6 +6,7 @@
  * symlink's target is replaced; a device or FIFO is written straight
  * through), so there is one mechanism for every output. */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,12 +24,12 @@ static int dir_problem(const char *cmd, const char *opt, const char *out) {
     struct stat st;
     int rc = 0;
     if (stat(dir, &st) != 0)
-        rc = cli_error("%s: %s '%s': cannot write in '%s': %s", cmd, opt, out, dir,
+        rc = cli_error("%s: %s %s: cannot write in %s: %s", cmd, opt, cli_q(out), cli_q(dir),
                        strerror(errno));
     else if (!S_ISDIR(st.st_mode))
-        rc = cli_error("%s: %s '%s': '%s' is not a directory", cmd, opt, out, dir);
+        rc = cli_error("%s: %s %s: %s is not a directory", cmd, opt, cli_q(out), cli_q(dir));
     else if (access(dir, W_OK | X_OK) != 0)
-        rc = cli_error("%s: %s '%s': cannot write in '%s': %s", cmd, opt, out, dir,
+        rc = cli_error("%s: %s %s: cannot write in %s: %s", cmd, opt, cli_q(out), cli_q(dir),
                        strerror(errno));
     free(dir);
     return rc;
@@ -63,16 +64,16 @@ int cli_output_check(const char *cmd, const char *opt, const char *out,
     if (to_stdout ? fstat(STDOUT_FILENO, &so) != 0 : stat(out, &so) != 0) {
         struct stat sl;
         if (to_stdout || errno != ENOENT)
-            return cli_error("%s: %s '%s': cannot write: %s", cmd, opt, out, strerror(errno));
+            return cli_error("%s: %s %s: cannot write: %s", cmd, opt, cli_q(out), strerror(errno));
         if (out[strlen(out) - 1] == '/')
-            return cli_error("%s: %s '%s': is not a file name (it ends in '/')", cmd, opt, out);
+            return cli_error("%s: %s %s: is not a file name (it ends in '/')", cmd, opt, cli_q(out));
         /* a new file, so no input by inode; but two names of one new file
          * are still one file (step --state S --out ./S) */
         for (size_t i = 0; i < n_inputs; i++)
             if (inputs[i] && strcmp(inputs[i], "-") && lstat(inputs[i], &sl) != 0 &&
                 same_new_name(inputs[i], out))
-                return cli_error("%s: %s '%s' is also an input; write it to another file",
-                                 cmd, opt, out);
+                return cli_error("%s: %s %s is also an input; write it to another file",
+                                 cmd, opt, cli_q(out));
         /* (a dangling symlink's target is the library's to check) */
         if (lstat(out, &sl) == 0)
             return CLI_OK;
@@ -81,12 +82,17 @@ int cli_output_check(const char *cmd, const char *opt, const char *out,
     if (to_stdout)
         ; /* stdout is whatever the shell opened; only the same-file check applies */
     else if (S_ISDIR(so.st_mode))
-        return cli_error("%s: %s '%s': is a directory", cmd, opt, out);
-    else if (S_ISCHR(so.st_mode) || S_ISFIFO(so.st_mode))
-        return CLI_OK; /* written straight through; never one of the input files */
+        return cli_error("%s: %s %s: is a directory", cmd, opt, cli_q(out));
+    else if (S_ISCHR(so.st_mode) || S_ISFIFO(so.st_mode)) {
+        /* written straight through; never one of the input files. A FIFO
+         * whose reader left: a write error naming it, not a silent SIGPIPE */
+        if (S_ISFIFO(so.st_mode))
+            signal(SIGPIPE, SIG_IGN);
+        return CLI_OK;
+    }
     else if (!S_ISREG(so.st_mode))
-        return cli_error("%s: %s '%s': is a socket or block device; only a file, a character "
-                         "device or a FIFO can be written", cmd, opt, out);
+        return cli_error("%s: %s %s: is a socket or block device; only a file, a character "
+                         "device or a FIFO can be written", cmd, opt, cli_q(out));
     else if (lstat(out, &si) == 0 && !S_ISLNK(si.st_mode) && dir_problem(cmd, opt, out))
         return CLI_ERR; /* (a link's target is elsewhere: the library checks that one) */
     if (!S_ISREG(so.st_mode))
@@ -101,9 +107,9 @@ int cli_output_check(const char *cmd, const char *opt, const char *out,
         if (is_stdin ? fstat(STDIN_FILENO, &si) != 0 : stat(in, &si) != 0)
             continue; /* a missing input is reported where it is read */
         if (si.st_dev == so.st_dev && si.st_ino == so.st_ino)
-            return cli_error("%s: %s '%s' is the same file as the input '%s'; refusing to "
-                             "overwrite an input (write to another file)", cmd, opt, out,
-                             is_stdin ? "<stdin>" : in);
+            return cli_error("%s: %s %s is the same file as the input %s; refusing to "
+                             "overwrite an input (write to another file)", cmd, opt, cli_q(out),
+                             is_stdin ? "<stdin>" : cli_q(in));
     }
     return CLI_OK;
 }
