@@ -77,9 +77,11 @@ const char *cli_opt(int argc, char **argv, int *i, const char *name, int *bad);
  * even "-x" or "--help"; so are "-" and words not starting with '-'.
  * "-h"/"--help" prints help on stdout (CLI_ARG_HELP: return CLI_OK; main
  * reports a failed write). Anything else is CLI_ARG_OPTION, for the command
- * to parse, and cli_unknown_option if it does not know it. */
+ * to parse, and cli_unknown_option if it does not know it. With no_operands
+ * (the name of a command that takes none) an operand is an error: printed,
+ * returns -1. */
 enum { CLI_ARG_OPTION, CLI_ARG_OPERAND, CLI_ARG_SKIP, CLI_ARG_HELP };
-int cli_arg(const char *a, int *operands, const char *help);
+int cli_arg(const char *a, int *operands, const char *help, const char *no_operands);
 
 /* "gpt2in: CMD: unknown option "A" (see 'gpt2in CMD --help')", A escaped;
  * "unexpected argument" when kind (cli_arg's) is CLI_ARG_OPERAND, for a

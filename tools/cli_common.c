@@ -71,9 +71,10 @@ const char *cli_q(const char *s) {
     return cli_quote_buf(b, sizeof bufs[0], s, strlen(s));
 }
 
-int cli_arg(const char *a, int *operands, const char *help) {
+int cli_arg(const char *a, int *operands, const char *help, const char *no_operands) {
     if (*operands || a[0] != '-' || !a[1])
-        return CLI_ARG_OPERAND;
+        return no_operands ? cli_unknown_option(no_operands, a, CLI_ARG_OPERAND), -1
+                           : CLI_ARG_OPERAND;
     if (!strcmp(a, "--")) {
         *operands = 1;
         return CLI_ARG_SKIP;

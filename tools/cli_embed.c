@@ -35,9 +35,7 @@ int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o) {
 
 int cli_model_arg(int argc, char **argv, int *i, int *operands, const char *help,
                   const char *no_operands, cli_model_opts *o) {
-    int kind = cli_arg(argv[*i], operands, help);
-    if (kind == CLI_ARG_OPERAND && no_operands)
-        return cli_unknown_option(no_operands, argv[*i], kind), -1;
+    int kind = cli_arg(argv[*i], operands, help, no_operands);
     if (kind != CLI_ARG_OPTION)
         return kind;
     int taken = cli_model_opt(argc, argv, i, o);

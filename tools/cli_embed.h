@@ -24,8 +24,7 @@ typedef struct {
  * CLI_ERR after printing what is wrong with its value; 0 for any other. */
 int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o);
 /* cli_arg (cli.h), then cli_model_opt: CLI_ARG_SKIP also for an option
- * taken here, -1 after printing an error. With no_operands (the command's
- * name) an operand is such an error. */
+ * taken here, -1 after printing an error. */
 int cli_model_arg(int argc, char **argv, int *i, int *operands, const char *help,
                   const char *no_operands, cli_model_opts *o);
 

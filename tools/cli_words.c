@@ -36,6 +36,15 @@ int words_common_opt(int argc, char **argv, int *i, words_opts *o) {
     return bad ? -1 : 0;
 }
 
+int words_arg(int argc, char **argv, int *i, int *operands, const char *help,
+              const char *no_operands, words_opts *o) {
+    int kind = cli_arg(argv[*i], operands, help, no_operands);
+    if (kind != CLI_ARG_OPTION)
+        return kind;
+    int taken = words_common_opt(argc, argv, i, o);
+    return taken < 0 ? -1 : taken ? CLI_ARG_SKIP : CLI_ARG_OPTION;
+}
+
 int words_open(words_model *m, const words_opts *o) {
     memset(m, 0, sizeof *m);
     if (!o->weights)

@@ -21,6 +21,10 @@ typedef struct words_opts {
  * --as-typed, -k). Returns 1 if consumed, 0 if not, -1 on a bad value
  * (after printing the error). */
 int words_common_opt(int argc, char **argv, int *i, words_opts *o);
+/* cli_arg (cli.h), then words_common_opt: CLI_ARG_SKIP also for an option
+ * taken here, -1 after printing an error. */
+int words_arg(int argc, char **argv, int *i, int *operands, const char *help,
+              const char *no_operands, words_opts *o);
 
 typedef struct words_model {
     embed_file *file;

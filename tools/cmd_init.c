@@ -193,14 +193,12 @@ int cmd_init(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         uint64_t *num = NULL;
         const char *a = argv[i];
-        int kind = cli_arg(a, &operands, init_usage);
-        if (kind == CLI_ARG_HELP)
-            return CLI_OK;
+        int kind = cli_arg(a, &operands, init_usage, "init");
+        if (kind < 0 || kind == CLI_ARG_HELP)
+            return kind < 0 ? CLI_ERR : CLI_OK;
         if (kind == CLI_ARG_SKIP)
             continue;
-        if (kind == CLI_ARG_OPERAND) {
-            return cli_unknown_option("init", a, kind);
-        } else if (!strcmp(a, "--full")) {
+        if (!strcmp(a, "--full")) {
             full = 1;
             continue;
         } else if ((v = cli_opt(argc, argv, &i, "--out", &bad))) {

@@ -128,7 +128,7 @@ int cmd_inspect(int argc, char **argv) {
     const char *path = NULL;
     int json = 0, operands = 0;
     for (int i = 1; i < argc; i++) {
-        int kind = cli_arg(argv[i], &operands, inspect_usage);
+        int kind = cli_arg(argv[i], &operands, inspect_usage, NULL);
         if (kind == CLI_ARG_HELP) {
             return CLI_OK;
         } else if (kind == CLI_ARG_OPERAND) {

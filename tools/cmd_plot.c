@@ -134,20 +134,15 @@ int cmd_plot(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         int bad = 0;
         const char *v;
-        int kind = cli_arg(argv[i], &operands, usage);
-        if (kind == CLI_ARG_HELP)
-            return free(args), CLI_OK;
+        int kind = words_arg(argc, argv, &i, &operands, usage, NULL, &o);
+        if (kind < 0 || kind == CLI_ARG_HELP)
+            return free(args), kind < 0 ? CLI_ERR : CLI_OK;
         if (kind == CLI_ARG_SKIP)
             continue;
         if (kind == CLI_ARG_OPERAND) {
             args[n_args++] = argv[i];
             continue;
         }
-        int r = words_common_opt(argc, argv, &i, &o);
-        if (r < 0)
-            return free(args), CLI_ERR;
-        if (r)
-            continue;
         if ((v = cli_opt(argc, argv, &i, "--out", &bad))) {
             out = v;
             continue;

@@ -33,13 +33,13 @@ static int parse(int argc, char **argv, words_opts *o, int want_words, const cha
         return cli_error("out of memory");
     int operands = 0;
     for (int i = 1; i < argc; i++) {
-        int kind = cli_arg(argv[i], &operands, similar_usage), r;
-        if (kind == CLI_ARG_HELP)
-            return -1;
+        int kind = words_arg(argc, argv, &i, &operands, similar_usage, NULL, o);
+        if (kind < 0 || kind == CLI_ARG_HELP)
+            return kind < 0 ? CLI_ERR : -1;
         if (kind == CLI_ARG_OPERAND)
             o->words[o->n_words++] = argv[i];
-        else if (kind == CLI_ARG_OPTION && (r = words_common_opt(argc, argv, &i, o)) <= 0)
-            return r < 0 ? CLI_ERR : cli_unknown_option(name, argv[i], kind);
+        else if (kind == CLI_ARG_OPTION)
+            return cli_unknown_option(name, argv[i], kind);
     }
     if (o->n_words != want_words)
         return cli_error("%s wants %d word%s, got %d (see 'gpt2in %s --help')", name, want_words,

@@ -195,17 +195,10 @@ int cmd_train_skipgram(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         int bad = 0;
         const char *v;
-        int kind = cli_arg(argv[i], &operands, usage);
-        if (kind == CLI_ARG_HELP)
-            return CLI_OK;
+        int kind = words_arg(argc, argv, &i, &operands, usage, "train-skipgram", &o);
+        if (kind < 0 || kind == CLI_ARG_HELP)
+            return kind < 0 ? CLI_ERR : CLI_OK;
         if (kind == CLI_ARG_SKIP)
-            continue;
-        if (kind == CLI_ARG_OPERAND)
-            return cli_unknown_option("train-skipgram", argv[i], kind);
-        int r = words_common_opt(argc, argv, &i, &o);
-        if (r < 0)
-            return CLI_ERR;
-        if (r)
             continue;
 #define U64_OPT(NAME, VAR, MIN, MAX)                                                     \
     if ((v = cli_opt(argc, argv, &i, NAME, &bad))) {                                     \
