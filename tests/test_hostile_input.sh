@@ -303,6 +303,10 @@ bad "similar -k ESC" - - '"$G" similar --weights "$T/wv.safetensors" -k "$ESC" c
 bad "verify --atol ESC" - - '"$G" verify --atol "$ESC"'
 bad "embed --format ESC" - - '"$G" embed --format "$ESC"'
 bad "train-skipgram --epochs ESC" - - '"$G" train-skipgram --epochs "$ESC"'
+bad "train-skipgram --pairs ESC" - - '"$G" train-skipgram --weights "$T/wv.safetensors" --corpus "$T/corpus.txt" --out "$T/t1.safetensors" --pairs "$ESC"'
+printf '1 2 3\n' > "$T/three.txt"
+"$G" embed --weights "$T/w.safetensors" -o "$T/d$ESC.npy" "$T/three.txt"
+bad "step --dout NAME-WITH-ESC of the wrong shape" - - "$step 1 --dout \"\$T/d\$ESC.npy\""
 
 # every failed write: one line "gpt2in: <where>: write error: <reason>", exit 2
 for f in npy f32 text; do

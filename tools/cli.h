@@ -50,6 +50,8 @@ const char *cli_quote_buf(char *buf, size_t cap, const void *bytes, size_t n);
  * buffers used in turn: for echoing argv strings (option names, values) in
  * a message, several to a message. */
 const char *cli_q(const char *s);
+/* A file name so, as cli_name shows it (as it is when printable). */
+const char *cli_n(const char *path);
 
 /* A file name as messages show it: itself when every byte is printable,
  * else quoted and escaped into buf (cli_quote_buf). */

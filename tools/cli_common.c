@@ -64,12 +64,15 @@ const char *cli_opt(int argc, char **argv, int *i, const char *name, int *bad) {
     return argv[++*i];
 }
 
+static char q_bufs[6][300];
+static unsigned q_next;
+
 const char *cli_q(const char *s) {
-    static char bufs[4][300];
-    static unsigned next;
-    char *b = bufs[next++ % 4];
-    return cli_quote_buf(b, sizeof bufs[0], s, strlen(s));
+    char *b = q_bufs[q_next++ % 6];
+    return cli_quote_buf(b, sizeof q_bufs[0], s, strlen(s));
 }
+
+const char *cli_n(const char *path) { return cli_name(path, q_bufs[q_next++ % 6], sizeof q_bufs[0]); }
 
 int cli_arg(const char *a, int *operands, const char *help, const char *no_operands) {
     if (*operands || a[0] != '-' || !a[1])

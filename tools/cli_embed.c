@@ -53,20 +53,20 @@ int cli_model_open(const cli_model_opts *o, const char *command, cli_model *m) {
         return CLI_ERR;
     m->wte_name = pick_name(m->f, wte_name, "wte.weight", "transformer.wte.weight");
     if (embed_wte(m->f, m->wte_name, &m->wte, &err)) {
-        cli_error("%s: %s", path, err.msg);
+        cli_error("%s: %s", cli_n(path), err.msg);
         cli_model_close(m);
         return CLI_ERR;
     }
     if (positions) {
         m->wpe_name = pick_name(m->f, wpe_name, "wpe.weight", "transformer.wpe.weight");
         if (embed_wpe(m->f, m->wpe_name, &m->wpe, &err)) {
-            cli_error("%s: %s", path, err.msg);
+            cli_error("%s: %s", cli_n(path), err.msg);
             cli_model_close(m);
             return CLI_ERR;
         }
         if (m->wpe.cols != m->wte.cols) {
-            cli_error("%s: '%s' has %zu columns but '%s' has %zu", path, m->wte_name,
-                      m->wte.cols, m->wpe_name, m->wpe.cols);
+            cli_error("%s: %s has %zu columns but %s has %zu", cli_n(path), cli_q(m->wte_name),
+                      m->wte.cols, cli_q(m->wpe_name), m->wpe.cols);
             cli_model_close(m);
             return CLI_ERR;
         }

@@ -87,14 +87,14 @@ int words_ids(const words_model *m, const char *word, int as_typed, uint32_t *id
     int rc = bpe_encode(m->vocab, text, len + off, BPE_SPECIAL_TEXT, ids, NULL, cap, n, &err);
     free(text);
     if (rc)
-        return cli_error("\"%s\": %s", word, err.msg);
+        return cli_error("%s: %s", cli_q(word), err.msg);
     if (*n == 0)
         return cli_error("the empty word has no tokens");
     if (*n > cap)
-        return cli_error("\"%s\" is %zu tokens; at most %zu are averaged", word, *n, cap);
+        return cli_error("%s is %zu tokens; at most %zu are averaged", cli_q(word), *n, cap);
     for (size_t i = 0; i < *n; i++)
         if (ids[i] >= m->wte.rows)
-            return cli_error("\"%s\": token %u is outside the table (%zu rows)", word, ids[i],
+            return cli_error("%s: token %u is outside the table (%zu rows)", cli_q(word), ids[i],
                              m->wte.rows);
     return CLI_OK;
 }

@@ -88,9 +88,9 @@ static int embed_block(const cli_model *m, size_t pos0, const uint32_t *ids, siz
         size_t maxT = m->wpe.rows;
         if (pos0 + t0 + n > maxT) {
             size_t t = maxT > pos0 + t0 ? maxT - pos0 : t0; /* the first bad index */
-            return cli_error("position %zu (token index %zu) is out of range: '%s' has %zu "
+            return cli_error("position %zu (token index %zu) is out of range: %s has %zu "
                              "positions",
-                             pos0 + t, t, m->wpe_name, maxT);
+                             pos0 + t, t, cli_q(m->wpe_name), maxT);
         }
     }
     embed_error err;

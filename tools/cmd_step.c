@@ -114,9 +114,9 @@ static int state_tensor(const embed_file *st, const char *path, const char *pref
         return CLI_OK;
     const embed_tensor *t = embed_find(st, name);
     if (!t)
-        return cli_error("%s: no tensor '%s' (the state of another table or run?)", path, name);
+        return cli_error("%s: no tensor %s (the state of another table or run?)", cli_n(path), cli_q(name));
     if (t->dtype != EMBED_F32 || t->ndim != 2 || t->shape[0] != V || t->shape[1] != C)
-        return cli_error("%s: '%s' must be F32 [%zu, %zu] to match the weights", path, name, V,
+        return cli_error("%s: %s must be F32 [%zu, %zu] to match the weights", cli_n(path), cli_q(name), V,
                          C);
     memcpy(*full, t->data, V * C * sizeof **full);
     return CLI_OK;
@@ -144,7 +144,7 @@ static int lock_dir_of(const char *path, int *fd, struct stat *dst) {
     free(real);
     *fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (*fd < 0 || fstat(*fd, dst)) {
-        int rc = cli_error("step: cannot open the directory %s to lock it: %s", dir,
+        int rc = cli_error("step: cannot open the directory %s to lock it: %s", cli_n(dir),
                            strerror(errno));
         free(dir);
         return rc;
@@ -199,7 +199,7 @@ static int meta_step(const embed_file *f, const char *path, const char *key, int
         if (strcmp(k, key))
             continue;
         if (cli_parse_u64(val, &s) || s > INT64_MAX - 1)
-            return cli_error("%s: metadata %s '%s' is not a step count", path, key, val);
+            return cli_error("%s: metadata %s %s is not a step count", cli_n(path), key, cli_q(val));
         *step = (int64_t)s;
     }
     return CLI_OK;
@@ -218,7 +218,7 @@ static int state_put_back(const char *path, const embed_file *old, char *why, si
     }
     if (unlink(path) == 0 || errno == ENOENT)
         return 0;
-    snprintf(why, n, "%s: %s", path, strerror(errno));
+    snprintf(why, n, "%s: %s", cli_n(path), strerror(errno));
     return -1;
 }
 
@@ -306,13 +306,13 @@ int cmd_step(int argc, char **argv) {
     if (dout.dtype != EMBED_F32 || (dout.ndim != 2 && !(dout.ndim == 3 && dout.shape[0] == 1)) ||
         dT != T || dC != C) {
         cli_error("%s: must be float32 [%zu, %zu] (one row per id, the table's width)",
-                  dout_path, T, C);
+                  cli_n(dout_path), T, C);
         goto done;
     }
     if (mo.positions && (mo.pos0 >= m.wpe.rows || T > m.wpe.rows - mo.pos0) && T) {
         size_t t = mo.pos0 >= m.wpe.rows ? 0 : m.wpe.rows - mo.pos0;
-        cli_error("position %zu (token index %zu) is out of range: '%s' has %zu positions",
-                  (size_t)mo.pos0 + t, t, m.wpe_name, m.wpe.rows);
+        cli_error("position %zu (token index %zu) is out of range: %s has %zu positions",
+                  (size_t)mo.pos0 + t, t, cli_q(m.wpe_name), m.wpe.rows);
         goto done;
     }
 
@@ -327,7 +327,7 @@ int cmd_step(int argc, char **argv) {
     }
     if (embed_backward_sparse(dout.data, ids, T, C, m.wte.rows, pw->rows, pw->grad, &pw->n,
                               scratch, &err)) {
-        cli_error("%s: %s", ids_path, err.msg);
+        cli_error("%s: %s", cli_n(ids_path), err.msg);
         goto done;
     }
     /* wpe: the rows pos0.. each get their own dout row */
@@ -368,12 +368,12 @@ int cmd_step(int argc, char **argv) {
                           "(e.g. a step that wrote the state and was killed before the "
                           "weights). Step the weights that go with this state, or delete %s "
                           "to restart Adam's moments from zero",
-                          state_path, (long long)step, mo.weights, (long long)wstep,
-                          ADAM_STEP_KEY, state_path);
+                          cli_n(state_path), (long long)step, cli_n(mo.weights), (long long)wstep,
+                          ADAM_STEP_KEY, cli_n(state_path));
                 goto done;
             }
         } else if (errno != ENOENT) {
-            cli_error("cannot open %s: %s", state_path, strerror(errno));
+            cli_error("cannot open %s: %s", cli_n(state_path), strerror(errno));
             goto done;
         }
         for (size_t k = 0; k < np; k++) {
@@ -471,11 +471,11 @@ int cmd_step(int argc, char **argv) {
             cli_error("%s", err.msg);
         else if (!state_put_back(state_path, st, why, sizeof why))
             cli_error("%s (%s was put back as it was: nothing was changed)", err.msg,
-                      state_path);
+                      cli_n(state_path));
         else
             cli_error("%s; %s, already stepped, could not be put back (%s): delete it to "
                       "restart Adam's moments from zero",
-                      err.msg, state_path, why);
+                      err.msg, cli_n(state_path), why);
         goto done;
     }
     rc = CLI_OK;

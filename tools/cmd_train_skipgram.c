@@ -94,7 +94,7 @@ static int parse_pairs(char *s, pair *out, int cap, int *n) {
     for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
         char *colon = strchr(tok, ':');
         if (!colon || colon == tok || !colon[1])
-            return cli_error("--pairs: '%s' is not WORD:WORD", tok);
+            return cli_error("--pairs: %s is not WORD:WORD", cli_q(tok));
         if (*n == cap)
             return cli_error("--pairs: at most %d pairs", cap);
         *colon = 0;
@@ -294,19 +294,19 @@ int cmd_train_skipgram(int argc, char **argv) {
     }
     bpe_error berr;
     if (bpe_encode(m.vocab, text, len, BPE_SPECIAL_TEXT, ids, NULL, len + 1, &T, &berr)) {
-        cli_error("%s: %s", corpus, berr.msg);
+        cli_error("%s: %s", cli_n(corpus), berr.msg);
         goto done;
     }
     if (max_tokens && T > max_tokens)
         T = max_tokens;
     if (T < 2) {
-        cli_error("%s: %zu token%s; skip-gram needs a text of at least two", corpus, T,
+        cli_error("%s: %zu token%s; skip-gram needs a text of at least two", cli_n(corpus), T,
                   T == 1 ? "" : "s");
         goto done;
     }
     for (size_t t = 0; t < T; t++)
         if (ids[t] >= V) {
-            cli_error("%s: token %u (at token %zu) is outside the table of %zu rows", corpus,
+            cli_error("%s: token %u (at token %zu) is outside the table of %zu rows", cli_n(corpus),
                       ids[t], t, V);
             goto done;
         }

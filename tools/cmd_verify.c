@@ -50,9 +50,9 @@ static int load_ref(const char *spec, double **out, size_t *rows, size_t *cols) 
             embed_table tab;
             int rc = CLI_OK;
             if (!t)
-                rc = cli_error("%s: no tensor named %s", cli_q(path), cli_q(colon + 1));
+                rc = cli_error("%s: no tensor named %s", cli_n(path), cli_q(colon + 1));
             else if (embed_table_from_tensor(t, &tab, &err))
-                rc = cli_error("%s: %s", path, err.msg);
+                rc = cli_error("%s: %s", cli_n(path), err.msg);
             float *row = NULL;
             if (rc == CLI_OK) {
                 *rows = tab.rows, *cols = tab.cols;
@@ -82,10 +82,10 @@ static int load_ref(const char *spec, double **out, size_t *rows, size_t *cols) 
     else if (a.ndim == 3 && a.shape[0] == 1)
         *rows = a.shape[1], *cols = a.shape[2];
     else
-        rc = cli_error("%s: reference must have shape [T, C] or [1, T, C] (it has %d dims)", spec,
+        rc = cli_error("%s: reference must have shape [T, C] or [1, T, C] (it has %d dims)", cli_n(spec),
                        a.ndim);
     if (rc == CLI_OK && a.dtype != EMBED_F32 && a.dtype != EMBED_F16 && a.dtype != EMBED_F64)
-        rc = cli_error("%s: reference dtype %s is not float32, float16 or float64", spec,
+        rc = cli_error("%s: reference dtype %s is not float32, float16 or float64", cli_n(spec),
                        embed_dtype_name(a.dtype));
     if (rc == CLI_OK) {
         *out = malloc((a.count + 1) * sizeof **out);
@@ -150,7 +150,7 @@ int cmd_verify(int argc, char **argv) {
     if (load_ref(ref_path, &ref, &rrows, &rcols))
         goto done;
     if (rrows != T || rcols != C) {
-        cli_error("shape mismatch: the ids give [%zu, %zu] but %s is [%zu, %zu]", T, C, ref_path,
+        cli_error("shape mismatch: the ids give [%zu, %zu] but %s is [%zu, %zu]", T, C, cli_n(ref_path),
                   rrows, rcols);
         goto done;
     }
@@ -161,7 +161,7 @@ int cmd_verify(int argc, char **argv) {
     }
     embed_error err;
     if (embed_forward(x, &m.wte, m.has_wpe ? &m.wpe : NULL, mo.pos0, ids, T, &err)) {
-        cli_error("%s: %s", ids_path, err.msg);
+        cli_error("%s: %s", cli_n(ids_path), err.msg);
         goto done;
     }
     double max_abs = 0, max_rel = 0;
