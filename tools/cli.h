@@ -47,8 +47,8 @@ int cli_write_error(const char *where);
 const char *cli_quote_buf(char *buf, size_t cap, const void *bytes, size_t n);
 
 /* s quoted and escaped as cli_quote_buf does, into one of a few static
- * buffers used in turn: for echoing argv strings (option names, values) in
- * a message, several to a message. */
+ * buffers used in turn (six; not for threads): for echoing argv strings
+ * (option names, values) in a message, several to a message. */
 const char *cli_q(const char *s);
 /* A file name so, as cli_name shows it (as it is when printable). */
 const char *cli_n(const char *path);
