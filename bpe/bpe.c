@@ -191,8 +191,8 @@ static inline void emit(out_t *o, uint32_t id, size_t off) {
 
 /* Large buffers (the stream's, the tokens of a long piece's parts) are
  * mapped on their own, 2 MB-aligned, and ask for transparent huge pages:
- * a fresh 4 KB page costs a page fault on first touch, about 15 us on this
- * project's VM (3.8 ms a MB), a huge page one fault for 2 MB (0.2 ms).
+ * a fresh 4 KB page costs a page fault on first touch, a huge page one
+ * fault for 2 MB.
  * Smaller ones come from malloc. A header before the data says which, and
  * how much room there is. */
 #define BIG_HUGE ((size_t)2 << 20)
@@ -364,8 +364,8 @@ typedef struct {
 /* The rank of the pair of parts at i and next[i] (next[i] < n). Two parts
  * merge exactly when their bytes together are a token, so the pair is
  * found by its bytes: in the small table when they are 3 or 4, else in
- * the token table, whose bloom answers most misses from cache (random
- * letters: 26.7 -> 36.6 MB/s against the pair table, which misses cache). */
+ * the token table, whose bloom answers most misses from cache (a table of
+ * pairs was slower: it misses cache). */
 static inline uint32_t merger_rank(const struct bpe *v, const merger *g, size_t i) {
     size_t j = g->next[i], len = g->next[j] - i;
     if (len <= BPE_SHORT_MAX) {
@@ -977,8 +977,7 @@ static int run_alphabet(const struct bpe *v, uint8_t c) {
 }
 
 /* Whether p[from..to) are all of r's alphabet. In blocks of 64 with no
- * early exit inside one, so that the compiler vectorizes it: a megabyte
- * takes 0.05 ms instead of 0.5. */
+ * early exit inside one, so that the compiler vectorizes it. */
 static int run_all_in(const struct bpe_run *r, const uint8_t *p, size_t from, size_t to) {
     const uint8_t lo = r->lo, size = r->size;
     size_t i = from;
@@ -1107,7 +1106,7 @@ static void fill_compat_rows(void *ctx, int k, cache_slot *unused) {
 }
 
 /* Two threads take half the rows each (5 M pairs for GPT-2's lowercase
- * tokens: 0.19 s on one), split where a row starts a 64-bit word so that
+ * tokens), split where a row starts a 64-bit word so that
  * no word is shared. bits comes zeroed (the image is calloc'd). */
 void bpe_fill_run_compat(const struct bpe *v, const struct bpe_run *r, uint64_t *bits) {
     size_t n = r->n, half = n / 2;
@@ -1649,7 +1648,7 @@ static int one_class_64(const uint8_t *s) {
 
 /* The last safe cut at a position in [from, len), or 0. A long word or
  * number (DNA, a million digits) has none: it is passed over 63 places a
- * step (1 MB: 0.1 ms instead of 1). */
+ * step. */
 static size_t last_cut(const uint8_t *s, size_t len, size_t from) {
     if (from < 1) from = 1;
     for (size_t p = len; p-- > from;) {
