@@ -26,14 +26,12 @@ int cmd_decode(int argc, char **argv) {
     int bad = 0, operands = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val;
-        if (operands || a[0] != '-' || !a[1]) {
-            if (path) return cli_error("decode: one input file at most ('%s' and '%s')", path, a);
+        int kind = cli_arg(a, &operands, decode_help, NULL);
+        if (kind == CLI_ARG_HELP) return CLI_OK;
+        if (kind == CLI_ARG_SKIP) continue;
+        if (kind == CLI_ARG_OPERAND) {
+            if (path) return cli_error("decode: one input file at most (%s and %s)", cli_q(path), cli_q(a));
             path = a;
-        } else if (!strcmp(a, "--")) {
-            operands = 1;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(decode_help, stdout);
-            return CLI_OK;
         } else if ((val = cli_opt(argc, argv, &i, "--input-format", &bad))) {
             format = val;
         } else if ((val = cli_opt(argc, argv, &i, "--encoder", &bad))) {

@@ -91,14 +91,12 @@ static int run(int argc, char **argv, int counting) {
     uint64_t threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val;
-        if (operands || (a[0] != '-' || !a[1])) {
-            if (path) return cli_error("%s: one input file at most ('%s' and '%s')", argv[0], path, a);
+        int kind = cli_arg(a, &operands, counting ? count_help : encode_help, NULL);
+        if (kind == CLI_ARG_HELP) return CLI_OK;
+        if (kind == CLI_ARG_SKIP) continue;
+        if (kind == CLI_ARG_OPERAND) {
+            if (path) return cli_error("%s: one input file at most (%s and %s)", argv[0], cli_q(path), cli_q(a));
             path = a;
-        } else if (!strcmp(a, "--")) {
-            operands = 1;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(counting ? count_help : encode_help, stdout);
-            return CLI_OK;
         } else if (!strcmp(a, "--strict")) {
             strict = 1;
         } else if (counting && (!strcmp(a, "--offsets") || !strncmp(a, "--format", 8))) {
