@@ -897,15 +897,15 @@ int embed_writer_write(embed_writer *w, const void *buf, size_t n, embed_error *
         if (part) fwrite(buf, 1, part, w->fp);
         w->written += part;
         w->failed = 1;
-        embed_st_error(err, "%s: write failed after %llu bytes: %s (injected by "
-                            "GPT2IN_TEST_FAIL_WRITE_AFTER)", w->path,
-                       (unsigned long long)w->written, strerror(ENOSPC));
+        embed_st_error(err, "%s: write error: %s (after %llu bytes; injected by "
+                            "GPT2IN_TEST_FAIL_WRITE_AFTER)", w->path, strerror(ENOSPC),
+                       (unsigned long long)w->written);
         return EMBED_ERR_IO;
     }
     if (n && fwrite(buf, 1, n, w->fp) != n) {
         w->failed = 1;
-        embed_st_error(err, "%s: write failed after %llu bytes: %s", w->path,
-                       (unsigned long long)w->written, strerror(errno));
+        embed_st_error(err, "%s: write error: %s (after %llu bytes)", w->path, strerror(errno),
+                       (unsigned long long)w->written);
         return EMBED_ERR_IO;
     }
     w->written += n;

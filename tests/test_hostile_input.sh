@@ -325,6 +325,8 @@ grep -q 'fifo3: write error: Broken pipe' "$T/err" || fail "embed -o FIFO: wordi
 bad "embed -o NAME-WITH-ESC" - - '"$G" embed --weights "$T/w.safetensors" -o "/nonexistent$ESC/x" "$T/one.txt"'
 bad "verify > /dev/full" - - '"$G" verify --weights "$T/w.safetensors" --ids "$T/one.txt" --ref "$T/dout.npy" > /dev/full'
 grep -q '^gpt2in: <stdout>: write error: No space' "$T/err" || fail "verify > /dev/full: wording: $(cat "$T/err")"
+bad "init --out /dev/full" - /dev/full '"$G" init --out /dev/full --seed 1'
+grep -q '^gpt2in: /dev/full: write error: No space' "$T/err" || fail "init --out /dev/full: wording: $(cat "$T/err")"
 
 # train-skipgram holds its corpus in memory: an endless one is refused at a bound
 bad "train-skipgram --corpus /dev/zero" - /dev/zero '"$G" train-skipgram --weights "$T/wv.safetensors" --corpus /dev/zero --out "$T/t0.safetensors"'

@@ -90,7 +90,7 @@ GPT2IN_TEST_FAIL_WRITE_AFTER=100 "$GPT2IN" init --out "$tmp/c.safetensors" --see
 rc=$?
 if [ "${FAULTS:-0}" = 1 ]; then
     [ $rc -eq 2 ] || die "injected failure: exit $rc"
-    grep -q 'write failed after 100 bytes' "$tmp/err" || die "injected failure message: $(cat "$tmp/err")"
+    grep -q 'write error: No space left on device (after 100 bytes' "$tmp/err" || die "injected failure message: $(cat "$tmp/err")"
     cmp -s "$tmp/c.safetensors" "$tmp/keep.safetensors" || die "original changed by a failed init"
     ls -A "$tmp" | grep -q '\.tmp\.' && die "temporary file left behind"
 else

@@ -157,7 +157,7 @@ int main(void) {
         setenv("GPT2IN_TEST_FAIL_WRITE_AFTER", val, 1);
         int rc = embed_save(src, base, repl, 2, meta, 2, &err);
         CHECK(rc == EMBED_ERR_IO, "failure after %s: rc %d", val, rc);
-        CHECK(strstr(err.msg, "write failed after") && strstr(err.msg, src), "message: %s", err.msg);
+        CHECK(strstr(err.msg, "write error: ") && strstr(err.msg, src), "message: %s", err.msg);
         CHECK(same_file(src, orig, orig_len), "original changed (fail after %s)", val);
         CHECK(count_files() == before, "temporary file left (fail after %s)", val);
         /* a new name: nothing appears under it */
