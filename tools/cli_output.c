@@ -14,11 +14,15 @@
 
 #include "cli.h"
 
+/* The directory part of path ("." when it has none), malloc'd, or NULL. */
+static char *dir_of(const char *path) {
+    const char *sl = strrchr(path, '/');
+    return sl ? strndup(path, sl == path ? 1 : (size_t)(sl - path)) : strdup(".");
+}
+
 /* The directory a new file named path would go in. */
 static int dir_problem(const char *cmd, const char *opt, const char *out) {
-    const char *sl = strrchr(out, '/');
-    size_t n = sl ? (sl == out ? 1 : (size_t)(sl - out)) : 1;
-    char *dir = sl ? strndup(out, n) : strdup(".");
+    char *dir = dir_of(out);
     if (!dir)
         return cli_error("out of memory");
     struct stat st;
@@ -42,8 +46,7 @@ static int same_new_name(const char *a, const char *b) {
     const char *na = sa ? sa + 1 : a, *nb = sb ? sb + 1 : b;
     if (strcmp(na, nb))
         return 0;
-    char *da = sa ? strndup(a, sa == a ? 1 : (size_t)(sa - a)) : strdup(".");
-    char *db = sb ? strndup(b, sb == b ? 1 : (size_t)(sb - b)) : strdup(".");
+    char *da = dir_of(a), *db = dir_of(b);
     struct stat x, y;
     int same = da && db && stat(da, &x) == 0 && stat(db, &y) == 0 && x.st_dev == y.st_dev &&
                x.st_ino == y.st_ino;
@@ -79,8 +82,9 @@ int cli_output_check(const char *cmd, const char *opt, const char *out,
             return CLI_OK;
         return dir_problem(cmd, opt, out);
     }
+    /* stdout is whatever the shell opened: only the same-file check applies */
     if (to_stdout)
-        ; /* stdout is whatever the shell opened; only the same-file check applies */
+        ;
     else if (S_ISDIR(so.st_mode))
         return cli_error("%s: %s %s: is a directory", cmd, opt, cli_q(out));
     else if (S_ISCHR(so.st_mode) || S_ISFIFO(so.st_mode)) {
@@ -107,9 +111,10 @@ int cli_output_check(const char *cmd, const char *opt, const char *out,
         if (is_stdin ? fstat(STDIN_FILENO, &si) != 0 : stat(in, &si) != 0)
             continue; /* a missing input is reported where it is read */
         if (si.st_dev == so.st_dev && si.st_ino == so.st_ino)
-            return cli_error("%s: %s %s is the same file as the input %s; refusing to "
-                             "overwrite an input (write to another file)", cmd, opt, cli_q(out),
-                             is_stdin ? "<stdin>" : cli_q(in));
+            return cli_error("%s: %s%s%s is the same file as the input %s; refusing to "
+                             "overwrite an input (write to another file)", cmd,
+                             to_stdout ? "standard output" : opt, to_stdout ? "" : " ",
+                             to_stdout ? "" : cli_q(out), is_stdin ? "<stdin>" : cli_q(in));
     }
     return CLI_OK;
 }
