@@ -19,7 +19,10 @@ WARN = -Wall -Wextra
 # libgpt2in.so. -MMD -MP: each object lists the headers it includes (.d files).
 BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread -fvisibility=hidden -MMD -MP $(WARN) \
   -I. -Ibpe -Iembed
-LDLIBS = -lutf8proc -lm -pthread
+# The library needs utf8proc and jansson (JSON vocabularies); the program
+# also reads gzip and zstd corpora (gpt2in shard).
+LIB_LIBS = -lutf8proc -ljansson -lm -pthread
+LDLIBS = $(LIB_LIBS) -lzstd -lz
 B ?= build
 VERSION = 0.1.0
 
@@ -79,7 +82,7 @@ $(B)/libgpt2in.a: $(ALL_LIB_OBJ)
 	ar rcs $@ $^
 
 $(B)/libgpt2in.so: $(ALL_LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libgpt2in.so.0 $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,libgpt2in.so.0 $(CFLAGS) -o $@ $^ $(LIB_LIBS)
 
 $(B)/gpt2in: $(CLI_OBJ) $(B)/libgpt2in.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
@@ -94,7 +97,7 @@ $(B)/example_%: tools/example_%.c $(B)/libgpt2in.a $(B)/cflags
 # The pkg-config file names PREFIX, so it is rewritten when PREFIX changes.
 $(B)/gpt2in.pc: FORCE
 	@mkdir -p $(B)
-	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: gpt2in\nDescription: GPT-2 byte-level BPE tokenizer and token embeddings\nVersion: %s\nRequires.private: libutf8proc\nLibs: -L$${libdir} -lgpt2in\nLibs.private: -lm -pthread\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@.tmp
+	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: gpt2in\nDescription: GPT-2 byte-level BPE tokenizer and token embeddings\nVersion: %s\nRequires.private: libutf8proc jansson\nLibs: -L$${libdir} -lgpt2in\nLibs.private: -lm -pthread\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
 FORCE:

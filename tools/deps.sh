@@ -1,9 +1,10 @@
 #!/bin/sh
 # deps.sh check|install - the Debian packages gpt2in needs.
-#   build:   libutf8proc-dev
+#   build:   libutf8proc-dev libjansson-dev (JSON vocabularies)
+#            zlib1g-dev libzstd-dev (gpt2in shard reads compressed corpora)
 #   tests:   pkg-config (the installed library's test)
 #            python3-dev python3-setuptools python3-pytest python3-hypothesis (tools/python)
-#            python3-numpy python3-torch (references), clang libclang-rt-14-dev
+#            python3-numpy python3-torch (references), python3-distributed (shard on Dask), clang libclang-rt-14-dev
 #            (libFuzzer, sanitizers), nodejs npm (tiktoken oracle), valgrind,
 #            hyperfine (make bench's start-up figure)
 #   bench:   python3.11-doc perl-doc manpages-{de,fr,es,pl,ru,ja,zh}: real
@@ -16,6 +17,9 @@ mode=${1:-check}
 missing_build() {
     m=""
     [ -f /usr/include/utf8proc.h ] || m="$m libutf8proc-dev"
+    [ -f /usr/include/jansson.h ] || m="$m libjansson-dev"
+    [ -f /usr/include/zlib.h ] || m="$m zlib1g-dev"
+    [ -f /usr/include/zstd.h ] || m="$m libzstd-dev"
     echo "$m"
 }
 
@@ -27,6 +31,7 @@ missing_test() {
         /usr/bin/python3 -c 'import torch' 2>/dev/null || m="$m python3-torch"
         for p in pytest hypothesis setuptools; do   # tools/python's tests
             /usr/bin/python3 -c "import $p" 2>/dev/null || m="$m python3-$p"; done
+        /usr/bin/python3 -c 'import distributed' 2>/dev/null || m="$m python3-distributed"   # gpt2in shard on Dask
         ls /usr/include/python3.*/Python.h >/dev/null 2>&1 || m="$m python3-dev"
     else
         m="$m python3 python3-numpy python3-torch"

@@ -40,7 +40,7 @@ ext = Extension(
     sources=["gpt2in/_gpt2in.c"],
     include_dirs=[os.path.join(ROOT, "bpe"), os.path.join(ROOT, "embed")],
     extra_objects=[lib],
-    libraries=["utf8proc", "m"],
+    libraries=["utf8proc", "jansson", "m"],
     extra_compile_args=["-std=c11", "-pthread", "-Wall", "-Wextra", "-Wno-missing-field-initializers",
                         "-fvisibility=hidden"] + sanitize,
     extra_link_args=["-pthread"] + sanitize,
