@@ -198,6 +198,35 @@ GPT2IN_API int embed_npy_inspect(const void *buf, size_t len, const char *name, 
 GPT2IN_API int embed_npy_inspect_header(const void *buf, size_t len, const char *name, embed_npy *out,
                              size_t *data_start, embed_error *err);
 
+/* ---- telling formats apart (embed/detect.c) ------------------------------ */
+
+/* What a file or stream is, told by its first bytes alone (never its name):
+ * magic numbers first (.npy, GGUF, llm.c's int32 magics, safetensors' u64
+ * header length then blanks and '{', zip, gzip, zstd, pickle, a Git LFS
+ * pointer), then JSON (first non-blank byte '[' or '{', after an optional
+ * UTF-8 BOM), then text (no control bytes but blanks in its first 1 KB),
+ * else UNKNOWN. Give it at least EMBED_DETECT_BYTES bytes, or the whole
+ * file when it is shorter; more only helps JSON after much leading white
+ * space. Raw u16/u32 ids have no magic: they come out UNKNOWN (or TEXT). */
+#define EMBED_DETECT_BYTES 64
+#define EMBED_LLMC_SHARD_MAGIC 20240520      /* token shard (uint16 tokens) */
+#define EMBED_LLMC_MODEL_MAGIC 20240326      /* gpt2_124M.bin and its family */
+#define EMBED_LLMC_TOKENIZER_MAGIC 20240328  /* gpt2_tokenizer.bin */
+typedef enum embed_kind {
+    EMBED_KIND_EMPTY, EMBED_KIND_UNKNOWN, EMBED_KIND_TEXT, EMBED_KIND_JSON, EMBED_KIND_NPY,
+    EMBED_KIND_SAFETENSORS, EMBED_KIND_GGUF, EMBED_KIND_LLMC_SHARD, EMBED_KIND_LLMC_MODEL,
+    EMBED_KIND_LLMC_TOKENIZER, EMBED_KIND_ZIP, EMBED_KIND_PICKLE, EMBED_KIND_GZIP,
+    EMBED_KIND_ZSTD, EMBED_KIND_GIT_LFS, EMBED_KIND_COUNT
+} embed_kind;
+GPT2IN_API embed_kind embed_detect(const void *buf, size_t len);
+/* "npy", "safetensors", "gguf", "llmc", "llmc-model", "llmc-tokenizer",
+ * "json", "text", ...: a short name for options and JSON output. */
+GPT2IN_API const char *embed_kind_name(embed_kind k);
+GPT2IN_API int embed_kind_from_name(const char *name);  /* -1 if unknown */
+/* A noun phrase for messages: "x.npy is a NumPy array (.npy), not a
+ * safetensors file" is "%s is %s, not %s" with embed_kind_desc of both. */
+GPT2IN_API const char *embed_kind_desc(embed_kind k);
+
 /* ---- embedding tables --------------------------------------------------- */
 
 /* A (rows, cols) table of F32, F16 or BF16 values, possibly unaligned. */
