@@ -1593,6 +1593,35 @@ static int encode_checked(const struct bpe *v, const uint8_t *s, size_t len, int
     return BPE_OK;
 }
 
+/* The encoder works in rank space; a vocabulary whose ids differ from its
+ * ranks has its ids written once, here, at the public boundary. */
+static void ranks_to_ids(const struct bpe *v, uint32_t *ids, size_t n) {
+    if (!v->id_of_rank) return;
+    for (size_t i = 0; i < n; i++) ids[i] = v->id_of_rank[ids[i]];
+}
+
+int bpe_set_ids(struct bpe *v, const uint32_t *id_of_rank, bpe_error *err) {
+    size_t n = v->n_tokens;
+    uint32_t *t = gpt2in_malloc(2 * (n ? n : 1) * sizeof *t);
+    if (!t) return bpe_fail(err, BPE_ERR_NOMEM, 0, "out of memory");
+    uint32_t *inverse = t + n;
+    for (size_t i = 0; i < n; i++) inverse[i] = BPE_EMPTY;
+    for (size_t r = 0; r < n; r++) {
+        uint32_t id = id_of_rank[r];
+        if (id >= n || inverse[id] != BPE_EMPTY) {
+            free(t);
+            return bpe_fail(err, BPE_ERR_FORMAT, r, "token %zu: id %u is out of range or given twice", r, id);
+        }
+        t[r] = id;
+        inverse[id] = (uint32_t)r;
+    }
+    free(v->owned_ids);
+    v->owned_ids = t;
+    v->id_of_rank = t;
+    v->rank_of_id = inverse;
+    return BPE_OK;
+}
+
 /* bpe_encode, for text at offset `base` of a stream (for error offsets). */
 static int encode_one(const struct bpe *v, const void *text, size_t len, int flags, uint32_t *ids,
                       size_t *offsets, size_t cap, size_t *n_tokens, uint64_t base, bpe_error *err) {
@@ -1604,6 +1633,7 @@ static int encode_one(const struct bpe *v, const void *text, size_t len, int fla
     if (rc) return rc;
     out_t o = {v, ids, offsets, cap, 0, 0, NULL, 1};
     rc = encode_checked(v, text, len, flags, &o, err);
+    if (!rc) ranks_to_ids(v, ids, o.n < cap ? o.n : cap);
     if (n_tokens) *n_tokens = o.n;
     return rc;
 }
@@ -1782,6 +1812,7 @@ static int encode_parallel(const struct bpe *v, const void *text, size_t len, in
                 offsets[total + i] = offsets[jobs[k].start + i] + jobs[k].start;
         total += jobs[k].out.n;
     }
+    ranks_to_ids(v, ids, total);
     if (n_tokens) *n_tokens = total;
     return BPE_OK;
 }
@@ -1911,9 +1942,10 @@ void bpe_stream_free(bpe_stream *st) {
 /* ---- decoding ------------------------------------------------------------------------- */
 
 const char *bpe_token_bytes(const bpe *v, uint32_t id, size_t *len) {
-    if (!v || id >= v->n_tokens) return NULL;
-    if (len) *len = token_len(v, id);
-    return (const char *)v->tok_bytes + v->tok_off[id];
+    uint32_t r = v ? bpe_rank_of(v, id) : BPE_EMPTY;
+    if (r == BPE_EMPTY) return NULL;
+    if (len) *len = token_len(v, r);
+    return (const char *)v->tok_bytes + v->tok_off[r];
 }
 
 int bpe_decode(const bpe *v, const uint32_t *ids, size_t n, char *out, size_t cap, size_t *n_bytes,
@@ -1921,10 +1953,11 @@ int bpe_decode(const bpe *v, const uint32_t *ids, size_t n, char *out, size_t ca
     if (!v || (!ids && n) || (!out && cap)) return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_decode: bad argument");
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        if (ids[i] >= v->n_tokens)
+        uint32_t r = bpe_rank_of(v, ids[i]);
+        if (r == BPE_EMPTY)
             return bpe_fail(err, BPE_ERR_ID, i, "token %zu: id %u is not in the vocabulary (0..%u)", i, ids[i],
                         v->n_tokens - 1);
-        uint32_t a = v->tok_off[ids[i]], l = v->tok_off[ids[i] + 1] - a;
+        uint32_t a = v->tok_off[r], l = v->tok_off[r + 1] - a;
         if (total + l <= cap) memcpy(out + total, v->tok_bytes + a, l);
         total += l;
     }

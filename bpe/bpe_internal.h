@@ -230,7 +230,27 @@ struct bpe {
         const uint64_t *compat;
     } runs[BPE_RUNS];
     void *owned;   /* the heap image of a loaded vocabulary; NULL when built in */
+    /* Ids that differ from merge ranks (Hugging Face, RoBERTa): everything
+     * above and the encoder work in rank space (token r is the r-th merge
+     * result); only the public functions translate, ids out through
+     * id_of_rank, ids in through rank_of_id. NULL (GPT-2, tiktoken files):
+     * an id is its rank. Set by bpe_set_ids, which owns them (owned_ids). */
+    const uint32_t *id_of_rank, *rank_of_id;
+    void *owned_ids;
 };
+
+/* Gives a loaded vocabulary ids that differ from its ranks: id_of_rank[r]
+ * is the public id of token r, for r < n_tokens, and must be a permutation
+ * of 0..n_tokens-1. Copies the table (and its inverse) into memory that
+ * bpe_free releases. BPE_OK, BPE_ERR_FORMAT (not a permutation) or
+ * BPE_ERR_NOMEM. (bpe.c) */
+int bpe_set_ids(struct bpe *v, const uint32_t *id_of_rank, bpe_error *err);
+
+/* The rank of public id `id`, or BPE_EMPTY when it names no token. */
+static inline uint32_t bpe_rank_of(const struct bpe *v, uint32_t id) {
+    if (id >= v->n_tokens) return BPE_EMPTY;
+    return v->rank_of_id ? v->rank_of_id[id] : id;
+}
 
 /* Whether some token of 2+ bytes has byte x followed by byte y. When none
  * has, no merge ever joins the bytes on either side (bpe.c, split_piece). */

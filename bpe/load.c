@@ -511,6 +511,8 @@ void bpe_attach_image(struct bpe *v, const void *image) {
                                       (const uint64_t *)(img + r->off_compat)};
     }
     v->owned = NULL;
+    v->id_of_rank = v->rank_of_id = NULL;
+    v->owned_ids = NULL;
 }
 
 /* ---- encoder.json --------------------------------------------------------- */
@@ -922,9 +924,10 @@ bpe *bpe_load(const char *encoder_json_path, const char *vocab_bpe_path, bpe_err
 void bpe_free(const bpe *vocab) {
     if (!vocab || !vocab->owned) return;  /* the built-in vocabulary is static */
     free(vocab->owned);
+    free(vocab->owned_ids);
     free((bpe *)vocab);
 }
 
 size_t bpe_vocab_size(const bpe *v) { return v->n_tokens; }
-int32_t bpe_eot_id(const bpe *v) { return v->eot; }
+int32_t bpe_eot_id(const bpe *v) { return v->eot >= 0 && v->id_of_rank ? (int32_t)v->id_of_rank[v->eot] : v->eot; }
 size_t bpe_max_token_bytes(const bpe *v) { return v->max_token_len; }
