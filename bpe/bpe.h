@@ -86,6 +86,39 @@ GPT2IN_API bpe *bpe_load_mem(const char *encoder_json, size_t encoder_len, const
                   const char *vocab_bpe, size_t vocab_len, const char *vocab_name,
                   bpe_error *err);
 
+/* Vocabularies in the files other stacks keep (bpe/load_*.c). In the merge
+ * formats (Hugging Face, GGUF) a merge's rank is its position and a token's
+ * id comes from the vocabulary: the encoder ranks each token by the merge
+ * that makes it (single bytes first), so ids may be any permutation; a
+ * token made by two merges is refused. tiktoken and llm.c files rank tokens
+ * by id, as tiktoken. Every format needs all 256 single bytes and at most
+ * one special token (encoded under the BPE_SPECIAL_* flags like
+ * <|endoftext|>). Errors name the file and the line, index or byte offset.
+ *   bpe_load_hf_json   Hugging Face tokenizer.json: model BPE, GPT-2's
+ *                      byte-level pre-tokenizer, no normaliser
+ *   bpe_load_hf_pair   vocab.json + merges.txt (rank = merge line)
+ *   bpe_load_tiktoken  a .tiktoken rank file (base64 token, rank); the
+ *                      special <|endoftext|> gets the id after the last rank
+ *   bpe_load_gguf      the tokenizer.ggml.* keys of a GGUF file (model gpt2)
+ *   bpe_load_llmc      llm.c's gpt2_tokenizer.bin (versions 1 and 2)
+ *   bpe_load_file      any of these, told apart by their first bytes; a
+ *                      vocab.json needs merges_path (else NULL) */
+GPT2IN_API bpe *bpe_load_hf_json(const char *path, bpe_error *err);
+GPT2IN_API bpe *bpe_load_hf_json_mem(const char *data, size_t len, const char *name, bpe_error *err);
+GPT2IN_API bpe *bpe_load_hf_pair(const char *vocab_json_path, const char *merges_txt_path, bpe_error *err);
+GPT2IN_API bpe *bpe_load_hf_pair_mem(const char *vocab_json, size_t vocab_len, const char *vocab_name,
+                                     const char *merges_txt, size_t merges_len, const char *merges_name,
+                                     bpe_error *err);
+GPT2IN_API bpe *bpe_load_tiktoken(const char *path, bpe_error *err);
+GPT2IN_API bpe *bpe_load_tiktoken_mem(const char *data, size_t len, const char *name, bpe_error *err);
+GPT2IN_API bpe *bpe_load_gguf(const char *path, bpe_error *err);
+GPT2IN_API bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error *err);
+GPT2IN_API bpe *bpe_load_llmc(const char *path, bpe_error *err);
+GPT2IN_API bpe *bpe_load_llmc_mem(const char *data, size_t len, const char *name, bpe_error *err);
+GPT2IN_API bpe *bpe_load_file(const char *path, const char *merges_path, bpe_error *err);
+GPT2IN_API bpe *bpe_load_file_mem(const char *data, size_t len, const char *name, const char *merges,
+                                  size_t merges_len, const char *merges_name, bpe_error *err);
+
 GPT2IN_API void bpe_free(const bpe *vocab);
 
 /* Number of token ids (50257 for GPT-2), the id of <|endoftext|> (-1 when the

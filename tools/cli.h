@@ -93,8 +93,10 @@ int cli_unknown_option(const char *cmd, const char *a, int kind);
 /* Opens a named input ("-" or NULL = stdin) / output ("-" or NULL = stdout). */
 FILE *cli_open_in(const char *path);
 
-/* The tokenizer a command uses: --encoder/--merges files, or the built-in. */
-const bpe *cli_vocab(const char *encoder_path, const char *merges_path);
+/* The tokenizer a command uses: --encoder/--merges files, --vocab FILE (any
+ * format bpe_load_file tells apart; a vocab.json with --merges), or the
+ * built-in. */
+const bpe *cli_vocab(const char *encoder_path, const char *merges_path, const char *vocab_path);
 
 /* ---- token-id formats --------------------------------------------------- */
 

@@ -113,7 +113,17 @@ FILE *cli_open_in(const char *path) {
     return f;
 }
 
-const bpe *cli_vocab(const char *encoder_path, const char *merges_path) {
+const bpe *cli_vocab(const char *encoder_path, const char *merges_path, const char *vocab_path) {
+    if (vocab_path && encoder_path) {
+        cli_error("--vocab and --encoder both name a vocabulary: give one");
+        return NULL;
+    }
+    if (vocab_path) {
+        bpe_error err;
+        const bpe *v = bpe_load_file(vocab_path, merges_path, &err);
+        if (!v) cli_error("%s", err.msg);
+        return v;
+    }
     if (!encoder_path && !merges_path) return bpe_gpt2();
     if (!encoder_path || !merges_path) {
         cli_error("--encoder and --merges go together");

@@ -14,6 +14,8 @@ static const char decode_help[] =
     "                    npy, json, llmc; default: npy or json by the file name, else text\n"
     "  --encoder FILE --merges FILE\n"
     "                    another vocabulary in GPT-2's format (default: built in)\n"
+    "  --vocab FILE      a vocabulary in another format: tokenizer.json, vocab.json (with\n"
+    "                    --merges), .tiktoken, GGUF, llm.c's gpt2_tokenizer.bin\n"
     "  -h, --help        this help\n"
     "  --                what follows is the file, even if it starts with '-'\n"
     "\n"
@@ -22,7 +24,7 @@ static const char decode_help[] =
     "stays bounded for any input: ids are read in blocks, .npy too.\n";
 
 int cmd_decode(int argc, char **argv) {
-    const char *format = NULL, *enc = NULL, *merges = NULL, *path = NULL;
+    const char *format = NULL, *enc = NULL, *merges = NULL, *path = NULL, *vocab = NULL;
     int bad = 0, operands = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val;
@@ -38,6 +40,8 @@ int cmd_decode(int argc, char **argv) {
             enc = val;
         } else if ((val = cli_opt(argc, argv, &i, "--merges", &bad))) {
             merges = val;
+        } else if ((val = cli_opt(argc, argv, &i, "--vocab", &bad))) {
+            vocab = val;
         } else if (bad) {
             return CLI_ERR;
         } else {
@@ -47,7 +51,7 @@ int cmd_decode(int argc, char **argv) {
     if (bad) return CLI_ERR;
     int fmt = cli_ids_format(format, path);
     if (fmt < 0) return CLI_ERR;
-    const bpe *v = cli_vocab(enc, merges);
+    const bpe *v = cli_vocab(enc, merges, vocab);
     if (!v) return CLI_ERR;
     FILE *in = cli_open_in(path);
     if (!in) {

@@ -15,6 +15,8 @@
     "  --threads N       threads for large inputs (default: all cores); output is identical\n" \
     "  --encoder FILE --merges FILE\n"                                                       \
     "                    another vocabulary in GPT-2's format (default: built in)\n"         \
+    "  --vocab FILE      a vocabulary in another format: tokenizer.json, vocab.json (with\n" \
+    "                    --merges), .tiktoken, GGUF, llm.c's gpt2_tokenizer.bin\n"          \
     "  -h, --help        this help\n"                                                        \
     "  --                what follows is the file, even if it starts with '-'\n"
 
@@ -86,7 +88,7 @@ static int encode_failed(encode_ctx *c, const char *name, int e, const bpe_error
 }
 
 static int run(int argc, char **argv, int counting) {
-    const char *format = "text", *special = "error", *enc = NULL, *merges = NULL, *path = NULL;
+    const char *format = "text", *special = "error", *enc = NULL, *merges = NULL, *path = NULL, *vocab = NULL;
     int strict = 0, offsets = 0, bad = 0, operands = 0;
     uint64_t threads = 0;
     for (int i = 1; i < argc; i++) {
@@ -111,6 +113,8 @@ static int run(int argc, char **argv, int counting) {
             enc = val;
         } else if ((val = cli_opt(argc, argv, &i, "--merges", &bad))) {
             merges = val;
+        } else if ((val = cli_opt(argc, argv, &i, "--vocab", &bad))) {
+            vocab = val;
         } else if ((val = cli_opt(argc, argv, &i, "--threads", &bad))) {
             if (cli_parse_u64(val, &threads) || threads > 64)
                 return cli_error("--threads: '%s' is not a number of threads (0..64)", val);
@@ -132,7 +136,7 @@ static int run(int argc, char **argv, int counting) {
         return cli_error("--offsets works with --format text or json");
     if (offsets) flags |= BPE_OFFSETS;
 
-    const bpe *v = cli_vocab(enc, merges);
+    const bpe *v = cli_vocab(enc, merges, vocab);
     if (!v) return CLI_ERR;
     FILE *in = cli_open_in(path);
     if (!in) {

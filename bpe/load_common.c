@@ -1,0 +1,402 @@
+/* load_common.c - ranks, ids and the image for the other vocabulary files
+ * (see load_vocab.h), reading files, and recognising a file's format. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "load_vocab.h"
+
+static uint64_t lv_hash(const uint8_t *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull ^ n;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h ^ h >> 29;
+}
+
+int bpe_lv_init(lv_vocab *lv, const char *name, uint32_t n, bpe_error *err) {
+    memset(lv, 0, sizeof *lv);
+    lv->name = name;
+    lv->n = n;
+    lv->eot = -1;
+    lv->mask = 1;
+    while (lv->mask < (uint64_t)n * 2 + 1) lv->mask = lv->mask * 2 + 1;
+    lv->tok = gpt2in_calloc(n ? n : 1, sizeof *lv->tok);
+    lv->len = gpt2in_calloc(n ? n : 1, sizeof *lv->len);
+    lv->rank = gpt2in_malloc((n ? n : 1) * sizeof *lv->rank);
+    lv->where = gpt2in_calloc(n ? n : 1, sizeof *lv->where);
+    lv->slot = gpt2in_malloc(((size_t)lv->mask + 1) * sizeof *lv->slot);
+    if (!lv->tok || !lv->len || !lv->rank || !lv->where || !lv->slot) {
+        bpe_lv_free(lv);
+        return bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", name);
+    }
+    memset(lv->rank, 0xFF, (n ? n : 1) * sizeof *lv->rank);
+    memset(lv->slot, 0xFF, ((size_t)lv->mask + 1) * sizeof *lv->slot);
+    return BPE_OK;
+}
+
+void bpe_lv_free(lv_vocab *lv) {
+    if (lv->tok)
+        for (uint32_t i = 0; i < lv->n; i++) free(lv->tok[i]);
+    free(lv->tok);
+    free(lv->len);
+    free(lv->rank);
+    free(lv->where);
+    free(lv->slot);
+    memset(lv, 0, sizeof *lv);
+}
+
+uint32_t bpe_lv_find(const lv_vocab *lv, const uint8_t *bytes, size_t len) {
+    for (uint64_t h = lv_hash(bytes, len);; h++) {
+        uint32_t id = lv->slot[h & lv->mask];
+        if (id == LV_NONE) return LV_NONE;
+        if (lv->len[id] == len && !memcmp(lv->tok[id], bytes, len)) return id;
+    }
+}
+
+int bpe_lv_set(lv_vocab *lv, uint32_t id, const uint8_t *bytes, size_t len, uint32_t *other) {
+    *other = LV_NONE;
+    if (lv->tok[id]) return BPE_ERR_FORMAT;
+    int special = (int32_t)id == lv->eot;
+    if (!special && (*other = bpe_lv_find(lv, bytes, len)) != LV_NONE) return BPE_ERR_FORMAT;
+    if (len > UINT32_MAX / 2) return BPE_ERR_FORMAT;
+    uint8_t *copy = gpt2in_malloc(len ? len : 1);
+    if (!copy) return BPE_ERR_NOMEM;
+    if (len) memcpy(copy, bytes, len);
+    lv->tok[id] = copy;
+    lv->len[id] = (uint32_t)len;
+    if (special) return BPE_OK;
+    uint64_t h = lv_hash(bytes, len);
+    while (lv->slot[h & lv->mask] != LV_NONE) h++;
+    lv->slot[h & lv->mask] = id;
+    return BPE_OK;
+}
+
+const char *bpe_lv_quote(char *buf, size_t cap, const void *bytes, size_t n) {
+    const unsigned char *s = bytes;
+    size_t o = 0;
+    buf[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (o + 8 >= cap || i >= 40) {
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (s[i] >= 0x20 && s[i] < 0x7F && s[i] != '"' && s[i] != '\\') buf[o++] = (char)s[i];
+        else o += (size_t)snprintf(buf + o, cap - o, "\\x%02X", s[i]);
+    }
+    buf[o++] = '"';
+    buf[o] = 0;
+    return buf;
+}
+
+int bpe_lv_rank_bytes(lv_vocab *lv, bpe_error *err) {
+    uint32_t byte_id[256];
+    memset(byte_id, 0xFF, sizeof byte_id);
+    for (uint32_t i = 0; i < lv->n; i++)
+        if (lv->tok[i] && lv->len[i] == 1 && (int32_t)i != lv->eot) byte_id[lv->tok[i][0]] = i;
+    for (int b = 0; b < 256; b++)
+        if (byte_id[b] == LV_NONE)
+            return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: no token for byte 0x%02X (all 256 bytes must be tokens)",
+                            lv->name, b);
+    for (uint32_t i = 0; i < lv->n; i++)
+        if (lv->tok[i] && lv->len[i] == 1 && (int32_t)i != lv->eot) lv->rank[i] = lv->next_rank++;
+    return BPE_OK;
+}
+
+int bpe_lv_merge(lv_vocab *lv, const uint8_t *a, size_t na, const uint8_t *b, size_t nb, const char *what,
+             uint32_t pos, bpe_error *err) {
+    char q[160], q2[160];
+    uint32_t ta = bpe_lv_find(lv, a, na), tb = bpe_lv_find(lv, b, nb);
+    if (ta == LV_NONE || tb == LV_NONE)
+        return bpe_fail(err, BPE_ERR_FORMAT, pos, "%s: merge %s %u: unknown token %s", lv->name, what, pos,
+                        ta == LV_NONE ? bpe_lv_quote(q, sizeof q, a, na) : bpe_lv_quote(q, sizeof q, b, nb));
+    for (int k = 0; k < 2; k++) {
+        uint32_t t = k ? tb : ta;
+        if (lv->rank[t] == LV_NONE)
+            return bpe_fail(err, BPE_ERR_FORMAT, pos,
+                            "%s: merge %s %u: uses %s, which no earlier merge makes (a merge must come after "
+                            "the merges of its parts)",
+                            lv->name, what, pos, bpe_lv_quote(q, sizeof q, lv->tok[t], lv->len[t]));
+    }
+    uint8_t *ab = gpt2in_malloc(na + nb);
+    if (!ab) return bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", lv->name);
+    memcpy(ab, a, na);
+    memcpy(ab + na, b, nb);
+    uint32_t t = bpe_lv_find(lv, ab, na + nb);
+    bpe_lv_quote(q2, sizeof q2, ab, na + nb);
+    free(ab);
+    if (t == LV_NONE)
+        return bpe_fail(err, BPE_ERR_FORMAT, pos, "%s: merge %s %u: makes %s, which is not in the vocabulary",
+                        lv->name, what, pos, q2);
+    if (lv->rank[t] != LV_NONE)
+        /* Hugging Face ranks merges and this library ranks tokens (as
+         * tiktoken): one rank for two merges would change some encodings. */
+        return bpe_fail(err, BPE_ERR_FORMAT, pos,
+                        "%s: merge %s %u: makes %s, which merge %s %u makes already (a token made by two "
+                        "merges is not supported: this library ranks tokens, not merges)",
+                        lv->name, what, pos, q2, what, lv->where[lv->rank[t] - 256]);
+    lv->where[lv->next_rank - 256] = pos;
+    lv->rank[t] = lv->next_rank++;
+    return BPE_OK;
+}
+
+void bpe_lv_rank_by_id(lv_vocab *lv) {
+    for (uint32_t i = 0; i < lv->n; i++)
+        if (lv->rank[i] == LV_NONE && (int32_t)i != lv->eot) lv->rank[i] = lv->next_rank++;
+}
+
+bpe *bpe_lv_finish(lv_vocab *lv, bpe_error *err) {
+    char q[160];
+    if (lv->eot >= 0 && lv->rank[lv->eot] == LV_NONE) lv->rank[lv->eot] = lv->next_rank++;
+    for (uint32_t i = 0; i < lv->n; i++) {
+        if (!lv->tok[i]) {
+            bpe_fail(err, BPE_ERR_FORMAT, i, "%s: no token has id %u (ids must be 0..%u)", lv->name, i, lv->n - 1);
+            return NULL;
+        }
+        if (lv->rank[i] == LV_NONE) {
+            bpe_fail(err, BPE_ERR_FORMAT, i,
+                     "%s: token %s (id %u) is not a byte, no merge makes it and it is not the special token",
+                     lv->name, bpe_lv_quote(q, sizeof q, lv->tok[i], lv->len[i]), i);
+            return NULL;
+        }
+        if (lv->len[i] == 0) {
+            bpe_fail(err, BPE_ERR_FORMAT, i, "%s: token %u is empty", lv->name, i);
+            return NULL;
+        }
+    }
+    uint32_t n = lv->n;
+    const uint8_t **by_rank = gpt2in_malloc((n ? n : 1) * sizeof *by_rank);
+    uint32_t *len = gpt2in_malloc((n ? n : 1) * sizeof *len), *id_of_rank = gpt2in_malloc((n ? n : 1) * 4);
+    struct bpe *v = gpt2in_malloc(sizeof *v);
+    void *img = NULL;
+    int identity = 1;
+    if (!by_rank || !len || !id_of_rank || !v) goto nomem;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t r = lv->rank[i];
+        by_rank[r] = lv->tok[i];
+        len[r] = lv->len[i];
+        id_of_rank[r] = i;
+        identity &= r == i;
+    }
+    uint64_t size;
+    img = bpe_build_image(n, by_rank, len, lv->eot >= 0 ? (int32_t)lv->rank[lv->eot] : -1, &size);
+    if (!img) goto nomem;
+    bpe_attach_image(v, img);
+    v->owned = img;
+    /* GPT-2's own files: no tables, the same speed as the built-in image. */
+    if (!identity && bpe_set_ids(v, id_of_rank, err)) {
+        bpe_free(v);
+        v = NULL;
+    }
+    free(by_rank);
+    free(len);
+    free(id_of_rank);
+    return v;
+nomem:
+    free(by_rank);
+    free(len);
+    free(id_of_rank);
+    free(v);
+    bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", lv->name);
+    return NULL;
+}
+
+/* ---- GPT-2's byte-level alphabet -------------------------------------------- */
+
+int bpe_lv_unicode_byte(uint32_t cp) {
+    if ((cp >= 0x21 && cp <= 0x7E) || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF)) return (int)cp;
+    if (cp < 0x100 || cp >= 0x100 + 68) return -1;
+    int n = (int)(cp - 0x100);
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+        if (!printable && n-- == 0) return b;
+    }
+    return -1;
+}
+
+long bpe_lv_byte_level(const char *s, size_t n, uint8_t *out, size_t *bad) {
+    const uint8_t *p = (const uint8_t *)s;
+    size_t i = 0, k = 0;
+    while (i < n) {
+        uint32_t cp;
+        size_t m;
+        /* Every character of the alphabet is at most U+0143: 1 or 2 bytes. */
+        if (p[i] < 0x80) {
+            cp = p[i];
+            m = 1;
+        } else if (p[i] >= 0xC2 && p[i] <= 0xDF && i + 1 < n && (p[i + 1] & 0xC0) == 0x80) {
+            cp = (uint32_t)(p[i] & 0x1F) << 6 | (p[i + 1] & 0x3F);
+            m = 2;
+        } else {
+            *bad = i;
+            return -1;
+        }
+        int b = bpe_lv_unicode_byte(cp);
+        if (b < 0) {
+            *bad = i;
+            return -1;
+        }
+        out[k++] = (uint8_t)b;
+        i += m;
+    }
+    return (long)k;
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+int bpe_lv_read(const char *path, lv_file *f, bpe_error *err) {
+    memset(f, 0, sizeof *f);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return bpe_fail(err, BPE_ERR_IO, 0, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st)) {
+        int e = errno;
+        close(fd);
+        return bpe_fail(err, BPE_ERR_IO, 0, "%s: %s", path, strerror(e));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return bpe_fail(err, BPE_ERR_IO, 0, "%s: %s", path, strerror(EISDIR));
+    }
+    if (S_ISREG(st.st_mode) && st.st_size > 0) {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m != MAP_FAILED) {
+            close(fd);
+            f->map = m;
+            f->data = m;
+            f->len = (size_t)st.st_size;
+            return BPE_OK;
+        }
+    }
+    /* A pipe, an empty file, or a file that cannot be mapped: read it. */
+    size_t n = 0, cap = 0;
+    char *buf = NULL;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 1 << 16;
+            char *nb = gpt2in_realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                close(fd);
+                return bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", path);
+            }
+            buf = nb;
+        }
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            return bpe_fail(err, BPE_ERR_IO, 0, "%s: %s", path, strerror(e));
+        }
+        if (got == 0) break;
+        n += (size_t)got;
+    }
+    close(fd);
+    f->heap = buf;
+    f->data = buf ? buf : "";
+    f->len = n;
+    return BPE_OK;
+}
+
+void bpe_lv_unread(lv_file *f) {
+    if (f->map) munmap(f->map, f->len);
+    free(f->heap);
+    memset(f, 0, sizeof *f);
+}
+
+/* ---- recognising a vocabulary file ------------------------------------------ */
+
+/* The kinds of file bpe_load_file tells apart by their first bytes. */
+enum { KIND_GGUF, KIND_LLMC, KIND_JSON, KIND_TIKTOKEN };
+
+static int kind_of(const char *d, size_t n) {
+    if (n >= 4 && !memcmp(d, "GGUF", 4)) return KIND_GGUF;
+    if (n >= 4 && (uint8_t)d[0] == (20240328 & 255) && (uint8_t)d[1] == (20240328 >> 8 & 255) &&
+        (uint8_t)d[2] == (20240328 >> 16 & 255) && (uint8_t)d[3] == (20240328 >> 24 & 255))
+        return KIND_LLMC;
+    size_t i = 0;
+    if (n >= 3 && !memcmp(d, "\xEF\xBB\xBF", 3)) i = 3;
+    while (i < n && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r')) i++;
+    if (i < n && d[i] == '{') return KIND_JSON;
+    return KIND_TIKTOKEN;
+}
+
+bpe *bpe_load_file_mem(const char *data, size_t len, const char *name, const char *merges, size_t merges_len,
+                       const char *merges_name, bpe_error *err) {
+    if (!data || (!name && !data)) {
+        bpe_fail(err, BPE_ERR_ARG, 0, "bpe_load_file_mem: NULL buffer");
+        return NULL;
+    }
+    if (!name) name = "vocabulary";
+    int kind = kind_of(data, len);
+    if (kind == KIND_JSON && merges) return bpe_load_hf_pair_mem(data, len, name, merges, merges_len, merges_name, err);
+    if (merges) {
+        bpe_fail(err, BPE_ERR_ARG, 0, "%s: a %s carries its merges; a merges file goes only with a vocab.json",
+                 name, kind == KIND_GGUF ? "GGUF file" : kind == KIND_LLMC ? "llm.c tokenizer" : "tiktoken file");
+        return NULL;
+    }
+    switch (kind) {
+    case KIND_GGUF: return bpe_load_gguf_mem(data, len, name, err);
+    case KIND_LLMC: return bpe_load_llmc_mem(data, len, name, err);
+    case KIND_JSON: return bpe_load_hf_json_mem(data, len, name, err);
+    default: return bpe_load_tiktoken_mem(data, len, name, err);
+    }
+}
+
+bpe *bpe_load_file(const char *path, const char *merges_path, bpe_error *err) {
+    if (!path) {
+        bpe_fail(err, BPE_ERR_ARG, 0, "bpe_load_file: NULL path");
+        return NULL;
+    }
+    lv_file f, m = {0};
+    if (bpe_lv_read(path, &f, err)) return NULL;
+    if (merges_path && bpe_lv_read(merges_path, &m, err)) {
+        bpe_lv_unread(&f);
+        return NULL;
+    }
+    bpe *v = bpe_load_file_mem(f.data, f.len, path, merges_path ? m.data : NULL, m.len, merges_path, err);
+    bpe_lv_unread(&f);
+    bpe_lv_unread(&m);
+    return v;
+}
+
+/* The single-file loaders by path. */
+#define LV_BY_PATH(fn, fn_mem)                                    \
+    bpe *fn(const char *path, bpe_error *err) {                   \
+        if (!path) {                                              \
+            bpe_fail(err, BPE_ERR_ARG, 0, #fn ": NULL path");     \
+            return NULL;                                          \
+        }                                                         \
+        lv_file f;                                                \
+        if (bpe_lv_read(path, &f, err)) return NULL;                  \
+        bpe *v = fn_mem(f.data, f.len, path, err);                \
+        bpe_lv_unread(&f);                                            \
+        return v;                                                 \
+    }
+LV_BY_PATH(bpe_load_hf_json, bpe_load_hf_json_mem)
+LV_BY_PATH(bpe_load_tiktoken, bpe_load_tiktoken_mem)
+LV_BY_PATH(bpe_load_gguf, bpe_load_gguf_mem)
+LV_BY_PATH(bpe_load_llmc, bpe_load_llmc_mem)
+
+bpe *bpe_load_hf_pair(const char *vocab_json_path, const char *merges_txt_path, bpe_error *err) {
+    if (!vocab_json_path || !merges_txt_path) {
+        bpe_fail(err, BPE_ERR_ARG, 0, "bpe_load_hf_pair: NULL path");
+        return NULL;
+    }
+    lv_file f, m;
+    if (bpe_lv_read(vocab_json_path, &f, err)) return NULL;
+    if (bpe_lv_read(merges_txt_path, &m, err)) {
+        bpe_lv_unread(&f);
+        return NULL;
+    }
+    bpe *v = bpe_load_hf_pair_mem(f.data, f.len, vocab_json_path, m.data, m.len, merges_txt_path, err);
+    bpe_lv_unread(&f);
+    bpe_lv_unread(&m);
+    return v;
+}
