@@ -1,0 +1,384 @@
+#!/usr/bin/env python3
+"""gpt2in shard on a Dask cluster: the same shards and manifest as one machine.
+
+    python3 tools/gpt2in_dask_shard.py (--local N | --scheduler ADDR | --scheduler-file FILE)
+        --out DIR [--unit-bytes N] [--gpt2in PATH] [gpt2in shard options] INPUT...
+
+The inputs, in the order given, are cut into work units of whole files (about
+--unit-bytes each). Every unit is one Dask task: a worker runs
+`gpt2in shard --unit DIR/NAME_units/NNNNNN.tok INPUTS...` (NNNNNN: the index of
+the unit's first input), which writes the unit's tokens and, renamed last, its
+sidecar. When every unit is there, one task runs `gpt2in shard --assemble`
+over the units in input order: it cuts the shards and writes the manifest,
+byte for byte what `gpt2in shard --out DIR ... INPUT...` writes on one machine
+(the shards depend only on the token stream, whatever the grouping).
+
+Needs: Python 3 with dask.distributed on the driver and on every worker, the
+`gpt2in` program on every worker (--gpt2in), and one file system that every
+host mounts at the same path: the stages run in the driver's working
+directory, so input names are recorded in the manifest as given here.
+
+Faults: a unit is written under a temporary name and renamed, so a task that
+dies leaves nothing half-written under a final name; when a worker dies, Dask
+runs its tasks again elsewhere (the stage's child process dies with it). A
+rerun with the same arguments (after the driver, the scheduler or the whole
+cluster died) reuses every unit whose sidecar matches its inputs (names,
+sizes, mtimes), the options, and the sha256 of the unit's tokens; assemble
+keeps the shards the manifest records as complete.
+
+Standalone on purpose: it imports nothing of the gpt2in Python package (whose
+__init__ loads the C extension), and its task functions, defined in
+__main__, travel to the workers by value, so workers need no copy of it.
+"""
+import argparse
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+PROG = "gpt2in-dask-shard"
+MAX_MESSAGE_LINES = 20
+
+
+# ---- on the workers -------------------------------------------------------
+
+def _die_with_parent():
+    # preexec_fn: the stage gets SIGKILL when the worker thread waiting for it
+    # dies, so a killed worker leaves no orphan writing the unit.
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _run_stage(argv, cwd):
+    """Runs one gpt2in stage; returns its stderr, raises RuntimeError on failure."""
+    try:
+        proc = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+    except OSError as e:
+        raise RuntimeError(f"on {socket.gethostname()}: cannot run {argv[0]} in {cwd}: "
+                           f"{e.strerror} (every worker needs the gpt2in program and the "
+                           "driver's directory on a shared file system)") from None
+    err = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        lines = err.rstrip("\n").split("\n")
+        if len(lines) > MAX_MESSAGE_LINES:
+            lines = lines[:MAX_MESSAGE_LINES] + [f"... {len(lines) - MAX_MESSAGE_LINES} more lines"]
+        why = f"exit status {proc.returncode}" if proc.returncode > 0 else f"signal {-proc.returncode}"
+        raise RuntimeError("\n".join(lines) + f"\n{PROG}: {argv[0]} failed on "
+                           f"{socket.gethostname()} ({why})")
+    return err
+
+
+def _sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
+
+
+def _unit_check(spec):
+    """The unit's sidecar if the unit is complete and up to date, else None."""
+    unit = spec["unit"]
+    try:
+        with open(unit + ".json", "rb") as f:
+            side = json.load(f)
+        if (side.get("format") != "gpt2in-unit" or side.get("version") != 1
+                or side.get("options") != spec["options"]):
+            return None
+        ins = side.get("inputs")
+        if [i.get("path") for i in ins] != spec["inputs"]:
+            return None
+        for i in ins:
+            st = os.stat(os.path.join(spec["cwd"], i["path"]))
+            if st.st_size != i.get("size") or st.st_mtime_ns != i.get("mtime_ns"):
+                return None
+        if os.stat(unit).st_size != 2 * side["tokens"]:
+            return None
+        if _sha256_file(unit) != side.get("tokens_sha256"):
+            return None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return side
+
+
+def _trim(text):
+    lines = [ln for ln in text.split("\n") if ln]
+    if len(lines) > MAX_MESSAGE_LINES:
+        lines = lines[:MAX_MESSAGE_LINES] + [f"... {len(lines) - MAX_MESSAGE_LINES} more lines"]
+    return "\n".join(lines)
+
+
+def unit_task(spec):
+    """One work unit: reuse it if it checks, else tokenize it."""
+    t0 = time.monotonic()
+    side = _unit_check(spec)
+    reused = side is not None
+    messages = ""
+    if not reused:
+        # a stale or damaged unit must not pass the stage's own up-to-date
+        # check (which does not hash the tokens)
+        try:
+            os.unlink(spec["unit"] + ".json")
+        except FileNotFoundError:
+            pass
+        messages = _trim(_run_stage(spec["argv"], spec["cwd"]))
+        side = _unit_check(spec)
+        if side is None:
+            raise RuntimeError(f"{PROG}: {spec['unit']}: written by {spec['argv'][0]} on "
+                               f"{socket.gethostname()} but its sidecar does not check")
+    return {"index": spec["index"], "reused": reused, "bytes": spec["bytes"],
+            "tokens": side["tokens"], "documents": side["documents"],
+            "skipped": side["skipped"], "seconds": time.monotonic() - t0,
+            "host": socket.gethostname(), "messages": messages}
+
+
+def assemble_task(argv, cwd):
+    return _trim(_run_stage(argv, cwd))
+
+
+# ---- on the driver --------------------------------------------------------
+
+def partition(sizes, unit_bytes):
+    """[first, end) ranges of consecutive inputs, each closed once it holds unit_bytes."""
+    units, first, acc = [], 0, 0
+    for i, n in enumerate(sizes):
+        acc += n
+        if acc >= unit_bytes:
+            units.append((first, i + 1))
+            first, acc = i + 1, 0
+    if first < len(sizes):
+        units.append((first, len(sizes)))
+    return units
+
+
+def _size_arg(text):
+    m = re.fullmatch(r"(\d+)([kKmMgGtT]?)i?[bB]?", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 256M)")
+    n = int(m.group(1)) * 1024 ** " kmgt".index(m.group(2).lower() or " ")
+    if n <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return n
+
+
+def _tokens_arg(text):
+    try:
+        n = int(text, 10)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"must be 1..2147483647, not {text!r}")
+    return n
+
+
+def _name_arg(text):
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", text):
+        raise argparse.ArgumentTypeError("letters, digits, '-', '_' and '.' only")
+    return text
+
+
+def _positive_arg(text):
+    try:
+        n = int(text, 10)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return n
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog=PROG, allow_abbrev=False,
+        description="Writes llm.c token shards and their manifest with `gpt2in shard`'s stages "
+                    "run on a Dask cluster; the output is byte-identical to `gpt2in shard` on "
+                    "one machine.")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--local", type=_positive_arg, metavar="N",
+                       help="start a LocalCluster of N worker processes (one thread each)")
+    where.add_argument("--scheduler", metavar="ADDR", help="a running scheduler, e.g. tcp://host:8786")
+    where.add_argument("--scheduler-file", metavar="FILE", help="as written by `dask scheduler --scheduler-file`")
+    p.add_argument("--out", required=True, metavar="DIR", help="the shards' directory (shared by all hosts)")
+    p.add_argument("--gpt2in", default="gpt2in", metavar="PATH",
+                   help="the gpt2in program on the workers (default: gpt2in from their PATH)")
+    p.add_argument("--unit-bytes", type=_size_arg, default=128 << 20, metavar="N",
+                   help="input bytes a work unit gathers (whole files; default 128M)")
+    p.add_argument("--threads", type=_positive_arg, default=1, metavar="N",
+                   help="threads of each unit's gpt2in (default 1: a Dask thread is a core)")
+    p.add_argument("--quiet", action="store_true", help="no progress, no messages but errors")
+    p.add_argument("--keep-units", action="store_true", help="keep DIR/NAME_units/ at the end")
+    g = p.add_argument_group("gpt2in shard options (passed on)")
+    g.add_argument("--format", choices=("auto", "text", "jsonl"), default="auto")
+    g.add_argument("--field", default="text", metavar="F")
+    g.add_argument("--split-lines", action="store_true")
+    g.add_argument("--on-error", choices=("skip", "fail"), default="fail")
+    g.add_argument("--name", type=_name_arg, default="corpus")
+    g.add_argument("--shard-tokens", type=_tokens_arg, metavar="S")
+    g.add_argument("--val-tokens", type=_tokens_arg, metavar="V")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    return p.parse_args(argv)
+
+
+def _fmt_bytes(n):
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+
+
+def _fmt_secs(s):
+    s = int(s)
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def _say(args, text):
+    if not args.quiet:
+        print(text, file=sys.stderr, flush=True)
+
+
+def _connect(args):
+    from distributed import Client, LocalCluster
+    if args.local:
+        cluster = LocalCluster(n_workers=args.local, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        return Client(cluster), cluster
+    if args.scheduler_file:
+        return Client(scheduler_file=args.scheduler_file), None
+    return Client(args.scheduler), None
+
+
+def run(args):
+    cwd = os.getcwd()
+    if os.sep in args.gpt2in:
+        # assemble runs in the units folder
+        args.gpt2in = os.path.abspath(args.gpt2in)
+    sizes = []
+    for path in args.inputs:
+        try:
+            sizes.append(os.stat(path).st_size)
+        except OSError as e:
+            print(f"{PROG}: {path}: {e.strerror}", file=sys.stderr)
+            return 2
+    out = os.path.abspath(args.out)
+    units_dir = os.path.join(out, args.name + "_units")
+    try:
+        os.makedirs(units_dir, exist_ok=True)
+    except OSError as e:
+        print(f"{PROG}: {units_dir}: {e.strerror}", file=sys.stderr)
+        return 2
+
+    options = {"format": args.format, "field": args.field,
+               "split_lines": args.split_lines, "on_error": args.on_error}
+    in_opts = ["--format", args.format, "--field", args.field, "--on-error", args.on_error,
+               "--threads", str(args.threads), "--quiet" if args.quiet else None]
+    in_opts += ["--split-lines"] if args.split_lines else []
+    in_opts = [o for o in in_opts if o is not None]
+    specs = []
+    for first, end in partition(sizes, args.unit_bytes):
+        unit = os.path.join(units_dir, f"{first:06d}.tok")
+        inputs = args.inputs[first:end]
+        specs.append({"index": len(specs), "unit": unit, "inputs": inputs, "cwd": cwd,
+                      "options": options, "bytes": sum(sizes[first:end]),
+                      "argv": [args.gpt2in, "shard", "--unit", unit] + in_opts + ["--"] + inputs})
+    total = sum(sizes)
+
+    # the units are named from the working directory: a list of short names
+    # stays far below the argument size limit even for 100,000 units
+    asm = [args.gpt2in, "shard", "--assemble", "--out", out, "--name", args.name]
+    asm += ["--shard-tokens", str(args.shard_tokens)] if args.shard_tokens else []
+    asm += ["--val-tokens", str(args.val_tokens)] if args.val_tokens else []
+    asm += ["--quiet"] if args.quiet else []
+    asm += ["--"] + [os.path.basename(s["unit"]) for s in specs]
+
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    from distributed import as_completed
+    try:
+        client, cluster = _connect(args)
+    except (OSError, ValueError, TimeoutError) as e:
+        print(f"{PROG}: cannot reach the Dask scheduler: {e}", file=sys.stderr)
+        return 2
+    run_id = uuid.uuid4().hex[:8]
+    t0 = time.monotonic()
+    tty = sys.stderr.isatty() and not args.quiet
+    try:
+        futures = [client.submit(unit_task, s, key=f"gpt2in-unit-{args.name}-{s['index']:06d}-{run_id}",
+                                 pure=False, priority=len(specs) - s["index"]) for s in specs]
+        done = reused = done_bytes = tokens = 0
+        work_bytes = 0  # input bytes tokenized by this run (not reused)
+        try:
+            for fut, res in as_completed(futures, with_results=True):
+                done += 1
+                done_bytes += res["bytes"]
+                tokens += res["tokens"]
+                if res["reused"]:
+                    reused += 1
+                else:
+                    work_bytes += res["bytes"]
+                if res["messages"] and not args.quiet:
+                    print(res["messages"], file=sys.stderr, flush=True)
+                if tty:
+                    secs = time.monotonic() - t0
+                    rate = work_bytes / secs if secs > 0 else 0
+                    left = total - done_bytes
+                    eta = f", ETA {_fmt_secs(left / rate)}" if rate > 0 and left > 0 else ""
+                    print(f"\r{PROG}: units {done}/{len(specs)} ({reused} reused), "
+                          f"{_fmt_bytes(done_bytes)} of {_fmt_bytes(total)}, "
+                          f"{rate / 1e6:.1f} MB/s{eta}   ", end="", file=sys.stderr, flush=True)
+        except Exception as e:
+            if tty:
+                print(file=sys.stderr)
+            client.cancel(futures)
+            print(_explain(e), file=sys.stderr)
+            return 2
+        if tty:
+            print(file=sys.stderr)
+        try:
+            messages = client.submit(assemble_task, asm, units_dir, key=f"gpt2in-assemble-{args.name}-{run_id}",
+                                     pure=False).result()
+        except Exception as e:
+            print(_explain(e), file=sys.stderr)
+            return 2
+        if messages and not args.quiet:
+            print(messages, file=sys.stderr)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    if not args.keep_units:
+        shutil.rmtree(units_dir, ignore_errors=True)
+    secs = time.monotonic() - t0
+    _say(args, f"{PROG}: {len(specs)} units ({reused} reused), {_fmt_bytes(total)}, "
+               f"{tokens} tokens in {secs:.1f} s")
+    return 0
+
+
+def _explain(e):
+    name = type(e).__name__
+    if name == "KilledWorker":
+        return (f"{PROG}: {e}: the task's worker died again and again "
+                "(distributed.scheduler.allowed-failures)")
+    text = str(e)
+    return text if text.startswith(("gpt2in", PROG)) or "\n" in text else f"{PROG}: {name}: {text}"
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
