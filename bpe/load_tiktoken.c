@@ -106,9 +106,9 @@ bpe *bpe_load_tiktoken_mem(const char *data, size_t len, const char *name, bpe_e
         }
         uint64_t rank = 0;
         for (const char *d = sp + 1; d < le; d++) {
-            if (*d < '0' || *d > '9' || (d > sp + 1 && sp[1] == '0') || rank > n) {
-                bpe_fail(err, BPE_ERR_FORMAT, line, "%s:%u:%zu: the rank is not a number 0..%llu", name, line,
-                         (size_t)(d - p) + 1, (unsigned long long)n - 1);
+            if (*d < '0' || *d > '9' || (d > sp + 1 && sp[1] == '0') || rank > UINT32_MAX) {
+                bpe_fail(err, BPE_ERR_FORMAT, line, "%s:%u:%zu: the rank is not a number", name, line,
+                         (size_t)(d - p) + 1);
                 goto out;
             }
             rank = rank * 10 + (uint64_t)(*d - '0');
