@@ -1,0 +1,115 @@
+#!/bin/sh
+# GPT-2's vocabulary in every file format gpt2in reads (--vocab), written by
+# tests/gen_vocab_fixtures.py (independent Python): tokenizer.json (merges as
+# strings, as pairs, the Sequence pre-tokenizer), vocab.json + merges.txt,
+# tiktoken, GGUF, llm.c's gpt2_tokenizer.bin. The ids of the committed
+# fixtures (tests/fixtures/tokenizer, from npm tiktoken) are the reference:
+# GPT-2's own files must give exactly them, permuted files them mapped
+# through the permutation; decoding must give the text back (llm.c's files
+# decode only). Then the command line's refusals: one line, exit status 2.
+# The Hugging Face and GGUF readers' own references: test_vocab_oracle.sh.
+set -u
+: "${GPT2IN:=build/gpt2in}"
+[ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
+PY=/usr/bin/python3
+[ -x $PY ] || { echo "skipped: /usr/bin/python3 is missing"; exit 77; }
+tmp=$(mktemp -d) || exit 2
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+die() { echo "FAIL: $*"; fail=1; }
+
+$PY tests/gen_vocab_fixtures.py "$tmp" || { echo "FAIL: gen_vocab_fixtures.py"; exit 1; }
+
+# One corpus: every fixture text but those holding <|endoftext|>, joined by
+# it; with --special allow each text ends as at end of input, so the ids are
+# the texts' ids with 50256 between.
+$PY - "$tmp" <<'EOF' || exit 2
+import glob, os, sys
+tmp = sys.argv[1]
+texts, ids = [], []
+for t in sorted(glob.glob("tests/fixtures/tokenizer/*.txt")):
+    if os.path.basename(t).startswith("special_"):
+        continue
+    if texts:
+        ids.append(50256)
+    texts.append(open(t, "rb").read())
+    ids += [int(x) for x in open(t[:-4] + ".ids").read().split()]
+open(os.path.join(tmp, "corpus.txt"), "wb").write(b"<|endoftext|>".join(texts))
+open(os.path.join(tmp, "want.ids"), "w").write(" ".join(map(str, ids)) + "\n")
+EOF
+
+# check NAME GOT PERM: GOT (ids) equals want.ids mapped through PERM (or as is)
+check() {
+    $PY - "$tmp/want.ids" "$2" "$3" <<'EOF'
+import sys
+want = [int(x) for x in open(sys.argv[1]).read().split()]
+got = [int(x) for x in open(sys.argv[2]).read().split()]
+if sys.argv[3] != "-":
+    perm = [int(x) for x in open(sys.argv[3]).read().split()]
+    want = [perm[i] for i in want]
+if got != want:
+    n = next((i for i in range(min(len(got), len(want))) if got[i] != want[i]), min(len(got), len(want)))
+    print("%d ids, want %d; first difference at index %d: %s, want %s" % (
+        len(got), len(want), n, got[n:n + 5], want[n:n + 5]))
+    sys.exit(1)
+EOF
+}
+
+for spec in "gpt2.tokenizer.json - -" "seq.tokenizer.json - -" "perm.tokenizer.json - perm_hf.txt" \
+            "perm.vocab.json perm.merges.txt perm_hf.txt" "gpt2.tiktoken - -" "perm.tiktoken - perm_tiktoken.txt" \
+            "gpt2.gguf - -" "perm.gguf - perm_hf.txt"; do
+    set -- $spec
+    vocab=$1 merges=$2 perm=$3
+    [ "$perm" = - ] || perm=$tmp/$perm
+    if [ "$merges" = - ]; then set -- --vocab "$tmp/$vocab"; else set -- --vocab "$tmp/$vocab" --merges "$tmp/$merges"; fi
+    if ! "$GPT2IN" encode --special allow "$@" "$tmp/corpus.txt" > "$tmp/got.ids" 2> "$tmp/err"; then
+        die "$vocab: encode failed: $(cat "$tmp/err")"
+        continue
+    fi
+    msg=$(check "$vocab" "$tmp/got.ids" "$perm") || die "$vocab: $msg"
+    [ "$perm" = - ] && continue  # GPT-2's ids decode as the built-in table does
+    "$GPT2IN" decode "$@" "$tmp/got.ids" > "$tmp/back.txt" 2> "$tmp/err" || die "$vocab: decode failed: $(cat "$tmp/err")"
+    cmp -s "$tmp/back.txt" "$tmp/corpus.txt" || die "$vocab: decode does not give the corpus back"
+done
+
+# llm.c: decoding tables
+$PY - "$tmp" <<'EOF' || exit 2
+import sys
+tmp = sys.argv[1]
+want = [int(x) for x in open(tmp + "/want.ids").read().split()]
+perm = [int(x) for x in open(tmp + "/perm_hf.txt").read().split()]
+open(tmp + "/perm.ids", "w").write(" ".join(str(perm[i]) for i in want) + "\n")
+EOF
+for spec in "gpt2_tokenizer_v1.bin want.ids" "gpt2_tokenizer_v2.bin want.ids" "perm_tokenizer_v2.bin perm.ids"; do
+    set -- $spec
+    "$GPT2IN" decode --vocab "$tmp/$1" "$tmp/$2" > "$tmp/back.txt" 2> "$tmp/err" || die "$1: decode failed: $(cat "$tmp/err")"
+    cmp -s "$tmp/back.txt" "$tmp/corpus.txt" || die "$1: decode does not give the corpus back"
+done
+
+# refusals through the command line: one line naming the file, status 2
+refused() {  # WANT ARGS...
+    want=$1
+    shift
+    printf 'x' | "$GPT2IN" "$@" > /dev/null 2> "$tmp/err"
+    rc=$?
+    [ $rc -eq 2 ] || die "$*: exit status $rc, want 2"
+    [ "$(wc -l < "$tmp/err")" -eq 1 ] || die "$*: not one line: $(cat "$tmp/err")"
+    grep -qF -- "$want" "$tmp/err" || die "$*: '$(cat "$tmp/err")' lacks '$want'"
+}
+head -c 5000 "$tmp/gpt2.gguf" > "$tmp/cut.gguf"
+refused "cut.gguf: at byte" encode --vocab "$tmp/cut.gguf"
+head -c 2000 "$tmp/gpt2_tokenizer_v2.bin" > "$tmp/cut.bin"
+refused "cut.bin: at byte 8: 50257 tokens cannot fit in the 976 bytes" decode --vocab "$tmp/cut.bin"
+head -c 200000 "$tmp/gpt2_tokenizer_v2.bin" > "$tmp/cut.bin"
+refused "truncated: token 2" decode --vocab "$tmp/cut.bin"
+refused "perm.vocab.json: no \"model\" object (a vocab.json goes with a merges.txt)" encode --vocab "$tmp/perm.vocab.json"
+refused "a merges file goes only with a vocab.json" encode --vocab "$tmp/gpt2.gguf" --merges "$tmp/perm.merges.txt"
+refused "--vocab and --encoder both name a vocabulary" encode --vocab "$tmp/gpt2.gguf" --encoder gpt2_weights/encoder.json \
+    --merges gpt2_weights/vocab.bpe
+sed 's/"normalizer": null/"normalizer": {"type": "Lowercase"}/' "$tmp/gpt2.tokenizer.json" > "$tmp/lower.json"
+refused "lower.json: normalizer is type \"Lowercase\"; GPT-2 has none" encode --vocab "$tmp/lower.json"
+printf 'YWJj 0\n' > "$tmp/short.tiktoken"
+refused "short.tiktoken: no token for byte 0x00" count --vocab "$tmp/short.tiktoken"
+
+[ $fail -eq 0 ] && echo "vocab files: 8 vocabularies x $(wc -w < "$tmp/want.ids") ids as tiktoken's, 3 llm.c decodes, 8 refusals"
+exit $fail
