@@ -61,23 +61,29 @@ def _die_with_parent():
 
 
 def _run_stage(argv, cwd):
-    """Runs one gpt2in stage; returns its stderr, raises RuntimeError on failure."""
-    try:
-        proc = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
-    except OSError as e:
-        raise RuntimeError(f"on {socket.gethostname()}: cannot run {argv[0]} in {cwd}: "
-                           f"{e.strerror} (every worker needs the gpt2in program and the "
-                           "driver's directory on a shared file system)") from None
-    err = proc.stderr.decode("utf-8", "replace")
-    if proc.returncode != 0:
-        lines = err.rstrip("\n").split("\n")
-        if len(lines) > MAX_MESSAGE_LINES:
-            lines = lines[:MAX_MESSAGE_LINES] + [f"... {len(lines) - MAX_MESSAGE_LINES} more lines"]
-        why = f"exit status {proc.returncode}" if proc.returncode > 0 else f"signal {-proc.returncode}"
-        raise RuntimeError("\n".join(lines) + f"\n{PROG}: {argv[0]} failed on "
-                           f"{socket.gethostname()} ({why})")
-    return err
+    """Runs one gpt2in stage; returns (its stderr, its CPU seconds), raises
+    RuntimeError on failure."""
+    import tempfile
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=err,
+                                    preexec_fn=_die_with_parent)
+        except OSError as e:
+            raise RuntimeError(f"{PROG}: on {socket.gethostname()}: cannot run {argv[0]} in {cwd}: "
+                               f"{e.strerror} (every worker needs the gpt2in program and the "
+                               "driver's directory on a shared file system)") from None
+        # wait4: this child's own CPU time (the worker's other threads have
+        # children too)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        text = err.read(1 << 20).decode("utf-8", "replace")
+    if code != 0:
+        why = f"exit status {code}" if code > 0 else f"signal {-code}"
+        raise RuntimeError("\n".join(filter(None, [_trim(text), f"{PROG}: {argv[0]} failed on "
+                                                     f"{socket.gethostname()} ({why})"])))
+    return text, usage.ru_utime + usage.ru_stime
 
 
 def _sha256_file(path):
@@ -127,7 +133,7 @@ def unit_task(spec):
     t0 = time.monotonic()
     side = _unit_check(spec)
     reused = side is not None
-    messages = ""
+    messages, cpu = "", 0.0
     if not reused:
         # a stale or damaged unit must not pass the stage's own up-to-date
         # check (which does not hash the tokens)
@@ -135,19 +141,22 @@ def unit_task(spec):
             os.unlink(spec["unit"] + ".json")
         except FileNotFoundError:
             pass
-        messages = _trim(_run_stage(spec["argv"], spec["cwd"]))
+        text, cpu = _run_stage(spec["argv"], spec["cwd"])
+        messages = _trim(text)
         side = _unit_check(spec)
         if side is None:
             raise RuntimeError(f"{PROG}: {spec['unit']}: written by {spec['argv'][0]} on "
                                f"{socket.gethostname()} but its sidecar does not check")
     return {"index": spec["index"], "reused": reused, "bytes": spec["bytes"],
             "tokens": side["tokens"], "documents": side["documents"],
-            "skipped": side["skipped"], "seconds": time.monotonic() - t0,
+            "skipped": side["skipped"], "seconds": time.monotonic() - t0, "cpu": cpu,
             "host": socket.gethostname(), "messages": messages}
 
 
 def assemble_task(argv, cwd):
-    return _trim(_run_stage(argv, cwd))
+    t0 = time.monotonic()
+    text, cpu = _run_stage(argv, cwd)
+    return _trim(text), time.monotonic() - t0
 
 
 # ---- on the driver --------------------------------------------------------
@@ -318,7 +327,9 @@ def run(args):
         futures = [client.submit(unit_task, s, key=f"gpt2in-unit-{args.name}-{s['index']:06d}-{run_id}",
                                  pure=False, priority=len(specs) - s["index"]) for s in specs]
         done = reused = done_bytes = tokens = 0
-        work_bytes = 0  # input bytes tokenized by this run (not reused)
+        # what this run tokenized (units not reused) and the stages' CPU time
+        work_bytes = work_tokens = 0
+        cpu = 0.0
         try:
             for fut, res in as_completed(futures, with_results=True):
                 done += 1
@@ -328,6 +339,8 @@ def run(args):
                     reused += 1
                 else:
                     work_bytes += res["bytes"]
+                    work_tokens += res["tokens"]
+                    cpu += res["cpu"]
                 if res["messages"] and not args.quiet:
                     print(res["messages"], file=sys.stderr, flush=True)
                 if tty:
@@ -347,7 +360,7 @@ def run(args):
         if tty:
             print(file=sys.stderr)
         try:
-            messages = client.submit(assemble_task, asm, units_dir, key=f"gpt2in-assemble-{args.name}-{run_id}",
+            messages, asm_secs = client.submit(assemble_task, asm, units_dir, key=f"gpt2in-assemble-{args.name}-{run_id}",
                                      pure=False).result()
         except Exception as e:
             print(_explain(e), file=sys.stderr)
@@ -361,8 +374,13 @@ def run(args):
     if not args.keep_units:
         shutil.rmtree(units_dir, ignore_errors=True)
     secs = time.monotonic() - t0
+    # per core: what sizes a cluster for a corpus (see the README)
+    rate = (f"; tokenizing {_fmt_bytes(work_bytes)} took {cpu:.1f} CPU s: "
+            f"{work_bytes / cpu / 1e6:.1f} MB/s, {work_tokens / cpu / 1e6:.2f} M tokens/s a core"
+            if cpu > 0 else "")
     _say(args, f"{PROG}: {len(specs)} units ({reused} reused), {_fmt_bytes(total)}, "
-               f"{tokens} tokens in {secs:.1f} s")
+               f"{tokens} tokens in {secs:.1f} s{rate}; assemble {asm_secs:.1f} s "
+               f"({2 * tokens / max(asm_secs, 1e-9) / 1e6:.0f} MB/s of shards)")
     return 0
 
 
