@@ -20,9 +20,9 @@ WARN = -Wall -Wextra
 BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread -fvisibility=hidden -MMD -MP $(WARN) \
   -I. -Ibpe -Iembed
 # The library needs utf8proc and jansson (JSON vocabularies); the program
-# also reads gzip and zstd corpora (gpt2in shard).
+# also reads gzip and zstd corpora and hashes them (gpt2in shard).
 LIB_LIBS = -lutf8proc -ljansson -lm -pthread
-LDLIBS = $(LIB_LIBS) -lzstd -lz
+LDLIBS = $(LIB_LIBS) -lzstd -lz -lcrypto
 B ?= build
 VERSION = 0.1.0
 

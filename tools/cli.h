@@ -30,6 +30,7 @@ int cmd_plot(int argc, char **argv);
 int cmd_train_skipgram(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_init(int argc, char **argv);
+int cmd_shard(int argc, char **argv);
 
 /* "gpt2in: " + message + newline on stderr; returns CLI_ERR. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

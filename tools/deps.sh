@@ -20,6 +20,7 @@ missing_build() {
     [ -f /usr/include/jansson.h ] || m="$m libjansson-dev"
     [ -f /usr/include/zlib.h ] || m="$m zlib1g-dev"
     [ -f /usr/include/zstd.h ] || m="$m libzstd-dev"
+    [ -f /usr/include/openssl/evp.h ] || m="$m libssl-dev"   # sha256 (gpt2in shard)
     echo "$m"
 }
 
@@ -43,6 +44,7 @@ missing_test() {
     command -v npm >/dev/null 2>&1 || m="$m npm"
     command -v valgrind >/dev/null 2>&1 || m="$m valgrind"
     command -v hyperfine >/dev/null 2>&1 || m="$m hyperfine"
+    command -v zstd >/dev/null 2>&1 || m="$m zstd"   # shard's .zst inputs
     echo "$m"
 }
 

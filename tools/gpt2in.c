@@ -23,6 +23,7 @@ static const struct {
     {"analogy", cmd_analogy, "the tokens nearest to A - B + C (king - man + woman)"},
     {"plot", cmd_plot, "2-D PCA map of words' vectors as an SVG"},
     {"train-skipgram", cmd_train_skipgram, "tune wte with word2vec skip-gram on a text"},
+    {"shard", cmd_shard, "document collections -> llm.c token shards (+ manifest)"},
 };
 
 static void usage(FILE *f) {

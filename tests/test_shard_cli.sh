@@ -1,0 +1,212 @@
+#!/bin/sh
+# gpt2in shard: shard boundaries and llm.c headers (checked by a short numpy
+# reader, independent of the C code), the manifest's figures and checksums,
+# the same bytes whatever --threads and whichever way it is run (one machine,
+# or --unit per input / per group + --assemble), gzip and zstd inputs, every
+# kind of bad input (message, exit 2, --on-error skip counts), a full disk.
+# Resuming is tests/test_shard_resume.sh; exact tokens, test_shard_oracle.sh.
+set -u
+: "${GPT2IN:=build/gpt2in}"
+[ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
+case $GPT2IN in /*) ;; *) GPT2IN=$(pwd)/$GPT2IN ;; esac
+/usr/bin/python3 -c 'import numpy' 2>/dev/null || { echo "skipped: no numpy for /usr/bin/python3"; exit 77; }
+d=$(mktemp -d) || exit 2
+cleanup() { umount "$d/small" 2>/dev/null; rm -rf "$d"; }
+trap cleanup EXIT
+fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+G() { "$GPT2IN" shard --quiet "$@"; }
+/usr/bin/python3 tests/gen_shard_corpus.py "$d/c" || exit 2
+c=$d/c
+set -- "$c/docs.jsonl" "$c/lines.txt" "$c/whole1.txt" "$c/whole2.txt"
+
+# The independent reader: every shard's header (magic, version, count, zeros),
+# its size, sha256 and token count as the manifest says, the cut (val V
+# tokens, then S each, the last shorter), and the stream equal to the units'
+# concatenation (kept with --keep-units).
+check() { # DIR NAME S V
+    /usr/bin/python3 - "$@" <<'PY'
+import glob, hashlib, json, os, sys
+import numpy as np
+d, name, S, V = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+m = json.load(open(os.path.join(d, name + "_manifest.json")))
+assert m["complete"] is True and m["shard_tokens"] == S and m["val_tokens"] == V, m
+T = m["tokens"]
+want = []
+if T:
+    want.append(min(V, T))
+    left = T - want[0]
+    while left > 0:
+        want.append(min(S, left)); left -= want[-1]
+assert [s["tokens"] for s in m["shards"]] == want, ([s["tokens"] for s in m["shards"]], want)
+files = sorted(os.path.basename(f) for f in glob.glob(os.path.join(d, name + "_*.bin")))
+names = [s["file"] for s in m["shards"]]
+assert names == ["%s_%s_%06d.bin" % (name, "val" if i == 0 else "train", i) for i in range(len(want))], names
+assert sorted(names) == files, (names, files)
+stream = []
+for s in m["shards"]:
+    raw = open(os.path.join(d, s["file"]), "rb").read()
+    assert hashlib.sha256(raw).hexdigest() == s["sha256"], s
+    h = np.frombuffer(raw[:1024], dtype="<i4")
+    assert h[0] == 20240520 and h[1] == 1 and h[2] == s["tokens"] and not h[3:].any(), h[:4]
+    assert len(raw) == 1024 + 2 * s["tokens"]
+    stream.append(np.frombuffer(raw[1024:], dtype="<u2"))
+stream = np.concatenate(stream) if stream else np.zeros(0, "<u2")
+assert sum(i["tokens"] for i in m["inputs"]) == T and sum(i["documents"] for i in m["inputs"]) == m["documents"]
+assert (stream == 50256).sum() >= m["documents"]
+units = sorted(glob.glob(os.path.join(d, name + "_units", "*.tok")))
+if units:
+    u = np.concatenate([np.fromfile(f, dtype="<u2") for f in units])
+    assert np.array_equal(u, stream), "shards != units"
+    pos = 0
+    for f, i in zip(units, m["inputs"]):
+        t = np.fromfile(f, dtype="<u2")
+        assert hashlib.sha256(t.tobytes()).hexdigest() == i["tokens_sha256"]
+        assert t[0] == 50256 and (t == 50256).sum() >= i["documents"]
+    for i in m["inputs"]:
+        assert hashlib.sha256(open(i["path"], "rb").read()).hexdigest() == i["sha256"]
+        assert os.path.getsize(i["path"]) == i["size"]
+PY
+}
+
+# ---- boundaries, headers, manifest ---------------------------------------------
+G --out "$d/a" --keep-units --split-lines --shard-tokens 1000 --val-tokens 2500 "$@" || bad "run a: exit $?"
+check "$d/a" corpus 1000 2500 || bad "shards of run a"
+total=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tokens"])' "$d/a/corpus_manifest.json")
+# Exactly one shard's worth, and one token more.
+G --out "$d/b" --name exact --shard-tokens 1000 --val-tokens "$total" --split-lines "$@" || bad "run b: exit $?"
+check "$d/b" exact 1000 "$total" || bad "shards of run b (val = all)"
+[ "$(ls "$d/b"/*.bin | wc -l)" -eq 1 ] || bad "val of exactly all tokens: want one shard"
+G --out "$d/b2" --name exact --shard-tokens 1 --val-tokens $((total - 1)) --split-lines "$@" || bad "run b2: exit $?"
+check "$d/b2" exact 1 $((total - 1)) || bad "shards of run b2"
+[ "$(ls "$d/b2"/*.bin | wc -l)" -eq 2 ] || bad "one token past val: want two shards"
+# The default sizes: one validation shard.
+G --out "$d/def" --split-lines "$@" || bad "default run: exit $?"
+check "$d/def" corpus 100000000 100000000 || bad "default shard sizes"
+[ -d "$d/def/corpus_units" ] && bad "the units were not removed"
+# An empty input gives no shard and a complete manifest.
+: > "$d/empty.jsonl"
+G --out "$d/e" "$d/empty.jsonl" || bad "empty input: exit $?"
+check "$d/e" corpus 100000000 100000000 || bad "empty input's manifest"
+
+# ---- the same bytes: threads, stages, grouping ------------------------------------
+for t in 1 2 3; do
+    G --out "$d/t$t" --threads $t --split-lines --shard-tokens 1000 --val-tokens 2500 "$@" || bad "threads $t: exit $?"
+    for f in "$d/a"/*.bin "$d/a/corpus_manifest.json"; do
+        cmp -s "$f" "$d/t$t/${f##*/}" || bad "--threads $t: ${f##*/} differs"
+    done
+done
+mkdir "$d/u"
+G --unit "$d/u/u1" --split-lines "$1" "$2" || bad "unit 1"
+G --unit "$d/u/u2" --split-lines "$3" || bad "unit 2"
+G --unit "$d/u/u3" --split-lines "$4" || bad "unit 3"
+G --assemble --out "$d/asm" --shard-tokens 1000 --val-tokens 2500 "$d/u/u1" "$d/u/u2" "$d/u/u3" || bad "assemble: exit $?"
+for f in "$d/a"/*.bin "$d/a/corpus_manifest.json"; do
+    cmp -s "$f" "$d/asm/${f##*/}" || bad "--unit + --assemble: ${f##*/} differs from the one-machine run"
+done
+# A unit is not redone while its inputs are unchanged, and is after a change.
+touch -d '2001-01-01' "$d/u/u2"
+"$GPT2IN" shard --unit "$d/u/u2" --split-lines "$3" 2>"$d/err" || bad "unit rerun: exit $?"
+grep -q "up to date" "$d/err" || bad "unit rerun: no 'up to date': $(cat "$d/err")"
+[ "$(stat -c %Y "$d/u/u2")" = "$(date -d 2001-01-01 +%s)" ] || bad "an up-to-date unit was rewritten"
+G --unit "$d/u/u2" "$3" || bad "unit with other options"
+[ "$(stat -c %Y "$d/u/u2")" = "$(date -d 2001-01-01 +%s)" ] && bad "a unit with other options was not redone"
+G --assemble --out "$d/asm2" "$d/u/u1" "$d/u/u2" 2>"$d/err"
+[ $? -eq 2 ] && grep -q "other options" "$d/err" || bad "units of different options assembled: $(cat "$d/err")"
+rm "$d/u/u3.json"
+"$GPT2IN" shard --assemble --out "$d/asm3" "$d/u/u3" 2>"$d/err"
+[ $? -eq 2 ] && grep -q "not a complete unit" "$d/err" || bad "a unit without its .json: $(cat "$d/err")"
+# A unit whose tokens changed after the fact is refused.
+G --unit "$d/u/u4" "$4" && printf '\001' | dd of="$d/u/u4" bs=1 seek=3 conv=notrunc 2>/dev/null
+"$GPT2IN" shard --assemble --out "$d/asm4" "$d/u/u4" 2>"$d/err"
+[ $? -eq 2 ] && grep -q "do not match" "$d/err" || bad "a corrupt unit was used: $(cat "$d/err")"
+ls "$d/asm4"/*.bin >/dev/null 2>&1 && bad "a corrupt unit left shards"
+
+# ---- compressed inputs --------------------------------------------------------------
+cp "$1" "$d/z.jsonl"
+gzip -k -c "$1" > "$d/z.jsonl.gz"
+zstd -q -c "$1" > "$d/z.jsonl.zst"
+# Several gzip members and zstd frames, and a misleading name.
+head -c 5000 "$1" | gzip -c > "$d/multi.jsonl.gz"; tail -c +5001 "$1" | gzip -c >> "$d/multi.jsonl.gz"
+head -c 7000 "$1" | zstd -q -c > "$d/multi.jsonl.zst"; tail -c +7001 "$1" | zstd -q -c >> "$d/multi.jsonl.zst"
+gzip -c "$1" > "$d/plain.jsonl"
+for f in z.jsonl z.jsonl.gz z.jsonl.zst multi.jsonl.gz multi.jsonl.zst plain.jsonl; do
+    G --out "$d/z_$f" "$d/$f" || bad "$f: exit $?"
+    /usr/bin/python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(m["inputs"][0]["tokens_sha256"], m["documents"], m["tokens"])' \
+        "$d/z_$f/corpus_manifest.json" > "$d/z_$f.sum"
+    cmp -s "$d/z_z.jsonl.sum" "$d/z_$f.sum" || bad "$f: other tokens than the uncompressed file"
+    cmp -s "$d/z_z.jsonl/corpus_val_000000.bin" "$d/z_$f/corpus_val_000000.bin" || bad "$f: other shard"
+done
+head -c 3000 "$d/z.jsonl.gz" > "$d/trunc.jsonl.gz"
+head -c 3000 "$d/z.jsonl.zst" > "$d/trunc.jsonl.zst"
+for f in trunc.jsonl.gz trunc.jsonl.zst; do
+    "$GPT2IN" shard --out "$d/tr" "$d/$f" 2>"$d/err"
+    [ $? -eq 2 ] && grep -q "truncated" "$d/err" || bad "$f: want 'truncated', exit 2: $(cat "$d/err")"
+done
+printf '\037\213\010\000garbage-garbage-garbage' > "$d/corrupt.gz"
+"$GPT2IN" shard --out "$d/tr" "$d/corrupt.gz" 2>"$d/err"
+[ $? -eq 2 ] && grep -q "corrupt gzip" "$d/err" || bad "corrupt gzip: $(cat "$d/err")"
+ls "$d/tr"/*.bin >/dev/null 2>&1 && bad "failed runs left shards"
+
+# ---- bad input ----------------------------------------------------------------------------
+# Each kind alone, with its line and byte offset: fail (exit 2, no shard, no
+# unit), then skip (exit 0, counted, the good documents kept).
+printf '{"text": "ok"}\n' > "$d/good1"
+badcase() { # NAME CONTENT(printf) EXPECTED-MESSAGE [FORMAT]
+    printf "$2" > "$d/bad_$1"
+    "$GPT2IN" shard --out "$d/bo_$1" --format "${4:-jsonl}" --split-lines "$d/good1" "$d/bad_$1" 2>"$d/err"
+    rc=$?
+    [ $rc -eq 2 ] || bad "$1: exit $rc, expected 2"
+    grep -qxF "gpt2in: $d/bad_$1:$3" "$d/err" || bad "$1: want 'gpt2in: FILE:$3', got: $(cat "$d/err")"
+    ls "$d/bo_$1"/*.bin >/dev/null 2>&1 && bad "$1: shards written despite the error"
+    "$GPT2IN" shard --out "$d/bs_$1" --format "${4:-jsonl}" --split-lines --on-error skip "$d/good1" "$d/bad_$1" 2>"$d/err"
+    rc=$?
+    [ $rc -eq 0 ] || bad "$1 --on-error skip: exit $rc"
+    grep -qF "$3 (document skipped)" "$d/err" || bad "$1 --on-error skip: no message: $(cat "$d/err")"
+    /usr/bin/python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert (m["skipped"], m["documents"], m["inputs"][1]["skipped"]) == (1, 3, 1), m' \
+        "$d/bs_$1/corpus_manifest.json" || bad "$1 --on-error skip: counts"
+    "$GPT2IN" shard --quiet --out "$d/bq_$1" --format "${4:-jsonl}" --split-lines --on-error skip "$d/good1" "$d/bad_$1" 2>"$d/err"
+    [ -s "$d/err" ] && bad "$1: --quiet still printed: $(cat "$d/err")"
+}
+badcase malformed '{"text": "a"}\n{"text": "b",,}\n{"text": "c"}\n' \
+    '2: byte 27: malformed JSON: string or '"'"'}'"'"' expected near '"'"','"'"''
+badcase missing '{"text": "a"}\n\n{"txt": "b"}\n{"text": "c"}\n' '3: byte 15: no field "text"'
+badcase nonstring '{"text": "a"}\n{"text": ["b"]}\n{"text": "c"}\n' '2: byte 14: field "text" is an array, not a string'
+badcase nonobject '{"text": "a"}\n"b"\n{"text": "c"}\n' '2: byte 14: the line is a string, not a JSON object'
+badcase utf8json '{"text": "a"}\n{"text": "b\377"}\n{"text": "c"}\n' '2: byte 25: invalid UTF-8'
+badcase utf8text 'a\nb \303(\nc\n' '2: byte 4: invalid UTF-8' text
+badcase nulljson '{"text": "a"}\n{"text": null}\n{"text": "c"}\n' '2: byte 14: field "text" is null, not a string'
+# --field names another field.
+printf '{"body": "x", "text": 1}\n' > "$d/field.jsonl"
+G --out "$d/fld" --field body "$d/field.jsonl" || bad "--field body: exit $?"
+# A whole file with invalid UTF-8: its line and offset.
+printf 'one\ntwo \377\n' > "$d/wholebad.txt"
+"$GPT2IN" shard --out "$d/wb" "$d/wholebad.txt" 2>"$d/err"
+[ $? -eq 2 ] && grep -qxF "gpt2in: $d/wholebad.txt:2: byte 8: invalid UTF-8" "$d/err" || bad "whole file, bad UTF-8: $(cat "$d/err")"
+# Usage errors.
+for args in "--out" "--unit u --out x f" "--assemble --out x --field t u" "--unit u --name n f" \
+            "--out x --on-error maybe f" "--out x --shard-tokens 0 f" "--out x --format xml f" "--out x" \
+            "--out x --name ../up f"; do
+    (cd "$d" && "$GPT2IN" shard $args) 2>/dev/null; rc=$?
+    [ $rc -eq 2 ] || bad "'shard $args': exit $rc, expected 2"
+done
+"$GPT2IN" shard --out "$d/nf" "$d/no-such-file" 2>"$d/err"
+[ $? -eq 2 ] && grep -q "no-such-file: cannot open" "$d/err" || bad "missing input: $(cat "$d/err")"
+
+# ---- a full disk: exit 2, nothing partial under a final name ---------------------------
+mkdir "$d/small"
+if mount -t tmpfs -o size=64k tmpfs "$d/small" 2>/dev/null; then
+    "$GPT2IN" shard --out "$d/small/o" --shard-tokens 5000 --split-lines "$@" 2>"$d/err"
+    rc=$?
+    [ $rc -eq 2 ] || bad "full disk: exit $rc, expected 2 ($(cat "$d/err"))"
+    grep -q "write error\|No space" "$d/err" || bad "full disk: message: $(cat "$d/err")"
+    for f in "$d/small/o"/*.bin; do
+        [ -e "$f" ] || continue
+        cmp -s "$f" "$d/t1/${f##*/}" 2>/dev/null || G --out "$d/ref5k" --shard-tokens 5000 --split-lines "$@"
+        cmp -s "$f" "$d/ref5k/${f##*/}" || bad "full disk: ${f##*/} is not a complete shard"
+    done
+else
+    echo "note: cannot mount a tmpfs here; the full-disk case is not run"
+fi
+[ $fail -eq 0 ] && echo "ok"
+exit $fail

@@ -1,0 +1,545 @@
+/* cmd_shard.c - `gpt2in shard`: document collections -> llm.c token shards.
+ *
+ * Two stages (the contract a distributed driver relies on): --unit tokenizes
+ * inputs into a unit (cmd_shard_unit.c), --assemble cuts the concatenation
+ * of units into shards and writes the manifest. The one-machine run is one
+ * unit per input, then assemble: so every way of running it gives the same
+ * bytes. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shard.h"
+
+static const char help[] =
+    "usage: gpt2in shard --out DIR [OPTIONS] [--] INPUT...\n"
+    "       gpt2in shard --unit UNIT [INPUT OPTIONS] [--] INPUT...\n"
+    "       gpt2in shard --assemble --out DIR [SHARD OPTIONS] [--] UNIT...\n"
+    "\n"
+    "Tokenizes document collections into llm.c token shards: DIR/NAME_val_000000.bin,\n"
+    "then DIR/NAME_train_000001.bin ... (256 int32 header: 20240520, 1, token count;\n"
+    "then uint16 tokens), each document preceded by <|endoftext|> (50256) and encoded\n"
+    "as tiktoken's encode_ordinary does (<|endoftext|> inside a document is text),\n"
+    "as llm.c's fineweb.py does. DIR/NAME_manifest.json lists the inputs (size,\n"
+    "sha256, documents, tokens), the shards (tokens, sha256), the vocabulary and the\n"
+    "tool. The shards are the same bytes whatever --threads. A killed run, rerun with\n"
+    "the same arguments, keeps what is complete and gives the same result; a shard\n"
+    "appears under its name only once complete.\n"
+    "\n"
+    "The two stages, for running on many machines: --unit writes UNIT (raw uint16\n"
+    "tokens) and UNIT.json (its description; the unit is complete once it exists,\n"
+    "and is not redone while its inputs are unchanged); --assemble cuts the units,\n"
+    "in the order given, into shards. --out DIR alone does both, with one unit a\n"
+    "file in DIR/NAME_units/ (removed at the end).\n"
+    "\n"
+    "input options:\n"
+    "  --format F        auto (default): JSON Lines if the name (less .gz, .zst) ends\n"
+    "                    in .jsonl, .ndjson or .json, else text; or text, jsonl\n"
+    "  --field F         the JSON Lines string field of the document (default text)\n"
+    "  --split-lines     text: each line is a document (default: each file); empty\n"
+    "                    lines (and blank JSON lines) are no documents\n"
+    "  --on-error MODE   a malformed JSON line, a missing or non-string field, invalid\n"
+    "                    UTF-8: fail (default, exit 2) or skip the document (counted)\n"
+    "  --threads N       threads (default: all cores)\n"
+    "Inputs may be gzip or zstd compressed (recognized by their first bytes).\n"
+    "\n"
+    "shard options:\n"
+    "  --name NAME       file name prefix (default corpus)\n"
+    "  --shard-tokens N  tokens a shard (default 100000000)\n"
+    "  --val-tokens N    tokens of the first, validation shard (default: --shard-tokens)\n"
+    "  --keep-units      keep DIR/NAME_units/ (one-machine run)\n"
+    "\n"
+    "  --quiet           no progress line (shown only on a terminal), no skip messages\n"
+    "  -h, --help        this help\n";
+
+/* ---- assembling ----------------------------------------------------------- */
+
+typedef struct {
+    const char *path;
+    int fd;
+    int verified;
+    uint64_t tokens, start;   /* start: its first token's index in the stream */
+    char sha[65];
+} unit_in;
+
+static int verify_unit(unit_in *u) {
+    if (u->verified) return 0;
+    u->fd = open(u->path, O_RDONLY);
+    if (u->fd < 0) return cli_error("%s: cannot open: %s", cli_n(u->path), strerror(errno));
+    shard_sha s;
+    if (shard_sha_init(&s)) return cli_error("out of memory");
+    static char buf[1 << 20];
+    uint64_t total = 0;
+    for (;;) {
+        ssize_t n = read(u->fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            shard_sha_free(&s);
+            return cli_error("%s: read error: %s", cli_n(u->path), strerror(errno));
+        }
+        if (!n) break;
+        shard_sha_update(&s, buf, (size_t)n);
+        total += (uint64_t)n;
+    }
+    char hex[65];
+    shard_sha_hex(&s, hex);
+    if (total != 2 * u->tokens || strcmp(hex, u->sha))
+        return cli_error("%s: its tokens do not match %s.json (%s; redo the unit)", cli_n(u->path), u->path,
+                         total != 2 * u->tokens ? "size" : "sha256");
+    u->verified = 1;
+    return 0;
+}
+
+static int file_sha(const char *path, char hex[65], uint64_t *size) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return -1;
+    shard_sha s;
+    if (shard_sha_init(&s)) return close(fd), -1;
+    static char buf[1 << 20];
+    *size = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        shard_sha_update(&s, buf, (size_t)n);
+        *size += (uint64_t)n;
+    }
+    close(fd);
+    shard_sha_hex(&s, hex);
+    return n < 0 ? -1 : 0;
+}
+
+static int write_json(const char *path, json_t *j, size_t flags) {
+    char *txt = json_dumps(j, flags);
+    if (!txt) return cli_error("out of memory");
+    embed_error err;
+    embed_writer *w = embed_writer_open(path, &err);
+    int rc = 0;
+    if (!w) rc = cli_error("%s", err.msg);
+    else if (embed_writer_write(w, txt, strlen(txt), &err) || embed_writer_write(w, "\n", 1, &err)) {
+        embed_writer_abort(w);
+        rc = cli_error("%s", err.msg);
+    } else if (embed_writer_commit(w, &err)) {
+        rc = cli_error("%s", err.msg);
+    }
+    free(txt);
+    return rc;
+}
+
+static char *path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}
+
+/* Once the shards are complete: a killed run's temporary files
+ * (.NAME_*.tmp.*, embed_writer's names) and the shards of an earlier run
+ * with other sizes past the last one (NAME_val_N.bin, N > 0, and
+ * NAME_train_N.bin, N >= nshards or 0) are removed, so that a trainer
+ * taking DIR/NAME_train_*.bin gets this run's shards only. */
+static void tidy_dir(const char *dir, const char *name, uint64_t nshards) {
+    DIR *dh = opendir(dir);
+    if (!dh) return;
+    size_t nl = strlen(name);
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        const char *d = e->d_name;
+        int tmp = d[0] == '.' && !strncmp(d + 1, name, nl) && d[1 + nl] == '_' && strstr(d, ".tmp.");
+        int stale = 0;
+        if (!strncmp(d, name, nl) && d[nl] == '_') {
+            const char *r = d + nl + 1;
+            int val = !strncmp(r, "val_", 4), train = !strncmp(r, "train_", 6);
+            const char *num = r + (val ? 4 : 6);
+            uint64_t k = 0;
+            int digits = (val || train) && strlen(num) == 10 && !strcmp(num + 6, ".bin");
+            for (int i = 0; digits && i < 6; i++) {
+                digits = num[i] >= '0' && num[i] <= '9';
+                k = k * 10 + (uint64_t)(num[i] - '0');
+            }
+            if (digits) stale = val ? k != 0 || !nshards : (k == 0 || k >= nshards);
+        }
+        if (!tmp && !stale) continue;
+        char *p = path_join(dir, d);
+        if (p) unlink(p);
+        free(p);
+    }
+    closedir(dh);
+}
+
+/* Shard k's tokens [a, b) of the stream, after its header, into w. */
+static int copy_tokens(unit_in *u, int nu, uint64_t a, uint64_t b, embed_writer *w, shard_sha *s) {
+    static char buf[1 << 20];
+    for (int i = 0; i < nu && a < b; i++) {
+        uint64_t ua = u[i].start, ub = u[i].start + u[i].tokens;
+        if (ub <= a || ua >= b) continue;
+        if (verify_unit(&u[i])) return CLI_ERR;
+        uint64_t from = (a > ua ? a : ua) - ua, to = (b < ub ? b : ub) - ua;
+        for (uint64_t t = from; t < to;) {
+            size_t want = (size_t)((to - t) * 2 < sizeof buf ? (to - t) * 2 : sizeof buf);
+            ssize_t n = pread(u[i].fd, buf, want, (off_t)(t * 2));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0 || n % 2) return cli_error("%s: read error: %s", cli_n(u[i].path), n < 0 ? strerror(errno) : "short file");
+            embed_error err;
+            if (embed_writer_write(w, buf, (size_t)n, &err)) return cli_error("%s", err.msg);
+            shard_sha_update(s, buf, (size_t)n);
+            t += (uint64_t)n / 2;
+        }
+        a = ub;
+    }
+    return 0;
+}
+
+static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_t V, char **units, int nu,
+                          const shard_opts *o) {
+    unit_in *u = calloc((size_t)nu, sizeof *u);
+    json_t *inputs = json_array(), *vocab = NULL, *opts = NULL, *man = NULL, *old = NULL, *shards = NULL;
+    char *man_path = NULL, *fname = NULL;
+    uint64_t docs = 0, skipped = 0, tokens = 0;
+    int rc = 0;
+    if (!u || !inputs) {
+        rc = cli_error("out of memory");
+        goto done;
+    }
+    for (int i = 0; i < nu; i++) u[i].fd = -1;
+    for (int i = 0; i < nu && !rc; i++) {
+        char *side = malloc(strlen(units[i]) + 6);
+        if (!side) {
+            rc = cli_error("out of memory");
+            break;
+        }
+        strcat(strcpy(side, units[i]), ".json");
+        json_error_t je;
+        json_t *j = json_load_file(side, 0, &je);
+        json_t *t = j ? json_object_get(j, "tokens") : NULL, *sha = j ? json_object_get(j, "tokens_sha256") : NULL,
+               *in = j ? json_object_get(j, "inputs") : NULL;
+        if (!j) {
+            rc = access(side, F_OK) ? cli_error("%s: not a complete unit (no %s)", cli_n(units[i]), side)
+                                    : cli_error("%s: %s", side, je.text);
+        } else if (!json_is_string(json_object_get(j, "format")) ||
+                   strcmp(json_string_value(json_object_get(j, "format")), "gpt2in-unit") ||
+                   !json_is_integer(t) || json_integer_value(t) < 0 || !json_is_string(sha) ||
+                   strlen(json_string_value(sha)) != 64 || !json_is_array(in)) {
+            rc = cli_error("%s: not a gpt2in unit description", side);
+        } else if (!vocab) {
+            vocab = json_incref(json_object_get(j, "vocabulary"));
+            opts = json_incref(json_object_get(j, "options"));
+        } else if (!json_equal(vocab, json_object_get(j, "vocabulary")) ||
+                   !json_equal(opts, json_object_get(j, "options"))) {
+            rc = cli_error("%s: made with other options or another vocabulary than %s", cli_n(units[i]),
+                           units[0]);
+        }
+        if (!rc) {
+            u[i].path = units[i];
+            u[i].tokens = (uint64_t)json_integer_value(t);
+            u[i].start = tokens;
+            strcpy(u[i].sha, json_string_value(sha));
+            tokens += u[i].tokens;
+            docs += (uint64_t)json_integer_value(json_object_get(j, "documents"));
+            skipped += (uint64_t)json_integer_value(json_object_get(j, "skipped"));
+            size_t k;
+            json_t *e;
+            json_array_foreach(in, k, e) {
+                json_t *c = json_deep_copy(e);
+                if (c) json_object_del(c, "mtime_ns");
+                if (!c || json_array_append_new(inputs, c)) rc = cli_error("out of memory");
+            }
+        }
+        json_decref(j);
+        free(side);
+    }
+    if (rc) goto done;
+    if (!vocab) {   /* no units: never here (one at least), but safe */
+        vocab = shard_vocab_json(bpe_gpt2());
+        opts = shard_options_json(o);
+    }
+
+    /* The plan: [0, V), then S tokens a shard. */
+    uint64_t nshards = 0;
+    if (tokens) nshards = tokens <= V ? 1 : 1 + (tokens - V + S - 1) / S;
+    man_path = malloc(strlen(dir) + strlen(name) + 64);
+    fname = malloc(strlen(name) + 64);
+    unsigned char *keep = calloc(nshards + 1, 1);
+    json_t **entries = calloc(nshards + 1, sizeof *entries);
+    if (!man_path || !fname || !keep || !entries) {
+        free(keep);
+        free(entries);
+        rc = cli_error("out of memory");
+        goto done;
+    }
+    sprintf(man_path, "%s/%s_manifest.json", dir, name);
+
+    man = json_pack("{s:s, s:i, s:s, s:O, s:O, s:s, s:I, s:I, s:O, s:I, s:I, s:I}", "format", "gpt2in-shards",
+                    "version", 1, "tool", SHARD_TOOL, "vocabulary", vocab, "options", opts, "name", name,
+                    "shard_tokens", (json_int_t)S, "val_tokens", (json_int_t)V, "inputs", inputs, "documents",
+                    (json_int_t)docs, "skipped", (json_int_t)skipped, "tokens", (json_int_t)tokens);
+    shards = json_array();
+    if (!man || !shards) {
+        free(keep);
+        free(entries);
+        rc = cli_error("out of memory");
+        goto done;
+    }
+
+    /* Resuming: what an earlier run of the same job recorded, checked. */
+    old = json_load_file(man_path, 0, NULL);
+    if (old) {
+        static const char *const same[] = {"format", "version", "vocabulary", "options", "name", "shard_tokens",
+                                           "val_tokens", "inputs"};
+        int ok = 1;
+        for (size_t i = 0; i < sizeof same / sizeof same[0]; i++)
+            ok = ok && json_equal(json_object_get(old, same[i]), json_object_get(man, same[i]));
+        size_t k;
+        json_t *e;
+        json_array_foreach(ok ? json_object_get(old, "shards") : NULL, k, e) {
+            const char *file = json_string_value(json_object_get(e, "file"));
+            const char *sha = json_string_value(json_object_get(e, "sha256"));
+            json_t *t = json_object_get(e, "tokens");
+            for (uint64_t s = 0; file && sha && json_is_integer(t) && s < nshards; s++) {
+                uint64_t a = s ? V + (s - 1) * S : 0, b = s ? a + S : V;
+                if (b > tokens) b = tokens;
+                sprintf(fname, "%s_%s_%06llu.bin", name, s ? "train" : "val", (unsigned long long)s);
+                if (strcmp(fname, file) || (uint64_t)json_integer_value(t) != b - a || keep[s]) continue;
+                char *p = path_join(dir, fname), hex[65];
+                uint64_t size;
+                if (p && !file_sha(p, hex, &size) && size == 1024 + 2 * (b - a) && !strcmp(hex, sha)) {
+                    keep[s] = 1;
+                    entries[s] = json_deep_copy(e);
+                }
+                free(p);
+            }
+        }
+    }
+
+    for (uint64_t s = 0; s < nshards && !rc; s++) {
+        uint64_t a = s ? V + (s - 1) * S : 0, b = s ? a + S : V;
+        if (b > tokens) b = tokens;
+        sprintf(fname, "%s_%s_%06llu.bin", name, s ? "train" : "val", (unsigned long long)s);
+        if (!keep[s]) {
+            if (o->progress)
+                fprintf(stderr, "\r\033[Kgpt2in: shard: writing %s (%llu of %llu)", fname, (unsigned long long)s + 1,
+                        (unsigned long long)nshards);
+            char *p = path_join(dir, fname), hex[65];
+            embed_error err;
+            embed_writer *w = p ? embed_writer_open(p, &err) : NULL;
+            shard_sha sh;
+            if (!p || shard_sha_init(&sh)) {
+                rc = cli_error("out of memory");
+            } else if (!w) {
+                rc = cli_error("%s", err.msg);
+                shard_sha_free(&sh);
+            } else {
+                unsigned char h[1024] = {0};
+                const uint32_t hv[3] = {20240520, 1, (uint32_t)(b - a)};
+                for (int i = 0; i < 3; i++)
+                    for (int k = 0; k < 4; k++) h[4 * i + k] = (unsigned char)(hv[i] >> (8 * k));
+                if (embed_writer_write(w, h, sizeof h, &err)) rc = cli_error("%s", err.msg);
+                shard_sha_update(&sh, h, sizeof h);
+                if (!rc) rc = copy_tokens(u, nu, a, b, w, &sh);
+                if (rc) embed_writer_abort(w);
+                else if (embed_writer_commit(w, &err)) rc = cli_error("%s", err.msg);
+                shard_sha_hex(&sh, hex);
+                if (!rc)
+                    entries[s] = json_pack("{s:s, s:s, s:I, s:s}", "file", fname, "split", s ? "train" : "val",
+                                           "tokens", (json_int_t)(b - a), "sha256", hex);
+            }
+            free(p);
+            if (!rc && !entries[s]) rc = cli_error("out of memory");
+        }
+        /* The manifest so far: what a killed run leaves for the next one. */
+        if (!rc && !keep[s]) {
+            json_array_clear(shards);
+            for (uint64_t k = 0; k < nshards; k++)
+                if (entries[k]) json_array_append(shards, entries[k]);
+            json_object_set(man, "shards", shards);
+            json_object_set_new(man, "complete", json_false());
+            rc = write_json(man_path, man, JSON_INDENT(2));
+        }
+    }
+    if (!rc) {
+        json_array_clear(shards);
+        for (uint64_t k = 0; k < nshards; k++) json_array_append(shards, entries[k]);
+        json_object_set(man, "shards", shards);
+        json_object_set_new(man, "complete", json_true());
+        rc = write_json(man_path, man, JSON_INDENT(2));
+    }
+    if (o->progress) fputs("\r\033[K", stderr);
+    if (!rc) tidy_dir(dir, name, nshards);
+    for (uint64_t k = 0; k < nshards; k++) json_decref(entries[k]);
+    free(entries);
+    free(keep);
+done:
+    for (int i = 0; u && i < nu; i++)
+        if (u[i].fd >= 0) close(u[i].fd);
+    free(u);
+    free(man_path);
+    free(fname);
+    json_decref(inputs);
+    json_decref(vocab);
+    json_decref(opts);
+    json_decref(man);
+    json_decref(old);
+    json_decref(shards);
+    return rc;
+}
+
+/* ---- the command ------------------------------------------------------------ */
+
+static int make_dir(const char *d) {
+    if (!mkdir(d, 0777) || errno == EEXIST) {
+        struct stat st;
+        if (!stat(d, &st) && S_ISDIR(st.st_mode)) return 0;
+        return cli_error("%s: not a directory", cli_n(d));
+    }
+    return cli_error("%s: cannot create the directory: %s", cli_n(d), strerror(errno));
+}
+
+/* Removes the one-machine run's unit directory (its own files only). */
+static void remove_units(const char *d) {
+    DIR *dh = opendir(d);
+    if (!dh) return;
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char *p = path_join(d, e->d_name);
+        if (p) unlink(p);
+        free(p);
+    }
+    closedir(dh);
+    rmdir(d);
+}
+
+int cmd_shard(int argc, char **argv) {
+    shard_opts o = {SHARD_FMT_AUTO, "text", 0, 0, 0, 0, 0, 0};
+    const char *out = NULL, *unit = NULL, *name = "corpus";
+    int assemble = 0, keep_units = 0, bad = 0, operands = 0, input_opt = 0, shard_opt = 0;
+    uint64_t S = 100000000, V = 0, threads = 0;
+    char **ops = calloc((size_t)argc, sizeof *ops);
+    int nops = 0;
+    if (!ops) return cli_error("out of memory");
+    int rc = CLI_OK;
+    for (int i = 1; i < argc && !rc; i++) {
+        const char *a = argv[i], *val;
+        int kind = cli_arg(a, &operands, help, NULL);
+        if (kind == CLI_ARG_HELP) {
+            free(ops);
+            return CLI_OK;
+        }
+        if (kind == CLI_ARG_SKIP) continue;
+        if (kind == CLI_ARG_OPERAND) {
+            ops[nops++] = argv[i];
+        } else if (!strcmp(a, "--assemble")) {
+            assemble = 1;
+        } else if (!strcmp(a, "--split-lines")) {
+            o.split_lines = 1;
+            input_opt = 1;
+        } else if (!strcmp(a, "--quiet")) {
+            o.quiet = 1;
+        } else if (!strcmp(a, "--keep-units")) {
+            keep_units = 1;
+            shard_opt = 1;
+        } else if ((val = cli_opt(argc, argv, &i, "--out", &bad))) {
+            out = val;
+        } else if ((val = cli_opt(argc, argv, &i, "--unit", &bad))) {
+            unit = val;
+        } else if ((val = cli_opt(argc, argv, &i, "--name", &bad))) {
+            name = val;
+            shard_opt = 1;
+            int okname = *val != 0;
+            for (const char *p = val; *p; p++)
+                okname = okname && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                                    *p == '-' || *p == '_' || *p == '.');
+            if (!okname || *val == '.') rc = cli_error("--name: %s is not a name (letters, digits, - _ .)", cli_q(val));
+        } else if ((val = cli_opt(argc, argv, &i, "--format", &bad))) {
+            input_opt = 1;
+            if (!strcmp(val, "auto")) o.format = SHARD_FMT_AUTO;
+            else if (!strcmp(val, "text")) o.format = SHARD_FMT_TEXT;
+            else if (!strcmp(val, "jsonl")) o.format = SHARD_FMT_JSONL;
+            else rc = cli_error("--format: %s is not one of auto, text, jsonl", cli_q(val));
+        } else if ((val = cli_opt(argc, argv, &i, "--field", &bad))) {
+            o.field = val;
+            input_opt = 1;
+        } else if ((val = cli_opt(argc, argv, &i, "--on-error", &bad))) {
+            input_opt = 1;
+            if (!strcmp(val, "skip")) o.skip_errors = 1;
+            else if (!strcmp(val, "fail")) o.skip_errors = 0;
+            else rc = cli_error("--on-error: %s is not one of skip, fail", cli_q(val));
+        } else if ((val = cli_opt(argc, argv, &i, "--threads", &bad))) {
+            if (cli_parse_u64(val, &threads) || threads > 64)
+                rc = cli_error("--threads: %s is not a number of threads (0..64)", cli_q(val));
+        } else if ((val = cli_opt(argc, argv, &i, "--shard-tokens", &bad))) {
+            shard_opt = 1;
+            if (cli_parse_u64(val, &S) || S < 1 || S > INT32_MAX)
+                rc = cli_error("--shard-tokens: %s is not a number of tokens (1..2147483647)", cli_q(val));
+        } else if ((val = cli_opt(argc, argv, &i, "--val-tokens", &bad))) {
+            shard_opt = 1;
+            if (cli_parse_u64(val, &V) || V < 1 || V > INT32_MAX)
+                rc = cli_error("--val-tokens: %s is not a number of tokens (1..2147483647)", cli_q(val));
+        } else if (bad) {
+            rc = CLI_ERR;
+        } else {
+            rc = cli_unknown_option(argv[0], a, CLI_ARG_OPTION);
+        }
+    }
+    if (!rc && bad) rc = CLI_ERR;
+    if (!V) V = S;
+    if (!threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (uint64_t)(n > 64 ? 64 : n) : 1;
+    }
+    o.threads = (int)threads;
+    o.progress = !o.quiet && isatty(2);
+    if (rc) {
+    } else if (unit && (assemble || out)) {
+        rc = cli_error("shard: --unit takes no --out or --assemble (see 'gpt2in shard --help')");
+    } else if (unit && shard_opt) {
+        rc = cli_error("shard: --name, --shard-tokens, --val-tokens and --keep-units are for --out");
+    } else if (assemble && input_opt) {
+        rc = cli_error("shard: --assemble takes the units' options from them: no --format, --field, "
+                       "--split-lines or --on-error");
+    } else if (!unit && !out) {
+        rc = cli_error("shard: --out DIR is needed (see 'gpt2in shard --help')");
+    } else if (!nops) {
+        rc = cli_error("shard: no %s", assemble ? "unit" : "input file");
+    } else if (unit) {
+        shard_progress_total(0);
+        rc = shard_unit(unit, (const char *const *)ops, nops, &o);
+        shard_progress_end();
+    } else if (assemble) {
+        rc = make_dir(out);
+        if (!rc) rc = shard_assemble(out, name, S, V, ops, nops, &o);
+    } else {
+        char sub[300];
+        snprintf(sub, sizeof sub, "%s_units", name);
+        char *ud = path_join(out, sub);
+        char **units = calloc((size_t)nops, sizeof *units);
+        if (!ud || !units) rc = cli_error("out of memory");
+        if (!rc) rc = make_dir(out);
+        if (!rc) rc = make_dir(ud);
+        uint64_t total = 0;
+        for (int i = 0; !rc && i < nops; i++) {
+            struct stat st;
+            if (total != UINT64_MAX && !stat(ops[i], &st) && S_ISREG(st.st_mode)) total += (uint64_t)st.st_size;
+            else total = UINT64_MAX;
+            char nm[32];
+            snprintf(nm, sizeof nm, "%06d.tok", i);
+            if (!(units[i] = path_join(ud, nm))) rc = cli_error("out of memory");
+        }
+        shard_progress_total(total == UINT64_MAX ? 0 : total);
+        o.in_run = 1;
+        for (int i = 0; !rc && i < nops; i++) rc = shard_unit(units[i], (const char *const *)&ops[i], 1, &o);
+        shard_progress_end();
+        if (!rc) rc = shard_assemble(out, name, S, V, units, nops, &o);
+        if (!rc && !keep_units) remove_units(ud);
+        for (int i = 0; units && i < nops; i++) free(units[i]);
+        free(units);
+        free(ud);
+    }
+    free(ops);
+    return rc;
+}

@@ -1,0 +1,773 @@
+/* cmd_shard_unit.c - `gpt2in shard --unit`: reads corpora (plain text or
+ * JSON Lines, raw, gzip or zstd) and writes their documents' tokens, each
+ * document after <|endoftext|>, as one unit (raw uint16 + a JSON sidecar).
+ *
+ * Documents of a line-oriented input are cut into batches of whole lines;
+ * worker threads parse and encode batches while the main thread reads the
+ * next ones and writes finished batches strictly in input order, so the
+ * output does not depend on the number of threads. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zlib.h>
+#include <zstd.h>
+
+#include "shard.h"
+
+double shard_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* ---- sha256 -------------------------------------------------------------- */
+
+int shard_sha_init(shard_sha *s) {
+    s->c = EVP_MD_CTX_new();
+    if (!s->c || !EVP_DigestInit_ex(s->c, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(s->c);
+        s->c = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void shard_sha_update(shard_sha *s, const void *p, size_t n) {
+    if (n) EVP_DigestUpdate(s->c, p, n);
+}
+
+void shard_sha_hex(shard_sha *s, char hex[65]) {
+    unsigned char d[32];
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(s->c, d, &n);
+    for (int i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", d[i]);
+    shard_sha_free(s);
+}
+
+void shard_sha_free(shard_sha *s) {
+    EVP_MD_CTX_free(s->c);
+    s->c = NULL;
+}
+
+/* ---- identity objects ---------------------------------------------------- */
+
+/* The vocabulary is identified by the sha256 of its id -> bytes table (each
+ * token as a u32 LE length and its bytes, in id order). */
+json_t *shard_vocab_json(const bpe *v) {
+    shard_sha s;
+    if (shard_sha_init(&s)) return NULL;
+    size_t n = bpe_vocab_size(v);
+    for (size_t id = 0; id < n; id++) {
+        size_t len = 0;
+        const char *b = bpe_token_bytes(v, (uint32_t)id, &len);
+        unsigned char l[4] = {(unsigned char)len, (unsigned char)(len >> 8), (unsigned char)(len >> 16),
+                              (unsigned char)(len >> 24)};
+        shard_sha_update(&s, l, 4);
+        shard_sha_update(&s, b, len);
+    }
+    char hex[65];
+    shard_sha_hex(&s, hex);
+    return json_pack("{s:s, s:I, s:I, s:s}", "name", "gpt2", "size", (json_int_t)n, "eot",
+                     (json_int_t)bpe_eot_id(v), "sha256", hex);
+}
+
+json_t *shard_options_json(const shard_opts *o) {
+    static const char *const fmts[] = {"auto", "text", "jsonl"};
+    return json_pack("{s:s, s:s, s:b, s:s}", "format", fmts[o->format], "field", o->field, "split_lines",
+                     o->split_lines, "on_error", o->skip_errors ? "skip" : "fail");
+}
+
+/* ---- progress (one line on stderr, across the units of a run) ------------- */
+
+static struct {
+    uint64_t total;        /* bytes of all inputs on disk, 0 = unknown */
+    uint64_t done;         /* bytes of the inputs finished */
+    uint64_t docs, tokens;
+    double t0, last;
+    int shown;
+} prog;
+
+void shard_progress_total(uint64_t total) {
+    prog.total = total;
+    prog.t0 = shard_now();
+}
+
+static void progress(const shard_opts *o, uint64_t cur, int force) {
+    if (!o->progress) return;
+    double t = shard_now();
+    if (!force && t - prog.last < 0.5) return;
+    prog.last = t;
+    if (!prog.t0) prog.t0 = t;
+    double el = t - prog.t0, bytes = (double)(prog.done + cur);
+    double mbs = el > 0 ? bytes / el / 1e6 : 0;
+    char eta[32] = "";
+    if (prog.total && mbs > 0 && bytes <= prog.total) {
+        long s = (long)((prog.total - bytes) / (mbs * 1e6));
+        snprintf(eta, sizeof eta, ", ETA %ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    }
+    fprintf(stderr, "\r\033[Kgpt2in: shard: %llu documents, %llu tokens, %.0f MB, %.1f MB/s%s",
+            (unsigned long long)prog.docs, (unsigned long long)prog.tokens, bytes / 1e6, mbs, eta);
+    prog.shown = 1;
+}
+
+void shard_progress_end(void) {
+    if (prog.shown) fputs("\r\033[K", stderr);
+    prog.shown = 0;
+}
+
+/* ---- reading: raw, gzip or zstd, detected by magic bytes ------------------ */
+
+enum { IN_RAW, IN_GZ, IN_ZST };
+#define IBUF (1 << 20)
+
+typedef struct {
+    FILE *f;
+    const char *name;      /* as messages show it */
+    int kind;
+    shard_sha sha;         /* of the bytes on disk */
+    uint64_t raw;          /* bytes read from disk */
+    unsigned char *ib;
+    size_t ilen, ipos;
+    int eof;
+    z_stream z;
+    int z_ready, z_end;
+    ZSTD_DStream *zs;
+    size_t zs_left;        /* ZSTD_decompressStream's last hint: 0 = frame complete */
+} sin;
+
+static int sin_fill(sin *s) {
+    if (s->ipos < s->ilen || s->eof) return 0;
+    s->ilen = fread(s->ib, 1, IBUF, s->f);
+    s->ipos = 0;
+    if (s->ilen == 0) {
+        if (ferror(s->f)) return cli_error("%s: read error at byte %llu: %s", s->name, (unsigned long long)s->raw,
+                                           strerror(errno));
+        s->eof = 1;
+    }
+    shard_sha_update(&s->sha, s->ib, s->ilen);
+    s->raw += s->ilen;
+    return 0;
+}
+
+static int sin_open(sin *s, FILE *f, const char *name) {
+    memset(s, 0, sizeof *s);
+    s->f = f;
+    s->name = name;
+    s->ib = malloc(IBUF);
+    if (!s->ib || shard_sha_init(&s->sha)) return cli_error("out of memory");
+    if (sin_fill(s)) return CLI_ERR;
+    const unsigned char *m = s->ib;
+    if (s->ilen >= 2 && m[0] == 0x1f && m[1] == 0x8b) {
+        s->kind = IN_GZ;
+        if (inflateInit2(&s->z, 15 + 16) != Z_OK) return cli_error("out of memory");
+        s->z_ready = 1;
+    } else if (s->ilen >= 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) {
+        s->kind = IN_ZST;
+        if (!(s->zs = ZSTD_createDStream())) return cli_error("out of memory");
+        ZSTD_initDStream(s->zs);
+    }
+    return 0;
+}
+
+static void sin_close(sin *s) {
+    if (s->z_ready) inflateEnd(&s->z);
+    ZSTD_freeDStream(s->zs);
+    shard_sha_free(&s->sha);
+    free(s->ib);
+}
+
+/* Up to cap decompressed bytes into buf; *got = 0 at the end. */
+static int sin_read(sin *s, char *buf, size_t cap, size_t *got) {
+    *got = 0;
+    for (;;) {
+        if (sin_fill(s)) return CLI_ERR;
+        size_t avail = s->ilen - s->ipos;
+        if (s->kind == IN_RAW) {
+            size_t n = avail < cap ? avail : cap;
+            memcpy(buf, s->ib + s->ipos, n);
+            s->ipos += n;
+            *got = n;
+            return 0;
+        }
+        if (s->kind == IN_GZ) {
+            if (avail == 0) {   /* end of file */
+                if (!s->z_end) return cli_error("%s: truncated gzip data", s->name);
+                return 0;
+            }
+            if (s->z_end) {   /* another gzip member follows */
+                inflateReset(&s->z);
+                s->z_end = 0;
+            }
+            s->z.next_in = s->ib + s->ipos;
+            s->z.avail_in = (uInt)avail;
+            s->z.next_out = (unsigned char *)buf;
+            s->z.avail_out = (uInt)(cap > (1u << 30) ? (1u << 30) : cap);
+            uInt before = s->z.avail_out;
+            int r = inflate(&s->z, Z_NO_FLUSH);
+            s->ipos = s->ilen - s->z.avail_in;
+            if (r == Z_STREAM_END) s->z_end = 1;
+            else if (r != Z_OK && r != Z_BUF_ERROR)
+                return cli_error("%s: corrupt gzip data (%s)", s->name, s->z.msg ? s->z.msg : "inflate failed");
+            *got = before - s->z.avail_out;
+        } else {
+            if (avail == 0) {
+                if (s->zs_left) return cli_error("%s: truncated zstd data", s->name);
+                return 0;
+            }
+            ZSTD_inBuffer in = {s->ib, s->ilen, s->ipos};
+            ZSTD_outBuffer out = {buf, cap, 0};
+            size_t r = ZSTD_decompressStream(s->zs, &out, &in);
+            if (ZSTD_isError(r)) return cli_error("%s: corrupt zstd data (%s)", s->name, ZSTD_getErrorName(r));
+            s->ipos = in.pos;
+            s->zs_left = r;
+            *got = out.pos;
+        }
+        if (*got) return 0;
+    }
+}
+
+/* ---- one input's tokens, written to the unit -------------------------------- */
+
+typedef struct {
+    embed_writer *w;
+    const char *unit;
+    shard_sha unit_sha, in_sha;
+    uint64_t docs, skipped, tokens;      /* this input */
+    uint16_t tmp[1 << 14];
+} unit_out;
+
+static int put_tokens(unit_out *u, const uint16_t *t, size_t n) {
+    embed_error err;
+    if (n && embed_writer_write(u->w, t, n * 2, &err)) return cli_error("%s", err.msg);
+    shard_sha_update(&u->unit_sha, t, n * 2);
+    shard_sha_update(&u->in_sha, t, n * 2);
+    u->tokens += n;
+    prog.tokens += n;
+    return 0;
+}
+
+static int put_ids(unit_out *u, const uint32_t *ids, size_t n) {
+    const size_t cap = sizeof u->tmp / sizeof u->tmp[0];
+    for (size_t i = 0; i < n;) {
+        size_t k = n - i < cap ? n - i : cap;
+        for (size_t j = 0; j < k; j++) u->tmp[j] = (uint16_t)ids[i + j];
+        if (put_tokens(u, u->tmp, k)) return CLI_ERR;
+        i += k;
+    }
+    return 0;
+}
+
+/* Line number (1-based) of byte off in text. */
+static uint64_t line_of(const char *text, size_t off) {
+    uint64_t line = 1;
+    for (const char *p = text, *end = text + off; (p = memchr(p, '\n', (size_t)(end - p))); p++) line++;
+    return line;
+}
+
+/* A whole file, one document: held in memory, encoded on all threads. */
+static int whole_file(sin *s, unit_out *u, const bpe *v, const shard_opts *o) {
+    size_t cap = 1 << 20, len = 0;
+    char *text = malloc(cap);
+    if (!text) return cli_error("out of memory");
+    int rc = 0;
+    for (;;) {
+        if (cap - len < (1 << 16)) {
+            char *t = cap > SIZE_MAX / 2 ? NULL : realloc(text, cap * 2);
+            if (!t) {
+                free(text);
+                return cli_error("%s: out of memory", s->name);
+            }
+            text = t;
+            cap *= 2;
+        }
+        size_t got;
+        if ((rc = sin_read(s, text + len, cap - len, &got))) break;
+        if (!got) break;
+        len += got;
+        progress(o, s->raw, 0);
+    }
+    uint32_t *ids = rc ? NULL : malloc((len ? len : 1) * sizeof *ids);
+    if (!rc && !ids) rc = cli_error("%s: out of memory", s->name);
+    if (!rc) {
+        size_t n = 0;
+        bpe_error err;
+        int e = bpe_encode_parallel(v, text, len, BPE_SPECIAL_TEXT | BPE_STRICT, o->threads, ids, NULL, len, &n,
+                                    &err);
+        if (e == BPE_ERR_UTF8) {
+            size_t off = (size_t)err.offset;
+            if (!o->skip_errors || !o->quiet)
+                fprintf(stderr, "gpt2in: %s:%llu: byte %llu: invalid UTF-8%s\n", s->name,
+                        (unsigned long long)line_of(text, off), (unsigned long long)off,
+                        o->skip_errors ? " (document skipped)" : "");
+            if (o->skip_errors) u->skipped++;
+            else rc = CLI_ERR;
+        } else if (e) {
+            rc = cli_error("%s: %s", s->name, err.msg);
+        } else {
+            uint16_t eot = SHARD_EOT;
+            rc = put_tokens(u, &eot, 1);
+            if (!rc) rc = put_ids(u, ids, n);
+            u->docs++;
+            prog.docs++;
+        }
+    }
+    free(ids);
+    free(text);
+    return rc;
+}
+
+/* ---- line-oriented inputs: batches of lines on worker threads --------------- */
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+    uint64_t line0, off0;        /* line number and stream offset of data[0] */
+    uint16_t *out;
+    size_t nout, outcap;
+    uint32_t *ids;
+    size_t idcap;
+    uint64_t docs, skipped;
+    char *msg;                   /* messages, one a line */
+    size_t msglen, msgcap;
+    int fatal;
+    int done;
+} job;
+
+typedef struct {
+    const bpe *v;
+    const shard_opts *o;
+    int jsonl;
+    char name[512];
+    pthread_mutex_t mu;
+    pthread_cond_t work, fin;
+    job *jobs;
+    size_t njobs;
+    uint64_t submitted, taken;
+    int stop;
+} pool;
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap : 4096;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q) return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+static void job_msg(job *j, pool *p, uint64_t line, uint64_t off, const char *what) {
+    char m[1024];
+    int n = snprintf(m, sizeof m, "gpt2in: %s:%llu: byte %llu: %s%s\n", p->name, (unsigned long long)line,
+                     (unsigned long long)off, what, p->o->skip_errors ? " (document skipped)" : "");
+    if (n < 0) return;
+    if ((size_t)n >= sizeof m) n = sizeof m - 1;
+    if (grow((void **)&j->msg, &j->msgcap, j->msglen + (size_t)n + 1, 1)) return;
+    memcpy(j->msg + j->msglen, m, (size_t)n + 1);
+    j->msglen += (size_t)n;
+}
+
+static int is_blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
+    return 1;
+}
+
+static const char *json_kind(const json_t *j) {
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: case JSON_REAL: return "a number";
+    case JSON_TRUE: case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+/* One document's text: appended as EOT + tokens, or an error. Returns 0,
+ * or 1 when the document is bad (message recorded). */
+static int doc(job *j, pool *p, const char *text, size_t n, uint64_t line, uint64_t off) {
+    if (grow((void **)&j->ids, &j->idcap, n ? n : 1, sizeof *j->ids)) {
+        job_msg(j, p, line, off, "out of memory");
+        j->fatal = 1;
+        return 1;
+    }
+    size_t nt = 0;
+    bpe_error err;
+    int e = bpe_encode(p->v, text, n, BPE_SPECIAL_TEXT | BPE_STRICT, j->ids, NULL, n, &nt, &err);
+    if (e == BPE_ERR_UTF8) {
+        /* Only plain text gets here: jansson's strings are valid UTF-8. */
+        job_msg(j, p, line, off + err.offset, "invalid UTF-8");
+        return 1;
+    }
+    if (e || grow((void **)&j->out, &j->outcap, j->nout + nt + 1, sizeof *j->out)) {
+        job_msg(j, p, line, off, e ? err.msg : "out of memory");
+        j->fatal = 1;
+        return 1;
+    }
+    j->out[j->nout++] = SHARD_EOT;
+    for (size_t i = 0; i < nt; i++) j->out[j->nout++] = (uint16_t)j->ids[i];
+    j->docs++;
+    return 0;
+}
+
+static void run_job(job *j, pool *p) {
+    j->nout = j->docs = j->skipped = j->msglen = 0;
+    j->fatal = 0;
+    const char *s = j->data, *end = j->data + j->len;
+    uint64_t line = j->line0;
+    while (s < end && !j->fatal) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        size_t n = (size_t)((nl ? nl : end) - s);
+        uint64_t off = j->off0 + (uint64_t)(s - j->data);
+        int bad = 0;
+        if (!p->jsonl) {
+            if (n) bad = doc(j, p, s, n, line, off);
+        } else if (!is_blank(s, n)) {
+            json_error_t je;
+            json_t *root = json_loadb(s, n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
+            if (!root) {
+                char m[256];
+                enum json_error_code code = json_error_code(&je);
+                if (code == json_error_invalid_utf8) snprintf(m, sizeof m, "invalid UTF-8");
+                else snprintf(m, sizeof m, "malformed JSON: %s", je.text);
+                /* jansson's position is just past the offending byte, or at
+                 * an invalid UTF-8 byte; the end for a line cut short. */
+                uint64_t at = je.position > 0 ? (uint64_t)je.position : 0;
+                if (code == json_error_premature_end_of_input) at = n;
+                else if (code != json_error_invalid_utf8 && at) at--;
+                if (at > n) at = n;
+                job_msg(j, p, line, off + at, m);
+                bad = 1;
+            } else {
+                json_t *f = json_is_object(root) ? json_object_get(root, p->o->field) : NULL;
+                char m[256];
+                if (!json_is_object(root)) {
+                    snprintf(m, sizeof m, "the line is %s, not a JSON object", json_kind(root));
+                    job_msg(j, p, line, off, m);
+                    bad = 1;
+                } else if (!f) {
+                    snprintf(m, sizeof m, "no field %s", cli_quote_buf((char[200]){0}, 200, p->o->field,
+                                                                       strlen(p->o->field)));
+                    job_msg(j, p, line, off, m);
+                    bad = 1;
+                } else if (!json_is_string(f)) {
+                    snprintf(m, sizeof m, "field %s is %s, not a string",
+                             cli_quote_buf((char[200]){0}, 200, p->o->field, strlen(p->o->field)), json_kind(f));
+                    job_msg(j, p, line, off, m);
+                    bad = 1;
+                } else {
+                    bad = doc(j, p, json_string_value(f), json_string_length(f), line, off);
+                }
+                json_decref(root);
+            }
+        }
+        if (bad) {
+            j->skipped++;
+            if (!p->o->skip_errors) j->fatal = 1;
+        }
+        line++;
+        s = nl ? nl + 1 : end;
+    }
+}
+
+static void *worker(void *arg) {
+    pool *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && p->taken >= p->submitted) pthread_cond_wait(&p->work, &p->mu);
+        if (p->stop) break;
+        job *j = &p->jobs[p->taken++ % p->njobs];
+        pthread_mutex_unlock(&p->mu);
+        run_job(j, p);
+        pthread_mutex_lock(&p->mu);
+        j->done = 1;
+        pthread_cond_broadcast(&p->fin);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Writes job seq (waiting for it) to the unit. */
+static int emit(pool *p, uint64_t seq, unit_out *u) {
+    job *j = &p->jobs[seq % p->njobs];
+    pthread_mutex_lock(&p->mu);
+    while (!j->done) pthread_cond_wait(&p->fin, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    if (j->msglen && (j->fatal || !p->o->quiet)) fputs(j->msg, stderr);
+    if (j->fatal) return CLI_ERR;
+    u->docs += j->docs;
+    u->skipped += j->skipped;
+    prog.docs += j->docs;
+    return put_tokens(u, j->out, j->nout);
+}
+
+#define BATCH (1 << 20)
+
+static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jsonl) {
+    pool p;
+    memset(&p, 0, sizeof p);
+    p.v = v;
+    p.o = o;
+    p.jsonl = jsonl;
+    snprintf(p.name, sizeof p.name, "%s", s->name);
+    p.njobs = 2 * (size_t)o->threads + 1;
+    p.jobs = calloc(p.njobs, sizeof *p.jobs);
+    pthread_t *th = calloc((size_t)o->threads, sizeof *th);
+    int nth = 0, rc = 0;
+    char *acc = NULL;
+    size_t acclen = 0, acccap = 0;
+    if (!p.jobs || !th) rc = cli_error("out of memory");
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.work, NULL);
+    pthread_cond_init(&p.fin, NULL);
+    for (; !rc && nth < o->threads; nth++)
+        if (pthread_create(&th[nth], NULL, worker, &p)) rc = cli_error("cannot start a thread");
+    uint64_t emitted = 0, line = 1, off = 0;
+    int at_end = 0;
+    while (!rc && !at_end) {
+        if (grow((void **)&acc, &acccap, acclen + (1 << 16), 1)) {
+            rc = cli_error("%s: out of memory", s->name);
+            break;
+        }
+        size_t got;
+        if ((rc = sin_read(s, acc + acclen, acccap - acclen, &got))) break;
+        acclen += got;
+        at_end = got == 0;
+        size_t cut = acclen;
+        if (!at_end) {
+            if (acclen < BATCH) continue;
+            char *nl = memrchr(acc, '\n', acclen);
+            if (!nl) continue;   /* a line longer than a batch: read on */
+            cut = (size_t)(nl - acc) + 1;
+        }
+        if (!cut) break;
+        /* The slot's oldest job goes out first. */
+        uint64_t seq = p.submitted;
+        if (seq >= p.njobs && (rc = emit(&p, emitted++, u))) break;
+        job *j = &p.jobs[seq % p.njobs];
+        char *old = j->data;
+        size_t oldcap = j->cap;
+        j->data = acc;
+        j->cap = acccap;
+        j->len = cut;
+        j->line0 = line;
+        j->off0 = off;
+        j->done = 0;
+        for (const char *q = acc; (q = memchr(q, '\n', (size_t)(acc + cut - q))); q++) line++;
+        off += cut;
+        acc = old;
+        acccap = oldcap;
+        size_t rest = acclen - cut;
+        if (grow((void **)&acc, &acccap, rest + (1 << 16), 1)) {
+            rc = cli_error("%s: out of memory", s->name);
+            break;
+        }
+        memcpy(acc, j->data + cut, rest);
+        acclen = rest;
+        pthread_mutex_lock(&p.mu);
+        p.submitted++;
+        pthread_cond_signal(&p.work);
+        pthread_mutex_unlock(&p.mu);
+        progress(o, s->raw, 0);
+    }
+    while (!rc && emitted < p.submitted) {
+        rc = emit(&p, emitted++, u);
+        progress(o, s->raw, 0);
+    }
+    pthread_mutex_lock(&p.mu);
+    p.stop = 1;
+    pthread_cond_broadcast(&p.work);
+    pthread_mutex_unlock(&p.mu);
+    for (int i = 0; i < nth; i++) pthread_join(th[i], NULL);
+    for (size_t i = 0; p.jobs && i < p.njobs; i++) {
+        free(p.jobs[i].data);
+        free(p.jobs[i].out);
+        free(p.jobs[i].ids);
+        free(p.jobs[i].msg);
+    }
+    pthread_cond_destroy(&p.work);
+    pthread_cond_destroy(&p.fin);
+    pthread_mutex_destroy(&p.mu);
+    free(p.jobs);
+    free(th);
+    free(acc);
+    return rc;
+}
+
+/* ---- a unit --------------------------------------------------------------- */
+
+/* The name less .gz/.zst/.zstd ends in .jsonl, .ndjson or .json. */
+static int jsonl_name(const char *path) {
+    size_t n = strlen(path);
+    static const char *const comp[] = {".gz", ".zst", ".zstd"};
+    for (int i = 0; i < 3; i++) {
+        size_t k = strlen(comp[i]);
+        if (n > k && !strcmp(path + n - k, comp[i])) {
+            n -= k;
+            break;
+        }
+    }
+    static const char *const ext[] = {".jsonl", ".ndjson", ".json"};
+    for (int i = 0; i < 3; i++) {
+        size_t k = strlen(ext[i]);
+        if (n > k && !strncmp(path + n - k, ext[i], k)) return 1;
+    }
+    return 0;
+}
+
+static json_t *stat_json(const char *path, struct stat *st) {
+    return json_pack("{s:s, s:I, s:I}", "path", path, "size", (json_int_t)st->st_size, "mtime_ns",
+                     (json_int_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec);
+}
+
+/* UNIT.json names the same inputs (path, size, mtime), vocabulary and
+ * options, and UNIT holds its tokens. */
+static int up_to_date(const char *unit, const char *side, const char *const *inputs, int n, json_t *vocab,
+                      json_t *opts) {
+    json_t *j = json_load_file(side, 0, NULL);
+    if (!j) return 0;
+    int ok = json_equal(json_object_get(j, "vocabulary"), vocab) &&
+             json_equal(json_object_get(j, "options"), opts);
+    json_t *in = json_object_get(j, "inputs");
+    ok = ok && json_is_array(in) && json_array_size(in) == (size_t)n;
+    for (int i = 0; ok && i < n; i++) {
+        struct stat st;
+        json_t *e = json_array_get(in, (size_t)i), *want;
+        if (stat(inputs[i], &st) || !(want = stat_json(inputs[i], &st))) return json_decref(j), 0;
+        ok = json_equal(json_object_get(e, "path"), json_object_get(want, "path")) &&
+             json_equal(json_object_get(e, "size"), json_object_get(want, "size")) &&
+             json_equal(json_object_get(e, "mtime_ns"), json_object_get(want, "mtime_ns"));
+        json_decref(want);
+    }
+    struct stat st;
+    json_t *t = json_object_get(j, "tokens");
+    ok = ok && json_is_integer(t) && !stat(unit, &st) && S_ISREG(st.st_mode) &&
+         (json_int_t)st.st_size == 2 * json_integer_value(t);
+    json_decref(j);
+    return ok;
+}
+
+int shard_unit(const char *unit, const char *const *inputs, int n, const shard_opts *o) {
+    const bpe *v = bpe_gpt2();
+    size_t ul = strlen(unit);
+    char *side = malloc(ul + 6);
+    json_t *vocab = shard_vocab_json(v), *opts = shard_options_json(o), *ins = json_array();
+    if (!side || !vocab || !opts || !ins) {
+        free(side);
+        json_decref(vocab);
+        json_decref(opts);
+        json_decref(ins);
+        return cli_error("out of memory");
+    }
+    memcpy(side, unit, ul);
+    memcpy(side + ul, ".json", 6);
+    int rc = CLI_OK;
+    unit_out *u = NULL;
+    if (up_to_date(unit, side, inputs, n, vocab, opts)) {
+        if (!o->quiet && !o->in_run) fprintf(stderr, "gpt2in: %s: up to date\n", cli_n(unit));
+        goto done;
+    }
+    if (cli_output_check("shard", "--unit", unit, inputs, (size_t)n, 0) ||
+        cli_output_check("shard", "--unit", side, inputs, (size_t)n, 0)) {
+        rc = CLI_ERR;
+        goto done;
+    }
+    /* The sidecar says the unit is complete: it goes first, comes back last. */
+    if (unlink(side) && errno != ENOENT) {
+        rc = cli_error("%s: cannot remove: %s", cli_n(side), strerror(errno));
+        goto done;
+    }
+    embed_error eerr;
+    u = calloc(1, sizeof *u);
+    if (!u || shard_sha_init(&u->unit_sha)) {
+        rc = cli_error("out of memory");
+        goto done;
+    }
+    u->unit = unit;
+    if (!(u->w = embed_writer_open(unit, &eerr))) {
+        rc = cli_error("%s", eerr.msg);
+        goto done;
+    }
+    uint64_t docs = 0, skipped = 0, tokens = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        FILE *f = fopen(inputs[i], "rb");
+        struct stat st;
+        if (!f) {
+            rc = cli_error("%s: cannot open: %s", cli_n(inputs[i]), strerror(errno));
+            break;
+        }
+        if (fstat(fileno(f), &st) || S_ISDIR(st.st_mode)) {
+            rc = cli_error("%s: not a file", cli_n(inputs[i]));
+            fclose(f);
+            break;
+        }
+        char namebuf[512];
+        sin s;
+        u->docs = u->skipped = u->tokens = 0;
+        rc = sin_open(&s, f, cli_name(inputs[i], namebuf, sizeof namebuf));
+        if (!rc && shard_sha_init(&u->in_sha)) rc = cli_error("out of memory");
+        int jsonl = o->format == SHARD_FMT_JSONL || (o->format == SHARD_FMT_AUTO && jsonl_name(inputs[i]));
+        if (!rc) rc = jsonl || o->split_lines ? lines(&s, u, v, o, jsonl) : whole_file(&s, u, v, o);
+        if (!rc) {
+            char hin[65], htok[65];
+            shard_sha_hex(&s.sha, hin);
+            shard_sha_hex(&u->in_sha, htok);
+            json_t *e = stat_json(inputs[i], &st);
+            if (!e || json_object_set_new(e, "size", json_integer((json_int_t)s.raw)) ||
+                json_object_set_new(e, "sha256", json_string(hin)) ||
+                json_object_set_new(e, "documents", json_integer((json_int_t)u->docs)) ||
+                json_object_set_new(e, "skipped", json_integer((json_int_t)u->skipped)) ||
+                json_object_set_new(e, "tokens", json_integer((json_int_t)u->tokens)) ||
+                json_object_set_new(e, "tokens_sha256", json_string(htok)) || json_array_append_new(ins, e))
+                rc = cli_error("out of memory");
+            docs += u->docs;
+            skipped += u->skipped;
+            tokens += u->tokens;
+        }
+        prog.done += s.raw;
+        shard_sha_free(&u->in_sha);
+        sin_close(&s);
+        fclose(f);
+    }
+    if (rc) {
+        embed_writer_abort(u->w);
+        goto done;
+    }
+    if (embed_writer_commit(u->w, &eerr)) {
+        rc = cli_error("%s", eerr.msg);
+        goto done;
+    }
+    char htok[65];
+    shard_sha_hex(&u->unit_sha, htok);
+    json_t *j = json_pack("{s:s, s:i, s:s, s:O, s:O, s:O, s:I, s:I, s:I, s:s}", "format", "gpt2in-unit",
+                          "version", 1, "tool", SHARD_TOOL, "vocabulary", vocab, "options", opts, "inputs", ins,
+                          "documents", (json_int_t)docs, "skipped", (json_int_t)skipped, "tokens",
+                          (json_int_t)tokens, "tokens_sha256", htok);
+    char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    embed_writer *w = txt ? embed_writer_open(side, &eerr) : NULL;
+    if (!txt) rc = cli_error("out of memory");
+    else if (!w) rc = cli_error("%s", eerr.msg);
+    else if (embed_writer_write(w, txt, strlen(txt), &eerr) || embed_writer_write(w, "\n", 1, &eerr)) {
+        embed_writer_abort(w);
+        rc = cli_error("%s", eerr.msg);
+    } else if (embed_writer_commit(w, &eerr)) {
+        rc = cli_error("%s", eerr.msg);
+    }
+    free(txt);
+done:
+    if (u) shard_sha_free(&u->unit_sha);
+    free(u);
+    free(side);
+    json_decref(vocab);
+    json_decref(opts);
+    json_decref(ins);
+    return rc;
+}

@@ -1,0 +1,54 @@
+/* shard.h - what the two halves of `gpt2in shard` share: cmd_shard.c (the
+ * command line, the one-machine run, assembling shards) and cmd_shard_unit.c
+ * (reading corpora and tokenizing them into a unit). */
+#ifndef SHARD_H
+#define SHARD_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "cli.h"
+
+#define SHARD_TOOL "gpt2in 0.1.0"
+#define SHARD_EOT 50256
+
+enum { SHARD_FMT_AUTO, SHARD_FMT_TEXT, SHARD_FMT_JSONL };
+
+typedef struct {
+    int format;            /* SHARD_FMT_* */
+    const char *field;     /* JSON Lines field */
+    int split_lines;
+    int skip_errors;       /* --on-error skip */
+    int threads;           /* >= 1 */
+    int quiet;
+    int progress;          /* stderr is a terminal and not --quiet */
+    int in_run;            /* a unit of the one-machine run: no "up to date" line */
+} shard_opts;
+
+/* sha256 over EVP (libcrypto), hex output. */
+typedef struct { EVP_MD_CTX *c; } shard_sha;
+int shard_sha_init(shard_sha *s);
+void shard_sha_update(shard_sha *s, const void *p, size_t n);
+void shard_sha_hex(shard_sha *s, char hex[65]);   /* finishes and frees */
+void shard_sha_free(shard_sha *s);
+
+/* The "vocabulary" and "options" objects of sidecars and manifests. */
+json_t *shard_vocab_json(const bpe *v);
+json_t *shard_options_json(const shard_opts *o);
+
+/* Tokenizes inputs[0..n) into UNIT and UNIT.json (shard-contract.md 2.);
+ * does nothing when the unit is up to date. Prints errors; returns CLI_*. */
+int shard_unit(const char *unit, const char *const *inputs, int n, const shard_opts *o);
+
+/* The progress line: the total input bytes of the run (0 = unknown), and
+ * clearing the line at the end. */
+void shard_progress_total(uint64_t total);
+void shard_progress_end(void);
+
+/* Seconds on a monotonic clock. */
+double shard_now(void);
+
+#endif
