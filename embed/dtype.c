@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "embed.h"
+#include "st_internal.h"
 
 static const struct {
     const char *name;
@@ -38,6 +39,9 @@ static const struct {
 };
 
 const char *embed_dtype_name(embed_dtype dt) {
+    if (dt == EMBED_Q8_0) return "Q8_0";
+    if ((unsigned)dt >= EMBED_GGML && embed_ggml_name((unsigned)dt - EMBED_GGML))
+        return embed_ggml_name((unsigned)dt - EMBED_GGML);
     if ((unsigned)dt >= EMBED_DTYPE_COUNT) return "?";
     return dtype_info[dt].name;
 }

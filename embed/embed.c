@@ -39,18 +39,22 @@ int embed_table_from_tensor(const embed_tensor *t, embed_table *out, embed_error
     char shp[160];
     shape_str(t, shp, sizeof shp);
     const char *name = t->name ? t->name : "(unnamed)";
-    if (t->dtype != EMBED_F32 && t->dtype != EMBED_F16 && t->dtype != EMBED_BF16)
+    if (t->dtype != EMBED_F32 && t->dtype != EMBED_F16 && t->dtype != EMBED_BF16 &&
+        t->dtype != EMBED_Q8_0)
         return embed_fail(err, EMBED_ERR_DTYPE,
-                       "tensor '%s' is %s %s: an embedding table must be F32, F16 or BF16", name,
-                       embed_dtype_name(t->dtype), shp);
+                       "tensor '%s' is %s %s: an embedding table must be F32, F16, BF16 or Q8_0",
+                       name, embed_dtype_name(t->dtype), shp);
     if (t->ndim != 2)
         return embed_fail(err, EMBED_ERR_SHAPE,
                        "tensor '%s' is %s %s: an embedding table must be 2-D (rows, cols)", name,
                        embed_dtype_name(t->dtype), shp);
-    size_t esz = t->dtype == EMBED_F32 ? 4 : 2;
+    if (t->dtype == EMBED_Q8_0 && t->shape[1] % 32)
+        return embed_fail(err, EMBED_ERR_SHAPE,
+                       "tensor '%s' is Q8_0 %s: its rows must be whole blocks of 32", name, shp);
     /* The file layer checked this already; re-check so a hand-made view
      * cannot make the lookups read past its data. */
-    if (t->shape[1] && t->shape[0] > (t->end - t->begin) / esz / t->shape[1])
+    uint64_t rb = t->shape[1] > SIZE_MAX / 4 ? 0 : embed_row_bytes(t->dtype, (size_t)t->shape[1]);
+    if ((t->shape[1] && !rb) || (rb && t->shape[0] > (t->end - t->begin) / rb))
         return embed_fail(err, EMBED_ERR_SHAPE, "tensor '%s' %s: data is only %llu bytes", name,
                        shp, (unsigned long long)(t->end - t->begin));
     out->dtype = t->dtype;
@@ -61,35 +65,72 @@ int embed_table_from_tensor(const embed_tensor *t, embed_table *out, embed_error
     return EMBED_OK;
 }
 
-static int find_table(const embed_file *f, const char *name, const char *def1, const char *def2,
-                      embed_table *out, embed_error *err) {
+size_t embed_table_row_bytes(const embed_table *tab) { return embed_row_bytes(tab->dtype, tab->cols); }
+
+/* The usual names of a kind's token (which 0) and position (1) tables. */
+static void default_names(const embed_file *f, int which, const char **a, const char **b) {
+    static const char *const names[4][2][2] = {
+        {{"wte.weight", "transformer.wte.weight"}, {"wpe.weight", "transformer.wpe.weight"}},
+        {{"wte", NULL}, {"wpe", NULL}},
+        {{"token_embd.weight", NULL}, {"position_embd.weight", NULL}},
+        {{"array", NULL}, {NULL, NULL}},
+    };
+    embed_kind k = embed_file_kind(f);
+    int i = k == EMBED_KIND_LLMC_MODEL ? 1 : k == EMBED_KIND_GGUF ? 2 : k == EMBED_KIND_NPY ? 3 : 0;
+    *a = names[i][which][0];
+    *b = names[i][which][1];
+}
+
+static int find_table(const embed_file *f, const char *name, int which, embed_table *out,
+                      embed_error *err) {
     if (!f || !out)
         return embed_fail(err, EMBED_ERR_ARG, "embed_wte/embed_wpe: NULL argument");
     const embed_tensor *t = NULL;
+    const char *def1, *def2;
+    default_names(f, which, &def1, &def2);
     if (name) {
         t = embed_find(f, name);
         if (!t)
             return embed_fail(err, EMBED_ERR_NOTFOUND, "no tensor named '%s' in the file", name);
+    } else if (!def1) {
+        return embed_fail(err, EMBED_ERR_NOTFOUND,
+                          "%s holds one table, the token table, and no position table",
+                          embed_kind_desc(embed_file_kind(f)));
     } else {
         t = embed_find(f, def1);
-        if (!t)
+        if (!t && def2)
             t = embed_find(f, def2);
-        if (!t)
+        if (!t && def2)
             return embed_fail(err, EMBED_ERR_NOTFOUND,
                            "no tensor named '%s' or '%s' in the file (name one explicitly)", def1,
                            def2);
+        if (!t)
+            return embed_fail(err, EMBED_ERR_NOTFOUND,
+                              "no tensor named '%s' in the file (name one explicitly)", def1);
     }
     int rc = embed_table_from_tensor(t, out, err);
     if (rc == EMBED_OK) out->file = f;
+    /* llm.c pads wte to Vp rows; only the first V are tokens */
+    if (rc == EMBED_OK && embed_file_kind(f) == EMBED_KIND_LLMC_MODEL && !strcmp(t->name, "wte")) {
+        embed_info in;
+        embed_file_info(f, &in);
+        out->rows = (size_t)in.llmc[3];
+    }
     return rc;
 }
 
+const char *embed_table_name(const embed_file *f, int positions) {
+    const char *a, *b;
+    default_names(f, positions ? 1 : 0, &a, &b);
+    return a && !embed_find(f, a) && b && embed_find(f, b) ? b : a;
+}
+
 int embed_wte(const embed_file *f, const char *name, embed_table *out, embed_error *err) {
-    return find_table(f, name, "wte.weight", "transformer.wte.weight", out, err);
+    return find_table(f, name, 0, out, err);
 }
 
 int embed_wpe(const embed_file *f, const char *name, embed_table *out, embed_error *err) {
-    return find_table(f, name, "wpe.weight", "transformer.wpe.weight", out, err);
+    return find_table(f, name, 1, out, err);
 }
 
 /* ---- rows ---------------------------------------------------------------- */
@@ -101,10 +142,29 @@ static inline float bf16_to_f32(uint16_t b) {
     return f;
 }
 
+/* A Q8_0 row: blocks of an F16 scale d and 32 int8 q; value = q * f32(d)
+ * in float, as ggml's dequantize_row_q8_0. */
+static void row_q8_0(const unsigned char *p, size_t C, float *dst, int add) {
+    for (size_t b = 0; b < C / 32; b++, p += 34) {
+        uint16_t h;
+        memcpy(&h, p, 2);
+        float d = embed_f16_to_f32(h);
+        float *o = dst + 32 * b;
+        for (int j = 0; j < 32; j++) {
+            float v = (float)(int8_t)p[2 + j] * d;
+            o[j] = add ? o[j] + v : v;
+        }
+    }
+}
+
 void embed_row(const embed_table *tab, size_t r, float *dst) {
     size_t C = tab->cols;
     if (tab->dtype == EMBED_F32) {
         memcpy(dst, tab->data + r * C * 4, C * 4);
+        return;
+    }
+    if (tab->dtype == EMBED_Q8_0) {
+        row_q8_0(tab->data + r * embed_row_bytes(EMBED_Q8_0, C), C, dst, 0);
         return;
     }
     const unsigned char *p = tab->data + r * C * 2;
@@ -169,6 +229,10 @@ static void row_add(const embed_table *tab, size_t r, float *dst) {
         }
         return;
     }
+    if (tab->dtype == EMBED_Q8_0) {
+        row_q8_0(tab->data + r * embed_row_bytes(EMBED_Q8_0, C), C, dst, 1);
+        return;
+    }
     const unsigned char *p = tab->data + r * C * 2;
     for (size_t c = 0; c < C; c++) {
         uint16_t h;
@@ -211,7 +275,7 @@ EMBED_INLINE void prefetch_bytes(const void *ptr, size_t bytes) {
 }
 
 EMBED_INLINE void prefetch_row(const embed_table *tab, size_t r) {
-    size_t bytes = tab->cols * (tab->dtype == EMBED_F32 ? 4 : 2);
+    size_t bytes = embed_row_bytes(tab->dtype, tab->cols);
     prefetch_bytes(tab->data + r * bytes, bytes);
 }
 
@@ -221,7 +285,7 @@ EMBED_INLINE void prefetch_row(const embed_table *tab, size_t r) {
  * us each on this project's VM). The first failure is kept in j. */
 static void forward_pread(fwd_job *j, size_t t0, size_t t1) {
     const embed_table *w = j->wte;
-    size_t C = w->cols, rb = C * (w->dtype == EMBED_F32 ? 4 : 2);
+    size_t C = w->cols, rb = embed_row_bytes(w->dtype, C);
     unsigned char *tmp = gpt2in_malloc(rb);
     embed_table row = {w->dtype, 1, C, tmp, NULL};
     embed_error err;

@@ -52,7 +52,14 @@ typedef enum embed_dtype {
     EMBED_I32, EMBED_U32, EMBED_F32, EMBED_I64, EMBED_U64, EMBED_F64,
     EMBED_F8_E5M2, EMBED_F8_E4M3, EMBED_F8_E8M0, EMBED_F8_E4M3FNUZ, EMBED_F8_E5M2FNUZ,
     EMBED_F4, EMBED_F6_E2M3, EMBED_F6_E3M2, EMBED_C64,
-    EMBED_DTYPE_COUNT
+    EMBED_DTYPE_COUNT,
+    /* GGUF's Q8_0 (ggml type 8): blocks of 32 values along a row, each an F16
+     * scale d then 32 int8 q (34 bytes), value = d * q. Not a safetensors
+     * dtype (so outside the count above); embed_dtype_bits gives 0. */
+    EMBED_Q8_0 = 64,
+    /* GGUF's other tensor types: EMBED_GGML + the ggml type number (e.g.
+     * + 12 for Q4_K). Listed and named (embed_dtype_name), never decoded. */
+    EMBED_GGML = 128
 } embed_dtype;
 
 GPT2IN_API const char *embed_dtype_name(embed_dtype dt);     /* "F32", ... */
@@ -68,7 +75,7 @@ GPT2IN_API float embed_bf16_to_f32(uint16_t b);
 GPT2IN_API uint16_t embed_f32_to_f16(float f);
 GPT2IN_API uint16_t embed_f32_to_bf16(float f);
 
-/* ---- tensors and safetensors files ------------------------------------- */
+/* ---- tensors and weight files ------------------------------------------- */
 
 #define EMBED_MAX_DIMS 8
 
@@ -85,20 +92,37 @@ typedef struct embed_tensor {
 
 typedef struct embed_file embed_file;
 
-/* Maps a .safetensors file read-only and validates it as strictly as the
- * reference implementation (and rejects duplicate names). */
+/* Maps a weights file read-only and validates it, whichever of the four
+ * kinds it is (told by its first bytes, embed_detect):
+ *  - safetensors, as strictly as the reference implementation (and
+ *    duplicate names refused);
+ *  - an llm.c checkpoint (gpt2_124M.bin: 256 int32 header, magic 20240326,
+ *    version 3 = F32 or 5 = BF16), its 16 parameters as tensors named as in
+ *    llm.c's train_gpt2.c: wte [Vp, C], wpe [maxT, C], ln1w [L, C], ln1b,
+ *    qkvw [L, 3C, C], qkvb [L, 3C], attprojw [L, C, C], attprojb, ln2w,
+ *    ln2b, fcw [L, 4C, C], fcb [L, 4C], fcprojw [L, C, 4C], fcprojb,
+ *    lnfw [C], lnfb [C]; the file must be exactly header + parameters;
+ *  - GGUF (versions 2 and 3, little-endian): every tensor, its dims in
+ *    row-major order (GGUF's [C, V] is shape [V, C]), at offsets checked as
+ *    llama.cpp does (each the previous end padded to the alignment); the
+ *    string, number and bool key-values as metadata (arrays summarised);
+ *  - a .npy array: one tensor named "array".
+ * A file of another kind (an llm.c token shard, a zip, ...) is refused
+ * with a message naming what it is. Nothing is loaded: tables are read in
+ * place from the mapping. */
 GPT2IN_API embed_file *embed_open(const char *path, embed_error *err);
-/* Validates a safetensors image already in memory (not copied; must outlive
- * the result). `name` is used in messages. */
+/* Validates an image already in memory (not copied; must outlive the
+ * result). `name` is used in messages. */
 GPT2IN_API embed_file *embed_open_mem(const void *buf, size_t len, const char *name, embed_error *err);
 GPT2IN_API void embed_close(embed_file *f);
+
 
 GPT2IN_API size_t embed_tensor_count(const embed_file *f);
 GPT2IN_API const embed_tensor *embed_tensor_at(const embed_file *f, size_t i);   /* in data-offset order */
 GPT2IN_API const embed_tensor *embed_find(const embed_file *f, const char *name); /* NULL if none */
 GPT2IN_API size_t embed_metadata_count(const embed_file *f);
 GPT2IN_API void embed_metadata_at(const embed_file *f, size_t i, const char **key, const char **value);
-GPT2IN_API size_t embed_header_len(const embed_file *f);   /* N, the JSON length */
+GPT2IN_API size_t embed_header_len(const embed_file *f);   /* safetensors: N, the JSON length */
 
 /* A tensor to write; data is row-major little-endian, (bits * elements)/8 bytes. */
 typedef struct embed_out_tensor {
@@ -109,14 +133,25 @@ typedef struct embed_out_tensor {
     const void *data;
 } embed_out_tensor;
 
-/* Writes a safetensors file: every tensor of `base` (may be NULL) kept
+/* Writes a weights file: every tensor of `base` (may be NULL) kept
  * bit-for-bit unless a tensor of the same name is in `repl` (which replaces
  * it; new names are added), plus base's __metadata__ with `meta` pairs
  * (key, value, key, value, ...; n_meta pairs) set on top. Compact JSON header
  * with __metadata__ first, padded with spaces to a multiple of 8, contiguous
  * offsets. Written to a temporary file in the destination's directory,
  * flushed and renamed over `path`, so an existing file (even one mapped by
- * `base`) is never truncated or left half-written. */
+ * `base`) is never truncated or left half-written.
+ * The file is of base's kind (safetensors without a base):
+ *  - llm.c: the header and every byte outside the replaced tensors are
+ *    copied; a replacement must have its tensor's dtype and shape, except
+ *    that wte may be given with its V token rows only (the padding rows
+ *    V..Vp-1 are then kept); no new tensors, no metadata (llm.c has no
+ *    place for it: EMBED_ERR_ARG);
+ *  - GGUF: the same, for F32, F16 and BF16 tensors (a quantised one cannot
+ *    be replaced: EMBED_ERR_DTYPE); `meta` pairs become string key-values
+ *    (replacing a key of that name), the data moved to the new alignment
+ *    boundary if the header grew;
+ *  - .npy: the array, replaced or not; no metadata. */
 GPT2IN_API int embed_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
                size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err);
 
@@ -227,9 +262,32 @@ GPT2IN_API int embed_kind_from_name(const char *name);  /* -1 if unknown */
  * safetensors file" is "%s is %s, not %s" with embed_kind_desc of both. */
 GPT2IN_API const char *embed_kind_desc(embed_kind k);
 
+/* ---- weights files by kind (embed/safetensors.c, llmc.c, gguf.c) -------- */
+
+/* embed_open / embed_open_mem for a file that must be of kind `want` (one
+ * of the four table kinds; EMBED_KIND_UNKNOWN = any): another kind is
+ * refused as "x.npy is a NumPy array (.npy), not a safetensors file". */
+GPT2IN_API embed_file *embed_open_kind(const char *path, embed_kind want, embed_error *err);
+GPT2IN_API embed_file *embed_open_mem_kind(const void *buf, size_t len, const char *name,
+                                           embed_kind want, embed_error *err);
+
+/* Which kind a file is, and what its header says. */
+GPT2IN_API embed_kind embed_file_kind(const embed_file *f);
+typedef struct embed_info {
+    embed_kind kind;
+    unsigned version;     /* .npy major, llm.c 3 or 5, GGUF 2 or 3; safetensors 0 */
+    uint64_t data_start;  /* file offset of the first tensor's data */
+    uint64_t alignment;   /* GGUF's general.alignment (32 by default); else 0 */
+    uint64_t gguf_kv;     /* GGUF: key-value pairs in the header */
+    int32_t llmc[8];      /* llm.c: magic, version, maxT, V, L, heads, C, Vp */
+} embed_info;
+GPT2IN_API void embed_file_info(const embed_file *f, embed_info *out);
+
 /* ---- embedding tables --------------------------------------------------- */
 
-/* A (rows, cols) table of F32, F16 or BF16 values, possibly unaligned. */
+/* A (rows, cols) table of F32, F16, BF16 or Q8_0 values, possibly
+ * unaligned. Q8_0 rows (cols a multiple of 32) are dequantised on lookup,
+ * value = f32(d) * q, exactly ggml's dequantize_row_q8_0. */
 typedef struct embed_table {
     embed_dtype dtype;
     size_t rows, cols;
@@ -237,11 +295,21 @@ typedef struct embed_table {
     const embed_file *file;   /* the file data is mapped from (embed_wte/embed_wpe), or NULL */
 } embed_table;
 
-/* Finds the token table (name NULL: "wte.weight" or "transformer.wte.weight")
- * or the position table (embed_positions: "wpe.weight" or
- * "transformer.wpe.weight"). Any other dtype or rank is EMBED_ERR_DTYPE /
- * EMBED_ERR_SHAPE with a message naming it. */
+/* Bytes of one row of tab (cols * 4, * 2, or cols / 32 * 34 for Q8_0). */
+GPT2IN_API size_t embed_table_row_bytes(const embed_table *tab);
+
+/* Finds the token table or the position table by name, or with name NULL
+ * by its kind's usual name: safetensors "wte.weight" or
+ * "transformer.wte.weight" ("wpe.weight", "transformer.wpe.weight"); llm.c
+ * "wte" (its first V rows: the padding rows are not tokens) and "wpe";
+ * GGUF "token_embd.weight" and "position_embd.weight"; a .npy's one array
+ * is the token table (it has no position table). Any other dtype or rank
+ * is EMBED_ERR_DTYPE / EMBED_ERR_SHAPE with a message naming it. */
 GPT2IN_API int embed_wte(const embed_file *f, const char *name, embed_table *out, embed_error *err);
+/* The name embed_wte (positions 0) or embed_wpe (1) looks for with name
+ * NULL: the first of the kind's usual names that f holds (else the first
+ * usual name; NULL for a .npy's position table). */
+GPT2IN_API const char *embed_table_name(const embed_file *f, int positions);
 GPT2IN_API int embed_wpe(const embed_file *f, const char *name, embed_table *out, embed_error *err);
 /* Same, from a tensor view. */
 GPT2IN_API int embed_table_from_tensor(const embed_tensor *t, embed_table *out, embed_error *err);

@@ -26,21 +26,6 @@
 
 #define ST_MAX_HEADER 100000000u /* the reference's limit: 10^8 bytes */
 
-struct embed_file {
-    const unsigned char *base; /* the whole image */
-    size_t len;
-    int mapped;
-    int fd;              /* kept open for pread (embed_forward); -1 for memory */
-    atomic_size_t rows_read; /* rows embed_forward has read with pread so far */
-    char *name;          /* for messages */
-    size_t header_len;   /* N */
-    embed_tensor *t;     /* sorted by data offset */
-    size_t n_t;
-    const char **meta;   /* key, value, key, value... in file order */
-    size_t n_meta;
-    int has_meta;        /* the header has a __metadata__ object, maybe empty */
-    char *strings;       /* every decoded string, NUL-terminated */
-};
 
 /* ---- errors --------------------------------------------------------------- */
 
@@ -606,7 +591,7 @@ static int st_validate(embed_file *f, embed_error *err) {
 
 static embed_file *st_new(const char *name, embed_error *err) {
     embed_file *f = gpt2in_calloc(1, sizeof *f);
-    if (f) f->fd = -1;
+    if (f) f->fd = -1, f->kind = EMBED_KIND_SAFETENSORS;
     if (f) f->name = gpt2in_strdup(name ? name : "(memory)");
     if (!f || !f->name) {
         free(f);
@@ -616,19 +601,60 @@ static embed_file *st_new(const char *name, embed_error *err) {
     return f;
 }
 
-embed_file *embed_open_mem(const void *buf, size_t len, const char *name, embed_error *err) {
+/* The file's kind, and its validation by that kind's reader. `want` is
+ * the kind the caller needs (EMBED_KIND_UNKNOWN: any table kind). Files of
+ * no recognised kind go to the safetensors reader, whose messages say what
+ * is wrong with them as a safetensors file. */
+static int validate_any(embed_file *f, embed_kind want, embed_error *err) {
+    embed_kind k = embed_detect(f->base, f->len);
+    int table = k == EMBED_KIND_SAFETENSORS || k == EMBED_KIND_NPY ||
+                k == EMBED_KIND_LLMC_MODEL || k == EMBED_KIND_GGUF;
+    /* no magic at all (or empty, or a Git LFS pointer): what is wrong with
+     * it is best said by the safetensors reader, the format without one */
+    int unnamed = k == EMBED_KIND_UNKNOWN || k == EMBED_KIND_EMPTY || k == EMBED_KIND_GIT_LFS;
+    /* bytes that are never UTF-8 (a u64 length like 0xff..ff) are not text */
+    for (size_t i = 0; k == EMBED_KIND_TEXT && i < f->len && i < 16; i++)
+        if (f->base[i] >= 0xf5 || f->base[i] == 0xc0 || f->base[i] == 0xc1) unnamed = 1;
+    if (want != EMBED_KIND_UNKNOWN && k != want && !unnamed) {
+        embed_st_error(err, "%s is %s, not %s", f->name, embed_kind_desc(k), embed_kind_desc(want));
+        return EMBED_ERR_FORMAT;
+    }
+    if (!table && !unnamed) {
+        embed_st_error(err, "%s is %s, not a weights file (safetensors, .npy, llm.c checkpoint "
+                            "or GGUF)", f->name, embed_kind_desc(k));
+        return EMBED_ERR_FORMAT;
+    }
+    f->kind = table ? k : EMBED_KIND_SAFETENSORS;
+    switch (f->kind) {
+    case EMBED_KIND_NPY: return embed_npyt_validate(f, err);
+    case EMBED_KIND_LLMC_MODEL: return embed_llmc_validate(f, err);
+    case EMBED_KIND_GGUF: return embed_gguf_validate(f, err);
+    default: return st_validate(f, err);
+    }
+}
+
+embed_file *embed_open_mem_kind(const void *buf, size_t len, const char *name, embed_kind want,
+                                embed_error *err) {
     embed_file *f = st_new(name, err);
     if (!f) return NULL;
     f->base = buf;
     f->len = len;
-    if (st_validate(f, err)) {
+    if (validate_any(f, want, err)) {
         embed_close(f);
         return NULL;
     }
     return f;
 }
 
+embed_file *embed_open_mem(const void *buf, size_t len, const char *name, embed_error *err) {
+    return embed_open_mem_kind(buf, len, name, EMBED_KIND_UNKNOWN, err);
+}
+
 embed_file *embed_open(const char *path, embed_error *err) {
+    return embed_open_kind(path, EMBED_KIND_UNKNOWN, err);
+}
+
+embed_file *embed_open_kind(const char *path, embed_kind want, embed_error *err) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         embed_st_error(err, "%s: cannot open: %s", path, strerror(errno));
@@ -663,7 +689,7 @@ embed_file *embed_open(const char *path, embed_error *err) {
         f->mapped = 1;
     }
     f->fd = fd;
-    if (st_validate(f, err)) {
+    if (validate_any(f, want, err)) {
         embed_close(f);
         return NULL;
     }
@@ -677,8 +703,29 @@ void embed_close(embed_file *f) {
     free(f->t);
     free(f->meta);
     free(f->strings);
+    free(f->gguf_kv_at);
+    free(f->gguf_type);
+    free(f->gguf_names);
     free(f->name);
     free(f);
+}
+
+embed_kind embed_file_kind(const embed_file *f) { return f->kind; }
+
+void embed_file_info(const embed_file *f, embed_info *out) {
+    memset(out, 0, sizeof *out);
+    out->kind = f->kind;
+    out->data_start = f->kind == EMBED_KIND_SAFETENSORS ? 8 + f->header_len : f->header_len;
+    if (f->kind == EMBED_KIND_LLMC_MODEL) {
+        memcpy(out->llmc, f->llmc, sizeof out->llmc);
+        out->version = (unsigned)f->llmc[1];
+    } else if (f->kind == EMBED_KIND_GGUF) {
+        out->version = f->gguf_version;
+        out->alignment = f->gguf_align;
+        out->gguf_kv = f->gguf_n_kv;
+    } else if (f->kind == EMBED_KIND_NPY) {
+        out->version = f->base[6];
+    }
 }
 
 int embed_st_pread_fd(const embed_file *f, const unsigned char *p, size_t rows, size_t budget,
@@ -1052,6 +1099,13 @@ int embed_save(const char *path, const embed_file *base, const embed_out_tensor 
         embed_st_error(err, "embed_save: bad arguments");
         return EMBED_ERR_ARG;
     }
+    /* a base of another kind is written back in its own kind */
+    if (base && base->kind == EMBED_KIND_LLMC_MODEL)
+        return embed_llmc_save(path, base, repl, n_repl, meta, n_meta, err);
+    if (base && base->kind == EMBED_KIND_GGUF)
+        return embed_gguf_save(path, base, repl, n_repl, meta, n_meta, err);
+    if (base && base->kind == EMBED_KIND_NPY)
+        return embed_npyt_save(path, base, repl, n_repl, meta, n_meta, err);
     save_item *it = gpt2in_calloc(nb + n_repl + 1, sizeof *it);
     const char **mk = gpt2in_calloc(2 * (mb + n_meta) + 1, sizeof *mk);
     sbuf h = {0};

@@ -96,6 +96,16 @@ static void row_dot(const embed_table *tab, size_t r, const float *q, float *dot
     size_t C = tab->cols;
     if (tab->dtype == EMBED_F32) {
         dot_sq8(q, tab->data + r * C * 4, C, acc_d, acc_s);
+    } else if (tab->dtype == EMBED_Q8_0) {
+        /* block by block (32 values: a multiple of the 8 lanes, so the sums
+         * are those of the dequantised row read as F32) */
+        const unsigned char *p = tab->data + r * (C / 32 * 34);
+        float buf[32];
+        for (size_t c = 0; c < C; c += 32, p += 34) {
+            embed_table blk = {EMBED_Q8_0, 1, 32, p, NULL};
+            embed_row(&blk, 0, buf);
+            dot_sq8(q ? q + c : NULL, (const unsigned char *)buf, 32, acc_d, acc_s);
+        }
     } else {
         const unsigned char *p = tab->data + r * C * 2;
         float buf[CHUNK];
@@ -116,9 +126,10 @@ static void row_dot(const embed_table *tab, size_t r, const float *q, float *dot
 static int check_table(const embed_table *tab, embed_error *err) {
     if (!tab || (!tab->data && tab->rows && tab->cols))
         return embed_fail(err, EMBED_ERR_ARG, "similarity: no table");
-    if (tab->dtype != EMBED_F32 && tab->dtype != EMBED_F16 && tab->dtype != EMBED_BF16)
+    if (tab->dtype != EMBED_F32 && tab->dtype != EMBED_F16 && tab->dtype != EMBED_BF16 &&
+        tab->dtype != EMBED_Q8_0)
         return embed_fail(err, EMBED_ERR_DTYPE,
-                        "similarity: table dtype %s (only F32, F16 and BF16 tables are searched)",
+                        "similarity: table dtype %s (only F32, F16, BF16 and Q8_0 tables are searched)",
                         embed_dtype_name(tab->dtype));
     return EMBED_OK;
 }

@@ -3,6 +3,7 @@
 #ifndef EMBED_ST_INTERNAL_H
 #define EMBED_ST_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,5 +32,71 @@ const char *embed_st_shape_str(embed_dtype dt, int ndim, const uint64_t *shape, 
  * the mapping is cheaper). */
 int embed_st_pread_fd(const embed_file *f, const unsigned char *p, size_t rows, size_t budget,
                       uint64_t *offset);
+
+/* An open weights file of any of the four kinds. The tensors are views into
+ * the image (base), sorted by data offset; strings and meta live in
+ * `strings` (or in separate allocations listed below). */
+struct embed_file {
+    const unsigned char *base; /* the whole image */
+    size_t len;
+    int mapped;
+    int fd;              /* kept open for pread (embed_forward); -1 for memory */
+    atomic_size_t rows_read; /* rows embed_forward has read with pread so far */
+    char *name;          /* for messages */
+    embed_kind kind;     /* SAFETENSORS, NPY, LLMC_MODEL or GGUF */
+    size_t header_len;   /* safetensors: N; other kinds: where the data starts */
+    embed_tensor *t;     /* sorted by data offset */
+    size_t n_t;
+    const char **meta;   /* key, value, key, value... in file order */
+    size_t n_meta;
+    int has_meta;        /* the header has a __metadata__ object, maybe empty */
+    char *strings;       /* every decoded string, NUL-terminated */
+    /* llm.c */
+    int32_t llmc[8];     /* the header's first 8 ints */
+    /* GGUF */
+    uint32_t gguf_version;
+    uint64_t gguf_align;
+    size_t gguf_kv_end;     /* file offset where the tensor infos start */
+    size_t gguf_info_end;   /* file offset just past the tensor infos */
+    uint64_t gguf_n_kv;
+    size_t *gguf_kv_at;     /* (n_kv + 1) file offsets: kv i is [at[i], at[i+1]) */
+    uint32_t *gguf_type;    /* ggml type of tensor i (in t's order) */
+    char *gguf_names;       /* the tensor names */
+};
+
+/* Each kind's validator: f->base, len and name are set; fills the rest.
+ * (safetensors' is in safetensors.c.) */
+int embed_llmc_validate(embed_file *f, embed_error *err);
+int embed_gguf_validate(embed_file *f, embed_error *err);
+int embed_npyt_validate(embed_file *f, embed_error *err);
+/* embed_save for a base of these kinds: the same kind written back. */
+int embed_llmc_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
+                    size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err);
+int embed_gguf_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
+                    size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err);
+int embed_npyt_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
+                    size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err);
+/* The replacement for base tensor t in repl (matched by name), or NULL; a
+ * replacement naming no tensor of base, or of another dtype or shape, is an
+ * error (*rc set). `rows_ok` also allows fewer leading rows (llm.c's wte). */
+const embed_out_tensor *embed_repl_for(const char *path, const embed_file *base,
+                                       const embed_out_tensor *repl, size_t n_repl,
+                                       const embed_tensor *t, int *rc, embed_error *err);
+int embed_repl_check(const char *path, const embed_file *base, const embed_out_tensor *repl,
+                     size_t n_repl, int allow_fewer_rows, embed_error *err);
+
+/* Writes base's image from file offset `from` on, with the replacements'
+ * bytes in place of their tensors (data_start: the file offset of data
+ * offset 0; a replacement with fewer rows covers the leading rows). */
+int embed_write_replaced(embed_writer *w, const embed_file *base, const embed_out_tensor *repl,
+                         size_t n_repl, uint64_t data_start, uint64_t from, embed_error *err);
+
+/* ggml type number -> name ("Q4_K"), NULL if unknown. */
+const char *embed_ggml_name(unsigned type);
+
+/* Bytes of one row of `cols` values of a table dtype (F32, F16, BF16, Q8_0). */
+static inline size_t embed_row_bytes(embed_dtype dt, size_t cols) {
+    return dt == EMBED_F32 ? cols * 4 : dt == EMBED_Q8_0 ? cols / 32 * 34 : cols * 2;
+}
 
 #endif

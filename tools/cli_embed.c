@@ -4,11 +4,10 @@
 
 #include "cli_embed.h"
 
-static const char *pick_name(const embed_file *f, const char *name, const char *a,
-                             const char *b) {
-    if (name)
-        return name;
-    return embed_find(f, a) ? a : embed_find(f, b) ? b : a;
+/* The given name, else the usual one for the file's kind ("wte.weight",
+ * llm.c's "wte", GGUF's "token_embd.weight", a .npy's "array"). */
+static const char *pick_name(const embed_file *f, const char *name, int positions) {
+    return name ? name : embed_table_name(f, positions);
 }
 
 int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o) {
@@ -51,15 +50,15 @@ int cli_model_open(const cli_model_opts *o, const char *command, cli_model *m) {
     embed_error err;
     if (!(m->f = cli_open_mapped(path)))
         return CLI_ERR;
-    m->wte_name = pick_name(m->f, wte_name, "wte.weight", "transformer.wte.weight");
-    if (embed_wte(m->f, m->wte_name, &m->wte, &err)) {
+    m->wte_name = pick_name(m->f, wte_name, 0);
+    if (embed_wte(m->f, wte_name, &m->wte, &err)) {
         cli_error("%s: %s", cli_n(path), err.msg);
         cli_model_close(m);
         return CLI_ERR;
     }
     if (positions) {
-        m->wpe_name = pick_name(m->f, wpe_name, "wpe.weight", "transformer.wpe.weight");
-        if (embed_wpe(m->f, m->wpe_name, &m->wpe, &err)) {
+        m->wpe_name = pick_name(m->f, wpe_name, 1);
+        if (embed_wpe(m->f, wpe_name, &m->wpe, &err)) {
             cli_error("%s: %s", cli_n(path), err.msg);
             cli_model_close(m);
             return CLI_ERR;
@@ -71,6 +70,17 @@ int cli_model_open(const cli_model_opts *o, const char *command, cli_model *m) {
             return CLI_ERR;
         }
         m->has_wpe = 1;
+    }
+    /* step writes the tables back: a quantised one would need re-quantising */
+    if (!strcmp(command, "step") &&
+        (m->wte.dtype == EMBED_Q8_0 || (m->has_wpe && m->wpe.dtype == EMBED_Q8_0))) {
+        int w = m->wte.dtype == EMBED_Q8_0;
+        cli_error("step: %s: %s is Q8_0 (quantised): step writes the stepped table back and "
+                  "gpt2in does not re-quantise; convert the file's embeddings to F16 or F32 "
+                  "first (embed, verify and neighbors read it as it is)",
+                  cli_n(path), cli_q(w ? m->wte_name : m->wpe_name));
+        cli_model_close(m);
+        return CLI_ERR;
     }
     return CLI_OK;
 }
