@@ -131,7 +131,7 @@ test-asan: check-deps
 # build-fuzz/; each target of tests/fuzz/ runs FUZZ_SECONDS on its corpus
 # (new inputs go to build-fuzz/corpus/, crashes to build-fuzz/crashes/).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = encode pieces safetensors npy vocab $(if $(wildcard tools/cli_ids.c),ids)
+FUZZ_TARGETS = encode pieces safetensors npy vocab vocab_files $(if $(wildcard tools/cli_ids.c),ids)
 FUZZ_CFLAGS = -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
   -fno-sanitize-recover=undefined
 

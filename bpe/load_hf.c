@@ -20,6 +20,9 @@ static json_t *parse(const char *data, size_t len, const char *name, bpe_error *
     json_error_t je;
     json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
+        /* jansson quotes the text near the error, which may hold a newline */
+        for (char *c = je.text; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7F) *c = '?';
         bpe_fail(err, BPE_ERR_FORMAT, (uint64_t)(je.position > 0 ? je.position : 0), "%s:%d:%d: %s", name, je.line,
                  je.column, je.text);
         return NULL;

@@ -388,6 +388,9 @@ static void test_hf(void) {
     check_refused(v, &err, TJ, "duplicate id", "an id twice");
     free(dup);
     free(b.p);
+    /* jansson's message quotes the text near the error: still one line */
+    v = bpe_load_hf_json_mem("{\"a\": \"\\u0\n\"}", 13, TJ, &err);
+    check_refused(v, &err, TJ ":", "invalid escape", "a newline near a JSON error");
 
     /* vocab.json + merges.txt: the merge errors name merges.txt and the line */
     buf vj = {0}, mt = {0};
