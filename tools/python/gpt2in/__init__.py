@@ -32,6 +32,7 @@ merges the invalid tail into the last piece.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from typing import AbstractSet, Collection, Literal, Sequence
 
@@ -103,6 +104,8 @@ class Encoding:
         ValueError naming the file, line and column when one is malformed.
         ``name`` defaults to the encoder file's path.
         """
+        # os.fspath: an int would be taken as a file descriptor, and closed
+        encoder_json, vocab_bpe = os.fspath(encoder_json), os.fspath(vocab_bpe)
         with open(encoder_json, "rb") as f:
             enc = f.read()
         with open(vocab_bpe, "rb") as f:
@@ -136,7 +139,9 @@ class Encoding:
         return set(self._special_tokens)
 
     def is_special_token(self, token: int) -> bool:
-        """Whether token is the id of a special token (<|endoftext|>)."""
+        """Whether token is the id of a special token (<|endoftext|>).
+        AssertionError when token is not an int, as in tiktoken."""
+        assert isinstance(token, int)
         return token in self._special_tokens.values()
 
     # ---- encoding ---------------------------------------------------------
@@ -312,14 +317,14 @@ class Encoding:
         """
         if isinstance(text_or_bytes, str):
             text_or_bytes = text_or_bytes.encode("utf-8")
+        if not isinstance(text_or_bytes, bytes):
+            # tiktoken takes bytes only here (PyO3's &[u8]): its words
+            raise TypeError(f"argument 'piece': '{type(text_or_bytes).__name__}' object cannot be "
+                            "converted to 'PyBytes'")
         try:
             return self._token_ids[text_or_bytes]
         except KeyError:
             raise KeyError(list(text_or_bytes)) from None
-        except TypeError:
-            raise TypeError(
-                f"argument 'piece': expected bytes or str, not {type(text_or_bytes).__name__}"
-            ) from None
 
     def _encode_bytes(self, text: bytes) -> list[int]:
         """Encodes any bytes (e.g. invalid UTF-8): each byte that does not
@@ -400,16 +405,27 @@ class Encoding:
     def decode_batch(
         self, batch: Sequence[Sequence[int]], *, errors: str = "replace", num_threads: int = 8
     ) -> list[str]:
-        """Decodes a batch (list of lists of tokens) into a list of strings."""
+        """Decodes a batch (list of lists of tokens) into a list of strings.
+
+        The lists are decoded on up to num_threads threads with the GIL
+        released (fewer for small batches); the first failing list raises
+        what decode() would.
+
+        >>> enc.decode_batch([[31373, 995], [11274, 16390, 995]])
+        ['hello world', 'goodbye world']
+        """
         _check_workers(num_threads)
-        dec = self._core.decode
-        return [dec(tokens, errors) for tokens in batch]
+        return self._core.decode_batch(batch, errors, num_threads, True)
 
     def decode_bytes_batch(self, batch: Sequence[Sequence[int]], *, num_threads: int = 8) -> list[bytes]:
-        """Decodes a batch (list of lists of tokens) into a list of bytes."""
+        """Decodes a batch (list of lists of tokens) into a list of bytes,
+        on up to num_threads threads as decode_batch().
+
+        >>> enc.decode_bytes_batch([[31373, 995]])
+        [b'hello world']
+        """
         _check_workers(num_threads)
-        dec = self._core.decode_bytes
-        return [dec(tokens) for tokens in batch]
+        return self._core.decode_batch(batch, None, num_threads, False)
 
     # ---- miscellaneous ----------------------------------------------------
 

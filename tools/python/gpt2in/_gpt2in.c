@@ -8,6 +8,7 @@
 #include <Python.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,20 +115,42 @@ static PyObject *raise_bpe(int rc, const bpe_error *err) {
 
 /* ---- token id input ------------------------------------------------------- */
 
-/* tiktoken converts ids to u32 (PyO3): a negative or too big int is an
- * OverflowError, a non-int a TypeError. */
+/* tiktoken converts ids to u32 with PyO3, whose words the errors keep: a
+ * non-int is a TypeError naming the argument, a negative or too big int an
+ * OverflowError ("too large" once it does not fit a C long). */
 static int id_from_long(long long x, int overflow, uint32_t *out) {
     if (overflow || x < 0 || x > (long long)UINT32_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "out of range integral type conversion attempted");
+        PyErr_SetString(PyExc_OverflowError, overflow ? "Python int too large to convert to C long"
+                                                      : "out of range integral type conversion attempted");
         return -1;
     }
     *out = (uint32_t)x;
     return 0;
 }
 
-static int id_from_obj(PyObject *o, uint32_t *out) {
+/* PyO3's argument errors: a TypeError becomes "argument 'NAME': ...". */
+static void name_type_error(const char *arg) {
+    if (!PyErr_ExceptionMatches(PyExc_TypeError)) return;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    PyObject *msg = value ? PyObject_Str(value) : NULL;
+    if (msg) PyErr_Format(PyExc_TypeError, "argument '%s': %U", arg, msg);
+    else PyErr_Restore(type, value, tb);
+    if (msg) {
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        Py_DECREF(msg);
+    }
+}
+
+static int id_from_obj(PyObject *o, uint32_t *out, const char *arg) {
     PyObject *i = PyNumber_Index(o);
-    if (!i) return -1;
+    if (!i) {
+        name_type_error(arg);
+        return -1;
+    }
     int overflow = 0;
     long long x = PyLong_AsLongLongAndOverflow(i, &overflow);
     Py_DECREF(i);
@@ -171,7 +194,7 @@ static int ids_from_buffer(PyObject *obj, uint32_t **out, size_t *n) {
         case 4: { int32_t s; uint32_t u; memcpy(&s, p, 4); memcpy(&u, p, 4); x = is_signed ? s : (long long)u; } break;
         case 8: {
             if (is_signed) { int64_t s; memcpy(&s, p, 8); x = s; }
-            else { uint64_t u; memcpy(&u, p, 8); overflow = u > UINT32_MAX; x = overflow ? 0 : (long long)u; }
+            else { uint64_t u; memcpy(&u, p, 8); overflow = u > (uint64_t)LLONG_MAX; x = overflow ? 0 : (long long)u; }
         } break;
         default: overflow = 1;
         }
@@ -187,17 +210,55 @@ static int ids_from_buffer(PyObject *obj, uint32_t **out, size_t *n) {
     return 1;
 }
 
-/* Any sequence or iterable of ints (or integer buffer) -> malloc'd uint32
- * array. A str is refused: iterating it would give characters. */
-static int ids_from_seq(PyObject *obj, uint32_t **out, size_t *n) {
+/* Arrays of other libraries (a PyTorch CPU tensor, a pandas Series) through
+ * their __array__ (a NumPy view for a tensor): 1 when read, 0 when the
+ * object has none or it does not give an integer buffer. */
+static int ids_from_array_attr(PyObject *obj, uint32_t **out, size_t *n) {
+    if (PyList_CheckExact(obj) || PyTuple_CheckExact(obj)) return 0;
+    PyObject *fn = PyObject_GetAttrString(obj, "__array__");
+    if (!fn) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *arr = PyObject_CallNoArgs(fn);
+    Py_DECREF(fn);
+    if (!arr) {
+        PyErr_Clear();
+        return 0;
+    }
+    int r = ids_from_buffer(arr, out, n);
+    Py_DECREF(arr);
+    return r;
+}
+
+/* Any sequence or iterable of ints (or integer buffer, or array with
+ * __array__) -> malloc'd uint32 array. `arg` names the argument in errors,
+ * as PyO3 does; a str is refused (its items are characters). */
+static int ids_from_seq(PyObject *obj, uint32_t **out, size_t *n, const char *arg) {
     if (PyUnicode_Check(obj)) {
-        PyErr_SetString(PyExc_TypeError, "tokens must be a sequence of ints, not str");
+        PyErr_Format(PyExc_TypeError, "argument '%s': Can't extract `str` to `Vec`", arg);
         return -1;
     }
     int r = ids_from_buffer(obj, out, n);
+    if (!r) r = ids_from_array_attr(obj, out, n);
     if (r) return r < 0 ? -1 : 0;
-    PyObject *seq = PySequence_Fast(obj, "tokens must be a sequence of ints");
-    if (!seq) return -1;
+    PyObject *seq;
+    if (PyList_CheckExact(obj) || PyTuple_CheckExact(obj)) {
+        seq = Py_NewRef(obj);
+    } else {
+        PyObject *it = PyObject_GetIter(obj);
+        if (!it) {
+            if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_TypeError, "argument '%s': '%.100s' object cannot be converted to 'Sequence'",
+                             arg, Py_TYPE(obj)->tp_name);
+            }
+            return -1;
+        }
+        seq = PySequence_List(it);
+        Py_DECREF(it);
+        if (!seq) return -1;
+    }
     Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
     uint32_t *ids = malloc((size_t)(len ? len : 1) * sizeof *ids);
     if (!ids) {
@@ -205,16 +266,18 @@ static int ids_from_seq(PyObject *obj, uint32_t **out, size_t *n) {
         PyErr_NoMemory();
         return -1;
     }
-    PyObject **items = PySequence_Fast_ITEMS(seq);
-    for (Py_ssize_t k = 0; k < len; k++) {
-        PyObject *it = items[k];
+    /* A list may shrink while an item's __index__ runs: read the size anew. */
+    for (Py_ssize_t k = 0; k < len && k < PySequence_Fast_GET_SIZE(seq); k++) {
+        PyObject *it = PySequence_Fast_GET_ITEM(seq, k);
         int rc;
         if (PyLong_CheckExact(it)) {
             int overflow = 0;
             long long x = PyLong_AsLongLongAndOverflow(it, &overflow);
             rc = id_from_long(x, overflow, &ids[k]);
         } else {
-            rc = id_from_obj(it, &ids[k]);
+            Py_INCREF(it);
+            rc = id_from_obj(it, &ids[k], arg);
+            Py_DECREF(it);
         }
         if (rc < 0) {
             free(ids);
@@ -222,6 +285,7 @@ static int ids_from_seq(PyObject *obj, uint32_t **out, size_t *n) {
             return -1;
         }
     }
+    if (PySequence_Fast_GET_SIZE(seq) < len) len = PySequence_Fast_GET_SIZE(seq);
     Py_DECREF(seq);
     *out = ids;
     *n = (size_t)len;
@@ -313,6 +377,136 @@ static int encode_raw(const bpe *v, const char *s, size_t len, int flags, uint32
     return 0;
 }
 
+/* ---- lists of ids without a copy ------------------------------------------ */
+
+/* A big list is built where the library writes: the encoder's uint32 ids go
+ * to the start of what becomes the list's item array (8 bytes a slot), and
+ * a backward pass widens them in place to the cached int objects (slot k
+ * overwrites ids 2k and 2k+1, already widened). No second buffer, no page
+ * of it to fault in, and the widening runs without the GIL; the references
+ * the list takes are counted per id there and added under the GIL, one
+ * update per distinct id instead of one per token. */
+typedef struct {
+    PyObject **items;   /* PyMem_Malloc'd, cap slots */
+    size_t cap, n;
+    uint32_t *counts;   /* per id, or NULL: Py_INCREF per token under the GIL */
+} id_list;
+
+/* Below this many tokens the per-id counts (an array of the vocabulary's
+ * size) cost more than an increment per token. */
+#define COUNT_MIN 32768
+
+static int id_list_alloc(id_list *L, size_t cap) {
+    L->n = 0;
+    L->counts = NULL;
+    L->cap = cap ? cap : 1;
+    if (L->cap > (size_t)PY_SSIZE_T_MAX / sizeof(PyObject *)) {
+        L->items = NULL;
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t bytes = L->cap * sizeof(PyObject *);
+    L->items = PyMem_Malloc(bytes);
+    if (!L->items) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (bytes >= HUGE_MIN) advise_huge(L->items, bytes);
+    return 0;
+}
+
+/* The library's output buffer: room for cap ids. */
+static uint32_t *id_list_ids(id_list *L) { return (uint32_t *)(void *)L->items; }
+
+/* Without the GIL, after the library wrote n ids: ints[id] in place of each
+ * id. ids are read through memcpy (char access) so that no compiler may
+ * move a pointer store ahead of the id loads it overwrites. */
+static void id_list_widen(id_list *L, size_t n, PyObject *const *ints, size_t n_ints) {
+    L->n = n;
+#ifndef Py_GIL_DISABLED
+    if (n >= COUNT_MIN && n <= UINT32_MAX) L->counts = calloc(n_ints ? n_ints : 1, sizeof *L->counts);
+#else
+    (void)n_ints;
+#endif
+    const unsigned char *raw = (const unsigned char *)L->items;
+    PyObject **items = L->items;
+    uint32_t *counts = L->counts;
+    if (counts) {
+        for (size_t k = n; k-- > 0;) {
+            uint32_t id;
+            memcpy(&id, raw + k * sizeof id, sizeof id);
+            counts[id]++;
+            items[k] = ints[id];
+        }
+    } else {
+        for (size_t k = n; k-- > 0;) {
+            uint32_t id;
+            memcpy(&id, raw + k * sizeof id, sizeof id);
+            items[k] = ints[id];
+        }
+    }
+}
+
+static void id_list_free(id_list *L) {
+    PyMem_Free(L->items);
+    free(L->counts);
+    L->items = NULL;
+    L->counts = NULL;
+}
+
+/* With the GIL: takes the references and hands the item array to a new
+ * list (L is emptied either way). */
+static PyObject *id_list_finish(id_list *L, PyObject *const *ints, size_t n_ints) {
+    PyObject *l = PyList_New(0);
+    if (!l) {
+        id_list_free(L);
+        return NULL;
+    }
+    size_t n = L->n;
+    if (n == 0) {
+        id_list_free(L);
+        return l;
+    }
+    if (L->counts) {
+        for (size_t id = 0; id < n_ints; id++)
+            if (L->counts[id]) Py_SET_REFCNT(ints[id], Py_REFCNT(ints[id]) + (Py_ssize_t)L->counts[id]);
+    } else {
+        for (size_t k = 0; k < n; k++) Py_INCREF(L->items[k]);
+    }
+    free(L->counts);
+    L->counts = NULL;
+    PyObject **items = L->items;
+    L->items = NULL;
+    if (n < L->cap) {
+        /* give back what the worst case reserved */
+        PyObject **shrunk = PyMem_Realloc(items, n * sizeof *items);
+        if (shrunk) items = shrunk;
+    }
+    PyListObject *lo = (PyListObject *)l;
+    lo->ob_item = items;
+    lo->allocated = (Py_ssize_t)n;
+    Py_SET_SIZE(l, (Py_ssize_t)n);
+    return l;
+}
+
+/* encode_raw's list twin: s[0..len) -> list of ints. */
+static PyObject *encode_list(CoreBPE *self, const char *s, size_t len, int flags) {
+    id_list L;
+    if (id_list_alloc(&L, len)) return NULL;
+    bpe_error err;
+    int rc;
+    size_t n = 0;
+    Py_BEGIN_ALLOW_THREADS
+    rc = bpe_encode(self->v, s, len, flags, id_list_ids(&L), NULL, L.cap, &n, &err);
+    if (rc == BPE_OK) id_list_widen(&L, n, self->ints, self->n_ints);
+    Py_END_ALLOW_THREADS
+    if (rc != BPE_OK) {
+        id_list_free(&L);
+        return raise_bpe(rc, &err);
+    }
+    return id_list_finish(&L, self->ints, self->n_ints);
+}
+
 static int check_flags(int flags) {
     if (FLAGS_OK(flags)) return 0;
     PyErr_SetString(PyExc_ValueError, "flags must be SPECIAL_ALLOW or SPECIAL_TEXT");
@@ -349,12 +543,7 @@ static PyObject *core_encode(CoreBPE *self, PyObject *const *args, Py_ssize_t na
         if (rc != BPE_OK) return raise_bpe(rc, &err);
         return ids_to_list_cached(self, ids, n);
     }
-    uint32_t *ids;
-    size_t n;
-    if (encode_raw(self->v, s, (size_t)len, flags, &ids, &n)) return NULL;
-    PyObject *l = ids_to_list_cached(self, ids, n);
-    free(ids);
-    return l;
+    return encode_list(self, s, (size_t)len, flags);
 }
 
 static PyObject *core_encode_buffer(CoreBPE *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -402,23 +591,40 @@ static PyObject *core_encode_bytes(CoreBPE *self, PyObject *const *args, Py_ssiz
     }
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_C_CONTIGUOUS) < 0) return NULL;
-    uint32_t *ids;
-    size_t n;
-    int rc = encode_raw(self->v, view.buf, (size_t)view.len, flags, &ids, &n);
+    PyObject *l = encode_list(self, view.buf, (size_t)view.len, flags);
     PyBuffer_Release(&view);
-    if (rc) return NULL;
-    PyObject *l = ids_to_list_cached(self, ids, n);
-    free(ids);
     return l;
 }
 
 /* ---- batches on threads of our own ---------------------------------------- */
 
+/* Runs fn(arg) on nt threads, this one included (fewer when threads cannot
+ * be started: the work is shared through arg, so any number finishes it).
+ * Called without the GIL. */
+static void run_threads(void *(*fn)(void *), void *arg, size_t nt) {
+    pthread_t tid[256];
+    size_t started = 0;
+    if (nt > 256) nt = 256;
+    for (size_t t = 1; t < nt; t++) {
+        if (pthread_create(&tid[started], NULL, fn, arg) != 0) break;
+        started++;
+    }
+    fn(arg);
+    for (size_t t = 0; t < started; t++) pthread_join(tid[t], NULL);
+}
+
+/* Threads for `work` units of `per_thread` each, at most `threads`, `jobs`. */
+static size_t thread_count(size_t work, size_t per_thread, long threads, size_t jobs) {
+    size_t nt = 1 + work / per_thread;
+    if (nt > (size_t)threads) nt = (size_t)threads;
+    if (nt > jobs) nt = jobs;
+    return nt ? nt : 1;
+}
+
 typedef struct {
     const char *s;
     size_t len;
-    uint32_t *ids;
-    size_t n;
+    id_list L;
     int rc;
     bpe_error err;
 } batch_job;
@@ -428,6 +634,8 @@ typedef struct {
     int flags;
     batch_job *jobs;
     size_t n_jobs;
+    PyObject *const *ints;
+    size_t n_ints;
     atomic_size_t next;
 } batch_pool;
 
@@ -437,12 +645,9 @@ static void *batch_worker(void *arg) {
         size_t i = atomic_fetch_add(&p->next, 1);
         if (i >= p->n_jobs) break;
         batch_job *j = &p->jobs[i];
-        j->ids = ids_alloc(j->len);
-        if (!j->ids) {
-            j->rc = BPE_ERR_NOMEM;
-            continue;
-        }
-        j->rc = bpe_encode(p->v, j->s, j->len, p->flags, j->ids, NULL, j->len, &j->n, &j->err);
+        size_t n = 0;
+        j->rc = bpe_encode(p->v, j->s, j->len, p->flags, id_list_ids(&j->L), NULL, j->L.cap, &n, &j->err);
+        if (j->rc == BPE_OK) id_list_widen(&j->L, n, p->ints, p->n_ints);
     }
     return NULL;
 }
@@ -485,20 +690,12 @@ static PyObject *core_encode_batch(CoreBPE *self, PyObject *const *args, Py_ssiz
         jobs[i].len = (size_t)len;
         total += (size_t)len;
     }
-    size_t nt = 1 + total / BYTES_PER_THREAD;
-    if (nt > (size_t)threads) nt = (size_t)threads;
-    if (nt > (size_t)m) nt = (size_t)m;
-    if (nt > 256) nt = 256;
-    batch_pool pool = {self->v, flags, jobs, (size_t)m, 0};
+    for (Py_ssize_t i = 0; i < m; i++)
+        if (id_list_alloc(&jobs[i].L, jobs[i].len)) goto done;
+    batch_pool pool = {self->v, flags, jobs, (size_t)m, self->ints, self->n_ints, 0};
+    size_t nt = thread_count(total, BYTES_PER_THREAD, threads, (size_t)m);
     Py_BEGIN_ALLOW_THREADS
-    pthread_t tid[256];
-    size_t started = 0;
-    for (size_t t = 1; t < nt; t++) {
-        if (pthread_create(&tid[started], NULL, batch_worker, &pool) != 0) break;
-        started++;
-    }
-    batch_worker(&pool);
-    for (size_t t = 0; t < started; t++) pthread_join(tid[t], NULL);
+    run_threads(batch_worker, &pool, nt);
     Py_END_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < m; i++)
         if (jobs[i].rc != BPE_OK) {
@@ -508,7 +705,7 @@ static PyObject *core_encode_batch(CoreBPE *self, PyObject *const *args, Py_ssiz
     result = PyList_New(m);
     if (!result) goto done;
     for (Py_ssize_t i = 0; i < m; i++) {
-        PyObject *l = ids_to_list_cached(self, jobs[i].ids, jobs[i].n);
+        PyObject *l = id_list_finish(&jobs[i].L, self->ints, self->n_ints);
         if (!l) {
             Py_CLEAR(result);
             goto done;
@@ -516,7 +713,7 @@ static PyObject *core_encode_batch(CoreBPE *self, PyObject *const *args, Py_ssiz
         PyList_SET_ITEM(result, i, l);
     }
 done:
-    for (Py_ssize_t i = 0; i < m; i++) free(jobs[i].ids);
+    for (Py_ssize_t i = 0; i < m; i++) id_list_free(&jobs[i].L);
     free(jobs);
     Py_DECREF(tup);
     return result;
@@ -533,40 +730,86 @@ static void raise_bad_id(uint32_t id) {
     }
 }
 
-/* The bytes of ids into a new bytes object (or a str when errors is not
- * NULL: decoded as UTF-8 with that error handler). */
-static PyObject *decode_ids(const bpe *v, const uint32_t *ids, size_t n, const char *errors) {
-    size_t total = 0, bad = n;
-    Py_BEGIN_ALLOW_THREADS
-    for (size_t k = 0; k < n; k++) {
+/* One list of ids to decode: its size in bytes and first bad id (first
+ * pass), then its bytes (second pass, into `out`). */
+typedef struct {
+    uint32_t *ids;
+    size_t n;
+    size_t total;
+    size_t bad;   /* index of the first id outside the vocabulary; n if none */
+    char *out;    /* NULL: not wanted */
+} dec_job;
+
+static void dec_size(const bpe *v, dec_job *j) {
+    size_t total = 0, k;
+    for (k = 0; k < j->n; k++) {
         size_t l;
-        if (!bpe_token_bytes(v, ids[k], &l)) {
-            bad = k;
-            break;
-        }
+        if (!bpe_token_bytes(v, j->ids[k], &l)) break;
         total += l;
     }
-    Py_END_ALLOW_THREADS
-    if (bad < n) {
-        raise_bad_id(ids[bad]);
+    j->total = total;
+    j->bad = k;
+}
+
+static void dec_bytes(const bpe *v, dec_job *j) {
+    if (!j->out) return;
+    size_t got;
+    bpe_error err;
+    bpe_decode(v, j->ids, j->n, j->out, j->total, &got, &err);   /* ids checked by dec_size */
+}
+
+typedef struct {
+    const bpe *v;
+    dec_job *jobs;
+    size_t n_jobs;
+    int pass;   /* 0: dec_size, 1: dec_bytes */
+    atomic_size_t next;
+} dec_pool;
+
+static void *dec_worker(void *arg) {
+    dec_pool *p = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->n_jobs) break;
+        if (p->pass == 0) dec_size(p->v, &p->jobs[i]);
+        else dec_bytes(p->v, &p->jobs[i]);
+    }
+    return NULL;
+}
+
+/* tiktoken decodes with bytes.decode("utf-8", errors): its TypeError for
+ * an errors that is not a str, raised only once the bytes are there. */
+static PyObject *utf8_decode(PyObject *bytes, PyObject *errors) {
+    if (!PyUnicode_Check(errors)) {
+        PyErr_Format(PyExc_TypeError, "decode() argument 'errors' must be str, not %.100s",
+                     errors == Py_None ? "None" : Py_TYPE(errors)->tp_name);
         return NULL;
     }
-    if (total > (size_t)PY_SSIZE_T_MAX) return PyErr_NoMemory();
-    PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
-    if (!b) return NULL;
-    bpe_error err;
-    size_t got = 0;
-    int rc;
-    char *out = PyBytes_AS_STRING(b);
+    const char *e = PyUnicode_AsUTF8(errors);
+    if (!e) return NULL;
+    return PyUnicode_DecodeUTF8(PyBytes_AS_STRING(bytes), PyBytes_GET_SIZE(bytes), e);
+}
+
+/* The bytes of ids into a new bytes object (or a str when errors is not
+ * NULL: decoded as UTF-8 with that error handler). */
+static PyObject *decode_ids(const bpe *v, uint32_t *ids, size_t n, PyObject *errors) {
+    dec_job j = {ids, n, 0, 0, NULL};
     Py_BEGIN_ALLOW_THREADS
-    rc = bpe_decode(v, ids, n, out, total, &got, &err);
+    dec_size(v, &j);
     Py_END_ALLOW_THREADS
-    if (rc != BPE_OK) {
-        Py_DECREF(b);
-        return raise_bpe(rc, &err);
+    if (j.bad < n) {
+        raise_bad_id(ids[j.bad]);
+        return NULL;
     }
+    if (j.total > (size_t)PY_SSIZE_T_MAX) return PyErr_NoMemory();
+    PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)j.total);
+    if (!b) return NULL;
+    j.out = PyBytes_AS_STRING(b);
+    Py_BEGIN_ALLOW_THREADS
+    dec_bytes(v, &j);
+    Py_END_ALLOW_THREADS
     if (!errors) return b;
-    PyObject *s = PyUnicode_DecodeUTF8(out, (Py_ssize_t)total, errors);
+    PyObject *s = utf8_decode(b, errors);
     Py_DECREF(b);
     return s;
 }
@@ -574,7 +817,7 @@ static PyObject *decode_ids(const bpe *v, const uint32_t *ids, size_t n, const c
 static PyObject *core_decode_bytes(CoreBPE *self, PyObject *tokens) {
     uint32_t *ids;
     size_t n;
-    if (ids_from_seq(tokens, &ids, &n)) return NULL;
+    if (ids_from_seq(tokens, &ids, &n, "tokens")) return NULL;
     PyObject *r = decode_ids(self->v, ids, n, NULL);
     free(ids);
     return r;
@@ -585,24 +828,141 @@ static PyObject *core_decode(CoreBPE *self, PyObject *const *args, Py_ssize_t na
         PyErr_SetString(PyExc_TypeError, "decode(tokens, errors) takes 2 arguments");
         return NULL;
     }
-    if (!PyUnicode_Check(args[1])) {
-        PyErr_Format(PyExc_TypeError, "decode() argument 'errors' must be str, not %.100s",
-                     Py_TYPE(args[1])->tp_name);
-        return NULL;
-    }
-    const char *errors = PyUnicode_AsUTF8(args[1]);
-    if (!errors) return NULL;
     uint32_t *ids;
     size_t n;
-    if (ids_from_seq(args[0], &ids, &n)) return NULL;
-    PyObject *r = decode_ids(self->v, ids, n, errors);
+    if (ids_from_seq(args[0], &ids, &n, "tokens")) return NULL;
+    PyObject *r = decode_ids(self->v, ids, n, args[1]);
     free(ids);
     return r;
 }
 
+/* Below this many tokens per extra thread, starting a thread costs more
+ * than it saves. */
+#define TOKENS_PER_THREAD (16 * 1024)
+
+#if PY_VERSION_HEX >= 0x030C0000
+#define SAVE_ERROR(e) ((e) = PyErr_GetRaisedException())
+#define RESTORE_ERROR(e) PyErr_SetRaisedException(e)
+#define ERROR_T PyObject *
+#else
+typedef struct { PyObject *t, *v, *tb; } saved_error;
+#define SAVE_ERROR(e) PyErr_Fetch(&(e).t, &(e).v, &(e).tb)
+#define RESTORE_ERROR(e) PyErr_Restore((e).t, (e).v, (e).tb)
+#define ERROR_T saved_error
+#endif
+
+/* decode_batch(batch, errors, num_threads, to_str) -> list of str (bytes
+ * when not to_str). Both
+ * passes run on up to num_threads threads without the GIL. Errors as
+ * tiktoken's thread pool gives them: the first failing list's, in order. */
+static PyObject *core_decode_batch(CoreBPE *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "decode_batch(batch, errors, num_threads, to_str) takes 4 arguments");
+        return NULL;
+    }
+    int to_str = PyObject_IsTrue(args[3]);
+    if (to_str < 0) return NULL;
+    PyObject *errors = to_str ? args[1] : NULL;
+    long threads = PyLong_AsLong(args[2]);
+    if (threads == -1 && PyErr_Occurred()) return NULL;
+    if (threads <= 0) {
+        PyErr_SetString(PyExc_ValueError, "max_workers must be greater than 0");
+        return NULL;
+    }
+    PyObject *tup = PySequence_Tuple(args[0]);
+    if (!tup) return NULL;
+    Py_ssize_t m = PyTuple_GET_SIZE(tup);
+    dec_job *jobs = calloc((size_t)(m ? m : 1), sizeof *jobs);
+    PyObject **outs = calloc((size_t)(m ? m : 1), sizeof *outs);
+    PyObject *result = NULL;
+    ERROR_T pending;
+    int have_pending = 0;
+    Py_ssize_t count = m;   /* lists converted */
+    size_t total = 0;
+    if (!jobs || !outs) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < m; i++) {
+        if (ids_from_seq(PyTuple_GET_ITEM(tup, i), &jobs[i].ids, &jobs[i].n, "tokens")) {
+            /* raised after the lists before it, which may fail first */
+            SAVE_ERROR(pending);
+            have_pending = 1;
+            count = i;
+            break;
+        }
+        total += jobs[i].n;
+    }
+    dec_pool pool = {self->v, jobs, (size_t)count, 0, 0};
+    size_t nt = thread_count(total, TOKENS_PER_THREAD, threads, (size_t)count);
+    Py_BEGIN_ALLOW_THREADS
+    run_threads(dec_worker, &pool, nt);
+    Py_END_ALLOW_THREADS
+    /* Bytes objects up to the first list with a bad id. */
+    Py_ssize_t stop = count;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (jobs[i].bad < jobs[i].n) {
+            stop = i;
+            break;
+        }
+        if (jobs[i].total > (size_t)PY_SSIZE_T_MAX) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        outs[i] = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)jobs[i].total);
+        if (!outs[i]) goto done;
+        jobs[i].out = PyBytes_AS_STRING(outs[i]);
+    }
+    pool.pass = 1;
+    atomic_store(&pool.next, 0);
+    pool.n_jobs = (size_t)stop;
+    Py_BEGIN_ALLOW_THREADS
+    run_threads(dec_worker, &pool, nt);
+    Py_END_ALLOW_THREADS
+    if (errors) {
+        for (Py_ssize_t i = 0; i < stop; i++) {
+            PyObject *s = utf8_decode(outs[i], errors);
+            if (!s) goto done;
+            Py_SETREF(outs[i], s);
+        }
+    }
+    if (stop < count) {
+        raise_bad_id(jobs[stop].ids[jobs[stop].bad]);
+        goto done;
+    }
+    if (have_pending) {
+        RESTORE_ERROR(pending);
+        have_pending = 0;
+        goto done;
+    }
+    result = PyList_New(m);
+    if (!result) goto done;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        PyList_SET_ITEM(result, i, outs[i]);
+        outs[i] = NULL;
+    }
+done:
+    if (have_pending) {
+        /* another error came first */
+#if PY_VERSION_HEX >= 0x030C0000
+        Py_XDECREF(pending);
+#else
+        Py_XDECREF(pending.t);
+        Py_XDECREF(pending.v);
+        Py_XDECREF(pending.tb);
+#endif
+    }
+    for (Py_ssize_t i = 0; jobs && i < m; i++) free(jobs[i].ids);
+    for (Py_ssize_t i = 0; outs && i < m; i++) Py_XDECREF(outs[i]);
+    free(jobs);
+    free(outs);
+    Py_DECREF(tup);
+    return result;
+}
+
 static PyObject *core_token_bytes(CoreBPE *self, PyObject *token) {
     uint32_t id;
-    if (id_from_obj(token, &id)) return NULL;
+    if (id_from_obj(token, &id, "token")) return NULL;
     size_t l;
     const char *p = bpe_token_bytes(self->v, id, &l);
     if (!p) {
@@ -659,6 +1019,8 @@ static PyMethodDef core_methods[] = {
     {"decode_bytes", (PyCFunction)core_decode_bytes, METH_O, "decode_bytes(tokens) -> bytes."},
     {"decode", (PyCFunction)(void (*)(void))core_decode, METH_FASTCALL,
      "decode(tokens, errors) -> str: the bytes decoded as UTF-8 with that error handler."},
+    {"decode_batch", (PyCFunction)(void (*)(void))core_decode_batch, METH_FASTCALL,
+     "decode_batch(batch, errors, num_threads, to_str) -> list[str] (list[bytes] unless to_str) on threads."},
     {"token_bytes", (PyCFunction)core_token_bytes, METH_O,
      "token_bytes(id) -> bytes; KeyError(str(id)) for an id outside the vocabulary."},
     {"all_token_bytes", (PyCFunction)core_all_token_bytes, METH_NOARGS,
@@ -835,11 +1197,22 @@ fail:
     return raise_embed(rc, &err);
 }
 
+/* a * b, or ValueError when it does not fit (counts from Python ints). */
+static int mul_size(size_t a, size_t b, size_t *r) {
+    if (__builtin_mul_overflow(a, b, r) || *r > (size_t)PY_SSIZE_T_MAX) {
+        PyErr_Format(PyExc_ValueError, "sizes too large: %zu x %zu", a, b);
+        return -1;
+    }
+    return 0;
+}
+
 /* A C-contiguous buffer of at least `count` items of `itemsize` bytes. */
 static int get_buf(PyObject *o, Py_buffer *v, int writable, size_t itemsize, size_t count, const char *what) {
+    size_t need;
+    if (mul_size(itemsize, count, &need)) return -1;
     if (PyObject_GetBuffer(o, v, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0) return -1;
-    if ((size_t)v->len < itemsize * count) {
-        PyErr_Format(PyExc_ValueError, "%s: %zd bytes, need %zu", what, v->len, itemsize * count);
+    if ((size_t)v->len < need) {
+        PyErr_Format(PyExc_ValueError, "%s: %zd bytes, need %zu", what, v->len, need);
         PyBuffer_Release(v);
         return -1;
     }
@@ -855,10 +1228,11 @@ static PyObject *embed_py_forward(Embed *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "B, T and pos0 must be >= 0");
         return NULL;
     }
-    size_t C = self->wte.cols, n = (size_t)B * (size_t)T;
+    size_t C = self->wte.cols, n, nC;
+    if (mul_size((size_t)B, (size_t)T, &n) || mul_size(n, C, &nC)) return NULL;
     Py_buffer ib, ob;
     if (get_buf(ids_o, &ib, 0, 4, n, "ids")) return NULL;
-    if (get_buf(out_o, &ob, 1, 4, n * C, "out")) {
+    if (get_buf(out_o, &ob, 1, 4, nC, "out")) {
         PyBuffer_Release(&ib);
         return NULL;
     }
@@ -886,12 +1260,13 @@ static PyObject *embed_py_backward_sparse(Embed *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "N must be >= 0");
         return NULL;
     }
-    size_t C = self->wte.cols;
+    size_t C = self->wte.cols, NC;
+    if (mul_size((size_t)N, C, &NC)) return NULL;
     Py_buffer ib, db, rb, gb;
     if (get_buf(ids_o, &ib, 0, 4, (size_t)N, "ids")) return NULL;
-    if (get_buf(dout_o, &db, 0, 4, (size_t)N * C, "dout")) goto f1;
+    if (get_buf(dout_o, &db, 0, 4, NC, "dout")) goto f1;
     if (get_buf(rows_o, &rb, 1, 4, (size_t)N, "rows")) goto f2;
-    if (get_buf(grad_o, &gb, 1, 4, (size_t)N * C, "grad")) goto f3;
+    if (get_buf(grad_o, &gb, 1, 4, NC, "grad")) goto f3;
     uint32_t *scratch = malloc(((size_t)N ? (size_t)N : 1) * sizeof *scratch);
     if (!scratch) {
         PyErr_NoMemory();
@@ -931,10 +1306,11 @@ static PyObject *embed_py_backward_dense(Embed *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "N must be >= 0");
         return NULL;
     }
-    size_t C = self->wte.cols, V = self->wte.rows;
+    size_t C = self->wte.cols, V = self->wte.rows, NC;
+    if (mul_size((size_t)N, C, &NC)) return NULL;
     Py_buffer ib, db, wb;
     if (get_buf(ids_o, &ib, 0, 4, (size_t)N, "ids")) return NULL;
-    if (get_buf(dout_o, &db, 0, 4, (size_t)N * C, "dout")) {
+    if (get_buf(dout_o, &db, 0, 4, NC, "dout")) {
         PyBuffer_Release(&ib);
         return NULL;
     }
@@ -980,10 +1356,11 @@ static PyObject *embed_py_sgd(Embed *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "n must be >= 0");
         return NULL;
     }
-    size_t C = self->wte.cols;
+    size_t C = self->wte.cols, nC;
+    if (mul_size((size_t)n, C, &nC)) return NULL;
     Py_buffer rb, gb;
     if (get_buf(rows_o, &rb, 0, 4, (size_t)n, "rows")) return NULL;
-    if (get_buf(grad_o, &gb, 0, 4, (size_t)n * C, "grad")) {
+    if (get_buf(grad_o, &gb, 0, 4, nC, "grad")) {
         PyBuffer_Release(&rb);
         return NULL;
     }
@@ -1017,10 +1394,11 @@ static PyObject *embed_py_adam(Embed *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "n must be >= 0");
         return NULL;
     }
-    size_t C = self->wte.cols, V = self->wte.rows;
+    size_t C = self->wte.cols, V = self->wte.rows, nC;
+    if (mul_size((size_t)n, C, &nC)) return NULL;
     Py_buffer rb, gb, mb, vb;
     if (get_buf(rows_o, &rb, 0, 4, (size_t)n, "rows")) return NULL;
-    if (get_buf(grad_o, &gb, 0, 4, (size_t)n * C, "grad")) goto a1;
+    if (get_buf(grad_o, &gb, 0, 4, nC, "grad")) goto a1;
     if (get_buf(m_o, &mb, 1, 4, V * C, "exp_avg")) goto a2;
     if (get_buf(v_o, &vb, 1, 4, V * C, "exp_avg_sq")) goto a3;
     if (ensure_train(self)) goto a4;
