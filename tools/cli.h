@@ -102,33 +102,53 @@ const bpe *cli_vocab(const char *encoder_path, const char *merges_path, const ch
 /* ---- token-id formats --------------------------------------------------- */
 
 typedef enum {
-    IDS_TEXT,   /* decimal ids separated by whitespace */
+    IDS_TEXT,   /* decimal ids separated by whitespace; a blank line between rows */
     IDS_U16,    /* raw little-endian uint16 */
     IDS_U32,    /* raw little-endian uint32 */
-    IDS_NPY,    /* .npy: read as any integer dtype and shape; written 1-D <i4 */
-    IDS_JSON,   /* [1, 2, 3] */
+    IDS_NPY,    /* .npy: any integer dtype, [T] or [B, T]; written 1-D <i4 */
+    IDS_JSON,   /* [1, 2, 3] or [[1, 2], [3, 4]] */
     IDS_LLMC,   /* llm.c token shard: 256 int32 header (20240520, 1, count), uint16 tokens */
+    IDS_AUTO,   /* read only: told from the first bytes (embed_detect) */
 } ids_format;
 
-/* Name -> format ("text", "u16", "u32", "npy", "json", "llmc"); -1 if unknown. */
+/* Name -> format ("text", "u16", "u32", "npy", "json", "llmc", "auto"); -1 if unknown. */
 int ids_format_from_name(const char *name);
 
-/* --input-format NAME, or guessed from the file name (.npy, .json, else
- * text). Prints the error and returns -1 for an unknown name. */
+/* --input-format NAME, or IDS_AUTO (the content tells, not the file name).
+ * Prints the error and returns -1 for an unknown name. */
 int cli_ids_format(const char *name, const char *path);
 
-/* Reads all ids of `in` (named `name` in messages) into a malloc'd array.
- * An id >= vocab_size (when vocab_size > 0), a negative or non-numeric id is
- * an error naming its position; prints it and returns CLI_ERR. */
+/* The shape ids came in: ndim 1, [T] (B is 1), or 2, a batch [B, T] (a 2-D
+ * .npy, a JSON list of lists, text rows separated by blank lines). Rows of
+ * unequal length are an error. */
+typedef struct {
+    int ndim;
+    uint64_t B, T;
+} ids_shape;
+
+/* Reads all ids of `in` (named `name` in messages) into a malloc'd array,
+ * row after row. An id >= vocab_size (when vocab_size > 0), a negative or
+ * non-numeric id is an error naming its position; prints it and returns
+ * CLI_ERR. ids_read_all gives the count only (B * T). */
+int ids_read_batch(FILE *in, const char *name, ids_format fmt, size_t vocab_size, uint32_t **ids,
+                   ids_shape *shape);
 int ids_read_all(FILE *in, const char *name, ids_format fmt, size_t vocab_size,
                  uint32_t **ids, size_t *n);
+/* ids_read_batch of path (NULL or "-": stdin) with --input-format fmt_name. */
+int cli_read_batch(const char *path, const char *fmt_name, size_t vocab, uint32_t **ids,
+                   ids_shape *shape);
 
-/* Streaming reader for formats that allow it (text, u16, u32, json, llmc,
- * npy): fills up to cap ids per call; *n = 0 at end. */
+/* Streaming reader: fills up to cap ids per call; *n = 0 at end. */
 typedef struct ids_reader ids_reader;
 ids_reader *ids_reader_open(FILE *in, const char *name, ids_format fmt, size_t vocab_size);
 /* Returns 0, or CLI_ERR after printing the error. */
 int ids_reader_next(ids_reader *r, uint32_t *buf, size_t cap, size_t *n);
+/* The same, but the ids of one call are all of one row: the first is
+ * row *row, column *col (so its position is pos0 + *col). */
+int ids_reader_next_row(ids_reader *r, uint32_t *buf, size_t cap, size_t *n, uint64_t *row,
+                        uint64_t *col);
+/* Once *n = 0: the shape of what was read. */
+void ids_reader_shape(const ids_reader *r, ids_shape *shape);
 void ids_reader_close(ids_reader *r);
 
 /* Streaming writer. npy and llmc need the count in their header: when `out`

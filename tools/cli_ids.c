@@ -15,7 +15,7 @@
 #define LLMC_VERSION 1
 #define LLMC_HEADER_INTS 256
 
-static const char *const format_names[] = {"text", "u16", "u32", "npy", "json", "llmc"};
+static const char *const format_names[] = {"text", "u16", "u32", "npy", "json", "llmc", "auto"};
 
 int ids_format_from_name(const char *name) {
     for (int i = 0; i < (int)(sizeof format_names / sizeof *format_names); i++)
@@ -23,23 +23,15 @@ int ids_format_from_name(const char *name) {
     return -1;
 }
 
-static int ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 int cli_ids_format(const char *name, const char *path) {
+    (void)path; /* the content tells, not the name (an explicit name wins) */
     if (name) {
         int f = ids_format_from_name(name);
         if (f < 0)
-            cli_error("unknown --input-format '%s' (text, u16, u32, npy, json, llmc)", name);
+            cli_error("unknown --input-format %s (text, u16, u32, npy, json, llmc, auto)", cli_q(name));
         return f;
     }
-    if (path && ends_with(path, ".npy"))
-        return IDS_NPY;
-    if (path && ends_with(path, ".json"))
-        return IDS_JSON;
-    return IDS_TEXT;
+    return IDS_AUTO;
 }
 
 /* ---- reading ------------------------------------------------------------- */
@@ -66,8 +58,17 @@ struct ids_reader {
     uint64_t left;         /* llm.c and .npy: ids still expected */
     uint64_t total;        /* .npy: the ids its shape holds */
     embed_dtype dtype;     /* .npy: the ids' type */
-    unsigned width;        /* .npy: bytes an id */
+    unsigned idbytes;      /* .npy: bytes an id */
+    uint64_t npy_rows;     /* .npy [B, T]: B */
     char shown[300];       /* the name, escaped when it has control bytes */
+    /* rows: a 2-D .npy, a JSON list of lists or blank-line-separated text
+     * rows is [B, T]; everything else one row [T] */
+    int ndim;              /* 1, or 2 once rows are seen */
+    uint64_t row, col;     /* where the next id goes */
+    uint64_t width;        /* T: the first row's length (a 2-D .npy: its shape's) */
+    int width_known;
+    int in_row;            /* JSON [B, T]: between a row's '[' and its ']' */
+    int brk;               /* text: a blank line since the last id */
 };
 
 static int refill(ids_reader *r) {
@@ -156,6 +157,76 @@ static int read_number(ids_reader *r, uint64_t *out, int json, uint64_t *at) {
     return 0;
 }
 
+/* Row `row` is complete with `col` ids: all rows must be as long as the first. */
+static int close_row(ids_reader *r) {
+    if (!r->width_known) {
+        r->width = r->col;
+        r->width_known = 1;
+    } else if (r->col != r->width) {
+        return cli_error("%s: byte %llu: row %llu has %llu ids but row 0 has %llu: the rows of a "
+                         "batch [B, T] must all have T ids (pad them yourself: GPT-2 has no "
+                         "padding token)", r->name, (unsigned long long)r->byte,
+                         (unsigned long long)r->row, (unsigned long long)r->col,
+                         (unsigned long long)r->width);
+    }
+    r->row++;
+    r->col = 0;
+    return 0;
+}
+
+/* One more id in the current row: past the first row's length is an error
+ * now, not at the row's end, so a bad batch stops early. */
+static int row_room(ids_reader *r, uint64_t at) {
+    if (r->ndim == 2 && r->width_known && r->col >= r->width)
+        return cli_error("%s: byte %llu: row %llu has more ids than row 0 (%llu): the rows of a "
+                         "batch [B, T] must all have T ids (pad them yourself: GPT-2 has no "
+                         "padding token)", r->name, (unsigned long long)at,
+                         (unsigned long long)r->row, (unsigned long long)r->width);
+    return 0;
+}
+
+/* --input-format auto: the format from the first bytes (embed_detect). */
+static int detect(ids_reader *r) {
+    while (r->len - r->pos < EMBED_DETECT_BYTES && !r->eof) {
+        /* a short first read (a pipe): keep what came and read on */
+        if (r->pos) {
+            memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+            r->len -= r->pos;
+            r->pos = 0;
+        }
+        size_t got = fread(r->buf + r->len, 1, sizeof r->buf - r->len, r->in);
+        if (got == 0) {
+            r->eof = 1;
+            if (ferror(r->in))
+                return cli_error("%s: read error at byte 0: %s", r->name, strerror(errno));
+        }
+        r->len += got;
+    }
+    embed_kind k = embed_detect(r->buf + r->pos, r->len - r->pos);
+    switch (k) {
+    case EMBED_KIND_EMPTY: case EMBED_KIND_TEXT: r->fmt = IDS_TEXT; return 0;
+    case EMBED_KIND_JSON: r->fmt = IDS_JSON; return 0;
+    case EMBED_KIND_NPY: r->fmt = IDS_NPY; return 0;
+    case EMBED_KIND_LLMC_SHARD: r->fmt = IDS_LLMC; return 0;
+    case EMBED_KIND_UNKNOWN: {
+        /* name the first byte that is not text, and show it escaped */
+        size_t at = r->pos;
+        while (at < r->len && !((r->buf[at] < 0x20 && !is_space(r->buf[at])) || r->buf[at] == 0x7f))
+            at++;
+        if (at == r->len) at = r->pos;
+        char q[80];
+        size_t show = r->len - at < 16 ? r->len - at : 16;
+        cli_quote_buf(q, sizeof q, r->buf + at, show);
+        return cli_error("%s: byte %zu: %s%s is not text, JSON, .npy or an llm.c shard (the id "
+                         "formats told from their bytes); raw ids need --input-format u16 or u32",
+                         r->name, at - r->pos, q, r->len - at > 16 ? "..." : "");
+    }
+    default:
+        return cli_error("%s is %s, not token ids (text, JSON, .npy or an llm.c shard)", r->name,
+                         embed_kind_desc(k));
+    }
+}
+
 ids_reader *ids_reader_open(FILE *in, const char *name, ids_format fmt, size_t vocab_size) {
     ids_reader *r = calloc(1, sizeof *r);
     if (!r) {
@@ -166,6 +237,7 @@ ids_reader *ids_reader_open(FILE *in, const char *name, ids_format fmt, size_t v
     r->name = cli_name(name ? name : "<stdin>", r->shown, sizeof r->shown);
     r->fmt = fmt;
     r->vocab = vocab_size;
+    r->ndim = 1;
     return r;
 }
 
@@ -237,8 +309,23 @@ static int start_npy(ids_reader *r) {
         return cli_error("%s: .npy of %s holds no token ids (an integer array is needed)", r->name,
                          embed_dtype_name(a.dtype));
     }
+    if (a.ndim > 2) {
+        char sh[160];
+        int o = 0;
+        for (int d = 0; d < a.ndim && o < (int)sizeof sh - 24; d++)
+            o += snprintf(sh + o, sizeof sh - (size_t)o, "%s%llu", d ? ", " : "",
+                          (unsigned long long)a.shape[d]);
+        return cli_error("%s: a %d-D .npy [%s]: token ids are [T] or a batch [B, T]", r->name,
+                         a.ndim, sh);
+    }
+    if (a.ndim == 2) {
+        r->ndim = 2;
+        r->width = a.shape[1];
+        r->width_known = 1;
+        r->npy_rows = a.shape[0];
+    }
     r->dtype = a.dtype;
-    r->width = (unsigned)(embed_dtype_bits(a.dtype) / 8);
+    r->idbytes = (unsigned)(embed_dtype_bits(a.dtype) / 8);
     r->total = r->left = a.count;
     return 0;
 }
@@ -248,14 +335,14 @@ static int npy_id(ids_reader *r, uint64_t *out, uint64_t *at) {
     unsigned char b[8];
     size_t got;
     *at = r->byte;
-    if (read_exact(r, b, r->width, &got)) return CLI_ERR;
-    if (got != r->width)
+    if (read_exact(r, b, r->idbytes, &got)) return CLI_ERR;
+    if (got != r->idbytes)
         return cli_error("%s: index %llu, byte %llu: truncated .npy, the data ends at byte %llu (its "
                          "shape holds %llu ids)", r->name, (unsigned long long)r->index,
                          (unsigned long long)*at, (unsigned long long)r->byte,
                          (unsigned long long)r->total);
     uint64_t u = 0;
-    for (unsigned i = 0; i < r->width; i++) u |= (uint64_t)b[i] << (8 * i);
+    for (unsigned i = 0; i < r->idbytes; i++) u |= (uint64_t)b[i] << (8 * i);
     int64_t s = 0;
     switch (r->dtype) {
     case EMBED_I8: s = (int8_t)u; break;
@@ -271,55 +358,136 @@ static int npy_id(ids_reader *r, uint64_t *out, uint64_t *at) {
     return 0;
 }
 
+/* Skips white space; text: counts the newlines, a blank line between ids
+ * being a row break. Returns the next byte (not consumed), -1 at the end,
+ * -2 on a read error. */
+static int skip_ws(ids_reader *r, int count_lines) {
+    int c, lines = 0;
+    while ((c = peek_byte(r)) >= 0 && is_space(c)) {
+        if (c == '\n') lines++;
+        next_byte(r);
+    }
+    if (count_lines && lines >= 2 && (r->col > 0 || r->row > 0)) r->brk = 1;
+    return c;
+}
+
+/* The JSON array's start: '[' then, for a batch, another '['. */
+static int start_json(ids_reader *r) {
+    int c = skip_ws(r, 0);
+    if (c == -2) return CLI_ERR;
+    if (c != '[') return unexpected(r, c, "'[' (a JSON array of ids)");
+    next_byte(r);
+    c = skip_ws(r, 0);
+    if (c == -2) return CLI_ERR;
+    if (c == '[') r->ndim = 2;
+    return 0;
+}
+
+/* JSON: the next id, or *end at the array's end; a batch's rows are
+ * closed (close_row) on the way. Sets *brk when a row closed. */
+static int json_next(ids_reader *r, uint64_t *id, uint64_t *at, int *end, int *brk) {
+    int c = skip_ws(r, 0);
+    if (c == -2) return CLI_ERR;
+    if (r->ndim == 2 && !r->in_row) {
+        /* between rows: ']' ends the batch, else [','] '[' starts a row */
+        if (c == ']' || (r->row > 0 && c != ',')) {
+            if (c != ']') return unexpected(r, c, "',' or ']' after a row");
+            next_byte(r);
+            c = skip_ws(r, 0);
+            if (c == -2) return CLI_ERR;
+            if (c >= 0) return unexpected(r, c, "the end after the JSON array");
+            *end = 1;
+            return 0;
+        }
+        if (r->row > 0) {
+            next_byte(r);
+            c = skip_ws(r, 0);
+            if (c == -2) return CLI_ERR;
+        }
+        if (c != '[')
+            return unexpected(r, c, "'[' (in a list of lists, every element is a row of ids)");
+        next_byte(r);
+        r->in_row = 1;
+        c = skip_ws(r, 0);
+        if (c == -2) return CLI_ERR;
+    }
+    if (c == ']') {
+        next_byte(r);
+        if (r->ndim == 2) {
+            r->in_row = 0;
+            *brk = 1;
+            return close_row(r);
+        }
+        c = skip_ws(r, 0);
+        if (c == -2) return CLI_ERR;
+        if (c >= 0) return unexpected(r, c, "the end after the JSON array");
+        *end = 1;
+        return 0;
+    }
+    if (r->col > 0) {
+        if (c != ',') return unexpected(r, c, "',' or ']'");
+        next_byte(r);
+        c = skip_ws(r, 0);
+        if (c == -2) return CLI_ERR;
+    }
+    if (c < 0) return unexpected(r, c, "an id or ']' (unterminated JSON array)");
+    if (c == '[')
+        return unexpected(r, c, r->ndim == 2 ? "an id (ids are [T] or a batch [B, T], not deeper)"
+                                             : "an id (a list of ids holds no lists)");
+    return read_number(r, id, 1, at);
+}
+
 int ids_reader_next(ids_reader *r, uint32_t *out, size_t cap, size_t *n) {
+    uint64_t row, col;
+    return ids_reader_next_row(r, out, cap, n, &row, &col);
+}
+
+int ids_reader_next_row(ids_reader *r, uint32_t *out, size_t cap, size_t *n, uint64_t *row,
+                        uint64_t *col) {
     *n = 0;
     if (!r->started) {
         r->started = 1;
+        if (r->fmt == IDS_AUTO && detect(r)) return CLI_ERR;
         if (r->fmt == IDS_LLMC && start_llmc(r)) return CLI_ERR;
         if (r->fmt == IDS_NPY && start_npy(r)) return CLI_ERR;
-        if (r->fmt == IDS_JSON) {
-            int c;
-            while ((c = peek_byte(r)) >= 0 && is_space(c)) next_byte(r);
-            if (c == -2) return CLI_ERR;
-            if (c != '[') return unexpected(r, c, "'[' (a JSON array of ids)");
-            next_byte(r);
-        }
+        if (r->fmt == IDS_JSON && start_json(r)) return CLI_ERR;
     }
     size_t k = 0;
+    *row = r->row, *col = r->col;
     while (k < cap && !r->ended) {
         uint64_t id = 0, at = r->byte;
         switch (r->fmt) {
+        case IDS_AUTO:  /* replaced by detect() */
         case IDS_TEXT: {
-            int c;
-            while ((c = peek_byte(r)) >= 0 && is_space(c)) next_byte(r);
+            int c = skip_ws(r, 1);
             if (c == -2) return CLI_ERR;
             if (c < 0) {
+                if ((r->ndim == 2 || r->col > 0) && close_row(r)) return CLI_ERR;
                 r->ended = 1;
                 continue;
+            }
+            if (r->brk) {  /* a blank line: the row so far is complete */
+                r->brk = 0;
+                r->ndim = 2;
+                if (close_row(r)) return CLI_ERR;
+                if (k) goto out;
+                *row = r->row, *col = r->col;
             }
             if (read_number(r, &id, 0, &at)) return CLI_ERR;
             break;
         }
         case IDS_JSON: {
-            int c;
-            while ((c = peek_byte(r)) >= 0 && is_space(c)) next_byte(r);
-            if (c == ']') {
-                next_byte(r);
-                while ((c = peek_byte(r)) >= 0 && is_space(c)) next_byte(r);
-                if (c == -2) return CLI_ERR;
-                if (c >= 0) return unexpected(r, c, "the end after the JSON array");
+            int end = 0, brk = 0;
+            if (json_next(r, &id, &at, &end, &brk)) return CLI_ERR;
+            if (end) {
                 r->ended = 1;
                 continue;
             }
-            if (r->index > 0) {
-                if (c == -2) return CLI_ERR;
-                if (c != ',') return unexpected(r, c, "',' or ']'");
-                next_byte(r);
-                while ((c = peek_byte(r)) >= 0 && is_space(c)) next_byte(r);
+            if (brk) {
+                if (k) goto out;
+                *row = r->row, *col = r->col;
+                continue;
             }
-            if (c == -2) return CLI_ERR;
-            if (c < 0) return unexpected(r, c, "an id or ']' (unterminated JSON array)");
-            if (read_number(r, &id, 1, &at)) return CLI_ERR;
             break;
         }
         case IDS_U16: case IDS_U32: {
@@ -358,6 +526,12 @@ int ids_reader_next(ids_reader *r, uint32_t *out, size_t cap, size_t *n) {
             break;
         }
         case IDS_NPY:
+            if (r->ndim == 2 && r->col == r->width && r->width) {  /* a row is complete */
+                r->row++;
+                r->col = 0;
+                if (k) goto out;
+                *row = r->row, *col = r->col;
+            }
             if (r->left == 0) {
                 unsigned char b;
                 size_t got;
@@ -373,18 +547,34 @@ int ids_reader_next(ids_reader *r, uint32_t *out, size_t cap, size_t *n) {
             r->left--;
             break;
         }
-        if (check_id(r, id, at)) return CLI_ERR;
+        if (row_room(r, at) || check_id(r, id, at)) return CLI_ERR;
         out[k++] = (uint32_t)id;
         r->index++;
+        r->col++;
     }
+out:
     *n = k;
     return 0;
 }
 
+void ids_reader_shape(const ids_reader *r, ids_shape *shape) {
+    shape->ndim = r->ndim;
+    if (r->fmt == IDS_NPY && r->ndim == 2) {
+        shape->B = r->npy_rows;
+        shape->T = r->width;
+    } else if (r->ndim == 2) {
+        shape->B = r->row;
+        shape->T = r->width;
+    } else {
+        shape->B = 1;
+        shape->T = r->index;
+    }
+}
+
 void ids_reader_close(ids_reader *r) { free(r); }
 
-int ids_read_all(FILE *in, const char *name, ids_format fmt, size_t vocab_size, uint32_t **ids,
-                 size_t *n) {
+int ids_read_batch(FILE *in, const char *name, ids_format fmt, size_t vocab_size, uint32_t **ids,
+                   ids_shape *shape) {
     ids_reader *r = ids_reader_open(in, name, fmt, vocab_size);
     if (!r) return CLI_ERR;
     uint32_t *all = NULL;
@@ -403,14 +593,34 @@ int ids_read_all(FILE *in, const char *name, ids_format fmt, size_t vocab_size, 
         rc = ids_reader_next(r, all + len, cap - len, &got);
         len += got;
     } while (!rc && got);
+    if (!rc) ids_reader_shape(r, shape);
     ids_reader_close(r);
     if (rc) {
         free(all);
         return rc;
     }
     *ids = all;
-    *n = len;
     return 0;
+}
+
+int ids_read_all(FILE *in, const char *name, ids_format fmt, size_t vocab_size, uint32_t **ids,
+                 size_t *n) {
+    ids_shape sh;
+    int rc = ids_read_batch(in, name, fmt, vocab_size, ids, &sh);
+    if (!rc) *n = (size_t)(sh.B * sh.T);
+    return rc;
+}
+
+int cli_read_batch(const char *path, const char *fmt_name, size_t vocab, uint32_t **ids,
+                   ids_shape *shape) {
+    int fmt = cli_ids_format(fmt_name, path);
+    if (fmt < 0) return CLI_ERR;
+    FILE *in = cli_open_in(path);
+    if (!in) return CLI_ERR;
+    int rc = ids_read_batch(in, path && strcmp(path, "-") ? path : "<stdin>", (ids_format)fmt, vocab,
+                            ids, shape);
+    if (in != stdin) fclose(in);
+    return rc;
 }
 
 /* ---- writing ------------------------------------------------------------- */
@@ -552,7 +762,7 @@ static int put_ids(ids_writer *w, const uint32_t *ids, size_t n) {
                 p[0] = (char)x, p[1] = (char)(x >> 8);
             }
             break;
-        case IDS_U32: case IDS_NPY:
+        case IDS_U32: case IDS_NPY: case IDS_AUTO: /* (AUTO is never written) */
             for (size_t k = 0; k < m; k++, p += 4) {
                 uint32_t x = id[k];  /* a local: the byte stores merge into one */
                 if (w->fmt == IDS_NPY && x > INT32_MAX) {

@@ -126,7 +126,8 @@ static int run(int argc, char **argv, int counting) {
     }
     if (bad) return CLI_ERR;
     int fmt = ids_format_from_name(format);
-    if (fmt < 0) return cli_error("--format: unknown format '%s' (text, u16, u32, npy, json, llmc)", format);
+    if (fmt < 0 || fmt == IDS_AUTO)
+        return cli_error("--format: unknown format %s (text, u16, u32, npy, json, llmc)", cli_q(format));
     int flags = strict ? BPE_STRICT : 0;
     if (!strcmp(special, "error")) flags |= BPE_SPECIAL_ERROR;
     else if (!strcmp(special, "allow")) flags |= BPE_SPECIAL_ALLOW;
