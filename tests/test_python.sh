@@ -4,6 +4,10 @@
 # with Debian's /usr/bin/python3. References: the committed tokenizer
 # fixtures, and npm tiktoken through Node (tests/oracle/) for random strings
 # when it can be installed (those tests skip otherwise).
+# The other python3 on PATH (when it is not Debian's and has Python.h and
+# setuptools): the extension is built for it too, into $B/python-other/, and
+# tools/python/tests/smoke.py (no pytest or NumPy needed) runs the fixtures
+# through it.
 # Under SANITIZED=1 the extension is linked with ASan/UBSan and Python runs
 # with the sanitizer runtimes preloaded (leak checks off: CPython keeps its
 # interned objects to the end). --capture=sys leaves file descriptor 2 alone,
@@ -42,6 +46,23 @@ elif sh tests/oracle/install.sh >/dev/null 2>&1; then
 else
     echo "note: npm tiktoken is not available; the random-string oracle tests are skipped"
 fi
+other=$(command -v python3 2>/dev/null)
+if [ -n "$other" ] && [ "$($other -c 'import sys; print(sys.executable)' 2>/dev/null)" != \
+        "$($PY -c 'import sys; print(sys.executable)')" ]; then
+    if $other -c 'import os, sys, sysconfig, setuptools
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null; then
+        oout=$root/$B/python-other
+        (cd tools/python && GPT2IN_LIB="$root/$B/libgpt2in.a" $other setup.py -q build \
+            --build-base "$oout/tmp" --build-lib "$oout" >"$oout.log" 2>&1) ||
+            { cat "$oout.log"; echo "FAIL: building the extension for $other"; exit 1; }
+        (cd "$oout" && PYTHONPATH="$oout" PYTHONDONTWRITEBYTECODE=1 LD_PRELOAD="$preload" \
+            $other "$root/tools/python/tests/smoke.py" "$root") ||
+            { echo "FAIL: the extension built for $other"; exit 1; }
+    else
+        echo "note: $other has no Python.h or setuptools; the package is tested with $PY only"
+    fi
+fi
+
 export GPT2IN_ROOT="$root"
 export PYTHONPATH="$out" PYTHONDONTWRITEBYTECODE=1
 [ -n "$preload" ] && export LD_PRELOAD="$preload"

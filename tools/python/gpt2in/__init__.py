@@ -10,24 +10,46 @@ methods, argument names, defaults and exceptions::
     enc.encode("<|endoftext|>", allowed_special="all")   # [50256]
     enc.encode_to_numpy(text)                  # numpy.ndarray of uint32, no list in between
     enc.encode_ordinary_batch(texts, num_threads=8)
+    enc.decode_batch(lists_of_ids, num_threads=8)
 
-Text is encoded as UTF-8 by libgpt2in (bpe/bpe.h) with the GIL released (on
-texts over 256 bytes; shorter ones take microseconds), so other Python
-threads run meanwhile; the batch methods encode on threads of their own.
+The embedding layer on NumPy arrays (PyTorch tensors shared without a copy)::
+
+    emb = gpt2in.Embedding.open("model.safetensors")   # maps wte (and wpe)
+    x = emb.forward(ids)                                # [T, C] or [B, T, C] float32
+    rows, grad = emb.backward_sparse(ids, dout)         # then emb.sgd_step, or
+    gpt2in.SparseAdam(emb, lr=1e-3).step(rows, grad)    # torch's SparseAdam, bit for bit
+    print(gpt2in.verify(x, reference))                  # `gpt2in verify`'s report
+
+Contents:
+    get_encoding(name)       an Encoding: "gpt2" or "r50k_base"
+    list_encoding_names()    the names get_encoding takes
+    Encoding                 tiktoken's Encoding (also Encoding.from_files for
+                             vocabularies in GPT-2's encoder.json/vocab.bpe format)
+    Embedding                token and position tables of a .safetensors file
+    SparseAdam               torch.optim.SparseAdam on an Embedding
+    verify, VerifyReport     compare arrays with a reference
+    (Embedding, SparseAdam, verify and VerifyReport need NumPy.)
+
+Threads: the C code runs with the GIL released (encoding texts over 256
+bytes; shorter ones take microseconds), so other Python threads run
+meanwhile; the batch methods encode and decode on threads of their own.
 Strings with lone surrogates are first repaired as tiktoken does (each
 becomes U+FFFD; a surrogate pair becomes its character).
 
-The embedding layer: ``gpt2in.Embedding.open("model.safetensors")`` maps
-GPT-2's tables; ``forward(ids)`` gives float32 NumPy arrays (C-contiguous,
-so ``torch.from_numpy`` shares them), with backward passes and SGD steps
-bit for bit PyTorch's (see Embedding).
+Inputs: token ids may be lists, tuples, any iterable of ints, NumPy arrays,
+anything with the buffer protocol (array.array, memoryview) or with
+__array__ (a PyTorch tensor); output arrays (``out=``) may be NumPy arrays,
+writable buffers or PyTorch CPU tensors. Errors are tiktoken's, word for
+word (TypeError naming the argument, OverflowError for an id below 0 or
+above 2**32-1, KeyError for an id outside the vocabulary, ValueError for a
+disallowed special token), and the library's messages for the embeddings.
 
 Differences from tiktoken: the encodings are GPT-2's only (``Encoding``
-cannot be built from arbitrary ranks; ``Encoding.from_files`` loads another
-vocabulary in GPT-2's encoder.json/vocab.bpe format); ``encode_to_numpy``
-returns a writable array; ``_encode_bytes`` turns every byte that is not
-valid UTF-8 into its own byte token (bytes never lost), where tiktoken
-merges the invalid tail into the last piece.
+cannot be built from arbitrary ranks); decode and decode_bytes also take
+iterators (tiktoken wants a sequence); ``encode_to_numpy`` returns a
+writable array; ``_encode_bytes`` turns every byte that is not valid UTF-8
+into its own byte token (bytes never lost), where tiktoken merges the
+invalid tail into the last piece.
 """
 from __future__ import annotations
 
@@ -83,9 +105,6 @@ class Encoding:
         max_token_value: the largest token id (50256 for GPT-2).
     """
 
-    name: str
-    max_token_value: int
-
     def __init__(self, name: str, *, _core: _gpt2in.CoreBPE) -> None:
         """Private: use get_encoding() or Encoding.from_files()."""
         self.name = name
@@ -93,6 +112,7 @@ class Encoding:
         self.max_token_value = _core.n_vocab - 1
         eot = _core.eot
         self._special_tokens = {} if eot is None else {"<|endoftext|>": eot}
+        self._special_set = set(self._special_tokens)
         self._flags_cache: dict = {}
 
     @classmethod
@@ -128,15 +148,16 @@ class Encoding:
         """Number of token ids: max_token_value + 1 (50257 for GPT-2)."""
         return self.max_token_value + 1
 
-    @functools.cached_property
+    @property
     def eot_token(self) -> int:
         """The id of <|endoftext|> (50256). KeyError when the vocabulary has none."""
         return self._special_tokens["<|endoftext|>"]
 
-    @functools.cached_property
+    @property
     def special_tokens_set(self) -> set[str]:
-        """The special tokens' strings: {'<|endoftext|>'}."""
-        return set(self._special_tokens)
+        """The special tokens' strings: {'<|endoftext|>'} (the same set on
+        every call, as tiktoken's)."""
+        return self._special_set
 
     def is_special_token(self, token: int) -> bool:
         """Whether token is the id of a special token (<|endoftext|>).
@@ -442,7 +463,7 @@ def _gpt2_core() -> _gpt2in.CoreBPE:
 
 
 _CONSTRUCTORS = ("gpt2", "r50k_base")
-_ENCODINGS: dict[str, Encoding] = {}
+_ENCODINGS = {}   # name -> Encoding
 
 
 def get_encoding(encoding_name: str) -> Encoding:

@@ -45,12 +45,14 @@ def _floats(x, shape: tuple, what: str) -> np.ndarray:
 
 def _out(x, shape: tuple, what: str) -> np.ndarray:
     """An array the library writes into: float32, that shape, C-contiguous,
-    writable (no copy is made, so anything else is an error)."""
+    writable (no copy is made, so anything else is an error). Besides NumPy
+    arrays: any writable buffer, and arrays of other libraries whose
+    __array__ is a view of their memory (a PyTorch CPU tensor)."""
     if not isinstance(x, np.ndarray):
         try:
             x = np.asarray(memoryview(x))
         except TypeError:
-            raise TypeError(f"{what} must be a numpy array (or buffer), not {type(x).__name__}") from None
+            x = _shared_view(x, what)
     if x.dtype != np.float32:
         raise TypeError(f"{what} must be float32, not {x.dtype}")
     if x.shape != shape:
@@ -60,6 +62,22 @@ def _out(x, shape: tuple, what: str) -> np.ndarray:
     if not x.flags.writeable:
         raise ValueError(f"{what} is read-only")
     return x
+
+
+def _shared_view(x, what: str) -> np.ndarray:
+    """x.__array__() when it shares x's memory; TypeError otherwise (a copy
+    would take the results away from the caller)."""
+    fn = getattr(x, "__array__", None)
+    if fn is None:
+        raise TypeError(f"{what} must be a numpy array, a buffer or a CPU tensor, not {type(x).__name__}")
+    try:
+        a = fn()
+    except Exception as e:   # e.g. torch: a tensor that requires grad, or on a GPU
+        raise TypeError(f"{what}: {type(x).__name__} gives no array to write into ({e})") from None
+    if not isinstance(a, np.ndarray) or a.flags.owndata:
+        raise TypeError(f"{what}: {type(x).__name__}.__array__() is a copy; pass an array that can be "
+                        "written in place")
+    return a
 
 
 class Embedding:
@@ -152,9 +170,11 @@ class Embedding:
     def forward(self, ids, pos0: int = 0, out=None) -> np.ndarray:
         """The embeddings of ids: [T] -> [T, C], [B, T] -> [B, T, C] float32;
         positions restart at pos0 for every row of a batch. ids may be any
-        integer array-like (copied to uint32 when it is not C-contiguous
-        uint32). out, when given, must be a C-contiguous writable float32
-        array of that shape and is returned. ValueError (the library's
+        integer array-like, a PyTorch tensor included (copied to uint32
+        when it is not C-contiguous uint32). out, when given, must be a
+        C-contiguous writable float32 array of that shape: NumPy, any
+        writable buffer, or a PyTorch CPU tensor (written in place); it is
+        returned. ValueError (the library's
         message) for an id >= V or a position past the position table."""
         a = _ids(ids, V=self.V)
         if a.ndim not in (1, 2):
@@ -164,9 +184,12 @@ class Embedding:
             raise ValueError(f"pos0 must be >= 0, not {pos0}")
         B, T = (1, a.shape[0]) if a.ndim == 1 else a.shape
         shape = a.shape + (self.C,)
-        out = np.empty(shape, np.float32) if out is None else _out(out, shape, "out")
+        if out is None:
+            res = out = np.empty(shape, np.float32)
+        else:
+            res, out = out, _out(out, shape, "out")
         self._core.forward(a, B, T, pos0, out)
-        return out
+        return res
 
     __call__ = forward
 
@@ -186,8 +209,8 @@ class Embedding:
 
     def backward_dense(self, ids, dout, dwte) -> None:
         """dwte[ids[t]] += dout[t] in token order, into the caller's
-        float32 [V, C] array (C-contiguous, writable), e.g. zeros or a tied
-        output head's gradient."""
+        float32 [V, C] array (C-contiguous, writable; NumPy, a buffer or a
+        PyTorch CPU tensor), e.g. zeros or a tied output head's gradient."""
         a = _ids(ids, V=self.V)
         d = _floats(dout, a.shape + (self.C,), "dout")
         w = _out(dwte, (self.V, self.C), "dwte")
@@ -354,6 +377,7 @@ class VerifyReport:
         self.__dict__.update(kw)
 
     def __bool__(self) -> bool:
+        """True when within tolerance (report.ok)."""
         return self.ok
 
     def __repr__(self) -> str:

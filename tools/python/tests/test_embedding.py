@@ -90,6 +90,32 @@ def test_forward_matches_torch(model):
     assert np.array_equal(nopos.forward([4, 9]), wte.numpy()[[4, 9]])
 
 
+def test_outputs_into_torch_tensors(model):
+    """out= and dwte= take PyTorch CPU tensors and write into them; an
+    object whose __array__ is a copy, or a tensor that gives no array,
+    is refused rather than written into and lost."""
+    path, dt, wte, wpe = model
+    emb = gpt2in.Embedding.open(path)
+    ids = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    out = torch.empty(2, 3, C)
+    assert emb.forward(ids, out=out) is out
+    assert np.array_equal(out.numpy(), emb.forward(ids.numpy()))
+    dw = torch.zeros(V, C)
+    dout = torch.ones(2, 3, C)
+    emb.backward_dense(ids, dout, dw)
+    assert dw[1].tolist() == [1.0] * C and dw[0].tolist() == [0.0] * C
+
+    class Copying:
+        def __array__(self, dtype=None):
+            return np.zeros((2, 3, C), np.float32)
+
+    for bad in (Copying(), torch.empty(2, 3, C, requires_grad=True), [[0.0] * C] * 3):
+        with pytest.raises(TypeError):
+            emb.forward(ids, out=bad)
+    with pytest.raises(ValueError):
+        emb.forward(ids, out=torch.empty(3, 2, C).transpose(0, 1))   # not C-contiguous
+
+
 def test_wte_is_a_view_of_the_file(model):
     path, dt, wte, _ = model
     emb = gpt2in.Embedding.open(path)

@@ -418,17 +418,30 @@ def test_threads_share_an_encoding(enc, fixtures):
 
 
 def test_help_reads_as_documentation():
+    """help(gpt2in): the package's overview names every public name, and
+    every public class, method and property says what it does (no bare
+    attribute dumps such as cached_property objects or __annotations__)."""
+    import inspect
     import pydoc
     doc = pydoc.render_doc(gpt2in, renderer=pydoc.plaintext)
     assert "drop-in for tiktoken" in doc and "encode_to_numpy" in doc
+    head = gpt2in.__doc__
+    for name in gpt2in.__all__:
+        if name != "__version__":
+            assert name in head, name
+    for bad in ("cached_property object", "__annotations__ ="):
+        assert bad not in doc, bad
     for name in gpt2in.__all__:
         obj = getattr(gpt2in, name)
-        if callable(obj):
-            assert obj.__doc__, name
-    for name, member in vars(gpt2in.Encoding).items():
-        if not name.startswith("_") or name == "__init__":
-            if callable(member) or isinstance(member, (property,)):
-                assert getattr(member, "__doc__", None), name
+        if not callable(obj):
+            continue
+        assert obj.__doc__, name
+        if inspect.isclass(obj):
+            for mname, member in vars(obj).items():
+                if mname.startswith("_") and mname not in ("__init__", "__call__", "__bool__"):
+                    continue
+                if callable(member) or isinstance(member, (property, classmethod, staticmethod)):
+                    assert getattr(member, "__doc__", None), f"{name}.{mname}"
 
 
 def test_big_outputs(enc, fixtures):
