@@ -380,7 +380,7 @@ def run(args):
             if cpu > 0 else "")
     _say(args, f"{PROG}: {len(specs)} units ({reused} reused), {_fmt_bytes(total)}, "
                f"{tokens} tokens in {secs:.1f} s{rate}; assemble {asm_secs:.1f} s "
-               f"({2 * tokens / max(asm_secs, 1e-9) / 1e6:.0f} MB/s of shards)")
+               f"({_fmt_bytes(2 * tokens / max(asm_secs, 1e-9))}/s of shards)")
     return 0
 
 
