@@ -58,6 +58,8 @@ for i in range(60 * scale):
     docs.append(d)
 docs.insert(7, "")
 docs.insert(11, "<|endoftext|>")
+# Documents ending in whitespace (the next one must not change their end).
+docs[20:20] = ["trailing spaces   ", "trailing newlines\n\n", " ", "\n", "tab\t", "x"]
 
 with open(os.path.join(out, "docs.jsonl"), "w", encoding="utf-8") as f:
     for i, d in enumerate(docs):
@@ -68,7 +70,7 @@ with open(os.path.join(out, "docs.jsonl"), "w", encoding="utf-8") as f:
 
 with open(os.path.join(out, "lines.txt"), "w", encoding="utf-8") as f:
     for i in range(80 * scale):
-        f.write(rand_text(rng.randint(0, 200)).replace("\n", " ") + "\n")
+        f.write(rand_text(rng.randint(0, 200)).replace("\n", " ") + rng.choice(["", " ", "  ", "\t"]) + "\n")
     f.write("last line without a newline")
 
 with open(os.path.join(out, "whole1.txt"), "w", encoding="utf-8") as f:

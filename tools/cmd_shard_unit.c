@@ -331,6 +331,8 @@ typedef struct {
     size_t nout, outcap;
     uint32_t *ids;
     size_t idcap;
+    unsigned char *text;         /* the batch's documents, joined by 0xFF */
+    size_t tlen, tcap;
     uint64_t docs, skipped;
     char *msg;                   /* messages, one a line */
     size_t msglen, msgcap;
@@ -341,6 +343,7 @@ typedef struct {
 typedef struct {
     const bpe *v;
     const shard_opts *o;
+    uint32_t sep_id;             /* the token of the lone byte 0xFF */
     int jsonl;
     char name[512];
     pthread_mutex_t mu;
@@ -390,35 +393,75 @@ static const char *json_kind(const json_t *j) {
     }
 }
 
-/* One document's text: appended as EOT + tokens, or an error. Returns 0,
- * or 1 when the document is bad (message recorded). */
+/* Offset of the first byte of s[0..n) that does not start a valid UTF-8
+ * sequence (Unicode's Table 3-7: no overlong forms, surrogates or code
+ * points above U+10FFFF), or n. */
+static size_t utf8_bad(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        if (i + 8 <= n) {   /* ASCII, 8 bytes at a time */
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (!(w & 0x8080808080808080ull)) {
+                i += 8;
+                continue;
+            }
+        }
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (!k || i + k > n) return i;
+        unsigned lo = 0x80, hi = 0xbf, c1 = s[i + 1];
+        if (c == 0xe0) lo = 0xa0;
+        else if (c == 0xed) hi = 0x9f;
+        else if (c == 0xf0) lo = 0x90;
+        else if (c == 0xf4) hi = 0x8f;
+        if (c1 < lo || c1 > hi) return i;
+        for (size_t m = 2; m < k; m++)
+            if ((s[i + m] & 0xc0) != 0x80) return i;
+        i += k;
+    }
+    return n;
+}
+
+/* One good document: appended to the batch's text after a 0xFF. Returns 0,
+ * or 1 when out of memory (recorded, fatal). */
 static int doc(job *j, pool *p, const char *text, size_t n, uint64_t line, uint64_t off) {
-    if (grow((void **)&j->ids, &j->idcap, n ? n : 1, sizeof *j->ids)) {
+    if (grow((void **)&j->text, &j->tcap, j->tlen + n + 1, 1)) {
         job_msg(j, p, line, off, "out of memory");
         j->fatal = 1;
         return 1;
     }
-    size_t nt = 0;
-    bpe_error err;
-    int e = bpe_encode(p->v, text, n, BPE_SPECIAL_TEXT | BPE_STRICT, j->ids, NULL, n, &nt, &err);
-    if (e == BPE_ERR_UTF8) {
-        /* Only plain text gets here: jansson's strings are valid UTF-8. */
-        job_msg(j, p, line, off + err.offset, "invalid UTF-8");
-        return 1;
-    }
-    if (e || grow((void **)&j->out, &j->outcap, j->nout + nt + 1, sizeof *j->out)) {
-        job_msg(j, p, line, off, e ? err.msg : "out of memory");
-        j->fatal = 1;
-        return 1;
-    }
-    j->out[j->nout++] = SHARD_EOT;
-    for (size_t i = 0; i < nt; i++) j->out[j->nout++] = (uint16_t)j->ids[i];
+    if (j->docs) j->text[j->tlen++] = 0xff;
+    memcpy(j->text + j->tlen, text, n);
+    j->tlen += n;
     j->docs++;
     return 0;
 }
 
+/* The batch's documents in one call: valid UTF-8 joined by byte 0xFF,
+ * which is then a piece of its own (bpe.h: the valid text between invalid
+ * bytes is encoded exactly as it would be alone), so each 0xFF token ends
+ * a document; one long text lets the tokenizer cache its pieces. */
+static void encode_batch(job *j, pool *p) {
+    size_t nt = 0;
+    bpe_error err;
+    if (grow((void **)&j->ids, &j->idcap, j->tlen ? j->tlen : 1, sizeof *j->ids) ||
+        bpe_encode(p->v, j->text, j->tlen, BPE_SPECIAL_TEXT, j->ids, NULL, j->tlen, &nt, &err) ||
+        grow((void **)&j->out, &j->outcap, nt + 1, sizeof *j->out)) {
+        job_msg(j, p, j->line0, j->off0, "out of memory");
+        j->fatal = 1;
+        return;
+    }
+    j->out[j->nout++] = SHARD_EOT;
+    for (size_t i = 0; i < nt; i++) j->out[j->nout++] = j->ids[i] == p->sep_id ? SHARD_EOT : (uint16_t)j->ids[i];
+}
+
 static void run_job(job *j, pool *p) {
-    j->nout = j->docs = j->skipped = j->msglen = 0;
+    j->nout = j->docs = j->skipped = j->msglen = j->tlen = 0;
     j->fatal = 0;
     const char *s = j->data, *end = j->data + j->len;
     uint64_t line = j->line0;
@@ -428,7 +471,13 @@ static void run_job(job *j, pool *p) {
         uint64_t off = j->off0 + (uint64_t)(s - j->data);
         int bad = 0;
         if (!p->jsonl) {
-            if (n) bad = doc(j, p, s, n, line, off);
+            size_t b = n ? utf8_bad((const unsigned char *)s, n) : 0;
+            if (b < n) {
+                job_msg(j, p, line, off + b, "invalid UTF-8");
+                bad = 1;
+            } else if (n && doc(j, p, s, n, line, off)) {
+                break;
+            }
         } else if (!is_blank(s, n)) {
             json_error_t je;
             json_t *root = json_loadb(s, n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
@@ -462,8 +511,9 @@ static void run_job(job *j, pool *p) {
                              cli_quote_buf((char[200]){0}, 200, p->o->field, strlen(p->o->field)), json_kind(f));
                     job_msg(j, p, line, off, m);
                     bad = 1;
-                } else {
-                    bad = doc(j, p, json_string_value(f), json_string_length(f), line, off);
+                } else if (doc(j, p, json_string_value(f), json_string_length(f), line, off)) {
+                    json_decref(root);
+                    break;
                 }
                 json_decref(root);
             }
@@ -475,6 +525,7 @@ static void run_job(job *j, pool *p) {
         line++;
         s = nl ? nl + 1 : end;
     }
+    if (j->docs && !j->fatal) encode_batch(j, p);
 }
 
 static void *worker(void *arg) {
@@ -516,6 +567,9 @@ static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jso
     p.v = v;
     p.o = o;
     p.jsonl = jsonl;
+    size_t one = 0;
+    if (bpe_encode(v, "\xff", 1, 0, &p.sep_id, NULL, 1, &one, &(bpe_error){0}) || one != 1)
+        return cli_error("the vocabulary has no token for the byte 0xFF");
     snprintf(p.name, sizeof p.name, "%s", s->name);
     p.njobs = 2 * (size_t)o->threads + 1;
     p.jobs = calloc(p.njobs, sizeof *p.jobs);
@@ -590,6 +644,7 @@ static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jso
         free(p.jobs[i].data);
         free(p.jobs[i].out);
         free(p.jobs[i].ids);
+        free(p.jobs[i].text);
         free(p.jobs[i].msg);
     }
     pthread_cond_destroy(&p.work);
