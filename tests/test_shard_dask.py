@@ -158,6 +158,8 @@ def main():
     real = os.path.abspath(sys.argv[1])
     work = tempfile.mkdtemp(prefix="gpt2in-dask-")
     cluster = []
+    # the workers' scratch folders, left by the killed ones too
+    os.environ["DASK_TEMPORARY_DIRECTORY"] = os.path.join(work, "dask-tmp")
     try:
         INPUTS = make_inputs(work)
         sfile, cluster = start_cluster(work)

@@ -313,6 +313,10 @@ def run(args):
     asm += ["--quiet"] if args.quiet else []
     asm += ["--"] + [os.path.basename(s["unit"]) for s in specs]
 
+    # Dask's own INFO and WARNING lines (a worker lost and replaced, stale
+    # worker folders purged) are not the user's business; errors come back
+    # as the tasks' exceptions. The variable reaches a LocalCluster's workers.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
     logging.getLogger("distributed").setLevel(logging.CRITICAL)
     from distributed import as_completed
     try:
@@ -395,7 +399,11 @@ def _explain(e):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    return run(args)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
