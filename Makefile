@@ -20,16 +20,17 @@ WARN = -Wall -Wextra
 BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread -fvisibility=hidden -MMD -MP $(WARN) \
   -I. -Ibpe -Iembed
 # The library needs utf8proc and jansson (JSON vocabularies); the program
-# also reads gzip and zstd corpora and hashes them (gpt2in shard).
+# also reads gzip and zstd corpora, hashes them and parses JSON Lines fast
+# (gpt2in shard: libcrypto, simdjson).
 LIB_LIBS = -lutf8proc -ljansson -lm -pthread
-LDLIBS = $(LIB_LIBS) -lzstd -lz -lcrypto
+LDLIBS = $(LIB_LIBS) -lzstd -lz -lcrypto -lsimdjson -lstdc++
 B ?= build
 VERSION = 0.1.0
 
 LIB_SRC := $(filter-out bpe/gpt2.c,$(wildcard bpe/*.c embed/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_SRC := $(wildcard tools/gpt2in*.c tools/cmd_*.c tools/cli_*.c)
-CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o) $(patsubst %.cpp,$(B)/%.o,$(wildcard tools/cmd_*.cpp))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 EXAMPLE_SRC := $(wildcard tools/example_*.c)
@@ -59,6 +60,11 @@ $(B)/cflags: FORCE
 $(B)/%.o: %.c $(B)/cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c $< -o $@
+
+# gpt2in shard's JSON Lines fast path uses simdjson, a C++ library.
+$(B)/%.o: %.cpp $(B)/cflags
+	@mkdir -p $(dir $@)
+	$(CXX) $(subst -std=c11,-std=c++17,$(BASE_CFLAGS)) $(CFLAGS) -c $< -o $@
 
 # The GPT-2 vocabulary is compiled into the library as a ready-to-use image
 # (built here by the library's own loader), so nothing is parsed at start-up.
@@ -131,7 +137,7 @@ test-asan: check-deps
 # build-fuzz/; each target of tests/fuzz/ runs FUZZ_SECONDS on its corpus
 # (new inputs go to build-fuzz/corpus/, crashes to build-fuzz/crashes/).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = encode pieces safetensors npy vocab vocab_files $(if $(wildcard tools/cli_ids.c),ids)
+FUZZ_TARGETS = encode pieces safetensors npy vocab vocab_files table_llmc table_gguf table_npy $(if $(wildcard tools/cli_ids.c),ids)
 FUZZ_CFLAGS = -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
   -fno-sanitize-recover=undefined
 

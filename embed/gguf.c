@@ -163,8 +163,11 @@ static int parse_kv(cur *c, uint64_t idx, arena *a, const char **key, const char
     size_t at = c->i;
     snprintf(m, sizeof m, "key-value %llu's key", (unsigned long long)idx);
     if (rd_str(c, &k, &kn, m)) return EMBED_ERR_FORMAT;
-    if (kn == 0 || embed_st_utf8_check(k, (size_t)kn) != kn || memchr(k, 0, (size_t)kn))
-        return cfail(c, at, "key-value %s: the key is empty or not UTF-8 text", "");
+    if (kn == 0 || embed_st_utf8_check(k, (size_t)kn) != kn || memchr(k, 0, (size_t)kn)) {
+        snprintf(m, sizeof m, "key-value %llu: its key is empty or not UTF-8 text",
+                 (unsigned long long)idx);
+        return cfail(c, at, "%s", m);
+    }
     *key = put(a, k, (size_t)kn);
     char kq[128];
     {

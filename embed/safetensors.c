@@ -448,8 +448,9 @@ static int st_validate(embed_file *f, embed_error *err) {
     }
     uint64_t n = rd_u64le(f->base);
     if (n > ST_MAX_HEADER) {
-        embed_st_error(err, "%s: header length %llu is over the limit of 100000000 bytes "
-                             "(not a safetensors file?)", fn, (unsigned long long)n);
+        embed_st_error(err, "%s: header length %llu is over the limit of 100000000 bytes: not "
+                             "a safetensors file, nor any other kind gpt2in reads (.npy, llm.c "
+                             "checkpoint, GGUF)", fn, (unsigned long long)n);
         return EMBED_ERR_FORMAT;
     }
     if (n > f->len - 8) {
@@ -615,7 +616,8 @@ static int validate_any(embed_file *f, embed_kind want, embed_error *err) {
     /* bytes that are never UTF-8 (a u64 length like 0xff..ff) are not text */
     for (size_t i = 0; k == EMBED_KIND_TEXT && i < f->len && i < 16; i++)
         if (f->base[i] >= 0xf5 || f->base[i] == 0xc0 || f->base[i] == 0xc1) unnamed = 1;
-    if (want != EMBED_KIND_UNKNOWN && k != want && !unnamed) {
+    if (want != EMBED_KIND_UNKNOWN && k != want &&
+        !(unnamed && want == EMBED_KIND_SAFETENSORS)) {
         embed_st_error(err, "%s is %s, not %s", f->name, embed_kind_desc(k), embed_kind_desc(want));
         return EMBED_ERR_FORMAT;
     }

@@ -51,7 +51,7 @@ static void check_table(const embed_table *tab, const unsigned char *lo, const u
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     embed_error err;
     err.msg[0] = 0;
-    embed_file *f = embed_open_mem(data, size, "fuzz.safetensors", &err);
+    embed_file *f = embed_open_mem_kind(data, size, "fuzz.safetensors", EMBED_KIND_SAFETENSORS, &err);
     if (!f) {
         CHECK(err.msg[0] != 0 && memchr(err.msg, 0, sizeof err.msg));
         CHECK(!strchr(err.msg, '\n'));

@@ -10,7 +10,7 @@ set -u
 cd "$(dirname "$0")/../.." || exit 2
 secs=${1:-${FUZZ_SECONDS:-60}}
 [ $# -gt 0 ] && shift
-all="encode pieces safetensors npy vocab vocab_files"
+all="encode pieces safetensors npy vocab vocab_files table_llmc table_gguf table_npy"
 [ -f tools/cli_ids.c ] && all="$all ids"
 targets=${*:-$all}
 F=build-fuzz
