@@ -99,7 +99,10 @@ int bpe_lv_rank_bytes(lv_vocab *lv, bpe_error *err) {
     for (uint32_t i = 0; i < lv->n; i++)
         if (lv->tok[i] && lv->len[i] == 1 && (int32_t)i != lv->eot) byte_id[lv->tok[i][0]] = i;
     for (int b = 0; b < 256; b++)
-        if (byte_id[b] == LV_NONE)
+        if (byte_id[b] == LV_NONE && lv->eot >= 0 && lv->len[lv->eot] == 1 && lv->tok[lv->eot][0] == b)
+            return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: the special token (id %d) is byte 0x%02X, which must be an "
+                            "ordinary token", lv->name, lv->eot, b);
+        else if (byte_id[b] == LV_NONE)
             return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: no token for byte 0x%02X (all 256 bytes must be tokens)",
                             lv->name, b);
     for (uint32_t i = 0; i < lv->n; i++)
@@ -127,8 +130,12 @@ int bpe_lv_merge(lv_vocab *lv, const uint8_t *a, size_t na, const uint8_t *b, si
     memcpy(ab, a, na);
     memcpy(ab + na, b, nb);
     uint32_t t = bpe_lv_find(lv, ab, na + nb);
+    int special = lv->eot >= 0 && lv->len[lv->eot] == na + nb && !memcmp(lv->tok[lv->eot], ab, na + nb);
     bpe_lv_quote(q2, sizeof q2, ab, na + nb);
     free(ab);
+    if (t == LV_NONE && special)
+        return bpe_fail(err, BPE_ERR_FORMAT, pos, "%s: merge %s %u: makes %s, the special token (id %d); a merge "
+                        "cannot make it", lv->name, what, pos, q2, lv->eot);
     if (t == LV_NONE)
         return bpe_fail(err, BPE_ERR_FORMAT, pos, "%s: merge %s %u: makes %s, which is not in the vocabulary",
                         lv->name, what, pos, q2);

@@ -156,7 +156,7 @@ static int read_vocab(const json_t *vocab, const char *name, const char *where, 
     if (n == 0 || n >= BPE_MAX_TOKENS)
         return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: %s has %zu tokens (1..%u)", name, where, n, BPE_MAX_TOKENS - 1);
     if (sp->have && sp->id >= n_ids)
-        return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: added_tokens[0]: id %u is out of range: %u tokens need ids 0..%u",
+        return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: the special token's id %u is out of range: %u tokens need ids 0..%u",
                         name, sp->id, n_ids, n_ids - 1);
     if (bpe_lv_init(lv, name, n_ids, err)) return BPE_ERR_NOMEM;
     if (sp->have) {

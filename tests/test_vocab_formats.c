@@ -181,14 +181,14 @@ static void gguf_str(buf *b, const char *s, size_t n) {
 typedef struct {
     uint32_t version;
     const char *model, *pre;
-    int n_types;         /* entries of token_type (N_TOK normally) */
+    int n_types;         /* entries of token_type (N_TOK normally; -1: no such key) */
     int second_control;  /* mark a second token as control */
     int64_t eos;         /* -1: none */
     const char *extra_merge;
 } gguf_opts;
 
 static void gguf_file(buf *b, int perm, const gguf_opts *o) {
-    int n_kv = 5 + (o->pre != NULL) + (o->eos >= 0);
+    int n_kv = 4 + (o->n_types >= 0) + (o->pre != NULL) + (o->eos >= 0);
     put(b, "GGUF", 4);
     put_u32(b, o->version);
     put_u64(b, 0);
@@ -215,10 +215,12 @@ static void gguf_file(buf *b, int perm, const gguf_opts *o) {
     put_u32(b, 8);
     put_u64(b, N_TOK);
     for (uint32_t i = 0; i < N_TOK; i++) gguf_str(b, by_id[i], strlen(by_id[i]));
-    gguf_str(b, "tokenizer.ggml.token_type", 25);
-    put_u32(b, 9);
-    put_u32(b, 5);
-    put_u64(b, (uint64_t)o->n_types);
+    if (o->n_types >= 0) {
+        gguf_str(b, "tokenizer.ggml.token_type", 25);
+        put_u32(b, 9);
+        put_u32(b, 5);
+        put_u64(b, (uint64_t)o->n_types);
+    }
     for (int i = 0; i < o->n_types; i++)
         put_u32(b, (uint32_t)i == id_of(perm, N_TOK - 1) || (o->second_control && i == 300 % N_TOK) ? 3 : 1);
     gguf_str(b, "tokenizer.ggml.merges", 21);
@@ -346,7 +348,7 @@ static void test_hf(void) {
         {"null", pre_ok, "[{\"id\": 261, \"content\": \"<s>\"}, {\"id\": 260, \"content\": \"</s>\"}]", "BPE", NULL,
          "added_tokens holds 2 tokens (\"<s>\", \"</s>\")"},
         {"null", pre_ok, "[{\"id\": 261, \"content\": \"<|endoftext|>\", \"lstrip\": true}]", "BPE", NULL, "lstrip"},
-        {"null", pre_ok, "[{\"id\": 9999, \"content\": \"<|endoftext|>\"}]", "BPE", NULL, "id 9999 is out of range"},
+        {"null", pre_ok, "[{\"id\": 9999, \"content\": \"<|endoftext|>\"}]", "BPE", NULL, "the special token's id 9999 is out of range"},
         {"null", pre_ok, NULL, "BPE", "\"a zz\"", "merge index 5: unknown token \"zz\""},
         {"null", pre_ok, NULL, "BPE", "\"ab c\"", "merge index 5: makes \"abc\", which is not in the vocabulary"},
         {"null", pre_ok, NULL, "BPE", "\"a bcd\"", "unknown token \"bcd\""},
@@ -521,6 +523,8 @@ static void test_gguf(void) {
         {{3, "gpt2", NULL, N_TOK, 0, 261, "a qq"}, "merge index 5: unknown token \"qq\""},
         {{3, "gpt2", NULL, N_TOK, 0, 261, "ab cd"}, "merge index 5: makes \"abcd\", which merge index 2 makes already"},
         {{3, "gpt2", NULL, N_TOK, 0, 261, "abcd"}, "tokenizer.ggml.merges[5] \"abcd\" is not two byte-level tokens"},
+        {{3, "gpt2", NULL, -1, 0, 'x', NULL}, "the special token (id 120) is byte 0x78, which must be an ordinary token"},
+        {{3, "gpt2", NULL, -1, 0, 258, NULL}, "merge index 2: makes \"abcd\", the special token (id 258)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         buf b = {0};
