@@ -176,6 +176,15 @@ badcase nonobject '{"text": "a"}\n"b"\n{"text": "c"}\n' '2: byte 14: the line is
 badcase utf8json '{"text": "a"}\n{"text": "b\377"}\n{"text": "c"}\n' '2: byte 25: invalid UTF-8'
 badcase utf8text 'a\nb \303(\nc\n' '2: byte 4: invalid UTF-8' text
 badcase nulljson '{"text": "a"}\n{"text": null}\n{"text": "c"}\n' '2: byte 14: field "text" is null, not a string'
+# Duplicate keys: the last one counts (as in Python's json), also when it
+# is not a string.
+printf '{"text": "first", "x": 1, "text": "second"}\n' > "$d/dup.jsonl"
+printf '{"text": "second"}\n' > "$d/nodup.jsonl"
+G --unit "$d/u/dup" "$d/dup.jsonl" && G --unit "$d/u/nodup" "$d/nodup.jsonl" || bad "duplicate keys: exit $?"
+cmp -s "$d/u/dup" "$d/u/nodup" || bad "duplicate keys: the last one is not the document"
+printf '{"text": "first", "text": 5}\n' > "$d/dup2.jsonl"
+"$GPT2IN" shard --unit "$d/u/dup2" "$d/dup2.jsonl" 2>"$d/err"
+[ $? -eq 2 ] && grep -q 'field "text" is a number' "$d/err" || bad "duplicate keys, last not a string: $(cat "$d/err")"
 # --field names another field.
 printf '{"body": "x", "text": 1}\n' > "$d/field.jsonl"
 G --out "$d/fld" --field body "$d/field.jsonl" || bad "--field body: exit $?"

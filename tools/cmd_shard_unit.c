@@ -237,6 +237,7 @@ typedef struct {
     embed_writer *w;
     const char *unit;
     shard_sha unit_sha, in_sha;
+    int one;                             /* one input: its tokens are the unit's */
     uint64_t docs, skipped, tokens;      /* this input */
     uint16_t tmp[1 << 14];
 } unit_out;
@@ -244,7 +245,7 @@ typedef struct {
 static int put_tokens(unit_out *u, const uint16_t *t, size_t n) {
     embed_error err;
     if (n && embed_writer_write(u->w, t, n * 2, &err)) return cli_error("%s", err.msg);
-    shard_sha_update(&u->unit_sha, t, n * 2);
+    if (!u->one) shard_sha_update(&u->unit_sha, t, n * 2);
     shard_sha_update(&u->in_sha, t, n * 2);
     u->tokens += n;
     prog.tokens += n;
@@ -331,6 +332,7 @@ typedef struct {
     size_t nout, outcap;
     uint32_t *ids;
     size_t idcap;
+    shard_json *sj;              /* JSON Lines' fast path */
     unsigned char *text;         /* the batch's documents, joined by 0xFF */
     size_t tlen, tcap;
     uint64_t docs, skipped;
@@ -462,6 +464,7 @@ static void encode_batch(job *j, pool *p) {
 
 static void run_job(job *j, pool *p) {
     j->nout = j->docs = j->skipped = j->msglen = j->tlen = 0;
+    if (p->jsonl && !j->sj) j->sj = shard_json_new();   /* NULL: jansson alone */
     j->fatal = 0;
     const char *s = j->data, *end = j->data + j->len;
     uint64_t line = j->line0;
@@ -469,7 +472,9 @@ static void run_job(job *j, pool *p) {
         const char *nl = memchr(s, '\n', (size_t)(end - s));
         size_t n = (size_t)((nl ? nl : end) - s);
         uint64_t off = j->off0 + (uint64_t)(s - j->data);
-        int bad = 0;
+        int bad = 0, fast;
+        const char *str;
+        size_t slen;
         if (!p->jsonl) {
             size_t b = n ? utf8_bad((const unsigned char *)s, n) : 0;
             if (b < n) {
@@ -478,7 +483,16 @@ static void run_job(job *j, pool *p) {
             } else if (n && doc(j, p, s, n, line, off)) {
                 break;
             }
-        } else if (!is_blank(s, n)) {
+        } else if (is_blank(s, n)) {
+        } else if ((fast = j->sj ? shard_json_field(j->sj, s, n, p->o->field, &str, &slen) : SHARD_JSON_BAD) ==
+                       SHARD_JSON_OK &&
+                   utf8_bad((const unsigned char *)str, slen) == slen) {
+            if (doc(j, p, str, slen, line, off)) break;
+        } else if (fast == SHARD_JSON_NOMEM) {
+            job_msg(j, p, line, off, "out of memory");
+            j->fatal = 1;
+            break;
+        } else {   /* not a good line: jansson says why (or, rarely, takes it) */
             json_error_t je;
             json_t *root = json_loadb(s, n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
             if (!root) {
@@ -584,14 +598,16 @@ static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jso
     for (; !rc && nth < o->threads; nth++)
         if (pthread_create(&th[nth], NULL, worker, &p)) rc = cli_error("cannot start a thread");
     uint64_t emitted = 0, line = 1, off = 0;
+    size_t pad = shard_json_padding();
     int at_end = 0;
     while (!rc && !at_end) {
-        if (grow((void **)&acc, &acccap, acclen + (1 << 16), 1)) {
+        /* simdjson reads up to `pad` bytes past a line's end */
+        if (grow((void **)&acc, &acccap, acclen + (1 << 16) + pad, 1)) {
             rc = cli_error("%s: out of memory", s->name);
             break;
         }
         size_t got;
-        if ((rc = sin_read(s, acc + acclen, acccap - acclen, &got))) break;
+        if ((rc = sin_read(s, acc + acclen, acccap - acclen - pad, &got))) break;
         acclen += got;
         at_end = got == 0;
         size_t cut = acclen;
@@ -619,7 +635,7 @@ static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jso
         acc = old;
         acccap = oldcap;
         size_t rest = acclen - cut;
-        if (grow((void **)&acc, &acccap, rest + (1 << 16), 1)) {
+        if (grow((void **)&acc, &acccap, rest + (1 << 16) + pad, 1)) {
             rc = cli_error("%s: out of memory", s->name);
             break;
         }
@@ -645,6 +661,7 @@ static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jso
         free(p.jobs[i].out);
         free(p.jobs[i].ids);
         free(p.jobs[i].text);
+        shard_json_free(p.jobs[i].sj);
         free(p.jobs[i].msg);
     }
     pthread_cond_destroy(&p.work);
@@ -709,7 +726,7 @@ static int up_to_date(const char *unit, const char *side, const char *const *inp
     return ok;
 }
 
-int shard_unit(const char *unit, const char *const *inputs, int n, const shard_opts *o) {
+int shard_unit(const char *unit, const char *const *inputs, int n, const shard_opts *o, int *fresh) {
     const bpe *v = bpe_gpt2();
     size_t ul = strlen(unit);
     char *side = malloc(ul + 6);
@@ -725,6 +742,8 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
     memcpy(side + ul, ".json", 6);
     int rc = CLI_OK;
     unit_out *u = NULL;
+    char unit_hex[65] = "";
+    *fresh = 0;
     if (up_to_date(unit, side, inputs, n, vocab, opts)) {
         if (!o->quiet && !o->in_run) fprintf(stderr, "gpt2in: %s: up to date\n", cli_n(unit));
         goto done;
@@ -746,6 +765,7 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
         goto done;
     }
     u->unit = unit;
+    u->one = n == 1;
     if (!(u->w = embed_writer_open(unit, &eerr))) {
         rc = cli_error("%s", eerr.msg);
         goto done;
@@ -774,6 +794,7 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
             char hin[65], htok[65];
             shard_sha_hex(&s.sha, hin);
             shard_sha_hex(&u->in_sha, htok);
+            if (u->one) memcpy(unit_hex, htok, sizeof unit_hex);
             json_t *e = stat_json(inputs[i], &st);
             if (!e || json_object_set_new(e, "size", json_integer((json_int_t)s.raw)) ||
                 json_object_set_new(e, "sha256", json_string(hin)) ||
@@ -801,6 +822,7 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
     }
     char htok[65];
     shard_sha_hex(&u->unit_sha, htok);
+    if (u->one) memcpy(htok, unit_hex, sizeof htok);
     json_t *j = json_pack("{s:s, s:i, s:s, s:O, s:O, s:O, s:I, s:I, s:I, s:s}", "format", "gpt2in-unit",
                           "version", 1, "tool", SHARD_TOOL, "vocabulary", vocab, "options", opts, "inputs", ins,
                           "documents", (json_int_t)docs, "skipped", (json_int_t)skipped, "tokens",
@@ -816,6 +838,7 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
     } else if (embed_writer_commit(w, &eerr)) {
         rc = cli_error("%s", eerr.msg);
     }
+    if (!rc) *fresh = 1;
     free(txt);
 done:
     if (u) shard_sha_free(&u->unit_sha);

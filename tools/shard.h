@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "cli.h"
+#include "shard_json.h"
 
 #define SHARD_TOOL "gpt2in 0.1.0"
 #define SHARD_EOT 50256
@@ -40,8 +41,9 @@ json_t *shard_vocab_json(const bpe *v);
 json_t *shard_options_json(const shard_opts *o);
 
 /* Tokenizes inputs[0..n) into UNIT and UNIT.json (shard-contract.md 2.);
- * does nothing when the unit is up to date. Prints errors; returns CLI_*. */
-int shard_unit(const char *unit, const char *const *inputs, int n, const shard_opts *o);
+ * does nothing when the unit is up to date. *fresh: 1 if it wrote the
+ * unit. Prints errors; returns CLI_*. */
+int shard_unit(const char *unit, const char *const *inputs, int n, const shard_opts *o, int *fresh);
 
 /* The progress line: the total input bytes of the run (0 = unknown), and
  * clearing the line at the end. */
