@@ -61,7 +61,7 @@ int words_open(words_model *m, const words_opts *o) {
     }
     m->tensor_name = o->tensor;
     if (!m->tensor_name)
-        m->tensor_name = embed_find(m->file, "wte.weight") ? "wte.weight" : "transformer.wte.weight";
+        m->tensor_name = embed_table_name(m->file, 0); /* the usual name for its kind */
     m->vocab = bpe_gpt2();
     return CLI_OK;
 }
