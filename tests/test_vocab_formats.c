@@ -110,9 +110,9 @@ static void token_raw(uint32_t r, uint8_t *out, size_t *n) {
 }
 
 /* JSON string body of a byte-level token (only '"' and '\\' need escapes; none here). */
-static void vocab_json(buf *b, int perm) {
+static void vocab_json_n(buf *b, int perm, uint32_t n) {
     put(b, "{", 1);
-    for (uint32_t r = 0; r < N_TOK; r++) {
+    for (uint32_t r = 0; r < n; r++) {
         char t[64];
         token_text(r, t);
         if (t[0] == '"' || t[0] == '\\') putf(b, "%s\"\\%s\": %u", r ? ", " : "", t, id_of(perm, r));
@@ -120,6 +120,8 @@ static void vocab_json(buf *b, int perm) {
     }
     put(b, "}", 1);
 }
+
+static void vocab_json(buf *b, int perm) { vocab_json_n(b, perm, N_TOK); }
 
 static const char *const pre_ok = "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true}";
 
@@ -433,6 +435,35 @@ static void test_hf(void) {
     free(vj.p);
 }
 
+/* Another special token, only in added_tokens: the --special policies apply
+ * to it as to <|endoftext|>. */
+static void test_hf_special(void) {
+    buf b = {0};
+    putf(&b, "{\"normalizer\": null, \"pre_tokenizer\": %s, \"added_tokens\": [{\"id\": %u, \"content\": "
+             "\"<s>\", \"special\": true}], \"model\": {\"type\": \"BPE\", \"vocab\": ",
+         pre_ok, id_of(1, N_TOK - 1));
+    vocab_json_n(&b, 1, N_TOK - 1);
+    putf(&b, ", \"merges\": [\"a b\", \"c d\", \"ab cd\", \"\xC4\xA0 ab\", \"1 2\"]}}");
+    bpe_error err;
+    bpe *v = bpe_load_hf_json_mem(b.p, b.n, TJ, &err);
+    CHECK(v != NULL, "<s>: %s", v ? "" : err.msg);
+    free(b.p);
+    if (!v) return;
+    static const char s[] = "ab<s>cd";
+    uint32_t ids[16];
+    size_t n = 0;
+    CHECK(bpe_encode(v, s, 7, BPE_SPECIAL_ALLOW, ids, NULL, 16, &n, &err) == BPE_OK && n == 3 &&
+              ids[0] == id_of(1, 256) && ids[1] == id_of(1, N_TOK - 1) && ids[2] == id_of(1, 257),
+          "<s> allowed: %zu tokens", n);
+    CHECK(bpe_encode(v, s, 7, BPE_SPECIAL_ERROR, ids, NULL, 16, &n, &err) == BPE_ERR_SPECIAL && err.offset == 2,
+          "<s> as an error: %s", err.msg);
+    CHECK(bpe_encode(v, s, 7, BPE_SPECIAL_TEXT, ids, NULL, 16, &n, &err) == BPE_OK && n == 5 &&
+              ids[1] == id_of(1, '<') && ids[2] == id_of(1, 's'),
+          "<s> as text: %zu tokens", n);
+    CHECK(bpe_eot_id(v) == (int32_t)id_of(1, N_TOK - 1), "<s>: special id %d", bpe_eot_id(v));
+    bpe_free(v);
+}
+
 #define TK "t.tiktoken"
 
 static void test_tiktoken(void) {
@@ -660,6 +691,7 @@ static void test_gpt2_tiktoken(void) {
 
 int main(void) {
     test_hf();
+    test_hf_special();
     test_tiktoken();
     test_gguf();
     test_llmc();
