@@ -319,32 +319,65 @@ void bpe_lv_unread(lv_file *f) {
 
 /* ---- recognising a vocabulary file ------------------------------------------ */
 
-/* The kinds of file bpe_load_file tells apart by their first bytes. */
-enum { KIND_GGUF, KIND_LLMC, KIND_JSON, KIND_TIKTOKEN };
+/* The kinds of file bpe_load_file tells apart by their first bytes; the
+ * last ones are files of other kinds, named in the message. */
+enum { KIND_GGUF, KIND_LLMC, KIND_JSON, KIND_TIKTOKEN, KIND_UNKNOWN, KIND_NPY, KIND_CHECKPOINT, KIND_SHARD,
+       KIND_SAFETENSORS, KIND_JSON_ARRAY };
+static const char *const kind_names[] = {"", "", "", "", "", "a NumPy array", "an llm.c checkpoint",
+                                         "an llm.c token shard", "a safetensors file", "a JSON array"};
+
+static uint32_t le32(const char *d) {
+    const uint8_t *p = (const uint8_t *)d;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Whether the first line looks like "base64 rank". */
+static int tiktoken_line(const char *d, size_t n) {
+    size_t i = 0;
+    while (i < n && d[i] == '\n') i++;
+    size_t b = i;
+    while (i < n && ((d[i] >= 'A' && d[i] <= 'Z') || (d[i] >= 'a' && d[i] <= 'z') || (d[i] >= '0' && d[i] <= '9') ||
+                     d[i] == '+' || d[i] == '/' || d[i] == '='))
+        i++;
+    if (i == b || i >= n || d[i++] != ' ' || i >= n || d[i] < '0' || d[i] > '9') return 0;
+    return 1;
+}
 
 static int kind_of(const char *d, size_t n) {
     if (n >= 4 && !memcmp(d, "GGUF", 4)) return KIND_GGUF;
-    if (n >= 4 && (uint8_t)d[0] == (20240328 & 255) && (uint8_t)d[1] == (20240328 >> 8 & 255) &&
-        (uint8_t)d[2] == (20240328 >> 16 & 255) && (uint8_t)d[3] == (20240328 >> 24 & 255))
-        return KIND_LLMC;
+    if (n >= 4 && le32(d) == 20240328) return KIND_LLMC;
+    if (n >= 4 && le32(d) == 20240326) return KIND_CHECKPOINT;
+    if (n >= 4 && le32(d) == 20240520) return KIND_SHARD;
+    if (n >= 6 && !memcmp(d, "\x93NUMPY", 6)) return KIND_NPY;
+    if (n >= 9 && d[8] == '{' && le32(d + 4) == 0 && le32(d) <= n - 8) return KIND_SAFETENSORS;
     size_t i = 0;
     if (n >= 3 && !memcmp(d, "\xEF\xBB\xBF", 3)) i = 3;
     while (i < n && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r')) i++;
     if (i < n && d[i] == '{') return KIND_JSON;
-    return KIND_TIKTOKEN;
+    if (i < n && d[i] == '[') return KIND_JSON_ARRAY;
+    return tiktoken_line(d, n) ? KIND_TIKTOKEN : KIND_UNKNOWN;
 }
 
 bpe *bpe_load_file_mem(const char *data, size_t len, const char *name, const char *merges, size_t merges_len,
                        const char *merges_name, bpe_error *err) {
-    if (!data || (!name && !data)) {
+    if (!data) {
         bpe_fail(err, BPE_ERR_ARG, 0, "bpe_load_file_mem: NULL buffer");
         return NULL;
     }
     if (!name) name = "vocabulary";
     int kind = kind_of(data, len);
+#define KNOWN "tokenizer.json, vocab.json with merges, .tiktoken, GGUF, llm.c tokenizer"
+    if (kind == KIND_UNKNOWN) {
+        bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: not a vocabulary file gpt2in reads (" KNOWN ")", name);
+        return NULL;
+    }
+    if (kind > KIND_UNKNOWN) {
+        bpe_fail(err, BPE_ERR_FORMAT, 0, "%s is %s, not a vocabulary (" KNOWN ")", name, kind_names[kind]);
+        return NULL;
+    }
     if (kind == KIND_JSON && merges) return bpe_load_hf_pair_mem(data, len, name, merges, merges_len, merges_name, err);
     if (merges) {
-        bpe_fail(err, BPE_ERR_ARG, 0, "%s: a %s carries its merges; a merges file goes only with a vocab.json",
+        bpe_fail(err, BPE_ERR_ARG, 0, "%s: a %s holds its merges; a merges file goes only with a vocab.json",
                  name, kind == KIND_GGUF ? "GGUF file" : kind == KIND_LLMC ? "llm.c tokenizer" : "tiktoken file");
         return NULL;
     }

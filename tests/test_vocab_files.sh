@@ -108,8 +108,12 @@ refused "--vocab and --encoder both name a vocabulary" encode --vocab "$tmp/gpt2
     --merges gpt2_weights/vocab.bpe
 sed 's/"normalizer": null/"normalizer": {"type": "Lowercase"}/' "$tmp/gpt2.tokenizer.json" > "$tmp/lower.json"
 refused "lower.json: normalizer is type \"Lowercase\"; GPT-2 has none" encode --vocab "$tmp/lower.json"
+printf '\223NUMPY\001\000' > "$tmp/x.npy"
+refused "x.npy is a NumPy array, not a vocabulary" encode --vocab "$tmp/x.npy"
+printf 'hello\n' > "$tmp/hello.txt"
+refused "hello.txt: not a vocabulary file gpt2in reads" decode --vocab "$tmp/hello.txt"
 printf 'YWJj 0\n' > "$tmp/short.tiktoken"
 refused "short.tiktoken: no token for byte 0x00" count --vocab "$tmp/short.tiktoken"
 
-[ $fail -eq 0 ] && echo "vocab files: 8 vocabularies x $(wc -w < "$tmp/want.ids") ids as tiktoken's, 3 llm.c decodes, 8 refusals"
+[ $fail -eq 0 ] && echo "vocab files: 8 vocabularies x $(wc -w < "$tmp/want.ids") ids as tiktoken's, 3 llm.c decodes, 10 refusals"
 exit $fail

@@ -699,6 +699,19 @@ int main(void) {
     bpe_error err;
     CHECK(bpe_load_file("/nonexistent/vocab", NULL, &err) == NULL && strstr(err.msg, "/nonexistent/vocab"),
           "a missing file: %s", err.msg);
+    /* files of other kinds are named */
+    static const struct { const char *data; size_t n; const char *want; } other[] = {
+        {"\x93NUMPY\x01\x00", 8, "x is a NumPy array, not a vocabulary"},
+        {"\xc6\xd7\x34\x01", 4, "x is an llm.c checkpoint"},
+        {"\x10\x00\x00\x00\x00\x00\x00\x00{\"x\": {}}     ", 24, "x is a safetensors file"},
+        {" [1, 2]", 7, "x is a JSON array"},
+        {"hello world\n", 12, "x: not a vocabulary file gpt2in reads"},
+        {"", 0, "x: not a vocabulary file gpt2in reads"},
+    };
+    for (size_t i = 0; i < sizeof other / sizeof *other; i++) {
+        bpe *v = bpe_load_file_mem(other[i].data, other[i].n, "x", NULL, 0, NULL, &err);
+        check_refused(v, &err, "x", other[i].want, other[i].want);
+    }
     if (failures) {
         fprintf(stderr, "test_vocab_formats: %d failures\n", failures);
         return 1;
