@@ -55,8 +55,9 @@ static int is_ws(unsigned char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-/* How far into a text the control-byte check looks: a text is judged by
- * its start, as a binary file is by its magic. */
+/* How far into a text the check for control bytes and bytes never in
+ * UTF-8 looks: a text is judged by its start, as a binary file is by its
+ * magic. */
 #define TEXT_LOOK 1024
 
 embed_kind embed_detect(const void *buf, size_t len) {
@@ -103,7 +104,8 @@ embed_kind embed_detect(const void *buf, size_t len) {
         i++;
     size_t end = len - i > TEXT_LOOK ? i + TEXT_LOOK : len;
     for (size_t k = i; k < end; k++)
-        if ((p[k] < 0x20 && !is_ws(p[k])) || p[k] == 0x7f)
+        if ((p[k] < 0x20 && !is_ws(p[k])) || p[k] == 0x7f || p[k] == 0xc0 || p[k] == 0xc1 ||
+            p[k] >= 0xf5) /* (bytes that are never in UTF-8) */
             return EMBED_KIND_UNKNOWN;
     if (i < len && (p[i] == '[' || p[i] == '{'))
         return EMBED_KIND_JSON;

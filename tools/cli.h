@@ -66,6 +66,13 @@ void cli_mapped(const char *path);
  * read through the mapping already). Prints the error and returns NULL. */
 embed_file *cli_open_mapped(const char *path);
 
+/* What path holds, from its first bytes (embed_detect); EMBED_KIND_COUNT
+ * when it cannot be read. */
+embed_kind cli_file_kind(const char *path);
+/* path ("-" or NULL: not checked) must hold `want`: else prints "PATH is
+ * <what it is>, not <want>" and returns CLI_ERR. */
+int cli_expect_kind(const char *path, embed_kind want);
+
 /* Parses a whole non-negative decimal number; returns 0 on success. */
 int cli_parse_u64(const char *s, uint64_t *out);
 /* A decimal float ("1e-3", "-0.5"); no hex, inf, nan or spaces. */

@@ -219,6 +219,25 @@ void cli_mapped(const char *path) {
     sigaction(SIGBUS, &sa, NULL);
 }
 
+embed_kind cli_file_kind(const char *path) {
+    unsigned char buf[1024];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return EMBED_KIND_COUNT;
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    return embed_detect(buf, n);
+}
+
+int cli_expect_kind(const char *path, embed_kind want) {
+    if (!path || !strcmp(path, "-"))
+        return CLI_OK;
+    embed_kind k = cli_file_kind(path);
+    if (k == EMBED_KIND_COUNT || k == want)
+        return CLI_OK;  /* (a file that cannot be read: its reader says why) */
+    return cli_error("%s is %s, not %s", cli_n(path), embed_kind_desc(k), embed_kind_desc(want));
+}
+
 embed_file *cli_open_mapped(const char *path) {
     cli_mapped(path);
     embed_error err;

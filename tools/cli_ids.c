@@ -211,7 +211,8 @@ static int detect(ids_reader *r) {
     case EMBED_KIND_UNKNOWN: {
         /* name the first byte that is not text, and show it escaped */
         size_t at = r->pos;
-        while (at < r->len && !((r->buf[at] < 0x20 && !is_space(r->buf[at])) || r->buf[at] == 0x7f))
+        while (at < r->len && !((r->buf[at] < 0x20 && !is_space(r->buf[at])) || r->buf[at] == 0x7f ||
+                                r->buf[at] == 0xc0 || r->buf[at] == 0xc1 || r->buf[at] >= 0xf5))
             at++;
         if (at == r->len) at = r->pos;
         char q[80];

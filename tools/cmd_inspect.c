@@ -1,10 +1,14 @@
-/* cmd_inspect.c - `gpt2in inspect FILE [--json]`: what a .safetensors or .npy
- * file holds (header, metadata, every tensor with dtype, shape and byte
- * range in file order), after the library has validated all of it. The
- * format is told by the magic bytes, not the file name. */
+/* cmd_inspect.c - `gpt2in inspect [FILE] [--json]`: what a file or a stdin
+ * stream holds, after the library has validated all of it: weights files
+ * (safetensors, llm.c checkpoints, GGUF: header, metadata, every tensor
+ * with dtype, shape and byte range in file order), .npy arrays, token ids
+ * (text, JSON, llm.c shards: their shape and range) and llm.c tokenizer
+ * files. The format is told by the first bytes (embed_detect), not the
+ * file name. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -13,11 +17,14 @@
 #include "cli.h"
 
 static const char inspect_usage[] =
-    "usage: gpt2in inspect [--json] [--] FILE\n\n"
-    "Validates a .safetensors or .npy file (told apart by its magic bytes) and\n"
-    "describes it: header length, where the data starts, metadata, and every\n"
-    "tensor's name, dtype, shape and data_offsets in file order (.npy: version,\n"
-    "dtype, shape). --json prints the same as one JSON object.\n"
+    "usage: gpt2in inspect [--json] [--] [FILE]\n\n"
+    "Validates FILE (or stdin, also as -) and describes it, its format told by its\n"
+    "first bytes: a safetensors file, an llm.c checkpoint or a GGUF file (header,\n"
+    "where the data starts, metadata, and every tensor's name, dtype, shape and\n"
+    "byte range in file order), a .npy array (version, dtype, shape), token ids\n"
+    "as text, JSON or an llm.c token shard (count, shape [T] or [B, T], the\n"
+    "largest id) or an llm.c tokenizer file (version, tokens, end-of-text id).\n"
+    "--json prints the same as one JSON object.\n"
     "Exit status 0, or 2 with one line on stderr naming what is wrong.\n";
 
 /* A JSON string literal; names may hold anything valid UTF-8 except NUL. */
@@ -48,14 +55,34 @@ static void put_shape(int ndim, const uint64_t *shape, const char *sep) {
     putchar(']');
 }
 
-static int inspect_safetensors(const char *path, int json) {
-    embed_file *f = cli_open_mapped(path);
-    if (!f) return CLI_ERR;
-    size_t n = embed_header_len(f), nt = embed_tensor_count(f), nm = embed_metadata_count(f);
+static const char *model_dtype(const embed_info *in) {
+    return in->version == 5 ? "BF16" : "F32";
+}
+
+/* A weights file the library opened: safetensors, llm.c or GGUF. */
+static int inspect_model(const char *path, embed_file *f, int json) {
+    size_t nt = embed_tensor_count(f), nm = embed_metadata_count(f);
     size_t size = embed_file_size(f);
+    embed_info in;
+    embed_file_info(f, &in);
     if (json) {
-        printf("{\"format\":\"safetensors\",\"file_size\":%zu,\"header_len\":%zu,"
-               "\"data_start\":%zu,\"metadata\":{", size, n, n + 8);
+        if (in.kind == EMBED_KIND_SAFETENSORS) {
+            size_t n = embed_header_len(f);
+            printf("{\"format\":\"safetensors\",\"file_size\":%zu,\"header_len\":%zu,"
+                   "\"data_start\":%zu,", size, n, n + 8);
+        } else if (in.kind == EMBED_KIND_LLMC_MODEL) {
+            printf("{\"format\":\"llmc-model\",\"file_size\":%zu,\"version\":%u,\"dtype\":\"%s\","
+                   "\"data_start\":%llu,\"maxT\":%d,\"V\":%d,\"L\":%d,\"heads\":%d,\"C\":%d,"
+                   "\"Vp\":%d,", size, in.version, model_dtype(&in),
+                   (unsigned long long)in.data_start, in.llmc[2], in.llmc[3], in.llmc[4],
+                   in.llmc[5], in.llmc[6], in.llmc[7]);
+        } else {
+            printf("{\"format\":\"%s\",\"file_size\":%zu,\"version\":%u,\"data_start\":%llu,"
+                   "\"alignment\":%llu,\"kv_count\":%llu,", embed_kind_name(in.kind), size,
+                   in.version, (unsigned long long)in.data_start, (unsigned long long)in.alignment,
+                   (unsigned long long)in.gguf_kv);
+        }
+        printf("\"metadata\":{");
         for (size_t i = 0; i < nm; i++) {
             const char *k, *v;
             embed_metadata_at(f, i, &k, &v);
@@ -76,9 +103,24 @@ static int inspect_safetensors(const char *path, int json) {
         }
         printf("]}\n");
     } else {
-        printf("%s: safetensors, %zu bytes\n", path, size);
-        printf("header length: %zu bytes; data starts at byte %zu (%zu mod 8)\n", n, n + 8,
-               (n + 8) % 8);
+        if (in.kind == EMBED_KIND_SAFETENSORS) {
+            size_t n = embed_header_len(f);
+            printf("%s: safetensors, %zu bytes\n", path, size);
+            printf("header length: %zu bytes; data starts at byte %zu (%zu mod 8)\n", n, n + 8,
+                   (n + 8) % 8);
+        } else if (in.kind == EMBED_KIND_LLMC_MODEL) {
+            printf("%s: llm.c model checkpoint, version %u (%s), %zu bytes\n", path, in.version,
+                   model_dtype(&in), size);
+            printf("header: maxT %d, V %d, L %d, heads %d, C %d, Vp %d; data starts at byte %llu\n",
+                   in.llmc[2], in.llmc[3], in.llmc[4], in.llmc[5], in.llmc[6], in.llmc[7],
+                   (unsigned long long)in.data_start);
+        } else {
+            printf("%s: %s, version %u, %zu bytes\n", path, embed_kind_desc(in.kind), in.version,
+                   size);
+            printf("key-value pairs: %llu; alignment %llu; data starts at byte %llu\n",
+                   (unsigned long long)in.gguf_kv, (unsigned long long)in.alignment,
+                   (unsigned long long)in.data_start);
+        }
         printf("metadata: %zu entr%s\n", nm, nm == 1 ? "y" : "ies");
         for (size_t i = 0; i < nm; i++) {
             const char *k, *v;
@@ -99,7 +141,92 @@ static int inspect_safetensors(const char *path, int json) {
             printf(" [%llu, %llu]\n", (unsigned long long)t->begin, (unsigned long long)t->end);
         }
     }
-    embed_close(f);
+    return fflush(stdout) == 0 ? CLI_OK : cli_write_error(NULL);
+}
+
+/* Token ids (text, JSON, an llm.c shard): read through, as decode would. */
+static int inspect_ids(const char *path, const void *buf, size_t len, embed_kind kind, int json) {
+    FILE *in = fmemopen((void *)buf, len ? len : 1, "rb");
+    if (!in)
+        return cli_error("%s: %s", path, strerror(errno));
+    if (!len)
+        fgetc(in); /* (fmemopen wants a size of at least 1: read past it) */
+    ids_format fmt = kind == EMBED_KIND_JSON ? IDS_JSON : kind == EMBED_KIND_TEXT ? IDS_TEXT : IDS_LLMC;
+    ids_reader *r = ids_reader_open(in, path, fmt, 0);
+    uint32_t ids[4096], max = 0;
+    uint64_t count = 0;
+    size_t n;
+    int rc = r ? CLI_OK : CLI_ERR;
+    while (!rc && !(rc = ids_reader_next(r, ids, 4096, &n)) && n) {
+        for (size_t i = 0; i < n; i++)
+            max = ids[i] > max ? ids[i] : max;
+        count += n;
+    }
+    ids_shape sh = {1, 1, 0};
+    if (!rc)
+        ids_reader_shape(r, &sh);
+    ids_reader_close(r);
+    fclose(in);
+    if (rc)
+        return rc;
+    uint64_t shape[2] = {sh.B, sh.T};
+    const uint64_t *sp = sh.ndim == 2 ? shape : shape + 1;
+    if (json) {
+        printf("{\"format\":\"%s\",\"file_size\":%zu,\"count\":%llu,\"shape\":", embed_kind_name(kind),
+               len, (unsigned long long)count);
+        put_shape(sh.ndim, sp, ",");
+        if (count)
+            printf(",\"max_id\":%u", max);
+        printf("}\n");
+    } else {
+        printf("%s: token ids, %s, %zu bytes\n", path, embed_kind_desc(kind), len);
+        printf("ids: %llu, shape ", (unsigned long long)count);
+        put_shape(sh.ndim, sp, ", ");
+        if (sh.ndim == 2)
+            printf(" (a batch [B, T])");
+        if (count)
+            printf(", largest id %u%s", max, max >= 50257 ? " (outside GPT-2's 50257)" : "");
+        putchar('\n');
+    }
+    return fflush(stdout) == 0 ? CLI_OK : cli_write_error(NULL);
+}
+
+/* llm.c's gpt2_tokenizer.bin: 256 int32 (magic 20240328, version 1 or 2,
+ * vocab size, v2: end-of-text id), then per token a length byte and its
+ * bytes. */
+static int inspect_llmc_tokenizer(const char *path, const unsigned char *buf, size_t len, int json) {
+    int32_t h[256];
+    if (len < sizeof h)
+        return cli_error("%s: truncated llm.c tokenizer: %zu bytes, the header alone is %zu", path,
+                         len, sizeof h);
+    memcpy(h, buf, sizeof h);
+    if (h[1] != 1 && h[1] != 2)
+        return cli_error("%s: byte 4: llm.c tokenizer version %d, only 1 and 2 are known", path, h[1]);
+    if (h[2] <= 0)
+        return cli_error("%s: byte 8: vocabulary size %d is not positive", path, h[2]);
+    size_t at = sizeof h;
+    for (int32_t i = 0; i < h[2]; i++) {
+        if (at >= len || buf[at] == 0 || len - at - 1 < buf[at])
+            return cli_error("%s: byte %zu: token %d %s", path, at, i,
+                             at >= len ? "is missing (the file ends)"
+                             : buf[at] == 0 ? "has length 0" : "runs past the end of the file");
+        at += 1 + (size_t)buf[at];
+    }
+    if (at != len)
+        return cli_error("%s: byte %zu: %zu bytes after the %d tokens", path, at, len - at, h[2]);
+    if (json) {
+        printf("{\"format\":\"llmc-tokenizer\",\"file_size\":%zu,\"version\":%d,\"vocab_size\":%d",
+               len, h[1], h[2]);
+        if (h[1] == 2)
+            printf(",\"eot_token\":%d", h[3]);
+        printf("}\n");
+    } else {
+        printf("%s: llm.c tokenizer, version %d, %zu bytes\n", path, h[1], len);
+        printf("tokens: %d", h[2]);
+        if (h[1] == 2)
+            printf("; end-of-text id %d", h[3]);
+        putchar('\n');
+    }
     return fflush(stdout) == 0 ? CLI_OK : cli_write_error(NULL);
 }
 
@@ -141,29 +268,66 @@ int cmd_inspect(int argc, char **argv) {
             return cli_unknown_option("inspect", argv[i], kind);
         }
     }
-    if (!path) return cli_error("inspect: no FILE given (see 'gpt2in inspect --help')");
-
-    /* peek at the magic; .npy is checked from a mapping, safetensors by embed_open */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
     char q[300];
-    if (fd < 0) return cli_error("%s: cannot open: %s", cli_name(path, q, sizeof q), strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    const char *shown = path && strcmp(path, "-") ? cli_name(path, q, sizeof q) : "<stdin>";
+    unsigned char *data = NULL; /* stdin, read whole */
+    void *m = MAP_FAILED;
+    size_t len = 0;
+    if (!path || !strcmp(path, "-")) {
+        size_t cap = 0;
+        for (;;) {
+            if (cap - len < 65536) {
+                cap = cap ? cap * 2 : 1 << 20;
+                unsigned char *b = realloc(data, cap);
+                if (!b) {
+                    free(data);
+                    return cli_error("<stdin>: out of memory after %zu bytes", len);
+                }
+                data = b;
+            }
+            size_t got = fread(data + len, 1, cap - len, stdin);
+            len += got;
+            if (!got) {
+                if (ferror(stdin)) {
+                    free(data);
+                    return cli_error("<stdin>: read error at byte %zu: %s", len, strerror(errno));
+                }
+                break;
+            }
+        }
+    } else {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return cli_error("%s: cannot open: %s", shown, strerror(errno));
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+            close(fd);
+            return cli_error("%s: not a regular file", shown);
+        }
+        len = (size_t)st.st_size;
+        if (len) {
+            cli_mapped(path);
+            m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+        }
         close(fd);
-        return cli_error("%s: not a regular file", cli_name(path, q, sizeof q));
+        if (len && m == MAP_FAILED) return cli_error("%s: cannot map: %s", shown, strerror(errno));
     }
-    unsigned char magic[6] = {0};
-    ssize_t got = pread(fd, magic, sizeof magic, 0);
-    if (got == (ssize_t)sizeof magic && !memcmp(magic, "\x93NUMPY", 6)) {
-        size_t len = (size_t)st.st_size;
-        cli_mapped(path);
-        void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-        close(fd);
-        if (m == MAP_FAILED) return cli_error("%s: cannot map: %s", cli_name(path, q, sizeof q), strerror(errno));
-        int rc = inspect_npy(path, m, len, json);
-        munmap(m, len);
-        return rc;
+    const unsigned char *buf = data ? data : m != MAP_FAILED ? m : (const unsigned char *)"";
+    embed_kind kind = embed_detect(buf, len);
+    int rc;
+    if (kind == EMBED_KIND_NPY) {
+        rc = inspect_npy(shown, buf, len, json);
+    } else if (kind == EMBED_KIND_TEXT || kind == EMBED_KIND_JSON || kind == EMBED_KIND_LLMC_SHARD) {
+        rc = inspect_ids(shown, buf, len, kind, json);
+    } else if (kind == EMBED_KIND_LLMC_TOKENIZER) {
+        rc = inspect_llmc_tokenizer(shown, buf, len, json);
+    } else {
+        /* weights, and everything else: the library's readers name what is wrong */
+        embed_error err;
+        embed_file *f = embed_open_mem(buf, len, shown, &err);
+        rc = f ? inspect_model(shown, f, json) : cli_error("%s", err.msg);
+        embed_close(f);
     }
-    close(fd);
-    return inspect_safetensors(path, json);
+    if (m != MAP_FAILED) munmap(m, len);
+    free(data);
+    return rc;
 }

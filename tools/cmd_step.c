@@ -21,11 +21,15 @@ static const char usage_text[] =
     "usage: gpt2in step --weights FILE --ids IDS --dout DOUT.npy --optimizer sgd|adam --lr LR\n"
     "                   --out NEW.safetensors [--state STATE.safetensors] [--positions]\n"
     "                   [--pos-offset N] [--tensor NAME] [--wpe-tensor NAME]\n"
-    "                   [--input-format text|u16|u32|npy|json|llmc]\n"
+    "                   [--input-format auto|text|u16|u32|npy|json|llmc]\n"
     "\n"
     "One step on the embedding rows the ids touch, given DOUT = dLoss/dx, float32\n"
     "[T, C]. A row's gradient g is its DOUT rows summed in token order onto a zero,\n"
     "bit for bit PyTorch 1.13's dense backward, F.embedding(ids, W).backward(DOUT).\n"
+    "A batch of ids [B, T] (see 'gpt2in embed --help') takes DOUT [B, T, C]: the\n"
+    "gradients of all B*T tokens are summed (row after row), and with --positions\n"
+    "position row pos-offset + t gets DOUT[b, t] of every row b, summed in row\n"
+    "order: wte[ids] + wpe[pos-offset + arange(T)] broadcast over the batch.\n"
     "  sgd:  w = w + (-lr)*g in one rounding (a fused multiply-add): bit for bit\n"
     "        torch.optim.SGD([W], lr).step() after that dense backward (nn.Embedding's\n"
     "        default). With sparse=True PyTorch adds a repeated id's rows to w one at\n"
@@ -295,21 +299,32 @@ int cmd_step(int argc, char **argv) {
     parts[0].tab = &m.wte, parts[0].name = m.wte_name, parts[0].state_prefix = "wte";
     parts[1].tab = &m.wpe, parts[1].name = m.wpe_name, parts[1].state_prefix = "wpe";
 
-    if (cli_read_ids(ids_path, mo.input_format, m.wte.rows, &ids, &T))
+    ids_shape sh;
+    if (cli_read_batch(ids_path, mo.input_format, m.wte.rows, &ids, &sh))
+        goto done;
+    /* T: ids in all (the batch flattened), R: a row's (positions 0..R-1) */
+    T = (size_t)(sh.B * sh.T);
+    size_t R = (size_t)sh.T, B = (size_t)sh.B;
+    if (cli_expect_kind(dout_path, EMBED_KIND_NPY))
         goto done;
     if (embed_npy_read(dout_path, &dout, &err)) {
         cli_error("%s", err.msg);
         goto done;
     }
-    uint64_t dT = dout.ndim == 3 && dout.shape[0] == 1 ? dout.shape[1] : dout.shape[0];
-    uint64_t dC = dout.ndim == 3 && dout.shape[0] == 1 ? dout.shape[2] : dout.shape[1];
-    if (dout.dtype != EMBED_F32 || (dout.ndim != 2 && !(dout.ndim == 3 && dout.shape[0] == 1)) ||
-        dT != T || dC != C) {
-        cli_error("%s: must be float32 [%zu, %zu] (one row per id, the table's width)",
-                  cli_n(dout_path), T, C);
+    /* [T, C] or [1, T, C] for ids [T]; [B, T, C] for a batch (or [T, C] when B is 1) */
+    int dout_ok = dout.dtype == EMBED_F32 &&
+                  ((dout.ndim == 2 && B == 1 && dout.shape[0] == R && dout.shape[1] == C) ||
+                   (dout.ndim == 3 && dout.shape[0] == B && dout.shape[1] == R && dout.shape[2] == C));
+    if (!dout_ok) {
+        if (sh.ndim == 2)
+            cli_error("%s: must be float32 [%zu, %zu, %zu] (the ids' batch [B, T], the table's width)",
+                      cli_n(dout_path), B, R, C);
+        else
+            cli_error("%s: must be float32 [%zu, %zu] (one row per id, the table's width)",
+                      cli_n(dout_path), T, C);
         goto done;
     }
-    if (mo.positions && (mo.pos0 >= m.wpe.rows || T > m.wpe.rows - mo.pos0) && T) {
+    if (mo.positions && (mo.pos0 >= m.wpe.rows || R > m.wpe.rows - mo.pos0) && R) {
         size_t t = mo.pos0 >= m.wpe.rows ? 0 : m.wpe.rows - mo.pos0;
         cli_error("position %zu (token index %zu) is out of range: %s has %zu positions",
                   (size_t)mo.pos0 + t, t, cli_q(m.wpe_name), m.wpe.rows);
@@ -330,22 +345,26 @@ int cmd_step(int argc, char **argv) {
         cli_error("%s: %s", cli_n(ids_path), err.msg);
         goto done;
     }
-    /* wpe: the rows pos0.. each get their own dout row */
+    /* wpe: row pos0 + t gets dout[b, t] of every row b, summed in row order
+     * onto a zero (a -0.0 becomes +0.0), as the dense backward of a
+     * position table broadcast over the batch */
     if (mo.positions) {
         part *pp = &parts[1];
-        pp->n = T;
-        pp->rows = malloc((T + 1) * sizeof *pp->rows);
-        pp->grad = malloc((T * C + 1) * sizeof *pp->grad);
+        pp->n = R;
+        pp->rows = malloc((R + 1) * sizeof *pp->rows);
+        pp->grad = malloc((R * C + 1) * sizeof *pp->grad);
         if (!pp->rows || !pp->grad) {
             cli_error("out of memory");
             goto done;
         }
-        for (size_t t = 0; t < T; t++)
+        for (size_t t = 0; t < R; t++)
             pp->rows[t] = (uint32_t)(mo.pos0 + t);
-        /* onto a zero, as the dense backward: a -0.0 becomes +0.0 */
         const float *d = dout.data;
-        for (size_t i = 0; i < T * C; i++)
-            pp->grad[i] = 0.0f + d[i];
+        for (size_t i = 0; i < R * C; i++)
+            pp->grad[i] = 0.0f;
+        for (size_t b = 0; b < B; b++)
+            for (size_t i = 0; i < R * C; i++)
+                pp->grad[i] += d[b * R * C + i];
     }
     for (size_t k = 0; k < np; k++)
         if (part_load(&parts[k]))

@@ -12,11 +12,12 @@ static const char usage_text[] =
     "usage: gpt2in verify --weights FILE --ids IDS --ref REF [--positions] [--pos-offset N]\n"
     "                     [--atol A] [--rtol R] [--equal-nan] [--tensor NAME]\n"
     "                     [--wpe-tensor NAME]\n"
-    "                     [--input-format text|u16|u32|npy|json|llmc]\n"
+    "                     [--input-format auto|text|u16|u32|npy|json|llmc]\n"
     "\n"
     "Computes the embedding of IDS (as 'gpt2in embed' does) and compares it with REF,\n"
-    "an .npy array (float32, float16 or float64, shape [T, C] or [1, T, C]) or\n"
-    "FILE.safetensors:TENSOR. A value passes when |got - ref| <= atol + rtol*|ref|\n"
+    "an .npy array (float32, float16 or float64), a safetensors file of one tensor,\n"
+    "or FILE:TENSOR (a tensor of a safetensors file; F32, F16, BF16 or F64), of\n"
+    "shape [T, C] or [1, T, C], or [B, T, C] for a batch of ids [B, T]. A value passes when |got - ref| <= atol + rtol*|ref|\n"
     "(numpy.allclose; defaults atol 1e-6, rtol 1e-5; --atol 0 --rtol 0 asks for\n"
     "bit-exact). A NaN is outside any tolerance, unless --equal-nan: then a NaN\n"
     "matches a NaN at the same place, whatever its sign and payload (numpy.allclose's\n"
@@ -24,82 +25,94 @@ static const char usage_text[] =
     "mismatch; \"identical\" means the same float32 bits, NaNs included.\n"
     "Exit 0 within tolerance, 1 outside, 2 on an error (e.g. shapes differ).\n";
 
-static int ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
+/* A reference: its values as doubles, and its shape. */
+typedef struct {
+    double *v;
+    int ndim;
+    uint64_t shape[EMBED_MAX_DIMS];
+} ref_array;
+
+static int ref_from(ref_array *r, embed_dtype dt, int ndim, const uint64_t *shape,
+                    const unsigned char *data, const char *what) {
+    if (dt != EMBED_F32 && dt != EMBED_F16 && dt != EMBED_BF16 && dt != EMBED_F64)
+        return cli_error("%s: reference dtype %s is not float32, float16, bfloat16 or float64", what,
+                         embed_dtype_name(dt));
+    uint64_t count = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] && count > (SIZE_MAX / 8) / shape[d])
+            return cli_error("%s: reference too large", what);
+        count *= shape[d];
+    }
+    r->ndim = ndim;
+    memcpy(r->shape, shape, (size_t)ndim * sizeof *shape);
+    r->v = malloc((size_t)(count + 1) * sizeof *r->v);
+    if (!r->v)
+        return cli_error("out of memory");
+    for (uint64_t i = 0; i < count; i++) {
+        if (dt == EMBED_F32) {
+            float f;
+            memcpy(&f, data + 4 * i, 4);
+            r->v[i] = f;
+        } else if (dt == EMBED_F64) {
+            memcpy(&r->v[i], data + 8 * i, 8);
+        } else {
+            uint16_t h;
+            memcpy(&h, data + 2 * i, 2);
+            r->v[i] = dt == EMBED_F16 ? embed_f16_to_f32(h) : embed_bf16_to_f32(h);
+        }
+    }
+    return CLI_OK;
 }
 
-/* The reference as doubles; *rows x *cols. */
-static int load_ref(const char *spec, double **out, size_t *rows, size_t *cols) {
+/* A safetensors reference: tensor `name` (NULL: the file's only one). */
+static int ref_safetensors(const char *path, const char *name, ref_array *r) {
+    embed_file *f = cli_open_mapped(path);
+    if (!f)
+        return CLI_ERR;
+    int rc;
+    const embed_tensor *t = name ? embed_find(f, name)
+                            : embed_tensor_count(f) == 1 ? embed_tensor_at(f, 0) : NULL;
+    if (!t && name)
+        rc = cli_error("%s: no tensor named %s", cli_n(path), cli_q(name));
+    else if (!t)
+        rc = cli_error("%s holds %zu tensors: name the reference as %s:TENSOR", cli_n(path),
+                       embed_tensor_count(f), cli_n(path));
+    else
+        rc = ref_from(r, t->dtype, t->ndim, t->shape, t->data, cli_n(path));
+    embed_close(f);
+    return rc;
+}
+
+/* REF is FILE.npy, FILE.safetensors (one tensor) or FILE:TENSOR, told
+ * apart by the file's first bytes. */
+static int load_ref(const char *spec, ref_array *r) {
     embed_error err;
     const char *colon = strrchr(spec, ':');
-    if (colon) {
+    embed_kind k = cli_file_kind(spec);
+    if (k == EMBED_KIND_COUNT && colon) {
         size_t plen = (size_t)(colon - spec);
         char *path = malloc(plen + 1);
         if (!path)
             return cli_error("out of memory");
         memcpy(path, spec, plen);
         path[plen] = 0;
-        if (ends_with(path, ".safetensors")) {
-            embed_file *f = cli_open_mapped(path);
-            if (!f) {
-                free(path);
-                return CLI_ERR;
-            }
-            const embed_tensor *t = embed_find(f, colon + 1);
-            embed_table tab;
-            int rc = CLI_OK;
-            if (!t)
-                rc = cli_error("%s: no tensor named %s", cli_n(path), cli_q(colon + 1));
-            else if (embed_table_from_tensor(t, &tab, &err))
-                rc = cli_error("%s: %s", cli_n(path), err.msg);
-            float *row = NULL;
-            if (rc == CLI_OK) {
-                *rows = tab.rows, *cols = tab.cols;
-                *out = malloc((tab.rows * tab.cols + 1) * sizeof **out);
-                row = malloc((tab.cols + 1) * sizeof *row);
-                if (!*out || !row)
-                    rc = cli_error("out of memory");
-                for (size_t r = 0; rc == CLI_OK && r < tab.rows; r++) {
-                    embed_row(&tab, r, row);
-                    for (size_t c = 0; c < tab.cols; c++)
-                        (*out)[r * tab.cols + c] = row[c];
-                }
-            }
-            free(row);
-            embed_close(f);
-            free(path);
-            return rc;
-        }
+        embed_kind pk = cli_file_kind(path);
+        int rc = pk == EMBED_KIND_SAFETENSORS ? ref_safetensors(path, colon + 1, r)
+               : pk == EMBED_KIND_COUNT ? cli_error("%s: %s", cli_n(spec), strerror(errno))
+               : cli_error("%s is %s, not a safetensors file (FILE:TENSOR names a tensor of one)",
+                           cli_n(path), embed_kind_desc(pk));
         free(path);
+        return rc;
     }
+    if (k == EMBED_KIND_SAFETENSORS)
+        return ref_safetensors(spec, NULL, r);
+    if (k != EMBED_KIND_NPY && k != EMBED_KIND_COUNT)
+        return cli_error("%s is %s, not a NumPy array or a safetensors file", cli_n(spec),
+                         embed_kind_desc(k));
     embed_npy a;
     if (embed_npy_read(spec, &a, &err))
         return cli_error("%s", err.msg);
-    int rc = CLI_OK;
-    if (a.ndim == 2)
-        *rows = a.shape[0], *cols = a.shape[1];
-    else if (a.ndim == 3 && a.shape[0] == 1)
-        *rows = a.shape[1], *cols = a.shape[2];
-    else
-        rc = cli_error("%s: reference must have shape [T, C] or [1, T, C] (it has %d dims)", cli_n(spec),
-                       a.ndim);
-    if (rc == CLI_OK && a.dtype != EMBED_F32 && a.dtype != EMBED_F16 && a.dtype != EMBED_F64)
-        rc = cli_error("%s: reference dtype %s is not float32, float16 or float64", cli_n(spec),
-                       embed_dtype_name(a.dtype));
-    if (rc == CLI_OK) {
-        *out = malloc((a.count + 1) * sizeof **out);
-        if (!*out)
-            rc = cli_error("out of memory");
-        for (uint64_t i = 0; rc == CLI_OK && i < a.count; i++) {
-            if (a.dtype == EMBED_F32)
-                (*out)[i] = ((const float *)a.data)[i];
-            else if (a.dtype == EMBED_F64)
-                (*out)[i] = ((const double *)a.data)[i];
-            else
-                (*out)[i] = embed_f16_to_f32(((const uint16_t *)a.data)[i]);
-        }
-    }
+    int rc = ref_from(r, a.dtype, a.ndim, a.shape, a.data, cli_n(spec));
     embed_npy_free(&a);
     return rc;
 }
@@ -140,18 +153,36 @@ int cmd_verify(int argc, char **argv) {
     cli_model m;
     if (cli_model_open(&mo, "verify", &m))
         return CLI_ERR;
-    size_t C = m.wte.cols, T = 0, rrows = 0, rcols = 0;
+    size_t C = m.wte.cols, T = 0;
+    ref_array rf = {0};
     uint32_t *ids = NULL;
     double *ref = NULL;
     float *x = NULL;
     int rc = CLI_ERR;
-    if (cli_read_ids(ids_path, mo.input_format, m.wte.rows, &ids, &T))
+    ids_shape sh;
+    if (cli_read_batch(ids_path, mo.input_format, m.wte.rows, &ids, &sh))
         goto done;
-    if (load_ref(ref_path, &ref, &rrows, &rcols))
+    T = (size_t)(sh.B * sh.T);
+    if (load_ref(ref_path, &rf))
         goto done;
-    if (rrows != T || rcols != C) {
-        cli_error("shape mismatch: the ids give [%zu, %zu] but %s is [%zu, %zu]", T, C, cli_n(ref_path),
-                  rrows, rcols);
+    ref = rf.v;
+    /* ids [T]: ref [T, C] or [1, T, C]; a batch [B, T]: [B, T, C] ([T, C] when B is 1) */
+    int ok = (rf.ndim == 2 && sh.B == 1 && rf.shape[0] == sh.T && rf.shape[1] == C) ||
+             (rf.ndim == 3 && rf.shape[0] == sh.B && rf.shape[1] == sh.T && rf.shape[2] == C);
+    if (!ok) {
+        char have[200];
+        int o = 0;
+        for (int d = 0; d < rf.ndim && o < (int)sizeof have - 24; d++)
+            o += snprintf(have + o, sizeof have - (size_t)o, "%s%llu", d ? ", " : "",
+                          (unsigned long long)rf.shape[d]);
+        if (rf.ndim == 0)
+            snprintf(have, sizeof have, "a scalar");
+        if (sh.ndim == 2)
+            cli_error("shape mismatch: the ids give [%llu, %llu, %zu] but %s is [%s]",
+                      (unsigned long long)sh.B, (unsigned long long)sh.T, C, cli_n(ref_path), have);
+        else
+            cli_error("shape mismatch: the ids give [%zu, %zu] but %s is [%s]", T, C,
+                      cli_n(ref_path), have);
         goto done;
     }
     x = malloc((T * C + 1) * sizeof *x);
@@ -160,10 +191,12 @@ int cmd_verify(int argc, char **argv) {
         goto done;
     }
     embed_error err;
-    if (embed_forward(x, &m.wte, m.has_wpe ? &m.wpe : NULL, mo.pos0, ids, T, &err)) {
-        cli_error("%s: %s", cli_n(ids_path), err.msg);
-        goto done;
-    }
+    for (uint64_t b = 0; b < sh.B; b++)  /* positions start again in every row */
+        if (embed_forward(x + b * sh.T * C, &m.wte, m.has_wpe ? &m.wpe : NULL, mo.pos0,
+                          ids + b * sh.T, (size_t)sh.T, &err)) {
+            cli_error("%s: %s", cli_n(ids_path), err.msg);
+            goto done;
+        }
     double max_abs = 0, max_rel = 0;
     size_t bad_n = 0, first = 0, identical = 1;
     for (size_t i = 0; i < T * C; i++) {
@@ -186,11 +219,21 @@ int cmd_verify(int argc, char **argv) {
         if (!ok && bad_n++ == 0)
             first = i;
     }
-    printf("compared %zu x %zu = %zu values (atol %g, rtol %g)\n", T, C, T * C, atol, rtol);
+    if (sh.ndim == 2)
+        printf("compared %llu x %llu x %zu = %zu values (atol %g, rtol %g)\n",
+               (unsigned long long)sh.B, (unsigned long long)sh.T, C, T * C, atol, rtol);
+    else
+        printf("compared %zu x %zu = %zu values (atol %g, rtol %g)\n", T, C, T * C, atol, rtol);
     printf("max abs err %.9g\nmax rel err %.9g\nmismatches %zu\n", max_abs, max_rel, bad_n);
     if (bad_n) {
-        printf("first mismatch: row %zu, column %zu: gpt2in %.9g, reference %.9g\n",
-               C ? first / C : 0, C ? first % C : 0, x[first], ref[first]);
+        if (sh.ndim == 2)
+            printf("first mismatch: batch row %llu, token %llu, column %zu: gpt2in %.9g, "
+                   "reference %.9g\n", (unsigned long long)(C && sh.T ? first / C / sh.T : 0),
+                   (unsigned long long)(C && sh.T ? first / C % sh.T : 0), C ? first % C : 0,
+                   x[first], ref[first]);
+        else
+            printf("first mismatch: row %zu, column %zu: gpt2in %.9g, reference %.9g\n",
+                   C ? first / C : 0, C ? first % C : 0, x[first], ref[first]);
         printf("result: OUTSIDE tolerance\n");
         rc = CLI_FAIL;
     } else {
