@@ -51,13 +51,20 @@ MAX_MESSAGE_LINES = 20
 # ---- on the workers -------------------------------------------------------
 
 def _die_with_parent():
-    # preexec_fn: the stage gets SIGKILL when the worker thread waiting for it
-    # dies, so a killed worker leaves no orphan writing the unit.
+    """A preexec_fn that makes the stage get SIGKILL when the worker thread
+    waiting for it dies, so a killed worker leaves no orphan using a core;
+    None where there is no prctl (Linux only). The function is looked up
+    here, in the worker: the worker has other threads, so the forked child
+    must only make the call, not load or look up anything."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    sig = int(signal.SIGKILL)
+    return lambda: prctl(1, sig)  # PR_SET_PDEATHSIG
 
 
 def _run_stage(argv, cwd):
@@ -68,7 +75,7 @@ def _run_stage(argv, cwd):
         try:
             proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=err,
-                                    preexec_fn=_die_with_parent)
+                                    preexec_fn=_die_with_parent())
         except OSError as e:
             raise RuntimeError(f"{PROG}: on {socket.gethostname()}: cannot run {argv[0]} in {cwd}: "
                                f"{e.strerror} (every worker needs the gpt2in program and the "
