@@ -86,7 +86,7 @@ typedef struct embed_tensor {
     embed_dtype dtype;
     int ndim;
     uint64_t shape[EMBED_MAX_DIMS];
-    uint64_t begin, end;          /* data_offsets in the file's data buffer */
+    uint64_t begin, end;          /* offsets in the file's data (safetensors' data_offsets) */
     const unsigned char *data;    /* end - begin bytes */
 } embed_tensor;
 
@@ -122,7 +122,8 @@ GPT2IN_API const embed_tensor *embed_tensor_at(const embed_file *f, size_t i);  
 GPT2IN_API const embed_tensor *embed_find(const embed_file *f, const char *name); /* NULL if none */
 GPT2IN_API size_t embed_metadata_count(const embed_file *f);
 GPT2IN_API void embed_metadata_at(const embed_file *f, size_t i, const char **key, const char **value);
-GPT2IN_API size_t embed_header_len(const embed_file *f);   /* safetensors: N, the JSON length */
+/* safetensors: N, the JSON length; the other kinds: the bytes before the data */
+GPT2IN_API size_t embed_header_len(const embed_file *f);
 
 /* A tensor to write; data is row-major little-endian, (bits * elements)/8 bytes. */
 typedef struct embed_out_tensor {

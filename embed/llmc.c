@@ -147,11 +147,9 @@ int embed_repl_check(const char *path, const embed_file *base, const embed_out_t
     return EMBED_OK;
 }
 
-const embed_out_tensor *embed_repl_for(const char *path, const embed_file *base,
-                                       const embed_out_tensor *repl, size_t n_repl,
-                                       const embed_tensor *t, int *rc, embed_error *err) {
-    (void)path, (void)base, (void)err;
-    *rc = 0;
+/* The replacement of tensor t, or NULL. */
+static const embed_out_tensor *repl_for(const embed_out_tensor *repl, size_t n_repl,
+                                        const embed_tensor *t) {
     for (size_t r = 0; r < n_repl; r++)
         if (!strcmp(repl[r].name, t->name)) return &repl[r];
     return NULL;
@@ -165,7 +163,7 @@ static int write_replaced(embed_writer *w, const embed_file *base, const embed_o
     int rc = 0;
     for (size_t i = 0; i < base->n_t && !rc; i++) {
         const embed_tensor *t = &base->t[i];
-        const embed_out_tensor *o = embed_repl_for(NULL, base, repl, n_repl, t, &rc, err);
+        const embed_out_tensor *o = repl_for(repl, n_repl, t);
         if (!o) continue;
         uint64_t at = data_start + t->begin, rb = t->shape[0] ? (t->end - t->begin) / t->shape[0] : 0;
         uint64_t n = t->ndim == 2 ? o->shape[0] * rb : t->end - t->begin;

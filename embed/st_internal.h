@@ -76,12 +76,9 @@ int embed_gguf_save(const char *path, const embed_file *base, const embed_out_te
                     size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err);
 int embed_npyt_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
                     size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err);
-/* The replacement for base tensor t in repl (matched by name), or NULL; a
- * replacement naming no tensor of base, or of another dtype or shape, is an
- * error (*rc set). `rows_ok` also allows fewer leading rows (llm.c's wte). */
-const embed_out_tensor *embed_repl_for(const char *path, const embed_file *base,
-                                       const embed_out_tensor *repl, size_t n_repl,
-                                       const embed_tensor *t, int *rc, embed_error *err);
+/* Checks that every replacement names a tensor of base with its dtype and
+ * shape (or, with allow_fewer_rows, fewer leading rows of a 2-D one, as
+ * llm.c's wte is replaced by its V token rows). */
 int embed_repl_check(const char *path, const embed_file *base, const embed_out_tensor *repl,
                      size_t n_repl, int allow_fewer_rows, embed_error *err);
 
