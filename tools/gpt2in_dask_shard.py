@@ -46,6 +46,7 @@ import uuid
 
 PROG = "gpt2in-dask-shard"
 MAX_MESSAGE_LINES = 20
+NAME_BUDGET = 256 << 10  # bytes of input names a unit's command line may hold
 
 
 # ---- on the workers -------------------------------------------------------
@@ -175,14 +176,21 @@ def assemble_task(argv, cwd):
 
 # ---- on the driver --------------------------------------------------------
 
-def partition(sizes, unit_bytes):
-    """[first, end) ranges of consecutive inputs, each closed once it holds unit_bytes."""
-    units, first, acc = [], 0, 0
+def partition(sizes, unit_bytes, name_lens=None, name_budget=NAME_BUDGET):
+    """[first, end) ranges of consecutive inputs, each closed once it holds
+    unit_bytes, or names of name_budget bytes (a stage's argument list must
+    stay under the system's limit, 2 MB on Linux, whatever the file sizes)."""
+    name_lens = name_lens or [0] * len(sizes)
+    units, first, acc, names = [], 0, 0, 0
     for i, n in enumerate(sizes):
+        if i > first and names + name_lens[i] + 1 > name_budget:
+            units.append((first, i))
+            first, acc, names = i, 0, 0
         acc += n
+        names += name_lens[i] + 1
         if acc >= unit_bytes:
             units.append((first, i + 1))
-            first, acc = i + 1, 0
+            first, acc, names = i + 1, 0, 0
     if first < len(sizes):
         units.append((first, len(sizes)))
     return units
@@ -311,7 +319,8 @@ def run(args):
     in_opts += ["--split-lines"] if args.split_lines else []
     in_opts = [o for o in in_opts if o is not None]
     specs = []
-    for first, end in partition(sizes, args.unit_bytes):
+    name_lens = [len(os.fsencode(p)) for p in args.inputs]
+    for first, end in partition(sizes, args.unit_bytes, name_lens):
         unit = os.path.join(units_dir, f"{first:06d}.tok")
         inputs = args.inputs[first:end]
         specs.append({"index": len(specs), "unit": unit, "inputs": inputs, "cwd": cwd,
@@ -379,8 +388,8 @@ def run(args):
         if tty:
             print(file=sys.stderr)
         try:
-            messages, asm_secs = client.submit(assemble_task, asm, units_dir, key=f"gpt2in-assemble-{args.name}-{run_id}",
-                                     pure=False).result()
+            messages, asm_secs = client.submit(assemble_task, asm, units_dir, pure=False,
+                                               key=f"gpt2in-assemble-{args.name}-{run_id}").result()
         except Exception as e:
             print(_explain(e), file=sys.stderr)
             return 2
