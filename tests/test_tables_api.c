@@ -219,6 +219,24 @@ static void test_gguf(void) {
     unlink(path2);
     embed_close(f);
     free(b.p);
+    /* key-values only (a vocabulary file), ending unpadded: no tensors */
+    img kvo = {0};
+    put(&kvo, "GGUF", 4);
+    le(&kvo, 3, 4);
+    le(&kvo, 0, 8);
+    le(&kvo, 1, 8);
+    gstr(&kvo, "general.architecture");
+    le(&kvo, 8, 4);
+    gstr(&kvo, "gpt2");
+    f = embed_open_mem(kvo.p, kvo.n, "vocab.gguf", &err);
+    CHECK(f && embed_tensor_count(f) == 0 && embed_metadata_count(f) == 1, "kv-only GGUF: %s",
+          f ? "" : err.msg);
+    embed_close(f);
+    le(&kvo, 0, 1); /* a byte after the key-values: neither padding to 32 nor data */
+    f = embed_open_mem(kvo.p, kvo.n, "vocab.gguf", &err);
+    CHECK(f, "kv-only GGUF with a partial padding: %s", f ? "" : err.msg);
+    embed_close(f);
+    free(kvo.p);
 }
 
 static void test_npy_and_kinds(void) {
