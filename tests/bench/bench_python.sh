@@ -2,7 +2,9 @@
 # The Python package (tools/python) against the C library it wraps and npm
 # tiktoken, on the tokenizer benchmark's corpora (tests/bench/make_corpora.py;
 # /usr/share/common-licenses when its packages are missing):
-#   lib       bpe_encode, one thread, text in memory (tests/bench/bench_bpe_lib.c)
+#   lib       bpe_encode, one thread, text in memory, into a warm output
+#             buffer, called through ctypes on $B/libgpt2in.so in the same
+#             process (call for call beside the Python methods)
 #   python    Encoding.encode_ordinary(text) -> list of ints, and
 #             encode_to_numpy(text) -> uint32 array
 #   tiktoken  npm tiktoken's encode_ordinary inside Node (tests/oracle/bench.js);
@@ -11,8 +13,10 @@
 # string (Python: encode_ordinary; Node: tiktoken's encode_ordinary), and
 # Embedding.forward for T = 8192 beside torch.nn.functional.embedding (one
 # thread each) on a random GPT-2-sized table.
+# then decode_batch on the corpora cut into 64 lists, one thread and all.
 # Best of BENCH_ROUNDS (default 3) runs each; the library and the Python
-# calls take turns, round after round. Python's figures leave out the
+# calls take turns, round after round. The corpora include the first 1 MB of
+# english.txt (the target: under 10% over the library from 1 MB up). Python's figures leave out the
 # first call's conversion of the str to UTF-8 (which CPython then keeps
 # with the str; tiktoken needs it too). MB = 10^6 bytes.
 set -u
@@ -20,21 +24,22 @@ cd "$(dirname "$0")/../.." || exit 2
 GPT2IN=${GPT2IN:-build/gpt2in}
 B=$(dirname "$GPT2IN")
 LIB=$B/libgpt2in.a
+SO=$B/libgpt2in.so
 PY=/usr/bin/python3
 ROUNDS=${BENCH_ROUNDS:-3}
-[ -f "$LIB" ] || { echo "bench_python: $LIB is not built (make)"; exit 2; }
+[ -f "$LIB" ] && [ -f "$SO" ] || { echo "bench_python: $LIB or $SO is not built (make)"; exit 2; }
 tmp=$(mktemp -d) || exit 2
 trap 'rm -rf "$tmp"' EXIT
 root=$(pwd)
 (cd tools/python && GPT2IN_LIB="$root/$LIB" $PY setup.py -q build --build-base "$tmp/pybuild" \
     --build-lib "$tmp/py" > "$tmp/build.log" 2>&1) ||
     { cat "$tmp/build.log"; echo "bench_python: cannot build the extension"; exit 2; }
-${CC:-cc} -O2 -Ibpe -o "$tmp/bench_lib" tests/bench/bench_bpe_lib.c "$LIB" -lutf8proc -lm -pthread ||
-    { echo "bench_python: cannot build tests/bench/bench_bpe_lib.c"; exit 2; }
 
 corp=$tmp/corpora
 if sh tools/deps.sh install-bench > /dev/null 2>&1 && $PY tests/bench/make_corpora.py "$corp" > /dev/null 2>&1; then
-    files="$corp/english.txt $corp/code.txt $corp/multilingual.txt $corp/base64.txt"
+    $PY -c 'import sys; d=open(sys.argv[1],"rb").read(1000000); open(sys.argv[2],"wb").write(d[:d.rindex(b"\n")+1])' \
+        "$corp/english.txt" "$corp/english-1MB.txt"
+    files="$corp/english-1MB.txt $corp/english.txt $corp/code.txt $corp/multilingual.txt $corp/base64.txt"
 else
     echo "(make_corpora.py's packages are missing: the corpus is /usr/share/common-licenses/*)"
     mkdir -p "$corp"
@@ -64,18 +69,28 @@ for (let r = 0; r < Number(process.argv[1]); r++) {
 console.log(best.toFixed(0));' "$ROUNDS" > "$tmp/call.txt" || exit 2
 else : > "$tmp/call.txt"; fi
 
-PYTHONPATH="$tmp/py" $PY - "$ROUNDS" "$tmp/bench_lib" "$tmp/tikt.txt" "$tmp/big100.txt" $files <<'PYEOF'
-import sys, time, os, subprocess
+PYTHONPATH="$tmp/py" $PY - "$ROUNDS" "$SO" "$tmp/tikt.txt" "$tmp/big100.txt" $files <<'PYEOF'
+import ctypes, sys, time, os
 import gpt2in
-rounds, bench_lib, tikt_f, big = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+rounds, so, tikt_f, big = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 files = sys.argv[5:]
 enc = gpt2in.get_encoding("gpt2")
 tikt = {l.split()[0]: l.split() for l in open(tikt_f)}
 
-def lib_run(f):
-    # the library alone on f (best of one run after a warm-up): "FILE BYTES TOKENS 1T ALL"
-    out = subprocess.run([bench_lib, "1", f], capture_output=True, text=True, check=True).stdout
-    return out.splitlines()[0].split()
+# the library itself, in this process: bpe_encode into a buffer reused from
+# call to call (as tests/bench/bench_bpe_lib.c does), ctypes releasing the GIL
+lib = ctypes.CDLL(os.path.abspath(so))
+lib.bpe_gpt2.restype = ctypes.c_void_p
+lib.bpe_encode.restype = ctypes.c_int
+lib.bpe_encode.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p,
+                           ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t), ctypes.c_void_p]
+vocab, err = lib.bpe_gpt2(), ctypes.create_string_buffer(4096)
+
+def lib_encode(data, out):
+    n = ctypes.c_size_t()
+    rc = lib.bpe_encode(vocab, data, len(data), 2, out, None, len(data), ctypes.byref(n), err)   # BPE_SPECIAL_TEXT
+    assert rc == 0, rc
+    return n.value
 
 def best(f, n=rounds):
     b = float("inf")
@@ -87,27 +102,44 @@ print(f"{'corpus':<13} {'MB':>6} {'tokens':>9} | {'lib 1t':>8} {'encode':>8} {'n
       f"{'enc/lib':>8} {'np/lib':>8} | {'tiktoken':>8} {'enc/tikt':>8}")
 for f in files:
     text = open(f, encoding="utf-8").read()
+    data = text.encode()
+    out = (ctypes.c_uint32 * max(1, len(data)))()
     enc.encode_ordinary(text)   # warm-up; also makes the str's UTF-8 form, which it keeps
-    # the library, encode_ordinary and encode_to_numpy in alternating rounds,
-    # so that a slow spell of the shared machine hits them alike
+    lib_encode(data, out)
+    # the library, encode_ordinary and encode_to_numpy call after call, so
+    # that a slow spell of the shared machine hits them alike
     tl = te = tn = float("inf")
     for _ in range(rounds):
-        l = lib_run(f)
-        tl = min(tl, float(l[3]))
+        t, n = best(lambda: lib_encode(data, out), 1)
+        tl = min(tl, t)
         t, ids = best(lambda: enc.encode_ordinary(text), 1)
         te = min(te, t)
+        del ids
         t, arr = best(lambda: enc.encode_to_numpy(text, disallowed_special=()), 1)
         tn = min(tn, t)
         del arr
-    assert int(l[2]) == len(ids), (f, l[2], len(ids))
+    ids = enc.encode_ordinary(text)
+    assert n == len(ids), (f, n, len(ids))
     tk = tikt.get(f)
     tks = f"{float(tk[3]):8.3f} {float(tk[3]) / te:7.2f}x" if tk else f"{'-':>8} {'-':>8}"
     mb = os.path.getsize(f) / 1e6
     print(f"{os.path.basename(f)[:-4]:<13} {mb:6.1f} {len(ids):9d} | {tl:8.3f} {te:8.3f} {tn:8.3f} | "
           f"{te / tl:7.3f}x {tn / tl:7.3f}x | {tks}")
-    del ids, text
+    del ids, text, out
 print("(seconds; enc/lib: encode_ordinary's time over the library's, 1.00x = no overhead;"
       " enc/tikt > 1: tiktoken slower)")
+
+# decode_batch: the corpora as 64 lists of ids, on one thread and on all
+ids = [enc.encode_to_numpy(open(f, encoding="utf-8").read(), disallowed_special=()) for f in files]
+lists = [a[i * len(a) // 16:(i + 1) * len(a) // 16].tolist() for a in ids for i in range(16)][:64]
+ntok = sum(map(len, lists))
+t1 = ta = float("inf")
+for _ in range(rounds):
+    t1 = min(t1, best(lambda: enc.decode_batch(lists, num_threads=1), 1)[0])
+    ta = min(ta, best(lambda: enc.decode_batch(lists, num_threads=os.cpu_count() or 1), 1)[0])
+print(f"decode_batch, {len(lists)} lists, {ntok} tokens: one thread {t1:.3f} s, {os.cpu_count()} threads "
+      f"{ta:.3f} s ({t1 / ta:.2f}x)")
+del ids, lists
 
 text = open(big, encoding="utf-8").read()
 tn, arr = best(lambda: enc.encode_to_numpy(text, disallowed_special=()), max(1, min(rounds, 2)))

@@ -475,6 +475,15 @@ static PyObject *id_list_finish(id_list *L, PyObject *const *ints, size_t n_ints
     }
     free(L->counts);
     L->counts = NULL;
+#ifdef Py_GIL_DISABLED
+    /* free-threaded lists keep their items in an array of their own layout */
+    Py_DECREF(l);
+    l = PyList_New((Py_ssize_t)n);
+    if (l) memcpy(((PyListObject *)l)->ob_item, L->items, n * sizeof *L->items);
+    else for (size_t k = 0; k < n; k++) Py_DECREF(L->items[k]);
+    id_list_free(L);
+    return l;
+#endif
     PyObject **items = L->items;
     L->items = NULL;
     if (n < L->cap) {
@@ -515,7 +524,9 @@ static int check_flags(int flags) {
 
 static const char *text_utf8(PyObject *text, Py_ssize_t *len) {
     if (!PyUnicode_Check(text)) {
-        PyErr_Format(PyExc_TypeError, "text must be str, not %.100s", Py_TYPE(text)->tp_name);
+        /* PyO3's words, as tiktoken raises them */
+        PyErr_Format(PyExc_TypeError, "argument 'text': '%.100s' object cannot be converted to 'PyString'",
+                     Py_TYPE(text)->tp_name);
         return NULL;
     }
     return PyUnicode_AsUTF8AndSize(text, len);   /* UnicodeEncodeError on surrogates */
@@ -586,7 +597,7 @@ static PyObject *core_encode_bytes(CoreBPE *self, PyObject *const *args, Py_ssiz
     if (flags == -1 && PyErr_Occurred()) return NULL;
     if (check_flags(flags)) return NULL;
     if (PyUnicode_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "data must be a bytes-like object, not str");
+        PyErr_SetString(PyExc_TypeError, "argument 'bytes': 'str' object cannot be converted to 'PyBytes'");
         return NULL;
     }
     Py_buffer view;

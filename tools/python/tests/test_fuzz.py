@@ -6,6 +6,7 @@ crash (tests/test_python.sh runs this under ASan/UBSan as well)."""
 import array
 import inspect
 import json
+import os
 import random
 import struct
 
@@ -81,9 +82,14 @@ def kwarg_names(fn):
         return []
 
 
+# fewer calls under the sanitizers (tests/test_python.sh sets SANITIZED=1),
+# where each costs several times as much
+SCALE = 0.5 if os.environ.get("SANITIZED") == "1" else 1.0
+
+
 def fuzz(fns, objs, rounds, seed, max_args=4):
     r = random.Random(seed)
-    for _ in range(rounds):
+    for _ in range(int(rounds * SCALE)):
         name, fn = r.choice(fns)
         args = [r.choice(objs) for _ in range(r.randint(0, max_args))]
         kw = {}

@@ -483,6 +483,13 @@ def test_errors_in_tiktokens_words(enc):
          "argument 'piece': 'bytearray' object cannot be converted to 'PyBytes'"),
         (lambda: enc.decode([31373], errors=None), TypeError, "decode() argument 'errors' must be str, not None"),
         (lambda: enc.is_special_token("x"), AssertionError, ""),
+        (lambda: enc.encode_ordinary(b"x"), TypeError, "argument 'text': 'bytes' object cannot be converted to 'PyString'"),
+        (lambda: enc.encode_ordinary_batch(["a", 5]), TypeError,
+         "argument 'text': 'int' object cannot be converted to 'PyString'"),
+        (lambda: enc.encode(b"x"), TypeError, "cannot use a string pattern on a bytes-like object"),
+        (lambda: enc.encode(None, disallowed_special=()), TypeError,
+         "argument 'text': 'NoneType' object cannot be converted to 'PyString'"),
+        (lambda: enc._encode_bytes("x"), TypeError, "argument 'bytes': 'str' object cannot be converted to 'PyBytes'"),
     ]
     for fn, exc, msg in cases:
         with pytest.raises(exc) as e:
@@ -518,8 +525,8 @@ def max_threads_during(fn):
 
 
 def test_decode_batch_on_threads_without_the_gil(enc):
-    ids = np.array(enc.encode("The quick brown fox jumps over the lazy dog. " * 2000), np.uint32)
-    batch = [ids] * 400
+    ids = np.array(enc.encode("The quick brown fox jumps over the lazy dog. " * 1000), np.uint32)
+    batch = [ids] * 300
     want = enc.decode(ids)
     for name, fn, check in (("decode_batch", lambda: enc.decode_batch(batch, num_threads=4), want),
                             ("decode_bytes_batch", lambda: enc.decode_bytes_batch(batch, num_threads=4),
