@@ -438,6 +438,16 @@ int bpe_token_split(const struct bpe *v, uint32_t t, uint32_t *left, uint32_t *r
     return 1;
 }
 
+int bpe_token_alone(const struct bpe *v, uint32_t t) {
+    uint32_t tok[SHORT_PIECE];
+    size_t n = token_len(v, t);
+    if (n == 1) return v->byte_tok[v->tok_bytes[v->tok_off[t]]] == t;
+    /* Too long for the short loop: left out, so that a piece with it goes
+     * to the heap (merge_last finds no token at its end). */
+    if (n > SHORT_PIECE) return 0;
+    return merge_short(v, v->tok_bytes + v->tok_off[t], n, tok) == 1 && tok[0] == t;
+}
+
 /* Whether o's buffer has room for m more ids. */
 static inline int has_room(const out_t *o, size_t m) {
     return o->ids && o->cap >= o->n && o->cap - o->n >= m;
@@ -547,22 +557,36 @@ static void merge_long(out_t *o, const uint8_t *p, size_t n, size_t off) {
     free(heap);
 }
 
-/* Long pieces, fast: the backtracking encoder of github's rust-gems `bpe`
- * crate, written anew. Two facts about BPE make it exact:
+/* Pair checks. Two facts about BPE (github's rust-gems `bpe` crate uses
+ * them too) make the long-piece encoder exact:
  *   - a token sequence is the BPE encoding of its bytes exactly when every
  *     adjacent pair (a, b) is, i.e. encode(bytes(a) bytes(b)) == [a, b];
- *   - the encoding of a text is unique.
- * So: extend a valid sequence with the longest token whose pair with the
- * last token is valid; when no token at a position works, that position is
- * no token boundary of the answer (it is marked dead) and the last token is
- * replaced by a shorter one. Returns 0 (nothing emitted) if the search
- * stalls, for the caller's heap fallback. */
-#define COMPAT_CACHE 4096
+ *   - the encoding of a text is unique. */
+
+/* The answers of pair checks, by pair: long pieces of a few bytes (runs
+ * of digits, of one character) check the same pairs over and over. An
+ * entry is a << 32 | b, with bit 63 set when compatible; ids are below
+ * 2^21, so no entry is PAIR_MEMO_FREE. */
+#define PAIR_MEMO_MAX 16384
+#define PAIR_MEMO_FREE UINT64_MAX
+#define PAIR_OK (1ull << 63)
 
 typedef struct {
-    uint64_t key[COMPAT_CACHE];
-    uint8_t ok[COMPAT_CACHE];
-} compat_cache;
+    size_t mask;
+    uint64_t e[];
+} pair_memo;
+
+/* A memo of about n entries (at most PAIR_MEMO_MAX), or NULL when out of
+ * memory (pair checks then go without). */
+static pair_memo *pair_memo_new(size_t n) {
+    size_t size = 256;
+    while (size < n && size < PAIR_MEMO_MAX) size *= 2;
+    pair_memo *m = gpt2in_malloc(sizeof *m + size * sizeof *m->e);
+    if (!m) return NULL;
+    m->mask = size - 1;
+    memset(m->e, 0xFF, size * sizeof *m->e);
+    return m;
+}
 
 /* The token of bytes s[0..len), 1 <= len <= BPE_SHORT_MAX, from the small
  * tables, or BPE_EMPTY. */
@@ -583,16 +607,6 @@ static inline uint32_t find_at(const struct bpe *v, const uint8_t *s, size_t len
     if (len <= BPE_SHORT_MAX) return short_find(v, s, len);
     return len <= v->max_token_len ? bpe_find_token(v, s, len) : BPE_EMPTY;
 }
-
-/* The longest token that s[0..len) starts with, in *t; returns its length
- * (0: none). */
-static inline size_t prefix_token(const struct bpe *v, const uint8_t *s, size_t len, uint32_t *t) {
-    while (len > 2 && (*t = find_at(v, s, len)) == BPE_EMPTY) len--;
-    if (len == 2 && (*t = v->byte_pairs[s[0] << 8 | s[1]]) == BPE_EMPTY) len--;
-    if (len == 1 && (*t = v->byte_tok[s[0]]) == BPE_EMPTY) len--;
-    return len;
-}
-
 /* Is [a, b] the encoding of bytes(a) bytes(b), given that [a] is the
  * encoding of bytes(a)? a ends and b starts at p + pos.
  *
@@ -638,395 +652,33 @@ static int compatible_fast(const struct bpe *v, const uint8_t *p, size_t pos, ui
     }
 }
 
-/* compatible_fast where it applies, else by re-encoding the two tokens'
- * bytes (cached: only vocabularies with non-monotone tokens get here).
- * a == BPE_EMPTY: is [b] the encoding of bytes(b)? */
-static int compatible(const struct bpe *v, compat_cache **cp, const uint8_t *p, size_t pos, uint32_t a,
+
+/* Is [a, b] the encoding of bytes(a) bytes(b)? a ends and b starts at
+ * p + pos; each is its own encoding. Asked of the memo first, then
+ * compatible_fast where it applies, else by re-encoding the two tokens'
+ * bytes (vocabularies with non-monotone tokens). */
+static int compatible(const struct bpe *v, pair_memo *memo, const uint8_t *p, size_t pos, uint32_t a,
                       uint32_t b) {
+    uint64_t key = (uint64_t)a << 32 | b, *slot = NULL;
+    if (memo) {
+        slot = &memo->e[bpe_hash_pair(key) & memo->mask];
+        if ((*slot & ~PAIR_OK) == key) return *slot >> 63 != 0;
+    }
     int ok;
-    if (a == BPE_EMPTY && (token_len(v, b) == 1 || v->split[2 * b] != BPE_EMPTY)) return 1;
-    if (a != BPE_EMPTY && compatible_fast(v, p, pos, a, b, &ok)) return ok;
-    if (!*cp && (*cp = gpt2in_malloc(sizeof **cp))) memset((*cp)->key, 0xFF, sizeof (*cp)->key);
-    compat_cache *c = *cp;
-    uint64_t key = (uint64_t)a << 32 | b;
-    size_t slot = bpe_hash_pair(key) & (COMPAT_CACHE - 1);
-    if (c && c->key[slot] == key) return c->ok[slot];
-    uint8_t buf[SHORT_PIECE];
-    uint32_t tok[SHORT_PIECE];
-    size_t la = a == BPE_EMPTY ? 0 : token_len(v, a), lb = token_len(v, b);
-    ok = 0;
-    if (la + lb <= SHORT_PIECE) {
-        if (la) memcpy(buf, v->tok_bytes + v->tok_off[a], la);
+    if (!compatible_fast(v, p, pos, a, b, &ok)) {
+        uint8_t buf[SHORT_PIECE];
+        uint32_t tok[SHORT_PIECE];
+        size_t la = token_len(v, a), lb = token_len(v, b);
+        /* Too long to re-encode: "no", which at worst leaves a place
+         * without a token, and the piece goes to the heap. */
+        if (la + lb > SHORT_PIECE) return 0;
+        memcpy(buf, v->tok_bytes + v->tok_off[a], la);
         memcpy(buf + la, v->tok_bytes + v->tok_off[b], lb);
         size_t m = merge_short(v, buf, la + lb, tok);
-        ok = la ? m == 2 && tok[0] == a && tok[1] == b : m == 1 && tok[0] == b;
+        ok = m == 2 && tok[0] == a && tok[1] == b;
     }
-    if (c) {
-        c->key[slot] = key;
-        c->ok[slot] = (uint8_t)ok;
-    }
+    if (slot) *slot = key | (ok ? PAIR_OK : 0);
     return ok;
-}
-
-
-/* The longest a token at p[pos..n) can be (an upper bound from its first
- * two and three bytes, and the end of the piece). */
-static inline size_t longest_at(const struct bpe *v, const uint8_t *p, size_t pos, size_t n) {
-    if (n - pos < 2) return 1;
-    size_t len = v->maxlen2[p[pos] << 8 | p[pos + 1]];
-    if (len > 2 && n - pos >= 3) {
-        size_t l3 = v->maxlen3[BPE_PREFIX3(p + pos)];
-        if (l3 < 255 && (l3 > 2 ? l3 : 2) < len) len = l3 > 2 ? l3 : 2;
-    }
-    len = len ? len : 1;
-    return len < n - pos ? len : n - pos;
-}
-
-/* The tokens go straight into the caller's buffer when it has room for n
- * (the stack of tokens never holds more), else into one of their own; a
- * token's start is the end of the one before it, so no positions are kept. */
-static int merge_backtrack(out_t *o, const uint8_t *p, size_t n, size_t off) {
-    const struct bpe *v = o->v;
-    if (2 * (size_t)v->max_token_len > SHORT_PIECE || n >= UINT32_MAX) return 0;
-    int direct = !o->offs && has_room(o, n);
-    uint32_t *tok = direct ? o->ids + o->n : big_alloc(n * sizeof *tok);
-    uint64_t *dead = big_alloc((n / 64 + 1) * sizeof *dead);
-    compat_cache *cache = NULL;  /* only vocabularies with non-monotone tokens need it */
-    int done = 0;
-    if (!tok || !dead) goto out;
-    memset(dead, 0, (n / 64 + 1) * sizeof *dead);
-    size_t k = 0, pos = 0, budget = 64 * n + 4096;
-    uint32_t t = BPE_EMPTY;
-    size_t len = prefix_token(v, p, longest_at(v, p, 0, n), &t);
-    while (pos < n) {
-        if (budget-- == 0) goto out;
-        if (len) {  /* candidate t = p[pos..pos+len) */
-            size_t end = pos + len;
-            if ((end == n || !bpe_bit(dead, end)) &&
-                compatible(v, &cache, p, pos, k ? tok[k - 1] : BPE_EMPTY, t)) {
-                tok[k++] = t;
-                pos = end;
-                if (pos < n) len = prefix_token(v, p + pos, longest_at(v, p, pos, n), &t);
-                continue;
-            }
-            len = prefix_token(v, p + pos, len - 1, &t);
-            if (len) continue;
-        }
-        /* No token can follow here: pos is not a boundary of the answer. */
-        if (k == 0) goto out;
-        dead[pos / 64] |= 1ull << (pos % 64);
-        len = token_len(v, tok[--k]);
-        pos -= len;
-        len = prefix_token(v, p + pos, len - 1, &t);
-    }
-    if (direct) o->n += k;
-    else emit_tokens(o, tok, k, off);
-    done = 1;
-out:
-    if (!direct) big_free(tok);
-    big_free(dead);
-    free(cache);
-    return done;
-}
-
-/* Runs of one small alphabet - ASCII digits (a number piece), ASCII
- * lowercase letters (a word piece with no cut place, like DNA, or the
- * parts of one between cut places) - have no repeats to cache, and greedy
- * candidates fail often (about 3 pair checks a token), so they go by
- * another route. The encoding of the text up to each place i ends with
- * exactly one token t such that [the last token up to i - len(t), t] is
- * compatible: that one extends a valid sequence, and the encoding is
- * unique. So last[i] comes from last[i-1..i-k] with no search and no going
- * back, and the tokens are read back from the end. The image's run tables
- * make a place a few look-ups: the window of the last k bytes gives the
- * numbers of the tokens of 2..k bytes that end there, a bitmap which pairs
- * of numbered tokens are compatible (GPT-2: 981 digit tokens, 120 KB; 2,252
- * lowercase ones, 620 KB). With exactly one answer, "none of 2..k" means
- * 1, so last[i] waits on last[i-2], not last[i-1], and the check of 1 only
- * confirms. Where a longer token may end, the place checks pairs with
- * compatible_fast's walk on the run's own numbers (run_compatible): a few
- * small tables that stay in cache, not the vocabulary's. Anything else -
- * the byte before the run (the space of " 123"), tokens longer than
- * key_max - takes the general look-ups at that place. last[i] holds the
- * token's number, or RUN_ID of its id. */
-#define RUN_ID(t) (0x80000000u | (t))  /* a token outside the numbered ones */
-#define RUN_START 0xFFFFFFFFu          /* last[0]: nothing before (not RUN_ID(0): id 0 may be a token here) */
-#define RUN_SLOW_MIN 1024
-#define RUN_SEEK 4096
-#define RUN_KMAX 4  /* the longest k */
-_Static_assert(BPE_DIGITS_K <= RUN_KMAX && BPE_LOWER_K <= RUN_KMAX, "run_places' arrays");
-_Static_assert(BPE_DIGITS_K >= 3 && BPE_LOWER_K >= 3, "run_places' 4-byte window");
-
-static inline uint32_t run_entry_token(const struct bpe_run *r, uint32_t e) {
-    return e & 0x80000000u ? (e == RUN_START ? BPE_EMPTY : e & 0x7FFFFFFFu) : r->tok[e];
-}
-
-static inline unsigned run_pair(const uint64_t *compat, size_t stride, uint32_t a, uint32_t b) {
-    return bpe_bit(compat, (size_t)a * stride + b);
-}
-
-/* compatible_fast for the tokens numbered a and b, which end and start at
- * p + pos, all of r's alphabet: the same walk down a's right spine and b's
- * left spine, in the run's tables. -1 when it does not apply (a token that
- * is not monotone, a crossing pair longer than key_max). */
-static int run_compatible(const struct bpe_run *r, const uint8_t *p, size_t pos, uint32_t a, uint32_t b) {
-    uint32_t L = a, R = b;
-    size_t ll = r->len[a], lr = r->len[b];
-    uint64_t limit = UINT64_MAX;
-    if ((lr > 1 && r->kids[2 * b] == BPE_RUN_NONE) || (ll > 1 && r->kids[2 * a] == BPE_RUN_NONE)) return -1;
-    for (;;) {
-        if (ll + lr > r->key_max) return -1;
-        uint32_t c = bpe_run_number(r, p + pos - ll, ll + lr);  /* the crossing pair's bytes */
-        if (c != BPE_RUN_NONE && r->tok[c] < limit) return 0;
-        int64_t fl = ll > 1 ? (int64_t)r->tok[L] : -1, fr = lr > 1 ? (int64_t)r->tok[R] : -1;
-        if (fl < 0 && fr < 0) return 1;
-        if (fl > fr) {
-            limit = (uint64_t)fl;
-            L = r->kids[2 * L + 1];
-            ll = r->len[L];
-        } else {
-            limit = (uint64_t)fr + 1;
-            R = r->kids[2 * R];
-            lr = r->len[R];
-        }
-    }
-}
-
-/* Whether token t = p[s..i) (numbered num, or BPE_RUN_NONE) follows the
- * place s's last token compatibly; t is BPE_EMPTY when there is no such
- * token. */
-static inline int run_fits(const struct bpe *v, const struct bpe_run *r, compat_cache **cache, const uint8_t *p,
-                           size_t s, uint32_t num, uint32_t t, const uint32_t *last) {
-    uint32_t e = last[s];
-    if (num < r->n && e < r->n) return (int)run_pair(r->compat, r->n + 1, e, num);
-    if (num != BPE_RUN_NONE && !(e & 0x80000000u)) {
-        int ok = run_compatible(r, p, s, e, num);
-        if (ok >= 0) return ok;
-    }
-    return t != BPE_EMPTY && compatible(v, cache, p, s, run_entry_token(r, e), t);
-}
-
-/* last[i] by trying the tokens that end at i: those of up to k bytes, and
- * the longer ones of the lengths in `longer` (bit L - 1; bit 63: 64 or
- * more); 0 unless exactly one fits. */
-static int run_place(const struct bpe *v, const struct bpe_run *r, compat_cache **cache, const uint8_t *p,
-                     size_t i, size_t first, uint64_t longer, uint32_t *last) {
-    size_t most = i < r->max_len + first ? i : r->max_len + first;
-    int found = 0;
-    for (size_t len = 1; len <= most && len <= r->k; len++) {
-        size_t s = i - len;
-        uint32_t num = s >= first ? r->number[bpe_run_slot(r->lo, r->size, p + s, len)] : BPE_RUN_NONE;
-        uint32_t t = num != BPE_RUN_NONE ? r->tok[num] : s >= first ? BPE_EMPTY : find_at(v, p + s, len);
-        if (run_fits(v, r, cache, p, s, num, t, last)) {
-            found++;
-            last[i] = num == BPE_RUN_NONE ? RUN_ID(t) : num;
-        }
-    }
-    int from64 = (int)(longer >> 63);  /* every length from 64 on */
-    longer &= ~(uint64_t)0 << r->k;     /* the lengths above k */
-    for (size_t len = r->k + 1; len <= most; len++) {
-        if (len < 64) {
-            if (!longer) {
-                if (!from64) break;
-                len = 64;
-            } else {
-                len = (size_t)__builtin_ctzll(longer) + 1;  /* the next length that has tokens */
-                longer &= longer - 1;
-            }
-            if (len > most) break;
-        } else if (!from64) {
-            break;
-        }
-        size_t s = i - len;
-        int in_run = s >= first && len <= r->key_max;  /* then its number says all: no other look-up */
-        uint32_t num = in_run ? bpe_run_number(r, p + s, len) : BPE_RUN_NONE;
-        uint32_t t = num != BPE_RUN_NONE ? r->tok[num] : in_run ? BPE_EMPTY : find_at(v, p + s, len);
-        if (run_fits(v, r, cache, p, s, num, t, last)) {
-            found++;
-            last[i] = num == BPE_RUN_NONE ? RUN_ID(t) : num;
-        }
-    }
-    return found == 1;
-}
-
-/* The places of p[0..n) (k and size are the alphabet's, constants where
- * inlined, so that the windows' remainders are no divisions, and the last
- * k places' rows stay in registers); 0 when a place has no single answer
- * or too many need run_place. */
-static inline __attribute__((always_inline)) int run_places(const struct bpe *v, const struct bpe_run *r,
-                                                            const uint8_t *p, size_t n, size_t first, uint32_t *last,
-                                                            const unsigned k, const uint32_t size) {
-    /* in locals: the stores to last[] could alias the vocabulary's fields */
-    const uint64_t *window = r->window, *longer = r->longer, *compat = r->compat;
-    const uint16_t *number = r->number;
-    const size_t stride = r->n + 1, fast_from = first + r->max_len;  /* no token from the byte before ends later */
-    const uint32_t lo = r->lo, wmod = bpe_pow(size, k - 1);
-    compat_cache *cache = NULL;
-    size_t slow = 0, numbered = 0;  /* how many places in a row before i have last tokens in the bitmap */
-    size_t row[RUN_KMAX + 1] = {0};  /* [L]: the pair bitmap's row of last[i - L] (its number * stride) */
-    int ok = 0;
-    uint32_t w = 0, w4 = 0;  /* the last k and 4 bytes before place i, as numbers */
-    last[0] = RUN_START;
-    for (size_t i = 1; i <= n; i++) {
-        uint32_t d = i > first ? (uint32_t)p[i - 1] - lo : 0;  /* the byte before: a stand-in */
-        w4 = k == 4 ? w % wmod * size + d : w * size + d;  /* k is 3 or 4: no second remainder */
-        w = k == 4 ? w4 : w % wmod * size + d;
-        int long_here = (int)bpe_bit(longer, w4);
-        size_t chosen_row;
-        if (i > fast_from && !long_here && numbered >= k) {
-            uint64_t e = window[w];
-            uint32_t pick[RUN_KMAX + 1], chosen = number[d];
-            unsigned fits[RUN_KMAX + 1], count = 0;
-            pick[1] = chosen;
-#pragma GCC unroll 4
-            for (unsigned len = 1; len <= k; len++) {
-                if (len > 1) pick[len] = (uint32_t)(e >> (16 * (len - 2))) & 0xFFFF;
-                fits[len] = bpe_bit(compat, row[len] + pick[len]);
-                count += fits[len];
-            }
-            /* With one answer, none of 2..k means 1: the choice waits on
-             * the rows of i - 2 .. i - k, not i - 1, which only checks. */
-#pragma GCC unroll 4
-            for (unsigned len = k; len > 1; len--) chosen = fits[len] ? pick[len] : chosen;
-            if (count != 1) goto out;
-            last[i] = chosen;
-            chosen_row = chosen * stride;
-            numbered++;
-        } else {
-            if (++slow > RUN_SLOW_MIN && slow > i / 4) goto out;
-            /* near the start, any length (a token from the byte before) */
-            uint64_t lens = i <= fast_from ? UINT64_MAX
-                            : long_here    ? r->longer_lens[bpe_run_longer_index(longer, r->longer_rank, w4)]
-                                           : 0;
-            if (!run_place(v, r, &cache, p, i, first, lens, last)) goto out;
-            int in_bitmap = last[i] < r->n;
-            numbered = in_bitmap ? numbered + 1 : 0;
-            chosen_row = in_bitmap ? last[i] * stride : 0;
-        }
-#pragma GCC unroll 4
-        for (unsigned len = k; len > 1; len--) row[len] = row[len - 1];
-        row[1] = chosen_row;
-    }
-    ok = 1;
-out:
-    free(cache);
-    return ok;
-}
-
-/* One step back: the token that ends at place *i; *i moves to where it starts. */
-static inline uint32_t run_step(const struct bpe *v, const struct bpe_run *r, const uint32_t *last, size_t *i) {
-    uint32_t e = last[*i], t = run_entry_token(r, e);
-    *i -= e & 0x80000000u ? token_len(v, t) : r->len[e];
-    return t;
-}
-
-#define RUN_SEEN 0x40000000u
-
-/* A step of the walk from the middle: its token goes below the ones it has
- * (top[0], top[-1], ...), and the place it leaves is marked with their count. */
-static inline __attribute__((always_inline)) void run_step_marking(const struct bpe *v, const struct bpe_run *r,
-                                                                   uint32_t *last, size_t *i, uint32_t *top,
-                                                                   size_t *count) {
-    size_t at = *i;
-    top[-(ptrdiff_t)*count] = run_step(v, r, last, i);
-    last[at] = RUN_SEEN | (uint32_t)(*count)++;
-}
-
-/* The tokens of places 1..n, read back from the end, into last[0..count);
- * returns count. Each step of the walk waits on the load of the one before,
- * so when last has room after last[n] (`spare` entries), a second walk from
- * the middle goes beside it (twice as fast here) and keeps its tokens there,
- * marking the places it passes (bit 30 of last[], free in numbers and
- * RUN_IDs: RUN_SEEN | its count of tokens so far). The walk from the end
- * stops at the first place the other passed: from there on the two are the
- * same walk. */
-static size_t run_tokens(const struct bpe *v, const struct bpe_run *r, uint32_t *last, size_t n, size_t spare) {
-    size_t ia = n, j = n + 1;  /* from the end: its tokens go to last[j..n] */
-    size_t mid = n / 2 < spare ? n / 2 : spare, nb = 0;
-    size_t ib = n < RUN_SEEN ? mid : 0;     /* from the middle, if at all: at most mid tokens */
-    uint32_t *top = last + n + 1 + mid - 1;  /* its tokens, from top[0] down */
-    while (ia > mid && ib > 0) {
-        last[--j] = run_step(v, r, last, &ia);
-        run_step_marking(v, r, last, &ib, top, &nb);
-    }
-    size_t met = 0, from_b = 0;  /* where the walks met, and the middle walk's token that ends there */
-    while (ia > 0) {
-        while (ib > 0 && ib >= ia) run_step_marking(v, r, last, &ib, top, &nb);  /* its places down to ia are marked */
-        if (last[ia] & RUN_SEEN) {
-            met = ia;
-            from_b = last[ia] & ~RUN_SEEN;
-            break;
-        }
-        last[--j] = run_step(v, r, last, &ia);
-    }
-    size_t count = 0;
-    if (met) {
-        while (ib > 0) run_step_marking(v, r, last, &ib, top, &nb);
-        count = nb - from_b;  /* top[1 - nb .. -from_b] */
-        memmove(last, top + 1 - nb, count * sizeof *last);
-    }
-    memmove(last + count, last + j, (n + 1 - j) * sizeof *last);
-    return count + n + 1 - j;
-}
-
-/* The run alphabet byte c belongs to, or BPE_RUNS. */
-static int run_alphabet(const struct bpe *v, uint8_t c) {
-    int which = 0;
-    while (which < BPE_RUNS && !bpe_run_has(v->runs[which].lo, v->runs[which].size, c)) which++;
-    return which;
-}
-
-/* Whether p[from..to) are all of r's alphabet. In blocks of 64 with no
- * early exit inside one, so that the compiler vectorizes it. */
-static int run_all_in(const struct bpe_run *r, const uint8_t *p, size_t from, size_t to) {
-    const uint8_t lo = r->lo, size = r->size;
-    size_t i = from;
-    for (; to - i >= 64; i += 64) {
-        unsigned outside = 0;
-        for (unsigned j = 0; j < 64; j++) outside |= (uint8_t)(p[i + j] - lo) >= size;
-        if (outside) return 0;
-    }
-    for (; i < to; i++)
-        if (!bpe_run_has(lo, size, p[i])) return 0;
-    return 1;
-}
-
-/* For a run of one alphabet after at most one other byte; 0 (nothing done)
- * for anything else, or when too many places need the general look-ups
- * (long runs of zeros: GPT-2 has tokens of up to 16 of them), which the
- * merges then do better. */
-static int merge_run(out_t *o, const uint8_t *p, size_t n, size_t off) {
-    const struct bpe *v = o->v;
-    size_t first = 0;  /* where the run starts: after at most one other byte */
-    int which = run_alphabet(v, p[0]);
-    if (which == BPE_RUNS && n > 1) which = run_alphabet(v, p[first = 1]);
-    if (which == BPE_RUNS || n >= UINT32_MAX || !v->runs[which].n) return 0;
-    const struct bpe_run *r = &v->runs[which];
-    /* Where longer tokens end at most places (a run of one letter), the
-     * merges do better: look at the start before the whole. */
-    size_t ends = 0, seen = n - first < RUN_SEEK ? n - first : RUN_SEEK;
-    if (!run_all_in(r, p, first, first + seen)) return 0;
-    for (size_t i = first + 4; i <= first + seen; i++) {
-        uint32_t x = bpe_run_value(r->lo, r->size, p + i - 4, 4);
-        ends += bpe_bit(r->longer, x);
-    }
-    if (4 * ends > seen || !run_all_in(r, p, first + seen, n)) return 0;
-    /* last[i] (a number, or RUN_ID) in the caller's buffer when it has
-     * room, where the tokens end up anyway; what room is left, or half as
-     * much again of our own, for a second walk back */
-    int direct = !o->offs && has_room(o, n + 1);
-    size_t spare = direct ? o->cap - o->n - (n + 1) : n / 2;
-    uint32_t *last = direct ? o->ids + o->n : big_alloc((n + 1 + spare) * sizeof *last);
-    if (!last) return 0;
-    int done = which == BPE_RUN_DIGITS ? run_places(v, r, p, n, first, last, BPE_DIGITS_K, 10)
-                                       : run_places(v, r, p, n, first, last, BPE_LOWER_K, 26);
-    if (done) {
-        size_t count = run_tokens(v, r, last, n, spare);
-        if (direct) o->n += count;
-        else emit_tokens(o, last, count, off);
-    }
-    if (!direct) big_free(last);
-    return done;
 }
 
 #define MAX_THREADS 64
@@ -1076,253 +728,160 @@ static void queue_run(job_queue *q, int threads) {
     for (int k = 1; k <= started; k++) pthread_join(tid[k], NULL);
 }
 
-typedef struct {
-    const struct bpe *v;
-    const struct bpe_run *r;
-    uint64_t *bits;
-    size_t from, to;  /* rows */
-} compat_rows;
+/* ---- long pieces ------------------------------------------------------------------ */
 
-static void fill_compat_rows(void *ctx, int k, cache_slot *unused) {
-    (void)unused;
-    compat_rows *j = (compat_rows *)ctx + k;
-    const struct bpe *v = j->v;
-    const struct bpe_run *r = j->r;
-    size_t n = r->n;
-    compat_cache *cache = NULL;
-    for (size_t a = j->from; a < j->to; a++) {
-        uint8_t buf[8];
-        size_t la = r->len[a];
-        memcpy(buf, v->tok_bytes + v->tok_off[r->tok[a]], la);
-        /* a alone must be its own encoding, as compatible() assumes */
-        if (!compatible(v, &cache, buf, 0, BPE_EMPTY, r->tok[a])) continue;
-        for (size_t b = 0; b < n; b++) {
-            size_t lb = r->len[b], bit = a * (n + 1) + b;
-            memcpy(buf + la, v->tok_bytes + v->tok_off[r->tok[b]], lb);
-            if (compatible(v, &cache, buf, la, r->tok[a], r->tok[b])) j->bits[bit / 64] |= 1ull << (bit % 64);
-        }
-    }
-    free(cache);
-}
+/* Long pieces, in linear time: the last-token-at-each-place method (as in
+ * rust-gems' `bpe` crate, written anew). By the two facts above, the
+ * encoding of p[0..i) ends with the one token t ending at i whose pair
+ * with the last token of the encoding of p[0..i - len(t)) is compatible:
+ * that one extends a valid sequence, and the encoding is unique. So
+ * last[i] (a token id) follows from last[] before i with no search and no
+ * going back, and the tokens are read back from last[n]. The tokens that
+ * end at i come from the longest-match automaton (bpe_ac_next), longest
+ * first; each place costs a step of the automaton and a few pair checks,
+ * whatever the text. */
 
-/* Two threads take half the rows each (5 M pairs for GPT-2's lowercase
- * tokens), split where a row starts a 64-bit word so that
- * no word is shared. bits comes zeroed (the image is calloc'd). */
-void bpe_fill_run_compat(const struct bpe *v, const struct bpe_run *r, uint64_t *bits) {
-    size_t n = r->n, half = n / 2;
-    while (half > 0 && half * (n + 1) % 64) half--;
-    compat_rows rows[2] = {{v, r, bits, 0, half}, {v, r, bits, half, n}};
-    job_queue q = {fill_compat_rows, rows, 2, 0, 0};
-    queue_run(&q, cpu_count());
-}
-
-/* Long pieces, fastest in practice: cut into chunks, each merged with the
- * short loop, joined where the pair at the junction is compatible. By the
- * first fact above, two BPE encodings joined by a compatible pair are the
- * BPE encoding of the joined bytes, so this needs one pair check per chunk
- * instead of one per token. A chunk is merged a little past its cut
- * (CHUNK_AHEAD bytes) and kept up to its last token ending by the cut, so
- * that it usually ends where the answer has a boundary; when the junction
- * is incompatible anyway, the last kept token is given back and the chunk
- * starts there. Returns 0 (nothing emitted) after CHUNK_GIVE_BACK tokens
- * given back in a row, for the caller's next encoder.
- *
- * Repetitive pieces (runs of one character, long `=====` rules) repeat
- * their chunks: pieces of CHUNK_CACHE_MIN bytes or more remember them. */
-#define CHUNK 40
-#define CHUNK_AHEAD 8
-#define CHUNK_GIVE_BACK 16
-#define CHUNK_CACHE_SLOTS 64
-#define CHUNK_CACHE_BYTES 96
-#define CHUNK_CACHE_MIN 4096
-
-typedef struct {
-    uint32_t len, n_tok;
-    uint8_t bytes[CHUNK_CACHE_BYTES];
-    uint32_t tok[CHUNK_CACHE_BYTES];
-} chunk_slot;
-
-static size_t merge_chunk(const struct bpe *v, chunk_slot *cache, const uint8_t *p, size_t n,
-                          uint32_t *tok) {
-    if (!cache || n > CHUNK_CACHE_BYTES) return merge_short(v, p, n, tok);
-    chunk_slot *c = &cache[bpe_hash_bytes(p, n) & (CHUNK_CACHE_SLOTS - 1)];
-    if (c->len == n && !memcmp(c->bytes, p, n)) {
-        memcpy(tok, c->tok, c->n_tok * sizeof *tok);
-        return c->n_tok;
-    }
-    size_t m = merge_short(v, p, n, tok);
-    c->len = (uint32_t)n;
-    c->n_tok = (uint32_t)m;
-    memcpy(c->bytes, p, n);
-    memcpy(c->tok, tok, m * sizeof *tok);
-    return m;
-}
-
-/* One run of the chunk loop: extends tok[0..k), the BPE encoding of
- * p[0..q), until it covers p[0..n). With a tail (the encoding of
- * p[tail_at..n), from another run), it stops as soon as one of its own
- * token boundaries meets one of the tail's with a compatible pair there,
- * and takes the rest of the tail: by the first fact, that is the encoding
- * of the whole. ok is 0 after CHUNK_GIVE_BACK tokens given back in a row. */
-typedef struct {
-    const struct bpe *v;
-    const uint8_t *p;
-    size_t n;
-    uint32_t *tok;        /* room for n tokens */
-    size_t k, q;
-    const uint32_t *tail;
-    size_t tail_n, tail_at;
-    int ok;
-} chunk_run;
-
-static void chunk_loop(chunk_run *r) {
-    const struct bpe *v = r->v;
-    const uint8_t *p = r->p;
-    uint32_t *tok = r->tok;
-    size_t n = r->n, k = r->k, q = r->q, cut = 0, given_back = 0, ti = 0, tpos = r->tail_at;
-    chunk_slot *chunks = n >= CHUNK_CACHE_MIN ? gpt2in_calloc(CHUNK_CACHE_SLOTS, sizeof *chunks) : NULL;
-    compat_cache *cache = NULL;
-    r->ok = 0;
-    while (q < n) {
-        if (r->tail && k) {
-            while (ti < r->tail_n && tpos < q) tpos += token_len(v, r->tail[ti++]);
-            if (tpos == q && ti < r->tail_n && compatible(v, &cache, p, q, tok[k - 1], r->tail[ti])) {
-                memcpy(tok + k, r->tail + ti, (r->tail_n - ti) * sizeof *tok);
-                k += r->tail_n - ti;
-                q = n;
+/* last[i] for i in (from, to], the last token of the encoding of
+ * p[origin..i), given last[] at the places before from (origin <= from):
+ * s is the automaton's node after p[..from), fed from no later than
+ * origin or from - max_token_len. A token that starts at origin needs no
+ * check: the automaton only names tokens that are their own encoding.
+ * agree_from: when not 0, stops at the first place e such that the
+ * max_token_len places up to e all kept the value they had and lie past
+ * agree_from (then every later place keeps its value too: last[i] depends
+ * only on the max_token_len places before it); returns e, or to. Returns
+ * 0 when a place has no token (a vocabulary whose tokens are too long for
+ * the pair check's re-encoding), for the caller's fallback. */
+static size_t last_tokens(const struct bpe *v, const uint8_t *p, size_t origin, size_t from, size_t to,
+                          uint32_t s, uint32_t *last, pair_memo *memo, size_t agree_from) {
+    const bpe_ac_node *nodes = v->ac_nodes;
+    size_t agree = 0, window = v->max_token_len;
+    for (size_t i = from; i < to; i++) {
+        s = bpe_ac_next(v, s, p[i]);
+        size_t end = i + 1;
+        uint32_t u = nodes[s].tok != BPE_EMPTY ? s : nodes[s].dict, t = BPE_EMPTY;
+        for (; u; u = nodes[u].dict) {
+            size_t start = end - nodes[u].depth;
+            if (start < origin) continue;
+            if (start == origin || compatible(v, memo, p, start, last[start], nodes[u].tok)) {
+                t = nodes[u].tok;
                 break;
             }
         }
-        if (!given_back) cut = q + CHUNK < n ? q + CHUNK : n;
-        size_t end = cut + CHUNK_AHEAD < n ? cut + CHUNK_AHEAD : n;
-        if (end - q > SHORT_PIECE) goto out;
-        uint32_t t[SHORT_PIECE];
-        size_t m = merge_chunk(v, chunks, p + q, end - q, t), keep = 1, at = q + token_len(v, t[0]);
-        while (keep < m && (end == n || at + token_len(v, t[keep]) <= cut)) at += token_len(v, t[keep++]);
-        if (k && !compatible(v, &cache, p, q, tok[k - 1], t[0])) {
-            if (++given_back > CHUNK_GIVE_BACK) goto out;
-            q -= token_len(v, tok[--k]);
-            continue;
+        if (t == BPE_EMPTY) return 0;
+        if (agree_from) {
+            agree = last[end] == t && end > agree_from ? agree + 1 : 0;
+            last[end] = t;
+            if (agree >= window) return end;
+        } else {
+            last[end] = t;
         }
-        given_back = 0;
-        memcpy(tok + k, t, keep * sizeof *t);
-        k += keep;
-        q = at;
     }
-    r->k = k;
-    r->q = q;
-    r->ok = 1;
-out:
-    free(chunks);
-    free(cache);
+    return to;
 }
 
-static void chunk_job(void *ctx, int k, cache_slot *unused) {
-    (void)unused;
-    chunk_loop((chunk_run *)ctx + k);
+/* The automaton's node after p[from - max_token_len .. from) (or from 0). */
+static uint32_t node_before(const struct bpe *v, const uint8_t *p, size_t from) {
+    uint32_t s = 0;
+    for (size_t i = from > v->max_token_len ? from - v->max_token_len : 0; i < from; i++) s = bpe_ac_next(v, s, p[i]);
+    return s;
 }
 
-/* A piece this long may be cut into segments for as many threads: each
- * segment is encoded alone, then the runs are joined left to right. */
+/* A piece this long is shared by the threads: each takes a segment and
+ * finds its places' last tokens as if the piece began there; then, left to
+ * right, each segment's first places are found again from the true places
+ * before them, until max_token_len in a row come out as they were (the
+ * encodings met; usually within a few tokens). */
 #define SEGMENT_MIN (256u << 10)
-#define SEGMENT_SEEK 4096
 #define MAX_SEGMENTS 64
 
-typedef int can_cut_fn(const struct bpe *v, const uint8_t *p, size_t c);
+typedef struct {
+    const struct bpe *v;
+    const uint8_t *p;
+    uint32_t *last;
+    size_t from, to;
+    int ok;
+} segment_job;
 
-/* The first place c' in [c, c + SEGMENT_SEEK) below n where can_cut, or n. */
+static void segment_run(void *ctx, int k, cache_slot *unused) {
+    (void)unused;
+    segment_job *j = (segment_job *)ctx + k;
+    pair_memo *memo = pair_memo_new(j->to - j->from);
+    j->ok = last_tokens(j->v, j->p, j->from, j->from, j->to, 0, j->last, memo, 0) != 0;
+    free(memo);
+}
+
+/* How many segments (and threads) a piece of n bytes is encoded in. */
+static int piece_segments(const out_t *o, size_t n) {
+    size_t most = n / SEGMENT_MIN;
+    if (most > MAX_SEGMENTS) most = MAX_SEGMENTS;
+    return o->threads > 1 && most > 1 ? (int)(most < (size_t)o->threads ? most : (size_t)o->threads) : 1;
+}
+
+/* last[1..n] of p[0..n) on `segments` threads. 0 when a place has no token. */
+static int last_all(const struct bpe *v, const uint8_t *p, size_t n, uint32_t *last, int segments) {
+    segment_job jobs[MAX_SEGMENTS];
+    for (int k = 0; k < segments; k++)
+        jobs[k] = (segment_job){v, p, last, n * (size_t)k / (size_t)segments, n * (size_t)(k + 1) / (size_t)segments, 0};
+    job_queue q = {segment_run, jobs, segments, 0, 0};
+    queue_run(&q, segments);
+    for (int k = 0; k < segments; k++)
+        if (!jobs[k].ok) return 0;
+    /* Segment k's places are found again from its start, with the true
+     * places before it, until they meet its own (then the rest of it is
+     * true too) or it ends (then all of it was found again). Either way
+     * the places before the next segment are then true. */
+    pair_memo *memo = segments > 1 ? pair_memo_new(PAIR_MEMO_MAX) : NULL;
+    int ok = 1;
+    for (int k = 1; k < segments && ok; k++) {
+        size_t from = jobs[k].from;
+        ok = last_tokens(v, p, 0, from, jobs[k].to, node_before(v, p, from), last, memo,
+                         from + v->max_token_len) != 0;
+    }
+    free(memo);
+    return ok;
+}
+
+/* The encoding of p[0..n) (n >= 2) by the last token at each place, or 0
+ * (nothing emitted) when a place has no token, for the heap. The tokens,
+ * read back from last[n], are written from the top of last[] down, never
+ * over a place still to be read. */
+static int merge_last(out_t *o, const uint8_t *p, size_t n, size_t off, int segments) {
+    const struct bpe *v = o->v;
+    uint32_t *last = big_alloc((n + 1) * sizeof *last);
+    if (!last) return 0;
+    int ok = last_all(v, p, n, last, segments);
+    if (ok) {
+        size_t w = n + 1;
+        for (size_t i = n; i > 0;) {
+            uint32_t t = last[i];
+            last[--w] = t;
+            i -= token_len(v, t);
+        }
+        emit_tokens(o, last + w, n + 1 - w, off);
+    }
+    big_free(last);
+    return ok;
+}
+
+/* The first place c' in [c, c + SEEK_CUT) below n where can_cut, or n. */
+#define SEEK_CUT 4096
+typedef int can_cut_fn(const struct bpe *v, const uint8_t *p, size_t c);
 static size_t seek_cut(const struct bpe *v, const uint8_t *p, size_t n, size_t c, can_cut_fn *can_cut) {
-    size_t limit = c + SEGMENT_SEEK < n ? c + SEGMENT_SEEK : n;
+    size_t limit = c + SEEK_CUT < n ? c + SEEK_CUT : n;
     while (c < limit && !can_cut(v, p, c)) c++;
     return c < limit ? c : n;
 }
 
-/* Where to cut p[0..n) into `segments` parts for as many threads: near each
- * k/segments of it (seek_cut). Writes 0 = cuts[0] < ... < cuts[m] = n and
- * returns m, the number of parts (fewer where no place was found;
- * MAX_SEGMENTS at most). */
-static int segment_cuts(const struct bpe *v, const uint8_t *p, size_t n, int segments, can_cut_fn *can_cut,
-                        size_t *cuts) {
-    if (segments < 1 || (size_t)segments > n) segments = 1;
-    if (segments > MAX_SEGMENTS) segments = MAX_SEGMENTS;
-    int m = 0;
-    cuts[0] = 0;
-    for (int s = 1; s < segments; s++) {
-        size_t c = seek_cut(v, p, n, n * (size_t)s / (size_t)segments, can_cut);
-        if (c < n && c > cuts[m]) cuts[++m] = c;
-    }
-    cuts[++m] = n;
-    return m;
-}
-
-/* merge_chunked's segments start where a byte differs from the one before:
- * in a run of one byte (or any periodic text) the tokens of a segment would
- * lie off the grid of the whole and never meet them, and the join would
- * redo the segment alone. */
-static int byte_changes(const struct bpe *v, const uint8_t *p, size_t c) {
-    (void)v;
-    return p[c - 1] != p[c];
-}
-
-static int merge_chunked(out_t *o, const uint8_t *p, size_t n, size_t off, int segments) {
-    const struct bpe *v = o->v;
-    if (2 * (size_t)v->max_token_len > SHORT_PIECE || n >= UINT32_MAX) return 0;
-    /* Tokens go straight into the caller's buffer when it has room for one
-     * per byte (nothing there counts as emitted until o->n moves). */
-    int in_place = has_room(o, n);
-    uint32_t *tok = in_place ? o->ids + o->n : big_alloc(n * sizeof *tok);
-    size_t cuts[MAX_SEGMENTS + 1];
-    segments = segment_cuts(v, p, n, segments, byte_changes, cuts);
-    chunk_run runs[MAX_SEGMENTS];
-    int done = 0, have = 0;
-    for (int s = 0; s < segments; s++) {
-        uint32_t *t = s == 0 ? tok : big_alloc((cuts[s + 1] - cuts[s]) * sizeof *t);
-        runs[s] = (chunk_run){v, p + cuts[s], cuts[s + 1] - cuts[s], t, 0, 0, NULL, 0, 0, 0};
-        if (!t) break;
-        have++;
-    }
-    if (have < segments) goto out;
-    job_queue q = {chunk_job, runs, segments, 0, 0};
-    queue_run(&q, segments);
-    size_t k = runs[0].k;
-    int ok = runs[0].ok;
-    for (int s = 1; s < segments && ok; s++) {
-        chunk_run join = {v, p, cuts[s + 1], tok, k, cuts[s], runs[s].tok, runs[s].k, cuts[s], 0};
-        ok = runs[s].ok && (chunk_loop(&join), join.ok);
-        k = join.k;
-    }
-    if (!ok) goto out;
-    if (in_place) {
-        if (o->offs)
-            for (size_t i = 0, at = off; i < k; at += token_len(v, tok[i++])) o->offs[o->n + i] = at;
-        o->n += k;
-    } else {
-        emit_tokens(o, tok, k, off);
-    }
-    done = 1;
-out:
-    for (int s = 1; s < have; s++) big_free(runs[s].tok);
-    if (!in_place) big_free(tok);
-    return done;
-}
-
-/* How many segments (and threads) a piece of n bytes is merged in. */
-static int piece_segments(const out_t *o, size_t n) {
-    size_t most = n / SEGMENT_MIN;
-    return o->threads > 1 && most > 1 ? (int)(most < (size_t)o->threads ? most : (size_t)o->threads) : 1;
-}
-
-/* Runs of one alphabet longer than this go to merge_run. */
-#define RUN_MIN 64
-
-/* The merges of p[0..n), n >= 2, with no look-up of the whole. */
+/* The merges of p[0..n), n >= 2, with no look-up of the whole: the
+ * quadratic loop for short ones, the last token at each place for long
+ * ones (the heap only when that cannot check a pair). */
 static void merge_stretch(out_t *o, const uint8_t *p, size_t n, size_t off) {
     const struct bpe *v = o->v;
-    if (n > RUN_MIN && merge_run(o, p, n, off)) return;
     if (n <= SHORT_PIECE) {
         uint32_t tok[SHORT_PIECE];
         emit_tokens(o, tok, merge_short(v, p, n, tok), off);
-    } else if (!merge_chunked(o, p, n, off, piece_segments(o, n)) && !merge_backtrack(o, p, n, off)) {
+    } else if (n >= UINT32_MAX || !merge_last(o, p, n, off, piece_segments(o, n))) {
         merge_long(o, p, n, off);
     }
 }
@@ -1337,7 +896,6 @@ static void merge_stretch(out_t *o, const uint8_t *p, size_t n, size_t off) {
  * reach still comes out in parts, as it does inside the piece. */
 static void encode_stretches(out_t *o, const uint8_t *p, size_t n, size_t off) {
     const struct bpe *v = o->v;
-    if (n > RUN_MIN && merge_run(o, p, n, off)) return;
     size_t end = 1;
     while (end < n && bpe_inner_pair(v, p[end - 1], p[end])) end++;
     for (size_t start = 0; start < n;) {
@@ -1360,7 +918,6 @@ static void encode_stretches(out_t *o, const uint8_t *p, size_t n, size_t off) {
 static int no_token_joins(const struct bpe *v, const uint8_t *p, size_t c) {
     return !bpe_inner_pair(v, p[c - 1], p[c]);
 }
-
 typedef struct {
     out_t o;
     const uint8_t *p;
@@ -1393,8 +950,8 @@ static int split_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
         encode_stretches(o, p, n, off);
         return 1;
     }
-    /* Part k's tokens go to buf + cuts[k] + k: at most one token a byte,
-     * and room for one more that merge_run wants. */
+    /* Part k's tokens go to buf + cuts[k] + k: at most one token a byte
+     * (and one to spare). */
     uint32_t *buf = big_alloc((n + MAX_PARTS) * sizeof *buf);
     if (!buf) {
         encode_stretches(o, p, n, off);  /* out of memory for the parts: on this thread */

@@ -76,9 +76,9 @@ GPT2IN_API const bpe *bpe_gpt2(void);
  * (ids 0..V-1, V below 2^21 - 1; every single byte a token). Ranks are the
  * ids, as in tiktoken; each merge line must join two tokens into a token.
  * On failure returns NULL and describes the problem (file, line and column)
- * in err. Builds the same tables the compiled-in vocabulary carries, most
- * of the time going to the pairs of short digit and lowercase tokens; the
- * built-in bpe_gpt2() costs nothing. */
+ * in err. Builds the same tables the compiled-in vocabulary carries (most
+ * of the time goes to running each token's own merges); the built-in
+ * bpe_gpt2() costs nothing. */
 GPT2IN_API bpe *bpe_load(const char *encoder_json_path, const char *vocab_bpe_path, bpe_error *err);
 
 /* Same, from bytes in memory; the names are used in error messages only. */
@@ -133,8 +133,7 @@ GPT2IN_API size_t bpe_max_token_bytes(const bpe *vocab);
  * `offsets` is not NULL, each token's start byte offset into offsets[]), and
  * stores the number of tokens of the whole text in *n_tokens, which may be
  * larger than cap: cap >= len is always enough, since no token is shorter
- * than one byte. ids may be NULL when cap is 0 (counting only). ids past
- * the tokens (up to cap) may be used as scratch space.
+ * than one byte. ids may be NULL when cap is 0 (counting only).
  * Returns BPE_OK or a negative error; for BPE_ERR_UTF8 and BPE_ERR_SPECIAL
  * err->offset is the byte offset of the offending input and nothing useful
  * was written. */

@@ -67,123 +67,82 @@ typedef struct bpe_slot {
 _Static_assert(sizeof(bpe_slot) == 16 && offsetof(bpe_slot, len) == 4 && offsetof(bpe_slot, bytes) == 5,
                "bpe_slot layout");
 
-/* Runs of one small alphabet - ASCII digits (a number piece), ASCII
- * lowercase letters - have tables of their own (bpe.c, merge_run): the
- * tokens of 1..k bytes of the alphabet are numbered in slot order (the
- * strings of L bytes after those of fewer, by value in base `size`), n of
- * them; number n is "none"; the longer tokens of the alphabet, up to
- * key_max bytes, are numbered from n + 1 in id order, and found by their
- * key (bpe_run_key) in a hash table of their own. */
-enum { BPE_RUN_DIGITS, BPE_RUN_LOWER, BPE_RUNS };
-#define BPE_RUN_MAX 4095      /* numbered tokens at most: a bitmap of at most 2 MB */
-#define BPE_RUN_NONE UINT16_MAX
+/* The longest-match automaton (Aho-Corasick) over the tokens' bytes: a
+ * node for every prefix of a token. After the text up to a place, the
+ * automaton is at the node of the longest suffix of that text that is a
+ * prefix of a token; the tokens that end at the place are that node (when
+ * it is a token) and the nodes down its dict chain, longest first
+ * (bpe/long.c). Children are found by hash (ac_child); the root's, by
+ * byte (ac_root). Node numbers are below 2^24, so that a child's key,
+ * node << 8 | byte, fits in 32 bits. */
+typedef struct bpe_ac_node {
+    uint32_t tok;    /* the token whose bytes this node spells, if it is its own encoding; else BPE_EMPTY */
+    uint32_t fail;   /* the node of its longest proper suffix that is a node (the root: 0) */
+    uint32_t dict;   /* the nearest node down the fail chain whose tok is a token; 0: none */
+    uint32_t depth;  /* its length in bytes */
+} bpe_ac_node;
+#define BPE_AC_MAX_NODES ((1u << 24) - 1)
+#define BPE_AC_EMPTY UINT64_MAX  /* a free entry of ac_child: key << 32 | child */
 
-typedef struct {
-    uint64_t off_number;  /* uint16[slots]: the number of the token of each string of 1..k bytes,
-                             or BPE_RUN_NONE */
-    uint64_t off_window;  /* uint64[size^k]: for the last k bytes before a place, the numbers (n:
-                             none) of the tokens of their last 2..k bytes, 16 bits each from bit 0 */
-    uint64_t off_longer;  /* uint64[size^4 / 64]: bit set when a token of more than k bytes of the
-                             alphabet ends with these 4 bytes */
-    uint64_t off_longer_rank; /* uint32[size^4 / 64]: the bits set in the words before */
-    uint64_t off_longer_lens; /* uint64[bits set]: for each, bit L - 1 set when such a token is L
-                                 bytes long (bit 63: 64 or more) */
-    uint64_t off_tok;     /* uint32[n_all]: the id of each number (n: BPE_EMPTY) */
-    uint64_t off_len;     /* uint8[n_all]: its length (n: 0) */
-    uint64_t off_kids;    /* uint16[2 n_all]: the numbers of the two tokens whose merge makes it
-                             (bpe_token_split), or BPE_RUN_NONE twice (one byte, or not monotone) */
-    uint64_t off_keys;    /* uint64[key_mask + 1]: the keys of the longer tokens, 0 in a free slot */
-    uint64_t off_key_num; /* uint16[key_mask + 1]: their numbers */
-    uint64_t off_compat;  /* uint64[]: bit a * (n + 1) + b set when [a, b] is the encoding of their
-                             bytes; column n (no token) is all zero */
-    uint32_t n;           /* 0: no tables (more than BPE_RUN_MAX numbered tokens) */
-    uint32_t n_all;       /* numbers 0 .. n_all - 1 (n + 1 when the longer ones are left out) */
-    uint32_t key_mask;    /* slots of the key table - 1 */
-    uint32_t max_len;     /* the longest token made of the alphabet */
-} bpe_run_image;
+/* The image's layout, written once and expanded by its builder (offsets,
+ * bpe_build_image), its reader (bpe_attach_image), the generator
+ * (tools/bpe_gen.c) and the built-in vocabulary (gpt2.c).
+ * Scalars X(type, name): a field of the header and of struct bpe.
+ * Arrays X(type, name, count): at offset off_<name> of the image, count
+ * elements (in terms of the header h), 64-byte aligned; a const pointer in
+ * struct bpe. */
+#define BPE_IMAGE_SCALARS(X)                                                                  \
+    X(uint32_t, n_tokens)      /* V: ids 0..V-1 */                                            \
+    X(int32_t, eot)            /* id of <|endoftext|>, or -1 */                               \
+    X(uint32_t, max_token_len)                                                                \
+    X(uint32_t, n_tok_bytes)   /* the tokens' bytes, all together */                          \
+    X(uint32_t, tok_mask)      /* token hash slots - 1 */                                     \
+    X(uint32_t, pair_mask)     /* pair hash slots - 1 */                                      \
+    X(uint32_t, n_cls_blocks)                                                                 \
+    X(uint32_t, short_mask)    /* short token slots - 1 */                                    \
+    X(uint32_t, short_free)    /* the key of a free short token slot: no token's key */       \
+    X(uint32_t, ac_nodes_n)    /* nodes of the automaton */                                   \
+    X(uint32_t, ac_child_mask) /* its child hash slots - 1 */
 
-/* The alphabets: bytes lo .. lo + size - 1, tokens of 1..k bytes numbered,
- * keys for up to key_max bytes (the most whose keys fit in 64 bits). */
-#define BPE_DIGITS_K 4
-#define BPE_LOWER_K 3
-static const struct { uint8_t lo, size, k, key_max; } bpe_run_alphabets[BPE_RUNS] = {
-    {'0', 10, BPE_DIGITS_K, 19}, {'a', 26, BPE_LOWER_K, 13}};
-#define BPE_RUN_ALL_MAX 65534  /* numbers fit in 16 bits beside BPE_RUN_NONE */
+#define BPE_IMAGE_ARRAYS(X)                                                                   \
+    /* token i is tok_bytes[tok_off[i] .. tok_off[i+1]) */                                    \
+    X(uint32_t, tok_off, h.n_tokens + 1)                                                      \
+    X(uint8_t, tok_bytes, h.n_tok_bytes)                                                      \
+    /* token ids by hash of their bytes */                                                    \
+    X(bpe_slot, tok_slots, h.tok_mask + 1)                                                    \
+    X(bpe_pair, pairs, h.pair_mask + 1)                                                       \
+    /* the token of each single byte */                                                       \
+    X(uint32_t, byte_tok, 256)                                                                \
+    X(uint16_t, cls1, BPE_CLS_STAGE1)                                                         \
+    X(uint8_t, cls2, h.n_cls_blocks * 256)                                                    \
+    /* the last merge (left, right) that makes each token from its bytes, when that         \
+     * merge process is monotone; BPE_EMPTY otherwise and for single bytes (bpe/long.c) */    \
+    X(uint32_t, split, 2 * h.n_tokens)                                                        \
+    /* a bit per token hash (BPE_BLOOM_BIT) */                                                \
+    X(uint64_t, tok_bloom, BPE_BLOOM_WORDS)                                                   \
+    /* what the tokens of bytes x and y merge into (x << 8 | y), or BPE_EMPTY: the first      \
+     * merges of every piece */                                                               \
+    X(uint32_t, byte_pairs, 65536)                                                            \
+    /* the tokens of 3 or 4 bytes by their bytes; id | length << 24 (bpe_short_token) */       \
+    X(uint32_t, short_keys, h.short_mask + 1)                                                 \
+    X(uint32_t, short_ids, h.short_mask + 1)                                                  \
+    /* bit x << 8 | y set when a token of 2+ bytes has byte x followed by byte y */           \
+    X(uint64_t, inner_pairs, 1024)                                                            \
+    X(bpe_ac_node, ac_nodes, h.ac_nodes_n)                                                    \
+    X(uint64_t, ac_child, h.ac_child_mask + 1)                                                \
+    /* the root's child for each byte (0: none) */                                           \
+    X(uint32_t, ac_root, 256)
 
-static inline uint32_t bpe_pow(uint32_t base, unsigned e) {
-    uint32_t x = 1;
-    while (e--) x *= base;
-    return x;
-}
-
-/* Whether byte c is in the alphabet (lo, size). */
-static inline int bpe_run_has(uint8_t lo, uint32_t size, uint8_t c) { return (uint8_t)(c - lo) < size; }
-
-/* The string s[0..len) of the alphabet (lo, size) as a number in base size. */
-static inline uint32_t bpe_run_value(uint8_t lo, uint32_t size, const uint8_t *s, size_t len) {
-    uint32_t x = 0;
-    for (size_t i = 0; i < len; i++) x = x * size + (uint32_t)(s[i] - lo);
-    return x;
-}
-
-/* The slot of the string s[0..len): after the size + size^2 + ... strings
- * that are shorter. */
-static inline uint32_t bpe_run_slot(uint8_t lo, uint32_t size, const uint8_t *s, size_t len) {
-    uint32_t shorter = 0;
-    for (size_t i = 1; i < len; i++) shorter = (shorter + 1) * size;
-    return shorter + bpe_run_value(lo, size, s, len);
-}
-
-/* The key of the string s[0..len) of the alphabet (lo, size): its bytes as
- * digits 1..size of a number (bijective base size), so that strings of
- * different lengths differ too; never 0. len at most the alphabet's key_max. */
-static inline uint64_t bpe_run_key(uint8_t lo, uint32_t size, const uint8_t *s, size_t len) {
-    uint64_t key = 0;
-    for (size_t i = 0; i < len; i++) key = key * size + (uint64_t)(s[i] - lo) + 1;
-    return key;
-}
-
-/* The index in longer_lens of bit x of longer (which is set). */
-static inline uint32_t bpe_run_longer_index(const uint64_t *longer, const uint32_t *rank, uint32_t x) {
-    return rank[x / 64] + (uint32_t)__builtin_popcountll(longer[x / 64] & ((1ull << (x % 64)) - 1));
-}
-
-/* Offsets are from the start of the image; every array is 64-byte aligned. */
 typedef struct bpe_image_header {
     char magic[8];
-    uint32_t n_tokens;       /* V: ids 0..V-1 */
-    int32_t eot;             /* id of <|endoftext|>, or -1 */
-    uint32_t max_token_len;
-    uint32_t tok_mask;       /* token hash slots - 1 */
-    uint32_t pair_mask;      /* pair hash slots - 1 */
-    uint32_t n_cls_blocks;
-    uint32_t short_mask;     /* short token slots - 1 */
-    uint32_t short_free;     /* the key of a free short token slot: no token's key */
+#define X(type, name) type name;
+    BPE_IMAGE_SCALARS(X)
+#undef X
     uint64_t image_size;
-    uint64_t off_tok_off;    /* uint32[V + 1]: token i is bytes[tok_off[i] .. tok_off[i+1]) */
-    uint64_t off_tok_bytes;  /* uint8[] */
-    uint64_t off_tok_slots;  /* bpe_slot[tok_mask + 1]: token ids by hash of their bytes */
-    uint64_t off_pairs;      /* bpe_pair[pair_mask + 1] */
-    uint64_t off_byte_tok;   /* uint32[256]: the token of each single byte */
-    uint64_t off_cls1;       /* uint16[BPE_CLS_STAGE1] */
-    uint64_t off_cls2;       /* uint8[n_cls_blocks * 256] */
-    uint64_t off_maxlen2;    /* uint16[65536]: longest token starting with bytes b0 b1 (0: none) */
-    uint64_t off_split;      /* uint32[2 * V]: the last merge (left, right) that makes each
-                                token from its bytes, when that merge process is monotone;
-                                BPE_EMPTY otherwise and for single bytes (see bpe.c) */
-    uint64_t off_maxlen3;    /* uint8[65536]: longest token (capped at 255) among those of 3+ bytes
-                                whose first 3 bytes hash here (BPE_PREFIX3); 0: none */
-    uint64_t off_tok_bloom;  /* uint64[BPE_BLOOM_WORDS]: a bit per token hash (BPE_BLOOM_BIT) */
-    uint64_t off_byte_pairs; /* uint32[65536]: what the tokens of bytes x and y merge into
-                                (x << 8 | y), or BPE_EMPTY: the first merges of every piece */
-    uint64_t off_short_keys; /* uint32[short_mask + 1]: the tokens of 3 or 4 bytes by their bytes */
-    uint64_t off_short_ids;  /* uint32[short_mask + 1]: id | length << 24 (see bpe_short_token) */
-    uint64_t off_inner_pairs; /* uint64[1024]: bit x << 8 | y set when a token of 2+ bytes has
-                                 byte x followed by byte y (see bpe_inner_pair) */
-    bpe_run_image runs[BPE_RUNS];
+#define X(type, name, count) uint64_t off_##name;
+    BPE_IMAGE_ARRAYS(X)
+#undef X
 } bpe_image_header;
-
-#define BPE_PREFIX3(p) ((((uint32_t)(p)[0] << 16 | (uint32_t)(p)[1] << 8 | (p)[2]) * 2654435761u) >> 16)
 
 /* Most token lookups that fail (a piece that is no token) are answered by
  * a 128 KB bit set that stays in cache, instead of a miss in the
@@ -197,38 +156,12 @@ static inline int bpe_bloom_has(const uint64_t *bloom, uint64_t h) {
 }
 
 struct bpe {
-    uint32_t n_tokens;
-    int32_t eot;
-    uint32_t max_token_len;
-    uint32_t tok_mask, pair_mask, short_mask, short_free;
-    const uint32_t *tok_off;
-    const uint8_t *tok_bytes;
-    const bpe_slot *tok_slots;
-    const bpe_pair *pairs;
-    const uint32_t *byte_tok;
-    const uint16_t *cls1;
-    const uint8_t *cls2;
-    const uint16_t *maxlen2;
-    const uint8_t *maxlen3;
-    const uint32_t *split;
-    const uint64_t *tok_bloom;
-    const uint32_t *byte_pairs;
-    const uint32_t *short_keys, *short_ids;
-    const uint64_t *inner_pairs;
-    struct bpe_run {
-        uint8_t lo, size, k, key_max;
-        uint32_t n, n_all, key_mask, max_len;
-        const uint16_t *number;
-        const uint64_t *window, *longer;
-        const uint32_t *longer_rank;
-        const uint64_t *longer_lens;
-        const uint32_t *tok;
-        const uint8_t *len;
-        const uint16_t *kids;
-        const uint64_t *keys;
-        const uint16_t *key_num;
-        const uint64_t *compat;
-    } runs[BPE_RUNS];
+#define X(type, name) type name;
+    BPE_IMAGE_SCALARS(X)
+#undef X
+#define X(type, name, count) const type *name;
+    BPE_IMAGE_ARRAYS(X)
+#undef X
     void *owned;   /* the heap image of a loaded vocabulary; NULL when built in */
     /* Ids that differ from merge ranks (Hugging Face, RoBERTa): everything
      * above and the encoder work in rank space (token r is the r-th merge
@@ -278,9 +211,9 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
  * returns 1; otherwise returns 0. (bpe.c; used when building an image.) */
 int bpe_token_split(const struct bpe *v, uint32_t t, uint32_t *left, uint32_t *right);
 
-/* Fills the pair bitmap of v's run table r (zeroed) from the other tables.
- * (bpe.c; used when building an image.) */
-void bpe_fill_run_compat(const struct bpe *v, const struct bpe_run *r, uint64_t *bits);
+/* Whether the encoding of token t's own bytes is [t]: only such tokens are
+ * ever in an encoding. (bpe.c; used when building an image.) */
+int bpe_token_alone(const struct bpe *v, uint32_t t);
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define BPE_LITTLE_ENDIAN 1
@@ -457,18 +390,29 @@ static inline uint32_t bpe_pair_rank(const struct bpe *v, uint32_t a, uint32_t b
     }
 }
 
-/* The number of the token s[0..len) (all of r's alphabet), or BPE_RUN_NONE.
- * Most strings of more than k bytes are no token: the bitmap of the longer
- * tokens' last 4 bytes, small and in cache, answers those before the key
- * table. */
-static inline uint32_t bpe_run_number(const struct bpe_run *r, const uint8_t *s, size_t len) {
-    if (len <= r->k) return r->number[bpe_run_slot(r->lo, r->size, s, len)];
-    if (len > r->key_max || !bpe_bit(r->longer, bpe_run_value(r->lo, r->size, s + len - 4, 4))) return BPE_RUN_NONE;
-    uint64_t key = bpe_run_key(r->lo, r->size, s, len);
-    for (size_t at = bpe_hash_pair(key) & r->key_mask;; at = (at + 1) & r->key_mask) {
-        if (r->keys[at] == key) return r->key_num[at];
-        if (!r->keys[at]) return BPE_RUN_NONE;
+/* The child of automaton node `node` by byte c, or BPE_EMPTY. The table
+ * is bucketed like the pair table: a lookup reads one cache line. */
+static inline uint32_t bpe_ac_child(const struct bpe *v, uint32_t node, uint8_t c) {
+    uint32_t key = node << 8 | c;
+    size_t at = bpe_hash_pair(key) & v->ac_child_mask & ~(size_t)(BPE_PAIR_BUCKET - 1);
+    for (;;) {
+        const uint64_t *e = v->ac_child + at;
+        uint32_t child = BPE_EMPTY;
+        for (int k = 0; k < BPE_PAIR_BUCKET; k++) child = (uint32_t)(e[k] >> 32) == key ? (uint32_t)e[k] : child;
+        if (child != BPE_EMPTY || e[BPE_PAIR_BUCKET - 1] == BPE_AC_EMPTY) return child;
+        at = (at + BPE_PAIR_BUCKET) & v->ac_child_mask;
     }
+}
+
+/* The automaton's step: from node s (the longest suffix of the text so
+ * far that is a prefix of a token) by byte c, down the fail links until a
+ * node has that child. */
+static inline uint32_t bpe_ac_next(const struct bpe *v, uint32_t s, uint8_t c) {
+    for (; s; s = v->ac_nodes[s].fail) {
+        uint32_t t = bpe_ac_child(v, s, c);
+        if (t != BPE_EMPTY) return t;
+    }
+    return v->ac_root[c];
 }
 
 #endif

@@ -1,12 +1,14 @@
-/* test_bpe_long.c - the long-piece encoders of bpe/bpe.c against each other
- * and against the definition, through bpe.c's internals (it is included):
+/* test_bpe_long.c - the long-piece encoder of bpe/bpe.c against the
+ * definition, through bpe.c's internals (it is included):
  *   - compatible_fast (the spine walk, which reads pairs of up to 4 bytes
  *     from the text) against re-encoding bytes(a) bytes(b),
  *     on random token pairs and on pairs that occur in real encodings;
- *   - merge_chunked, merge_backtrack and merge_run against merge_long
- *     (the heap), and
- *     merge_short against merge_traced, on
- *     random long pieces from small alphabets, where merges interact most.
+ *   - the automaton: the tokens it names at a place against every token
+ *     that ends there;
+ *   - merge_last (the last token at each place, on 1-4 segments joined)
+ *     against merge_long (the heap), and merge_short against
+ *     merge_traced, on random long pieces from small alphabets, where
+ *     merges interact most.
  * The heap and the quadratic loop follow tiktoken's definition step by step,
  * so they are the reference for the fast paths. */
 #include "../bpe/bpe.c"
@@ -58,6 +60,35 @@ static void test_pairs(const struct bpe *v, int rounds) {
     printf("compatible_fast: %zu pairs checked against the definition\n", checked);
 }
 
+/* The tokens the automaton names where p[0..n) ends, longest first,
+ * against every token (that is its own encoding) that is a suffix. */
+static void test_automaton(const struct bpe *v, int rounds) {
+    static const char *const alphabets[] = {"abcdefghijklmnopqrstuvwxyz ", "0123456789", "=-_ a",
+                                            "\xe4\xb8\x80\xe4\xba\x8c\xe4\xb8\x89 ", "ing th"};
+    uint8_t p[300];
+    int bad = 0;
+    for (int r = 0; r < rounds; r++) {
+        const char *al = alphabets[r % 5];
+        size_t k = strlen(al), n = 1 + rnd() % 299;
+        for (size_t i = 0; i < n; i++) p[i] = (uint8_t)al[rnd() % k];
+        uint32_t s = 0;
+        for (size_t i = 0; i < n; i++) s = bpe_ac_next(v, s, p[i]);
+        uint32_t got[200], want[200];
+        size_t ng = 0, nw = 0;
+        for (uint32_t u = v->ac_nodes[s].tok != BPE_EMPTY ? s : v->ac_nodes[s].dict; u && ng < 200; u = v->ac_nodes[u].dict)
+            got[ng++] = v->ac_nodes[u].tok;
+        for (size_t len = n < v->max_token_len ? n : v->max_token_len; len > 0; len--) {
+            uint32_t t = bpe_find_token(v, p + n - len, len);
+            if (t != BPE_EMPTY && bpe_token_alone(v, t)) want[nw++] = t;
+        }
+        if (ng != nw || memcmp(got, want, ng * 4)) {
+            if (bad++ < 5) fprintf(stderr, "automaton: %zu tokens end after %zu bytes of \"%s\", want %zu\n", ng, n, al, nw);
+        }
+    }
+    if (bad) failures++;
+    printf("automaton: the tokens at the end of %d random texts\n", rounds);
+}
+
 static void test_pieces(const struct bpe *v, int rounds) {
     static const char *const alphabets[] = {
         "a", "=", "0123456789", "abcdefghijklmnopqrstuvwxyz", "ab", "aab", "01",
@@ -68,60 +99,32 @@ static void test_pieces(const struct bpe *v, int rounds) {
     enum { MAX_N = 16384 };
     uint8_t *p = malloc(MAX_N);
     uint32_t *a = malloc(MAX_N * 4), *b = malloc(MAX_N * 4), *c = malloc(MAX_N * 4);
-    int bad = 0, fell_back = 0, chunked_gave_up = 0;
+    size_t *offs = malloc(MAX_N * sizeof *offs);
+    int bad = 0, fell_back = 0;
     for (int r = 0; r < rounds; r++) {
         const char *al = alphabets[r % (sizeof alphabets / sizeof *alphabets)];
-        /* Some pieces long enough for merge_chunked's chunk cache. */
-        size_t k = strlen(al), n = r % 5 == 4 ? CHUNK_CACHE_MIN + rnd() % 8000 : 257 + rnd() % 1500;
+        size_t k = strlen(al), n = r % 5 == 4 ? 4096 + rnd() % 8000 : 257 + rnd() % 1500;
         for (size_t i = 0; i < n; i++) p[i] = (uint8_t)al[rnd() % k];
-        /* a run of one alphabet of merge_run's (digits, lowercase) */
-        int run = 0;
-        for (int w = 0; w < BPE_RUNS; w++) {
-            int in = 1;
-            for (size_t i = 1; i < n; i++) in &= (uint8_t)(p[i] - bpe_run_alphabets[w].lo) < bpe_run_alphabets[w].size;
-            run |= in;
-        }
-        if (run && r % 3 == 0) p[0] = ' ';  /* the piece " 123...", " abc..." */
-        /* Cut into 1-4 segments, each encoded alone and then joined. */
+        if (r % 3 == 0) p[0] = ' ';  /* the piece " 123...", " abc..." */
+        /* Cut into 1-4 segments, each encoded alone and then joined; with
+         * offsets every other time. */
         int segments = 1 + r % 4;
-        out_t oa = {v, a, NULL, MAX_N, 0, 0, NULL, 1}, ob = {v, b, NULL, MAX_N, 0, 0, NULL, 1};
-        out_t oc = {v, c, NULL, MAX_N, 0, 0, NULL, 1};
-        if (!merge_backtrack(&oa, p, n, 0)) fell_back++;
+        out_t oa = {v, a, r % 2 ? offs : NULL, MAX_N, 0, 0, NULL, 1}, ob = {v, b, NULL, MAX_N, 0, 0, NULL, 1};
         merge_long(&ob, p, n, 0);
-        if (!merge_chunked(&oc, p, n, 0, segments)) {
-            chunked_gave_up++;
-        } else if (oc.n != ob.n || memcmp(c, b, oc.n * 4)) {
-            if (bad++ < 5)
-                fprintf(stderr, "alphabet \"%s\", %zu bytes, %d segments: chunked %zu tokens, heap %zu\n", al, n,
-                        segments, oc.n, ob.n);
+        if (!merge_last(&oa, p, n, 0, segments)) {
+            fell_back++;
+        } else {
+            int same = oa.n == ob.n && !memcmp(a, b, oa.n * 4);
+            for (size_t i = 0, at = 0; same && r % 2 && i < oa.n; at += token_len(v, b[i++])) same = offs[i] == at;
+            if (!same && bad++ < 5)
+                fprintf(stderr, "alphabet \"%s\", %zu bytes, %d segments: last tokens %zu, heap %zu\n", al, n,
+                        segments, oa.n, ob.n);
         }
-        /* No room in the caller's buffer: merge_chunked works in its own. */
+        /* No room in the caller's buffer: counting only. */
         out_t oz = {v, NULL, NULL, 0, 0, 0, NULL, 1};
-        if (merge_chunked(&oz, p, n, 0, segments) && oz.n != ob.n) {
-            if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: chunked counts %zu tokens, heap %zu\n", al, n, oz.n, ob.n);
+        if (merge_last(&oz, p, n, 0, segments) && oz.n != ob.n) {
+            if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: last tokens count %zu, heap %zu\n", al, n, oz.n, ob.n);
         }
-        if (oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
-            if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: backtrack %zu tokens, heap %zu\n", al, n, oa.n, ob.n);
-        }
-        /* merge_run takes runs of one alphabet (after one other byte),
-         * nothing else, and may decline runs where long tokens are
-         * everywhere (zeros), never random ones; with offsets or no room,
-         * it works in a buffer of its own. */
-        size_t *offs = malloc(MAX_N * sizeof *offs);
-        out_t og = {v, c, r % 2 ? offs : NULL, MAX_N, 0, 0, NULL, 1};
-        size_t most = 0, seen[256] = {0};
-        for (size_t i = 0; i < n; i++) most = ++seen[p[i]] > most ? seen[p[i]] : most;
-        int took = merge_run(&og, p, n, 0), random_run = run && strlen(al) >= 4 && 2 * most < n;
-        if (took ? !run : random_run) {
-            if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: merge_run %s\n", al, n, took ? "took other bytes" : "declined a random run");
-        } else if (took) {
-            int same = og.n == ob.n && !memcmp(c, b, og.n * 4);
-            for (size_t i = 0, at = 0; same && r % 2 && i < og.n; at += token_len(v, b[i++])) same = offs[i] == at;
-            out_t oz2 = {v, NULL, NULL, 0, 0, 0, NULL, 1};
-            if (!merge_run(&oz2, p, n, 0) || oz2.n != ob.n) same = 0;
-            if (!same && bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: run %zu tokens, heap %zu\n", al, n, og.n, ob.n);
-        }
-        free(offs);
         /* Cut where no token joins two bytes, when there is such a place. */
         out_t os = {v, c, NULL, MAX_N, 0, 0, NULL, 1};
         if (split_piece(&os, p, n, 0) && (os.n != ob.n || memcmp(c, b, os.n * 4))) {
@@ -146,13 +149,13 @@ static void test_pieces(const struct bpe *v, int rounds) {
             if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: encode_piece differs\n", al, len);
         }
     }
+    free(offs);
     if (bad) failures++;
     if (fell_back) {
-        fprintf(stderr, "merge_backtrack gave up on %d pieces\n", fell_back);
+        fprintf(stderr, "merge_last gave up on %d pieces\n", fell_back);
         failures++;
     }
-    printf("long pieces: %d random pieces, chunked == split == backtracking == runs == heap == quadratic loop "
-           "(chunked gave way to backtracking on %d)\n", rounds, chunked_gave_up);
+    printf("long pieces: %d random pieces, last tokens (1-4 segments) == split == heap == quadratic loop\n", rounds);
     free(p);
     free(a);
     free(b);
@@ -191,26 +194,17 @@ static void test_non_monotone(void) {
     }
     uint8_t p[2048];
     uint32_t a[2048], b[2048];
-    int bad = 0, run_took = 0;
+    int bad = 0;
     for (int r = 0; r < 200; r++) {
         size_t n = 300 + rnd() % 1500;
         for (size_t i = 0; i < n; i++) p[i] = (uint8_t)"abcab"[rnd() % 5];
         out_t oa = {v, a, NULL, 2048, 0, 0, NULL, 1}, ob = {v, b, NULL, 2048, 0, 0, NULL, 1};
-        int ok = merge_backtrack(&oa, p, n, 0);
+        int ok = merge_last(&oa, p, n, 0, 1 + r % 3);
         merge_long(&ob, p, n, 0);
         if (!ok || oa.n != ob.n || memcmp(a, b, oa.n * 4)) bad++;
-        out_t oc = {v, a, NULL, 2048, 0, 0, NULL, 1};
-        if (merge_chunked(&oc, p, n, 0, 1 + r % 3) && (oc.n != ob.n || memcmp(a, b, oc.n * 4))) bad++;
-        /* the run route: "abcabc" has a number of the run's own, and the
-         * walk meets "abc", which is not monotone */
-        out_t od = {v, a, NULL, 2048, 0, 0, NULL, 1};
-        int took = merge_run(&od, p, n, 0);
-        run_took += took;
-        if (took && (od.n != ob.n || memcmp(a, b, od.n * 4))) bad++;
     }
-    if (bad || !run_took) {
-        fprintf(stderr, "non-monotone vocabulary: %d of 200 pieces differ from the heap (run route took %d)\n", bad,
-                run_took);
+    if (bad) {
+        fprintf(stderr, "non-monotone vocabulary: %d of 200 pieces differ from the heap\n", bad);
         failures++;
     }
     bpe_free(v);
@@ -281,37 +275,37 @@ static void test_short_free(void) {
     uint32_t a[1001], b[1001];
     memset(p, 0xFF, sizeof p);
     out_t oa = {v, a, NULL, 1001, 0, 0, NULL, 1}, ob = {v, b, NULL, 1001, 0, 0, NULL, 1};
-    int ok = merge_chunked(&oa, p, sizeof p, 0, 2);
+    int ok = merge_last(&oa, p, sizeof p, 0, 2);
     merge_long(&ob, p, sizeof p, 0);
     if (v->short_free == 0xFFFFFFFFu || bpe_short_token(v, 0xFFFFFFFFu, 4) != 257 || !ok || oa.n != 251 ||
         oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
-        fprintf(stderr, "FF vocabulary: free key %08x, token FFFFFFFF %u, chunked %zu tokens, heap %zu\n",
+        fprintf(stderr, "FF vocabulary: free key %08x, token FFFFFFFF %u, last tokens %zu, heap %zu\n",
                 v->short_free, bpe_short_token(v, 0xFFFFFFFFu, 4), oa.n, ob.n);
         failures++;
     }
     bpe_free(v);
 }
 
-/* merge_run after a byte whose token has id 0 (GPT-2's "!"): the route's
- * mark for that token once equalled its mark for "nothing before", and the
- * tokens were read back past the start (found by fuzz_pieces). */
-static void test_run_after_id_0(const struct bpe *v) {
+/* A piece after a byte whose token has id 0 (GPT-2's "!"): an encoder
+ * that marks "nothing before" with 0 would confuse the two. */
+static void test_after_id_0(const struct bpe *v) {
     uint8_t p[101] = "!";
     for (int i = 1; i < 101; i++) p[i] = (uint8_t)('a' + (i * 7) % 26);
     uint32_t a[102], b[102];
     out_t oa = {v, a, NULL, 102, 0, 0, NULL, 1}, ob = {v, b, NULL, 102, 0, 0, NULL, 1};
     merge_long(&ob, p, sizeof p, 0);
-    if (!merge_run(&oa, p, sizeof p, 0) || oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
-        fprintf(stderr, "merge_run after \"!\": %zu tokens, heap %zu\n", oa.n, ob.n);
+    if (!merge_last(&oa, p, sizeof p, 0, 1) || oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
+        fprintf(stderr, "merge_last after \"!\": %zu tokens, heap %zu\n", oa.n, ob.n);
         failures++;
     }
 }
 
 int main(void) {
     const struct bpe *v = bpe_gpt2();
-    test_run_after_id_0(v);
+    test_after_id_0(v);
     int sanitized = getenv("SANITIZED") && !strcmp(getenv("SANITIZED"), "1");
     test_pairs(v, sanitized ? 20000 : 300000);
+    test_automaton(v, sanitized ? 2000 : 20000);
     test_pieces(v, sanitized ? 60 : 600);
     test_non_monotone();
     test_short_free();
