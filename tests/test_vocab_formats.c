@@ -689,7 +689,66 @@ static void test_gpt2_tiktoken(void) {
     free(b.p);
 }
 
+#ifdef GPT2IN_FAULTS
+#include "alloc.h"
+
+/* Out of memory, SQLite-style (as tests/test_alloc_fail.c): the Nth
+ * allocation of a load fails, alone or with every one after it, for N = 1,
+ * 2, ... until the load makes fewer. Each load must then fail with
+ * BPE_ERR_NOMEM and "out of memory", or succeed and encode right; the
+ * sanitizer build's LeakSanitizer checks that nothing leaks. (jansson's own
+ * allocations are not counted.) */
+static void test_out_of_memory(void) {
+    buf files[6] = {{0}};
+    tokenizer_json(&files[0], 1, "null", pre_ok, NULL, "BPE", NULL);
+    vocab_json(&files[1], 1);
+    merges_txt(&files[2], NULL);
+    tiktoken_file(&files[3], 1);
+    gguf_opts o = gguf_default(1);
+    gguf_file(&files[4], 1, &o);
+    llmc_file(&files[5], 1, 2, N_TOK, id_of(1, N_TOK - 1));
+    static const char *const names[] = {"tokenizer.json", "vocab.json + merges.txt", "tiktoken", "GGUF", "llm.c"};
+    for (int f = 0; f < 5; f++) {
+        long nomem = 0, runs = 0;
+        for (int sticky = 0; sticky <= 1; sticky++) {
+            for (long n = 1; n < 100000; n++) {
+                bpe_error err;
+                err.msg[0] = 0;
+                gpt2in_fault_set(n, sticky);
+                bpe *v = f == 0   ? bpe_load_hf_json_mem(files[0].p, files[0].n, TJ, &err)
+                         : f == 1 ? bpe_load_hf_pair_mem(files[1].p, files[1].n, "v.json", files[2].p, files[2].n,
+                                                         "m.txt", &err)
+                         : f == 2 ? bpe_load_tiktoken_mem(files[3].p, files[3].n, TK, &err)
+                         : f == 3 ? bpe_load_gguf_mem(files[4].p, files[4].n, TG, &err)
+                                  : bpe_load_llmc_mem(files[5].p, files[5].n, TL, &err);
+                long made = gpt2in_fault_set(0, 0);
+                runs++;
+                if (v) {
+                    if (f == 2) check_encodes(v, names[f], tik_id, 1);
+                    else if (f != 4) check_encodes(v, names[f], id_of, 1);
+                    bpe_free(v);
+                } else {
+                    CHECK(strstr(err.msg, "out of memory") != NULL, "%s: allocation %ld%s failed: %s", names[f], n,
+                          sticky ? " (and all after)" : "", err.msg);
+                    nomem++;
+                }
+                if (made < n) {
+                    CHECK(v != NULL, "%s: failed with no allocation failing: %s", names[f], err.msg);
+                    break;
+                }
+            }
+        }
+        CHECK(nomem > 0, "%s: no run ran out of memory", names[f]);
+        printf("%-24s %6ld loads, %6ld out of memory\n", names[f], runs, nomem);
+    }
+    for (int f = 0; f < 6; f++) free(files[f].p);
+}
+#endif
+
 int main(void) {
+#ifdef GPT2IN_FAULTS
+    test_out_of_memory();
+#endif
     test_hf();
     test_hf_special();
     test_tiktoken();
