@@ -303,6 +303,7 @@ typedef struct {
     const bpe *v;
     size_t n_ints;
     PyObject **ints;
+    unsigned char *ascii;   /* ascii[id]: the token's bytes are all below 0x80 */
 } CoreBPE;
 
 static PyTypeObject CoreBPEType;
@@ -310,6 +311,7 @@ static PyTypeObject CoreBPEType;
 static void core_dealloc(CoreBPE *self) {
     for (size_t k = 0; k < self->n_ints; k++) Py_XDECREF(self->ints[k]);
     PyMem_Free(self->ints);
+    PyMem_Free(self->ascii);
     bpe_free(self->v);   /* a no-op on the compiled-in vocabulary */
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -324,9 +326,17 @@ static PyObject *core_wrap(const bpe *v) {
     c->n_ints = 0;
     size_t nv = bpe_vocab_size(v);
     c->ints = PyMem_Calloc(nv ? nv : 1, sizeof *c->ints);
-    if (!c->ints) {
+    c->ascii = PyMem_Calloc(nv ? nv : 1, 1);
+    if (!c->ints || !c->ascii) {
         Py_DECREF(c);
         return PyErr_NoMemory();
+    }
+    for (size_t k = 0; k < nv; k++) {
+        size_t len;
+        const unsigned char *p = (const unsigned char *)bpe_token_bytes(v, (uint32_t)k, &len);
+        int a = p != NULL;
+        for (size_t i = 0; a && i < len; i++) a = p[i] < 0x80;
+        c->ascii[k] = (unsigned char)a;
     }
     for (size_t k = 0; k < nv; k++) {
         c->ints[k] = PyLong_FromSize_t(k);
@@ -748,18 +758,24 @@ typedef struct {
     size_t n;
     size_t total;
     size_t bad;   /* index of the first id outside the vocabulary; n if none */
+    int ascii;    /* every byte below 0x80 */
     char *out;    /* NULL: not wanted */
 } dec_job;
 
-static void dec_size(const bpe *v, dec_job *j) {
+/* ascii: the vocabulary's per-id table, so that ASCII text (most of it)
+ * is decoded straight into its str, with no bytes object in between. */
+static void dec_size(const bpe *v, const unsigned char *ascii, dec_job *j) {
     size_t total = 0, k;
+    int all = 1;
     for (k = 0; k < j->n; k++) {
         size_t l;
         if (!bpe_token_bytes(v, j->ids[k], &l)) break;
         total += l;
+        all &= ascii[j->ids[k]];
     }
     j->total = total;
     j->bad = k;
+    j->ascii = all;
 }
 
 static void dec_bytes(const bpe *v, dec_job *j) {
@@ -771,6 +787,7 @@ static void dec_bytes(const bpe *v, dec_job *j) {
 
 typedef struct {
     const bpe *v;
+    const unsigned char *ascii;
     dec_job *jobs;
     size_t n_jobs;
     int pass;   /* 0: dec_size, 1: dec_bytes */
@@ -782,7 +799,7 @@ static void *dec_worker(void *arg) {
     for (;;) {
         size_t i = atomic_fetch_add(&p->next, 1);
         if (i >= p->n_jobs) break;
-        if (p->pass == 0) dec_size(p->v, &p->jobs[i]);
+        if (p->pass == 0) dec_size(p->v, p->ascii, &p->jobs[i]);
         else dec_bytes(p->v, &p->jobs[i]);
     }
     return NULL;
@@ -801,27 +818,49 @@ static PyObject *utf8_decode(PyObject *bytes, PyObject *errors) {
     return PyUnicode_DecodeUTF8(PyBytes_AS_STRING(bytes), PyBytes_GET_SIZE(bytes), e);
 }
 
+/* After dec_size, with the GIL: the object dec_bytes writes into (j->out)
+ * and that becomes the result: a bytes object, or for str results (to_str)
+ * of ASCII text the str itself (a fresh str may be filled before anyone
+ * sees it). Other text goes through bytes and finish_str. */
+static PyObject *dec_target(dec_job *j, int to_str) {
+    if (j->total > (size_t)PY_SSIZE_T_MAX) return PyErr_NoMemory();
+    PyObject *o;
+    if (to_str && j->ascii) {
+        o = PyUnicode_New((Py_ssize_t)j->total, 127);
+        if (o) j->out = (char *)PyUnicode_1BYTE_DATA(o);
+    } else {
+        o = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)j->total);
+        if (o) j->out = PyBytes_AS_STRING(o);
+    }
+    return o;
+}
+
+/* After dec_bytes: the str of a str result (errors as bytes.decode's). */
+static PyObject *finish_str(PyObject *o, PyObject *errors) {
+    if (!PyUnicode_Check(errors)) return utf8_decode(o, errors);   /* its TypeError */
+    if (PyUnicode_Check(o)) return Py_NewRef(o);
+    return utf8_decode(o, errors);
+}
+
 /* The bytes of ids into a new bytes object (or a str when errors is not
  * NULL: decoded as UTF-8 with that error handler). */
-static PyObject *decode_ids(const bpe *v, uint32_t *ids, size_t n, PyObject *errors) {
-    dec_job j = {ids, n, 0, 0, NULL};
+static PyObject *decode_ids(const CoreBPE *c, uint32_t *ids, size_t n, PyObject *errors) {
+    dec_job j = {ids, n, 0, 0, 0, NULL};
     Py_BEGIN_ALLOW_THREADS
-    dec_size(v, &j);
+    dec_size(c->v, c->ascii, &j);
     Py_END_ALLOW_THREADS
     if (j.bad < n) {
         raise_bad_id(ids[j.bad]);
         return NULL;
     }
-    if (j.total > (size_t)PY_SSIZE_T_MAX) return PyErr_NoMemory();
-    PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)j.total);
-    if (!b) return NULL;
-    j.out = PyBytes_AS_STRING(b);
+    PyObject *o = dec_target(&j, errors != NULL);
+    if (!o) return NULL;
     Py_BEGIN_ALLOW_THREADS
-    dec_bytes(v, &j);
+    dec_bytes(c->v, &j);
     Py_END_ALLOW_THREADS
-    if (!errors) return b;
-    PyObject *s = utf8_decode(b, errors);
-    Py_DECREF(b);
+    if (!errors) return o;
+    PyObject *s = finish_str(o, errors);
+    Py_DECREF(o);
     return s;
 }
 
@@ -829,7 +868,7 @@ static PyObject *core_decode_bytes(CoreBPE *self, PyObject *tokens) {
     uint32_t *ids;
     size_t n;
     if (ids_from_seq(tokens, &ids, &n, "tokens")) return NULL;
-    PyObject *r = decode_ids(self->v, ids, n, NULL);
+    PyObject *r = decode_ids(self, ids, n, NULL);
     free(ids);
     return r;
 }
@@ -842,7 +881,7 @@ static PyObject *core_decode(CoreBPE *self, PyObject *const *args, Py_ssize_t na
     uint32_t *ids;
     size_t n;
     if (ids_from_seq(args[0], &ids, &n, "tokens")) return NULL;
-    PyObject *r = decode_ids(self->v, ids, n, args[1]);
+    PyObject *r = decode_ids(self, ids, n, args[1]);
     free(ids);
     return r;
 }
@@ -904,7 +943,7 @@ static PyObject *core_decode_batch(CoreBPE *self, PyObject *const *args, Py_ssiz
         }
         total += jobs[i].n;
     }
-    dec_pool pool = {self->v, jobs, (size_t)count, 0, 0};
+    dec_pool pool = {self->v, self->ascii, jobs, (size_t)count, 0, 0};
     size_t nt = thread_count(total, TOKENS_PER_THREAD, threads, (size_t)count);
     Py_BEGIN_ALLOW_THREADS
     run_threads(dec_worker, &pool, nt);
@@ -916,13 +955,8 @@ static PyObject *core_decode_batch(CoreBPE *self, PyObject *const *args, Py_ssiz
             stop = i;
             break;
         }
-        if (jobs[i].total > (size_t)PY_SSIZE_T_MAX) {
-            PyErr_NoMemory();
-            goto done;
-        }
-        outs[i] = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)jobs[i].total);
+        outs[i] = dec_target(&jobs[i], errors != NULL);
         if (!outs[i]) goto done;
-        jobs[i].out = PyBytes_AS_STRING(outs[i]);
     }
     pool.pass = 1;
     atomic_store(&pool.next, 0);
@@ -932,7 +966,7 @@ static PyObject *core_decode_batch(CoreBPE *self, PyObject *const *args, Py_ssiz
     Py_END_ALLOW_THREADS
     if (errors) {
         for (Py_ssize_t i = 0; i < stop; i++) {
-            PyObject *s = utf8_decode(outs[i], errors);
+            PyObject *s = finish_str(outs[i], errors);
             if (!s) goto done;
             Py_SETREF(outs[i], s);
         }

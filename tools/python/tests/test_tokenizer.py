@@ -543,6 +543,16 @@ def test_decode_batch_semantics(enc):
         assert enc.decode_batch(batch, num_threads=nt) == texts
         assert enc.decode_bytes_batch(batch, num_threads=nt) == [t.encode() for t in texts]
     assert enc.decode_batch([]) == [] and enc.decode_batch([], errors=5) == []
+    # ASCII text is decoded straight into its str: the same str in every way
+    ascii_text = "plain ASCII text, <|endoftext|> included\n" * 50
+    ids = enc.encode(ascii_text, allowed_special="all")
+    for got in (enc.decode(ids), enc.decode(ids, errors="strict"), enc.decode_batch([ids])[0]):
+        assert got == ascii_text and got.isascii() and hash(got) == hash(ascii_text)
+        assert got.encode() == ascii_text.encode() and got + "x" == ascii_text + "x"
+    with pytest.raises(TypeError, match="decode\\(\\) argument 'errors' must be str, not int"):
+        enc.decode(ids, errors=5)
+    with pytest.raises(TypeError, match="must be str, not int"):
+        enc.decode_batch([ids], errors=5)
     assert enc.decode_batch(iter(batch)) == texts
     assert enc.decode_batch([np.array(b, np.int64) for b in batch]) == texts
     half = [enc.encode("\U0001F600")[:1]]
