@@ -293,6 +293,27 @@ exec "{real}" "$@"
         err = r.stderr.decode(errors="replace")
         check(r.returncode == 2 and "bad.jsonl:2:" in err, f"bad input: exit 2 and gpt2in's message ({err.strip()!r})")
         check(not os.path.exists(os.path.join(work, "d4", "corpus_manifest.json")), "bad input: no manifest")
+
+        # 5. the scheduler of the running cluster dies under a driver: it
+        # says so and how to resume (after a 2 s reconnection timeout)
+        prog = wrapper(os.path.join(work, "hang5"), f"""
+: >"{work}/hung5.$$"
+while :; do sleep 0.05; done
+""")
+        p = driver(work, prog, "d5", sched + ["--unit-bytes", "1"],
+                   env=dict(os.environ, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="2s"))
+        deadline = time.monotonic() + HANG
+        while (time.monotonic() < deadline and p.poll() is None
+               and not any(n.startswith("hung5.") for n in os.listdir(work))):
+            time.sleep(0.05)
+        os.killpg(cluster[0].pid, signal.SIGKILL)
+        try:
+            text = p.communicate(timeout=HANG)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            text = p.communicate()[0].decode(errors="replace")
+        check(p.returncode == 2 and "rerun the same command to resume" in text and "Traceback" not in text,
+              f"the scheduler killed: exit 2 and a hint to rerun ({text.strip()!r})")
     finally:
         stop_cluster(cluster)
         if failures and os.path.exists(os.path.join(work, "cluster.log")):

@@ -340,9 +340,12 @@ def run(args):
     # worker folders purged) are not the user's business; errors come back
     # as the tasks' exceptions. The variable reaches a LocalCluster's workers.
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
-    logging.getLogger("distributed").setLevel(logging.CRITICAL)
-    logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # a slow close's timeout
     from distributed import as_completed
+    # (after the import, which sets the levels from Dask's configuration)
+    for name in list(logging.root.manager.loggerDict):
+        if name.split(".")[0] in ("distributed", "asyncio"):  # asyncio: a slow close's timeout
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
     try:
         client, cluster = _connect(args)
     except (OSError, ValueError, TimeoutError) as e:
@@ -382,8 +385,11 @@ def run(args):
         except Exception as e:
             if tty:
                 print(file=sys.stderr)
-            client.cancel(futures)
-            print(_explain(e), file=sys.stderr)
+            print(_explain(e, client), file=sys.stderr)
+            try:
+                client.cancel(futures)
+            except Exception:
+                pass  # the scheduler is gone: nothing to cancel
             return 2
         if tty:
             print(file=sys.stderr)
@@ -391,14 +397,17 @@ def run(args):
             messages, asm_secs = client.submit(assemble_task, asm, units_dir, pure=False,
                                                key=f"gpt2in-assemble-{args.name}-{run_id}").result()
         except Exception as e:
-            print(_explain(e), file=sys.stderr)
+            print(_explain(e, client), file=sys.stderr)
             return 2
         if messages and not args.quiet:
             print(messages, file=sys.stderr)
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        try:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        except Exception:
+            pass  # a lost scheduler was reported above
     if not args.keep_units:
         shutil.rmtree(units_dir, ignore_errors=True)
     secs = time.monotonic() - t0
@@ -412,7 +421,10 @@ def run(args):
     return 0
 
 
-def _explain(e):
+def _explain(e, client):
+    if client.status != "running":
+        return (f"{PROG}: lost the Dask scheduler; the units written so far are kept: "
+                "rerun the same command to resume")
     name = type(e).__name__
     if name == "KilledWorker":
         return (f"{PROG}: {e}: the task's worker died again and again "
