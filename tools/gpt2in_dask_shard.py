@@ -5,7 +5,7 @@
         --out DIR [--unit-bytes N] [--gpt2in PATH] [gpt2in shard options] INPUT...
 
 The inputs, in the order given, are cut into work units of whole files (about
---unit-bytes each). Every unit is one Dask task: a worker runs
+--unit-bytes each, at most NAME_BUDGET bytes of file names). Every unit is one Dask task: a worker runs
 `gpt2in shard --unit DIR/NAME_units/NNNNNN.tok INPUTS...` (NNNNNN: the index of
 the unit's first input), which writes the unit's tokens and, renamed last, its
 sidecar. When every unit is there, one task runs `gpt2in shard --assemble`
@@ -20,7 +20,7 @@ directory, so input names are recorded in the manifest as given here.
 
 Faults: a unit is written under a temporary name and renamed, so a task that
 dies leaves nothing half-written under a final name; when a worker dies, Dask
-runs its tasks again elsewhere (the stage's child process dies with it). A
+runs its tasks again elsewhere (the stage's process dies with it). A
 rerun with the same arguments (after the driver, the scheduler or the whole
 cluster died) reuses every unit whose sidecar matches its inputs (names,
 sizes, mtimes), the options, and the sha256 of the unit's tokens; assemble
