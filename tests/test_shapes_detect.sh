@@ -89,8 +89,13 @@ tab=$(printf '\t')
 nbad=0
 while IFS="$tab" read -r name want opts; do
     nbad=$((nbad + 1))
-    bad2 "decode bad/$name" "$want" "\"$G\" decode $opts \"$T/bad/$name\""
-    grep -qF "bad/$name" "$T/err" || fail "decode bad/$name: the message does not name the file"
+    case $want in
+    *"row 1 has"*)  # decode only concatenates rows: unequal ones are no error there
+        "$G" decode "$T/bad/$name" >/dev/null 2>"$T/err" || fail "decode of ragged bad/$name: $(cat "$T/err")" ;;
+    *)
+        bad2 "decode bad/$name" "$want" "\"$G\" decode $opts \"$T/bad/$name\""
+        grep -qF "bad/$name" "$T/err" || fail "decode bad/$name: the message does not name the file" ;;
+    esac
     bad2 "embed bad/$name (stdin)" "$want" \
         "\"$G\" embed --weights \"$D/model.safetensors\" $opts -o \"$T/bad.npy\" < \"$T/bad/$name\""
     grep -qF "<stdin>" "$T/err" || fail "embed bad/$name: the message does not name <stdin>"
@@ -114,6 +119,8 @@ for spec in "ids.txt:ids: 6, shape [6]" "ids.json:ids: 6, shape [6]" "ids.llmc:a
     "$G" inspect --json - <"$D/$f" >"$T/out" 2>"$T/err" || fail "inspect --json <$f: $(cat "$T/err")"
     $PY -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/out" || fail "inspect --json $f: not JSON"
 done
+got=$(printf '[[1, 2], [3]]' | "$G" decode | od -An -tx1)
+[ "$got" = "$(printf '"#$' | od -An -tx1)" ] || fail "decode of ragged rows: $got"
 bad2 "inspect of a zip" "is a zip archive" "\"$G\" inspect \"$D/notes.zip\""
 bad2 "inspect of a ragged batch" "row 1 has 1 ids but row 0 has 2" "\"$G\" inspect < \"$T/bad/ragged.json\""
 

@@ -154,6 +154,9 @@ int ids_reader_next(ids_reader *r, uint32_t *buf, size_t cap, size_t *n);
  * row *row, column *col (so its position is pos0 + *col). */
 int ids_reader_next_row(ids_reader *r, uint32_t *buf, size_t cap, size_t *n, uint64_t *row,
                         uint64_t *col);
+/* Rows of different lengths are then no error (decode: rows are only
+ * concatenated); the shape's T is then the last row's. */
+void ids_reader_allow_ragged(ids_reader *r);
 /* Once *n = 0: the shape of what was read. */
 void ids_reader_shape(const ids_reader *r, ids_shape *shape);
 void ids_reader_close(ids_reader *r);

@@ -69,6 +69,7 @@ struct ids_reader {
     int width_known;
     int in_row;            /* JSON [B, T]: between a row's '[' and its ']' */
     int brk;               /* text: a blank line since the last id */
+    int ragged_ok;         /* rows may differ in length (decode) */
 };
 
 static int refill(ids_reader *r) {
@@ -159,7 +160,7 @@ static int read_number(ids_reader *r, uint64_t *out, int json, uint64_t *at) {
 
 /* Row `row` is complete with `col` ids: all rows must be as long as the first. */
 static int close_row(ids_reader *r) {
-    if (!r->width_known) {
+    if (!r->width_known || r->ragged_ok) {
         r->width = r->col;
         r->width_known = 1;
     } else if (r->col != r->width) {
@@ -177,7 +178,7 @@ static int close_row(ids_reader *r) {
 /* One more id in the current row: past the first row's length is an error
  * now, not at the row's end, so a bad batch stops early. */
 static int row_room(ids_reader *r, uint64_t at) {
-    if (r->ndim == 2 && r->width_known && r->col >= r->width)
+    if (r->ndim == 2 && r->width_known && r->col >= r->width && !r->ragged_ok)
         return cli_error("%s: byte %llu: row %llu has more ids than row 0 (%llu): the rows of a "
                          "batch [B, T] must all have T ids (pad them yourself: GPT-2 has no "
                          "padding token)", r->name, (unsigned long long)at,
@@ -557,6 +558,8 @@ out:
     *n = k;
     return 0;
 }
+
+void ids_reader_allow_ragged(ids_reader *r) { r->ragged_ok = 1; }
 
 void ids_reader_shape(const ids_reader *r, ids_shape *shape) {
     shape->ndim = r->ndim;

@@ -11,7 +11,8 @@ static const char decode_help[] =
     "when a token ends in the middle of a UTF-8 character. Streams any length.\n"
     "\n"
     "  --input-format F  text (decimal ids separated by any whitespace), u16, u32,\n"
-    "                    npy, json, llmc; default: npy or json by the file name, else text\n"
+    "                    npy, json, llmc, auto; default auto: told from the first bytes\n"
+    "                    (text, JSON, .npy, llm.c shard; raw u16/u32 must be named)\n"
     "  --encoder FILE --merges FILE\n"
     "                    another vocabulary in GPT-2's format (default: built in)\n"
     "  --vocab FILE      a vocabulary in another format: tokenizer.json, vocab.json (with\n"
@@ -21,7 +22,10 @@ static const char decode_help[] =
     "\n"
     "An id outside the vocabulary, a negative or non-numeric id (or a text id of\n"
     "more than 20 bytes) is an error naming its byte offset (exit status 2). Memory\n"
-    "stays bounded for any input: ids are read in blocks, .npy too.\n";
+    "stays bounded for any input: ids are read in blocks, .npy too. A batch [B, T]\n"
+    "(a 2-D .npy, a JSON list of lists, text rows separated by a blank line) is\n"
+    "decoded row after row, with nothing between rows (and here rows may differ\n"
+    "in length).\n";
 
 int cmd_decode(int argc, char **argv) {
     const char *format = NULL, *enc = NULL, *merges = NULL, *path = NULL, *vocab = NULL;
@@ -61,6 +65,7 @@ int cmd_decode(int argc, char **argv) {
     enum { BLOCK = 1 << 14 };
     ids_reader *r = ids_reader_open(in, path && strcmp(path, "-") ? path : "<stdin>", (ids_format)fmt,
                                     bpe_vocab_size(v));
+    if (r) ids_reader_allow_ragged(r); /* rows are only concatenated here */
     uint32_t *ids = malloc(BLOCK * sizeof *ids);
     size_t cap = BLOCK * bpe_max_token_bytes(v);
     char *out = malloc(cap);
