@@ -147,12 +147,8 @@ static int read_vocab(const json_t *vocab, const char *name, const char *where, 
                         vocab ? type_name(vocab) : "missing");
     size_t n = json_object_size(vocab);
     uint32_t n_ids = (uint32_t)(n < BPE_MAX_TOKENS ? n : BPE_MAX_TOKENS);
-    const json_t *sp_in_vocab = sp->have ? NULL : NULL;
-    if (sp->have) {
-        /* the special token may be in the vocabulary too (GPT-2's is), or only an added token */
-        sp_in_vocab = json_object_getn(vocab, sp->content, sp->len);
-        if (!sp_in_vocab) n_ids++;
-    }
+    /* the special token may be in the vocabulary too (GPT-2's is), or only an added token */
+    if (sp->have && !json_object_getn(vocab, sp->content, sp->len)) n_ids++;
     if (n == 0 || n >= BPE_MAX_TOKENS)
         return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: %s has %zu tokens (1..%u)", name, where, n, BPE_MAX_TOKENS - 1);
     if (sp->have && sp->id >= n_ids)
@@ -352,6 +348,11 @@ bpe *bpe_load_hf_pair_mem(const char *vocab_json, size_t vocab_len, const char *
     lv_vocab lv = {0};
     bpe *v = NULL;
     special none = {0};
+    if (json_is_object(json_object_get(root, "model"))) {
+        bpe_fail(err, BPE_ERR_FORMAT, 0, "%s is a tokenizer.json, which holds its merges; a merges file goes only "
+                 "with a vocab.json", vocab_name);
+        goto out;
+    }
     /* <|endoftext|> is the special token when the vocabulary has it. */
     const json_t *eot = json_object_get(root, "<|endoftext|>");
     if (json_is_integer(eot) && json_integer_value(eot) >= 0 && json_integer_value(eot) < BPE_MAX_TOKENS) {

@@ -110,6 +110,8 @@ refused "cut.bin: at byte 8: 50257 tokens cannot fit in the 976 bytes" decode --
 head -c 200000 "$tmp/gpt2_tokenizer_v2.bin" > "$tmp/cut.bin"
 refused "truncated: token 2" decode --vocab "$tmp/cut.bin"
 refused "perm.vocab.json: no \"model\" object (a vocab.json goes with a merges.txt)" encode --vocab "$tmp/perm.vocab.json"
+refused "perm.tokenizer.json is a tokenizer.json, which holds its merges" encode --vocab "$tmp/perm.tokenizer.json" \
+    --merges "$tmp/perm.merges.txt"
 refused "a merges file goes only with a vocab.json" encode --vocab "$tmp/gpt2.gguf" --merges "$tmp/perm.merges.txt"
 refused "--vocab and --encoder both name a vocabulary" encode --vocab "$tmp/gpt2.gguf" --encoder gpt2_weights/encoder.json \
     --merges gpt2_weights/vocab.bpe
@@ -122,5 +124,5 @@ refused "hello.txt: not a vocabulary file gpt2in reads" decode --vocab "$tmp/hel
 printf 'YWJj 0\n' > "$tmp/short.tiktoken"
 refused "short.tiktoken: no token for byte 0x00" count --vocab "$tmp/short.tiktoken"
 
-[ $fail -eq 0 ] && echo "vocab files: $n_specs vocabularies x $(wc -w < "$tmp/want.ids") ids as tiktoken's, 3 llm.c decodes, 10 refusals"
+[ $fail -eq 0 ] && echo "vocab files: $n_specs vocabularies x $(wc -w < "$tmp/want.ids") ids as tiktoken's, 3 llm.c decodes, 11 refusals"
 exit $fail
