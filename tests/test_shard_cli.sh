@@ -104,6 +104,11 @@ G --assemble --out "$d/asm" --shard-tokens 1000 --val-tokens 2500 "$d/u/u1" "$d/
 for f in "$d/a"/*.bin "$d/a/corpus_manifest.json"; do
     cmp -s "$f" "$d/asm/${f##*/}" || bad "--unit + --assemble: ${f##*/} differs from the one-machine run"
 done
+# --units-from: the same units from a list file (with an empty line).
+printf '%s\n\n%s\n' "$d/u/u2" "$d/u/u3" > "$d/units.txt"
+G --assemble --out "$d/asmf" --shard-tokens 1000 --val-tokens 2500 --units-from "$d/units.txt" "$d/u/u1" ||
+    bad "assemble --units-from: exit $?"
+for f in "$d/asm"/*; do cmp -s "$f" "$d/asmf/${f##*/}" || bad "--units-from: ${f##*/} differs"; done
 # A unit is not redone while its inputs are unchanged, and is after a change.
 touch -d '2001-01-01' "$d/u/u2"
 "$GPT2IN" shard --unit "$d/u/u2" --split-lines "$3" 2>"$d/err" || bad "unit rerun: exit $?"

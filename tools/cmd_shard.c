@@ -18,7 +18,7 @@
 static const char help[] =
     "usage: gpt2in shard --out DIR [OPTIONS] [--] INPUT...\n"
     "       gpt2in shard --unit UNIT [INPUT OPTIONS] [--] INPUT...\n"
-    "       gpt2in shard --assemble --out DIR [SHARD OPTIONS] [--] UNIT...\n"
+    "       gpt2in shard --assemble --out DIR [SHARD OPTIONS] [--units-from LIST] [--] UNIT...\n"
     "\n"
     "Tokenizes document collections into llm.c token shards: DIR/NAME_val_000000.bin,\n"
     "then DIR/NAME_train_000001.bin ... (256 int32 header: 20240520, 1, token count;\n"
@@ -52,6 +52,7 @@ static const char help[] =
     "  --shard-tokens N  tokens a shard (default 100000000)\n"
     "  --val-tokens N    tokens of the first, validation shard (default: --shard-tokens)\n"
     "  --keep-units      keep DIR/NAME_units/ (one-machine run)\n"
+    "  --units-from LIST --assemble: the units also from file LIST, one a line\n"
     "\n"
     "  --quiet           no progress line (shown only on a terminal), no skip messages\n"
     "  -h, --help        this help\n";
@@ -422,12 +423,52 @@ static void remove_units(const char *d) {
     rmdir(d);
 }
 
+/* --units-from FILE: one unit a line (empty lines ignored), after the
+ * operands: a job of many units needs no long command line. */
+static int read_units(const char *path, char ***ops, int *nops, char **list) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return cli_error("%s: cannot open: %s", cli_n(path), strerror(errno));
+    size_t cap = 1 << 16, len = 0, got;
+    char *t = malloc(cap + 1);
+    while (t && (got = fread(t + len, 1, cap - len, f)) > 0) {
+        if ((len += got) < cap) continue;
+        char *u = realloc(t, 2 * cap + 1);
+        if (!u) free(t);
+        t = u;
+        cap *= 2;
+    }
+    int err = !t || ferror(f);
+    fclose(f);
+    if (err) {
+        free(t);
+        return cli_error("%s: cannot read the list of units", cli_n(path));
+    }
+    size_t lines = (size_t)*nops + 1;
+    for (size_t i = 0; i < len; i++) lines += t[i] == '\n';
+    char **o = realloc(*ops, lines * sizeof *o);
+    if (!o) {
+        free(t);
+        return cli_error("out of memory");
+    }
+    *ops = o;
+    for (char *p = t, *end = t + len; p < end;) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) nl = end;
+        *nl = 0;
+        if (*p) o[(*nops)++] = p;
+        p = nl + 1;
+    }
+    *list = t;
+    return 0;
+}
+
 int cmd_shard(int argc, char **argv) {
     shard_opts o = {SHARD_FMT_AUTO, "text", 0, 0, 0, 0, 0, 0};
-    const char *out = NULL, *unit = NULL, *name = "corpus";
+    const char *out = NULL, *unit = NULL, *name = "corpus", *units_from = NULL;
     int assemble = 0, keep_units = 0, bad = 0, operands = 0, input_opt = 0, shard_opt = 0;
     uint64_t S = 100000000, V = 0, threads = 0;
     char **ops = calloc((size_t)argc, sizeof *ops);
+    char *list = NULL;   /* --units-from's text, which ops[] then point into */
     int nops = 0;
     if (!ops) return cli_error("out of memory");
     int rc = CLI_OK;
@@ -453,6 +494,8 @@ int cmd_shard(int argc, char **argv) {
             shard_opt = 1;
         } else if ((val = cli_opt(argc, argv, &i, "--out", &bad))) {
             out = val;
+        } else if ((val = cli_opt(argc, argv, &i, "--units-from", &bad))) {
+            units_from = val;
         } else if ((val = cli_opt(argc, argv, &i, "--unit", &bad))) {
             unit = val;
         } else if ((val = cli_opt(argc, argv, &i, "--name", &bad))) {
@@ -510,6 +553,9 @@ int cmd_shard(int argc, char **argv) {
     } else if (assemble && input_opt) {
         rc = cli_error("shard: --assemble takes the units' options from them: no --format, --field, "
                        "--split-lines or --on-error");
+    } else if (units_from && !assemble) {
+        rc = cli_error("shard: --units-from is an option of --assemble");
+    } else if (units_from && (rc = read_units(units_from, &ops, &nops, &list))) {
     } else if (!unit && !out) {
         rc = cli_error("shard: --out DIR is needed (see 'gpt2in shard --help')");
     } else if (!nops) {
@@ -552,5 +598,6 @@ int cmd_shard(int argc, char **argv) {
         free(ud);
     }
     free(ops);
+    free(list);
     return rc;
 }

@@ -13,10 +13,13 @@
 # on make bench's corpora (tests/bench/make_corpora.py: English, code, eight
 # languages), each as plain text (--split-lines) and as JSON Lines (the same
 # text cut into documents of ~4 KB at line ends), raw and zstd-compressed.
-# One thread: --threads 1 (shard's reader thread beside its one encoder),
-# every process pinned to one core; all cores: --threads 0 / nproc
-# processes. Best of BENCH_ROUNDS (default 3) alternating rounds: each round
-# runs every contender on every corpus in turn. MB = 10^6 bytes of text.
+# One thread: --threads 1, one encoding thread (shard's reading, hashing
+# and writing run in its main thread beside it, on another core when there
+# is one: they must not be the bottleneck), the fineweb pipeline with one
+# worker process; all cores: --threads 0 / nproc worker processes. Not
+# pinned. The jansson column is pinned to one core. Best of BENCH_ROUNDS
+# (default 3) alternating rounds: each round runs every contender on every
+# corpus in turn. MB = 10^6 bytes of text.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 GPT2IN=${GPT2IN:-build/gpt2in}
@@ -81,13 +84,12 @@ r=0
 while [ $r -lt "$ROUNDS" ]; do
     for c in $names; do
         for T in 1 0; do
-            pin=; [ $T = 1 ] && pin=$PIN
             procs=$T; [ $T = 0 ] && procs=$NP
-            run "$c.encode.$T" $pin "$GPT2IN" encode --threads $T --format u16 "$corp/$c.txt"
-            run "$c.text.$T" $pin "$GPT2IN" shard --quiet --threads $T --split-lines --out "$tmp/o" "$corp/$c.txt"
-            run "$c.jsonl.$T" $pin "$GPT2IN" shard --quiet --threads $T --out "$tmp/o" "$corp/$c.jsonl"
-            run "$c.zst.$T" $pin "$GPT2IN" shard --quiet --threads $T --out "$tmp/o" "$corp/$c.jsonl.zst"
-            [ $have_py = 1 ] && run "$c.fineweb.$T" $pin env PYTHONPATH="$tmp/py" $PY tests/bench/fineweb_style.py \
+            run "$c.encode.$T" "$GPT2IN" encode --threads $T --format u16 "$corp/$c.txt"
+            run "$c.text.$T" "$GPT2IN" shard --quiet --threads $T --split-lines --out "$tmp/o" "$corp/$c.txt"
+            run "$c.jsonl.$T" "$GPT2IN" shard --quiet --threads $T --out "$tmp/o" "$corp/$c.jsonl"
+            run "$c.zst.$T" "$GPT2IN" shard --quiet --threads $T --out "$tmp/o" "$corp/$c.jsonl.zst"
+            [ $have_py = 1 ] && run "$c.fineweb.$T" env PYTHONPATH="$tmp/py" $PY tests/bench/fineweb_style.py \
                 "$corp/$c.jsonl" "$tmp/p" $procs
         done
         [ $have_json = 1 ] && run "$c.jansson.1" $PIN "$tmp/bench_json" "$corp/$c.jsonl"
@@ -119,7 +121,7 @@ ratio() { # KEY-A KEY-B: B's time over A's (speed of A relative to B)
 echo "machine: $NP cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "best of $ROUNDS alternating rounds; MB/s of document text (MB = 10^6 bytes)"
 for T in 1 0; do
-    [ $T = 1 ] && echo "one thread (pinned to one core):" || echo "all cores ($NP):"
+    [ $T = 1 ] && echo "one encoding thread:" || echo "all cores ($NP):"
     printf '%-13s %6s | %8s %8s %8s %8s %8s %8s | %7s %7s %7s\n' corpus MB encode text jsonl jsonl.zst fineweb jansson \
         text/enc jsonl/enc jsonl/fw
     for c in $names; do
