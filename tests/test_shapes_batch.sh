@@ -83,5 +83,19 @@ printf '[[1, 2], [3, 4]]' >"$T/two.json"
 "$G" embed --weights "$M" --positions --pos-offset 15 "$T/two.json" >/dev/null 2>"$T/err"
 [ $? -eq 2 ] && grep -q "position 16" "$T/err" || fail "embed: position past wpe: $(cat "$T/err")"
 
+# a failed run (an id past the table, rows of unequal length: found after
+# rows were written) leaves an existing output as it was
+cp "$T/out_st_f32.safetensors" "$T/keep.safetensors"
+printf '[[1, 2], [3, 99]]' >"$T/far.json"
+printf '[[1, 2], [3, 4, 5]]' >"$T/ragged.json"
+for f in far ragged; do
+    for fmt in safetensors npy; do
+        "$G" embed --weights "$M" --format $fmt -o "$T/keep.safetensors" "$T/$f.json" 2>"$T/err"
+        [ $? -eq 2 ] || fail "embed $f.json --format $fmt: not exit 2"
+        cmp -s "$T/keep.safetensors" "$T/out_st_f32.safetensors" || fail "embed $f.json --format $fmt changed its output"
+    done
+done
+grep -q "row 1 has more ids than row 0 (2)" "$T/err" || fail "ragged rows: $(cat "$T/err")"
+
 [ $fails -eq 0 ] && echo "shapes batch: all checks passed"
 [ $fails -eq 0 ]
