@@ -153,6 +153,20 @@ cp "$fx/llmc_f32.bin" "$tmp/a.bin"
 grep -q "no place for metadata" "$tmp/err" && [ ! -e "$tmp/b.bin" ] && [ ! -e "$tmp/b.state" ] ||
     die "adam on llm.c: $(cat "$tmp/err"); $(ls "$tmp")"
 
+# ---- crash safety: a step whose write fails leaves its file as it was --------
+# (the write-failure hook of a -DGPT2IN_FAULTS build; FAULTS=1 from tests/run.sh)
+if [ "${FAULTS:-0}" = 1 ]; then
+    for f in llmc_f32.bin gguf_f16.gguf; do
+        cp "$fx/$f" "$tmp/c.$f"
+        GPT2IN_TEST_FAIL_WRITE_AFTER=3000 "$GPT2IN" step --weights "$tmp/c.$f" --ids "$tmp/sids.txt" \
+            --input-format text --dout "$tmp/dout.npy" --optimizer sgd --lr 0.5 --out "$tmp/c.$f" \
+            2>"$tmp/err" && die "$f: the injected write failure was not reported"
+        grep -q "after 3000 bytes" "$tmp/err" || die "$f: injected failure message: $(cat "$tmp/err")"
+        cmp -s "$tmp/c.$f" "$fx/$f" || die "$f changed by a failed step"
+        ls -A "$tmp" | grep -q '\.tmp\.' && die "$f: temporary file left behind"
+    done
+fi
+
 # ---- files of another kind are named ----------------------------------------------
 $PY -c "
 import numpy as np, struct
