@@ -4,6 +4,8 @@
 #   pre-tokenizer, and one whose ids are a permutation of GPT-2's) encode
 #   the committed fixture texts (valid UTF-8, joined by <|endoftext|>) to the
 #   ids Hugging Face tokenizers gives (npm @anush008/tokenizers, Rust core);
+# - a tiktoken rank file with GPT-2's single bytes at other ranks encodes
+#   as npm tiktoken built from that file;
 # - what gpt2in reads from GGUF files (token count, end-of-text id, token
 #   bytes) is what npm @huggingface/gguf reads from them.
 # Fixtures: tests/gen_vocab_fixtures.py. Skips (77) when the pinned npm
@@ -49,6 +51,14 @@ for tok in $toks; do
 done
 n_hf=$(wc -l < "$tmp/hf.ids")
 
+# tiktoken built from the permuted rank file itself (its single bytes at
+# other ranks, its lines shuffled)
+node tests/oracle/vocab_tiktoken.js "$tmp/perm.tiktoken" "$tmp/corpus.txt" > "$tmp/tk.ids" || die "perm.tiktoken: the oracle failed"
+"$GPT2IN" encode --special allow --vocab "$tmp/perm.tiktoken" "$tmp/corpus.txt" | tr ' ' '\n' > "$tmp/got.ids" ||
+    die "perm.tiktoken: encode failed"
+cmp -s "$tmp/tk.ids" "$tmp/got.ids" ||
+    die "perm.tiktoken: ids differ from tiktoken's: $(diff "$tmp/tk.ids" "$tmp/got.ids" | head -n 4 | tr '\n' ' ')"
+
 for g in gpt2.gguf perm.gguf; do
     node tests/oracle/vocab_gguf.js "$tmp/$g" 0 1 2 255 256 1000 13272 30000 50255 50256 > "$tmp/ref.json" ||
         { die "$g: the oracle failed"; continue; }
@@ -76,5 +86,5 @@ EOF
     [ -z "$msg" ] || die "$g: $msg"
 done
 
-[ $fail -eq 0 ] && echo "vocab oracle: $n_toks tokenizer.json x $n_hf ids as Hugging Face tokenizers', 2 GGUF headers as @huggingface/gguf reads them"
+[ $fail -eq 0 ] && echo "vocab oracle: $n_toks tokenizer.json x $n_hf ids as Hugging Face tokenizers', a permuted .tiktoken as tiktoken's, 2 GGUF headers as @huggingface/gguf reads them"
 exit $fail
