@@ -96,6 +96,10 @@ for t in 1 2 3; do
         cmp -s "$f" "$d/t$t/${f##*/}" || bad "--threads $t: ${f##*/} differs"
     done
 done
+# A big whole-file document is encoded on several threads: the same bytes.
+i=0; while [ $i -lt 40 ]; do cat "$c/whole1.txt" "$c/lines.txt" "$c/whole2.txt"; i=$((i + 1)); done > "$d/big.txt"   # ~1 MB: 3 parts of 256 KB or more
+G --out "$d/w1" --threads 1 "$d/big.txt" && G --out "$d/w3" --threads 3 "$d/big.txt" || bad "big whole file: exit $?"
+for f in "$d/w1"/*; do cmp -s "$f" "$d/w3/${f##*/}" || bad "big whole file, --threads 3: ${f##*/} differs"; done
 mkdir "$d/u"
 G --unit "$d/u/u1" --split-lines "$1" "$2" || bad "unit 1"
 G --unit "$d/u/u2" --split-lines "$3" || bad "unit 2"
