@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "check.h"
 #include "embed.h"
 
@@ -268,7 +269,49 @@ static void test_npy_and_kinds(void) {
     free(b.p);
 }
 
+#ifdef GPT2IN_FAULTS
+/* Every allocation of opening and saving each kind made to fail in turn
+ * (and all after it): each run either works or says "out of memory", and
+ * leaks nothing (the sanitizer build checks). */
+static void alloc_failures(void) {
+    img ims[3] = {llmc_image(), gguf_image(), {0}};
+    char hdr[256];
+    uint64_t shape[2] = {2, 2};
+    size_t hl = embed_npy_header(EMBED_F32, 2, shape, hdr);
+    put(&ims[2], hdr, hl);
+    put(&ims[2], "0123456789abcdef", 16);
+    char path[] = "/tmp/test_tables_api.XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    const char *meta[] = {"k", "v"};
+    for (int i = 0; i < 3; i++)
+        for (int sticky = 0; sticky <= 1; sticky++)
+            for (long n = 1; n < 10000; n++) {
+                embed_error err;
+                err.msg[0] = 0;
+                gpt2in_fault_set(n, sticky);
+                embed_file *f = embed_open_mem(ims[i].p, ims[i].n, "img", &err);
+                int rc = f ? embed_save(path, f, NULL, 0, meta, i == 1, &err) : EMBED_ERR_NOMEM;
+                long made = gpt2in_fault_set(0, 0);
+                embed_close(f);
+                if (made < n) {
+                    CHECK(f && rc == EMBED_OK, "kind %d: failed with no allocation failing: %s", i,
+                          err.msg);
+                    break;
+                }
+                CHECK(rc == EMBED_OK || rc == EMBED_ERR_NOMEM, "kind %d, allocation %ld: rc %d", i, n, rc);
+                CHECK(rc == EMBED_OK || strstr(err.msg, "out of memory"), "kind %d, allocation %ld: %s",
+                      i, n, err.msg);
+            }
+    unlink(path);
+    for (int i = 0; i < 3; i++) free(ims[i].p);
+}
+#endif
+
 int main(void) {
+#ifdef GPT2IN_FAULTS
+    alloc_failures();
+#endif
     test_llmc();
     test_gguf();
     test_npy_and_kinds();
