@@ -131,17 +131,22 @@ static int id_from_long(long long x, int overflow, uint32_t *out) {
 /* PyO3's argument errors: a TypeError becomes "argument 'NAME': ...". */
 static void name_type_error(const char *arg) {
     if (!PyErr_ExceptionMatches(PyExc_TypeError)) return;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *value = PyErr_GetRaisedException();
+#else
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+#endif
     PyObject *msg = value ? PyObject_Str(value) : NULL;
-    if (msg) PyErr_Format(PyExc_TypeError, "argument '%s': %U", arg, msg);
-    else PyErr_Restore(type, value, tb);
+    Py_XDECREF(value);
     if (msg) {
-        Py_XDECREF(type);
-        Py_XDECREF(value);
-        Py_XDECREF(tb);
+        PyErr_Format(PyExc_TypeError, "argument '%s': %U", arg, msg);
         Py_DECREF(msg);
+    } else if (!PyErr_Occurred()) {
+        PyErr_Format(PyExc_TypeError, "argument '%s': wrong type", arg);
     }
 }
 
@@ -894,11 +899,13 @@ static PyObject *core_decode(CoreBPE *self, PyObject *const *args, Py_ssize_t na
 #define SAVE_ERROR(e) ((e) = PyErr_GetRaisedException())
 #define RESTORE_ERROR(e) PyErr_SetRaisedException(e)
 #define ERROR_T PyObject *
+#define ERROR_NONE NULL
 #else
 typedef struct { PyObject *t, *v, *tb; } saved_error;
 #define SAVE_ERROR(e) PyErr_Fetch(&(e).t, &(e).v, &(e).tb)
 #define RESTORE_ERROR(e) PyErr_Restore((e).t, (e).v, (e).tb)
 #define ERROR_T saved_error
+#define ERROR_NONE {NULL, NULL, NULL}
 #endif
 
 /* decode_batch(batch, errors, num_threads, to_str) -> list of str (bytes
@@ -925,7 +932,7 @@ static PyObject *core_decode_batch(CoreBPE *self, PyObject *const *args, Py_ssiz
     dec_job *jobs = calloc((size_t)(m ? m : 1), sizeof *jobs);
     PyObject **outs = calloc((size_t)(m ? m : 1), sizeof *outs);
     PyObject *result = NULL;
-    ERROR_T pending;
+    ERROR_T pending = ERROR_NONE;
     int have_pending = 0;
     Py_ssize_t count = m;   /* lists converted */
     size_t total = 0;
