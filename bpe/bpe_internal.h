@@ -404,7 +404,8 @@ static inline uint32_t bpe_ac_child(const struct bpe *v, uint32_t node, uint8_t 
     }
 }
 
-/* The automaton's step: from node s (the longest suffix of the text so
+/* The automaton's step (Aho-Corasick's goto with failure links, amortised
+ * O(1) a byte): from node s (the longest suffix of the text so
  * far that is a prefix of a token) by byte c, down the fail links until a
  * node has that child. */
 static inline uint32_t bpe_ac_next(const struct bpe *v, uint32_t s, uint8_t c) {

@@ -1,13 +1,13 @@
 /* test_bpe_long.c - the long-piece encoder of bpe/bpe.c against the
  * definition, through bpe.c's internals (it is included):
- *   - compatible_fast (the spine walk, which reads pairs of up to 4 bytes
+ *   - bpe_compatible_fast (the spine walk, which reads pairs of up to 4 bytes
  *     from the text) against re-encoding bytes(a) bytes(b),
  *     on random token pairs and on pairs that occur in real encodings;
  *   - the automaton: the tokens it names at a place against every token
  *     that ends there;
- *   - merge_last (the last token at each place, on 1-4 segments joined)
- *     against merge_long (the heap), and merge_short against
- *     merge_traced, on random long pieces from small alphabets, where
+ *   - bpe_merge_last (the last token at each place, on 1-4 segments joined)
+ *     against bpe_merge_long (the heap), and bpe_merge_short against
+ *     bpe_merge_traced, on random long pieces from small alphabets, where
  *     merges interact most.
  * The heap and the quadratic loop follow tiktoken's definition step by step,
  * so they are the reference for the fast paths. */
@@ -28,7 +28,7 @@ static int slow_compatible(const struct bpe *v, uint32_t a, uint32_t b) {
     size_t la = token_len(v, a), lb = token_len(v, b);
     memcpy(buf, v->tok_bytes + v->tok_off[a], la);
     memcpy(buf + la, v->tok_bytes + v->tok_off[b], lb);
-    size_t m = merge_short(v, buf, la + lb, tok);
+    size_t m = bpe_merge_short(v, buf, la + lb, tok);
     return m == 2 && tok[0] == a && tok[1] == b;
 }
 
@@ -38,7 +38,7 @@ static void check_pair(const struct bpe *v, uint32_t a, uint32_t b, size_t *chec
     memcpy(buf, v->tok_bytes + v->tok_off[a], la);
     memcpy(buf + la, v->tok_bytes + v->tok_off[b], lb);
     int fast;
-    if (!compatible_fast(v, buf, la, a, b, &fast)) return;
+    if (!bpe_compatible_fast(v, buf, la, a, b, &fast)) return;
     (*checked)++;
     if (fast != slow_compatible(v, a, b) && failures++ < 10)
         fprintf(stderr, "compatible(%u, %u): fast %d, by definition %d\n", a, b, fast, !fast);
@@ -57,7 +57,7 @@ static void test_pairs(const struct bpe *v, int rounds) {
     for (uint32_t t = 0; t < V; t++)
         if (v->split[2 * t] != BPE_EMPTY) check_pair(v, v->split[2 * t], v->split[2 * t + 1], &checked);
     free(small);
-    printf("compatible_fast: %zu pairs checked against the definition\n", checked);
+    printf("bpe_compatible_fast: %zu pairs checked against the definition\n", checked);
 }
 
 /* The tokens the automaton names where p[0..n) ends, longest first,
@@ -110,8 +110,8 @@ static void test_pieces(const struct bpe *v, int rounds) {
          * offsets every other time. */
         int segments = 1 + r % 4;
         out_t oa = {v, a, r % 2 ? offs : NULL, MAX_N, 0, 0, NULL, 1}, ob = {v, b, NULL, MAX_N, 0, 0, NULL, 1};
-        merge_long(&ob, p, n, 0);
-        if (!merge_last(&oa, p, n, 0, segments)) {
+        bpe_merge_long(&ob, p, n, 0);
+        if (!bpe_merge_last(&oa, p, n, 0, segments)) {
             fell_back++;
         } else {
             int same = oa.n == ob.n && !memcmp(a, b, oa.n * 4);
@@ -122,23 +122,23 @@ static void test_pieces(const struct bpe *v, int rounds) {
         }
         /* No room in the caller's buffer: counting only. */
         out_t oz = {v, NULL, NULL, 0, 0, 0, NULL, 1};
-        if (merge_last(&oz, p, n, 0, segments) && oz.n != ob.n) {
+        if (bpe_merge_last(&oz, p, n, 0, segments) && oz.n != ob.n) {
             if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: last tokens count %zu, heap %zu\n", al, n, oz.n, ob.n);
         }
         /* Cut where no token joins two bytes, when there is such a place. */
         out_t os = {v, c, NULL, MAX_N, 0, 0, NULL, 1};
-        if (split_piece(&os, p, n, 0) && (os.n != ob.n || memcmp(c, b, os.n * 4))) {
+        if (bpe_split_piece(&os, p, n, 0) && (os.n != ob.n || memcmp(c, b, os.n * 4))) {
             if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: split %zu tokens, heap %zu\n", al, n, os.n, ob.n);
         }
         /* On 1..256 bytes: the heap, the quadratic loop as tiktoken writes
-         * it, and merge_short, the quadratic loop with a vector minimum. */
+         * it, and bpe_merge_short, the quadratic loop with a vector minimum. */
         size_t len = 1 + rnd() % SHORT_PIECE;
         uint32_t s[SHORT_PIECE], t[SHORT_PIECE];
-        size_t ns = merge_short(v, p, len, s), nt = merge_traced(v, p, len, t, NULL);
+        size_t ns = bpe_merge_short(v, p, len, s), nt = bpe_merge_traced(v, p, len, t, NULL);
         out_t od = {v, a, NULL, MAX_N, 0, 0, NULL, 1};
-        merge_long(&od, p, len, 0);
+        bpe_merge_long(&od, p, len, 0);
         if (od.n != ns || memcmp(a, s, ns * 4) || nt != ns || memcmp(t, s, ns * 4)) {
-            if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: heap, quadratic loop and merge_short differ\n", al, len);
+            if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: heap, quadratic loop and bpe_merge_short differ\n", al, len);
         }
         /* encode_piece as tiktoken: the token that is the whole piece, or
          * the merges of the piece */
@@ -152,7 +152,7 @@ static void test_pieces(const struct bpe *v, int rounds) {
     free(offs);
     if (bad) failures++;
     if (fell_back) {
-        fprintf(stderr, "merge_last gave up on %d pieces\n", fell_back);
+        fprintf(stderr, "bpe_merge_last gave up on %d pieces\n", fell_back);
         failures++;
     }
     printf("long pieces: %d random pieces, last tokens (1-4 segments) == split == heap == quadratic loop\n", rounds);
@@ -199,8 +199,8 @@ static void test_non_monotone(void) {
         size_t n = 300 + rnd() % 1500;
         for (size_t i = 0; i < n; i++) p[i] = (uint8_t)"abcab"[rnd() % 5];
         out_t oa = {v, a, NULL, 2048, 0, 0, NULL, 1}, ob = {v, b, NULL, 2048, 0, 0, NULL, 1};
-        int ok = merge_last(&oa, p, n, 0, 1 + r % 3);
-        merge_long(&ob, p, n, 0);
+        int ok = bpe_merge_last(&oa, p, n, 0, 1 + r % 3);
+        bpe_merge_long(&ob, p, n, 0);
         if (!ok || oa.n != ob.n || memcmp(a, b, oa.n * 4)) bad++;
     }
     if (bad) {
@@ -221,10 +221,10 @@ static void test_split_threads(void) {
     for (int kind = 0; kind < 2; kind++) {
         for (size_t i = 0; i < n; i++) p[i] = kind ? ' ' : (uint8_t)('a' + rnd() % 26);
         out_t ob = {v, b, NULL, n, 0, 0, NULL, 1};
-        merge_long(&ob, p, n, 0);
+        bpe_merge_long(&ob, p, n, 0);
         for (int threads = 1; threads <= 3; threads++) {
             out_t oa = {v, a, NULL, n, 0, 0, NULL, threads};
-            if (!split_piece(&oa, p, n, 0) || oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
+            if (!bpe_split_piece(&oa, p, n, 0) || oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
                 fprintf(stderr, "split on %d threads (%s): %zu tokens, heap %zu\n", threads,
                         kind ? "spaces" : "letters", oa.n, ob.n);
                 failures++;
@@ -275,8 +275,8 @@ static void test_short_free(void) {
     uint32_t a[1001], b[1001];
     memset(p, 0xFF, sizeof p);
     out_t oa = {v, a, NULL, 1001, 0, 0, NULL, 1}, ob = {v, b, NULL, 1001, 0, 0, NULL, 1};
-    int ok = merge_last(&oa, p, sizeof p, 0, 2);
-    merge_long(&ob, p, sizeof p, 0);
+    int ok = bpe_merge_last(&oa, p, sizeof p, 0, 2);
+    bpe_merge_long(&ob, p, sizeof p, 0);
     if (v->short_free == 0xFFFFFFFFu || bpe_short_token(v, 0xFFFFFFFFu, 4) != 257 || !ok || oa.n != 251 ||
         oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
         fprintf(stderr, "FF vocabulary: free key %08x, token FFFFFFFF %u, last tokens %zu, heap %zu\n",
@@ -293,9 +293,9 @@ static void test_after_id_0(const struct bpe *v) {
     for (int i = 1; i < 101; i++) p[i] = (uint8_t)('a' + (i * 7) % 26);
     uint32_t a[102], b[102];
     out_t oa = {v, a, NULL, 102, 0, 0, NULL, 1}, ob = {v, b, NULL, 102, 0, 0, NULL, 1};
-    merge_long(&ob, p, sizeof p, 0);
-    if (!merge_last(&oa, p, sizeof p, 0, 1) || oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
-        fprintf(stderr, "merge_last after \"!\": %zu tokens, heap %zu\n", oa.n, ob.n);
+    bpe_merge_long(&ob, p, sizeof p, 0);
+    if (!bpe_merge_last(&oa, p, sizeof p, 0, 1) || oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
+        fprintf(stderr, "bpe_merge_last after \"!\": %zu tokens, heap %zu\n", oa.n, ob.n);
         failures++;
     }
 }

@@ -1,6 +1,6 @@
 /* fuzz_pieces - libFuzzer target for the long-piece encoder of bpe/bpe.c
  * (included, for its internals) on the built-in GPT-2 vocabulary, against
- * the definition: merge_long, the heap that follows tiktoken's merge loop
+ * the definition: bpe_merge_long, the heap that follows tiktoken's merge loop
  * step by step.
  *
  * Input: byte 0 selects how the rest becomes one piece:
@@ -8,10 +8,10 @@
  *             2 lowercase letters (mod 26); 3 an alphabet of the next
  *             1-8 bytes (byte 1 mod 8 + 1 of them), each byte picking one;
  *   bit 2:    a space before it (" 123...", as the pre-tokenizer gives);
- *   bits 3-4: segments for merge_last, 1-4 (each found alone, then
+ *   bits 3-4: segments for bpe_merge_last, 1-4 (each found alone, then
  *             joined).
- * Checked: merge_last (with and without offsets, and counting only) and
- * split_piece give the heap's tokens and offsets. A broken property calls
+ * Checked: bpe_merge_last (with and without offsets, and counting only) and
+ * bpe_split_piece give the heap's tokens and offsets. A broken property calls
  * abort(), which libFuzzer reports as a crash. */
 #include "../../bpe/bpe.c"
 
@@ -49,22 +49,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (n < 2) return 0;
 
     out_t heap = {v, want, NULL, MAX_PIECE + 1, 0, 0, NULL, 1};
-    merge_long(&heap, p, n, 0);
+    bpe_merge_long(&heap, p, n, 0);
     CHECK(heap.n >= 1 && heap.n <= n);
 
     int segments = 1 + (int)(mode >> 3 & 3);
     out_t o = {v, got, NULL, MAX_PIECE + 1, 0, 0, NULL, 1};
-    CHECK(merge_last(&o, p, n, 0, segments));
+    CHECK(bpe_merge_last(&o, p, n, 0, segments));
     CHECK(same_out(&o, &heap));
     /* with offsets, worked out from the tokens */
     o = (out_t){v, got, offs, MAX_PIECE + 1, 0, 0, NULL, 1};
-    CHECK(merge_last(&o, p, n, 0, segments));
+    CHECK(bpe_merge_last(&o, p, n, 0, segments));
     CHECK(same_out(&o, &heap));
     for (size_t i = 0, at = 0; i < o.n; at += token_len(v, want[i++])) CHECK(offs[i] == at);
     /* counting only */
     o = (out_t){v, NULL, NULL, 0, 0, 0, NULL, 1};
-    CHECK(merge_last(&o, p, n, 0, segments) && o.n == heap.n);
+    CHECK(bpe_merge_last(&o, p, n, 0, segments) && o.n == heap.n);
     o = (out_t){v, got, NULL, MAX_PIECE + 1, 0, 0, NULL, 2};
-    if (split_piece(&o, p, n, 0)) CHECK(same_out(&o, &heap));
+    if (bpe_split_piece(&o, p, n, 0)) CHECK(same_out(&o, &heap));
     return 0;
 }

@@ -1,0 +1,343 @@
+/* parallel.c - threads and streams: safe cuts (where text may be cut
+ * without changing a token), the threads' job queue, text shared by the
+ * threads in parts, and the streaming encoder. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "encode.h"
+#include "pretok.h"
+
+/* ---- threads ------------------------------------------------------------------- */
+
+/* Where the part of [from, n) that starts at from should end, about: parts
+ * fall in size, each 1/(2 x threads) of what is left and PART_MIN at least,
+ * so that the last ones even out the threads' ends. */
+size_t bpe_part_goal(size_t from, size_t n, int threads) {
+    size_t size = (n - from) / (2 * (size_t)threads);
+    return from + (size > PART_MIN ? size : PART_MIN);
+}
+
+int bpe_cpu_count(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
+}
+
+static void *queue_worker(void *arg) {
+    job_queue *q = arg;
+    cache_slot *cache = q->with_cache ? bpe_cache_new() : NULL;
+    for (int k; (k = __atomic_fetch_add(&q->next, 1, __ATOMIC_RELAXED)) < q->n;) q->run(q->ctx, k, cache);
+    bpe_big_free(cache);
+    return NULL;
+}
+
+/* A work queue with dynamic scheduling (one atomic counter). Runs q's
+ * jobs on this thread and up to threads - 1 more (those that
+ * cannot be started leave their share to the others). */
+void bpe_queue_run(job_queue *q, int threads) {
+    pthread_t tid[MAX_THREADS];
+    int started = 0;
+    for (int k = 1; k < threads && k < q->n && k < MAX_THREADS; k++) {
+        if (pthread_create(&tid[k], NULL, queue_worker, q)) break;
+        started = k;
+    }
+    queue_worker(q);
+    for (int k = 1; k <= started; k++) pthread_join(tid[k], NULL);
+}
+
+/* ---- safe cuts, and text in parts ------------------------------------------------ */
+
+static inline int ascii_space(uint8_t c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+/* Does a valid non-space character end exactly at s[p - 1]? A lead byte is
+ * never a continuation byte, so a valid sequence found by stepping back to
+ * its lead byte is also how decoding from the start reads it. */
+static int nonspace_char_ends_at(const uint8_t *s, size_t p) {
+    size_t q = p - 1;
+    while (q > 0 && p - q < 4 && (s[q] & 0xC0) == 0x80) q--;
+    uint32_t cp = 0;
+    return utf8_decode(s, q, p, &cp) == p - q && !bpe_is_space(cp);
+}
+
+/* Points where a piece always ends, whatever follows, and every decision
+ * before them looks no further:
+ *   - a non-space character followed by ASCII whitespace: no piece runs from
+ *     a non-space into a space;
+ *   - two ASCII non-space characters of different classes (letter, digit,
+ *     other), neither an apostrophe: runs stop at a change of class, and the
+ *     second starts a run of its own, since no space precedes it. (An
+ *     apostrophe may join the other run before it, or start 's 't ... ) */
+/* Whether s[0..64) are all ASCII letters or all ASCII digits. No early
+ * exit, so that it vectorizes. */
+static int one_class_64(const uint8_t *s) {
+    unsigned not_letter = 0, not_digit = 0;
+    for (unsigned j = 0; j < 64; j++) {
+        not_letter |= (uint8_t)((s[j] | 0x20) - 'a') >= 26;
+        not_digit |= (uint8_t)(s[j] - '0') >= 10;
+    }
+    return !not_letter || !not_digit;
+}
+
+/* The last safe cut at a position in [from, len), or 0. A long word or
+ * number (DNA, a million digits) has none: it is passed over 63 places a
+ * step. */
+static size_t last_cut(const uint8_t *s, size_t len, size_t from) {
+    if (from < 1) from = 1;
+    for (size_t p = len; p-- > from;) {
+        if (p >= 63 && s[p] < 0x80 && (ascii_cls[s[p]] == CLS_LETTER || ascii_cls[s[p]] == CLS_NUMBER) &&
+            one_class_64(s + p - 63)) {
+            p -= 62;  /* no cut at p - 62 .. p: every pair there is of one class */
+            continue;
+        }
+        uint8_t a = s[p - 1], b = s[p];
+        if (ascii_space(b)) {
+            if (!ascii_space(a) && nonspace_char_ends_at(s, p)) return p;
+        } else if (a < 0x80 && b < 0x80 && a != '\'' && b != '\'' && !ascii_space(a) &&
+                   ascii_cls[a] != ascii_cls[b]) {
+            return p;
+        }
+    }
+    return 0;
+}
+
+/* Where a cut at p would fall inside the special token: the start of that
+ * occurrence, which may be a prefix of the token ending the visible text
+ * s[0..len) (the bytes after len may complete it); otherwise p. */
+static size_t special_start(const struct bpe *v, const uint8_t *s, size_t len, size_t p) {
+    if (v->eot < 0) return p;
+    const uint8_t *t = v->tok_bytes + v->tok_off[v->eot];
+    size_t tl = token_len(v, (uint32_t)v->eot);
+    for (size_t q = p >= tl ? p - tl + 1 : 0; q < p; q++) {
+        size_t m = len - q < tl ? len - q : tl;
+        if (s[q] == t[0] && !memcmp(s + q, t, m)) return q;
+    }
+    return p;
+}
+
+/* The one rule for every place that cuts text (stream blocks, threads'
+ * parts): the last position in [from, end) at which s[0..len) may be cut
+ * without changing a token, or 0. A cut of the pre-tokenizer (last_cut) is
+ * one, unless the special token is a token here (BPE_SPECIAL_ALLOW, or an
+ * error to report) and the cut falls inside an occurrence of it, or inside
+ * a prefix of it that ends the text. Such a cut moves to the start of a
+ * whole occurrence (text before the token ends as at end of input, and the
+ * token is then seen whole), or else below the prefix. */
+static size_t text_cut(const struct bpe *v, const uint8_t *s, size_t end, size_t len, size_t from,
+                       int flags) {
+    int special_is_text = (flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_TEXT || v->eot < 0;
+    for (;;) {
+        size_t p = last_cut(s, end, from);
+        if (!p || special_is_text) return p;
+        size_t q = special_start(v, s, len, p);
+        if (q == p) return p;
+        if (q < from || q == 0) return 0;
+        if (q + token_len(v, (uint32_t)v->eot) <= len) return q;
+        end = q + 1;
+    }
+}
+
+size_t bpe_safe_cut(const bpe *v, const void *text, size_t len, int flags) {
+    if (!v || !text || bpe_bad_flags(flags, BPE_SPECIAL_MASK | BPE_STRICT | BPE_OFFSETS)) return 0;
+    return text_cut(v, text, len, len, 1, flags);
+}
+
+typedef struct {
+    const struct bpe *v;
+    const uint8_t *s;
+    size_t start, end;
+    int flags;
+    out_t out;
+    int rc;
+    bpe_error err;
+} part_job;
+
+static void part_run(void *ctx, int k, cache_slot *cache) {
+    part_job *j = (part_job *)ctx + k;
+    j->out.cache = cache;
+    j->rc = bpe_encode_checked(j->v, j->s + j->start, j->end - j->start, j->flags, &j->out, &j->err);
+    j->out.cache = NULL;
+}
+
+#define PARALLEL_MIN (256u << 10)
+#define CUT_SEEK (64u << 10)
+
+/* bpe_encode_parallel, for text at offset `base` of a stream. */
+static int encode_parallel(const struct bpe *v, const void *text, size_t len, int flags, int threads,
+                           uint32_t *ids, size_t *offsets, size_t cap, size_t *n_tokens, uint64_t base,
+                           bpe_error *err) {
+    if (threads <= 0) threads = bpe_cpu_count();
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if ((size_t)threads > len / PARALLEL_MIN) threads = (int)(len / PARALLEL_MIN);
+    if (threads <= 1 || cap < len)
+        return bpe_encode_at(v, text, len, flags, ids, offsets, cap, n_tokens, base, err);
+    if (!v || !text || !ids || bpe_bad_flags(flags, BPE_SPECIAL_MASK | BPE_STRICT))
+        return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_encode_parallel: bad argument");
+    if (n_tokens) *n_tokens = 0;
+    const uint8_t *s = text;
+    int rc = bpe_check_input(v, s, len, flags, base, err);
+    if (rc) return rc;
+
+    /* Part k writes its tokens from index start_k: it has at most as many
+     * tokens as bytes, so parts never overlap; then they are packed. The
+     * parts fall in size (bpe_part_goal). */
+    part_job jobs[MAX_PARTS];
+    size_t start = 0;
+    int n = 0;
+    while (start < len) {
+        /* Text has a safe cut every few bytes; one long piece has none,
+         * and is not searched through (the rest is one part). */
+        size_t at = bpe_part_goal(start, len, threads), end = len;
+        if (at < len && n < MAX_PARTS - 1) {
+            end = text_cut(v, s, at, len, at > start + CUT_SEEK ? at - CUT_SEEK : start, flags);
+            if (end <= start) end = len;
+        }
+        jobs[n] = (part_job){v, s, start, end, flags, {v, ids + start, offsets ? offsets + start : NULL,
+                                                       end - start, 0, 0, NULL, 1}, 0, {{0}, 0}};
+        start = end;
+        n++;
+    }
+    /* No safe cut to share the text at (one long piece, say): the threads
+     * share its long pieces instead. */
+    if (n == 1) jobs[0].out.threads = threads;
+    job_queue q = {part_run, jobs, n, 0, 1};
+    bpe_queue_run(&q, threads);
+
+    size_t total = 0;
+    for (int k = 0; k < n; k++) {
+        if (jobs[k].rc) {
+            if (err) *err = jobs[k].err;
+            return jobs[k].rc;
+        }
+        memmove(ids + total, ids + jobs[k].start, jobs[k].out.n * sizeof *ids);
+        if (offsets)
+            for (size_t i = 0; i < jobs[k].out.n; i++)
+                offsets[total + i] = offsets[jobs[k].start + i] + jobs[k].start;
+        total += jobs[k].out.n;
+    }
+    bpe_ranks_to_ids(v, ids, total);
+    if (n_tokens) *n_tokens = total;
+    return BPE_OK;
+}
+
+int bpe_encode_parallel(const bpe *v, const void *text, size_t len, int flags, int threads,
+                        uint32_t *ids, size_t *offsets, size_t cap, size_t *n_tokens,
+                        bpe_error *err) {
+    return encode_parallel(v, text, len, flags, threads, ids, offsets, cap, n_tokens, 0, err);
+}
+
+/* ---- streaming -------------------------------------------------------------------- */
+
+struct bpe_stream {
+    const struct bpe *v;
+    int flags, threads, done;
+    uint8_t *buf;
+    size_t len, cap;
+    uint64_t base;          /* stream offset of buf[0] */
+    uint32_t *ids;
+    size_t *offs;
+    size_t ids_cap;
+    size_t no_cut;          /* buf has no safe cut below this position (already scanned) */
+};
+
+_Static_assert(sizeof(size_t) == sizeof(uint64_t), "offsets are passed to sinks in place");
+
+#define STREAM_BLOCK (1u << 20)
+#define STREAM_FIRST (64u << 10)
+
+bpe_stream *bpe_stream_new(const bpe *v, int flags, int threads, bpe_error *err) {
+    if (!v || bpe_bad_flags(flags, BPE_SPECIAL_MASK | BPE_STRICT | BPE_OFFSETS)) {
+        bpe_fail(err, BPE_ERR_ARG, 0, "bpe_stream_new: bad argument");
+        return NULL;
+    }
+    bpe_stream *st = gpt2in_calloc(1, sizeof *st);
+    if (!st) {
+        bpe_fail(err, BPE_ERR_NOMEM, 0, "out of memory");
+        return NULL;
+    }
+    st->v = v;
+    st->flags = flags;
+    st->threads = threads <= 0 ? bpe_cpu_count() : threads;
+    return st;
+}
+
+/* Encodes buf[0..n) and hands the tokens to the sink. */
+static int stream_encode(bpe_stream *st, size_t n, bpe_sink sink, void *ctx, bpe_error *err) {
+    if (st->ids_cap < n) {
+        size_t c = n + n / 2;
+        uint32_t *ids = bpe_big_grow(st->ids, 0, c * sizeof *ids);
+        if (ids) st->ids = ids;
+        size_t *offs = ids && (st->flags & BPE_OFFSETS) ? bpe_big_grow(st->offs, 0, c * sizeof *offs) : st->offs;
+        if (offs) st->offs = offs;
+        if (!ids || ((st->flags & BPE_OFFSETS) && !offs))
+            return bpe_fail(err, BPE_ERR_NOMEM, st->base, "out of memory");
+        st->ids_cap = c;
+    }
+    size_t nt;
+    static const uint8_t nothing[1];
+    int rc = encode_parallel(st->v, n ? st->buf : nothing, n, st->flags & ~BPE_OFFSETS, st->threads,
+                             st->ids, st->flags & BPE_OFFSETS ? st->offs : NULL, st->ids_cap, &nt,
+                             st->base, err);
+    if (rc) return rc;
+    uint64_t *offs = NULL;
+    if (st->flags & BPE_OFFSETS) {
+        offs = (uint64_t *)st->offs;
+        for (size_t i = 0; i < nt; i++) offs[i] = st->offs[i] + st->base;
+    }
+    if (nt && sink && sink(ctx, st->ids, offs, nt))
+        return bpe_fail(err, BPE_ERR_CALLBACK, st->base, "stopped by the caller");
+    if (st->len > n) memmove(st->buf, st->buf + n, st->len - n);
+    st->len -= n;
+    st->base += n;
+    return BPE_OK;
+}
+
+int bpe_stream_write(bpe_stream *st, const void *data, size_t len, bpe_sink sink, void *ctx,
+                     bpe_error *err) {
+    if (!st || st->done || (!data && len)) return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_stream_write: bad argument");
+    const uint8_t *d = data;
+    size_t block = (size_t)STREAM_BLOCK * (size_t)(st->threads > 1 ? st->threads : 1);
+    while (len) {
+        if (st->cap - st->len < len && st->cap - st->len < block) {
+            /* from small, so that a short input touches few fresh pages */
+            size_t c = st->cap ? st->cap * 2 : STREAM_FIRST;
+            uint8_t *b = bpe_big_grow(st->buf, st->len, c);
+            if (!b) return bpe_fail(err, BPE_ERR_NOMEM, st->base, "out of memory");
+            st->buf = b;
+            st->cap = c;
+        }
+        size_t take = st->cap - st->len < len ? st->cap - st->len : len;
+        memcpy(st->buf + st->len, d, take);
+        st->len += take;
+        d += take;
+        len -= take;
+        if (st->len >= block) {
+            /* Only the new bytes are scanned: one long piece arriving in
+             * many writes is not scanned again each time. */
+            size_t cut = text_cut(st->v, st->buf, st->len, st->len, st->no_cut, st->flags);
+            /* a prefix of the special token at the end may turn out not to be one */
+            size_t tail = st->v->eot >= 0 ? token_len(st->v, (uint32_t)st->v->eot) : 0;
+            st->no_cut = st->len > tail ? st->len - tail : 0;
+            if (cut) {
+                int rc = stream_encode(st, cut, sink, ctx, err);
+                if (rc) return rc;
+                st->no_cut = 0;  /* what is left moved: scan it once more */
+            }
+        }
+    }
+    return BPE_OK;
+}
+
+int bpe_stream_finish(bpe_stream *st, bpe_sink sink, void *ctx, bpe_error *err) {
+    if (!st || st->done) return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_stream_finish: bad argument");
+    st->done = 1;
+    return stream_encode(st, st->len, sink, ctx, err);
+}
+
+void bpe_stream_free(bpe_stream *st) {
+    if (!st) return;
+    bpe_big_free(st->buf);
+    bpe_big_free(st->ids);
+    bpe_big_free(st->offs);
+    free(st);
+}
