@@ -15,7 +15,15 @@ fi
 tmp=$(mktemp -d) || exit 2
 trap 'rm -rf "$tmp"' EXIT
 fail=0 oom=0 ok=0
+nostart=0
 for kb in 8000 12000 16000 20000 24000 28000 32000 40000 48000 64000; do
+    # Below some limit the program cannot even start: the dynamic loader and
+    # the shared libraries' initialisers (libstdc++, libcrypto) die of a
+    # signal before main. That is not the loader under test; skip the limit.
+    if ! sh -c 'ulimit -v $1 && "$2" --version; exit $?' sh $kb "$GPT2IN" >/dev/null 2>&1; then
+        nostart=$((nostart + 1))
+        continue
+    fi
     (ulimit -v $kb && echo hi | "$GPT2IN" encode --encoder gpt2_weights/encoder.json \
         --merges gpt2_weights/vocab.bpe) >"$tmp/out" 2>"$tmp/err"
     rc=$?
@@ -31,5 +39,6 @@ for kb in 8000 12000 16000 20000 24000 28000 32000 40000 48000 64000; do
         fail=1
     fi
 done
-echo "oom: $ok runs worked, $oom ran out of memory cleanly"
+echo "oom: $ok runs worked, $oom ran out of memory cleanly, $nostart limits too low to start"
+[ $oom -gt 0 ] || { echo "FAIL: no limit made the vocabulary's loading run out of memory"; fail=1; }
 exit $fail
