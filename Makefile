@@ -174,6 +174,7 @@ install: all $(B)/gpt2in.pc
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/gpt2in \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 755 $(B)/gpt2in $(DESTDIR)$(PREFIX)/bin/gpt2in
+	install -m 755 tools/gpt2in_dask_shard.py $(DESTDIR)$(PREFIX)/bin/gpt2in-dask-shard
 	install -m 644 $(B)/libgpt2in.a $(DESTDIR)$(PREFIX)/lib/libgpt2in.a
 	install -m 755 $(B)/libgpt2in.so $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.$(VERSION)
 	ln -sf libgpt2in.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.0
@@ -183,7 +184,7 @@ install: all $(B)/gpt2in.pc
 
 # Removes exactly the files install made (and include/gpt2in/ if left empty).
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/gpt2in $(DESTDIR)$(PREFIX)/lib/libgpt2in.a \
+	rm -f $(DESTDIR)$(PREFIX)/bin/gpt2in $(DESTDIR)$(PREFIX)/bin/gpt2in-dask-shard $(DESTDIR)$(PREFIX)/lib/libgpt2in.a \
 	  $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.0 \
 	  $(DESTDIR)$(PREFIX)/lib/libgpt2in.so $(DESTDIR)$(PREFIX)/include/gpt2in/bpe.h \
 	  $(DESTDIR)$(PREFIX)/include/gpt2in/embed.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/gpt2in.pc

@@ -31,6 +31,7 @@ mk install > "$tmp/log" 2>&1 || { cat "$tmp/log"; echo "make install failed"; ex
 (cd "$root" && find . ! -type d | sort) > "$tmp/after"
 cat > "$tmp/want" <<'LIST'
 ./usr/local/bin/gpt2in
+./usr/local/bin/gpt2in-dask-shard
 ./usr/local/include/bpe.h
 ./usr/local/include/embed.h
 ./usr/local/include/gpt2in/bpe.h
@@ -42,6 +43,7 @@ cat > "$tmp/want" <<'LIST'
 ./usr/local/lib/pkgconfig/gpt2in.pc
 LIST
 sort "$tmp/want" | cmp -s - "$tmp/after" || die "installed files: $(diff "$tmp/want" "$tmp/after" | tr '\n' ' ')"
+[ -x "$root/usr/local/bin/gpt2in-dask-shard" ] || die "gpt2in-dask-shard is not executable"
 for h in bpe.h embed.h; do
     grep -q 'another package' "$root/usr/local/include/$h" || die "install changed include/$h"
 done
