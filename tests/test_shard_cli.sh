@@ -89,6 +89,15 @@ check "$d/def" corpus 100000000 100000000 || bad "default shard sizes"
 G --out "$d/e" "$d/empty.jsonl" || bad "empty input: exit $?"
 check "$d/e" corpus 100000000 100000000 || bad "empty input's manifest"
 
+# More inputs than open files: --assemble holds one unit open at a time (it
+# held all of them, so a corpus of more files than `ulimit -n` failed after
+# tokenizing everything).
+mkdir "$d/many"
+i=0; while [ $i -lt 120 ]; do printf 'document %d of many.\n' $i > "$d/many/f$i.txt"; i=$((i + 1)); done
+(ulimit -n 40 && G --out "$d/manyo" --shard-tokens 300 "$d"/many/f*.txt) 2>"$d/many.err" ||
+    bad "120 inputs under ulimit -n 40: exit $?: $(head -c 200 "$d/many.err")"
+[ -f "$d/manyo/corpus_manifest.json" ] && [ -f "$d/manyo/corpus_train_000001.bin" ] || bad "120 inputs: no shards"
+
 # ---- the same bytes: threads, stages, grouping ------------------------------------
 for t in 1 2 3; do
     G --out "$d/t$t" --threads $t --split-lines --shard-tokens 1000 --val-tokens 2500 "$@" || bad "threads $t: exit $?"

@@ -70,7 +70,7 @@ typedef struct {
 /* Opens a unit and checks it against its sidecar: its size, and (unless
  * this process has just written it) its sha256. */
 static int verify_unit(unit_in *u) {
-    if (u->verified) return 0;
+    if (u->verified && u->fd >= 0) return 0;
     u->fd = open(u->path, O_RDONLY);
     if (u->fd < 0) return cli_error("%s: cannot open: %s", cli_n(u->path), strerror(errno));
     struct stat st;
@@ -197,6 +197,10 @@ static int copy_tokens(unit_in *u, int nu, uint64_t a, uint64_t b, embed_writer 
             if (embed_writer_write(w, buf, (size_t)n, &err)) return cli_error("%s", err.msg);
             shard_sha_update(s, buf, (size_t)n);
             t += (uint64_t)n / 2;
+        }
+        if (ub <= b) {   /* shards are cut in order: one unit open at a time, whatever their number */
+            close(u[i].fd);
+            u[i].fd = -1;
         }
         a = ub;
     }
