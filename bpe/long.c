@@ -158,23 +158,59 @@ static int compatible(const struct bpe *v, pair_memo *memo, const uint8_t *p, si
  * only on the max_token_len places before it); returns e, or to. Returns
  * 0 when a place has no token (a vocabulary whose tokens are too long for
  * the pair check's re-encoding), for the caller's fallback. */
+#define GUESS_SLOTS 256
+#define STEP_SLOTS 1024
+
 static size_t last_tokens(const struct bpe *v, const uint8_t *p, size_t origin, size_t from, size_t to,
                           uint32_t s, uint32_t *last, pair_memo *memo, size_t agree_from) {
     const bpe_ac_node *nodes = v->ac_nodes;
     size_t agree = 0, window = v->max_token_len;
+    /* Exactly one token fits at a place, so the order of the tries is
+     * free: the one that fit last time at the same node after the same
+     * token is tried first. In runs of one or two characters it nearly
+     * always fits, where longest first tries a dozen before it. */
+    uint64_t guess_key[GUESS_SLOTS];
+    uint32_t guess_node[GUESS_SLOTS];
+    memset(guess_key, 0xFF, sizeof guess_key);
+    /* The automaton's steps taken so far (node << 8 | byte -> node): a
+     * step down the fail links costs a look-up per link, and long pieces
+     * repeat their steps. */
+    uint32_t step_key[STEP_SLOTS], step_to[STEP_SLOTS];
+    memset(step_key, 0xFF, sizeof step_key);
     for (size_t i = from; i < to; i++) {
-        s = bpe_ac_next(v, s, p[i]);
-        size_t end = i + 1;
-        uint32_t u = nodes[s].tok != BPE_EMPTY ? s : nodes[s].dict, t = BPE_EMPTY;
-        for (; u; u = nodes[u].dict) {
-            size_t start = end - nodes[u].depth;
-            if (start < origin) continue;
-            if (start == origin || compatible(v, memo, p, start, last[start], nodes[u].tok)) {
-                t = nodes[u].tok;
-                break;
-            }
+        uint32_t sk = s << 8 | p[i];
+        size_t ss = (size_t)((sk * 2654435761u) >> 22) & (STEP_SLOTS - 1);
+        if (step_key[ss] == sk) {
+            s = step_to[ss];
+        } else {
+            s = bpe_ac_next(v, s, p[i]);
+            step_key[ss] = sk;
+            step_to[ss] = s;
         }
-        if (t == BPE_EMPTY) return 0;
+        size_t end = i + 1;
+        uint32_t before = i > origin ? last[i] : BPE_EMPTY;
+        uint64_t key = (uint64_t)s << 32 | before;
+        size_t slot = (size_t)(bpe_hash_pair(key) & (GUESS_SLOTS - 1));
+        uint32_t u = guess_key[slot] == key ? guess_node[slot] : 0, t = BPE_EMPTY;
+        if (u) {
+            size_t start = end - nodes[u].depth;
+            if (start >= origin && (start == origin || compatible(v, memo, p, start, last[start], nodes[u].tok)))
+                t = nodes[u].tok;
+        }
+        if (t == BPE_EMPTY) {
+            uint32_t tried = u;
+            for (u = nodes[s].tok != BPE_EMPTY ? s : nodes[s].dict; u; u = nodes[u].dict) {
+                size_t start = end - nodes[u].depth;
+                if (start < origin || u == tried) continue;
+                if (start == origin || compatible(v, memo, p, start, last[start], nodes[u].tok)) {
+                    t = nodes[u].tok;
+                    break;
+                }
+            }
+            if (t == BPE_EMPTY) return 0;
+            guess_key[slot] = key;
+            guess_node[slot] = u;
+        }
         if (agree_from) {
             agree = last[end] == t && end > agree_from ? agree + 1 : 0;
             last[end] = t;
@@ -212,7 +248,7 @@ static void long_part_run(void *ctx, int k, cache_slot *unused) {
     (void)unused;
     last_part *j = (last_part *)ctx + k;
     pair_memo *memo = pair_memo_new(j->to - j->from);
-    j->ok = last_tokens(j->v, j->p, j->from, j->from, j->to, 0, j->last, memo, 0) != 0;
+    j->ok = j->from == j->to || last_tokens(j->v, j->p, j->from, j->from, j->to, 0, j->last, memo, 0) != 0;
     free(memo);
 }
 
@@ -226,6 +262,8 @@ static int piece_parts(const out_t *o, size_t n) {
 /* last[1..n] of p[0..n) on `parts` threads. 0 when a place has no token. */
 static int last_all(const struct bpe *v, const uint8_t *p, size_t n, uint32_t *last, int parts) {
     last_part jobs[MAX_PARTS];
+    if (parts < 1) parts = 1;
+    if (parts > MAX_PARTS) parts = MAX_PARTS;
     for (int k = 0; k < parts; k++)
         jobs[k] = (last_part){v, p, last, n * (size_t)k / (size_t)parts, n * (size_t)(k + 1) / (size_t)parts, 0};
     job_queue q = {long_part_run, jobs, parts, 0, 0};
@@ -240,8 +278,8 @@ static int last_all(const struct bpe *v, const uint8_t *p, size_t n, uint32_t *l
     int ok = 1;
     for (int k = 1; k < parts && ok; k++) {
         size_t from = jobs[k].from;
-        ok = last_tokens(v, p, 0, from, jobs[k].to, node_before(v, p, from), last, memo,
-                         from + v->max_token_len) != 0;
+        ok = from == jobs[k].to || last_tokens(v, p, 0, from, jobs[k].to, node_before(v, p, from), last, memo,
+                                               from + v->max_token_len) != 0;
     }
     free(memo);
     return ok;

@@ -286,6 +286,25 @@ static void test_short_free(void) {
     bpe_free(v);
 }
 
+/* More parts than bytes: empty parts (found by fuzz_pieces: an empty
+ * first part once read as "no token"). */
+static void test_tiny_parts(const struct bpe *v) {
+    uint8_t p[8];
+    uint32_t a[8], b[8];
+    for (size_t n = 2; n <= 8; n++) {
+        for (size_t i = 0; i < n; i++) p[i] = (uint8_t)"U1 ab=="[i % 7];
+        out_t ob = {v, b, NULL, 8, 0, 0, NULL, 1};
+        bpe_merge_long(&ob, p, n, 0);
+        for (int parts = 1; parts <= 12; parts++) {
+            out_t oa = {v, a, NULL, 8, 0, 0, NULL, 1};
+            if (!bpe_merge_last(&oa, p, n, 0, parts) || oa.n != ob.n || memcmp(a, b, oa.n * 4)) {
+                fprintf(stderr, "%zu bytes in %d parts: %zu tokens, heap %zu\n", n, parts, oa.n, ob.n);
+                failures++;
+            }
+        }
+    }
+}
+
 /* A piece after a byte whose token has id 0 (GPT-2's "!"): an encoder
  * that marks "nothing before" with 0 would confuse the two. */
 static void test_after_id_0(const struct bpe *v) {
@@ -303,6 +322,7 @@ static void test_after_id_0(const struct bpe *v) {
 int main(void) {
     const struct bpe *v = bpe_gpt2();
     test_after_id_0(v);
+    test_tiny_parts(v);
     int sanitized = getenv("SANITIZED") && !strcmp(getenv("SANITIZED"), "1");
     test_pairs(v, sanitized ? 20000 : 300000);
     test_automaton(v, sanitized ? 2000 : 20000);
