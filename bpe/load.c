@@ -13,6 +13,7 @@
 #include <utf8proc.h>
 
 #include "bpe_internal.h"
+#include "load_vocab.h"
 
 /* ---- checked growth ---------------------------------------------------------- */
 
@@ -414,53 +415,18 @@ bpe *bpe_load_mem(const char *encoder_json, size_t encoder_len, const char *enco
     return v;
 }
 
-static char *read_file(const char *path, size_t *len, bpe_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        bpe_fail(err, BPE_ERR_IO, 0, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 1 << 20;
-            char *nb = gpt2in_realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", path);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        bpe_fail(err, BPE_ERR_IO, 0, "%s: read error", path);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
+/* The files are read (or mapped) by the one reader every vocabulary format
+ * uses, bpe_lv_read, which bounds what a pipe or device may feed it. */
 bpe *bpe_load(const char *encoder_json_path, const char *vocab_bpe_path, bpe_error *err) {
-    size_t el, vl;
-    char *e = read_file(encoder_json_path, &el, err);
-    if (!e) return NULL;
-    char *m = read_file(vocab_bpe_path, &vl, err);
-    if (!m) {
-        free(e);
+    lv_file e, m;
+    if (bpe_lv_read(encoder_json_path, &e, err)) return NULL;
+    if (bpe_lv_read(vocab_bpe_path, &m, err)) {
+        bpe_lv_unread(&e);
         return NULL;
     }
-    bpe *v = bpe_load_mem(e, el, encoder_json_path, m, vl, vocab_bpe_path, err);
-    free(e);
-    free(m);
+    bpe *v = bpe_load_mem(e.data, e.len, encoder_json_path, m.data, m.len, vocab_bpe_path, err);
+    bpe_lv_unread(&e);
+    bpe_lv_unread(&m);
     return v;
 }
 

@@ -255,6 +255,8 @@ long bpe_lv_byte_level(const char *s, size_t n, uint8_t *out, size_t *bad) {
 
 /* ---- files ---------------------------------------------------------------- */
 
+#define LV_READ_MAX ((size_t)256 << 20)
+
 int bpe_lv_read(const char *path, lv_file *f, bpe_error *err) {
     memset(f, 0, sizeof *f);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -279,12 +281,21 @@ int bpe_lv_read(const char *path, lv_file *f, bpe_error *err) {
             return BPE_OK;
         }
     }
-    /* A pipe, an empty file, or a file that cannot be mapped: read it. */
+    /* A pipe, a device, an empty file, or a file that cannot be mapped: read
+     * it, up to a bound, so an endless stream (/dev/zero, `yes`) is refused
+     * rather than read until memory runs out. GPT-2's files are 1-2 MB. */
     size_t n = 0, cap = 0;
     char *buf = NULL;
     for (;;) {
+        if (n == LV_READ_MAX) {
+            free(buf);
+            close(fd);
+            return bpe_fail(err, BPE_ERR_FORMAT, n, "%s: more than %u MiB from a stream: not a vocabulary", path,
+                            (unsigned)(LV_READ_MAX >> 20));
+        }
         if (n == cap) {
             cap = cap ? cap * 2 : 1 << 16;
+            if (cap > LV_READ_MAX) cap = LV_READ_MAX;
             char *nb = gpt2in_realloc(buf, cap);
             if (!nb) {
                 free(buf);

@@ -97,7 +97,7 @@ done
 refused() {  # WANT ARGS...
     want=$1
     shift
-    printf 'x' | "$GPT2IN" "$@" > /dev/null 2> "$tmp/err"
+    printf 'x' | timeout 120 "$GPT2IN" "$@" > /dev/null 2> "$tmp/err"
     rc=$?
     [ $rc -eq 2 ] || die "$*: exit status $rc, want 2"
     [ "$(wc -l < "$tmp/err")" -eq 1 ] || die "$*: not one line: $(cat "$tmp/err")"
@@ -123,6 +123,9 @@ printf 'hello\n' > "$tmp/hello.txt"
 refused "hello.txt: not a vocabulary file gpt2in reads" decode --vocab "$tmp/hello.txt"
 printf 'YWJj 0\n' > "$tmp/short.tiktoken"
 refused "short.tiktoken: no token for byte 0x00" count --vocab "$tmp/short.tiktoken"
+# an endless stream is refused at a bound, not read until memory runs out
+refused "/dev/zero: more than 256 MiB from a stream: not a vocabulary" encode --vocab /dev/zero
+refused "/dev/zero: more than 256 MiB from a stream" encode --encoder /dev/zero --merges gpt2_weights/vocab.bpe
 
-[ $fail -eq 0 ] && echo "vocab files: $n_specs vocabularies x $(wc -w < "$tmp/want.ids") ids as tiktoken's, 3 llm.c decodes, 11 refusals"
+[ $fail -eq 0 ] && echo "vocab files: $n_specs vocabularies x $(wc -w < "$tmp/want.ids") ids as tiktoken's, 3 llm.c decodes, 13 refusals"
 exit $fail
