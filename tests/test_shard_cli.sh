@@ -98,6 +98,15 @@ i=0; while [ $i -lt 120 ]; do printf 'document %d of many.\n' $i > "$d/many/f$i.
     bad "120 inputs under ulimit -n 40: exit $?: $(head -c 200 "$d/many.err")"
 [ -f "$d/manyo/corpus_manifest.json" ] && [ -f "$d/manyo/corpus_train_000001.bin" ] || bad "120 inputs: no shards"
 
+# A file name that is not UTF-8 cannot be recorded in the manifest: one clear
+# line, and nothing written (it said "out of memory" and left DIR/NAME_units/).
+printf 'hello\n' > "$d/lat$(printf '\351').txt"
+G --out "$d/latin" "$d/lat$(printf '\351').txt" 2>"$d/latin.err"
+rc=$?
+[ $rc -eq 2 ] && grep -q 'file name is not UTF-8' "$d/latin.err" && [ "$(wc -l < "$d/latin.err")" -eq 1 ] ||
+    bad "non-UTF-8 file name: exit $rc: $(cat "$d/latin.err")"
+[ -e "$d/latin" ] && bad "non-UTF-8 file name: $d/latin was created"
+
 # ---- the same bytes: threads, stages, grouping ------------------------------------
 for t in 1 2 3; do
     G --out "$d/t$t" --threads $t --split-lines --shard-tokens 1000 --val-tokens 2500 "$@" || bad "threads $t: exit $?"

@@ -466,6 +466,19 @@ static int read_units(const char *path, char ***ops, int *nops, char **list) {
     return 0;
 }
 
+/* The manifest and the units' sidecars record input names as JSON strings,
+ * which are UTF-8: another name is refused before anything is written. */
+static int check_names(char *const *names, int n) {
+    for (int i = 0; i < n; i++) {
+        json_t *s = json_string(names[i]);
+        if (!s)
+            return cli_error("%s: the file name is not UTF-8, and the manifest records names as JSON strings: "
+                             "rename the file", cli_n(names[i]));
+        json_decref(s);
+    }
+    return 0;
+}
+
 int cmd_shard(int argc, char **argv) {
     shard_opts o = {SHARD_FMT_AUTO, "text", 0, 0, 0, 0, 0, 0};
     const char *out = NULL, *unit = NULL, *name = "corpus", *units_from = NULL;
@@ -564,6 +577,7 @@ int cmd_shard(int argc, char **argv) {
         rc = cli_error("shard: --out DIR is needed (see 'gpt2in shard --help')");
     } else if (!nops) {
         rc = cli_error("shard: no %s", assemble ? "unit" : "input file");
+    } else if (!assemble && (rc = check_names(ops, nops))) {
     } else if (unit) {
         shard_progress_total(0);
         int fresh;
