@@ -319,7 +319,8 @@ bpe *bpe_load_hf_json_mem(const char *data, size_t len, const char *name, bpe_er
     static const char *const model_off[] = {"dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix",
                                             "byte_fallback", "ignore_merges"};
     for (int k = 0; k < 6; k++)
-        if (!unset(j = json_object_get(model, model_off[k]))) {
+        if (!unset(j = json_object_get(model, model_off[k])) &&
+            !(k == 0 && json_is_number(j) && json_number_value(j) == 0)) {   /* dropout 0.0: none */
             bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: model.%s is %s; GPT-2's BPE has none", name, model_off[k],
                      describe(j, q, sizeof q));
             goto out;

@@ -123,9 +123,16 @@ printf 'hello\n' > "$tmp/hello.txt"
 refused "hello.txt: not a vocabulary file gpt2in reads" decode --vocab "$tmp/hello.txt"
 printf 'YWJj 0\n' > "$tmp/short.tiktoken"
 refused "short.tiktoken: no token for byte 0x00" count --vocab "$tmp/short.tiktoken"
+# "dropout": 0.0 means no dropout, as null does: read, same ids
+sed 's/"dropout": null/"dropout": 0.0/' "$tmp/gpt2.tokenizer.json" > "$tmp/drop0.json"
+grep -q '"dropout": 0.0' "$tmp/drop0.json" || die "drop0.json: no dropout key to change"
+printf 'Hello world' | "$GPT2IN" encode --vocab "$tmp/drop0.json" > "$tmp/drop0.ids" 2>&1 &&
+    [ "$(cat "$tmp/drop0.ids")" = "15496 995" ] || die "dropout 0.0: $(cat "$tmp/drop0.ids")"
+sed 's/"dropout": null/"dropout": 0.1/' "$tmp/gpt2.tokenizer.json" > "$tmp/drop1.json"
+refused "drop1.json: model.dropout is a number; GPT-2's BPE has none" encode --vocab "$tmp/drop1.json"
 # an endless stream is refused at a bound, not read until memory runs out
 refused "/dev/zero: more than 256 MiB from a stream: not a vocabulary" encode --vocab /dev/zero
 refused "/dev/zero: more than 256 MiB from a stream" encode --encoder /dev/zero --merges gpt2_weights/vocab.bpe
 
-[ $fail -eq 0 ] && echo "vocab files: $n_specs vocabularies x $(wc -w < "$tmp/want.ids") ids as tiktoken's, 3 llm.c decodes, 13 refusals"
+[ $fail -eq 0 ] && echo "vocab files: $n_specs vocabularies x $(wc -w < "$tmp/want.ids") ids as tiktoken's, 3 llm.c decodes, 14 refusals"
 exit $fail
