@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the libFuzzer targets (clang, -fsanitize=fuzzer,address,undefined,
 # in build-fuzz/), replays every saved crash of tests/fuzz/regressions/ and
-# fuzzes each target for FUZZ_TEST_SECONDS (default 20), two at a time.
+# fuzzes each target for FUZZ_TEST_SECONDS (default 12), two at a time.
 # Runs once per `make test`: in the sanitized pass it skips, since the
 # fuzz targets carry ASan and UBSan themselves.
 set -u
@@ -24,4 +24,4 @@ make --no-print-directory -s fuzz-bin >/tmp/gpt2in-fuzz-build.$$ 2>&1 || {
     exit 1
 }
 rm -f /tmp/gpt2in-fuzz-build.$$
-sh tests/fuzz/run.sh "${FUZZ_TEST_SECONDS:-20}"
+sh tests/fuzz/run.sh "${FUZZ_TEST_SECONDS:-12}"
