@@ -342,15 +342,17 @@ static uint32_t le32(const char *d) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* Whether the first line looks like "base64 rank". */
+/* Whether the first line looks like "base64 rank" (blanks around and between). */
 static int tiktoken_line(const char *d, size_t n) {
     size_t i = 0;
-    while (i < n && d[i] == '\n') i++;
+    while (i < n && (d[i] == '\n' || d[i] == '\r' || d[i] == ' ' || d[i] == '\t')) i++;
     size_t b = i;
     while (i < n && ((d[i] >= 'A' && d[i] <= 'Z') || (d[i] >= 'a' && d[i] <= 'z') || (d[i] >= '0' && d[i] <= '9') ||
                      d[i] == '+' || d[i] == '/' || d[i] == '='))
         i++;
-    if (i == b || i >= n || d[i++] != ' ' || i >= n || d[i] < '0' || d[i] > '9') return 0;
+    if (i == b || i >= n || (d[i] != ' ' && d[i] != '\t')) return 0;
+    while (i < n && (d[i] == ' ' || d[i] == '\t')) i++;   /* any blanks, as tiktoken's split() */
+    if (i >= n || d[i] < '0' || d[i] > '9') return 0;
     return 1;
 }
 

@@ -10,6 +10,8 @@
 
 #include "load_vocab.h"
 
+static int blank(char c) { return c == ' ' || c == '\t' || c == '\v' || c == '\f'; }
+
 static int b64_value(unsigned char c) {
     if (c >= 'A' && c <= 'Z') return c - 'A';
     if (c >= 'a' && c <= 'z') return c - 'a' + 26;
@@ -99,14 +101,20 @@ bpe *bpe_load_tiktoken_mem(const char *data, size_t len, const char *name, bpe_e
             p = eol + (eol < end);
             continue;
         }
-        const char *sp = memchr(p, ' ', (size_t)(le - p));
-        if (!sp || sp == p || sp + 1 == le) {
+        /* Two fields split by any run of blanks, as tiktoken's line.split(). */
+        const char *a = p, *z = le;
+        while (a < z && blank(*a)) a++;
+        while (z > a && blank(z[-1])) z--;
+        const char *sp = a, *r;
+        while (sp < z && !blank(*sp)) sp++;
+        for (r = sp; r < z && blank(*r); r++) {}
+        if (a == z || sp == z) {
             bpe_fail(err, BPE_ERR_FORMAT, line, "%s:%u: not \"base64 rank\"", name, line);
             goto out;
         }
         uint64_t rank = 0;
-        for (const char *d = sp + 1; d < le; d++) {
-            if (*d < '0' || *d > '9' || (d > sp + 1 && sp[1] == '0') || rank > UINT32_MAX) {
+        for (const char *d = r; d < z; d++) {
+            if (*d < '0' || *d > '9' || (d > r && r[0] == '0') || rank > UINT32_MAX) {
                 bpe_fail(err, BPE_ERR_FORMAT, line, "%s:%u:%zu: the rank is not a number", name, line,
                          (size_t)(d - p) + 1);
                 goto out;
@@ -119,9 +127,9 @@ bpe *bpe_load_tiktoken_mem(const char *data, size_t len, const char *name, bpe_e
             goto out;
         }
         size_t bad = 0;
-        long nb = sp - p <= 4096 ? b64_decode(p, (size_t)(sp - p), buf, &bad) : -1;
+        long nb = sp - a <= 4096 ? b64_decode(a, (size_t)(sp - a), buf, &bad) : -1;
         if (nb <= 0) {
-            bpe_fail(err, BPE_ERR_FORMAT, line, "%s:%u:%zu: bad base64", name, line, bad + 1);
+            bpe_fail(err, BPE_ERR_FORMAT, line, "%s:%u:%zu: bad base64", name, line, (size_t)(a - p) + bad + 1);
             goto out;
         }
         uint32_t other;

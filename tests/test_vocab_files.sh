@@ -123,6 +123,16 @@ printf 'hello\n' > "$tmp/hello.txt"
 refused "hello.txt: not a vocabulary file gpt2in reads" decode --vocab "$tmp/hello.txt"
 printf 'YWJj 0\n' > "$tmp/short.tiktoken"
 refused "short.tiktoken: no token for byte 0x00" count --vocab "$tmp/short.tiktoken"
+# a rank file split by other blanks (a tab, two spaces, trailing blanks) reads
+# as tiktoken's line.split() does: the same ids
+sed 's/ /\t/' "$tmp/gpt2.tiktoken" > "$tmp/tab.tiktoken"
+sed 's/ /  /; s/$/ /' "$tmp/gpt2.tiktoken" > "$tmp/two.tiktoken"
+printf 'Hello world, 12345 tokens!' | "$GPT2IN" encode --vocab "$tmp/gpt2.tiktoken" > "$tmp/tk.want" 2>&1
+for f in tab two; do
+    cmp -s "$tmp/$f.tiktoken" "$tmp/gpt2.tiktoken" && die "$f.tiktoken: sed changed nothing"
+    printf 'Hello world, 12345 tokens!' | "$GPT2IN" encode --vocab "$tmp/$f.tiktoken" > "$tmp/tk.got" 2>&1
+    cmp -s "$tmp/tk.want" "$tmp/tk.got" || die "$f.tiktoken: $(cat "$tmp/tk.got") != $(cat "$tmp/tk.want")"
+done
 # "dropout": 0.0 means no dropout, as null does: read, same ids
 sed 's/"dropout": null/"dropout": 0.0/' "$tmp/gpt2.tokenizer.json" > "$tmp/drop0.json"
 grep -q '"dropout": 0.0' "$tmp/drop0.json" || die "drop0.json: no dropout key to change"
