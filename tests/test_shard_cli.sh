@@ -157,7 +157,8 @@ zstd -q -c "$1" > "$d/z.jsonl.zst"
 head -c 5000 "$1" | gzip -c > "$d/multi.jsonl.gz"; tail -c +5001 "$1" | gzip -c >> "$d/multi.jsonl.gz"
 head -c 7000 "$1" | zstd -q -c > "$d/multi.jsonl.zst"; tail -c +7001 "$1" | zstd -q -c >> "$d/multi.jsonl.zst"
 gzip -c "$1" > "$d/plain.jsonl"
-for f in z.jsonl z.jsonl.gz z.jsonl.zst multi.jsonl.gz multi.jsonl.zst plain.jsonl; do
+cp "$1" "$d/UP.JSONL"; gzip -c "$1" > "$d/UP.JSONL.GZ"   # names in upper case: JSON Lines too
+for f in z.jsonl z.jsonl.gz z.jsonl.zst multi.jsonl.gz multi.jsonl.zst plain.jsonl UP.JSONL UP.JSONL.GZ; do
     G --out "$d/z_$f" "$d/$f" || bad "$f: exit $?"
     /usr/bin/python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(m["inputs"][0]["tokens_sha256"], m["documents"], m["tokens"])' \
         "$d/z_$f/corpus_manifest.json" > "$d/z_$f.sum"

@@ -38,7 +38,7 @@ static const char help[] =
     "\n"
     "input options:\n"
     "  --format F        auto (default): JSON Lines if the name (less .gz, .zst) ends\n"
-    "                    in .jsonl, .ndjson or .json, else text; or text, jsonl\n"
+    "                    in .jsonl, .ndjson or .json (any case), else text; or text, jsonl\n"
     "  --field F         the JSON Lines string field of the document (default text)\n"
     "  --split-lines     text: each line is a document (default: each file); empty\n"
     "                    lines (and blank JSON lines) are no documents\n"

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -681,7 +682,7 @@ static int jsonl_name(const char *path) {
     static const char *const comp[] = {".gz", ".zst", ".zstd"};
     for (int i = 0; i < 3; i++) {
         size_t k = strlen(comp[i]);
-        if (n > k && !strcmp(path + n - k, comp[i])) {
+        if (n > k && !strcasecmp(path + n - k, comp[i])) {
             n -= k;
             break;
         }
@@ -689,7 +690,7 @@ static int jsonl_name(const char *path) {
     static const char *const ext[] = {".jsonl", ".ndjson", ".json"};
     for (int i = 0; i < 3; i++) {
         size_t k = strlen(ext[i]);
-        if (n > k && !strncmp(path + n - k, ext[i], k)) return 1;
+        if (n > k && !strncasecmp(path + n - k, ext[i], k)) return 1;   /* X.JSONL too */
     }
     return 0;
 }
