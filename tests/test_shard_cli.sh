@@ -196,6 +196,10 @@ badcase() { # NAME CONTENT(printf) EXPECTED-MESSAGE [FORMAT]
     "$GPT2IN" shard --quiet --out "$d/bq_$1" --format "${4:-jsonl}" --split-lines --on-error skip "$d/good1" "$d/bad_$1" 2>"$d/err"
     [ -s "$d/err" ] && bad "$1: --quiet still printed: $(cat "$d/err")"
 }
+# A run that fails before any unit is complete leaves no empty units folder.
+printf '{"text": 1}\n' > "$d/bad_first.jsonl"
+"$GPT2IN" shard --quiet --out "$d/bfirst" "$d/bad_first.jsonl" 2>/dev/null && bad "bad_first: exit 0"
+[ -d "$d/bfirst/corpus_units" ] && bad "a failed run left an empty $d/bfirst/corpus_units"
 badcase malformed '{"text": "a"}\n{"text": "b",,}\n{"text": "c"}\n' \
     '2: byte 27: malformed JSON: string or '"'"'}'"'"' expected near '"'"','"'"''
 badcase missing '{"text": "a"}\n\n{"txt": "b"}\n{"text": "c"}\n' '3: byte 15: no field "text"'

@@ -610,6 +610,7 @@ int cmd_shard(int argc, char **argv) {
         shard_progress_end();
         if (!rc) rc = shard_assemble(out, name, S, V, units, fresh, nops, &o);
         if (!rc && !keep_units) remove_units(ud);
+        if (rc && ud) rmdir(ud);   /* only if empty: finished units stay for the rerun */
         for (int i = 0; units && i < nops; i++) free(units[i]);
         free(units);
         free(fresh);
