@@ -196,8 +196,19 @@ badcase() { # NAME CONTENT(printf) EXPECTED-MESSAGE [FORMAT]
     "$GPT2IN" shard --quiet --out "$d/bq_$1" --format "${4:-jsonl}" --split-lines --on-error skip "$d/good1" "$d/bad_$1" 2>"$d/err"
     [ -s "$d/err" ] && bad "$1: --quiet still printed: $(cat "$d/err")"
 }
-# A run that fails before any unit is complete leaves no empty units folder.
 printf '{"text": 1}\n' > "$d/bad_first.jsonl"
+# On a terminal the error replaces the progress line instead of running on
+# after it (script(1) gives the program a terminal).
+if command -v script >/dev/null 2>&1; then
+    script -qc "'$GPT2IN' shard --out '$d/tty' '$d/bad_first.jsonl'" /dev/null > "$d/tty.out" 2>&1 < /dev/null
+    /usr/bin/python3 -c '
+import sys
+out = open(sys.argv[1], "rb").read()
+i = out.find(b"gpt2in: " + sys.argv[2].encode())
+assert i >= 0, out
+assert out[:i].endswith(b"\r\x1b[K"), out' "$d/tty.out" "$d/bad_first.jsonl" || bad "on a terminal the error ran on after the progress line"
+fi
+# A run that fails before any unit is complete leaves no empty units folder.
 "$GPT2IN" shard --quiet --out "$d/bfirst" "$d/bad_first.jsonl" 2>/dev/null && bad "bad_first: exit 0"
 [ -d "$d/bfirst/corpus_units" ] && bad "a failed run left an empty $d/bfirst/corpus_units"
 badcase malformed '{"text": "a"}\n{"text": "b",,}\n{"text": "c"}\n' \

@@ -13,6 +13,7 @@
 int cli_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
+    if (isatty(2)) fputs("\r\033[K", stderr);   /* over a progress line, not after it */
     fputs("gpt2in: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);

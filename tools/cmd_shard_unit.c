@@ -121,6 +121,11 @@ void shard_progress_end(void) {
     prog.shown = 0;
 }
 
+/* A message goes over the progress line, which the next update redraws. */
+static void progress_clear(void) {
+    if (prog.shown) fputs("\r\033[K", stderr);
+}
+
 /* ---- reading: raw, gzip or zstd, detected by magic bytes ------------------ */
 
 enum { IN_RAW, IN_GZ, IN_ZST };
@@ -302,6 +307,7 @@ static int whole_file(sin *s, unit_out *u, const bpe *v, const shard_opts *o) {
                                     &err);
         if (e == BPE_ERR_UTF8) {
             size_t off = (size_t)err.offset;
+            if (!o->skip_errors || !o->quiet) progress_clear();
             if (!o->skip_errors || !o->quiet)
                 fprintf(stderr, "gpt2in: %s:%llu: byte %llu: invalid UTF-8%s\n", s->name,
                         (unsigned long long)line_of(text, off), (unsigned long long)off,
@@ -566,7 +572,10 @@ static int emit(pool *p, uint64_t seq, unit_out *u) {
     pthread_mutex_lock(&p->mu);
     while (!j->done) pthread_cond_wait(&p->fin, &p->mu);
     pthread_mutex_unlock(&p->mu);
-    if (j->msglen && (j->fatal || !p->o->quiet)) fputs(j->msg, stderr);
+    if (j->msglen && (j->fatal || !p->o->quiet)) {
+        progress_clear();
+        fputs(j->msg, stderr);
+    }
     if (j->fatal) return CLI_ERR;
     u->docs += j->docs;
     u->skipped += j->skipped;
