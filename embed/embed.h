@@ -243,7 +243,8 @@ GPT2IN_API int embed_npy_inspect_header(const void *buf, size_t len, const char 
  * UTF-8 BOM), then text (no control bytes but blanks, and no byte that
  * never occurs in UTF-8, in its first 1 KB), else UNKNOWN. Give it at
  * least EMBED_DETECT_BYTES bytes, or the whole file when it is shorter;
- * more only helps JSON after much leading white space. Raw u16/u32 ids have no magic: they come out UNKNOWN (or TEXT). */
+ * more only helps JSON after much leading white space. Raw u16/u32 ids
+ * have no magic: they come out UNKNOWN (or TEXT). */
 #define EMBED_DETECT_BYTES 64
 #define EMBED_LLMC_SHARD_MAGIC 20240520      /* token shard (uint16 tokens) */
 #define EMBED_LLMC_MODEL_MAGIC 20240326      /* gpt2_124M.bin and its family */
