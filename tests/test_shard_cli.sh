@@ -208,6 +208,10 @@ i = out.find(b"gpt2in: " + sys.argv[2].encode())
 assert i >= 0, out
 assert out[:i].endswith(b"\r\x1b[K"), out' "$d/tty.out" "$d/bad_first.jsonl" || bad "on a terminal the error ran on after the progress line"
 fi
+# A unit is a regular file: a device is refused, and nothing lands beside it.
+G --unit /dev/null "$c/docs.jsonl" 2>"$d/dev.err" && bad "--unit /dev/null: exit 0"
+grep -q 'not a regular file' "$d/dev.err" || bad "--unit /dev/null: $(cat "$d/dev.err")"
+[ -e /dev/null.json ] && { rm -f /dev/null.json; bad "--unit /dev/null wrote /dev/null.json"; }
 # A run that fails before any unit is complete leaves no empty units folder.
 "$GPT2IN" shard --quiet --out "$d/bfirst" "$d/bad_first.jsonl" 2>/dev/null && bad "bad_first: exit 0"
 [ -d "$d/bfirst/corpus_units" ] && bad "a failed run left an empty $d/bfirst/corpus_units"

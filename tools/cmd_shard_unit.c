@@ -754,6 +754,13 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
     unit_out *u = NULL;
     char unit_hex[65] = "";
     *fresh = 0;
+    /* --assemble reads a unit back and its sidecar lies beside it: a device
+     * or a pipe cannot be one (/dev/null would get /dev/null.json). */
+    struct stat ust;
+    if (!stat(unit, &ust) && !S_ISREG(ust.st_mode)) {
+        rc = cli_error("shard: --unit %s is not a regular file; a unit is read back by --assemble", cli_q(unit));
+        goto done;
+    }
     if (up_to_date(unit, side, inputs, n, vocab, opts)) {
         if (!o->quiet && !o->in_run) fprintf(stderr, "gpt2in: %s: up to date\n", cli_n(unit));
         goto done;
