@@ -531,6 +531,18 @@ static PyObject *encode_list(CoreBPE *self, const char *s, size_t len, int flags
     return id_list_finish(&L, self->ints, self->n_ints);
 }
 
+/* A batch's num_threads, checked as tiktoken's thread pool does; -1 with
+ * an exception set when it is not a positive int. */
+static long batch_threads(PyObject *o) {
+    long threads = PyLong_AsLong(o);
+    if (threads == -1 && PyErr_Occurred()) return -1;
+    if (threads <= 0) {
+        PyErr_SetString(PyExc_ValueError, "max_workers must be greater than 0");
+        return -1;
+    }
+    return threads;
+}
+
 static int check_flags(int flags) {
     if (FLAGS_OK(flags)) return 0;
     PyErr_SetString(PyExc_ValueError, "flags must be SPECIAL_ALLOW or SPECIAL_TEXT");
@@ -690,12 +702,8 @@ static PyObject *core_encode_batch(CoreBPE *self, PyObject *const *args, Py_ssiz
     int flags = PyLong_AsLong(args[1]);
     if (flags == -1 && PyErr_Occurred()) return NULL;
     if (check_flags(flags)) return NULL;
-    long threads = PyLong_AsLong(args[2]);
-    if (threads == -1 && PyErr_Occurred()) return NULL;
-    if (threads <= 0) {
-        PyErr_SetString(PyExc_ValueError, "max_workers must be greater than 0");
-        return NULL;
-    }
+    long threads = batch_threads(args[2]);
+    if (threads < 0) return NULL;
     /* A tuple of our own: another thread cannot change it while the GIL is
      * released, and it keeps every str (and its UTF-8) alive. */
     PyObject *tup = PySequence_Tuple(args[0]);
@@ -920,12 +928,8 @@ static PyObject *core_decode_batch(CoreBPE *self, PyObject *const *args, Py_ssiz
     int to_str = PyObject_IsTrue(args[3]);
     if (to_str < 0) return NULL;
     PyObject *errors = to_str ? args[1] : NULL;
-    long threads = PyLong_AsLong(args[2]);
-    if (threads == -1 && PyErr_Occurred()) return NULL;
-    if (threads <= 0) {
-        PyErr_SetString(PyExc_ValueError, "max_workers must be greater than 0");
-        return NULL;
-    }
+    long threads = batch_threads(args[2]);
+    if (threads < 0) return NULL;
     PyObject *tup = PySequence_Tuple(args[0]);
     if (!tup) return NULL;
     Py_ssize_t m = PyTuple_GET_SIZE(tup);
