@@ -126,7 +126,7 @@ put("vocab", "near-dup-id", tiny_json.replace(b'"!": 0', b'"!": 1') + b"\xff" + 
 put("vocab", "real-encoder-head", open(os.path.join(W, "encoder.json"), "rb").read()[:1500])
 put("vocab", "real-vocab-head", b"{}\xff" + open(os.path.join(W, "vocab.bpe"), "rb").read()[:800])
 
-# ---- ids: format selector (0 text, 1 u16, 2 u32, 3 npy, 4 json, 5 llmc; +8 = check vocab), cap, file
+# ---- ids: format selector (0 text, 1 u16, 2 u32, 3 npy, 4 json, 5 llmc, 6 auto; +8 = check vocab), cap, file
 ids = [31373, 995, 0, 50256, 13, 198, 7]
 llmc = struct.pack("<256i", *([20240520, 1, len(ids)] + [0] * 253)) + struct.pack(f"<{len(ids)}H", *ids)
 files = {
@@ -146,5 +146,16 @@ put("ids", "npy-i4-2d", bytes([3, 2]) + npy(np.array([ids[:3], ids[3:6]], "<i4")
 put("ids", "json-ws", bytes([4, 0]) + b" [ 1 ,2,\n 3 ] \n")
 put("ids", "json-empty", bytes([4, 0]) + b"[]")
 put("ids", "text-neg", bytes([0, 0]) + b"1 -2 3")
+# batches [B, T] and the formats told from their first bytes
+put("ids", "text-rows", bytes([0, 2]) + b"1 2 3\n4 5 6\n\n7 8 9\n10 11 12\n")
+put("ids", "text-ragged", bytes([0, 1]) + b"1 2 3\n\n4 5\n")
+put("ids", "json-rows", bytes([4, 1]) + b"[[1, 2], [3, 4], [5, 6]]")
+put("ids", "json-ragged", bytes([4, 3]) + b"[[1, 2], [3]]")
+put("ids", "json-empty-row", bytes([4, 3]) + b"[[], []]")
+for fmt in (0, 3, 4, 5):
+    put("ids", f"auto{fmt}", bytes([6 | 8, 4]) + files[fmt])
+put("ids", "auto-npy-2d", bytes([6, 1]) + npy(np.array([ids[:3], ids[3:6]], "<u2")))
+put("ids", "auto-json-rows", bytes([7, 2]) + b" [[1,2,3],[4,5,6]]")
+put("ids", "auto-binary", bytes([6, 0]) + b"\x00\x01\x02\x03")
 put("ids", "llmc-bad-count", bytes([5, 9]) + llmc[:8] + struct.pack("<i", 99) + llmc[12:])
 print("corpus written to", ROOT)
