@@ -5,7 +5,7 @@
  *        's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
  *      cuts the text into pieces; here it is a hand-written scanner over
  *      character classes (leftmost, first alternative wins, as a backtracking
- *      regex does; pretok.h, encode_text below);
+ *      regex does; pretok.c);
  *   2. byte-pair merging inside each piece: most pieces are whole tokens
  *      (one hash lookup); the rest merge the adjacent pair of lowest rank,
  *      leftmost first, until no pair is a token -- tiktoken's O(n^2) loop for
@@ -26,7 +26,8 @@
  * Inside a merge, the "parts" of a piece are the tokens it is made of so
  * far.
  *
- * Files: pretok.h (character classes), merge.c (merging by the
+ * Files: pretok.h (character classes), pretok.c (the scanner and
+ * each piece's way), merge.c (merging by the
  * definition), long.c (long pieces), parallel.c (safe cuts, threads,
  * streams), memory.c (large buffers), image.c (building a vocabulary),
  * load.c (reading GPT-2's files).
@@ -50,109 +51,6 @@ int bpe_fail(bpe_error *err, int code, uint64_t offset, const char *fmt, ...) {
     return code;
 }
 
-static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
-    const struct bpe *v = o->v;
-    if (n == 1) {
-        emit(o, v->byte_tok[p[0]], off);
-        return;
-    }
-    uint64_t h;
-    if (n <= v->max_token_len) {
-        uint32_t id;
-        if (BPE_LITTLE_ENDIAN && n <= BPE_SLOT_BYTES) {
-            id = bpe_find_short_piece(v, p, n, 1, &h);
-        } else {
-            h = bpe_hash_bytes(p, n);
-            id = bpe_find_token_hashed(v, p, n, h, 1);
-        }
-        if (id != BPE_EMPTY) {
-            emit(o, id, off);
-            return;
-        }
-    } else {
-        h = bpe_hash_bytes(p, n);
-    }
-    if (n <= CACHE_BYTES) {
-        cache_slot *c = o->cache ? &o->cache[h & (CACHE_SLOTS - 1)] : NULL;
-        if (c && c->len == n && !memcmp(c->bytes, p, n)) {
-            emit_tokens(o, c->tok, c->n_tok, off);
-            return;
-        }
-        uint32_t tok[CACHE_BYTES];
-        size_t m = bpe_merge_short(v, p, n, tok);
-        emit_tokens(o, tok, m, off);
-        if (c && m <= CACHE_TOKENS) {
-            c->len = (uint8_t)n;
-            c->n_tok = (uint8_t)m;
-            memcpy(c->bytes, p, n);
-            memcpy(c->tok, tok, m * sizeof *tok);
-        }
-    } else if (!bpe_split_piece(o, p, n, off)) {
-        bpe_merge_stretch(o, p, n, off);
-    }
-}
-
-/* For the tests, which cannot see the inline one. */
-void bpe_encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off);
-void bpe_encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off) { encode_piece(o, p, n, off); }
-
-/* ---- pre-tokenization ---------------------------------------------------------- */
-
-/* Encodes s[i..end) as a whole text: `end` is the end of input for the
- * regex, and every invalid byte ends a stretch of text as well (it becomes
- * its own piece). Offsets are s-relative. */
-static void encode_text(out_t *o, const uint8_t *s, size_t i, size_t end) {
-    const struct bpe *v = o->v;
-    while (i < end) {
-        size_t start = i, len, len2;
-        uint8_t c = s[i];
-        int cls = char_at(v, s, i, end, &len);
-        if (cls == CLS_INVALID) {
-            emit(o, v->byte_tok[c], i);
-            i++;
-            continue;
-        }
-        if (c == '\'' && i + 1 < end) {  /* 's 't 're 've 'm 'll 'd */
-            uint8_t d = s[i + 1], e = i + 2 < end ? s[i + 2] : 0;
-            size_t n = (d == 's' || d == 't' || d == 'm' || d == 'd') ? 2
-                       : ((d == 'r' && e == 'e') || (d == 'v' && e == 'e') || (d == 'l' && e == 'l')) ? 3
-                       : 0;
-            if (n) {
-                encode_piece(o, s + i, n, i);
-                i += n;
-                continue;
-            }
-        }
-        if (cls == CLS_SPACE) {
-            /* " ?X+": one U+0020 joins the letter/number/other run after it. */
-            if (c == ' ' && i + 1 < end) {
-                int next = char_at(v, s, i + 1, end, &len2);
-                if (next != CLS_SPACE && next != CLS_INVALID) {
-                    i = class_run_end(v, s, i + 1 + len2, end, next);
-                    encode_piece(o, s + start, i - start, start);
-                    continue;
-                }
-            }
-            /* "\s+(?!\S)|\s+": a run followed by a non-space gives its last
-             * character to the next piece, unless the run is one character. */
-            size_t last = i, j = i + len;
-            int after = CLS_INVALID;
-            while (j < end) {
-                after = char_at(v, s, j, end, &len2);
-                if (after != CLS_SPACE) break;
-                last = j;
-                j += len2;
-            }
-            if (j < end && after != CLS_INVALID && last > i) j = last;
-            encode_piece(o, s + start, j - start, start);
-            i = j;
-            continue;
-        }
-        i = class_run_end(v, s, i + len, end, cls);
-        encode_piece(o, s + start, i - start, start);
-    }
-}
-
 /* Offset of the first byte that starts no valid UTF-8 character, or len. */
 static size_t first_invalid(const uint8_t *s, size_t len) {
     size_t i = 0;
@@ -173,10 +71,28 @@ static size_t first_invalid(const uint8_t *s, size_t len) {
     return len;
 }
 
-static const uint8_t *find_special(const struct bpe *v, const uint8_t *s, size_t len) {
-    if (v->eot < 0) return NULL;
-    const uint8_t *t = v->tok_bytes + v->tok_off[v->eot];
-    return memmem(s, len, t, token_len(v, (uint32_t)v->eot));
+/* The leftmost special token in s[0..len), the longest of those that start
+ * there (Hugging Face's added tokens are split leftmost-longest): its start,
+ * and its rank in *tok; NULL when there is none. One token (GPT-2's) is
+ * found by memmem; several, at each byte that starts one (found by memchr
+ * when they share their first byte, as <s>, </s>, <pad> ... do). */
+static const uint8_t *find_special(const struct bpe *v, const uint8_t *s, size_t len, uint32_t *tok) {
+    if (v->n_specials == 1) {
+        uint32_t t = v->special_list[0];
+        *tok = t;
+        return memmem(s, len, v->tok_bytes + v->tok_off[t], token_len(v, t));
+    }
+    if (!v->n_specials) return NULL;
+    const uint8_t *end = s + len;
+    if (v->special_byte >= 0) {
+        for (const uint8_t *p = s; p < end && (p = memchr(p, v->special_byte, (size_t)(end - p))); p++)
+            if ((*tok = bpe_special_here(v, p, (size_t)(end - p))) != BPE_EMPTY) return p;
+        return NULL;
+    }
+    const uint32_t *at = v->special_at;
+    for (const uint8_t *p = s; p < end; p++)
+        if (at[*p] != at[*p + 1] && (*tok = bpe_special_here(v, p, (size_t)(end - p))) != BPE_EMPTY) return p;
+    return NULL;
 }
 
 /* Flags other than `allowed`, or two special-token modes at once. */
@@ -195,11 +111,22 @@ int bpe_check_input(const struct bpe *v, const uint8_t *s, size_t len, int flags
                         (unsigned long long)(base + bad), s[bad]);
     }
     if ((flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_ERROR) {
-        const uint8_t *sp = find_special(v, s, len);
-        if (sp)
+        uint32_t t;
+        const uint8_t *sp = find_special(v, s, len, &t);
+        if (sp) {
+            /* the token as it stands, but for bytes a terminal would act on */
+            char name[200];
+            size_t o = 0, k = 0, tl = token_len(v, t);
+            const uint8_t *b = v->tok_bytes + v->tok_off[t];
+            for (; k < tl && o + 8 < sizeof name; k++) {
+                if (b[k] >= 0x20 && b[k] != 0x7F) name[o++] = (char)b[k];
+                else o += (size_t)snprintf(name + o, sizeof name - o, "\\x%02X", b[k]);
+            }
+            name[o] = 0;
             return bpe_fail(err, BPE_ERR_SPECIAL, base + (uint64_t)(sp - s),
-                        "the special token <|endoftext|> is in the text at byte %llu",
+                        "the special token %s%s is in the text at byte %llu", name, k < tl ? "..." : "",
                         (unsigned long long)(base + (uint64_t)(sp - s)));
+        }
     }
     return BPE_OK;
 }
@@ -211,17 +138,17 @@ int bpe_encode_checked(const struct bpe *v, const uint8_t *s, size_t len, int fl
      * be had, pieces are merged without it); a caller may lend its own. */
     cache_slot *own = !o->cache && len >= CACHE_MIN_TEXT ? bpe_cache_new() : NULL;
     if (own) o->cache = own;
-    if ((flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_ALLOW && v->eot >= 0) {
-        size_t eot_len = token_len(v, (uint32_t)v->eot);
+    if ((flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_ALLOW && v->n_specials) {
         const uint8_t *sp;
-        while ((sp = find_special(v, s + i, len - i))) {
+        uint32_t t;
+        while ((sp = find_special(v, s + i, len - i, &t))) {
             size_t at = (size_t)(sp - s);
-            encode_text(o, s, i, at);
-            emit(o, (uint32_t)v->eot, at);
-            i = at + eot_len;
+            bpe_encode_text(o, s, i, at);
+            emit(o, t, at);
+            i = at + token_len(v, t);
         }
     }
-    encode_text(o, s, i, len);
+    bpe_encode_text(o, s, i, len);
     if (own) {
         bpe_big_free(own);
         o->cache = NULL;
@@ -278,6 +205,14 @@ int bpe_encode_at(const struct bpe *v, const void *text, size_t len, int flags, 
 int bpe_encode(const bpe *v, const void *text, size_t len, int flags, uint32_t *ids,
                size_t *offsets, size_t cap, size_t *n_tokens, bpe_error *err) {
     return bpe_encode_at(v, text, len, flags, ids, offsets, cap, n_tokens, 0, err);
+}
+
+size_t bpe_special_count(const bpe *v) { return v ? v->n_specials : 0; }
+
+int32_t bpe_special_id(const bpe *v, size_t i) {
+    if (!v || i >= v->n_specials) return -1;
+    uint32_t r = v->special_list[i];
+    return (int32_t)(v->id_of_rank ? v->id_of_rank[r] : r);
 }
 
 /* ---- decoding ------------------------------------------------------------------------- */

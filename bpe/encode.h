@@ -4,6 +4,8 @@
 #ifndef BPE_ENCODE_H
 #define BPE_ENCODE_H
 
+#include <string.h>
+
 #include "bpe_internal.h"
 
 /* ---- output ------------------------------------------------------------------ */
@@ -158,5 +160,56 @@ int bpe_encode_at(const struct bpe *v, const void *text, size_t len, int flags, 
                   size_t cap, size_t *n_tokens, uint64_t base, bpe_error *err);
 /* Ranks to public ids, in place. */
 void bpe_ranks_to_ids(const struct bpe *v, uint32_t *ids, size_t n);
+
+/* ---- pieces (pretok.c) --------------------------------------------------- */
+
+/* Encodes s[i..end) as a whole text: `end` is the end of input for the
+ * regex, and every invalid byte is a piece of its own. Offsets are
+ * s-relative. */
+void bpe_encode_text(out_t *o, const uint8_t *s, size_t i, size_t end);
+
+/* One piece: the token that is all of it, or its cached merges, or its
+ * merges (the short-piece loop, or long.c's ways for long pieces). */
+static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
+    const struct bpe *v = o->v;
+    if (n == 1) {
+        emit(o, v->byte_tok[p[0]], off);
+        return;
+    }
+    uint64_t h;
+    if (n <= v->max_token_len) {
+        uint32_t id;
+        if (BPE_LITTLE_ENDIAN && n <= BPE_SLOT_BYTES) {
+            id = bpe_find_short_piece(v, p, n, 1, &h);
+        } else {
+            h = bpe_hash_bytes(p, n);
+            id = bpe_find_token_hashed(v, p, n, h, 1);
+        }
+        if (id != BPE_EMPTY) {
+            emit(o, id, off);
+            return;
+        }
+    } else {
+        h = bpe_hash_bytes(p, n);
+    }
+    if (n <= CACHE_BYTES) {
+        cache_slot *c = o->cache ? &o->cache[h & (CACHE_SLOTS - 1)] : NULL;
+        if (c && c->len == n && !memcmp(c->bytes, p, n)) {
+            emit_tokens(o, c->tok, c->n_tok, off);
+            return;
+        }
+        uint32_t tok[CACHE_BYTES];
+        size_t m = bpe_merge_short(v, p, n, tok);
+        emit_tokens(o, tok, m, off);
+        if (c && m <= CACHE_TOKENS) {
+            c->len = (uint8_t)n;
+            c->n_tok = (uint8_t)m;
+            memcpy(c->bytes, p, n);
+            memcpy(c->tok, tok, m * sizeof *tok);
+        }
+    } else if (!bpe_split_piece(o, p, n, off)) {
+        bpe_merge_stretch(o, p, n, off);
+    }
+}
 
 #endif
