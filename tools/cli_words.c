@@ -22,6 +22,12 @@ int words_common_opt(int argc, char **argv, int *i, words_opts *o) {
     }
     if (bad)
         return -1;
+    if ((v = cli_opt(argc, argv, i, "--vocab", &bad))) {
+        o->vocab = v;
+        return 1;
+    }
+    if (bad)
+        return -1;
     if (!strcmp(argv[*i], "--as-typed")) {
         o->as_typed = 1;
         return 1;
@@ -48,8 +54,8 @@ int words_arg(int argc, char **argv, int *i, int *operands, const char *help,
 int words_open(words_model *m, const words_opts *o) {
     memset(m, 0, sizeof *m);
     if (!o->weights)
-        return cli_error("--weights FILE is required (a .safetensors file with a token table; "
-                         "'gpt2in init' makes one)");
+        return cli_error("--weights FILE is required (a weights file with a token table: "
+                         ".safetensors, llm.c checkpoint, GGUF or .npy; 'gpt2in init' makes one)");
     embed_error err;
     if (!(m->file = cli_open_mapped(o->weights)))
         return CLI_ERR;
@@ -62,7 +68,11 @@ int words_open(words_model *m, const words_opts *o) {
     m->tensor_name = o->tensor;
     if (!m->tensor_name)
         m->tensor_name = embed_table_name(m->file, 0); /* the usual name for its kind */
-    m->vocab = bpe_gpt2();
+    m->vocab = o->vocab ? cli_vocab(NULL, NULL, o->vocab) : bpe_gpt2();
+    if (!m->vocab) {
+        words_close(m);
+        return CLI_ERR;
+    }
     return CLI_OK;
 }
 
@@ -70,6 +80,8 @@ void words_close(words_model *m) {
     if (m->file)
         embed_close(m->file);
     m->file = NULL;
+    bpe_free(m->vocab);
+    m->vocab = NULL;
 }
 
 int words_ids(const words_model *m, const char *word, int as_typed, uint32_t *ids, size_t cap,

@@ -11,6 +11,7 @@
 typedef struct words_opts {
     const char *weights;   /* --weights FILE (required) */
     const char *tensor;    /* --tensor NAME (default wte.weight / transformer.wte.weight) */
+    const char *vocab;     /* --vocab FILE (default: the built-in GPT-2 vocabulary) */
     int as_typed;          /* --as-typed: no leading space */
     uint64_t k;            /* -k N */
     char **words;          /* positional arguments */
@@ -18,7 +19,7 @@ typedef struct words_opts {
 } words_opts;
 
 /* Consumes argv[*i] if it is a shared option (--weights, --tensor,
- * --as-typed, -k). Returns 1 if consumed, 0 if not, -1 on a bad value
+ * --vocab, --as-typed, -k). Returns 1 if consumed, 0 if not, -1 on a bad value
  * (after printing the error). */
 int words_common_opt(int argc, char **argv, int *i, words_opts *o);
 /* cli_arg (cli.h), then words_common_opt: CLI_ARG_SKIP also for an option

@@ -13,13 +13,14 @@
 
 static const char *usage =
     "usage: gpt2in plot --weights FILE --out FILE.svg [--title TEXT] [--raw] [--as-typed]\n"
-    "                   [--tensor NAME] [--] WORD[,WORD...] ...\n"
+    "                   [--tensor NAME] [--vocab V] [--] WORD[,WORD...] ...\n"
     "\n"
     "Draws the words' vectors (their rows of wte; the mean for a word of several tokens)\n"
     "as points in the plane of their first two principal components, as an SVG image.\n"
     "Words joined by commas form a group drawn in one colour: cat,kitten dog,puppy car,truck.\n"
     "The vectors are scaled to length 1 first, so that nearness on the map follows cosine\n"
-    "similarity; --raw keeps their lengths. Needs at least 3 words.\n"
+    "similarity; --raw keeps their lengths. Needs at least 3 words. --vocab V tokenizes\n"
+    "them with another vocabulary (tokenizer.json, .tiktoken, GGUF...), not GPT-2's.\n"
     "\n" CLI_OUTPUT_HELP;
 
 /* ---- a growing string ---------------------------------------------------- */

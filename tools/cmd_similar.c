@@ -9,9 +9,9 @@
 #define SIM_MAX_EXCLUDE 256
 
 static const char *similar_usage =
-    "usage: gpt2in similar --weights FILE [--as-typed] [--tensor NAME] [--] WORD WORD\n"
-    "       gpt2in neighbors --weights FILE [-k N] [--as-typed] [--tensor NAME] [--] WORD\n"
-    "       gpt2in analogy --weights FILE [-k N] [--as-typed] [--tensor NAME] [--] A B C\n"
+    "usage: gpt2in similar --weights FILE [--as-typed] [--tensor NAME] [--vocab V] [--] WORD WORD\n"
+    "       gpt2in neighbors --weights FILE [-k N] [--as-typed] [--tensor NAME] [--vocab V] [--] WORD\n"
+    "       gpt2in analogy --weights FILE [-k N] [--as-typed] [--tensor NAME] [--vocab V] [--] A B C\n"
     "\n"
     "similar:   cosine similarity of two words' vectors (1 = same direction, 0 = unrelated).\n"
     "neighbors: the k tokens (default 10) whose vectors are nearest to WORD's by cosine.\n"
@@ -21,7 +21,10 @@ static const char *similar_usage =
     "A word is looked up as the token(s) of \" word\" (with GPT-2's leading space, as in\n"
     "the middle of a sentence), or as typed with --as-typed. A word of several tokens\n"
     "stands for the mean of their rows (a note on stderr says so).\n"
-    "FILE is a .safetensors file with wte.weight (or transformer.wte.weight, or --tensor).\n";
+    "FILE is a weights file (.safetensors, llm.c checkpoint, GGUF or .npy) whose token\n"
+    "table is found by its usual name (wte.weight, token_embd.weight...) or --tensor.\n"
+    "Words are tokenized with GPT-2's built-in vocabulary, or with --vocab V (a\n"
+    "tokenizer.json, .tiktoken, GGUF or llm.c gpt2_tokenizer.bin file).\n";
 
 /* Shared front: options, then the table. Returns CLI_OK, CLI_ERR, or -1 for
  * --help (already printed). */
