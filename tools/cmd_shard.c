@@ -183,6 +183,7 @@ static void tidy_dir(const char *dir, const char *name, uint64_t nshards) {
 /* Shard k's tokens [a, b) of the stream, after its header, into w. */
 static int copy_tokens(unit_in *u, int nu, uint64_t a, uint64_t b, embed_writer *w, shard_sha *s) {
     static char buf[1 << 20];
+    uint64_t written = 1024, synced = 1024;   /* after the header */
     for (int i = 0; i < nu && a < b; i++) {
         uint64_t ua = u[i].start, ub = u[i].start + u[i].tokens;
         if (ub <= a || ua >= b) continue;
@@ -196,6 +197,7 @@ static int copy_tokens(unit_in *u, int nu, uint64_t a, uint64_t b, embed_writer 
             embed_error err;
             if (embed_writer_write(w, buf, (size_t)n, &err)) return cli_error("%s", err.msg);
             shard_sha_update(s, buf, (size_t)n);
+            shard_writeback(w, &synced, written += (uint64_t)n);
             t += (uint64_t)n / 2;
         }
         if (ub <= b) {   /* shards are cut in order: one unit open at a time, whatever their number */

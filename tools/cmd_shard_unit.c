@@ -7,10 +7,12 @@
  * next ones and writes finished batches strictly in input order, so the
  * output does not depend on the number of threads. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -191,6 +193,18 @@ static void sin_close(sin *s) {
 static int sin_read(sin *s, char *buf, size_t cap, size_t *got) {
     *got = 0;
     for (;;) {
+        if (s->kind == IN_RAW && s->ipos == s->ilen && !s->eof && cap >= IBUF / 4) {
+            /* a big read: straight into buf, not through ib */
+            size_t n = fread(buf, 1, cap, s->f);
+            if (!n && ferror(s->f))
+                return cli_error("%s: read error at byte %llu: %s", s->name, (unsigned long long)s->raw,
+                                 strerror(errno));
+            if (!n) s->eof = 1;
+            shard_sha_update(&s->sha, buf, n);
+            s->raw += n;
+            *got = n;
+            return 0;
+        }
         if (sin_fill(s)) return CLI_ERR;
         size_t avail = s->ilen - s->ipos;
         if (s->kind == IN_RAW) {
@@ -245,12 +259,26 @@ typedef struct {
     shard_sha unit_sha, in_sha;
     int one;                             /* one input: its tokens are the unit's */
     uint64_t docs, skipped, tokens;      /* this input */
-    uint16_t tmp[1 << 14];
+    char *text;                          /* a compressed whole file */
+    size_t textcap;
+    uint32_t *ids;                       /* a whole file's block */
+    size_t idcap;
+    uint64_t written, synced;            /* bytes of the unit; written back */
+    uint16_t tmp[1 << 17];
 } unit_out;
+
+void shard_writeback(embed_writer *w, uint64_t *synced, uint64_t written) {
+    if (written - *synced < SHARD_WRITEBACK) return;
+    FILE *f = embed_writer_stream(w);
+    if (f && !fflush(f)) sync_file_range(fileno(f), (off_t)*synced, (off_t)(written - *synced), SYNC_FILE_RANGE_WRITE);
+    *synced = written;
+}
 
 static int put_tokens(unit_out *u, const uint16_t *t, size_t n) {
     embed_error err;
     if (n && embed_writer_write(u->w, t, n * 2, &err)) return cli_error("%s", err.msg);
+    u->written += n * 2;
+    shard_writeback(u->w, &u->synced, u->written);
     if (!u->one) shard_sha_update(&u->unit_sha, t, n * 2);
     shard_sha_update(&u->in_sha, t, n * 2);
     u->tokens += n;
@@ -276,56 +304,168 @@ static uint64_t line_of(const char *text, size_t off) {
     return line;
 }
 
-/* A whole file, one document: held in memory, encoded on all threads. */
-static int whole_file(sin *s, unit_out *u, const bpe *v, const shard_opts *o) {
-    size_t cap = 1 << 20, len = 0;
-    char *text = malloc(cap);
-    if (!text) return cli_error("out of memory");
-    int rc = 0;
-    for (;;) {
-        if (cap - len < (1 << 16)) {
-            char *t = cap > SIZE_MAX / 2 ? NULL : realloc(text, cap * 2);
-            if (!t) {
-                free(text);
-                return cli_error("%s: out of memory", s->name);
+/* Offset of the first byte of s[0..n) that does not start a valid UTF-8
+ * sequence (Unicode's Table 3-7: no overlong forms, surrogates or code
+ * points above U+10FFFF), or n. */
+static size_t utf8_bad(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        if (i + 8 <= n) {   /* ASCII, 8 bytes at a time */
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (!(w & 0x8080808080808080ull)) {
+                i += 8;
+                continue;
             }
-            text = t;
-            cap *= 2;
         }
-        size_t got;
-        if ((rc = sin_read(s, text + len, cap - len, &got))) break;
-        if (!got) break;
-        len += got;
-        progress(o, s->raw, 0);
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (!k || i + k > n) return i;
+        unsigned lo = 0x80, hi = 0xbf, c1 = s[i + 1];
+        if (c == 0xe0) lo = 0xa0;
+        else if (c == 0xed) hi = 0x9f;
+        else if (c == 0xf0) lo = 0x90;
+        else if (c == 0xf4) hi = 0x8f;
+        if (c1 < lo || c1 > hi) return i;
+        for (size_t m = 2; m < k; m++)
+            if ((s[i + m] & 0xc0) != 0x80) return i;
+        i += k;
     }
-    uint32_t *ids = rc ? NULL : malloc((len ? len : 1) * sizeof *ids);
-    if (!rc && !ids) rc = cli_error("%s: out of memory", s->name);
-    if (!rc) {
+    return n;
+}
+
+/* Big buffers that live for the whole unit (reused by every document and
+ * every input), 2 MB-aligned and asking for transparent huge pages: a fresh
+ * 4 KB page costs a fault on first touch, a huge page one for 2 MB. */
+static int big_grow(void **p, size_t *cap, size_t need, size_t keep) {
+    if (need <= *cap) return 0;
+    const size_t huge = (size_t)2 << 20;
+    size_t c = *cap ? *cap : 1 << 16;
+    while (c < need) {
+        if (c > SIZE_MAX / 2) return -1;
+        c *= 2;
+    }
+    if (c >= huge / 8 && c < huge) c = huge;   /* no steps of fresh pages between */
+    void *q = NULL;
+    if (c >= huge) {
+        c = (c + huge - 1) & ~(huge - 1);
+        if (posix_memalign(&q, huge, c)) q = NULL;
+#ifdef MADV_HUGEPAGE
+        if (q) madvise(q, c, MADV_HUGEPAGE);   /* a hint: the kernel may ignore it */
+#endif
+    } else {
+        q = malloc(c);
+    }
+    if (!q) return -1;
+    if (keep) memcpy(q, *p, keep);
+    free(*p);
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+/* A whole file, one document. A raw file is mapped, never copied; a
+ * compressed one is decompressed into the unit's text buffer. The text is
+ * encoded a block at a time (cut where bpe_safe_cut says no token changes,
+ * so the tokens are those of the whole) into the unit's ids buffer, so a
+ * document of any size touches a few MB of fresh memory at most. */
+#define WHOLE_BLOCK ((size_t)1 << 20)
+
+typedef struct {
+    shard_sha *sha;
+    const char *p;
+    size_t n;
+} hash_job;
+
+static void *hash_run(void *arg) {
+    hash_job *h = arg;
+    shard_sha_update(h->sha, h->p, h->n);
+    return NULL;
+}
+
+static int whole_file(sin *s, uint64_t size, unit_out *u, const bpe *v, const shard_opts *o) {
+    const char *text = NULL;
+    size_t len = 0;
+    void *map = NULL;
+    int rc = 0, hashing = 0;
+    pthread_t hth;
+    hash_job hj;
+    if (s->kind == IN_RAW && size > 0 && size <= SIZE_MAX && s->ilen <= size) {
+        map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fileno(s->f), 0);
+        if (map == MAP_FAILED) map = NULL;
+    }
+    if (map) {
+        /* sin_open read and hashed the first bytes already */
+        madvise(map, (size_t)size, MADV_SEQUENTIAL);
+        text = map;
+        len = (size_t)size;
+        /* hashed beside the encoding, on another core when there is one */
+        hj = (hash_job){&s->sha, text + s->ilen, len - s->ilen};
+        hashing = !pthread_create(&hth, NULL, hash_run, &hj);
+        if (!hashing) hash_run(&hj);
+        s->raw = size;
+        s->ipos = s->ilen;
+        s->eof = 1;
+    } else {
+        for (;;) {
+            if (big_grow((void **)&u->text, &u->textcap, len + (1 << 16), len)) {
+                rc = cli_error("%s: out of memory", s->name);
+                break;
+            }
+            size_t got;
+            if ((rc = sin_read(s, u->text + len, u->textcap - len, &got))) break;
+            if (!got) break;
+            len += got;
+            progress(o, s->raw, 0);
+        }
+        text = u->text;
+    }
+    /* --on-error skip: the whole text is checked before a token is written;
+     * fail: each block is (BPE_STRICT), where it is still in the cache. */
+    size_t bad = !rc && o->skip_errors ? utf8_bad((const unsigned char *)text, len) : len;
+    size_t block = WHOLE_BLOCK * (size_t)o->threads;
+    if (!rc && bad == len) {
+        uint16_t eot = SHARD_EOT;
+        rc = put_tokens(u, &eot, 1);
+    }
+    for (size_t pos = 0; !rc && bad == len && pos < len;) {
+        size_t end = len - pos <= block ? len : pos + block, cut = end - pos;
+        while (end < len && !(cut = bpe_safe_cut(v, text + pos, end - pos, BPE_SPECIAL_TEXT)))
+            end = len - end <= block ? len : end + block;   /* no cut in a long piece: take more */
+        if (end == len) cut = len - pos;
+        if (big_grow((void **)&u->ids, &u->idcap, cut * sizeof *u->ids, 0)) {
+            rc = cli_error("%s: out of memory", s->name);
+            break;
+        }
         size_t n = 0;
         bpe_error err;
-        int e = bpe_encode_parallel(v, text, len, BPE_SPECIAL_TEXT | BPE_STRICT, o->threads, ids, NULL, len, &n,
-                                    &err);
-        if (e == BPE_ERR_UTF8) {
-            size_t off = (size_t)err.offset;
-            if (!o->skip_errors || !o->quiet) progress_clear();
-            if (!o->skip_errors || !o->quiet)
-                fprintf(stderr, "gpt2in: %s:%llu: byte %llu: invalid UTF-8%s\n", s->name,
-                        (unsigned long long)line_of(text, off), (unsigned long long)off,
-                        o->skip_errors ? " (document skipped)" : "");
-            if (o->skip_errors) u->skipped++;
-            else rc = CLI_ERR;
-        } else if (e) {
-            rc = cli_error("%s: %s", s->name, err.msg);
-        } else {
-            uint16_t eot = SHARD_EOT;
-            rc = put_tokens(u, &eot, 1);
-            if (!rc) rc = put_ids(u, ids, n);
-            u->docs++;
-            prog.docs++;
-        }
+        int e = bpe_encode_parallel(v, text + pos, cut, BPE_SPECIAL_TEXT | (o->skip_errors ? 0 : BPE_STRICT),
+                                    o->threads, u->ids, NULL, cut, &n, &err);
+        if (e == BPE_ERR_UTF8) bad = pos + (size_t)err.offset;
+        else if (e) rc = cli_error("%s: %s", s->name, err.msg);
+        else rc = put_ids(u, u->ids, n);
+        pos += cut;
+        progress(o, map ? pos : s->raw, 0);
     }
-    free(ids);
-    free(text);
+    if (!rc && bad < len) {
+        if (!o->skip_errors || !o->quiet) {
+            progress_clear();
+            fprintf(stderr, "gpt2in: %s:%llu: byte %llu: invalid UTF-8%s\n", s->name,
+                    (unsigned long long)line_of(text, bad), (unsigned long long)bad,
+                    o->skip_errors ? " (document skipped)" : "");
+        }
+        if (o->skip_errors) u->skipped++;
+        else rc = CLI_ERR;
+    } else if (!rc) {
+        u->docs++;
+        prog.docs++;
+    }
+    if (hashing) pthread_join(hth, NULL);
+    if (map) munmap(map, (size_t)size);
     return rc;
 }
 
@@ -363,14 +503,13 @@ typedef struct {
     int stop;
 } pool;
 
+/* *p with room for `need` elements of `elem` bytes, its contents kept. */
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return 0;
-    size_t c = *cap ? *cap : 4096;
-    while (c < need) c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q) return -1;
-    *p = q;
-    *cap = c;
+    if (need > SIZE_MAX / elem) return -1;
+    size_t bytes = *cap * elem;
+    if (big_grow(p, &bytes, need * elem, bytes)) return -1;
+    *cap = bytes / elem;
     return 0;
 }
 
@@ -400,40 +539,6 @@ static const char *json_kind(const json_t *j) {
     case JSON_TRUE: case JSON_FALSE: return "a boolean";
     default: return "null";
     }
-}
-
-/* Offset of the first byte of s[0..n) that does not start a valid UTF-8
- * sequence (Unicode's Table 3-7: no overlong forms, surrogates or code
- * points above U+10FFFF), or n. */
-static size_t utf8_bad(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        if (i + 8 <= n) {   /* ASCII, 8 bytes at a time */
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if (!(w & 0x8080808080808080ull)) {
-                i += 8;
-                continue;
-            }
-        }
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-        if (!k || i + k > n) return i;
-        unsigned lo = 0x80, hi = 0xbf, c1 = s[i + 1];
-        if (c == 0xe0) lo = 0xa0;
-        else if (c == 0xed) hi = 0x9f;
-        else if (c == 0xf0) lo = 0x90;
-        else if (c == 0xf4) hi = 0x8f;
-        if (c1 < lo || c1 > hi) return i;
-        for (size_t m = 2; m < k; m++)
-            if ((s[i + m] & 0xc0) != 0x80) return i;
-        i += k;
-    }
-    return n;
 }
 
 /* One good document: appended to the batch's text after a 0xFF. Returns 0,
@@ -469,10 +574,47 @@ static void encode_batch(job *j, pool *p) {
     for (size_t i = 0; i < nt; i++) j->out[j->nout++] = j->ids[i] == p->sep_id ? SHARD_EOT : (uint16_t)j->ids[i];
 }
 
+/* Plain text lines, all valid UTF-8 (the common case): the batch is
+ * encoded where it lies, each \n turned into the 0xFF that ends a document
+ * (an empty line is then two 0xFF in a row: no document), without copying
+ * its lines. The tokens are those of encode_batch. */
+static void text_batch(job *j, pool *p) {
+    unsigned char *d = (unsigned char *)j->data, *end = d + j->len, *start = d;
+    for (unsigned char *q = d; (q = memchr(q, '\n', (size_t)(end - q))); start = ++q) {
+        j->docs += q > start;
+        *q = 0xff;
+    }
+    j->docs += end > start;
+    if (!j->docs) return;
+    size_t nt = 0;
+    bpe_error err;
+    if (grow((void **)&j->ids, &j->idcap, j->len, sizeof *j->ids) ||
+        bpe_encode(p->v, d, j->len, BPE_SPECIAL_TEXT, j->ids, NULL, j->len, &nt, &err) ||
+        grow((void **)&j->out, &j->outcap, nt + 1, sizeof *j->out)) {
+        job_msg(j, p, j->line0, j->off0, "out of memory");
+        j->fatal = 1;
+        return;
+    }
+    int fresh = 1;   /* the next token starts a document */
+    for (size_t i = 0; i < nt; i++) {
+        if (j->ids[i] == p->sep_id) {
+            fresh = 1;
+            continue;
+        }
+        if (fresh) j->out[j->nout++] = SHARD_EOT;
+        fresh = 0;
+        j->out[j->nout++] = (uint16_t)j->ids[i];
+    }
+}
+
 static void run_job(job *j, pool *p) {
     j->nout = j->docs = j->skipped = j->msglen = j->tlen = 0;
     if (p->jsonl && !j->sj) j->sj = shard_json_new();   /* NULL: jansson alone */
     j->fatal = 0;
+    if (!p->jsonl && utf8_bad((const unsigned char *)j->data, j->len) == j->len) {
+        text_batch(j, p);
+        return;
+    }
     const char *s = j->data, *end = j->data + j->len;
     uint64_t line = j->line0;
     while (s < end && !j->fatal) {
@@ -492,8 +634,7 @@ static void run_job(job *j, pool *p) {
             }
         } else if (is_blank(s, n)) {
         } else if ((fast = j->sj ? shard_json_field(j->sj, s, n, p->o->field, &str, &slen) : SHARD_JSON_BAD) ==
-                       SHARD_JSON_OK &&
-                   utf8_bad((const unsigned char *)str, slen) == slen) {
+                   SHARD_JSON_OK) {
             if (doc(j, p, str, slen, line, off)) break;
         } else if (fast == SHARD_JSON_NOMEM) {
             job_msg(j, p, line, off, "out of memory");
@@ -806,7 +947,8 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
         rc = sin_open(&s, f, cli_name(inputs[i], namebuf, sizeof namebuf));
         if (!rc && shard_sha_init(&u->in_sha)) rc = cli_error("out of memory");
         int jsonl = o->format == SHARD_FMT_JSONL || (o->format == SHARD_FMT_AUTO && jsonl_name(inputs[i]));
-        if (!rc) rc = jsonl || o->split_lines ? lines(&s, u, v, o, jsonl) : whole_file(&s, u, v, o);
+        uint64_t size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+        if (!rc) rc = jsonl || o->split_lines ? lines(&s, u, v, o, jsonl) : whole_file(&s, size, u, v, o);
         if (!rc) {
             char hin[65], htok[65];
             shard_sha_hex(&s.sha, hin);
@@ -858,7 +1000,11 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
     if (!rc) *fresh = 1;
     free(txt);
 done:
-    if (u) shard_sha_free(&u->unit_sha);
+    if (u) {
+        shard_sha_free(&u->unit_sha);
+        free(u->text);
+        free(u->ids);
+    }
     free(u);
     free(side);
     json_decref(vocab);

@@ -36,6 +36,12 @@ void shard_sha_update(shard_sha *s, const void *p, size_t n);
 void shard_sha_hex(shard_sha *s, char hex[65]);   /* finishes and frees */
 void shard_sha_free(shard_sha *s);
 
+/* Starts writing back to disk what w has received since *synced, once
+ * that is SHARD_WRITEBACK bytes or more, so that the fsync of its commit
+ * has little left to wait for. */
+#define SHARD_WRITEBACK ((uint64_t)2 << 20)
+void shard_writeback(embed_writer *w, uint64_t *synced, uint64_t written);
+
 /* The "vocabulary" and "options" objects of sidecars and manifests. */
 json_t *shard_vocab_json(const bpe *v);
 json_t *shard_options_json(const shard_opts *o);
