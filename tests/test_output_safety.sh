@@ -71,6 +71,16 @@ intact "$d/ids.txt" "embed -o IDS < IDS"
 expect 2 "embed IDS >> IDS" sh -c '"$1" embed --weights "$2" "$3" >>"$3"' - "$G" "$M" "$d/ids.txt"
 intact "$d/ids.txt" "embed IDS >> IDS"
 no_temp "embed refusals"
+# encode, count and decode write to stdout: onto their input it is refused too
+"$G" decode "$d/ids.txt" >"$d/text.txt" && cp "$d/text.txt" "$d/text.txt.orig"
+for c in encode count; do
+    expect 2 "$c TEXT >> TEXT" sh -c '"$1" "$2" "$3" >>"$3"' - "$G" $c "$d/text.txt"
+    one_line "$c TEXT >> TEXT" "same file"; intact "$d/text.txt" "$c TEXT >> TEXT"
+    expect 2 "$c < TEXT 1<> TEXT" sh -c '"$1" "$2" <"$3" 1<>"$3"' - "$G" $c "$d/text.txt"
+    intact "$d/text.txt" "$c < TEXT 1<> TEXT"
+done
+expect 2 "decode IDS 1<> IDS" sh -c '"$1" decode "$2" 1<>"$2"' - "$G" "$d/ids.txt"
+one_line "decode IDS 1<> IDS" "same file"; intact "$d/ids.txt" "decode IDS 1<> IDS"
 
 # ---- a failing embed leaves an existing output as it was ----------------------
 printf 'x' >"$d/prev.npy" && cp "$d/prev.npy" "$d/prev.npy.orig"
@@ -180,6 +190,12 @@ expect 2 "step --state OUT" step --weights "$W" --optimizer adam --state "$d/s" 
 expect 2 "step --state OUT (two spellings)" step --weights "$W" --optimizer adam --state "$d/s" --out "$d/./s"
 one_line "step --state OUT (two spellings)" "also an input"
 [ -e "$d/s" ] && fail "step --state S --out ./S: wrote S"
+ln -s s "$d/slink"   # dangling: both names would create $d/s
+expect 2 "step --state LINK-TO-OUT" step --weights "$W" --optimizer adam --state "$d/slink" --out "$d/s"
+one_line "step --state LINK-TO-OUT" "also an input"
+expect 2 "step --state OUT --out LINK-TO-OUT" step --weights "$W" --optimizer adam --state "$d/s" --out "$d/slink"
+[ -e "$d/s" ] && fail "step --state LINK --out S (LINK -> S): wrote S"
+rm -f "$d/slink"
 expect 2 "step --out DIR" step --weights "$W" --optimizer sgd --out "$d/dir"
 one_line "step --out DIR" "is a directory"
 cp "$W" "$d/inplace.safetensors"; chmod 640 "$d/inplace.safetensors"

@@ -55,6 +55,35 @@ static int same_new_name(const char *a, const char *b) {
     return same;
 }
 
+/* The name a new file written at path gets: path itself, or, when path is a
+ * symbolic link (a chain of them), the name its last link points at, which
+ * does not exist yet. malloc'd, or NULL when out of memory. */
+static char *final_name(const char *path) {
+    char *name = strdup(path);
+    struct stat st;
+    for (int hops = 0; name && hops < 40 && lstat(name, &st) == 0 && S_ISLNK(st.st_mode); hops++) {
+        char target[4096];
+        ssize_t n = readlink(name, target, sizeof target - 1);
+        if (n <= 0)
+            break;
+        target[n] = 0;
+        char *next;
+        if (target[0] == '/') {
+            next = strdup(target);
+        } else {  /* relative to the link's directory */
+            char *dir = dir_of(name);
+            size_t len = dir ? strlen(dir) + 1 + (size_t)n + 1 : 0;
+            next = dir ? malloc(len) : NULL;
+            if (next)
+                snprintf(next, len, "%s/%s", dir, target);
+            free(dir);
+        }
+        free(name);
+        name = next;
+    }
+    return name;
+}
+
 int cli_output_check(const char *cmd, const char *opt, const char *out,
                      const char *const *inputs, size_t n_inputs, int allow_stdout) {
     struct stat so, si;
@@ -71,13 +100,28 @@ int cli_output_check(const char *cmd, const char *opt, const char *out,
         if (out[strlen(out) - 1] == '/')
             return cli_error("%s: %s %s: is not a file name (it ends in '/')", cmd, opt, cli_q(out));
         /* a new file, so no input by inode; but two names of one new file
-         * are still one file (step --state S --out ./S) */
-        for (size_t i = 0; i < n_inputs; i++)
-            if (inputs[i] && strcmp(inputs[i], "-") && lstat(inputs[i], &sl) != 0 &&
-                same_new_name(inputs[i], out))
-                return cli_error("%s: %s %s is also an input; write it to another file",
-                                 cmd, opt, cli_q(out));
-        /* (a dangling symlink's target is the library's to check) */
+         * are still one file (step --state S --out ./S, or a dangling
+         * symlink to the other) */
+        char *fo = final_name(out);
+        if (!fo)
+            return cli_error("out of memory");
+        int clash = 0;
+        for (size_t i = 0; i < n_inputs && !clash; i++) {
+            if (!inputs[i] || !strcmp(inputs[i], "-") || stat(inputs[i], &sl) == 0)
+                continue;
+            char *fi = final_name(inputs[i]);
+            if (!fi) {
+                free(fo);
+                return cli_error("out of memory");
+            }
+            clash = same_new_name(fi, fo);
+            free(fi);
+        }
+        free(fo);
+        if (clash)
+            return cli_error("%s: %s %s is also an input; write it to another file",
+                             cmd, opt, cli_q(out));
+        /* (a dangling symlink's target directory is the library's to check) */
         if (lstat(out, &sl) == 0)
             return CLI_OK;
         return dir_problem(cmd, opt, out);

@@ -55,6 +55,9 @@ int cmd_decode(int argc, char **argv) {
     if (bad) return CLI_ERR;
     int fmt = cli_ids_format(format, path);
     if (fmt < 0) return CLI_ERR;
+    /* >> or 1<> onto the input would read back what is written */
+    const char *inputs[] = {path ? path : "-", enc, merges, vocab};
+    if (cli_output_check("decode", "stdout", "-", inputs, 4, 1)) return CLI_ERR;
     const bpe *v = cli_vocab(enc, merges, vocab);
     if (!v) return CLI_ERR;
     FILE *in = cli_open_in(path);

@@ -136,6 +136,9 @@ static int run(int argc, char **argv, int counting) {
     if (offsets && fmt != IDS_TEXT && fmt != IDS_JSON)
         return cli_error("--offsets works with --format text or json");
     if (offsets) flags |= BPE_OFFSETS;
+    /* >> or 1<> onto the input would read back what is written */
+    const char *inputs[] = {path ? path : "-", enc, merges, vocab};
+    if (cli_output_check(counting ? "count" : "encode", "stdout", "-", inputs, 4, 1)) return CLI_ERR;
 
     const bpe *v = cli_vocab(enc, merges, vocab);
     if (!v) return CLI_ERR;
