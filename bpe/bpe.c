@@ -71,10 +71,28 @@ static size_t first_invalid(const uint8_t *s, size_t len) {
     return len;
 }
 
-static const uint8_t *find_special(const struct bpe *v, const uint8_t *s, size_t len) {
-    if (v->eot < 0) return NULL;
-    const uint8_t *t = v->tok_bytes + v->tok_off[v->eot];
-    return memmem(s, len, t, token_len(v, (uint32_t)v->eot));
+/* The leftmost special token in s[0..len), the longest of those that start
+ * there (Hugging Face's added tokens are split leftmost-longest): its start,
+ * and its rank in *tok; NULL when there is none. One token (GPT-2's) is
+ * found by memmem; several, at each byte that starts one (found by memchr
+ * when they share their first byte, as <s>, </s>, <pad> ... do). */
+static const uint8_t *find_special(const struct bpe *v, const uint8_t *s, size_t len, uint32_t *tok) {
+    if (v->n_specials == 1) {
+        uint32_t t = v->special_list[0];
+        *tok = t;
+        return memmem(s, len, v->tok_bytes + v->tok_off[t], token_len(v, t));
+    }
+    if (!v->n_specials) return NULL;
+    const uint8_t *end = s + len;
+    if (v->special_byte >= 0) {
+        for (const uint8_t *p = s; p < end && (p = memchr(p, v->special_byte, (size_t)(end - p))); p++)
+            if ((*tok = bpe_special_here(v, p, (size_t)(end - p))) != BPE_EMPTY) return p;
+        return NULL;
+    }
+    const uint32_t *at = v->special_at;
+    for (const uint8_t *p = s; p < end; p++)
+        if (at[*p] != at[*p + 1] && (*tok = bpe_special_here(v, p, (size_t)(end - p))) != BPE_EMPTY) return p;
+    return NULL;
 }
 
 /* Flags other than `allowed`, or two special-token modes at once. */
@@ -93,11 +111,22 @@ int bpe_check_input(const struct bpe *v, const uint8_t *s, size_t len, int flags
                         (unsigned long long)(base + bad), s[bad]);
     }
     if ((flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_ERROR) {
-        const uint8_t *sp = find_special(v, s, len);
-        if (sp)
+        uint32_t t;
+        const uint8_t *sp = find_special(v, s, len, &t);
+        if (sp) {
+            /* the token as it stands, but for bytes a terminal would act on */
+            char name[200];
+            size_t o = 0, k = 0, tl = token_len(v, t);
+            const uint8_t *b = v->tok_bytes + v->tok_off[t];
+            for (; k < tl && o + 8 < sizeof name; k++) {
+                if (b[k] >= 0x20 && b[k] != 0x7F) name[o++] = (char)b[k];
+                else o += (size_t)snprintf(name + o, sizeof name - o, "\\x%02X", b[k]);
+            }
+            name[o] = 0;
             return bpe_fail(err, BPE_ERR_SPECIAL, base + (uint64_t)(sp - s),
-                        "the special token <|endoftext|> is in the text at byte %llu",
+                        "the special token %s%s is in the text at byte %llu", name, k < tl ? "..." : "",
                         (unsigned long long)(base + (uint64_t)(sp - s)));
+        }
     }
     return BPE_OK;
 }
@@ -109,14 +138,14 @@ int bpe_encode_checked(const struct bpe *v, const uint8_t *s, size_t len, int fl
      * be had, pieces are merged without it); a caller may lend its own. */
     cache_slot *own = !o->cache && len >= CACHE_MIN_TEXT ? bpe_cache_new() : NULL;
     if (own) o->cache = own;
-    if ((flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_ALLOW && v->eot >= 0) {
-        size_t eot_len = token_len(v, (uint32_t)v->eot);
+    if ((flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_ALLOW && v->n_specials) {
         const uint8_t *sp;
-        while ((sp = find_special(v, s + i, len - i))) {
+        uint32_t t;
+        while ((sp = find_special(v, s + i, len - i, &t))) {
             size_t at = (size_t)(sp - s);
             bpe_encode_text(o, s, i, at);
-            emit(o, (uint32_t)v->eot, at);
-            i = at + eot_len;
+            emit(o, t, at);
+            i = at + token_len(v, t);
         }
     }
     bpe_encode_text(o, s, i, len);
@@ -176,6 +205,14 @@ int bpe_encode_at(const struct bpe *v, const void *text, size_t len, int flags, 
 int bpe_encode(const bpe *v, const void *text, size_t len, int flags, uint32_t *ids,
                size_t *offsets, size_t cap, size_t *n_tokens, bpe_error *err) {
     return bpe_encode_at(v, text, len, flags, ids, offsets, cap, n_tokens, 0, err);
+}
+
+size_t bpe_special_count(const bpe *v) { return v ? v->n_specials : 0; }
+
+int32_t bpe_special_id(const bpe *v, size_t i) {
+    if (!v || i >= v->n_specials) return -1;
+    uint32_t r = v->special_list[i];
+    return (int32_t)(v->id_of_rank ? v->id_of_rank[r] : r);
 }
 
 /* ---- decoding ------------------------------------------------------------------------- */

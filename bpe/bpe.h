@@ -47,18 +47,21 @@ enum {
     BPE_ERR_IO = -1,        /* a file could not be read */
     BPE_ERR_FORMAT = -2,    /* a vocabulary file is malformed */
     BPE_ERR_UTF8 = -3,      /* invalid UTF-8 under BPE_STRICT */
-    BPE_ERR_SPECIAL = -4,   /* <|endoftext|> in text under BPE_SPECIAL_ERROR */
+    BPE_ERR_SPECIAL = -4,   /* a special token in text under BPE_SPECIAL_ERROR */
     BPE_ERR_ID = -5,        /* a token id outside the vocabulary */
     BPE_ERR_NOMEM = -6,
     BPE_ERR_ARG = -7,       /* a bad argument (NULL, bad flag) */
     BPE_ERR_CALLBACK = -8,  /* the caller's callback asked to stop */
 };
 
-/* Encoding flags (combine with |). Exactly one BPE_SPECIAL_* applies;
+/* Encoding flags (combine with |). Exactly one BPE_SPECIAL_* applies, to
+ * every special token of the vocabulary (GPT-2 has one, <|endoftext|>);
  * BPE_SPECIAL_ERROR is the default (value 0), as in tiktoken. */
 enum {
-    BPE_SPECIAL_ERROR = 0,   /* <|endoftext|> in the text is an error */
-    BPE_SPECIAL_ALLOW = 1,   /* emitted as its id; text before it ends as at end of input */
+    BPE_SPECIAL_ERROR = 0,   /* a special token in the text is an error naming it and its byte */
+    BPE_SPECIAL_ALLOW = 1,   /* emitted as its id: the leftmost one in the text, the longest of
+                              * those starting there (as Hugging Face's added tokens); text
+                              * before it ends as at end of input */
     BPE_SPECIAL_TEXT = 2,    /* encoded as ordinary text */
     BPE_SPECIAL_MASK = 3,
     BPE_STRICT = 4,          /* invalid UTF-8 is an error instead of byte pieces */
@@ -91,9 +94,13 @@ GPT2IN_API bpe *bpe_load_mem(const char *encoder_json, size_t encoder_len, const
  * id comes from the vocabulary: the encoder ranks each token by the merge
  * that makes it (single bytes first), so ids may be any permutation; a
  * token made by two merges is refused. tiktoken and llm.c files rank tokens
- * by id, as tiktoken. Every format needs all 256 single bytes and at most
- * one special token (encoded under the BPE_SPECIAL_* flags like
- * <|endoftext|>). Errors name the file and the line, index or byte offset.
+ * by id, as tiktoken. Every format needs all 256 single bytes. Special
+ * tokens (encoded under the BPE_SPECIAL_* flags) are, in tokenizer.json,
+ * every added token (refused when lstrip, rstrip or single_word is set, or
+ * when they disagree on normalized, which Hugging Face matches in two
+ * passes); in GGUF, the control and user-defined tokens and the end of
+ * text; elsewhere <|endoftext|>. Errors name the file and the line, index
+ * or byte offset.
  *   bpe_load_hf_json   Hugging Face tokenizer.json: model BPE, GPT-2's
  *                      byte-level pre-tokenizer, no normaliser
  *   bpe_load_hf_pair   vocab.json + merges.txt (rank = merge line)
@@ -121,11 +128,19 @@ GPT2IN_API bpe *bpe_load_file_mem(const char *data, size_t len, const char *name
 
 GPT2IN_API void bpe_free(const bpe *vocab);
 
-/* Number of token ids (50257 for GPT-2), the id of <|endoftext|> (-1 when the
- * vocabulary has none) and the longest token in bytes. */
+/* Number of token ids (50257 for GPT-2), the id of the end of text (-1 when
+ * the vocabulary has none) and the longest token in bytes. The end of text
+ * is <|endoftext|>, or what the file names so (GGUF's eos_token_id, llm.c's
+ * header), or the vocabulary's one special token; it is a special token. */
 GPT2IN_API size_t bpe_vocab_size(const bpe *vocab);
 GPT2IN_API int32_t bpe_eot_id(const bpe *vocab);
 GPT2IN_API size_t bpe_max_token_bytes(const bpe *vocab);
+
+/* The special tokens: their number (1 for GPT-2: <|endoftext|>), and the
+ * id of the i-th, in increasing id order (-1 when i >= the number). Their
+ * bytes: bpe_token_bytes. */
+GPT2IN_API size_t bpe_special_count(const bpe *vocab);
+GPT2IN_API int32_t bpe_special_id(const bpe *vocab, size_t i);
 
 /* ---- encoding ----------------------------------------------------------- */
 
@@ -154,8 +169,8 @@ GPT2IN_API int bpe_encode_parallel(const bpe *vocab, const void *text, size_t le
 /* The largest p < len at which text may be cut into text[0..p) and
  * text[p..len) without changing a single token: encoding both halves with
  * `flags` and concatenating gives the encoding of the whole, whatever
- * follows text[len). Unless <|endoftext|> is encoded as text, a cut never
- * falls inside it, nor inside a prefix of it that ends the text. Returns 0
+ * follows text[len). Unless special tokens are encoded as text, a cut never
+ * falls inside one, nor inside a prefix of one that ends the text. Returns 0
  * when there is no such cut (or on a bad argument). The stream and the
  * threads cut text only here. */
 GPT2IN_API size_t bpe_safe_cut(const bpe *vocab, const void *text, size_t len, int flags);

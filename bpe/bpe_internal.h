@@ -93,7 +93,10 @@ typedef struct bpe_ac_node {
  * struct bpe. */
 #define BPE_IMAGE_SCALARS(X)                                                                  \
     X(uint32_t, n_tokens)      /* V: ids 0..V-1 */                                            \
-    X(int32_t, eot)            /* id of <|endoftext|>, or -1 */                               \
+    X(int32_t, eot)            /* rank of <|endoftext|> (or the file's end of text), or -1 */  \
+    X(uint32_t, n_specials)    /* special tokens (eot among them): never merged */            \
+    X(uint32_t, special_max_len) /* the longest one's bytes (0: none) */                       \
+    X(int32_t, special_byte)   /* the first byte all of them share, or -1 */                  \
     X(uint32_t, max_token_len)                                                                \
     X(uint32_t, n_tok_bytes)   /* the tokens' bytes, all together */                          \
     X(uint32_t, tok_mask)      /* token hash slots - 1 */                                     \
@@ -131,7 +134,12 @@ typedef struct bpe_ac_node {
     X(bpe_ac_node, ac_nodes, h.ac_nodes_n)                                                    \
     X(uint64_t, ac_child, h.ac_child_mask + 1)                                                \
     /* the root's child for each byte (0: none) */                                           \
-    X(uint32_t, ac_root, 256)
+    X(uint32_t, ac_root, 256)                                                                 \
+    /* the special tokens' ranks in rank order (which is id order), and by first byte:        \
+     * special_by[special_at[b] .. special_at[b + 1]) start with byte b, longest first */      \
+    X(uint32_t, special_list, h.n_specials)                                                   \
+    X(uint32_t, special_by, h.n_specials)                                                     \
+    X(uint32_t, special_at, 257)
 
 typedef struct bpe_image_header {
     char magic[8];
@@ -201,10 +209,22 @@ int bpe_fail(bpe_error *err, int code, uint64_t offset, const char *fmt, ...)
 void bpe_attach_image(struct bpe *v, const void *image);
 
 /* Builds an image from parsed tokens: tokens[i] is token i's bytes
- * (lens[i] long), eot its special id or -1. Returns a malloc'd image of
- * *size bytes, or NULL when out of memory. */
+ * (lens[i] long); specials[0..n_specials) the special tokens (matched in
+ * text as they stand, never merged), in increasing order; eot the end of
+ * text (one of them) or -1. Returns a malloc'd image of *size bytes, or
+ * NULL when out of memory. */
 void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens,
-                      int32_t eot, uint64_t *size);
+                      const uint32_t *specials, uint32_t n_specials, int32_t eot, uint64_t *size);
+
+/* The longest special token that p[0..n) begins with (n >= 1), or
+ * BPE_EMPTY. */
+static inline uint32_t bpe_special_here(const struct bpe *v, const uint8_t *p, size_t n) {
+    for (uint32_t k = v->special_at[p[0]], e = v->special_at[p[0] + 1]; k < e; k++) {
+        uint32_t t = v->special_by[k], a = v->tok_off[t], l = v->tok_off[t + 1] - a;
+        if (l <= n && !__builtin_memcmp(p, v->tok_bytes + a, l)) return t;
+    }
+    return BPE_EMPTY;
+}
 
 /* Encodes token t's own bytes: when the result is [t] and the ranks of the
  * merges on the way never decrease, stores the last merge's two parts and

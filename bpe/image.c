@@ -51,9 +51,9 @@ static uint32_t pow2_at_least(uint64_t n) {
     return p;
 }
 
-/* Token bytes, their offsets, and the hash from bytes to id. The special
- * token is never produced by merging, so it is not hashed. */
-static void fill_tokens(uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens, int32_t eot,
+/* Token bytes, their offsets, and the hash from bytes to id. Special
+ * tokens (sp[i] set) are never produced by merging, so they are not hashed. */
+static void fill_tokens(uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens, const uint8_t *sp,
                         uint32_t *tok_off, uint8_t *bytes, bpe_slot *slots, uint32_t tok_mask) {
     uint32_t pos = 0;
     for (uint32_t i = 0; i < n_tokens; i++) {
@@ -65,7 +65,7 @@ static void fill_tokens(uint32_t n_tokens, const uint8_t *const *tokens, const u
     memset(slots, 0, ((size_t)tok_mask + 1) * sizeof *slots);
     for (size_t k = 0; k <= tok_mask; k++) slots[k].id = BPE_EMPTY;
     for (uint32_t i = 0; i < n_tokens; i++) {
-        if ((int32_t)i == eot) continue;
+        if (sp[i]) continue;
         uint64_t hh = bpe_hash_bytes(tokens[i], lens[i]);
         while (slots[hh & tok_mask].id != BPE_EMPTY) hh++;
         bpe_slot *sl = &slots[hh & tok_mask];
@@ -78,7 +78,7 @@ static void fill_tokens(uint32_t n_tokens, const uint8_t *const *tokens, const u
 /* The number of (token, token) -> token merges: every split of a token into
  * two tokens. Uses a temporary token hash; UINT64_MAX when out of memory. */
 static uint64_t count_pairs(uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens,
-                            int32_t eot, uint64_t total_bytes, uint32_t tok_mask) {
+                            const uint8_t *sp, uint64_t total_bytes, uint32_t tok_mask) {
     struct bpe v = {0};
     uint32_t *off = gpt2in_malloc(((size_t)n_tokens + 1) * 4);
     bpe_slot *slots = gpt2in_malloc(((size_t)tok_mask + 1) * sizeof *slots);
@@ -92,9 +92,9 @@ static uint64_t count_pairs(uint32_t n_tokens, const uint8_t *const *tokens, con
     v.tok_bytes = bytes;
     v.tok_slots = slots;
     v.tok_mask = tok_mask;
-    fill_tokens(n_tokens, tokens, lens, eot, off, bytes, slots, tok_mask);
+    fill_tokens(n_tokens, tokens, lens, sp, off, bytes, slots, tok_mask);
     for (uint32_t t = 0; t < n_tokens; t++) {
-        if ((int32_t)t == eot) continue;
+        if (sp[t]) continue;
         for (uint32_t k = 1; k < lens[t]; k++)
             n += bpe_find_token(&v, tokens[t], k) != BPE_EMPTY && bpe_find_token(&v, tokens[t] + k, lens[t] - k) != BPE_EMPTY;
     }
@@ -141,7 +141,7 @@ static void trie_put(uint64_t *child, uint32_t mask, uint32_t node, uint8_t c, u
 }
 
 /* 0, or -1 when out of memory or when there are too many nodes. */
-static int trie_build(trie *t, uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens, int32_t eot,
+static int trie_build(trie *t, uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens, const uint8_t *sp,
                       uint64_t total_bytes) {
     memset(t, 0, sizeof *t);
     uint64_t most = total_bytes + 1;  /* the root, and at most a node a byte */
@@ -158,7 +158,7 @@ static int trie_build(trie *t, uint32_t n_tokens, const uint8_t *const *tokens, 
     t->byte[0] = 0;
     t->depth[0] = 0;
     for (uint32_t k = 0; k < n_tokens; k++) {
-        if ((int32_t)k == eot) continue;
+        if (sp[k]) continue;
         uint32_t node = 0;
         for (uint32_t j = 0; j < lens[k]; j++) {
             uint32_t next = trie_child(t, node, tokens[k][j]);
@@ -235,8 +235,19 @@ out:
 
 /* ---- the image -------------------------------------------------------------- */
 
+/* Special tokens by first byte, longest first (bpe_special_here). */
+typedef struct {
+    uint32_t first, len, rank;
+} special_key;
+static int by_first_byte(const void *x, const void *y) {
+    const special_key *a = x, *b = y;
+    if (a->first != b->first) return a->first < b->first ? -1 : 1;
+    if (a->len != b->len) return a->len > b->len ? -1 : 1;
+    return a->rank < b->rank ? -1 : a->rank > b->rank;
+}
+
 void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens,
-                      int32_t eot, uint64_t *size) {
+                      const uint32_t *specials, uint32_t n_specials, int32_t eot, uint64_t *size) {
     uint64_t total_bytes = 0;
     uint32_t max_len = 0;
     for (uint32_t i = 0; i < n_tokens; i++) {
@@ -248,9 +259,11 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     /* Unicode classes: stage-2 blocks are deduplicated. */
     uint16_t *cls1 = gpt2in_malloc(BPE_CLS_STAGE1 * sizeof *cls1);
     uint8_t *cls2 = gpt2in_malloc((size_t)BPE_CLS_STAGE1 * 256);
+    uint8_t *sp = gpt2in_calloc(n_tokens ? n_tokens : 1, 1);
     trie tr = {0};
     uint8_t *img = NULL;
-    if (!cls1 || !cls2) goto fail;
+    if (!cls1 || !cls2 || !sp) goto fail;
+    for (uint32_t k = 0; k < n_specials; k++) sp[specials[k]] = 1;
     uint32_t n_blocks = 0;
     for (uint32_t blk = 0; blk < BPE_CLS_STAGE1; blk++) {
         uint8_t *block = cls2 + (size_t)n_blocks * 256;
@@ -260,23 +273,29 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
         if (k == n_blocks) n_blocks++;
         cls1[blk] = (uint16_t)k;
     }
-    if (trie_build(&tr, n_tokens, tokens, lens, eot, total_bytes)) goto fail;
+    if (trie_build(&tr, n_tokens, tokens, lens, sp, total_bytes)) goto fail;
 
     bpe_image_header h = {0};
     memcpy(h.magic, BPE_IMAGE_MAGIC, 8);
     h.n_tokens = n_tokens;
     h.eot = eot;
+    h.n_specials = n_specials;
+    h.special_byte = n_specials ? tokens[specials[0]][0] : -1;
+    for (uint32_t k = 0; k < n_specials; k++) {
+        if (lens[specials[k]] > h.special_max_len) h.special_max_len = lens[specials[k]];
+        if (tokens[specials[k]][0] != h.special_byte) h.special_byte = -1;
+    }
     h.max_token_len = max_len;
     h.n_tok_bytes = (uint32_t)total_bytes;
     h.tok_mask = pow2_at_least((uint64_t)n_tokens * 2 + 2) - 1;
-    uint64_t n_pairs = count_pairs(n_tokens, tokens, lens, eot, total_bytes, h.tok_mask);
+    uint64_t n_pairs = count_pairs(n_tokens, tokens, lens, sp, total_bytes, h.tok_mask);
     if (n_pairs == UINT64_MAX) goto fail;
     /* Load factor at most 1/2, so that a bucket is rarely full. */
     h.pair_mask = pow2_at_least(n_pairs * 2 + BPE_PAIR_BUCKET) - 1;
     h.n_cls_blocks = n_blocks;
     uint64_t n_short = 0;
     for (uint32_t i = 0; i < n_tokens; i++)
-        if ((int32_t)i != eot && lens[i] >= BPE_SHORT_MIN && lens[i] <= BPE_SHORT_MAX) n_short++;
+        if (!sp[i] && lens[i] >= BPE_SHORT_MIN && lens[i] <= BPE_SHORT_MAX) n_short++;
     h.short_mask = pow2_at_least(n_short * 2 + BPE_SHORT_BUCKET) - 1;
     h.ac_nodes_n = tr.n;
     h.ac_child_mask = tr.mask;
@@ -294,7 +313,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     for (int again = 1; again;) {
         again = 0;
         for (uint32_t t = 0; t < n_tokens && !again; t++)
-            if ((int32_t)t != eot && lens[t] == 4 && short_bytes(tokens[t], 4) == h.short_free) {
+            if (!sp[t] && lens[t] == 4 && short_bytes(tokens[t], 4) == h.short_free) {
                 h.short_free--;
                 again = 1;
             }
@@ -315,19 +334,19 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     memset(pairs, 0xFF, ((size_t)h.pair_mask + 1) * sizeof *pairs);
     memset(byte_tok, 0xFF, 256 * 4);
 
-    fill_tokens(n_tokens, tokens, lens, eot, tok_off, bytes, slots, h.tok_mask);
+    fill_tokens(n_tokens, tokens, lens, sp, tok_off, bytes, slots, h.tok_mask);
     for (uint32_t i = 0; i < n_tokens; i++)
-        if ((int32_t)i != eot && lens[i] == 1) byte_tok[tokens[i][0]] = i;
+        if (!sp[i] && lens[i] == 1) byte_tok[tokens[i][0]] = i;
     /* Lookups check the bloom, so it is filled with its table. */
     uint64_t *tok_bloom = (uint64_t *)(img + h.off_tok_bloom);
     for (uint32_t t = 0; t < n_tokens; t++) {
-        if ((int32_t)t == eot) continue;
+        if (sp[t]) continue;
         uint64_t bit = BPE_BLOOM_BIT(bpe_hash_bytes(tokens[t], lens[t]));
         tok_bloom[bit >> 6] |= 1ull << (bit & 63);
     }
     /* Every split of a token into two tokens is a merge that makes it. */
     for (uint32_t t = 0; t < n_tokens; t++) {
-        if ((int32_t)t == eot) continue;
+        if (sp[t]) continue;
         for (uint32_t k = 1; k < lens[t]; k++) {
             uint32_t a = bpe_find_token(&v, tokens[t], k);
             uint32_t b = bpe_find_token(&v, tokens[t] + k, lens[t] - k);
@@ -345,7 +364,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
         short_ids[k] = BPE_EMPTY;
     }
     for (uint32_t t = 0; t < n_tokens; t++) {
-        if ((int32_t)t == eot || lens[t] < BPE_SHORT_MIN || lens[t] > BPE_SHORT_MAX) continue;
+        if (sp[t] || lens[t] < BPE_SHORT_MIN || lens[t] > BPE_SHORT_MAX) continue;
         uint32_t key = short_bytes(tokens[t], lens[t]);
         size_t at = bpe_short_hash(key, lens[t]) & h.short_mask & ~(size_t)(BPE_SHORT_BUCKET - 1);
         while (short_ids[at] != BPE_EMPTY) at = (at + 1) & h.short_mask;
@@ -354,7 +373,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     }
     uint64_t *inner = (uint64_t *)(img + h.off_inner_pairs);
     for (uint32_t t = 0; t < n_tokens; t++) {
-        if ((int32_t)t == eot) continue;
+        if (sp[t]) continue;
         for (uint32_t k = 1; k < lens[t]; k++) {
             unsigned xy = (unsigned)tokens[t][k - 1] << 8 | tokens[t][k];
             inner[xy >> 6] |= 1ull << (xy & 63);
@@ -368,15 +387,30 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     /* Needs the finished pair table: it runs the merge process. */
     uint32_t *split = (uint32_t *)(img + h.off_split);
     for (uint32_t t = 0; t < n_tokens; t++)
-        if ((int32_t)t == eot || lens[t] < 2 || !bpe_token_split(&v, t, &split[2 * t], &split[2 * t + 1]))
+        if (sp[t] || lens[t] < 2 || !bpe_token_split(&v, t, &split[2 * t], &split[2 * t + 1]))
             split[2 * t] = split[2 * t + 1] = BPE_EMPTY;
     /* Needs every table above: its outputs are tokens that are their own
      * encoding, and its fail links take steps of the automaton so far. */
     if (automaton_fill(&v, &tr, (bpe_ac_node *)(img + h.off_ac_nodes), (uint64_t *)(img + h.off_ac_child),
                        (uint32_t *)(img + h.off_ac_root), max_len))
         goto fail;
+    /* The special tokens: as listed, and by first byte, longest first. */
+    uint32_t *list = (uint32_t *)(img + h.off_special_list), *by = (uint32_t *)(img + h.off_special_by);
+    uint32_t *at = (uint32_t *)(img + h.off_special_at);
+    if (n_specials) memcpy(list, specials, (size_t)n_specials * sizeof *list);
+    special_key *keys = gpt2in_malloc((n_specials ? n_specials : 1) * sizeof *keys);
+    if (!keys) goto fail;
+    for (uint32_t k = 0; k < n_specials; k++) keys[k] = (special_key){tokens[specials[k]][0], lens[specials[k]], specials[k]};
+    if (n_specials) qsort(keys, n_specials, sizeof *keys, by_first_byte);
+    for (uint32_t k = 0; k < n_specials; k++) by[k] = keys[k].rank;
+    for (uint32_t b = 0, k = 0; b <= 256; b++) {
+        while (k < n_specials && keys[k].first < b) k++;
+        at[b] = k;
+    }
+    free(keys);
     free(cls1);
     free(cls2);
+    free(sp);
     trie_free(&tr);
     *size = off;
     return img;
@@ -384,6 +418,7 @@ fail:
     free(img);
     free(cls1);
     free(cls2);
+    free(sp);
     trie_free(&tr);
     return NULL;
 }

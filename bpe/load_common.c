@@ -28,8 +28,9 @@ int bpe_lv_init(lv_vocab *lv, const char *name, uint32_t n, bpe_error *err) {
     lv->len = gpt2in_calloc(n ? n : 1, sizeof *lv->len);
     lv->rank = gpt2in_malloc((n ? n : 1) * sizeof *lv->rank);
     lv->where = gpt2in_calloc(n ? n : 1, sizeof *lv->where);
+    lv->special = gpt2in_calloc(n ? n : 1, 1);
     lv->slot = gpt2in_malloc(((size_t)lv->mask + 1) * sizeof *lv->slot);
-    if (!lv->tok || !lv->len || !lv->rank || !lv->where || !lv->slot) {
+    if (!lv->tok || !lv->len || !lv->rank || !lv->where || !lv->special || !lv->slot) {
         bpe_lv_free(lv);
         return bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", name);
     }
@@ -45,8 +46,14 @@ void bpe_lv_free(lv_vocab *lv) {
     free(lv->len);
     free(lv->rank);
     free(lv->where);
+    free(lv->special);
     free(lv->slot);
     memset(lv, 0, sizeof *lv);
+}
+
+void bpe_lv_special(lv_vocab *lv, uint32_t id) {
+    lv->n_special += !lv->special[id];
+    lv->special[id] = 1;
 }
 
 uint32_t bpe_lv_find(const lv_vocab *lv, const uint8_t *bytes, size_t len) {
@@ -60,7 +67,7 @@ uint32_t bpe_lv_find(const lv_vocab *lv, const uint8_t *bytes, size_t len) {
 int bpe_lv_set(lv_vocab *lv, uint32_t id, const uint8_t *bytes, size_t len, uint32_t *other) {
     *other = LV_NONE;
     if (lv->tok[id]) return BPE_ERR_FORMAT;
-    int special = (int32_t)id == lv->eot;
+    int special = lv->special[id];
     if (!special && (*other = bpe_lv_find(lv, bytes, len)) != LV_NONE) return BPE_ERR_FORMAT;
     if (len > UINT32_MAX / 2) return BPE_ERR_FORMAT;
     uint8_t *copy = gpt2in_malloc(len ? len : 1);
@@ -94,19 +101,20 @@ const char *bpe_lv_quote(char *buf, size_t cap, const void *bytes, size_t n) {
 }
 
 int bpe_lv_rank_bytes(lv_vocab *lv, bpe_error *err) {
-    uint32_t byte_id[256];
+    uint32_t byte_id[256], special_id[256];
     memset(byte_id, 0xFF, sizeof byte_id);
+    memset(special_id, 0xFF, sizeof special_id);
     for (uint32_t i = 0; i < lv->n; i++)
-        if (lv->tok[i] && lv->len[i] == 1 && (int32_t)i != lv->eot) byte_id[lv->tok[i][0]] = i;
+        if (lv->tok[i] && lv->len[i] == 1) (lv->special[i] ? special_id : byte_id)[lv->tok[i][0]] = i;
     for (int b = 0; b < 256; b++)
-        if (byte_id[b] == LV_NONE && lv->eot >= 0 && lv->len[lv->eot] == 1 && lv->tok[lv->eot][0] == b)
-            return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: the special token (id %d) is byte 0x%02X, which must be an "
-                            "ordinary token", lv->name, lv->eot, b);
+        if (byte_id[b] == LV_NONE && special_id[b] != LV_NONE)
+            return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: the special token (id %u) is byte 0x%02X, which must be an "
+                            "ordinary token", lv->name, special_id[b], b);
         else if (byte_id[b] == LV_NONE)
             return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: no token for byte 0x%02X (all 256 bytes must be tokens)",
                             lv->name, b);
     for (uint32_t i = 0; i < lv->n; i++)
-        if (lv->tok[i] && lv->len[i] == 1 && (int32_t)i != lv->eot) lv->rank[i] = lv->next_rank++;
+        if (lv->tok[i] && lv->len[i] == 1 && !lv->special[i]) lv->rank[i] = lv->next_rank++;
     return BPE_OK;
 }
 
@@ -129,13 +137,15 @@ int bpe_lv_merge(lv_vocab *lv, const uint8_t *a, size_t na, const uint8_t *b, si
     if (!ab) return bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", lv->name);
     memcpy(ab, a, na);
     memcpy(ab + na, b, nb);
-    uint32_t t = bpe_lv_find(lv, ab, na + nb);
-    int special = lv->eot >= 0 && lv->len[lv->eot] == na + nb && !memcmp(lv->tok[lv->eot], ab, na + nb);
+    uint32_t t = bpe_lv_find(lv, ab, na + nb), special = LV_NONE;
+    /* (special tokens are not hashed: looked for only on this way out) */
+    for (uint32_t i = 0; t == LV_NONE && special == LV_NONE && i < lv->n; i++)
+        if (lv->special[i] && lv->tok[i] && lv->len[i] == na + nb && !memcmp(lv->tok[i], ab, na + nb)) special = i;
     bpe_lv_quote(q2, sizeof q2, ab, na + nb);
     free(ab);
-    if (t == LV_NONE && special)
-        return bpe_fail(err, BPE_ERR_FORMAT, pos, "%s: merge %s %u: makes %s, the special token (id %d); a merge "
-                        "cannot make it", lv->name, what, pos, q2, lv->eot);
+    if (t == LV_NONE && special != LV_NONE)
+        return bpe_fail(err, BPE_ERR_FORMAT, pos, "%s: merge %s %u: makes %s, the special token (id %u); a merge "
+                        "cannot make it", lv->name, what, pos, q2, special);
     if (t == LV_NONE)
         return bpe_fail(err, BPE_ERR_FORMAT, pos, "%s: merge %s %u: makes %s, which is not in the vocabulary",
                         lv->name, what, pos, q2);
@@ -153,12 +163,14 @@ int bpe_lv_merge(lv_vocab *lv, const uint8_t *a, size_t na, const uint8_t *b, si
 
 void bpe_lv_rank_by_id(lv_vocab *lv) {
     for (uint32_t i = 0; i < lv->n; i++)
-        if (lv->rank[i] == LV_NONE && (int32_t)i != lv->eot) lv->rank[i] = lv->next_rank++;
+        if (lv->rank[i] == LV_NONE && !lv->special[i]) lv->rank[i] = lv->next_rank++;
 }
 
 bpe *bpe_lv_finish(lv_vocab *lv, bpe_error *err) {
     char q[160];
-    if (lv->eot >= 0 && lv->rank[lv->eot] == LV_NONE) lv->rank[lv->eot] = lv->next_rank++;
+    /* the special tokens last, in id order (so that their ranks are too) */
+    for (uint32_t i = 0; i < lv->n; i++)
+        if (lv->special[i] && lv->rank[i] == LV_NONE) lv->rank[i] = lv->next_rank++;
     for (uint32_t i = 0; i < lv->n; i++) {
         if (!lv->tok[i]) {
             bpe_fail(err, BPE_ERR_FORMAT, i, "%s: no token has id %u (ids must be 0..%u)", lv->name, i, lv->n - 1);
@@ -166,7 +178,7 @@ bpe *bpe_lv_finish(lv_vocab *lv, bpe_error *err) {
         }
         if (lv->rank[i] == LV_NONE) {
             bpe_fail(err, BPE_ERR_FORMAT, i,
-                     "%s: token %s (id %u) is not a byte, no merge makes it and it is not the special token",
+                     "%s: token %s (id %u) is not a byte, no merge makes it and it is not a special token",
                      lv->name, bpe_lv_quote(q, sizeof q, lv->tok[i], lv->len[i]), i);
             return NULL;
         }
@@ -175,13 +187,39 @@ bpe *bpe_lv_finish(lv_vocab *lv, bpe_error *err) {
             return NULL;
         }
     }
+    /* Two special tokens of the same bytes: which one the text holds would
+     * be a guess. */
+    uint32_t mask = 1;
+    while (mask < (uint64_t)lv->n_special * 2 + 1) mask = mask * 2 + 1;
+    uint32_t *seen = gpt2in_malloc(((size_t)mask + 1) * sizeof *seen);
+    if (!seen) {
+        bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", lv->name);
+        return NULL;
+    }
+    memset(seen, 0xFF, ((size_t)mask + 1) * sizeof *seen);
+    for (uint32_t i = 0; i < lv->n; i++) {
+        if (!lv->special[i]) continue;
+        uint64_t h = lv_hash(lv->tok[i], lv->len[i]);
+        for (; seen[h & mask] != LV_NONE; h++) {
+            uint32_t o = seen[h & mask];
+            if (lv->len[o] == lv->len[i] && !memcmp(lv->tok[o], lv->tok[i], lv->len[i])) {
+                bpe_fail(err, BPE_ERR_FORMAT, i, "%s: special tokens %u and %u are the same bytes %s", lv->name, o, i,
+                         bpe_lv_quote(q, sizeof q, lv->tok[i], lv->len[i]));
+                free(seen);
+                return NULL;
+            }
+        }
+        seen[h & mask] = i;
+    }
+    free(seen);
     uint32_t n = lv->n;
     const uint8_t **by_rank = gpt2in_malloc((n ? n : 1) * sizeof *by_rank);
     uint32_t *len = gpt2in_malloc((n ? n : 1) * sizeof *len), *id_of_rank = gpt2in_malloc((n ? n : 1) * 4);
+    uint32_t *specials = gpt2in_malloc((lv->n_special ? lv->n_special : 1) * sizeof *specials), n_sp = 0;
     struct bpe *v = gpt2in_malloc(sizeof *v);
     void *img = NULL;
     int identity = 1;
-    if (!by_rank || !len || !id_of_rank || !v) goto nomem;
+    if (!by_rank || !len || !id_of_rank || !specials || !v) goto nomem;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t r = lv->rank[i];
         by_rank[r] = lv->tok[i];
@@ -189,8 +227,10 @@ bpe *bpe_lv_finish(lv_vocab *lv, bpe_error *err) {
         id_of_rank[r] = i;
         identity &= r == i;
     }
+    for (uint32_t i = 0; i < n; i++)
+        if (lv->special[i]) specials[n_sp++] = lv->rank[i];  /* ranks in id order, increasing */
     uint64_t size;
-    img = bpe_build_image(n, by_rank, len, lv->eot >= 0 ? (int32_t)lv->rank[lv->eot] : -1, &size);
+    img = bpe_build_image(n, by_rank, len, specials, n_sp, lv->eot >= 0 ? (int32_t)lv->rank[lv->eot] : -1, &size);
     if (!img) goto nomem;
     bpe_attach_image(v, img);
     v->owned = img;
@@ -202,11 +242,13 @@ bpe *bpe_lv_finish(lv_vocab *lv, bpe_error *err) {
     free(by_rank);
     free(len);
     free(id_of_rank);
+    free(specials);
     return v;
 nomem:
     free(by_rank);
     free(len);
     free(id_of_rank);
+    free(specials);
     free(v);
     bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", lv->name);
     return NULL;

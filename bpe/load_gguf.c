@@ -1,11 +1,14 @@
 /* load_gguf.c - the vocabulary of a GGUF file (versions 2 and 3): the keys
  * tokenizer.ggml.model ("gpt2"), .tokens (byte-level strings, index = id),
- * .merges ("a b", rank order), .token_type (1 normal, 3 control) and
- * .eos_token_id. Only the key-value section is read; the tensors after it
- * are never touched (a mapped model file costs its header only).
+ * .merges ("a b", rank order), .token_type (1 normal, 3 control, 4
+ * user-defined) and .eos_token_id. Only the key-value section is read; the
+ * tensors after it are never touched (a mapped model file costs its header
+ * only).
  *
- * The special token is the end-of-text id (or the one control token); its
- * string is taken as it stands, as llama.cpp does for control tokens.
+ * Special tokens are the control and user-defined ones and the end-of-text
+ * id (also the end of text, bpe_eot_id; without an eos id, the one control
+ * token when there is one); their strings are taken as they stand, as
+ * llama.cpp does.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,32 +263,36 @@ bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error
         fail_at(&c, eos_at, m);
         return NULL;
     }
-    /* The special token: the end-of-text id, or else the one control token. */
+    /* Special tokens: control and user-defined ones, and the end of text. */
     int64_t eot = have_eos ? (int64_t)eos : -1;
+    uint32_t n_control = 0, control = 0;
     for (uint32_t i = 0; types.have && i < n; i++) {
         size_t at = types.at + (size_t)i * 4;
         uint32_t ty = (uint32_t)le(c.d + at, 4);
-        if (ty == 1) continue;
-        if (ty == 3 && (eot < 0 || eot == i)) {
-            eot = i;
+        if (ty == 1 || ty == 4) continue;
+        if (ty == 3) {
+            n_control++;
+            control = i;
             continue;
         }
         static const char *const kinds[] = {"undefined", "normal", "unknown", "control", "user-defined", "unused", "byte"};
-        if (ty == 3)
-            snprintf(m, sizeof m, "token %u is a second control token (the special one is %lld); gpt2in supports "
-                     "one special token", i, (long long)eot);
-        else
-            snprintf(m, sizeof m, "token %u has type %u (%s); a gpt2 vocabulary has normal tokens and one control "
-                     "token", i, ty, ty < 7 ? kinds[ty] : "unknown");
+        snprintf(m, sizeof m, "token %u has type %u (%s); a gpt2 vocabulary has normal, control and user-defined "
+                 "tokens", i, ty, ty < 7 ? kinds[ty] : "unknown");
         fail_at(&c, at, m);
         return NULL;
     }
+    if (eot < 0 && n_control == 1) eot = control;
 
     lv_vocab lv;
     char lname[600];
     snprintf(lname, sizeof lname, "%s: tokenizer.ggml.tokens", name);
     if (bpe_lv_init(&lv, name, n, err)) return NULL;
     lv.eot = (int32_t)eot;
+    if (eot >= 0) bpe_lv_special(&lv, (uint32_t)eot);
+    for (uint32_t i = 0; types.have && i < n; i++) {
+        uint32_t ty = (uint32_t)le(c.d + types.at + (size_t)i * 4, 4);
+        if (ty == 3 || ty == 4) bpe_lv_special(&lv, i);
+    }
     bpe *v = NULL;
     uint8_t *buf = gpt2in_malloc(4096);
     if (!buf) {
@@ -297,8 +304,9 @@ bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error
         const uint8_t *s;
         size_t sn, at = c.at, bad = 0;
         if (get_str(&c, &s, &sn, "a token")) goto out;
-        long nb = (int64_t)i == eot ? (long)sn : sn <= 4096 ? bpe_lv_byte_level((const char *)s, sn, buf, &bad) : -1;
-        if (nb <= 0 || (int64_t)i == eot) {
+        int special = lv.special[i];
+        long nb = special ? (long)sn : sn <= 4096 ? bpe_lv_byte_level((const char *)s, sn, buf, &bad) : -1;
+        if (nb <= 0 || special) {
             if (nb < 0 || sn == 0) {
                 snprintf(m, sizeof m, "tokenizer.ggml.tokens[%u] %s is %s", i, bpe_lv_quote(q, sizeof q, s, sn),
                          sn ? "not a byte-level token" : "empty");
@@ -307,7 +315,7 @@ bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error
             }
         }
         uint32_t other;
-        int e = bpe_lv_set(&lv, i, (int64_t)i == eot ? s : buf, (size_t)nb, &other);
+        int e = bpe_lv_set(&lv, i, special ? s : buf, (size_t)nb, &other);
         if (e == BPE_ERR_NOMEM) {
             bpe_fail(err, e, 0, "%s: out of memory", name);
             goto out;

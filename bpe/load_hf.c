@@ -3,7 +3,7 @@
  *
  * Only what encodes exactly like GPT-2 is accepted: a BPE model, GPT-2's
  * byte-level pre-tokenizer and regex, no normaliser, no post-processor that
- * adds ids, at most one added token (the special one). A merge's rank is its
+ * adds ids; every added token is a special token. A merge's rank is its
  * position; ids come from the vocabulary (load_vocab.h).
  */
 #include <stdio.h>
@@ -94,71 +94,111 @@ static int check_pre_tokenizer(const json_t *p) {
     return check_byte_level(json_array_get(seq, 1), 0);
 }
 
-/* The special token: at most one added token, matched as it stands. */
+/* The special tokens: every added token, matched in text as it stands
+ * (Hugging Face splits them out before pre-tokenizing, leftmost-longest,
+ * whether marked special or not). */
 typedef struct {
-    int have;
     uint32_t id;
     const char *content;
     size_t len;
-} special;
+} added_tok;
 
-static int read_added(const json_t *added, const char *name, special *sp, bpe_error *err) {
-    memset(sp, 0, sizeof *sp);
+typedef struct {
+    added_tok *t;
+    size_t n;
+} added_list;
+
+static int read_added(const json_t *added, const char *name, added_list *al, bpe_error *err) {
+    memset(al, 0, sizeof *al);
     if (!added || json_is_null(added)) return BPE_OK;
     if (!json_is_array(added)) return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: added_tokens is %s, not an array", name, type_name(added));
     size_t n = json_array_size(added);
-    if (n > 1) {
-        char list[256] = "", q[100];
-        size_t o = 0;
-        for (size_t i = 0; i < n && i < 6; i++) {
-            const json_t *c = json_object_get(json_array_get(added, i), "content");
-            const char *d = describe(c, q, sizeof q);
-            o += (size_t)snprintf(list + o, o < sizeof list ? sizeof list - o : 0, "%s%s", i ? ", " : "", d);
-            if (o >= sizeof list) break;
+    if (n >= BPE_MAX_TOKENS)
+        return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: added_tokens holds %zu tokens, more than %u", name, n, BPE_MAX_TOKENS - 1);
+    al->t = gpt2in_malloc((n ? n : 1) * sizeof *al->t);
+    if (!al->t) return bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", name);
+    char q[160], q2[160];
+    int normalized_first = 0;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *t = json_array_get(added, i);
+        const json_t *id = json_object_get(t, "id"), *c = json_object_get(t, "content");
+        if (!json_is_object(t) || !json_is_integer(id) || json_integer_value(id) < 0 ||
+            json_integer_value(id) >= BPE_MAX_TOKENS || !json_is_string(c) || json_string_length(c) == 0)
+            return bpe_fail(err, BPE_ERR_FORMAT, i, "%s: added_tokens[%zu]: needs an id (0..%u) and a non-empty content",
+                            name, i, BPE_MAX_TOKENS - 1);
+        const char *cs = json_string_value(c);
+        size_t cl = json_string_length(c);
+        bpe_lv_quote(q, sizeof q, cs, cl);
+        /* What would change where a token is found, refused by name. */
+        static const char *const flags[] = {"lstrip", "rstrip", "single_word"};
+        static const char *const why[] = {"gpt2in does not strip around special tokens",
+                                          "gpt2in does not strip around special tokens",
+                                          "gpt2in matches special tokens inside words too"};
+        for (int k = 0; k < 3; k++)
+            if (!unset(json_object_get(t, flags[k])))
+                return bpe_fail(err, BPE_ERR_FORMAT, i, "%s: added_tokens[%zu] %s has %s: %s", name, i, q, flags[k], why[k]);
+        /* Hugging Face splits out the tokens with "normalized": false
+         * first, then, in what is left, the others (true, the default):
+         * one pass over all of them is that only when they agree. */
+        const json_t *nj = json_object_get(t, "normalized");
+        int normalized = !nj || json_is_null(nj) || json_is_true(nj);
+        if (i == 0) normalized_first = normalized;
+        if (normalized != normalized_first)
+            return bpe_fail(err, BPE_ERR_FORMAT, i,
+                            "%s: added_tokens[%zu] %s has normalized %s, added_tokens[0] %s; Hugging Face matches the "
+                            "two kinds in two passes, gpt2in all special tokens in one",
+                            name, i, q, normalized ? "true" : "false", normalized ? "false" : "true");
+        uint32_t idv = (uint32_t)json_integer_value(id);
+        for (size_t k = 0; k < i; k++) {
+            if (al->t[k].len == cl && !memcmp(al->t[k].content, cs, cl))
+                return bpe_fail(err, BPE_ERR_FORMAT, i, "%s: added_tokens[%zu] %s is added_tokens[%zu] again", name, i, q, k);
+            if (al->t[k].id == idv)
+                return bpe_fail(err, BPE_ERR_FORMAT, i, "%s: added_tokens[%zu] %s has id %u, as added_tokens[%zu] %s has",
+                                name, i, q, idv, k, bpe_lv_quote(q2, sizeof q2, al->t[k].content, al->t[k].len));
         }
-        return bpe_fail(err, BPE_ERR_FORMAT, 0,
-                        "%s: added_tokens holds %zu tokens (%s%s); gpt2in supports one special token", name, n,
-                        list, n > 6 ? ", ..." : "");
+        al->t[i] = (added_tok){idv, cs, cl};
+        al->n = i + 1;
     }
-    if (n == 0) return BPE_OK;
-    const json_t *t = json_array_get(added, 0);
-    const json_t *id = json_object_get(t, "id"), *c = json_object_get(t, "content");
-    if (!json_is_object(t) || !json_is_integer(id) || json_integer_value(id) < 0 ||
-        json_integer_value(id) >= BPE_MAX_TOKENS || !json_is_string(c) || json_string_length(c) == 0)
-        return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: added_tokens[0]: needs an id (0..%u) and a non-empty content",
-                        name, BPE_MAX_TOKENS - 1);
-    static const char *const flags[] = {"single_word", "lstrip", "rstrip"};
-    for (int k = 0; k < 3; k++)
-        if (!unset(json_object_get(t, flags[k])))
-            return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: added_tokens[0]: %s is set; gpt2in matches the special token as it stands",
-                            name, flags[k]);
-    sp->have = 1;
-    sp->id = (uint32_t)json_integer_value(id);
-    sp->content = json_string_value(c);
-    sp->len = json_string_length(c);
     return BPE_OK;
 }
 
-/* vocab {token: id} into lv (n ids: the vocabulary's and the special one). */
-static int read_vocab(const json_t *vocab, const char *name, const char *where, const special *sp, lv_vocab *lv,
+/* vocab {token: id} into lv (n ids: the vocabulary's and the added tokens
+ * that are not in it). An added token whose content is a key of the
+ * vocabulary has that key's id; the others get the next ids after the
+ * vocabulary's, in their order: Hugging Face numbers them so, whatever id
+ * the file writes, so a file that writes others is refused. */
+static int read_vocab(const json_t *vocab, const char *name, const char *where, const added_list *al, lv_vocab *lv,
                       bpe_error *err) {
+    char q[160], q2[160];
     if (!json_is_object(vocab))
         return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: %s is %s, not an object {token: id}", name, where,
                         vocab ? type_name(vocab) : "missing");
     size_t n = json_object_size(vocab);
-    uint32_t n_ids = (uint32_t)(n < BPE_MAX_TOKENS ? n : BPE_MAX_TOKENS);
-    /* the special token may be in the vocabulary too (GPT-2's is), or only an added token */
-    if (sp->have && !json_object_getn(vocab, sp->content, sp->len)) n_ids++;
     if (n == 0 || n >= BPE_MAX_TOKENS)
         return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: %s has %zu tokens (1..%u)", name, where, n, BPE_MAX_TOKENS - 1);
-    if (sp->have && sp->id >= n_ids)
-        return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: the special token's id %u is out of range: %u tokens need ids 0..%u",
-                        name, sp->id, n_ids, n_ids - 1);
-    if (bpe_lv_init(lv, name, n_ids, err)) return BPE_ERR_NOMEM;
-    if (sp->have) {
+    uint64_t n_ids = n;
+    for (size_t i = 0; i < al->n; i++) {
+        const added_tok *t = &al->t[i];
+        const json_t *in = json_object_getn(vocab, t->content, t->len);
+        bpe_lv_quote(q, sizeof q, t->content, t->len);
+        if (in && (!json_is_integer(in) || json_integer_value(in) != t->id))
+            return bpe_fail(err, BPE_ERR_FORMAT, i, "%s: added_tokens[%zu] %s has id %u, but %s gives it %s%lld", name,
+                            i, q, t->id, where, json_is_integer(in) ? "id " : "", json_is_integer(in) ? (long long)json_integer_value(in) : 0LL);
+        if (!in && t->id != n_ids)
+            return bpe_fail(err, BPE_ERR_FORMAT, i,
+                            "%s: added_tokens[%zu] %s has id %u; a token not in %s gets the next new id, %llu (as "
+                            "Hugging Face tokenizers numbers it)",
+                            name, i, q, t->id, where, (unsigned long long)n_ids);
+        if (!in) n_ids++;
+    }
+    if (n_ids >= BPE_MAX_TOKENS)
+        return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: %llu tokens, more than %u", name, (unsigned long long)n_ids,
+                        BPE_MAX_TOKENS - 1);
+    if (bpe_lv_init(lv, name, (uint32_t)n_ids, err)) return BPE_ERR_NOMEM;
+    for (size_t i = 0; i < al->n; i++) {
         uint32_t other;
-        lv->eot = (int32_t)sp->id;
-        if (bpe_lv_set(lv, sp->id, (const uint8_t *)sp->content, sp->len, &other))
+        bpe_lv_special(lv, al->t[i].id);
+        if (bpe_lv_set(lv, al->t[i].id, (const uint8_t *)al->t[i].content, al->t[i].len, &other))
             return bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", name);
     }
     uint8_t *buf = gpt2in_malloc(4096);
@@ -167,19 +207,18 @@ static int read_vocab(const json_t *vocab, const char *name, const char *where, 
     size_t klen;
     json_t *val;
     int rc = BPE_OK;
-    char q[160], q2[160];
     json_object_keylen_foreach((json_t *)vocab, key, klen, val) {
-        if (!json_is_integer(val) || json_integer_value(val) < 0 || json_integer_value(val) >= n_ids) {
-            rc = bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: %s[%s]: the id is %s; %u tokens need ids 0..%u", name, where,
+        if (!json_is_integer(val) || json_integer_value(val) < 0 || json_integer_value(val) >= (json_int_t)n_ids) {
+            rc = bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: %s[%s]: the id is %s; %llu tokens need ids 0..%llu", name, where,
                           bpe_lv_quote(q, sizeof q, key, klen), json_is_integer(val) ? "out of range" : type_name(val),
-                          n_ids, n_ids - 1);
+                          (unsigned long long)n_ids, (unsigned long long)n_ids - 1);
             break;
         }
         uint32_t id = (uint32_t)json_integer_value(val), other;
-        if (sp->have && id == sp->id) {
-            if (klen != sp->len || memcmp(key, sp->content, klen)) {
+        if (lv->special[id]) {
+            if (klen != lv->len[id] || memcmp(key, lv->tok[id], klen)) {
                 rc = bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: %s[%s]: id %u is the added token %s's", name, where,
-                              bpe_lv_quote(q, sizeof q, key, klen), id, bpe_lv_quote(q2, sizeof q2, sp->content, sp->len));
+                              bpe_lv_quote(q, sizeof q, key, klen), id, bpe_lv_quote(q2, sizeof q2, lv->tok[id], lv->len[id]));
                 break;
             }
             continue;
@@ -216,6 +255,9 @@ static int read_vocab(const json_t *vocab, const char *name, const char *where, 
         if (!lv->tok[i])
             return bpe_fail(err, BPE_ERR_FORMAT, i, "%s: %s: no token has id %u (%u tokens need ids 0..%u)", name, where,
                             i, lv->n, lv->n - 1);
+    /* the end of text: <|endoftext|>, or else the one added token */
+    for (size_t i = 0; i < al->n; i++)
+        if ((al->t[i].len == 13 && !memcmp(al->t[i].content, "<|endoftext|>", 13)) || al->n == 1) lv->eot = (int32_t)al->t[i].id;
     return bpe_lv_rank_bytes(lv, err);
 }
 
@@ -279,6 +321,7 @@ bpe *bpe_load_hf_json_mem(const char *data, size_t len, const char *name, bpe_er
     json_t *root = parse(data, len, name, err);
     if (!root) return NULL;
     lv_vocab lv = {0};
+    added_list al = {0};
     bpe *v = NULL;
     char q[200];
     const json_t *model = json_object_get(root, "model"), *j;
@@ -325,12 +368,12 @@ bpe *bpe_load_hf_json_mem(const char *data, size_t len, const char *name, bpe_er
                      describe(j, q, sizeof q));
             goto out;
         }
-    special sp;
-    if (read_added(json_object_get(root, "added_tokens"), name, &sp, err)) goto out;
-    if (read_vocab(json_object_get(model, "vocab"), name, "model.vocab", &sp, &lv, err)) goto out;
+    if (read_added(json_object_get(root, "added_tokens"), name, &al, err)) goto out;
+    if (read_vocab(json_object_get(model, "vocab"), name, "model.vocab", &al, &lv, err)) goto out;
     if (read_merges_json(json_object_get(model, "merges"), &lv, err)) goto out;
     v = bpe_lv_finish(&lv, err);
 out:
+    free(al.t);
     bpe_lv_free(&lv);
     json_decref(root);
     return v;
@@ -348,7 +391,8 @@ bpe *bpe_load_hf_pair_mem(const char *vocab_json, size_t vocab_len, const char *
     if (!root) return NULL;
     lv_vocab lv = {0};
     bpe *v = NULL;
-    special none = {0};
+    added_tok eot_tok = {0, "<|endoftext|>", 13};
+    added_list none = {NULL, 0};
     if (json_is_object(json_object_get(root, "model"))) {
         bpe_fail(err, BPE_ERR_FORMAT, 0, "%s is a tokenizer.json, which holds its merges; a merges file goes only "
                  "with a vocab.json", vocab_name);
@@ -357,10 +401,8 @@ bpe *bpe_load_hf_pair_mem(const char *vocab_json, size_t vocab_len, const char *
     /* <|endoftext|> is the special token when the vocabulary has it. */
     const json_t *eot = json_object_get(root, "<|endoftext|>");
     if (json_is_integer(eot) && json_integer_value(eot) >= 0 && json_integer_value(eot) < BPE_MAX_TOKENS) {
-        none.have = 1;
-        none.id = (uint32_t)json_integer_value(eot);
-        none.content = "<|endoftext|>";
-        none.len = 13;
+        eot_tok.id = (uint32_t)json_integer_value(eot);
+        none = (added_list){&eot_tok, 1};
     }
     if (read_vocab(root, vocab_name, "vocabulary", &none, &lv, err)) goto out;
     lv.name = merges_name;

@@ -5,7 +5,8 @@
  * Ranks are what the encoder works in (the image is built in rank order):
  * the 256 single bytes first (in id order), then the merged tokens in merge
  * order (Hugging Face, GGUF: the line of the merge that makes each; tiktoken
- * and llm.c: the id, as tiktoken), then the special token. When every rank
+ * and llm.c: the id, as tiktoken), then the special tokens in id order
+ * (matched in text as they stand, never merged). When every rank
  * equals its id (GPT-2's own files) the vocabulary carries no id tables.
  */
 #ifndef LOAD_VOCAB_H
@@ -26,7 +27,9 @@ typedef struct lv_vocab {
     uint32_t *rank;      /* by id, LV_NONE until given */
     uint32_t *where;     /* by merge rank - 256: the position of its merge, for messages */
     uint32_t next_rank;
-    int32_t eot;         /* the special token's id, or -1; not in the bytes -> id map */
+    int32_t eot;         /* the end of text's id (a special token), or -1 */
+    uint8_t *special;    /* by id: 1 for a special token (not in the bytes -> id map) */
+    uint32_t n_special;
     uint32_t *slot;      /* bytes -> id hash (open addressing, LV_NONE free) */
     uint32_t mask;
 } lv_vocab;
@@ -35,9 +38,12 @@ typedef struct lv_vocab {
 int bpe_lv_init(lv_vocab *lv, const char *name, uint32_t n, bpe_error *err);
 void bpe_lv_free(lv_vocab *lv);
 
+/* Makes id a special token (before it gets its bytes). */
+void bpe_lv_special(lv_vocab *lv, uint32_t id);
+
 /* Gives id its bytes (copied). BPE_OK; BPE_ERR_FORMAT when the id has bytes
  * already or another id has the same bytes (*other is that id, else
- * LV_NONE); BPE_ERR_NOMEM. The special token (lv->eot) is not hashed. */
+ * LV_NONE); BPE_ERR_NOMEM. Special tokens are not hashed (nor compared). */
 int bpe_lv_set(lv_vocab *lv, uint32_t id, const uint8_t *bytes, size_t len, uint32_t *other);
 
 /* The id of the (non-special) token with these bytes, or LV_NONE. */
@@ -57,7 +63,7 @@ int bpe_lv_merge(lv_vocab *lv, const uint8_t *a, size_t na, const uint8_t *b, si
 /* tiktoken and llm.c: the other tokens ranked by id. */
 void bpe_lv_rank_by_id(lv_vocab *lv);
 
-/* Checks that every id has a rank (the special one gets the last), builds
+/* Checks that every id has a rank (the special ones get the last), builds
  * the image and, when ranks and ids differ, the id tables. Frees nothing of
  * lv. NULL with err set on failure. */
 bpe *bpe_lv_finish(lv_vocab *lv, bpe_error *err);

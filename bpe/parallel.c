@@ -101,16 +101,24 @@ static size_t last_cut(const uint8_t *s, size_t len, size_t from) {
     return 0;
 }
 
-/* Where a cut at p would fall inside the special token: the start of that
- * occurrence, which may be a prefix of the token ending the visible text
- * s[0..len) (the bytes after len may complete it); otherwise p. */
-static size_t special_start(const struct bpe *v, const uint8_t *s, size_t len, size_t p) {
-    if (v->eot < 0) return p;
-    const uint8_t *t = v->tok_bytes + v->tok_off[v->eot];
-    size_t tl = token_len(v, (uint32_t)v->eot);
-    for (size_t q = p >= tl ? p - tl + 1 : 0; q < p; q++) {
-        size_t m = len - q < tl ? len - q : tl;
-        if (s[q] == t[0] && !memcmp(s + q, t, m)) return q;
+/* Where a cut at p would fall inside a special token: the start of the
+ * leftmost occurrence of one that holds p inside it, or of a prefix of one
+ * that ends the visible text s[0..len) (the bytes after len may complete
+ * it); p when there is none. *partial tells whether a prefix starts there. */
+static size_t special_start(const struct bpe *v, const uint8_t *s, size_t len, size_t p, int *partial) {
+    size_t ml = v->special_max_len;
+    for (size_t q = p >= ml ? p - ml + 1 : 0; q < p; q++) {
+        int found = 0;
+        *partial = 0;
+        for (uint32_t k = v->special_at[s[q]], e = v->special_at[s[q] + 1]; k < e; k++) {
+            uint32_t t = v->special_by[k];
+            size_t tl = token_len(v, t), m = len - q < tl ? len - q : tl;
+            if (q + tl > p && !memcmp(s + q, v->tok_bytes + v->tok_off[t], m)) {
+                found = 1;
+                *partial |= q + tl > len;
+            }
+        }
+        if (found) return q;
     }
     return p;
 }
@@ -118,22 +126,29 @@ static size_t special_start(const struct bpe *v, const uint8_t *s, size_t len, s
 /* The one rule for every place that cuts text (stream blocks, threads'
  * parts): the last position in [from, end) at which s[0..len) may be cut
  * without changing a token, or 0. A cut of the pre-tokenizer (last_cut) is
- * one, unless the special token is a token here (BPE_SPECIAL_ALLOW, or an
- * error to report) and the cut falls inside an occurrence of it, or inside
- * a prefix of it that ends the text. Such a cut moves to the start of a
- * whole occurrence (text before the token ends as at end of input, and the
- * token is then seen whole), or else below the prefix. */
+ * one, unless special tokens are tokens here (BPE_SPECIAL_ALLOW, or errors
+ * to report) and the cut falls inside an occurrence of one, or inside a
+ * prefix of one that ends the text. Such a cut moves to the start of the
+ * leftmost whole occurrence around it, if no other holds that place inside
+ * it (text before a special token ends as at end of input, and the token,
+ * found leftmost, is then seen whole); else below the prefix. */
 static size_t text_cut(const struct bpe *v, const uint8_t *s, size_t end, size_t len, size_t from,
                        int flags) {
-    int special_is_text = (flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_TEXT || v->eot < 0;
+    int special_is_text = (flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_TEXT || !v->n_specials;
     for (;;) {
         size_t p = last_cut(s, end, from);
         if (!p || special_is_text) return p;
-        size_t q = special_start(v, s, len, p);
-        if (q == p) return p;
-        if (q < from || q == 0) return 0;
-        if (q + token_len(v, (uint32_t)v->eot) <= len) return q;
-        end = q + 1;
+        for (;;) {
+            int partial;
+            size_t q = special_start(v, s, len, p, &partial);
+            if (q == p) return p;
+            if (q < from || q == 0) return 0;
+            if (partial) {
+                end = q + 1;
+                break;
+            }
+            p = q;
+        }
     }
 }
 
@@ -315,8 +330,8 @@ int bpe_stream_write(bpe_stream *st, const void *data, size_t len, bpe_sink sink
             /* Only the new bytes are scanned: one long piece arriving in
              * many writes is not scanned again each time. */
             size_t cut = text_cut(st->v, st->buf, st->len, st->len, st->no_cut, st->flags);
-            /* a prefix of the special token at the end may turn out not to be one */
-            size_t tail = st->v->eot >= 0 ? token_len(st->v, (uint32_t)st->v->eot) : 0;
+            /* a prefix of a special token at the end may turn out not to be one */
+            size_t tail = st->v->special_max_len;
             st->no_cut = st->len > tail ? st->len - tail : 0;
             if (cut) {
                 int rc = stream_encode(st, cut, sink, ctx, err);

@@ -13,7 +13,16 @@ tiktoken and llm.c files rank tokens by id, so their permutation keeps the
 merged tokens' order and moves only the single bytes (tiktoken) or only
 decodes (llm.c).
 
-usage: python3 tests/gen_vocab_fixtures.py OUT_DIR
+"multi" files (--multi writes only them) are a RoBERTa-style vocabulary
+with several special tokens: GPT-2's bytes and first 2000 merges, ids
+permuted after "<s>" 0, "<pad>" 1, "</s>" 2, "<unk>" 3 (in the vocabulary,
+as RoBERTa's), then added tokens past the vocabulary: "<sep>" (sharing "<s"
+with "<s>"), "<|endoftext|>", "<mask>" and a non-special " hello world".
+multi.tokenizer.json has them all; multi_text.tokenizer.json none (the
+reference for --special text); multi.gguf the same ids, the special tokens
+control tokens and " hello world" user-defined.
+
+usage: python3 tests/gen_vocab_fixtures.py OUT_DIR [--multi]
 """
 import base64
 import json
@@ -110,9 +119,55 @@ def llmc_file(raw_tokens, version, eot):
     return struct.pack("<256I", *header) + body
 
 
+MULTI_IN_VOCAB = ["<s>", "<pad>", "</s>", "<unk>"]
+MULTI_ADDED = ["<sep>", EOT, "<mask>", " hello world"]
+
+
+def multi(out, encoder, merges):
+    """The RoBERTa-style vocabulary with several special tokens (see above)."""
+    by_id = sorted(encoder, key=encoder.get)
+    merges = merges[:2000]
+    ordinary = by_id[:256] + [m.replace(" ", "") for m in merges]
+    rng = random.Random(17)
+    ids = list(range(len(MULTI_IN_VOCAB), len(MULTI_IN_VOCAB) + len(ordinary)))
+    rng.shuffle(ids)
+    vocab = {t: i for i, t in enumerate(MULTI_IN_VOCAB)}
+    vocab.update({t: ids[k] for k, t in enumerate(ordinary)})
+    n = len(vocab)
+    added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
+              "special": True} for i, t in enumerate(MULTI_IN_VOCAB)]
+    added += [{"id": n + k, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+               "normalized": False, "special": t != " hello world"} for k, t in enumerate(MULTI_ADDED)]
+    tok = hf_tokenizer(vocab, merges, as_pairs=True)
+    tok["added_tokens"] = added
+    with open(os.path.join(out, "multi.tokenizer.json"), "wb") as f:
+        f.write(json.dumps(tok, ensure_ascii=False).encode())
+    tok["added_tokens"] = []
+    with open(os.path.join(out, "multi_text.tokenizer.json"), "wb") as f:
+        f.write(json.dumps(tok, ensure_ascii=False).encode())
+    strings = [None] * (n + len(MULTI_ADDED))
+    for t, i in vocab.items():
+        strings[i] = t
+    for a in added:
+        strings[a["id"]] = a["content"]
+    types = [1] * len(strings)
+    for a in added:
+        types[a["id"]] = 3 if a["special"] else 4
+    with open(os.path.join(out, "multi.gguf"), "wb") as f:
+        f.write(gguf_file(strings, types, merges, n + 1))
+    with open(os.path.join(out, "multi_specials.json"), "w") as f:
+        json.dump({a["content"]: a["id"] for a in added}, f, ensure_ascii=False)
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
+    if sys.argv[2:] == ["--multi"]:
+        with open(os.path.join(ROOT, "gpt2_weights", "encoder.json"), encoding="utf-8") as f:
+            encoder = json.load(f)
+        with open(os.path.join(ROOT, "gpt2_weights", "vocab.bpe"), encoding="utf-8") as f:
+            multi(out, encoder, [ln for ln in f.read().split("\n")[1:] if ln])
+        return
     with open(os.path.join(ROOT, "gpt2_weights", "encoder.json"), encoding="utf-8") as f:
         encoder = json.load(f)
     with open(os.path.join(ROOT, "gpt2_weights", "vocab.bpe"), encoding="utf-8") as f:
@@ -174,6 +229,8 @@ def main():
     for i, t in enumerate(raws):
         pr[perm[i]] = t
     write("perm_tokenizer_v2.bin", llmc_file(pr, 2, perm[50256]))
+
+    multi(out, encoder, merges)
 
 
 if __name__ == "__main__":

@@ -347,10 +347,29 @@ static void test_hf(void) {
         {"null", "{\"type\": \"ByteLevel\", \"add_prefix_space\": true}", NULL, "BPE", NULL, "pre_tokenizer"},
         {"null", "{\"type\": \"ByteLevel\", \"use_regex\": false}", NULL, "BPE", NULL, "pre_tokenizer"},
         {"null", pre_ok, NULL, "WordPiece", NULL, "model.type is \"WordPiece\""},
-        {"null", pre_ok, "[{\"id\": 261, \"content\": \"<s>\"}, {\"id\": 260, \"content\": \"</s>\"}]", "BPE", NULL,
-         "added_tokens holds 2 tokens (\"<s>\", \"</s>\")"},
-        {"null", pre_ok, "[{\"id\": 261, \"content\": \"<|endoftext|>\", \"lstrip\": true}]", "BPE", NULL, "lstrip"},
-        {"null", pre_ok, "[{\"id\": 9999, \"content\": \"<|endoftext|>\"}]", "BPE", NULL, "the special token's id 9999 is out of range"},
+        /* added tokens: every one is a special token, numbered as Hugging Face numbers them */
+        {"null", pre_ok, "[{\"id\": 168, \"content\": \"<|endoftext|>\"}, {\"id\": 263, \"content\": \"</s>\"}]",
+         "BPE", NULL, "added_tokens[1] \"</s>\" has id 263; a token not in model.vocab gets the next new id, 262"},
+        {"null", pre_ok, "[{\"id\": 168, \"content\": \"<|endoftext|>\"}, {\"id\": 262, \"content\": \"<|endoftext|>\"}]",
+         "BPE", NULL, "added_tokens[1] \"<|endoftext|>\" is added_tokens[0] again"},
+        {"null", pre_ok, "[{\"id\": 168, \"content\": \"<|endoftext|>\"}, {\"id\": 168, \"content\": \"<s>\"}]",
+         "BPE", NULL, "added_tokens[1] \"<s>\" has id 168, as added_tokens[0] \"<|endoftext|>\" has"},
+        {"null", pre_ok, "[{\"id\": 168, \"content\": \"<|endoftext|>\"}, {\"id\": 262, \"content\": \"\"}]",
+         "BPE", NULL, "added_tokens[1]: needs an id (0..2097150) and a non-empty content"},
+        {"null", pre_ok, "[{\"id\": 168, \"content\": \"<|endoftext|>\"}, {\"id\": 262, \"content\": \"<m>\", \"lstrip\": true}]",
+         "BPE", NULL, "added_tokens[1] \"<m>\" has lstrip: gpt2in does not strip around special tokens"},
+        {"null", pre_ok, "[{\"id\": 168, \"content\": \"<|endoftext|>\", \"rstrip\": true}]", "BPE", NULL,
+         "added_tokens[0] \"<|endoftext|>\" has rstrip: gpt2in does not strip around special tokens"},
+        {"null", pre_ok, "[{\"id\": 168, \"content\": \"<|endoftext|>\", \"single_word\": true}]", "BPE", NULL,
+         "has single_word: gpt2in matches special tokens inside words too"},
+        {"null", pre_ok, "[{\"id\": 168, \"content\": \"<|endoftext|>\", \"normalized\": false}, {\"id\": 262, "
+         "\"content\": \"<s>\"}]", "BPE", NULL, "added_tokens[1] \"<s>\" has normalized true, added_tokens[0] false"},
+        /* an id that the vocabulary gives another token */
+        {"null", pre_ok, "[{\"id\": 9999, \"content\": \"<|endoftext|>\"}]", "BPE", NULL,
+         "added_tokens[0] \"<|endoftext|>\" has id 9999, but model.vocab gives it id 168"},
+        {"null", pre_ok, "[{\"id\": 168, \"content\": \"<|endoftext|>\"}, {\"id\": 262, \"content\": \"<s>\"}, "
+         "{\"id\": 263, \"content\": \"<s>x\"}, {\"id\": 264, \"content\": \"abcd\"}]", "BPE", NULL,
+         "added_tokens[3] \"abcd\" has id 264, but model.vocab gives it id"},
         {"null", pre_ok, NULL, "BPE", "\"a zz\"", "merge index 5: unknown token \"zz\""},
         {"null", pre_ok, NULL, "BPE", "\"ab c\"", "merge index 5: makes \"abc\", which is not in the vocabulary"},
         {"null", pre_ok, NULL, "BPE", "\"a bcd\"", "unknown token \"bcd\""},
@@ -435,33 +454,161 @@ static void test_hf(void) {
     free(vj.p);
 }
 
-/* Another special token, only in added_tokens: the --special policies apply
- * to it as to <|endoftext|>. */
-static void test_hf_special(void) {
+/* Several added tokens, all special: "<s>" and "<sep>" share a prefix,
+ * "<s>x" extends "<s>", "bcd" overlaps the ordinary "abcd"; their ids
+ * follow the vocabulary's (as Hugging Face numbers them), whose own ids
+ * are permuted. The --special policies apply to each; ALLOW takes the
+ * leftmost, longest first; no safe cut falls inside one or inside a prefix
+ * of one at the end; streams and threads give one-shot's tokens. */
+#define N_ORD (N_TOK - 1)
+static uint32_t ord_id(int perm, uint32_t r) { return perm ? (r * 101 + 7) % N_ORD : r; }
+static const char *const multi[] = {"<|endoftext|>", "<s>", "<sep>", "<s>x", "bcd"};
+#define N_MULTI 5
+
+static bpe *load_multi(int perm, bpe_error *err) {
     buf b = {0};
-    putf(&b, "{\"normalizer\": null, \"pre_tokenizer\": %s, \"added_tokens\": [{\"id\": %u, \"content\": "
-             "\"<s>\", \"special\": true}], \"model\": {\"type\": \"BPE\", \"vocab\": ",
-         pre_ok, id_of(1, N_TOK - 1));
-    vocab_json_n(&b, 1, N_TOK - 1);
-    putf(&b, ", \"merges\": [\"a b\", \"c d\", \"ab cd\", \"\xC4\xA0 ab\", \"1 2\"]}}");
-    bpe_error err;
-    bpe *v = bpe_load_hf_json_mem(b.p, b.n, TJ, &err);
-    CHECK(v != NULL, "<s>: %s", v ? "" : err.msg);
+    putf(&b, "{\"normalizer\": null, \"pre_tokenizer\": %s, \"added_tokens\": [", pre_ok);
+    for (int k = 0; k < N_MULTI; k++)
+        putf(&b, "%s{\"id\": %u, \"content\": \"%s\", \"special\": %s, \"normalized\": false}", k ? ", " : "",
+             N_ORD + k, multi[k], k == 4 ? "false" : "true");
+    putf(&b, "], \"model\": {\"type\": \"BPE\", \"vocab\": {");
+    for (uint32_t r = 0; r < N_ORD; r++) {
+        char t[64];
+        token_text(r, t);
+        if (t[0] == '"' || t[0] == '\\') putf(&b, "%s\"\\%s\": %u", r ? ", " : "", t, ord_id(perm, r));
+        else putf(&b, "%s\"%s\": %u", r ? ", " : "", t, ord_id(perm, r));
+    }
+    putf(&b, "}, \"merges\": [\"a b\", \"c d\", \"ab cd\", \"\xC4\xA0 ab\", \"1 2\"]}}");
+    bpe *v = bpe_load_hf_json_mem(b.p, b.n, TJ, err);
     free(b.p);
-    if (!v) return;
-    static const char s[] = "ab<s>cd";
-    uint32_t ids[16];
-    size_t n = 0;
-    CHECK(bpe_encode(v, s, 7, BPE_SPECIAL_ALLOW, ids, NULL, 16, &n, &err) == BPE_OK && n == 3 &&
-              ids[0] == id_of(1, 256) && ids[1] == id_of(1, N_TOK - 1) && ids[2] == id_of(1, 257),
-          "<s> allowed: %zu tokens", n);
-    CHECK(bpe_encode(v, s, 7, BPE_SPECIAL_ERROR, ids, NULL, 16, &n, &err) == BPE_ERR_SPECIAL && err.offset == 2,
-          "<s> as an error: %s", err.msg);
-    CHECK(bpe_encode(v, s, 7, BPE_SPECIAL_TEXT, ids, NULL, 16, &n, &err) == BPE_OK && n == 5 &&
-              ids[1] == id_of(1, '<') && ids[2] == id_of(1, 's'),
-          "<s> as text: %zu tokens", n);
-    CHECK(bpe_eot_id(v) == (int32_t)id_of(1, N_TOK - 1), "<s>: special id %d", bpe_eot_id(v));
-    bpe_free(v);
+    return v;
+}
+
+static int encode_all(const bpe *v, const char *s, size_t n, int flags, uint32_t *ids, size_t cap, size_t *nt) {
+    bpe_error err;
+    return bpe_encode(v, s, n, flags, ids, NULL, cap, nt, &err);
+}
+
+typedef struct {
+    uint32_t *ids;
+    size_t n, cap;
+} sink_buf;
+
+static int sink_put(void *ctx, const uint32_t *ids, const uint64_t *offs, size_t n) {
+    (void)offs;
+    sink_buf *sb = ctx;
+    for (size_t i = 0; i < n; i++)
+        if (sb->n < sb->cap) sb->ids[sb->n++] = ids[i];
+    return 0;
+}
+
+static void test_hf_specials(void) {
+    for (int perm = 0; perm < 2; perm++) {
+        bpe_error err;
+        bpe *v = load_multi(perm, &err);
+        CHECK(v != NULL, "several added tokens: %s", v ? "" : err.msg);
+        if (!v) continue;
+        CHECK(bpe_special_count(v) == N_MULTI, "%zu special tokens", bpe_special_count(v));
+        for (size_t k = 0; k < N_MULTI; k++) {
+            size_t l = 0;
+            const char *t = bpe_token_bytes(v, (uint32_t)bpe_special_id(v, k), &l);
+            CHECK(bpe_special_id(v, k) == (int32_t)(N_ORD + k) && t && l == strlen(multi[k]) && !memcmp(t, multi[k], l),
+                  "special %zu: id %d", k, bpe_special_id(v, k));
+        }
+        CHECK(bpe_special_id(v, N_MULTI) == -1 && bpe_eot_id(v) == N_ORD, "eot %d", bpe_eot_id(v));
+        static const char s[] = "ab<s>x<sep>abcd<se<|endoftext|>";
+        uint32_t ids[64], want[] = {ord_id(perm, 256), N_ORD + 3, N_ORD + 2, ord_id(perm, 'a'), N_ORD + 4,
+                                    ord_id(perm, '<'), ord_id(perm, 's'), ord_id(perm, 'e'), N_ORD};
+        size_t n = 0;
+        CHECK(encode_all(v, s, sizeof s - 1, BPE_SPECIAL_ALLOW, ids, 64, &n) == BPE_OK && n == 9 &&
+                  !memcmp(ids, want, sizeof want),
+              "allowed: %zu tokens (%u %u %u %u ...)", n, ids[0], ids[1], ids[2], ids[3]);
+        CHECK(bpe_encode(v, s, sizeof s - 1, BPE_SPECIAL_ERROR, ids, NULL, 64, &n, &err) == BPE_ERR_SPECIAL &&
+                  err.offset == 2 && strstr(err.msg, "the special token <s>x is in the text at byte 2"),
+              "as an error: %s", err.msg);
+        CHECK(bpe_encode(v, s + 6, 9, BPE_SPECIAL_ERROR, ids, NULL, 64, &n, &err) == BPE_ERR_SPECIAL &&
+                  err.offset == 0 && strstr(err.msg, "token <sep> is"), "<sep> as an error: %s", err.msg);
+        CHECK(bpe_encode(v, "abcd", 4, BPE_SPECIAL_ERROR, ids, NULL, 64, &n, &err) == BPE_ERR_SPECIAL &&
+                  err.offset == 1 && strstr(err.msg, "token bcd is"), "bcd as an error: %s", err.msg);
+        CHECK(encode_all(v, s, sizeof s - 1, BPE_SPECIAL_TEXT, ids, 64, &n) == BPE_OK && n > 9 &&
+                  ids[0] == ord_id(perm, 256) && ids[1] == ord_id(perm, '<') && ids[2] == ord_id(perm, 's'),
+              "as text: %zu tokens", n);
+        for (size_t i = 0; i < n; i++) CHECK(ids[i] < N_ORD, "as text: special id %u", ids[i]);
+
+        /* every safe cut of every prefix of a text dense in them and their prefixes */
+        static const char d[] = "a <s>x<sep> <s> <se <s bcd abcd. <sep>x<s>x <|endoftext|> <|end x<s>";
+        size_t dn = sizeof d - 1, nall = 0, nh = 0, nt = 0;
+        uint32_t all[256], head[256], tail[256];
+        encode_all(v, d, dn, BPE_SPECIAL_ALLOW, all, 256, &nall);
+        for (size_t len = 1; len <= dn; len++) {
+            size_t p = bpe_safe_cut(v, d, len, BPE_SPECIAL_ALLOW);
+            if (!p) continue;
+            encode_all(v, d, p, BPE_SPECIAL_ALLOW, head, 256, &nh);
+            encode_all(v, d + p, dn - p, BPE_SPECIAL_ALLOW, tail, 256, &nt);
+            CHECK(nh + nt == nall && !memcmp(head, all, nh * 4) && !memcmp(tail, all + nh, nt * 4),
+                  "safe cut %zu of the first %zu bytes changes tokens", p, len);
+            for (int k = 0; k < N_MULTI; k++)
+                for (size_t q = 0; q < p; q++) {
+                    size_t l = strlen(multi[k]), m = len - q < l ? len - q : l;
+                    CHECK(!(q + l > p && !memcmp(d + q, multi[k], m)), "cut %zu of %zu bytes inside %s at %zu", p,
+                          len, multi[k], q);
+                }
+        }
+
+        /* a special token at every place across the stream's block edge
+         * (1 MiB a thread), and the text in parts for 1, 2, 3 and 7 threads
+         * (with the permuted ids only: the cuts do not depend on ids) */
+        if (!perm) {
+            bpe_free(v);
+            continue;
+        }
+        size_t big = (1u << 20) + 64, cap = big + 16;
+        char *t = malloc(big);
+        uint32_t *one = malloc(cap * 4), *got = malloc(cap * 4);
+        static const char *const at_edge[] = {"<sep>", "<s>x", "<|endoftext|>", "<se", "<|end"};
+        for (int k = 0; k < 5; k++) {
+            size_t l = strlen(at_edge[k]);
+            for (size_t at = (1u << 20) - l - 1; at <= (1u << 20) + 1; at++) {
+                for (size_t i = 0; i < big; i++) t[i] = "ab cd x<"[i % 8];
+                memcpy(t + at, at_edge[k], l);
+                size_t n1 = 0;
+                encode_all(v, t, big, BPE_SPECIAL_ALLOW, one, cap, &n1);
+                bpe_stream *st = bpe_stream_new(v, BPE_SPECIAL_ALLOW, 1, &err);
+                sink_buf sb = {got, 0, cap};
+                int rc = bpe_stream_write(st, t, big, sink_put, &sb, &err);
+                if (!rc) rc = bpe_stream_finish(st, sink_put, &sb, &err);
+                bpe_stream_free(st);
+                CHECK(rc == BPE_OK && sb.n == n1 && !memcmp(got, one, n1 * 4), "%s at %zu across the stream's edge",
+                      at_edge[k], at);
+                st = bpe_stream_new(v, BPE_SPECIAL_ERROR, 1, &err);
+                sb.n = 0;
+                rc = bpe_stream_write(st, t, big, sink_put, &sb, &err);
+                if (!rc) rc = bpe_stream_finish(st, sink_put, &sb, &err);
+                bpe_stream_free(st);
+                CHECK(k >= 3 ? rc == BPE_OK : rc == BPE_ERR_SPECIAL && err.offset == at, "%s at %zu: the stream's error",
+                      at_edge[k], at);
+            }
+        }
+        free(t);
+        free(one);
+        free(got);
+        size_t nb = 2u << 20;
+        t = malloc(nb);
+        one = malloc(nb * 4);
+        got = malloc(nb * 4);
+        for (size_t i = 0; i < nb; i++) t[i] = d[i % dn];
+        size_t n1 = 0, n2 = 0;
+        encode_all(v, t, nb, BPE_SPECIAL_ALLOW, one, nb, &n1);
+        static const int threads[] = {2, 3, 7};
+        for (int k = 0; k < 3; k++) {
+            int rc = bpe_encode_parallel(v, t, nb, BPE_SPECIAL_ALLOW, threads[k], got, NULL, nb, &n2, &err);
+            CHECK(rc == BPE_OK && n2 == n1 && !memcmp(got, one, n1 * 4), "%d threads", threads[k]);
+        }
+        free(t);
+        free(one);
+        free(got);
+        bpe_free(v);
+    }
 }
 
 #define TK "t.tiktoken"
@@ -550,7 +697,7 @@ static void test_gguf(void) {
         {{3, "gpt2", "llama-bpe", N_TOK, 0, 261, NULL}, "tokenizer.ggml.pre is \"llama-bpe\""},
         {{3, "gpt2", NULL, N_TOK - 1, 0, 261, NULL}, "tokenizer.ggml.token_type has 261 entries for 262 tokens"},
         {{3, "gpt2", NULL, N_TOK, 0, 262, NULL}, "tokenizer.ggml.eos_token_id 262 is not a token id"},
-        {{3, "gpt2", NULL, N_TOK, 1, 261, NULL}, "is a second control token"},
+        {{3, "gpt2", NULL, N_TOK, 1, 261, NULL}, "the special token (id 38) is byte 0x26, which must be an ordinary"},
         {{3, "gpt2", NULL, N_TOK, 0, 261, "a qq"}, "merge index 5: unknown token \"qq\""},
         {{3, "gpt2", NULL, N_TOK, 0, 261, "ab cd"}, "merge index 5: makes \"abcd\", which merge index 2 makes already"},
         {{3, "gpt2", NULL, N_TOK, 0, 261, "abcd"}, "tokenizer.ggml.merges[5] \"abcd\" is not two byte-level tokens"},
@@ -750,7 +897,7 @@ int main(void) {
     test_out_of_memory();
 #endif
     test_hf();
-    test_hf_special();
+    test_hf_specials();
     test_tiktoken();
     test_gguf();
     test_llmc();
