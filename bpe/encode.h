@@ -168,8 +168,12 @@ void bpe_ranks_to_ids(const struct bpe *v, uint32_t *ids, size_t n);
  * s-relative. */
 void bpe_encode_text(out_t *o, const uint8_t *s, size_t i, size_t end);
 
-/* One piece: the token that is all of it, or its cached merges, or its
- * merges (the short-piece loop, or long.c's ways for long pieces). */
+/* A piece that is not a whole token (h: its hash, bpe_hash_bytes): its
+ * cached merges, or its merges (the short-piece loop, or long.c's ways for
+ * long pieces). (pretok.c) */
+void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t h);
+
+/* One piece: the token that is all of it, or bpe_merge_piece. */
 static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
     const struct bpe *v = o->v;
     if (n == 1) {
@@ -192,24 +196,7 @@ static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off
     } else {
         h = bpe_hash_bytes(p, n);
     }
-    if (n <= CACHE_BYTES) {
-        cache_slot *c = o->cache ? &o->cache[h & (CACHE_SLOTS - 1)] : NULL;
-        if (c && c->len == n && !memcmp(c->bytes, p, n)) {
-            emit_tokens(o, c->tok, c->n_tok, off);
-            return;
-        }
-        uint32_t tok[CACHE_BYTES];
-        size_t m = bpe_merge_short(v, p, n, tok);
-        emit_tokens(o, tok, m, off);
-        if (c && m <= CACHE_TOKENS) {
-            c->len = (uint8_t)n;
-            c->n_tok = (uint8_t)m;
-            memcpy(c->bytes, p, n);
-            memcpy(c->tok, tok, m * sizeof *tok);
-        }
-    } else if (!bpe_split_piece(o, p, n, off)) {
-        bpe_merge_stretch(o, p, n, off);
-    }
+    bpe_merge_piece(o, p, n, off, h);
 }
 
 #endif

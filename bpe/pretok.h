@@ -23,6 +23,24 @@ static const uint8_t ascii_cls[128] __attribute__((unused)) = {
     O, L, L, L, L, L, L, L, L, L, L, L, L, L, L, L,
     L, L, L, L, L, L, L, L, L, L, L, O, O, O, O, O,
 };
+/* The same for every byte, for the scanner's ASCII runs: a byte of 0x80
+ * and up (part of a UTF-8 character, or invalid) is RUN_HIGH. */
+#define H RUN_HIGH
+#define RUN_HIGH 4
+#define H16 H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H
+static const uint8_t ascii_run[256] __attribute__((unused)) = {
+    O, O, O, O, O, O, O, O, O, S, S, S, S, S, O, O,
+    O, O, O, O, O, O, O, O, O, O, O, O, O, O, O, O,
+    S, O, O, O, O, O, O, O, O, O, O, O, O, O, O, O,
+    N, N, N, N, N, N, N, N, N, N, O, O, O, O, O, O,
+    O, L, L, L, L, L, L, L, L, L, L, L, L, L, L, L,
+    L, L, L, L, L, L, L, L, L, L, L, O, O, O, O, O,
+    O, L, L, L, L, L, L, L, L, L, L, L, L, L, L, L,
+    L, L, L, L, L, L, L, L, L, L, L, O, O, O, O, O,
+    H16, H16, H16, H16, H16, H16, H16, H16,
+};
+#undef H16
+#undef H
 #undef O
 #undef L
 #undef N
