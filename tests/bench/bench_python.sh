@@ -2,14 +2,17 @@
 # The Python package (tools/python) against the C library it wraps and npm
 # tiktoken, on the tokenizer benchmark's corpora (tests/bench/make_corpora.py;
 # /usr/share/common-licenses when its packages are missing):
-#   lib       bpe_encode, one thread, text in memory, into a warm output
-#             buffer, called through ctypes on $B/libgpt2in.so in the same
-#             process (call for call beside the Python methods)
+#   lib       the library alone: one bpe_encode of the same text (the str's
+#             UTF-8), one thread, into a warm output buffer, as
+#             tests/bench/bench_bpe_lib.c calls it; through the package's
+#             CoreBPE.encode_into (the GIL released, no Python object made),
+#             so it is the very copy of the library the package runs, in the
+#             same process, call for call beside the Python methods
 #   python    Encoding.encode_ordinary(text) -> list of ints, and
 #             encode_to_numpy(text) -> uint32 array
 #   tiktoken  npm tiktoken's encode_ordinary inside Node (tests/oracle/bench.js);
 #             the tiktoken Python package cannot be installed here (no PyPI)
-# then encode_to_numpy on 100 MB, and the cost of one call on a 10-byte
+# then encode_to_numpy on 100 MB beside the library on it, and the cost of one call on a 10-byte
 # string (Python: encode_ordinary; Node: tiktoken's encode_ordinary), and
 # Embedding.forward for T = 8192 beside torch.nn.functional.embedding (one
 # thread each) on a random GPT-2-sized table.
@@ -18,16 +21,16 @@
 # calls take turns, round after round. The corpora include the first 1 MB of
 # english.txt (the target: under 10% over the library from 1 MB up). Python's figures leave out the
 # first call's conversion of the str to UTF-8 (which CPython then keeps
-# with the str; tiktoken needs it too). MB = 10^6 bytes.
+# with the str; tiktoken needs it too). MB = 10^6 bytes. The machine's load
+# (uptime) is printed before and after.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 GPT2IN=${GPT2IN:-build/gpt2in}
 B=$(dirname "$GPT2IN")
 LIB=$B/libgpt2in.a
-SO=$B/libgpt2in.so
 PY=/usr/bin/python3
 ROUNDS=${BENCH_ROUNDS:-3}
-[ -f "$LIB" ] && [ -f "$SO" ] || { echo "bench_python: $LIB or $SO is not built (make)"; exit 2; }
+[ -f "$LIB" ] || { echo "bench_python: $LIB is not built (make)"; exit 2; }
 tmp=$(mktemp -d) || exit 2
 trap 'rm -rf "$tmp"' EXIT
 root=$(pwd)
@@ -69,28 +72,22 @@ for (let r = 0; r < Number(process.argv[1]); r++) {
 console.log(best.toFixed(0));' "$ROUNDS" > "$tmp/call.txt" || exit 2
 else : > "$tmp/call.txt"; fi
 
-PYTHONPATH="$tmp/py" $PY - "$ROUNDS" "$SO" "$tmp/tikt.txt" "$tmp/big100.txt" $files <<'PYEOF'
-import ctypes, sys, time, os
+echo "load before: $(uptime)"
+PYTHONPATH="$tmp/py" $PY - "$ROUNDS" "$tmp/tikt.txt" "$tmp/big100.txt" $files <<'PYEOF'
+import sys, time, os
+import numpy as np
 import gpt2in
-rounds, so, tikt_f, big = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-files = sys.argv[5:]
+from gpt2in import _gpt2in
+rounds, tikt_f, big = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+files = sys.argv[4:]
 enc = gpt2in.get_encoding("gpt2")
 tikt = {l.split()[0]: l.split() for l in open(tikt_f)}
 
-# the library itself, in this process: bpe_encode into a buffer reused from
-# call to call (as tests/bench/bench_bpe_lib.c does), ctypes releasing the GIL
-lib = ctypes.CDLL(os.path.abspath(so))
-lib.bpe_gpt2.restype = ctypes.c_void_p
-lib.bpe_encode.restype = ctypes.c_int
-lib.bpe_encode.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p,
-                           ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t), ctypes.c_void_p]
-vocab, err = lib.bpe_gpt2(), ctypes.create_string_buffer(4096)
-
-def lib_encode(data, out):
-    n = ctypes.c_size_t()
-    rc = lib.bpe_encode(vocab, data, len(data), 2, out, None, len(data), ctypes.byref(n), err)   # BPE_SPECIAL_TEXT
-    assert rc == 0, rc
-    return n.value
+# the library itself, in this process: one bpe_encode of the str's UTF-8
+# into a buffer reused from call to call (as tests/bench/bench_bpe_lib.c
+# does), the GIL released
+def lib_encode(text, out):
+    return enc._core.encode_into(text, _gpt2in.SPECIAL_TEXT, out)
 
 def best(f, n=rounds):
     b = float("inf")
@@ -102,15 +99,14 @@ print(f"{'corpus':<13} {'MB':>6} {'tokens':>9} | {'lib 1t':>8} {'encode':>8} {'n
       f"{'enc/lib':>8} {'np/lib':>8} | {'tiktoken':>8} {'enc/tikt':>8}")
 for f in files:
     text = open(f, encoding="utf-8").read()
-    data = text.encode()
-    out = (ctypes.c_uint32 * max(1, len(data)))()
+    out = np.empty(max(1, len(text.encode())), np.uint32)
     enc.encode_ordinary(text)   # warm-up; also makes the str's UTF-8 form, which it keeps
-    lib_encode(data, out)
+    lib_encode(text, out)
     # the library, encode_ordinary and encode_to_numpy call after call, so
     # that a slow spell of the shared machine hits them alike
     tl = te = tn = float("inf")
     for _ in range(rounds):
-        t, n = best(lambda: lib_encode(data, out), 1)
+        t, n = best(lambda: lib_encode(text, out), 1)
         tl = min(tl, t)
         t, ids = best(lambda: enc.encode_ordinary(text), 1)
         te = min(te, t)
@@ -142,10 +138,19 @@ print(f"decode_batch, {len(lists)} lists, {ntok} tokens: one thread {t1:.3f} s, 
 del ids, lists
 
 text = open(big, encoding="utf-8").read()
-tn, arr = best(lambda: enc.encode_to_numpy(text, disallowed_special=()), max(1, min(rounds, 2)))
-print(f"encode_to_numpy on {len(text.encode()) / 1e6:.0f} MB: {tn:.2f} s, {len(arr)} tokens "
-      f"({len(text.encode()) / 1e6 / tn:.1f} MB/s)")
-del arr, text
+mb = len(text.encode()) / 1e6
+out = np.empty(int(mb * 1e6), np.uint32)
+lib_encode(text, out)
+tl = tn = float("inf")
+for _ in range(max(1, min(rounds, 2))):
+    tl = min(tl, best(lambda: lib_encode(text, out), 1)[0])
+    t, arr = best(lambda: enc.encode_to_numpy(text, disallowed_special=()), 1)
+    tn = min(tn, t)
+    n = len(arr)
+    del arr
+print(f"encode_to_numpy on {mb:.0f} MB: {tn:.2f} s, {n} tokens ({mb / tn:.1f} MB/s); "
+      f"the library {tl:.2f} s; numpy / library {tn / tl:.3f}x")
+del out, text
 
 s = "hello wor!"
 n = 200000
@@ -162,6 +167,7 @@ def calls2():
 t2, _ = best(calls2)
 node_ns = open(os.path.join(os.path.dirname(tikt_f), "call.txt")).read().strip()
 print(f", encode {t2 / n * 1e9:.0f} ns" + (f"; npm tiktoken encode_ordinary {node_ns} ns" if node_ns else ""))
+print(f"load after the tokenizer runs: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
 
 # Embedding.forward for T = 8192 against torch on a GPT-2-sized table.
 try:

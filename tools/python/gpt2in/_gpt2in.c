@@ -10,9 +10,11 @@
 #include <stdatomic.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "bpe.h"
 #include "embed.h"
@@ -79,30 +81,65 @@ static PyObject *u32buf_new(uint32_t *data, size_t n) {
 
 /* ---- big buffers ---------------------------------------------------------- */
 
-/* Fresh output memory costs a page fault per 4 KB page, which on big texts
- * costs as much as the encoding itself; transparent huge pages (where the
- * kernel offers them on request) take one fault per 2 MB. */
-#define HUGE_MIN (4u << 20)
+/* Fresh memory costs a page fault per 4 KB page, which on some machines
+ * (virtual ones above all) costs more than encoding the text that fills it;
+ * a transparent huge page takes one fault per 2 MB. So a big output is
+ * asked of malloc in whole 2 MB less malloc's 32 bytes: glibc then maps
+ * exactly a multiple of 2 MB, which Linux places on a 2 MB boundary, and
+ * its pages are marked for huge pages. malloc has already written its
+ * header in the first 2 MB, which therefore is made huge at once
+ * (MADV_COLLAPSE, Linux 6.1; not where huge pages are off, which it would
+ * override). Other allocators, other kernels: only the whole 2 MB inside
+ * the output are marked. The output is cut to its size at the end either
+ * way. */
+#define HUGE_SZ ((size_t)2 << 20)
+#define BIG_OUT ((size_t)1 << 20)
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
 
+/* The bytes to allocate for an output of `bytes`. */
+static size_t out_bytes(size_t bytes) {
+    if (bytes < BIG_OUT || bytes > SIZE_MAX - 2 * HUGE_SZ) return bytes;
+    return (bytes + 32 + HUGE_SZ - 1) / HUGE_SZ * HUGE_SZ - 32;
+}
+
+/* Whether transparent huge pages are on ("always" or "madvise"); read once. */
+static int thp_on(void) {
+    static atomic_int on = -1;
+    int v = atomic_load(&on);
+    if (v < 0) {
+        char buf[128] = {0};
+        FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+        if (f) {
+            if (!fgets(buf, sizeof buf, f)) buf[0] = 0;
+            fclose(f);
+        }
+        v = strstr(buf, "[always]") != NULL || strstr(buf, "[madvise]") != NULL;
+        atomic_store(&on, v);
+    }
+    return v;
+}
+
+/* Huge pages for the output p[0..bytes), when it is big (hints: a failure
+ * changes nothing). */
 static void advise_huge(void *p, size_t bytes) {
 #ifdef MADV_HUGEPAGE
-    uintptr_t a = ((uintptr_t)p + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1);
-    uintptr_t e = ((uintptr_t)p + bytes) & ~(uintptr_t)((2u << 20) - 1);
+    long pg = sysconf(_SC_PAGESIZE);
+    if (bytes < BIG_OUT || pg <= 0 || !thp_on()) return;
+    uintptr_t u = (uintptr_t)p, a = u & ~(uintptr_t)(pg - 1), e = u + bytes;
+    if (a % HUGE_SZ == 0 && e - a >= HUGE_SZ) {   /* a mapping of its own */
+        madvise((void *)a, (e - a + (uintptr_t)pg - 1) & ~(uintptr_t)(pg - 1), MADV_HUGEPAGE);
+        madvise((void *)a, HUGE_SZ, MADV_COLLAPSE);
+        return;
+    }
+    a = (u + HUGE_SZ - 1) & ~(uintptr_t)(HUGE_SZ - 1);
+    e &= ~(uintptr_t)(HUGE_SZ - 1);
     if (e > a) madvise((void *)a, e - a, MADV_HUGEPAGE);
 #else
     (void)p;
     (void)bytes;
 #endif
-}
-
-/* n ids, freed with free(). */
-static uint32_t *ids_alloc(size_t n) {
-    size_t bytes = (n ? n : 1) * sizeof(uint32_t);
-    if (bytes < HUGE_MIN) return malloc(bytes);
-    void *p;
-    if (posix_memalign(&p, 2u << 20, bytes)) return NULL;
-    advise_huge(p, bytes);
-    return p;
 }
 
 /* ---- errors --------------------------------------------------------------- */
@@ -299,6 +336,9 @@ static int ids_from_seq(PyObject *obj, uint32_t **out, size_t *n, const char *ar
 
 /* ---- CoreBPE: one vocabulary ---------------------------------------------- */
 
+/* Texts above this many bytes are encoded in parts (see encode_list). */
+#define PART ((size_t)16 << 20)
+
 /* ints[id] holds the Python int of every id: a list of tokens is then
  * built with a reference count increment per token instead of an int
  * allocation (and freed without deallocations), which is most of the time
@@ -309,11 +349,14 @@ typedef struct {
     size_t n_ints;
     PyObject **ints;
     unsigned char *ascii;   /* ascii[id]: the token's bytes are all below 0x80 */
+    _Atomic(uint32_t *) counts;   /* see counts_take */
+    size_t part;   /* PART; less in tests (_set_part) */
 } CoreBPE;
 
 static PyTypeObject CoreBPEType;
 
 static void core_dealloc(CoreBPE *self) {
+    free(atomic_load(&self->counts));
     for (size_t k = 0; k < self->n_ints; k++) Py_XDECREF(self->ints[k]);
     PyMem_Free(self->ints);
     PyMem_Free(self->ascii);
@@ -329,6 +372,8 @@ static PyObject *core_wrap(const bpe *v) {
     }
     c->v = v;
     c->n_ints = 0;
+    atomic_init(&c->counts, NULL);
+    c->part = PART;
     size_t nv = bpe_vocab_size(v);
     c->ints = PyMem_Calloc(nv ? nv : 1, sizeof *c->ints);
     c->ascii = PyMem_Calloc(nv ? nv : 1, 1);
@@ -359,7 +404,6 @@ static PyObject *ids_to_list_cached(const CoreBPE *c, const uint32_t *ids, size_
     PyObject *l = PyList_New((Py_ssize_t)n);
     if (!l) return NULL;
     PyObject **items = ((PyListObject *)l)->ob_item;
-    if (n * sizeof *items >= HUGE_MIN) advise_huge(items, n * sizeof *items);
     PyObject *const *ints = c->ints;
     for (size_t k = 0; k < n; k++) {
         PyObject *x = ints[ids[k]];
@@ -367,29 +411,6 @@ static PyObject *ids_to_list_cached(const CoreBPE *c, const uint32_t *ids, size_
         items[k] = x;
     }
     return l;
-}
-
-/* Encodes s[0..len) with the GIL released into a malloc'd array (the caller
- * frees *ids). cap = len is always enough (no token is shorter than a byte);
- * untouched pages of a big allocation cost nothing. */
-static int encode_raw(const bpe *v, const char *s, size_t len, int flags, uint32_t **ids, size_t *n) {
-    uint32_t *buf = ids_alloc(len);
-    if (!buf) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    bpe_error err;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = bpe_encode(v, s, len, flags, buf, NULL, len, n, &err);
-    Py_END_ALLOW_THREADS
-    if (rc != BPE_OK) {
-        free(buf);
-        raise_bpe(rc, &err);
-        return -1;
-    }
-    *ids = buf;
-    return 0;
 }
 
 /* ---- lists of ids without a copy ------------------------------------------ */
@@ -420,32 +441,26 @@ static int id_list_alloc(id_list *L, size_t cap) {
         PyErr_NoMemory();
         return -1;
     }
-    size_t bytes = L->cap * sizeof(PyObject *);
+    size_t bytes = out_bytes(L->cap * sizeof(PyObject *));
+    L->cap = bytes / sizeof(PyObject *);
     L->items = PyMem_Malloc(bytes);
     if (!L->items) {
         PyErr_NoMemory();
         return -1;
     }
-    if (bytes >= HUGE_MIN) advise_huge(L->items, bytes);
+    advise_huge(L->items, bytes);
     return 0;
 }
 
-/* The library's output buffer: room for cap ids. */
-static uint32_t *id_list_ids(id_list *L) { return (uint32_t *)(void *)L->items; }
+/* The library's output buffer: room for cap - n ids after the n items. */
+static uint32_t *id_list_ids(id_list *L) { return (uint32_t *)(void *)(L->items + L->n); }
 
-/* Without the GIL, after the library wrote n ids: ints[id] in place of each
- * id. ids are read through memcpy (char access) so that no compiler may
- * move a pointer store ahead of the id loads it overwrites. */
-static void id_list_widen(id_list *L, size_t n, PyObject *const *ints, size_t n_ints) {
-    L->n = n;
-#ifndef Py_GIL_DISABLED
-    if (n >= COUNT_MIN && n <= UINT32_MAX) L->counts = calloc(n_ints ? n_ints : 1, sizeof *L->counts);
-#else
-    (void)n_ints;
-#endif
-    const unsigned char *raw = (const unsigned char *)L->items;
-    PyObject **items = L->items;
-    uint32_t *counts = L->counts;
+/* Without the GIL, after the library wrote n ids at items: ints[id] in
+ * place of each id, counted in counts[id] unless counts is NULL. ids are
+ * read through memcpy (char access) so that no compiler may move a pointer
+ * store ahead of the id loads it overwrites. */
+static void widen(PyObject **items, size_t n, PyObject *const *ints, uint32_t *counts) {
+    const unsigned char *raw = (const unsigned char *)items;
     if (counts) {
         for (size_t k = n; k-- > 0;) {
             uint32_t id;
@@ -462,6 +477,17 @@ static void id_list_widen(id_list *L, size_t n, PyObject *const *ints, size_t n_
     }
 }
 
+/* widen() for a batch's list, which the library filled in one call. */
+static void id_list_widen(id_list *L, size_t n, PyObject *const *ints, size_t n_ints) {
+#ifndef Py_GIL_DISABLED
+    if (n >= COUNT_MIN && n <= UINT32_MAX) L->counts = calloc(n_ints ? n_ints : 1, sizeof *L->counts);
+#else
+    (void)n_ints;
+#endif
+    widen(L->items, n, ints, L->counts);
+    L->n = n;
+}
+
 static void id_list_free(id_list *L) {
     PyMem_Free(L->items);
     free(L->counts);
@@ -469,38 +495,27 @@ static void id_list_free(id_list *L) {
     L->counts = NULL;
 }
 
-/* With the GIL: takes the references and hands the item array to a new
- * list (L is emptied either way). */
-static PyObject *id_list_finish(id_list *L, PyObject *const *ints, size_t n_ints) {
-    PyObject *l = PyList_New(0);
-    if (!l) {
-        id_list_free(L);
-        return NULL;
-    }
+/* With the GIL: hands L's item array, whose references are taken, to the
+ * empty list l (which becomes its owner; L is emptied). Returns l, or NULL
+ * (the references dropped) when a free-threaded list cannot be made. */
+static PyObject *list_adopt(PyObject *l, id_list *L) {
     size_t n = L->n;
+    PyObject **items = L->items;
+    L->items = NULL;
+    L->n = 0;
     if (n == 0) {
-        id_list_free(L);
+        PyMem_Free(items);
         return l;
     }
-    if (L->counts) {
-        for (size_t id = 0; id < n_ints; id++)
-            if (L->counts[id]) Py_SET_REFCNT(ints[id], Py_REFCNT(ints[id]) + (Py_ssize_t)L->counts[id]);
-    } else {
-        for (size_t k = 0; k < n; k++) Py_INCREF(L->items[k]);
-    }
-    free(L->counts);
-    L->counts = NULL;
 #ifdef Py_GIL_DISABLED
     /* free-threaded lists keep their items in an array of their own layout */
     Py_DECREF(l);
     l = PyList_New((Py_ssize_t)n);
-    if (l) memcpy(((PyListObject *)l)->ob_item, L->items, n * sizeof *L->items);
-    else for (size_t k = 0; k < n; k++) Py_DECREF(L->items[k]);
-    id_list_free(L);
+    if (l) memcpy(((PyListObject *)l)->ob_item, items, n * sizeof *items);
+    else for (size_t k = 0; k < n; k++) Py_DECREF(items[k]);
+    PyMem_Free(items);
     return l;
-#endif
-    PyObject **items = L->items;
-    L->items = NULL;
+#else
     if (n < L->cap) {
         /* give back what the worst case reserved */
         PyObject **shrunk = PyMem_Realloc(items, n * sizeof *items);
@@ -511,24 +526,208 @@ static PyObject *id_list_finish(id_list *L, PyObject *const *ints, size_t n_ints
     lo->allocated = (Py_ssize_t)n;
     Py_SET_SIZE(l, (Py_ssize_t)n);
     return l;
+#endif
 }
 
-/* encode_raw's list twin: s[0..len) -> list of ints. */
-static PyObject *encode_list(CoreBPE *self, const char *s, size_t len, int flags) {
-    id_list L;
-    if (id_list_alloc(&L, len)) return NULL;
+/* With the GIL: the references the items take, from counts (which is left
+ * all zero) or one by one. */
+static void take_refs(PyObject *const *items, size_t n, PyObject *const *ints, uint32_t *counts,
+                      size_t n_ints) {
+    if (counts) {
+        for (size_t id = 0; id < n_ints; id++)
+            if (counts[id]) {
+                Py_SET_REFCNT(ints[id], Py_REFCNT(ints[id]) + (Py_ssize_t)counts[id]);
+                counts[id] = 0;
+            }
+    } else {
+        for (size_t k = 0; k < n; k++) Py_INCREF(items[k]);
+    }
+}
+
+/* With the GIL: takes the references and hands the item array to a new
+ * list (L is emptied either way). */
+static PyObject *id_list_finish(id_list *L, PyObject *const *ints, size_t n_ints) {
+    PyObject *l = PyList_New(0);
+    if (!l) {
+        id_list_free(L);
+        return NULL;
+    }
+    take_refs(L->items, L->n, ints, L->counts, n_ints);
+    free(L->counts);
+    L->counts = NULL;
+    return list_adopt(l, L);
+}
+
+/* ---- one text ---------------------------------------------------------------- */
+
+/* The library writes a text's ids where they stay (a list's items, a uint32
+ * array), into room for a token per byte (untouched room costs address
+ * space only) and in one call, which keeps its piece cache for the whole
+ * text. A text above PART bytes goes in parts of about PART, cut where
+ * bpe_safe_cut allows (the ids are those of the whole text), the output
+ * growing from an estimate of the rest, so that the room reserved stays in
+ * proportion to the tokens. */
+
+/* The length of the next part of s[0..len): len up to `part`, else up to
+ * a safe cut in the first `part` bytes, else in twice as many, and so on. */
+static size_t part_len(const bpe *v, const char *s, size_t len, int flags, size_t part) {
+    for (size_t w = part; w < len && w <= SIZE_MAX / 4; w *= 2) {
+        size_t cut = bpe_safe_cut(v, s, w, flags);
+        if (cut) return cut;
+    }
+    return len;
+}
+
+/* Output slots to reserve first for len bytes of text: a token per byte
+ * up to a part; above, half a token a byte (English has 4 to 5 bytes a
+ * token, code and other scripts 2 to 4, base64 1.3), grown as needed. */
+static size_t first_cap(size_t len, size_t part) {
+    if (len <= part) return len ? len : 1;
+    size_t e = len / 2 + 1024;
+    return e > part ? e : part;
+}
+
+/* The new size of an output of cap slots that needs `need`. */
+static size_t grown(size_t cap, size_t need) {
+    size_t c = cap + cap / 2;
+    return c > need ? c : need;
+}
+
+/* The library's error for the whole text: a part's offsets are not the
+ * text's, so the text is encoded again, counting only. */
+static PyObject *raise_whole(const bpe *v, const char *s, size_t len, int flags, int rc, bpe_error *err,
+                             size_t part) {
+    if (rc != BPE_ERR_NOMEM && len > part) {
+        size_t n;
+        int rc2 = bpe_encode(v, s, len, flags, NULL, NULL, 0, &n, err);
+        if (rc2 != BPE_OK) rc = rc2;
+    }
+    return raise_bpe(rc, err);
+}
+
+/* s[0..len) -> malloc'd ids (the caller frees *ids), the GIL released. */
+static int encode_ids(const CoreBPE *self, const char *s, size_t len, int flags, uint32_t **ids, size_t *n) {
+    const bpe *v = self->v;
+    size_t bytes = out_bytes(first_cap(len, self->part) * sizeof(uint32_t));
+    size_t cap = bytes / sizeof(uint32_t), pos = 0, k = 0;
+    uint32_t *buf = malloc(bytes);
+    if (!buf) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    advise_huge(buf, bytes);
     bpe_error err;
-    int rc;
-    size_t n = 0;
+    int rc = BPE_OK;
     Py_BEGIN_ALLOW_THREADS
-    rc = bpe_encode(self->v, s, len, flags, id_list_ids(&L), NULL, L.cap, &n, &err);
-    if (rc == BPE_OK) id_list_widen(&L, n, self->ints, self->n_ints);
+    while (pos < len) {
+        size_t part = part_len(v, s + pos, len - pos, flags, self->part), got;
+        if (part > cap - k) {   /* a part has at most a token per byte */
+            size_t c = grown(cap, k + part);
+            uint32_t *b = NULL;
+            if (c <= SIZE_MAX / 2 / sizeof *b) {
+                bytes = out_bytes(c * sizeof *b);
+                b = realloc(buf, bytes);
+            }
+            if (!b) {
+                rc = BPE_ERR_NOMEM;
+                break;
+            }
+            advise_huge(b, bytes);
+            buf = b;
+            cap = bytes / sizeof *b;
+        }
+        rc = bpe_encode(v, s + pos, part, flags, buf + k, NULL, part, &got, &err);
+        if (rc != BPE_OK) break;
+        k += got;
+        pos += part;
+    }
     Py_END_ALLOW_THREADS
     if (rc != BPE_OK) {
-        id_list_free(&L);
-        return raise_bpe(rc, &err);
+        free(buf);
+        raise_whole(v, s, len, flags, rc, &err, self->part);
+        return -1;
     }
-    return id_list_finish(&L, self->ints, self->n_ints);
+    if (k < cap) {   /* give back the room no token took */
+        uint32_t *b = realloc(buf, (k ? k : 1) * sizeof *b);
+        if (b) buf = b;
+    }
+    *ids = buf;
+    *n = k;
+    return 0;
+}
+
+/* The per-id counts of encode_list, all zero between calls: kept by the
+ * CoreBPE (warm memory); a call that finds them taken by another thread's
+ * call (the GIL released) makes its own. */
+static uint32_t *counts_take(CoreBPE *c) {
+    uint32_t *counts = atomic_exchange(&c->counts, NULL);
+    return counts ? counts : calloc(c->n_ints ? c->n_ints : 1, sizeof *counts);
+}
+
+static void counts_put(CoreBPE *c, uint32_t *counts) {
+    uint32_t *none = NULL;
+    if (counts && !atomic_compare_exchange_strong(&c->counts, &none, counts)) free(counts);
+}
+
+/* From this many bytes of text (some 30,000 tokens) a list's references
+ * are counted per id. */
+#define COUNT_BYTES (128 * 1024)
+
+/* s[0..len) -> list of ints; the GIL is released but to grow the item
+ * array of a text in parts (PyMem memory, as a list's must be). */
+static PyObject *encode_list(CoreBPE *self, const char *s, size_t len, int flags) {
+    const bpe *v = self->v;
+    PyObject *const *ints = self->ints;
+    uint32_t *counts = NULL;
+#ifndef Py_GIL_DISABLED
+    /* uint32 counts: at most a token per byte */
+    if (len >= COUNT_BYTES && len <= UINT32_MAX) counts = counts_take(self);
+#endif
+    id_list L;
+    if (id_list_alloc(&L, first_cap(len, self->part))) {
+        counts_put(self, counts);
+        return NULL;
+    }
+    bpe_error err;
+    int rc = BPE_OK;
+    size_t pos = 0;
+    PyThreadState *ts = PyEval_SaveThread();
+    while (pos < len) {
+        size_t part = part_len(v, s + pos, len - pos, flags, self->part), got;
+        if (part > L.cap - L.n) {
+            size_t c = grown(L.cap, L.n + part), bytes = 0;
+            PyObject **it = NULL;
+            if (c <= (size_t)PY_SSIZE_T_MAX / 2 / sizeof *it) {
+                bytes = out_bytes(c * sizeof *it);
+                PyEval_RestoreThread(ts);
+                it = PyMem_Realloc(L.items, bytes);
+                ts = PyEval_SaveThread();
+            }
+            if (!it) {
+                rc = BPE_ERR_NOMEM;
+                break;
+            }
+            advise_huge(it, bytes);
+            L.items = it;
+            L.cap = bytes / sizeof *it;
+        }
+        rc = bpe_encode(v, s + pos, part, flags, id_list_ids(&L), NULL, part, &got, &err);
+        if (rc != BPE_OK) break;
+        widen(L.items + L.n, got, ints, counts);
+        L.n += got;
+        pos += part;
+    }
+    PyEval_RestoreThread(ts);
+    PyObject *l = rc == BPE_OK ? PyList_New(0) : NULL;
+    if (!l) {
+        if (counts) memset(counts, 0, self->n_ints * sizeof *counts);
+        counts_put(self, counts);
+        id_list_free(&L);
+        return rc == BPE_OK ? NULL : raise_whole(v, s, len, flags, rc, &err, self->part);
+    }
+    take_refs(L.items, L.n, ints, counts, self->n_ints);
+    counts_put(self, counts);
+    return list_adopt(l, &L);
 }
 
 /* A batch's num_threads, checked as tiktoken's thread pool does; -1 with
@@ -607,12 +806,71 @@ static PyObject *core_encode_buffer(CoreBPE *self, PyObject *const *args, Py_ssi
     }
     uint32_t *ids;
     size_t n;
-    int rc = encode_raw(self->v, s, (size_t)len, flags, &ids, &n);
+    int rc = encode_ids(self, s, (size_t)len, flags, &ids, &n);
     if (have_view) PyBuffer_Release(&view);
     if (rc) return NULL;
-    /* Give back what the worst case reserved. */
-    uint32_t *shrunk = realloc(ids, (n ? n : 1) * sizeof *ids);
-    return u32buf_new(shrunk ? shrunk : ids, n);
+    return u32buf_new(ids, n);
+}
+
+/* The library alone, for tests/bench/bench_python.sh: one bpe_encode of the
+ * text (a str's UTF-8, or bytes-like) into the writable buffer `out` of
+ * uint32, the GIL released, as tests/bench/bench_bpe_lib.c calls it.
+ * Returns the number of tokens of the whole text (more than len(out) when
+ * it does not fit; those are not written). */
+static PyObject *core_encode_into(CoreBPE *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "encode_into(text, flags, out) takes 3 arguments");
+        return NULL;
+    }
+    int flags = PyLong_AsLong(args[1]);
+    if (flags == -1 && PyErr_Occurred()) return NULL;
+    if (check_flags(flags)) return NULL;
+    Py_ssize_t len;
+    const char *s;
+    Py_buffer text = {0}, out;
+    if (PyUnicode_Check(args[0])) {
+        s = text_utf8(args[0], &len);
+        if (!s) return NULL;
+    } else {
+        if (PyObject_GetBuffer(args[0], &text, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+        s = text.buf;
+        len = text.len;
+    }
+    if (PyObject_GetBuffer(args[2], &out, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(&text);
+        return NULL;
+    }
+    const char *f = out.format ? out.format : "B";
+    if (*f == '@' || *f == '=' || *f == '<') f++;
+    if (out.itemsize != 4 || !strchr("IL", f[0]) || f[0] == 0 || f[1]) {
+        PyBuffer_Release(&out);
+        PyBuffer_Release(&text);
+        PyErr_SetString(PyExc_TypeError, "encode_into: out must be a contiguous buffer of uint32");
+        return NULL;
+    }
+    size_t n = 0;
+    bpe_error err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = bpe_encode(self->v, s, (size_t)len, flags, out.buf, NULL, (size_t)out.len / 4, &n, &err);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&text);
+    if (rc != BPE_OK) return raise_bpe(rc, &err);
+    return PyLong_FromSize_t(n);
+}
+
+/* For tests: texts above `part` bytes are encoded in parts of about that
+ * size (so that small texts take the paths of big ones). */
+static PyObject *core_set_part(CoreBPE *self, PyObject *arg) {
+    Py_ssize_t part = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
+    if (part == -1 && PyErr_Occurred()) return NULL;
+    if (part < 1) {
+        PyErr_SetString(PyExc_ValueError, "_set_part: a part is at least 1 byte");
+        return NULL;
+    }
+    self->part = (size_t)part;
+    Py_RETURN_NONE;
 }
 
 static PyObject *core_encode_bytes(CoreBPE *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -1070,6 +1328,11 @@ static PyMethodDef core_methods[] = {
      "encode_buffer(text, flags) -> U32Buffer: as encode, ids in C memory (str or bytes-like)."},
     {"encode_bytes", (PyCFunction)(void (*)(void))core_encode_bytes, METH_FASTCALL,
      "encode_bytes(data, flags) -> list[int]: any bytes (invalid UTF-8 as byte tokens)."},
+    {"encode_into", (PyCFunction)(void (*)(void))core_encode_into, METH_FASTCALL,
+     "encode_into(text, flags, out) -> int: the library alone (for benchmarks): one bpe_encode into a "
+     "writable uint32 buffer; returns the token count (the ids that fit are written)."},
+    {"_set_part", (PyCFunction)core_set_part, METH_O,
+     "_set_part(n): for tests, texts above n bytes are encoded in parts of about n bytes (default 16 MB)."},
     {"encode_batch", (PyCFunction)(void (*)(void))core_encode_batch, METH_FASTCALL,
      "encode_batch(texts, flags, num_threads) -> list[list[int]] on up to num_threads threads."},
     {"decode_bytes", (PyCFunction)core_decode_bytes, METH_O, "decode_bytes(tokens) -> bytes."},

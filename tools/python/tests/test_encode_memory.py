@@ -1,0 +1,166 @@
+"""How the extension holds a text's ids: big texts in parts cut at safe cuts
+(made small here with CoreBPE._set_part, so that small texts take the paths
+of big ones), outputs that start from an estimate and grow, huge-page
+buffers, and per-id reference counts kept by the CoreBPE from call to call.
+The reference is CoreBPE.encode_into: the library in one call, no parts."""
+import random
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import gpt2in
+from gpt2in import _gpt2in
+
+EOT = "<|endoftext|>"
+
+
+def one_call(core, data, flags=_gpt2in.SPECIAL_TEXT):
+    """The library's ids for data (str or bytes) in one bpe_encode."""
+    size = len(data.encode("utf-8") if isinstance(data, str) else data)
+    out = np.empty(max(size, 1), np.uint32)
+    n = core.encode_into(data, flags, out)
+    assert n <= size
+    return out[:n].tolist()
+
+
+def fresh_encoding(part=None):
+    core = _gpt2in.gpt2()
+    if part is not None:
+        core._set_part(part)
+    return gpt2in.Encoding("gpt2", _core=core), core
+
+
+def plain_texts(fixtures):
+    return [d.decode() for n, d, _ in fixtures
+            if not n.startswith("invalid_utf8") and not n.startswith("special_allow_")]
+
+
+def random_text(rng, n):
+    """Words, digits, punctuation, spaces, newlines, other scripts, emoji and
+    <|endoftext|>: cuts of every kind near any place."""
+    alphabet = ["the", " the", "  ", " ", "\n", "\n\n", "\t", "123", "4", "'s", "'", "é", "日本",
+                "語", "😀", "!", "?!", " .", "x" * 40, "Ж", "\u00a0", EOT, "<|", "endoftext", "|>"]
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+def test_encode_into_is_one_call(enc, fixtures):
+    for name, data, ids in fixtures:
+        if name.startswith("invalid_utf8"):
+            assert one_call(enc._core, data) == ids, name
+        elif name.startswith("special_allow_"):
+            assert one_call(enc._core, data.decode(), _gpt2in.SPECIAL_ALLOW) == ids, name
+        else:
+            assert one_call(enc._core, data.decode()) == ids, name
+    s = "hello world, hello world"
+    out = np.empty(3, np.uint32)
+    assert enc._core.encode_into(s, _gpt2in.SPECIAL_TEXT, out) == len(enc.encode_ordinary(s)) == 5
+    assert out.tolist() == enc.encode_ordinary(s)[:3]   # the ids that fit
+    with pytest.raises(TypeError):
+        enc._core.encode_into("hi", _gpt2in.SPECIAL_TEXT, np.empty(4, np.int64))
+    with pytest.raises((TypeError, BufferError)):
+        enc._core.encode_into("hi", _gpt2in.SPECIAL_TEXT, bytes(16))   # read-only
+    with pytest.raises(ValueError):
+        _gpt2in.gpt2()._set_part(0)
+
+
+@pytest.mark.parametrize("part", [1, 7, 64, 4096])
+def test_parts_give_the_ids_of_one_call(fixtures, part):
+    enc, core = fresh_encoding(part)
+    rng = random.Random(part)
+    texts = plain_texts(fixtures) + [random_text(rng, rng.randrange(1, 3000)) for _ in range(30)]
+    if part >= 64:
+        texts.append("\n\n".join(plain_texts(fixtures)))
+        texts.append(random_text(rng, 60000))
+    for t in texts:
+        want = one_call(core, t)
+        assert enc.encode_ordinary(t) == want
+        assert enc.encode_to_numpy(t, disallowed_special=()).tolist() == want
+        assert enc._encode_bytes(t.encode()) == want
+        assert enc.encode(t, allowed_special="all") == one_call(core, t, _gpt2in.SPECIAL_ALLOW)
+
+
+def test_more_tokens_than_the_estimate(fixtures):
+    """Above a part, the output starts at half a token a byte: random bytes
+    (almost a token each) and letters between punctuation (a token each)
+    grow it, across the huge-page size too."""
+    enc, core = fresh_encoding(4096)
+    rng = random.Random(5)
+    data = bytes(rng.randrange(256) for _ in range(300000))
+    want = one_call(core, data)
+    assert len(want) > len(data) // 2 + 1024
+    assert enc._encode_bytes(data) == want
+    text = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") + rng.choice(",.;:!?") for _ in range(100000))
+    want = one_call(core, text)
+    assert len(want) > len(text.encode()) // 2 + 1024
+    assert enc.encode_ordinary(text) == want
+    assert enc.encode_to_numpy(text).tolist() == want
+    assert enc.encode(text) == want
+
+
+def test_many_calls_of_different_sizes(fixtures):
+    """Sizes around every threshold (the stack buffer, the counted
+    references, the huge-page outputs, the parts), in an order that makes
+    each call follow a different one; the reference counts of the shared
+    int objects stay exact all along."""
+    for part in (None, 50000):
+        enc, core = fresh_encoding(part)
+        base = "\n".join(plain_texts(fixtures))
+        while len(base) < 3_000_000:
+            base += base
+        x = enc.encode_ordinary(" the")[0]   # an id above 256: a mortal int the CoreBPE holds
+        before = sys.getrefcount(x)
+        kept = []
+        sizes = [1, 255, 256, 257, 4000, 131071, 131072, 131073, 140000, 600000, 20, 1_300_000, 3_000_000,
+                 300, 131072, 2_000_000, 5]
+        for i, n in enumerate(sizes):
+            t = base[:n]
+            want = one_call(core, t)
+            got = enc.encode_ordinary(t) if i % 2 else enc._encode_bytes(t.encode())
+            assert got == want, n
+            assert enc.encode_to_numpy(t, disallowed_special=()).tolist() == want, n
+            kept.append(got)
+        uses = sum(lst.count(x) for lst in kept)
+        assert uses > 1000
+        assert sys.getrefcount(x) == before + uses
+        del kept
+        assert sys.getrefcount(x) == before
+
+
+def test_threads_share_the_counts(fixtures):
+    """Python threads encode big texts on one CoreBPE at once (the GIL
+    released), so that calls find the per-id counts taken and make their
+    own; encode_batch adds its threads. Ids and reference counts stay exact."""
+    enc, core = fresh_encoding()
+    base = "\n".join(plain_texts(fixtures))
+    texts = [(base * (k + 2))[: 140000 + 40000 * k] for k in range(4)]
+    want = [one_call(core, t) for t in texts]
+    x = enc.encode_ordinary(" the")[0]
+    before = sys.getrefcount(x)
+    results, errors = [], []
+
+    def work(k):
+        try:
+            for r in range(4):
+                t = texts[(k + r) % 4]
+                got = enc.encode_ordinary(t)
+                if got != want[(k + r) % 4]:
+                    errors.append(k)
+                results.append(got)
+        except Exception as e:   # pragma: no cover - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in ts:
+        t.start()
+    batches = [enc.encode_ordinary_batch(texts + ["", "a", base[:300]], num_threads=4) for _ in range(3)]
+    for t in ts:
+        t.join()
+    assert not errors
+    for k in range(3):
+        assert batches[k][:4] == want and batches[k][4:] == [[], [64], enc.encode_ordinary(base[:300])]
+    uses = sum(lst.count(x) for lst in results) + sum(lst.count(x) for b in batches for lst in b)
+    assert sys.getrefcount(x) == before + uses
+    del results, batches
+    assert sys.getrefcount(x) == before
