@@ -69,6 +69,17 @@ def main():
     put("llmc-perm-v2", 5, g.llmc_file([g.raw(t) for t in ptokens], 2, perm[n - 1]))
     put("llmc-v1-wrong-size", 4, g.llmc_file(raws, 1, n - 1))
 
+    # several special tokens: the added tokens past the vocabulary, one
+    # sharing a prefix with another, one extending another; in GGUF control
+    # and user-defined tokens
+    added = ["<s>", "<sep>", "<s>x", "</s>"]
+    t = g.hf_tokenizer(vocab, merges, eot_id=n - 1)
+    t["added_tokens"] += [{"id": n + k, "content": c, "single_word": False, "lstrip": False, "rstrip": False,
+                           "normalized": True, "special": k != 3} for k, c in enumerate(added)]
+    put("tokenizer-json-specials", 0, json.dumps(t, ensure_ascii=False).encode())
+    gt = tokens + added
+    put("gguf-specials", 3, g.gguf_file(gt, types + [3, 3, 3, 4], merges, n - 1))
+
 
 if __name__ == "__main__":
     main()

@@ -86,16 +86,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CHECK(tb && tl > 0 && tl <= maxb);
     }
     CHECK(bpe_token_bytes(v, (uint32_t)V, &(size_t){0}) == NULL);
+    /* the special tokens: ids in range, increasing, the end of text among them */
+    size_t ns = bpe_special_count(v);
+    int eot_listed = eot < 0;
+    for (size_t k = 0; k < ns; k++) {
+        int32_t id = bpe_special_id(v, k);
+        CHECK(id >= 0 && (size_t)id < V && (k == 0 || id > bpe_special_id(v, k - 1)));
+        eot_listed |= id == eot;
+    }
+    CHECK(eot_listed && bpe_special_id(v, ns) == -1);
 
     static const char *const samples[] = {
         "Hello world", " the cat's  hat\n\n", "0000000000", "na\xcc\x81ive \xe4\xb8\xad\xe6\x96\x87",
-        "\xff\xfe bad \xc3", "a<|endoftext|>b",
+        "\xff\xfe bad \xc3", "a<|endoftext|>b", "<s><sep>x<s>x</s <s",
     };
     for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
         roundtrip(v, samples[i], strlen(samples[i]), BPE_SPECIAL_TEXT);
-        if (eot >= 0) roundtrip(v, samples[i], strlen(samples[i]), BPE_SPECIAL_ALLOW);
+        if (ns) roundtrip(v, samples[i], strlen(samples[i]), BPE_SPECIAL_ALLOW);
     }
     roundtrip(v, data, size < 64 ? size : 64, BPE_SPECIAL_TEXT);
+    if (ns) roundtrip(v, data, size < 64 ? size : 64, BPE_SPECIAL_ALLOW);
     bpe_free(v);
     free(a);
     free(b);
