@@ -44,6 +44,18 @@ for f in ids.txt ids.json ids.npy ids.llmc ids_batch.npy ids_batch.json ids_batc
     got=$("$G" decode <"$D/$f" 2>"$T/err" | od -An -tx1) || fail "decode $f on stdin: $(cat "$T/err")"
     [ "$got" = "$want" ] || fail "decode $f on stdin: $got"
 done
+# a UTF-8 byte order mark before text or JSON ids (as the detection allows)
+for f in ids.txt ids.json ids_batch.json ids_batch.txt; do
+    n=$((n + 1))
+    { printf '\357\273\277'; cat "$D/$f"; } >"$T/bom.dat"
+    want=$(printf "\"#\$%%&'" | od -An -tx1)
+    got=$("$G" decode "$T/bom.dat" 2>"$T/err" | od -An -tx1) || fail "decode $f after a BOM: $(cat "$T/err")"
+    [ "$got" = "$want" ] || fail "decode $f after a BOM: $got, expected $want"
+    fmt=${f##*.}; [ "$fmt" = txt ] && fmt=text
+    got=$("$G" decode --input-format $fmt <"$T/bom.dat" 2>"$T/err" | od -An -tx1) ||
+        fail "decode --input-format $fmt $f after a BOM: $(cat "$T/err")"
+    [ "$got" = "$want" ] || fail "decode --input-format $fmt $f after a BOM: $got"
+done
 for f in text json npy llmc; do
     n=$((n + 1))
     got=$(printf 'Hello, batch world' | "$G" encode --format $f | "$G" decode 2>"$T/err")
@@ -123,6 +135,19 @@ got=$(printf '[[1, 2], [3]]' | "$G" decode | od -An -tx1)
 [ "$got" = "$(printf '"#$' | od -An -tx1)" ] || fail "decode of ragged rows: $got"
 bad2 "inspect of a zip" "is a zip archive" "\"$G\" inspect \"$D/notes.zip\""
 bad2 "inspect of a ragged batch" "row 1 has 1 ids but row 0 has 2" "\"$G\" inspect < \"$T/bad/ragged.json\""
+# an empty file is no ids (as decode reads it); bytes of no known kind are named as such
+: >"$T/empty.dat"
+n=$((n + 1))
+"$G" inspect "$T/empty.dat" >"$T/out" 2>"$T/err" || fail "inspect of an empty file: $(cat "$T/err")"
+grep -qF "ids: 0" "$T/out" || fail "inspect of an empty file: $(cat "$T/out")"
+bad2 "inspect of 8 zero bytes" "not those of any format" "head -c 8 /dev/zero | \"$G\" inspect"
+# ids on stdin are streamed, not held: 80 MB of them under a 60 MB address space
+# (AddressSanitizer reserves far more address space: not under it)
+if [ "${SANITIZED:-0}" = 0 ]; then
+    n=$((n + 1))
+    got=$(ulimit -v 60000; yes "1 2" | head -c 80000000 | "$G" inspect 2>&1 | tail -n 1)
+    [ "$got" = "ids: 40000000, shape [40000000], largest id 2" ] || fail "inspect of 80 MB of ids on stdin: $got"
+fi
 
 echo "shapes detect: $n checks, $fails failed"
 [ $fails -eq 0 ]

@@ -186,9 +186,10 @@ static int row_room(ids_reader *r, uint64_t at) {
     return 0;
 }
 
-/* --input-format auto: the format from the first bytes (embed_detect). */
-static int detect(ids_reader *r) {
-    while (r->len - r->pos < EMBED_DETECT_BYTES && !r->eof) {
+/* Buffers at least n bytes (fewer only at the end of input): a short first
+ * read (a pipe) is kept and read on. */
+static int fill_start(ids_reader *r, size_t n) {
+    while (r->len - r->pos < n && !r->eof) {
         /* a short first read (a pipe): keep what came and read on */
         if (r->pos) {
             memmove(r->buf, r->buf + r->pos, r->len - r->pos);
@@ -203,6 +204,23 @@ static int detect(ids_reader *r) {
         }
         r->len += got;
     }
+    return 0;
+}
+
+/* Text and JSON ids may start with a UTF-8 byte order mark, as embed_detect
+ * allows. */
+static int skip_bom(ids_reader *r) {
+    if (fill_start(r, 3)) return CLI_ERR;
+    if (r->len - r->pos >= 3 && !memcmp(r->buf + r->pos, "\xef\xbb\xbf", 3)) {
+        r->pos += 3;
+        r->byte += 3;
+    }
+    return 0;
+}
+
+/* --input-format auto: the format from the first bytes (embed_detect). */
+static int detect(ids_reader *r) {
+    if (fill_start(r, EMBED_DETECT_BYTES)) return CLI_ERR;
     embed_kind k = embed_detect(r->buf + r->pos, r->len - r->pos);
     switch (k) {
     case EMBED_KIND_EMPTY: case EMBED_KIND_TEXT: r->fmt = IDS_TEXT; return 0;
@@ -450,6 +468,7 @@ int ids_reader_next_row(ids_reader *r, uint32_t *out, size_t cap, size_t *n, uin
     if (!r->started) {
         r->started = 1;
         if (r->fmt == IDS_AUTO && detect(r)) return CLI_ERR;
+        if ((r->fmt == IDS_TEXT || r->fmt == IDS_JSON) && skip_bom(r)) return CLI_ERR;
         if (r->fmt == IDS_LLMC && start_llmc(r)) return CLI_ERR;
         if (r->fmt == IDS_NPY && start_npy(r)) return CLI_ERR;
         if (r->fmt == IDS_JSON && start_json(r)) return CLI_ERR;

@@ -145,12 +145,40 @@ static int inspect_model(const char *path, embed_file *f, int json) {
 }
 
 /* Token ids (text, JSON, an llm.c shard): read through, as decode would. */
-static int inspect_ids(const char *path, const void *buf, size_t len, embed_kind kind, int json) {
-    FILE *in = fmemopen((void *)buf, len ? len : 1, "rb");
+/* Ids are read as a stream: the bytes already in memory (a mapped file,
+ * or the first block of stdin that told the kind), then the rest of stdin,
+ * so an endless pipe of ids takes bounded memory. */
+typedef struct {
+    const unsigned char *head;
+    size_t head_len, pos;
+    FILE *rest;       /* NULL: the head is all */
+    uint64_t total;   /* bytes served */
+} ids_source;
+
+static ssize_t source_read(void *cookie, char *buf, size_t size) {
+    ids_source *s = cookie;
+    size_t n;
+    if (s->pos < s->head_len) {
+        n = s->head_len - s->pos < size ? s->head_len - s->pos : size;
+        memcpy(buf, s->head + s->pos, n);
+        s->pos += n;
+    } else {
+        n = s->rest ? fread(buf, 1, size, s->rest) : 0;
+        if (n == 0 && s->rest && ferror(s->rest))
+            return -1;
+    }
+    s->total += n;
+    return (ssize_t)n;
+}
+
+static int is_ids_kind(embed_kind k) {
+    return k == EMBED_KIND_TEXT || k == EMBED_KIND_JSON || k == EMBED_KIND_LLMC_SHARD || k == EMBED_KIND_EMPTY;
+}
+
+static int inspect_ids(const char *path, ids_source *src, embed_kind kind, int json) {
+    FILE *in = fopencookie(src, "rb", (cookie_io_functions_t){source_read, NULL, NULL, NULL});
     if (!in)
         return cli_error("%s: %s", path, strerror(errno));
-    if (!len)
-        fgetc(in); /* (fmemopen wants a size of at least 1: read past it) */
     ids_format fmt = kind == EMBED_KIND_JSON ? IDS_JSON : kind == EMBED_KIND_TEXT ? IDS_TEXT : IDS_LLMC;
     ids_reader *r = ids_reader_open(in, path, fmt, 0);
     uint32_t ids[4096], max = 0;
@@ -169,17 +197,18 @@ static int inspect_ids(const char *path, const void *buf, size_t len, embed_kind
     fclose(in);
     if (rc)
         return rc;
+    unsigned long long len = (unsigned long long)src->total;
     uint64_t shape[2] = {sh.B, sh.T};
     const uint64_t *sp = sh.ndim == 2 ? shape : shape + 1;
     if (json) {
-        printf("{\"format\":\"%s\",\"file_size\":%zu,\"count\":%llu,\"shape\":", embed_kind_name(kind),
+        printf("{\"format\":\"%s\",\"file_size\":%llu,\"count\":%llu,\"shape\":", embed_kind_name(kind),
                len, (unsigned long long)count);
         put_shape(sh.ndim, sp, ",");
         if (count)
             printf(",\"max_id\":%u", max);
         printf("}\n");
     } else {
-        printf("%s: token ids, %s, %zu bytes\n", path, embed_kind_desc(kind), len);
+        printf("%s: token ids, %s, %llu bytes\n", path, embed_kind_desc(kind), len);
         printf("ids: %llu, shape ", (unsigned long long)count);
         put_shape(sh.ndim, sp, ", ");
         if (sh.ndim == 2)
@@ -273,6 +302,7 @@ int cmd_inspect(int argc, char **argv) {
     unsigned char *data = NULL; /* stdin, read whole */
     void *m = MAP_FAILED;
     size_t len = 0;
+    int stdin_rest = 0; /* the ids after data[0..len) are still in stdin */
     if (!path || !strcmp(path, "-")) {
         size_t cap = 0;
         for (;;) {
@@ -292,6 +322,11 @@ int cmd_inspect(int argc, char **argv) {
                     free(data);
                     return cli_error("<stdin>: read error at byte %zu: %s", len, strerror(errno));
                 }
+                break;
+            }
+            /* ids are streamed from here on; other kinds are held whole */
+            if (len >= EMBED_DETECT_BYTES && is_ids_kind(embed_detect(data, len))) {
+                stdin_rest = 1;
                 break;
             }
         }
@@ -316,8 +351,16 @@ int cmd_inspect(int argc, char **argv) {
     int rc;
     if (kind == EMBED_KIND_NPY) {
         rc = inspect_npy(shown, buf, len, json);
-    } else if (kind == EMBED_KIND_TEXT || kind == EMBED_KIND_JSON || kind == EMBED_KIND_LLMC_SHARD) {
-        rc = inspect_ids(shown, buf, len, kind, json);
+    } else if (is_ids_kind(kind)) {
+        ids_source src = {buf, len, 0, stdin_rest ? stdin : NULL, 0};
+        /* an empty file is no ids, as decode reads it */
+        rc = inspect_ids(shown, &src, kind == EMBED_KIND_EMPTY ? EMBED_KIND_TEXT : kind, json);
+    } else if (kind == EMBED_KIND_UNKNOWN) {
+        char q[80];
+        cli_quote_buf(q, sizeof q, buf, len < 8 ? len : 8);
+        rc = cli_error("%s: its first bytes %s%s are not those of any format gpt2in reads (safetensors, "
+                       "GGUF, llm.c, .npy, JSON, text; raw u16/u32 ids have no header: decode them "
+                       "with --input-format)", shown, q, len > 8 ? "..." : "");
     } else if (kind == EMBED_KIND_LLMC_TOKENIZER) {
         rc = inspect_llmc_tokenizer(shown, buf, len, json);
     } else {
