@@ -8,8 +8,9 @@
 #include "cli.h"
 
 #define COMMON_OPTIONS                                                                      \
-    "  --special MODE    <|endoftext|> in the text: error (default), allow (emit 50256),\n"  \
-    "                    text (encode it as ordinary text)\n"                                \
+    "  --special MODE    special tokens in the text (<|endoftext|>, a --vocab file's\n"    \
+    "                    added or control tokens): error (default), allow (emit their\n"    \
+    "                    ids: 50256), text (encode them as ordinary text)\n"                \
     "  --strict          invalid UTF-8 is an error (default: each invalid byte is its\n"     \
     "                    own piece, so decode gives back the exact bytes)\n"                 \
     "  --threads N       threads for large inputs (default: all cores); output is identical\n" \
