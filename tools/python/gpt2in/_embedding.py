@@ -71,10 +71,13 @@ def _shared_view(x, what: str) -> np.ndarray:
     if fn is None:
         raise TypeError(f"{what} must be a numpy array, a buffer or a CPU tensor, not {type(x).__name__}")
     try:
-        a = fn()
+        a, again = fn(), fn()
     except Exception as e:   # e.g. torch: a tensor that requires grad, or on a GPU
         raise TypeError(f"{what}: {type(x).__name__} gives no array to write into ({e})") from None
-    if not isinstance(a, np.ndarray) or a.flags.owndata:
+    # A view of x's memory is the same memory each time; a copy (even one
+    # reshaped or sliced, so not owning its data) is new memory each time.
+    if (not isinstance(a, np.ndarray) or not isinstance(again, np.ndarray) or a.flags.owndata
+            or not np.may_share_memory(a, again)):
         raise TypeError(f"{what}: {type(x).__name__}.__array__() is a copy; pass an array that can be "
                         "written in place")
     return a

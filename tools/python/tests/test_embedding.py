@@ -109,7 +109,11 @@ def test_outputs_into_torch_tensors(model):
         def __array__(self, dtype=None):
             return np.zeros((2, 3, C), np.float32)
 
-    for bad in (Copying(), torch.empty(2, 3, C, requires_grad=True), [[0.0] * C] * 3):
+    class CopyingView:   # a view of a fresh copy: does not own its data, still a copy
+        def __array__(self, dtype=None, copy=None):
+            return np.zeros(2 * 3 * C, np.float32).reshape(2, 3, C)
+
+    for bad in (Copying(), CopyingView(), torch.empty(2, 3, C, requires_grad=True), [[0.0] * C] * 3):
         with pytest.raises(TypeError):
             emb.forward(ids, out=bad)
     with pytest.raises(ValueError):
