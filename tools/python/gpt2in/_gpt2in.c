@@ -128,8 +128,9 @@ static void advise_huge(void *p, size_t bytes) {
     long pg = sysconf(_SC_PAGESIZE);
     if (bytes < BIG_OUT || pg <= 0 || !thp_on()) return;
     uintptr_t u = (uintptr_t)p, a = u & ~(uintptr_t)(pg - 1), e = u + bytes;
-    if (a % HUGE_SZ == 0 && e - a >= HUGE_SZ) {   /* a mapping of its own */
-        madvise((void *)a, (e - a + (uintptr_t)pg - 1) & ~(uintptr_t)(pg - 1), MADV_HUGEPAGE);
+    uintptr_t len = (e - a + (uintptr_t)pg - 1) & ~(uintptr_t)(pg - 1);
+    if (a % HUGE_SZ == 0 && len >= HUGE_SZ) {   /* a mapping of its own */
+        madvise((void *)a, len, MADV_HUGEPAGE);
         madvise((void *)a, HUGE_SZ, MADV_COLLAPSE);
         return;
     }
