@@ -786,15 +786,22 @@ static int put_ids(ids_writer *w, const uint32_t *ids, size_t n) {
             }
             break;
         case IDS_U32: case IDS_NPY: case IDS_AUTO: /* (AUTO is never written) */
+            if (w->fmt == IDS_NPY)
+                for (size_t k = 0; k < m; k++)
+                    if (id[k] > INT32_MAX) {
+                        w->failed = 1;
+                        return cli_error("%s: id %u (token %llu) does not fit in int32 (.npy)", w->name,
+                                         id[k], (unsigned long long)(w->count + i + k));
+                    }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            memcpy(p, id, m * 4);  /* the ids are little-endian already */
+            p += m * 4;
+#else
             for (size_t k = 0; k < m; k++, p += 4) {
                 uint32_t x = id[k];  /* a local: the byte stores merge into one */
-                if (w->fmt == IDS_NPY && x > INT32_MAX) {
-                    w->failed = 1;
-                    return cli_error("%s: id %u (token %llu) does not fit in int32 (.npy)", w->name, x,
-                                     (unsigned long long)(w->count + i + k));
-                }
                 p[0] = (char)x, p[1] = (char)(x >> 8), p[2] = (char)(x >> 16), p[3] = (char)(x >> 24);
             }
+#endif
             break;
         }
         w->len = (size_t)(p - w->buf);
