@@ -54,6 +54,7 @@ invalid tail into the last piece.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 from typing import AbstractSet, Collection, Literal, Sequence
@@ -88,10 +89,21 @@ def _raise_disallowed_special_token(token: str):
     )
 
 
-def _check_workers(num_threads: int) -> None:
-    # tiktoken hands num_threads to ThreadPoolExecutor, which says this.
+def _empty_set(x) -> bool:
+    # Only an empty set may skip tiktoken's `special_tokens_set - allowed_special`,
+    # which raises TypeError for None, a list or a string.
+    return isinstance(x, (set, frozenset)) and not x
+
+
+def _workers(num_threads) -> int:
+    """num_threads as tiktoken's ThreadPoolExecutor takes it (None: its
+    default; any number above 0, 2.5 or 2**63 too), as the library's count
+    (it runs 64 threads at most)."""
+    if num_threads is None:
+        num_threads = min(32, (os.cpu_count() or 1) + 4)
     if num_threads <= 0:
         raise ValueError("max_workers must be greater than 0")
+    return int(min(math.ceil(num_threads), 64))
 
 
 class Encoding:
@@ -170,7 +182,7 @@ class Encoding:
     def _flags(self, text: str, allowed_special, disallowed_special) -> int:
         """tiktoken's special-token policy: raises ValueError for a disallowed
         special token in text, returns the library flag for the rest."""
-        if disallowed_special == "all" and not allowed_special and type(text) is str:
+        if disallowed_special == "all" and _empty_set(allowed_special) and type(text) is str:
             # the defaults, in short: every special token is disallowed
             for token in self._special_tokens:
                 if token in text:
@@ -236,7 +248,7 @@ class Encoding:
         >>> enc.encode("<|endoftext|>", disallowed_special=())
         [27, 91, 437, 1659, 5239, 91, 29]
         """
-        if disallowed_special == "all" and not allowed_special and type(text) is str:
+        if disallowed_special == "all" and _empty_set(allowed_special) and type(text) is str:
             # the defaults, in short (the common call)
             if "<|endoftext|>" in text and self._special_tokens:
                 _raise_disallowed_special_token("<|endoftext|>")
@@ -287,7 +299,9 @@ class Encoding:
         >>> enc.encode_ordinary_batch(["hello world", "goodbye world"])
         [[31373, 995], [11274, 16390, 995]]
         """
-        _check_workers(num_threads)
+        num_threads = _workers(num_threads)
+        if not isinstance(text, (list, tuple)):
+            text = list(text)   # an iterator is read once: the retry below needs it again
         try:
             return self._core.encode_batch(text, _TEXT, num_threads)
         except UnicodeEncodeError:
@@ -307,7 +321,7 @@ class Encoding:
         >>> enc.encode_batch(["hello world", "goodbye world"])
         [[31373, 995], [11274, 16390, 995]]
         """
-        _check_workers(num_threads)
+        num_threads = _workers(num_threads)
         if allowed_special == "all":
             allowed_special = self.special_tokens_set
         if disallowed_special == "all":
@@ -435,7 +449,7 @@ class Encoding:
         >>> enc.decode_batch([[31373, 995], [11274, 16390, 995]])
         ['hello world', 'goodbye world']
         """
-        _check_workers(num_threads)
+        num_threads = _workers(num_threads)
         return self._core.decode_batch(batch, errors, num_threads, True)
 
     def decode_bytes_batch(self, batch: Sequence[Sequence[int]], *, num_threads: int = 8) -> list[bytes]:
@@ -445,7 +459,7 @@ class Encoding:
         >>> enc.decode_bytes_batch([[31373, 995]])
         [b'hello world']
         """
-        _check_workers(num_threads)
+        num_threads = _workers(num_threads)
         return self._core.decode_batch(batch, None, num_threads, False)
 
     # ---- miscellaneous ----------------------------------------------------

@@ -217,6 +217,10 @@ class Embedding:
         a = _ids(ids, V=self.V)
         d = _floats(dout, a.shape + (self.C,), "dout")
         w = _out(dwte, (self.V, self.C), "dwte")
+        # both are contiguous, so overlapping bounds are shared memory
+        if np.may_share_memory(d, w):
+            raise ValueError("dout and dwte share memory: the sum would read rows it has already "
+                             "changed; pass a copy of dout")
         self._core.backward_dense(a, a.size, d, w)
 
     def sgd_step(self, rows, grad, lr: float) -> None:

@@ -118,6 +118,9 @@ def test_outputs_into_torch_tensors(model):
             emb.forward(ids, out=bad)
     with pytest.raises(ValueError):
         emb.forward(ids, out=torch.empty(3, 2, C).transpose(0, 1))   # not C-contiguous
+    dw = np.zeros((V, C), np.float32)
+    with pytest.raises(ValueError, match="share memory"):
+        emb.backward_dense(np.array([0, 1]), dw[2:4], dw)   # dout is rows of dwte
 
 
 def test_wte_is_a_view_of_the_file(model):

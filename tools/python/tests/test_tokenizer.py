@@ -239,9 +239,20 @@ def test_special_token_policy(enc):
         enc.encode(s, allowed_special="all", disallowed_special={"hello"})
     with pytest.raises(ValueError, match="disallowed special token 'hello'"):
         enc.encode(s, disallowed_special=["hello", EOT])
-    # allowed_special as a list cannot be subtracted from a set (tiktoken too)
-    with pytest.raises(TypeError):
-        enc.encode(s, allowed_special=[EOT])
+    # allowed_special as a list cannot be subtracted from a set (tiktoken too),
+    # nor can an empty list, None or a string, even where no special token is
+    for bad in ([EOT], [], (), None, ""):
+        for text in (s, "plain"):
+            with pytest.raises(TypeError):
+                enc.encode(text, allowed_special=bad)
+    assert enc.encode("plain", allowed_special={}.keys()) == enc.encode("plain")
+    # num_threads as ThreadPoolExecutor takes it: None, a float, a huge int
+    for n in (None, 2.0, 2.5, 2**63):
+        assert enc.encode_ordinary_batch(["a b", "c"], num_threads=n) == [[64, 275], [66]]
+        assert enc.decode_batch([[64], [65]], num_threads=n) == ["a", "b"]
+    for n in (0, -1, 0.0):
+        with pytest.raises(ValueError, match="max_workers must be greater than 0"):
+            enc.encode_batch(["a"], num_threads=n)
     assert enc.encode_single_token(EOT) == 50256
     assert enc.decode([50256]) == EOT
 
@@ -254,6 +265,9 @@ def test_surrogates_repaired_like_tiktoken(enc):
     assert enc.encode_to_numpy("x\ud800").tolist() == enc.encode("x\ufffd")
     assert enc.encode_ordinary_batch(["ok", "\ud800"]) == [enc.encode("ok"), repl]
     assert enc.encode_batch(["\ud800"], disallowed_special=()) == [repl]
+    # an iterator is read once, and the repair reads the texts again
+    assert enc.encode_ordinary_batch(t for t in ["ok", "\ud800"]) == [enc.encode("ok"), repl]
+    assert enc.encode_ordinary_batch(map(str, ["a", "b\ud800"])) == [[64], [65, 4210]]
 
 
 def test_decode_errors_modes(enc):
