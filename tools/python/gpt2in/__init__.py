@@ -192,6 +192,10 @@ class Encoding:
             allowed_special = self.special_tokens_set
         if disallowed_special == "all":
             disallowed_special = self.special_tokens_set - allowed_special
+        if not isinstance(allowed_special, (set, frozenset)):
+            # tiktoken's core takes a set and nothing else
+            raise TypeError(f"argument 'allowed_special': '{type(allowed_special).__name__}' object "
+                            "cannot be converted to 'PySet'")
         if disallowed_special:
             if not isinstance(disallowed_special, frozenset):
                 disallowed_special = frozenset(disallowed_special)
