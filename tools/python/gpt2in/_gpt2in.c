@@ -91,7 +91,8 @@ static PyObject *u32buf_new(uint32_t *data, size_t n) {
  * (MADV_COLLAPSE, Linux 6.1; not where huge pages are off, which it would
  * override). Other allocators, other kernels: only the whole 2 MB inside
  * the output are marked. The output is cut to its size at the end either
- * way. */
+ * way. uint32 outputs, which are ours to free, are simply 2 MB-aligned
+ * (ids_malloc): no header there, no collapse. */
 #define HUGE_SZ ((size_t)2 << 20)
 #define BIG_OUT ((size_t)1 << 20)
 #ifndef MADV_COLLAPSE
@@ -131,7 +132,7 @@ static void advise_huge(void *p, size_t bytes) {
     uintptr_t len = (e - a + (uintptr_t)pg - 1) & ~(uintptr_t)(pg - 1);
     if (a % HUGE_SZ == 0 && len >= HUGE_SZ) {   /* a mapping of its own */
         madvise((void *)a, len, MADV_HUGEPAGE);
-        madvise((void *)a, HUGE_SZ, MADV_COLLAPSE);
+        if (u % HUGE_SZ) madvise((void *)a, HUGE_SZ, MADV_COLLAPSE);   /* malloc's header is there */
         return;
     }
     a = (u + HUGE_SZ - 1) & ~(uintptr_t)(HUGE_SZ - 1);
@@ -606,17 +607,25 @@ static PyObject *raise_whole(const bpe *v, const char *s, size_t len, int flags,
     return raise_bpe(rc, err);
 }
 
+/* bytes for a uint32 output, freed with free(); without the GIL. */
+static uint32_t *ids_malloc(size_t bytes) {
+    if (bytes < BIG_OUT) return malloc(bytes);
+    void *p;
+    if (posix_memalign(&p, HUGE_SZ, bytes)) return NULL;
+    advise_huge(p, bytes);
+    return p;
+}
+
 /* s[0..len) -> malloc'd ids (the caller frees *ids), the GIL released. */
 static int encode_ids(const CoreBPE *self, const char *s, size_t len, int flags, uint32_t **ids, size_t *n) {
     const bpe *v = self->v;
     size_t bytes = out_bytes(first_cap(len, self->part) * sizeof(uint32_t));
     size_t cap = bytes / sizeof(uint32_t), pos = 0, k = 0;
-    uint32_t *buf = malloc(bytes);
+    uint32_t *buf = ids_malloc(bytes);
     if (!buf) {
         PyErr_NoMemory();
         return -1;
     }
-    advise_huge(buf, bytes);
     bpe_error err;
     int rc = BPE_OK;
     Py_BEGIN_ALLOW_THREADS
