@@ -58,11 +58,20 @@ units = sorted(glob.glob(os.path.join(d, name + "_units", "*.tok")))
 if units:
     u = np.concatenate([np.fromfile(f, dtype="<u2") for f in units])
     assert np.array_equal(u, stream), "shards != units"
-    pos = 0
-    for f, i in zip(units, m["inputs"]):
+    # A unit holds one input or several (--unit-bytes): its sidecar lists
+    # them, and the sidecars' inputs in order are the manifest's.
+    ins = []
+    for f in units:
         t = np.fromfile(f, dtype="<u2")
-        assert hashlib.sha256(t.tobytes()).hexdigest() == i["tokens_sha256"]
-        assert t[0] == 50256 and (t == 50256).sum() >= i["documents"]
+        j = json.load(open(f + ".json"))
+        assert hashlib.sha256(t.tobytes()).hexdigest() == j["tokens_sha256"] and len(t) == j["tokens"], f
+        assert t[0] == 50256 and (t == 50256).sum() >= j["documents"]
+        assert j["documents"] == sum(i["documents"] for i in j["inputs"])
+        ins += [{k: v for k, v in i.items() if k != "mtime_ns"} for i in j["inputs"]]
+    assert ins == m["inputs"], "the units' inputs are not the manifest's"
+    if len(units) == len(m["inputs"]):
+        for f, i in zip(units, m["inputs"]):
+            assert hashlib.sha256(open(f, "rb").read()).hexdigest() == i["tokens_sha256"]
     for i in m["inputs"]:
         assert hashlib.sha256(open(i["path"], "rb").read()).hexdigest() == i["sha256"]
         assert os.path.getsize(i["path"]) == i["size"]
@@ -72,6 +81,31 @@ PY
 # ---- boundaries, headers, manifest ---------------------------------------------
 G --out "$d/a" --keep-units --split-lines --shard-tokens 1000 --val-tokens 2500 "$@" || bad "run a: exit $?"
 check "$d/a" corpus 1000 2500 || bad "shards of run a"
+[ "$(ls "$d/a/corpus_units" | tr '\n' ' ')" = "000000.tok 000000.tok.json " ] ||
+    bad "run a: small inputs should share one unit: $(ls "$d/a/corpus_units" | tr '\n' ' ')"
+# Units of one input each, or of inputs up to 40 KB: the same shards and
+# manifest; a unit is named by its first input's index.
+G --out "$d/a1" --keep-units --unit-bytes 1 --split-lines --shard-tokens 1000 --val-tokens 2500 "$@" || bad "run a1: exit $?"
+check "$d/a1" corpus 1000 2500 || bad "shards of run a1"
+[ "$(ls "$d/a1/corpus_units" | grep -c 'tok$')" -eq 4 ] || bad "--unit-bytes 1: want 4 units: $(ls "$d/a1/corpus_units")"
+sizes=$(stat -c %s "$@" | tr '\n' ' ')
+want=$(/usr/bin/python3 -c '
+import sys
+first, acc, out = 0, 0, []
+for i, n in enumerate(int(x) for x in sys.argv[1:]):
+    if acc == 0: out.append("%06d.tok" % i)
+    acc += n
+    if acc >= 40 * 1024: acc = 0
+print(" ".join(out))' $sizes)
+G --out "$d/a40" --keep-units --unit-bytes 40KiB --split-lines --shard-tokens 1000 --val-tokens 2500 "$@" || bad "run a40: exit $?"
+check "$d/a40" corpus 1000 2500 || bad "shards of run a40"
+[ "$(cd "$d/a40/corpus_units" && ls *.tok | tr '\n' ' ')" = "$want " ] ||
+    bad "--unit-bytes 40KiB: units $(ls "$d/a40/corpus_units" | tr '\n' ' '), want $want (sizes $sizes)"
+for r in a1 a40; do
+    for f in "$d/a"/*.bin "$d/a/corpus_manifest.json"; do
+        cmp -s "$f" "$d/$r/${f##*/}" || bad "$r: ${f##*/} differs from run a (one unit)"
+    done
+done
 total=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tokens"])' "$d/a/corpus_manifest.json")
 # Exactly one shard's worth, and one token more.
 G --out "$d/b" --name exact --shard-tokens 1000 --val-tokens "$total" --split-lines "$@" || bad "run b: exit $?"
@@ -94,7 +128,7 @@ check "$d/e" corpus 100000000 100000000 || bad "empty input's manifest"
 # tokenizing everything).
 mkdir "$d/many"
 i=0; while [ $i -lt 120 ]; do printf 'document %d of many.\n' $i > "$d/many/f$i.txt"; i=$((i + 1)); done
-(ulimit -n 40 && G --out "$d/manyo" --shard-tokens 300 "$d"/many/f*.txt) 2>"$d/many.err" ||
+(ulimit -n 40 && G --out "$d/manyo" --unit-bytes 1 --shard-tokens 300 "$d"/many/f*.txt) 2>"$d/many.err" ||
     bad "120 inputs under ulimit -n 40: exit $?: $(head -c 200 "$d/many.err")"
 [ -f "$d/manyo/corpus_manifest.json" ] && [ -f "$d/manyo/corpus_train_000001.bin" ] || bad "120 inputs: no shards"
 
@@ -242,7 +276,8 @@ printf 'one\ntwo \377\n' > "$d/wholebad.txt"
 # Usage errors.
 for args in "--out" "--unit u --out x f" "--assemble --out x --field t u" "--unit u --name n f" \
             "--out x --on-error maybe f" "--out x --shard-tokens 0 f" "--out x --format xml f" "--out x" \
-            "--out x --name ../up f"; do
+            "--out x --name ../up f" "--out x --unit-bytes 0 f" "--out x --unit-bytes 5X f" \
+            "--out x --unit-bytes M f" "--unit u --unit-bytes 1M f" "--out x --unit-bytes 99999999999999999999 f"; do
     (cd "$d" && "$GPT2IN" shard $args) 2>/dev/null; rc=$?
     [ $rc -eq 2 ] || bad "'shard $args': exit $rc, expected 2"
 done

@@ -14,7 +14,9 @@ trap 'rm -rf "$d"' EXIT
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 /usr/bin/python3 tests/gen_shard_corpus.py "$d/c" 2 || exit 2
-set -- --quiet --split-lines --shard-tokens 2000 --val-tokens 3000 "$d/c/docs.jsonl" "$d/c/many"/*.txt "$d/c/lines.txt"
+# --unit-bytes 6K: ~24 units of one or a few files (kept after `shift 6` below)
+set -- --quiet --split-lines --shard-tokens 2000 --val-tokens 3000 --unit-bytes 6K "$d/c/docs.jsonl" "$d/c/many"/*.txt \
+    "$d/c/lines.txt"
 "$GPT2IN" shard --out "$d/ref" "$@" || { echo "FAIL: reference run: exit $?"; exit 1; }
 nref=$(ls "$d/ref"/*.bin | wc -l)
 [ "$nref" -ge 20 ] || bad "want 20 shards at least for this test, got $nref"

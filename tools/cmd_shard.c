@@ -33,8 +33,8 @@ static const char help[] =
     "The two stages, for running on many machines: --unit writes UNIT (raw uint16\n"
     "tokens) and UNIT.json (its description; the unit is complete once it exists,\n"
     "and is not redone while its inputs are unchanged); --assemble cuts the units,\n"
-    "in the order given, into shards. --out DIR alone does both, with one unit a\n"
-    "file in DIR/NAME_units/ (removed at the end).\n"
+    "in the order given, into shards. --out DIR alone does both, with units of\n"
+    "consecutive whole files of --unit-bytes in DIR/NAME_units/ (removed at the end).\n"
     "\n"
     "input options:\n"
     "  --format F        auto (default): JSON Lines if the name (less .gz, .zst) ends\n"
@@ -51,6 +51,9 @@ static const char help[] =
     "  --name NAME       file name prefix (default corpus)\n"
     "  --shard-tokens N  tokens a shard (default 100000000)\n"
     "  --val-tokens N    tokens of the first, validation shard (default: --shard-tokens)\n"
+    "  --unit-bytes N    one-machine run: a unit is closed once its inputs hold N\n"
+    "                    bytes on disk (default 128M; K, M, G: powers of 1024); the\n"
+    "                    shards are the same whatever N, a killed run redoes one unit\n"
     "  --keep-units      keep DIR/NAME_units/ (one-machine run)\n"
     "  --units-from LIST --assemble: the units also from file LIST, one a line\n"
     "\n"
@@ -470,6 +473,32 @@ static int read_units(const char *path, char ***ops, int *nops, char **list) {
 
 /* The manifest and the units' sidecars record input names as JSON strings,
  * which are UTF-8: another name is refused before anything is written. */
+/* A size: digits, then K, M, G or T (powers of 1024), then an optional
+ * "i" and "B" (as the Dask driver's --unit-bytes: 64M, 1GiB). */
+static int parse_size(const char *s, uint64_t *out) {
+    uint64_t n = 0;
+    const char *p = s;
+    if (*p < '0' || *p > '9') return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (n > (UINT64_MAX - 9) / 10) return -1;
+        n = n * 10 + (uint64_t)(*p - '0');
+    }
+    static const char units[] = "kmgt";
+    const char *u = *p ? strchr(units, *p | 0x20) : NULL;
+    if (u) {
+        for (int k = 0; k <= u - units; k++) {
+            if (n > UINT64_MAX / 1024) return -1;
+            n *= 1024;
+        }
+        p++;
+    }
+    if (*p == 'i' && u) p++;
+    if (*p == 'b' || *p == 'B') p++;
+    if (*p || !n) return -1;
+    *out = n;
+    return 0;
+}
+
 static int check_names(char *const *names, int n) {
     for (int i = 0; i < n; i++) {
         json_t *s = json_string(names[i]);
@@ -485,7 +514,7 @@ int cmd_shard(int argc, char **argv) {
     shard_opts o = {SHARD_FMT_AUTO, "text", 0, 0, 0, 0, 0, 0};
     const char *out = NULL, *unit = NULL, *name = "corpus", *units_from = NULL;
     int assemble = 0, keep_units = 0, bad = 0, operands = 0, input_opt = 0, shard_opt = 0;
-    uint64_t S = 100000000, V = 0, threads = 0;
+    uint64_t S = 100000000, V = 0, threads = 0, unit_bytes = (uint64_t)128 << 20;
     char **ops = calloc((size_t)argc, sizeof *ops);
     char *list = NULL;   /* --units-from's text, which ops[] then point into */
     int nops = 0;
@@ -513,6 +542,10 @@ int cmd_shard(int argc, char **argv) {
             shard_opt = 1;
         } else if ((val = cli_opt(argc, argv, &i, "--out", &bad))) {
             out = val;
+        } else if ((val = cli_opt(argc, argv, &i, "--unit-bytes", &bad))) {
+            shard_opt = 1;
+            if (parse_size(val, &unit_bytes))
+                rc = cli_error("--unit-bytes: %s is not a size (a number of bytes, or with K, M, G, T)", cli_q(val));
         } else if ((val = cli_opt(argc, argv, &i, "--units-from", &bad))) {
             units_from = val;
         } else if ((val = cli_opt(argc, argv, &i, "--unit", &bad))) {
@@ -568,7 +601,7 @@ int cmd_shard(int argc, char **argv) {
     } else if (unit && (assemble || out)) {
         rc = cli_error("shard: --unit takes no --out or --assemble (see 'gpt2in shard --help')");
     } else if (unit && shard_opt) {
-        rc = cli_error("shard: --name, --shard-tokens, --val-tokens and --keep-units are for --out");
+        rc = cli_error("shard: --name, --shard-tokens, --val-tokens, --unit-bytes and --keep-units are for --out");
     } else if (assemble && input_opt) {
         rc = cli_error("shard: --assemble takes the units' options from them: no --format, --field, "
                        "--split-lines or --on-error");
@@ -593,29 +626,44 @@ int cmd_shard(int argc, char **argv) {
         snprintf(sub, sizeof sub, "%s_units", name);
         char *ud = path_join(out, sub);
         char **units = calloc((size_t)nops, sizeof *units);
-        int *fresh = calloc((size_t)nops, sizeof *fresh);
-        if (!ud || !units || !fresh) rc = cli_error("out of memory");
+        int *fresh = calloc((size_t)nops, sizeof *fresh), *first = calloc((size_t)nops + 1, sizeof *first);
+        if (!ud || !units || !fresh || !first) rc = cli_error("out of memory");
         if (!rc) rc = make_dir(out);
         if (!rc) rc = make_dir(ud);
-        uint64_t total = 0;
+        /* Consecutive inputs share a unit until it holds unit_bytes (as the
+         * Dask driver groups them): a unit's fixed costs (its sidecar, the
+         * fsyncs) are paid once, not once a file. Unit NNNNNN.tok starts at
+         * input NNNNNN. */
+        uint64_t total = 0, acc = 0;
+        int nu = 0;
         for (int i = 0; !rc && i < nops; i++) {
             struct stat st;
-            if (total != UINT64_MAX && !stat(ops[i], &st) && S_ISREG(st.st_mode)) total += (uint64_t)st.st_size;
+            int known = !stat(ops[i], &st) && S_ISREG(st.st_mode);
+            if (total != UINT64_MAX && known) total += (uint64_t)st.st_size;
             else total = UINT64_MAX;
-            char nm[32];
-            snprintf(nm, sizeof nm, "%06d.tok", i);
-            if (!(units[i] = path_join(ud, nm))) rc = cli_error("out of memory");
+            if (i == first[nu]) {
+                char nm[32];
+                snprintf(nm, sizeof nm, "%06d.tok", i);
+                if (!(units[nu] = path_join(ud, nm))) rc = cli_error("out of memory");
+            }
+            acc += known ? (uint64_t)st.st_size : 0;
+            if (acc >= unit_bytes || i == nops - 1) {
+                first[++nu] = i + 1;
+                acc = 0;
+            }
         }
         shard_progress_total(total == UINT64_MAX ? 0 : total);
         o.in_run = 1;
-        for (int i = 0; !rc && i < nops; i++) rc = shard_unit(units[i], (const char *const *)&ops[i], 1, &o, &fresh[i]);
+        for (int k = 0; !rc && k < nu; k++)
+            rc = shard_unit(units[k], (const char *const *)&ops[first[k]], first[k + 1] - first[k], &o, &fresh[k]);
         shard_progress_end();
-        if (!rc) rc = shard_assemble(out, name, S, V, units, fresh, nops, &o);
+        if (!rc) rc = shard_assemble(out, name, S, V, units, fresh, nu, &o);
         if (!rc && !keep_units) remove_units(ud);
         if (rc && ud) rmdir(ud);   /* only if empty: finished units stay for the rerun */
         for (int i = 0; units && i < nops; i++) free(units[i]);
         free(units);
         free(fresh);
+        free(first);
         free(ud);
     }
     free(ops);

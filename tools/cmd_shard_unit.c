@@ -62,6 +62,10 @@ void shard_sha_free(shard_sha *s) {
 /* The vocabulary is identified by the sha256 of its id -> bytes table (each
  * token as a u32 LE length and its bytes, in id order). */
 json_t *shard_vocab_json(const bpe *v) {
+    /* the same for every unit of a run: made once (callers do not change it) */
+    static const bpe *made_for;
+    static json_t *made;
+    if (made && made_for == v) return json_incref(made);
     shard_sha s;
     if (shard_sha_init(&s)) return NULL;
     size_t n = bpe_vocab_size(v);
@@ -75,8 +79,14 @@ json_t *shard_vocab_json(const bpe *v) {
     }
     char hex[65];
     shard_sha_hex(&s, hex);
-    return json_pack("{s:s, s:I, s:I, s:s}", "name", "gpt2", "size", (json_int_t)n, "eot",
-                     (json_int_t)bpe_eot_id(v), "sha256", hex);
+    json_t *j = json_pack("{s:s, s:I, s:I, s:s}", "name", "gpt2", "size", (json_int_t)n, "eot",
+                          (json_int_t)bpe_eot_id(v), "sha256", hex);
+    if (j) {
+        json_decref(made);
+        made = json_incref(j);
+        made_for = v;
+    }
+    return j;
 }
 
 json_t *shard_options_json(const shard_opts *o) {
@@ -162,12 +172,13 @@ static int sin_fill(sin *s) {
     return 0;
 }
 
-static int sin_open(sin *s, FILE *f, const char *name) {
+/* ib: the caller's buffer of IBUF bytes (one for every input of a unit). */
+static int sin_open(sin *s, FILE *f, const char *name, unsigned char *ib) {
     memset(s, 0, sizeof *s);
     s->f = f;
     s->name = name;
-    s->ib = malloc(IBUF);
-    if (!s->ib || shard_sha_init(&s->sha)) return cli_error("out of memory");
+    s->ib = ib;
+    if (shard_sha_init(&s->sha)) return cli_error("out of memory");
     if (sin_fill(s)) return CLI_ERR;
     const unsigned char *m = s->ib;
     if (s->ilen >= 2 && m[0] == 0x1f && m[1] == 0x8b) {
@@ -186,7 +197,6 @@ static void sin_close(sin *s) {
     if (s->z_ready) inflateEnd(&s->z);
     ZSTD_freeDStream(s->zs);
     shard_sha_free(&s->sha);
-    free(s->ib);
 }
 
 /* Up to cap decompressed bytes into buf; *got = 0 at the end. */
@@ -259,11 +269,13 @@ typedef struct {
     shard_sha unit_sha, in_sha;
     int one;                             /* one input: its tokens are the unit's */
     uint64_t docs, skipped, tokens;      /* this input */
+    unsigned char *ib;                   /* the inputs' read buffer */
     char *text;                          /* a compressed whole file */
     size_t textcap;
     uint32_t *ids;                       /* a whole file's block */
     size_t idcap;
     uint64_t written, synced;            /* bytes of the unit; written back */
+    size_t ntmp;                         /* tokens in tmp, not yet written */
     uint16_t tmp[1 << 17];
 } unit_out;
 
@@ -274,25 +286,51 @@ void shard_writeback(embed_writer *w, uint64_t *synced, uint64_t written) {
     *synced = written;
 }
 
-static int put_tokens(unit_out *u, const uint16_t *t, size_t n) {
+/* The tokens go through u->tmp, written when full (and at the end of the
+ * unit): documents of a few KB each still make writes of 256 KB. */
+static int flush_tokens(unit_out *u) {
     embed_error err;
-    if (n && embed_writer_write(u->w, t, n * 2, &err)) return cli_error("%s", err.msg);
-    u->written += n * 2;
+    if (u->ntmp && embed_writer_write(u->w, u->tmp, u->ntmp * 2, &err)) return cli_error("%s", err.msg);
+    u->written += u->ntmp * 2;
+    u->ntmp = 0;
     shard_writeback(u->w, &u->synced, u->written);
+    return 0;
+}
+
+static void count_tokens(unit_out *u, const uint16_t *t, size_t n) {
     if (!u->one) shard_sha_update(&u->unit_sha, t, n * 2);
     shard_sha_update(&u->in_sha, t, n * 2);
     u->tokens += n;
     prog.tokens += n;
+}
+
+#define TMP_CAP (sizeof ((unit_out *)0)->tmp / sizeof ((unit_out *)0)->tmp[0])
+
+static int put_tokens(unit_out *u, const uint16_t *t, size_t n) {
+    count_tokens(u, t, n);
+    if (u->ntmp + n > TMP_CAP && flush_tokens(u)) return CLI_ERR;
+    if (n >= TMP_CAP / 2) {   /* a batch's tokens: written as they are */
+        embed_error err;
+        if (embed_writer_write(u->w, t, n * 2, &err)) return cli_error("%s", err.msg);
+        u->written += n * 2;
+        shard_writeback(u->w, &u->synced, u->written);
+        return 0;
+    }
+    memcpy(u->tmp + u->ntmp, t, n * 2);
+    u->ntmp += n;
     return 0;
 }
 
 static int put_ids(unit_out *u, const uint32_t *ids, size_t n) {
-    const size_t cap = sizeof u->tmp / sizeof u->tmp[0];
-    for (size_t i = 0; i < n;) {
-        size_t k = n - i < cap ? n - i : cap;
-        for (size_t j = 0; j < k; j++) u->tmp[j] = (uint16_t)ids[i + j];
-        if (put_tokens(u, u->tmp, k)) return CLI_ERR;
-        i += k;
+    while (n) {
+        if (u->ntmp == TMP_CAP && flush_tokens(u)) return CLI_ERR;
+        size_t k = TMP_CAP - u->ntmp < n ? TMP_CAP - u->ntmp : n;
+        uint16_t *t = u->tmp + u->ntmp;
+        for (size_t j = 0; j < k; j++) t[j] = (uint16_t)ids[j];
+        count_tokens(u, t, k);
+        u->ntmp += k;
+        ids += k;
+        n -= k;
     }
     return 0;
 }
@@ -394,7 +432,12 @@ static int whole_file(sin *s, uint64_t size, unit_out *u, const bpe *v, const sh
     int rc = 0, hashing = 0;
     pthread_t hth;
     hash_job hj;
-    if (s->kind == IN_RAW && size > 0 && size <= SIZE_MAX && s->ilen <= size) {
+    if (s->kind == IN_RAW && s->ipos == 0 && s->ilen < IBUF && feof(s->f) && !ferror(s->f)) {
+        text = (const char *)s->ib;   /* a small file: sin_open read all of it */
+        len = s->ilen;
+        s->ipos = s->ilen;
+        s->eof = 1;
+    } else if (s->kind == IN_RAW && size > 0 && size <= SIZE_MAX && s->ilen <= size) {
         map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fileno(s->f), 0);
         if (map == MAP_FAILED) map = NULL;
     }
@@ -405,12 +448,12 @@ static int whole_file(sin *s, uint64_t size, unit_out *u, const bpe *v, const sh
         len = (size_t)size;
         /* hashed beside the encoding, on another core when there is one */
         hj = (hash_job){&s->sha, text + s->ilen, len - s->ilen};
-        hashing = !pthread_create(&hth, NULL, hash_run, &hj);
+        hashing = len > WHOLE_BLOCK && !pthread_create(&hth, NULL, hash_run, &hj);
         if (!hashing) hash_run(&hj);
         s->raw = size;
         s->ipos = s->ilen;
         s->eof = 1;
-    } else {
+    } else if (!text) {
         for (;;) {
             if (big_grow((void **)&u->text, &u->textcap, len + (1 << 16), len)) {
                 rc = cli_error("%s: out of memory", s->name);
@@ -918,7 +961,7 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
     }
     embed_error eerr;
     u = calloc(1, sizeof *u);
-    if (!u || shard_sha_init(&u->unit_sha)) {
+    if (!u || !(u->ib = malloc(IBUF)) || shard_sha_init(&u->unit_sha)) {
         rc = cli_error("out of memory");
         goto done;
     }
@@ -944,7 +987,7 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
         char namebuf[512];
         sin s;
         u->docs = u->skipped = u->tokens = 0;
-        rc = sin_open(&s, f, cli_name(inputs[i], namebuf, sizeof namebuf));
+        rc = sin_open(&s, f, cli_name(inputs[i], namebuf, sizeof namebuf), u->ib);
         if (!rc && shard_sha_init(&u->in_sha)) rc = cli_error("out of memory");
         int jsonl = o->format == SHARD_FMT_JSONL || (o->format == SHARD_FMT_AUTO && jsonl_name(inputs[i]));
         uint64_t size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
@@ -972,6 +1015,10 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
         fclose(f);
     }
     if (rc) {
+        embed_writer_abort(u->w);
+        goto done;
+    }
+    if ((rc = flush_tokens(u))) {
         embed_writer_abort(u->w);
         goto done;
     }
@@ -1004,6 +1051,7 @@ done:
         shard_sha_free(&u->unit_sha);
         free(u->text);
         free(u->ids);
+        free(u->ib);
     }
     free(u);
     free(side);
