@@ -101,12 +101,27 @@ expect 0 "verify safetensors ref" "$G" verify --weights "$M" --ids "$T/all.txt" 
 expect 2 "verify wrong safetensors ref" "$G" verify --weights "$M" --ids "$T/all.txt" --ref "$FX/hf13/model.safetensors:transformer.wte.weight"
 has "$T/err" "is [70, 13]"
 expect 2 "verify missing ref" "$G" verify --weights "$M" --ids "$T/ids.txt" --ref "$T/none.npy"
+# the reference on stdin: - (a .npy or one tensor) and -:TENSOR
+expect 0 "verify --ref -" sh -c '"$1" verify --weights "$2" --ids "$3" --ref - --positions --atol 0 --rtol 0 <"$4"' \
+    - "$G" "$M" "$FX/f32/ids.npy" "$FX/f32/out_pos.npy"
+has "$T/out" "identical"
+expect 0 "verify --ref -:TENSOR" sh -c '"$1" verify --weights "$2" --ids "$3" --ref -:wte.weight --atol 0 --rtol 0 <"$2"' \
+    - "$G" "$M" "$T/all.txt"
+expect 2 "verify --ids - --ref -" sh -c '"$1" verify --weights "$2" --ids - --ref - <"$3"' - "$G" "$M" "$T/ids.txt"
+has "$T/err" "cannot both be standard input"
+expect 2 "verify --ref DIR" "$G" verify --weights "$M" --ids "$T/ids.txt" --ref "$T"
+has "$T/err" "not a regular file"
 
 # ---- step: SGD ---------------------------------------------------------------
 cp "$M" "$T/w.safetensors"
 # lr 0 changes nothing: the output is the input, byte for byte
 expect 0 "step lr 0" "$G" step --weights "$T/w.safetensors" --ids "$FX/f32/ids.npy" --dout "$FX/f32/dout.npy" --optimizer sgd --lr 0 --out "$T/same.safetensors"
 cmp -s "$M" "$T/same.safetensors" || fail "step --lr 0 changed the file"
+# DOUT on stdin gives the same step as from the file
+expect 0 "step --dout -" sh -c '"$1" step --weights "$2" --ids "$3" --dout - --optimizer sgd --lr 0.1 --out "$4" <"$5"' \
+    - "$G" "$M" "$FX/f32/ids.npy" "$T/stdin.safetensors" "$FX/f32/dout.npy"
+expect 0 "step --dout FILE" "$G" step --weights "$M" --ids "$FX/f32/ids.npy" --dout "$FX/f32/dout.npy" --optimizer sgd --lr 0.1 --out "$T/file.safetensors"
+cmp -s "$T/stdin.safetensors" "$T/file.safetensors" || fail "step --dout - differs from --dout FILE"
 expect 0 "step sgd" "$G" step --weights "$T/w.safetensors" --ids "$FX/f32/ids.npy" --dout "$FX/f32/dout.npy" --optimizer sgd --lr 0.1 --out "$T/w.safetensors"
 # touched rows bit-exact with torch's SGD; untouched rows and the other tensor unchanged
 expect 0 "sgd rows" "$G" verify --weights "$T/w.safetensors" --ids "$FX/f32/grad_rows.npy" --ref "$FX/f32/sgd_rows.npy" --atol 0 --rtol 0

@@ -66,6 +66,15 @@ void cli_mapped(const char *path);
  * read through the mapping already). Prints the error and returns NULL. */
 embed_file *cli_open_mapped(const char *path);
 
+/* All of stdin, malloc'd (an array given as "-": it is needed whole). Prints
+ * the error and returns NULL on failure; an empty stdin is a 1-byte buffer
+ * with *len 0. */
+unsigned char *cli_read_stdin(size_t *len);
+
+/* Reads a .npy array from path, or from stdin when path is "-"; prints the
+ * error (naming the kind of a file that is not .npy) and returns CLI_ERR. */
+int cli_read_npy(const char *path, embed_npy *out);
+
 /* What path holds, from its first bytes (embed_detect); EMBED_KIND_COUNT
  * when it cannot be read. */
 embed_kind cli_file_kind(const char *path);

@@ -226,8 +226,9 @@ embed_kind cli_file_kind(const char *path) {
     if (!f)
         return EMBED_KIND_COUNT;
     size_t n = fread(buf, 1, sizeof buf, f);
+    int failed = ferror(f);  /* a directory, say: its reader names the problem */
     fclose(f);
-    return embed_detect(buf, n);
+    return failed ? EMBED_KIND_COUNT : embed_detect(buf, n);
 }
 
 int cli_expect_kind(const char *path, embed_kind want) {
@@ -237,6 +238,54 @@ int cli_expect_kind(const char *path, embed_kind want) {
     if (k == EMBED_KIND_COUNT || k == want)
         return CLI_OK;  /* (a file that cannot be read: its reader says why) */
     return cli_error("%s is %s, not %s", cli_n(path), embed_kind_desc(k), embed_kind_desc(want));
+}
+
+unsigned char *cli_read_stdin(size_t *len) {
+    unsigned char *data = NULL;
+    size_t cap = 0;
+    *len = 0;
+    for (;;) {
+        if (cap - *len < 65536) {
+            cap = cap ? cap * 2 : 1 << 20;
+            unsigned char *b = realloc(data, cap);
+            if (!b) {
+                free(data);
+                cli_error("<stdin>: out of memory after %zu bytes", *len);
+                return NULL;
+            }
+            data = b;
+        }
+        size_t got = fread(data + *len, 1, cap - *len, stdin);
+        *len += got;
+        if (!got) {
+            if (ferror(stdin)) {
+                cli_error("<stdin>: read error at byte %zu: %s", *len, strerror(errno));
+                free(data);
+                return NULL;
+            }
+            return data;
+        }
+    }
+}
+
+int cli_read_npy(const char *path, embed_npy *out) {
+    embed_error err;
+    if (strcmp(path, "-")) {
+        if (cli_expect_kind(path, EMBED_KIND_NPY))
+            return CLI_ERR;
+        return embed_npy_read(path, out, &err) ? cli_error("%s", err.msg) : CLI_OK;
+    }
+    size_t len;
+    unsigned char *data = cli_read_stdin(&len);
+    if (!data)
+        return CLI_ERR;
+    embed_kind k = embed_detect(data, len);
+    int rc = k != EMBED_KIND_NPY ? cli_error("<stdin> is %s, not %s", embed_kind_desc(k),
+                                             embed_kind_desc(EMBED_KIND_NPY))
+             : embed_npy_read_mem(data, len, "<stdin>", out, &err) ? cli_error("%s", err.msg)
+             : CLI_OK;
+    free(data);
+    return rc;
 }
 
 embed_file *cli_open_mapped(const char *path) {

@@ -24,8 +24,9 @@ static const char usage_text[] =
     "                   [--input-format auto|text|u16|u32|npy|json|llmc]\n"
     "\n"
     "One step on the embedding rows the ids touch, given DOUT = dLoss/dx, float32\n"
-    "[T, C]. A row's gradient g is its DOUT rows summed in token order onto a zero,\n"
-    "bit for bit PyTorch 1.13's dense backward, F.embedding(ids, W).backward(DOUT).\n"
+    "[T, C] (.npy; - reads it from stdin, when the ids come from a file). A row's\n"
+    "gradient g is its DOUT rows summed in token order onto a zero, bit for bit\n"
+    "PyTorch 1.13's dense backward, F.embedding(ids, W).backward(DOUT).\n"
     "A batch of ids [B, T] (see 'gpt2in embed --help') takes DOUT [B, T, C]: the\n"
     "gradients of all B*T tokens are summed (row after row), and with --positions\n"
     "position row pos-offset + t gets DOUT[b, t] of every row b, summed in row\n"
@@ -264,6 +265,8 @@ int cmd_step(int argc, char **argv) {
     if (!mo.weights || !ids_path || !dout_path || !opt_name || !lr_text || !out_path)
         return cli_error("step: --weights, --ids, --dout, --optimizer, --lr and --out are "
                          "required (see 'gpt2in step --help')");
+    if (!strcmp(ids_path, "-") && !strcmp(dout_path, "-"))
+        return cli_error("step: --ids and --dout cannot both be standard input (-)");
     int adam = !strcmp(opt_name, "adam") || !strcmp(opt_name, "sparseadam");
     if (!adam && strcmp(opt_name, "sgd"))
         return cli_error("step: unknown --optimizer %s (sgd, adam)", cli_q(opt_name));
@@ -305,12 +308,8 @@ int cmd_step(int argc, char **argv) {
     /* T: ids in all (the batch flattened), R: a row's (positions 0..R-1) */
     T = (size_t)(sh.B * sh.T);
     size_t R = (size_t)sh.T, B = (size_t)sh.B;
-    if (cli_expect_kind(dout_path, EMBED_KIND_NPY))
+    if (cli_read_npy(dout_path, &dout))
         goto done;
-    if (embed_npy_read(dout_path, &dout, &err)) {
-        cli_error("%s", err.msg);
-        goto done;
-    }
     /* [T, C] or [1, T, C] for ids [T]; [B, T, C] for a batch (or [T, C] when B is 1) */
     int dout_ok = dout.dtype == EMBED_F32 &&
                   ((dout.ndim == 2 && B == 1 && dout.shape[0] == R && dout.shape[1] == C) ||

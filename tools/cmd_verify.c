@@ -16,7 +16,8 @@ static const char usage_text[] =
     "\n"
     "Computes the embedding of IDS (as 'gpt2in embed' does) and compares it with REF,\n"
     "an .npy array (float32, float16 or float64), a safetensors file of one tensor,\n"
-    "or FILE:TENSOR (a tensor of a safetensors file; F32, F16, BF16 or F64), of\n"
+    "or FILE:TENSOR (a tensor of a safetensors file; F32, F16, BF16 or F64; - or\n"
+    "-:TENSOR read it from stdin, when the ids come from a file), of\n"
     "shape [T, C] or [1, T, C], or [B, T, C] for a batch of ids [B, T]. A value passes when |got - ref| <= atol + rtol*|ref|\n"
     "(numpy.allclose; defaults atol 1e-6, rtol 1e-5; --atol 0 --rtol 0 asks for\n"
     "bit-exact). A NaN is outside any tolerance, unless --equal-nan: then a NaN\n"
@@ -64,9 +65,9 @@ static int ref_from(ref_array *r, embed_dtype dt, int ndim, const uint64_t *shap
     return CLI_OK;
 }
 
-/* A safetensors reference: tensor `name` (NULL: the file's only one). */
-static int ref_safetensors(const char *path, const char *name, ref_array *r) {
-    embed_file *f = cli_open_mapped(path);
+/* A safetensors reference: tensor `name` (NULL: the file's only one) of f,
+ * which it closes. */
+static int ref_tensor(embed_file *f, const char *path, const char *name, ref_array *r) {
     if (!f)
         return CLI_ERR;
     int rc;
@@ -83,9 +84,46 @@ static int ref_safetensors(const char *path, const char *name, ref_array *r) {
     return rc;
 }
 
+static int ref_safetensors(const char *path, const char *name, ref_array *r) {
+    return ref_tensor(cli_open_mapped(path), path, name, r);
+}
+
+/* "-" or "-:TENSOR": a .npy or safetensors reference on stdin, held whole. */
+static int ref_stdin(const char *name, ref_array *r) {
+    size_t len;
+    unsigned char *data = cli_read_stdin(&len);
+    if (!data)
+        return CLI_ERR;
+    embed_kind k = embed_detect(data, len);
+    embed_error err;
+    int rc;
+    if (k == EMBED_KIND_SAFETENSORS) {
+        embed_file *f = embed_open_mem(data, len, "<stdin>", &err);
+        if (!f)
+            cli_error("%s", err.msg);
+        rc = ref_tensor(f, "<stdin>", name, r);
+    } else if (k == EMBED_KIND_NPY && !name) {
+        embed_npy a;
+        if (embed_npy_read_mem(data, len, "<stdin>", &a, &err)) {
+            rc = cli_error("%s", err.msg);
+        } else {
+            rc = ref_from(r, a.dtype, a.ndim, a.shape, a.data, "<stdin>");
+            embed_npy_free(&a);
+        }
+    } else {
+        rc = cli_error("<stdin> is %s, not %s", embed_kind_desc(k),
+                       name ? "a safetensors file (-:TENSOR names a tensor of one)"
+                            : "a NumPy array or a safetensors file");
+    }
+    free(data);
+    return rc;
+}
+
 /* REF is FILE.npy, FILE.safetensors (one tensor) or FILE:TENSOR, told
  * apart by the file's first bytes. */
 static int load_ref(const char *spec, ref_array *r) {
+    if (!strcmp(spec, "-") || !strncmp(spec, "-:", 2))
+        return ref_stdin(spec[1] ? spec + 2 : NULL, r);
     embed_error err;
     const char *colon = strrchr(spec, ':');
     embed_kind k = cli_file_kind(spec);
@@ -146,6 +184,8 @@ int cmd_verify(int argc, char **argv) {
         if (bad)
             return CLI_ERR;
     }
+    if (ids_path && ref_path && !strcmp(ids_path, "-") && (!strcmp(ref_path, "-") || !strncmp(ref_path, "-:", 2)))
+        return cli_error("verify: --ids and --ref cannot both be standard input (-)");
     if (!mo.weights || !ids_path || !ref_path)
         return cli_error("verify: --weights, --ids and --ref are required (see 'gpt2in verify "
                          "--help')");
