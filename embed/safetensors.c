@@ -12,6 +12,7 @@
  * 14291), so tensors are handed out as byte pointers; read them with memcpy. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -910,8 +911,16 @@ embed_writer *embed_writer_open(const char *path, embed_error *err) {
     size_t need = (dir ? strlen(dir) : 0) + strlen(w->target) + 32;
     w->tmp = gpt2in_malloc(need);
     if (!dir || !w->tmp) goto oom;
-    /* a hidden temporary next to the target, so rename() stays on one filesystem */
-    snprintf(w->tmp, need, "%s/.%s.tmp.XXXXXX", dir, sl ? sl + 1 : w->target);
+    /* a hidden temporary next to the target, so rename() stays on one
+     * filesystem; a long name is shortened (at a character's start) so that
+     * "." NAME ".tmp.XXXXXX" stays a valid file name */
+    const char *base = sl ? sl + 1 : w->target;
+    size_t keep = strlen(base), max_keep = NAME_MAX - strlen("..tmp.XXXXXX");
+    if (keep > max_keep) {
+        keep = max_keep;
+        while (keep > 0 && ((unsigned char)base[keep] & 0xC0) == 0x80) keep--;
+    }
+    snprintf(w->tmp, need, "%s/.%.*s.tmp.XXXXXX", dir, (int)keep, base);
     free(dir);
     int fd = mkstemp(w->tmp);
     if (fd < 0) {

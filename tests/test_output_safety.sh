@@ -71,6 +71,12 @@ intact "$d/ids.txt" "embed -o IDS < IDS"
 expect 2 "embed IDS >> IDS" sh -c '"$1" embed --weights "$2" "$3" >>"$3"' - "$G" "$M" "$d/ids.txt"
 intact "$d/ids.txt" "embed IDS >> IDS"
 no_temp "embed refusals"
+# a name as long as a file name may be (255 bytes): the temporary's is shortened
+long=$(printf 'a%.0s' $(seq 1 251)).npy
+expect 0 "embed -o 255-byte name" "$G" embed --weights "$M" -o "$d/$long" "$d/ids.txt"
+cmp -s "$d/$long" "$d/want.npy" || fail "embed -o 255-byte name: not the output of embed"
+rm -f "$d/$long"
+no_temp "embed -o 255-byte name"
 # encode, count and decode write to stdout: onto their input it is refused too
 "$G" decode "$d/ids.txt" >"$d/text.txt" && cp "$d/text.txt" "$d/text.txt.orig"
 for c in encode count; do
