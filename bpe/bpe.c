@@ -71,11 +71,28 @@ static size_t first_invalid(const uint8_t *s, size_t len) {
     return len;
 }
 
-/* The leftmost special token in s[0..len), the longest of those that start
- * there (Hugging Face's added tokens are split leftmost-longest): its start,
- * and its rank in *tok; NULL when there is none. One token (GPT-2's) is
- * found by memmem; several, at each byte that starts one (found by memchr
- * when they share their first byte, as <s>, </s>, <pad> ... do). */
+/* The leftmost special token of a pass (0, 1, or -1: either) in
+ * s[0..len), the longest of those that start there: its start, and its
+ * rank in *tok; NULL when there is none. Several are looked for at each
+ * byte that starts one (found by memchr when they share their first byte,
+ * as <s>, </s>, <pad> ... do). */
+static const uint8_t *find_pass(const struct bpe *v, const uint8_t *s, size_t len, int pass, uint32_t *tok) {
+    const uint8_t *end = s + len;
+    if (v->special_byte >= 0) {
+        for (const uint8_t *p = s; p < end && (p = memchr(p, v->special_byte, (size_t)(end - p))); p++)
+            if ((*tok = bpe_special_here(v, p, (size_t)(end - p), pass)) != BPE_EMPTY) return p;
+        return NULL;
+    }
+    const uint32_t *at = v->special_at;
+    for (const uint8_t *p = s; p < end; p++)
+        if (at[*p] != at[*p + 1] && (*tok = bpe_special_here(v, p, (size_t)(end - p), pass)) != BPE_EMPTY) return p;
+    return NULL;
+}
+
+/* The first special token in s[0..len) as Hugging Face splits added
+ * tokens: leftmost, the longest of those starting there; with two passes
+ * (n_late), the first pass's over the whole text, and the second's only in
+ * the text before that one. One token (GPT-2's) is found by memmem. */
 static const uint8_t *find_special(const struct bpe *v, const uint8_t *s, size_t len, uint32_t *tok) {
     if (v->n_specials == 1) {
         uint32_t t = v->special_list[0];
@@ -83,16 +100,12 @@ static const uint8_t *find_special(const struct bpe *v, const uint8_t *s, size_t
         return memmem(s, len, v->tok_bytes + v->tok_off[t], token_len(v, t));
     }
     if (!v->n_specials) return NULL;
-    const uint8_t *end = s + len;
-    if (v->special_byte >= 0) {
-        for (const uint8_t *p = s; p < end && (p = memchr(p, v->special_byte, (size_t)(end - p))); p++)
-            if ((*tok = bpe_special_here(v, p, (size_t)(end - p))) != BPE_EMPTY) return p;
-        return NULL;
-    }
-    const uint32_t *at = v->special_at;
-    for (const uint8_t *p = s; p < end; p++)
-        if (at[*p] != at[*p + 1] && (*tok = bpe_special_here(v, p, (size_t)(end - p))) != BPE_EMPTY) return p;
-    return NULL;
+    if (!v->n_late) return find_pass(v, s, len, -1, tok);
+    uint32_t t1;
+    const uint8_t *m1 = find_pass(v, s, len, 0, &t1), *m2 = find_pass(v, s, m1 ? (size_t)(m1 - s) : len, 1, tok);
+    if (m2) return m2;
+    *tok = t1;
+    return m1;
 }
 
 /* Flags other than `allowed`, or two special-token modes at once. */
@@ -138,10 +151,26 @@ int bpe_encode_checked(const struct bpe *v, const uint8_t *s, size_t len, int fl
      * be had, pieces are merged without it); a caller may lend its own. */
     cache_slot *own = !o->cache && len >= CACHE_MIN_TEXT ? bpe_cache_new() : NULL;
     if (own) o->cache = own;
-    if ((flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_ALLOW && v->n_specials) {
+    if ((flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_ALLOW && v->n_specials && !v->n_late) {
         const uint8_t *sp;
         uint32_t t;
         while ((sp = find_special(v, s + i, len - i, &t))) {
+            size_t at = (size_t)(sp - s);
+            bpe_encode_text(o, s, i, at);
+            emit(o, t, at);
+            i = at + token_len(v, t);
+        }
+    } else if ((flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_ALLOW && v->n_specials) {
+        /* Two passes: the next first-pass token is kept until passed, so
+         * that each byte is looked at about once per pass. */
+        uint32_t t1 = 0, t2;
+        const uint8_t *m1 = find_pass(v, s, len, 0, &t1);
+        for (;;) {
+            if (m1 && m1 < s + i) m1 = find_pass(v, s + i, len - i, 0, &t1);
+            const uint8_t *m2 = find_pass(v, s + i, (m1 ? (size_t)(m1 - s) : len) - i, 1, &t2);
+            const uint8_t *sp = m2 ? m2 : m1;
+            uint32_t t = m2 ? t2 : t1;
+            if (!sp) break;
             size_t at = (size_t)(sp - s);
             bpe_encode_text(o, s, i, at);
             emit(o, t, at);

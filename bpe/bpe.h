@@ -60,8 +60,9 @@ enum {
 enum {
     BPE_SPECIAL_ERROR = 0,   /* a special token in the text is an error naming it and its byte */
     BPE_SPECIAL_ALLOW = 1,   /* emitted as its id: the leftmost one in the text, the longest of
-                              * those starting there (as Hugging Face's added tokens); text
-                              * before it ends as at end of input */
+                              * those starting there (as Hugging Face's added tokens, and
+                              * its two passes, bpe_load_hf_json); text before it ends as
+                              * at end of input */
     BPE_SPECIAL_TEXT = 2,    /* encoded as ordinary text */
     BPE_SPECIAL_MASK = 3,
     BPE_STRICT = 4,          /* invalid UTF-8 is an error instead of byte pieces */
@@ -96,11 +97,11 @@ GPT2IN_API bpe *bpe_load_mem(const char *encoder_json, size_t encoder_len, const
  * token made by two merges is refused. tiktoken and llm.c files rank tokens
  * by id, as tiktoken. Every format needs all 256 single bytes. Special
  * tokens (encoded under the BPE_SPECIAL_* flags) are, in tokenizer.json,
- * every added token (refused when lstrip, rstrip or single_word is set, or
- * when they disagree on normalized, which Hugging Face matches in two
- * passes); in GGUF, the control and user-defined tokens and the end of
- * text; elsewhere <|endoftext|>. Errors name the file and the line, index
- * or byte offset.
+ * every added token (refused when lstrip, rstrip or single_word is set;
+ * as Hugging Face, those with "normalized": true are matched only in the
+ * text between the others when some have false); in GGUF, the control and
+ * user-defined tokens and the end of text; elsewhere <|endoftext|>. Errors
+ * name the file and the line, index or byte offset.
  *   bpe_load_hf_json   Hugging Face tokenizer.json: model BPE, GPT-2's
  *                      byte-level pre-tokenizer, no normaliser
  *   bpe_load_hf_pair   vocab.json + merges.txt (rank = merge line)

@@ -97,6 +97,7 @@ typedef struct bpe_ac_node {
     X(uint32_t, n_specials)    /* special tokens (eot among them): never merged */            \
     X(uint32_t, special_max_len) /* the longest one's bytes (0: none) */                       \
     X(int32_t, special_byte)   /* the first byte all of them share, or -1 */                  \
+    X(uint32_t, n_late)        /* of them, matched in a second pass (0: one pass) */           \
     X(uint32_t, max_token_len)                                                                \
     X(uint32_t, n_tok_bytes)   /* the tokens' bytes, all together */                          \
     X(uint32_t, tok_mask)      /* token hash slots - 1 */                                     \
@@ -136,7 +137,8 @@ typedef struct bpe_ac_node {
     /* the root's child for each byte (0: none) */                                           \
     X(uint32_t, ac_root, 256)                                                                 \
     /* the special tokens' ranks in rank order (which is id order), and by first byte:        \
-     * special_by[special_at[b] .. special_at[b + 1]) start with byte b, longest first */      \
+     * special_by[special_at[b] .. special_at[b + 1]) start with byte b, longest first,       \
+     * each rank | BPE_SPECIAL_LATE when it is matched in the second pass */                  \
     X(uint32_t, special_list, h.n_specials)                                                   \
     X(uint32_t, special_by, h.n_specials)                                                     \
     X(uint32_t, special_at, 257)
@@ -210,17 +212,24 @@ void bpe_attach_image(struct bpe *v, const void *image);
 
 /* Builds an image from parsed tokens: tokens[i] is token i's bytes
  * (lens[i] long); specials[0..n_specials) the special tokens (matched in
- * text as they stand, never merged), in increasing order; eot the end of
- * text (one of them) or -1. Returns a malloc'd image of *size bytes, or
- * NULL when out of memory. */
+ * text as they stand, never merged), in increasing order, late[k] set (if
+ * late is not NULL) when specials[k] is matched in a second pass, in the
+ * text between the first pass's matches (Hugging Face's added tokens with
+ * "normalized": true, when some have false); eot the end of text (one of
+ * them) or -1. Returns a malloc'd image of *size bytes, or NULL when out
+ * of memory. */
 void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens,
-                      const uint32_t *specials, uint32_t n_specials, int32_t eot, uint64_t *size);
+                      const uint32_t *specials, const uint8_t *late, uint32_t n_specials, int32_t eot,
+                      uint64_t *size);
 
-/* The longest special token that p[0..n) begins with (n >= 1), or
- * BPE_EMPTY. */
-static inline uint32_t bpe_special_here(const struct bpe *v, const uint8_t *p, size_t n) {
+#define BPE_SPECIAL_LATE 0x80000000u
+
+/* The longest special token that p[0..n) begins with (n >= 1), of the
+ * first pass (pass 0), the second (1) or either (-1); or BPE_EMPTY. */
+static inline uint32_t bpe_special_here(const struct bpe *v, const uint8_t *p, size_t n, int pass) {
     for (uint32_t k = v->special_at[p[0]], e = v->special_at[p[0] + 1]; k < e; k++) {
-        uint32_t t = v->special_by[k], a = v->tok_off[t], l = v->tok_off[t + 1] - a;
+        uint32_t x = v->special_by[k], t = x & ~BPE_SPECIAL_LATE, a = v->tok_off[t], l = v->tok_off[t + 1] - a;
+        if (pass >= 0 && (x >> 31) != (uint32_t)pass) continue;
         if (l <= n && !__builtin_memcmp(p, v->tok_bytes + a, l)) return t;
     }
     return BPE_EMPTY;

@@ -237,7 +237,7 @@ out:
 
 /* Special tokens by first byte, longest first (bpe_special_here). */
 typedef struct {
-    uint32_t first, len, rank;
+    uint32_t first, len, rank, late;
 } special_key;
 static int by_first_byte(const void *x, const void *y) {
     const special_key *a = x, *b = y;
@@ -247,7 +247,8 @@ static int by_first_byte(const void *x, const void *y) {
 }
 
 void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens,
-                      const uint32_t *specials, uint32_t n_specials, int32_t eot, uint64_t *size) {
+                      const uint32_t *specials, const uint8_t *late, uint32_t n_specials, int32_t eot,
+                      uint64_t *size) {
     uint64_t total_bytes = 0;
     uint32_t max_len = 0;
     for (uint32_t i = 0; i < n_tokens; i++) {
@@ -284,7 +285,9 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     for (uint32_t k = 0; k < n_specials; k++) {
         if (lens[specials[k]] > h.special_max_len) h.special_max_len = lens[specials[k]];
         if (tokens[specials[k]][0] != h.special_byte) h.special_byte = -1;
+        h.n_late += late && late[k];
     }
+    if (h.n_late == n_specials) h.n_late = 0;  /* all in one pass */
     h.max_token_len = max_len;
     h.n_tok_bytes = (uint32_t)total_bytes;
     h.tok_mask = pow2_at_least((uint64_t)n_tokens * 2 + 2) - 1;
@@ -400,9 +403,11 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     if (n_specials) memcpy(list, specials, (size_t)n_specials * sizeof *list);
     special_key *keys = gpt2in_malloc((n_specials ? n_specials : 1) * sizeof *keys);
     if (!keys) goto fail;
-    for (uint32_t k = 0; k < n_specials; k++) keys[k] = (special_key){tokens[specials[k]][0], lens[specials[k]], specials[k]};
+    for (uint32_t k = 0; k < n_specials; k++)
+        keys[k] = (special_key){tokens[specials[k]][0], lens[specials[k]], specials[k],
+                                h.n_late && late[k] ? BPE_SPECIAL_LATE : 0};
     if (n_specials) qsort(keys, n_specials, sizeof *keys, by_first_byte);
-    for (uint32_t k = 0; k < n_specials; k++) by[k] = keys[k].rank;
+    for (uint32_t k = 0; k < n_specials; k++) by[k] = keys[k].rank | keys[k].late;
     for (uint32_t b = 0, k = 0; b <= 256; b++) {
         while (k < n_specials && keys[k].first < b) k++;
         at[b] = k;

@@ -399,7 +399,7 @@ bpe *bpe_load_mem(const char *encoder_json, size_t encoder_len, const char *enco
     }
     uint64_t size;
     uint32_t eot = (uint32_t)vp.eot;  /* GPT-2's files: <|endoftext|>, the one special token */
-    void *img = bpe_build_image(vp.n, (const uint8_t *const *)vp.tok, vp.len, &eot, vp.eot >= 0, vp.eot, &size);
+    void *img = bpe_build_image(vp.n, (const uint8_t *const *)vp.tok, vp.len, &eot, NULL, vp.eot >= 0, vp.eot, &size);
     vocab_parse_free(&vp);
     struct bpe *v = img ? gpt2in_malloc(sizeof *v) : NULL;
     if (!v) {

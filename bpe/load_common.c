@@ -51,9 +51,9 @@ void bpe_lv_free(lv_vocab *lv) {
     memset(lv, 0, sizeof *lv);
 }
 
-void bpe_lv_special(lv_vocab *lv, uint32_t id) {
+void bpe_lv_special(lv_vocab *lv, uint32_t id, int late) {
     lv->n_special += !lv->special[id];
-    lv->special[id] = 1;
+    lv->special[id] = late ? 2 : 1;
 }
 
 uint32_t bpe_lv_find(const lv_vocab *lv, const uint8_t *bytes, size_t len) {
@@ -216,10 +216,11 @@ bpe *bpe_lv_finish(lv_vocab *lv, bpe_error *err) {
     const uint8_t **by_rank = gpt2in_malloc((n ? n : 1) * sizeof *by_rank);
     uint32_t *len = gpt2in_malloc((n ? n : 1) * sizeof *len), *id_of_rank = gpt2in_malloc((n ? n : 1) * 4);
     uint32_t *specials = gpt2in_malloc((lv->n_special ? lv->n_special : 1) * sizeof *specials), n_sp = 0;
+    uint8_t *late = gpt2in_malloc(lv->n_special ? lv->n_special : 1);
     struct bpe *v = gpt2in_malloc(sizeof *v);
     void *img = NULL;
     int identity = 1;
-    if (!by_rank || !len || !id_of_rank || !specials || !v) goto nomem;
+    if (!by_rank || !len || !id_of_rank || !specials || !late || !v) goto nomem;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t r = lv->rank[i];
         by_rank[r] = lv->tok[i];
@@ -228,9 +229,12 @@ bpe *bpe_lv_finish(lv_vocab *lv, bpe_error *err) {
         identity &= r == i;
     }
     for (uint32_t i = 0; i < n; i++)
-        if (lv->special[i]) specials[n_sp++] = lv->rank[i];  /* ranks in id order, increasing */
+        if (lv->special[i]) {
+            late[n_sp] = lv->special[i] == 2;
+            specials[n_sp++] = lv->rank[i];  /* ranks in id order, increasing */
+        }
     uint64_t size;
-    img = bpe_build_image(n, by_rank, len, specials, n_sp, lv->eot >= 0 ? (int32_t)lv->rank[lv->eot] : -1, &size);
+    img = bpe_build_image(n, by_rank, len, specials, late, n_sp, lv->eot >= 0 ? (int32_t)lv->rank[lv->eot] : -1, &size);
     if (!img) goto nomem;
     bpe_attach_image(v, img);
     v->owned = img;
@@ -243,12 +247,14 @@ bpe *bpe_lv_finish(lv_vocab *lv, bpe_error *err) {
     free(len);
     free(id_of_rank);
     free(specials);
+    free(late);
     return v;
 nomem:
     free(by_rank);
     free(len);
     free(id_of_rank);
     free(specials);
+    free(late);
     free(v);
     bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", lv->name);
     return NULL;

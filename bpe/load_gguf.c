@@ -288,10 +288,10 @@ bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error
     snprintf(lname, sizeof lname, "%s: tokenizer.ggml.tokens", name);
     if (bpe_lv_init(&lv, name, n, err)) return NULL;
     lv.eot = (int32_t)eot;
-    if (eot >= 0) bpe_lv_special(&lv, (uint32_t)eot);
+    if (eot >= 0) bpe_lv_special(&lv, (uint32_t)eot, 0);
     for (uint32_t i = 0; types.have && i < n; i++) {
         uint32_t ty = (uint32_t)le(c.d + types.at + (size_t)i * 4, 4);
-        if (ty == 3 || ty == 4) bpe_lv_special(&lv, i);
+        if (ty == 3 || ty == 4) bpe_lv_special(&lv, i, 0);
     }
     bpe *v = NULL;
     uint8_t *buf = gpt2in_malloc(4096);

@@ -101,6 +101,7 @@ typedef struct {
     uint32_t id;
     const char *content;
     size_t len;
+    int late;   /* "normalized": true */
 } added_tok;
 
 typedef struct {
@@ -118,7 +119,6 @@ static int read_added(const json_t *added, const char *name, added_list *al, bpe
     al->t = gpt2in_malloc((n ? n : 1) * sizeof *al->t);
     if (!al->t) return bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", name);
     char q[160], q2[160];
-    int normalized_first = 0;
     for (size_t i = 0; i < n; i++) {
         const json_t *t = json_array_get(added, i);
         const json_t *id = json_object_get(t, "id"), *c = json_object_get(t, "content");
@@ -138,16 +138,10 @@ static int read_added(const json_t *added, const char *name, added_list *al, bpe
             if (!unset(json_object_get(t, flags[k])))
                 return bpe_fail(err, BPE_ERR_FORMAT, i, "%s: added_tokens[%zu] %s has %s: %s", name, i, q, flags[k], why[k]);
         /* Hugging Face splits out the tokens with "normalized": false
-         * first, then, in what is left, the others (true, the default):
-         * one pass over all of them is that only when they agree. */
+         * first, then, in the text between them, the others (true, the
+         * default): the second pass (bpe_build_image). */
         const json_t *nj = json_object_get(t, "normalized");
         int normalized = !nj || json_is_null(nj) || json_is_true(nj);
-        if (i == 0) normalized_first = normalized;
-        if (normalized != normalized_first)
-            return bpe_fail(err, BPE_ERR_FORMAT, i,
-                            "%s: added_tokens[%zu] %s has normalized %s, added_tokens[0] %s; Hugging Face matches the "
-                            "two kinds in two passes, gpt2in all special tokens in one",
-                            name, i, q, normalized ? "true" : "false", normalized ? "false" : "true");
         uint32_t idv = (uint32_t)json_integer_value(id);
         for (size_t k = 0; k < i; k++) {
             if (al->t[k].len == cl && !memcmp(al->t[k].content, cs, cl))
@@ -156,7 +150,7 @@ static int read_added(const json_t *added, const char *name, added_list *al, bpe
                 return bpe_fail(err, BPE_ERR_FORMAT, i, "%s: added_tokens[%zu] %s has id %u, as added_tokens[%zu] %s has",
                                 name, i, q, idv, k, bpe_lv_quote(q2, sizeof q2, al->t[k].content, al->t[k].len));
         }
-        al->t[i] = (added_tok){idv, cs, cl};
+        al->t[i] = (added_tok){idv, cs, cl, normalized};
         al->n = i + 1;
     }
     return BPE_OK;
@@ -197,7 +191,7 @@ static int read_vocab(const json_t *vocab, const char *name, const char *where, 
     if (bpe_lv_init(lv, name, (uint32_t)n_ids, err)) return BPE_ERR_NOMEM;
     for (size_t i = 0; i < al->n; i++) {
         uint32_t other;
-        bpe_lv_special(lv, al->t[i].id);
+        bpe_lv_special(lv, al->t[i].id, al->t[i].late);
         if (bpe_lv_set(lv, al->t[i].id, (const uint8_t *)al->t[i].content, al->t[i].len, &other))
             return bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", name);
     }
@@ -391,7 +385,7 @@ bpe *bpe_load_hf_pair_mem(const char *vocab_json, size_t vocab_len, const char *
     if (!root) return NULL;
     lv_vocab lv = {0};
     bpe *v = NULL;
-    added_tok eot_tok = {0, "<|endoftext|>", 13};
+    added_tok eot_tok = {0, "<|endoftext|>", 13, 0};
     added_list none = {NULL, 0};
     if (json_is_object(json_object_get(root, "model"))) {
         bpe_fail(err, BPE_ERR_FORMAT, 0, "%s is a tokenizer.json, which holds its merges; a merges file goes only "

@@ -64,7 +64,7 @@ bpe *bpe_load_llmc_mem(const char *data, size_t len, const char *name, bpe_error
     lv_vocab lv;
     if (bpe_lv_init(&lv, name, n, err)) return NULL;
     lv.eot = (int32_t)eot;
-    bpe_lv_special(&lv, eot);
+    bpe_lv_special(&lv, eot, 0);
     bpe *v = NULL;
     char q[160];
     size_t at = 1024;

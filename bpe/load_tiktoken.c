@@ -83,7 +83,7 @@ bpe *bpe_load_tiktoken_mem(const char *data, size_t len, const char *name, bpe_e
     lv_vocab lv;
     if (bpe_lv_init(&lv, name, (uint32_t)n + 1, err)) return NULL;
     lv.eot = (int32_t)n;
-    bpe_lv_special(&lv, (uint32_t)n);
+    bpe_lv_special(&lv, (uint32_t)n, 0);
     uint32_t *line_of = gpt2in_malloc((size_t)n * sizeof *line_of);
     uint8_t *buf = gpt2in_malloc(4096);
     bpe *v = NULL;

@@ -28,7 +28,7 @@ typedef struct lv_vocab {
     uint32_t *where;     /* by merge rank - 256: the position of its merge, for messages */
     uint32_t next_rank;
     int32_t eot;         /* the end of text's id (a special token), or -1 */
-    uint8_t *special;    /* by id: 1 for a special token (not in the bytes -> id map) */
+    uint8_t *special;    /* by id: 1 for a special token (not in the bytes -> id map), 2 for a late one */
     uint32_t n_special;
     uint32_t *slot;      /* bytes -> id hash (open addressing, LV_NONE free) */
     uint32_t mask;
@@ -38,8 +38,9 @@ typedef struct lv_vocab {
 int bpe_lv_init(lv_vocab *lv, const char *name, uint32_t n, bpe_error *err);
 void bpe_lv_free(lv_vocab *lv);
 
-/* Makes id a special token (before it gets its bytes). */
-void bpe_lv_special(lv_vocab *lv, uint32_t id);
+/* Makes id a special token (before it gets its bytes); late: matched in
+ * the second pass (bpe_build_image). */
+void bpe_lv_special(lv_vocab *lv, uint32_t id, int late);
 
 /* Gives id its bytes (copied). BPE_OK; BPE_ERR_FORMAT when the id has bytes
  * already or another id has the same bytes (*other is that id, else

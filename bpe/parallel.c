@@ -111,7 +111,7 @@ static size_t special_start(const struct bpe *v, const uint8_t *s, size_t len, s
         int found = 0;
         *partial = 0;
         for (uint32_t k = v->special_at[s[q]], e = v->special_at[s[q] + 1]; k < e; k++) {
-            uint32_t t = v->special_by[k];
+            uint32_t t = v->special_by[k] & ~BPE_SPECIAL_LATE;
             size_t tl = token_len(v, t), m = len - q < tl ? len - q : tl;
             if (q + tl > p && !memcmp(s + q, v->tok_bytes + v->tok_off[t], m)) {
                 found = 1;
@@ -123,6 +123,20 @@ static size_t special_start(const struct bpe *v, const uint8_t *s, size_t len, s
     return p;
 }
 
+/* With two passes, whether a second-pass token at q (and no first-pass
+ * one) may lose to a first-pass token that starts inside it, whole or as a
+ * prefix at the end of s[0..len): then q is no sure start of a token. */
+static int late_unsure(const struct bpe *v, const uint8_t *s, size_t len, size_t q) {
+    if (!v->n_late || bpe_special_here(v, s + q, len - q, 0) != BPE_EMPTY) return 0;
+    for (size_t r = q + 1; r < len && r < q + v->special_max_len; r++)
+        for (uint32_t k = v->special_at[s[r]], e = v->special_at[s[r] + 1]; k < e; k++) {
+            uint32_t x = v->special_by[k], t = x & ~BPE_SPECIAL_LATE;
+            size_t tl = token_len(v, t), m = len - r < tl ? len - r : tl;
+            if (!(x & BPE_SPECIAL_LATE) && !memcmp(s + r, v->tok_bytes + v->tok_off[t], m)) return 1;
+        }
+    return 0;
+}
+
 /* The one rule for every place that cuts text (stream blocks, threads'
  * parts): the last position in [from, end) at which s[0..len) may be cut
  * without changing a token, or 0. A cut of the pre-tokenizer (last_cut) is
@@ -131,7 +145,8 @@ static size_t special_start(const struct bpe *v, const uint8_t *s, size_t len, s
  * prefix of one that ends the text. Such a cut moves to the start of the
  * leftmost whole occurrence around it, if no other holds that place inside
  * it (text before a special token ends as at end of input, and the token,
- * found leftmost, is then seen whole); else below the prefix. */
+ * found leftmost, is then seen whole) and it is sure to be matched there
+ * (late_unsure); else below. */
 static size_t text_cut(const struct bpe *v, const uint8_t *s, size_t end, size_t len, size_t from,
                        int flags) {
     int special_is_text = (flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_TEXT || !v->n_specials;
@@ -143,7 +158,7 @@ static size_t text_cut(const struct bpe *v, const uint8_t *s, size_t end, size_t
             size_t q = special_start(v, s, len, p, &partial);
             if (q == p) return p;
             if (q < from || q == 0) return 0;
-            if (partial) {
+            if (partial || late_unsure(v, s, len, q)) {
                 end = q + 1;
                 break;
             }

@@ -17,10 +17,13 @@ decodes (llm.c).
 with several special tokens: GPT-2's bytes and first 2000 merges, ids
 permuted after "<s>" 0, "<pad>" 1, "</s>" 2, "<unk>" 3 (in the vocabulary,
 as RoBERTa's), then added tokens past the vocabulary: "<sep>" (sharing "<s"
-with "<s>"), "<|endoftext|>", "<mask>" and a non-special " hello world".
-multi.tokenizer.json has them all; multi_text.tokenizer.json none (the
-reference for --special text); multi.gguf the same ids, the special tokens
-control tokens and " hello world" user-defined.
+with "<s>"), "<|endoftext|>", "<mask>", a non-special " hello world" and
+"d<s"; the last four "normalized" (matched by Hugging Face in a second
+pass, between the others: "d<s>" is "d", "<s>").
+multi.tokenizer.json has them all; multi_one.tokenizer.json too, all
+matched in one pass; multi_text.tokenizer.json none (the reference for
+--special text); multi.gguf the same ids, the special tokens control
+tokens and " hello world" user-defined (GGUF has one pass).
 
 usage: python3 tests/gen_vocab_fixtures.py OUT_DIR [--multi]
 """
@@ -120,7 +123,9 @@ def llmc_file(raw_tokens, version, eot):
 
 
 MULTI_IN_VOCAB = ["<s>", "<pad>", "</s>", "<unk>"]
-MULTI_ADDED = ["<sep>", EOT, "<mask>", " hello world"]
+MULTI_ADDED = ["<sep>", EOT, "<mask>", " hello world", "d<s"]
+# "normalized": true (Hugging Face's second pass), the others false
+MULTI_LATE = [EOT, "<mask>", " hello world", "d<s"]
 
 
 def multi(out, encoder, merges):
@@ -137,10 +142,14 @@ def multi(out, encoder, merges):
     added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
               "special": True} for i, t in enumerate(MULTI_IN_VOCAB)]
     added += [{"id": n + k, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
-               "normalized": False, "special": t != " hello world"} for k, t in enumerate(MULTI_ADDED)]
+               "normalized": t in MULTI_LATE, "special": t != " hello world"} for k, t in enumerate(MULTI_ADDED)]
     tok = hf_tokenizer(vocab, merges, as_pairs=True)
     tok["added_tokens"] = added
     with open(os.path.join(out, "multi.tokenizer.json"), "wb") as f:
+        f.write(json.dumps(tok, ensure_ascii=False).encode())
+    # GGUF has no second pass: its reference is the file with one pass
+    tok["added_tokens"] = [dict(a, normalized=False) for a in added]
+    with open(os.path.join(out, "multi_one.tokenizer.json"), "wb") as f:
         f.write(json.dumps(tok, ensure_ascii=False).encode())
     tok["added_tokens"] = []
     with open(os.path.join(out, "multi_text.tokenizer.json"), "wb") as f:

@@ -3,8 +3,10 @@
 # (npm @anush008/tokenizers, pinned in tests/oracle): a RoBERTa-style
 # tokenizer.json (tests/gen_vocab_fixtures.py --multi: ids permuted, "<s>",
 # "<pad>", "</s>", "<unk>" in the vocabulary, "<sep>" sharing "<s" with
-# "<s>", "<|endoftext|>", "<mask>" and a non-special " hello world" past
-# it) and the same vocabulary as GGUF (control and user-defined tokens).
+# "<s>", "<|endoftext|>", "<mask>", a non-special " hello world" and "d<s"
+# past it, the last four "normalized", which Hugging Face matches in a
+# second pass) and the same vocabulary as GGUF (control and user-defined
+# tokens, one pass: its reference is the tokenizer.json with one pass).
 # Texts: the fixture texts with special tokens, their prefixes and runs of
 # them spliced in (tests/oracle/specials_text.py), and 3 MB of that text
 # again and again, each time ended by <|endoftext|> (so its ids are the
@@ -42,21 +44,27 @@ J=$tmp/multi.tokenizer.json G=$tmp/multi.gguf
 
 # --special allow: the texts one by one (each ends as at end of input), then the big one
 node tests/oracle/vocab_hf.js "$J" "$tmp/small.txt" > "$tmp/small.hf" || { echo "FAIL: the oracle failed"; exit 1; }
-for v in "$J" "$G"; do
-    "$GPT2IN" encode --special allow --vocab "$v" "$tmp/small.txt" | ids > "$tmp/got"
-    same "$(basename "$v") small texts" "$tmp/small.hf" "$tmp/got"
-done
+"$GPT2IN" encode --special allow --vocab "$J" "$tmp/small.txt" | ids > "$tmp/got"
+same "tokenizer.json, small texts" "$tmp/small.hf" "$tmp/got"
+node tests/oracle/vocab_hf.js "$tmp/multi_one.tokenizer.json" "$tmp/small.txt" > "$tmp/small1.hf" ||
+    { echo "FAIL: the oracle failed"; exit 1; }
+"$GPT2IN" encode --special allow --vocab "$G" "$tmp/small.txt" | ids > "$tmp/got"
+same "GGUF, small texts" "$tmp/small1.hf" "$tmp/got"
+cmp -s "$tmp/small.hf" "$tmp/small1.hf" && fail "the texts do not tell one pass from two"
 eot=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["<|endoftext|>"])' "$tmp/multi_specials.json")
 reps=$($PY -c 'import os,sys; print(os.path.getsize(sys.argv[1]) // (os.path.getsize(sys.argv[2]) + 13))' "$tmp/big.txt" "$tmp/small.txt")
-i=0
-while [ $i -lt "$reps" ]; do cat "$tmp/small.hf"; echo "$eot"; i=$((i + 1)); done > "$tmp/big.hf"
+for h in small small1; do
+    i=0
+    while [ $i -lt "$reps" ]; do cat "$tmp/$h.hf"; echo "$eot"; i=$((i + 1)); done > "$tmp/big_$h.hf"
+done
+mv "$tmp/big_small.hf" "$tmp/big.hf"
 for t in 1 2 3 7; do
     "$GPT2IN" encode --threads $t --special allow --vocab "$J" "$tmp/big.txt" | ids > "$tmp/got"
     same "tokenizer.json, --threads $t" "$tmp/big.hf" "$tmp/got"
 done
 for t in 1 3; do
     "$GPT2IN" encode --threads $t --special allow --vocab "$G" < "$tmp/big.txt" | ids > "$tmp/got"
-    same "GGUF from stdin, --threads $t" "$tmp/big.hf" "$tmp/got"
+    same "GGUF from stdin, --threads $t" "$tmp/big_small1.hf" "$tmp/got"
 done
 
 # --special text: the ids of the same vocabulary without added tokens

@@ -362,8 +362,6 @@ static void test_hf(void) {
          "added_tokens[0] \"<|endoftext|>\" has rstrip: gpt2in does not strip around special tokens"},
         {"null", pre_ok, "[{\"id\": 168, \"content\": \"<|endoftext|>\", \"single_word\": true}]", "BPE", NULL,
          "has single_word: gpt2in matches special tokens inside words too"},
-        {"null", pre_ok, "[{\"id\": 168, \"content\": \"<|endoftext|>\", \"normalized\": false}, {\"id\": 262, "
-         "\"content\": \"<s>\"}]", "BPE", NULL, "added_tokens[1] \"<s>\" has normalized true, added_tokens[0] false"},
         /* an id that the vocabulary gives another token */
         {"null", pre_ok, "[{\"id\": 9999, \"content\": \"<|endoftext|>\"}]", "BPE", NULL,
          "added_tokens[0] \"<|endoftext|>\" has id 9999, but model.vocab gives it id 168"},
@@ -465,12 +463,13 @@ static uint32_t ord_id(int perm, uint32_t r) { return perm ? (r * 101 + 7) % N_O
 static const char *const multi[] = {"<|endoftext|>", "<s>", "<sep>", "<s>x", "bcd"};
 #define N_MULTI 5
 
-static bpe *load_multi(int perm, bpe_error *err) {
+/* The small vocabulary with added tokens tok[0..n), late[k]: "normalized": true. */
+static bpe *load_added(int perm, const char *const *tok, const int *late, int n, bpe_error *err) {
     buf b = {0};
     putf(&b, "{\"normalizer\": null, \"pre_tokenizer\": %s, \"added_tokens\": [", pre_ok);
-    for (int k = 0; k < N_MULTI; k++)
-        putf(&b, "%s{\"id\": %u, \"content\": \"%s\", \"special\": %s, \"normalized\": false}", k ? ", " : "",
-             N_ORD + k, multi[k], k == 4 ? "false" : "true");
+    for (int k = 0; k < n; k++)
+        putf(&b, "%s{\"id\": %u, \"content\": \"%s\", \"special\": %s, \"normalized\": %s}", k ? ", " : "",
+             N_ORD + k, tok[k], k == 4 ? "false" : "true", late && late[k] ? "true" : "false");
     putf(&b, "], \"model\": {\"type\": \"BPE\", \"vocab\": {");
     for (uint32_t r = 0; r < N_ORD; r++) {
         char t[64];
@@ -483,6 +482,8 @@ static bpe *load_multi(int perm, bpe_error *err) {
     free(b.p);
     return v;
 }
+
+static bpe *load_multi(int perm, bpe_error *err) { return load_added(perm, multi, NULL, N_MULTI, err); }
 
 static int encode_all(const bpe *v, const char *s, size_t n, int flags, uint32_t *ids, size_t cap, size_t *nt) {
     bpe_error err;
@@ -609,6 +610,46 @@ static void test_hf_specials(void) {
         free(got);
         bpe_free(v);
     }
+}
+
+/* Added tokens that disagree on "normalized": Hugging Face matches those
+ * with false first, then the others in the text between (as its npm
+ * binding gives: "<x>y" loses to "x>", which starts inside it). */
+static void test_hf_two_passes(void) {
+    static const char *const tok[] = {"<|endoftext|>", "<x", "x>", "<x>y"};
+    static const int late[] = {1, 1, 0, 1};
+    bpe_error err;
+    bpe *v = load_added(1, tok, late, 4, &err);
+    CHECK(v != NULL, "two passes: %s", v ? "" : err.msg);
+    if (!v) return;
+    static const char s[] = "<x> <x>y <x <xx> x>";
+    const uint32_t L = ord_id(1, '<'), S = ord_id(1, ' '), X = N_ORD + 1, XC = N_ORD + 2;
+    uint32_t ids[64], want[] = {L, XC, S, L, XC, ord_id(1, 'y'), S, X, S, X, XC, S, XC};
+    size_t n = 0;
+    CHECK(encode_all(v, s, sizeof s - 1, BPE_SPECIAL_ALLOW, ids, 64, &n) == BPE_OK && n == 13 &&
+              !memcmp(ids, want, sizeof want),
+          "two passes: %zu tokens (%u %u %u ...)", n, ids[0], ids[1], ids[2]);
+    CHECK(bpe_encode(v, "a<x>y", 5, BPE_SPECIAL_ERROR, ids, NULL, 64, &n, &err) == BPE_ERR_SPECIAL &&
+              err.offset == 2 && strstr(err.msg, "token x> is"), "two passes, as an error: %s", err.msg);
+    /* every safe cut of every prefix */
+    static const char d[] = "a<x>y <x>yy <x x> <<x>y <x <x>";
+    size_t dn = sizeof d - 1, nall = 0, nh = 0, nt = 0;
+    uint32_t all[256], head[256], tail[256];
+    encode_all(v, d, dn, BPE_SPECIAL_ALLOW, all, 256, &nall);
+    for (size_t len = 1; len <= dn; len++) {
+        size_t p = bpe_safe_cut(v, d, len, BPE_SPECIAL_ALLOW);
+        if (!p) continue;
+        for (size_t more = len; more <= dn; more++) {  /* whatever follows the first len bytes */
+            uint32_t w[256];
+            size_t nw = 0;
+            encode_all(v, d, more, BPE_SPECIAL_ALLOW, w, 256, &nw);
+            encode_all(v, d, p, BPE_SPECIAL_ALLOW, head, 256, &nh);
+            encode_all(v, d + p, more - p, BPE_SPECIAL_ALLOW, tail, 256, &nt);
+            CHECK(nh + nt == nw && !memcmp(head, w, nh * 4) && !memcmp(tail, w + nh, nt * 4),
+                  "two passes: safe cut %zu of the first %zu bytes changes the tokens of the first %zu", p, len, more);
+        }
+    }
+    bpe_free(v);
 }
 
 #define TK "t.tiktoken"
@@ -898,6 +939,7 @@ int main(void) {
 #endif
     test_hf();
     test_hf_specials();
+    test_hf_two_passes();
     test_tiktoken();
     test_gguf();
     test_llmc();

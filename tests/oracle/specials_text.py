@@ -19,19 +19,29 @@ import random
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<sep>", "<|endoftext|>", "<mask>", " hello world"]
+SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<sep>", "<|endoftext|>", "<mask>", " hello world", "d<s"]
+LATE = ["<|endoftext|>", "<mask>", " hello world", "d<s"]  # matched in Hugging Face's second pass
 PIECES = SPECIALS + ["<se", "<s", "<", "</", "<|endoftext", "<ma", " hello worl", " hello", "<<s>>", "<s><sep>",
-                     "<sep>x", "<s>>", "<sep<s>", " hello world hello world", "<mask><mask>", "\n<s>\n", " <s> "]
+                     "<sep>x", "<s>>", "<sep<s>", " hello world hello world", "<mask><mask>", "\n<s>\n", " <s> ",
+                     "d<s>", "d<s", "d<sep>", " hello world<s>", "d<mask>", "d<sx"]
 
 
-def leftmost_longest(b):
-    """(offset, token) of the leftmost special token, the longest there."""
+def leftmost_longest(b, tokens):
+    """(offset, token) of the leftmost of tokens in b, the longest there."""
     best = None
-    for t in SPECIALS:
+    for t in tokens:
         i = b.find(t.encode())
         if i >= 0 and (best is None or i < best[0] or (i == best[0] and len(t) > len(best[1]))):
             best = (i, t)
     return best
+
+
+def first_special(b):
+    """The first special token as Hugging Face splits them: the first
+    pass's leftmost-longest, unless the second pass finds one before it."""
+    first = leftmost_longest(b, [t for t in SPECIALS if t not in LATE])
+    late = leftmost_longest(b[:first[0]] if first else b, LATE)
+    return late or first
 
 
 def main():
@@ -65,17 +75,19 @@ def main():
     open(os.path.join(out, "big.txt"), "wb").write(one * (big // len(one) + 1))
 
     lines = []
-    for k in range(12):
+    for k in range(13):
         b = spliced(rng.choice([50, 3000, 600000])).encode()
         if k == 0:
             b = b"abc <sep <se <s<sep>x<s>"          # "<sep>" before "<s>": the leftmost
+        if k == 2:
+            b = b"hello world d<s> <sep>"            # "d<s" loses to "<s>" (the first pass)
         if k == 1:
             b = b"x" * 70000 + b"<|endoftext" + b"<mask>"
-        if leftmost_longest(b) is None:
+        if first_special(b) is None:
             b += b"<pad>"
         name = "err_%02d.txt" % k
         open(os.path.join(out, name), "wb").write(b)
-        at, tok = leftmost_longest(b)
+        at, tok = first_special(b)
         lines.append("%d\t%s\t%s\n" % (at, tok, name))
     open(os.path.join(out, "errors.txt"), "w").write("".join(lines))
 
