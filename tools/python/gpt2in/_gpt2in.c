@@ -352,6 +352,7 @@ typedef struct {
     PyObject **ints;
     unsigned char *ascii;   /* ascii[id]: the token's bytes are all below 0x80 */
     _Atomic(uint32_t *) counts;   /* see counts_take */
+    _Atomic(uint32_t *) mid;      /* see encode_mid */
     size_t part;   /* PART; less in tests (_set_part) */
 } CoreBPE;
 
@@ -359,6 +360,7 @@ static PyTypeObject CoreBPEType;
 
 static void core_dealloc(CoreBPE *self) {
     free(atomic_load(&self->counts));
+    free(atomic_load(&self->mid));
     for (size_t k = 0; k < self->n_ints; k++) Py_XDECREF(self->ints[k]);
     PyMem_Free(self->ints);
     PyMem_Free(self->ascii);
@@ -375,6 +377,7 @@ static PyObject *core_wrap(const bpe *v) {
     c->v = v;
     c->n_ints = 0;
     atomic_init(&c->counts, NULL);
+    atomic_init(&c->mid, NULL);
     c->part = PART;
     size_t nv = bpe_vocab_size(v);
     c->ints = PyMem_Calloc(nv ? nv : 1, sizeof *c->ints);
@@ -740,6 +743,34 @@ static PyObject *encode_list(CoreBPE *self, const char *s, size_t len, int flags
     return list_adopt(l, &L);
 }
 
+/* Texts of up to MID_TEXT bytes (whose room for a token per byte, as list
+ * items, would stay under BIG_OUT, on small pages): the ids go to a buffer
+ * the CoreBPE keeps (taken as the counts are), then into a list of their
+ * exact number. Room reserved for the worst case and then cut down would
+ * be fresh memory on every call, as malloc serves a size again from memory
+ * it holds only when it saw that size given back. */
+#define MID_TEXT (128 * 1024)
+
+static PyObject *encode_mid(CoreBPE *self, const char *s, size_t len, int flags) {
+    uint32_t *ids = atomic_exchange(&self->mid, NULL);
+    if (!ids && !(ids = malloc(MID_TEXT * sizeof *ids))) return PyErr_NoMemory();
+    size_t n = 0;
+    bpe_error err;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = bpe_encode(self->v, s, len, flags, ids, NULL, MID_TEXT, &n, &err);
+    Py_END_ALLOW_THREADS
+    PyObject *l = rc == BPE_OK ? ids_to_list_cached(self, ids, n) : raise_bpe(rc, &err);
+    uint32_t *none = NULL;
+    if (!atomic_compare_exchange_strong(&self->mid, &none, ids)) free(ids);
+    return l;
+}
+
+/* s[0..len) -> list of ints, for texts past the stack buffer. */
+static PyObject *encode_any(CoreBPE *self, const char *s, size_t len, int flags) {
+    return len <= MID_TEXT ? encode_mid(self, s, len, flags) : encode_list(self, s, len, flags);
+}
+
 /* A batch's num_threads, checked as tiktoken's thread pool does; -1 with
  * an exception set when it is not a positive int. */
 static long batch_threads(PyObject *o) {
@@ -790,7 +821,7 @@ static PyObject *core_encode(CoreBPE *self, PyObject *const *args, Py_ssize_t na
         if (rc != BPE_OK) return raise_bpe(rc, &err);
         return ids_to_list_cached(self, ids, n);
     }
-    return encode_list(self, s, (size_t)len, flags);
+    return encode_any(self, s, (size_t)len, flags);
 }
 
 static PyObject *core_encode_buffer(CoreBPE *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -897,7 +928,7 @@ static PyObject *core_encode_bytes(CoreBPE *self, PyObject *const *args, Py_ssiz
     }
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_C_CONTIGUOUS) < 0) return NULL;
-    PyObject *l = encode_list(self, view.buf, (size_t)view.len, flags);
+    PyObject *l = encode_any(self, view.buf, (size_t)view.len, flags);
     PyBuffer_Release(&view);
     return l;
 }

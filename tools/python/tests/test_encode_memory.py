@@ -112,7 +112,7 @@ def test_many_calls_of_different_sizes(fixtures):
         before = sys.getrefcount(x)
         kept = []
         sizes = [1, 255, 256, 257, 4000, 131071, 131072, 131073, 140000, 600000, 20, 1_300_000, 300,
-                 131072, 900000, 5]
+                 131072, 900000, 5, 70000, 131073, 100000]
         for i, n in enumerate(sizes):
             t = base[:n]
             assert len(t) == n
@@ -124,17 +124,18 @@ def test_many_calls_of_different_sizes(fixtures):
         uses = sum(lst.count(x) for lst in kept)
         assert uses > 1000
         assert sys.getrefcount(x) == before + uses
-        del kept
+        del kept, got
         assert sys.getrefcount(x) == before
 
 
 def test_threads_share_the_counts(fixtures):
-    """Python threads encode big texts on one CoreBPE at once (the GIL
-    released), so that calls find the per-id counts taken and make their
-    own; encode_batch adds its threads. Ids and reference counts stay exact."""
+    """Python threads encode big and middle-sized texts on one CoreBPE at
+    once (the GIL released), so that calls find the per-id counts or the
+    middle texts' buffer taken and make their own; encode_batch adds its
+    threads. Ids and reference counts stay exact."""
     enc, core = fresh_encoding()
     base = "\n".join(plain_texts(fixtures))
-    texts = [(base * (k + 2))[: 140000 + 40000 * k] for k in range(4)]
+    texts = [(base * (k + 2))[: 140000 + 40000 * k] for k in range(4)] + [base[:60000], base[:90000]]
     want = [one_call(core, t) for t in texts]
     x = enc.encode_ordinary(" the")[0]
     before = sys.getrefcount(x)
@@ -142,10 +143,10 @@ def test_threads_share_the_counts(fixtures):
 
     def work(k):
         try:
-            for r in range(4):
-                t = texts[(k + r) % 4]
+            for r in range(6):
+                t = texts[(k + r) % 6]
                 got = enc.encode_ordinary(t)
-                if got != want[(k + r) % 4]:
+                if got != want[(k + r) % 6]:
                     errors.append(k)
                 results.append(got)
         except Exception as e:   # pragma: no cover - reported below
@@ -159,7 +160,7 @@ def test_threads_share_the_counts(fixtures):
         t.join()
     assert not errors
     for k in range(3):
-        assert batches[k][:4] == want and batches[k][4:] == [[], [64], enc.encode_ordinary(base[:300])]
+        assert batches[k][:6] == want and batches[k][6:] == [[], [64], enc.encode_ordinary(base[:300])]
     uses = sum(lst.count(x) for lst in results) + sum(lst.count(x) for b in batches for lst in b)
     assert sys.getrefcount(x) == before + uses
     del results, batches
