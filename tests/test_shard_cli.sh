@@ -283,6 +283,15 @@ for args in "--out" "--unit u --out x f" "--assemble --out x --field t u" "--uni
 done
 "$GPT2IN" shard --out "$d/nf" "$d/no-such-file" 2>"$d/err"
 [ $? -eq 2 ] && grep -q "no-such-file: cannot open" "$d/err" || bad "missing input: $(cat "$d/err")"
+# An input that is a file of the run's output, by its name or a hard link: refused, kept.
+mkdir "$d/own" && printf 'a document\n' >"$d/own/corp_val_000000.bin" && cp "$d/own/corp_val_000000.bin" "$d/own.orig"
+(cd "$d/own" && "$GPT2IN" shard --quiet --out . --name corp corp_val_000000.bin) 2>"$d/err"
+[ $? -eq 2 ] && grep -q "a file this run writes" "$d/err" || bad "input named as an output: $(cat "$d/err")"
+cmp -s "$d/own/corp_val_000000.bin" "$d/own.orig" || bad "input named as an output: it was replaced"
+mv "$d/own/corp_val_000000.bin" "$d/own/doc.txt" && ln "$d/own/doc.txt" "$d/own/corp_manifest.json"
+"$GPT2IN" shard --quiet --out "$d/own" --name corp "$d/own/doc.txt" 2>"$d/err"
+[ $? -eq 2 ] && grep -q "corp_manifest.json, a file this run writes" "$d/err" || bad "input linked as the manifest: $(cat "$d/err")"
+cmp -s "$d/own/doc.txt" "$d/own.orig" || bad "input linked as the manifest: it was changed"
 
 # ---- a full disk: exit 2, nothing partial under a final name ---------------------------
 mkdir "$d/small"

@@ -510,6 +510,59 @@ static int check_names(char *const *names, int n) {
     return 0;
 }
 
+/* Is an input (stat'ed as in) the file `entry` of directory dir? */
+static int same_file_in(const char *dir, const char *entry, const struct stat *in) {
+    char *p = path_join(dir, entry);
+    struct stat st;
+    int same = p && !stat(p, &st) && st.st_dev == in->st_dev && st.st_ino == in->st_ino;
+    free(p);
+    return same;
+}
+
+/* An input that is one of the files this run writes or removes in DIR
+ * (NAME_*.bin, NAME_manifest.json, and for a whole run the units in
+ * NAME_units/), under any name (a symlink, a hard link): refused before
+ * anything is written, as every other writer refuses its own input. */
+static int check_inputs_not_outputs(const char *dir, const char *name, char *const *ops, int n,
+                                    int with_units) {
+    DIR *dh = opendir(dir);
+    if (!dh) return 0;   /* a new directory holds no inputs */
+    size_t nl = strlen(name);
+    char manifest[300], units[300];
+    snprintf(manifest, sizeof manifest, "%s_manifest.json", name);
+    snprintf(units, sizeof units, "%s_units", name);
+    int rc = 0;
+    struct dirent *e;
+    while (!rc && (e = readdir(dh))) {
+        const char *d = e->d_name;
+        size_t dl = strlen(d);
+        int ours = !strcmp(d, manifest) ||
+                   (!strncmp(d, name, nl) && d[nl] == '_' && dl > nl + 5 && !strcmp(d + dl - 4, ".bin"));
+        int unit_dir = with_units && !strcmp(d, units);
+        if (!ours && !unit_dir) continue;
+        for (int i = 0; i < n && !rc; i++) {
+            struct stat in;
+            if (stat(ops[i], &in) || !S_ISREG(in.st_mode)) continue;
+            if (ours && same_file_in(dir, d, &in))
+                rc = cli_error("%s is %s/%s, a file this run writes; move it out of %s or choose "
+                               "another --name", cli_n(ops[i]), dir, d, dir);
+            if (unit_dir && !rc) {
+                char *ud = path_join(dir, d);
+                DIR *uh = ud ? opendir(ud) : NULL;
+                struct dirent *u;
+                while (uh && !rc && (u = readdir(uh)))
+                    if (u->d_name[0] != '.' && same_file_in(ud, u->d_name, &in))
+                        rc = cli_error("%s is %s/%s, a work unit this run writes; move it out of %s",
+                                       cli_n(ops[i]), ud, u->d_name, ud);
+                if (uh) closedir(uh);
+                free(ud);
+            }
+        }
+    }
+    closedir(dh);
+    return rc;
+}
+
 int cmd_shard(int argc, char **argv) {
     shard_opts o = {SHARD_FMT_AUTO, "text", 0, 0, 0, 0, 0, 0};
     const char *out = NULL, *unit = NULL, *name = "corpus", *units_from = NULL;
@@ -613,6 +666,7 @@ int cmd_shard(int argc, char **argv) {
     } else if (!nops) {
         rc = cli_error("shard: no %s", assemble ? "unit" : "input file");
     } else if (!assemble && (rc = check_names(ops, nops))) {
+    } else if (out && (rc = check_inputs_not_outputs(out, name, ops, nops, !assemble))) {
     } else if (unit) {
         shard_progress_total(0);
         int fresh;
