@@ -14,7 +14,10 @@
  * real text; their merges are remembered here, per call and per thread.
  * A slot is one cache line. A text in many languages has tens of
  * thousands of such words, hence 16384 slots (1 MB, one huge page, see
- * bpe_cache_new). */
+ * bpe_cache_new), taken two by two: a piece may be in either slot of the
+ * pair its hash names (two-way set-associative, the newer in the first),
+ * so that two frequent pieces with the same hash bits do not evict each
+ * other. */
 #define CACHE_SLOTS 16384
 #define CACHE_BYTES 30
 #define CACHE_TOKENS 8
@@ -54,6 +57,21 @@ static inline uint32_t token_len(const struct bpe *v, uint32_t id) {
  * long-piece encoder checks that they are compatible. */
 #define SHORT_PIECE 256
 
+/* Pieces longer than CACHE_BYTES recur as well (the rules of dashes or
+ * equals signs under titles, the borders of tables) and cost the most to
+ * merge: the cache has LONG_SLOTS slots of 1 KB for pieces of up to
+ * SHORT_PIECE bytes after its CACHE_SLOTS short ones (1.5 MB in all, still
+ * one huge page). */
+#define LONG_SLOTS 512
+#define LONG_TOKENS ((1024 - 4 - SHORT_PIECE) / 4)
+typedef struct {
+    uint16_t len, n_tok;
+    uint8_t bytes[SHORT_PIECE];
+    uint32_t tok[LONG_TOKENS];
+} long_slot;
+_Static_assert(sizeof(long_slot) == 1024, "a long piece cache slot is 1 KB");
+#define CACHE_SIZE (CACHE_SLOTS * sizeof(cache_slot) + LONG_SLOTS * sizeof(long_slot))
+
 /* Whether o's buffer has room for m more ids. */
 static inline int has_room(const out_t *o, size_t m) {
     return o->ids && o->cap >= o->n && o->cap - o->n >= m;
@@ -90,7 +108,8 @@ static inline void emit_bytes(out_t *o, const uint8_t *p, size_t k, size_t off) 
 void *bpe_big_alloc(size_t bytes);
 void bpe_big_free(void *p);
 void *bpe_big_grow(void *p, size_t keep, size_t bytes);
-/* A piece cache of CACHE_SLOTS slots, zeroed, or NULL. */
+/* A piece cache (CACHE_SLOTS short slots, then LONG_SLOTS long ones),
+ * zeroed, or NULL. */
 cache_slot *bpe_cache_new(void);
 
 /* ---- merges (merge.c) ------------------------------------------------------ */

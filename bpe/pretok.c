@@ -7,22 +7,43 @@
 void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t h) {
     const struct bpe *v = o->v;
     if (n <= CACHE_BYTES) {
-        cache_slot *c = o->cache ? &o->cache[h & (CACHE_SLOTS - 1)] : NULL;
-        if (c && c->len == n && !memcmp(c->bytes, p, n)) {
-            emit_tokens(o, c->tok, c->n_tok, off);
-            return;
+        cache_slot *c = o->cache ? &o->cache[h & (CACHE_SLOTS - 2)] : NULL;
+        if (c) {
+            if (c[0].len == n && !memcmp(c[0].bytes, p, n)) {
+                emit_tokens(o, c[0].tok, c[0].n_tok, off);
+                return;
+            }
+            if (c[1].len == n && !memcmp(c[1].bytes, p, n)) {
+                emit_tokens(o, c[1].tok, c[1].n_tok, off);
+                return;
+            }
         }
         uint32_t tok[CACHE_BYTES];
         size_t m = bpe_merge_short(v, p, n, tok);
         emit_tokens(o, tok, m, off);
         if (c && m <= CACHE_TOKENS) {
+            c[1] = c[0];
             c->len = (uint8_t)n;
             c->n_tok = (uint8_t)m;
             memcpy(c->bytes, p, n);
             memcpy(c->tok, tok, m * sizeof *tok);
         }
-    } else if (!bpe_split_piece(o, p, n, off)) {
-        bpe_merge_stretch(o, p, n, off);
+        return;
+    }
+    long_slot *c = o->cache && n <= SHORT_PIECE ? (long_slot *)(o->cache + CACHE_SLOTS) + (h & (LONG_SLOTS - 1)) : NULL;
+    if (c && c->len == n && !memcmp(c->bytes, p, n)) {
+        emit_tokens(o, c->tok, c->n_tok, off);
+        return;
+    }
+    size_t first = o->n;
+    if (!bpe_split_piece(o, p, n, off)) bpe_merge_stretch(o, p, n, off);
+    size_t m = o->n - first;
+    /* the tokens are in o->ids when they all fit */
+    if (c && m <= LONG_TOKENS && !o->nomem && o->ids && o->n <= o->cap) {
+        c->len = (uint16_t)n;
+        c->n_tok = (uint16_t)m;
+        memcpy(c->bytes, p, n);
+        memcpy(c->tok, o->ids + first, m * sizeof *c->tok);
     }
 }
 
@@ -80,7 +101,8 @@ static size_t any_piece(out_t *o, const uint8_t *s, size_t i, size_t end) {
  * bytes of text from p on: the same words, hash and slot compare, but each
  * word is one load and a mask instead of the loads that stay inside the
  * piece. */
-static inline __attribute__((always_inline)) uint32_t find_wide(const struct bpe *v, const uint8_t *p, size_t n,
+static inline __attribute__((always_inline)) uint32_t find_wide(const uint64_t *bloom, const bpe_slot *slots,
+                                                                size_t mask, const uint8_t *p, size_t n,
                                                                 uint64_t *hash) {
     uint64_t lo = bpe_load64(p), hi = bpe_load64(p + 8), h = BPE_HASH_SEED(n);
     if (n < 8) {
@@ -94,11 +116,11 @@ static inline __attribute__((always_inline)) uint32_t find_wide(const struct bpe
     }
     h = bpe_hash_end(h);
     *hash = h;
-    if (!bpe_bloom_has(v->tok_bloom, h)) return BPE_EMPTY;
+    if (!bpe_bloom_has(bloom, h)) return BPE_EMPTY;
     uint32_t want_a = (uint32_t)(n | lo << 8);
     uint64_t want_b = lo >> 24 | hi << 40;
     for (;; h++) {
-        const bpe_slot *s = &v->tok_slots[h & v->tok_mask];
+        const bpe_slot *s = &slots[h & mask];
         uint64_t a, b;
         __builtin_memcpy(&a, s, 8);
         __builtin_memcpy(&b, (const uint8_t *)s + 8, 8);
@@ -123,8 +145,14 @@ void bpe_encode_text(out_t *o, const uint8_t *s, size_t i, size_t end) {
         while (i < end) i = any_piece(o, s, i, end);
         return;
     }
+    /* in locals: the compiler cannot tell that writing ids leaves v's
+     * fields alone */
     uint32_t *ids = o->ids;
     size_t n = o->n;
+    const uint32_t *byte_tok = v->byte_tok;
+    const uint64_t *bloom = v->tok_bloom;
+    const bpe_slot *slots = v->tok_slots;
+    size_t mask = v->tok_mask;
     while (i < end) {
         size_t start = i, j = i + 1;
         int k = ascii_run[s[i]];
@@ -153,12 +181,12 @@ void bpe_encode_text(out_t *o, const uint8_t *s, size_t i, size_t end) {
         size_t len = j - start;
         i = j;
         if (len == 1) {
-            ids[n++] = v->byte_tok[s[start]];
+            ids[n++] = byte_tok[s[start]];
             continue;
         }
-        if (BPE_LITTLE_ENDIAN && len <= BPE_SLOT_BYTES && v->tok_bloom) {
+        if (BPE_LITTLE_ENDIAN && len <= BPE_SLOT_BYTES && bloom) {
             uint64_t h;
-            uint32_t id = end - start >= 16 ? find_wide(v, s + start, len, &h)
+            uint32_t id = end - start >= 16 ? find_wide(bloom, slots, mask, s + start, len, &h)
                                             : bpe_find_short_piece(v, s + start, len, 1, &h);
             if (id != BPE_EMPTY) {
                 ids[n++] = id;

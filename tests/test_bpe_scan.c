@@ -5,7 +5,12 @@
  * where ASCII runs meet letters, digits, spaces and punctuation of more
  * than one byte, invalid bytes and the end of the text (the fast path's
  * places to hand over), the ids must be the same three ways. The general
- * path is the one the differential test checks against tiktoken. */
+ * path is the one the differential test checks against tiktoken.
+ *
+ * Then the piece cache, which only texts of 64 KB and more have: a long
+ * text of lines that repeat pieces of every length up to 256 bytes (rules
+ * of dashes, table borders, runs of spaces, words), against the same text
+ * encoded a line at a time (each line short, so no cache). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,10 +90,57 @@ int main(void) {
             texts++;
         }
     }
+    /* Lines "x... .\n": each starts a piece with its letter and the
+     * newline before it is a piece of its own, so the text's ids are the
+     * lines' ids one after another. */
+    static const char *const line_bits[] = {"-", "=", "+---", "+", " ", "  ", "word", " the", ".", "'s", "\xC3\xA9", "0"};
+    enum { BIG = 1 << 18 };
+    char *big = malloc(BIG + 1024);
+    uint32_t *whole = malloc((BIG + 1024) * sizeof *whole), *parts = malloc((BIG + 1024) * sizeof *parts);
+    size_t blen = 0, nparts = 0, nwhole = 0, lines = 0;
+    bpe_error err;
+    if (!big || !whole || !parts) return 2;
+    /* a few hundred distinct lines, each used many times */
+    uint64_t seed0 = rng;
+    while (blen < BIG) {
+        size_t from = blen;
+        rng = seed0 + rnd() % 300 * 0x9E3779B97F4A7C15ull + 1;
+        big[blen++] = 'x';
+        size_t want = 1 + rnd() % 6;
+        for (size_t b = 0; b < want; b++) {
+            const char *s = line_bits[rnd() % (sizeof line_bits / sizeof line_bits[0])];
+            size_t reps = rnd() % 4 ? 1 : 1 + rnd() % 300;
+            for (size_t r = 0; r < reps && blen < BIG + 600; r++) {
+                memcpy(big + blen, s, strlen(s));
+                blen += strlen(s);
+            }
+        }
+        big[blen++] = '.';
+        big[blen++] = '\n';
+        size_t got;
+        if (bpe_encode(bpe_gpt2(), big + from, blen - from, BPE_SPECIAL_TEXT, parts + nparts, NULL, blen - from, &got,
+                       &err))
+            return 2;
+        nparts += got;
+        lines++;
+        rng = seed0 + lines;
+    }
+    if (bpe_encode(bpe_gpt2(), big, blen, BPE_SPECIAL_TEXT, whole, NULL, blen, &nwhole, &err)) return 2;
+    if (nwhole != nparts || memcmp(whole, parts, nwhole * sizeof *whole)) {
+        size_t k = 0;
+        while (k < nwhole && k < nparts && whole[k] == parts[k]) k++;
+        fprintf(stderr, "a %zu-byte text of %zu lines: %zu ids whole, %zu a line at a time; first difference at id %zu\n",
+                blen, lines, nwhole, nparts, k);
+        failures++;
+    }
+    free(big);
+    free(whole);
+    free(parts);
     if (failures) {
         fprintf(stderr, "test_bpe_scan: %d of %zu texts differ\n", failures, texts);
         return 1;
     }
-    printf("test_bpe_scan: %zu texts, the same ids on both paths\n", texts);
+    printf("test_bpe_scan: %zu texts, the same ids on both paths; a %zu-byte text of %zu lines, the same ids whole\n",
+           texts, blen, lines);
     return 0;
 }
