@@ -117,16 +117,13 @@ int bpe_bad_flags(int flags, int allowed) {
  * Offsets in errors count from `base`: s is at that offset of a stream. */
 int bpe_check_input(const struct bpe *v, const uint8_t *s, size_t len, int flags, uint64_t base,
                        bpe_error *err) {
-    if (flags & BPE_STRICT) {
-        size_t bad = first_invalid(s, len);
-        if (bad < len)
-            return bpe_fail(err, BPE_ERR_UTF8, base + bad, "invalid UTF-8 at byte %llu (0x%02X)",
-                        (unsigned long long)(base + bad), s[bad]);
-    }
+    /* Of the two errors, the one that comes first in the text: the same
+     * whatever block or part of a larger text s is. */
+    size_t bad = flags & BPE_STRICT ? first_invalid(s, len) : len;
     if ((flags & BPE_SPECIAL_MASK) == BPE_SPECIAL_ERROR) {
         uint32_t t;
         const uint8_t *sp = find_special(v, s, len, &t);
-        if (sp) {
+        if (sp && (size_t)(sp - s) < bad) {
             /* the token as it stands, but for bytes a terminal would act on */
             char name[200];
             size_t o = 0, k = 0, tl = token_len(v, t);
@@ -141,6 +138,9 @@ int bpe_check_input(const struct bpe *v, const uint8_t *s, size_t len, int flags
                         (unsigned long long)(base + (uint64_t)(sp - s)));
         }
     }
+    if (bad < len)
+        return bpe_fail(err, BPE_ERR_UTF8, base + bad, "invalid UTF-8 at byte %llu (0x%02X)",
+                        (unsigned long long)(base + bad), s[bad]);
     return BPE_OK;
 }
 

@@ -80,6 +80,18 @@ fi
 n=$((n + 1))
 [ -n "${rss:-}" ] && [ "$rss" -lt 65536 ] || fail "$MB MB streamed: peak RSS ${rss:-unknown} KB, limit 65536 KB"
 
+# ---- --strict with <|endoftext|> too: the error that comes first, at every size ---------
+for spec in "500:0:20000" "500:0:2000000" "0:1:8333" "0:1:250000"; do
+    pad=${spec%%:*} rest=${spec#*:} space=${rest%%:*} reps=${rest#*:}
+    $PY -c "import sys; sys.stdout.buffer.write(b'x' * $pad + b' ' * $space + b'<|endoftext|>' + b' hello world' * $reps + b'\xe4 tail')" >"$tmp/both.txt"
+    for t in 1 2 3 7; do
+        n=$((n + 1))
+        "$GPT2IN" encode --strict --threads $t "$tmp/both.txt" >/dev/null 2>"$tmp/err"
+        grep -q "special token <|endoftext|> is in the text at byte $((pad + space))" "$tmp/err" ||
+            fail "--strict, <|endoftext|> at $((pad + space)) and bad UTF-8 after $reps words, $t threads: $(cat "$tmp/err")"
+    done
+done
+
 # ---- memory per thread: the README's bound, 12 MB + 8 MB a thread ------------------------
 if [ -x /usr/bin/time ]; then
     for t in 1 8; do
