@@ -339,7 +339,7 @@ static int ids_from_seq(PyObject *obj, uint32_t **out, size_t *n, const char *ar
 /* ---- CoreBPE: one vocabulary ---------------------------------------------- */
 
 /* Texts above this many bytes are encoded in parts (see encode_list). */
-#define PART ((size_t)16 << 20)
+#define PART ((size_t)64 << 20)
 
 /* ints[id] holds the Python int of every id: a list of tokens is then
  * built with a reference count increment per token instead of an int
@@ -584,12 +584,15 @@ static size_t part_len(const bpe *v, const char *s, size_t len, int flags, size_
 }
 
 /* Output slots to reserve first for len bytes of text: a token per byte
- * up to a part; above, half a token a byte (English has 4 to 5 bytes a
- * token, code and other scripts 2 to 4, base64 1.3), grown as needed. */
+ * up to a part; above, half a token a byte (English has 3 to 5 bytes a
+ * token, code and other scripts 2 to 3, base64 1.3), and at least a token
+ * a byte of the first part or two (room is ensured for a part's worst case
+ * before it is encoded, and growing a big output can cost it its huge
+ * pages). Grown as needed. */
 static size_t first_cap(size_t len, size_t part) {
     if (len <= part) return len ? len : 1;
-    size_t e = len / 2 + 1024;
-    return e > part ? e : part;
+    size_t e = len / 2 + 1024, two = part <= len / 2 ? 2 * part : len;
+    return e > two ? e : two;
 }
 
 /* The new size of an output of cap slots that needs `need`. */
@@ -1373,7 +1376,7 @@ static PyMethodDef core_methods[] = {
      "encode_into(text, flags, out) -> int: the library alone (for benchmarks): one bpe_encode into a "
      "writable uint32 buffer; returns the token count (the ids that fit are written)."},
     {"_set_part", (PyCFunction)core_set_part, METH_O,
-     "_set_part(n): for tests, texts above n bytes are encoded in parts of about n bytes (default 16 MB)."},
+     "_set_part(n): for tests, texts above n bytes are encoded in parts of about n bytes (default 64 MB)."},
     {"encode_batch", (PyCFunction)(void (*)(void))core_encode_batch, METH_FASTCALL,
      "encode_batch(texts, flags, num_threads) -> list[list[int]] on up to num_threads threads."},
     {"decode_bytes", (PyCFunction)core_decode_bytes, METH_O, "decode_bytes(tokens) -> bytes."},
