@@ -232,7 +232,7 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
         }
         strcat(strcpy(side, units[i]), ".json");
         json_error_t je;
-        json_t *j = json_load_file(side, 0, &je);
+        json_t *j = shard_json_load(side, &je);
         json_t *t = j ? json_object_get(j, "tokens") : NULL, *sha = j ? json_object_get(j, "tokens_sha256") : NULL,
                *in = j ? json_object_get(j, "inputs") : NULL;
         if (!j) {
@@ -305,7 +305,7 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
     }
 
     /* Resuming: what an earlier run of the same job recorded, checked. */
-    old = json_load_file(man_path, 0, NULL);
+    old = shard_json_load(man_path, NULL);
     if (old) {
         static const char *const same[] = {"format", "version", "vocabulary", "options", "name", "shard_tokens",
                                            "val_tokens", "inputs"};

@@ -48,13 +48,45 @@ void shard_sha_hex(shard_sha *s, char hex[65]) {
     unsigned char d[32];
     unsigned int n = 0;
     EVP_DigestFinal_ex(s->c, d, &n);
-    for (int i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", d[i]);
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    hex[64] = 0;
     shard_sha_free(s);
 }
 
 void shard_sha_free(shard_sha *s) {
     EVP_MD_CTX_free(s->c);
     s->c = NULL;
+}
+
+/* json_load_file reads a character at a time through stdio; a sidecar
+ * or manifest listing thousands of inputs is read whole, then parsed. */
+json_t *shard_json_load(const char *path, json_error_t *je) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return json_load_file(path, 0, je);   /* its error text */
+    size_t cap = 1 << 16, len = 0, got;
+    char *b = malloc(cap);
+    while (b && (got = fread(b + len, 1, cap - len, f)) > 0) {
+        len += got;
+        if (len == cap) {
+            char *t = cap <= SIZE_MAX / 2 ? realloc(b, cap * 2) : NULL;
+            if (!t) {
+                free(b);
+                b = NULL;
+                break;
+            }
+            b = t;
+            cap *= 2;
+        }
+    }
+    int bad = !b || ferror(f);
+    fclose(f);
+    json_t *j = bad ? json_load_file(path, 0, je) : json_loadb(b, len, 0, je);
+    free(b);
+    return j;
 }
 
 /* ---- identity objects ---------------------------------------------------- */
@@ -68,15 +100,27 @@ json_t *shard_vocab_json(const bpe *v) {
     if (made && made_for == v) return json_incref(made);
     shard_sha s;
     if (shard_sha_init(&s)) return NULL;
-    size_t n = bpe_vocab_size(v);
+    size_t n = bpe_vocab_size(v), k = 0;
+    unsigned char buf[1 << 14];   /* hashed a buffer at a time, not a token at a time */
     for (size_t id = 0; id < n; id++) {
         size_t len = 0;
         const char *b = bpe_token_bytes(v, (uint32_t)id, &len);
         unsigned char l[4] = {(unsigned char)len, (unsigned char)(len >> 8), (unsigned char)(len >> 16),
                               (unsigned char)(len >> 24)};
-        shard_sha_update(&s, l, 4);
-        shard_sha_update(&s, b, len);
+        if (k + 4 + len > sizeof buf) {
+            shard_sha_update(&s, buf, k);
+            k = 0;
+        }
+        if (4 + len > sizeof buf) {
+            shard_sha_update(&s, l, 4);
+            shard_sha_update(&s, b, len);
+            continue;
+        }
+        memcpy(buf + k, l, 4);
+        memcpy(buf + k + 4, b, len);
+        k += 4 + len;
     }
+    shard_sha_update(&s, buf, k);
     char hex[65];
     shard_sha_hex(&s, hex);
     json_t *j = json_pack("{s:s, s:I, s:I, s:s}", "name", "gpt2", "size", (json_int_t)n, "eot",
@@ -897,7 +941,7 @@ static json_t *stat_json(const char *path, struct stat *st) {
  * options, and UNIT holds its tokens. */
 static int up_to_date(const char *unit, const char *side, const char *const *inputs, int n, json_t *vocab,
                       json_t *opts) {
-    json_t *j = json_load_file(side, 0, NULL);
+    json_t *j = shard_json_load(side, NULL);
     if (!j) return 0;
     int ok = json_equal(json_object_get(j, "vocabulary"), vocab) &&
              json_equal(json_object_get(j, "options"), opts);

@@ -42,6 +42,9 @@ void shard_sha_free(shard_sha *s);
 #define SHARD_WRITEBACK ((uint64_t)2 << 20)
 void shard_writeback(embed_writer *w, uint64_t *synced, uint64_t written);
 
+/* json_load_file(path, 0, je), faster on big files. */
+json_t *shard_json_load(const char *path, json_error_t *je);
+
 /* The "vocabulary" and "options" objects of sidecars and manifests. */
 json_t *shard_vocab_json(const bpe *v);
 json_t *shard_options_json(const shard_opts *o);
