@@ -172,6 +172,37 @@ size_t bpe_safe_cut(const bpe *v, const void *text, size_t len, int flags) {
     return text_cut(v, text, len, len, 1, flags);
 }
 
+/* Piece caches a stream keeps from one block to the next (a cache maps a
+ * piece's bytes to its tokens, whatever the text around it), so that each
+ * block starts warm and no cache is mapped and zeroed again: one for each
+ * part that may run at once, a part taking a free one. Kept for the
+ * stream's life, they come from calloc (small pages: only what is touched
+ * is resident), aligned by hand to a cache line, a slot's size. */
+typedef struct {
+    cache_slot *slot[MAX_THREADS];
+    void *raw[MAX_THREADS];
+    int busy[MAX_THREADS];
+} cache_pool;
+
+static cache_slot *pool_take(cache_pool *p, int *held) {
+    for (int i = 0; i < MAX_THREADS; i++)
+        if (!__atomic_exchange_n(&p->busy[i], 1, __ATOMIC_ACQUIRE)) {
+            if (!p->raw[i] && (p->raw[i] = gpt2in_calloc(1, CACHE_SIZE + sizeof(cache_slot))))
+                p->slot[i] = (cache_slot *)(((uintptr_t)p->raw[i] + sizeof(cache_slot) - 1) &
+                                            ~(uintptr_t)(sizeof(cache_slot) - 1));
+            *held = i;
+            return p->slot[i];  /* NULL (out of memory): merged without one */
+        }
+    *held = -1;
+    return NULL;
+}
+
+static void pool_free(cache_pool *p) {
+    if (!p) return;
+    for (int i = 0; i < MAX_THREADS; i++) free(p->raw[i]);
+    free(p);
+}
+
 typedef struct {
     const struct bpe *v;
     const uint8_t *s;
@@ -180,13 +211,17 @@ typedef struct {
     out_t out;
     int rc;
     bpe_error err;
+    cache_pool *pool;   /* a stream's caches, or NULL: the worker's */
 } part_job;
 
 static void part_run(void *ctx, int k, cache_slot *cache) {
     part_job *j = (part_job *)ctx + k;
+    int held = -1;
+    if (j->pool && j->end - j->start >= CACHE_MIN_TEXT) cache = pool_take(j->pool, &held);
     j->out.cache = cache;
     j->rc = bpe_encode_checked(j->v, j->s + j->start, j->end - j->start, j->flags, &j->out, &j->err);
     j->out.cache = NULL;
+    if (held >= 0) __atomic_store_n(&j->pool->busy[held], 0, __ATOMIC_RELEASE);
 }
 
 #define PARALLEL_MIN (256u << 10)
@@ -195,12 +230,15 @@ static void part_run(void *ctx, int k, cache_slot *cache) {
 /* bpe_encode_parallel, for text at offset `base` of a stream. */
 static int encode_parallel(const struct bpe *v, const void *text, size_t len, int flags, int threads,
                            uint32_t *ids, size_t *offsets, size_t cap, size_t *n_tokens, uint64_t base,
-                           bpe_error *err) {
+                           cache_pool *pool, bpe_error *err) {
     if (threads <= 0) threads = bpe_cpu_count();
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if ((size_t)threads > len / PARALLEL_MIN) threads = (int)(len / PARALLEL_MIN);
-    if (threads <= 1 || cap < len)
-        return bpe_encode_at(v, text, len, flags, ids, offsets, cap, n_tokens, base, err);
+    if (threads <= 1 || cap < len) {
+        if (!pool || cap < len || len < CACHE_MIN_TEXT)
+            return bpe_encode_at(v, text, len, flags, ids, offsets, cap, n_tokens, base, err);
+        threads = 1;  /* one part, with the stream's cache */
+    }
     if (!v || !text || !ids || bpe_bad_flags(flags, BPE_SPECIAL_MASK | BPE_STRICT))
         return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_encode_parallel: bad argument");
     if (n_tokens) *n_tokens = 0;
@@ -217,20 +255,20 @@ static int encode_parallel(const struct bpe *v, const void *text, size_t len, in
     while (start < len) {
         /* Text has a safe cut every few bytes; one long piece has none,
          * and is not searched through (the rest is one part). */
-        size_t at = bpe_part_goal(start, len, threads), end = len;
+        size_t at = threads > 1 ? bpe_part_goal(start, len, threads) : len, end = len;
         if (at < len && n < MAX_PARTS - 1) {
             end = text_cut(v, s, at, len, at > start + CUT_SEEK ? at - CUT_SEEK : start, flags);
             if (end <= start) end = len;
         }
         jobs[n] = (part_job){v, s, start, end, flags, {v, ids + start, offsets ? offsets + start : NULL,
-                                                       end - start, 0, 0, NULL, 1}, 0, {{0}, 0}};
+                                                       end - start, 0, 0, NULL, 1}, 0, {{0}, 0}, pool};
         start = end;
         n++;
     }
     /* No safe cut to share the text at (one long piece, say): the threads
      * share its long pieces instead. */
     if (n == 1) jobs[0].out.threads = threads;
-    job_queue q = {part_run, jobs, n, 0, 1};
+    job_queue q = {part_run, jobs, n, 0, !pool};
     bpe_queue_run(&q, threads);
 
     size_t total = 0;
@@ -253,7 +291,7 @@ static int encode_parallel(const struct bpe *v, const void *text, size_t len, in
 int bpe_encode_parallel(const bpe *v, const void *text, size_t len, int flags, int threads,
                         uint32_t *ids, size_t *offsets, size_t cap, size_t *n_tokens,
                         bpe_error *err) {
-    return encode_parallel(v, text, len, flags, threads, ids, offsets, cap, n_tokens, 0, err);
+    return encode_parallel(v, text, len, flags, threads, ids, offsets, cap, n_tokens, 0, NULL, err);
 }
 
 /* ---- streaming -------------------------------------------------------------------- */
@@ -268,6 +306,7 @@ struct bpe_stream {
     size_t *offs;
     size_t ids_cap;
     size_t no_cut;          /* buf has no safe cut below this position (already scanned) */
+    cache_pool *caches;     /* kept from block to block; NULL: each block makes its own */
 };
 
 _Static_assert(sizeof(size_t) == sizeof(uint64_t), "offsets are passed to sinks in place");
@@ -288,6 +327,7 @@ bpe_stream *bpe_stream_new(const bpe *v, int flags, int threads, bpe_error *err)
     st->v = v;
     st->flags = flags;
     st->threads = threads <= 0 ? bpe_cpu_count() : threads;
+    st->caches = gpt2in_calloc(1, sizeof *st->caches);  /* (without it, each block makes its own) */
     return st;
 }
 
@@ -307,7 +347,7 @@ static int stream_encode(bpe_stream *st, size_t n, bpe_sink sink, void *ctx, bpe
     static const uint8_t nothing[1];
     int rc = encode_parallel(st->v, n ? st->buf : nothing, n, st->flags & ~BPE_OFFSETS, st->threads,
                              st->ids, st->flags & BPE_OFFSETS ? st->offs : NULL, st->ids_cap, &nt,
-                             st->base, err);
+                             st->base, st->caches, err);
     if (rc) return rc;
     uint64_t *offs = NULL;
     if (st->flags & BPE_OFFSETS) {
@@ -369,5 +409,6 @@ void bpe_stream_free(bpe_stream *st) {
     bpe_big_free(st->buf);
     bpe_big_free(st->ids);
     bpe_big_free(st->offs);
+    pool_free(st->caches);
     free(st);
 }
