@@ -510,55 +510,79 @@ static int check_names(char *const *names, int n) {
     return 0;
 }
 
-/* Is an input (stat'ed as in) the file `entry` of directory dir? */
-static int same_file_in(const char *dir, const char *entry, const struct stat *in) {
+/* A file's identity, and which input it is. */
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    int input;
+} file_id;
+
+static int file_id_cmp(const void *a, const void *b) {
+    const file_id *x = a, *y = b;
+    if (x->dev != y->dev) return x->dev < y->dev ? -1 : 1;
+    return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* The input that is the file `entry` of directory dir, or -1. */
+static int input_at(const char *dir, const char *entry, const file_id *ids, size_t n) {
     char *p = path_join(dir, entry);
     struct stat st;
-    int same = p && !stat(p, &st) && st.st_dev == in->st_dev && st.st_ino == in->st_ino;
+    const file_id *hit = NULL;
+    if (p && !stat(p, &st)) {
+        file_id key = {st.st_dev, st.st_ino, 0};
+        hit = bsearch(&key, ids, n, sizeof *ids, file_id_cmp);
+    }
     free(p);
-    return same;
+    return hit ? hit->input : -1;
 }
 
 /* An input that is one of the files this run writes or removes in DIR
  * (NAME_*.bin, NAME_manifest.json, and for a whole run the units in
  * NAME_units/), under any name (a symlink, a hard link): refused before
- * anything is written, as every other writer refuses its own input. */
+ * anything is written, as every other writer refuses its own input. Each
+ * input and each such file is stat'ed once. */
 static int check_inputs_not_outputs(const char *dir, const char *name, char *const *ops, int n,
                                     int with_units) {
     DIR *dh = opendir(dir);
     if (!dh) return 0;   /* a new directory holds no inputs */
+    file_id *ids = malloc(((size_t)n + 1) * sizeof *ids);
+    if (!ids) {
+        closedir(dh);
+        return cli_error("out of memory");
+    }
+    size_t ni = 0;
+    for (int i = 0; i < n; i++) {
+        struct stat in;
+        if (!stat(ops[i], &in) && S_ISREG(in.st_mode)) ids[ni++] = (file_id){in.st_dev, in.st_ino, i};
+    }
+    qsort(ids, ni, sizeof *ids, file_id_cmp);
     size_t nl = strlen(name);
     char manifest[300], units[300];
     snprintf(manifest, sizeof manifest, "%s_manifest.json", name);
     snprintf(units, sizeof units, "%s_units", name);
-    int rc = 0;
+    int rc = 0, k;
     struct dirent *e;
-    while (!rc && (e = readdir(dh))) {
+    while (!rc && ni && (e = readdir(dh))) {
         const char *d = e->d_name;
         size_t dl = strlen(d);
-        int ours = !strcmp(d, manifest) ||
-                   (!strncmp(d, name, nl) && d[nl] == '_' && dl > nl + 5 && !strcmp(d + dl - 4, ".bin"));
-        int unit_dir = with_units && !strcmp(d, units);
-        if (!ours && !unit_dir) continue;
-        for (int i = 0; i < n && !rc; i++) {
-            struct stat in;
-            if (stat(ops[i], &in) || !S_ISREG(in.st_mode)) continue;
-            if (ours && same_file_in(dir, d, &in))
+        if (!strcmp(d, manifest) ||
+            (!strncmp(d, name, nl) && d[nl] == '_' && dl > nl + 5 && !strcmp(d + dl - 4, ".bin"))) {
+            if ((k = input_at(dir, d, ids, ni)) >= 0)
                 rc = cli_error("%s is %s/%s, a file this run writes; move it out of %s or choose "
-                               "another --name", cli_n(ops[i]), dir, d, dir);
-            if (unit_dir && !rc) {
-                char *ud = path_join(dir, d);
-                DIR *uh = ud ? opendir(ud) : NULL;
-                struct dirent *u;
-                while (uh && !rc && (u = readdir(uh)))
-                    if (u->d_name[0] != '.' && same_file_in(ud, u->d_name, &in))
-                        rc = cli_error("%s is %s/%s, a work unit this run writes; move it out of %s",
-                                       cli_n(ops[i]), ud, u->d_name, ud);
-                if (uh) closedir(uh);
-                free(ud);
-            }
+                               "another --name", cli_n(ops[k]), dir, d, dir);
+        } else if (with_units && !strcmp(d, units)) {
+            char *ud = path_join(dir, d);
+            DIR *uh = ud ? opendir(ud) : NULL;
+            struct dirent *u;
+            while (uh && !rc && (u = readdir(uh)))
+                if (u->d_name[0] != '.' && (k = input_at(ud, u->d_name, ids, ni)) >= 0)
+                    rc = cli_error("%s is %s/%s, a work unit this run writes; move it out of %s",
+                                   cli_n(ops[k]), ud, u->d_name, ud);
+            if (uh) closedir(uh);
+            free(ud);
         }
     }
+    free(ids);
     closedir(dh);
     return rc;
 }
