@@ -786,10 +786,17 @@ static long batch_threads(PyObject *o) {
     return threads;
 }
 
-static int check_flags(int flags) {
+static int check_flags(long flags) {
     if (FLAGS_OK(flags)) return 0;
     PyErr_SetString(PyExc_ValueError, "flags must be SPECIAL_ALLOW or SPECIAL_TEXT");
     return -1;
+}
+
+/* A call's flags argument; -1 with an exception set when it is not one. */
+static int flags_arg(PyObject *o) {
+    long flags = PyLong_AsLong(o);
+    if (flags == -1 && PyErr_Occurred()) return -1;
+    return check_flags(flags) ? -1 : (int)flags;
 }
 
 static const char *text_utf8(PyObject *text, Py_ssize_t *len) {
@@ -802,6 +809,15 @@ static const char *text_utf8(PyObject *text, Py_ssize_t *len) {
     return PyUnicode_AsUTF8AndSize(text, len);   /* UnicodeEncodeError on surrogates */
 }
 
+/* A str's UTF-8, or the bytes of a contiguous bytes-like object, whose view
+ * is then held in *view (PyBuffer_Release it; a zeroed view is a no-op). */
+static const char *text_bytes(PyObject *o, Py_buffer *view, Py_ssize_t *len) {
+    if (PyUnicode_Check(o)) return text_utf8(o, len);
+    if (PyObject_GetBuffer(o, view, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    *len = view->len;
+    return view->buf;
+}
+
 /* Short texts (the common per-call case) are encoded into a stack buffer. */
 #define SMALL_TEXT 256
 
@@ -810,9 +826,8 @@ static PyObject *core_encode(CoreBPE *self, PyObject *const *args, Py_ssize_t na
         PyErr_SetString(PyExc_TypeError, "encode(text, flags) takes 2 arguments");
         return NULL;
     }
-    int flags = PyLong_AsLong(args[1]);
-    if (flags == -1 && PyErr_Occurred()) return NULL;
-    if (check_flags(flags)) return NULL;
+    int flags = flags_arg(args[1]);
+    if (flags < 0) return NULL;
     Py_ssize_t len;
     const char *s = text_utf8(args[0], &len);
     if (!s) return NULL;
@@ -832,26 +847,16 @@ static PyObject *core_encode_buffer(CoreBPE *self, PyObject *const *args, Py_ssi
         PyErr_SetString(PyExc_TypeError, "encode_buffer(text, flags) takes 2 arguments");
         return NULL;
     }
-    int flags = PyLong_AsLong(args[1]);
-    if (flags == -1 && PyErr_Occurred()) return NULL;
-    if (check_flags(flags)) return NULL;
+    int flags = flags_arg(args[1]);
+    if (flags < 0) return NULL;
     Py_ssize_t len;
-    const char *s;
     Py_buffer view = {0};
-    int have_view = 0;
-    if (PyUnicode_Check(args[0])) {
-        s = text_utf8(args[0], &len);
-        if (!s) return NULL;
-    } else {
-        if (PyObject_GetBuffer(args[0], &view, PyBUF_C_CONTIGUOUS) < 0) return NULL;
-        have_view = 1;
-        s = view.buf;
-        len = view.len;
-    }
+    const char *s = text_bytes(args[0], &view, &len);
+    if (!s) return NULL;
     uint32_t *ids;
     size_t n;
     int rc = encode_ids(self, s, (size_t)len, flags, &ids, &n);
-    if (have_view) PyBuffer_Release(&view);
+    PyBuffer_Release(&view);
     if (rc) return NULL;
     return u32buf_new(ids, n);
 }
@@ -866,20 +871,12 @@ static PyObject *core_encode_into(CoreBPE *self, PyObject *const *args, Py_ssize
         PyErr_SetString(PyExc_TypeError, "encode_into(text, flags, out) takes 3 arguments");
         return NULL;
     }
-    int flags = PyLong_AsLong(args[1]);
-    if (flags == -1 && PyErr_Occurred()) return NULL;
-    if (check_flags(flags)) return NULL;
+    int flags = flags_arg(args[1]);
+    if (flags < 0) return NULL;
     Py_ssize_t len;
-    const char *s;
     Py_buffer text = {0}, out;
-    if (PyUnicode_Check(args[0])) {
-        s = text_utf8(args[0], &len);
-        if (!s) return NULL;
-    } else {
-        if (PyObject_GetBuffer(args[0], &text, PyBUF_C_CONTIGUOUS) < 0) return NULL;
-        s = text.buf;
-        len = text.len;
-    }
+    const char *s = text_bytes(args[0], &text, &len);
+    if (!s) return NULL;
     if (PyObject_GetBuffer(args[2], &out, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
         PyBuffer_Release(&text);
         return NULL;
@@ -922,9 +919,8 @@ static PyObject *core_encode_bytes(CoreBPE *self, PyObject *const *args, Py_ssiz
         PyErr_SetString(PyExc_TypeError, "encode_bytes(data, flags) takes 2 arguments");
         return NULL;
     }
-    int flags = PyLong_AsLong(args[1]);
-    if (flags == -1 && PyErr_Occurred()) return NULL;
-    if (check_flags(flags)) return NULL;
+    int flags = flags_arg(args[1]);
+    if (flags < 0) return NULL;
     if (PyUnicode_Check(args[0])) {
         PyErr_SetString(PyExc_TypeError, "argument 'bytes': 'str' object cannot be converted to 'PyBytes'");
         return NULL;
@@ -1001,9 +997,8 @@ static PyObject *core_encode_batch(CoreBPE *self, PyObject *const *args, Py_ssiz
         PyErr_SetString(PyExc_TypeError, "encode_batch(texts, flags, num_threads) takes 3 arguments");
         return NULL;
     }
-    int flags = PyLong_AsLong(args[1]);
-    if (flags == -1 && PyErr_Occurred()) return NULL;
-    if (check_flags(flags)) return NULL;
+    int flags = flags_arg(args[1]);
+    if (flags < 0) return NULL;
     long threads = batch_threads(args[2]);
     if (threads < 0) return NULL;
     /* A tuple of our own: another thread cannot change it while the GIL is
