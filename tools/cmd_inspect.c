@@ -172,7 +172,7 @@ static ssize_t source_read(void *cookie, char *buf, size_t size) {
 }
 
 static int is_ids_kind(embed_kind k) {
-    return k == EMBED_KIND_TEXT || k == EMBED_KIND_JSON || k == EMBED_KIND_LLMC_SHARD || k == EMBED_KIND_EMPTY;
+    return k == EMBED_KIND_TEXT || k == EMBED_KIND_JSON || k == EMBED_KIND_LLMC_SHARD;
 }
 
 static int inspect_ids(const char *path, ids_source *src, embed_kind kind, int json) {
@@ -353,14 +353,7 @@ int cmd_inspect(int argc, char **argv) {
         rc = inspect_npy(shown, buf, len, json);
     } else if (is_ids_kind(kind)) {
         ids_source src = {buf, len, 0, stdin_rest ? stdin : NULL, 0};
-        /* an empty file is no ids, as decode reads it */
-        rc = inspect_ids(shown, &src, kind == EMBED_KIND_EMPTY ? EMBED_KIND_TEXT : kind, json);
-    } else if (kind == EMBED_KIND_UNKNOWN) {
-        char q[80];
-        cli_quote_buf(q, sizeof q, buf, len < 8 ? len : 8);
-        rc = cli_error("%s: its first bytes %s%s are not those of any format gpt2in reads (safetensors, "
-                       "GGUF, llm.c, .npy, JSON, text; raw u16/u32 ids have no header: decode them "
-                       "with --input-format)", shown, q, len > 8 ? "..." : "");
+        rc = inspect_ids(shown, &src, kind, json);
     } else if (kind == EMBED_KIND_LLMC_TOKENIZER) {
         rc = inspect_llmc_tokenizer(shown, buf, len, json);
     } else {
