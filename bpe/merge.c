@@ -101,27 +101,16 @@ static inline uint32_t merger_rank(const struct bpe *v, const merger *g, size_t 
     return len <= v->max_token_len ? bpe_find_token(v, g->bytes + i, len) : BPE_EMPTY;
 }
 
-/* The links of a piece not merged yet, copied: prev[i] = i - 1 (0xFFFF
- * for the first part) from iota + 0, next[i] = i + 1 from iota + 2. */
-static const uint16_t iota[SHORT_PIECE + 2] = {
-#define I4(k) (k), (k) + 1, (k) + 2, (k) + 3
-#define I16(k) I4(k), I4((k) + 4), I4((k) + 8), I4((k) + 12)
-#define I64(k) I16(k), I16((k) + 16), I16((k) + 32), I16((k) + 48)
-    0xFFFF, I64(0), I64(64), I64(128), I64(192), SHORT_PIECE,
-#undef I64
-#undef I16
-#undef I4
-};
-
 static void merger_start(const struct bpe *v, merger *g, const uint8_t *p, size_t n) {
     g->n = n;
     g->width = (n + 7) & ~(size_t)7;
     memcpy(g->bytes, p, n);
     memset(g->bytes + n, 0, 4);
-    /* tok[i] is set when part i first merges: until then it is byte i
-     * (merger_tokens) */
-    memcpy(g->next, iota + 2, n * sizeof *g->next);
-    memcpy(g->prev, iota, n * sizeof *g->prev);
+    for (size_t i = 0; i < n; i++) {
+        g->tok[i] = v->byte_tok[p[i]];
+        g->next[i] = (uint16_t)(i + 1);
+        g->prev[i] = (uint16_t)(i - 1);
+    }
     for (size_t i = 0; i + 1 < n; i++) {
         uint32_t r = v->byte_pairs[p[i] << 8 | p[i + 1]];
         g->key[i] = r == BPE_EMPTY ? KEY_NONE : r << 8 | (uint32_t)i;
@@ -148,12 +137,9 @@ static inline int merger_step(const struct bpe *v, merger *g) {
     return 1;
 }
 
-static size_t merger_tokens(const struct bpe *v, const merger *g, uint32_t *out) {
+static size_t merger_tokens(const merger *g, uint32_t *out) {
     size_t m = 0;
-    for (size_t i = 0, j; i < g->n; i = j) {
-        j = g->next[i];
-        out[m++] = j == i + 1 ? v->byte_tok[g->bytes[i]] : g->tok[i];
-    }
+    for (size_t i = 0; i < g->n; i = g->next[i]) out[m++] = g->tok[i];
     return m;
 }
 
@@ -161,7 +147,7 @@ size_t bpe_merge_short(const struct bpe *v, const uint8_t *p, size_t n, uint32_t
     merger g;
     merger_start(v, &g, p, n);
     while (merger_step(v, &g)) {}
-    return merger_tokens(v, &g, out);
+    return merger_tokens(&g, out);
 }
 
 int bpe_token_split(const struct bpe *v, uint32_t t, uint32_t *left, uint32_t *right) {
