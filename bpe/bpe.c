@@ -9,8 +9,8 @@
  *   2. byte-pair merging inside each piece: most pieces are whole tokens
  *      (one hash lookup); the rest merge the adjacent pair of lowest rank,
  *      leftmost first, until no pair is a token -- tiktoken's O(n^2) loop for
- *      short pieces (merge.c; results cached per call), and for long ones
- *      the last token at each place, in linear time (long.c).
+ *      short pieces (merge.c; results cached per call, or per stream), and
+ *      for long ones the last token at each place, in linear time (long.c).
  *
  * Words for parts of a text, used the same way in every file:
  *   text     what the caller passes; a stream's text comes in blocks.

@@ -191,6 +191,10 @@ static int read_vocab(const json_t *vocab, const char *name, const char *where, 
     if (bpe_lv_init(lv, name, (uint32_t)n_ids, err)) return BPE_ERR_NOMEM;
     for (size_t i = 0; i < al->n; i++) {
         uint32_t other;
+        if (al->t[i].id >= n_ids)  /* a vocabulary id past the ids there are, found below by key */
+            return bpe_fail(err, BPE_ERR_FORMAT, i, "%s: %s has id %u, outside 0..%llu",
+                            name, bpe_lv_quote(q, sizeof q, al->t[i].content, al->t[i].len), al->t[i].id,
+                            (unsigned long long)n_ids - 1);
         bpe_lv_special(lv, al->t[i].id, al->t[i].late);
         if (bpe_lv_set(lv, al->t[i].id, (const uint8_t *)al->t[i].content, al->t[i].len, &other))
             return bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", name);
