@@ -139,24 +139,24 @@ static int write_rows(writer *w, const float *x, size_t T) {
 
 /* Forward of one block of ids, in row `row` from column col; t is its
  * index in the whole input (for messages). Positions are checked here. */
-static int embed_block(const cli_model *m, size_t pos0, const uint32_t *ids, size_t n,
-                       uint64_t row, uint64_t col, int batch, float *x) {
+static int embed_block(const cli_model *m, const char *in_name, size_t pos0, const uint32_t *ids,
+                       size_t n, uint64_t row, uint64_t col, int batch, float *x) {
     if (m->has_wpe) {
         size_t maxT = m->wpe.rows;
         if (pos0 + col + n > maxT) {
             size_t c = maxT > pos0 + col ? maxT - pos0 : col; /* the first bad column */
             if (batch)
-                return cli_error("position %zu (row %llu, column %zu) is out of range: %s has %zu "
-                                 "positions", pos0 + c, (unsigned long long)row, c,
+                return cli_error("%s: position %zu (row %llu, column %zu) is out of range: %s has %zu "
+                                 "positions", cli_n(in_name), pos0 + c, (unsigned long long)row, c,
                                  cli_q(m->wpe_name), maxT);
-            return cli_error("position %zu (token index %zu) is out of range: %s has %zu "
+            return cli_error("%s: position %zu (token index %zu) is out of range: %s has %zu "
                              "positions",
-                             pos0 + c, c, cli_q(m->wpe_name), maxT);
+                             cli_n(in_name), pos0 + c, c, cli_q(m->wpe_name), maxT);
         }
     }
     embed_error err;
     if (embed_forward(x, &m->wte, m->has_wpe ? &m->wpe : NULL, pos0 + col, ids, n, &err))
-        return cli_error("%s", err.msg);
+        return cli_error("%s: %s", cli_n(in_name), err.msg);
     return CLI_OK;
 }
 
@@ -283,7 +283,7 @@ int cmd_embed(int argc, char **argv) {
         for (uint64_t b = 0; b < sh.B; b++)
             for (size_t t0 = 0, n; t0 < sh.T; t0 += n) {
                 n = sh.T - t0 < block_at(b * sh.T + t0) ? sh.T - t0 : block_at(b * sh.T + t0);
-                if (embed_block(&m, mo.pos0, all + b * sh.T + t0, n, b, t0, sh.ndim == 2, x) ||
+                if (embed_block(&m, in_name, mo.pos0, all + b * sh.T + t0, n, b, t0, sh.ndim == 2, x) ||
                     write_rows(&w, x, n))
                     goto done;
             }
@@ -302,7 +302,7 @@ int cmd_embed(int argc, char **argv) {
                 goto done;
             if (!n)
                 break;
-            if (embed_block(&m, mo.pos0, ids, n, row, col, row > 0, x) ||
+            if (embed_block(&m, in_name, mo.pos0, ids, n, row, col, row > 0, x) ||
                 write_rows(&w, x, n))
                 goto done;
             T += n;

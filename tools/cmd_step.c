@@ -325,8 +325,8 @@ int cmd_step(int argc, char **argv) {
     }
     if (mo.positions && (mo.pos0 >= m.wpe.rows || R > m.wpe.rows - mo.pos0) && R) {
         size_t t = mo.pos0 >= m.wpe.rows ? 0 : m.wpe.rows - mo.pos0;
-        cli_error("position %zu (token index %zu) is out of range: %s has %zu positions",
-                  (size_t)mo.pos0 + t, t, cli_q(m.wpe_name), m.wpe.rows);
+        cli_error("%s: position %zu (token index %zu) is out of range: %s has %zu positions",
+                  cli_n(ids_path), (size_t)mo.pos0 + t, t, cli_q(m.wpe_name), m.wpe.rows);
         goto done;
     }
 

@@ -218,11 +218,11 @@ int cmd_verify(int argc, char **argv) {
         if (rf.ndim == 0)
             snprintf(have, sizeof have, "a scalar");
         if (sh.ndim == 2)
-            cli_error("shape mismatch: the ids give [%llu, %llu, %zu] but %s is [%s]",
-                      (unsigned long long)sh.B, (unsigned long long)sh.T, C, cli_n(ref_path), have);
+            cli_error("%s: shape mismatch: the ids give [%llu, %llu, %zu] but it is [%s]",
+                      cli_n(ref_path), (unsigned long long)sh.B, (unsigned long long)sh.T, C, have);
         else
-            cli_error("shape mismatch: the ids give [%zu, %zu] but %s is [%s]", T, C,
-                      cli_n(ref_path), have);
+            cli_error("%s: shape mismatch: the ids give [%zu, %zu] but it is [%s]", cli_n(ref_path), T, C,
+                      have);
         goto done;
     }
     x = malloc((T * C + 1) * sizeof *x);
