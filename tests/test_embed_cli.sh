@@ -236,6 +236,20 @@ else
     echo "note: gpt2in init failed, full-size test not run: $(head -n 1 "$T/err")"
 fi
 
+# verify of inf against -inf: the relative error is NaN, printed "nan" as
+# NumPy prints it (x86 makes inf - inf a NaN with the sign bit set)
+if [ -n "$PY" ]; then
+    $PY -c '
+import json, struct, sys, numpy as np
+h = json.dumps({"wte.weight": {"dtype": "F32", "shape": [1, 2], "data_offsets": [0, 8]}}).encode()
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + np.array([np.inf, 1], np.float32).tobytes())
+np.save(sys.argv[2], np.array([[-np.inf, 1]], np.float32))' "$T/inf.safetensors" "$T/minf.npy"
+    echo 0 >"$T/id0.txt"
+    expect 1 "verify inf vs -inf" "$G" verify --weights "$T/inf.safetensors" --ids "$T/id0.txt" --ref "$T/minf.npy"
+    has "$T/out" "max rel err nan"
+    grep -q -- "-nan" "$T/out" && fail "verify printed -nan"
+fi
+
 if [ $fails -ne 0 ]; then
     echo "test_embed_cli: $fails checks failed"
     exit 1

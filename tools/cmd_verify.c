@@ -264,7 +264,9 @@ int cmd_verify(int argc, char **argv) {
                (unsigned long long)sh.B, (unsigned long long)sh.T, C, T * C, atol, rtol);
     else
         printf("compared %zu x %zu = %zu values (atol %g, rtol %g)\n", T, C, T * C, atol, rtol);
-    printf("max abs err %.9g\nmax rel err %.9g\nmismatches %zu\n", max_abs, max_rel, bad_n);
+    /* a NaN is printed "nan", whatever its sign bit (inf - inf is -nan on x86) */
+    printf("max abs err %.9g\nmax rel err %.9g\nmismatches %zu\n", isnan(max_abs) ? NAN : max_abs,
+           isnan(max_rel) ? NAN : max_rel, bad_n);
     if (bad_n) {
         if (sh.ndim == 2)
             printf("first mismatch: batch row %llu, token %llu, column %zu: gpt2in %.9g, "
