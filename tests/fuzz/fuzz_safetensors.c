@@ -17,36 +17,7 @@
 #include "embed.h"
 
 #include "fuzz_check.h"
-
-/* Reads a table through embed_row (first, last and a middle row) and
- * embed_forward for the same rows; both must give the same floats. */
-static void check_table(const embed_table *tab, const unsigned char *lo, const unsigned char *hi) {
-    CHECK(tab->dtype == EMBED_F32 || tab->dtype == EMBED_F16 || tab->dtype == EMBED_BF16);
-    size_t es = tab->dtype == EMBED_F32 ? 4 : 2;
-    if (tab->rows == 0 || tab->cols == 0) return;
-    CHECK(tab->data >= lo && tab->cols <= (size_t)(hi - lo) / es &&
-          tab->rows <= (size_t)(hi - lo) / es / tab->cols);
-    CHECK(tab->data + tab->rows * tab->cols * es <= hi);
-    size_t C = tab->cols;
-    float *row = malloc(C * sizeof *row), *out = malloc(3 * C * sizeof *out);
-    CHECK(row && out);
-    uint32_t ids[3] = {0, (uint32_t)(tab->rows - 1), (uint32_t)(tab->rows / 2)};
-    if (tab->rows - 1 > UINT32_MAX) ids[1] = ids[2] = 0;
-    embed_error err;
-    CHECK(embed_forward(out, tab, NULL, 0, ids, 3, &err) == EMBED_OK);
-    for (int i = 0; i < 3; i++) {
-        embed_row(tab, ids[i], row);
-        /* compare bits: NaN payloads must survive too */
-        CHECK(!memcmp(row, out + (size_t)i * C, C * sizeof *row));
-    }
-    /* an id just past the table is an error, not a read */
-    if (tab->rows <= UINT32_MAX) {
-        uint32_t badid = (uint32_t)tab->rows;
-        CHECK(embed_forward(out, tab, NULL, 0, &badid, 1, &err) == EMBED_ERR_ID && err.msg[0]);
-    }
-    free(row);
-    free(out);
-}
+#include "table_rows.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     embed_error err;
@@ -87,6 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CHECK(g && !strcmp(g->name, t->name));
         CHECK(embed_dtype_name(t->dtype) != NULL);
         CHECK(embed_dtype_from_name(embed_dtype_name(t->dtype)) == (int)t->dtype);
+        CHECK(t->dtype == EMBED_F32 || t->dtype == EMBED_F16 || t->dtype == EMBED_BF16 ||
+              embed_table_from_tensor(t, &(embed_table){0}, &err) != EMBED_OK);
 
         embed_table tab;
         if (embed_table_from_tensor(t, &tab, &err) == EMBED_OK)
