@@ -19,28 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from st_write import write_safetensors
+
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "fixtures", "embed")
-
-ST_DTYPE = {np.dtype("<f4"): "F32", np.dtype("<f2"): "F16", np.dtype("<u2"): "BF16"}
-
-
-def write_safetensors(path, tensors, metadata=None):
-    """tensors: list of (name, ndarray, dtype-name or None). Offsets in list order."""
-    header, blobs, off = {}, [], 0
-    if metadata:
-        header["__metadata__"] = metadata
-    for name, arr, dt in tensors:
-        arr = np.ascontiguousarray(arr)
-        b = arr.tobytes()
-        header[name] = {"dtype": dt or ST_DTYPE[arr.dtype], "shape": list(arr.shape),
-                        "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
 
 def bf16_bits(x):
     """float32 array -> bf16 bit patterns (<u2) as torch rounds them."""

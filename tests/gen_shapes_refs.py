@@ -29,20 +29,9 @@ import sys
 
 import numpy as np
 
+from st_write import write_safetensors
+
 B, T, C, V, MAXT, POS0 = 3, 5, 8, 50, 16, 3
-
-
-def write_st(path, tensors):
-    header, blobs, off = {}, [], 0
-    for name, arr in tensors:
-        b = np.ascontiguousarray(arr, "<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def read_st(path):
@@ -64,7 +53,7 @@ def gen(d):
     wpe = rng.standard_normal((MAXT, C)).astype("<f4")
     ids = rng.integers(0, 12, (B, T)).astype("<i8")  # few distinct ids: repeats across rows
     dout = rng.standard_normal((B, T, C)).astype("<f4")
-    write_st(f"{d}/model.safetensors", [("wte.weight", wte), ("wpe.weight", wpe)])
+    write_safetensors(f"{d}/model.safetensors", [("wte.weight", wte.astype("<f4"), "F32"), ("wpe.weight", wpe.astype("<f4"), "F32")])
     np.save(f"{d}/ids.npy", ids)
     np.save(f"{d}/ids_u2.npy", ids.astype("<u2"))
     with open(f"{d}/ids.json", "w") as f:

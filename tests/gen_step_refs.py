@@ -22,23 +22,9 @@ import sys
 
 import numpy as np
 
+from st_write import write_safetensors as write_st
+
 ST = {"F32": "<f4", "F16": "<u2", "BF16": "<u2"}
-
-
-def write_st(path, tensors, metadata=None):
-    """tensors: (name, ndarray, dtype name); a 20-line writer of our own."""
-    header, blobs, off = {}, [], 0
-    if metadata:
-        header["__metadata__"] = metadata
-    for name, arr, dt in tensors:
-        b = np.ascontiguousarray(arr).tobytes()
-        header[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def read_st(path):
