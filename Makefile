@@ -19,18 +19,24 @@ WARN = -Wall -Wextra
 # libgpt2in.so. -MMD -MP: each object lists the headers it includes (.d files).
 BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread -fvisibility=hidden -MMD -MP $(WARN) \
   -I. -Ibpe -Iembed
-# The library needs utf8proc and jansson (JSON vocabularies); the program
-# also reads gzip and zstd corpora, hashes them and parses JSON Lines fast
-# (gpt2in shard: libcrypto, simdjson).
+# The library needs utf8proc and jansson (JSON vocabularies), and so does
+# the program. gpt2in shard also reads gzip and zstd corpora, hashes them and
+# parses JSON Lines fast (libcrypto, simdjson): it is a program of its own,
+# gpt2in-shard, so that no other command loads those at start-up.
 LIB_LIBS = -lutf8proc -ljansson -lm -pthread
-LDLIBS = $(LIB_LIBS) -lzstd -lz -lcrypto -lsimdjson -lstdc++
+LDLIBS = $(LIB_LIBS)
+SHARD_LIBS = $(LIB_LIBS) -lzstd -lz -lcrypto -lsimdjson -lstdc++
 B ?= build
 VERSION = 0.1.0
 
 LIB_SRC := $(filter-out bpe/gpt2.c,$(wildcard bpe/*.c embed/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
-CLI_SRC := $(wildcard tools/gpt2in*.c tools/cmd_*.c tools/cli_*.c)
-CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o) $(patsubst %.cpp,$(B)/%.o,$(wildcard tools/cmd_*.cpp))
+SHARD_SRC := tools/gpt2in_shard.c $(wildcard tools/cmd_shard*.c)
+CLI_COMMON_SRC := $(wildcard tools/cli_*.c)
+CLI_SRC := tools/gpt2in.c $(filter-out $(SHARD_SRC),$(wildcard tools/cmd_*.c)) $(CLI_COMMON_SRC)
+CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
+SHARD_OBJ := $(SHARD_SRC:%.c=$(B)/%.o) $(CLI_COMMON_SRC:%.c=$(B)/%.o) \
+  $(patsubst %.cpp,$(B)/%.o,$(wildcard tools/cmd_shard*.cpp))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 EXAMPLE_SRC := $(wildcard tools/example_*.c)
@@ -43,7 +49,7 @@ ASAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 .PHONY: all check-deps deps check test test-asan bench demo install uninstall clean fuzz FORCE
 .DELETE_ON_ERROR:
 
-all: check-deps $(B)/libgpt2in.a $(B)/libgpt2in.so $(B)/gpt2in $(B)/gpt2in.pc $(EXAMPLE_BIN)
+all: check-deps $(B)/libgpt2in.a $(B)/libgpt2in.so $(B)/gpt2in $(B)/gpt2in-shard $(B)/gpt2in.pc $(EXAMPLE_BIN)
 
 check-deps:
 	@sh tools/deps.sh check
@@ -92,6 +98,10 @@ $(B)/libgpt2in.so: $(ALL_LIB_OBJ)
 
 $(B)/gpt2in: $(CLI_OBJ) $(B)/libgpt2in.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# gpt2in shard runs this, found beside gpt2in or in ../libexec/gpt2in/.
+$(B)/gpt2in-shard: $(SHARD_OBJ) $(B)/libgpt2in.a
+	$(CC) $(CFLAGS) -o $@ $^ $(SHARD_LIBS)
 
 $(B)/tests/%: tests/%.c $(B)/libgpt2in.a $(B)/cflags
 	@mkdir -p $(dir $@)
@@ -172,8 +182,9 @@ demo:
 # Headers go to include/gpt2in/: #include <gpt2in/bpe.h>, <gpt2in/embed.h>.
 install: all $(B)/gpt2in.pc
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/gpt2in \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/libexec/gpt2in
 	install -m 755 $(B)/gpt2in $(DESTDIR)$(PREFIX)/bin/gpt2in
+	install -m 755 $(B)/gpt2in-shard $(DESTDIR)$(PREFIX)/libexec/gpt2in/gpt2in-shard
 	install -m 755 tools/gpt2in_dask_shard.py $(DESTDIR)$(PREFIX)/bin/gpt2in-dask-shard
 	install -m 644 $(B)/libgpt2in.a $(DESTDIR)$(PREFIX)/lib/libgpt2in.a
 	install -m 755 $(B)/libgpt2in.so $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.$(VERSION)
@@ -182,13 +193,15 @@ install: all $(B)/gpt2in.pc
 	install -m 644 bpe/bpe.h embed/embed.h $(DESTDIR)$(PREFIX)/include/gpt2in/
 	install -m 644 $(B)/gpt2in.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/gpt2in.pc
 
-# Removes exactly the files install made (and include/gpt2in/ if left empty).
+# Removes exactly the files install made (and include/gpt2in/ and
+# libexec/gpt2in/ if left empty).
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/gpt2in $(DESTDIR)$(PREFIX)/bin/gpt2in-dask-shard $(DESTDIR)$(PREFIX)/lib/libgpt2in.a \
 	  $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.0 \
 	  $(DESTDIR)$(PREFIX)/lib/libgpt2in.so $(DESTDIR)$(PREFIX)/include/gpt2in/bpe.h \
 	  $(DESTDIR)$(PREFIX)/include/gpt2in/embed.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/gpt2in.pc
-	rmdir $(DESTDIR)$(PREFIX)/include/gpt2in 2>/dev/null || true
+	rm -f $(DESTDIR)$(PREFIX)/libexec/gpt2in/gpt2in-shard
+	rmdir $(DESTDIR)$(PREFIX)/include/gpt2in $(DESTDIR)$(PREFIX)/libexec/gpt2in 2>/dev/null || true
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -4,7 +4,8 @@
 # links through pkg-config against the installed shared and static
 # libraries and runs; uninstall then removes exactly the installed files,
 # leaving alone unrelated include/bpe.h and include/embed.h of other
-# packages. Normal build only (a sanitizer build's library needs the
+# packages; the installed gpt2in runs gpt2in shard (PREFIX/libexec/gpt2in/
+# gpt2in-shard) and encodes. Normal build only (a sanitizer build's library needs the
 # sanitizer runtime in every program linking it).
 set -u
 : "${B:=build}" "${SANITIZED:=0}"
@@ -41,9 +42,17 @@ cat > "$tmp/want" <<'LIST'
 ./usr/local/lib/libgpt2in.so.0
 ./usr/local/lib/libgpt2in.so.0.1.0
 ./usr/local/lib/pkgconfig/gpt2in.pc
+./usr/local/libexec/gpt2in/gpt2in-shard
 LIST
 sort "$tmp/want" | cmp -s - "$tmp/after" || die "installed files: $(diff "$tmp/want" "$tmp/after" | tr '\n' ' ')"
 [ -x "$root/usr/local/bin/gpt2in-dask-shard" ] || die "gpt2in-dask-shard is not executable"
+# The installed programs: gpt2in, and gpt2in shard through libexec.
+bin=$root/usr/local/bin/gpt2in
+got=$(printf 'hello world' | "$bin" encode)
+[ "$got" = "31373 995" ] || die "installed gpt2in encode printed '$got'"
+printf 'a document\n' > "$tmp/doc.txt"
+"$bin" shard --quiet --out "$tmp/shards" "$tmp/doc.txt" > "$tmp/log" 2>&1 &&
+    [ -f "$tmp/shards/corpus_manifest.json" ] || die "installed gpt2in shard: $(cat "$tmp/log")"
 for h in bpe.h embed.h; do
     grep -q 'another package' "$root/usr/local/include/$h" || die "install changed include/$h"
 done

@@ -32,6 +32,11 @@ int cmd_inspect(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_shard(int argc, char **argv);
 
+/* What a program's main returns after a command: output still buffered is
+ * written here, and a failed write of it (a full disk, a closed pipe) is an
+ * error, reported once, even after --help. */
+int cli_finish(int rc);
+
 /* "gpt2in: " + message + newline on stderr; returns CLI_ERR. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

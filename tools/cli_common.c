@@ -21,6 +21,11 @@ int cli_error(const char *fmt, ...) {
     return CLI_ERR;
 }
 
+int cli_finish(int rc) {
+    if ((fflush(stdout) || ferror(stdout)) && rc != CLI_ERR) rc = cli_write_error(NULL);
+    return rc;
+}
+
 int cli_parse_u64(const char *s, uint64_t *out) {
     if (!s || *s < '0' || *s > '9') return -1;
     errno = 0;

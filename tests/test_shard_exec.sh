@@ -1,0 +1,82 @@
+#!/bin/sh
+# gpt2in shard is a program of its own, gpt2in-shard (only it links
+# libcrypto, zlib, zstd, simdjson and the C++ runtime, so that every other
+# command starts without loading them), run by `gpt2in shard` from beside
+# gpt2in (the build folder) or from ../libexec/gpt2in/ (an installed prefix,
+# copied or moved anywhere; tests/test_install.sh checks `make install`).
+# Checked: gpt2in's NEEDED libraries; `gpt2in shard` through both places,
+# through a symbolic link and from PATH, with the same shards as
+# gpt2in-shard run directly and the same exit status; a clear error when
+# gpt2in-shard is missing, while the other commands still work.
+set -u
+: "${B:=build}" "${GPT2IN:=$B/gpt2in}"
+[ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
+case $GPT2IN in /*) ;; *) GPT2IN=$(pwd)/$GPT2IN ;; esac
+SHARD=$(dirname "$GPT2IN")/gpt2in-shard
+command -v readelf > /dev/null 2>&1 || { echo "skipped: no readelf (binutils)"; exit 77; }
+d=$(mktemp -d) || exit 2
+trap 'rm -rf "$d"' EXIT
+fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+
+[ -x "$SHARD" ] || { echo "FAIL: $SHARD is not built beside $GPT2IN"; exit 1; }
+needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' '; }
+n=$(needed "$GPT2IN")
+for lib in libcrypto libssl libsimdjson libstdc++ libzstd libz.; do
+    case " $n" in *" $lib"*) bad "gpt2in links $lib (NEEDED: $n); only gpt2in-shard should" ;; esac
+done
+n=$(needed "$SHARD")
+for lib in libcrypto libsimdjson libzstd; do   # so that the check above looks at the right names
+    case " $n" in *" $lib"*) ;; *) bad "gpt2in-shard does not link $lib (NEEDED: $n)" ;; esac
+done
+
+"$GPT2IN" --help | grep -q '^  shard ' || bad "gpt2in --help does not list shard"
+"$GPT2IN" shard --help > "$d/help" 2>&1 && grep -q '^usage: gpt2in shard' "$d/help" ||
+    bad "gpt2in shard --help: $(head -n 3 "$d/help")"
+
+printf 'one document, a few words.\n' > "$d/a.txt"
+printf '{"text": "a second document"}\n{"text": "and a third"}\n' > "$d/b.jsonl"
+shard() { # NAME PROGRAM...: shards a.txt and b.jsonl into $d/NAME
+    out=$d/$1; shift
+    "$@" --quiet --out "$out" --shard-tokens 8 "$d/a.txt" "$d/b.jsonl" > "$d/log" 2>&1 ||
+        { bad "$* failed: $(cat "$d/log")"; return; }
+    ls "$out" > /dev/null 2>&1 || bad "$*: no output in $out"
+}
+same() { # NAME: the same files and bytes as the direct run
+    (cd "$d/direct" && find . -type f | sort | xargs cat) > "$d/want"
+    (cd "$d/$1" 2> /dev/null && find . -type f | sort | xargs cat) > "$d/got"
+    cmp -s "$d/want" "$d/got" || bad "$1: the shards differ from gpt2in-shard's"
+}
+shard direct "$SHARD"
+[ -n "$(ls "$d/direct" 2>/dev/null)" ] || bad "gpt2in-shard wrote nothing"
+shard build "$GPT2IN" shard
+same build
+
+# An installed layout, moved: PREFIX/bin/gpt2in, PREFIX/libexec/gpt2in/gpt2in-shard.
+mkdir -p "$d/p/bin" "$d/p/libexec/gpt2in" "$d/alone" "$d/links"
+cp "$GPT2IN" "$d/p/bin/gpt2in"
+cp "$SHARD" "$d/p/libexec/gpt2in/gpt2in-shard"
+shard prefix "$d/p/bin/gpt2in" shard
+same prefix
+ln -s "$d/p/bin/gpt2in" "$d/links/gpt2in"   # the link's target decides
+shard link "$d/links/gpt2in" shard
+same link
+shard path env PATH="$d/links:$PATH" gpt2in shard
+same path
+
+# The exit status passes through (gpt2in shard runs in gpt2in's place).
+"$GPT2IN" shard --no-such-option > "$d/log" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q 'no-such-option' "$d/log" || bad "gpt2in shard --no-such-option: exit $rc, $(cat "$d/log")"
+
+# gpt2in alone: shard says where it looked; the rest works without it.
+cp "$GPT2IN" "$d/alone/gpt2in"
+"$d/alone/gpt2in" shard --help > "$d/log" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q 'gpt2in-shard' "$d/log" && grep -q 'libexec/gpt2in' "$d/log" ||
+    bad "gpt2in shard without gpt2in-shard: exit $rc, $(cat "$d/log")"
+got=$(printf 'hello world' | "$d/alone/gpt2in" encode)
+[ "$got" = "31373 995" ] || bad "gpt2in encode without gpt2in-shard: '$got'"
+
+[ $fail -eq 0 ] && echo "shard exec: gpt2in links none of shard's libraries; gpt2in shard works from the build folder, a moved prefix, a link and PATH"
+exit $fail
