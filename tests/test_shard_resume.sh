@@ -4,7 +4,8 @@
 # complete shard (byte-identical to an uninterrupted run's), and the rerun
 # with the same arguments gives exactly the uninterrupted run's files. The
 # shards the manifest records are kept (same inode), unless damaged or
-# missing; a rerun with other shard sizes leaves no stale shard behind.
+# missing; a unit damaged on disk is redone; a rerun with other shard sizes
+# leaves no stale shard behind.
 set -u
 : "${GPT2IN:=build/gpt2in}"
 [ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
@@ -97,6 +98,14 @@ i7=$(stat -c %i "$o/corpus_train_000007.bin"); i3=$(stat -c %i "$o/corpus_train_
 same_as_ref "$o" "damaged + missing shard, rerun"
 [ "$(stat -c %i "$o/corpus_train_000007.bin")" = "$i7" ] || bad "an intact shard was rewritten"
 [ "$(stat -c %i "$o/corpus_train_000003.bin")" = "$i3" ] && bad "the damaged shard was kept"
+
+# ---- a unit damaged after the fact (the run does not fsync its units): redone ----------------
+ou=$d/ku
+"$GPT2IN" shard --out "$ou" --keep-units "$@" || bad "--keep-units: exit $?"
+printf 'X' | dd of="$ou/corpus_units/000000.tok" bs=1 seek=100 conv=notrunc 2>/dev/null
+rm "$ou/corpus_val_000000.bin"
+"$GPT2IN" shard --out "$ou" "$@" 2>"$d/err" || bad "rerun over a damaged unit: exit $? ($(cat "$d/err"))"
+same_as_ref "$ou" "damaged unit, rerun"
 
 # ---- other shard sizes over an earlier run: nothing stale --------------------------------------
 shift 6

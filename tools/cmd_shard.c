@@ -70,8 +70,10 @@ typedef struct {
     char sha[65];
 } unit_in;
 
+static int file_sha(const char *path, char hex[65], uint64_t *size);
+
 /* Opens a unit and checks it against its sidecar: its size, and (unless
- * this process has just written it) its sha256. */
+ * this process has just written it or checked it) its sha256. */
 static int verify_unit(unit_in *u) {
     if (u->verified && u->fd >= 0) return 0;
     u->fd = open(u->path, O_RDONLY);
@@ -81,28 +83,32 @@ static int verify_unit(unit_in *u) {
         u->verified = 1;
         return 0;
     }
-    shard_sha s;
-    if (shard_sha_init(&s)) return cli_error("out of memory");
-    static char buf[1 << 20];
-    uint64_t total = 0;
-    for (;;) {
-        ssize_t n = read(u->fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            shard_sha_free(&s);
-            return cli_error("%s: read error: %s", cli_n(u->path), strerror(errno));
-        }
-        if (!n) break;
-        shard_sha_update(&s, buf, (size_t)n);
-        total += (uint64_t)n;
-    }
     char hex[65];
-    shard_sha_hex(&s, hex);
+    uint64_t total;
+    if (file_sha(u->path, hex, &total)) return cli_error("%s: read error: %s", cli_n(u->path), strerror(errno));
     if (total != 2 * u->tokens || strcmp(hex, u->sha))
         return cli_error("%s: its tokens do not match %s.json (%s; redo the unit)", cli_n(u->path), u->path,
                          total != 2 * u->tokens ? "size" : "sha256");
     u->verified = 1;
     return 0;
+}
+
+/* A unit the one-machine run did not write now (up to date) holds the
+ * tokens its sidecar names: the run does not fsync its units, so one that
+ * a crash damaged is redone, not refused. */
+static int unit_intact(const char *unit) {
+    char *side = malloc(strlen(unit) + 6);
+    if (!side) return 0;
+    strcat(strcpy(side, unit), ".json");
+    json_t *j = shard_json_load(side, NULL);
+    free(side);
+    json_t *t = json_object_get(j, "tokens"), *sha = json_object_get(j, "tokens_sha256");
+    char hex[65];
+    uint64_t size;
+    int ok = json_is_integer(t) && json_is_string(sha) && !file_sha(unit, hex, &size) &&
+             size == 2 * (uint64_t)json_integer_value(t) && !strcmp(hex, json_string_value(sha));
+    json_decref(j);
+    return ok;
 }
 
 static int file_sha(const char *path, char hex[65], uint64_t *size) {
@@ -113,7 +119,8 @@ static int file_sha(const char *path, char hex[65], uint64_t *size) {
     static char buf[1 << 20];
     *size = 0;
     ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0) {
+    while ((n = read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+        if (n < 0) continue;
         shard_sha_update(&s, buf, (size_t)n);
         *size += (uint64_t)n;
     }
@@ -212,8 +219,10 @@ static int copy_tokens(unit_in *u, int nu, uint64_t a, uint64_t b, embed_writer 
     return 0;
 }
 
+/* tee: the one-machine run's shards, already written from its fresh
+ * units (or NULL): renamed, not copied. */
 static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_t V, char **units,
-                          const int *fresh, int nu, const shard_opts *o) {
+                          const int *fresh, int nu, const shard_opts *o, shard_tee *tee) {
     unit_in *u = calloc((size_t)nu, sizeof *u);
     json_t *inputs = json_array(), *vocab = NULL, *opts = NULL, *man = NULL, *old = NULL, *shards = NULL;
     char *man_path = NULL, *fname = NULL;
@@ -291,6 +300,9 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
         goto done;
     }
     sprintf(man_path, "%s/%s_manifest.json", dir, name);
+    uint64_t tee_tokens, tee_shards;
+    if (tee && (shard_tee_finish(tee, &tee_tokens, &tee_shards) || tee_tokens != tokens || tee_shards != nshards))
+        tee = NULL;   /* (never: the units are those tokens) copied from the units */
 
     man = json_pack("{s:s, s:i, s:s, s:O, s:O, s:s, s:I, s:I, s:O, s:I, s:I, s:I}", "format", "gpt2in-shards",
                     "version", 1, "tool", SHARD_TOOL, "vocabulary", vocab, "options", opts, "name", name,
@@ -338,7 +350,14 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
         uint64_t a = s ? V + (s - 1) * S : 0, b = s ? a + S : V;
         if (b > tokens) b = tokens;
         sprintf(fname, "%s_%s_%06llu.bin", name, s ? "train" : "val", (unsigned long long)s);
-        if (!keep[s]) {
+        if (!keep[s] && tee) {
+            char hex[65];
+            uint64_t n;
+            if (!(rc = shard_tee_commit(tee, s, hex, &n)) &&
+                !(entries[s] = json_pack("{s:s, s:s, s:I, s:s}", "file", fname, "split", s ? "train" : "val",
+                                         "tokens", (json_int_t)n, "sha256", hex)))
+                rc = cli_error("out of memory");
+        } else if (!keep[s]) {
             if (o->progress)
                 fprintf(stderr, "\r\033[Kgpt2in: shard: writing %s (%llu of %llu)", fname, (unsigned long long)s + 1,
                         (unsigned long long)nshards);
@@ -369,8 +388,9 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
             free(p);
             if (!rc && !entries[s]) rc = cli_error("out of memory");
         }
-        /* The manifest so far: what a killed run leaves for the next one. */
-        if (!rc && !keep[s]) {
+        /* The manifest so far: what a killed run leaves for the next one
+         * (after the last shard, the final one follows). */
+        if (!rc && !keep[s] && s + 1 < nshards) {
             json_array_clear(shards);
             for (uint64_t k = 0; k < nshards; k++)
                 if (entries[k]) json_array_append(shards, entries[k]);
@@ -588,7 +608,7 @@ static int check_inputs_not_outputs(const char *dir, const char *name, char *con
 }
 
 int cmd_shard(int argc, char **argv) {
-    shard_opts o = {SHARD_FMT_AUTO, "text", 0, 0, 0, 0, 0, 0};
+    shard_opts o = {SHARD_FMT_AUTO, "text", 0, 0, 0, 0, 0, 0, NULL};
     const char *out = NULL, *unit = NULL, *name = "corpus", *units_from = NULL;
     int assemble = 0, keep_units = 0, bad = 0, operands = 0, input_opt = 0, shard_opt = 0;
     uint64_t S = 100000000, V = 0, threads = 0, unit_bytes = (uint64_t)128 << 20;
@@ -698,7 +718,7 @@ int cmd_shard(int argc, char **argv) {
         shard_progress_end();
     } else if (assemble) {
         rc = make_dir(out);
-        if (!rc) rc = shard_assemble(out, name, S, V, ops, NULL, nops, &o);
+        if (!rc) rc = shard_assemble(out, name, S, V, ops, NULL, nops, &o, NULL);
     } else {
         char sub[300];
         snprintf(sub, sizeof sub, "%s_units", name);
@@ -732,10 +752,28 @@ int cmd_shard(int argc, char **argv) {
         }
         shard_progress_total(total == UINT64_MAX ? 0 : total);
         o.in_run = 1;
-        for (int k = 0; !rc && k < nu; k++)
-            rc = shard_unit(units[k], (const char *const *)&ops[first[k]], first[k + 1] - first[k], &o, &fresh[k]);
+        shard_tee *tee = rc ? NULL : shard_tee_new(out, name, S, V);
+        o.tee = tee;
+        for (int k = 0; !rc && k < nu; k++) {
+            const char *const *in = (const char *const *)&ops[first[k]];
+            rc = shard_unit(units[k], in, first[k + 1] - first[k], &o, &fresh[k]);
+            if (rc || fresh[k]) continue;
+            /* Up to date: the shards are cut from the units after all. */
+            shard_tee_free(tee);
+            o.tee = tee = NULL;
+            if (unit_intact(units[k])) {
+                fresh[k] = 1;   /* checked: --assemble need not again */
+                continue;
+            }
+            char *side = malloc(strlen(units[k]) + 6);
+            if (!side) rc = cli_error("out of memory");
+            else unlink(strcat(strcpy(side, units[k]), ".json"));
+            free(side);
+            if (!rc) rc = shard_unit(units[k], in, first[k + 1] - first[k], &o, &fresh[k]);
+        }
         shard_progress_end();
-        if (!rc) rc = shard_assemble(out, name, S, V, units, fresh, nu, &o);
+        if (!rc) rc = shard_assemble(out, name, S, V, units, fresh, nu, &o, tee);
+        shard_tee_free(tee);
         if (!rc && !keep_units) remove_units(ud);
         if (rc && ud) rmdir(ud);   /* only if empty: finished units stay for the rerun */
         for (int i = 0; units && i < nops; i++) free(units[i]);

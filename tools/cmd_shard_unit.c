@@ -305,10 +305,275 @@ static int sin_read(sin *s, char *buf, size_t cap, size_t *got) {
     }
 }
 
+/* ---- files of the one-machine run ----------------------------------------- */
+
+/* Its units and the shards it writes as the tokens come: plain files
+ * beside their final names (".NAME.tmp.XXXXXX", as embed_writer's), in
+ * directories of the run's own, renamed when complete. */
+typedef struct {
+    int fd;
+    char *tmp;
+} rfile;
+
+static int rfile_open(rfile *f, const char *path) {
+    const char *sl = strrchr(path, '/');
+    size_t dl = sl ? (size_t)(sl - path) + 1 : 0;
+    f->fd = -1;
+    if (!(f->tmp = malloc(strlen(path) + 16))) return cli_error("out of memory");
+    sprintf(f->tmp, "%.*s.%s.tmp.XXXXXX", (int)dl, path, path + dl);
+    if ((f->fd = mkstemp(f->tmp)) < 0 || fchmod(f->fd, 0644)) {
+        int e = errno;
+        if (f->fd >= 0) close(f->fd), unlink(f->tmp);
+        free(f->tmp);
+        f->tmp = NULL;
+        f->fd = -1;
+        return cli_error("%s: cannot create a temporary file next to it: %s", cli_n(path), strerror(e));
+    }
+    return 0;
+}
+
+static int rfile_write(rfile *f, const char *path, const void *p, size_t n) {
+    while (n) {
+        ssize_t k = write(f->fd, p, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return cli_error("%s: write error: %s", cli_n(path), k < 0 ? strerror(errno) : "no progress");
+        p = (const char *)p + k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static void rfile_abort(rfile *f) {
+    if (f->fd >= 0) close(f->fd);
+    if (f->tmp) unlink(f->tmp);
+    free(f->tmp);
+    f->fd = -1;
+    f->tmp = NULL;
+}
+
+/* Renames the file to path; durable: fsynced first, and the directory
+ * after (a shard); otherwise the page cache holds it (a unit of the run:
+ * a unit that a crash left damaged is checked and redone by the rerun). */
+static int rfile_commit(rfile *f, const char *path, int durable) {
+    if ((durable && fsync(f->fd)) || close(f->fd)) {
+        f->fd = -1;
+        int e = errno;
+        rfile_abort(f);
+        return cli_error("%s: write error: %s", cli_n(path), strerror(e));
+    }
+    f->fd = -1;
+    if (rename(f->tmp, path)) {
+        int e = errno;
+        rfile_abort(f);
+        return cli_error("%s: cannot rename the temporary file over it: %s", cli_n(path), strerror(e));
+    }
+    free(f->tmp);
+    f->tmp = NULL;
+    if (durable) {
+        const char *sl = strrchr(path, '/');
+        char *dir = sl ? strndup(path, (size_t)(sl - path) + (sl == path)) : strdup(".");
+        int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        if (dfd >= 0) fsync(dfd), close(dfd);
+        free(dir);
+    }
+    return 0;
+}
+
+static void fd_writeback(int fd, uint64_t *synced, uint64_t written) {
+    if (written - *synced < SHARD_WRITEBACK) return;
+    sync_file_range(fd, (off_t)*synced, (off_t)(written - *synced), SYNC_FILE_RANGE_WRITE);
+    *synced = written;
+}
+
+/* ---- shards written as the tokens come (the one-machine run) ---------------- */
+
+/* The run's tokens are cut into shards as they reach the unit, so that
+ * --assemble has only to rename them (and write the manifest), not to read
+ * and copy the units again once they are all done. A shard's header holds
+ * its planned size; the last one, if shorter, gets its header and sha256
+ * again at the end. */
+struct shard_tee {
+    char *dir, *name;
+    uint64_t S, V, pos;        /* pos: tokens received */
+    rfile f;                   /* the open shard (f.fd < 0: none) */
+    uint64_t a, b;             /* its planned tokens [a, b) of the stream */
+    shard_sha sha;
+    uint64_t written, synced;
+    struct { char *tmp; char sha[65]; uint64_t tokens; } *sh;   /* finished shards */
+    size_t nsh, cap;
+    int lastfd;                /* the last shard, when shorter: hashed again on */
+    pthread_t th;              /* this thread (while it is fsynced) */
+    int hashing, hash_errno;
+};
+
+shard_tee *shard_tee_new(const char *dir, const char *name, uint64_t S, uint64_t V) {
+    shard_tee *t = calloc(1, sizeof *t);
+    if (!t || !(t->dir = strdup(dir)) || !(t->name = strdup(name))) {
+        if (t) free(t->dir);
+        free(t);
+        return NULL;
+    }
+    t->S = S;
+    t->V = V;
+    t->f.fd = -1;
+    t->lastfd = -1;
+    return t;
+}
+
+static char *tee_path(const shard_tee *t, uint64_t s) {
+    char *p = malloc(strlen(t->dir) + strlen(t->name) + 40);
+    if (p) sprintf(p, "%s/%s_%s_%06llu.bin", t->dir, t->name, s ? "train" : "val", (unsigned long long)s);
+    return p;
+}
+
+static void tee_header(unsigned char h[1024], uint64_t n) {
+    memset(h, 0, 1024);
+    const uint32_t hv[3] = {20240520, 1, (uint32_t)n};
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 4; k++) h[4 * i + k] = (unsigned char)(hv[i] >> (8 * k));
+}
+
+static int tee_open(shard_tee *t) {
+    uint64_t s = t->nsh;
+    if (s == t->cap) {
+        size_t c = t->cap ? 2 * t->cap : 16;
+        void *q = realloc(t->sh, c * sizeof *t->sh);
+        if (!q) return cli_error("out of memory");
+        t->sh = q;
+        t->cap = c;
+    }
+    t->a = s ? t->V + (s - 1) * t->S : 0;
+    t->b = s ? t->a + t->S : t->V;
+    char *p = tee_path(t, s);
+    int rc = p ? rfile_open(&t->f, p) : cli_error("out of memory");
+    unsigned char h[1024];
+    tee_header(h, t->b - t->a);
+    if (!rc && shard_sha_init(&t->sha)) rc = cli_error("out of memory");
+    if (!rc && (rc = rfile_write(&t->f, p, h, sizeof h))) shard_sha_free(&t->sha);
+    if (rc) rfile_abort(&t->f);
+    else shard_sha_update(&t->sha, h, sizeof h);
+    t->written = t->synced = sizeof h;
+    free(p);
+    return rc;
+}
+
+/* The open shard is complete: closed, its sha256 kept. */
+static void tee_close(shard_tee *t) {
+    shard_sha_hex(&t->sha, t->sh[t->nsh].sha);
+    t->sh[t->nsh].tokens = t->pos - t->a;
+    t->sh[t->nsh].tmp = t->f.tmp;   /* renamed by shard_tee_commit */
+    close(t->f.fd);
+    t->f.fd = -1;
+    t->f.tmp = NULL;
+    t->nsh++;
+}
+
+/* The last shard's sha256, once its header holds its real size. */
+static void *tee_rehash(void *arg) {
+    shard_tee *t = arg;
+    size_t k = t->nsh - 1;
+    shard_sha sha;
+    if (shard_sha_init(&sha)) {
+        t->hash_errno = ENOMEM;
+        return NULL;
+    }
+    static char buf[1 << 20];
+    for (uint64_t off = 0, end = 1024 + 2 * t->sh[k].tokens; off < end;) {
+        ssize_t n = pread(t->lastfd, buf, end - off < sizeof buf ? (size_t)(end - off) : sizeof buf, (off_t)off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            t->hash_errno = n < 0 ? errno : EIO;
+            break;
+        }
+        shard_sha_update(&sha, buf, (size_t)n);
+        off += (uint64_t)n;
+    }
+    shard_sha_hex(&sha, t->sh[k].sha);
+    return NULL;
+}
+
+static int tee_write(shard_tee *t, const void *p, size_t bytes) {
+    const char *c = p;
+    while (bytes) {
+        if (t->f.fd < 0 && tee_open(t)) return CLI_ERR;
+        size_t k = (t->b - t->pos) * 2 < bytes ? (size_t)(t->b - t->pos) * 2 : bytes;
+        if (rfile_write(&t->f, t->f.tmp, c, k)) return CLI_ERR;
+        shard_sha_update(&t->sha, c, k);
+        fd_writeback(t->f.fd, &t->synced, t->written += k);
+        t->pos += k / 2;
+        c += k;
+        bytes -= k;
+        if (t->pos == t->b) tee_close(t);
+    }
+    return 0;
+}
+
+int shard_tee_finish(shard_tee *t, uint64_t *tokens, uint64_t *nshards) {
+    if (t->f.fd >= 0) {   /* the last shard, shorter than planned: its header again */
+        unsigned char h[1024];
+        tee_header(h, t->pos - t->a);
+        shard_sha_free(&t->sha);
+        if (pwrite(t->f.fd, h, sizeof h, 0) != (ssize_t)sizeof h)
+            return cli_error("%s: write error: %s", t->f.tmp, strerror(errno));
+        t->sh[t->nsh].tokens = t->pos - t->a;
+        t->sh[t->nsh].tmp = t->f.tmp;
+        t->lastfd = t->f.fd;
+        t->f.fd = -1;
+        t->f.tmp = NULL;
+        t->nsh++;
+        t->hashing = !pthread_create(&t->th, NULL, tee_rehash, t);
+        if (!t->hashing) tee_rehash(t);
+    }
+    *tokens = t->pos;
+    *nshards = t->nsh;
+    return 0;
+}
+
+int shard_tee_commit(shard_tee *t, uint64_t s, char sha[65], uint64_t *tokens) {
+    if (s >= t->nsh || !t->sh[s].tmp) return cli_error("internal error: shard %llu was not written", (unsigned long long)s);
+    char *p = tee_path(t, s);
+    if (!p) return cli_error("out of memory");
+    int last = t->lastfd >= 0 && s + 1 == t->nsh;
+    rfile f = {last ? dup(t->lastfd) : open(t->sh[s].tmp, O_WRONLY | O_CLOEXEC), t->sh[s].tmp};
+    t->sh[s].tmp = NULL;
+    int rc;
+    if (f.fd < 0) {
+        rc = cli_error("%s: cannot open: %s", f.tmp, strerror(errno));
+        rfile_abort(&f);
+    } else {
+        rc = rfile_commit(&f, p, 1);   /* (while the last one is hashed) */
+    }
+    if (last && t->hashing) {
+        pthread_join(t->th, NULL);
+        t->hashing = 0;
+    }
+    if (last && t->hash_errno && !rc) rc = cli_error("%s: read error: %s", cli_n(p), strerror(t->hash_errno));
+    free(p);
+    memcpy(sha, t->sh[s].sha, 65);
+    *tokens = t->sh[s].tokens;
+    return rc;
+}
+
+void shard_tee_free(shard_tee *t) {
+    if (!t) return;
+    if (t->f.fd >= 0) shard_sha_free(&t->sha);
+    rfile_abort(&t->f);
+    if (t->hashing) pthread_join(t->th, NULL);
+    if (t->lastfd >= 0) close(t->lastfd);
+    for (size_t i = 0; i < t->nsh; i++)
+        if (t->sh[i].tmp) unlink(t->sh[i].tmp), free(t->sh[i].tmp);
+    free(t->sh);
+    free(t->dir);
+    free(t->name);
+    free(t);
+}
+
 /* ---- one input's tokens, written to the unit -------------------------------- */
 
 typedef struct {
-    embed_writer *w;
+    embed_writer *w;                     /* --unit: embed's writer, fsynced */
+    rfile rf;                            /* a unit of the one-machine run (w NULL) */
+    shard_tee *tee;                      /* the run's shards, or NULL */
     const char *unit;
     shard_sha unit_sha, in_sha;
     int one;                             /* one input: its tokens are the unit's */
@@ -330,14 +595,26 @@ void shard_writeback(embed_writer *w, uint64_t *synced, uint64_t written) {
     *synced = written;
 }
 
+/* Tokens to the unit (and to the run's shards). A unit of the run is not
+ * written back early: it is not fsynced, and is often removed before the
+ * kernel would have written it. */
+static int out_write(unit_out *u, const void *p, size_t bytes) {
+    if (u->w) {
+        embed_error err;
+        if (embed_writer_write(u->w, p, bytes, &err)) return cli_error("%s", err.msg);
+        u->written += bytes;
+        shard_writeback(u->w, &u->synced, u->written);
+    } else if (rfile_write(&u->rf, u->unit, p, bytes)) {
+        return CLI_ERR;
+    }
+    return u->tee ? tee_write(u->tee, p, bytes) : 0;
+}
+
 /* The tokens go through u->tmp, written when full (and at the end of the
  * unit): documents of a few KB each still make writes of 256 KB. */
 static int flush_tokens(unit_out *u) {
-    embed_error err;
-    if (u->ntmp && embed_writer_write(u->w, u->tmp, u->ntmp * 2, &err)) return cli_error("%s", err.msg);
-    u->written += u->ntmp * 2;
+    if (u->ntmp && out_write(u, u->tmp, u->ntmp * 2)) return CLI_ERR;
     u->ntmp = 0;
-    shard_writeback(u->w, &u->synced, u->written);
     return 0;
 }
 
@@ -353,13 +630,7 @@ static void count_tokens(unit_out *u, const uint16_t *t, size_t n) {
 static int put_tokens(unit_out *u, const uint16_t *t, size_t n) {
     count_tokens(u, t, n);
     if (u->ntmp + n > TMP_CAP && flush_tokens(u)) return CLI_ERR;
-    if (n >= TMP_CAP / 2) {   /* a batch's tokens: written as they are */
-        embed_error err;
-        if (embed_writer_write(u->w, t, n * 2, &err)) return cli_error("%s", err.msg);
-        u->written += n * 2;
-        shard_writeback(u->w, &u->synced, u->written);
-        return 0;
-    }
+    if (n >= TMP_CAP / 2) return out_write(u, t, n * 2);   /* a batch's tokens: written as they are */
     memcpy(u->tmp + u->ntmp, t, n * 2);
     u->ntmp += n;
     return 0;
@@ -1011,8 +1282,10 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
     }
     u->unit = unit;
     u->one = n == 1;
-    if (!(u->w = embed_writer_open(unit, &eerr))) {
-        rc = cli_error("%s", eerr.msg);
+    u->tee = o->tee;
+    u->rf.fd = -1;
+    if (o->in_run ? rfile_open(&u->rf, unit) : !(u->w = embed_writer_open(unit, &eerr))) {
+        rc = o->in_run ? CLI_ERR : cli_error("%s", eerr.msg);
         goto done;
     }
     uint64_t docs = 0, skipped = 0, tokens = 0;
@@ -1058,16 +1331,14 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
         sin_close(&s);
         fclose(f);
     }
+    if (!rc) rc = flush_tokens(u);
     if (rc) {
-        embed_writer_abort(u->w);
+        if (u->w) embed_writer_abort(u->w);
+        rfile_abort(&u->rf);
         goto done;
     }
-    if ((rc = flush_tokens(u))) {
-        embed_writer_abort(u->w);
-        goto done;
-    }
-    if (embed_writer_commit(u->w, &eerr)) {
-        rc = cli_error("%s", eerr.msg);
+    if (u->w ? embed_writer_commit(u->w, &eerr) && cli_error("%s", eerr.msg) : rfile_commit(&u->rf, unit, 0)) {
+        rc = CLI_ERR;
         goto done;
     }
     char htok[65];
@@ -1079,9 +1350,16 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
                           (json_int_t)tokens, "tokens_sha256", htok);
     char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    embed_writer *w = txt ? embed_writer_open(side, &eerr) : NULL;
-    if (!txt) rc = cli_error("out of memory");
-    else if (!w) rc = cli_error("%s", eerr.msg);
+    embed_writer *w = txt && !o->in_run ? embed_writer_open(side, &eerr) : NULL;
+    rfile sf = {-1, NULL};
+    if (!txt) {
+        rc = cli_error("out of memory");
+    } else if (o->in_run) {   /* as its unit: not fsynced */
+        if (!(rc = rfile_open(&sf, side)) && !(rc = rfile_write(&sf, side, txt, strlen(txt))) &&
+            !(rc = rfile_write(&sf, side, "\n", 1)))
+            rc = rfile_commit(&sf, side, 0);
+        if (rc) rfile_abort(&sf);
+    } else if (!w) rc = cli_error("%s", eerr.msg);
     else if (embed_writer_write(w, txt, strlen(txt), &eerr) || embed_writer_write(w, "\n", 1, &eerr)) {
         embed_writer_abort(w);
         rc = cli_error("%s", eerr.msg);

@@ -18,6 +18,17 @@
 
 enum { SHARD_FMT_AUTO, SHARD_FMT_TEXT, SHARD_FMT_JSONL };
 
+/* The one-machine run's shards, cut from the tokens as they reach the
+ * units (cmd_shard_unit.c). */
+typedef struct shard_tee shard_tee;
+shard_tee *shard_tee_new(const char *dir, const char *name, uint64_t S, uint64_t V);
+/* After the last unit: the tokens received and the shards they make. */
+int shard_tee_finish(shard_tee *t, uint64_t *tokens, uint64_t *nshards);
+/* Shard s under its final name (fsynced, renamed), its sha256 and tokens. */
+int shard_tee_commit(shard_tee *t, uint64_t s, char sha[65], uint64_t *tokens);
+/* Removes the shards not committed. */
+void shard_tee_free(shard_tee *t);
+
 typedef struct {
     int format;            /* SHARD_FMT_* */
     const char *field;     /* JSON Lines field */
@@ -26,7 +37,9 @@ typedef struct {
     int threads;           /* >= 1 */
     int quiet;
     int progress;          /* stderr is a terminal and not --quiet */
-    int in_run;            /* a unit of the one-machine run: no "up to date" line */
+    int in_run;            /* a unit of the one-machine run: no "up to date" line,
+                            * not fsynced */
+    shard_tee *tee;        /* the run's shards, fed by fresh units, or NULL */
 } shard_opts;
 
 /* sha256 over EVP (libcrypto), hex output. */
