@@ -87,6 +87,24 @@ for c in encode count; do
 done
 expect 2 "decode IDS 1<> IDS" sh -c '"$1" decode "$2" 1<>"$2"' - "$G" "$d/ids.txt"
 one_line "decode IDS 1<> IDS" "same file"; intact "$d/ids.txt" "decode IDS 1<> IDS"
+# so do inspect, verify, similar, neighbors and analogy
+expect 2 "inspect W >> W" sh -c '"$1" inspect "$2" >>"$2"' - "$G" "$W"
+one_line "inspect W >> W" "same file"; intact "$W" "inspect W >> W"
+expect 2 "inspect W 1<> W" sh -c '"$1" inspect --json "$2" 1<>"$2"' - "$G" "$W"
+intact "$W" "inspect W 1<> W"
+cp "$d/want.npy" "$d/ref.npy" && cp "$d/ref.npy" "$d/ref.npy.orig"
+for f in "$W" "$d/ids.txt" "$d/ref.npy"; do
+    expect 2 "verify >> $(basename "$f")" sh -c '"$1" verify --weights "$2" --ids "$3" --ref "$4" >>"$5"' - "$G" "$W" "$d/ids.txt" "$d/ref.npy" "$f"
+    intact "$f" "verify >> $(basename "$f")"
+done
+expect 2 "verify --ref REF:TENSOR >> REF" sh -c '"$1" verify --weights "$2" --ids "$3" --ref "$2:wte.weight" >>"$2"' - "$G" "$W" "$d/ids.txt"
+intact "$W" "verify --ref REF:TENSOR >> REF"
+expect 2 "similar >> W" sh -c '"$1" similar --weights "$2" a b >>"$2"' - "$G" "$W"
+one_line "similar >> W" "same file"; intact "$W" "similar >> W"
+expect 2 "neighbors >> W" sh -c '"$1" neighbors --weights "$2" a >>"$2"' - "$G" "$W"
+intact "$W" "neighbors >> W"
+expect 2 "analogy >> W" sh -c '"$1" analogy --weights "$2" a b c >>"$2"' - "$G" "$W"
+intact "$W" "analogy >> W"
 
 # ---- a failing embed leaves an existing output as it was ----------------------
 printf 'x' >"$d/prev.npy" && cp "$d/prev.npy" "$d/prev.npy.orig"

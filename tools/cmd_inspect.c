@@ -297,6 +297,10 @@ int cmd_inspect(int argc, char **argv) {
             return cli_unknown_option("inspect", argv[i], kind);
         }
     }
+    /* >> or 1<> onto the file would write into it */
+    const char *inputs[] = {path ? path : "-"};
+    if (cli_output_check("inspect", "stdout", "-", inputs, 1, 1))
+        return CLI_ERR;
     char q[300];
     const char *shown = path && strcmp(path, "-") ? cli_name(path, q, sizeof q) : "<stdin>";
     unsigned char *data = NULL; /* stdin, read whole */

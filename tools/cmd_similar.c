@@ -84,7 +84,9 @@ static int run(int argc, char **argv, int mode) {
         free(o.words);
         return rc < 0 ? CLI_OK : rc;
     }
-    if ((rc = words_open(&m, &o))) {
+    /* >> or 1<> onto an input would write into the weights */
+    const char *inputs[] = {o.weights, o.vocab};
+    if ((rc = cli_output_check(names[mode], "stdout", "-", inputs, 2, 1)) || (rc = words_open(&m, &o))) {
         free(o.words);
         return rc;
     }

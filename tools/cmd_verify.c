@@ -190,6 +190,13 @@ int cmd_verify(int argc, char **argv) {
         return cli_error("verify: --weights, --ids and --ref are required (see 'gpt2in verify "
                          "--help')");
 
+    /* >> or 1<> onto an input would write into it; --ref may be FILE:TENSOR */
+    char ref_file[4096];
+    const char *colon = strrchr(ref_path, ':');
+    snprintf(ref_file, sizeof ref_file, "%.*s", colon ? (int)(colon - ref_path) : (int)strlen(ref_path), ref_path);
+    const char *inputs[] = {mo.weights, ids_path, ref_path, ref_file};
+    if (cli_output_check("verify", "stdout", "-", inputs, 4, 1))
+        return CLI_ERR;
     cli_model m;
     if (cli_model_open(&mo, "verify", &m))
         return CLI_ERR;
