@@ -38,24 +38,25 @@ int embed_table_from_tensor(const embed_tensor *t, embed_table *out, embed_error
         return embed_fail(err, EMBED_ERR_ARG, "embed_table_from_tensor: NULL argument");
     char shp[160];
     shape_str(t, shp, sizeof shp);
-    const char *name = t->name ? t->name : "(unnamed)";
+    char q[128];
+    const char *name = embed_st_quote(t->name ? t->name : "(unnamed)", q, sizeof q);
     if (t->dtype != EMBED_F32 && t->dtype != EMBED_F16 && t->dtype != EMBED_BF16 &&
         t->dtype != EMBED_Q8_0)
         return embed_fail(err, EMBED_ERR_DTYPE,
-                       "tensor '%s' is %s %s: an embedding table must be F32, F16, BF16 or Q8_0",
+                       "tensor %s is %s %s: an embedding table must be F32, F16, BF16 or Q8_0",
                        name, embed_dtype_name(t->dtype), shp);
     if (t->ndim != 2)
         return embed_fail(err, EMBED_ERR_SHAPE,
-                       "tensor '%s' is %s %s: an embedding table must be 2-D (rows, cols)", name,
+                       "tensor %s is %s %s: an embedding table must be 2-D (rows, cols)", name,
                        embed_dtype_name(t->dtype), shp);
     if (t->dtype == EMBED_Q8_0 && t->shape[1] % 32)
         return embed_fail(err, EMBED_ERR_SHAPE,
-                       "tensor '%s' is Q8_0 %s: its rows must be whole blocks of 32", name, shp);
+                       "tensor %s is Q8_0 %s: its rows must be whole blocks of 32", name, shp);
     /* The file layer checked this already; re-check so a hand-made view
      * cannot make the lookups read past its data. */
     uint64_t rb = t->shape[1] > SIZE_MAX / 4 ? 0 : embed_row_bytes(t->dtype, (size_t)t->shape[1]);
     if ((t->shape[1] && !rb) || (rb && t->shape[0] > (t->end - t->begin) / rb))
-        return embed_fail(err, EMBED_ERR_SHAPE, "tensor '%s' %s: data is only %llu bytes", name,
+        return embed_fail(err, EMBED_ERR_SHAPE, "tensor %s %s: data is only %llu bytes", name,
                        shp, (unsigned long long)(t->end - t->begin));
     out->dtype = t->dtype;
     out->rows = (size_t)t->shape[0];
@@ -90,8 +91,10 @@ static int find_table(const embed_file *f, const char *name, int which, embed_ta
     default_names(f, which, &def1, &def2);
     if (name) {
         t = embed_find(f, name);
+        char q[128];
         if (!t)
-            return embed_fail(err, EMBED_ERR_NOTFOUND, "no tensor named '%s' in the file", name);
+            return embed_fail(err, EMBED_ERR_NOTFOUND, "no tensor named %s in the file",
+                              embed_st_quote(name, q, sizeof q));
     } else if (!def1) {
         return embed_fail(err, EMBED_ERR_NOTFOUND,
                           "%s holds one table, the token table, and no position table",

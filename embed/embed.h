@@ -156,7 +156,9 @@ typedef struct embed_out_tensor {
 GPT2IN_API int embed_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
                size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err);
 
-/* The path (or name) a file was opened with, and its size in bytes. */
+/* The path (or name) a file was opened with as messages show it (quoted
+ * and escaped when it holds control or format characters), and its size in
+ * bytes. */
 GPT2IN_API const char *embed_file_name(const embed_file *f);
 GPT2IN_API size_t embed_file_size(const embed_file *f);
 

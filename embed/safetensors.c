@@ -22,6 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <utf8proc.h>
+
 #include "embed.h"
 #include "st_internal.h"
 
@@ -53,27 +55,66 @@ int embed_fail(embed_error *err, int code, const char *fmt, ...) {
     return code;
 }
 
-/* A name as it may appear in a message: printable, quoted, cut at 80 bytes. */
-const char *embed_st_quote(const char *s, char *buf, size_t cap) {
-    size_t o = 0;
+/* The length of the character at s[0..n) when a message may show it as it
+ * is: printable ASCII, or valid UTF-8 that is not a control, format (bidi
+ * override), separator, private-use, surrogate or unassigned character;
+ * else 0 (shown as \xNN, byte by byte). */
+static size_t shown_as_is(const unsigned char *s, size_t n) {
+    if (s[0] < 0x80) return s[0] >= 0x20 && s[0] < 0x7f && s[0] != '"' && s[0] != '\\';
+    utf8proc_int32_t cp;
+    utf8proc_ssize_t len = utf8proc_iterate(s, (utf8proc_ssize_t)n, &cp);
+    if (len <= 0) return 0;
+    switch (utf8proc_category(cp)) {
+    case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_ZL:
+    case UTF8PROC_CATEGORY_ZP: case UTF8PROC_CATEGORY_CO: case UTF8PROC_CATEGORY_CN:
+    case UTF8PROC_CATEGORY_CS:
+        return 0;
+    default:
+        return (size_t)len;
+    }
+}
+
+/* s quoted, each byte a message may not show as it is written \xNN, cut
+ * after max_in bytes of s (with "...") or where cap ends. */
+static const char *quote(const char *s, size_t max_in, char *buf, size_t cap) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t o = 0, n = strlen(s);
     if (cap < 8) return "";
     buf[o++] = '"';
-    for (size_t i = 0; s[i]; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (o + 8 >= cap || i >= 80) {
+    for (size_t i = 0; i < n;) {
+        size_t k = shown_as_is(u + i, n - i);
+        if (o + (k ? k : 4) + 5 >= cap || i >= max_in) {
             memcpy(buf + o, "...", 3);
             o += 3;
             break;
         }
-        if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
-            o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", c);
+        if (k) {
+            memcpy(buf + o, s + i, k);
+            o += k;
+            i += k;
         } else {
-            buf[o++] = (char)c;
+            o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", u[i++]);
         }
     }
     buf[o++] = '"';
     buf[o] = 0;
     return buf;
+}
+
+/* A name from a file as it may appear in a message: quoted, escaped, cut
+ * at 80 bytes. */
+const char *embed_st_quote(const char *s, char *buf, size_t cap) { return quote(s, 80, buf, cap); }
+
+/* A path as messages show it (malloc'd, NULL when out of memory): as it is
+ * when every character may be shown, else quoted and escaped in full. */
+static char *shown_path(const char *path) {
+    size_t n = strlen(path), i = 0, k;
+    while (i < n && (k = shown_as_is((const unsigned char *)path + i, n - i))) i += k;
+    if (i == n) return gpt2in_strdup(path);
+    size_t cap = 4 * n + 8;
+    char *b = gpt2in_malloc(cap);
+    if (b) quote(path, n, b, cap);
+    return b;
 }
 
 /* ---- a strict JSON parser for exactly the safetensors schema -------------- */
@@ -594,7 +635,7 @@ static int st_validate(embed_file *f, embed_error *err) {
 static embed_file *st_new(const char *name, embed_error *err) {
     embed_file *f = gpt2in_calloc(1, sizeof *f);
     if (f) f->fd = -1, f->kind = EMBED_KIND_SAFETENSORS;
-    if (f) f->name = gpt2in_strdup(name ? name : "(memory)");
+    if (f) f->name = shown_path(name ? name : "(memory)");
     if (!f || !f->name) {
         free(f);
         embed_st_error(err, "%s: out of memory", name ? name : "(memory)");
@@ -660,13 +701,18 @@ embed_file *embed_open(const char *path, embed_error *err) {
 embed_file *embed_open_kind(const char *path, embed_kind want, embed_error *err) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        embed_st_error(err, "%s: cannot open: %s", path, strerror(errno));
+        int e = errno;
+        char *shown = shown_path(path);
+        embed_st_error(err, "%s: cannot open: %s", shown ? shown : "(a file)", strerror(e));
+        free(shown);
         return NULL;
     }
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        embed_st_error(err, "%s: %s", path, S_ISDIR(st.st_mode) ? "is a directory"
-                                                               : "not a regular file");
+        char *shown = shown_path(path);
+        embed_st_error(err, "%s: %s", shown ? shown : "(a file)",
+                       S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+        free(shown);
         close(fd);
         return NULL;
     }
@@ -682,7 +728,7 @@ embed_file *embed_open_kind(const char *path, embed_kind want, embed_error *err)
     } else {
         void *m = mmap(NULL, f->len, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) {
-            embed_st_error(err, "%s: cannot map %zu bytes: %s", path, f->len, strerror(errno));
+            embed_st_error(err, "%s: cannot map %zu bytes: %s", f->name, f->len, strerror(errno));
             close(fd);
             free(f->name);
             free(f);

@@ -364,7 +364,7 @@ static void lookup_errors(void) {
     unsigned char data[64] = {0};
     embed_tensor bad = {"wte.weight", EMBED_I32, 2, {4, 4}, 0, 64, data};
     CHECK(embed_table_from_tensor(&bad, &t, &err) == EMBED_ERR_DTYPE, "I32 accepted");
-    CHECK(strstr(err.msg, "'wte.weight' is I32 [4, 4]") != NULL, "message '%s'", err.msg);
+    CHECK(strstr(err.msg, "\"wte.weight\" is I32 [4, 4]") != NULL, "message '%s'", err.msg);
     embed_tensor flat = {"wte.weight", EMBED_F32, 1, {16}, 0, 64, data};
     CHECK(embed_table_from_tensor(&flat, &t, &err) == EMBED_ERR_SHAPE, "1-D accepted");
     CHECK(strstr(err.msg, "F32 [16]") != NULL, "message '%s'", err.msg);

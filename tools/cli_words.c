@@ -60,7 +60,7 @@ int words_open(words_model *m, const words_opts *o) {
     if (!(m->file = cli_open_mapped(o->weights)))
         return CLI_ERR;
     if (embed_wte(m->file, o->tensor, &m->wte, &err)) {
-        cli_error("%s: %s", o->weights, err.msg);
+        cli_error("%s: %s", cli_n(o->weights), err.msg);
         embed_close(m->file);
         m->file = NULL;
         return CLI_ERR;

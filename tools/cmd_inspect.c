@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <utf8proc.h>
+
 #include "cli.h"
 
 static const char inspect_usage[] =
@@ -27,24 +29,46 @@ static const char inspect_usage[] =
     "--json prints the same as one JSON object.\n"
     "Exit status 0, or 2 with one line on stderr naming what is wrong.\n";
 
-/* A JSON string literal; names may hold anything valid UTF-8 except NUL. */
+/* The code point at s when it is one a terminal would act on or that
+ * reorders text (control, format such as bidi overrides, line and
+ * paragraph separators), its length in *len; -1 otherwise (printable, or
+ * not UTF-8: *len 1). */
+static int32_t hidden_char(const unsigned char *s, size_t *len) {
+    utf8proc_int32_t cp;
+    utf8proc_ssize_t n = utf8proc_iterate(s, -1, &cp);
+    if (n <= 0) {
+        *len = 1;
+        return -1;
+    }
+    *len = (size_t)n;
+    utf8proc_category_t cat = utf8proc_category(cp);
+    return cat == UTF8PROC_CATEGORY_CC || cat == UTF8PROC_CATEGORY_CF || cat == UTF8PROC_CATEGORY_ZL ||
+                   cat == UTF8PROC_CATEGORY_ZP
+               ? cp
+               : -1;
+}
+
+/* A JSON string literal; names may hold anything valid UTF-8 except NUL.
+ * Hidden characters are written as \u escapes (still the same string). */
 static void put_json_str(const char *s) {
+    const unsigned char *u = (const unsigned char *)s;
     putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') printf("\\%c", c);
-        else if (c < 0x20 || c == 0x7f) printf("\\u%04x", c);
-        else putchar(c);
+    for (size_t i = 0, k; u[i]; i += k) {
+        int32_t cp = hidden_char(u + i, &k);
+        if (u[i] == '"' || u[i] == '\\') printf("\\%c", u[i]);
+        else if (cp >= 0x10000) printf("\\u%04x\\u%04x", 0xd800 + ((cp - 0x10000) >> 10), 0xdc00 + (cp & 0x3ff));
+        else if (cp >= 0) printf("\\u%04x", (unsigned)cp);
+        else fwrite(u + i, 1, k, stdout);
     }
     putchar('"');
 }
 
-/* A name on one text line: control characters shown as \xNN. */
+/* A name on one text line: hidden characters shown as \xNN, byte by byte. */
 static void put_text_name(const char *s) {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c == 0x7f) printf("\\x%02x", c);
-        else putchar(c);
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0, k; u[i]; i += k) {
+        if (hidden_char(u + i, &k) < 0) fwrite(u + i, 1, k, stdout);
+        else for (size_t j = 0; j < k; j++) printf("\\x%02x", u[i + j]);
     }
 }
 

@@ -116,7 +116,7 @@ static int run(int argc, char **argv, int mode) {
         for (size_t c = 0; c < C; c++)
             v[c] = v[c] - v[C + c] + v[2 * C + c];
     if (embed_nearest(&m.wte, NULL, v, ex, n_ex, o.k, hits, &n_hits, &err)) {
-        rc = cli_error("%s: %s", o.weights, err.msg);
+        rc = cli_error("%s: %s", cli_n(o.weights), err.msg);
         goto out;
     }
     if (mode == 1) {
