@@ -83,6 +83,23 @@ def _shared_view(x, what: str) -> np.ndarray:
     return a
 
 
+def _apart(x: np.ndarray, *written) -> np.ndarray:
+    """x, or a copy of it when it may share memory with an array the call
+    writes: ids are checked before the call and must not change under it
+    (an id rewritten after its check would index past the table)."""
+    if any(w is not None and np.may_share_memory(x, w) for w in written):
+        return x.copy()
+    return x
+
+
+def _lr(lr) -> float:
+    """A learning rate as `gpt2in step --lr` takes it: finite and >= 0."""
+    lr = float(lr)
+    if not (0.0 <= lr < float("inf")):
+        raise ValueError(f"Invalid learning rate: {lr}")
+    return lr
+
+
 class Embedding:
     """GPT-2's input embeddings from a .safetensors file, mapped read-only.
 
@@ -191,6 +208,7 @@ class Embedding:
             res = out = np.empty(shape, np.float32)
         else:
             res, out = out, _out(out, shape, "out")
+            a = _apart(a, out)
         self._core.forward(a, B, T, pos0, out)
         return res
 
@@ -221,7 +239,7 @@ class Embedding:
         if np.may_share_memory(d, w):
             raise ValueError("dout and dwte share memory: the sum would read rows it has already "
                              "changed; pass a copy of dout")
-        self._core.backward_dense(a, a.size, d, w)
+        self._core.backward_dense(_apart(a, w), a.size, d, w)
 
     def sgd_step(self, rows, grad, lr: float) -> None:
         """Plain SGD on the given rows: wte[rows[i]] -= lr * grad[i] in one
@@ -232,7 +250,9 @@ class Embedding:
         if r.ndim != 1:
             raise ValueError(f"rows must have shape [n], not {list(r.shape)}")
         g = _floats(grad, (r.size, self.C), "grad")
-        self._core.sgd(r, r.size, g, float(lr))
+        lr = _lr(lr)
+        table = np.asarray(self._core.wte_view())
+        self._core.sgd(_apart(r, table), r.size, _apart(g, table), lr)
         self._wte_f32 = None
 
     def save(self, path) -> None:
@@ -292,6 +312,8 @@ class SparseAdam:
         if len(np.unique(r)) != r.size:
             raise ValueError("rows must be distinct (as backward_sparse returns them)")
         g = _floats(grad, (r.size, emb.C), "grad")
+        written = (np.asarray(emb._core.wte_view()), self.exp_avg, self.exp_avg_sq)
+        r, g = _apart(r, *written), _apart(g, *written)
         self.step_count = emb._core.adam(r, r.size, g, self.exp_avg, self.exp_avg_sq, self.lr,
                                          self.betas[0], self.betas[1], self.eps, self.step_count)
         emb._wte_f32 = None
@@ -324,7 +346,10 @@ class SparseAdam:
         for name, a in (("exp_avg", m), ("exp_avg_sq", v)):
             if a.dtype != np.float32 or a.shape != shape:
                 raise ValueError(f"{name} must be float32 {list(shape)}, not {a.dtype} {list(a.shape)}")
-        self.step_count = int(st["step"])
+        step = int(st["step"])
+        if step < 0:
+            raise ValueError(f"step must be >= 0, not {step}")
+        self.step_count = step
         self.exp_avg = np.array(m, np.float32, order="C")
         self.exp_avg_sq = np.array(v, np.float32, order="C")
 
@@ -412,6 +437,9 @@ def verify(x, ref, atol: float = 1e-6, rtol: float = 1e-5, equal_nan: bool = Fal
     equal_nan (a NaN then matches a NaN). Returns a VerifyReport (true when
     within tolerance; str() gives the CLI's report). ValueError when the
     shapes differ, TypeError for non-float arrays."""
+    for name, tol in (("atol", atol), ("rtol", rtol)):
+        if not float(tol) >= 0:   # as `gpt2in verify` refuses them
+            raise ValueError(f"{name} must be a number >= 0, not {tol}")
     a, b = np.asarray(x), np.asarray(ref)
     for name, arr in (("x", a), ("ref", b)):
         if arr.dtype.kind != "f":

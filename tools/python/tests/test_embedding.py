@@ -407,3 +407,67 @@ def test_verify_bad_input():
         gpt2in.verify(np.zeros(3, np.float32), np.zeros(3))
     rep = gpt2in.verify(x, x, atol=0, rtol=0)
     assert rep.ok and rep.identical and rep.mismatches == 0 and rep.first_mismatch is None
+
+
+def test_ids_inside_the_written_array(tmp_path):
+    """ids that are a view of the array a call writes are read as they were
+    before the call (copied), never re-read after rows changed: no crash,
+    torch's/NumPy's result on a copy of the ids."""
+    wte, wpe = (t.numpy().copy() for t in tables())
+    wte[0, :2] = np.array([0, 5], np.uint32).view(np.float32)   # row 0 holds the ids 0 and 5 as bits
+    p = tmp_path / "alias.safetensors"
+    write_safetensors(p, {"wte.weight": ("F32", (V, C), wte.tobytes()), "wpe.weight": ("F32", (MAXT, C), wpe.tobytes())})
+    emb = gpt2in.Embedding.open(p)
+    # backward_dense: ids in dwte's row 0
+    dwte = np.zeros((V, C), np.float32)
+    ids = dwte.view(np.uint32)[0, :2]
+    ids[:] = [0, 7]
+    dout = np.ones((2, C), np.float32)
+    want = dwte.copy()
+    np.add.at(want, ids.copy(), dout)
+    emb.backward_dense(ids, dout, dwte)
+    assert np.array_equal(dwte.view(np.uint32), want.view(np.uint32))
+    # forward: ids in out
+    out = np.zeros((2, C), np.float32)
+    ids = out.view(np.uint32)[0, :2]
+    ids[:] = [3, 4]
+    got = emb.forward(ids, out=out)
+    assert np.array_equal(got, (wte[[3, 4]] + wpe[:2]).astype(np.float32))
+    # sgd_step and SparseAdam.step: rows in the float32 training copy of wte
+    emb.sgd_step([1], np.zeros((1, C), np.float32), lr=0.0)
+    table = np.asarray(emb.wte)
+    rows = table.view(np.uint32)[0, :2]
+    assert list(rows) == [0, 5]
+    g = np.full((2, C), 0.5, np.float32)
+    want = table.copy()
+    want[[0, 5]] -= np.float32(1.0) * g
+    emb.sgd_step(rows, g, lr=1.0)
+    assert np.array_equal(np.asarray(emb.wte), want)
+    # SparseAdam: the same steps with the rows aliased and with a copy of them
+    results = []
+    for aliased in (True, False):
+        e = gpt2in.Embedding.open(p)
+        opt = gpt2in.SparseAdam(e, lr=1e-3)
+        opt.step([1], np.zeros((1, C), np.float32))
+        rows = np.asarray(e.wte).view(np.uint32)[0, :2]
+        assert list(rows) == [0, 5]
+        opt.step(rows if aliased else rows.copy(), np.ones((2, C), np.float32))
+        results.append(np.array(e.wte))
+    assert np.array_equal(results[0], results[1])
+
+
+def test_step_and_verify_arguments(model):
+    path, _, _, _ = model
+    emb = gpt2in.Embedding.open(path)
+    for lr in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="Invalid learning rate"):
+            emb.sgd_step([1], np.zeros((1, C), np.float32), lr=lr)
+    x = np.zeros((2, 3), np.float32)
+    for kw in ({"atol": -1}, {"rtol": -1e-5}, {"atol": float("nan")}):
+        with pytest.raises(ValueError, match="must be a number >= 0"):
+            gpt2in.verify(x, x, **kw)
+    opt = gpt2in.SparseAdam(emb)
+    sd = opt.state_dict()
+    sd["state"] = {0: {"step": -1, "exp_avg": opt.exp_avg, "exp_avg_sq": opt.exp_avg_sq}}
+    with pytest.raises(ValueError, match="step must be >= 0"):
+        opt.load_state_dict(sd)
