@@ -119,6 +119,12 @@ expect_err '-k wants' "$G" neighbors --weights "$W" -k 0 cat
 expect_err 'unknown option' "$G" analogy --weights "$W" --bogus a b c
 expect_err 'at least 3 words' "$G" plot --weights "$W" --out "$T/x.svg" cat dog
 expect_err 'corpus' "$G" train-skipgram --weights "$W" --out "$T/x.safetensors"
+# a base whose kind cannot hold the run's settings is refused before any training
+"$G" init --format llmc --vocab 300 --ctx 4 --channels 8 --layers 1 --out "$T/base.bin" 2>/dev/null ||
+    fail "init --format llmc"
+"$G" train-skipgram --weights "$T/base.bin" --corpus tools/demo_corpus.txt --out "$T/x.bin" >"$T/sg0.txt" 2>"$T/err.txt"
+[ $? -eq 2 ] && grep -q '^gpt2in: .*no place' "$T/err.txt" || fail "train-skipgram on an llm.c base: $(cat "$T/err.txt")"
+[ -s "$T/sg0.txt" ] && fail "train-skipgram on an llm.c base trained before refusing it"
 [ -e "$T/x.svg" ] && fail "a failed plot left a file"
 
 # ---- plot: well-formed SVG, every word labelled, deterministic -----------------------

@@ -285,6 +285,19 @@ int cmd_train_skipgram(int argc, char **argv) {
     if (words_open(&m, &o))
         goto done;
     size_t V = m.wte.rows, C = m.wte.cols;
+    /* what the save at the end would refuse, refused before the training */
+    embed_kind kind = embed_file_kind(m.file);
+    if (kind == EMBED_KIND_LLMC_MODEL || kind == EMBED_KIND_NPY) {
+        cli_error("train-skipgram: %s is %s, which has no place for the run's settings: start from a "
+                  "safetensors or GGUF copy of it (gpt2in init, or your converter)", cli_n(o.weights),
+                  embed_kind_desc(kind));
+        goto done;
+    }
+    if (m.wte.dtype == EMBED_Q8_0) {
+        cli_error("train-skipgram: %s: the token table is Q8_0 (quantised) and gpt2in does not "
+                  "re-quantise: convert the file's embeddings to F16 or F32 first", cli_n(o.weights));
+        goto done;
+    }
 
     /* ---- the text as tokens ---- */
     size_t len = 0, T = 0;
