@@ -433,7 +433,7 @@ def verify(x, ref, atol: float = 1e-6, rtol: float = 1e-5, equal_nan: bool = Fal
     """Compares x (e.g. Embedding.forward's output, float32 [T, C] or
     [1, T, C]) with a reference array of the same shape (float32, float16 or
     float64) by `gpt2in verify`'s rule, numpy.allclose's:
-    |x - ref| <= atol + rtol * |ref|, a NaN outside any tolerance unless
+    |x - ref| <= atol + rtol * |ref|, computed in double precision, a NaN outside any tolerance unless
     equal_nan (a NaN then matches a NaN). Returns a VerifyReport (true when
     within tolerance; str() gives the CLI's report). ValueError when the
     shapes differ, TypeError for non-float arrays."""
