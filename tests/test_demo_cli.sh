@@ -119,6 +119,18 @@ expect_err '-k wants' "$G" neighbors --weights "$W" -k 0 cat
 expect_err 'unknown option' "$G" analogy --weights "$W" --bogus a b c
 expect_err 'at least 3 words' "$G" plot --weights "$W" --out "$T/x.svg" cat dog
 expect_err 'corpus' "$G" train-skipgram --weights "$W" --out "$T/x.safetensors"
+# similar of a word whose row is all zeros or NaN: no cosine, as neighbors refuses it
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+    /usr/bin/python3 -c '
+import json, struct, sys, numpy as np
+V, C = 50257, 8
+w = np.ones((V, C), np.float32); w[220] = 0; w[3797] = np.nan    # " " and " cat"
+h = json.dumps({"wte.weight": {"dtype": "F32", "shape": [V, C], "data_offsets": [0, V * C * 4]}}).encode()
+h += b" " * (-len(h) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + w.tobytes())' "$T/zero.safetensors"
+    expect_err 'the vector of "" is all zeros' "$G" similar --weights "$T/zero.safetensors" "" dog
+    expect_err 'the vector of "cat" is not finite' "$G" similar --weights "$T/zero.safetensors" dog cat
+fi
 # a base whose kind cannot hold the run's settings is refused before any training
 "$G" init --format llmc --vocab 300 --ctx 4 --channels 8 --layers 1 --out "$T/base.bin" 2>/dev/null ||
     fail "init --format llmc"

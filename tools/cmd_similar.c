@@ -105,6 +105,15 @@ static int run(int argc, char **argv, int mode) {
             (rc = add_excluded(&m, o.words[w], o.as_typed, ex, &n_ex)))
             goto out;
     if (mode == 0) {
+        for (int w = 0; w < 2; w++) {
+            float nz = 0;
+            for (size_t c = 0; c < C; c++) nz += v[(size_t)w * C + c] * v[(size_t)w * C + c];
+            if (!(nz > 0)) { /* as neighbors refuses such a query */
+                rc = cli_error("%s: the vector of %s is %s: no cosine", cli_n(o.weights), cli_q(o.words[w]),
+                               nz == 0 ? "all zeros" : "not finite");
+                goto out;
+            }
+        }
         printf("cosine(");
         print_word(o.words[0]);
         printf(", ");
