@@ -293,6 +293,80 @@ mv "$d/own/corp_val_000000.bin" "$d/own/doc.txt" && ln "$d/own/doc.txt" "$d/own/
 [ $? -eq 2 ] && grep -q "corp_manifest.json, a file this run writes" "$d/err" || bad "input linked as the manifest: $(cat "$d/err")"
 cmp -s "$d/own/doc.txt" "$d/own.orig" || bad "input linked as the manifest: it was changed"
 
+# ---- small whole files, many a call: batches of them on the worker threads ----------
+# 20 files of ~100 KB (more than a batch of 1 MB), an empty one, one with
+# invalid UTF-8 (skipped), a big file and JSON Lines among them: each
+# input's tokens and figures are those of `gpt2in encode` on the file alone.
+mkdir "$d/sf"
+/usr/bin/python3 - "$d/sf" "$c/whole1.txt" "$c/whole2.txt" <<'PY'
+import os, sys
+out = sys.argv[1]
+a, b = (open(f, encoding="utf-8").read() for f in sys.argv[2:4])
+for i in range(20):
+    t = (a if i % 2 else b)[i * 37 % 500:] * 40
+    open(os.path.join(out, "f%02d.txt" % i), "w", encoding="utf-8").write(t[: 100000 + i * 400])
+open(os.path.join(out, "f05.txt"), "w").close()
+open(os.path.join(out, "f10.txt"), "wb").write(b"caf\xc3\xa9 ok\nthen \xff bad\n")
+open(os.path.join(out, "f14.txt"), "w", encoding="utf-8").write((a + b) * (1200000 // len(a + b) + 1))
+PY
+cp "$c/docs.jsonl" "$d/sf/f16.jsonl"
+set -- "$d/sf"/f*
+for T in 1 2; do
+    "$GPT2IN" shard --out "$d/sfo$T" --keep-units --on-error skip --threads $T "$@" 2>"$d/err" ||
+        bad "small files, threads $T: exit $?"
+    check "$d/sfo$T" corpus 100000000 100000000 || bad "small files, threads $T: shards"
+done
+cmp -s "$d/sfo1/corpus_val_000000.bin" "$d/sfo2/corpus_val_000000.bin" || bad "small files: threads 1 and 2 differ"
+for f in "$@"; do
+    case $f in *.jsonl) printf 'jsonl\n' > "$f.want"; continue ;; esac
+    "$GPT2IN" encode --strict --special text --format u16 "$f" > "$f.want" 2>/dev/null || printf 'bad\n' > "$f.want"
+done
+/usr/bin/python3 - "$d/sfo1/corpus_manifest.json" "$@" <<'PY' || bad "small files: tokens or figures differ from encode's"
+import hashlib, json, sys
+import numpy as np
+m = json.load(open(sys.argv[1]))
+raw = open(sys.argv[1].replace("corpus_manifest.json", m["shards"][0]["file"]), "rb").read()
+stream = np.frombuffer(raw[1024:], dtype="<u2")
+at = 0
+assert [i["path"] for i in m["inputs"]] == sys.argv[2:]
+for i in m["inputs"]:
+    want = open(i["path"] + ".want", "rb").read()
+    n = i["tokens"]
+    got = stream[at:at + n]
+    at += n
+    if want == b"jsonl\n":
+        continue
+    if want == b"bad\n":
+        assert (i["documents"], i["skipped"], n) == (0, 1, 0), i
+        continue
+    w = np.concatenate([[50256], np.frombuffer(want, dtype="<u2")]).astype("<u2")
+    assert (i["documents"], i["skipped"]) == (1, 0) and np.array_equal(got, w), i["path"]
+    assert hashlib.sha256(w.tobytes()).hexdigest() == i["tokens_sha256"], i["path"]
+assert at == len(stream) and m["skipped"] == 1
+PY
+grep -qxF "gpt2in: $d/sf/f10.txt:2: byte 14: invalid UTF-8 (document skipped)" "$d/err" ||
+    bad "small files: the skip message: $(cat "$d/err")"
+G --out "$d/sff" "$@" 2>"$d/err"
+[ $? -eq 2 ] && grep -qxF "gpt2in: $d/sf/f10.txt:2: byte 14: invalid UTF-8" "$d/err" ||
+    bad "small files, --on-error fail: $(cat "$d/err")"
+ls "$d/sff"/*.bin >/dev/null 2>&1 && bad "small files, --on-error fail: shards written"
+# A whole file's last tokens, still buffered, then a batch of 64K to 128K
+# tokens (JSON Lines of ~300 KB) in the same unit: written in order (the
+# batch went first), as with a unit an input.
+/usr/bin/python3 - "$c/whole1.txt" "$d/g1.jsonl" <<'PY'
+import json, sys
+t = open(sys.argv[1], encoding="utf-8").read()[:5000]
+with open(sys.argv[2], "w", encoding="utf-8") as f:
+    for i in range(60):
+        f.write(json.dumps({"text": t + " doc %d" % i}) + "\n")
+PY
+printf 'hello there\n' > "$d/g0.txt"
+G --out "$d/g" "$d/g0.txt" "$d/g1.jsonl" || bad "whole file + JSON Lines: exit $?"
+G --out "$d/g1" --unit-bytes 1 "$d/g0.txt" "$d/g1.jsonl" || bad "whole file + JSON Lines, --unit-bytes 1: exit $?"
+cmp -s "$d/g/corpus_val_000000.bin" "$d/g1/corpus_val_000000.bin" ||
+    bad "whole file + JSON Lines in one unit: tokens out of order"
+set -- "$c/docs.jsonl" "$c/lines.txt" "$c/whole1.txt" "$c/whole2.txt"
+
 # ---- a full disk: exit 2, nothing partial under a final name ---------------------------
 mkdir "$d/small"
 if mount -t tmpfs -o size=64k tmpfs "$d/small" 2>/dev/null; then

@@ -584,6 +584,9 @@ typedef struct {
     uint32_t *ids;                       /* a whole file's block */
     size_t idcap;
     uint64_t written, synced;            /* bytes of the unit; written back */
+    json_t *ins;                         /* the sidecar's inputs so far */
+    uint64_t all_docs, all_skipped, all_tokens;
+    char unit_hex[65];                   /* one input: its tokens' sha256 */
     size_t ntmp;                         /* tokens in tmp, not yet written */
     uint16_t tmp[1 << 17];
 } unit_out;
@@ -627,13 +630,36 @@ static void count_tokens(unit_out *u, const uint16_t *t, size_t n) {
 
 #define TMP_CAP (sizeof ((unit_out *)0)->tmp / sizeof ((unit_out *)0)->tmp[0])
 
-static int put_tokens(unit_out *u, const uint16_t *t, size_t n) {
-    count_tokens(u, t, n);
-    if (u->ntmp + n > TMP_CAP && flush_tokens(u)) return CLI_ERR;
-    if (n >= TMP_CAP / 2) return out_write(u, t, n * 2);   /* a batch's tokens: written as they are */
+/* An input's entry in the sidecar (e: path, size, mtime_ns, sha256 so
+ * far) completed with its figures and tokens' sha256 (u->in_sha, ended). */
+static int input_done(unit_out *u, json_t *e) {
+    char htok[65];
+    shard_sha_hex(&u->in_sha, htok);
+    if (u->one) memcpy(u->unit_hex, htok, sizeof u->unit_hex);
+    u->all_docs += u->docs;
+    u->all_skipped += u->skipped;
+    u->all_tokens += u->tokens;
+    if (!e || json_object_set_new(e, "documents", json_integer((json_int_t)u->docs)) ||
+        json_object_set_new(e, "skipped", json_integer((json_int_t)u->skipped)) ||
+        json_object_set_new(e, "tokens", json_integer((json_int_t)u->tokens)) ||
+        json_object_set_new(e, "tokens_sha256", json_string(htok)) || json_array_append_new(u->ins, e))
+        return cli_error("out of memory");
+    return 0;
+}
+
+/* Tokens already counted, to the unit. */
+static int write_tokens(unit_out *u, const uint16_t *t, size_t n) {
+    /* a batch's tokens are written as they are, after those buffered */
+    if ((u->ntmp + n > TMP_CAP || n >= TMP_CAP / 2) && flush_tokens(u)) return CLI_ERR;
+    if (n >= TMP_CAP / 2) return out_write(u, t, n * 2);
     memcpy(u->tmp + u->ntmp, t, n * 2);
     u->ntmp += n;
     return 0;
+}
+
+static int put_tokens(unit_out *u, const uint16_t *t, size_t n) {
+    count_tokens(u, t, n);
+    return write_tokens(u, t, n);
 }
 
 static int put_ids(unit_out *u, const uint32_t *ids, size_t n) {
@@ -845,6 +871,15 @@ typedef struct {
     size_t msglen, msgcap;
     int fatal;
     int done;
+    /* a batch of small whole files (text: their documents joined by 0xFF) */
+    int files;
+    struct small_in {
+        json_t *entry;           /* the input's sidecar entry so far */
+        int skipped;             /* invalid UTF-8 under --on-error skip: no document */
+    } *fin;
+    size_t nfin, fincap;
+    size_t *ntok;                /* each input's tokens in out (<|endoftext|> included) */
+    size_t ntokcap;
 } job;
 
 typedef struct {
@@ -857,8 +892,10 @@ typedef struct {
     pthread_cond_t work, fin;
     job *jobs;
     size_t njobs;
-    uint64_t submitted, taken;
+    uint64_t submitted, taken, emitted;
     int stop;
+    pthread_t *th;
+    int nth;
 } pool;
 
 /* *p with room for `need` elements of `elem` bytes, its contents kept. */
@@ -965,7 +1002,37 @@ static void text_batch(job *j, pool *p) {
     }
 }
 
+/* Small whole files: one call for all their documents, cut at the 0xFF
+ * tokens; an input skipped has no document (and no separator). */
+static void files_batch(job *j, pool *p) {
+    size_t nt = 0, i = 0;
+    bpe_error err;
+    j->nout = 0;
+    if (grow((void **)&j->ids, &j->idcap, j->tlen ? j->tlen : 1, sizeof *j->ids) ||
+        bpe_encode(p->v, j->text, j->tlen, BPE_SPECIAL_TEXT, j->ids, NULL, j->tlen, &nt, &err) ||
+        grow((void **)&j->out, &j->outcap, nt + j->nfin, sizeof *j->out) ||
+        grow((void **)&j->ntok, &j->ntokcap, j->nfin, sizeof *j->ntok)) {
+        j->fatal = 1;
+        return;
+    }
+    for (size_t r = 0; r < j->nfin; r++) {
+        if (j->fin[r].skipped) {
+            j->ntok[r] = 0;
+            continue;
+        }
+        size_t start = j->nout;
+        j->out[j->nout++] = SHARD_EOT;
+        for (; i < nt && j->ids[i] != p->sep_id; i++) j->out[j->nout++] = (uint16_t)j->ids[i];
+        i++;
+        j->ntok[r] = j->nout - start;
+    }
+}
+
 static void run_job(job *j, pool *p) {
+    if (j->files) {
+        files_batch(j, p);
+        return;
+    }
     j->nout = j->docs = j->skipped = j->msglen = j->tlen = 0;
     if (p->jsonl && !j->sj) j->sj = shard_json_new();   /* NULL: jansson alone */
     j->fatal = 0;
@@ -1075,6 +1142,24 @@ static int emit(pool *p, uint64_t seq, unit_out *u) {
         progress_clear();
         fputs(j->msg, stderr);
     }
+    if (j->files) {
+        if (j->fatal) return cli_error("out of memory");
+        size_t at = 0;
+        for (size_t r = 0; r < j->nfin; r++) {
+            if (shard_sha_init(&u->in_sha)) return cli_error("out of memory");
+            u->docs = !j->fin[r].skipped;
+            u->skipped = j->fin[r].skipped;
+            u->tokens = 0;
+            count_tokens(u, j->out + at, j->ntok[r]);
+            at += j->ntok[r];
+            prog.docs += u->docs;
+            json_t *e = j->fin[r].entry;
+            j->fin[r].entry = NULL;
+            if (input_done(u, e)) return CLI_ERR;
+        }
+        j->nfin = 0;
+        return write_tokens(u, j->out, j->nout);
+    }
     if (j->fatal) return CLI_ERR;
     u->docs += j->docs;
     u->skipped += j->skipped;
@@ -1084,29 +1169,83 @@ static int emit(pool *p, uint64_t seq, unit_out *u) {
 
 #define BATCH (1 << 20)
 
+/* The worker threads and their ring of 2 x threads + 1 jobs. */
+static int pool_start(pool *p, const bpe *v, const shard_opts *o, int jsonl, const char *name) {
+    memset(p, 0, sizeof *p);
+    p->v = v;
+    p->o = o;
+    p->jsonl = jsonl;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->work, NULL);
+    pthread_cond_init(&p->fin, NULL);
+    size_t one = 0;
+    if (bpe_encode(v, "\xff", 1, 0, &p->sep_id, NULL, 1, &one, &(bpe_error){0}) || one != 1)
+        return cli_error("the vocabulary has no token for the byte 0xFF");
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->njobs = 2 * (size_t)o->threads + 1;
+    p->jobs = calloc(p->njobs, sizeof *p->jobs);
+    p->th = calloc((size_t)o->threads, sizeof *p->th);
+    if (!p->jobs || !p->th) return cli_error("out of memory");
+    for (; p->nth < o->threads; p->nth++)
+        if (pthread_create(&p->th[p->nth], NULL, worker, p)) return cli_error("cannot start a thread");
+    return 0;
+}
+
+/* The slot of the next job, once the job it held is written. */
+static job *pool_slot(pool *p, unit_out *u, int *rc) {
+    uint64_t seq = p->submitted;
+    if (seq - p->emitted >= p->njobs && (*rc = emit(p, p->emitted++, u))) return NULL;
+    return &p->jobs[seq % p->njobs];
+}
+
+static void pool_submit(pool *p, job *j) {
+    j->done = 0;
+    pthread_mutex_lock(&p->mu);
+    p->submitted++;
+    pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Writes every job submitted. */
+static int pool_drain(pool *p, unit_out *u) {
+    int rc = 0;
+    while (!rc && p->emitted < p->submitted) rc = emit(p, p->emitted++, u);
+    return rc;
+}
+
+static void job_free(job *j) {
+    free(j->data);
+    free(j->out);
+    free(j->ids);
+    free(j->text);
+    shard_json_free(j->sj);
+    free(j->msg);
+    for (size_t r = 0; r < j->nfin; r++) json_decref(j->fin[r].entry);
+    free(j->fin);
+    free(j->ntok);
+}
+
+static void pool_stop(pool *p) {
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->nth; i++) pthread_join(p->th[i], NULL);
+    for (size_t i = 0; p->jobs && i < p->njobs; i++) job_free(&p->jobs[i]);
+    pthread_cond_destroy(&p->work);
+    pthread_cond_destroy(&p->fin);
+    pthread_mutex_destroy(&p->mu);
+    free(p->jobs);
+    free(p->th);
+    memset(p, 0, sizeof *p);
+}
+
 static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jsonl) {
     pool p;
-    memset(&p, 0, sizeof p);
-    p.v = v;
-    p.o = o;
-    p.jsonl = jsonl;
-    size_t one = 0;
-    if (bpe_encode(v, "\xff", 1, 0, &p.sep_id, NULL, 1, &one, &(bpe_error){0}) || one != 1)
-        return cli_error("the vocabulary has no token for the byte 0xFF");
-    snprintf(p.name, sizeof p.name, "%s", s->name);
-    p.njobs = 2 * (size_t)o->threads + 1;
-    p.jobs = calloc(p.njobs, sizeof *p.jobs);
-    pthread_t *th = calloc((size_t)o->threads, sizeof *th);
-    int nth = 0, rc = 0;
+    int rc = pool_start(&p, v, o, jsonl, s->name);
     char *acc = NULL;
     size_t acclen = 0, acccap = 0;
-    if (!p.jobs || !th) rc = cli_error("out of memory");
-    pthread_mutex_init(&p.mu, NULL);
-    pthread_cond_init(&p.work, NULL);
-    pthread_cond_init(&p.fin, NULL);
-    for (; !rc && nth < o->threads; nth++)
-        if (pthread_create(&th[nth], NULL, worker, &p)) rc = cli_error("cannot start a thread");
-    uint64_t emitted = 0, line = 1, off = 0;
+    uint64_t line = 1, off = 0;
     size_t pad = shard_json_padding();
     int at_end = 0;
     while (!rc && !at_end) {
@@ -1128,9 +1267,8 @@ static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jso
         }
         if (!cut) break;
         /* The slot's oldest job goes out first. */
-        uint64_t seq = p.submitted;
-        if (seq >= p.njobs && (rc = emit(&p, emitted++, u))) break;
-        job *j = &p.jobs[seq % p.njobs];
+        job *j = pool_slot(&p, u, &rc);
+        if (!j) break;
         char *old = j->data;
         size_t oldcap = j->cap;
         j->data = acc;
@@ -1138,7 +1276,6 @@ static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jso
         j->len = cut;
         j->line0 = line;
         j->off0 = off;
-        j->done = 0;
         for (const char *q = acc; (q = memchr(q, '\n', (size_t)(acc + cut - q))); q++) line++;
         off += cut;
         acc = old;
@@ -1150,36 +1287,71 @@ static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jso
         }
         memcpy(acc, j->data + cut, rest);
         acclen = rest;
-        pthread_mutex_lock(&p.mu);
-        p.submitted++;
-        pthread_cond_signal(&p.work);
-        pthread_mutex_unlock(&p.mu);
+        pool_submit(&p, j);
         progress(o, s->raw, 0);
     }
-    while (!rc && emitted < p.submitted) {
-        rc = emit(&p, emitted++, u);
+    while (!rc && p.emitted < p.submitted) {
+        rc = emit(&p, p.emitted++, u);
         progress(o, s->raw, 0);
     }
-    pthread_mutex_lock(&p.mu);
-    p.stop = 1;
-    pthread_cond_broadcast(&p.work);
-    pthread_mutex_unlock(&p.mu);
-    for (int i = 0; i < nth; i++) pthread_join(th[i], NULL);
-    for (size_t i = 0; p.jobs && i < p.njobs; i++) {
-        free(p.jobs[i].data);
-        free(p.jobs[i].out);
-        free(p.jobs[i].ids);
-        free(p.jobs[i].text);
-        shard_json_free(p.jobs[i].sj);
-        free(p.jobs[i].msg);
-    }
-    pthread_cond_destroy(&p.work);
-    pthread_cond_destroy(&p.fin);
-    pthread_mutex_destroy(&p.mu);
-    free(p.jobs);
-    free(th);
+    pool_stop(&p);
     free(acc);
     return rc;
+}
+
+/* ---- small whole files: batches of documents on the worker threads --------- */
+
+/* A plain file that sin_open read whole: its document joins the batch
+ * being filled (fb), sent to the workers once it holds BATCH bytes. Its
+ * UTF-8 is checked here, so that messages come in input order. */
+/* The batch being filled to the workers (its slot's old buffers back to fb). */
+static int small_send(pool *p, job *fb, unit_out *u) {
+    if (!fb->nfin) return 0;
+    int rc = 0;
+    job *j = pool_slot(p, u, &rc);
+    if (!j) return rc;
+    job t = *j;
+    *j = *fb;
+    *fb = t;
+    j->files = fb->files = 1;
+    fb->tlen = fb->nfin = fb->nout = 0;
+    fb->docs = 0;
+    fb->fatal = 0;
+    pool_submit(p, j);
+    return 0;
+}
+
+static int small_file(pool *p, job *fb, sin *s, json_t *e, unit_out *u, const shard_opts *o) {
+    const char *text = (const char *)s->ib;
+    size_t len = s->ilen, bad = utf8_bad((const unsigned char *)text, len);
+    s->ipos = s->ilen;
+    s->eof = 1;
+    if (bad < len) {
+        if (!o->skip_errors || !o->quiet) {
+            progress_clear();
+            fprintf(stderr, "gpt2in: %s:%llu: byte %llu: invalid UTF-8%s\n", s->name,
+                    (unsigned long long)line_of(text, bad), (unsigned long long)bad,
+                    o->skip_errors ? " (document skipped)" : "");
+        }
+        if (!o->skip_errors) {
+            json_decref(e);
+            return CLI_ERR;
+        }
+    }
+    if (grow((void **)&fb->fin, &fb->fincap, fb->nfin + 1, sizeof *fb->fin) ||
+        (bad == len && grow((void **)&fb->text, &fb->tcap, fb->tlen + len + 1, 1))) {
+        json_decref(e);
+        return cli_error("out of memory");
+    }
+    fb->fin[fb->nfin].entry = e;
+    fb->fin[fb->nfin++].skipped = bad < len;
+    if (bad == len) {
+        if (fb->docs++) fb->text[fb->tlen++] = 0xff;
+        memcpy(fb->text + fb->tlen, text, len);
+        fb->tlen += len;
+    }
+    if (fb->tlen < BATCH) return 0;
+    return small_send(p, fb, u);
 }
 
 /* ---- a unit --------------------------------------------------------------- */
@@ -1251,7 +1423,6 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
     memcpy(side + ul, ".json", 6);
     int rc = CLI_OK;
     unit_out *u = NULL;
-    char unit_hex[65] = "";
     *fresh = 0;
     /* --assemble reads a unit back and its sidecar lies beside it: a device
      * or a pipe cannot be one (/dev/null would get /dev/null.json). */
@@ -1288,7 +1459,12 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
         rc = o->in_run ? CLI_ERR : cli_error("%s", eerr.msg);
         goto done;
     }
-    uint64_t docs = 0, skipped = 0, tokens = 0;
+    u->ins = ins;
+    pool fp;              /* small files' workers, started at the first one */
+    int fp_on = 0;
+    job fb;               /* the batch of small files being filled */
+    memset(&fb, 0, sizeof fb);
+    fb.files = 1;
     for (int i = 0; i < n && !rc; i++) {
         FILE *f = fopen(inputs[i], "rb");
         struct stat st;
@@ -1303,34 +1479,46 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
         }
         char namebuf[512];
         sin s;
-        u->docs = u->skipped = u->tokens = 0;
         rc = sin_open(&s, f, cli_name(inputs[i], namebuf, sizeof namebuf), u->ib);
-        if (!rc && shard_sha_init(&u->in_sha)) rc = cli_error("out of memory");
         int jsonl = o->format == SHARD_FMT_JSONL || (o->format == SHARD_FMT_AUTO && jsonl_name(inputs[i]));
         uint64_t size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
-        if (!rc) rc = jsonl || o->split_lines ? lines(&s, u, v, o, jsonl) : whole_file(&s, size, u, v, o);
+        int small = !rc && !jsonl && !o->split_lines && s.kind == IN_RAW && s.ipos == 0 && s.ilen < IBUF &&
+                    feof(f) && !ferror(f);
+        if (!rc && !small && fp_on) {   /* the small files before it go first */
+            rc = small_send(&fp, &fb, u);
+            if (!rc) rc = pool_drain(&fp, u);
+        }
+        if (!rc && small && !fp_on) {
+            fp_on = 1;
+            rc = pool_start(&fp, v, o, 0, "");
+        }
+        if (!rc && !small) {   /* (u's per-input figures are free now) */
+            u->docs = u->skipped = u->tokens = 0;
+            if (shard_sha_init(&u->in_sha)) rc = cli_error("out of memory");
+            else rc = jsonl || o->split_lines ? lines(&s, u, v, o, jsonl) : whole_file(&s, size, u, v, o);
+        }
         if (!rc) {
-            char hin[65], htok[65];
+            char hin[65];
             shard_sha_hex(&s.sha, hin);
-            shard_sha_hex(&u->in_sha, htok);
-            if (u->one) memcpy(unit_hex, htok, sizeof unit_hex);
             json_t *e = stat_json(inputs[i], &st);
             if (!e || json_object_set_new(e, "size", json_integer((json_int_t)s.raw)) ||
-                json_object_set_new(e, "sha256", json_string(hin)) ||
-                json_object_set_new(e, "documents", json_integer((json_int_t)u->docs)) ||
-                json_object_set_new(e, "skipped", json_integer((json_int_t)u->skipped)) ||
-                json_object_set_new(e, "tokens", json_integer((json_int_t)u->tokens)) ||
-                json_object_set_new(e, "tokens_sha256", json_string(htok)) || json_array_append_new(ins, e))
+                json_object_set_new(e, "sha256", json_string(hin))) {
+                json_decref(e);
                 rc = cli_error("out of memory");
-            docs += u->docs;
-            skipped += u->skipped;
-            tokens += u->tokens;
+            } else if (small) {   /* its figures once its batch is encoded */
+                rc = small_file(&fp, &fb, &s, e, u, o);
+            } else {
+                rc = input_done(u, e);
+            }
         }
         prog.done += s.raw;
         shard_sha_free(&u->in_sha);
         sin_close(&s);
         fclose(f);
     }
+    if (!rc && fp_on && !(rc = small_send(&fp, &fb, u))) rc = pool_drain(&fp, u);
+    if (fp_on) pool_stop(&fp);
+    job_free(&fb);
     if (!rc) rc = flush_tokens(u);
     if (rc) {
         if (u->w) embed_writer_abort(u->w);
@@ -1343,11 +1531,11 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
     }
     char htok[65];
     shard_sha_hex(&u->unit_sha, htok);
-    if (u->one) memcpy(htok, unit_hex, sizeof htok);
+    if (u->one) memcpy(htok, u->unit_hex, sizeof htok);
     json_t *j = json_pack("{s:s, s:i, s:s, s:O, s:O, s:O, s:I, s:I, s:I, s:s}", "format", "gpt2in-unit",
                           "version", 1, "tool", SHARD_TOOL, "vocabulary", vocab, "options", opts, "inputs", ins,
-                          "documents", (json_int_t)docs, "skipped", (json_int_t)skipped, "tokens",
-                          (json_int_t)tokens, "tokens_sha256", htok);
+                          "documents", (json_int_t)u->all_docs, "skipped", (json_int_t)u->all_skipped, "tokens",
+                          (json_int_t)u->all_tokens, "tokens_sha256", htok);
     char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     embed_writer *w = txt && !o->in_run ? embed_writer_open(side, &eerr) : NULL;
