@@ -193,6 +193,15 @@ typedef struct bpe_stream bpe_stream;
 GPT2IN_API bpe_stream *bpe_stream_new(const bpe *vocab, int flags, int threads, bpe_error *err);
 GPT2IN_API int bpe_stream_write(bpe_stream *s, const void *data, size_t len, bpe_sink sink, void *ctx,
                      bpe_error *err);
+/* Writing without a copy: bpe_stream_room returns room at the end of the
+ * stream's own buffer, *room bytes (at least one; about want, when want is
+ * within the stream's block of 1 MB a thread), or NULL when out of memory.
+ * The caller fills some of it (read(2) straight into it) and hands the
+ * first len bytes over with bpe_stream_commit, which does with them what
+ * bpe_stream_write does. The room is valid until the next call on the
+ * stream. */
+GPT2IN_API void *bpe_stream_room(bpe_stream *s, size_t want, size_t *room, bpe_error *err);
+GPT2IN_API int bpe_stream_commit(bpe_stream *s, size_t len, bpe_sink sink, void *ctx, bpe_error *err);
 /* Flushes the rest at end of input. The stream may not be written again. */
 GPT2IN_API int bpe_stream_finish(bpe_stream *s, bpe_sink sink, void *ctx, bpe_error *err);
 /* Errors name absolute stream offsets in err->offset. */

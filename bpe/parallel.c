@@ -175,21 +175,19 @@ size_t bpe_safe_cut(const bpe *v, const void *text, size_t len, int flags) {
 /* Piece caches a stream keeps from one block to the next (a cache maps a
  * piece's bytes to its tokens, whatever the text around it), so that each
  * block starts warm and no cache is mapped and zeroed again: one for each
- * part that may run at once, a part taking a free one. Kept for the
- * stream's life, they come from calloc (small pages: only what is touched
- * is resident), aligned by hand to a cache line, a slot's size. */
+ * part that may run at once, a part taking a free one, made on first use.
+ * They are bpe_cache_new's, as a text's own cache is: a huge page each, so
+ * that probes all over one do not each miss the TLB (with small pages they
+ * made the stream's merging slower than bpe_encode's). */
 typedef struct {
     cache_slot *slot[MAX_THREADS];
-    void *raw[MAX_THREADS];
     int busy[MAX_THREADS];
 } cache_pool;
 
 static cache_slot *pool_take(cache_pool *p, int *held) {
     for (int i = 0; i < MAX_THREADS; i++)
         if (!__atomic_exchange_n(&p->busy[i], 1, __ATOMIC_ACQUIRE)) {
-            if (!p->raw[i] && (p->raw[i] = gpt2in_calloc(1, CACHE_SIZE + sizeof(cache_slot))))
-                p->slot[i] = (cache_slot *)(((uintptr_t)p->raw[i] + sizeof(cache_slot) - 1) &
-                                            ~(uintptr_t)(sizeof(cache_slot) - 1));
+            if (!p->slot[i]) p->slot[i] = bpe_cache_new();
             *held = i;
             return p->slot[i];  /* NULL (out of memory): merged without one */
         }
@@ -199,7 +197,7 @@ static cache_slot *pool_take(cache_pool *p, int *held) {
 
 static void pool_free(cache_pool *p) {
     if (!p) return;
-    for (int i = 0; i < MAX_THREADS; i++) free(p->raw[i]);
+    for (int i = 0; i < MAX_THREADS; i++) bpe_big_free(p->slot[i]);
     free(p);
 }
 
@@ -277,7 +275,7 @@ static int encode_parallel(const struct bpe *v, const void *text, size_t len, in
             if (err) *err = jobs[k].err;
             return jobs[k].rc;
         }
-        memmove(ids + total, ids + jobs[k].start, jobs[k].out.n * sizeof *ids);
+        if (total != jobs[k].start) memmove(ids + total, ids + jobs[k].start, jobs[k].out.n * sizeof *ids);
         if (offsets)
             for (size_t i = 0; i < jobs[k].out.n; i++)
                 offsets[total + i] = offsets[jobs[k].start + i] + jobs[k].start;
@@ -362,40 +360,76 @@ static int stream_encode(bpe_stream *st, size_t n, bpe_sink sink, void *ctx, bpe
     return BPE_OK;
 }
 
+/* Room for want bytes or more after the text held (within reason: no more
+ * than a block is asked for at once). */
+static uint8_t *stream_room(bpe_stream *st, size_t want, size_t *room, bpe_error *err) {
+    size_t block = (size_t)STREAM_BLOCK * (size_t)(st->threads > 1 ? st->threads : 1);
+    if (want == 0) want = 1;
+    if (st->cap - st->len < want && st->cap - st->len < block) {
+        /* From small, so that a short input touches few fresh pages; then
+         * a whole block at once (mapped, on huge pages): doubling on the
+         * way would copy the text and fault fresh pages in at each step. */
+        size_t c = !st->cap && want <= STREAM_FIRST ? STREAM_FIRST : st->cap < block ? block : st->cap * 2;
+        uint8_t *b = bpe_big_grow(st->buf, st->len, c);
+        if (!b) {
+            bpe_fail(err, BPE_ERR_NOMEM, st->base, "out of memory");
+            return NULL;
+        }
+        st->buf = b;
+        st->cap = c;
+    }
+    *room = st->cap - st->len;
+    return st->buf + st->len;
+}
+
+/* The n bytes after the text held are the text's next ones: once a block
+ * is held, encodes it up to its last safe cut. */
+static int stream_take(bpe_stream *st, size_t n, bpe_sink sink, void *ctx, bpe_error *err) {
+    size_t block = (size_t)STREAM_BLOCK * (size_t)(st->threads > 1 ? st->threads : 1);
+    st->len += n;
+    if (st->len < block) return BPE_OK;
+    /* Only the new bytes are scanned: one long piece arriving in many
+     * writes is not scanned again each time. */
+    size_t cut = text_cut(st->v, st->buf, st->len, st->len, st->no_cut, st->flags);
+    /* a prefix of a special token at the end may turn out not to be one */
+    size_t tail = st->v->special_max_len;
+    st->no_cut = st->len > tail ? st->len - tail : 0;
+    if (!cut) return BPE_OK;
+    int rc = stream_encode(st, cut, sink, ctx, err);
+    st->no_cut = 0;  /* what is left moved: scan it once more */
+    return rc;
+}
+
 int bpe_stream_write(bpe_stream *st, const void *data, size_t len, bpe_sink sink, void *ctx,
                      bpe_error *err) {
     if (!st || st->done || (!data && len)) return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_stream_write: bad argument");
     const uint8_t *d = data;
-    size_t block = (size_t)STREAM_BLOCK * (size_t)(st->threads > 1 ? st->threads : 1);
     while (len) {
-        if (st->cap - st->len < len && st->cap - st->len < block) {
-            /* from small, so that a short input touches few fresh pages */
-            size_t c = st->cap ? st->cap * 2 : STREAM_FIRST;
-            uint8_t *b = bpe_big_grow(st->buf, st->len, c);
-            if (!b) return bpe_fail(err, BPE_ERR_NOMEM, st->base, "out of memory");
-            st->buf = b;
-            st->cap = c;
-        }
-        size_t take = st->cap - st->len < len ? st->cap - st->len : len;
-        memcpy(st->buf + st->len, d, take);
-        st->len += take;
+        size_t room;
+        uint8_t *p = stream_room(st, len, &room, err);
+        if (!p) return BPE_ERR_NOMEM;
+        size_t take = room < len ? room : len;
+        memcpy(p, d, take);
         d += take;
         len -= take;
-        if (st->len >= block) {
-            /* Only the new bytes are scanned: one long piece arriving in
-             * many writes is not scanned again each time. */
-            size_t cut = text_cut(st->v, st->buf, st->len, st->len, st->no_cut, st->flags);
-            /* a prefix of a special token at the end may turn out not to be one */
-            size_t tail = st->v->special_max_len;
-            st->no_cut = st->len > tail ? st->len - tail : 0;
-            if (cut) {
-                int rc = stream_encode(st, cut, sink, ctx, err);
-                if (rc) return rc;
-                st->no_cut = 0;  /* what is left moved: scan it once more */
-            }
-        }
+        int rc = stream_take(st, take, sink, ctx, err);
+        if (rc) return rc;
     }
     return BPE_OK;
+}
+
+void *bpe_stream_room(bpe_stream *st, size_t want, size_t *room, bpe_error *err) {
+    if (!st || st->done || !room) {
+        bpe_fail(err, BPE_ERR_ARG, 0, "bpe_stream_room: bad argument");
+        return NULL;
+    }
+    return stream_room(st, want, room, err);
+}
+
+int bpe_stream_commit(bpe_stream *st, size_t len, bpe_sink sink, void *ctx, bpe_error *err) {
+    if (!st || st->done || len > st->cap - st->len)
+        return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_stream_commit: bad argument");
+    return len ? stream_take(st, len, sink, ctx, err) : BPE_OK;
 }
 
 int bpe_stream_finish(bpe_stream *st, bpe_sink sink, void *ctx, bpe_error *err) {

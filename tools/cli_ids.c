@@ -5,6 +5,7 @@
  * the file, the id's index and its byte offset, input bytes escaped. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -709,11 +710,15 @@ static int write_header(ids_writer *w, int final) {
 }
 
 ids_writer *ids_writer_open(FILE *out, ids_format fmt) {
-    ids_writer *w = calloc(1, sizeof *w);
+    /* (not calloc: zeroing the 64 KB buffer would fault in pages a
+     * u32 output never touches) */
+    ids_writer *w = malloc(sizeof *w);
     if (!w) {
         cli_error("out of memory");
         return NULL;
     }
+    memset(w, 0, offsetof(ids_writer, buf));
+    w->len = 0;
     w->out = out;
     w->name = out == stdout ? "<stdout>" : "<output>";
     w->fmt = fmt;
@@ -757,6 +762,21 @@ static char *put_u32(char *p, uint32_t v) {
  * each at most), one loop per format: a switch per id cost as much as a
  * tenth of encoding English. */
 static int put_ids(ids_writer *w, const uint32_t *ids, size_t n) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (w->fmt == IDS_U32 || w->fmt == IDS_NPY) {
+        /* little-endian already: written as they are, not copied first */
+        for (size_t k = 0; w->fmt == IDS_NPY && k < n; k++)
+            if (ids[k] > INT32_MAX) {
+                w->failed = 1;
+                return cli_error("%s: id %u (token %llu) does not fit in int32 (.npy)", w->name, ids[k],
+                                 (unsigned long long)(w->count + k));
+            }
+        if (flush_buf(w)) return CLI_ERR;
+        if (fwrite(ids, sizeof *ids, n, w->out) != n) return write_failed(w);
+        w->count += n;
+        return 0;
+    }
+#endif
     for (size_t i = 0; i < n;) {
         if (w->len + 16 > sizeof w->buf && flush_buf(w)) return CLI_ERR;
         size_t m = (sizeof w->buf - w->len) / 16;
@@ -793,15 +813,10 @@ static int put_ids(ids_writer *w, const uint32_t *ids, size_t n) {
                         return cli_error("%s: id %u (token %llu) does not fit in int32 (.npy)", w->name,
                                          id[k], (unsigned long long)(w->count + i + k));
                     }
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-            memcpy(p, id, m * 4);  /* the ids are little-endian already */
-            p += m * 4;
-#else
             for (size_t k = 0; k < m; k++, p += 4) {
                 uint32_t x = id[k];  /* a local: the byte stores merge into one */
                 p[0] = (char)x, p[1] = (char)(x >> 8), p[2] = (char)(x >> 16), p[3] = (char)(x >> 24);
             }
-#endif
             break;
         }
         w->len = (size_t)(p - w->buf);

@@ -34,9 +34,9 @@ trap 'rm -rf "$tmp"' EXIT
 have_node=1
 sh tests/oracle/install.sh > "$tmp/install.log" 2>&1 || { have_node=0; echo "tiktoken: $(tail -n 1 "$tmp/install.log")"; }
 
-# One-thread runs all go to the same core: on this project's VMs the two
-# cores at times differ in speed by up to 2x, which would otherwise decide
-# the ratios below as much as the inputs do.
+# One-thread runs all go to the same core, the library's and the process's:
+# on this project's VMs the two cores at times differ in speed by up to 2x,
+# which would otherwise decide the ratios below as much as the inputs do.
 PIN=
 if command -v taskset > /dev/null 2>&1 && [ "$(nproc)" -gt 1 ]; then PIN="taskset -c $(($(nproc) - 1))"; fi
 
@@ -94,7 +94,7 @@ ${CC:-cc} -O2 -Ibpe -o "$tmp/bench_lib" tests/bench/bench_bpe_lib.c "$LIB" -lutf
     { echo "bench_bpe: cannot build tests/bench/bench_bpe_lib.c against $LIB"; exit 2; }
 
 echo "machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1); load $(cut -d' ' -f1-3 /proc/loadavg) at the start"
-echo "library: bpe_encode (1t) / bpe_encode_parallel (all), text in memory; process: encode --format u32 FILE > /dev/null ($( [ -n "$spawn" ] && echo "spawn_time.c" || echo "date(1) around it: adds ~7 ms a run")${PIN:+; one-thread runs on one core: $PIN})"
+echo "library: bpe_encode (1t) / bpe_encode_parallel (all), text in memory, BPE_SPECIAL_TEXT; process: encode --format u32 FILE > /dev/null (which also looks for special tokens: --special error; $( [ -n "$spawn" ] && echo "spawn_time.c" || echo "date(1) around it: adds ~7 ms a run")${PIN:+; one-thread runs on one core: $PIN})"
 echo "tiktoken: npm $( [ $have_node = 1 ] && node -p 'require("./tests/oracle/oracle.js").VERSION') (WebAssembly), encode_ordinary() alone; native tiktoken (Rust, one thread) runs ~15-18 MB/s on such text (../shared/reference)"
 echo "best of $ROUNDS alternating rounds; corpora (tests/bench/make_corpora.py):"
 sed 's/^/  /' "$corp/MANIFEST.txt"
@@ -104,7 +104,10 @@ r=0
 while [ $r -lt "$ROUNDS" ]; do
     for kind in $kinds; do
         f=$corp/$kind.txt
-        "$tmp/bench_lib" 1 "$f" | awk -v k="$kind" '$1 != "memcpy" { print k, "lib1", $4; print k, "liball", $5; print k, "bytes", $2; print k, "tokens", $3 }
+        # the library's one-thread figure on the one core as well (its
+        # all-cores figure from a run that is not pinned)
+        $PIN "$tmp/bench_lib" 1 "$f" | awk -v k="$kind" '$1 != "memcpy" { print k, "lib1", $4 }' >> "$tmp/times"
+        "$tmp/bench_lib" 1 "$f" | awk -v k="$kind" '$1 != "memcpy" { print k, "liball", $5; print k, "bytes", $2; print k, "tokens", $3 }
                                                     $1 == "memcpy" { print "all", "memcpy", -$2 }' >> "$tmp/times"
         t=$(PINNED=1 best_of 1 "$GPT2IN" encode --threads 1 --format u32 "$f") || { echo "gpt2in failed on $f"; exit 1; }
         echo "$kind proc1 $t" >> "$tmp/times"
