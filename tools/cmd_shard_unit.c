@@ -581,8 +581,6 @@ typedef struct {
     unsigned char *ib;                   /* the inputs' read buffer */
     char *text;                          /* a compressed whole file */
     size_t textcap;
-    uint32_t *ids;                       /* a whole file's block */
-    size_t idcap;
     uint64_t written, synced;            /* bytes of the unit; written back */
     json_t *ins;                         /* the sidecar's inputs so far */
     uint64_t all_docs, all_skipped, all_tokens;
@@ -662,20 +660,6 @@ static int put_tokens(unit_out *u, const uint16_t *t, size_t n) {
     return write_tokens(u, t, n);
 }
 
-static int put_ids(unit_out *u, const uint32_t *ids, size_t n) {
-    while (n) {
-        if (u->ntmp == TMP_CAP && flush_tokens(u)) return CLI_ERR;
-        size_t k = TMP_CAP - u->ntmp < n ? TMP_CAP - u->ntmp : n;
-        uint16_t *t = u->tmp + u->ntmp;
-        for (size_t j = 0; j < k; j++) t[j] = (uint16_t)ids[j];
-        count_tokens(u, t, k);
-        u->ntmp += k;
-        ids += k;
-        n -= k;
-    }
-    return 0;
-}
-
 /* Line number (1-based) of byte off in text. */
 static uint64_t line_of(const char *text, size_t off) {
     uint64_t line = 1;
@@ -749,9 +733,8 @@ static int big_grow(void **p, size_t *cap, size_t need, size_t keep) {
 
 /* A whole file, one document. A raw file is mapped, never copied; a
  * compressed one is decompressed into the unit's text buffer. The text is
- * encoded a block at a time (cut where bpe_safe_cut says no token changes,
- * so the tokens are those of the whole) into the unit's ids buffer, so a
- * document of any size touches a few MB of fresh memory at most. */
+ * encoded a block at a time by the workers (whole_file), so a document of
+ * any size touches a few MB of fresh memory a thread at most. */
 #define WHOLE_BLOCK ((size_t)1 << 20)
 
 typedef struct {
@@ -764,93 +747,6 @@ static void *hash_run(void *arg) {
     hash_job *h = arg;
     shard_sha_update(h->sha, h->p, h->n);
     return NULL;
-}
-
-static int whole_file(sin *s, uint64_t size, unit_out *u, const bpe *v, const shard_opts *o) {
-    const char *text = NULL;
-    size_t len = 0;
-    void *map = NULL;
-    int rc = 0, hashing = 0;
-    pthread_t hth;
-    hash_job hj;
-    if (s->kind == IN_RAW && s->ipos == 0 && s->ilen < IBUF && feof(s->f) && !ferror(s->f)) {
-        text = (const char *)s->ib;   /* a small file: sin_open read all of it */
-        len = s->ilen;
-        s->ipos = s->ilen;
-        s->eof = 1;
-    } else if (s->kind == IN_RAW && size > 0 && size <= SIZE_MAX && s->ilen <= size) {
-        map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fileno(s->f), 0);
-        if (map == MAP_FAILED) map = NULL;
-    }
-    if (map) {
-        /* sin_open read and hashed the first bytes already */
-        madvise(map, (size_t)size, MADV_SEQUENTIAL);
-        text = map;
-        len = (size_t)size;
-        /* hashed beside the encoding, on another core when there is one */
-        hj = (hash_job){&s->sha, text + s->ilen, len - s->ilen};
-        hashing = len > WHOLE_BLOCK && !pthread_create(&hth, NULL, hash_run, &hj);
-        if (!hashing) hash_run(&hj);
-        s->raw = size;
-        s->ipos = s->ilen;
-        s->eof = 1;
-    } else if (!text) {
-        for (;;) {
-            if (big_grow((void **)&u->text, &u->textcap, len + (1 << 16), len)) {
-                rc = cli_error("%s: out of memory", s->name);
-                break;
-            }
-            size_t got;
-            if ((rc = sin_read(s, u->text + len, u->textcap - len, &got))) break;
-            if (!got) break;
-            len += got;
-            progress(o, s->raw, 0);
-        }
-        text = u->text;
-    }
-    /* --on-error skip: the whole text is checked before a token is written;
-     * fail: each block is (BPE_STRICT), where it is still in the cache. */
-    size_t bad = !rc && o->skip_errors ? utf8_bad((const unsigned char *)text, len) : len;
-    size_t block = WHOLE_BLOCK * (size_t)o->threads;
-    if (!rc && bad == len) {
-        uint16_t eot = SHARD_EOT;
-        rc = put_tokens(u, &eot, 1);
-    }
-    for (size_t pos = 0; !rc && bad == len && pos < len;) {
-        size_t end = len - pos <= block ? len : pos + block, cut = end - pos;
-        while (end < len && !(cut = bpe_safe_cut(v, text + pos, end - pos, BPE_SPECIAL_TEXT)))
-            end = len - end <= block ? len : end + block;   /* no cut in a long piece: take more */
-        if (end == len) cut = len - pos;
-        if (big_grow((void **)&u->ids, &u->idcap, cut * sizeof *u->ids, 0)) {
-            rc = cli_error("%s: out of memory", s->name);
-            break;
-        }
-        size_t n = 0;
-        bpe_error err;
-        int e = bpe_encode_parallel(v, text + pos, cut, BPE_SPECIAL_TEXT | (o->skip_errors ? 0 : BPE_STRICT),
-                                    o->threads, u->ids, NULL, cut, &n, &err);
-        if (e == BPE_ERR_UTF8) bad = pos + (size_t)err.offset;
-        else if (e) rc = cli_error("%s: %s", s->name, err.msg);
-        else rc = put_ids(u, u->ids, n);
-        pos += cut;
-        progress(o, map ? pos : s->raw, 0);
-    }
-    if (!rc && bad < len) {
-        if (!o->skip_errors || !o->quiet) {
-            progress_clear();
-            fprintf(stderr, "gpt2in: %s:%llu: byte %llu: invalid UTF-8%s\n", s->name,
-                    (unsigned long long)line_of(text, bad), (unsigned long long)bad,
-                    o->skip_errors ? " (document skipped)" : "");
-        }
-        if (o->skip_errors) u->skipped++;
-        else rc = CLI_ERR;
-    } else if (!rc) {
-        u->docs++;
-        prog.docs++;
-    }
-    if (hashing) pthread_join(hth, NULL);
-    if (map) munmap(map, (size_t)size);
-    return rc;
 }
 
 /* ---- line-oriented inputs: batches of lines on worker threads --------------- */
@@ -880,6 +776,10 @@ typedef struct {
     size_t nfin, fincap;
     size_t *ntok;                /* each input's tokens in out (<|endoftext|> included) */
     size_t ntokcap;
+    /* a block of a whole file: ext[0..len), at off0 of the text */
+    int block, bad;              /* bad: invalid UTF-8 at off0 + bad_off */
+    const char *ext;
+    uint64_t bad_off;
 } job;
 
 typedef struct {
@@ -896,6 +796,7 @@ typedef struct {
     int stop;
     pthread_t *th;
     int nth;
+    uint64_t utf8_bad;           /* a whole file's first invalid UTF-8 byte, once met */
 } pool;
 
 /* *p with room for `need` elements of `elem` bytes, its contents kept. */
@@ -1028,7 +929,39 @@ static void files_batch(job *j, pool *p) {
     }
 }
 
+/* A whole file's block (BPE_STRICT unless skipping: the text was checked). */
+static void block_job(job *j, pool *p) {
+    size_t n = 0;
+    bpe_error err;
+    int flags = BPE_SPECIAL_TEXT | (p->o->skip_errors ? 0 : BPE_STRICT), e;
+    j->nout = 0;
+    j->bad = j->fatal = 0;
+    if (grow((void **)&j->ids, &j->idcap, j->len, sizeof *j->ids)) {
+        j->fatal = 1;
+        return;
+    }
+    if (j->len > 2 * WHOLE_BLOCK)   /* a long piece without a cut: its threads */
+        e = bpe_encode_parallel(p->v, j->ext, j->len, flags, p->o->threads, j->ids, NULL, j->len, &n, &err);
+    else
+        e = bpe_encode(p->v, j->ext, j->len, flags, j->ids, NULL, j->len, &n, &err);
+    if (e == BPE_ERR_UTF8) {
+        j->bad = 1;
+        j->bad_off = err.offset;
+        return;
+    }
+    if (e || grow((void **)&j->out, &j->outcap, n, sizeof *j->out)) {
+        j->fatal = 1;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) j->out[i] = (uint16_t)j->ids[i];
+    j->nout = n;
+}
+
 static void run_job(job *j, pool *p) {
+    if (j->block) {
+        block_job(j, p);
+        return;
+    }
     if (j->files) {
         files_batch(j, p);
         return;
@@ -1142,6 +1075,14 @@ static int emit(pool *p, uint64_t seq, unit_out *u) {
         progress_clear();
         fputs(j->msg, stderr);
     }
+    if (j->block) {
+        if (j->bad) {
+            p->utf8_bad = j->off0 + j->bad_off;
+            return CLI_ERR;
+        }
+        if (j->fatal) return cli_error("%s: out of memory", p->name);
+        return put_tokens(u, j->out, j->nout);
+    }
     if (j->files) {
         if (j->fatal) return cli_error("out of memory");
         size_t at = 0;
@@ -1175,6 +1116,7 @@ static int pool_start(pool *p, const bpe *v, const shard_opts *o, int jsonl, con
     p->v = v;
     p->o = o;
     p->jsonl = jsonl;
+    p->utf8_bad = UINT64_MAX;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->fin, NULL);
@@ -1296,6 +1238,104 @@ static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jso
     }
     pool_stop(&p);
     free(acc);
+    return rc;
+}
+
+/* ---- a whole file, one document ------------------------------------------- */
+
+static int whole_file(sin *s, uint64_t size, unit_out *u, const bpe *v, const shard_opts *o) {
+    const char *text = NULL;
+    size_t len = 0;
+    void *map = NULL;
+    int rc = 0, hashing = 0;
+    pthread_t hth;
+    hash_job hj;
+    if (s->kind == IN_RAW && s->ipos == 0 && s->ilen < IBUF && feof(s->f) && !ferror(s->f)) {
+        text = (const char *)s->ib;   /* a small file: sin_open read all of it */
+        len = s->ilen;
+        s->ipos = s->ilen;
+        s->eof = 1;
+    } else if (s->kind == IN_RAW && size > 0 && size <= SIZE_MAX && s->ilen <= size) {
+        map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fileno(s->f), 0);
+        if (map == MAP_FAILED) map = NULL;
+    }
+    if (map) {
+        /* sin_open read and hashed the first bytes already */
+        madvise(map, (size_t)size, MADV_SEQUENTIAL);
+        text = map;
+        len = (size_t)size;
+        /* hashed beside the encoding, on another core when there is one */
+        hj = (hash_job){&s->sha, text + s->ilen, len - s->ilen};
+        hashing = len > WHOLE_BLOCK && !pthread_create(&hth, NULL, hash_run, &hj);
+        if (!hashing) hash_run(&hj);
+        s->raw = size;
+        s->ipos = s->ilen;
+        s->eof = 1;
+    } else if (!text) {
+        for (;;) {
+            if (big_grow((void **)&u->text, &u->textcap, len + (1 << 16), len)) {
+                rc = cli_error("%s: out of memory", s->name);
+                break;
+            }
+            size_t got;
+            if ((rc = sin_read(s, u->text + len, u->textcap - len, &got))) break;
+            if (!got) break;
+            len += got;
+            progress(o, s->raw, 0);
+        }
+        text = u->text;
+    }
+    /* --on-error skip: the whole text is checked before a token is written;
+     * fail: each block is (BPE_STRICT), where it is still in the cache. */
+    size_t bad = !rc && o->skip_errors ? utf8_bad((const unsigned char *)text, len) : len;
+    if (!rc && bad == len) {
+        uint16_t eot = SHARD_EOT;
+        rc = put_tokens(u, &eot, 1);
+    }
+    /* Blocks of WHOLE_BLOCK cut where bpe_safe_cut says no token changes
+     * (so the tokens are those of the whole), encoded by the workers while
+     * this thread writes and hashes the blocks before. */
+    pool p;
+    int pool_on = !rc && bad == len && len;
+    if (pool_on) rc = pool_start(&p, v, o, 0, s->name);
+    for (size_t pos = 0; pool_on && !rc && pos < len;) {
+        size_t end = len - pos <= WHOLE_BLOCK ? len : pos + WHOLE_BLOCK, cut = end - pos;
+        while (end < len && !(cut = bpe_safe_cut(v, text + pos, end - pos, BPE_SPECIAL_TEXT)))
+            end = len - end <= WHOLE_BLOCK ? len : end + WHOLE_BLOCK;   /* no cut in a long piece: take more */
+        if (end == len) cut = len - pos;
+        job *j = pool_slot(&p, u, &rc);
+        if (!j) break;
+        j->block = 1;
+        j->ext = text + pos;
+        j->len = cut;
+        j->off0 = pos;
+        pool_submit(&p, j);
+        pos += cut;
+        progress(o, map ? pos : s->raw, 0);
+    }
+    if (pool_on) {
+        if (!rc) rc = pool_drain(&p, u);
+        if (rc && p.utf8_bad < len) {   /* (reported below) */
+            bad = (size_t)p.utf8_bad;
+            rc = 0;
+        }
+        pool_stop(&p);
+    }
+    if (!rc && bad < len) {
+        if (!o->skip_errors || !o->quiet) {
+            progress_clear();
+            fprintf(stderr, "gpt2in: %s:%llu: byte %llu: invalid UTF-8%s\n", s->name,
+                    (unsigned long long)line_of(text, bad), (unsigned long long)bad,
+                    o->skip_errors ? " (document skipped)" : "");
+        }
+        if (o->skip_errors) u->skipped++;
+        else rc = CLI_ERR;
+    } else if (!rc) {
+        u->docs++;
+        prog.docs++;
+    }
+    if (hashing) pthread_join(hth, NULL);
+    if (map) munmap(map, (size_t)size);
     return rc;
 }
 
@@ -1560,7 +1600,6 @@ done:
     if (u) {
         shard_sha_free(&u->unit_sha);
         free(u->text);
-        free(u->ids);
         free(u->ib);
     }
     free(u);
