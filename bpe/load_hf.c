@@ -178,6 +178,18 @@ static int read_vocab(const json_t *vocab, const char *name, const char *where, 
         if (in && (!json_is_integer(in) || json_integer_value(in) != t->id))
             return bpe_fail(err, BPE_ERR_FORMAT, i, "%s: added_tokens[%zu] %s has id %u, but %s gives it %s%lld", name,
                             i, q, t->id, where, json_is_integer(in) ? "id " : "", json_is_integer(in) ? (long long)json_integer_value(in) : 0LL);
+        if (in && t->len <= 4096) {
+            /* the key is a byte-level token too (bytes of its own, which merges may make): one id
+             * would be two tokens, which the vocabulary image keeps apart */
+            uint8_t bytes[4096];
+            size_t bad = 0;
+            long nb = bpe_lv_byte_level(t->content, t->len, bytes, &bad);
+            if (nb > 0 && ((size_t)nb != t->len || memcmp(bytes, t->content, t->len)))
+                return bpe_fail(err, BPE_ERR_FORMAT, i,
+                                "%s: added_tokens[%zu] %s (id %u) is also %s's byte-level token %s: an added token "
+                                "that is an ordinary token as well is not supported",
+                                name, i, q, t->id, where, bpe_lv_quote(q2, sizeof q2, bytes, (size_t)nb));
+        }
         if (!in && t->id != n_ids)
             return bpe_fail(err, BPE_ERR_FORMAT, i,
                             "%s: added_tokens[%zu] %s has id %u; a token not in %s gets the next new id, %llu (as "
