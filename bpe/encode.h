@@ -4,6 +4,7 @@
 #ifndef BPE_ENCODE_H
 #define BPE_ENCODE_H
 
+#include <stddef.h>
 #include <string.h>
 
 #include "bpe_internal.h"
@@ -23,12 +24,14 @@
 #define CACHE_TOKENS 8
 #define CACHE_MIN_TEXT (64u << 10)
 
+/* The piece's bytes come first, so that a probe compares the slot's first
+ * 32 bytes with the piece's in two vector compares (bpe_merge_piece). */
 typedef struct {
-    uint8_t len, n_tok;
     uint8_t bytes[CACHE_BYTES];
+    uint8_t len, n_tok;
     uint32_t tok[CACHE_TOKENS];
 } cache_slot;
-_Static_assert(sizeof(cache_slot) == 64, "a piece cache slot is one cache line");
+_Static_assert(sizeof(cache_slot) == 64 && offsetof(cache_slot, len) == 30, "a piece cache slot is one cache line");
 
 typedef struct {
     const struct bpe *v;
@@ -187,13 +190,15 @@ void bpe_ranks_to_ids(const struct bpe *v, uint32_t *ids, size_t n);
  * s-relative. */
 void bpe_encode_text(out_t *o, const uint8_t *s, size_t i, size_t end);
 
-/* A piece that is not a whole token (h: its hash, bpe_hash_bytes): its
- * cached merges, or its merges (the short-piece loop, or long.c's ways for
- * long pieces). (pretok.c) */
-void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t h);
+/* A piece that is not a whole token (h: its hash, bpe_hash_bytes; avail:
+ * the bytes that may be read from p on, n or more): its cached merges, or
+ * its merges (the short-piece loop, or long.c's ways for long pieces).
+ * (pretok.c) */
+void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t h, size_t avail);
 
-/* One piece: the token that is all of it, or bpe_merge_piece. */
-static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
+/* One piece: the token that is all of it, or bpe_merge_piece (avail as
+ * there). */
+static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off, size_t avail) {
     const struct bpe *v = o->v;
     if (n == 1) {
         emit(o, v->byte_tok[p[0]], off);
@@ -215,7 +220,7 @@ static inline void encode_piece(out_t *o, const uint8_t *p, size_t n, size_t off
     } else {
         h = bpe_hash_bytes(p, n);
     }
-    bpe_merge_piece(o, p, n, off, h);
+    bpe_merge_piece(o, p, n, off, h, avail);
 }
 
 #endif

@@ -4,17 +4,50 @@
 #include "encode.h"
 #include "pretok.h"
 
-void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t h) {
+/* Bit k set when a[k] == b[k], for k < 32. */
+static inline uint32_t same32(const uint8_t *a, const uint8_t *b) {
+#ifdef __SSE2__
+    __m128i a0 = _mm_loadu_si128((const __m128i *)a), a1 = _mm_loadu_si128((const __m128i *)(a + 16));
+    __m128i b0 = _mm_loadu_si128((const __m128i *)b), b1 = _mm_loadu_si128((const __m128i *)(b + 16));
+    return (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(a0, b0)) |
+           (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(a1, b1)) << 16;
+#else
+    uint32_t m = 0;
+    for (int k = 0; k < 32; k++) m |= (uint32_t)(a[k] == b[k]) << k;
+    return m;
+#endif
+}
+
+/* Whether short cache slot c holds the n bytes at q (32 readable). */
+static inline int slot_holds(const cache_slot *c, const uint8_t *q, size_t n) {
+    uint32_t want = (1u << n) - 1;
+    return c->len == n && (same32(c->bytes, q) & want) == want;
+}
+
+static inline void emit_slot(out_t *o, const cache_slot *c, size_t off) {
+    if (!o->offs && has_room(o, CACHE_TOKENS)) {  /* all of tok at once, the count after */
+        memcpy(o->ids + o->n, c->tok, sizeof c->tok);
+        o->n += c->n_tok;
+        return;
+    }
+    emit_tokens(o, c->tok, c->n_tok, off);
+}
+
+void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t h, size_t avail) {
     const struct bpe *v = o->v;
     if (n <= CACHE_BYTES) {
         cache_slot *c = o->cache ? &o->cache[h & (CACHE_SLOTS - 2)] : NULL;
+        /* the piece and whatever follows it, 32 bytes */
+        uint8_t buf[32] = {0};
+        const uint8_t *q = p;
+        if (avail < 32) q = memcpy(buf, p, n);
         if (c) {
-            if (c[0].len == n && !memcmp(c[0].bytes, p, n)) {
-                emit_tokens(o, c[0].tok, c[0].n_tok, off);
+            if (slot_holds(&c[0], q, n)) {
+                emit_slot(o, &c[0], off);
                 return;
             }
-            if (c[1].len == n && !memcmp(c[1].bytes, p, n)) {
-                emit_tokens(o, c[1].tok, c[1].n_tok, off);
+            if (slot_holds(&c[1], q, n)) {
+                emit_slot(o, &c[1], off);
                 return;
             }
         }
@@ -23,9 +56,9 @@ void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t 
         emit_tokens(o, tok, m, off);
         if (c && m <= CACHE_TOKENS) {
             c[1] = c[0];
+            memcpy(c->bytes, q, 32);  /* the bytes after the piece too, then len and n_tok over them */
             c->len = (uint8_t)n;
             c->n_tok = (uint8_t)m;
-            memcpy(c->bytes, p, n);
             memcpy(c->tok, tok, m * sizeof *tok);
         }
         return;
@@ -47,6 +80,15 @@ void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t 
     }
 }
 
+/* The length of the contraction ('s 't 're 've 'm 'll 'd) at p, which
+ * starts with an apostrophe and has 3 bytes, or 0. */
+static inline size_t contraction(const uint8_t *p) {
+    uint8_t d = p[1], e = p[2];
+    return (d == 's' || d == 't' || d == 'm' || d == 'd')                        ? 2
+           : ((d == 'r' && e == 'e') || (d == 'v' && e == 'e') || (d == 'l' && e == 'l')) ? 3
+                                                                                   : 0;
+}
+
 /* The piece (or the invalid byte) that starts at i, by the rules for any
  * character; returns where the next one starts. */
 static size_t any_piece(out_t *o, const uint8_t *s, size_t i, size_t end) {
@@ -58,13 +100,10 @@ static size_t any_piece(out_t *o, const uint8_t *s, size_t i, size_t end) {
         emit(o, v->byte_tok[c], i);
         return i + 1;
     }
-    if (c == '\'' && i + 1 < end) {  /* 's 't 're 've 'm 'll 'd */
-        uint8_t d = s[i + 1], e = i + 2 < end ? s[i + 2] : 0;
-        size_t n = (d == 's' || d == 't' || d == 'm' || d == 'd') ? 2
-                   : ((d == 'r' && e == 'e') || (d == 'v' && e == 'e') || (d == 'l' && e == 'l')) ? 3
-                   : 0;
+    if (c == '\'' && i + 1 < end) {
+        size_t n = i + 2 < end ? contraction(s + i) : contraction((const uint8_t[3]){'\'', s[i + 1], 0});
         if (n) {
-            encode_piece(o, s + i, n, i);
+            encode_piece(o, s + i, n, i, end - i);
             return i + n;
         }
     }
@@ -74,7 +113,7 @@ static size_t any_piece(out_t *o, const uint8_t *s, size_t i, size_t end) {
             int next = char_at(v, s, i + 1, end, &len2);
             if (next != CLS_SPACE && next != CLS_INVALID) {
                 i = class_run_end(v, s, i + 1 + len2, end, next);
-                encode_piece(o, s + start, i - start, start);
+                encode_piece(o, s + start, i - start, start, end - start);
                 return i;
             }
         }
@@ -89,11 +128,11 @@ static size_t any_piece(out_t *o, const uint8_t *s, size_t i, size_t end) {
             j += len2;
         }
         if (j < end && after != CLS_INVALID && last > i) j = last;
-        encode_piece(o, s + start, j - start, start);
+        encode_piece(o, s + start, j - start, start, end - start);
         return j;
     }
     i = class_run_end(v, s, i + len, end, cls);
-    encode_piece(o, s + start, i - start, start);
+    encode_piece(o, s + start, i - start, start, end - start);
     return i;
 }
 
@@ -129,15 +168,165 @@ static inline __attribute__((always_inline)) uint32_t find_wide(const uint64_t *
     }
 }
 
+/* The classes of 64 bytes of text as bit masks, bit k for byte k. */
+typedef struct {
+    uint64_t letter, digit, space, blank, high, apos;  /* space: ASCII \s; blank: U+0020 alone */
+} byte_masks;
+
+static inline void classify64(const uint8_t *p, byte_masks *m) {
+#ifdef __SSE2__
+    /* signed compares: bytes of 0x80 and up are negative, below every range */
+    const __m128i before_a = _mm_set1_epi8('a' - 1), after_z = _mm_set1_epi8('z' + 1), lower = _mm_set1_epi8(0x20),
+                  before_0 = _mm_set1_epi8('0' - 1), after_9 = _mm_set1_epi8('9' + 1), blank = _mm_set1_epi8(' '),
+                  before_tab = _mm_set1_epi8('\t' - 1), after_cr = _mm_set1_epi8('\r' + 1),
+                  apos = _mm_set1_epi8('\'');
+    *m = (byte_masks){0, 0, 0, 0, 0, 0};
+    for (int k = 0; k < 64; k += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(p + k)), lx = _mm_or_si128(x, lower);
+        __m128i b = _mm_cmpeq_epi8(x, blank);
+        m->letter |= (uint64_t)(unsigned)_mm_movemask_epi8(
+                         _mm_and_si128(_mm_cmpgt_epi8(lx, before_a), _mm_cmplt_epi8(lx, after_z))) << k;
+        m->digit |= (uint64_t)(unsigned)_mm_movemask_epi8(
+                        _mm_and_si128(_mm_cmpgt_epi8(x, before_0), _mm_cmplt_epi8(x, after_9))) << k;
+        m->space |= (uint64_t)(unsigned)_mm_movemask_epi8(
+                        _mm_or_si128(b, _mm_and_si128(_mm_cmpgt_epi8(x, before_tab), _mm_cmplt_epi8(x, after_cr))))
+                    << k;
+        m->blank |= (uint64_t)(unsigned)_mm_movemask_epi8(b) << k;
+        m->high |= (uint64_t)(unsigned)_mm_movemask_epi8(x) << k;
+        m->apos |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, apos)) << k;
+    }
+#else
+    *m = (byte_masks){0, 0, 0, 0, 0, 0};
+    for (int k = 0; k < 64; k++) {
+        uint64_t bit = 1ull << k;
+        switch (ascii_run[p[k]]) {
+        case CLS_LETTER: m->letter |= bit; break;
+        case CLS_NUMBER: m->digit |= bit; break;
+        case CLS_SPACE: m->space |= bit; break;
+        case RUN_HIGH: m->high |= bit; break;
+        }
+        if (p[k] == ' ') m->blank |= bit;
+        if (p[k] == '\'') m->apos |= bit;
+    }
+#endif
+}
+
+/* The characters of 0x80 and up among the 64 bytes at p (avail bytes may
+ * be read): their class on all their bytes (the other class: none). Stops
+ * at the first that is not valid UTF-8 or is white space, which piece_starts
+ * cannot place (a space of two bytes or more would give back only its last
+ * byte), and leaves m->high set from there on. */
+static inline void classify_high(const struct bpe *v, const uint8_t *p, size_t avail, byte_masks *m) {
+    uint64_t high = m->high;
+    while (high) {
+        size_t k = (size_t)__builtin_ctzll(high), len;
+        int cls = char_at(v, p, k, avail, &len);
+        if (cls == CLS_INVALID || cls == CLS_SPACE) {
+            m->high = ~0ull << k;
+            return;
+        }
+        uint64_t bits = ((1ull << len) - 1) << k;
+        if (cls == CLS_LETTER) m->letter |= bits;
+        if (cls == CLS_NUMBER) m->digit |= bits;
+        high &= ~bits;
+    }
+    m->high = 0;
+}
+
+/* Where GPT-2's pieces start in 64 bytes of text that starts a
+ * piece, classified (bit k: a piece starts at byte k; bit 0 is left out).
+ * A piece is a run of letters, of digits or of other characters, which
+ * takes the one U+0020 before it, or a run of white space; before a
+ * non-space, the last character of a run of two or more spaces goes on its
+ * own or, when it is U+0020, with what follows. Right for bits 1..62 below
+ * the first byte still in m->high (from there on bits are wrong, and so may
+ * be the bit just before it); apostrophes (contractions) are the caller's. */
+static inline uint64_t piece_starts(const byte_masks *m) {
+    uint64_t ws = m->space, solid = ~(ws | m->high), other = solid & ~(m->letter | m->digit);
+    uint64_t solid_next = solid >> 1;  /* bit k: byte k + 1 is a non-space */
+    uint64_t runs = (m->letter & ~(m->letter << 1)) | (m->digit & ~(m->digit << 1)) | (other & ~(other << 1));
+    return (runs & ~(m->blank << 1)) | (m->blank & solid_next) | (ws & ~(ws << 1)) | (ws & ws << 1 & solid_next);
+}
+
+/* Encodes the pieces of s[i..end) 64 bytes at a time while 80 are left:
+ * a window of 64 bytes that starts at a piece is classified at once
+ * (classify64, classify_high, piece_starts), and the pieces that end
+ * inside it are looked up from those bits, a contraction cut off the front
+ * of a piece that starts with an apostrophe. A piece that the window cannot
+ * end (longer than it, or before a byte it cannot place) goes to any_piece.
+ * Returns where the rest starts. (The same cuts as the byte loop in
+ * bpe_encode_text, found without a branch a byte.) */
+static size_t text_windows(out_t *o, const uint8_t *s, size_t i, size_t end) {
+    const struct bpe *v = o->v;
+    uint32_t *ids = o->ids;
+    size_t n = o->n;
+    const uint32_t *byte_tok = v->byte_tok;
+    const uint64_t *bloom = v->tok_bloom;
+    const bpe_slot *slots = v->tok_slots;
+    size_t mask = v->tok_mask;
+    while (end - i >= 80) {
+        byte_masks m;
+        classify64(s + i, &m);
+        if (m.high) classify_high(v, s + i, end - i, &m);
+        /* bits 1 .. the last that is right (62, or before the first unplaced byte) */
+        uint64_t sure = (m.high ? (m.high & -m.high) - 1 : ~0ull) >> 1 & 0x3FFFFFFFFFFFFFFFull;
+        uint64_t cut = piece_starts(&m) >> 1 & sure;
+        size_t a = 0;
+        while (cut) {
+            size_t b = (size_t)__builtin_ctzll(cut) + 1, start = i + a, len = b - a;
+            cut &= cut - 1;
+            if (m.apos >> a & 1) {
+                /* 's 't 're 've 'm 'll 'd, before the letters' run: the
+                 * piece is the contraction, and the next starts after it */
+                size_t k = contraction(s + start);
+                if (k) {
+                    len = k;
+                    b = a + k;
+                    cut &= b < 64 ? ~0ull << b : 0;
+                }
+            }
+            a = b;
+            if (len == 1) {
+                ids[n++] = byte_tok[s[start]];
+                continue;
+            }
+            if (len <= BPE_SLOT_BYTES) {
+                uint64_t h;
+                uint32_t id = find_wide(bloom, slots, mask, s + start, len, &h);
+                if (id != BPE_EMPTY) {
+                    ids[n++] = id;
+                    continue;
+                }
+                o->n = n;
+                bpe_merge_piece(o, s + start, len, start, h, end - start);
+            } else {
+                o->n = n;
+                encode_piece(o, s + start, len, start, end - start);
+            }
+            n = o->n;
+        }
+        if (a == 0) {  /* no piece ends in the window */
+            o->n = n;
+            i = any_piece(o, s, i + a, end);
+            n = o->n;
+        } else {
+            i += a;
+        }
+    }
+    o->n = n;
+    return i;
+}
+
 /* Encodes s[i..end) as a whole text: `end` is the end of input for the
  * regex, and every invalid byte ends a stretch of text as well (it becomes
  * its own piece). Offsets are s-relative.
  *
- * Most pieces are ASCII: a letter, number or other run, with or without one
- * space before it, or a run of ASCII white space. Those are cut here from
- * the byte table ascii_run (no UTF-8 decoding), looked up as a whole token
- * and written without a bounds check (the buffer has room for a token a
- * byte); a piece that starts with an apostrophe or touches a byte of 0x80
+ * With room for a token a byte and no offsets to work out, ids are written
+ * without a bounds check, and text_windows takes all but the last 80 bytes.
+ * The byte loop below takes those: an ASCII piece (a letter, number or
+ * other run, with or without one space before it, or a run of ASCII white
+ * space) is cut from the byte table ascii_run and looked up as a whole
+ * token; a piece that starts with an apostrophe or touches a byte of 0x80
  * and up is left to any_piece, from its start. */
 void bpe_encode_text(out_t *o, const uint8_t *s, size_t i, size_t end) {
     const struct bpe *v = o->v;
@@ -153,6 +342,10 @@ void bpe_encode_text(out_t *o, const uint8_t *s, size_t i, size_t end) {
     const uint64_t *bloom = v->tok_bloom;
     const bpe_slot *slots = v->tok_slots;
     size_t mask = v->tok_mask;
+    if (BPE_LITTLE_ENDIAN && bloom) {
+        i = text_windows(o, s, i, end);
+        n = o->n;
+    }
     while (i < end) {
         size_t start = i, j = i + 1;
         int k = ascii_run[s[i]];
@@ -193,10 +386,10 @@ void bpe_encode_text(out_t *o, const uint8_t *s, size_t i, size_t end) {
                 continue;
             }
             o->n = n;
-            bpe_merge_piece(o, s + start, len, start, h);
+            bpe_merge_piece(o, s + start, len, start, h, end - start);
         } else {
             o->n = n;
-            encode_piece(o, s + start, len, start);
+            encode_piece(o, s + start, len, start, end - start);
         }
         n = o->n;
         continue;

@@ -144,7 +144,7 @@ static void test_pieces(const struct bpe *v, int rounds) {
          * the merges of the piece */
         uint32_t whole = bpe_find_token(v, p, len);
         out_t oe = {v, a, NULL, MAX_N, 0, 0, NULL, 1};
-        encode_piece(&oe, p, len, 0);
+        encode_piece(&oe, p, len, 0, len);
         if (whole != BPE_EMPTY ? oe.n != 1 || a[0] != whole : oe.n != nt || memcmp(a, t, nt * 4)) {
             if (bad++ < 5) fprintf(stderr, "alphabet \"%s\", %zu bytes: encode_piece differs\n", al, len);
         }
