@@ -4,6 +4,11 @@
 #include "encode.h"
 #include "pretok.h"
 
+/* n_tok of a short slot whose piece has more than CACHE_TOKENS tokens but
+ * merges not at all: each byte is a token (the runs of spaces that indent
+ * code, which GPT-2 does not merge). */
+#define ALL_BYTES 0
+
 /* Bit k set when a[k] == b[k], for k < 32. */
 static inline uint32_t same32(const uint8_t *a, const uint8_t *b) {
 #ifdef __SSE2__
@@ -25,6 +30,10 @@ static inline int slot_holds(const cache_slot *c, const uint8_t *q, size_t n) {
 }
 
 static inline void emit_slot(out_t *o, const cache_slot *c, size_t off) {
+    if (c->n_tok == ALL_BYTES) {
+        emit_bytes(o, c->bytes, c->len, off);
+        return;
+    }
     if (!o->offs && has_room(o, CACHE_TOKENS)) {  /* all of tok at once, the count after */
         memcpy(o->ids + o->n, c->tok, sizeof c->tok);
         o->n += c->n_tok;
@@ -54,12 +63,12 @@ void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t 
         uint32_t tok[CACHE_BYTES];
         size_t m = bpe_merge_short(v, p, n, tok);
         emit_tokens(o, tok, m, off);
-        if (c && m <= CACHE_TOKENS) {
+        if (c && (m <= CACHE_TOKENS || m == n)) {
             c[1] = c[0];
             memcpy(c->bytes, q, 32);  /* the bytes after the piece too, then len and n_tok over them */
             c->len = (uint8_t)n;
-            c->n_tok = (uint8_t)m;
-            memcpy(c->tok, tok, m * sizeof *tok);
+            c->n_tok = m <= CACHE_TOKENS ? (uint8_t)m : ALL_BYTES;
+            if (m <= CACHE_TOKENS) memcpy(c->tok, tok, m * sizeof *tok);
         }
         return;
     }

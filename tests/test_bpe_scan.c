@@ -10,7 +10,8 @@
  * Then the piece cache, which only texts of 64 KB and more have: a long
  * text of lines that repeat pieces of every length up to 256 bytes (rules
  * of dashes, table borders, runs of spaces, words), against the same text
- * encoded a line at a time (each line short, so no cache). */
+ * encoded a line at a time (each line short, so no cache); and the same
+ * for an indented text, whose runs of spaces merge not at all. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,34 @@ int main(void) {
         while (k < nwhole && k < nparts && whole[k] == parts[k]) k++;
         fprintf(stderr, "a %zu-byte text of %zu lines: %zu ids whole, %zu a line at a time; first difference at id %zu\n",
                 blen, lines, nwhole, nparts, k);
+        failures++;
+    }
+    /* Indentation: "x\n", k spaces, "y." for k = 1..40 over and over, so
+     * that pieces of a newline and spaces, which GPT-2 leaves a token a
+     * byte, recur at every length up to past the cache's; the units' ids
+     * one after another (each unit ends with "." and the next starts with
+     * "x", two pieces). */
+    size_t units = 0, ilen = 0;
+    nparts = 0;
+    while (ilen < BIG) {
+        size_t from = ilen, k = 1 + units++ % 40, got;
+        big[ilen++] = 'x';
+        big[ilen++] = '\n';
+        memset(big + ilen, ' ', k);
+        ilen += k;
+        big[ilen++] = 'y';
+        big[ilen++] = '.';
+        if (bpe_encode(bpe_gpt2(), big + from, ilen - from, BPE_SPECIAL_TEXT, parts + nparts, NULL, ilen - from, &got,
+                       &err))
+            return 2;
+        nparts += got;
+    }
+    if (bpe_encode(bpe_gpt2(), big, ilen, BPE_SPECIAL_TEXT, whole, NULL, ilen, &nwhole, &err)) return 2;
+    if (nwhole != nparts || memcmp(whole, parts, nwhole * sizeof *whole)) {
+        size_t k = 0;
+        while (k < nwhole && k < nparts && whole[k] == parts[k]) k++;
+        fprintf(stderr, "a %zu-byte indented text: %zu ids whole, %zu a unit at a time; first difference at id %zu\n",
+                ilen, nwhole, nparts, k);
         failures++;
     }
     free(big);
