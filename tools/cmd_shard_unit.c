@@ -1475,8 +1475,10 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
         if (!o->quiet && !o->in_run) fprintf(stderr, "gpt2in: %s: up to date\n", cli_n(unit));
         goto done;
     }
-    if (cli_output_check("shard", "--unit", unit, inputs, (size_t)n, 0) ||
-        cli_output_check("shard", "--unit", side, inputs, (size_t)n, 0)) {
+    /* (the one-machine run checked its inputs against its units already:
+     * check_inputs_not_outputs, by inode, without a stat an input here) */
+    if (!o->in_run && (cli_output_check("shard", "--unit", unit, inputs, (size_t)n, 0) ||
+                       cli_output_check("shard", "--unit", side, inputs, (size_t)n, 0))) {
         rc = CLI_ERR;
         goto done;
     }
@@ -1517,6 +1519,7 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
             fclose(f);
             break;
         }
+        setvbuf(f, NULL, _IONBF, 0);   /* reads of 1 MB go straight to ib: no stdio buffer (and its fstat) */
         char namebuf[512];
         sin s;
         rc = sin_open(&s, f, cli_name(inputs[i], namebuf, sizeof namebuf), u->ib);
