@@ -341,10 +341,52 @@ static int ids_from_seq(PyObject *obj, uint32_t **out, size_t *n, const char *ar
 /* Texts above this many bytes are encoded in parts (see encode_list). */
 #define PART ((size_t)64 << 20)
 
+typedef struct kept_buf kept_buf;
+static void kept_free(kept_buf *k);
+
+/* Before Python 3.12 every object's references are counted, and a list
+ * of n tokens cost n increments (and a pass over the ids to count them)
+ * beyond the list itself. Our ints are pinned instead: their count is set
+ * so high that no number of decrements can bring it to zero, so a list
+ * takes them without counting, as 3.12 made its small ints immortal. The
+ * pinned ints are shared by all vocabularies and live as long as the
+ * process (a vocabulary's worth, 32 bytes each). Not in debug builds of
+ * Python, which keep a total of counts, nor where counts are atomic. */
+#if PY_VERSION_HEX < 0x030C0000 && !defined(Py_GIL_DISABLED) && !defined(Py_REF_DEBUG)
+#define PINNED 1
+#else
+#define PINNED 0
+#endif
+#define PINNED_COUNT (PY_SSIZE_T_MAX / 2)
+
+#if PINNED
+static PyObject **pinned;   /* with the GIL */
+static size_t n_pinned;
+
+/* The pinned int k (a borrowed reference), or NULL with an exception set. */
+static PyObject *pinned_int(size_t k) {
+    if (k >= n_pinned) {
+        size_t cap = k + 1 > 2 * n_pinned ? k + 1 : 2 * n_pinned;
+        PyObject **p = PyMem_RawRealloc(pinned, cap * sizeof *p);
+        if (!p) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        pinned = p;
+        for (; n_pinned <= k; n_pinned++) {
+            PyObject *o = PyLong_FromSize_t(n_pinned);
+            if (!o) return NULL;
+            Py_SET_REFCNT(o, PINNED_COUNT);
+            pinned[n_pinned] = o;
+        }
+    }
+    return pinned[k];
+}
+#endif
+
 /* ints[id] holds the Python int of every id: a list of tokens is then
- * built with a reference count increment per token instead of an int
- * allocation (and freed without deallocations), which is most of the time
- * of encode_ordinary beyond the library's own. */
+ * built with a reference count increment per token (none when pinned)
+ * instead of an int allocation (and freed without deallocations). */
 typedef struct {
     PyObject_HEAD
     const bpe *v;
@@ -352,7 +394,7 @@ typedef struct {
     PyObject **ints;
     unsigned char *ascii;   /* ascii[id]: the token's bytes are all below 0x80 */
     _Atomic(uint32_t *) counts;   /* see counts_take */
-    _Atomic(uint32_t *) mid;      /* see encode_mid */
+    _Atomic(void *) kept;         /* a kept_buf, see encode_kept */
     size_t part;   /* PART; less in tests (_set_part) */
 } CoreBPE;
 
@@ -360,8 +402,9 @@ static PyTypeObject CoreBPEType;
 
 static void core_dealloc(CoreBPE *self) {
     free(atomic_load(&self->counts));
-    free(atomic_load(&self->mid));
-    for (size_t k = 0; k < self->n_ints; k++) Py_XDECREF(self->ints[k]);
+    kept_free(atomic_load(&self->kept));
+    if (!PINNED)
+        for (size_t k = 0; k < self->n_ints; k++) Py_XDECREF(self->ints[k]);
     PyMem_Free(self->ints);
     PyMem_Free(self->ascii);
     bpe_free(self->v);   /* a no-op on the compiled-in vocabulary */
@@ -377,7 +420,7 @@ static PyObject *core_wrap(const bpe *v) {
     c->v = v;
     c->n_ints = 0;
     atomic_init(&c->counts, NULL);
-    atomic_init(&c->mid, NULL);
+    atomic_init(&c->kept, NULL);
     c->part = PART;
     size_t nv = bpe_vocab_size(v);
     c->ints = PyMem_Calloc(nv ? nv : 1, sizeof *c->ints);
@@ -394,7 +437,11 @@ static PyObject *core_wrap(const bpe *v) {
         c->ascii[k] = (unsigned char)a;
     }
     for (size_t k = 0; k < nv; k++) {
+#if PINNED
+        c->ints[k] = pinned_int(k);
+#else
         c->ints[k] = PyLong_FromSize_t(k);
+#endif
         if (!c->ints[k]) {
             Py_DECREF(c);
             return NULL;
@@ -412,7 +459,7 @@ static PyObject *ids_to_list_cached(const CoreBPE *c, const uint32_t *ids, size_
     PyObject *const *ints = c->ints;
     for (size_t k = 0; k < n; k++) {
         PyObject *x = ints[ids[k]];
-        Py_INCREF(x);
+        if (!PINNED) Py_INCREF(x);
         items[k] = x;
     }
     return l;
@@ -420,7 +467,8 @@ static PyObject *ids_to_list_cached(const CoreBPE *c, const uint32_t *ids, size_
 
 /* ---- lists of ids without a copy ------------------------------------------ */
 
-/* A big list is built where the library writes: the encoder's uint32 ids go
+/* A list of a text above KEPT_MAX bytes, and a batch's, is built where the
+ * library writes: the encoder's uint32 ids go
  * to the start of what becomes the list's item array (8 bytes a slot), and
  * a backward pass widens them in place to the cached int objects (slot k
  * overwrites ids 2k and 2k+1, already widened). No second buffer, no page
@@ -485,7 +533,7 @@ static void widen(PyObject **items, size_t n, PyObject *const *ints, uint32_t *c
 /* widen() for a batch's list, which the library filled in one call. */
 static void id_list_widen(id_list *L, size_t n, PyObject *const *ints, size_t n_ints) {
 #ifndef Py_GIL_DISABLED
-    if (n >= COUNT_MIN && n <= UINT32_MAX) L->counts = calloc(n_ints ? n_ints : 1, sizeof *L->counts);
+    if (!PINNED && n >= COUNT_MIN && n <= UINT32_MAX) L->counts = calloc(n_ints ? n_ints : 1, sizeof *L->counts);
 #else
     (void)n_ints;
 #endif
@@ -501,9 +549,10 @@ static void id_list_free(id_list *L) {
 }
 
 /* With the GIL: hands L's item array, whose references are taken, to the
- * empty list l (which becomes its owner; L is emptied). Returns l, or NULL
- * (the references dropped) when a free-threaded list cannot be made. */
-static PyObject *list_adopt(PyObject *l, id_list *L) {
+ * empty list l (which becomes its owner; L is emptied), cut down to `room`
+ * slots (at least L->n) when it has more. Returns l, or NULL (the
+ * references dropped) when a free-threaded list cannot be made. */
+static PyObject *list_adopt(PyObject *l, id_list *L, size_t room) {
     size_t n = L->n;
     PyObject **items = L->items;
     L->items = NULL;
@@ -521,9 +570,9 @@ static PyObject *list_adopt(PyObject *l, id_list *L) {
     PyMem_Free(items);
     return l;
 #else
-    if (n < L->cap) {
+    if (room < L->cap) {
         /* give back what the worst case reserved */
-        PyObject **shrunk = PyMem_Realloc(items, n * sizeof *items);
+        PyObject **shrunk = PyMem_Realloc(items, room * sizeof *items);
         if (shrunk) items = shrunk;
     }
     PyListObject *lo = (PyListObject *)l;
@@ -538,6 +587,7 @@ static PyObject *list_adopt(PyObject *l, id_list *L) {
  * all zero) or one by one. */
 static void take_refs(PyObject *const *items, size_t n, PyObject *const *ints, uint32_t *counts,
                       size_t n_ints) {
+    if (PINNED) return;
     if (counts) {
         for (size_t id = 0; id < n_ints; id++)
             if (counts[id]) {
@@ -560,7 +610,7 @@ static PyObject *id_list_finish(id_list *L, PyObject *const *ints, size_t n_ints
     take_refs(L->items, L->n, ints, L->counts, n_ints);
     free(L->counts);
     L->counts = NULL;
-    return list_adopt(l, L);
+    return list_adopt(l, L, L->n);
 }
 
 /* ---- one text ---------------------------------------------------------------- */
@@ -697,7 +747,7 @@ static PyObject *encode_list(CoreBPE *self, const char *s, size_t len, int flags
     uint32_t *counts = NULL;
 #ifndef Py_GIL_DISABLED
     /* uint32 counts: at most a token per byte */
-    if (len >= COUNT_BYTES && len <= UINT32_MAX) counts = counts_take(self);
+    if (!PINNED && len >= COUNT_BYTES && len <= UINT32_MAX) counts = counts_take(self);
 #endif
     id_list L;
     if (id_list_alloc(&L, first_cap(len, self->part))) {
@@ -743,35 +793,158 @@ static PyObject *encode_list(CoreBPE *self, const char *s, size_t len, int flags
     }
     take_refs(L.items, L.n, ints, counts, self->n_ints);
     counts_put(self, counts);
-    return list_adopt(l, &L);
+    return list_adopt(l, &L, L.n);
 }
 
-/* Texts of up to MID_TEXT bytes (whose room for a token per byte, as list
- * items, would stay under BIG_OUT, on small pages): the ids go to a buffer
- * the CoreBPE keeps (taken as the counts are), then into a list of their
- * exact number. Room reserved for the worst case and then cut down would
- * be fresh memory on every call, as malloc serves a size again from memory
- * it holds only when it saw that size given back. */
-#define MID_TEXT (128 * 1024)
+/* Texts of up to KEPT_MAX bytes: the library writes the ids into a uint32
+ * buffer the CoreBPE keeps from call to call (warm memory: a fresh page
+ * costs a fault, and on some virtual machines 512 faults cost more than
+ * encoding the text that fills 2 MB of ids), then they are widened into
+ * an item array of the list's size (items_alloc). The buffer is taken as
+ * the counts are, and kept for texts up to KEPT_MAX bytes (16 MB of
+ * room); a text above is encoded in place (encode_list). */
+#define KEPT_MAX ((size_t)4 << 20)
 
-static PyObject *encode_mid(CoreBPE *self, const char *s, size_t len, int flags) {
-    uint32_t *ids = atomic_exchange(&self->mid, NULL);
-    if (!ids && !(ids = malloc(MID_TEXT * sizeof *ids))) return PyErr_NoMemory();
+struct kept_buf {
+    size_t cap;
+    uint32_t *ids;
+};
+
+static void kept_free(kept_buf *k) {
+    if (k) free(k->ids);
+    free(k);
+}
+
+/* A buffer of at least `need` ids (the kept one, or a new one), or NULL with
+ * an exception set. */
+static kept_buf *kept_take(CoreBPE *c, size_t need) {
+    kept_buf *k = atomic_exchange(&c->kept, NULL);
+    if (k && k->cap >= need) return k;
+    kept_free(k);
+    k = malloc(sizeof *k);
+    size_t cap = need < 32768 ? 32768 : need;
+    if (k && cap <= SIZE_MAX / 4 / sizeof *k->ids) {
+        size_t bytes = out_bytes(cap * sizeof *k->ids);
+        k->cap = bytes / sizeof *k->ids;
+        if ((k->ids = ids_malloc(bytes))) return k;
+    }
+    free(k);
+    PyErr_NoMemory();
+    return NULL;
+}
+
+static void kept_put(CoreBPE *c, kept_buf *k) {
+    kept_buf *none = NULL;
+    if (k && (k->cap * sizeof *k->ids > out_bytes(KEPT_MAX * sizeof *k->ids) ||
+              !atomic_compare_exchange_strong(&c->kept, &none, k)))
+        kept_free(k);
+}
+
+/* Whether all of p[0..bytes) is in memory already (mincore): memory the
+ * allocator gives again, which huge-page advice would only cut into
+ * more mappings. */
+static int resident(const void *p, size_t bytes) {
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0) return 0;
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)(pg - 1), e = (uintptr_t)p + bytes;
+    unsigned char vec[1024];
+    while (a < e) {
+        size_t pages = (e - a + (uintptr_t)pg - 1) / (uintptr_t)pg;
+        if (pages > sizeof vec) pages = sizeof vec;
+        if (mincore((void *)a, pages * (size_t)pg, vec)) return 0;
+        for (size_t i = 0; i < pages; i++)
+            if (!(vec[i] & 1)) return 0;
+        a += pages * (uintptr_t)pg;
+    }
+    return 1;
+}
+
+/* glibc maps on their own all requests of this size and more (its
+ * threshold moves, but not past 32 MB). */
+#define MAPPED_SIZE ((size_t)32 << 20)
+
+/* An item array for n items (room for cap, whole 2 MB less malloc's
+ * header when big), with the GIL; NULL with an exception set. Memory the
+ * allocator gives that is resident already is used as it is. Fresh memory
+ * would fault page by page (glibc serves a size it saw freed from its
+ * heap, untouched pages of small size): it is given back for a request
+ * big enough to be mapped on its own, whose pages are huge from the first
+ * (advise_huge), and the list gives back the room it does not use
+ * (list_adopt). A list's memory is the allocator's once the list is
+ * freed; the package cannot take it back. */
+static PyObject **items_alloc(size_t n, size_t *cap) {
+    if (n > (size_t)PY_SSIZE_T_MAX / 2 / sizeof(PyObject *)) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    size_t bytes = out_bytes((n ? n : 1) * sizeof(PyObject *));
+    PyObject **it = PyMem_Malloc(bytes);
+    if (!it) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    if (bytes >= BIG_OUT && !resident(it, n * sizeof *it)) {
+        size_t big = out_bytes(MAPPED_SIZE);
+        PyObject **b = bytes < big ? PyMem_Malloc(big) : NULL;
+        if (b) {
+            PyMem_Free(it);
+            it = b;
+            bytes = big;
+        }
+        advise_huge(it, bytes);
+    }
+    *cap = bytes / sizeof *it;
+    return it;
+}
+
+/* s[0..len) -> list of ints, len <= KEPT_MAX. */
+static PyObject *encode_kept(CoreBPE *self, const char *s, size_t len, int flags) {
+    kept_buf *k = kept_take(self, len);
+    if (!k) return NULL;
     size_t n = 0;
     bpe_error err;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = bpe_encode(self->v, s, len, flags, ids, NULL, MID_TEXT, &n, &err);
+    rc = bpe_encode(self->v, s, len, flags, k->ids, NULL, k->cap, &n, &err);
     Py_END_ALLOW_THREADS
-    PyObject *l = rc == BPE_OK ? ids_to_list_cached(self, ids, n) : raise_bpe(rc, &err);
-    uint32_t *none = NULL;
-    if (!atomic_compare_exchange_strong(&self->mid, &none, ids)) free(ids);
+    PyObject *l = NULL;
+    if (rc != BPE_OK) l = raise_bpe(rc, &err);
+    else if (n * sizeof(PyObject *) < BIG_OUT) l = ids_to_list_cached(self, k->ids, n);
+    else if ((l = PyList_New(0))) {
+        id_list L = {NULL, 0, 0, NULL};
+        L.items = items_alloc(n, &L.cap);
+        if (!L.items) {
+            Py_CLEAR(l);
+        } else {
+            uint32_t *counts = NULL;
+#ifndef Py_GIL_DISABLED
+            if (!PINNED && n >= COUNT_MIN && n <= UINT32_MAX) counts = counts_take(self);
+#endif
+            PyObject *const *ints = self->ints;
+            const uint32_t *ids = k->ids;
+            Py_BEGIN_ALLOW_THREADS
+            if (counts)
+                for (size_t i = 0; i < n; i++) {
+                    counts[ids[i]]++;
+                    L.items[i] = ints[ids[i]];
+                }
+            else
+                for (size_t i = 0; i < n; i++) L.items[i] = ints[ids[i]];
+            Py_END_ALLOW_THREADS
+            L.n = n;
+            take_refs(L.items, n, ints, counts, self->n_ints);
+            counts_put(self, counts);
+            l = list_adopt(l, &L, out_bytes(n * sizeof *L.items) / sizeof *L.items);
+        }
+    }
+    kept_put(self, k);
     return l;
 }
 
 /* s[0..len) -> list of ints, for texts past the stack buffer. */
 static PyObject *encode_any(CoreBPE *self, const char *s, size_t len, int flags) {
-    return len <= MID_TEXT ? encode_mid(self, s, len, flags) : encode_list(self, s, len, flags);
+    return len <= KEPT_MAX && len <= self->part ? encode_kept(self, s, len, flags)
+                                                : encode_list(self, s, len, flags);
 }
 
 /* A batch's num_threads, checked as tiktoken's thread pool does; -1 with
@@ -2044,7 +2217,8 @@ PyMODINIT_FUNC PyInit__gpt2in(void) {
     if (PyModule_AddObjectRef(m, "CoreBPE", (PyObject *)&CoreBPEType) < 0 ||
         PyModule_AddObjectRef(m, "U32Buffer", (PyObject *)&U32BufferType) < 0 ||
         PyModule_AddIntConstant(m, "SPECIAL_ALLOW", BPE_SPECIAL_ALLOW) < 0 ||
-        PyModule_AddIntConstant(m, "SPECIAL_TEXT", BPE_SPECIAL_TEXT) < 0) {
+        PyModule_AddIntConstant(m, "SPECIAL_TEXT", BPE_SPECIAL_TEXT) < 0 ||
+        PyModule_AddIntConstant(m, "PINNED_INTS", PINNED) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -3,6 +3,7 @@ from typing import Iterable, Sequence
 
 SPECIAL_ALLOW: int
 SPECIAL_TEXT: int
+PINNED_INTS: int   # 1: the ints of ids are pinned (never freed, taken uncounted)
 
 class U32Buffer:
     """Token ids (uint32) in C memory, exported through the buffer protocol."""

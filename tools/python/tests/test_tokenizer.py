@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 import gpt2in
+from gpt2in import _gpt2in
 from conftest import ROOT, oracle
 
 EOT = "<|endoftext|>"
@@ -640,6 +641,31 @@ def test_big_lists_hold_their_references(enc, fixtures):
     assert len(lists[0]) > 40000
     uses = sum(lst.count(x) for lst in lists)
     assert uses > 100 and all(x is i for lst in lists for i in lst if i == x)
+    if _gpt2in.PINNED_INTS:   # taken uncounted (see test_pinned_ints)
+        assert sys.getrefcount(x) > 2**60
+        del lists
+        assert sys.getrefcount(x) > 2**60
+        return
     assert sys.getrefcount(x) == before + uses
     del lists
     assert sys.getrefcount(x) == before
+
+
+@pytest.mark.skipif(not _gpt2in.PINNED_INTS, reason="Python 3.12+ or a debug or free-threaded build: counted ints")
+def test_pinned_ints(fixtures):
+    """Before Python 3.12 the ints of ids are pinned: one object per id for
+    every vocabulary, whose reference count lists neither raise nor can
+    bring to zero (freeing many lists of them leaves them alive)."""
+    text = "".join(d.decode() for n, d, _ in fixtures if fixture_mode(n) == "default"
+                   and not n.startswith("invalid_utf8")) * 4
+    a, b = gpt2in.get_encoding("gpt2"), gpt2in.Encoding("gpt2", _core=_gpt2in.gpt2())
+    la, lb = a.encode_ordinary(text), b.encode_ordinary(text)
+    assert la == lb and len(la) > 40000
+    assert all(x is y for x, y in zip(la, lb))
+    x = la[la.index(262)]
+    assert sys.getrefcount(x) > 2**60
+    for _ in range(50):
+        del la
+        la = a.encode_ordinary(text)
+    del b, lb
+    assert sys.getrefcount(x) > 2**60 and x == 262 and x + 1 == 263
