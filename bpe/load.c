@@ -425,7 +425,7 @@ bpe *bpe_load(const char *encoder_json_path, const char *vocab_bpe_path, bpe_err
         bpe_lv_unread(&e);
         return NULL;
     }
-    bpe *v = bpe_load_mem(e.data, e.len, encoder_json_path, m.data, m.len, vocab_bpe_path, err);
+    bpe *v = bpe_load_mem(e.data, e.len, e.name, m.data, m.len, m.name, err);
     bpe_lv_unread(&e);
     bpe_lv_unread(&m);
     return v;

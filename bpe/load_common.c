@@ -305,9 +305,33 @@ long bpe_lv_byte_level(const char *s, size_t n, uint8_t *out, size_t *bad) {
 
 #define LV_READ_MAX ((size_t)256 << 20)
 
-int bpe_lv_read(const char *path, lv_file *f, bpe_error *err) {
+static void shown_path(const char *path, char *buf, size_t cap) {
+    size_t n = strlen(path), i = 0;
+    while (i < n && path[i] >= 0x20 && path[i] < 0x7F && path[i] != '"' && path[i] != '\\') i++;
+    if (i == n && n < cap) {
+        memcpy(buf, path, n + 1);
+        return;
+    }
+    size_t o = 0;
+    buf[o++] = '"';
+    for (i = 0; i < n && o + 9 < cap; i++) {
+        unsigned char c = (unsigned char)path[i];
+        if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') buf[o++] = (char)c;
+        else o += (size_t)snprintf(buf + o, cap - o, "\\x%02X", c);
+    }
+    if (i < n) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o++] = '"';
+    buf[o] = 0;
+}
+
+int bpe_lv_read(const char *path_in, lv_file *f, bpe_error *err) {
     memset(f, 0, sizeof *f);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    shown_path(path_in, f->name, sizeof f->name);
+    const char *path = f->name;  /* in messages */
+    int fd = open(path_in, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return bpe_fail(err, BPE_ERR_IO, 0, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st)) {
@@ -461,7 +485,8 @@ bpe *bpe_load_file(const char *path, const char *merges_path, bpe_error *err) {
         bpe_lv_unread(&f);
         return NULL;
     }
-    bpe *v = bpe_load_file_mem(f.data, f.len, path, merges_path ? m.data : NULL, m.len, merges_path, err);
+    bpe *v = bpe_load_file_mem(f.data, f.len, f.name, merges_path ? m.data : NULL, m.len, merges_path ? m.name : NULL,
+                               err);
     bpe_lv_unread(&f);
     bpe_lv_unread(&m);
     return v;
@@ -476,7 +501,7 @@ bpe *bpe_load_file(const char *path, const char *merges_path, bpe_error *err) {
         }                                                         \
         lv_file f;                                                \
         if (bpe_lv_read(path, &f, err)) return NULL;                  \
-        bpe *v = fn_mem(f.data, f.len, path, err);                \
+        bpe *v = fn_mem(f.data, f.len, f.name, err);              \
         bpe_lv_unread(&f);                                            \
         return v;                                                 \
     }
@@ -496,7 +521,7 @@ bpe *bpe_load_hf_pair(const char *vocab_json_path, const char *merges_txt_path, 
         bpe_lv_unread(&f);
         return NULL;
     }
-    bpe *v = bpe_load_hf_pair_mem(f.data, f.len, vocab_json_path, m.data, m.len, merges_txt_path, err);
+    bpe *v = bpe_load_hf_pair_mem(f.data, f.len, f.name, m.data, m.len, m.name, err);
     bpe_lv_unread(&f);
     bpe_lv_unread(&m);
     return v;

@@ -20,9 +20,10 @@ static json_t *parse(const char *data, size_t len, const char *name, bpe_error *
     json_error_t je;
     json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
-        /* jansson quotes the text near the error, which may hold a newline */
+        /* jansson quotes the text near the error: it may hold a newline, an
+         * escape sequence or a bidi override, shown as ? */
         for (char *c = je.text; *c; c++)
-            if ((unsigned char)*c < 0x20 || *c == 0x7F) *c = '?';
+            if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7F) *c = '?';
         bpe_fail(err, BPE_ERR_FORMAT, (uint64_t)(je.position > 0 ? je.position : 0), "%s:%d:%d: %s", name, je.line,
                  je.column, je.text);
         return NULL;

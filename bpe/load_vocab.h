@@ -81,12 +81,15 @@ long bpe_lv_byte_level(const char *s, size_t n, uint8_t *out, size_t *bad);
  * the rest as \xNN, cut with ... past about 40 bytes. */
 const char *bpe_lv_quote(char *buf, size_t cap, const void *bytes, size_t n);
 
-/* A whole file in memory (mapped when it can be). */
+/* A whole file in memory (mapped when it can be), and its path as
+ * messages show it: as it is when all printable ASCII, else quoted with
+ * \xNN (control bytes and bidi overrides never reach a terminal). */
 typedef struct {
     const char *data;
     size_t len;
     void *map;      /* munmap on free when set */
     char *heap;     /* else free */
+    char name[1024];
 } lv_file;
 int bpe_lv_read(const char *path, lv_file *f, bpe_error *err);
 void bpe_lv_unread(lv_file *f);

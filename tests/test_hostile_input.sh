@@ -160,6 +160,12 @@ for c in embed verify similar; do
     escaped "$c --weights W<ESC>" "$T/err"
     grep -qF 'x1b]0;PWNED\x07' "$T/err" || fail "$c: the file name is not shown escaped: $(cat "$T/err")"
 done
+# vocabulary files: their names, and what the JSON parser quotes from them
+n=$((n + 1)); printf 'x' | "$G" encode --vocab "$T/$W" > /dev/null 2> "$T/err"; escaped "encode --vocab W<ESC>" "$T/err"
+grep -qF 'x1B]0;PWNED\x07' "$T/err" || fail "encode --vocab: the file name is not shown escaped: $(cat "$T/err")"
+n=$((n + 1)); printf 'x' | "$G" encode --encoder "$T/$W" --merges "$T/$W" > /dev/null 2> "$T/err"; escaped "encode --encoder W<ESC>" "$T/err"
+printf '{"a": 1, "b": "\342\200\256evil\033[2J' > "$T/bidi.json"
+n=$((n + 1)); printf 'x' | "$G" encode --vocab "$T/bidi.json" > /dev/null 2> "$T/err"; escaped "a JSON error near a bidi override" "$T/err"
 
 # ---- .npy ids stream ----------------------------------------------------------
 if [ -n "$PY" ]; then
