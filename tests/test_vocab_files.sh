@@ -146,9 +146,19 @@ sed 's/"special": true}]/"special": true}, {"id": 262, "content": "\\u0120the", 
     "$tmp/gpt2.tokenizer.json" > "$tmp/the.json"
 grep -q '"id": 262, "content"' "$tmp/the.json" || die "the.json: sed added no token"
 refused 'added_tokens[1] "\xC4\xA0the" (id 262) is also model.vocab'"'"'s byte-level token " the"' encode --vocab "$tmp/the.json"
+# inspect describes a vocabulary as --vocab reads it, and names a vocab.json or merges.txt alone
+for f in gpt2.tokenizer.json gpt2.tiktoken; do
+    "$GPT2IN" inspect "$tmp/$f" > "$tmp/insp" 2>&1 || die "inspect $f: $(cat "$tmp/insp")"
+    grep -q "tokens: 50257, the longest 128 bytes; end-of-text id 50256" "$tmp/insp" || die "inspect $f: $(cat "$tmp/insp")"
+done
+"$GPT2IN" inspect --json "$tmp/multi.tokenizer.json" > "$tmp/insp" 2>&1 || die "inspect --json multi: $(cat "$tmp/insp")"
+$PY -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(not (d["format"] == "vocabulary" and len(d["special_tokens"]) > 1))' \
+    "$tmp/insp" || die "inspect --json multi.tokenizer.json: $(cat "$tmp/insp")"
+refused 'perm.vocab.json: no "model" object' inspect "$tmp/perm.vocab.json"
+refused 'perm.merges.txt: a merges.txt' inspect "$tmp/perm.merges.txt"
 # an endless stream is refused at a bound, not read until memory runs out
 refused "/dev/zero: more than 256 MiB from a stream: not a vocabulary" encode --vocab /dev/zero
 refused "/dev/zero: more than 256 MiB from a stream" encode --encoder /dev/zero --merges gpt2_weights/vocab.bpe
 
-[ $fail -eq 0 ] && echo "vocab files: $n_specs vocabularies x $(wc -w < "$tmp/want.ids") ids as tiktoken's, 3 llm.c decodes, 15 refusals"
+[ $fail -eq 0 ] && echo "vocab files: $n_specs vocabularies x $(wc -w < "$tmp/want.ids") ids as tiktoken's, 3 llm.c decodes, 17 refusals"
 exit $fail

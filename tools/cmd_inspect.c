@@ -25,7 +25,9 @@ static const char inspect_usage[] =
     "where the data starts, metadata, and every tensor's name, dtype, shape and\n"
     "byte range in file order), a .npy array (version, dtype, shape), token ids\n"
     "as text, JSON or an llm.c token shard (count, shape [T] or [B, T], the\n"
-    "largest id) or an llm.c tokenizer file (version, tokens, end-of-text id).\n"
+    "largest id), an llm.c tokenizer file (version, tokens, end-of-text id) or a\n"
+    "vocabulary --vocab reads, tokenizer.json or tiktoken (tokens, the longest,\n"
+    "the end-of-text id, the special tokens).\n"
     "--json prints the same as one JSON object.\n"
     "Exit status 0, or 2 with one line on stderr naming what is wrong.\n";
 
@@ -283,6 +285,54 @@ static int inspect_llmc_tokenizer(const char *path, const unsigned char *buf, si
     return fflush(stdout) == 0 ? CLI_OK : cli_write_error(NULL);
 }
 
+/* Whether a text file starts as a vocabulary does, not as ids: a JSON
+ * object (tokenizer.json, vocab.json), a merges.txt's "#version" line, or a
+ * tiktoken line (base64, a blank, a rank). */
+static int looks_like_vocab(const unsigned char *b, size_t len) {
+    size_t i = len >= 3 && !memcmp(b, "\xef\xbb\xbf", 3) ? 3 : 0;
+    while (i < len && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r')) i++;
+    if (i < len && b[i] == '{') return 1;
+    if (len - i >= 8 && !memcmp(b + i, "#version", 8)) return 1;
+    size_t j = i;
+    while (j < len && ((b[j] >= 'A' && b[j] <= 'Z') || (b[j] >= 'a' && b[j] <= 'z') ||
+                       (b[j] >= '0' && b[j] <= '9') || b[j] == '+' || b[j] == '/' || b[j] == '='))
+        j++;
+    /* a tiktoken token holds a letter, '+', '/' or '=' (a bare number is an id) */
+    int letters = 0;
+    for (size_t k = i; k < j; k++) letters |= b[k] < '0' || b[k] > '9';
+    return letters && j > i && j < len && b[j] == ' ' && j + 1 < len && b[j + 1] >= '0' && b[j + 1] <= '9';
+}
+
+/* A vocabulary file (tokenizer.json, tiktoken, a vocab.json alone, a
+ * merges.txt alone): loaded as `--vocab` loads it, or its error. */
+static int inspect_vocab(const char *path, const unsigned char *buf, size_t len, int json) {
+    if (len >= 8 && !memcmp(buf, "#version", 8))
+        return cli_error("%s: a merges.txt: it is read with its vocab.json (--vocab VOCAB.json --merges FILE)", path);
+    bpe_error err;
+    bpe *v = bpe_load_file_mem((const char *)buf, len, path, NULL, 0, NULL, &err);
+    if (!v) return cli_error("%s", err.msg);
+    size_t n = bpe_vocab_size(v), ns = bpe_special_count(v);
+    if (json) {
+        printf("{\"format\":\"vocabulary\",\"file_size\":%zu,\"vocab_size\":%zu,\"max_token_bytes\":%zu,"
+               "\"eot_token\":%d,\"special_tokens\":[", len, n, bpe_max_token_bytes(v), bpe_eot_id(v));
+        for (size_t k = 0; k < ns; k++) printf("%s%d", k ? "," : "", bpe_special_id(v, k));
+        printf("]}\n");
+    } else {
+        printf("%s: a vocabulary (as --vocab reads it), %zu bytes\n", path, len);
+        printf("tokens: %zu, the longest %zu bytes; end-of-text id %d\n", n, bpe_max_token_bytes(v), bpe_eot_id(v));
+        printf("special tokens: %zu", ns);
+        for (size_t k = 0; k < ns && k < 16; k++) {
+            size_t tl;
+            const char *t = bpe_token_bytes(v, (uint32_t)bpe_special_id(v, k), &tl);
+            char q[200];
+            printf("%s %s (id %d)", k ? "," : ":", cli_quote_buf(q, sizeof q, t, tl), bpe_special_id(v, k));
+        }
+        printf("%s\n", ns > 16 ? ", ..." : "");
+    }
+    bpe_free(v);
+    return fflush(stdout) == 0 ? CLI_OK : cli_write_error(NULL);
+}
+
 static int inspect_npy(const char *path, const void *buf, size_t len, int json) {
     embed_error err;
     embed_npy a;
@@ -379,6 +429,8 @@ int cmd_inspect(int argc, char **argv) {
     int rc;
     if (kind == EMBED_KIND_NPY) {
         rc = inspect_npy(shown, buf, len, json);
+    } else if (is_ids_kind(kind) && !stdin_rest && kind != EMBED_KIND_LLMC_SHARD && looks_like_vocab(buf, len)) {
+        rc = inspect_vocab(shown, buf, len, json);
     } else if (is_ids_kind(kind)) {
         ids_source src = {buf, len, 0, stdin_rest ? stdin : NULL, 0};
         rc = inspect_ids(shown, &src, kind, json);
