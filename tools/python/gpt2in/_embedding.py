@@ -74,10 +74,11 @@ def _shared_view(x, what: str) -> np.ndarray:
         a, again = fn(), fn()
     except Exception as e:   # e.g. torch: a tensor that requires grad, or on a GPU
         raise TypeError(f"{what}: {type(x).__name__} gives no array to write into ({e})") from None
-    # A view of x's memory is the same memory each time; a copy (even one
-    # reshaped or sliced, so not owning its data) is new memory each time.
-    if (not isinstance(a, np.ndarray) or not isinstance(again, np.ndarray) or a.flags.owndata
-            or not np.may_share_memory(a, again)):
+    # A view of x's memory is the same memory each time (or the very same
+    # array, kept by x); a copy (even one reshaped or sliced, so not owning
+    # its data) is new memory each time.
+    if (not isinstance(a, np.ndarray) or not isinstance(again, np.ndarray)
+            or (a is not again and (a.flags.owndata or not np.may_share_memory(a, again)))):
         raise TypeError(f"{what}: {type(x).__name__}.__array__() is a copy; pass an array that can be "
                         "written in place")
     return a
@@ -246,6 +247,7 @@ class Embedding:
         rounding, as torch.optim.SGD (no momentum or decay). rows and grad
         as backward_sparse returns them. The first step makes the float32
         copy of the table that later forward calls and wte use."""
+        self._trainable()
         r = _ids(rows, "rows")
         if r.ndim != 1:
             raise ValueError(f"rows must have shape [n], not {list(r.shape)}")
@@ -254,6 +256,12 @@ class Embedding:
         table = np.asarray(self._core.wte_view())
         self._core.sgd(_apart(r, table), r.size, _apart(g, table), lr)
         self._wte_f32 = None
+
+    def _trainable(self) -> None:
+        """ValueError, before any work, for a table a step could not save."""
+        if self.dtype == "Q8_0":
+            raise ValueError(f"{self.path}: the token table is Q8_0 (quantised) and gpt2in does not "
+                             "re-quantise: convert the file's embeddings to F16 or F32 first")
 
     def save(self, path) -> None:
         """Writes the file again with the trained token table (in the
@@ -306,6 +314,7 @@ class SparseAdam:
         """One step on the given rows (distinct, as backward_sparse returns
         them) with their gradient rows [n, C] float32."""
         emb = self.embedding
+        emb._trainable()
         r = _ids(rows, "rows")
         if r.ndim != 1:
             raise ValueError(f"rows must have shape [n], not {list(r.shape)}")

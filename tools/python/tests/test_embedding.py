@@ -471,3 +471,37 @@ def test_step_and_verify_arguments(model):
     sd["state"] = {0: {"step": -1, "exp_avg": opt.exp_avg, "exp_avg_sq": opt.exp_avg_sq}}
     with pytest.raises(ValueError, match="step must be >= 0"):
         opt.load_state_dict(sd)
+
+
+def test_q8_0_tables_are_refused_before_a_step(tmp_path):
+    """A step on a quantised table could not be saved: refused before any work."""
+    import subprocess
+    import sys
+    from conftest import ROOT
+    subprocess.run([sys.executable, str(ROOT / "tests" / "gen_tables_fixtures.py"), str(tmp_path)], check=True,
+                   stdout=subprocess.DEVNULL)
+    emb = gpt2in.Embedding.open(tmp_path / "gguf_q8_0.gguf")
+    assert emb.dtype == "Q8_0"
+    before = np.array(emb.forward([0, 1]))
+    with pytest.raises(ValueError, match="Q8_0"):
+        emb.sgd_step([0], np.ones((1, emb.C), np.float32), lr=0.1)
+    with pytest.raises(ValueError, match="Q8_0"):
+        gpt2in.SparseAdam(emb).step([0], np.ones((1, emb.C), np.float32))
+    assert np.array_equal(emb.forward([0, 1]), before)
+
+
+def test_out_whose_array_is_kept(model):
+    """An object whose __array__ returns the same array each time is written in place."""
+    path, _, _, _ = model
+    emb = gpt2in.Embedding.open(path)
+
+    class Holder:
+        def __init__(self):
+            self.a = np.zeros((2, C), np.float32)
+
+        def __array__(self, dtype=None):
+            return self.a
+
+    h = Holder()
+    emb.forward([1, 2], out=h)
+    assert np.array_equal(h.a, emb.forward([1, 2]))
