@@ -230,9 +230,12 @@ bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error
         fail_at(&c, (size_t)(model - c.d), m);
         return NULL;
     }
-    if (pre && !key_is(pre, pre_n, "gpt-2") && !key_is(pre, pre_n, "default")) {
-        snprintf(m, sizeof m, "tokenizer.ggml.pre is %s, not GPT-2's pre-tokenizer (\"gpt-2\")",
-                 bpe_lv_quote(q, sizeof q, pre, pre_n));
+    /* llama.cpp's "default" splits punctuation runs and digits in threes
+     * before GPT-2's pattern: not GPT-2's pieces */
+    if (pre && !key_is(pre, pre_n, "gpt-2")) {
+        snprintf(m, sizeof m, "tokenizer.ggml.pre is %s, not GPT-2's pre-tokenizer (\"gpt-2\")%s",
+                 bpe_lv_quote(q, sizeof q, pre, pre_n),
+                 key_is(pre, pre_n, "default") ? ": llama.cpp's default also splits digits in threes" : "");
         fail_at(&c, (size_t)(pre - c.d), m);
         return NULL;
     }

@@ -736,6 +736,7 @@ static void test_gguf(void) {
         {{4, "gpt2", NULL, N_TOK, 0, 261, NULL}, "GGUF version 4 is not supported"},
         {{3, "llama", NULL, N_TOK, 0, 261, NULL}, "tokenizer.ggml.model is \"llama\", not \"gpt2\""},
         {{3, "gpt2", "llama-bpe", N_TOK, 0, 261, NULL}, "tokenizer.ggml.pre is \"llama-bpe\""},
+        {{3, "gpt2", "default", N_TOK, 0, 261, NULL}, "llama.cpp's default also splits digits in threes"},
         {{3, "gpt2", NULL, N_TOK - 1, 0, 261, NULL}, "tokenizer.ggml.token_type has 261 entries for 262 tokens"},
         {{3, "gpt2", NULL, N_TOK, 0, 262, NULL}, "tokenizer.ggml.eos_token_id 262 is not a token id"},
         {{3, "gpt2", NULL, N_TOK, 1, 261, NULL}, "the special token (id 38) is byte 0x26, which must be an ordinary"},
