@@ -106,6 +106,28 @@ intact "$W" "neighbors >> W"
 expect 2 "analogy >> W" sh -c '"$1" analogy --weights "$2" a b c >>"$2"' - "$G" "$W"
 intact "$W" "analogy >> W"
 
+# ---- a failed encode leaves no output a reader takes for a whole one -----------
+# (2.5 MB of text, more than the 1 MB blocks, then a byte that is not UTF-8)
+i=0; : > "$d/bad.txt"
+while [ $i -lt 200 ]; do cat "$d/text.txt" "$d/text.txt" "$d/text.txt" >> "$d/bad.txt"; i=$((i + 1)); done
+while [ "$(wc -c < "$d/bad.txt")" -lt 2500000 ]; do cat "$d/bad.txt" "$d/bad.txt" > "$d/bad2.txt"; mv "$d/bad2.txt" "$d/bad.txt"; done
+printf '\344' >> "$d/bad.txt"
+for f in npy llmc json; do
+    expect 2 "encode --strict --format $f, bad UTF-8 at the end" sh -c '"$1" encode --strict --format "$2" "$3" > "$4"' - "$G" $f "$d/bad.txt" "$d/failed.$f"
+    [ -s "$d/failed.$f" ] || fail "encode --format $f: nothing written before the error (the test needs ids before it)"
+    "$G" decode "$d/failed.$f" > /dev/null 2>&1 && fail "encode --format $f: a failed run left an output decode reads whole"
+    { "$G" encode --strict --format $f "$d/bad.txt" 2>/dev/null; echo $? > "$d/rc"; } | cat > "$d/failed.$f"
+    [ "$(cat "$d/rc")" = 2 ] || fail "encode --strict --format $f to a pipe: exit $(cat "$d/rc"), expected 2"
+    "$G" decode "$d/failed.$f" > /dev/null 2>&1 && [ -s "$d/failed.$f" ] && fail "encode --format $f | cat: a failed run left an output decode reads whole"
+done
+# ---- 1<> FILE: the ids replace the whole file, no old tail left after them ------
+head -c 100000 "$d/bad.txt" > "$d/old.out"
+for f in npy text; do
+    printf 'Hello world' | "$G" encode --format $f 1<>"$d/old.out" || fail "encode --format $f 1<> FILE: exit $?"
+    printf 'Hello world' | "$G" encode --format $f > "$d/new.out"
+    cmp -s "$d/old.out" "$d/new.out" || fail "encode --format $f 1<> FILE: the old file's tail is still there"
+done
+
 # ---- a failing embed leaves an existing output as it was ----------------------
 printf 'x' >"$d/prev.npy" && cp "$d/prev.npy" "$d/prev.npy.orig"
 printf '5 300 2\n' >"$d/bad.txt"

@@ -182,6 +182,9 @@ ids_writer *ids_writer_open(FILE *out, ids_format fmt);
 int ids_writer_put(ids_writer *w, const uint32_t *ids, size_t n);
 /* Writes what is left and flushes; returns 0 or CLI_ERR (after printing). */
 int ids_writer_close(ids_writer *w);
+/* After an error: writes no closing header, count or bracket, so that an
+ * npy, llm.c or JSON output stays unreadable as a whole one; frees w. */
+void ids_writer_abort(ids_writer *w);
 
 /* ---- output files (cli_output.c) ------------------------------------------ */
 

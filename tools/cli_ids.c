@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -852,6 +853,27 @@ int ids_writer_put(ids_writer *w, const uint32_t *ids, size_t n) {
     return put_ids(w, ids, n);
 }
 
+/* An output opened without truncation (1<> FILE) may be longer than what
+ * was written: its old tail would follow the ids. */
+static int cut_tail(ids_writer *w) {
+    struct stat st;
+    off_t end = ftello(w->out);
+    if (end < 0 || fstat(fileno(w->out), &st) || !S_ISREG(st.st_mode) || st.st_size <= end) return 0;
+    if (ftruncate(fileno(w->out), end)) return cli_error("%s: cannot cut the file's old tail: %s", w->name, strerror(errno));
+    return 0;
+}
+
+void ids_writer_abort(ids_writer *w) {
+    if (!w) return;
+    /* npy and llm.c keep their placeholder header (a pipe got nothing yet)
+     * and JSON its open bracket: no reader takes the part written so far
+     * for a whole output */
+    if (!w->failed) flush_buf(w);
+    fflush(w->out);
+    free(w->held);
+    free(w);
+}
+
 int ids_writer_close(ids_writer *w) {
     int rc = w->failed ? CLI_ERR : 0;
     if (!rc && (w->fmt == IDS_NPY || w->fmt == IDS_LLMC) && !w->seekable) {
@@ -874,6 +896,7 @@ int ids_writer_close(ids_writer *w) {
             rc = cli_error("%s: cannot rewrite the header: %s", w->name, strerror(errno));
     }
     if (!rc && fflush(w->out)) rc = write_failed(w);
+    if (!rc) rc = cut_tail(w);
     free(w->held);
     free(w);
     return rc;

@@ -193,10 +193,8 @@ static int run(int argc, char **argv, int counting) {
     }
     if (progress && read_total >= (64u << 20)) fputs("\r\033[K", stderr);
     if (!rc && c.offsets == IDS_JSON + 1) fputs(c.count ? "]\n" : "[]\n", stdout);
-    if (c.w) {
-        int wrc = ids_writer_close(c.w);
-        if (!rc) rc = wrc;
-    }
+    if (c.w && rc) ids_writer_abort(c.w);
+    else if (c.w) rc = ids_writer_close(c.w);
     if (!rc && counting) printf("%llu\n", (unsigned long long)c.count);
     if (!rc && (fflush(stdout) || ferror(stdout))) rc = cli_write_error(NULL);
     bpe_stream_free(st);
