@@ -384,6 +384,10 @@ int embed_forward(float *out, const embed_table *wte, const embed_table *wpe, si
                        "position %zu (token index %zu) is out of range (%zu positions)",
                        pos0 + t, t, wpe->rows);
     }
+    /* a truncated file would raise SIGBUS at the first row past its end */
+    int rc = embed_file_check(wte->file, err);
+    if (!rc && wpe && wpe->file != wte->file) rc = embed_file_check(wpe->file, err);
+    if (rc) return rc;
     fwd_job job = {.out = out, .wte = wte, .wpe = wpe, .pos0 = pos0, .ids = ids, .T = T, .fd = -1};
     if (wte->file)
         job.fd = embed_st_pread_fd(wte->file, wte->data, T, wte->rows / 16, &job.data_off);

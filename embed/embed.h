@@ -161,6 +161,11 @@ GPT2IN_API int embed_save(const char *path, const embed_file *base, const embed_
  * bytes. */
 GPT2IN_API const char *embed_file_name(const embed_file *f);
 GPT2IN_API size_t embed_file_size(const embed_file *f);
+/* Whether the file still holds every byte it held when opened: EMBED_OK,
+ * or EMBED_ERR_IO naming it when another program truncated it. Reading a
+ * mapped view past the new end raises SIGBUS; embed_forward checks first,
+ * and a caller that reads a file's views itself may too. */
+GPT2IN_API int embed_file_check(const embed_file *f, embed_error *err);
 
 /* Streaming crash-safe writer (what embed_save and embed_npy_write use): the
  * bytes go to a temporary file .NAME.tmp.XXXXXX in path's directory; commit

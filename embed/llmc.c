@@ -179,7 +179,7 @@ int embed_llmc_save(const char *path, const embed_file *base, const embed_out_te
                     size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err) {
     char q[128];
     if (n_meta)
-        return embed_fail(err, EMBED_ERR_ARG,
+        return embed_fail(err, EMBED_ERR_FORMAT,
                           "%s: an llm.c checkpoint has no place for metadata (%s): nothing "
                           "was written", path, embed_st_quote(meta[0] ? meta[0] : "", q, sizeof q));
     int rc = embed_repl_check(path, base, repl, n_repl, 1, err);

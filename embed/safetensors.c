@@ -820,6 +820,15 @@ const char *embed_file_name(const embed_file *f) { return f->name; }
 
 size_t embed_file_size(const embed_file *f) { return f->len; }
 
+int embed_file_check(const embed_file *f, embed_error *err) {
+    struct stat st;
+    if (!f || f->fd < 0 || !f->mapped) return EMBED_OK;  /* memory the caller owns */
+    if (fstat(f->fd, &st) == 0 && (uint64_t)st.st_size < f->len)
+        return embed_fail(err, EMBED_ERR_IO, "%s: the file was truncated to %llu bytes while in use (it held %zu)",
+                          f->name, (unsigned long long)st.st_size, f->len);
+    return EMBED_OK;
+}
+
 /* ---- crash-safe writing --------------------------------------------------- */
 
 struct embed_writer {

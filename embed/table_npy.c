@@ -32,7 +32,7 @@ int embed_npyt_save(const char *path, const embed_file *base, const embed_out_te
                     size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err) {
     (void)meta;
     if (n_meta)
-        return embed_fail(err, EMBED_ERR_ARG,
+        return embed_fail(err, EMBED_ERR_FORMAT,
                           "%s: a NumPy array has no place for metadata: nothing was written", path);
     int rc = embed_repl_check(path, base, repl, n_repl, 0, err);
     if (rc) return rc;

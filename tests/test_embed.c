@@ -649,7 +649,7 @@ static void pread_threaded(void) {
         CHECK(!embed_wte(f, NULL, &wte, &err), "%s", err.msg);
         CHECK(truncate(path, (off_t)(V * C * 2)) == 0, "truncate");
         int rc = embed_forward(a, &wte, NULL, 0, ids, T, &err);
-        CHECK(rc == EMBED_ERR_IO && strstr(err.msg, "truncated") && strstr(err.msg, "reading row"),
+        CHECK(rc == EMBED_ERR_IO && strstr(err.msg, "truncated"),
               "a row past the end of a truncated file: %d %s", rc, err.msg);
         embed_close(f);
     }

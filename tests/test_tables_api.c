@@ -138,7 +138,7 @@ static void test_llmc(void) {
     for (int k = 0; k < 3; k++)
         CHECK(embed_save(path, f, &bad[k], 1, NULL, 0, &err) < 0 && err.msg[0], "bad replacement %d", k);
     const char *meta[] = {"k", "v"};
-    CHECK(embed_save(path, f, NULL, 0, meta, 1, &err) == EMBED_ERR_ARG && strstr(err.msg, "metadata"),
+    CHECK(embed_save(path, f, NULL, 0, meta, 1, &err) == EMBED_ERR_FORMAT && strstr(err.msg, "metadata"),
           "metadata on llm.c: %s", err.msg);
     unlink(path);
     embed_close(f);

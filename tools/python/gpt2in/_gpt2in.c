@@ -1865,6 +1865,12 @@ static PyObject *embed_py_backward_dense(Embed *self, PyObject *args) {
 /* The F32 copy the optimiser steps (made from the table on first use). */
 static int ensure_train(Embed *self) {
     if (self->train) return 0;
+    embed_error err;
+    int rc = embed_file_check(self->f, &err);  /* a truncated mapping would raise SIGBUS */
+    if (rc) {
+        raise_embed(rc, &err);
+        return -1;
+    }
     size_t V = self->wte.rows, C = self->wte.cols;
     float *w = malloc((V * C > 0 ? V * C : 1) * sizeof *w);
     if (!w) {
@@ -2004,6 +2010,9 @@ static PyObject *embed_py_to_f32(Embed *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "no position table");
         return NULL;
     }
+    embed_error err;
+    int rc = t.file ? embed_file_check(self->f, &err) : EMBED_OK;  /* not the trained copy */
+    if (rc) return raise_embed(rc, &err);
     Py_buffer ob;
     if (get_buf(out_o, &ob, 1, 4, t.rows * t.cols, "out")) return NULL;
     Py_BEGIN_ALLOW_THREADS

@@ -505,3 +505,36 @@ def test_out_whose_array_is_kept(model):
     h = Holder()
     emb.forward([1, 2], out=h)
     assert np.array_equal(h.a, emb.forward([1, 2]))
+
+
+def test_a_truncated_file_is_an_oserror(model, tmp_path):
+    """Another program truncates the mapped file: forward (with positions),
+    the first step and wpe's copy raise OSError, never SIGBUS."""
+    import shutil
+    path, dt, _, _ = model
+    p = tmp_path / "trunc.safetensors"
+    shutil.copy(path, p)
+    emb = gpt2in.Embedding.open(p)
+    emb.forward([V - 1])
+    size = p.stat().st_size
+    os_truncate = __import__("os").truncate
+    os_truncate(p, size // 2)
+    with pytest.raises(OSError, match="truncated"):
+        emb.forward([3])
+    with pytest.raises(OSError, match="truncated"):
+        emb.sgd_step([0], np.zeros((1, C), np.float32), lr=0.1)
+    if dt == "BF16":   # wpe is a float32 copy made from the file
+        with pytest.raises(OSError, match="truncated"):
+            emb.wpe
+
+
+def test_save_where_the_format_has_no_metadata(tmp_path):
+    """After SparseAdam steps save records the step count as metadata, which
+    a .npy base cannot hold: a ValueError (the format), nothing written."""
+    p = tmp_path / "wte.npy"
+    np.save(p, np.ones((V, C), np.float32))
+    emb = gpt2in.Embedding.open(p)
+    gpt2in.SparseAdam(emb).step([0], np.ones((1, C), np.float32))
+    with pytest.raises(ValueError, match="no place for metadata"):
+        emb.save(tmp_path / "out.npy")
+    assert not (tmp_path / "out.npy").exists()
