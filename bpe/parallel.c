@@ -176,18 +176,27 @@ size_t bpe_safe_cut(const bpe *v, const void *text, size_t len, int flags) {
  * piece's bytes to its tokens, whatever the text around it), so that each
  * block starts warm and no cache is mapped and zeroed again: one for each
  * part that may run at once, a part taking a free one, made on first use.
- * They are bpe_cache_new's, as a text's own cache is: a huge page each, so
- * that probes all over one do not each miss the TLB (with small pages they
- * made the stream's merging slower than bpe_encode's). */
+ * A stream of one thread has bpe_cache_new's, as a text's own cache is: a
+ * huge page, so that probes all over it do not each miss the TLB (on small
+ * pages they made the stream's merging slower than bpe_encode's). With
+ * several threads they come from calloc (small pages: only what is touched
+ * is resident), aligned by hand to a cache line, a slot's size, so that
+ * memory stays within its bound per thread. */
 typedef struct {
     cache_slot *slot[MAX_THREADS];
+    void *raw[MAX_THREADS];  /* calloc'd; NULL: slot is bpe_cache_new's */
     int busy[MAX_THREADS];
+    int small_pages;
 } cache_pool;
 
 static cache_slot *pool_take(cache_pool *p, int *held) {
     for (int i = 0; i < MAX_THREADS; i++)
         if (!__atomic_exchange_n(&p->busy[i], 1, __ATOMIC_ACQUIRE)) {
-            if (!p->slot[i]) p->slot[i] = bpe_cache_new();
+            if (!p->slot[i] && !p->small_pages)
+                p->slot[i] = bpe_cache_new();
+            else if (!p->slot[i] && (p->raw[i] = gpt2in_calloc(1, CACHE_SIZE + sizeof(cache_slot))))
+                p->slot[i] = (cache_slot *)(((uintptr_t)p->raw[i] + sizeof(cache_slot) - 1) &
+                                            ~(uintptr_t)(sizeof(cache_slot) - 1));
             *held = i;
             return p->slot[i];  /* NULL (out of memory): merged without one */
         }
@@ -197,7 +206,10 @@ static cache_slot *pool_take(cache_pool *p, int *held) {
 
 static void pool_free(cache_pool *p) {
     if (!p) return;
-    for (int i = 0; i < MAX_THREADS; i++) bpe_big_free(p->slot[i]);
+    for (int i = 0; i < MAX_THREADS; i++) {
+        if (p->raw[i]) free(p->raw[i]);
+        else bpe_big_free(p->slot[i]);
+    }
     free(p);
 }
 
@@ -326,6 +338,7 @@ bpe_stream *bpe_stream_new(const bpe *v, int flags, int threads, bpe_error *err)
     st->flags = flags;
     st->threads = threads <= 0 ? bpe_cpu_count() : threads;
     st->caches = gpt2in_calloc(1, sizeof *st->caches);  /* (without it, each block makes its own) */
+    if (st->caches) st->caches->small_pages = st->threads > 1;
     return st;
 }
 
