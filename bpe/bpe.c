@@ -124,17 +124,24 @@ int bpe_check_input(const struct bpe *v, const uint8_t *s, size_t len, int flags
         uint32_t t;
         const uint8_t *sp = find_special(v, s, len, &t);
         if (sp && (size_t)(sp - s) < bad) {
-            /* the token as it stands, but for bytes a terminal would act on */
+            /* the token as it stands when it is all visible ASCII (<|endoftext|>),
+             * else quoted, with \xNN for what is not printable ASCII (a
+             * terminal would act on it, or a bidi override reorder the line) */
             char name[200];
             size_t o = 0, k = 0, tl = token_len(v, t);
             const uint8_t *b = v->tok_bytes + v->tok_off[t];
+            int plain = 1;
+            for (size_t j = 0; j < tl; j++) plain &= b[j] > 0x20 && b[j] < 0x7F;
+            if (!plain) name[o++] = '"';
             for (; k < tl && o + 8 < sizeof name; k++) {
-                if (b[k] >= 0x20 && b[k] != 0x7F) name[o++] = (char)b[k];
+                if (b[k] >= 0x20 && b[k] < 0x7F && (plain || (b[k] != '"' && b[k] != '\\'))) name[o++] = (char)b[k];
                 else o += (size_t)snprintf(name + o, sizeof name - o, "\\x%02X", b[k]);
             }
+            if (k < tl) o += (size_t)snprintf(name + o, sizeof name - o, "...");
+            if (!plain) name[o++] = '"';
             name[o] = 0;
             return bpe_fail(err, BPE_ERR_SPECIAL, base + (uint64_t)(sp - s),
-                        "the special token %s%s is in the text at byte %llu", name, k < tl ? "..." : "",
+                        "the special token %s is in the text at byte %llu", name,
                         (unsigned long long)(base + (uint64_t)(sp - s)));
         }
     }

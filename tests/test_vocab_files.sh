@@ -156,6 +156,13 @@ $PY -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(not (d["for
     "$tmp/insp" || die "inspect --json multi.tokenizer.json: $(cat "$tmp/insp")"
 refused 'perm.vocab.json: no "model" object' inspect "$tmp/perm.vocab.json"
 refused 'perm.merges.txt: a merges.txt' inspect "$tmp/perm.merges.txt"
+# a special token that is blanks or holds a bidi override is shown quoted and escaped when found
+sed 's/"special": true}]/"special": true}, {"id": 50257, "content": "  ", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": false}, {"id": 50258, "content": "x\\u202e", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}]/' \
+    "$tmp/gpt2.tokenizer.json" > "$tmp/blank.json"
+printf 'a  b' | "$GPT2IN" encode --vocab "$tmp/blank.json" > /dev/null 2> "$tmp/err"
+grep -qF 'the special token "  " is in the text at byte 1' "$tmp/err" || die "a blank special token: $(cat "$tmp/err")"
+printf 'ax\342\200\256b' | "$GPT2IN" encode --vocab "$tmp/blank.json" > /dev/null 2> "$tmp/err"
+grep -qF 'the special token "x\xE2\x80\xAE" is in the text at byte 1' "$tmp/err" || die "a bidi special token: $(od -c "$tmp/err" | head -3)"
 # an endless stream is refused at a bound, not read until memory runs out
 refused "/dev/zero: more than 256 MiB from a stream: not a vocabulary" encode --vocab /dev/zero
 refused "/dev/zero: more than 256 MiB from a stream" encode --encoder /dev/zero --merges gpt2_weights/vocab.bpe
