@@ -361,18 +361,21 @@ static void kept_free(kept_buf *k);
 
 #if PINNED
 static PyObject **pinned;   /* with the GIL */
-static size_t n_pinned;
+static size_t n_pinned, cap_pinned;
 
 /* The pinned int k (a borrowed reference), or NULL with an exception set. */
 static PyObject *pinned_int(size_t k) {
     if (k >= n_pinned) {
-        size_t cap = k + 1 > 2 * n_pinned ? k + 1 : 2 * n_pinned;
-        PyObject **p = PyMem_RawRealloc(pinned, cap * sizeof *p);
-        if (!p) {
-            PyErr_NoMemory();
-            return NULL;
+        if (k >= cap_pinned) {  /* doubling: one copy an id, however they are asked for */
+            size_t cap = k + 1 > 2 * cap_pinned ? k + 1 : 2 * cap_pinned;
+            PyObject **p = PyMem_RawRealloc(pinned, cap * sizeof *p);
+            if (!p) {
+                PyErr_NoMemory();
+                return NULL;
+            }
+            pinned = p;
+            cap_pinned = cap;
         }
-        pinned = p;
         for (; n_pinned <= k; n_pinned++) {
             PyObject *o = PyLong_FromSize_t(n_pinned);
             if (!o) return NULL;
