@@ -257,6 +257,43 @@ static inline uint64_t piece_starts(const byte_masks *m) {
     return (runs & ~(m->blank << 1)) | (m->blank & solid_next) | (ws & ~(ws << 1)) | (ws & ws << 1 & solid_next);
 }
 
+/* The lookup tables, in locals of the scanners: the compiler cannot tell
+ * that writing ids leaves v's fields alone. */
+typedef struct {
+    uint32_t *ids;
+    const uint32_t *byte_tok;
+    const uint64_t *bloom;
+    const bpe_slot *slots;
+    size_t mask;
+} piece_tabs;
+
+/* Piece s[start..start+len) (of a text that ends at end) into ids from n:
+ * its single-byte token, the whole token it is, or bpe_merge_piece /
+ * encode_piece. wide (the window's pieces): 16 bytes are readable from
+ * start and the vocabulary has its bloom. Returns the new count. */
+static inline __attribute__((always_inline)) size_t put_piece(out_t *o, piece_tabs t, size_t n, const uint8_t *s,
+                                                              size_t start, size_t len, size_t end, int wide) {
+    if (len == 1) {
+        t.ids[n] = t.byte_tok[s[start]];
+        return n + 1;
+    }
+    if (BPE_LITTLE_ENDIAN && len <= BPE_SLOT_BYTES && (wide || t.bloom)) {
+        uint64_t h;
+        uint32_t id = wide || end - start >= 16 ? find_wide(t.bloom, t.slots, t.mask, s + start, len, &h)
+                                                : bpe_find_short_piece(o->v, s + start, len, 1, &h);
+        if (id != BPE_EMPTY) {
+            t.ids[n] = id;
+            return n + 1;
+        }
+        o->n = n;
+        bpe_merge_piece(o, s + start, len, start, h, end - start);
+    } else {
+        o->n = n;
+        encode_piece(o, s + start, len, start, end - start);
+    }
+    return o->n;
+}
+
 /* Encodes the pieces of s[i..end) 64 bytes at a time while 80 are left:
  * a window of 64 bytes that starts at a piece is classified at once
  * (classify64, classify_high, piece_starts), and the pieces that end
@@ -265,14 +302,9 @@ static inline uint64_t piece_starts(const byte_masks *m) {
  * end (longer than it, or before a byte it cannot place) goes to any_piece.
  * Returns where the rest starts. (The same cuts as the byte loop in
  * bpe_encode_text, found without a branch a byte.) */
-static size_t text_windows(out_t *o, const uint8_t *s, size_t i, size_t end) {
+static size_t text_windows(out_t *o, piece_tabs t, const uint8_t *s, size_t i, size_t end) {
     const struct bpe *v = o->v;
-    uint32_t *ids = o->ids;
     size_t n = o->n;
-    const uint32_t *byte_tok = v->byte_tok;
-    const uint64_t *bloom = v->tok_bloom;
-    const bpe_slot *slots = v->tok_slots;
-    size_t mask = v->tok_mask;
     while (end - i >= 80) {
         byte_masks m;
         classify64(s + i, &m);
@@ -295,24 +327,7 @@ static size_t text_windows(out_t *o, const uint8_t *s, size_t i, size_t end) {
                 }
             }
             a = b;
-            if (len == 1) {
-                ids[n++] = byte_tok[s[start]];
-                continue;
-            }
-            if (len <= BPE_SLOT_BYTES) {
-                uint64_t h;
-                uint32_t id = find_wide(bloom, slots, mask, s + start, len, &h);
-                if (id != BPE_EMPTY) {
-                    ids[n++] = id;
-                    continue;
-                }
-                o->n = n;
-                bpe_merge_piece(o, s + start, len, start, h, end - start);
-            } else {
-                o->n = n;
-                encode_piece(o, s + start, len, start, end - start);
-            }
-            n = o->n;
+            n = put_piece(o, t, n, s, start, len, end, 1);
         }
         if (a == 0) {  /* no piece ends in the window */
             o->n = n;
@@ -343,16 +358,10 @@ void bpe_encode_text(out_t *o, const uint8_t *s, size_t i, size_t end) {
         while (i < end) i = any_piece(o, s, i, end);
         return;
     }
-    /* in locals: the compiler cannot tell that writing ids leaves v's
-     * fields alone */
-    uint32_t *ids = o->ids;
+    piece_tabs t = {o->ids, v->byte_tok, v->tok_bloom, v->tok_slots, v->tok_mask};
     size_t n = o->n;
-    const uint32_t *byte_tok = v->byte_tok;
-    const uint64_t *bloom = v->tok_bloom;
-    const bpe_slot *slots = v->tok_slots;
-    size_t mask = v->tok_mask;
-    if (BPE_LITTLE_ENDIAN && bloom) {
-        i = text_windows(o, s, i, end);
+    if (BPE_LITTLE_ENDIAN && t.bloom) {
+        i = text_windows(o, t, s, i, end);
         n = o->n;
     }
     while (i < end) {
@@ -380,27 +389,8 @@ void bpe_encode_text(out_t *o, const uint8_t *s, size_t i, size_t end) {
         while (j < end && ascii_run[s[j]] == k) j++;
         if (j < end && ascii_run[s[j]] == RUN_HIGH) goto any;
     piece:;
-        size_t len = j - start;
+        n = put_piece(o, t, n, s, start, j - start, end, 0);
         i = j;
-        if (len == 1) {
-            ids[n++] = byte_tok[s[start]];
-            continue;
-        }
-        if (BPE_LITTLE_ENDIAN && len <= BPE_SLOT_BYTES && bloom) {
-            uint64_t h;
-            uint32_t id = end - start >= 16 ? find_wide(bloom, slots, mask, s + start, len, &h)
-                                            : bpe_find_short_piece(v, s + start, len, 1, &h);
-            if (id != BPE_EMPTY) {
-                ids[n++] = id;
-                continue;
-            }
-            o->n = n;
-            bpe_merge_piece(o, s + start, len, start, h, end - start);
-        } else {
-            o->n = n;
-            encode_piece(o, s + start, len, start, end - start);
-        }
-        n = o->n;
         continue;
     any:
         o->n = n;
