@@ -9,8 +9,9 @@
  *   2. byte-pair merging inside each piece: most pieces are whole tokens
  *      (one hash lookup); the rest merge the adjacent pair of lowest rank,
  *      leftmost first, until no pair is a token -- tiktoken's O(n^2) loop for
- *      short pieces (merge.c; results cached per call, or per stream), and
- *      for long ones the last token at each place, in linear time (long.c).
+ *      short pieces (merge.c; results cached per call, per stream or per
+ *      bpe_encoder), and for long ones the last token at each place, in
+ *      linear time (long.c).
  *
  * Words for parts of a text, used the same way in every file:
  *   text     what the caller passes; a stream's text comes in blocks.
@@ -222,25 +223,71 @@ int bpe_set_ids(struct bpe *v, const uint32_t *id_of_rank, bpe_error *err) {
     return BPE_OK;
 }
 
-/* bpe_encode, for text at offset `base` of a stream (for error offsets). */
-int bpe_encode_at(const struct bpe *v, const void *text, size_t len, int flags, uint32_t *ids,
-                      size_t *offsets, size_t cap, size_t *n_tokens, uint64_t base, bpe_error *err) {
+/* bpe_encode with a piece cache the caller keeps (NULL: the call makes
+ * one for a long text), for text at offset `base` of a stream (for error
+ * offsets). */
+static int encode_cached(const struct bpe *v, cache_slot *cache, const void *text, size_t len, int flags,
+                         uint32_t *ids, size_t *offsets, size_t cap, size_t *n_tokens, uint64_t base,
+                         bpe_error *err) {
     if (!v || (!text && len) || (!ids && cap) || bpe_bad_flags(flags, BPE_SPECIAL_MASK | BPE_STRICT))
         return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_encode: bad argument");
     if (n_tokens) *n_tokens = 0;
     if (len == 0) return BPE_OK;
     int rc = bpe_check_input(v, text, len, flags, base, err);
     if (rc) return rc;
-    out_t o = {v, ids, offsets, cap, 0, 0, NULL, 1};
+    out_t o = {v, ids, offsets, cap, 0, 0, cache, 1};
     rc = bpe_encode_checked(v, text, len, flags, &o, err);
     if (!rc) bpe_ranks_to_ids(v, ids, o.n < cap ? o.n : cap);
     if (n_tokens) *n_tokens = o.n;
     return rc;
 }
 
+int bpe_encode_at(const struct bpe *v, const void *text, size_t len, int flags, uint32_t *ids,
+                      size_t *offsets, size_t cap, size_t *n_tokens, uint64_t base, bpe_error *err) {
+    return encode_cached(v, NULL, text, len, flags, ids, offsets, cap, n_tokens, base, err);
+}
+
 int bpe_encode(const bpe *v, const void *text, size_t len, int flags, uint32_t *ids,
                size_t *offsets, size_t cap, size_t *n_tokens, bpe_error *err) {
-    return bpe_encode_at(v, text, len, flags, ids, offsets, cap, n_tokens, 0, err);
+    return encode_cached(v, NULL, text, len, flags, ids, offsets, cap, n_tokens, 0, err);
+}
+
+/* An encoder is its vocabulary and a piece cache kept from call to call:
+ * the cache maps a piece's bytes to its tokens (in rank space), whatever
+ * the text, the flags or the buffers of the call, so no call needs to
+ * clear it. */
+struct bpe_encoder {
+    const struct bpe *v;
+    cache_slot *cache;
+};
+
+bpe_encoder *bpe_encoder_new(const bpe *v, bpe_error *err) {
+    if (!v) {
+        bpe_fail(err, BPE_ERR_ARG, 0, "bpe_encoder_new: bad argument");
+        return NULL;
+    }
+    bpe_encoder *e = gpt2in_malloc(sizeof *e);
+    cache_slot *cache = e ? bpe_cache_new() : NULL;
+    if (!cache) {
+        free(e);
+        bpe_fail(err, BPE_ERR_NOMEM, 0, "out of memory");
+        return NULL;
+    }
+    e->v = v;
+    e->cache = cache;
+    return e;
+}
+
+int bpe_encoder_encode(bpe_encoder *e, const void *text, size_t len, int flags, uint32_t *ids, size_t *offsets,
+                       size_t cap, size_t *n_tokens, bpe_error *err) {
+    if (!e) return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_encoder_encode: bad argument");
+    return encode_cached(e->v, e->cache, text, len, flags, ids, offsets, cap, n_tokens, 0, err);
+}
+
+void bpe_encoder_free(bpe_encoder *e) {
+    if (!e) return;
+    bpe_big_free(e->cache);
+    free(e);
 }
 
 size_t bpe_special_count(const bpe *v) { return v ? v->n_specials : 0; }

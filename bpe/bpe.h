@@ -167,6 +167,29 @@ GPT2IN_API int bpe_encode_parallel(const bpe *vocab, const void *text, size_t le
                         int threads, uint32_t *ids, size_t *offsets, size_t cap,
                         size_t *n_tokens, bpe_error *err);
 
+/* An encoder: one caller's reusable state for encoding text after text
+ * with one vocabulary. bpe_encode remembers the merges of the words that
+ * are not whole tokens in a cache of about 1.5 MB that it makes, zeroed,
+ * for each text of 64 KB or more, and throws away at the end. An encoder
+ * keeps that cache from call to call, and uses it for texts of every
+ * length, so a program that encodes many texts (a worker's blocks or
+ * documents, one string after another) does not start each one cold. The
+ * cache changes no id, only the time: bpe_encoder_encode gives exactly
+ * what bpe_encode gives, with the same arguments, errors and flags (which
+ * may differ from call to call).
+ *
+ * An encoder is not thread-safe: use it from one thread at a time (one
+ * encoder per thread). The vocabulary must outlive it. */
+typedef struct bpe_encoder bpe_encoder;
+
+/* A new encoder for vocab, or NULL (BPE_ERR_ARG, BPE_ERR_NOMEM in err). */
+GPT2IN_API bpe_encoder *bpe_encoder_new(const bpe *vocab, bpe_error *err);
+/* bpe_encode's contract, with the encoder's vocabulary and cache. */
+GPT2IN_API int bpe_encoder_encode(bpe_encoder *e, const void *text, size_t len, int flags, uint32_t *ids,
+                                  size_t *offsets, size_t cap, size_t *n_tokens, bpe_error *err);
+/* Frees the encoder (NULL: nothing). */
+GPT2IN_API void bpe_encoder_free(bpe_encoder *e);
+
 /* The largest p < len at which text may be cut into text[0..p) and
  * text[p..len) without changing a single token: encoding both halves with
  * `flags` and concatenating gives the encoding of the whole, whatever

@@ -2,9 +2,9 @@
  * (Hugging Face, RoBERTa): the encoder works in rank space and only the
  * public functions translate (bpe_set_ids). A small vocabulary is loaded
  * twice, the second time with its ids shuffled; every public function must
- * give the first one's answers through the shuffle: bpe_encode,
- * bpe_encode_parallel (two threads), the stream's sink, bpe_decode,
- * bpe_token_bytes and bpe_eot_id. */
+ * give the first one's answers through the shuffle: bpe_encode, an
+ * encoder (bpe_encoder_encode), bpe_encode_parallel (two threads), the
+ * stream's sink, bpe_decode, bpe_token_bytes and bpe_eot_id. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +106,20 @@ int main(void) {
         got[5] != 0xDEADBEEF)
         FAIL("bpe_encode into 5 ids");
 
+    /* an encoder, twice (the second time from its kept cache), and into 5 ids */
+    bpe_encoder *enc = bpe_encoder_new(shuffled, &err);
+    if (!enc) FAIL("bpe_encoder_new: %s", err.msg);
+    for (int k = 0; enc && k < 2; k++) {
+        memset(got, 0, len * sizeof *got);
+        if (bpe_encoder_encode(enc, text, len, flags, got, NULL, len, &ng, &err)) FAIL("encoder: %s", err.msg);
+        if (ng != nw || memcmp(got, want, nw * sizeof *got)) FAIL("bpe_encoder_encode: ids not translated");
+    }
+    got[5] = 0xDEADBEEF;
+    if (enc && (bpe_encoder_encode(enc, text, 64, flags, got, NULL, 5, &ng, &err) ||
+                memcmp(got, want, 5 * sizeof *got) || got[5] != 0xDEADBEEF))
+        FAIL("bpe_encoder_encode into 5 ids");
+    bpe_encoder_free(enc);
+
     memset(got, 0, len * sizeof *got);
     if (bpe_encode_parallel(shuffled, text, len, flags, 2, got, NULL, len, &ng, &err))
         FAIL("encode_parallel: %s", err.msg);
@@ -124,7 +138,7 @@ int main(void) {
     uint32_t bad = n_tok;
     if (bpe_decode(shuffled, &bad, 1, back, len, &nb, &err) != BPE_ERR_ID) FAIL("decode took id %u", n_tok);
 
-    printf("ids apart from ranks: %zu tokens through a shuffle of %u ids: encode, 2 threads, stream, decode, "
+    printf("ids apart from ranks: %zu tokens through a shuffle of %u ids: encode, encoder, 2 threads, stream, decode, "
            "token bytes, eot\n", nw, n_tok);
     free(text);
     free(want);

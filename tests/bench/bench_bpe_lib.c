@@ -8,7 +8,15 @@
  * the best of RUNS runs of bpe_encode (one thread) and of
  * bpe_encode_parallel (all cores), after one warm-up run of each. Then
  *   memcpy GB_PER_S
- * the best of RUNS copies of the largest file. */
+ * the best of RUNS copies of the largest file.
+ *
+ *   bench_bpe_lib blocks BLOCK_BYTES COUNT FILE encode|encoder
+ *
+ * Encodes COUNT blocks of BLOCK_BYTES bytes from the start of FILE one after the
+ * other, as a worker thread does, with bpe_encode each time (a fresh piece
+ * cache each call) or through one bpe_encoder (its cache kept); prints
+ *   blocks MODE BYTES TOKENS SECONDS
+ * (callgrind: --toggle-collect=encode_blocks counts just the encoding). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +53,52 @@ static char *slurp(const char *path, size_t *n) {
     return b;
 }
 
+/* (not inlined: callgrind's toggle point) */
+__attribute__((noinline, noclone)) static int encode_blocks(bpe_encoder *e, const char *text, size_t block, int count,
+                                                   uint32_t *ids, size_t *tokens, bpe_error *err) {
+    for (int k = 0; k < count; k++) {
+        size_t nt;
+        int rc = e ? bpe_encoder_encode(e, text + (size_t)k * block, block, BPE_SPECIAL_TEXT, ids, NULL, block, &nt,
+                                        err)
+                   : bpe_encode(bpe_gpt2(), text + (size_t)k * block, block, BPE_SPECIAL_TEXT, ids, NULL, block, &nt,
+                                err);
+        if (rc) return rc;
+        *tokens += nt;
+    }
+    return 0;
+}
+
+static int blocks(int argc, char **argv) {
+    if (argc != 6 || (strcmp(argv[5], "encode") && strcmp(argv[5], "encoder"))) {
+        fprintf(stderr, "usage: bench_bpe_lib blocks BLOCK_BYTES COUNT FILE encode|encoder\n");
+        return 2;
+    }
+    size_t block = (size_t)atol(argv[2]), n;
+    int count = atoi(argv[3]);
+    char *text = slurp(argv[4], &n);
+    uint32_t *ids = malloc((block + 1) * sizeof *ids);
+    if (!text || !ids || block == 0 || count < 1 || n / block < (size_t)count) {
+        fprintf(stderr, "bench_bpe_lib: %s: cannot read %d blocks of %zu bytes\n", argv[4], count, block);
+        return 2;
+    }
+    bpe_error err;
+    bpe_encoder *e = strcmp(argv[5], "encoder") ? NULL : bpe_encoder_new(bpe_gpt2(), &err);
+    size_t tokens = 0;
+    double t = now();
+    if ((!e && !strcmp(argv[5], "encoder")) || encode_blocks(e, text, block, count, ids, &tokens, &err)) {
+        fprintf(stderr, "bench_bpe_lib: %s\n", err.msg);
+        return 2;
+    }
+    t = now() - t;
+    printf("blocks %s %zu %zu %.6f\n", argv[5], block * (size_t)count, tokens, t);
+    bpe_encoder_free(e);
+    free(ids);
+    free(text);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "blocks")) return blocks(argc, argv);
     if (argc < 3) {
         fprintf(stderr, "usage: bench_bpe_lib RUNS FILE...\n");
         return 2;
