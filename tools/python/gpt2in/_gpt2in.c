@@ -6,6 +6,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <limits.h>
@@ -866,6 +867,61 @@ static int resident(const void *p, size_t bytes) {
  * threshold moves, but not past 32 MB). */
 #define MAPPED_SIZE ((size_t)32 << 20)
 
+/* The start of the item array of the last list made on a mapping of its
+ * own (items_alloc), with the GIL. */
+static uintptr_t last_mapped;
+
+/* Whether the page at p is mapped (mincore fails with ENOMEM if not). */
+static int mapped(const void *p) {
+    long pg = sysconf(_SC_PAGESIZE);
+    unsigned char vec[1];
+    return pg <= 0 || mincore((void *)((uintptr_t)p & ~(uintptr_t)(pg - 1)), 1, vec) == 0 || errno != ENOMEM;
+}
+
+/* Whether a page of the 2 MB block at p is resident. */
+static int touched(const void *p) {
+    long pg = sysconf(_SC_PAGESIZE);
+    unsigned char vec[HUGE_SZ / 4096];
+    size_t pages = pg > 0 ? HUGE_SZ / (size_t)pg : 0;
+    if (pages == 0 || pages > sizeof vec || mincore((void *)p, HUGE_SZ, vec)) return 1;
+    for (size_t i = 0; i < pages; i++)
+        if (vec[i] & 1) return 1;
+    return 0;
+}
+
+/* Makes the heap memory p[0..bytes) resident, with the GIL, each 2 MB
+ * around it a huge page (MADV_COLLAPSE keeps what is there): 1, or 0 when
+ * a block cannot be made huge (it would fault page by page: the caller
+ * takes a mapping of its own instead). The heap often ends inside the
+ * last block: a block's worth more is asked of the allocator, which
+ * extends the heap past it, and given back at once. Where huge pages are
+ * off, the pages fault in once. */
+static int warm_heap(void *p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+    if (!thp_on()) return 1;
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)(HUGE_SZ - 1);
+    uintptr_t e = ((uintptr_t)p + bytes + HUGE_SZ - 1) & ~(uintptr_t)(HUGE_SZ - 1);
+    if (!mapped((void *)a)) return 0;
+    void *more = NULL;
+    if (!mapped((void *)(e - 1)) && (!(more = PyMem_Malloc(HUGE_SZ)) || !mapped((void *)(e - 1)))) {
+        PyMem_Free(more);
+        return 0;
+    }
+    int ok = 1;
+    for (; ok && a < e; a += HUGE_SZ) {
+        /* a block never touched faults in huge (and cannot be collapsed) */
+        ok = !madvise((void *)a, HUGE_SZ, MADV_HUGEPAGE) &&
+             (!touched((void *)a) || !madvise((void *)a, HUGE_SZ, MADV_COLLAPSE));
+    }
+    PyMem_Free(more);
+    return ok;
+#else
+    (void)p;
+    (void)bytes;
+    return 1;
+#endif
+}
+
 /* An item array for n items (room for cap, whole 2 MB less malloc's
  * header when big), with the GIL; NULL with an exception set. Memory the
  * allocator gives that is resident already is used as it is. Fresh memory
@@ -888,13 +944,24 @@ static PyObject **items_alloc(size_t n, size_t *cap) {
     }
     if (bytes >= BIG_OUT && !resident(it, n * sizeof *it)) {
         size_t big = out_bytes(MAPPED_SIZE);
-        PyObject **b = bytes < big ? PyMem_Malloc(big) : NULL;
-        if (b) {
-            PyMem_Free(it);
-            it = b;
-            bytes = big;
+        /* The last list on a mapping of its own is gone (the mapping with
+         * it): the caller drops its lists, and the allocator serves this
+         * size from its heap, where a freed list's memory stays. Made
+         * resident once, it comes back warm call after call; left
+         * untouched, it would be served and declined forever, each list a
+         * fresh mapping. */
+        if (bytes < big && last_mapped && !mapped((void *)last_mapped) && warm_heap(it, n * sizeof *it)) {
+            last_mapped = 0;
+        } else {
+            PyObject **b = bytes < big ? PyMem_Malloc(big) : NULL;
+            if (b) {
+                PyMem_Free(it);
+                it = b;
+                bytes = big;
+                last_mapped = (uintptr_t)b;
+            }
+            advise_huge(it, bytes);
         }
-        advise_huge(it, bytes);
     }
     *cap = bytes / sizeof *it;
     return it;
