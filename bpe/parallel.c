@@ -176,23 +176,26 @@ size_t bpe_safe_cut(const bpe *v, const void *text, size_t len, int flags) {
  * piece's bytes to its tokens, whatever the text around it), so that each
  * block starts warm and no cache is mapped and zeroed again: one for each
  * part that may run at once, a part taking a free one, made on first use.
- * A stream of one thread has bpe_cache_new's, as a text's own cache is: a
- * huge page, so that probes all over it do not each miss the TLB (on small
- * pages they made the stream's merging slower than bpe_encode's). With
- * several threads they come from calloc (small pages: only what is touched
- * is resident), aligned by hand to a cache line, a slot's size, so that
- * memory stays within its bound per thread. */
+ * As many as there are cores are bpe_cache_new's, as a text's own cache
+ * is: a huge page, so that probes all over it do not each miss the TLB,
+ * and one fault maps it (on small pages the stream's merging was slower
+ * than bpe_encode's, and its page faults, each a zero page replaced and
+ * the other threads' TLBs flushed, cost more than all its reading). More
+ * threads than cores take turns on them and rarely need the rest: those
+ * come from calloc (small pages: only what is touched is resident),
+ * aligned by hand to a cache line, a slot's size, so that memory stays
+ * within its bound per thread. */
 typedef struct {
     cache_slot *slot[MAX_THREADS];
     void *raw[MAX_THREADS];  /* calloc'd; NULL: slot is bpe_cache_new's */
     int busy[MAX_THREADS];
-    int small_pages;
+    int huge;                /* slots below this are bpe_cache_new's */
 } cache_pool;
 
 static cache_slot *pool_take(cache_pool *p, int *held) {
     for (int i = 0; i < MAX_THREADS; i++)
         if (!__atomic_exchange_n(&p->busy[i], 1, __ATOMIC_ACQUIRE)) {
-            if (!p->slot[i] && !p->small_pages)
+            if (!p->slot[i] && i < p->huge)
                 p->slot[i] = bpe_cache_new();
             else if (!p->slot[i] && (p->raw[i] = gpt2in_calloc(1, CACHE_SIZE + sizeof(cache_slot))))
                 p->slot[i] = (cache_slot *)(((uintptr_t)p->raw[i] + sizeof(cache_slot) - 1) &
@@ -222,6 +225,7 @@ typedef struct {
     int rc;
     bpe_error err;
     cache_pool *pool;   /* a stream's caches, or NULL: the worker's */
+    uint64_t base;      /* stream offset of s[0], for error offsets */
 } part_job;
 
 static void part_run(void *ctx, int k, cache_slot *cache) {
@@ -229,7 +233,10 @@ static void part_run(void *ctx, int k, cache_slot *cache) {
     int held = -1;
     if (j->pool && j->end - j->start >= CACHE_MIN_TEXT) cache = pool_take(j->pool, &held);
     j->out.cache = cache;
-    j->rc = bpe_encode_checked(j->v, j->s + j->start, j->end - j->start, j->flags, &j->out, &j->err);
+    /* Each part checks its own text, on its own thread: the check is exact
+     * on parts (bpe_check_input), and the first error is the first part's. */
+    j->rc = bpe_check_input(j->v, j->s + j->start, j->end - j->start, j->flags, j->base + j->start, &j->err);
+    if (!j->rc) j->rc = bpe_encode_checked(j->v, j->s + j->start, j->end - j->start, j->flags, &j->out, &j->err);
     j->out.cache = NULL;
     if (held >= 0) __atomic_store_n(&j->pool->busy[held], 0, __ATOMIC_RELEASE);
 }
@@ -253,8 +260,6 @@ static int encode_parallel(const struct bpe *v, const void *text, size_t len, in
         return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_encode_parallel: bad argument");
     if (n_tokens) *n_tokens = 0;
     const uint8_t *s = text;
-    int rc = bpe_check_input(v, s, len, flags, base, err);
-    if (rc) return rc;
 
     /* Part k writes its tokens from index start_k: it has at most as many
      * tokens as bytes, so parts never overlap; then they are packed. The
@@ -271,7 +276,7 @@ static int encode_parallel(const struct bpe *v, const void *text, size_t len, in
             if (end <= start) end = len;
         }
         jobs[n] = (part_job){v, s, start, end, flags, {v, ids + start, offsets ? offsets + start : NULL,
-                                                       end - start, 0, 0, NULL, 1}, 0, {{0}, 0}, pool};
+                                                       end - start, 0, 0, NULL, 1}, 0, {{0}, 0}, pool, base};
         start = end;
         n++;
     }
@@ -338,7 +343,7 @@ bpe_stream *bpe_stream_new(const bpe *v, int flags, int threads, bpe_error *err)
     st->flags = flags;
     st->threads = threads <= 0 ? bpe_cpu_count() : threads;
     st->caches = gpt2in_calloc(1, sizeof *st->caches);  /* (without it, each block makes its own) */
-    if (st->caches) st->caches->small_pages = st->threads > 1;
+    if (st->caches) st->caches->huge = st->threads < bpe_cpu_count() ? st->threads : bpe_cpu_count();
     return st;
 }
 

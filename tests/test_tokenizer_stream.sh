@@ -92,6 +92,25 @@ for spec in "500:0:20000" "500:0:2000000" "0:1:8333" "0:1:250000"; do
     done
 done
 
+# ---- page faults: two threads map their piece caches as one thread does -------------------
+# Each thread's piece cache (1.5 MB) is on a huge page: one fault maps it.
+# On small pages it took hundreds of faults a thread, each a zero page
+# replaced and the other thread's TLB flushed (~1,000 more than one thread).
+thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)
+if [ -x /usr/bin/time ] && [ -n "$thp" ] && case $thp in *"[never]"*) false ;; *) true ;; esac; then
+    $PY $GEN text "$tmp" 8 > "$tmp/eight.txt"
+    for t in 1 2; do
+        /usr/bin/time -f %R -o "$tmp/faults.$t" "$GPT2IN" encode --threads $t --format u32 "$tmp/eight.txt" > "$tmp/eight.$t" 2>"$tmp/err" ||
+            fail "8 MB file, --threads $t: $(cat "$tmp/err")"
+    done
+    n=$((n + 1))
+    f1=$(tail -n 1 "$tmp/faults.1") f2=$(tail -n 1 "$tmp/faults.2")
+    echo "8 MB file: $f1 page faults with one thread, $f2 with two"
+    [ "$f2" -le $((f1 + 300)) ] || fail "8 MB file: $f2 page faults with two threads, $f1 with one (the caches on small pages?)"
+    n=$((n + 1))
+    cmp -s "$tmp/eight.1" "$tmp/eight.2" || fail "8 MB file: the ids of --threads 1 and --threads 2 differ"
+fi
+
 # ---- memory per thread: the README's bound, 12 MB + 8 MB a thread ------------------------
 if [ -x /usr/bin/time ]; then
     for t in 1 8; do
