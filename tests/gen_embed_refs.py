@@ -88,7 +88,8 @@ def table_case(name, V, C, maxT, ids, pos0, lr, prefix="", seed=0):
 
 
 def half_case(name, V, C, maxT, ids, pos0, seed=0):
-    """F16 and BF16 wte (F32 wpe): forward against torch's conversions."""
+    """F16 and BF16 wte, with F32 wpe and with wpe of their own dtype (a
+    half-precision checkpoint): forward against torch's conversions."""
     d = os.path.join(OUT, name)
     os.makedirs(d, exist_ok=True)
     g = torch.Generator().manual_seed(seed)
@@ -99,9 +100,12 @@ def half_case(name, V, C, maxT, ids, pos0, seed=0):
     with np.errstate(over="ignore"):
         h = w.astype("<f2")              # 3e38 -> inf on purpose
     b = bf16_bits(w)
+    wpe_h = (wpe * 100).astype("<f2")    # larger, so F16 rounding shows
+    wpe_b = bf16_bits(wpe * 100)
     write_safetensors(os.path.join(d, "model.safetensors"),
                       [("wte.weight", h, None), ("wte_bf16.weight", b, "BF16"),
-                       ("wpe.weight", wpe, None)])
+                       ("wpe.weight", wpe, None), ("wpe_f16.weight", wpe_h, None),
+                       ("wpe_bf16.weight", wpe_b, "BF16")])
     with open(os.path.join(d, "meta.txt"), "w") as f:
         f.write(f"wte wte.weight\nwte_bf16 wte_bf16.weight\nwpe wpe.weight\npos0 {pos0}\n")
     ids = np.asarray(ids, dtype=np.int64)
@@ -113,6 +117,10 @@ def half_case(name, V, C, maxT, ids, pos0, seed=0):
     save(d, "out_pos", hf[ids] + wpe[pos0:pos0 + T], "<f4")
     save(d, "out_bf16", bf[ids], "<f4")
     save(d, "out_bf16_pos", bf[ids] + wpe[pos0:pos0 + T], "<f4")
+    hp = torch.from_numpy(wpe_h).float().numpy()
+    bp = torch.from_numpy(wpe_b.view("<i2")).view(torch.bfloat16).float().numpy()
+    save(d, "out_pos_f16", hf[ids] + hp[pos0:pos0 + T], "<f4")
+    save(d, "out_bf16_pos_bf16", bf[ids] + bp[pos0:pos0 + T], "<f4")
     print(f"{name}: V={V} C={C} T={T}")
 
 

@@ -267,21 +267,33 @@ static void half_case(void) {
     const char *cs = "half";
     model m = open_model(cs);
     embed_error err;
-    embed_table h, b, wpe;
+    embed_table h, b;
     CHECK(embed_wte(m.f, NULL, &h, &err) == 0 && h.dtype == EMBED_F16, "%s", err.msg);
     CHECK(embed_wte(m.f, "wte_bf16.weight", &b, &err) == 0 && b.dtype == EMBED_BF16, "%s",
           err.msg);
+    embed_table wpe, wpe_h, wpe_b;
     CHECK(embed_wpe(m.f, NULL, &wpe, &err) == 0, "%s", err.msg);
+    CHECK(embed_wpe(m.f, "wpe_f16.weight", &wpe_h, &err) == 0 && wpe_h.dtype == EMBED_F16, "%s",
+          err.msg);
+    CHECK(embed_wpe(m.f, "wpe_bf16.weight", &wpe_b, &err) == 0 && wpe_b.dtype == EMBED_BF16, "%s",
+          err.msg);
     size_t pos0 = (size_t)atol(meta(cs, "pos0")), C = h.cols;
     embed_npy ids = load(cs, "ids");
     size_t T = ids.count;
     float *x = malloc(T * C * sizeof *x);
-    const char *want[4] = {"out", "out_pos", "out_bf16", "out_bf16_pos"};
-    for (int k = 0; k < 4; k++) {
-        embed_npy ref = load(cs, want[k]);
-        CHECK(embed_forward(x, k < 2 ? &h : &b, k & 1 ? &wpe : NULL, pos0, ids.data, T, &err) ==
-                  0, "%s", err.msg);
-        CHECK(same(want[k], x, ref.data, T * C), "half %s", want[k]);
+    struct { const char *ref; const embed_table *wte, *wpe; } runs[] = {
+        {"out", &h, NULL},
+        {"out_pos", &h, &wpe},
+        {"out_bf16", &b, NULL},
+        {"out_bf16_pos", &b, &wpe},
+        {"out_pos_f16", &h, &wpe_h},
+        {"out_bf16_pos_bf16", &b, &wpe_b},
+    };
+    for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
+        embed_npy ref = load(cs, runs[k].ref);
+        CHECK(embed_forward(x, runs[k].wte, runs[k].wpe, pos0, ids.data, T, &err) == 0, "%s",
+              err.msg);
+        CHECK(same(runs[k].ref, x, ref.data, T * C), "half %s", runs[k].ref);
         embed_npy_free(&ref);
     }
     free(x);
