@@ -62,7 +62,10 @@ run_one() { # build name command...
     fi
 }
 
-# One build's pass; its counts go to $logdir/counts.$b.
+# A build's counts file: $logdir/counts.<the build's path with / as _>.
+counts_of() { echo "$logdir/counts.$(echo "$1" | tr / _)"; }
+
+# One build's pass.
 run_build() {
     b=$1
     for t in "$b"/tests/test_*; do
@@ -73,7 +76,7 @@ run_build() {
         [ -f "$s" ] || continue
         run_one "$b" "$(basename "$s" .sh).sh" sh "$s"
     done
-    echo "$pass $fail $skip $failed" > "$logdir/counts.$b"
+    echo "$pass $fail $skip $failed" > "$(counts_of "$b")"
 }
 
 for b in $builds; do
@@ -86,8 +89,8 @@ else
     wait
 fi
 for b in $builds; do
-    [ -f "$logdir/counts.$b" ] || { echo "run.sh: the pass of $b did not finish"; fail=$((fail + 1)); continue; }
-    read -r p f k fl < "$logdir/counts.$b"
+    [ -f "$(counts_of "$b")" ] || { echo "run.sh: the pass of $b did not finish"; fail=$((fail + 1)); continue; }
+    read -r p f k fl < "$(counts_of "$b")"
     pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + k))
     [ -n "$fl" ] && failed="$failed $fl"
 done
