@@ -160,23 +160,37 @@ static void row_q8_0(const unsigned char *p, size_t C, float *dst, int add) {
     }
 }
 
-void embed_row(const embed_table *tab, size_t r, float *dst) {
+/* dst = row r of tab converted to F32, or dst += it when add (F16/BF16 and
+ * Q8_0 tables, or a mix with F32). */
+static void row_convert(const embed_table *tab, size_t r, float *dst, int add) {
     size_t C = tab->cols;
     if (tab->dtype == EMBED_F32) {
-        memcpy(dst, tab->data + r * C * 4, C * 4);
+        const unsigned char *p = tab->data + r * C * 4;
+        if (!add) {
+            memcpy(dst, p, C * 4);
+            return;
+        }
+        for (size_t c = 0; c < C; c++) {
+            float x;
+            memcpy(&x, p + 4 * c, 4);
+            dst[c] += x;
+        }
         return;
     }
     if (tab->dtype == EMBED_Q8_0) {
-        row_q8_0(tab->data + r * embed_row_bytes(EMBED_Q8_0, C), C, dst, 0);
+        row_q8_0(tab->data + r * embed_row_bytes(EMBED_Q8_0, C), C, dst, add);
         return;
     }
     const unsigned char *p = tab->data + r * C * 2;
     for (size_t c = 0; c < C; c++) {
         uint16_t h;
         memcpy(&h, p + 2 * c, 2);
-        dst[c] = tab->dtype == EMBED_BF16 ? bf16_to_f32(h) : embed_f16_to_f32(h);
+        float v = tab->dtype == EMBED_BF16 ? bf16_to_f32(h) : embed_f16_to_f32(h);
+        dst[c] = add ? dst[c] + v : v;
     }
 }
+
+void embed_row(const embed_table *tab, size_t r, float *dst) { row_convert(tab, r, dst, 0); }
 
 /* dst = row a, or row a + row b (element-wise float adds: the same bits
  * as NumPy's wte[ids] + wpe[pos]); F32 rows at any address.
@@ -217,30 +231,6 @@ static void row_out_f32(float *dst, const unsigned char *a, const unsigned char 
         memcpy(&x, a + 4 * c, 4);
         memcpy(&y, b + 4 * c, 4);
         dst[c] = x + y;
-    }
-}
-
-/* dst[c] += row r of tab, converted to F32 (F16/BF16 tables, or a mix). */
-static void row_add(const embed_table *tab, size_t r, float *dst) {
-    size_t C = tab->cols;
-    if (tab->dtype == EMBED_F32) {
-        const unsigned char *p = tab->data + r * C * 4;
-        for (size_t c = 0; c < C; c++) {
-            float x;
-            memcpy(&x, p + 4 * c, 4);
-            dst[c] += x;
-        }
-        return;
-    }
-    if (tab->dtype == EMBED_Q8_0) {
-        row_q8_0(tab->data + r * embed_row_bytes(EMBED_Q8_0, C), C, dst, 1);
-        return;
-    }
-    const unsigned char *p = tab->data + r * C * 2;
-    for (size_t c = 0; c < C; c++) {
-        uint16_t h;
-        memcpy(&h, p + 2 * c, 2);
-        dst[c] += tab->dtype == EMBED_BF16 ? bf16_to_f32(h) : embed_f16_to_f32(h);
     }
 }
 
@@ -307,7 +297,7 @@ static void forward_pread(fwd_job *j, size_t t0, size_t t1) {
         if (code) break;
         float *o = j->out + t * C;
         embed_row(&row, 0, o);
-        if (j->wpe) row_add(j->wpe, j->pos0 + t, o);
+        if (j->wpe) row_convert(j->wpe, j->pos0 + t, o, 1);
     }
     if (code && !atomic_exchange(&j->failed, 1)) j->code = code, j->err = err;
     free(tmp);
@@ -331,7 +321,7 @@ static void forward_range(fwd_job *j, size_t t0, size_t t1) {
         }
         embed_row(j->wte, j->ids[t], o);
         if (j->wpe)
-            row_add(j->wpe, j->pos0 + t, o);
+            row_convert(j->wpe, j->pos0 + t, o, 1);
     }
 #ifdef __SSE2__
     _mm_sfence(); /* the streaming stores are visible before the thread says it is done */
