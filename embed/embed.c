@@ -197,8 +197,8 @@ void embed_row(const embed_table *tab, size_t r, float *dst) { row_convert(tab, 
  *
  * Output rows are written once and not read again here. Where dst is
  * 16-byte aligned, streaming stores put them in memory without first
- * reading each output line into the cache (T = 8192 on two threads: 15-30%
- * faster than memcpy per row); forward_range fences them. */
+ * reading each output line into the cache (faster than memcpy per row for
+ * outputs larger than the cache); forward_range fences them. */
 static void row_out_f32(float *dst, const unsigned char *a, const unsigned char *b, size_t C) {
     size_t c = 0;
 #ifdef __SSE2__
@@ -273,9 +273,9 @@ EMBED_INLINE void prefetch_row(const embed_table *tab, size_t r) {
 }
 
 /* forward_range for a table in a file, reading each row with pread. Each
- * row goes through a small buffer that stays in cache: straight into a
- * cold output row, pread took 2-3 times as long (1,000 rows: 9 against 3.5
- * us each on this project's VM). The first failure is kept in j. */
+ * row goes through a small buffer that stays in cache: the kernel's copy
+ * straight into a cold output row is much slower. The first failure is
+ * kept in j. */
 static void forward_pread(fwd_job *j, size_t t0, size_t t1) {
     const embed_table *w = j->wte;
     size_t C = w->cols, rb = embed_row_bytes(w->dtype, C);
@@ -333,7 +333,7 @@ static void forward_range(fwd_job *j, size_t t0, size_t t1) {
  * starts late (a busy machine can take a good part of a millisecond to run
  * it) then does less, instead of keeping the other waiting. Each still
  * writes one contiguous stretch of the output: blocks taken in turns from
- * one counter measured up to 40% slower. */
+ * one counter interleave the two threads' stores, which was slower. */
 #define EMBED_FWD_BLOCK 256
 
 static void forward_worker(fwd_job *j, int from_back) {
