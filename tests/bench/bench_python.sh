@@ -7,7 +7,13 @@
 #             tests/bench/bench_bpe_lib.c calls it; through the package's
 #             CoreBPE.encode_into (the GIL released, no Python object made),
 #             so it is the very copy of the library the package runs, in the
-#             same process, call for call beside the Python methods
+#             same process, call for call beside the Python methods.
+#             bpe_encode makes a fresh piece cache for each text of 64 KB or
+#             more, so its calls start cold
+#   lib kept  the same with one bpe_encoder_encode on an encoder kept from
+#             call to call (encode_into(..., kept=True)), warm: what the
+#             package's calls do. Ratios are given to both: "/lib" to one
+#             bpe_encode, "/lk" to the kept encoder's call
 #   python    Encoding.encode_ordinary(text) -> list of ints, and
 #             encode_to_numpy(text) -> uint32 array. encode_ordinary twice:
 #             "encode", each list dropped before the next call (a loop over
@@ -93,6 +99,11 @@ tikt = {l.split()[0]: l.split() for l in open(tikt_f)}
 def lib_encode(text, out):
     return enc._core.encode_into(text, _gpt2in.SPECIAL_TEXT, out)
 
+# the same with an encoder the package keeps (bpe_encoder_encode), as the
+# package's own calls encode
+def lib_kept(text, out):
+    return enc._core.encode_into(text, _gpt2in.SPECIAL_TEXT, out, True)
+
 def best(f, n=rounds):
     b = float("inf")
     for _ in range(n):
@@ -104,24 +115,29 @@ def cpu(f):
     # released; less moved by other programs than the clock on the wall
     t = time.thread_time(); r = f(); return time.thread_time() - t, r
 
-print(f"{'corpus':<13} {'MB':>6} {'tokens':>9} | {'lib 1t':>8} {'encode':>8} {'kept':>8} {'numpy':>8} | "
-      f"{'enc/lib':>8} {'kept/lib':>8} {'np/lib':>8} | {'cpu e/l':>8} {'cpu k/l':>8} | {'tiktoken':>8} {'enc/tikt':>8}")
+print(f"{'corpus':<13} {'MB':>6} {'tokens':>9} | {'lib 1t':>8} {'lib kept':>8} {'encode':>8} {'kept':>8} {'numpy':>8} | "
+      f"{'enc/lib':>8} {'enc/lk':>8} {'kept/lk':>8} {'np/lk':>8} | {'cpu e/l':>8} {'cpu e/lk':>8} {'cpu k/lk':>8} | "
+      f"{'tiktoken':>8} {'enc/tikt':>8}")
 for f in files:
     text = open(f, encoding="utf-8").read()
     out = np.empty(max(1, len(text.encode())), np.uint32)
     enc.encode_ordinary(text)   # warm-up; also makes the str's UTF-8 form, which it keeps
     lib_encode(text, out)
+    lib_kept(text, out)
     # the library, encode_ordinary and encode_to_numpy call after call, so
     # that a slow spell of the shared machine hits them alike
-    tl = te = tn = cl = ce = tw = cw = float("inf")
+    tl = tlk = te = tn = cl = ck = ce = tw = cw = float("inf")
     hold = []
     for _ in range(rounds):
         t, n = best(lambda: lib_encode(text, out), 1)
         tl = min(tl, t)
+        t, nk = best(lambda: lib_kept(text, out), 1)
+        tlk = min(tlk, t)
         t, ids = best(lambda: enc.encode_ordinary(text), 1)
         te = min(te, t)
         del ids
         cl = min(cl, cpu(lambda: lib_encode(text, out))[0])
+        ck = min(ck, cpu(lambda: lib_kept(text, out))[0])
         c, ids = cpu(lambda: enc.encode_ordinary(text))
         ce = min(ce, c)
         del ids
@@ -135,16 +151,18 @@ for f in files:
         tn = min(tn, t)
         del arr
     ids = enc.encode_ordinary(text)
-    assert n == len(ids), (f, n, len(ids))
+    assert n == nk == len(ids), (f, n, nk, len(ids))
     tk = tikt.get(f)
     tks = f"{float(tk[3]):8.3f} {float(tk[3]) / te:7.2f}x" if tk else f"{'-':>8} {'-':>8}"
     mb = os.path.getsize(f) / 1e6
-    print(f"{os.path.basename(f)[:-4]:<13} {mb:6.1f} {len(ids):9d} | {tl:8.3f} {te:8.3f} {tw:8.3f} {tn:8.3f} | "
-          f"{te / tl:7.3f}x {tw / tl:7.3f}x {tn / tl:7.3f}x | {ce / cl:7.3f}x {cw / cl:7.3f}x | {tks}")
+    print(f"{os.path.basename(f)[:-4]:<13} {mb:6.1f} {len(ids):9d} | {tl:8.3f} {tlk:8.3f} {te:8.3f} {tw:8.3f} {tn:8.3f} | "
+          f"{te / tl:7.3f}x {te / tlk:7.3f}x {tw / tlk:7.3f}x {tn / tlk:7.3f}x | {ce / cl:7.3f}x {ce / ck:7.3f}x "
+          f"{cw / ck:7.3f}x | {tks}")
     del ids, text, out, hold
-print("(seconds; enc/lib: encode_ordinary's time over the library's, 1.00x = no overhead, kept/lib: the same"
-      " with every list kept; cpu e/l, cpu k/l: the same in CPU time of the calling thread; enc/tikt > 1:"
-      " tiktoken slower)")
+print("(seconds; lib: one bpe_encode a call (a fresh piece cache each); lib kept: one bpe_encoder_encode on a kept"
+      " encoder, as the package calls it; enc/lib, enc/lk: encode_ordinary's time over the library's, 1.00x = no"
+      " overhead; kept/lk: the same with every list kept; np/lk: encode_to_numpy; cpu ...: the same in CPU time of"
+      " the calling thread; enc/tikt > 1: tiktoken slower)")
 
 # decode_batch: the corpora as 64 lists of ids, on one thread and on all
 ids = [enc.encode_to_numpy(open(f, encoding="utf-8").read(), disallowed_special=()) for f in files]
@@ -162,15 +180,17 @@ text = open(big, encoding="utf-8").read()
 mb = len(text.encode()) / 1e6
 out = np.empty(int(mb * 1e6), np.uint32)
 lib_encode(text, out)
-tl = tn = float("inf")
+tl = tk = tn = float("inf")
 for _ in range(max(1, min(rounds, 2))):
     tl = min(tl, best(lambda: lib_encode(text, out), 1)[0])
+    tk = min(tk, best(lambda: lib_kept(text, out), 1)[0])
     t, arr = best(lambda: enc.encode_to_numpy(text, disallowed_special=()), 1)
     tn = min(tn, t)
     n = len(arr)
     del arr
 print(f"encode_to_numpy on {mb:.0f} MB: {tn:.2f} s, {n} tokens ({mb / tn:.1f} MB/s); "
-      f"the library {tl:.2f} s; numpy / library {tn / tl:.3f}x")
+      f"the library {tl:.2f} s (one bpe_encode), {tk:.2f} s (kept encoder); numpy / library {tn / tl:.3f}x, "
+      f"{tn / tk:.3f}x")
 del out, text
 
 s = "hello wor!"

@@ -388,6 +388,9 @@ static PyObject *pinned_int(size_t k) {
 }
 #endif
 
+/* Encoders a CoreBPE keeps (see enc_take). */
+#define ENC_SLOTS 8
+
 /* ints[id] holds the Python int of every id: a list of tokens is then
  * built with a reference count increment per token (none when pinned)
  * instead of an int allocation (and freed without deallocations). */
@@ -399,12 +402,14 @@ typedef struct {
     unsigned char *ascii;   /* ascii[id]: the token's bytes are all below 0x80 */
     _Atomic(uint32_t *) counts;   /* see counts_take */
     _Atomic(void *) kept;         /* a kept_buf, see encode_kept */
+    _Atomic(bpe_encoder *) enc[ENC_SLOTS];   /* see enc_take */
     size_t part;   /* PART; less in tests (_set_part) */
 } CoreBPE;
 
 static PyTypeObject CoreBPEType;
 
 static void core_dealloc(CoreBPE *self) {
+    for (int i = 0; i < ENC_SLOTS; i++) bpe_encoder_free(atomic_load(&self->enc[i]));
     free(atomic_load(&self->counts));
     kept_free(atomic_load(&self->kept));
     if (!PINNED)
@@ -425,6 +430,7 @@ static PyObject *core_wrap(const bpe *v) {
     c->n_ints = 0;
     atomic_init(&c->counts, NULL);
     atomic_init(&c->kept, NULL);
+    for (int i = 0; i < ENC_SLOTS; i++) atomic_init(&c->enc[i], NULL);
     c->part = PART;
     size_t nv = bpe_vocab_size(v);
     c->ints = PyMem_Calloc(nv ? nv : 1, sizeof *c->ints);
@@ -467,6 +473,41 @@ static PyObject *ids_to_list_cached(const CoreBPE *c, const uint32_t *ids, size_
         items[k] = x;
     }
     return l;
+}
+
+/* ---- kept encoders --------------------------------------------------------- */
+
+/* The library's encoder (bpe_encoder) keeps its piece cache from call to
+ * call, where bpe_encode starts each text of 64 KB or more with a fresh,
+ * zeroed one (and shorter texts with none). An encoder serves one thread at
+ * a time, so a call takes one out of the CoreBPE's slots (an atomic
+ * exchange, no GIL needed) and puts it back after: Python threads that
+ * encode at once (the GIL released) and a batch's threads each hold their
+ * own. A call that finds the slots empty makes one; one that finds them
+ * full frees its own. NULL (no memory for one): the call uses bpe_encode. */
+static bpe_encoder *enc_take(CoreBPE *c) {
+    for (int i = 0; i < ENC_SLOTS; i++) {
+        bpe_encoder *e = atomic_load_explicit(&c->enc[i], memory_order_relaxed) ? atomic_exchange(&c->enc[i], NULL)
+                                                                                : NULL;
+        if (e) return e;
+    }
+    return bpe_encoder_new(c->v, NULL);
+}
+
+static void enc_put(CoreBPE *c, bpe_encoder *e) {
+    if (!e) return;
+    for (int i = 0; i < ENC_SLOTS; i++) {
+        bpe_encoder *none = NULL;
+        if (atomic_compare_exchange_strong(&c->enc[i], &none, e)) return;
+    }
+    bpe_encoder_free(e);
+}
+
+/* bpe_encode with e's cache when there is an encoder. */
+static int enc_encode(bpe_encoder *e, const bpe *v, const char *s, size_t len, int flags, uint32_t *ids, size_t cap,
+                      size_t *n, bpe_error *err) {
+    return e ? bpe_encoder_encode(e, s, len, flags, ids, NULL, cap, n, err)
+             : bpe_encode(v, s, len, flags, ids, NULL, cap, n, err);
 }
 
 /* ---- lists of ids without a copy ------------------------------------------ */
@@ -677,7 +718,7 @@ static uint32_t *ids_malloc(size_t bytes) {
 }
 
 /* s[0..len) -> malloc'd ids (the caller frees *ids), the GIL released. */
-static int encode_ids(const CoreBPE *self, const char *s, size_t len, int flags, uint32_t **ids, size_t *n) {
+static int encode_ids(CoreBPE *self, const char *s, size_t len, int flags, uint32_t **ids, size_t *n) {
     const bpe *v = self->v;
     size_t bytes = out_bytes(first_cap(len, self->part) * sizeof(uint32_t));
     size_t cap = bytes / sizeof(uint32_t), pos = 0, k = 0;
@@ -689,6 +730,7 @@ static int encode_ids(const CoreBPE *self, const char *s, size_t len, int flags,
     bpe_error err;
     int rc = BPE_OK;
     Py_BEGIN_ALLOW_THREADS
+    bpe_encoder *e = enc_take(self);
     while (pos < len) {
         size_t part = part_len(v, s + pos, len - pos, flags, self->part), got;
         if (part > cap - k) {   /* a part has at most a token per byte */
@@ -706,11 +748,12 @@ static int encode_ids(const CoreBPE *self, const char *s, size_t len, int flags,
             buf = b;
             cap = bytes / sizeof *b;
         }
-        rc = bpe_encode(v, s + pos, part, flags, buf + k, NULL, part, &got, &err);
+        rc = enc_encode(e, v, s + pos, part, flags, buf + k, part, &got, &err);
         if (rc != BPE_OK) break;
         k += got;
         pos += part;
     }
+    enc_put(self, e);
     Py_END_ALLOW_THREADS
     if (rc != BPE_OK) {
         free(buf);
@@ -762,6 +805,7 @@ static PyObject *encode_list(CoreBPE *self, const char *s, size_t len, int flags
     int rc = BPE_OK;
     size_t pos = 0;
     PyThreadState *ts = PyEval_SaveThread();
+    bpe_encoder *e = enc_take(self);
     while (pos < len) {
         size_t part = part_len(v, s + pos, len - pos, flags, self->part), got;
         if (part > L.cap - L.n) {
@@ -781,12 +825,13 @@ static PyObject *encode_list(CoreBPE *self, const char *s, size_t len, int flags
             L.items = it;
             L.cap = bytes / sizeof *it;
         }
-        rc = bpe_encode(v, s + pos, part, flags, id_list_ids(&L), NULL, part, &got, &err);
+        rc = enc_encode(e, v, s + pos, part, flags, id_list_ids(&L), part, &got, &err);
         if (rc != BPE_OK) break;
         widen(L.items + L.n, got, ints, counts);
         L.n += got;
         pos += part;
     }
+    enc_put(self, e);
     PyEval_RestoreThread(ts);
     PyObject *l = rc == BPE_OK ? PyList_New(0) : NULL;
     if (!l) {
@@ -975,7 +1020,9 @@ static PyObject *encode_kept(CoreBPE *self, const char *s, size_t len, int flags
     bpe_error err;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = bpe_encode(self->v, s, len, flags, k->ids, NULL, k->cap, &n, &err);
+    bpe_encoder *e = enc_take(self);
+    rc = enc_encode(e, self->v, s, len, flags, k->ids, k->cap, &n, &err);
+    enc_put(self, e);
     Py_END_ALLOW_THREADS
     PyObject *l = NULL;
     if (rc != BPE_OK) l = raise_bpe(rc, &err);
@@ -1106,14 +1153,17 @@ static PyObject *core_encode_buffer(CoreBPE *self, PyObject *const *args, Py_ssi
 
 /* The library alone, for tests/bench/bench_python.sh: one bpe_encode of the
  * text (a str's UTF-8, or bytes-like) into the writable buffer `out` of
- * uint32, the GIL released, as tests/bench/bench_bpe_lib.c calls it.
- * Returns the number of tokens of the whole text (more than len(out) when
- * it does not fit; those are not written). */
+ * uint32, the GIL released, as tests/bench/bench_bpe_lib.c calls it; with
+ * a true `kept`, one bpe_encoder_encode with an encoder of the CoreBPE's,
+ * as the package's calls encode. Returns the number of tokens of the whole
+ * text (more than len(out) when it does not fit; those are not written). */
 static PyObject *core_encode_into(CoreBPE *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "encode_into(text, flags, out) takes 3 arguments");
+    if (nargs != 3 && nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "encode_into(text, flags, out, kept=False) takes 3 or 4 arguments");
         return NULL;
     }
+    int kept = nargs == 4 ? PyObject_IsTrue(args[3]) : 0;
+    if (kept < 0) return NULL;
     int flags = flags_arg(args[1]);
     if (flags < 0) return NULL;
     Py_ssize_t len;
@@ -1136,7 +1186,13 @@ static PyObject *core_encode_into(CoreBPE *self, PyObject *const *args, Py_ssize
     bpe_error err;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = bpe_encode(self->v, s, (size_t)len, flags, out.buf, NULL, (size_t)out.len / 4, &n, &err);
+    if (kept) {
+        bpe_encoder *e = enc_take(self);
+        rc = enc_encode(e, self->v, s, (size_t)len, flags, out.buf, (size_t)out.len / 4, &n, &err);
+        enc_put(self, e);
+    } else {
+        rc = bpe_encode(self->v, s, (size_t)len, flags, out.buf, NULL, (size_t)out.len / 4, &n, &err);
+    }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&out);
     PyBuffer_Release(&text);
@@ -1209,7 +1265,7 @@ typedef struct {
 } batch_job;
 
 typedef struct {
-    const bpe *v;
+    CoreBPE *core;
     int flags;
     batch_job *jobs;
     size_t n_jobs;
@@ -1220,14 +1276,17 @@ typedef struct {
 
 static void *batch_worker(void *arg) {
     batch_pool *p = arg;
+    bpe_encoder *e = NULL;
     for (;;) {
         size_t i = atomic_fetch_add(&p->next, 1);
         if (i >= p->n_jobs) break;
         batch_job *j = &p->jobs[i];
         size_t n = 0;
-        j->rc = bpe_encode(p->v, j->s, j->len, p->flags, id_list_ids(&j->L), NULL, j->L.cap, &n, &j->err);
+        if (!e) e = enc_take(p->core);
+        j->rc = enc_encode(e, p->core->v, j->s, j->len, p->flags, id_list_ids(&j->L), j->L.cap, &n, &j->err);
         if (j->rc == BPE_OK) id_list_widen(&j->L, n, p->ints, p->n_ints);
     }
+    enc_put(p->core, e);
     return NULL;
 }
 
@@ -1266,7 +1325,7 @@ static PyObject *core_encode_batch(CoreBPE *self, PyObject *const *args, Py_ssiz
     }
     for (Py_ssize_t i = 0; i < m; i++)
         if (id_list_alloc(&jobs[i].L, jobs[i].len)) goto done;
-    batch_pool pool = {self->v, flags, jobs, (size_t)m, self->ints, self->n_ints, 0};
+    batch_pool pool = {self, flags, jobs, (size_t)m, self->ints, self->n_ints, 0};
     size_t nt = thread_count(total, BYTES_PER_THREAD, threads, (size_t)m);
     Py_BEGIN_ALLOW_THREADS
     run_threads(batch_worker, &pool, nt);
@@ -1611,8 +1670,9 @@ static PyMethodDef core_methods[] = {
     {"encode_bytes", (PyCFunction)(void (*)(void))core_encode_bytes, METH_FASTCALL,
      "encode_bytes(data, flags) -> list[int]: any bytes (invalid UTF-8 as byte tokens)."},
     {"encode_into", (PyCFunction)(void (*)(void))core_encode_into, METH_FASTCALL,
-     "encode_into(text, flags, out) -> int: the library alone (for benchmarks): one bpe_encode into a "
-     "writable uint32 buffer; returns the token count (the ids that fit are written)."},
+     "encode_into(text, flags, out, kept=False) -> int: the library alone (for benchmarks): one bpe_encode "
+     "(kept: one bpe_encoder_encode with an encoder the CoreBPE keeps, as its own calls) into a writable "
+     "uint32 buffer; returns the token count (the ids that fit are written)."},
     {"_set_part", (PyCFunction)core_set_part, METH_O,
      "_set_part(n): for tests, texts above n bytes are encoded in parts of about n bytes (default 64 MB)."},
     {"encode_batch", (PyCFunction)(void (*)(void))core_encode_batch, METH_FASTCALL,

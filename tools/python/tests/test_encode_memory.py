@@ -229,3 +229,70 @@ def test_dropped_lists_get_warm_memory(fixtures):
         del ids
         extra += (f2 - f1) - (f1 - f0)
     assert extra <= 4, extra
+
+
+@pytest.mark.skipif("asan" in os.environ.get("LD_PRELOAD", ""), reason="ASan's allocator maps memory its own way")
+def test_calls_keep_the_library_cache_warm(fixtures):
+    """Texts of 64 KB and more: the library's encoder, which the CoreBPE
+    keeps from call to call, keeps its piece cache, so a loop of calls
+    takes no page fault (bpe_encode alone makes a fresh 1.5 MB cache for
+    each such text, faulted in every time)."""
+    enc, core = fresh_encoding()
+    base = "\n".join(plain_texts(fixtures))
+    text = (base * (200_000 // len(base) + 1))[:200_000]
+    want = one_call(core, text)
+    for _ in range(3):
+        ids = enc.encode_ordinary(text)
+        del ids
+    f0 = thread_faults()
+    for _ in range(10):
+        ids = enc.encode_ordinary(text)
+        assert len(ids) == len(want)
+        del ids
+    assert thread_faults() - f0 <= 2
+    assert enc.encode_ordinary(text) == want
+
+
+def test_threads_more_than_kept_encoders(fixtures):
+    """More Python threads than the CoreBPE keeps encoders (8), and batches
+    on threads of their own, all at once on one Encoding: each call holds
+    an encoder of its own (taken from the CoreBPE, made when none is left,
+    freed when the CoreBPE has enough), so ids stay the library's; texts
+    from a few bytes to past 64 KB, with special tokens allowed or not."""
+    enc, core = fresh_encoding()
+    rng = random.Random(13)
+    base = "\n".join(plain_texts(fixtures))
+    texts = [random_text(rng, rng.choice([3, 40, 900, 20000, 40000])) for _ in range(24)] + \
+        [(base * 3)[:k] for k in (70000, 150000)]
+    want = [one_call(core, t) for t in texts]
+    want_all = [one_call(core, t, _gpt2in.SPECIAL_ALLOW) for t in texts]
+    errors = []
+
+    def work(k):
+        try:
+            for r in range(8):
+                i = (k * 7 + r) % len(texts)
+                if (k + r) % 3 == 0:
+                    got, ok = enc.encode(texts[i], allowed_special="all"), want_all[i]
+                elif (k + r) % 3 == 1:
+                    got, ok = enc.encode_to_numpy(texts[i], disallowed_special=()).tolist(), want[i]
+                else:
+                    got, ok = enc.encode_ordinary(texts[i]), want[i]
+                if got != ok:
+                    errors.append((k, i))
+            if k % 4 == 0:
+                if enc.encode_ordinary_batch(texts, num_threads=6) != want:
+                    errors.append((k, "batch"))
+        except Exception as e:   # pragma: no cover - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(12)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors
+    out = np.empty(200000, np.uint32)
+    for t, w in zip(texts, want):
+        n = core.encode_into(t, _gpt2in.SPECIAL_TEXT, out, True)
+        assert out[:n].tolist() == w
