@@ -129,8 +129,9 @@ static int file_sha(const char *path, char hex[65], uint64_t *size) {
     return n < 0 ? -1 : 0;
 }
 
-static int write_json(const char *path, json_t *j, size_t flags) {
-    char *txt = json_dumps(j, flags);
+/* j, its "inputs" being inputs (shard_inputs_text's), to path. */
+static int write_json(const char *path, json_t *j, size_t flags, const shard_buf *inputs) {
+    char *txt = shard_dumps(j, flags, inputs);
     if (!txt) return cli_error("out of memory");
     embed_error err;
     embed_writer *w = embed_writer_open(path, &err);
@@ -221,19 +222,110 @@ static int copy_tokens(unit_in *u, int nu, uint64_t a, uint64_t b, embed_writer 
 
 /* tee: the one-machine run's shards, already written from its fresh
  * units (or NULL): renamed, not copied. */
+/* A sidecar's input entries as records (their paths stay in j). */
+static int parse_inputs(json_t *in, shard_input **all, size_t *nall, size_t *cap) {
+    size_t k;
+    json_t *e;
+    json_array_foreach(in, k, e) {
+        if (*nall == *cap) {
+            size_t c = *cap ? 2 * *cap : 256;
+            shard_input *q = realloc(*all, c * sizeof *q);
+            if (!q) return -2;
+            *all = q;
+            *cap = c;
+        }
+        shard_input *r = &(*all)[*nall];
+        json_t *path = json_object_get(e, "path"), *sha = json_object_get(e, "sha256"),
+               *tsha = json_object_get(e, "tokens_sha256");
+        static const char *const ints[] = {"size", "documents", "skipped", "tokens"};
+        uint64_t *dst[] = {&r->size, &r->documents, &r->skipped, &r->tokens};
+        if (!json_is_string(path) || strlen(json_string_value(path)) != json_string_length(path) ||
+            !json_is_string(sha) || json_string_length(sha) > 64 || !json_is_string(tsha) ||
+            json_string_length(tsha) > 64)
+            return -1;
+        for (int f = 0; f < 4; f++) {
+            json_t *v = json_object_get(e, ints[f]);
+            if (!json_is_integer(v) || json_integer_value(v) < 0) return -1;
+            *dst[f] = (uint64_t)json_integer_value(v);
+        }
+        r->path = json_string_value(path);
+        r->mtime_ns = 0;
+        strcpy(r->sha256, json_string_value(sha));
+        strcpy(r->tokens_sha256, json_string_value(tsha));
+        (*nall)++;
+    }
+    return 0;
+}
+
+/* An earlier manifest's "inputs" are these (as shard_inputs_text writes them). */
+static int same_inputs(json_t *a, const shard_input *in, size_t n) {
+    if (!json_is_array(a) || json_array_size(a) != n) return 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(a, i), *p = json_object_get(e, "path");
+        if (json_object_size(e) != 7 || !json_is_string(p) || strcmp(json_string_value(p), in[i].path) ||
+            json_string_length(p) != strlen(in[i].path))
+            return 0;
+        static const char *const ints[] = {"size", "documents", "skipped", "tokens"};
+        const uint64_t v[] = {in[i].size, in[i].documents, in[i].skipped, in[i].tokens};
+        for (int f = 0; f < 4; f++) {
+            json_t *x = json_object_get(e, ints[f]);
+            if (!json_is_integer(x) || json_integer_value(x) < 0 || (uint64_t)json_integer_value(x) != v[f]) return 0;
+        }
+        const char *s1 = json_string_value(json_object_get(e, "sha256")),
+                   *s2 = json_string_value(json_object_get(e, "tokens_sha256"));
+        if (!s1 || !s2 || strcmp(s1, in[i].sha256) || strcmp(s2, in[i].tokens_sha256)) return 0;
+    }
+    return 1;
+}
+
+/* info[i].in: unit i's sidecar as the one-machine run has just written it
+ * (not read back); NULL: read. */
 static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_t V, char **units,
-                          const int *fresh, int nu, const shard_opts *o, shard_tee *tee) {
+                          const int *fresh, const shard_unit_info *info, int nu, const shard_opts *o,
+                          shard_tee *tee) {
     unit_in *u = calloc((size_t)nu, sizeof *u);
+    json_t **sides = calloc((size_t)nu + 1, sizeof *sides);   /* the sidecars read (their paths) */
     json_t *inputs = json_array(), *vocab = NULL, *opts = NULL, *man = NULL, *old = NULL, *shards = NULL;
+    shard_input *all = NULL;
+    size_t nall = 0, allcap = 0;
+    shard_buf itext = {0};
     char *man_path = NULL, *fname = NULL;
     uint64_t docs = 0, skipped = 0, tokens = 0;
     int rc = 0;
-    if (!u || !inputs) {
+    if (!u || !sides || !inputs) {
         rc = cli_error("out of memory");
         goto done;
     }
     for (int i = 0; i < nu; i++) u[i].fd = -1;
     for (int i = 0; i < nu && !rc; i++) {
+        if (info && info[i].in) {   /* its vocabulary and options are this run's */
+            if (!vocab && (!(vocab = shard_vocab_json(bpe_gpt2())) || !(opts = shard_options_json(o)))) {
+                rc = cli_error("out of memory");
+                break;
+            }
+            if (nall + info[i].nin > allcap) {
+                size_t c = allcap ? 2 * allcap : 256;
+                while (c < nall + info[i].nin) c *= 2;
+                shard_input *q = realloc(all, c * sizeof *q);
+                if (!q) {
+                    rc = cli_error("out of memory");
+                    break;
+                }
+                all = q;
+                allcap = c;
+            }
+            memcpy(all + nall, info[i].in, info[i].nin * sizeof *all);
+            nall += info[i].nin;
+            u[i].path = units[i];
+            u[i].trusted = 1;
+            u[i].tokens = info[i].tokens;
+            u[i].start = tokens;
+            memcpy(u[i].sha, info[i].tokens_sha256, sizeof u[i].sha);
+            tokens += info[i].tokens;
+            docs += info[i].documents;
+            skipped += info[i].skipped;
+            continue;
+        }
         char *side = malloc(strlen(units[i]) + 6);
         if (!side) {
             rc = cli_error("out of memory");
@@ -269,15 +361,11 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
             tokens += u[i].tokens;
             docs += (uint64_t)json_integer_value(json_object_get(j, "documents"));
             skipped += (uint64_t)json_integer_value(json_object_get(j, "skipped"));
-            size_t k;
-            json_t *e;
-            json_array_foreach(in, k, e) {
-                json_t *c = json_deep_copy(e);
-                if (c) json_object_del(c, "mtime_ns");
-                if (!c || json_array_append_new(inputs, c)) rc = cli_error("out of memory");
-            }
+            int bad = parse_inputs(in, &all, &nall, &allcap);
+            if (bad == -2) rc = cli_error("out of memory");
+            else if (bad) rc = cli_error("%s: not a gpt2in unit description", side);
         }
-        json_decref(j);
+        sides[i] = j;
         free(side);
     }
     if (rc) goto done;
@@ -304,6 +392,13 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
     if (tee && (shard_tee_finish(tee, &tee_tokens, &tee_shards) || tee_tokens != tokens || tee_shards != nshards))
         tee = NULL;   /* (never: the units are those tokens) copied from the units */
 
+    shard_inputs_text(&itext, all, nall, 1);
+    if (itext.oom) {
+        free(keep);
+        free(entries);
+        rc = cli_error("out of memory");
+        goto done;
+    }
     man = json_pack("{s:s, s:i, s:s, s:O, s:O, s:s, s:I, s:I, s:O, s:I, s:I, s:I}", "format", "gpt2in-shards",
                     "version", 1, "tool", SHARD_TOOL, "vocabulary", vocab, "options", opts, "name", name,
                     "shard_tokens", (json_int_t)S, "val_tokens", (json_int_t)V, "inputs", inputs, "documents",
@@ -320,8 +415,8 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
     old = shard_json_load(man_path, NULL);
     if (old) {
         static const char *const same[] = {"format", "version", "vocabulary", "options", "name", "shard_tokens",
-                                           "val_tokens", "inputs"};
-        int ok = 1;
+                                           "val_tokens"};
+        int ok = same_inputs(json_object_get(old, "inputs"), all, nall);
         for (size_t i = 0; i < sizeof same / sizeof same[0]; i++)
             ok = ok && json_equal(json_object_get(old, same[i]), json_object_get(man, same[i]));
         size_t k;
@@ -396,7 +491,7 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
                 if (entries[k]) json_array_append(shards, entries[k]);
             json_object_set(man, "shards", shards);
             json_object_set_new(man, "complete", json_false());
-            rc = write_json(man_path, man, JSON_INDENT(2));
+            rc = write_json(man_path, man, JSON_INDENT(2), &itext);
         }
     }
     if (!rc) {
@@ -404,7 +499,7 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
         for (uint64_t k = 0; k < nshards; k++) json_array_append(shards, entries[k]);
         json_object_set(man, "shards", shards);
         json_object_set_new(man, "complete", json_true());
-        rc = write_json(man_path, man, JSON_INDENT(2));
+        rc = write_json(man_path, man, JSON_INDENT(2), &itext);
     }
     if (o->progress) fputs("\r\033[K", stderr);
     if (!rc) tidy_dir(dir, name, nshards);
@@ -415,6 +510,10 @@ done:
     for (int i = 0; u && i < nu; i++)
         if (u[i].fd >= 0) close(u[i].fd);
     free(u);
+    for (int i = 0; sides && i < nu; i++) json_decref(sides[i]);
+    free(sides);
+    free(all);
+    free(itext.p);
     free(man_path);
     free(fname);
     json_decref(inputs);
@@ -714,18 +813,19 @@ int cmd_shard(int argc, char **argv) {
     } else if (unit) {
         shard_progress_total(0);
         int fresh;
-        rc = shard_unit(unit, (const char *const *)ops, nops, &o, &fresh);
+        rc = shard_unit(unit, (const char *const *)ops, nops, &o, &fresh, NULL);
         shard_progress_end();
     } else if (assemble) {
         rc = make_dir(out);
-        if (!rc) rc = shard_assemble(out, name, S, V, ops, NULL, nops, &o, NULL);
+        if (!rc) rc = shard_assemble(out, name, S, V, ops, NULL, NULL, nops, &o, NULL);
     } else {
         char sub[300];
         snprintf(sub, sizeof sub, "%s_units", name);
         char *ud = path_join(out, sub);
         char **units = calloc((size_t)nops, sizeof *units);
         int *fresh = calloc((size_t)nops, sizeof *fresh), *first = calloc((size_t)nops + 1, sizeof *first);
-        if (!ud || !units || !fresh || !first) rc = cli_error("out of memory");
+        shard_unit_info *info = calloc((size_t)nops, sizeof *info);
+        if (!ud || !units || !fresh || !first || !info) rc = cli_error("out of memory");
         if (!rc) rc = make_dir(out);
         if (!rc) rc = make_dir(ud);
         /* Consecutive inputs share a unit until it holds unit_bytes (as the
@@ -756,7 +856,7 @@ int cmd_shard(int argc, char **argv) {
         o.tee = tee;
         for (int k = 0; !rc && k < nu; k++) {
             const char *const *in = (const char *const *)&ops[first[k]];
-            rc = shard_unit(units[k], in, first[k + 1] - first[k], &o, &fresh[k]);
+            rc = shard_unit(units[k], in, first[k + 1] - first[k], &o, &fresh[k], &info[k]);
             if (rc || fresh[k]) continue;
             /* Up to date: the shards are cut from the units after all. */
             shard_tee_free(tee);
@@ -769,15 +869,17 @@ int cmd_shard(int argc, char **argv) {
             if (!side) rc = cli_error("out of memory");
             else unlink(strcat(strcpy(side, units[k]), ".json"));
             free(side);
-            if (!rc) rc = shard_unit(units[k], in, first[k + 1] - first[k], &o, &fresh[k]);
+            if (!rc) rc = shard_unit(units[k], in, first[k + 1] - first[k], &o, &fresh[k], &info[k]);
         }
         shard_progress_end();
-        if (!rc) rc = shard_assemble(out, name, S, V, units, fresh, nu, &o, tee);
+        if (!rc) rc = shard_assemble(out, name, S, V, units, fresh, info, nu, &o, tee);
         shard_tee_free(tee);
         if (!rc && !keep_units) remove_units(ud);
         if (rc && ud) rmdir(ud);   /* only if empty: finished units stay for the rerun */
         for (int i = 0; units && i < nops; i++) free(units[i]);
         free(units);
+        for (int i = 0; info && i < nops; i++) free(info[i].in);
+        free(info);
         free(fresh);
         free(first);
         free(ud);

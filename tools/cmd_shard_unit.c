@@ -30,9 +30,16 @@ double shard_now(void) {
 
 /* ---- sha256 -------------------------------------------------------------- */
 
+/* EVP_sha256() in an init fetches the implementation again each time:
+ * fetched once (a run inits two contexts a small file). */
+static EVP_MD *sha_md;
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+static void sha_fetch(void) { sha_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+
 int shard_sha_init(shard_sha *s) {
+    pthread_once(&sha_once, sha_fetch);
     s->c = EVP_MD_CTX_new();
-    if (!s->c || !EVP_DigestInit_ex(s->c, EVP_sha256(), NULL)) {
+    if (!s->c || !EVP_DigestInit_ex(s->c, sha_md ? sha_md : EVP_sha256(), NULL)) {
         EVP_MD_CTX_free(s->c);
         s->c = NULL;
         return -1;
@@ -139,6 +146,138 @@ json_t *shard_options_json(const shard_opts *o) {
                      o->split_lines, "on_error", o->skip_errors ? "skip" : "fail");
 }
 
+/* ---- the inputs' JSON text ------------------------------------------------ */
+
+static void buf_put(shard_buf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t c = b->cap ? b->cap : 1 << 12;
+        while (c < b->len + n + 1) c *= 2;
+        char *q = realloc(b->p, c);
+        if (!q) {
+            b->oom = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = c;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
+static void buf_s(shard_buf *b, const char *s) { buf_put(b, s, strlen(s)); }
+
+static void buf_int(shard_buf *b, int64_t v) {
+    char t[24], *e = t + sizeof t, *q = e;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do *--q = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0) *--q = '-';
+    buf_put(b, q, (size_t)(e - q));
+}
+
+/* A JSON string as jansson writes it (no flags): \ and " escaped, control
+ * characters as \b \f \n \r \t or \u00XX, everything else as is. */
+static void buf_str(shard_buf *b, const char *s) {
+    buf_put(b, "\"", 1);
+    const char *run = s;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        buf_put(b, run, (size_t)(s - run));
+        run = s + 1;
+        char e[8];
+        switch (c) {
+        case '"': buf_put(b, "\\\"", 2); break;
+        case '\\': buf_put(b, "\\\\", 2); break;
+        case '\b': buf_put(b, "\\b", 2); break;
+        case '\f': buf_put(b, "\\f", 2); break;
+        case '\n': buf_put(b, "\\n", 2); break;
+        case '\r': buf_put(b, "\\r", 2); break;
+        case '\t': buf_put(b, "\\t", 2); break;
+        default:
+            snprintf(e, sizeof e, "\\u%04X", c);
+            buf_put(b, e, 6);
+        }
+    }
+    buf_put(b, run, (size_t)(s - run));
+    buf_put(b, "\"", 1);
+}
+
+void shard_inputs_text(shard_buf *b, const shard_input *in, size_t n, int manifest) {
+    /* the separators of JSON_COMPACT, and of JSON_INDENT(2) at depth 2 */
+    const char *open = manifest ? "\n    {\n      \"" : "{\"", *sep = manifest ? ",\n      \"" : ",\"",
+               *colon = manifest ? "\": " : "\":", *close = manifest ? "\n    }" : "}";
+    buf_put(b, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        const shard_input *e = &in[i];
+        if (i) buf_put(b, ",", 1);
+        buf_s(b, open);
+        buf_s(b, "path");
+        buf_s(b, colon);
+        buf_str(b, e->path);
+        buf_s(b, sep);
+        buf_s(b, "size");
+        buf_s(b, colon);
+        buf_int(b, (int64_t)e->size);
+        if (!manifest) {
+            buf_s(b, sep);
+            buf_s(b, "mtime_ns");
+            buf_s(b, colon);
+            buf_int(b, e->mtime_ns);
+        }
+        buf_s(b, sep);
+        buf_s(b, "sha256");
+        buf_s(b, colon);
+        buf_str(b, e->sha256);
+        buf_s(b, sep);
+        buf_s(b, "documents");
+        buf_s(b, colon);
+        buf_int(b, (int64_t)e->documents);
+        buf_s(b, sep);
+        buf_s(b, "skipped");
+        buf_s(b, colon);
+        buf_int(b, (int64_t)e->skipped);
+        buf_s(b, sep);
+        buf_s(b, "tokens");
+        buf_s(b, colon);
+        buf_int(b, (int64_t)e->tokens);
+        buf_s(b, sep);
+        buf_s(b, "tokens_sha256");
+        buf_s(b, colon);
+        buf_str(b, e->tokens_sha256);
+        buf_s(b, close);
+    }
+    if (manifest && n) buf_s(b, "\n  ");
+    buf_put(b, "]", 1);
+}
+
+char *shard_dumps(json_t *j, size_t flags, const shard_buf *text) {
+    char *t = json_dumps(j, flags);
+    if (!t || text->oom) {
+        free(t);
+        return NULL;
+    }
+    /* "inputs" is a top-level key, and inside a JSON string every " is
+     * escaped: the first match is the key */
+    const char *key = flags & JSON_COMPACT ? "\"inputs\":[]" : "\"inputs\": []";
+    char *at = strstr(t, key);
+    if (!at) {
+        free(t);
+        return NULL;
+    }
+    size_t head = (size_t)(at - t) + strlen(key) - 2, tail = strlen(at + strlen(key));
+    char *r = malloc(head + text->len + tail + 1);
+    if (r) {
+        memcpy(r, t, head);
+        memcpy(r + head, text->p, text->len);
+        memcpy(r + head + text->len, at + strlen(key), tail + 1);
+    }
+    free(t);
+    return r;
+}
+
 /* ---- progress (one line on stderr, across the units of a run) ------------- */
 
 static struct {
@@ -188,7 +327,8 @@ enum { IN_RAW, IN_GZ, IN_ZST };
 #define IBUF (1 << 20)
 
 typedef struct {
-    FILE *f;
+    int fd;
+    uint64_t expect;       /* its size when regular (bytes past it are not read), else UINT64_MAX */
     const char *name;      /* as messages show it */
     int kind;
     shard_sha sha;         /* of the bytes on disk */
@@ -202,24 +342,39 @@ typedef struct {
     size_t zs_left;        /* ZSTD_decompressStream's last hint: 0 = frame complete */
 } sin;
 
-static int sin_fill(sin *s) {
-    if (s->ipos < s->ilen || s->eof) return 0;
-    s->ilen = fread(s->ib, 1, IBUF, s->f);
-    s->ipos = 0;
-    if (s->ilen == 0) {
-        if (ferror(s->f)) return cli_error("%s: read error at byte %llu: %s", s->name, (unsigned long long)s->raw,
-                                           strerror(errno));
-        s->eof = 1;
+/* Up to cap bytes into buf, fewer only at the end of the file: a regular
+ * file ends at the size fstat gave (so a small file is one read, with no
+ * second one to see the end), or earlier if it shrank. */
+static int sin_get(sin *s, void *buf, size_t cap, size_t *got) {
+    *got = 0;
+    while (*got < cap && !s->eof) {
+        uint64_t left = s->expect - s->raw - *got;
+        size_t want = cap - *got < left ? cap - *got : (size_t)left;
+        ssize_t n = want ? read(s->fd, (char *)buf + *got, want) : 0;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0)
+            return cli_error("%s: read error at byte %llu: %s", s->name, (unsigned long long)(s->raw + *got),
+                             strerror(errno));
+        *got += (size_t)n;
+        if (n == 0 || (size_t)n == left) s->eof = 1;
     }
-    shard_sha_update(&s->sha, s->ib, s->ilen);
-    s->raw += s->ilen;
+    shard_sha_update(&s->sha, buf, *got);
+    s->raw += *got;
     return 0;
 }
 
-/* ib: the caller's buffer of IBUF bytes (one for every input of a unit). */
-static int sin_open(sin *s, FILE *f, const char *name, unsigned char *ib) {
+static int sin_fill(sin *s) {
+    if (s->ipos < s->ilen || s->eof) return 0;
+    s->ipos = 0;
+    return sin_get(s, s->ib, IBUF, &s->ilen);
+}
+
+/* ib: the caller's buffer of IBUF bytes (one for every input of a unit);
+ * size: the file's when it is a regular file, else UINT64_MAX. */
+static int sin_open(sin *s, int fd, uint64_t size, const char *name, unsigned char *ib) {
     memset(s, 0, sizeof *s);
-    s->f = f;
+    s->fd = fd;
+    s->expect = size;
     s->name = name;
     s->ib = ib;
     if (shard_sha_init(&s->sha)) return cli_error("out of memory");
@@ -249,15 +404,7 @@ static int sin_read(sin *s, char *buf, size_t cap, size_t *got) {
     for (;;) {
         if (s->kind == IN_RAW && s->ipos == s->ilen && !s->eof && cap >= IBUF / 4) {
             /* a big read: straight into buf, not through ib */
-            size_t n = fread(buf, 1, cap, s->f);
-            if (!n && ferror(s->f))
-                return cli_error("%s: read error at byte %llu: %s", s->name, (unsigned long long)s->raw,
-                                 strerror(errno));
-            if (!n) s->eof = 1;
-            shard_sha_update(&s->sha, buf, n);
-            s->raw += n;
-            *got = n;
-            return 0;
+            return sin_get(s, buf, cap, got);
         }
         if (sin_fill(s)) return CLI_ERR;
         size_t avail = s->ilen - s->ipos;
@@ -582,7 +729,8 @@ typedef struct {
     char *text;                          /* a compressed whole file */
     size_t textcap;
     uint64_t written, synced;            /* bytes of the unit; written back */
-    json_t *ins;                         /* the sidecar's inputs so far */
+    shard_input *ins;                    /* the sidecar's inputs so far */
+    size_t nins, inscap;
     uint64_t all_docs, all_skipped, all_tokens;
     char unit_hex[65];                   /* one input: its tokens' sha256 */
     size_t ntmp;                         /* tokens in tmp, not yet written */
@@ -628,20 +776,25 @@ static void count_tokens(unit_out *u, const uint16_t *t, size_t n) {
 
 #define TMP_CAP (sizeof ((unit_out *)0)->tmp / sizeof ((unit_out *)0)->tmp[0])
 
+static int grow(void **p, size_t *cap, size_t need, size_t elem);
+
 /* An input's entry in the sidecar (e: path, size, mtime_ns, sha256 so
  * far) completed with its figures and tokens' sha256 (u->in_sha, ended). */
-static int input_done(unit_out *u, json_t *e) {
-    char htok[65];
-    shard_sha_hex(&u->in_sha, htok);
-    if (u->one) memcpy(u->unit_hex, htok, sizeof u->unit_hex);
+static int input_done(unit_out *u, const shard_input *e) {
+    if (grow((void **)&u->ins, &u->inscap, u->nins + 1, sizeof *u->ins)) {
+        shard_sha_free(&u->in_sha);
+        return cli_error("out of memory");
+    }
+    shard_input *r = &u->ins[u->nins++];
+    *r = *e;
+    shard_sha_hex(&u->in_sha, r->tokens_sha256);
+    if (u->one) memcpy(u->unit_hex, r->tokens_sha256, sizeof u->unit_hex);
+    r->documents = u->docs;
+    r->skipped = u->skipped;
+    r->tokens = u->tokens;
     u->all_docs += u->docs;
     u->all_skipped += u->skipped;
     u->all_tokens += u->tokens;
-    if (!e || json_object_set_new(e, "documents", json_integer((json_int_t)u->docs)) ||
-        json_object_set_new(e, "skipped", json_integer((json_int_t)u->skipped)) ||
-        json_object_set_new(e, "tokens", json_integer((json_int_t)u->tokens)) ||
-        json_object_set_new(e, "tokens_sha256", json_string(htok)) || json_array_append_new(u->ins, e))
-        return cli_error("out of memory");
     return 0;
 }
 
@@ -770,7 +923,7 @@ typedef struct {
     /* a batch of small whole files (text: their documents joined by 0xFF) */
     int files;
     struct small_in {
-        json_t *entry;           /* the input's sidecar entry so far */
+        shard_input entry;       /* the input's sidecar entry so far */
         int skipped;             /* invalid UTF-8 under --on-error skip: no document */
     } *fin;
     size_t nfin, fincap;
@@ -1094,9 +1247,7 @@ static int emit(pool *p, uint64_t seq, unit_out *u) {
             count_tokens(u, j->out + at, j->ntok[r]);
             at += j->ntok[r];
             prog.docs += u->docs;
-            json_t *e = j->fin[r].entry;
-            j->fin[r].entry = NULL;
-            if (input_done(u, e)) return CLI_ERR;
+            if (input_done(u, &j->fin[r].entry)) return CLI_ERR;
         }
         j->nfin = 0;
         return write_tokens(u, j->out, j->nout);
@@ -1162,7 +1313,6 @@ static void job_free(job *j) {
     free(j->text);
     shard_json_free(j->sj);
     free(j->msg);
-    for (size_t r = 0; r < j->nfin; r++) json_decref(j->fin[r].entry);
     free(j->fin);
     free(j->ntok);
 }
@@ -1250,13 +1400,13 @@ static int whole_file(sin *s, uint64_t size, unit_out *u, const bpe *v, const sh
     int rc = 0, hashing = 0;
     pthread_t hth;
     hash_job hj;
-    if (s->kind == IN_RAW && s->ipos == 0 && s->ilen < IBUF && feof(s->f) && !ferror(s->f)) {
+    if (s->kind == IN_RAW && s->ipos == 0 && s->ilen < IBUF && s->eof) {
         text = (const char *)s->ib;   /* a small file: sin_open read all of it */
         len = s->ilen;
         s->ipos = s->ilen;
         s->eof = 1;
     } else if (s->kind == IN_RAW && size > 0 && size <= SIZE_MAX && s->ilen <= size) {
-        map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fileno(s->f), 0);
+        map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, s->fd, 0);
         if (map == MAP_FAILED) map = NULL;
     }
     if (map) {
@@ -1361,7 +1511,7 @@ static int small_send(pool *p, job *fb, unit_out *u) {
     return 0;
 }
 
-static int small_file(pool *p, job *fb, sin *s, json_t *e, unit_out *u, const shard_opts *o) {
+static int small_file(pool *p, job *fb, sin *s, const shard_input *e, unit_out *u, const shard_opts *o) {
     const char *text = (const char *)s->ib;
     size_t len = s->ilen, bad = utf8_bad((const unsigned char *)text, len);
     s->ipos = s->ilen;
@@ -1373,17 +1523,12 @@ static int small_file(pool *p, job *fb, sin *s, json_t *e, unit_out *u, const sh
                     (unsigned long long)line_of(text, bad), (unsigned long long)bad,
                     o->skip_errors ? " (document skipped)" : "");
         }
-        if (!o->skip_errors) {
-            json_decref(e);
-            return CLI_ERR;
-        }
+        if (!o->skip_errors) return CLI_ERR;
     }
     if (grow((void **)&fb->fin, &fb->fincap, fb->nfin + 1, sizeof *fb->fin) ||
-        (bad == len && grow((void **)&fb->text, &fb->tcap, fb->tlen + len + 1, 1))) {
-        json_decref(e);
+        (bad == len && grow((void **)&fb->text, &fb->tcap, fb->tlen + len + 1, 1)))
         return cli_error("out of memory");
-    }
-    fb->fin[fb->nfin].entry = e;
+    fb->fin[fb->nfin].entry = *e;
     fb->fin[fb->nfin++].skipped = bad < len;
     if (bad == len) {
         if (fb->docs++) fb->text[fb->tlen++] = 0xff;
@@ -1447,11 +1592,13 @@ static int up_to_date(const char *unit, const char *side, const char *const *inp
     return ok;
 }
 
-int shard_unit(const char *unit, const char *const *inputs, int n, const shard_opts *o, int *fresh) {
+int shard_unit(const char *unit, const char *const *inputs, int n, const shard_opts *o, int *fresh,
+               shard_unit_info *info) {
     const bpe *v = bpe_gpt2();
     size_t ul = strlen(unit);
     char *side = malloc(ul + 6);
     json_t *vocab = shard_vocab_json(v), *opts = shard_options_json(o), *ins = json_array();
+    shard_buf itext = {0};
     if (!side || !vocab || !opts || !ins) {
         free(side);
         json_decref(vocab);
@@ -1501,32 +1648,32 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
         rc = o->in_run ? CLI_ERR : cli_error("%s", eerr.msg);
         goto done;
     }
-    u->ins = ins;
     pool fp;              /* small files' workers, started at the first one */
     int fp_on = 0;
     job fb;               /* the batch of small files being filled */
     memset(&fb, 0, sizeof fb);
     fb.files = 1;
     for (int i = 0; i < n && !rc; i++) {
-        FILE *f = fopen(inputs[i], "rb");
+        int f = open(inputs[i], O_RDONLY | O_CLOEXEC);
         struct stat st;
-        if (!f) {
+        if (f < 0) {
             rc = cli_error("%s: cannot open: %s", cli_n(inputs[i]), strerror(errno));
             break;
         }
-        if (fstat(fileno(f), &st) || S_ISDIR(st.st_mode)) {
+        if (fstat(f, &st) || S_ISDIR(st.st_mode)) {
             rc = cli_error("%s: not a file", cli_n(inputs[i]));
-            fclose(f);
+            close(f);
             break;
         }
-        setvbuf(f, NULL, _IONBF, 0);   /* reads of 1 MB go straight to ib: no stdio buffer (and its fstat) */
         char namebuf[512];
         sin s;
-        rc = sin_open(&s, f, cli_name(inputs[i], namebuf, sizeof namebuf), u->ib);
+        /* (a size of 0 may be a /proc file's: read to its end) */
+        rc = sin_open(&s, f, S_ISREG(st.st_mode) && st.st_size > 0 ? (uint64_t)st.st_size : UINT64_MAX,
+                      cli_name(inputs[i], namebuf, sizeof namebuf), u->ib);
         int jsonl = o->format == SHARD_FMT_JSONL || (o->format == SHARD_FMT_AUTO && jsonl_name(inputs[i]));
         uint64_t size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
         int small = !rc && !jsonl && !o->split_lines && s.kind == IN_RAW && s.ipos == 0 && s.ilen < IBUF &&
-                    feof(f) && !ferror(f);
+                    s.eof;
         if (!rc && !small && fp_on) {   /* the small files before it go first */
             rc = small_send(&fp, &fb, u);
             if (!rc) rc = pool_drain(&fp, u);
@@ -1543,21 +1690,16 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
         if (!rc) {
             char hin[65];
             shard_sha_hex(&s.sha, hin);
-            json_t *e = stat_json(inputs[i], &st);
-            if (!e || json_object_set_new(e, "size", json_integer((json_int_t)s.raw)) ||
-                json_object_set_new(e, "sha256", json_string(hin))) {
-                json_decref(e);
-                rc = cli_error("out of memory");
-            } else if (small) {   /* its figures once its batch is encoded */
-                rc = small_file(&fp, &fb, &s, e, u, o);
-            } else {
-                rc = input_done(u, e);
-            }
+            shard_input e = {.path = inputs[i], .size = s.raw,
+                             .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec};
+            memcpy(e.sha256, hin, sizeof hin);
+            if (small) rc = small_file(&fp, &fb, &s, &e, u, o);   /* its figures once its batch is encoded */
+            else rc = input_done(u, &e);
         }
         prog.done += s.raw;
         shard_sha_free(&u->in_sha);
         sin_close(&s);
-        fclose(f);
+        close(f);
     }
     if (!rc && fp_on && !(rc = small_send(&fp, &fb, u))) rc = pool_drain(&fp, u);
     if (fp_on) pool_stop(&fp);
@@ -1579,7 +1721,8 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
                           "version", 1, "tool", SHARD_TOOL, "vocabulary", vocab, "options", opts, "inputs", ins,
                           "documents", (json_int_t)u->all_docs, "skipped", (json_int_t)u->all_skipped, "tokens",
                           (json_int_t)u->all_tokens, "tokens_sha256", htok);
-    char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    shard_inputs_text(&itext, u->ins, u->nins, 0);
+    char *txt = j ? shard_dumps(j, JSON_COMPACT, &itext) : NULL;
     json_decref(j);
     embed_writer *w = txt && !o->in_run ? embed_writer_open(side, &eerr) : NULL;
     rfile sf = {-1, NULL};
@@ -1598,17 +1741,28 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
         rc = cli_error("%s", eerr.msg);
     }
     if (!rc) *fresh = 1;
+    if (!rc && info) {
+        info->in = u->ins;
+        info->nin = u->nins;
+        u->ins = NULL;
+        info->documents = u->all_docs;
+        info->skipped = u->all_skipped;
+        info->tokens = u->all_tokens;
+        memcpy(info->tokens_sha256, htok, sizeof htok);
+    }
     free(txt);
 done:
     if (u) {
         shard_sha_free(&u->unit_sha);
         free(u->text);
         free(u->ib);
+        free(u->ins);
     }
     free(u);
     free(side);
     json_decref(vocab);
     json_decref(opts);
     json_decref(ins);
+    free(itext.p);
     return rc;
 }

@@ -62,10 +62,45 @@ json_t *shard_json_load(const char *path, json_error_t *je);
 json_t *shard_vocab_json(const bpe *v);
 json_t *shard_options_json(const shard_opts *o);
 
+/* One input as a sidecar and the manifest record it. path is borrowed
+ * (the command line's, or a parsed sidecar's). */
+typedef struct {
+    const char *path;
+    uint64_t size, documents, skipped, tokens;
+    int64_t mtime_ns;
+    char sha256[65], tokens_sha256[65];
+} shard_input;
+
+/* A unit's figures and inputs, as its sidecar holds them. */
+typedef struct {
+    shard_input *in;       /* malloc'ed */
+    size_t nin;
+    uint64_t documents, skipped, tokens;
+    char tokens_sha256[65];
+} shard_unit_info;
+
+/* Text being built (oom: an allocation failed, the text is incomplete). */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int oom;
+} shard_buf;
+
+/* The inputs as a JSON array, the bytes json_dumps writes for the same
+ * objects: compact with mtime_ns (a sidecar), or without mtime_ns at
+ * JSON_INDENT(2) as the value of a top-level key (the manifest). Per-input
+ * jansson objects cost more than the tokenizing of a small file. */
+void shard_inputs_text(shard_buf *b, const shard_input *in, size_t n, int manifest);
+/* json_dumps(j, flags) with j's empty "inputs" array replaced by text
+ * (from shard_inputs_text with the same layout); NULL when out of memory. */
+char *shard_dumps(json_t *j, size_t flags, const shard_buf *text);
+
 /* Tokenizes inputs[0..n) into UNIT and UNIT.json (shard-contract.md 2.);
  * does nothing when the unit is up to date. *fresh: 1 if it wrote the
- * unit. Prints errors; returns CLI_*. */
-int shard_unit(const char *unit, const char *const *inputs, int n, const shard_opts *o, int *fresh);
+ * unit; then, if info is not NULL, *info gets what its sidecar says (the
+ * caller frees info->in). Prints errors; returns CLI_*. */
+int shard_unit(const char *unit, const char *const *inputs, int n, const shard_opts *o, int *fresh,
+               shard_unit_info *info);
 
 /* The progress line: the total input bytes of the run (0 = unknown), and
  * clearing the line at the end. */
