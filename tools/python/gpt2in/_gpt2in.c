@@ -913,8 +913,8 @@ static int resident(const void *p, size_t bytes) {
 #define MAPPED_SIZE ((size_t)32 << 20)
 
 /* The start of the item array of the last list made on a mapping of its
- * own (items_alloc), with the GIL. */
-static uintptr_t last_mapped;
+ * own (items_alloc); atomic for free-threaded builds, which have no GIL. */
+static _Atomic uintptr_t last_mapped;
 
 /* Whether the page at p is mapped (mincore fails with ENOMEM if not). */
 static int mapped(const void *p) {
@@ -995,15 +995,16 @@ static PyObject **items_alloc(size_t n, size_t *cap) {
          * resident once, it comes back warm call after call; left
          * untouched, it would be served and declined forever, each list a
          * fresh mapping. */
-        if (bytes < big && last_mapped && !mapped((void *)last_mapped) && warm_heap(it, n * sizeof *it)) {
-            last_mapped = 0;
+        uintptr_t last = atomic_load_explicit(&last_mapped, memory_order_relaxed);
+        if (bytes < big && last && !mapped((void *)last) && warm_heap(it, n * sizeof *it)) {
+            atomic_store_explicit(&last_mapped, 0, memory_order_relaxed);
         } else {
             PyObject **b = bytes < big ? PyMem_Malloc(big) : NULL;
             if (b) {
                 PyMem_Free(it);
                 it = b;
                 bytes = big;
-                last_mapped = (uintptr_t)b;
+                atomic_store_explicit(&last_mapped, (uintptr_t)b, memory_order_relaxed);
             }
             advise_huge(it, bytes);
         }
