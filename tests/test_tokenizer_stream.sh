@@ -40,6 +40,39 @@ for name in $small $larger; do
         fail "$name: decode of ids in chunks of 5 does not give the fixture's bytes"
 done
 
+# ---- reading ahead: past the first MB, more than one thread read through a reader thread ---
+$PY $GEN blocks "$tmp" > /dev/null
+$PY $GEN text "$tmp" 5 > "$tmp/five.txt"
+"$GPT2IN" encode --threads 1 --format u32 "$tmp/five.txt" > "$tmp/five.1" || fail "5 MB file, --threads 1"
+for t in 2 3; do
+    n=$((n + 1))
+    "$GPT2IN" encode --threads $t --format u32 "$tmp/five.txt" | cmp -s - "$tmp/five.1" ||
+        fail "5 MB file, --threads $t: ids differ from --threads 1"
+    n=$((n + 1))
+    $PY $GEN chunks 4095 "$tmp/five.txt" | "$GPT2IN" encode --threads $t --format u32 | cmp -s - "$tmp/five.1" ||
+        fail "5 MB pipe in chunks of 4095, --threads $t: ids differ from the file's with --threads 1"
+done
+# An error after the first MB, from a pipe whose writer has not finished:
+# the error is reported and the process exits without waiting for the end
+# of the input (the reader thread may be blocked reading it).
+mkfifo "$tmp/open.fifo"
+head -c 1500000 "$tmp/five.txt" > "$tmp/three.txt"
+printf '<|endoftext|>' >> "$tmp/three.txt"
+tail -c 1500000 "$tmp/five.txt" >> "$tmp/three.txt"
+(cat "$tmp/three.txt"; exec sleep 120) > "$tmp/open.fifo" &
+writer=$!
+n=$((n + 1))
+"$GPT2IN" encode --threads 2 --format u32 < "$tmp/open.fifo" > /dev/null 2> "$tmp/err"
+rc=$?
+if kill -0 $writer 2> /dev/null; then
+    kill $writer
+    [ $rc = 2 ] && grep -q "special token <|endoftext|> is in the text at byte 1500000" "$tmp/err" ||
+        fail "special token after 1.5 MB from an open pipe: exit $rc, $(cat "$tmp/err")"
+else
+    fail "special token after 1.5 MB from an open pipe: the process waited for the end of the input (exit $rc)"
+fi
+wait
+
 # ---- 200 MB through encode in bounded memory ---------------------------------------------
 if [ "$SANITIZED" = 1 ]; then
     echo "$n checks, $fails failed (the 200 MB run is skipped under the sanitizers)"
