@@ -733,6 +733,7 @@ typedef struct {
     size_t nins, inscap;
     uint64_t all_docs, all_skipped, all_tokens;
     char unit_hex[65];                   /* one input: its tokens' sha256 */
+    bpe_encoder *enc[64];                /* worker i's encoder, kept from input to input */
     size_t ntmp;                         /* tokens in tmp, not yet written */
     uint16_t tmp[1 << 17];
 } unit_out;
@@ -950,7 +951,20 @@ typedef struct {
     pthread_t *th;
     int nth;
     uint64_t utf8_bad;           /* a whole file's first invalid UTF-8 byte, once met */
+    bpe_encoder **enc;           /* the unit's encoders: worker i takes enc[i] */
+    int started;
 } pool;
+
+/* This worker's encoder (NULL: bpe_encode). Each keeps its piece cache
+ * warm from job to job, and from pool to pool of a unit: a unit's pools
+ * never encode at the same time (one is drained before the next starts). */
+static _Thread_local bpe_encoder *cur_enc;
+
+static int encode_(const pool *p, const void *t, size_t n, int flags, uint32_t *ids, size_t cap, size_t *nt,
+                   bpe_error *err) {
+    return cur_enc ? bpe_encoder_encode(cur_enc, t, n, flags, ids, NULL, cap, nt, err)
+                   : bpe_encode(p->v, t, n, flags, ids, NULL, cap, nt, err);
+}
 
 /* *p with room for `need` elements of `elem` bytes, its contents kept. */
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
@@ -1013,7 +1027,7 @@ static void encode_batch(job *j, pool *p) {
     size_t nt = 0;
     bpe_error err;
     if (grow((void **)&j->ids, &j->idcap, j->tlen ? j->tlen : 1, sizeof *j->ids) ||
-        bpe_encode(p->v, j->text, j->tlen, BPE_SPECIAL_TEXT, j->ids, NULL, j->tlen, &nt, &err) ||
+        encode_(p, j->text, j->tlen, BPE_SPECIAL_TEXT, j->ids, j->tlen, &nt, &err) ||
         grow((void **)&j->out, &j->outcap, nt + 1, sizeof *j->out)) {
         job_msg(j, p, j->line0, j->off0, "out of memory");
         j->fatal = 1;
@@ -1038,7 +1052,7 @@ static void text_batch(job *j, pool *p) {
     size_t nt = 0;
     bpe_error err;
     if (grow((void **)&j->ids, &j->idcap, j->len, sizeof *j->ids) ||
-        bpe_encode(p->v, d, j->len, BPE_SPECIAL_TEXT, j->ids, NULL, j->len, &nt, &err) ||
+        encode_(p, d, j->len, BPE_SPECIAL_TEXT, j->ids, j->len, &nt, &err) ||
         grow((void **)&j->out, &j->outcap, nt + 1, sizeof *j->out)) {
         job_msg(j, p, j->line0, j->off0, "out of memory");
         j->fatal = 1;
@@ -1063,7 +1077,7 @@ static void files_batch(job *j, pool *p) {
     bpe_error err;
     j->nout = 0;
     if (grow((void **)&j->ids, &j->idcap, j->tlen ? j->tlen : 1, sizeof *j->ids) ||
-        bpe_encode(p->v, j->text, j->tlen, BPE_SPECIAL_TEXT, j->ids, NULL, j->tlen, &nt, &err) ||
+        encode_(p, j->text, j->tlen, BPE_SPECIAL_TEXT, j->ids, j->tlen, &nt, &err) ||
         grow((void **)&j->out, &j->outcap, nt + j->nfin, sizeof *j->out) ||
         grow((void **)&j->ntok, &j->ntokcap, j->nfin, sizeof *j->ntok)) {
         j->fatal = 1;
@@ -1096,7 +1110,7 @@ static void block_job(job *j, pool *p) {
     if (j->len > 2 * WHOLE_BLOCK)   /* a long piece without a cut: its threads */
         e = bpe_encode_parallel(p->v, j->ext, j->len, flags, p->o->threads, j->ids, NULL, j->len, &n, &err);
     else
-        e = bpe_encode(p->v, j->ext, j->len, flags, j->ids, NULL, j->len, &n, &err);
+        e = encode_(p, j->ext, j->len, flags, j->ids, j->len, &n, &err);
     if (e == BPE_ERR_UTF8) {
         j->bad = 1;
         j->bad_off = err.offset;
@@ -1204,6 +1218,7 @@ static void run_job(job *j, pool *p) {
 static void *worker(void *arg) {
     pool *p = arg;
     pthread_mutex_lock(&p->mu);
+    cur_enc = p->enc[p->started++];
     for (;;) {
         while (!p->stop && p->taken >= p->submitted) pthread_cond_wait(&p->work, &p->mu);
         if (p->stop) break;
@@ -1262,9 +1277,10 @@ static int emit(pool *p, uint64_t seq, unit_out *u) {
 #define BATCH (1 << 20)
 
 /* The worker threads and their ring of 2 x threads + 1 jobs. */
-static int pool_start(pool *p, const bpe *v, const shard_opts *o, int jsonl, const char *name) {
+static int pool_start(pool *p, const bpe *v, const shard_opts *o, int jsonl, const char *name, unit_out *u) {
     memset(p, 0, sizeof *p);
     p->v = v;
+    p->enc = u->enc;
     p->o = o;
     p->jsonl = jsonl;
     p->utf8_bad = UINT64_MAX;
@@ -1279,6 +1295,8 @@ static int pool_start(pool *p, const bpe *v, const shard_opts *o, int jsonl, con
     p->jobs = calloc(p->njobs, sizeof *p->jobs);
     p->th = calloc((size_t)o->threads, sizeof *p->th);
     if (!p->jobs || !p->th) return cli_error("out of memory");
+    for (int i = 0; i < o->threads; i++)   /* (made here: the threads see them) */
+        if (!u->enc[i]) u->enc[i] = bpe_encoder_new(v, &(bpe_error){0});   /* NULL: bpe_encode */
     for (; p->nth < o->threads; p->nth++)
         if (pthread_create(&p->th[p->nth], NULL, worker, p)) return cli_error("cannot start a thread");
     return 0;
@@ -1334,7 +1352,7 @@ static void pool_stop(pool *p) {
 
 static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jsonl) {
     pool p;
-    int rc = pool_start(&p, v, o, jsonl, s->name);
+    int rc = pool_start(&p, v, o, jsonl, s->name, u);
     char *acc = NULL;
     size_t acclen = 0, acccap = 0;
     uint64_t line = 1, off = 0;
@@ -1447,7 +1465,7 @@ static int whole_file(sin *s, uint64_t size, unit_out *u, const bpe *v, const sh
      * this thread writes and hashes the blocks before. */
     pool p;
     int pool_on = !rc && bad == len && len;
-    if (pool_on) rc = pool_start(&p, v, o, 0, s->name);
+    if (pool_on) rc = pool_start(&p, v, o, 0, s->name, u);
     for (size_t pos = 0; pool_on && !rc && pos < len;) {
         size_t end = len - pos <= WHOLE_BLOCK ? len : pos + WHOLE_BLOCK, cut = end - pos;
         while (end < len && !(cut = bpe_safe_cut(v, text + pos, end - pos, BPE_SPECIAL_TEXT)))
@@ -1680,7 +1698,7 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
         }
         if (!rc && small && !fp_on) {
             fp_on = 1;
-            rc = pool_start(&fp, v, o, 0, "");
+            rc = pool_start(&fp, v, o, 0, "", u);
         }
         if (!rc && !small) {   /* (u's per-input figures are free now) */
             u->docs = u->skipped = u->tokens = 0;
@@ -1757,6 +1775,7 @@ done:
         free(u->text);
         free(u->ib);
         free(u->ins);
+        for (int i = 0; i < 64; i++) bpe_encoder_free(u->enc[i]);
     }
     free(u);
     free(side);
