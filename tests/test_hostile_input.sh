@@ -128,10 +128,11 @@ bad "an escape in a file name" 0 'a\x1b[31mb' '"$G" decode "$T/$(printf "a\033[3
 bad "an escape in a missing file's name" - 'c\x1b[31md' '"$G" decode "$T/$(printf "c\033[31md")"'
 
 # ---- weights files: names from the command line and from inside the file ------
-# A tensor named "a<ESC>[2Jz<U+202E>" (JSON escapes in the header), I32.
-hdr='{"a\u001b[2Jz\u202e":{"dtype":"I32","shape":[1,1],"data_offsets":[0,4]}}'
-{ printf '\120\000\000\000\000\000\000\000'; printf '%s        ' "$hdr"; printf '\000\000\000\000'; } > "$T/esc.st"
-[ "$(printf '%s        ' "$hdr" | wc -c)" -eq 80 ] || fail "esc.st: the header is not 80 bytes"
+# A tensor named "a<ESC>[2Jz<U+202E><U+E000>" (JSON escapes in the header),
+# I32: a control, a bidi override and a private-use character, none shown.
+hdr='{"a\u001b[2Jz\u202e\ue000":{"dtype":"I32","shape":[1,1],"data_offsets":[0,4]}}'
+{ printf '\120\000\000\000\000\000\000\000'; printf '%s  ' "$hdr"; printf '\000\000\000\000'; } > "$T/esc.st"
+[ "$(printf '%s  ' "$hdr" | wc -c)" -eq 80 ] || fail "esc.st: the header is not 80 bytes"
 printf '1\n' > "$T/i1.txt"
 escaped() {  # escaped WHAT FILE: no ESC, BEL or U+202E byte in FILE
     if grep -q "$(printf '\033')" "$2" || grep -q "$(printf '\007')" "$2" || grep -q "$(printf '\342\200\256')" "$2"; then
@@ -139,10 +140,10 @@ escaped() {  # escaped WHAT FILE: no ESC, BEL or U+202E byte in FILE
     fi
 }
 n=$((n + 1)); "$G" inspect "$T/esc.st" > "$T/out" 2>&1; escaped "inspect of a tensor name" "$T/out"
-grep -qF 'a\x1b[2Jz\xe2\x80\xae' "$T/out" || fail "inspect: the tensor name is not shown escaped: $(cat "$T/out")"
+grep -qF 'a\x1b[2Jz\xe2\x80\xae\xee\x80\x80' "$T/out" || fail "inspect: the tensor name is not shown escaped: $(cat "$T/out")"
 n=$((n + 1)); "$G" inspect --json "$T/esc.st" > "$T/out" 2>&1; escaped "inspect --json of a tensor name" "$T/out"
-grep -qF 'a\u001b[2Jz\u202e' "$T/out" || fail "inspect --json: the name is not written with \\u escapes: $(cat "$T/out")"
-n=$((n + 1)); "$G" embed --weights "$T/esc.st" --tensor "$(printf 'a\033[2Jz\342\200\256')" "$T/i1.txt" > /dev/null 2> "$T/err"
+grep -qF 'a\u001b[2Jz\u202e\ue000' "$T/out" || fail "inspect --json: the name is not written with \\u escapes: $(cat "$T/out")"
+n=$((n + 1)); "$G" embed --weights "$T/esc.st" --tensor "$(printf 'a\033[2Jz\342\200\256\356\200\200')" "$T/i1.txt" > /dev/null 2> "$T/err"
 escaped "embed --tensor NAME of an I32 tensor" "$T/err"
 grep -q '^gpt2in: .*I32' "$T/err" || fail "embed of an I32 tensor: $(cat "$T/err")"
 n=$((n + 1)); "$G" embed --weights "$T/esc.st" --tensor "$(printf 'no\033[2Jsuch')" "$T/i1.txt" > /dev/null 2> "$T/err"

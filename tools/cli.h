@@ -45,6 +45,13 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * the one wording of every failed write. Returns CLI_ERR. */
 int cli_write_error(const char *where);
 
+/* The character at s[0..n): its length in *len (1 for a byte that does not
+ * begin valid UTF-8), its code point in *cp (-1 for such a byte), and
+ * whether a message may show it as it is. Not shown: controls, format
+ * characters (bidi overrides), line and paragraph separators, private and
+ * unassigned code points, invalid bytes. */
+int cli_char_shown(const void *s, size_t n, size_t *len, int32_t *cp);
+
 /* bytes as a double-quoted string safe to print on a terminal: printable
  * ASCII and printable UTF-8 as they are; quotes, backslashes, \n \t \r
  * escaped; any other byte (control, escape sequences, invalid UTF-8) as

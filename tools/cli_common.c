@@ -141,6 +141,22 @@ const bpe *cli_vocab(const char *encoder_path, const char *merges_path, const ch
     return v;
 }
 
+int cli_char_shown(const void *s, size_t n, size_t *len, int32_t *cp) {
+    utf8proc_int32_t c = -1;
+    utf8proc_ssize_t k = n ? utf8proc_iterate(s, (utf8proc_ssize_t)n, &c) : -1;
+    *len = k > 0 ? (size_t)k : 1;
+    *cp = k > 0 ? c : -1;
+    if (k <= 0) return 0;
+    switch (utf8proc_category(c)) {
+    case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_ZL:
+    case UTF8PROC_CATEGORY_ZP: case UTF8PROC_CATEGORY_CO: case UTF8PROC_CATEGORY_CN:
+    case UTF8PROC_CATEGORY_CS:
+        return 0;
+    default:
+        return 1;
+    }
+}
+
 const char *cli_quote_buf(char *buf, size_t cap, const void *bytes, size_t n) {
     const unsigned char *s = bytes;
     size_t o = 0;
@@ -153,29 +169,16 @@ const char *cli_quote_buf(char *buf, size_t cap, const void *bytes, size_t n) {
         unsigned char c = s[i];
         char esc[8];
         size_t k = 1;
-        const unsigned char *from = s + i;
+        int32_t cp;
         if (c == '"' || c == '\\') {
             esc[0] = '\\', esc[1] = (char)c, esc[2] = 0;
         } else if (c == '\n' || c == '\t' || c == '\r') {
             esc[0] = '\\', esc[1] = c == '\n' ? 'n' : c == '\t' ? 't' : 'r', esc[2] = 0;
-        } else if (c >= 0x20 && c < 0x7f) {
+        } else if (cli_char_shown(s + i, n - i, &k, &cp)) {
             esc[0] = 0;
         } else {
-            utf8proc_int32_t cp;
-            utf8proc_ssize_t len = c >= 0x80 ? utf8proc_iterate(s + i, (utf8proc_ssize_t)(n - i), &cp) : -1;
-            utf8proc_category_t cat = len > 0 ? utf8proc_category(cp) : UTF8PROC_CATEGORY_CC;
-            /* printable UTF-8 as it is; control, format (bidi overrides),
-             * separator, private and unassigned characters and invalid
-             * bytes as \xNN, byte by byte */
-            if (cat != UTF8PROC_CATEGORY_CC && cat != UTF8PROC_CATEGORY_CF &&
-                cat != UTF8PROC_CATEGORY_ZL && cat != UTF8PROC_CATEGORY_ZP &&
-                cat != UTF8PROC_CATEGORY_CO && cat != UTF8PROC_CATEGORY_CN &&
-                cat != UTF8PROC_CATEGORY_CS) {
-                esc[0] = 0;
-                k = (size_t)len;
-            } else {
-                snprintf(esc, sizeof esc, "\\x%02x", c);
-            }
+            snprintf(esc, sizeof esc, "\\x%02x", c);  /* byte by byte */
+            k = 1;
         }
         size_t m = esc[0] ? strlen(esc) : k;
         if (o + m + 5 > cap) {  /* room for this, "...", the quote and NUL */
@@ -183,7 +186,7 @@ const char *cli_quote_buf(char *buf, size_t cap, const void *bytes, size_t n) {
             o += 3;
             break;
         }
-        memcpy(buf + o, esc[0] ? (const unsigned char *)esc : from, m);
+        memcpy(buf + o, esc[0] ? (const unsigned char *)esc : s + i, m);
         o += m;
         i += k;
     }

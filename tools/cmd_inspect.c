@@ -14,7 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <utf8proc.h>
 
 #include "cli.h"
 
@@ -31,45 +30,32 @@ static const char inspect_usage[] =
     "--json prints the same as one JSON object.\n"
     "Exit status 0, or 2 with one line on stderr naming what is wrong.\n";
 
-/* The code point at s when it is one a terminal would act on or that
- * reorders text (control, format such as bidi overrides, line and
- * paragraph separators), its length in *len; -1 otherwise (printable, or
- * not UTF-8: *len 1). */
-static int32_t hidden_char(const unsigned char *s, size_t *len) {
-    utf8proc_int32_t cp;
-    utf8proc_ssize_t n = utf8proc_iterate(s, -1, &cp);
-    if (n <= 0) {
-        *len = 1;
-        return -1;
-    }
-    *len = (size_t)n;
-    utf8proc_category_t cat = utf8proc_category(cp);
-    return cat == UTF8PROC_CATEGORY_CC || cat == UTF8PROC_CATEGORY_CF || cat == UTF8PROC_CATEGORY_ZL ||
-                   cat == UTF8PROC_CATEGORY_ZP
-               ? cp
-               : -1;
-}
-
 /* A JSON string literal; names may hold anything valid UTF-8 except NUL.
- * Hidden characters are written as \u escapes (still the same string). */
+ * Characters a message would not show (cli_char_shown) are written as \u
+ * escapes (still the same string). */
 static void put_json_str(const char *s) {
     const unsigned char *u = (const unsigned char *)s;
+    size_t n = strlen(s), k;
+    int32_t cp;
     putchar('"');
-    for (size_t i = 0, k; u[i]; i += k) {
-        int32_t cp = hidden_char(u + i, &k);
+    for (size_t i = 0; i < n; i += k) {
+        int shown = cli_char_shown(u + i, n - i, &k, &cp);
         if (u[i] == '"' || u[i] == '\\') printf("\\%c", u[i]);
+        else if (shown || cp < 0) fwrite(u + i, 1, k, stdout);
         else if (cp >= 0x10000) printf("\\u%04x\\u%04x", 0xd800 + ((cp - 0x10000) >> 10), 0xdc00 + (cp & 0x3ff));
-        else if (cp >= 0) printf("\\u%04x", (unsigned)cp);
-        else fwrite(u + i, 1, k, stdout);
+        else printf("\\u%04x", (unsigned)cp);
     }
     putchar('"');
 }
 
-/* A name on one text line: hidden characters shown as \xNN, byte by byte. */
+/* A name on one text line: characters a message would not show as \xNN,
+ * byte by byte. */
 static void put_text_name(const char *s) {
     const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0, k; u[i]; i += k) {
-        if (hidden_char(u + i, &k) < 0) fwrite(u + i, 1, k, stdout);
+    size_t n = strlen(s), k;
+    int32_t cp;
+    for (size_t i = 0; i < n; i += k) {
+        if (cli_char_shown(u + i, n - i, &k, &cp)) fwrite(u + i, 1, k, stdout);
         else for (size_t j = 0; j < k; j++) printf("\\x%02x", u[i + j]);
     }
 }
