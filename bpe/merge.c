@@ -1,9 +1,10 @@
 /* merge.c - byte-pair merging of one piece, by the definition: the
  * adjacent pair of lowest rank merges first, leftmost on ties, until no
- * pair is a token (tiktoken's loop). Three ways to run it: step by step
- * (bpe_merge_traced, which also records the process for the image's split
- * table), the short-piece loop (bpe_merge_short), and a heap
- * (bpe_merge_long, the tests' reference for long pieces). */
+ * pair is a token (tiktoken's loop, its byte_pair_merge). Three ways to
+ * run it: step by step (bpe_merge_traced, which also records the process
+ * for the image's split table), the short-piece loop (bpe_merge_short,
+ * whose pieces of 2 and 3 bytes have the loop's outcome written out), and
+ * a heap (bpe_merge_long, the tests' reference for long pieces). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,16 +41,30 @@ size_t bpe_merge_traced(const struct bpe *v, const uint8_t *p, size_t n, uint32_
     return m;
 }
 
-/* The same merges as bpe_merge_traced, faster: parts keep their byte position
- * (linked by next/prev) instead of being moved, and each pair's rank and
- * position are one key, rank << 8 | position, so that the lowest rank,
- * leftmost on ties, is a plain minimum over a fixed array, which compilers
- * vectorise. */
+/* The same merges as bpe_merge_traced (tiktoken's byte_pair_merge: a
+ * linear scan for the lowest rank each step), faster: parts keep their
+ * byte position (linked by next/prev) instead of being moved, and each
+ * pair's rank and position are one key, rank << 8 | position, so that the
+ * lowest rank, leftmost on ties, is a plain minimum over a fixed array,
+ * which compilers vectorise. */
 #define KEY_NONE INT32_MAX
 
+/* Ranks are below 2^21, so a pair's key is below 2^29; a pair that is no
+ * token (rank BPE_EMPTY) is masked to KEY_NO_PAIR | position or above,
+ * over every pair that is, without a branch. */
+#define KEY_NO_PAIR 0x7FFFFF00u
+
 static inline uint32_t pair_key(uint32_t rank, size_t pos) {
-    return rank == BPE_EMPTY ? KEY_NONE : rank << 8 | (uint32_t)pos;
+    return (rank << 8 | (uint32_t)pos) & INT32_MAX;
 }
+
+/* 0xFFFF, 0, 1, 2 ...: a piece's first prev[] from iota, its next[] from
+ * iota + 2, copied 8 at a time (width is a multiple of 8, SHORT_PIECE at
+ * most). */
+#define IOTA(k) k, k + 1, k + 2, k + 3, k + 4, k + 5, k + 6, k + 7
+#define IOTA64(k) IOTA(k), IOTA(k + 8), IOTA(k + 16), IOTA(k + 24), IOTA(k + 32), IOTA(k + 40), IOTA(k + 48), IOTA(k + 56)
+_Static_assert(SHORT_PIECE == 256, "iota is written out for pieces of 256 bytes");
+static const uint16_t iota[SHORT_PIECE + 2] = {0xFFFF, IOTA64(0), IOTA64(64), IOTA64(128), IOTA64(192), 256};
 
 /* The least of key[0..width), width a multiple of 8, in two vectors of four
  * lanes (plain SSE2 on x86-64; keys stay below 2^31, so a signed compare
@@ -106,15 +121,21 @@ static void merger_start(const struct bpe *v, merger *g, const uint8_t *p, size_
     g->width = (n + 7) & ~(size_t)7;
     memcpy(g->bytes, p, n);
     memset(g->bytes + n, 0, 4);
-    for (size_t i = 0; i < n; i++) {
-        g->tok[i] = v->byte_tok[p[i]];
-        g->next[i] = (uint16_t)(i + 1);
-        g->prev[i] = (uint16_t)(i - 1);
+    for (size_t k = 0; k < g->width; k += 8) {
+        memcpy(g->next + k, iota + 2 + k, 8 * sizeof *iota);
+        memcpy(g->prev + k, iota + k, 8 * sizeof *iota);
     }
+    const uint32_t *byte_tok = v->byte_tok, *byte_pairs = v->byte_pairs;
+    /* each byte's token, and each pair of bytes' key from the table of
+     * what two bytes merge into, in one pass without a branch */
     for (size_t i = 0; i + 1 < n; i++) {
-        uint32_t r = v->byte_pairs[p[i] << 8 | p[i + 1]];
-        g->key[i] = r == BPE_EMPTY ? KEY_NONE : r << 8 | (uint32_t)i;
+        uint16_t xy;  /* p[i] << 8 | p[i + 1], one load */
+        memcpy(&xy, p + i, 2);
+        if (BPE_LITTLE_ENDIAN) xy = __builtin_bswap16(xy);
+        g->tok[i] = byte_tok[p[i]];
+        g->key[i] = pair_key(byte_pairs[xy], i);
     }
+    g->tok[n - 1] = byte_tok[p[n - 1]];
     /* key[n - 1 .. width): at most 8, and key has 8 to spare. */
     for (size_t k = 0; k < 8; k++) g->key[n - 1 + k] = KEY_NONE;
 }
@@ -122,7 +143,7 @@ static void merger_start(const struct bpe *v, merger *g, const uint8_t *p, size_
 /* Applies the next merge; 0 when there is none left. */
 static inline int merger_step(const struct bpe *v, merger *g) {
     uint32_t best = min_key(g->key, g->width);
-    if (best == KEY_NONE) return 0;
+    if (best >= KEY_NO_PAIR) return 0;
     size_t i = best & 255, j = g->next[i], n = g->n;
     g->tok[i] = best >> 8;
     g->key[j] = KEY_NONE;
@@ -143,7 +164,45 @@ static size_t merger_tokens(const merger *g, uint32_t *out) {
     return m;
 }
 
+/* Two or three bytes (a stretch of one CJK character, a Cyrillic letter
+ * pair): the loop's outcome written out. Of three bytes, the lower-ranked
+ * of the two byte pairs merges first (the left one on a tie), and then the
+ * part it made joins the third byte exactly when all three are a token. */
+static inline size_t merge_tiny(const struct bpe *v, const uint8_t *p, size_t n, uint32_t *out) {
+    uint32_t r1 = v->byte_pairs[p[0] << 8 | p[1]];
+    if (n == 2) {
+        if (r1 != BPE_EMPTY) {
+            out[0] = r1;
+            return 1;
+        }
+        out[0] = v->byte_tok[p[0]];
+        out[1] = v->byte_tok[p[1]];
+        return 2;
+    }
+    uint32_t r2 = v->byte_pairs[p[1] << 8 | p[2]];
+    if (r1 == BPE_EMPTY && r2 == BPE_EMPTY) {
+        out[0] = v->byte_tok[p[0]];
+        out[1] = v->byte_tok[p[1]];
+        out[2] = v->byte_tok[p[2]];
+        return 3;
+    }
+    uint32_t all = bpe_short_token(v, p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16, 3);
+    if (all != BPE_EMPTY) {
+        out[0] = all;
+        return 1;
+    }
+    if (r1 <= r2) {
+        out[0] = r1;
+        out[1] = v->byte_tok[p[2]];
+    } else {
+        out[0] = v->byte_tok[p[0]];
+        out[1] = r2;
+    }
+    return 2;
+}
+
 size_t bpe_merge_short(const struct bpe *v, const uint8_t *p, size_t n, uint32_t *out) {
+    if (n - 2 <= 1) return merge_tiny(v, p, n, out);
     merger g;
     merger_start(v, &g, p, n);
     while (merger_step(v, &g)) {}

@@ -234,10 +234,13 @@ static void test_split_threads(void) {
     free(p), free(a), free(b);
 }
 
+static int short_differs(const struct bpe *v, const uint8_t *p, size_t n);
+
 /* A token that the merges cannot reach from its bytes: in "bc" 256, "ab"
  * 257, "cd" 258, "abcd" 259, the bytes abcd merge into a, bc, d and stop.
  * tiktoken gives 259 for the piece "abcd" alone, but inside "abcdz..." the
  * stretch abcd (no token joins d and z) must come out as a, bc, d. */
+
 static void test_unreachable(void) {
     bpe *v = small_vocab("\"bc\": 256, \"ab\": 257, \"cd\": 258, \"abcd\": 259",
                          "#version: 0.2\nb c\na b\nc d\nab cd\n", "unreachable");
@@ -252,6 +255,11 @@ static void test_unreachable(void) {
         bad = bpe_encode(v, text, 5 * reps, 0, ids, NULL, 1000, &n, &err) || n != 4 * reps;
         for (size_t i = 0; i < n && !bad; i++) bad = ids[i] != want[i % 4];
         if (bad) fprintf(stderr, "unreachable token: \"abcdz\" x %zu gives %zu tokens\n", reps, n);
+    }
+    for (unsigned x = 0; x < 125 && !bad; x++) {  /* every 2 and 3 bytes of "abcdz" */
+        uint8_t p[3] = {(uint8_t)"abcdz"[x % 5], (uint8_t)"abcdz"[x / 5 % 5], (uint8_t)"abcdz"[x / 25]};
+        bad = short_differs(v, p, 2) || short_differs(v, p, 3);
+        if (bad) fprintf(stderr, "unreachable token: bpe_merge_short of \"%.3s\" differs from the loop\n", p);
     }
     if (bad) failures++;
     bpe_free(v);
@@ -305,6 +313,56 @@ static void test_tiny_parts(const struct bpe *v) {
     }
 }
 
+/* bpe_merge_short against bpe_merge_traced (tiktoken's loop step by step)
+ * on pieces of 2 and 3 bytes, which it writes out without the loop: every
+ * 2 bytes; every token of 3 bytes, every byte three times, each token of 2
+ * bytes with a byte before and after it, and random 3 bytes. */
+static int short_differs(const struct bpe *v, const uint8_t *p, size_t n) {
+    uint32_t a[4], b[4];
+    size_t na = bpe_merge_short(v, p, n, a), nb = bpe_merge_traced(v, p, n, b, NULL);
+    return na != nb || memcmp(a, b, na * sizeof *a);
+}
+
+static void check_short(const struct bpe *v, const uint8_t *p, size_t n, size_t *checked, int *bad) {
+    (*checked)++;
+    if (short_differs(v, p, n) && (*bad)++ < 5)
+        fprintf(stderr, "bpe_merge_short of %zu bytes %02x %02x %02x differs from the loop\n", n, p[0], p[1],
+                n > 2 ? p[2] : 0);
+}
+
+static void test_tiny_pieces(const struct bpe *v, int sanitized) {
+    size_t checked = 0;
+    int bad = 0;
+    uint8_t p[3];
+    for (unsigned x = 0; x < 65536; x++) {
+        p[0] = (uint8_t)(x >> 8), p[1] = (uint8_t)x;
+        check_short(v, p, 2, &checked, &bad);
+    }
+    for (unsigned x = 0; x < 256; x++) {
+        p[0] = p[1] = p[2] = (uint8_t)x;
+        check_short(v, p, 3, &checked, &bad);
+    }
+    for (uint32_t t = 0; t < v->n_tokens; t++) {
+        const uint8_t *b = v->tok_bytes + v->tok_off[t];
+        if (token_len(v, t) == 3) check_short(v, b, 3, &checked, &bad);
+        if (token_len(v, t) != 2) continue;
+        for (int k = 0; k < (sanitized ? 4 : 32); k++) {
+            uint8_t c = (uint8_t)rnd();
+            p[0] = c, p[1] = b[0], p[2] = b[1];
+            check_short(v, p, 3, &checked, &bad);
+            p[0] = b[0], p[1] = b[1], p[2] = c;
+            check_short(v, p, 3, &checked, &bad);
+        }
+    }
+    for (int k = 0; k < (sanitized ? 100000 : 1000000); k++) {
+        uint32_t r = rnd();
+        p[0] = (uint8_t)r, p[1] = (uint8_t)(r >> 8), p[2] = (uint8_t)(r >> 16);
+        check_short(v, p, 3, &checked, &bad);
+    }
+    if (bad) failures++;
+    printf("pieces of 2 and 3 bytes: %zu, bpe_merge_short == the loop\n", checked);
+}
+
 /* A piece after a byte whose token has id 0 (GPT-2's "!"): an encoder
  * that marks "nothing before" with 0 would confuse the two. */
 static void test_after_id_0(const struct bpe *v) {
@@ -324,6 +382,7 @@ int main(void) {
     test_after_id_0(v);
     test_tiny_parts(v);
     int sanitized = getenv("SANITIZED") && !strcmp(getenv("SANITIZED"), "1");
+    test_tiny_pieces(v, sanitized);
     test_pairs(v, sanitized ? 20000 : 300000);
     test_automaton(v, sanitized ? 2000 : 20000);
     test_pieces(v, sanitized ? 60 : 600);
