@@ -21,6 +21,7 @@ PY=
 # Memory is only measured without sanitizers (their shadow memory is large).
 MEASURE=1
 case $G in *asan*) MEASURE=0 ;; esac
+[ "${SANITIZED:-0}" = 1 ] && MEASURE=0
 [ -x /usr/bin/time ] || MEASURE=0
 
 # run CMD: the shell command CMD under timeout 10; stdout $T/out, stderr $T/err
