@@ -403,6 +403,7 @@ typedef struct {
     _Atomic(uint32_t *) counts;   /* see counts_take */
     _Atomic(void *) kept;         /* a kept_buf, see encode_kept */
     _Atomic(bpe_encoder *) enc[ENC_SLOTS];   /* see enc_take */
+    atomic_size_t enc_made;
     size_t part;   /* PART; less in tests (_set_part) */
 } CoreBPE;
 
@@ -431,6 +432,7 @@ static PyObject *core_wrap(const bpe *v) {
     atomic_init(&c->counts, NULL);
     atomic_init(&c->kept, NULL);
     for (int i = 0; i < ENC_SLOTS; i++) atomic_init(&c->enc[i], NULL);
+    atomic_init(&c->enc_made, 0);
     c->part = PART;
     size_t nv = bpe_vocab_size(v);
     c->ints = PyMem_Calloc(nv ? nv : 1, sizeof *c->ints);
@@ -483,14 +485,22 @@ static PyObject *ids_to_list_cached(const CoreBPE *c, const uint32_t *ids, size_
  * a time, so a call takes one out of the CoreBPE's slots (an atomic
  * exchange, no GIL needed) and puts it back after: Python threads that
  * encode at once (the GIL released) and a batch's threads each hold their
- * own. A call that finds the slots empty makes one; one that finds them
- * full frees its own. NULL (no memory for one): the call uses bpe_encode. */
-static bpe_encoder *enc_take(CoreBPE *c) {
+ * own. A call that finds the slots empty makes one, as long as fewer than
+ * ENC_SLOTS were made or its text is of 64 KB or more (bpe_encode would
+ * make a cache for it anyway); a shorter text then uses bpe_encode, which
+ * makes none, so that many threads at once never pay a cache for a few
+ * bytes. One that finds the slots full frees its own. NULL: the call uses
+ * bpe_encode (also when there is no memory for an encoder). */
+#define ENC_ANY_LEN ((size_t)64 << 10)
+
+static bpe_encoder *enc_take(CoreBPE *c, size_t len) {
     for (int i = 0; i < ENC_SLOTS; i++) {
         bpe_encoder *e = atomic_load_explicit(&c->enc[i], memory_order_relaxed) ? atomic_exchange(&c->enc[i], NULL)
                                                                                 : NULL;
         if (e) return e;
     }
+    if (len < ENC_ANY_LEN && atomic_load(&c->enc_made) >= ENC_SLOTS) return NULL;
+    atomic_fetch_add(&c->enc_made, 1);
     return bpe_encoder_new(c->v, NULL);
 }
 
@@ -730,7 +740,7 @@ static int encode_ids(CoreBPE *self, const char *s, size_t len, int flags, uint3
     bpe_error err;
     int rc = BPE_OK;
     Py_BEGIN_ALLOW_THREADS
-    bpe_encoder *e = enc_take(self);
+    bpe_encoder *e = enc_take(self, len);
     while (pos < len) {
         size_t part = part_len(v, s + pos, len - pos, flags, self->part), got;
         if (part > cap - k) {   /* a part has at most a token per byte */
@@ -805,7 +815,7 @@ static PyObject *encode_list(CoreBPE *self, const char *s, size_t len, int flags
     int rc = BPE_OK;
     size_t pos = 0;
     PyThreadState *ts = PyEval_SaveThread();
-    bpe_encoder *e = enc_take(self);
+    bpe_encoder *e = enc_take(self, len);
     while (pos < len) {
         size_t part = part_len(v, s + pos, len - pos, flags, self->part), got;
         if (part > L.cap - L.n) {
@@ -1021,7 +1031,7 @@ static PyObject *encode_kept(CoreBPE *self, const char *s, size_t len, int flags
     bpe_error err;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    bpe_encoder *e = enc_take(self);
+    bpe_encoder *e = enc_take(self, len);
     rc = enc_encode(e, self->v, s, len, flags, k->ids, k->cap, &n, &err);
     enc_put(self, e);
     Py_END_ALLOW_THREADS
@@ -1188,7 +1198,7 @@ static PyObject *core_encode_into(CoreBPE *self, PyObject *const *args, Py_ssize
     int rc;
     Py_BEGIN_ALLOW_THREADS
     if (kept) {
-        bpe_encoder *e = enc_take(self);
+        bpe_encoder *e = enc_take(self, (size_t)len);
         rc = enc_encode(e, self->v, s, (size_t)len, flags, out.buf, (size_t)out.len / 4, &n, &err);
         enc_put(self, e);
     } else {
@@ -1283,7 +1293,7 @@ static void *batch_worker(void *arg) {
         if (i >= p->n_jobs) break;
         batch_job *j = &p->jobs[i];
         size_t n = 0;
-        if (!e) e = enc_take(p->core);
+        if (!e) e = enc_take(p->core, j->len);
         j->rc = enc_encode(e, p->core->v, j->s, j->len, p->flags, id_list_ids(&j->L), j->L.cap, &n, &j->err);
         if (j->rc == BPE_OK) id_list_widen(&j->L, n, p->ints, p->n_ints);
     }
@@ -1651,6 +1661,10 @@ static PyObject *core_all_token_bytes(CoreBPE *self, PyObject *Py_UNUSED(arg)) {
     return l;
 }
 
+static PyObject *core_get_encoders_made(CoreBPE *self, void *Py_UNUSED(c)) {
+    return PyLong_FromSize_t(atomic_load(&self->enc_made));
+}
+
 static PyObject *core_get_n_vocab(CoreBPE *self, void *Py_UNUSED(c)) {
     return PyLong_FromSize_t(bpe_vocab_size(self->v));
 }
@@ -1694,6 +1708,8 @@ static PyGetSetDef core_getset[] = {
     {"n_vocab", (getter)core_get_n_vocab, NULL, "Number of token ids.", NULL},
     {"eot", (getter)core_get_eot, NULL, "Id of <|endoftext|>, or None.", NULL},
     {"max_token_bytes", (getter)core_get_max_token_bytes, NULL, "Longest token in bytes.", NULL},
+    {"_encoders_made", (getter)core_get_encoders_made, NULL,
+     "For tests: how many library encoders (bpe_encoder) this CoreBPE has made.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -296,3 +296,39 @@ def test_threads_more_than_kept_encoders(fixtures):
     for t, w in zip(texts, want):
         n = core.encode_into(t, _gpt2in.SPECIAL_TEXT, out, True)
         assert out[:n].tolist() == w
+
+
+def test_short_texts_make_few_encoders(fixtures):
+    """Many threads encoding short texts at once (a batch's 16 threads, each
+    holding an encoder while it works, and Python threads) never make more
+    than 8 library encoders (each a 1.5 MB cache, costly beside a few KB of
+    text): a call that finds none free then encodes without one. A text of
+    64 KB or more still makes one (bpe_encode would make its cache anyway)."""
+    enc, core = fresh_encoding()
+    rng = random.Random(17)
+    texts = [random_text(rng, rng.randrange(300, 600)) for _ in range(1000)]
+    want = [one_call(core, t) for t in texts]
+    assert sum(len(t.encode()) for t in texts) > 16 * 64 * 1024   # 16 threads' worth
+    errors = []
+
+    def work(k):
+        try:
+            for r in range(40):
+                i = (k * 40 + r) % len(texts)
+                if enc.encode_ordinary(texts[i]) != want[i]:
+                    errors.append((k, i))
+        except Exception as e:   # pragma: no cover - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in ts:
+        t.start()
+    for _ in range(3):
+        assert enc.encode_ordinary_batch(texts, num_threads=16) == want
+    for t in ts:
+        t.join()
+    assert not errors
+    assert 1 <= core._encoders_made <= 8
+    big = (texts[0] * 400)[:70000]
+    assert enc.encode_ordinary(big) == one_call(core, big)
+    assert core._encoders_made <= 9
