@@ -953,6 +953,7 @@ typedef struct {
     uint64_t utf8_bad;           /* a whole file's first invalid UTF-8 byte, once met */
     bpe_encoder **enc;           /* the unit's encoders: worker i takes enc[i] */
     int started;
+    size_t batch;                /* bytes of the next batch (pool_submitted) */
 } pool;
 
 /* This worker's encoder (NULL: bpe_encode). Each keeps its piece cache
@@ -1276,11 +1277,19 @@ static int emit(pool *p, uint64_t seq, unit_out *u) {
 
 #define BATCH (1 << 20)
 
+/* A pool's batches start small and double up to BATCH: the worker starts
+ * on the first one sooner (the main thread reads and checks a batch before
+ * the worker can take it), and later batches are as big as ever. */
+static void pool_submitted(pool *p) {
+    if (p->batch < BATCH) p->batch *= 2;
+}
+
 /* The worker threads and their ring of 2 x threads + 1 jobs. */
 static int pool_start(pool *p, const bpe *v, const shard_opts *o, int jsonl, const char *name, unit_out *u) {
     memset(p, 0, sizeof *p);
     p->v = v;
     p->enc = u->enc;
+    p->batch = BATCH / 8;
     p->o = o;
     p->jsonl = jsonl;
     p->utf8_bad = UINT64_MAX;
@@ -1370,7 +1379,7 @@ static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jso
         at_end = got == 0;
         size_t cut = acclen;
         if (!at_end) {
-            if (acclen < BATCH) continue;
+            if (acclen < p.batch) continue;
             char *nl = memrchr(acc, '\n', acclen);
             if (!nl) continue;   /* a line longer than a batch: read on */
             cut = (size_t)(nl - acc) + 1;
@@ -1398,6 +1407,7 @@ static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jso
         memcpy(acc, j->data + cut, rest);
         acclen = rest;
         pool_submit(&p, j);
+        pool_submitted(&p);
         progress(o, s->raw, 0);
     }
     while (!rc && p.emitted < p.submitted) {
@@ -1510,7 +1520,7 @@ static int whole_file(sin *s, uint64_t size, unit_out *u, const bpe *v, const sh
 /* ---- small whole files: batches of documents on the worker threads --------- */
 
 /* A plain file that sin_open read whole: its document joins the batch
- * being filled (fb), sent to the workers once it holds BATCH bytes. Its
+ * being filled (fb), sent to the workers once it holds p->batch bytes. Its
  * UTF-8 is checked here, so that messages come in input order. */
 /* The batch being filled to the workers (its slot's old buffers back to fb). */
 static int small_send(pool *p, job *fb, unit_out *u) {
@@ -1526,6 +1536,7 @@ static int small_send(pool *p, job *fb, unit_out *u) {
     fb->docs = 0;
     fb->fatal = 0;
     pool_submit(p, j);
+    pool_submitted(p);
     return 0;
 }
 
@@ -1553,7 +1564,7 @@ static int small_file(pool *p, job *fb, sin *s, const shard_input *e, unit_out *
         memcpy(fb->text + fb->tlen, text, len);
         fb->tlen += len;
     }
-    if (fb->tlen < BATCH) return 0;
+    if (fb->tlen < p->batch) return 0;
     return small_send(p, fb, u);
 }
 
