@@ -47,9 +47,12 @@ void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t 
     if (n <= CACHE_BYTES) {
         cache_slot *c = o->cache ? &o->cache[h & (CACHE_SLOTS - 2)] : NULL;
         /* the piece and whatever follows it, 32 bytes */
-        uint8_t buf[32] = {0};
+        uint8_t buf[32];
         const uint8_t *q = p;
-        if (avail < 32) q = memcpy(buf, p, n);
+        if (avail < 32) {
+            memset(buf, 0, sizeof buf);
+            q = memcpy(buf, p, n);
+        }
         if (c) {
             if (slot_holds(&c[0], q, n)) {
                 emit_slot(o, &c[0], off);
