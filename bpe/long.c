@@ -337,10 +337,10 @@ void bpe_merge_stretch(out_t *o, const uint8_t *p, size_t n, size_t off) {
  * are short (random lowercase letters: one such place every 7 bytes on
  * average; a run of spaces: after every byte; digits: never). A stretch
  * is merged, never looked up whole: one that is a token the merges do not
- * reach still comes out in parts, as it does inside the piece. */
-static void encode_stretches(out_t *o, const uint8_t *p, size_t n, size_t off) {
+ * reach still comes out in parts, as it does inside the piece. The first
+ * stretch ends at `end` or after it (1: not looked for yet). */
+static void encode_stretches(out_t *o, const uint8_t *p, size_t n, size_t off, size_t end) {
     const struct bpe *v = o->v;
-    size_t end = 1;
     while (end < n && bpe_inner_pair(v, p[end - 1], p[end])) end++;
     for (size_t start = 0; start < n;) {
         if (end - start > 1) {
@@ -371,7 +371,7 @@ typedef struct {
 static void stretch_run(void *ctx, int k, cache_slot *cache) {
     (void)cache;
     stretch_job *j = (stretch_job *)ctx + k;
-    encode_stretches(&j->o, j->p, j->n, 0);
+    encode_stretches(&j->o, j->p, j->n, 0, 1);
 }
 
 /* encode_stretches, shared by the threads when the piece is long enough:
@@ -388,17 +388,20 @@ int bpe_split_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
     size_t first = 1, seek = n < SPLIT_SEEK ? n : SPLIT_SEEK, cuts_seen = 0;
     while (first < seek && bpe_inner_pair(v, p[first - 1], p[first])) first++;
     if (first == seek) return 0;
-    for (size_t i = first; i < seek; i++) cuts_seen += !bpe_inner_pair(v, p[i - 1], p[i]);
+    /* One thread (every call of bpe_encode): no need to count the cuts. */
+    int shares = piece_parts(o, n);
+    if (shares >= 2)
+        for (size_t i = first; i < seek; i++) cuts_seen += !bpe_inner_pair(v, p[i - 1], p[i]);
     /* Mostly bytes alone (spaces) take too little time to share. */
-    if (piece_parts(o, n) < 2 || 2 * cuts_seen > seek) {
-        encode_stretches(o, p, n, off);
+    if (shares < 2 || 2 * cuts_seen > seek) {
+        encode_stretches(o, p, n, off, first);
         return 1;
     }
     /* Part k's tokens go to buf + cuts[k] + k: at most one token a byte
      * (and one to spare). */
     uint32_t *buf = bpe_big_alloc((n + MAX_PARTS) * sizeof *buf);
     if (!buf) {
-        encode_stretches(o, p, n, off);  /* out of memory for the parts: on this thread */
+        encode_stretches(o, p, n, off, first);  /* out of memory for the parts: on this thread */
         return 1;
     }
     stretch_job jobs[MAX_PARTS];
