@@ -67,6 +67,10 @@ with open(os.path.join(out, "docs.jsonl"), "w", encoding="utf-8") as f:
         f.write(json.dumps(rec, ensure_ascii=(i % 2 == 0)) + "\n")
         if i % 17 == 3:
             f.write("   \n")
+    # Unpaired surrogates, written as escapes (json.loads takes them; tiktoken
+    # encodes each as U+FFFD), a pair, and a backslash before "ud800".
+    for d in ["a\ud800b", "\udc00\ud800 x \ud83d\ude00", "end \udbff", "lit \\ud800 y"]:
+        f.write(json.dumps({"text": d}) + "\n")
 
 with open(os.path.join(out, "lines.txt"), "w", encoding="utf-8") as f:
     for i in range(80 * scale):

@@ -914,6 +914,8 @@ typedef struct {
     uint32_t *ids;
     size_t idcap;
     shard_json *sj;              /* JSON Lines' fast path */
+    char *fixed;                 /* a line with its unpaired surrogates replaced */
+    size_t fixedcap;
     unsigned char *text;         /* the batch's documents, joined by 0xFF */
     size_t tlen, tcap;
     uint64_t docs, skipped;
@@ -992,6 +994,61 @@ static int is_blank(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
     return 1;
+}
+
+static int hex4(const char *s, unsigned *u) {
+    *u = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
+                     : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (unsigned)((c | 0x20) - 'a' + 10) : 16;
+        if (d > 15) return 0;
+        *u = *u << 4 | d;
+    }
+    return 1;
+}
+
+/* Python's json.loads takes an unpaired surrogate escape ("\ud800") into
+ * its str, and tiktoken's encode then writes it as U+FFFD: that is how
+ * fineweb.py meets such a line, where simdjson and jansson refuse it. Writes
+ * into out (n bytes) the line with each unpaired one as "\ufffd", the same
+ * length, so that offsets stay; returns 0 when the line has none. */
+static int unpaired_surrogates_replaced(const char *s, size_t n, char *out) {
+    int found = 0;
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] != '\\') continue;
+        unsigned u, w;
+        if (s[i + 1] != 'u' || n - i < 6 || !hex4(s + i + 2, &u)) {
+            i++;  /* \\ \" ... or a bad escape, which the parsers report */
+            continue;
+        }
+        if (u >= 0xd800 && u <= 0xdbff && n - i >= 12 && s[i + 6] == '\\' && s[i + 7] == 'u' &&
+            hex4(s + i + 8, &w) && w >= 0xdc00 && w <= 0xdfff) {
+            i += 11;  /* a pair */
+            continue;
+        }
+        if (u >= 0xd800 && u <= 0xdfff) {
+            if (!found) memcpy(out, s, n);
+            memcpy(out + i, "\\ufffd", 6);
+            found = 1;
+        }
+        i += 5;
+    }
+    return found;
+}
+
+/* The field's string of a JSON line by simdjson, or of the line with its
+ * unpaired surrogates replaced (*ln, in j->fixed, is then that line, for
+ * jansson's messages); SHARD_JSON_BAD leaves the verdict to jansson. */
+static int json_field(job *j, const pool *p, const char *s, size_t n, const char **ln,
+                      const char **str, size_t *slen) {
+    if (!j->sj) return SHARD_JSON_BAD;
+    int rc = shard_json_field(j->sj, s, n, p->o->field, str, slen);
+    if (rc != SHARD_JSON_BAD || !memchr(s, '\\', n)) return rc;
+    if (grow((void **)&j->fixed, &j->fixedcap, n + shard_json_padding(), 1)) return SHARD_JSON_NOMEM;
+    if (!unpaired_surrogates_replaced(s, n, j->fixed)) return SHARD_JSON_BAD;
+    *ln = j->fixed;
+    return shard_json_field(j->sj, j->fixed, n, p->o->field, str, slen);
 }
 
 static const char *json_kind(const json_t *j) {
@@ -1148,7 +1205,7 @@ static void run_job(job *j, pool *p) {
         size_t n = (size_t)((nl ? nl : end) - s);
         uint64_t off = j->off0 + (uint64_t)(s - j->data);
         int bad = 0, fast;
-        const char *str;
+        const char *str, *ln = s;
         size_t slen;
         if (!p->jsonl) {
             size_t b = n ? utf8_bad((const unsigned char *)s, n) : 0;
@@ -1159,8 +1216,7 @@ static void run_job(job *j, pool *p) {
                 break;
             }
         } else if (is_blank(s, n)) {
-        } else if ((fast = j->sj ? shard_json_field(j->sj, s, n, p->o->field, &str, &slen) : SHARD_JSON_BAD) ==
-                   SHARD_JSON_OK) {
+        } else if ((fast = json_field(j, p, s, n, &ln, &str, &slen)) == SHARD_JSON_OK) {
             if (doc(j, p, str, slen, line, off)) break;
         } else if (fast == SHARD_JSON_NOMEM) {
             job_msg(j, p, line, off, "out of memory");
@@ -1168,7 +1224,7 @@ static void run_job(job *j, pool *p) {
             break;
         } else {   /* not a good line: jansson says why (or, rarely, takes it) */
             json_error_t je;
-            json_t *root = json_loadb(s, n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
+            json_t *root = json_loadb(ln, n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
             if (!root) {
                 char m[256];
                 enum json_error_code code = json_error_code(&je);
@@ -1339,6 +1395,7 @@ static void job_free(job *j) {
     free(j->ids);
     free(j->text);
     shard_json_free(j->sj);
+    free(j->fixed);
     free(j->msg);
     free(j->fin);
     free(j->ntok);
