@@ -352,11 +352,24 @@ static int decode_token_text(const char *p, const char *end, uint8_t *out, size_
     return 0;
 }
 
+/* The first id from `id` on that a merge makes (a token of two bytes or
+ * more, not <|endoftext|>), or n_tokens. */
+static uint32_t next_merged(const struct bpe *v, uint32_t id) {
+    while (id < v->n_tokens && ((int32_t)id == v->eot || v->tok_off[id + 1] - v->tok_off[id] < 2)) id++;
+    return id;
+}
+
+/* vocab.bpe against encoder.json's ids, as tiktoken's loader checks them
+ * (data_gym_to_mergeable_bpe_ranks: the ranks the merges give must equal
+ * encoder.json's ids): each line joins two tokens into a token, the k-th
+ * line making the k-th token a merge makes in id order, and no such token
+ * left over (a file cut short, a line lost or lines swapped are refused). */
 static int check_merges(const char *buf, size_t len, const char *name, const struct bpe *v,
                         bpe_error *err) {
     const char *p = buf, *end = buf + len;
     size_t line = 0;
     uint8_t a[1024], b[1024];
+    uint32_t want = next_merged(v, 0);
     while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         if (!eol) eol = end;
@@ -371,16 +384,31 @@ static int check_merges(const char *buf, size_t len, const char *name, const str
                         name, line);
         if (decode_token_text(p, sp, a, sizeof a, &na) || decode_token_text(sp + 1, le, b, sizeof b, &nb))
             return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s:%zu: not byte-level BPE text", name, line);
-        uint32_t ta = bpe_find_token(v, a, na), tb = bpe_find_token(v, b, nb);
+        uint32_t ta = bpe_find_token(v, a, na), tb = bpe_find_token(v, b, nb), t;
         if (ta == BPE_EMPTY || tb == BPE_EMPTY)
             return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s:%zu: unknown token \"%.*s\" in merge", name, line,
                         ta == BPE_EMPTY ? (int)(sp - p) : (int)(le - sp - 1), ta == BPE_EMPTY ? p : sp + 1);
-        if (na + nb > sizeof a || (memcpy(a + na, b, nb), bpe_find_token(v, a, na + nb) == BPE_EMPTY))
+        if (na + nb > sizeof a || (memcpy(a + na, b, nb), (t = bpe_find_token(v, a, na + nb)) == BPE_EMPTY))
             return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s:%zu: the merge of \"%.*s\" makes no token of encoder.json",
                         name, line, (int)(le - p), p);
+        if (t != want) {
+            if (want == v->n_tokens)
+                return bpe_fail(err, BPE_ERR_FORMAT, 0,
+                            "%s:%zu: one merge too many: every token of encoder.json is made by a line before",
+                            name, line);
+            return bpe_fail(err, BPE_ERR_FORMAT, 0,
+                        "%s:%zu: the merge of \"%.*s\" makes id %u, but the next token of encoder.json a merge "
+                        "makes is id %u (line k must make the k-th, as tiktoken's ranks require)",
+                        name, line, (int)(le - p), p, t, want);
+        }
+        want = next_merged(v, want + 1);
         p = eol + (eol < end);
     }
     if (line == 0) return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: empty merges file", name);
+    if (want < v->n_tokens)
+        return bpe_fail(err, BPE_ERR_FORMAT, 0,
+                    "%s: ends at line %zu, but no merge makes id %u of encoder.json or any after it (a file cut short?)",
+                    name, line, want);
     return BPE_OK;
 }
 

@@ -163,9 +163,23 @@ printf 'a  b' | "$GPT2IN" encode --vocab "$tmp/blank.json" > /dev/null 2> "$tmp/
 grep -qF 'the special token "  " is in the text at byte 1' "$tmp/err" || die "a blank special token: $(cat "$tmp/err")"
 printf 'ax\342\200\256b' | "$GPT2IN" encode --vocab "$tmp/blank.json" > /dev/null 2> "$tmp/err"
 grep -qF 'the special token "x\xE2\x80\xAE" is in the text at byte 1' "$tmp/err" || die "a bidi special token: $(od -c "$tmp/err" | head -3)"
+# vocab.bpe is checked against encoder.json's ids as tiktoken's loader checks
+# them: the k-th line makes the k-th merged token, none missing or extra
+W=gpt2_weights
+head -n 1000 $W/vocab.bpe > "$tmp/short.bpe"
+head -n 1 $W/vocab.bpe > "$tmp/version.bpe"
+sed '30001d' $W/vocab.bpe > "$tmp/drop.bpe"
+awk 'NR == 500 { held = $0; next } NR == 501 { print; print held; next } { print }' $W/vocab.bpe > "$tmp/swap.bpe"
+{ cat $W/vocab.bpe; printf '\304\240 t\n'; } > "$tmp/extra.bpe"
+refused "short.bpe: ends at line 1000, but no merge makes id 1255" encode --encoder $W/encoder.json --merges "$tmp/short.bpe"
+refused "version.bpe: ends at line 1, but no merge makes id 256" encode --encoder $W/encoder.json --merges "$tmp/version.bpe"
+refused "makes id 30256, but the next token of encoder.json a merge makes is id 30255" \
+    encode --encoder $W/encoder.json --merges "$tmp/drop.bpe"
+refused "swap.bpe:500: the merge of" encode --encoder $W/encoder.json --merges "$tmp/swap.bpe"
+refused "extra.bpe:50002: one merge too many" encode --encoder $W/encoder.json --merges "$tmp/extra.bpe"
 # an endless stream is refused at a bound, not read until memory runs out
 refused "/dev/zero: more than 256 MiB from a stream: not a vocabulary" encode --vocab /dev/zero
 refused "/dev/zero: more than 256 MiB from a stream" encode --encoder /dev/zero --merges gpt2_weights/vocab.bpe
 
-[ $fail -eq 0 ] && echo "vocab files: $n_specs vocabularies x $(wc -w < "$tmp/want.ids") ids as tiktoken's, 3 llm.c decodes, 17 refusals"
+[ $fail -eq 0 ] && echo "vocab files: $n_specs vocabularies x $(wc -w < "$tmp/want.ids") ids as tiktoken's, 3 llm.c decodes, 22 refusals"
 exit $fail
