@@ -18,13 +18,7 @@
 #include "bpe.h"
 #include "check.h"
 
-static uint64_t rng = 0x2545F4914F6CDD1Dull;
-static uint32_t rnd(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
+#include "rnd.h"
 
 static size_t encode(const bpe *v, const void *s, size_t n, int flags, uint32_t *ids) {
     size_t nt = 0;

@@ -22,13 +22,8 @@
 
 #include "check.h"
 
-static uint64_t rng = 0x8BADF00D5EEDull;
-static uint32_t rnd(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
+#define RND_SEED 0x8BADF00D5EEDull
+#include "rnd.h"
 
 static unsigned char *fixtures;
 static size_t fixtures_len;

@@ -14,13 +14,8 @@
 #include "../bpe/bpe.c"
 
 static int failures;
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint32_t rnd(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
+#define RND_SEED 0x9E3779B97F4A7C15ull
+#include "rnd.h"
 
 static int slow_compatible(const struct bpe *v, uint32_t a, uint32_t b) {
     uint8_t buf[SHORT_PIECE];

@@ -21,13 +21,7 @@
 #include "bpe_internal.h"
 
 static int failures;
-static uint64_t rng = 0x2545F4914F6CDD1Dull;
-static uint32_t rnd(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
+#include "rnd.h"
 
 static uint64_t ref_hash(const uint8_t *p, size_t n) {
     uint64_t h = 0x9E3779B97F4A7C15ull * (n + 1);

@@ -18,13 +18,7 @@
 
 #include "bpe.h"
 
-static uint64_t rng = 0x2545F4914F6CDD1Dull;
-static uint32_t rnd(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
+#include "rnd.h"
 
 /* Bits of text, each a character or a run the scanner cares about. */
 static const char *const bits[] = {

@@ -11,13 +11,8 @@
 #include "bpe.h"
 #include "check.h"
 
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint32_t rnd(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
+#define RND_SEED 0x9E3779B97F4A7C15ull
+#include "rnd.h"
 
 typedef struct { uint32_t *ids; uint64_t *offs; size_t n, cap; } collect;
 
