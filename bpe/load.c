@@ -352,10 +352,18 @@ static int decode_token_text(const char *p, const char *end, uint8_t *out, size_
     return 0;
 }
 
+/* Whether token id is one of the two tiktoken's loader takes out of
+ * encoder.json before it compares it with the merges. */
+static int merge_exempt(const struct bpe *v, uint32_t id) {
+    static const char sot[] = "<|startoftext|>";
+    uint32_t a = v->tok_off[id], n = v->tok_off[id + 1] - a;
+    return (int32_t)id == v->eot || (n == sizeof sot - 1 && !memcmp(v->tok_bytes + a, sot, n));
+}
+
 /* The first id from `id` on that a merge makes (a token of two bytes or
- * more, not <|endoftext|>), or n_tokens. */
+ * more, not <|endoftext|> nor <|startoftext|>), or n_tokens. */
 static uint32_t next_merged(const struct bpe *v, uint32_t id) {
-    while (id < v->n_tokens && ((int32_t)id == v->eot || v->tok_off[id + 1] - v->tok_off[id] < 2)) id++;
+    while (id < v->n_tokens && (v->tok_off[id + 1] - v->tok_off[id] < 2 || merge_exempt(v, id))) id++;
     return id;
 }
 

@@ -177,6 +177,11 @@ refused "makes id 30256, but the next token of encoder.json a merge makes is id 
     encode --encoder $W/encoder.json --merges "$tmp/drop.bpe"
 refused "swap.bpe:500: the merge of" encode --encoder $W/encoder.json --merges "$tmp/swap.bpe"
 refused "extra.bpe:50002: one merge too many" encode --encoder $W/encoder.json --merges "$tmp/extra.bpe"
+# ... but <|startoftext|>, which tiktoken's loader also leaves out, needs no merge
+$PY -c 'import json, sys; e = json.load(open(sys.argv[1])); e["<|startoftext|>"] = len(e); json.dump(e, open(sys.argv[2], "w"))' \
+    $W/encoder.json "$tmp/sot.json"
+[ "$(printf 'hello world' | "$GPT2IN" encode --encoder "$tmp/sot.json" --merges $W/vocab.bpe 2>&1)" = "31373 995" ] ||
+    die "encoder.json with <|startoftext|>: $(printf 'hello world' | "$GPT2IN" encode --encoder "$tmp/sot.json" --merges $W/vocab.bpe 2>&1)"
 # an endless stream is refused at a bound, not read until memory runs out
 refused "/dev/zero: more than 256 MiB from a stream: not a vocabulary" encode --vocab /dev/zero
 refused "/dev/zero: more than 256 MiB from a stream" encode --encoder /dev/zero --merges gpt2_weights/vocab.bpe
