@@ -17,6 +17,7 @@
 
 #include "bpe.h"
 #include "check.h"
+#include "collect.h"
 
 #include "rnd.h"
 
@@ -101,16 +102,6 @@ static void test_safe_cut(const bpe *v, const char *text, size_t n) {
     free(parts);
 }
 
-typedef struct { uint32_t *ids; uint64_t *offs; size_t n, cap; } collect;
-
-static int collect_sink(void *ctx, const uint32_t *ids, const uint64_t *offs, size_t n) {
-    collect *c = ctx;
-    if (c->n + n > c->cap) return 1;
-    memcpy(c->ids + c->n, ids, n * sizeof *ids);
-    if (offs && c->offs) memcpy(c->offs + c->n, offs, n * sizeof *offs);
-    c->n += n;
-    return 0;
-}
 
 static void test_stream(const bpe *v, const char *text, size_t n) {
     uint32_t *whole = malloc((n + 1) * 4);

@@ -16,25 +16,12 @@
 
 #include "bpe.h"
 #include "check.h"
+#include "collect.h"
 
 #define MiB (1u << 20)
 static const char EOT[] = "<|endoftext|>";
 #define EOT_LEN (sizeof EOT - 1)
 
-typedef struct {
-    uint32_t *ids;
-    uint64_t *offs;
-    size_t n, cap;
-} collect;
-
-static int collect_sink(void *ctx, const uint32_t *ids, const uint64_t *offs, size_t n) {
-    collect *c = ctx;
-    if (c->n + n > c->cap) return 1;
-    memcpy(c->ids + c->n, ids, n * sizeof *ids);
-    if (offs) memcpy(c->offs + c->n, offs, n * sizeof *offs);
-    c->n += n;
-    return 0;
-}
 
 typedef struct {
     uint32_t *ids;

@@ -10,20 +10,11 @@
 
 #include "bpe.h"
 #include "check.h"
+#include "collect.h"
 
 #define RND_SEED 0x9E3779B97F4A7C15ull
 #include "rnd.h"
 
-typedef struct { uint32_t *ids; uint64_t *offs; size_t n, cap; } collect;
-
-static int collect_sink(void *ctx, const uint32_t *ids, const uint64_t *offs, size_t n) {
-    collect *c = ctx;
-    if (c->n + n > c->cap) return 1;
-    memcpy(c->ids + c->n, ids, n * sizeof *ids);
-    if (offs) memcpy(c->offs + c->n, offs, n * sizeof *offs);
-    c->n += n;
-    return 0;
-}
 
 /* Feeds text to a stream in reads of up to `want` bytes (random sizes when
  * want is 0), every third one through bpe_stream_write when mixed. */
