@@ -205,6 +205,13 @@ static void buf_str(shard_buf *b, const char *s) {
     buf_put(b, "\"", 1);
 }
 
+/* before, "key", colon: the start of a member */
+static void buf_key(shard_buf *b, const char *before, const char *key, const char *colon) {
+    buf_s(b, before);
+    buf_s(b, key);
+    buf_s(b, colon);
+}
+
 void shard_inputs_text(shard_buf *b, const shard_input *in, size_t n, int manifest) {
     /* the separators of JSON_COMPACT, and of JSON_INDENT(2) at depth 2 */
     const char *open = manifest ? "\n    {\n      \"" : "{\"", *sep = manifest ? ",\n      \"" : ",\"",
@@ -213,39 +220,23 @@ void shard_inputs_text(shard_buf *b, const shard_input *in, size_t n, int manife
     for (size_t i = 0; i < n; i++) {
         const shard_input *e = &in[i];
         if (i) buf_put(b, ",", 1);
-        buf_s(b, open);
-        buf_s(b, "path");
-        buf_s(b, colon);
+        buf_key(b, open, "path", colon);
         buf_str(b, e->path);
-        buf_s(b, sep);
-        buf_s(b, "size");
-        buf_s(b, colon);
+        buf_key(b, sep, "size", colon);
         buf_int(b, (int64_t)e->size);
         if (!manifest) {
-            buf_s(b, sep);
-            buf_s(b, "mtime_ns");
-            buf_s(b, colon);
+            buf_key(b, sep, "mtime_ns", colon);
             buf_int(b, e->mtime_ns);
         }
-        buf_s(b, sep);
-        buf_s(b, "sha256");
-        buf_s(b, colon);
+        buf_key(b, sep, "sha256", colon);
         buf_str(b, e->sha256);
-        buf_s(b, sep);
-        buf_s(b, "documents");
-        buf_s(b, colon);
+        buf_key(b, sep, "documents", colon);
         buf_int(b, (int64_t)e->documents);
-        buf_s(b, sep);
-        buf_s(b, "skipped");
-        buf_s(b, colon);
+        buf_key(b, sep, "skipped", colon);
         buf_int(b, (int64_t)e->skipped);
-        buf_s(b, sep);
-        buf_s(b, "tokens");
-        buf_s(b, colon);
+        buf_key(b, sep, "tokens", colon);
         buf_int(b, (int64_t)e->tokens);
-        buf_s(b, sep);
-        buf_s(b, "tokens_sha256");
-        buf_s(b, colon);
+        buf_key(b, sep, "tokens_sha256", colon);
         buf_str(b, e->tokens_sha256);
         buf_s(b, close);
     }
