@@ -21,11 +21,11 @@ BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread -fvisibility=hidden -MMD -MP
   -I. -Ibpe -Iembed
 # The library needs utf8proc and jansson (JSON vocabularies), and so does
 # the program. gpt2in shard also reads gzip and zstd corpora, hashes them and
-# parses JSON Lines fast (libcrypto, simdjson): it is a program of its own,
+# parses JSON Lines fast (simdjson): it is a program of its own,
 # gpt2in-shard, so that no other command loads those at start-up.
 LIB_LIBS = -lutf8proc -ljansson -lm -pthread
 LDLIBS = $(LIB_LIBS)
-SHARD_LIBS = $(LIB_LIBS) -lzstd -lz -lcrypto -lsimdjson -lstdc++
+SHARD_LIBS = $(LIB_LIBS) -lzstd -lz -lsimdjson -lstdc++
 B ?= build
 VERSION = 0.1.0
 

@@ -28,47 +28,6 @@ double shard_now(void) {
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-/* ---- sha256 -------------------------------------------------------------- */
-
-/* EVP_sha256() in an init fetches the implementation again each time:
- * fetched once (a run inits two contexts a small file). */
-static EVP_MD *sha_md;
-static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
-static void sha_fetch(void) { sha_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
-
-int shard_sha_init(shard_sha *s) {
-    pthread_once(&sha_once, sha_fetch);
-    s->c = EVP_MD_CTX_new();
-    if (!s->c || !EVP_DigestInit_ex(s->c, sha_md ? sha_md : EVP_sha256(), NULL)) {
-        EVP_MD_CTX_free(s->c);
-        s->c = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-void shard_sha_update(shard_sha *s, const void *p, size_t n) {
-    if (n) EVP_DigestUpdate(s->c, p, n);
-}
-
-void shard_sha_hex(shard_sha *s, char hex[65]) {
-    unsigned char d[32];
-    unsigned int n = 0;
-    EVP_DigestFinal_ex(s->c, d, &n);
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = digits[d[i] >> 4];
-        hex[2 * i + 1] = digits[d[i] & 15];
-    }
-    hex[64] = 0;
-    shard_sha_free(s);
-}
-
-void shard_sha_free(shard_sha *s) {
-    EVP_MD_CTX_free(s->c);
-    s->c = NULL;
-}
-
 /* json_load_file reads a character at a time through stdio; a sidecar
  * or manifest listing thousands of inputs is read whole, then parsed. */
 json_t *shard_json_load(const char *path, json_error_t *je) {

@@ -8,7 +8,6 @@
 #include <stdio.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
 #include "cli.h"
 #include "shard_json.h"
@@ -42,11 +41,21 @@ typedef struct {
     shard_tee *tee;        /* the run's shards, fed by fresh units, or NULL */
 } shard_opts;
 
-/* sha256 over EVP (libcrypto), hex output. */
-typedef struct { EVP_MD_CTX *c; } shard_sha;
+/* sha256, hex output (cmd_shard_sha256.c). */
+typedef struct {
+    int lib;               /* libcrypto's code: ctx is its SHA256_CTX */
+    union {
+        struct {
+            uint32_t h[8];
+            uint64_t n;    /* bytes hashed */
+            unsigned char buf[64];
+        };
+        _Alignas(16) unsigned char ctx[128];
+    };
+} shard_sha;
 int shard_sha_init(shard_sha *s);
 void shard_sha_update(shard_sha *s, const void *p, size_t n);
-void shard_sha_hex(shard_sha *s, char hex[65]);   /* finishes and frees */
+void shard_sha_hex(shard_sha *s, char hex[65]);   /* finishes */
 void shard_sha_free(shard_sha *s);
 
 /* Starts writing back to disk what w has received since *synced, once
