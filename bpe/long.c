@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "encode.h"
+#include "merge.h"
 
 /* Pair checks. Two facts about BPE (github's rust-gems `bpe` crate uses
  * them too) make the long-piece encoder exact:
@@ -344,7 +345,12 @@ static void encode_stretches(out_t *o, const uint8_t *p, size_t n, size_t off, s
     while (end < n && bpe_inner_pair(v, p[end - 1], p[end])) end++;
     for (size_t start = 0; start < n;) {
         if (end - start > 1) {
-            bpe_merge_stretch(o, p + start, end - start, off + start);
+            /* 2-3 bytes (a CJK character, most stretches of CJK text):
+             * written out, straight into the ids when they fit */
+            if (end - start <= 3 && !o->offs && has_room(o, 3))
+                o->n += bpe_merge_tiny(v, p + start, end - start, o->ids + o->n);
+            else
+                bpe_merge_stretch(o, p + start, end - start, off + start);
             start = end++;
         } else {
             /* bytes that no token joins to the next (a run of spaces):

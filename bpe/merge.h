@@ -1,0 +1,45 @@
+/* merge.h - the merges of pieces of two or three bytes, written out, for
+ * merge.c's short-piece loop and long.c's stretches. Not a public header. */
+#ifndef BPE_MERGE_H
+#define BPE_MERGE_H
+
+#include "encode.h"
+
+/* Two or three bytes (a stretch of one CJK character, a Cyrillic letter
+ * pair): the loop's outcome written out. Of three bytes, the lower-ranked
+ * of the two byte pairs merges first (the left one on a tie), and then the
+ * part it made joins the third byte exactly when all three are a token. */
+static inline size_t bpe_merge_tiny(const struct bpe *v, const uint8_t *p, size_t n, uint32_t *out) {
+    uint32_t r1 = v->byte_pairs[p[0] << 8 | p[1]];
+    if (n == 2) {
+        if (r1 != BPE_EMPTY) {
+            out[0] = r1;
+            return 1;
+        }
+        out[0] = v->byte_tok[p[0]];
+        out[1] = v->byte_tok[p[1]];
+        return 2;
+    }
+    uint32_t r2 = v->byte_pairs[p[1] << 8 | p[2]];
+    if (r1 == BPE_EMPTY && r2 == BPE_EMPTY) {
+        out[0] = v->byte_tok[p[0]];
+        out[1] = v->byte_tok[p[1]];
+        out[2] = v->byte_tok[p[2]];
+        return 3;
+    }
+    uint32_t all = bpe_short_token(v, p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16, 3);
+    if (all != BPE_EMPTY) {
+        out[0] = all;
+        return 1;
+    }
+    if (r1 <= r2) {
+        out[0] = r1;
+        out[1] = v->byte_tok[p[2]];
+    } else {
+        out[0] = v->byte_tok[p[0]];
+        out[1] = r2;
+    }
+    return 2;
+}
+
+#endif
