@@ -122,6 +122,9 @@ typedef struct bpe_ac_node {
     /* the last merge (left, right) that makes each token from its bytes, when that         \
      * merge process is monotone; BPE_EMPTY otherwise and for single bytes (bpe/long.c) */    \
     X(uint32_t, split, 2 * h.n_tokens)                                                        \
+    /* BPE_EXT_LEFT when the token's bytes are a proper suffix of another token's,           \
+     * BPE_EXT_RIGHT when a proper prefix: else no merge joins it to a part on that side */   \
+    X(uint8_t, tok_ext, h.n_tokens)                                                           \
     /* a bit per token hash (BPE_BLOOM_BIT) */                                                \
     X(uint64_t, tok_bloom, BPE_BLOOM_WORDS)                                                   \
     /* what the tokens of bytes x and y merge into (x << 8 | y), or BPE_EMPTY: the first      \
@@ -142,6 +145,9 @@ typedef struct bpe_ac_node {
     X(uint32_t, special_list, h.n_specials)                                                   \
     X(uint32_t, special_by, h.n_specials)                                                     \
     X(uint32_t, special_at, 257)
+
+#define BPE_EXT_LEFT 1u
+#define BPE_EXT_RIGHT 2u
 
 typedef struct bpe_image_header {
     char magic[8];

@@ -347,18 +347,28 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
         uint64_t bit = BPE_BLOOM_BIT(bpe_hash_bytes(tokens[t], lens[t]));
         tok_bloom[bit >> 6] |= 1ull << (bit & 63);
     }
-    /* Every split of a token into two tokens is a merge that makes it. */
+    /* Every split of a token into two tokens is a merge that makes it.
+     * Its proper prefixes and suffixes that are tokens can be extended. */
+    uint8_t *ext = img + h.off_tok_ext;
     for (uint32_t t = 0; t < n_tokens; t++) {
         if (sp[t]) continue;
         for (uint32_t k = 1; k < lens[t]; k++) {
             uint32_t a = bpe_find_token(&v, tokens[t], k);
             uint32_t b = bpe_find_token(&v, tokens[t] + k, lens[t] - k);
+            if (a != BPE_EMPTY) ext[a] |= BPE_EXT_RIGHT;
+            if (b != BPE_EMPTY) ext[b] |= BPE_EXT_LEFT;
             if (a == BPE_EMPTY || b == BPE_EMPTY) continue;
             uint64_t key = bpe_pair_key(a, b);
             size_t at = bpe_hash_pair(key) & h.pair_mask & ~(size_t)(BPE_PAIR_BUCKET - 1);
             while (pairs[at] != BPE_PAIR_EMPTY) at = (at + 1) & h.pair_mask;
             pairs[at] = key << 21 | t;
         }
+    }
+    /* A token whose bytes another one has too (a file may list them
+     * twice): the flags of the one the lookups find. */
+    for (uint32_t t = 0; t < n_tokens; t++) {
+        uint32_t c = sp[t] ? BPE_EMPTY : bpe_find_token(&v, tokens[t], lens[t]);
+        if (c != BPE_EMPTY && c != t) ext[t] = ext[c];
     }
     uint32_t *short_keys = (uint32_t *)(img + h.off_short_keys);
     uint32_t *short_ids = (uint32_t *)(img + h.off_short_ids);

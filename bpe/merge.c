@@ -145,17 +145,23 @@ static void merger_start(const struct bpe *v, merger *g, const uint8_t *p, size_
 static inline int merger_step(const struct bpe *v, merger *g) {
     uint32_t best = min_key(g->key, g->width);
     if (best >= KEY_NO_PAIR) return 0;
-    size_t i = best & 255, j = g->next[i], n = g->n;
-    g->tok[i] = best >> 8;
+    size_t i = best & 255, j = g->next[i], k = g->next[j];
+    uint32_t t = best >> 8, right = KEY_NONE;
+    /* a side the new part cannot extend to has no pair to look up (most
+     * lookups in words of other scripts and random letters) */
+    unsigned ext = v->tok_ext[t];
+    g->tok[i] = t;
     g->key[j] = KEY_NONE;
-    g->next[i] = g->next[j];
-    if (g->next[i] < n) {
-        g->prev[g->next[i]] = (uint16_t)i;
-        g->key[i] = pair_key(merger_rank(v, g, i), i);
-    } else {
-        g->key[i] = KEY_NONE;
+    g->next[i] = (uint16_t)k;
+    if (k < g->n) {
+        g->prev[k] = (uint16_t)i;
+        if (ext & BPE_EXT_RIGHT) right = pair_key(merger_rank(v, g, i), i);
     }
-    if (i > 0) g->key[g->prev[i]] = pair_key(merger_rank(v, g, g->prev[i]), g->prev[i]);
+    g->key[i] = right;
+    if (i > 0) {
+        size_t h = g->prev[i];
+        g->key[h] = ext & BPE_EXT_LEFT ? pair_key(merger_rank(v, g, h), h) : KEY_NONE;
+    }
     return 1;
 }
 

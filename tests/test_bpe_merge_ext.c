@@ -1,0 +1,130 @@
+/* test_bpe_merge_ext.c - the short-piece loop's skipped look-ups: a part
+ * made by a merge looks up its pair with a neighbour only on the sides
+ * the image's tok_ext says it can be extended to (bpe/merge.c).
+ *   - tok_ext of every token against its definition, found another way:
+ *     the tokens' bytes sorted (and sorted reversed), where the tokens
+ *     that begin with P come right after P;
+ *   - bpe_merge_short against bpe_merge_traced (tiktoken's loop, which
+ *     looks every pair up) on pieces where the skip matters: words glued
+ *     from tokens of other scripts, random letters and base64, Cyrillic. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "encode.h"
+
+static int failures;
+#define RND_SEED 0x6A09E667F3BCC908ull
+#include "rnd.h"
+
+static const struct bpe *V;
+static int reversed;
+
+/* The bytes of token t, k-th from the start (or from the end). */
+static int byte_at(uint32_t t, size_t k) {
+    const uint8_t *b = V->tok_bytes + V->tok_off[t];
+    size_t n = token_len(V, t);
+    return b[reversed ? n - 1 - k : k];
+}
+
+static int by_bytes(const void *x, const void *y) {
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    size_t la = token_len(V, a), lb = token_len(V, b);
+    for (size_t k = 0; k < la && k < lb; k++)
+        if (byte_at(a, k) != byte_at(b, k)) return byte_at(a, k) - byte_at(b, k);
+    return la < lb ? -1 : la > lb;
+}
+
+/* Whether token a's bytes are a proper prefix (suffix when reversed) of b's. */
+static int proper_start(uint32_t a, uint32_t b) {
+    size_t la = token_len(V, a), lb = token_len(V, b);
+    if (la >= lb) return 0;
+    for (size_t k = 0; k < la; k++)
+        if (byte_at(a, k) != byte_at(b, k)) return 0;
+    return 1;
+}
+
+static void test_flags(const struct bpe *v) {
+    uint32_t n = v->n_tokens, m = 0;
+    uint32_t *order = malloc(n * sizeof *order);
+    uint8_t *want = calloc(n, 1);
+    for (uint32_t t = 0; t < n; t++)
+        if (bpe_find_token(v, v->tok_bytes + v->tok_off[t], token_len(v, t)) == t) order[m++] = t;  /* no specials */
+    for (reversed = 0; reversed < 2; reversed++) {
+        qsort(order, m, sizeof *order, by_bytes);
+        /* the tokens that extend P come right after P (and its equals) */
+        for (uint32_t i = 0; i < m; i++) {
+            uint32_t j = i + 1;
+            while (j < m && by_bytes(&order[i], &order[j]) == 0) j++;
+            if (j < m && proper_start(order[i], order[j])) want[order[i]] |= reversed ? BPE_EXT_LEFT : BPE_EXT_RIGHT;
+        }
+    }
+    size_t bad = 0, left = 0, right = 0;
+    for (uint32_t i = 0; i < m; i++) {
+        uint32_t t = order[i];
+        left += !(want[t] & BPE_EXT_LEFT);
+        right += !(want[t] & BPE_EXT_RIGHT);
+        if (v->tok_ext[t] != want[t] && bad++ < 5)
+            fprintf(stderr, "tok_ext[%u] = %u, want %u\n", t, v->tok_ext[t], want[t]);
+    }
+    if (bad) failures++;
+    printf("tok_ext: %u tokens, %zu never a part's right side, %zu never its left\n", m, left, right);
+    free(order);
+    free(want);
+}
+
+static void check(const struct bpe *v, const uint8_t *p, size_t n, const char *what) {
+    uint32_t a[SHORT_PIECE], b[SHORT_PIECE];
+    size_t na = bpe_merge_short(v, p, n, a), nb = bpe_merge_traced(v, p, n, b, NULL);
+    if ((na != nb || memcmp(a, b, na * sizeof *a)) && failures++ < 5)
+        fprintf(stderr, "%s, %zu bytes: bpe_merge_short gives %zu tokens, the loop %zu\n", what, n, na, nb);
+}
+
+static void test_pieces(const struct bpe *v, int rounds) {
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint32_t V_ = v->n_tokens - 1, *high = malloc(V_ * sizeof *high), n_high = 0;
+    for (uint32_t t = 0; t < V_; t++)
+        if (v->tok_bytes[v->tok_off[t]] >= 0x80 || (token_len(v, t) > 1 && v->tok_bytes[v->tok_off[t] + 1] >= 0x80))
+            high[n_high++] = t;
+    uint8_t p[SHORT_PIECE];
+    for (int r = 0; r < rounds; r++) {
+        size_t n = 0, want = 2 + rnd() % 40;
+        switch (r % 4) {
+        case 0:  /* tokens of any kind glued */
+        case 1:  /* tokens with bytes of 0x80 and up glued (other scripts) */
+            while (n < want) {
+                uint32_t t = r % 4 ? high[rnd() % n_high] : rnd() % V_;
+                size_t l = token_len(v, t);
+                if (n + l > SHORT_PIECE) break;
+                memcpy(p + n, v->tok_bytes + v->tok_off[t], l);
+                n += l;
+            }
+            break;
+        case 2:  /* base64 */
+            for (; n < want; n++) p[n] = (uint8_t)b64[rnd() % 52 + (r % 8 == 2 ? 0 : rnd() % 12)];
+            break;
+        default:  /* Cyrillic letters (U+0430..U+044F) */
+            for (; n + 1 < want; n += 2) {
+                unsigned c = 0x430 + rnd() % 32;
+                p[n] = (uint8_t)(0xC0 | c >> 6);
+                p[n + 1] = (uint8_t)(0x80 | (c & 63));
+            }
+        }
+        if (n >= 2) check(v, p, n, r % 4 == 0 ? "tokens" : r % 4 == 1 ? "tokens of other scripts" : r % 4 == 2 ? "base64" : "Cyrillic");
+    }
+    free(high);
+    printf("bpe_merge_short == the loop on %d glued, base64 and Cyrillic pieces\n", rounds);
+}
+
+int main(void) {
+    const struct bpe *v = bpe_gpt2();
+    V = v;
+    int sanitized = getenv("SANITIZED") && !strcmp(getenv("SANITIZED"), "1");
+    test_flags(v);
+    test_pieces(v, sanitized ? 20000 : 400000);
+    if (failures) {
+        fprintf(stderr, "test_bpe_merge_ext: failed\n");
+        return 1;
+    }
+    return 0;
+}
