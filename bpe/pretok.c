@@ -61,6 +61,32 @@ static size_t any_piece(out_t *o, const uint8_t *s, size_t i, size_t end) {
     return i;
 }
 
+/* The token slot that holds the piece whose slot words are want_a (its
+ * length and first 3 bytes) and want_b (its bytes 3..10), from hash h on:
+ * its id, or BPE_EMPTY. A free slot (length 0) matches no piece, so the
+ * match is tested first. */
+static inline __attribute__((always_inline)) uint32_t probe_slots(const bpe_slot *slots, size_t mask, uint64_t h,
+                                                                  uint32_t want_a, uint64_t want_b) {
+    for (;; h++) {
+        const bpe_slot *s = &slots[h & mask];
+        uint64_t a, b;
+        __builtin_memcpy(&a, s, 8);
+        __builtin_memcpy(&b, (const uint8_t *)s + 8, 8);
+        if ((uint32_t)(a >> 32) == want_a && b == want_b) {
+            if ((uint32_t)a == BPE_EMPTY) __builtin_unreachable();
+            return (uint32_t)a;
+        }
+        if ((uint32_t)a == BPE_EMPTY) return BPE_EMPTY;
+    }
+}
+
+/* bpe_bloom_has, its bit's word and place taken from h rotated by 40 (one
+ * rotate where BMI2 has it). */
+static inline __attribute__((always_inline)) int bloom_has(const uint64_t *bloom, uint64_t h) {
+    uint64_t r = h >> 40 | h << 24;  /* bits 0..19: BPE_BLOOM_BIT(h) */
+    return (int)(bloom[r >> 6 & (BPE_BLOOM_WORDS - 1)] >> (r & 63) & 1);
+}
+
 /* bpe_find_short_piece for a piece of 2..BPE_SLOT_BYTES bytes with 16
  * bytes of text from p on: the same words, hash and slot compare, but each
  * word is one load and a mask instead of the loads that stay inside the
@@ -68,35 +94,38 @@ static size_t any_piece(out_t *o, const uint8_t *s, size_t i, size_t end) {
 static inline __attribute__((always_inline)) uint32_t find_wide(const uint64_t *bloom, const bpe_slot *slots,
                                                                 size_t mask, const uint8_t *p, size_t n,
                                                                 uint64_t *hash) {
-    uint64_t lo = bpe_load64(p), hi = bpe_load64(p + 8), h = BPE_HASH_SEED(n);
+    uint64_t lo = bpe_load64(p), h = BPE_HASH_SEED(n);
     if (n < 8) {
-        lo &= ~0ull >> (64 - 8 * n);
-        h = bpe_hash_tail(h, lo);
-        hi = 0;
-    } else {
-        hi &= (1ull << (8 * (n - 8))) - 1;
-        h = bpe_hash_word(h, lo);
-        if (n > 8) h = bpe_hash_tail(h, hi);
+        lo &= (1ull << (8 * n)) - 1;
+        h = bpe_hash_end(bpe_hash_tail(h, lo));
+        *hash = h;
+        if (!bloom_has(bloom, h)) return BPE_EMPTY;
+        return probe_slots(slots, mask, h, (uint32_t)(n | lo << 8), lo >> 24);
     }
+    uint64_t hi = bpe_load64(p + 8) & ((1ull << (8 * (n - 8))) - 1);
+    h = bpe_hash_word(h, lo);
+    if (n > 8) h = bpe_hash_tail(h, hi);
     h = bpe_hash_end(h);
     *hash = h;
-    if (!bpe_bloom_has(bloom, h)) return BPE_EMPTY;
-    uint32_t want_a = (uint32_t)(n | lo << 8);
-    uint64_t want_b = lo >> 24 | hi << 40;
-    for (;; h++) {
-        const bpe_slot *s = &slots[h & mask];
-        uint64_t a, b;
-        __builtin_memcpy(&a, s, 8);
-        __builtin_memcpy(&b, (const uint8_t *)s + 8, 8);
-        if ((uint32_t)a == BPE_EMPTY) return BPE_EMPTY;
-        if ((uint32_t)(a >> 32) == want_a && b == want_b) return (uint32_t)a;
-    }
+    if (!bloom_has(bloom, h)) return BPE_EMPTY;
+    return probe_slots(slots, mask, h, (uint32_t)(n | lo << 8), lo >> 24 | hi << 40);
 }
 
 /* The classes of 64 bytes of text as bit masks, bit k for byte k. */
 typedef struct {
     uint64_t letter, digit, space, blank, high, apos;  /* space: ASCII \s; blank: U+0020 alone */
 } byte_masks;
+
+/* The window scanner is one body (windows, below) compiled for each of
+ * these instruction sets; bpe_encode_text takes the widest the CPU has. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SCAN_X86 1
+#include <immintrin.h>
+#define SCAN_AVX2 __attribute__((target("avx2,bmi,bmi2,lzcnt,popcnt")))
+#define SCAN_AVX512 __attribute__((target("avx512f,avx512bw,avx2,bmi,bmi2,lzcnt,popcnt")))
+#else
+#define SCAN_X86 0
+#endif
 
 static inline void classify64(const uint8_t *p, byte_masks *m) {
 #ifdef __SSE2__
@@ -136,6 +165,44 @@ static inline void classify64(const uint8_t *p, byte_masks *m) {
 #endif
 }
 
+#if SCAN_X86
+/* classify64, 32 bytes at a time. */
+static inline SCAN_AVX2 void classify64_avx2(const uint8_t *p, byte_masks *m) {
+    const __m256i before_a = _mm256_set1_epi8('a' - 1), after_z = _mm256_set1_epi8('z' + 1),
+                  lower = _mm256_set1_epi8(0x20), before_0 = _mm256_set1_epi8('0' - 1),
+                  after_9 = _mm256_set1_epi8('9' + 1), blank = _mm256_set1_epi8(' '),
+                  before_tab = _mm256_set1_epi8('\t' - 1), after_cr = _mm256_set1_epi8('\r' + 1),
+                  apos = _mm256_set1_epi8('\'');
+    *m = (byte_masks){0, 0, 0, 0, 0, 0};
+    for (int k = 0; k < 64; k += 32) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(p + k)), lx = _mm256_or_si256(x, lower);
+        __m256i b = _mm256_cmpeq_epi8(x, blank);
+        m->letter |= (uint64_t)(uint32_t)_mm256_movemask_epi8(
+                         _mm256_and_si256(_mm256_cmpgt_epi8(lx, before_a), _mm256_cmpgt_epi8(after_z, lx))) << k;
+        m->digit |= (uint64_t)(uint32_t)_mm256_movemask_epi8(
+                        _mm256_and_si256(_mm256_cmpgt_epi8(x, before_0), _mm256_cmpgt_epi8(after_9, x))) << k;
+        m->space |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_or_si256(
+                        b, _mm256_and_si256(_mm256_cmpgt_epi8(x, before_tab), _mm256_cmpgt_epi8(after_cr, x))))
+                    << k;
+        m->blank |= (uint64_t)(uint32_t)_mm256_movemask_epi8(b) << k;
+        m->high |= (uint64_t)(uint32_t)_mm256_movemask_epi8(x) << k;
+        m->apos |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, apos)) << k;
+    }
+}
+
+/* classify64 in one register: the compares give the masks themselves. */
+static inline SCAN_AVX512 void classify64_avx512(const uint8_t *p, byte_masks *m) {
+    __m512i x = _mm512_loadu_si512((const void *)p), lx = _mm512_or_si512(x, _mm512_set1_epi8(0x20));
+    /* unsigned x - lo < n: x in lo .. lo + n - 1 */
+    m->letter = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(lx, _mm512_set1_epi8('a')), _mm512_set1_epi8(26));
+    m->digit = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(x, _mm512_set1_epi8('0')), _mm512_set1_epi8(10));
+    m->blank = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8(' '));
+    m->space = m->blank | _mm512_cmplt_epu8_mask(_mm512_sub_epi8(x, _mm512_set1_epi8('\t')), _mm512_set1_epi8(5));
+    m->high = _mm512_movepi8_mask(x);
+    m->apos = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('\''));
+}
+#endif
+
 /* The characters of 0x80 and up among the 64 bytes at p (avail bytes may
  * be read): their class on all their bytes (the other class: none). Stops
  * at the first that is not valid UTF-8 or is white space, which piece_starts
@@ -173,6 +240,22 @@ static inline uint64_t piece_starts(const byte_masks *m) {
     return (runs & ~(m->blank << 1)) | (m->blank & solid_next) | (ws & ~(ws << 1)) | (ws & ws << 1 & solid_next);
 }
 
+/* cut (bit k: a piece ends after byte k) with the contractions ('s 't 're
+ * 've 'm 'll 'd) of the window at p cut off the front of the pieces that
+ * start with an apostrophe (bit k of starts): such a piece is the
+ * contraction, and the next starts after it. The letters' run that the
+ * apostrophe's piece ended at is the contraction's and the next piece's.
+ * (cut has no bit past 61: a contraction that would end past the window
+ * is the next window's first piece.) */
+static inline uint64_t cut_contractions(const uint8_t *p, uint64_t starts, uint64_t cut) {
+    while (starts) {
+        size_t k = (size_t)__builtin_ctzll(starts), c = contraction(p + k);
+        starts &= starts - 1;
+        if (c && k + c <= 64) cut = (cut & ~(((1ull << c) - 1) << k)) | 1ull << (k + c - 1);
+    }
+    return cut;
+}
+
 /* The lookup tables, in locals of the scanners: the compiler cannot tell
  * that writing ids leaves v's fields alone. */
 typedef struct {
@@ -183,78 +266,123 @@ typedef struct {
     size_t mask;
 } piece_tabs;
 
-/* Piece s[start..start+len) (of a text that ends at end) into ids from n:
- * its single-byte token, the whole token it is, or bpe_merge_piece /
- * encode_piece. wide (the window's pieces): 16 bytes are readable from
- * start and the vocabulary has its bloom. Returns the new count. */
-static inline __attribute__((always_inline)) size_t put_piece(out_t *o, piece_tabs t, size_t n, const uint8_t *s,
-                                                              size_t start, size_t len, size_t end, int wide) {
+/* Piece s[start..start+len) (of a text that ends at end) to out: its
+ * single-byte token, the whole token it is, or bpe_merge_piece /
+ * encode_piece (which append at o->n). wide (the window's pieces): 16
+ * bytes are readable from start and the vocabulary has its bloom. Returns
+ * where the next id goes. */
+static inline __attribute__((always_inline)) uint32_t *put_piece(out_t *o, piece_tabs t, uint32_t *out,
+                                                                 const uint8_t *s, size_t start, size_t len,
+                                                                 size_t end, int wide) {
     if (len == 1) {
-        t.ids[n] = t.byte_tok[s[start]];
-        return n + 1;
+        *out = t.byte_tok[s[start]];
+        return out + 1;
     }
     if (BPE_LITTLE_ENDIAN && len <= BPE_SLOT_BYTES && (wide || t.bloom)) {
         uint64_t h;
         uint32_t id = wide || end - start >= 16 ? find_wide(t.bloom, t.slots, t.mask, s + start, len, &h)
                                                 : bpe_find_short_piece(o->v, s + start, len, 1, &h);
         if (id != BPE_EMPTY) {
-            t.ids[n] = id;
-            return n + 1;
+            *out = id;
+            return out + 1;
         }
-        o->n = n;
+        o->n = (size_t)(out - t.ids);
         bpe_merge_piece(o, s + start, len, start, h, end - start);
     } else {
-        o->n = n;
+        o->n = (size_t)(out - t.ids);
         encode_piece(o, s + start, len, start, end - start);
     }
-    return o->n;
+    return t.ids + o->n;
 }
 
 /* Encodes the pieces of s[i..end) 64 bytes at a time while 80 are left:
  * a window of 64 bytes that starts at a piece is classified at once
  * (classify64, classify_high, piece_starts), and the pieces that end
- * inside it are looked up from those bits, a contraction cut off the front
- * of a piece that starts with an apostrophe. A piece that the window cannot
- * end (longer than it, or before a byte it cannot place) goes to any_piece.
- * Returns where the rest starts. (The same cuts as the byte loop in
- * bpe_encode_text, found without a branch a byte.) */
-static size_t text_windows(out_t *o, piece_tabs t, const uint8_t *s, size_t i, size_t end) {
-    const struct bpe *v = o->v;
-    size_t n = o->n;
+ * inside it are looked up from those bits, contractions cut off first
+ * (cut_contractions). A piece that the window cannot end (longer than it,
+ * or before a byte it cannot place) goes to any_piece. Returns where the
+ * rest starts. (The same cuts as the byte loop in bpe_encode_text, found
+ * without a branch a byte.) One body for each instruction set (isa, a
+ * constant where it is inlined). */
+static inline __attribute__((always_inline)) size_t windows(out_t *o, piece_tabs t, const uint8_t *s, size_t i,
+                                                            size_t end, int isa) {
+    uint32_t *out = t.ids + o->n;
     while (end - i >= 80) {
+        const uint8_t *p = s + i;
         byte_masks m;
-        classify64(s + i, &m);
-        if (m.high) classify_high(v, s + i, end - i, &m);
+#if SCAN_X86
+        if (isa == BPE_SCAN_AVX512)
+            classify64_avx512(p, &m);
+        else if (isa == BPE_SCAN_AVX2)
+            classify64_avx2(p, &m);
+        else
+#endif
+            classify64(p, &m);
+        if (m.high) classify_high(o->v, p, end - i, &m);
         /* bits 1 .. the last that is right (62, or before the first unplaced byte) */
         uint64_t sure = (m.high ? (m.high & -m.high) - 1 : ~0ull) >> 1 & 0x3FFFFFFFFFFFFFFFull;
         uint64_t cut = piece_starts(&m) >> 1 & sure;
-        size_t a = 0;
-        while (cut) {
-            size_t b = (size_t)__builtin_ctzll(cut) + 1, start = i + a, len = b - a;
-            cut &= cut - 1;
-            if (m.apos >> a & 1) {
-                /* 's 't 're 've 'm 'll 'd, before the letters' run: the
-                 * piece is the contraction, and the next starts after it */
-                size_t k = contraction(s + start);
-                if (k) {
-                    len = k;
-                    b = a + k;
-                    cut &= b < 64 ? ~0ull << b : 0;
-                }
+        if (!cut) {  /* no piece ends in the window */
+            o->n = (size_t)(out - t.ids);
+            i = any_piece(o, s, i, end);
+            out = t.ids + o->n;
+            continue;
+        }
+        uint64_t apos = m.apos & (cut << 1 | 1);
+        if (apos) cut = cut_contractions(p, apos, cut);
+        /* cut's bits from here on: bit k, the piece that starts at q
+         * ends after byte k (shifted as pieces are taken) */
+        const uint8_t *q = p;
+        do {
+            size_t k = (size_t)__builtin_ctzll(cut), len = k + 1;
+            cut = cut >> k >> 1;
+            uint32_t id;
+            uint64_t h;
+            if (len == 1) {
+                *out++ = t.byte_tok[*q];
+            } else if (len <= BPE_SLOT_BYTES && (id = find_wide(t.bloom, t.slots, t.mask, q, len, &h)) != BPE_EMPTY) {
+                *out++ = id;
+            } else {
+                size_t start = (size_t)(q - s);
+                o->n = (size_t)(out - t.ids);
+                if (len <= BPE_SLOT_BYTES)
+                    bpe_merge_piece(o, q, len, start, h, end - start);
+                else
+                    encode_piece(o, q, len, start, end - start);
+                out = t.ids + o->n;
             }
-            a = b;
-            n = put_piece(o, t, n, s, start, len, end, 1);
-        }
-        if (a == 0) {  /* no piece ends in the window */
-            o->n = n;
-            i = any_piece(o, s, i + a, end);
-            n = o->n;
-        } else {
-            i += a;
-        }
+            q += len;
+        } while (cut);
+        i = (size_t)(q - s);
     }
-    o->n = n;
+    o->n = (size_t)(out - t.ids);
     return i;
+}
+
+static size_t windows_base(out_t *o, piece_tabs t, const uint8_t *s, size_t i, size_t end) {
+    return windows(o, t, s, i, end, BPE_SCAN_BASE);
+}
+#if SCAN_X86
+static SCAN_AVX2 size_t windows_avx2(out_t *o, piece_tabs t, const uint8_t *s, size_t i, size_t end) {
+    return windows(o, t, s, i, end, BPE_SCAN_AVX2);
+}
+static SCAN_AVX512 size_t windows_avx512(out_t *o, piece_tabs t, const uint8_t *s, size_t i, size_t end) {
+    return windows(o, t, s, i, end, BPE_SCAN_AVX512);
+}
+#endif
+
+int bpe_scan_supported(int isa) {
+    if (isa == BPE_SCAN_BASE) return 1;
+#if SCAN_X86
+    __builtin_cpu_init();
+    if (isa == BPE_SCAN_AVX2)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+               __builtin_cpu_supports("popcnt");
+    if (isa == BPE_SCAN_AVX512)
+        return bpe_scan_supported(BPE_SCAN_AVX2) && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512bw");
+#endif
+    return 0;
 }
 
 /* Encodes s[i..end) as a whole text: `end` is the end of input for the
@@ -262,24 +390,35 @@ static size_t text_windows(out_t *o, piece_tabs t, const uint8_t *s, size_t i, s
  * its own piece). Offsets are s-relative.
  *
  * With room for a token a byte and no offsets to work out, ids are written
- * without a bounds check, and text_windows takes all but the last 80 bytes.
- * The byte loop below takes those: an ASCII piece (a letter, number or
- * other run, with or without one space before it, or a run of ASCII white
- * space) is cut from the byte table ascii_run and looked up as a whole
- * token; a piece that starts with an apostrophe or touches a byte of 0x80
- * and up is left to any_piece, from its start. */
-void bpe_encode_text(out_t *o, const uint8_t *s, size_t i, size_t end) {
+ * without a bounds check, and the window scanner (windows, built for isa)
+ * takes all but the last 80 bytes. The byte loop below takes those: an
+ * ASCII piece (a letter, number or other run, with or without one space
+ * before it, or a run of ASCII white space) is cut from the byte table
+ * ascii_run and looked up as a whole token; a piece that starts with an
+ * apostrophe or touches a byte of 0x80 and up is left to any_piece, from
+ * its start. */
+void bpe_encode_text_isa(out_t *o, const uint8_t *s, size_t i, size_t end, int isa) {
     const struct bpe *v = o->v;
     if (o->offs || !has_room(o, end - i)) {
         while (i < end) i = any_piece(o, s, i, end);
         return;
     }
     piece_tabs t = {o->ids, v->byte_tok, v->tok_bloom, v->tok_slots, v->tok_mask};
-    size_t n = o->n;
-    if (BPE_LITTLE_ENDIAN && t.bloom) {
-        i = text_windows(o, t, s, i, end);
-        n = o->n;
+    if (BPE_LITTLE_ENDIAN && t.bloom && end - i >= 80) {
+        if (isa == BPE_SCAN_AUTO)
+            isa = bpe_scan_supported(BPE_SCAN_AVX512) ? BPE_SCAN_AVX512
+                  : bpe_scan_supported(BPE_SCAN_AVX2) ? BPE_SCAN_AVX2
+                                                      : BPE_SCAN_BASE;
+#if SCAN_X86
+        if (isa == BPE_SCAN_AVX512)
+            i = windows_avx512(o, t, s, i, end);
+        else if (isa == BPE_SCAN_AVX2)
+            i = windows_avx2(o, t, s, i, end);
+        else
+#endif
+            i = windows_base(o, t, s, i, end);
     }
+    uint32_t *out = t.ids + o->n;
     while (i < end) {
         size_t start = i, j = i + 1;
         int k = ascii_run[s[i]];
@@ -305,13 +444,15 @@ void bpe_encode_text(out_t *o, const uint8_t *s, size_t i, size_t end) {
         while (j < end && ascii_run[s[j]] == k) j++;
         if (j < end && ascii_run[s[j]] == RUN_HIGH) goto any;
     piece:;
-        n = put_piece(o, t, n, s, start, j - start, end, 0);
+        out = put_piece(o, t, out, s, start, j - start, end, 0);
         i = j;
         continue;
     any:
-        o->n = n;
+        o->n = (size_t)(out - t.ids);
         i = any_piece(o, s, start, end);
-        n = o->n;
+        out = t.ids + o->n;
     }
-    o->n = n;
+    o->n = (size_t)(out - t.ids);
 }
+
+void bpe_encode_text(out_t *o, const uint8_t *s, size_t i, size_t end) { bpe_encode_text_isa(o, s, i, end, BPE_SCAN_AUTO); }

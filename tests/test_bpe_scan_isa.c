@@ -1,0 +1,136 @@
+/* test_bpe_scan_isa.c - the window scanner of bpe/pretok.c, built for each
+ * instruction set (the x86-64 baseline, AVX2 with BMI1/2, AVX-512BW) that
+ * this CPU has, against the per-character scanner (the path a call that
+ * asks for offsets takes, which the differential test checks against
+ * tiktoken). bpe_encode_text_isa runs one build of the scanner on purpose,
+ * so the builds that this machine would not pick are tested too.
+ *
+ * Texts of 80 bytes and more (the windows' minimum): random mixes of
+ * letters, digits, spaces, punctuation, contractions, characters of two to
+ * four bytes (letters, digits, spaces, other) and invalid bytes; random
+ * bytes of every value; and a contraction put at each place around the
+ * end of the first window, after runs of letters, digits, spaces and
+ * punctuation. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "encode.h"
+
+#include "rnd.h"
+
+static const char *const bits[] = {
+    "a", "Z", "the", "word", "Hello", "abcdefghijklmnop", "0", "42", "2026", "1234567890123",
+    " ", " ", " ", "  ", "   ", "\n", "\n\n", "\t", "\r\n", "\v", "\f",
+    ".", ",", "!", "?", "--", "==", "+---+", "()", "{}", "_", "#", "'", "''", "\"", "`", "\\",
+    "'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'x", "'r", "'l", "'v",
+    " the", " of", " and", " information", " implementation", " relationship",
+    "\xC3\xA9",             /* e acute: a letter */
+    "\xD0\xB4\xD0\xB0",     /* Cyrillic letters */
+    "\xE4\xB8\xAD",         /* a CJK letter */
+    "\xC2\xA0",             /* no-break space: \s */
+    "\xE2\x80\x83",         /* em space: \s */
+    "\xE3\x80\x80",         /* ideographic space: \s */
+    "\xC2\x85",             /* next line: \s */
+    "\xC2\xB2",             /* superscript two: \p{N} */
+    "\xD9\xA3",             /* Arabic-Indic three: \p{N} */
+    "\xE2\x80\x94",         /* em dash: other */
+    "\xC2\xBB",             /* guillemet: other */
+    "\xF0\x9F\x98\x80",     /* an emoji: other */
+    "\xF0\x9D\x90\x80",     /* mathematical bold A: a letter of 4 bytes */
+    "\xCC\x81",             /* a combining mark: other */
+    "\xFF", "\xC3", "\x80", "\xE4\xB8", "\xF0\x9F\x98", /* invalid */
+    "\x00", "\x1F", "\x7F",
+};
+#define N_BITS (sizeof bits / sizeof bits[0])
+
+static const char *const isa_name[] = {"auto", "baseline", "AVX2", "AVX-512BW"};
+static int failures;
+static size_t texts;
+
+/* The ids of the per-character scanner (offsets asked for) into ref. */
+static size_t reference(const uint8_t *s, size_t len, uint32_t *ref, size_t *offs) {
+    out_t o = {(const struct bpe *)bpe_gpt2(), ref, offs, len + 1, 0, 0, NULL, 1};
+    bpe_encode_text(&o, s, 0, len);
+    return o.n;
+}
+
+static void check(const uint8_t *s, size_t len, uint32_t *ref, uint32_t *ids, size_t *offs) {
+    size_t nr = reference(s, len, ref, offs);
+    int bad = 0;
+    texts++;
+    for (int isa = BPE_SCAN_BASE; isa <= BPE_SCAN_AVX512; isa++) {
+        if (!bpe_scan_supported(isa)) continue;
+        out_t o = {(const struct bpe *)bpe_gpt2(), ids, NULL, len + 1, 0, 0, NULL, 1};
+        bpe_encode_text_isa(&o, s, 0, len, isa);
+        if (o.n != nr || memcmp(ids, ref, nr * sizeof *ids)) {
+            if (!bad++ && failures < 5) {
+                size_t k = 0;
+                while (k < nr && k < o.n && ids[k] == ref[k]) k++;
+                fprintf(stderr, "%s scanner: %zu ids, per character %zu, first difference at id %zu, for %zu bytes:",
+                        isa_name[isa], o.n, nr, k, len);
+                for (size_t i = 0; i < len && i < 100; i++) fprintf(stderr, " %02X", s[i]);
+                fprintf(stderr, "%s\n", len > 100 ? " ..." : "");
+            }
+        }
+    }
+    failures += bad > 0;
+}
+
+int main(void) {
+    enum { MAX = 2048 };
+    static uint8_t text[MAX + 64];
+    static uint32_t ref[MAX + 64], ids[MAX + 64];
+    static size_t offs[MAX + 64];
+    /* random mixes of the bits */
+    for (int round = 0; round < 30000; round++) {
+        size_t len = 0, want = 80 + rnd() % (round % 10 ? 300 : MAX - 80);
+        /* some texts lean on a few bits, for long runs of one kind */
+        size_t pool = round % 3 ? N_BITS : 1 + rnd() % 6, base = rnd() % N_BITS;
+        while (len < want) {
+            const char *b = bits[(base + rnd() % pool) % N_BITS];
+            size_t n = strlen(b) ? strlen(b) : 1; /* "\x00" is one NUL byte */
+            if (len + n > MAX) break;
+            memcpy(text + len, b, n);
+            len += n;
+        }
+        if (len < 80) continue;
+        check(text, len, ref, ids, offs);
+    }
+    /* random bytes: every byte value in every place of a window */
+    for (int round = 0; round < 3000; round++) {
+        size_t len = 80 + rnd() % 400;
+        for (size_t i = 0; i < len; i++) {
+            uint32_t r = rnd();
+            /* mostly ASCII, so that runs and pieces form among the rest */
+            text[i] = (uint8_t)(r % 4 ? r >> 8 & 0x7F : r >> 8);
+        }
+        check(text, len, ref, ids, offs);
+    }
+    /* a contraction at each place around the first window's end, after a
+     * run that ends where it starts */
+    static const char *const runs[] = {"x", "7", " ", ".", " y", "\n"};
+    static const char *const tails[] = {"'ll", "'re", "'s", "'d", "'ve", "'x", "'lL"};
+    for (size_t r = 0; r < sizeof runs / sizeof *runs; r++)
+        for (size_t t = 0; t < sizeof tails / sizeof *tails; t++)
+            for (size_t k = 40; k < 72; k++) {
+                size_t len = 0, rl = strlen(runs[r]);
+                while (len + rl <= k) {
+                    memcpy(text + len, runs[r], rl);
+                    len += rl;
+                }
+                memcpy(text + len, tails[t], strlen(tails[t]));
+                len += strlen(tails[t]);
+                for (; len < 160; len++) text[len] = (uint8_t)"ab cd, 12 'll"[len % 13];
+                check(text, len, ref, ids, offs);
+            }
+    if (failures) {
+        fprintf(stderr, "test_bpe_scan_isa: %d of %zu texts differ\n", failures, texts);
+        return 1;
+    }
+    printf("test_bpe_scan_isa: %zu texts, the same ids from the window scanner built for", texts);
+    for (int isa = BPE_SCAN_BASE; isa <= BPE_SCAN_AVX512; isa++)
+        if (bpe_scan_supported(isa)) printf(" %s", isa_name[isa]);
+    printf(" as from the per-character scanner\n");
+    return 0;
+}
