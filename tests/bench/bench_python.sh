@@ -22,6 +22,10 @@
 #             memory: each list's memory is fresh, to be faulted in), in
 #             rounds of its own after the others (lists kept alive change
 #             what the allocator hands the calls that drop theirs)
+#             CPU time is given for the calling thread (the library runs on
+#             it) and, for encode, for the whole process: a text above 4 MB
+#             has a helper thread, where another core is likely idle, that
+#             faults its list's memory in and widens the ids
 #   tiktoken  npm tiktoken's encode_ordinary inside Node (tests/oracle/bench.js);
 #             the tiktoken Python package cannot be installed here (no PyPI)
 # then encode_to_numpy on 100 MB beside the library on it, and the cost of one call on a 10-byte
@@ -117,9 +121,16 @@ def cpu(f):
     # released; less moved by other programs than the clock on the wall
     t = time.thread_time(); r = f(); return time.thread_time() - t, r
 
+def pcpu(f):
+    # the process's CPU time, all threads: a text above 4 MB has a helper
+    # thread (where a core is likely idle) that faults in and widens its
+    # list while the calling thread encodes
+    t = time.process_time(); r = f(); return time.process_time() - t, r
+
 print(f"{'corpus':<13} {'MB':>6} {'tokens':>9} | {'lib 1t':>8} {'lib kept':>8} {'encode':>8} {'kept':>8} {'numpy':>8} | "
-      f"{'enc/lib':>8} {'enc/lk':>8} {'kept/lk':>8} {'np/lk':>8} | {'cpu e/l':>8} {'cpu e/lk':>8} {'cpu k/lk':>8} | "
-      f"{'tiktoken':>8} {'enc/tikt':>8}")
+      f"{'enc/lib':>8} {'enc/lk':>8} {'kept/lk':>8} {'np/lk':>8} | {'cpu e/l':>8} {'cpu e/lk':>8} {'cpu k/lk':>8} "
+      f"{'pcpu e/lk':>9} | "
+      f"{'tiktoken':>8} {'enc/tikt':>8} | helper")
 for f in files:
     text = open(f, encoding="utf-8").read()
     out = np.empty(max(1, len(text.encode())), np.uint32)
@@ -128,7 +139,7 @@ for f in files:
     lib_kept(text, out)
     # the library, encode_ordinary and encode_to_numpy call after call, so
     # that a slow spell of the shared machine hits them alike
-    tl = tlk = te = tn = cl = ck = ce = tw = cw = float("inf")
+    tl = tlk = te = tn = cl = ck = ce = tw = cw = pk = pe = float("inf")
     for _ in range(rounds):
         t, n = best(lambda: lib_encode(text, out), 1)
         tl = min(tl, t)
@@ -141,6 +152,10 @@ for f in files:
         ck = min(ck, cpu(lambda: lib_kept(text, out))[0])
         c, ids = cpu(lambda: enc.encode_ordinary(text))
         ce = min(ce, c)
+        del ids
+        pk = min(pk, pcpu(lambda: lib_kept(text, out))[0])
+        c, ids = pcpu(lambda: enc.encode_ordinary(text))
+        pe = min(pe, c)
         del ids
         t, arr = best(lambda: enc.encode_to_numpy(text, disallowed_special=()), 1)
         tn = min(tn, t)
@@ -159,18 +174,20 @@ for f in files:
         del ids
     del hold
     ids = enc.encode_ordinary(text)
+    helper = "-" if len(text.encode()) <= 4 << 20 else "yes" if enc._core._filled > 0 else "no"
     assert n == nk == len(ids), (f, n, nk, len(ids))
     tk = tikt.get(f)
     tks = f"{float(tk[3]):8.3f} {float(tk[3]) / te:7.2f}x" if tk else f"{'-':>8} {'-':>8}"
     mb = os.path.getsize(f) / 1e6
     print(f"{os.path.basename(f)[:-4]:<13} {mb:6.1f} {len(ids):9d} | {tl:8.3f} {tlk:8.3f} {te:8.3f} {tw:8.3f} {tn:8.3f} | "
           f"{te / tl:7.3f}x {te / tlk:7.3f}x {tw / tlk:7.3f}x {tn / tlk:7.3f}x | {ce / cl:7.3f}x {ce / ck:7.3f}x "
-          f"{cw / ck:7.3f}x | {tks}")
+          f"{cw / ck:7.3f}x {pe / pk:8.3f}x | {tks} | {helper}")
     del ids, text, out
 print("(seconds; lib: one bpe_encode a call (a fresh piece cache each); lib kept: one bpe_encoder_encode on a kept"
       " encoder, as the package calls it; enc/lib, enc/lk: encode_ordinary's time over the library's, 1.00x = no"
       " overhead; kept/lk: the same with every list kept; np/lk: encode_to_numpy; cpu ...: the same in CPU time of"
-      " the calling thread; enc/tikt > 1: tiktoken slower)")
+      " the calling thread; pcpu e/lk: encode in CPU time of the whole process (a helper thread's too) over the"
+      " kept encoder's; enc/tikt > 1: tiktoken slower; helper: whether the last encode_ordinary had a helper thread)")
 
 # decode_batch: the corpora as 64 lists of ids, on one thread and on all
 ids = [enc.encode_to_numpy(open(f, encoding="utf-8").read(), disallowed_special=()) for f in files]

@@ -8,6 +8,7 @@
 #include <Python.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <limits.h>
 #include <stdint.h>
@@ -342,6 +343,14 @@ static int ids_from_seq(PyObject *obj, uint32_t **out, size_t *n, const char *ar
 /* Texts above this many bytes are encoded in parts (see encode_list). */
 #define PART ((size_t)64 << 20)
 
+/* Whether encode_list has a helper thread (see helper_start): FILL_AUTO
+ * where it can help; for tests (whatever the machine's load): never, as if
+ * the thread could not be started, with the encoder waiting for it at
+ * every step (so that the calling thread's page faults are those the
+ * helper left, and the helper widens every step), or a helper that widens
+ * nothing (the calling thread widens every step at the end). */
+enum { FILL_AUTO, FILL_OFF, FILL_NO_THREAD, FILL_SYNC, FILL_LAZY };
+
 typedef struct kept_buf kept_buf;
 static void kept_free(kept_buf *k);
 
@@ -405,6 +414,8 @@ typedef struct {
     _Atomic(bpe_encoder *) enc[ENC_SLOTS];   /* see enc_take */
     atomic_size_t enc_made;
     size_t part;   /* PART; less in tests (_set_part) */
+    int fill;      /* FILL_AUTO; other modes in tests (_set_fill) */
+    atomic_llong filled;   /* for tests: what the last helper populated */
 } CoreBPE;
 
 static PyTypeObject CoreBPEType;
@@ -434,6 +445,8 @@ static PyObject *core_wrap(const bpe *v) {
     for (int i = 0; i < ENC_SLOTS; i++) atomic_init(&c->enc[i], NULL);
     atomic_init(&c->enc_made, 0);
     c->part = PART;
+    c->fill = FILL_AUTO;
+    atomic_init(&c->filled, -1);
     size_t nv = bpe_vocab_size(v);
     c->ints = PyMem_Calloc(nv ? nv : 1, sizeof *c->ints);
     c->ascii = PyMem_Calloc(nv ? nv : 1, 1);
@@ -796,6 +809,277 @@ static void counts_put(CoreBPE *c, uint32_t *counts) {
  * are counted per id. */
 #define COUNT_BYTES (128 * 1024)
 
+/* glibc maps on their own all requests of this size and more (its
+ * threshold moves, but not past 32 MB). */
+#define MAPPED_SIZE ((size_t)32 << 20)
+
+/* The start of the item array of the last list made on a mapping of its
+ * own (items_alloc); atomic for free-threaded builds, which have no GIL. */
+static _Atomic uintptr_t last_mapped;
+
+/* Whether the page at p is mapped (mincore fails with ENOMEM if not). */
+static int mapped(const void *p) {
+    long pg = sysconf(_SC_PAGESIZE);
+    unsigned char vec[1];
+    return pg <= 0 || mincore((void *)((uintptr_t)p & ~(uintptr_t)(pg - 1)), 1, vec) == 0 || errno != ENOMEM;
+}
+
+/* Whether a page of the 2 MB block at p is resident. */
+static int touched(const void *p) {
+    long pg = sysconf(_SC_PAGESIZE);
+    unsigned char vec[HUGE_SZ / 4096];
+    size_t pages = pg > 0 ? HUGE_SZ / (size_t)pg : 0;
+    if (pages == 0 || pages > sizeof vec || mincore((void *)p, HUGE_SZ, vec)) return 1;
+    for (size_t i = 0; i < pages; i++)
+        if (vec[i] & 1) return 1;
+    return 0;
+}
+
+/* ---- a helper thread for a text's list ------------------------------------ */
+
+/* A text above KEPT_MAX bytes is encoded into an item array of its own
+ * mapping (glibc maps every request of 32 MB and more on its own and unmaps
+ * it when it is freed): every page of it the kernel faults in and zeroes
+ * when it is first written, and every id is then widened to its int; for
+ * millions of ids a sizable share of the call, beside the library's. Where
+ * another core is likely to be idle (cores_to_spare), a short-lived thread
+ * does both while the calling thread encodes, in steps of FILL_STEP bytes:
+ * - ahead of the encoder, the helper faults the array in
+ *   (MADV_POPULATE_WRITE, Linux 5.14, which leaves the memory's contents
+ *   alone and so cannot race with the encoder's stores), as far as the list
+ *   is likely to reach by the end of the next step (the tokens so far and
+ *   the density seen so far), so that it zeroes little beyond the list;
+ * - behind it, the helper widens each step the encoder has finished, in
+ *   place (a step's ids lie in the step's own item slots; the next step
+ *   writes past them), backward in chunks of FILL_CHUNK ids.
+ * When the text ends, the calling thread waits at most for the helper's
+ * current chunk (never for the thread to end: it is detached), widens what
+ * is left, and the helper goes. The work is the same, most of it on
+ * another core. When the helper lags, cannot start, or the kernel has no
+ * MADV_POPULATE_WRITE, the calling thread faults pages in and widens as it
+ * would alone. */
+#define FILL_STEP ((size_t)1 << 20)
+#define FILL_CHUNK ((size_t)1 << 16)
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_int refs;     /* the thread and the caller: the last frees */
+    int mode;
+    /* set before the start: */
+    char *base;          /* page-aligned */
+    size_t limit;        /* bytes from base that may be populated */
+    PyObject **items;
+    PyObject *const *ints;
+    uint32_t *counts;    /* the helper's own, or NULL */
+    /* with mu: */
+    size_t want, done;   /* populate base[0..want); base[0..done) is */
+    size_t *bound;       /* step k's ids are in items[bound[k] .. bound[k + 1]) */
+    size_t n_bound, cap_bound, next;   /* steps below next are taken */
+    size_t cur, left;    /* the step being widened: items[bound[cur] .. left) are left */
+    int in_chunk;        /* the helper is working outside mu */
+    int stop, no_populate;
+} helper;
+
+/* ids of a step that starts at items[a] are in place from there: widens
+ * items[lo..hi) of it, backward (see widen). */
+static void widen_part(PyObject **items, size_t a, size_t lo, size_t hi, PyObject *const *ints,
+                       uint32_t *counts) {
+    PyObject **dst = items + a;
+    const unsigned char *raw = (const unsigned char *)dst;
+    for (size_t k = hi - a; k-- > lo - a;) {
+        uint32_t id;
+        memcpy(&id, raw + k * sizeof id, sizeof id);
+        if (counts) counts[id]++;
+        dst[k] = ints[id];
+    }
+}
+
+static void helper_release(helper *h) {
+    if (atomic_fetch_sub(&h->refs, 1) != 1) return;
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+    free(h->counts);
+    free(h->bound);
+    free(h);
+}
+
+static void *helper_main(void *arg) {
+    helper *h = arg;
+    pthread_mutex_lock(&h->mu);
+    while (!h->stop) {
+        if (h->done < h->want && !h->no_populate) {
+            /* a huge page at a time, so that a stop waits little */
+            size_t from = h->done, to = (from + HUGE_SZ) & ~(HUGE_SZ - 1);
+            if (to > h->want) to = h->want;
+            h->in_chunk = 1;
+            pthread_mutex_unlock(&h->mu);
+            int rc = madvise(h->base + from, to - from, MADV_POPULATE_WRITE);
+            pthread_mutex_lock(&h->mu);
+            if (rc) h->no_populate = 1;   /* no such advice, or no memory: the encoder faults its pages */
+            else h->done = to;
+        } else if (h->mode != FILL_LAZY && (h->left > h->bound[h->cur] || h->next + 1 < h->n_bound)) {
+            if (h->left == h->bound[h->cur]) {   /* the next step */
+                h->cur = h->next++;
+                h->left = h->bound[h->cur + 1];
+            }
+            size_t a = h->bound[h->cur], hi = h->left, lo = hi - a > FILL_CHUNK ? hi - FILL_CHUNK : a;
+            h->in_chunk = 1;
+            pthread_mutex_unlock(&h->mu);
+            widen_part(h->items, a, lo, hi, h->ints, h->counts);
+            pthread_mutex_lock(&h->mu);
+            h->left = lo;
+        } else {
+            pthread_cond_wait(&h->cv, &h->mu);
+            continue;
+        }
+        h->in_chunk = 0;
+        pthread_cond_broadcast(&h->cv);
+    }
+    pthread_mutex_unlock(&h->mu);
+    helper_release(h);
+    return NULL;
+}
+
+/* Whether another core is likely to be idle: the process may run on more
+ * than one, and (with check_load) the machine's load average of the last
+ * minute is below its number of cores. On a machine busy everywhere the
+ * helper would only take turns with the encoder, which at the end would
+ * wait for it to be scheduled again. */
+static int cores_to_spare(int check_load) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) || CPU_COUNT(&set) < 2) return 0;
+    double load;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return !check_load || getloadavg(&load, 1) != 1 || cores <= 0 || load < (double)cores;
+}
+
+/* A helper (started without the GIL) for the item array items[0..cap),
+ * whose first n slots are done, when `mode` allows, the array is big and
+ * its memory fresh; NULL when none. counts: the caller's per-id counts
+ * (the helper then keeps its own), or NULL. */
+static helper *helper_start(int mode, PyObject **items, size_t cap, size_t n, PyObject *const *ints,
+                            const uint32_t *counts, size_t n_ints) {
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t bytes = cap * sizeof *items;
+    if (mode == FILL_OFF || bytes < MAPPED_SIZE || pg <= 0) return NULL;
+    uintptr_t a = (uintptr_t)items & ~(uintptr_t)(pg - 1), e = ((uintptr_t)items + bytes) & ~(uintptr_t)(pg - 1);
+    uintptr_t probe = ((uintptr_t)(items + n) + HUGE_SZ) & ~(uintptr_t)(HUGE_SZ - 1);
+    if (probe + HUGE_SZ > e || touched((void *)probe) || !cores_to_spare(mode == FILL_AUTO)) return NULL;
+    helper *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    h->mode = mode;
+    h->base = (char *)a;
+    h->limit = e - a;
+    h->items = items;
+    h->ints = ints;
+    h->cap_bound = 64;
+    h->bound = malloc(h->cap_bound * sizeof *h->bound);
+    if (counts) h->counts = calloc(n_ints ? n_ints : 1, sizeof *h->counts);
+    if (!h->bound || (counts && !h->counts)) goto fail;
+    h->bound[0] = h->left = n;
+    h->n_bound = 1;
+    atomic_init(&h->refs, 2);
+    pthread_attr_t at;
+    if (pthread_attr_init(&at)) goto fail;
+    int ok = !pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED) && !pthread_mutex_init(&h->mu, NULL);
+    if (ok && pthread_cond_init(&h->cv, NULL)) {
+        pthread_mutex_destroy(&h->mu);
+        ok = 0;
+    }
+    pthread_t tid;
+    if (ok && (mode == FILL_NO_THREAD || pthread_create(&tid, &at, helper_main, h))) {
+        pthread_cond_destroy(&h->cv);
+        pthread_mutex_destroy(&h->mu);
+        ok = 0;
+    }
+    pthread_attr_destroy(&at);
+    if (ok) return h;
+fail:
+    free(h->bound);
+    free(h->counts);
+    free(h);
+    return NULL;
+}
+
+/* Asks the helper to populate the item array up to `bytes` from its
+ * start; in FILL_SYNC, waits until it has and has widened every step. */
+static void helper_want(helper *h, size_t bytes) {
+    if (!h) return;
+    size_t to = (uintptr_t)h->items + bytes - (uintptr_t)h->base;
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    to = (to + pg - 1) & ~(pg - 1);
+    if (to > h->limit) to = h->limit;
+    pthread_mutex_lock(&h->mu);
+    if (to > h->want) {
+        h->want = to;
+        pthread_cond_broadcast(&h->cv);
+    }
+    while (h->mode == FILL_SYNC && ((h->done < h->want && !h->no_populate) || h->next + 1 < h->n_bound ||
+                                    h->left > h->bound[h->cur] || h->in_chunk))
+        pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* A step's ids are in items[n .. n + got): widened now, or by the helper
+ * later. Returns -1 when there is no memory to note it (nothing done). */
+static int helper_step(helper *h, PyObject **items, size_t n, size_t got, PyObject *const *ints,
+                       uint32_t *counts) {
+    if (!h) {
+        widen(items + n, got, ints, counts);
+        return 0;
+    }
+    pthread_mutex_lock(&h->mu);
+    if (h->n_bound == h->cap_bound) {
+        size_t *b = realloc(h->bound, 2 * h->cap_bound * sizeof *b);
+        if (!b) {
+            pthread_mutex_unlock(&h->mu);
+            return -1;
+        }
+        h->bound = b;
+        h->cap_bound *= 2;
+    }
+    h->bound[h->n_bound++] = n + got;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    return 0;
+}
+
+/* Stops the helper, waiting at most for its current chunk, and widens
+ * what it left (before the array is moved or freed); its counts are added
+ * to `counts`. Returns the bytes it populated, or -1 when there was none. */
+static long long helper_finish(helper *h, uint32_t *counts, size_t n_ints) {
+    if (!h) return -1;
+    pthread_mutex_lock(&h->mu);
+    h->stop = 1;
+    pthread_cond_broadcast(&h->cv);
+    while (h->in_chunk) pthread_cond_wait(&h->cv, &h->mu);
+    long long done = (long long)h->done;
+    pthread_mutex_unlock(&h->mu);
+    /* the helper touches nothing of the caller's from here */
+    widen_part(h->items, h->bound[h->cur], h->bound[h->cur], h->left, h->ints, counts);
+    for (size_t k = h->next; k + 1 < h->n_bound; k++)
+        widen_part(h->items, h->bound[k], h->bound[k], h->bound[k + 1], h->ints, counts);
+    if (h->counts)
+        for (size_t id = 0; id < n_ints; id++) counts[id] += h->counts[id];
+    helper_release(h);
+    return done;
+}
+
+/* The item bytes the list is likely to need by the end of the next step:
+ * n items after pos bytes of len, the rest at the density seen so far
+ * (half a token a byte before any, at most a token a byte), an eighth
+ * more and a huge page of slack. */
+static size_t fill_reach(size_t n, size_t pos, size_t len, size_t step) {
+    size_t ahead = len - pos < 2 * step ? len - pos : 2 * step;
+    double d = pos ? (double)n / (double)pos : 0.5;
+    if (d > 1) d = 1;
+    return (n + (size_t)(d * 1.125 * (double)ahead)) * sizeof(PyObject *) + HUGE_SZ;
+}
+
 /* s[0..len) -> list of ints; the GIL is released but to grow the item
  * array of a text in parts (PyMem memory, as a list's must be). */
 static PyObject *encode_list(CoreBPE *self, const char *s, size_t len, int flags) {
@@ -814,15 +1098,21 @@ static PyObject *encode_list(CoreBPE *self, const char *s, size_t len, int flags
     bpe_error err;
     int rc = BPE_OK;
     size_t pos = 0;
+    long long filled = -1, done;
     PyThreadState *ts = PyEval_SaveThread();
+    helper *h = helper_start(self->fill, L.items, L.cap, 0, ints, counts, self->n_ints);
     bpe_encoder *e = enc_take(self, len);
     while (pos < len) {
-        size_t part = part_len(v, s + pos, len - pos, flags, self->part), got;
+        /* steps of FILL_STEP while a helper runs */
+        size_t step = h && self->part > FILL_STEP ? FILL_STEP : self->part;
+        size_t part = part_len(v, s + pos, len - pos, flags, step), got;
         if (part > L.cap - L.n) {
             size_t c = grown(L.cap, L.n + part), bytes = 0;
             PyObject **it = NULL;
             if (c <= (size_t)PY_SSIZE_T_MAX / 2 / sizeof *it) {
                 bytes = out_bytes(c * sizeof *it);
+                if ((done = helper_finish(h, counts, self->n_ints)) > filled) filled = done;  /* the array may move */
+                h = NULL;
                 PyEval_RestoreThread(ts);
                 it = PyMem_Realloc(L.items, bytes);
                 ts = PyEval_SaveThread();
@@ -834,13 +1124,20 @@ static PyObject *encode_list(CoreBPE *self, const char *s, size_t len, int flags
             advise_huge(it, bytes);
             L.items = it;
             L.cap = bytes / sizeof *it;
+            h = helper_start(self->fill, L.items, L.cap, L.n, ints, counts, self->n_ints);
         }
+        helper_want(h, fill_reach(L.n, pos, len, step));
         rc = enc_encode(e, v, s + pos, part, flags, id_list_ids(&L), part, &got, &err);
         if (rc != BPE_OK) break;
-        widen(L.items + L.n, got, ints, counts);
+        if (helper_step(h, L.items, L.n, got, ints, counts)) {
+            rc = BPE_ERR_NOMEM;
+            break;
+        }
         L.n += got;
         pos += part;
     }
+    if ((done = helper_finish(h, counts, self->n_ints)) > filled) filled = done;
+    atomic_store(&self->filled, filled);
     enc_put(self, e);
     PyEval_RestoreThread(ts);
     PyObject *l = rc == BPE_OK ? PyList_New(0) : NULL;
@@ -916,32 +1213,6 @@ static int resident(const void *p, size_t bytes) {
         a += pages * (uintptr_t)pg;
     }
     return 1;
-}
-
-/* glibc maps on their own all requests of this size and more (its
- * threshold moves, but not past 32 MB). */
-#define MAPPED_SIZE ((size_t)32 << 20)
-
-/* The start of the item array of the last list made on a mapping of its
- * own (items_alloc); atomic for free-threaded builds, which have no GIL. */
-static _Atomic uintptr_t last_mapped;
-
-/* Whether the page at p is mapped (mincore fails with ENOMEM if not). */
-static int mapped(const void *p) {
-    long pg = sysconf(_SC_PAGESIZE);
-    unsigned char vec[1];
-    return pg <= 0 || mincore((void *)((uintptr_t)p & ~(uintptr_t)(pg - 1)), 1, vec) == 0 || errno != ENOMEM;
-}
-
-/* Whether a page of the 2 MB block at p is resident. */
-static int touched(const void *p) {
-    long pg = sysconf(_SC_PAGESIZE);
-    unsigned char vec[HUGE_SZ / 4096];
-    size_t pages = pg > 0 ? HUGE_SZ / (size_t)pg : 0;
-    if (pages == 0 || pages > sizeof vec || mincore((void *)p, HUGE_SZ, vec)) return 1;
-    for (size_t i = 0; i < pages; i++)
-        if (vec[i] & 1) return 1;
-    return 0;
 }
 
 /* Makes the heap memory p[0..bytes) resident, with the GIL, each 2 MB
@@ -1661,6 +1932,27 @@ static PyObject *core_all_token_bytes(CoreBPE *self, PyObject *Py_UNUSED(arg)) {
     return l;
 }
 
+/* For tests: how encode_list fills a fresh item array (see filler). */
+static PyObject *core_set_fill(CoreBPE *self, PyObject *arg) {
+    static const char *const modes[] = {"auto", "off", "no-thread", "sync", "lazy"};
+    const char *m = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
+    if (!m) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "_set_fill: a str");
+        return NULL;
+    }
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(m, modes[i])) {
+            self->fill = i;
+            Py_RETURN_NONE;
+        }
+    PyErr_SetString(PyExc_ValueError, "_set_fill: 'auto', 'off', 'no-thread', 'sync' or 'lazy'");
+    return NULL;
+}
+
+static PyObject *core_get_filled(CoreBPE *self, void *Py_UNUSED(c)) {
+    return PyLong_FromLongLong(atomic_load(&self->filled));
+}
+
 static PyObject *core_get_encoders_made(CoreBPE *self, void *Py_UNUSED(c)) {
     return PyLong_FromSize_t(atomic_load(&self->enc_made));
 }
@@ -1690,6 +1982,11 @@ static PyMethodDef core_methods[] = {
      "uint32 buffer; returns the token count (the ids that fit are written)."},
     {"_set_part", (PyCFunction)core_set_part, METH_O,
      "_set_part(n): for tests, texts above n bytes are encoded in parts of about n bytes (default 64 MB)."},
+    {"_set_fill", (PyCFunction)core_set_fill, METH_O,
+     "_set_fill(mode): for tests, whether a text above 4 MB has a helper thread that faults its list's memory in"
+     " and widens its ids: 'auto' (the default: where another core is likely idle), 'off', 'no-thread'"
+     " (as if the thread could not be started), 'sync' (the encoder waits for the helper at every step) or 'lazy'"
+     " (the helper widens nothing)."},
     {"encode_batch", (PyCFunction)(void (*)(void))core_encode_batch, METH_FASTCALL,
      "encode_batch(texts, flags, num_threads) -> list[list[int]] on up to num_threads threads."},
     {"decode_bytes", (PyCFunction)core_decode_bytes, METH_O, "decode_bytes(tokens) -> bytes."},
@@ -1708,6 +2005,8 @@ static PyGetSetDef core_getset[] = {
     {"n_vocab", (getter)core_get_n_vocab, NULL, "Number of token ids.", NULL},
     {"eot", (getter)core_get_eot, NULL, "Id of <|endoftext|>, or None.", NULL},
     {"max_token_bytes", (getter)core_get_max_token_bytes, NULL, "Longest token in bytes.", NULL},
+    {"_filled", (getter)core_get_filled, NULL,
+     "For tests: the bytes the last helper thread of a text above 4 MB populated, -1 when none ran.", NULL},
     {"_encoders_made", (getter)core_get_encoders_made, NULL,
      "For tests: how many library encoders (bpe_encoder) this CoreBPE has made.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
