@@ -203,26 +203,54 @@ static inline SCAN_AVX512 void classify64_avx512(const uint8_t *p, byte_masks *m
 }
 #endif
 
-/* The characters of 0x80 and up among the 64 bytes at p (avail bytes may
- * be read): their class on all their bytes (the other class: none). Stops
- * at the first that is not valid UTF-8 or is white space, which piece_starts
+/* The characters of 0x80 and up among the 64 bytes at p (67 may be read):
+ * their class on all their bytes (the other class: none). Stops at the
+ * first that is not valid UTF-8 or is white space, which piece_starts
  * cannot place (a space of two bytes or more would give back only its last
- * byte), and leaves m->high set from there on. */
-static inline void classify_high(const struct bpe *v, const uint8_t *p, size_t avail, byte_masks *m) {
-    uint64_t high = m->high;
+ * byte), and leaves m->high set from there on. utf8_decode's checks, on
+ * the character's 4 bytes as one word: its continuation bytes by a mask,
+ * an overlong form, a surrogate or a code point past U+10FFFF by its
+ * value. */
+static inline __attribute__((always_inline)) void classify_high(const struct bpe *v, const uint8_t *p,
+                                                                byte_masks *m) {
+    uint64_t high = m->high, letter = 0, digit = 0;
+    size_t k;
     while (high) {
-        size_t k = (size_t)__builtin_ctzll(high), len;
-        int cls = char_at(v, p, k, avail, &len);
-        if (cls == CLS_INVALID || cls == CLS_SPACE) {
-            m->high = ~0ull << k;
-            return;
+        k = (size_t)__builtin_ctzll(high);
+        uint32_t w, c, cp, len;
+        __builtin_memcpy(&w, p + k, 4);
+        if (!BPE_LITTLE_ENDIAN) w = __builtin_bswap32(w);
+        c = w & 0xFF;
+        if (c < 0xE0) {
+            if (c < 0xC2 || (w & 0xC000) != 0x8000) goto stop;
+            cp = (c & 0x1F) << 6 | (w >> 8 & 0x3F);
+            len = 2;
+        } else if (c < 0xF0) {
+            if ((w & 0xC0C000) != 0x808000) goto stop;
+            cp = (c & 0x0F) << 12 | (w >> 2 & 0xFC0) | (w >> 16 & 0x3F);
+            if (cp < 0x800 || (cp >= 0xD800 && cp < 0xE000)) goto stop;
+            len = 3;
+        } else {
+            if (c > 0xF4 || (w & 0xC0C0C000) != 0x80808000) goto stop;
+            cp = (c & 0x07) << 18 | (w << 4 & 0x3F000) | (w >> 10 & 0xFC0) | (w >> 24 & 0x3F);
+            if (cp < 0x10000 || cp > 0x10FFFF) goto stop;
+            len = 4;
         }
+        int cls = v->cls2[(size_t)v->cls1[cp >> 8] * 256 + (cp & 255)];
+        if (cls == CLS_SPACE) goto stop;
         uint64_t bits = ((1ull << len) - 1) << k;
-        if (cls == CLS_LETTER) m->letter |= bits;
-        if (cls == CLS_NUMBER) m->digit |= bits;
+        letter |= cls == CLS_LETTER ? bits : 0;
+        digit |= cls == CLS_NUMBER ? bits : 0;
         high &= ~bits;
     }
+    m->letter |= letter;
+    m->digit |= digit;
     m->high = 0;
+    return;
+stop:
+    m->letter |= letter;
+    m->digit |= digit;
+    m->high = ~0ull << k;
 }
 
 /* Where GPT-2's pieces start in 64 bytes of text that starts a
@@ -318,7 +346,7 @@ static inline __attribute__((always_inline)) size_t windows(out_t *o, piece_tabs
         else
 #endif
             classify64(p, &m);
-        if (m.high) classify_high(o->v, p, end - i, &m);
+        if (m.high) classify_high(o->v, p, &m);
         /* bits 1 .. the last that is right (62, or before the first unplaced byte) */
         uint64_t sure = (m.high ? (m.high & -m.high) - 1 : ~0ull) >> 1 & 0x3FFFFFFFFFFFFFFFull;
         uint64_t cut = piece_starts(&m) >> 1 & sure;
