@@ -174,7 +174,7 @@ for f in files:
         del ids
     del hold
     ids = enc.encode_ordinary(text)
-    helper = "-" if len(text.encode()) <= 4 << 20 else "yes" if enc._core._filled > 0 else "no"
+    helper = "-" if len(text.encode()) <= 4 << 20 else "yes" if enc._core._filled >= 0 else "no"
     assert n == nk == len(ids), (f, n, nk, len(ids))
     tk = tikt.get(f)
     tks = f"{float(tk[3]):8.3f} {float(tk[3]) / te:7.2f}x" if tk else f"{'-':>8} {'-':>8}"

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <limits.h>
 #include <stdint.h>
@@ -347,9 +348,10 @@ static int ids_from_seq(PyObject *obj, uint32_t **out, size_t *n, const char *ar
  * where it can help; for tests (whatever the machine's load): never, as if
  * the thread could not be started, with the encoder waiting for it at
  * every step (so that the calling thread's page faults are those the
- * helper left, and the helper widens every step), or a helper that widens
- * nothing (the calling thread widens every step at the end). */
-enum { FILL_AUTO, FILL_OFF, FILL_NO_THREAD, FILL_SYNC, FILL_LAZY };
+ * helper left, and the helper widens every step), a helper that widens
+ * nothing (the calling thread widens every step at the end), or as
+ * FILL_AUTO does on an idle machine. */
+enum { FILL_AUTO, FILL_OFF, FILL_NO_THREAD, FILL_SYNC, FILL_LAZY, FILL_ALWAYS };
 
 typedef struct kept_buf kept_buf;
 static void kept_free(kept_buf *k);
@@ -990,12 +992,18 @@ static helper *helper_start(int mode, PyObject **items, size_t cap, size_t n, Py
         pthread_mutex_destroy(&h->mu);
         ok = 0;
     }
+    /* signals are the calling thread's to take: the helper starts with
+     * all of them blocked */
+    sigset_t all, old;
+    sigfillset(&all);
+    int masked = ok && !pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_t tid;
     if (ok && (mode == FILL_NO_THREAD || pthread_create(&tid, &at, helper_main, h))) {
         pthread_cond_destroy(&h->cv);
         pthread_mutex_destroy(&h->mu);
         ok = 0;
     }
+    if (masked) pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&at);
     if (ok) return h;
 fail:
@@ -1934,18 +1942,18 @@ static PyObject *core_all_token_bytes(CoreBPE *self, PyObject *Py_UNUSED(arg)) {
 
 /* For tests: how encode_list fills a fresh item array (see filler). */
 static PyObject *core_set_fill(CoreBPE *self, PyObject *arg) {
-    static const char *const modes[] = {"auto", "off", "no-thread", "sync", "lazy"};
+    static const char *const modes[] = {"auto", "off", "no-thread", "sync", "lazy", "always"};
     const char *m = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
     if (!m) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "_set_fill: a str");
         return NULL;
     }
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (!strcmp(m, modes[i])) {
             self->fill = i;
             Py_RETURN_NONE;
         }
-    PyErr_SetString(PyExc_ValueError, "_set_fill: 'auto', 'off', 'no-thread', 'sync' or 'lazy'");
+    PyErr_SetString(PyExc_ValueError, "_set_fill: 'auto', 'off', 'no-thread', 'sync', 'lazy' or 'always'");
     return NULL;
 }
 
@@ -1986,7 +1994,7 @@ static PyMethodDef core_methods[] = {
      "_set_fill(mode): for tests, whether a text above 4 MB has a helper thread that faults its list's memory in"
      " and widens its ids: 'auto' (the default: where another core is likely idle), 'off', 'no-thread'"
      " (as if the thread could not be started), 'sync' (the encoder waits for the helper at every step) or 'lazy'"
-     " (the helper widens nothing)."},
+     " (the helper widens nothing), 'always' ('auto' whatever the machine's load)."},
     {"encode_batch", (PyCFunction)(void (*)(void))core_encode_batch, METH_FASTCALL,
      "encode_batch(texts, flags, num_threads) -> list[list[int]] on up to num_threads threads."},
     {"decode_bytes", (PyCFunction)core_decode_bytes, METH_O, "decode_bytes(tokens) -> bytes."},
