@@ -6,12 +6,14 @@
  *     that begin with P come right after P;
  *   - bpe_merge_short against bpe_merge_traced (tiktoken's loop, which
  *     looks every pair up) on pieces where the skip matters: words glued
- *     from tokens of other scripts, random letters and base64, Cyrillic. */
+ *     from tokens of other scripts, random letters and base64, Cyrillic;
+ *     with the loop of each instruction set this CPU has (merge.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "encode.h"
+#include "merge.h"
 
 static int failures;
 #define RND_SEED 0x6A09E667F3BCC908ull
@@ -73,11 +75,18 @@ static void test_flags(const struct bpe *v) {
     free(want);
 }
 
+static int isas[2], n_isas;
+static const char *const isa_name[] = {"auto", "baseline", "SSE4.1"};
+
 static void check(const struct bpe *v, const uint8_t *p, size_t n, const char *what) {
     uint32_t a[SHORT_PIECE], b[SHORT_PIECE];
-    size_t na = bpe_merge_short(v, p, n, a), nb = bpe_merge_traced(v, p, n, b, NULL);
-    if ((na != nb || memcmp(a, b, na * sizeof *a)) && failures++ < 5)
-        fprintf(stderr, "%s, %zu bytes: bpe_merge_short gives %zu tokens, the loop %zu\n", what, n, na, nb);
+    size_t nb = bpe_merge_traced(v, p, n, b, NULL);
+    for (int k = 0; k < n_isas; k++) {
+        size_t na = bpe_merge_short_isa(v, p, n, a, isas[k]);
+        if ((na != nb || memcmp(a, b, na * sizeof *a)) && failures++ < 5)
+            fprintf(stderr, "%s, %zu bytes: bpe_merge_short (%s) gives %zu tokens, the loop %zu\n", what, n,
+                    isa_name[isas[k]], na, nb);
+    }
 }
 
 static void test_pieces(const struct bpe *v, int rounds) {
@@ -113,13 +122,16 @@ static void test_pieces(const struct bpe *v, int rounds) {
         if (n >= 2) check(v, p, n, r % 4 == 0 ? "tokens" : r % 4 == 1 ? "tokens of other scripts" : r % 4 == 2 ? "base64" : "Cyrillic");
     }
     free(high);
-    printf("bpe_merge_short == the loop on %d glued, base64 and Cyrillic pieces\n", rounds);
+    printf("bpe_merge_short == the loop on %d glued, base64 and Cyrillic pieces (%s%s%s)\n", rounds,
+           isa_name[isas[0]], n_isas > 1 ? ", " : "", n_isas > 1 ? isa_name[isas[1]] : "");
 }
 
 int main(void) {
     const struct bpe *v = bpe_gpt2();
     V = v;
     int sanitized = getenv("SANITIZED") && !strcmp(getenv("SANITIZED"), "1");
+    isas[n_isas++] = BPE_MERGE_BASE;
+    if (bpe_merge_isa_supported(BPE_MERGE_SSE41)) isas[n_isas++] = BPE_MERGE_SSE41;
     test_flags(v);
     test_pieces(v, sanitized ? 20000 : 400000);
     if (failures) {
