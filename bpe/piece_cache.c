@@ -31,7 +31,7 @@ static inline int slot_holds(const cache_slot *c, const uint8_t *q, size_t n) {
     return c->len == n && (same32(c->bytes, q) & want) == want;
 }
 
-static inline void emit_slot(out_t *o, const cache_slot *c, size_t off) {
+static inline __attribute__((always_inline)) void emit_slot(out_t *o, const cache_slot *c, size_t off) {
     if (c->n_tok == ALL_BYTES) {
         emit_bytes(o, c->bytes, c->len, off);
         return;
@@ -67,13 +67,20 @@ void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t 
         }
         uint32_t tok[CACHE_BYTES];
         size_t m = bpe_merge_short(v, p, n, tok);
-        emit_tokens(o, tok, m, off);
+        /* up to CACHE_TOKENS: copied whole (what lies past m too), as a
+         * hit copies them, without a call */
+        if (m <= CACHE_TOKENS && !o->offs && has_room(o, CACHE_TOKENS)) {
+            memcpy(o->ids + o->n, tok, CACHE_TOKENS * sizeof *tok);
+            o->n += m;
+        } else {
+            emit_tokens(o, tok, m, off);
+        }
         if (c && (m <= CACHE_TOKENS || m == n)) {
             c[1] = c[0];
             memcpy(c->bytes, q, 32);  /* the bytes after the piece too, then len and n_tok over them */
             c->len = (uint8_t)n;
             c->n_tok = m <= CACHE_TOKENS ? (uint8_t)m : ALL_BYTES;
-            if (m <= CACHE_TOKENS) memcpy(c->tok, tok, m * sizeof *tok);
+            if (m <= CACHE_TOKENS) memcpy(c->tok, tok, sizeof c->tok);
         }
         return;
     }
