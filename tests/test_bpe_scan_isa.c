@@ -130,6 +130,29 @@ int main(void) {
                 for (; len < 160; len++) text[len] = (uint8_t)"ab cd, 12 'll"[len % 13];
                 check(text, len, ref, ids, offs);
             }
+    /* every token of 12-16 letters (with or without a space before them),
+     * alone and with a letter after its 11th changed: the same length and
+     * slot bytes, another piece */
+    const struct bpe *v = (const struct bpe *)bpe_gpt2();
+    for (uint32_t t = 0; t < v->n_tokens; t++) {
+        const uint8_t *b = v->tok_bytes + v->tok_off[t];
+        size_t n = token_len(v, t), letters = 1;
+        if (n < 12 || n > 16) continue;
+        for (size_t i = b[0] == ' '; i < n; i++) letters &= (b[i] | 0x20) >= 'a' && (b[i] | 0x20) <= 'z';
+        if (!letters) continue;
+        for (size_t at = 10; at < n; at++) {
+            size_t len = 0;
+            memcpy(text, "x.", 2);
+            len = 2;
+            memcpy(text + len, b, n);
+            text[len + at] = (uint8_t)(text[len + at] == 'q' ? 'z' : 'q');
+            len += n;
+            memcpy(text + len, b, n); /* the token itself after it */
+            len += n;
+            for (; len < 100; len++) text[len] = (uint8_t)". x, 12"[len % 7];
+            check(text, len, ref, ids, offs);
+        }
+    }
     if (failures) {
         fprintf(stderr, "test_bpe_scan_isa: %d of %zu texts differ\n", failures, texts);
         return 1;
