@@ -127,6 +127,40 @@ for f in npy text; do
     printf 'Hello world' | "$G" encode --format $f > "$d/new.out"
     cmp -s "$d/old.out" "$d/new.out" || fail "encode --format $f 1<> FILE: the old file's tail is still there"
 done
+# embed and decode too (any command that writes to stdout; embed patches its
+# npy header at the start and must end at its last row, not the file's end)
+printf '1 2 3\n' > "$d/ids3.txt"
+"$G" embed --weights "$M" "$d/ids3.txt" > "$d/new.out" || fail "embed > FILE: exit $?"
+head -c 100000 "$d/bad.txt" > "$d/old.out"
+"$G" embed --weights "$M" "$d/ids3.txt" 1<>"$d/old.out" || fail "embed 1<> FILE: exit $?"
+cmp -s "$d/old.out" "$d/new.out" || fail "embed 1<> FILE: the old file's tail is still there"
+head -c 100000 "$d/bad.txt" > "$d/old.out"
+"$G" decode "$d/ids3.txt" > "$d/new.out" || fail "decode > FILE: exit $?"
+"$G" decode "$d/ids3.txt" 1<>"$d/old.out" || fail "decode 1<> FILE: exit $?"
+cmp -s "$d/old.out" "$d/new.out" || fail "decode 1<> FILE: the old file's tail is still there"
+# a command that writes nothing to stdout leaves a 1<> file alone
+"$G" embed --weights "$M" -o "$d/o3.npy" "$d/ids3.txt" 1<>"$d/old.out" || fail "embed -o F 1<> FILE: exit $?"
+cmp -s "$d/old.out" "$d/new.out" || fail "embed -o F 1<> FILE: stdout's file was changed"
+
+# ---- stdout or stdin closed by the caller -----------------------------------------
+# The first file a command opens would take the closed number: the weights
+# file as "stdout" (-o /dev/stdout renamed the output over it) or as the ids.
+cp "$M" "$d/w.st" && cp "$M" "$d/w.st.orig"
+"$G" embed --weights "$d/w.st" -o /dev/stdout "$d/ids3.txt" >&- 2>"$d/err"
+[ $? -eq 2 ] || fail "embed -o /dev/stdout, stdout closed: not refused"
+one_line "embed -o /dev/stdout, stdout closed" "standard output, which is closed"
+intact "$d/w.st" "embed -o /dev/stdout, stdout closed"
+"$G" embed --weights "$d/w.st" "$d/ids3.txt" >&- 2>"$d/err"
+[ $? -eq 2 ] || fail "embed to a closed stdout: not refused"
+one_line "embed to a closed stdout" "standard output is closed"
+"$G" plot --weights "$d/w.st" --out /dev/stdout cat dog >&- 2>"$d/err"
+[ $? -eq 2 ] || fail "plot --out /dev/stdout, stdout closed: not refused"
+intact "$d/w.st" "plot --out /dev/stdout, stdout closed"
+"$G" embed --weights "$d/w.st" -o "$d/o4.npy" <&- 2>"$d/err"
+[ $? -eq 2 ] || fail "embed from a closed stdin: exit 0"
+one_line "embed from a closed stdin" "<stdin>"
+intact "$d/w.st" "embed from a closed stdin"
+printf 'hi' | "$G" encode 2>&- >"$d/out" || fail "encode with stderr closed: exit $?"
 
 # ---- a failing embed leaves an existing output as it was ----------------------
 printf 'x' >"$d/prev.npy" && cp "$d/prev.npy" "$d/prev.npy.orig"

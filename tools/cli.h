@@ -34,8 +34,19 @@ int cmd_shard(int argc, char **argv);
 
 /* What a program's main returns after a command: output still buffered is
  * written here, and a failed write of it (a full disk, a closed pipe) is an
- * error, reported once, even after --help. */
+ * error, reported once, even after --help. A command that wrote to a
+ * regular file opened without truncation (1<> FILE) cuts the file's old
+ * tail after what it wrote. */
 int cli_finish(int rc);
+
+/* First thing in main: each of stdin, stdout and stderr that the caller
+ * closed is opened on /dev/null the other way round (stdin for writing,
+ * stdout and stderr for reading), so that no file the command opens takes
+ * its number (a weights file on fd 1 would be written over as "stdout"), and
+ * reading or writing it fails. cli_stdout_closed says whether stdout was.
+ * Also notes where stdout stands, for cli_finish. */
+void cli_start(void);
+int cli_stdout_closed(void);
 
 /* "gpt2in: " + message + newline on stderr; returns CLI_ERR. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,5 +1,6 @@
 /* cli_common.c - helpers every gpt2in subcommand uses. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -9,6 +10,36 @@
 #include <utf8proc.h>
 
 #include "cli.h"
+
+static int stdout_closed;
+static off_t stdout_start = -1;
+
+void cli_start(void) {
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+        /* the lowest free number is fd, the ones below it being open */
+        int got = open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
+        if (got != fd) _exit(CLI_ERR);  /* (nowhere to say why) */
+        if (fd == 1) stdout_closed = 1;
+    }
+    stdout_start = lseek(STDOUT_FILENO, 0, SEEK_CUR);
+}
+
+int cli_stdout_closed(void) { return stdout_closed; }
+
+/* After what this command wrote to stdout, when that is a regular file
+ * longer than that (opened with 1<>, not truncated): cut the old tail. */
+static int cut_stdout_tail(void) {
+    struct stat st;
+    off_t end = lseek(STDOUT_FILENO, 0, SEEK_CUR);
+    int fl = fcntl(STDOUT_FILENO, F_GETFL);
+    if (stdout_start < 0 || end <= stdout_start || fl < 0 || (fl & O_APPEND) ||
+        fstat(STDOUT_FILENO, &st) || !S_ISREG(st.st_mode) || st.st_size <= end)
+        return CLI_OK;
+    if (ftruncate(STDOUT_FILENO, end))
+        return cli_error("<stdout>: cannot cut the file's old tail after the output: %s", strerror(errno));
+    return CLI_OK;
+}
 
 int cli_error(const char *fmt, ...) {
     va_list ap;
@@ -23,6 +54,7 @@ int cli_error(const char *fmt, ...) {
 
 int cli_finish(int rc) {
     if ((fflush(stdout) || ferror(stdout)) && rc != CLI_ERR) rc = cli_write_error(NULL);
+    if (rc == CLI_OK) rc = cut_stdout_tail();
     return rc;
 }
 

@@ -126,6 +126,13 @@ int cli_output_check(const char *cmd, const char *opt, const char *out,
             return CLI_OK;
         return dir_problem(cmd, opt, out);
     }
+    /* stdout closed by the caller (cli_start put /dev/null there):
+     * "-" or a name of it (/dev/stdout) would lose the output unseen */
+    struct stat sc;
+    if (cli_stdout_closed() && (to_stdout || (fstat(STDOUT_FILENO, &sc) == 0 && sc.st_dev == so.st_dev &&
+                                              sc.st_ino == so.st_ino && sc.st_rdev == so.st_rdev)))
+        return to_stdout ? cli_error("%s: standard output is closed", cmd)
+                         : cli_error("%s: %s %s is standard output, which is closed", cmd, opt, cli_q(out));
     /* stdout is whatever the shell opened: only the same-file check applies */
     if (to_stdout)
         ;

@@ -314,8 +314,10 @@ int cmd_embed(int argc, char **argv) {
                 cli_error("embed: the output header does not fit");
                 goto done;
             }
-            if (fflush(out) || fseeko(out, start, SEEK_SET) || fwrite(hdr, 1, hdr_len, out) != hdr_len ||
-                fseeko(out, 0, SEEK_END)) {
+            /* back to the end of the rows, not the file's (1<> FILE may be longer) */
+            off_t end = fflush(out) ? -1 : ftello(out);
+            if (end < 0 || fseeko(out, start, SEEK_SET) || fwrite(hdr, 1, hdr_len, out) != hdr_len ||
+                fseeko(out, end, SEEK_SET)) {
                 cli_write_error(out_name);
                 goto done;
             }

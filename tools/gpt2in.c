@@ -69,6 +69,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    cli_start();
     if (argc < 2) {
         usage(stderr);
         return CLI_ERR;

@@ -6,6 +6,7 @@
 #include "cli.h"
 
 int main(int argc, char **argv) {
+    cli_start();
     argv[0] = "shard";  /* the command's name in its messages, as under gpt2in */
     return cli_finish(cmd_shard(argc, argv));
 }
