@@ -33,8 +33,9 @@
 # Embedding.forward for T = 8192 beside torch.nn.functional.embedding (one
 # thread each) on a random GPT-2-sized table.
 # then decode_batch on the corpora cut into 64 lists, one thread and all.
-# Best of BENCH_ROUNDS (default 3) runs each; the library and the Python
-# calls take turns, round after round. The corpora include the first 1 MB of
+# Best of BENCH_ROUNDS (default 3) runs each (more for a corpus below 20 MB:
+# as many as 20 MB would get, up to 50; lists kept: up to 10); the library
+# and the Python calls take turns, round after round. The corpora include the first 1 MB of
 # english.txt (the target: under 10% over the library from 1 MB up). Python's figures leave out the
 # first call's conversion of the str to UTF-8 (which CPython then keeps
 # with the str; tiktoken needs it too). MB = 10^6 bytes. The machine's load
@@ -140,7 +141,11 @@ for f in files:
     # the library, encode_ordinary and encode_to_numpy call after call, so
     # that a slow spell of the shared machine hits them alike
     tl = tlk = te = tn = cl = ck = ce = tw = cw = pk = pe = float("inf")
-    for _ in range(rounds):
+    # more rounds for shorter texts (a call of a few ms is at the mercy of
+    # one interruption): as many as 20 MB would get, up to 50
+    size = len(text.encode())
+    nr = max(rounds, min(50, rounds * 20_000_000 // max(size, 1)))
+    for _ in range(nr):
         t, n = best(lambda: lib_encode(text, out), 1)
         tl = min(tl, t)
         t, nk = best(lambda: lib_kept(text, out), 1)
@@ -164,7 +169,7 @@ for f in files:
     # what the allocator gives the calls that drop theirs), beside the
     # kept encoder's call
     hold = []
-    for _ in range(rounds):
+    for _ in range(min(nr, 10)):
         ck = min(ck, cpu(lambda: lib_kept(text, out))[0])
         t0 = time.perf_counter()
         c, ids = cpu(lambda: enc.encode_ordinary(text))
