@@ -218,13 +218,21 @@ GPT2IN_API int bpe_stream_write(bpe_stream *s, const void *data, size_t len, bpe
                      bpe_error *err);
 /* Writing without a copy: bpe_stream_room returns room at the end of the
  * stream's own buffer, *room bytes (at least one; about want, when want is
- * within the stream's block of 1 MB a thread), or NULL when out of memory.
- * The caller fills some of it (read(2) straight into it) and hands the
- * first len bytes over with bpe_stream_commit, which does with them what
- * bpe_stream_write does. The room is valid until the next call on the
- * stream. */
+ * within the stream's block: 1 MB, or 256 KB a thread with threads), or
+ * NULL when out of memory. The caller fills some of it (read(2) straight
+ * into it) and hands the first len bytes over with bpe_stream_commit,
+ * which does with them what bpe_stream_write does. The room is valid
+ * until the next call on the stream. */
 GPT2IN_API void *bpe_stream_room(bpe_stream *s, size_t want, size_t *room, bpe_error *err);
 GPT2IN_API int bpe_stream_commit(bpe_stream *s, size_t len, bpe_sink sink, void *ctx, bpe_error *err);
+/* With more than one thread, the threads encode a block while the caller
+ * writes the next, and its tokens reach the sink from a later call (the
+ * one that cuts the next block, or bpe_stream_finish; an error in it is
+ * reported there too). bpe_stream_wait hands over the tokens of every
+ * block cut so far, waiting for them: before a read that may block, say,
+ * so that tokens and errors are not held back. With one thread it has
+ * nothing to do. */
+GPT2IN_API int bpe_stream_wait(bpe_stream *s, bpe_sink sink, void *ctx, bpe_error *err);
 /* Flushes the rest at end of input. The stream may not be written again. */
 GPT2IN_API int bpe_stream_finish(bpe_stream *s, bpe_sink sink, void *ctx, bpe_error *err);
 /* Errors name absolute stream offsets in err->offset. */

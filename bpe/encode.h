@@ -109,6 +109,9 @@ static inline void emit_bytes(out_t *o, const uint8_t *p, size_t k, size_t off) 
  * from malloc otherwise. bpe_big_grow keeps the first `keep` bytes and
  * returns NULL (p untouched) when out of memory. */
 void *bpe_big_alloc(size_t bytes);
+/* The header before a big buffer's bytes: a buffer of 2 MB less this is
+ * one huge page. */
+#define BPE_BIG_HEAD 64
 void bpe_big_free(void *p);
 void *bpe_big_grow(void *p, size_t keep, size_t bytes);
 /* A piece cache (CACHE_SLOTS short slots, then LONG_SLOTS long ones),

@@ -24,7 +24,7 @@
 #define BIG_MAP 1
 #endif
 #define BIG_MAPPED_MIN ((size_t)256 << 10)
-#define BIG_HEAD 64
+#define BIG_HEAD BPE_BIG_HEAD
 
 typedef struct {
     size_t room;   /* usable bytes after the header */

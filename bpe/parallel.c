@@ -192,16 +192,21 @@ typedef struct {
     int huge;                /* slots below this are bpe_cache_new's */
 } cache_pool;
 
+/* Cache i, made on first use (NULL when out of memory: merged without one). */
+static cache_slot *pool_slot(cache_pool *p, int i) {
+    if (!p->slot[i] && i < p->huge)
+        p->slot[i] = bpe_cache_new();
+    else if (!p->slot[i] && (p->raw[i] = gpt2in_calloc(1, CACHE_SIZE + sizeof(cache_slot))))
+        p->slot[i] = (cache_slot *)(((uintptr_t)p->raw[i] + sizeof(cache_slot) - 1) &
+                                    ~(uintptr_t)(sizeof(cache_slot) - 1));
+    return p->slot[i];
+}
+
 static cache_slot *pool_take(cache_pool *p, int *held) {
     for (int i = 0; i < MAX_THREADS; i++)
         if (!__atomic_exchange_n(&p->busy[i], 1, __ATOMIC_ACQUIRE)) {
-            if (!p->slot[i] && i < p->huge)
-                p->slot[i] = bpe_cache_new();
-            else if (!p->slot[i] && (p->raw[i] = gpt2in_calloc(1, CACHE_SIZE + sizeof(cache_slot))))
-                p->slot[i] = (cache_slot *)(((uintptr_t)p->raw[i] + sizeof(cache_slot) - 1) &
-                                            ~(uintptr_t)(sizeof(cache_slot) - 1));
             *held = i;
-            return p->slot[i];  /* NULL (out of memory): merged without one */
+            return pool_slot(p, i);
         }
     *held = -1;
     return NULL;
@@ -226,6 +231,7 @@ typedef struct {
     bpe_error err;
     cache_pool *pool;   /* a stream's caches, or NULL: the worker's */
     uint64_t base;      /* stream offset of s[0], for error offsets */
+    int *left;          /* a stream block's parts not yet done, or NULL */
 } part_job;
 
 static void part_run(void *ctx, int k, cache_slot *cache) {
@@ -239,32 +245,32 @@ static void part_run(void *ctx, int k, cache_slot *cache) {
     if (!j->rc) j->rc = bpe_encode_checked(j->v, j->s + j->start, j->end - j->start, j->flags, &j->out, &j->err);
     j->out.cache = NULL;
     if (held >= 0) __atomic_store_n(&j->pool->busy[held], 0, __ATOMIC_RELEASE);
+    if (!j->rc && j->left) {
+        /* A stream's part is handed to the sink as it is: public ids and
+         * stream offsets are written here, on the part's own thread. */
+        bpe_ranks_to_ids(j->v, j->out.ids, j->out.n);
+        if (j->out.offs)
+            for (size_t i = 0; i < j->out.n; i++) ((uint64_t *)j->out.offs)[i] = j->out.offs[i] + j->start + j->base;
+    }
 }
 
 #define PARALLEL_MIN (256u << 10)
 #define CUT_SEEK (64u << 10)
 
-/* bpe_encode_parallel, for text at offset `base` of a stream. */
-static int encode_parallel(const struct bpe *v, const void *text, size_t len, int flags, int threads,
-                           uint32_t *ids, size_t *offsets, size_t cap, size_t *n_tokens, uint64_t base,
-                           cache_pool *pool, bpe_error *err) {
+/* How many threads may share len bytes of text (at most `threads`). */
+static int threads_for(size_t len, int threads) {
     if (threads <= 0) threads = bpe_cpu_count();
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if ((size_t)threads > len / PARALLEL_MIN) threads = (int)(len / PARALLEL_MIN);
-    if (threads <= 1 || cap < len) {
-        if (!pool || cap < len || len < CACHE_MIN_TEXT)
-            return bpe_encode_at(v, text, len, flags, ids, offsets, cap, n_tokens, base, err);
-        threads = 1;  /* one part, with the stream's cache */
-    }
-    if (!v || !text || !ids || bpe_bad_flags(flags, BPE_SPECIAL_MASK | BPE_STRICT))
-        return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_encode_parallel: bad argument");
-    if (n_tokens) *n_tokens = 0;
-    const uint8_t *s = text;
+    return threads < 1 ? 1 : threads;
+}
 
-    /* Part k writes its tokens from index start_k: it has at most as many
-     * tokens as bytes, so parts never overlap; then they are packed. The
-     * parts fall in size (bpe_part_goal). */
-    part_job jobs[MAX_PARTS];
+/* Cuts s[0..len) into parts for `threads` threads (jobs[], returns how
+ * many). Part k writes its tokens from index start_k: it has at most as
+ * many tokens as bytes, so parts never overlap. The parts fall in size
+ * (bpe_part_goal). */
+static int plan_parts(const struct bpe *v, const uint8_t *s, size_t len, int flags, int threads, uint32_t *ids,
+                      size_t *offsets, uint64_t base, cache_pool *pool, int *left, part_job *jobs) {
     size_t start = 0;
     int n = 0;
     while (start < len) {
@@ -276,16 +282,35 @@ static int encode_parallel(const struct bpe *v, const void *text, size_t len, in
             if (end <= start) end = len;
         }
         jobs[n] = (part_job){v, s, start, end, flags, {v, ids + start, offsets ? offsets + start : NULL,
-                                                       end - start, 0, 0, NULL, 1}, 0, {{0}, 0}, pool, base};
+                                                       end - start, 0, 0, NULL, 1}, 0, {{0}, 0}, pool, base, left};
         start = end;
         n++;
     }
     /* No safe cut to share the text at (one long piece, say): the threads
      * share its long pieces instead. */
     if (n == 1) jobs[0].out.threads = threads;
+    return n;
+}
+
+/* bpe_encode_parallel, for text at offset `base` of a stream. */
+static int encode_parallel(const struct bpe *v, const void *text, size_t len, int flags, int threads,
+                           uint32_t *ids, size_t *offsets, size_t cap, size_t *n_tokens, uint64_t base,
+                           cache_pool *pool, bpe_error *err) {
+    threads = threads_for(len, threads);
+    if (threads <= 1 || cap < len) {
+        if (!pool || cap < len || len < CACHE_MIN_TEXT)
+            return bpe_encode_at(v, text, len, flags, ids, offsets, cap, n_tokens, base, err);
+        threads = 1;  /* one part, with the stream's cache */
+    }
+    if (!v || !text || !ids || bpe_bad_flags(flags, BPE_SPECIAL_MASK | BPE_STRICT))
+        return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_encode_parallel: bad argument");
+    if (n_tokens) *n_tokens = 0;
+    part_job jobs[MAX_PARTS];
+    int n = plan_parts(v, text, len, flags, threads, ids, offsets, base, pool, NULL, jobs);
     job_queue q = {part_run, jobs, n, 0, !pool};
     bpe_queue_run(&q, threads);
 
+    /* then the parts are packed */
     size_t total = 0;
     for (int k = 0; k < n; k++) {
         if (jobs[k].rc) {
@@ -311,23 +336,65 @@ int bpe_encode_parallel(const bpe *v, const void *text, size_t len, int flags, i
 
 /* ---- streaming -------------------------------------------------------------------- */
 
-struct bpe_stream {
-    const struct bpe *v;
-    int flags, threads, done;
+/* A stream's text is taken a block at a time. With one thread a block is
+ * encoded as soon as it is cut, and its tokens handed over at once. With
+ * more, a cut block is given to the stream's threads (made once, kept for
+ * its life) as parts and the call returns: the caller reads the next
+ * block into the other buffer while they encode, and the next cut block's
+ * parts are queued before the stream waits for this one, so the threads do
+ * not stand idle between blocks nor wait for reads. Its tokens go to the
+ * sink, in order, from a later call (the one that cuts the next block, or
+ * bpe_stream_finish). */
+typedef struct {
     uint8_t *buf;
     size_t len, cap;
     uint64_t base;          /* stream offset of buf[0] */
     uint32_t *ids;
     size_t *offs;
     size_t ids_cap;
-    size_t no_cut;          /* buf has no safe cut below this position (already scanned) */
+    part_job *jobs;         /* MAX_PARTS, made when the block is first queued */
+    int n, next, left;      /* parts; the next to take; those not done (under mu) */
+    int queued;             /* its tokens are not handed over yet */
+    uint64_t seq;           /* queued blocks are taken oldest first */
+} stream_block;
+
+typedef struct {
+    struct bpe_stream *st;
+    int me;
+} stream_thread;
+
+struct bpe_stream {
+    const struct bpe *v;
+    int flags, threads, done, failed;
+    stream_block blk[2];    /* blk[fill] takes the text; with threads, the other may be queued */
+    int fill;
+    size_t no_cut;          /* the text has no safe cut below this position (already scanned) */
     cache_pool *caches;     /* kept from block to block; NULL: each block makes its own */
+    int queue;              /* the threads are set up: mu, work, idle */
+    pthread_mutex_t mu;
+    pthread_cond_t work, idle;
+    pthread_t tid[MAX_THREADS];
+    stream_thread who[MAX_THREADS];   /* a thread's number: its cache */
+    int started, workers, stop;
+    uint64_t seq;
 };
 
 _Static_assert(sizeof(size_t) == sizeof(uint64_t), "offsets are passed to sinks in place");
 
 #define STREAM_BLOCK (1u << 20)
 #define STREAM_FIRST (64u << 10)
+
+/* A block of text: 1 MB, or 256 KB a thread when the threads take it
+ * (two blocks are held then), less the big buffer's header, so that a
+ * block and its header fill their huge pages and touch no more. Blocks
+ * queued one after another keep the threads busy without being large,
+ * and smaller blocks touch fewer fresh huge pages (each a page of text
+ * and of ids, at two threads), whose zeroing costs more here than the
+ * work of queueing more blocks. */
+static size_t block_size(const bpe_stream *st) {
+    size_t b = st->queue ? (size_t)STREAM_BLOCK / 4 * (size_t)st->threads : STREAM_BLOCK;
+    return b - BPE_BIG_HEAD;
+}
 
 bpe_stream *bpe_stream_new(const bpe *v, int flags, int threads, bpe_error *err) {
     if (!v || bpe_bad_flags(flags, BPE_SPECIAL_MASK | BPE_STRICT | BPE_OFFSETS)) {
@@ -341,79 +408,208 @@ bpe_stream *bpe_stream_new(const bpe *v, int flags, int threads, bpe_error *err)
     }
     st->v = v;
     st->flags = flags;
-    st->threads = threads <= 0 ? bpe_cpu_count() : threads;
+    st->threads = threads <= 0 ? bpe_cpu_count() : threads > MAX_THREADS ? MAX_THREADS : threads;
     st->caches = gpt2in_calloc(1, sizeof *st->caches);  /* (without it, each block makes its own) */
     if (st->caches) st->caches->huge = st->threads < bpe_cpu_count() ? st->threads : bpe_cpu_count();
-    return st;
+    if (st->threads > 1 && !pthread_mutex_init(&st->mu, NULL)) {
+        if (!pthread_cond_init(&st->work, NULL)) {
+            if (!pthread_cond_init(&st->idle, NULL)) st->queue = 1;
+            else pthread_cond_destroy(&st->work);
+        }
+        if (!st->queue) pthread_mutex_destroy(&st->mu);
+    }
+    return st;  /* (without the queue, blocks are encoded as with one thread) */
 }
 
-/* Encodes buf[0..n) and hands the tokens to the sink. */
+/* Room in b's ids for the tokens of n bytes. */
+static int block_ids(const bpe_stream *st, stream_block *b, size_t n) {
+    if (b->ids_cap >= n) return 1;
+    size_t c = n + n / 2;
+    uint32_t *ids = bpe_big_grow(b->ids, 0, c * sizeof *ids);
+    if (ids) b->ids = ids;
+    size_t *offs = ids && (st->flags & BPE_OFFSETS) ? bpe_big_grow(b->offs, 0, c * sizeof *offs) : b->offs;
+    if (offs) b->offs = offs;
+    if (!ids || ((st->flags & BPE_OFFSETS) && !offs)) return 0;
+    b->ids_cap = c;
+    return 1;
+}
+
+static int stream_failed(bpe_stream *st, int rc) {
+    st->failed = rc;
+    return rc;
+}
+
+/* Encodes the fill block's buf[0..n) on this thread and hands the tokens
+ * to the sink; the rest of its text moves to its start. */
 static int stream_encode(bpe_stream *st, size_t n, bpe_sink sink, void *ctx, bpe_error *err) {
-    if (st->ids_cap < n) {
-        size_t c = n + n / 2;
-        uint32_t *ids = bpe_big_grow(st->ids, 0, c * sizeof *ids);
-        if (ids) st->ids = ids;
-        size_t *offs = ids && (st->flags & BPE_OFFSETS) ? bpe_big_grow(st->offs, 0, c * sizeof *offs) : st->offs;
-        if (offs) st->offs = offs;
-        if (!ids || ((st->flags & BPE_OFFSETS) && !offs))
-            return bpe_fail(err, BPE_ERR_NOMEM, st->base, "out of memory");
-        st->ids_cap = c;
-    }
+    stream_block *b = &st->blk[st->fill];
+    if (!block_ids(st, b, n)) return bpe_fail(err, BPE_ERR_NOMEM, b->base, "out of memory");
     size_t nt;
     static const uint8_t nothing[1];
-    int rc = encode_parallel(st->v, n ? st->buf : nothing, n, st->flags & ~BPE_OFFSETS, st->threads,
-                             st->ids, st->flags & BPE_OFFSETS ? st->offs : NULL, st->ids_cap, &nt,
-                             st->base, st->caches, err);
+    int rc = encode_parallel(st->v, n ? b->buf : nothing, n, st->flags & ~BPE_OFFSETS, 1, b->ids,
+                             st->flags & BPE_OFFSETS ? b->offs : NULL, b->ids_cap, &nt, b->base, st->caches, err);
     if (rc) return rc;
     uint64_t *offs = NULL;
     if (st->flags & BPE_OFFSETS) {
-        offs = (uint64_t *)st->offs;
-        for (size_t i = 0; i < nt; i++) offs[i] = st->offs[i] + st->base;
+        offs = (uint64_t *)b->offs;
+        for (size_t i = 0; i < nt; i++) offs[i] = b->offs[i] + b->base;
     }
-    if (nt && sink && sink(ctx, st->ids, offs, nt))
-        return bpe_fail(err, BPE_ERR_CALLBACK, st->base, "stopped by the caller");
-    if (st->len > n) memmove(st->buf, st->buf + n, st->len - n);
-    st->len -= n;
-    st->base += n;
+    if (nt && sink && sink(ctx, b->ids, offs, nt))
+        return bpe_fail(err, BPE_ERR_CALLBACK, b->base, "stopped by the caller");
+    if (b->len > n) memmove(b->buf, b->buf + n, b->len - n);
+    b->len -= n;
+    b->base += n;
+    return BPE_OK;
+}
+
+/* The oldest queued part not yet taken, or NULL (under mu). */
+static part_job *take_part(bpe_stream *st) {
+    stream_block *b = NULL;
+    for (int i = 0; i < 2; i++) {
+        stream_block *c = &st->blk[i];
+        if (c->queued && c->next < c->n && (!b || c->seq < b->seq)) b = c;
+    }
+    return b ? &b->jobs[b->next++] : NULL;
+}
+
+/* Runs j on the stream's thread `me` (0: the caller's), with that
+ * thread's own cache: a cache stays in one core's caches, where one taken
+ * by whichever thread is free would move between cores (mu held on entry
+ * and on return). */
+static void run_part(bpe_stream *st, part_job *j, int me) {
+    pthread_mutex_unlock(&st->mu);
+    cache_slot *cache = NULL;
+    if (st->caches && j->end - j->start >= CACHE_MIN_TEXT) cache = pool_slot(st->caches, me);
+    part_run(j, 0, cache);
+    pthread_mutex_lock(&st->mu);
+    if (!--*j->left) pthread_cond_broadcast(&st->idle);
+}
+
+static void *stream_worker(void *arg) {
+    bpe_stream *st = ((stream_thread *)arg)->st;
+    int me = ((stream_thread *)arg)->me;
+    pthread_mutex_lock(&st->mu);
+    while (!st->stop) {
+        part_job *j = take_part(st);
+        if (j) run_part(st, j, me);
+        else pthread_cond_wait(&st->work, &st->mu);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+/* Waits for b's parts, taking queued parts meanwhile (b's first), then
+ * hands b's tokens to the sink. */
+static int block_done(bpe_stream *st, stream_block *b, bpe_sink sink, void *ctx, bpe_error *err) {
+    pthread_mutex_lock(&st->mu);
+    while (b->left) {
+        part_job *j = take_part(st);
+        if (j) run_part(st, j, 0);
+        else pthread_cond_wait(&st->idle, &st->mu);
+    }
+    b->queued = 0;
+    pthread_mutex_unlock(&st->mu);
+    for (int k = 0; k < b->n; k++)
+        if (b->jobs[k].rc) {
+            if (err) *err = b->jobs[k].err;
+            return b->jobs[k].rc;
+        }
+    for (int k = 0; k < b->n; k++) {
+        part_job *j = &b->jobs[k];
+        if (j->out.n && sink && sink(ctx, j->out.ids, (const uint64_t *)j->out.offs, j->out.n))
+            return bpe_fail(err, BPE_ERR_CALLBACK, b->base, "stopped by the caller");
+    }
+    return BPE_OK;
+}
+
+/* With threads: queues the fill block's buf[0..n) as parts, hands the
+ * tokens of the block queued before it to the sink, and moves the rest of
+ * the text (buf[n..len)) to that one, which takes the text from now on.
+ * At the end (last), waits for both. */
+static int stream_queue(bpe_stream *st, size_t n, int last, bpe_sink sink, void *ctx, bpe_error *err) {
+    stream_block *b = &st->blk[st->fill], *o = &st->blk[st->fill ^ 1];
+    if (n) {
+        if (!b->jobs) b->jobs = gpt2in_malloc(MAX_PARTS * sizeof *b->jobs);
+        if (!b->jobs || !block_ids(st, b, n))
+            return stream_failed(st, bpe_fail(err, BPE_ERR_NOMEM, b->base, "out of memory"));
+        /* The threads are made when the first block is queued, and may be
+         * fewer than asked (the stream's own thread then does their share). */
+        if (!st->started) {
+            st->started = 1;
+            for (; st->workers < st->threads - 1; st->workers++) {
+                st->who[st->workers] = (stream_thread){st, st->workers + 1};
+                if (pthread_create(&st->tid[st->workers], NULL, stream_worker, &st->who[st->workers])) break;
+            }
+        }
+        int threads = threads_for(n, st->threads);
+        int parts = plan_parts(st->v, b->buf, n, st->flags & ~BPE_OFFSETS, threads, b->ids,
+                               st->flags & BPE_OFFSETS ? b->offs : NULL, b->base, NULL, &b->left, b->jobs);
+        pthread_mutex_lock(&st->mu);
+        b->n = parts;
+        b->left = parts;
+        b->next = 0;
+        b->seq = ++st->seq;
+        b->queued = 1;
+        pthread_cond_broadcast(&st->work);
+        pthread_mutex_unlock(&st->mu);
+    }
+    int rc = o->queued ? block_done(st, o, sink, ctx, err) : BPE_OK;
+    if (!rc && last && b->queued) rc = block_done(st, b, sink, ctx, err);
+    if (rc || last) return rc ? stream_failed(st, rc) : BPE_OK;
+    /* the rest, to the other buffer (a block, or more for a long stretch
+     * without a cut) */
+    size_t rest = b->len - n, block = block_size(st);
+    if (o->cap < rest || o->cap < block) {
+        uint8_t *nb = bpe_big_grow(o->buf, 0, rest > block ? rest : block);
+        if (!nb) return stream_failed(st, bpe_fail(err, BPE_ERR_NOMEM, b->base + n, "out of memory"));
+        o->buf = nb;
+        o->cap = rest > block ? rest : block;
+    }
+    memcpy(o->buf, b->buf + n, rest);
+    o->len = rest;
+    o->base = b->base + n;
+    b->len = n;
+    st->fill ^= 1;
     return BPE_OK;
 }
 
 /* Room for want bytes or more after the text held (within reason: no more
  * than a block is asked for at once). */
 static uint8_t *stream_room(bpe_stream *st, size_t want, size_t *room, bpe_error *err) {
-    size_t block = (size_t)STREAM_BLOCK * (size_t)(st->threads > 1 ? st->threads : 1);
+    stream_block *b = &st->blk[st->fill];
+    size_t block = block_size(st);
     if (want == 0) want = 1;
-    if (st->cap - st->len < want && st->cap - st->len < block) {
+    if (b->cap - b->len < want && b->cap - b->len < block) {
         /* From small, so that a short input touches few fresh pages; then
          * a whole block at once (mapped, on huge pages): doubling on the
          * way would copy the text and fault fresh pages in at each step. */
-        size_t c = !st->cap && want <= STREAM_FIRST ? STREAM_FIRST : st->cap < block ? block : st->cap * 2;
-        uint8_t *b = bpe_big_grow(st->buf, st->len, c);
-        if (!b) {
-            bpe_fail(err, BPE_ERR_NOMEM, st->base, "out of memory");
+        size_t c = !b->cap && want <= STREAM_FIRST ? STREAM_FIRST : b->cap < block ? block : b->cap * 2;
+        uint8_t *nb = bpe_big_grow(b->buf, b->len, c);
+        if (!nb) {
+            bpe_fail(err, BPE_ERR_NOMEM, b->base, "out of memory");
             return NULL;
         }
-        st->buf = b;
-        st->cap = c;
+        b->buf = nb;
+        b->cap = c;
     }
-    *room = st->cap - st->len;
-    return st->buf + st->len;
+    *room = b->cap - b->len;
+    return b->buf + b->len;
 }
 
 /* The n bytes after the text held are the text's next ones: once a block
- * is held, encodes it up to its last safe cut. */
+ * is held, encodes (or queues) it up to its last safe cut. */
 static int stream_take(bpe_stream *st, size_t n, bpe_sink sink, void *ctx, bpe_error *err) {
-    size_t block = (size_t)STREAM_BLOCK * (size_t)(st->threads > 1 ? st->threads : 1);
-    st->len += n;
-    if (st->len < block) return BPE_OK;
+    stream_block *b = &st->blk[st->fill];
+    b->len += n;
+    if (b->len < block_size(st)) return BPE_OK;
     /* Only the new bytes are scanned: one long piece arriving in many
      * writes is not scanned again each time. */
-    size_t cut = text_cut(st->v, st->buf, st->len, st->len, st->no_cut, st->flags);
+    size_t cut = text_cut(st->v, b->buf, b->len, b->len, st->no_cut, st->flags);
     /* a prefix of a special token at the end may turn out not to be one */
     size_t tail = st->v->special_max_len;
-    st->no_cut = st->len > tail ? st->len - tail : 0;
+    st->no_cut = b->len > tail ? b->len - tail : 0;
     if (!cut) return BPE_OK;
-    int rc = stream_encode(st, cut, sink, ctx, err);
+    int rc = st->queue ? stream_queue(st, cut, 0, sink, ctx, err) : stream_encode(st, cut, sink, ctx, err);
     st->no_cut = 0;  /* what is left moved: scan it once more */
     return rc;
 }
@@ -421,6 +617,7 @@ static int stream_take(bpe_stream *st, size_t n, bpe_sink sink, void *ctx, bpe_e
 int bpe_stream_write(bpe_stream *st, const void *data, size_t len, bpe_sink sink, void *ctx,
                      bpe_error *err) {
     if (!st || st->done || (!data && len)) return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_stream_write: bad argument");
+    if (st->failed) return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_stream_write: the stream has failed");
     const uint8_t *d = data;
     while (len) {
         size_t room;
@@ -437,7 +634,7 @@ int bpe_stream_write(bpe_stream *st, const void *data, size_t len, bpe_sink sink
 }
 
 void *bpe_stream_room(bpe_stream *st, size_t want, size_t *room, bpe_error *err) {
-    if (!st || st->done || !room) {
+    if (!st || st->done || st->failed || !room) {
         bpe_fail(err, BPE_ERR_ARG, 0, "bpe_stream_room: bad argument");
         return NULL;
     }
@@ -445,22 +642,45 @@ void *bpe_stream_room(bpe_stream *st, size_t want, size_t *room, bpe_error *err)
 }
 
 int bpe_stream_commit(bpe_stream *st, size_t len, bpe_sink sink, void *ctx, bpe_error *err) {
-    if (!st || st->done || len > st->cap - st->len)
+    if (!st || st->done || st->failed || len > st->blk[st->fill].cap - st->blk[st->fill].len)
         return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_stream_commit: bad argument");
     return len ? stream_take(st, len, sink, ctx, err) : BPE_OK;
 }
 
+int bpe_stream_wait(bpe_stream *st, bpe_sink sink, void *ctx, bpe_error *err) {
+    if (!st || st->done || st->failed) return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_stream_wait: bad argument");
+    stream_block *o = &st->blk[st->fill ^ 1];
+    int rc = st->queue && o->queued ? block_done(st, o, sink, ctx, err) : BPE_OK;
+    return rc ? stream_failed(st, rc) : BPE_OK;
+}
+
 int bpe_stream_finish(bpe_stream *st, bpe_sink sink, void *ctx, bpe_error *err) {
-    if (!st || st->done) return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_stream_finish: bad argument");
+    if (!st || st->done || st->failed) return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_stream_finish: bad argument");
     st->done = 1;
-    return stream_encode(st, st->len, sink, ctx, err);
+    if (st->queue) return stream_queue(st, st->blk[st->fill].len, 1, sink, ctx, err);
+    return stream_encode(st, st->blk[st->fill].len, sink, ctx, err);
 }
 
 void bpe_stream_free(bpe_stream *st) {
     if (!st) return;
-    bpe_big_free(st->buf);
-    bpe_big_free(st->ids);
-    bpe_big_free(st->offs);
+    if (st->queue) {
+        /* parts not taken yet are dropped; those running end first */
+        pthread_mutex_lock(&st->mu);
+        st->stop = 1;
+        for (int i = 0; i < 2; i++) st->blk[i].next = st->blk[i].n;
+        pthread_cond_broadcast(&st->work);
+        pthread_mutex_unlock(&st->mu);
+        for (int k = 0; k < st->workers; k++) pthread_join(st->tid[k], NULL);
+        pthread_cond_destroy(&st->idle);
+        pthread_cond_destroy(&st->work);
+        pthread_mutex_destroy(&st->mu);
+    }
+    for (int i = 0; i < 2; i++) {
+        bpe_big_free(st->blk[i].buf);
+        bpe_big_free(st->blk[i].ids);
+        bpe_big_free(st->blk[i].offs);
+        free(st->blk[i].jobs);
+    }
     pool_free(st->caches);
     free(st);
 }

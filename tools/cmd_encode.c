@@ -1,10 +1,9 @@
 /* cmd_encode.c - `gpt2in encode` and `gpt2in count`: text in (a file or
  * stdin, any size, streamed), token ids out. */
 #include <errno.h>
-#include <pthread.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -92,8 +91,9 @@ static int encode_failed(encode_ctx *c, const char *name, int e, const bpe_error
 }
 
 /* read(2) until want bytes or the end of the input (as fread would, without
- * its buffer); *err is errno when a read failed. */
-static size_t read_full(int fd, char *p, size_t want, int *err) {
+ * its buffer), or with once, what one read gives; *err is errno when a
+ * read failed. */
+static size_t read_full(int fd, char *p, size_t want, int once, int *err) {
     size_t n = 0;
     *err = 0;
     while (n < want) {
@@ -102,46 +102,9 @@ static size_t read_full(int fd, char *p, size_t want, int *err) {
         if (got < 0) *err = errno;
         if (got <= 0) break;
         n += (size_t)got;
+        if (once) break;
     }
     return n;
-}
-
-/* Reading ahead. Read in turn with the encoding, the input's next block
- * (the kernel's copy) would keep every encoding thread waiting: with more
- * than one thread, a reader thread fills one of two buffers while the
- * stream encodes what came from the other. The buffers are one huge page:
- * on small pages each first touch is a fault. */
-#define AHEAD_SLOT (1u << 20)
-#define AHEAD_MAP (4u << 20)  /* room to align two slots to a huge page */
-
-typedef struct {
-    int fd;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    char *buf[2];
-    size_t len[2];   /* bytes in a full slot; fewer than a slot: the input ended */
-    int err[2];      /* errno of a failed read after those bytes, or 0 */
-    int full[2], stop;
-} ahead;
-
-static void *ahead_main(void *arg) {
-    ahead *a = arg;
-    for (int k = 0;; k ^= 1) {
-        pthread_mutex_lock(&a->mu);
-        while (a->full[k] && !a->stop) pthread_cond_wait(&a->cv, &a->mu);
-        int stop = a->stop;
-        pthread_mutex_unlock(&a->mu);
-        if (stop) return NULL;
-        int e;
-        size_t n = read_full(a->fd, a->buf[k], AHEAD_SLOT, &e);
-        pthread_mutex_lock(&a->mu);
-        a->len[k] = n;
-        a->err[k] = e;
-        a->full[k] = 1;
-        pthread_cond_broadcast(&a->cv);
-        pthread_mutex_unlock(&a->mu);
-        if (n < AHEAD_SLOT) return NULL;
-    }
 }
 
 typedef struct {
@@ -152,27 +115,11 @@ typedef struct {
     uint64_t read_total, next_report;
 } reading;
 
-/* got more bytes were read, into the stream's room (data NULL) or at data:
- * hands them to the stream. Those at data are copied a room at a time, so
- * that the stream's buffer stays a block (bpe_stream_write would grow it
- * to hold them whole: fresh memory, and a copy of what it holds). */
-static int take(reading *r, const char *data, size_t got) {
+/* got more bytes were read into the stream's room: hands them to it. */
+static int take(reading *r, size_t got) {
     bpe_error err;
-    int e = data ? BPE_OK : bpe_stream_commit(r->st, got, sink, r->c, &err);
+    int e = bpe_stream_commit(r->st, got, sink, r->c, &err);
     r->read_total += got;
-    while (data && got && !e) {
-        size_t room;
-        char *p = bpe_stream_room(r->st, 1, &room, &err);
-        if (!p) {
-            e = BPE_ERR_NOMEM;
-            break;
-        }
-        size_t n = room < got ? room : got;
-        memcpy(p, data, n);
-        e = bpe_stream_commit(r->st, n, sink, r->c, &err);
-        data += n;
-        got -= n;
-    }
     if (e) return encode_failed(r->c, r->name, e, &err);
     if (r->progress && r->read_total >= r->next_report) {
         fprintf(stderr, "\rgpt2in: %llu MB read, %llu tokens", (unsigned long long)(r->read_total >> 20),
@@ -184,68 +131,6 @@ static int take(reading *r, const char *data, size_t got) {
 
 static int read_error(reading *r, int e) {
     return cli_error("%s: read error at byte %llu: %s", r->name, (unsigned long long)r->read_total, strerror(e));
-}
-
-/* The rest of the input through a reader thread. Returns -1 when none can
- * be started (the caller reads on by itself), else the exit code. */
-static int read_ahead(reading *r, int fd, int regular) {
-    ahead *a = calloc(1, sizeof *a);
-    char *map = a ? mmap(NULL, AHEAD_MAP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
-    if (map == MAP_FAILED) {
-        free(a);
-        return -1;
-    }
-    char *slots = (char *)(((uintptr_t)map + 2 * AHEAD_SLOT - 1) & ~(uintptr_t)(2 * AHEAD_SLOT - 1));
-#ifdef MADV_HUGEPAGE
-    madvise(slots, 2 * AHEAD_SLOT, MADV_HUGEPAGE);  /* a hint */
-#endif
-    a->fd = fd;
-    a->buf[0] = slots;
-    a->buf[1] = slots + AHEAD_SLOT;
-    pthread_t tid;
-    int made = 0;
-    if (!pthread_mutex_init(&a->mu, NULL) && ++made && !pthread_cond_init(&a->cv, NULL) && ++made &&
-        !pthread_create(&tid, NULL, ahead_main, a))
-        made++;
-    if (made < 3) {
-        if (made > 1) pthread_cond_destroy(&a->cv);
-        if (made > 0) pthread_mutex_destroy(&a->mu);
-        munmap(map, AHEAD_MAP);
-        free(a);
-        return -1;
-    }
-    int rc = CLI_OK, ended = 0;
-    for (int k = 0; !rc && !ended; k ^= 1) {
-        pthread_mutex_lock(&a->mu);
-        while (!a->full[k]) pthread_cond_wait(&a->cv, &a->mu);
-        size_t got = a->len[k];
-        int e = a->err[k];
-        pthread_mutex_unlock(&a->mu);
-        ended = got < AHEAD_SLOT;
-        if (got) rc = take(r, a->buf[k], got);
-        if (!rc && e) rc = read_error(r, e);
-        pthread_mutex_lock(&a->mu);
-        a->full[k] = 0;
-        pthread_cond_broadcast(&a->cv);
-        pthread_mutex_unlock(&a->mu);
-    }
-    pthread_mutex_lock(&a->mu);
-    a->stop = 1;
-    pthread_cond_broadcast(&a->cv);
-    pthread_mutex_unlock(&a->mu);
-    if (ended || regular) {
-        pthread_join(tid, NULL);
-        pthread_cond_destroy(&a->cv);
-        pthread_mutex_destroy(&a->mu);
-        munmap(map, AHEAD_MAP);
-        free(a);
-    } else {
-        /* Stopped early by an error: the reader may be waiting on a pipe or
-         * a terminal that never ends. The process exits without it; what it
-         * uses is left to the exit. */
-        pthread_detach(tid);
-    }
-    return rc;
 }
 
 static int run(int argc, char **argv, int counting) {
@@ -317,23 +202,23 @@ static int run(int argc, char **argv, int counting) {
     if (!rc && !counting && !offsets && !(c.w = ids_writer_open(stdout, (ids_format)fmt))) rc = CLI_ERR;
 
     /* Read straight into the stream's buffer (no copy): in reads of 64 KB,
-     * so that a short input touches few fresh pages, or of 1 MB (a block)
-     * from a large file, whose buffer is then on huge pages from the start.
-     * With more than one thread, what follows the first MB is read ahead. */
+     * so that a short input touches few fresh pages, or of 1 MB from a
+     * large file, whose buffer is then on huge pages from the start. With
+     * more than one thread the stream's threads encode one block while
+     * this one reads the next. */
     struct stat sb;
     int fd = fileno(in), regular = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
     size_t want = regular && sb.st_size >= (1 << 20) ? 1 << 20 : 64 << 10;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int ahead_ok = (threads ? threads : cores > 0 ? (uint64_t)cores : 1) > 1;
     reading r = {st, &c, name, isatty(2), 0, 64u << 20};
     while (!rc) {
-        if (ahead_ok && r.read_total >= AHEAD_SLOT) {
-            int e = read_ahead(&r, fd, regular);
-            if (e >= 0) {
-                rc = e;
-                break;
-            }
-            ahead_ok = 0;
+        /* From a pipe or a terminal, before a read that would wait, the
+         * tokens of the blocks being encoded go out (and an error in them
+         * is reported): the writer may take its time, or never end. */
+        struct pollfd pf = {fd, POLLIN, 0};
+        int e;
+        if (!regular && poll(&pf, 1, 0) == 0 && (e = bpe_stream_wait(st, sink, &c, &err))) {
+            rc = encode_failed(&c, name, e, &err);
+            break;
         }
         /* the first room a read's size, then what the buffer has left */
         size_t room;
@@ -342,9 +227,8 @@ static int run(int argc, char **argv, int counting) {
             rc = encode_failed(&c, name, BPE_ERR_NOMEM, &err);
             break;
         }
-        int e;
-        size_t got = read_full(fd, p, room < want ? room : want, &e);
-        if (got) rc = take(&r, NULL, got);
+        size_t got = read_full(fd, p, room < want ? room : want, !regular, &e);
+        if (got) rc = take(&r, got);
         if (!rc && e) rc = read_error(&r, e);
         if (got == 0) break;
     }
