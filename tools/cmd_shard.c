@@ -813,7 +813,8 @@ int cmd_shard(int argc, char **argv) {
     } else if (unit) {
         shard_progress_total(0);
         int fresh;
-        rc = shard_unit(unit, (const char *const *)ops, nops, &o, &fresh, NULL);
+        int used;
+        rc = shard_unit(unit, (const char *const *)ops, nops, 0, &o, &fresh, NULL, &used);
         shard_progress_end();
     } else if (assemble) {
         rc = make_dir(out);
@@ -831,19 +832,17 @@ int cmd_shard(int argc, char **argv) {
         /* Consecutive inputs share a unit until it holds unit_bytes (as the
          * Dask driver groups them): a unit's fixed costs (its sidecar, the
          * fsyncs) are paid once, not once a file. Unit NNNNNN.tok starts at
-         * input NNNNNN. */
+         * input NNNNNN. The units are made as they come (shard_unit closes
+         * one by the fstat each input gets anyway), unless the progress
+         * line wants the total first: a stat an input is a syscall more
+         * than a small input costs to read. */
         uint64_t total = 0, acc = 0;
-        int nu = 0;
-        for (int i = 0; !rc && i < nops; i++) {
+        int nu = 0, planned = o.progress;
+        for (int i = 0; !rc && planned && i < nops; i++) {
             struct stat st;
             int known = !stat(ops[i], &st) && S_ISREG(st.st_mode);
             if (total != UINT64_MAX && known) total += (uint64_t)st.st_size;
             else total = UINT64_MAX;
-            if (i == first[nu]) {
-                char nm[32];
-                snprintf(nm, sizeof nm, "%06d.tok", i);
-                if (!(units[nu] = path_join(ud, nm))) rc = cli_error("out of memory");
-            }
             acc += known ? (uint64_t)st.st_size : 0;
             if (acc >= unit_bytes || i == nops - 1) {
                 first[++nu] = i + 1;
@@ -854,9 +853,19 @@ int cmd_shard(int argc, char **argv) {
         o.in_run = 1;
         shard_tee *tee = rc ? NULL : shard_tee_new(out, name, S, V);
         o.tee = tee;
-        for (int k = 0; !rc && k < nu; k++) {
+        for (int k = 0; !rc && first[k] < nops; k++) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "%06d.tok", first[k]);
+            if (!(units[k] = path_join(ud, nm))) {
+                rc = cli_error("out of memory");
+                break;
+            }
+            if (!planned) nu = k + 1;
             const char *const *in = (const char *const *)&ops[first[k]];
-            rc = shard_unit(units[k], in, first[k + 1] - first[k], &o, &fresh[k], &info[k]);
+            int n = planned ? first[k + 1] - first[k] : nops - first[k], used = 0;
+            uint64_t group = planned ? 0 : unit_bytes;
+            rc = shard_unit(units[k], in, n, group, &o, &fresh[k], &info[k], &used);
+            if (!planned) first[k + 1] = first[k] + used;
             if (rc || fresh[k]) continue;
             /* Up to date: the shards are cut from the units after all. */
             shard_tee_free(tee);
@@ -869,7 +878,8 @@ int cmd_shard(int argc, char **argv) {
             if (!side) rc = cli_error("out of memory");
             else unlink(strcat(strcpy(side, units[k]), ".json"));
             free(side);
-            if (!rc) rc = shard_unit(units[k], in, first[k + 1] - first[k], &o, &fresh[k], &info[k]);
+            /* (the same inputs: those of the unit found up to date) */
+            if (!rc) rc = shard_unit(units[k], in, first[k + 1] - first[k], 0, &o, &fresh[k], &info[k], &used);
         }
         shard_progress_end();
         if (!rc) rc = shard_assemble(out, name, S, V, units, fresh, info, nu, &o, tee);

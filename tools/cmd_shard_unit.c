@@ -487,20 +487,22 @@ static void fd_writeback(int fd, uint64_t *synced, uint64_t written) {
 /* The run's tokens are cut into shards as they reach the unit, so that
  * --assemble has only to rename them (and write the manifest), not to read
  * and copy the units again once they are all done. A shard's header holds
- * its planned size; the last one, if shorter, gets its header and sha256
- * again at the end. */
+ * its planned size; the last one, if shorter, gets its header again at the
+ * end. So a shard is hashed once complete, read back from the page cache on
+ * a thread of its own (one at a time), not as its tokens come: the last
+ * one's hash would be wasted work, and a run of one shard has only that. */
 struct shard_tee {
     char *dir, *name;
     uint64_t S, V, pos;        /* pos: tokens received */
     rfile f;                   /* the open shard (f.fd < 0: none) */
     uint64_t a, b;             /* its planned tokens [a, b) of the stream */
-    shard_sha sha;
     uint64_t written, synced;
-    struct { char *tmp; char sha[65]; uint64_t tokens; } *sh;   /* finished shards */
+    struct { char *tmp; char sha[65]; uint64_t tokens; int err; } *sh;   /* finished shards */
     size_t nsh, cap;
-    int lastfd;                /* the last shard, when shorter: hashed again on */
-    pthread_t th;              /* this thread (while it is fsynced) */
-    int hashing, hash_errno;
+    pthread_t th;              /* hashing shard hk (hj: the thread's own, for sh may move) */
+    size_t hk;
+    int hashing;
+    struct { int fd; uint64_t end; char sha[65]; int err; } hj;
 };
 
 shard_tee *shard_tee_new(const char *dir, const char *name, uint64_t S, uint64_t V) {
@@ -513,7 +515,6 @@ shard_tee *shard_tee_new(const char *dir, const char *name, uint64_t S, uint64_t
     t->S = S;
     t->V = V;
     t->f.fd = -1;
-    t->lastfd = -1;
     return t;
 }
 
@@ -545,48 +546,58 @@ static int tee_open(shard_tee *t) {
     int rc = p ? rfile_open(&t->f, p) : cli_error("out of memory");
     unsigned char h[1024];
     tee_header(h, t->b - t->a);
-    if (!rc && shard_sha_init(&t->sha)) rc = cli_error("out of memory");
-    if (!rc && (rc = rfile_write(&t->f, p, h, sizeof h))) shard_sha_free(&t->sha);
-    if (rc) rfile_abort(&t->f);
-    else shard_sha_update(&t->sha, h, sizeof h);
+    if (!rc && (rc = rfile_write(&t->f, p, h, sizeof h))) rfile_abort(&t->f);
     t->written = t->synced = sizeof h;
     free(p);
     return rc;
 }
 
-/* The open shard is complete: closed, its sha256 kept. */
-static void tee_close(shard_tee *t) {
-    shard_sha_hex(&t->sha, t->sh[t->nsh].sha);
-    t->sh[t->nsh].tokens = t->pos - t->a;
-    t->sh[t->nsh].tmp = t->f.tmp;   /* renamed by shard_tee_commit */
-    close(t->f.fd);
-    t->f.fd = -1;
-    t->f.tmp = NULL;
-    t->nsh++;
-}
-
-/* The last shard's sha256, once its header holds its real size. */
-static void *tee_rehash(void *arg) {
+/* The sha256 of the file hj.fd's bytes [0, hj.end), which it closes. */
+static void *tee_hash(void *arg) {
     shard_tee *t = arg;
-    size_t k = t->nsh - 1;
     shard_sha sha;
-    if (shard_sha_init(&sha)) {
-        t->hash_errno = ENOMEM;
-        return NULL;
-    }
-    static char buf[1 << 20];
-    for (uint64_t off = 0, end = 1024 + 2 * t->sh[k].tokens; off < end;) {
-        ssize_t n = pread(t->lastfd, buf, end - off < sizeof buf ? (size_t)(end - off) : sizeof buf, (off_t)off);
+    shard_sha_init(&sha);
+    static char buf[1 << 20];   /* (one shard is hashed at a time) */
+    t->hj.err = 0;
+    for (uint64_t off = 0; off < t->hj.end;) {
+        size_t want = t->hj.end - off < sizeof buf ? (size_t)(t->hj.end - off) : sizeof buf;
+        ssize_t n = pread(t->hj.fd, buf, want, (off_t)off);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
-            t->hash_errno = n < 0 ? errno : EIO;
+            t->hj.err = n < 0 ? errno : EIO;
             break;
         }
         shard_sha_update(&sha, buf, (size_t)n);
         off += (uint64_t)n;
     }
-    shard_sha_hex(&sha, t->sh[k].sha);
+    close(t->hj.fd);
+    shard_sha_hex(&sha, t->hj.sha);
     return NULL;
+}
+
+/* The shard being hashed, if any, done: its sha256 and error to sh[]. */
+static void tee_hash_wait(shard_tee *t) {
+    if (!t->hashing) return;
+    if (t->hashing == 1) pthread_join(t->th, NULL);
+    memcpy(t->sh[t->hk].sha, t->hj.sha, sizeof t->hj.sha);
+    t->sh[t->hk].err = t->hj.err;
+    t->hashing = 0;
+}
+
+/* The open shard is complete (its header right): closed once hashed. */
+static void tee_close(shard_tee *t) {
+    tee_hash_wait(t);
+    size_t k = t->nsh++;
+    t->sh[k].tokens = t->pos - t->a;
+    t->sh[k].tmp = t->f.tmp;   /* renamed by shard_tee_commit */
+    t->sh[k].err = 0;
+    t->hk = k;
+    t->hj.fd = t->f.fd;
+    t->hj.end = 1024 + 2 * t->sh[k].tokens;
+    t->f.fd = -1;
+    t->f.tmp = NULL;
+    t->hashing = pthread_create(&t->th, NULL, tee_hash, t) ? 2 : 1;   /* 2: done here */
+    if (t->hashing == 2) tee_hash(t);
 }
 
 static int tee_write(shard_tee *t, const void *p, size_t bytes) {
@@ -595,7 +606,6 @@ static int tee_write(shard_tee *t, const void *p, size_t bytes) {
         if (t->f.fd < 0 && tee_open(t)) return CLI_ERR;
         size_t k = (t->b - t->pos) * 2 < bytes ? (size_t)(t->b - t->pos) * 2 : bytes;
         if (rfile_write(&t->f, t->f.tmp, c, k)) return CLI_ERR;
-        shard_sha_update(&t->sha, c, k);
         fd_writeback(t->f.fd, &t->synced, t->written += k);
         t->pos += k / 2;
         c += k;
@@ -609,17 +619,9 @@ int shard_tee_finish(shard_tee *t, uint64_t *tokens, uint64_t *nshards) {
     if (t->f.fd >= 0) {   /* the last shard, shorter than planned: its header again */
         unsigned char h[1024];
         tee_header(h, t->pos - t->a);
-        shard_sha_free(&t->sha);
         if (pwrite(t->f.fd, h, sizeof h, 0) != (ssize_t)sizeof h)
             return cli_error("%s: write error: %s", t->f.tmp, strerror(errno));
-        t->sh[t->nsh].tokens = t->pos - t->a;
-        t->sh[t->nsh].tmp = t->f.tmp;
-        t->lastfd = t->f.fd;
-        t->f.fd = -1;
-        t->f.tmp = NULL;
-        t->nsh++;
-        t->hashing = !pthread_create(&t->th, NULL, tee_rehash, t);
-        if (!t->hashing) tee_rehash(t);
+        tee_close(t);
     }
     *tokens = t->pos;
     *nshards = t->nsh;
@@ -630,21 +632,17 @@ int shard_tee_commit(shard_tee *t, uint64_t s, char sha[65], uint64_t *tokens) {
     if (s >= t->nsh || !t->sh[s].tmp) return cli_error("internal error: shard %llu was not written", (unsigned long long)s);
     char *p = tee_path(t, s);
     if (!p) return cli_error("out of memory");
-    int last = t->lastfd >= 0 && s + 1 == t->nsh;
-    rfile f = {last ? dup(t->lastfd) : open(t->sh[s].tmp, O_WRONLY | O_CLOEXEC), t->sh[s].tmp};
+    rfile f = {open(t->sh[s].tmp, O_WRONLY | O_CLOEXEC), t->sh[s].tmp};
     t->sh[s].tmp = NULL;
     int rc;
     if (f.fd < 0) {
         rc = cli_error("%s: cannot open: %s", f.tmp, strerror(errno));
         rfile_abort(&f);
     } else {
-        rc = rfile_commit(&f, p, 1);   /* (while the last one is hashed) */
+        rc = rfile_commit(&f, p, 1);   /* (while it is hashed, if it is the last) */
     }
-    if (last && t->hashing) {
-        pthread_join(t->th, NULL);
-        t->hashing = 0;
-    }
-    if (last && t->hash_errno && !rc) rc = cli_error("%s: read error: %s", cli_n(p), strerror(t->hash_errno));
+    if (t->hashing && t->hk == s) tee_hash_wait(t);
+    if (t->sh[s].err && !rc) rc = cli_error("%s: read error: %s", cli_n(p), strerror(t->sh[s].err));
     free(p);
     memcpy(sha, t->sh[s].sha, 65);
     *tokens = t->sh[s].tokens;
@@ -653,10 +651,8 @@ int shard_tee_commit(shard_tee *t, uint64_t s, char sha[65], uint64_t *tokens) {
 
 void shard_tee_free(shard_tee *t) {
     if (!t) return;
-    if (t->f.fd >= 0) shard_sha_free(&t->sha);
     rfile_abort(&t->f);
-    if (t->hashing) pthread_join(t->th, NULL);
-    if (t->lastfd >= 0) close(t->lastfd);
+    tee_hash_wait(t);
     for (size_t i = 0; i < t->nsh; i++)
         if (t->sh[i].tmp) unlink(t->sh[i].tmp), free(t->sh[i].tmp);
     free(t->sh);
@@ -684,6 +680,7 @@ typedef struct {
     uint64_t all_docs, all_skipped, all_tokens;
     char unit_hex[65];                   /* one input: its tokens' sha256 */
     bpe_encoder *enc[64];                /* worker i's encoder, kept from input to input */
+    struct shard_scratch *ws;            /* worker i's scratch buffers (ws[i]), likewise */
     size_t ntmp;                         /* tokens in tmp, not yet written */
     uint16_t tmp[1 << 17];
 } unit_out;
@@ -904,6 +901,7 @@ typedef struct {
     int nth;
     uint64_t utf8_bad;           /* a whole file's first invalid UTF-8 byte, once met */
     bpe_encoder **enc;           /* the unit's encoders: worker i takes enc[i] */
+    struct shard_scratch *ws;    /* and its scratch buffers ws[i] */
     int started;
     size_t batch;                /* bytes of the next batch (pool_submitted) */
 } pool;
@@ -1222,16 +1220,56 @@ static void run_job(job *j, pool *p) {
     if (j->docs && !j->fatal) encode_batch(j, p);
 }
 
+/* A job's buffers that only its run needs: the token ids (4 bytes a byte
+ * of text), the parser, a line's repair, and but for small files (whose
+ * text the main thread joins) the joined documents. Each worker lends its
+ * own to the job it runs, kept for the whole unit: fresh memory costs a
+ * page fault and the zeroing of a page, and every slot of the ring with
+ * buffers of its own made the unit's memory several times bigger. */
+struct shard_scratch {
+    uint32_t *ids;
+    size_t idcap;
+    shard_json *sj;
+    char *fixed;
+    size_t fixedcap;
+    unsigned char *text;
+    size_t tcap;
+};
+
+#define SWAP(T, a, b) do { T t_ = (a); (a) = (b); (b) = t_; } while (0)
+static void scratch_swap(job *j, struct shard_scratch *w) {
+    SWAP(uint32_t *, j->ids, w->ids);
+    SWAP(size_t, j->idcap, w->idcap);
+    SWAP(shard_json *, j->sj, w->sj);
+    SWAP(char *, j->fixed, w->fixed);
+    SWAP(size_t, j->fixedcap, w->fixedcap);
+    if (!j->files) {
+        SWAP(unsigned char *, j->text, w->text);
+        SWAP(size_t, j->tcap, w->tcap);
+    }
+}
+
+static void scratch_free(struct shard_scratch *w) {
+    free(w->ids);
+    shard_json_free(w->sj);
+    free(w->fixed);
+    free(w->text);
+    memset(w, 0, sizeof *w);
+}
+
 static void *worker(void *arg) {
     pool *p = arg;
     pthread_mutex_lock(&p->mu);
+    struct shard_scratch *ws = &p->ws[p->started];
     cur_enc = p->enc[p->started++];
     for (;;) {
         while (!p->stop && p->taken >= p->submitted) pthread_cond_wait(&p->work, &p->mu);
         if (p->stop) break;
         job *j = &p->jobs[p->taken++ % p->njobs];
         pthread_mutex_unlock(&p->mu);
+        scratch_swap(j, ws);
         run_job(j, p);
+        scratch_swap(j, ws);
         pthread_mutex_lock(&p->mu);
         j->done = 1;
         pthread_cond_broadcast(&p->fin);
@@ -1295,6 +1333,7 @@ static int pool_start(pool *p, const bpe *v, const shard_opts *o, int jsonl, con
     memset(p, 0, sizeof *p);
     p->v = v;
     p->enc = u->enc;
+    p->ws = u->ws;
     p->batch = BATCH / 8;
     p->o = o;
     p->jsonl = jsonl;
@@ -1602,34 +1641,41 @@ static json_t *stat_json(const char *path, struct stat *st) {
 }
 
 /* UNIT.json names the same inputs (path, size, mtime), vocabulary and
- * options, and UNIT holds its tokens. */
-static int up_to_date(const char *unit, const char *side, const char *const *inputs, int n, json_t *vocab,
-                      json_t *opts) {
+ * options, and UNIT holds its tokens: returns how many inputs it holds
+ * (0: not up to date). They are inputs[0..n), or with unit_bytes the first
+ * ones of inputs[0..n) that the grouping by unit_bytes gives. */
+static int up_to_date(const char *unit, const char *side, const char *const *inputs, int n, uint64_t unit_bytes,
+                      json_t *vocab, json_t *opts) {
     json_t *j = shard_json_load(side, NULL);
     if (!j) return 0;
     int ok = json_equal(json_object_get(j, "vocabulary"), vocab) &&
              json_equal(json_object_get(j, "options"), opts);
     json_t *in = json_object_get(j, "inputs");
-    ok = ok && json_is_array(in) && json_array_size(in) == (size_t)n;
-    for (int i = 0; ok && i < n; i++) {
+    size_t m = json_array_size(in);
+    ok = ok && json_is_array(in) && (unit_bytes ? m >= 1 && m <= (size_t)n : m == (size_t)n);
+    uint64_t acc = 0;
+    for (size_t i = 0; ok && i < m; i++) {
         struct stat st;
-        json_t *e = json_array_get(in, (size_t)i), *want;
+        json_t *e = json_array_get(in, i), *want;
         if (stat(inputs[i], &st) || !(want = stat_json(inputs[i], &st))) return json_decref(j), 0;
         ok = json_equal(json_object_get(e, "path"), json_object_get(want, "path")) &&
              json_equal(json_object_get(e, "size"), json_object_get(want, "size")) &&
              json_equal(json_object_get(e, "mtime_ns"), json_object_get(want, "mtime_ns"));
         json_decref(want);
+        acc += S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+        /* the unit is closed at its last input, not before */
+        if (unit_bytes) ok = ok && (i + 1 == m ? acc >= unit_bytes || m == (size_t)n : acc < unit_bytes);
     }
     struct stat st;
     json_t *t = json_object_get(j, "tokens");
     ok = ok && json_is_integer(t) && !stat(unit, &st) && S_ISREG(st.st_mode) &&
          (json_int_t)st.st_size == 2 * json_integer_value(t);
     json_decref(j);
-    return ok;
+    return ok ? (int)m : 0;
 }
 
-int shard_unit(const char *unit, const char *const *inputs, int n, const shard_opts *o, int *fresh,
-               shard_unit_info *info) {
+int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit_bytes, const shard_opts *o,
+               int *fresh, shard_unit_info *info, int *used) {
     const bpe *v = bpe_gpt2();
     size_t ul = strlen(unit);
     char *side = malloc(ul + 6);
@@ -1654,8 +1700,11 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
         rc = cli_error("shard: --unit %s is not a regular file; a unit is read back by --assemble", cli_q(unit));
         goto done;
     }
-    if (up_to_date(unit, side, inputs, n, vocab, opts)) {
+    *used = n;
+    int m = up_to_date(unit, side, inputs, n, unit_bytes, vocab, opts);
+    if (m) {
         if (!o->quiet && !o->in_run) fprintf(stderr, "gpt2in: %s: up to date\n", cli_n(unit));
+        *used = m;
         goto done;
     }
     /* (the one-machine run checked its inputs against its units already:
@@ -1672,12 +1721,12 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
     }
     embed_error eerr;
     u = calloc(1, sizeof *u);
-    if (!u || !(u->ib = malloc(IBUF)) || shard_sha_init(&u->unit_sha)) {
+    if (!u || !(u->ib = malloc(IBUF)) || !(u->ws = calloc(64, sizeof *u->ws)) || shard_sha_init(&u->unit_sha)) {
         rc = cli_error("out of memory");
         goto done;
     }
     u->unit = unit;
-    u->one = n == 1;
+    u->one = n == 1;   /* (or, with unit_bytes, once the first input is known to fill the unit) */
     u->tee = o->tee;
     u->rf.fd = -1;
     if (o->in_run ? rfile_open(&u->rf, unit) : !(u->w = embed_writer_open(unit, &eerr))) {
@@ -1689,6 +1738,7 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
     job fb;               /* the batch of small files being filled */
     memset(&fb, 0, sizeof fb);
     fb.files = 1;
+    uint64_t acc = 0;      /* bytes of the inputs on disk (unit_bytes) */
     for (int i = 0; i < n && !rc; i++) {
         int f = open(inputs[i], O_RDONLY | O_CLOEXEC);
         struct stat st;
@@ -1700,6 +1750,11 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
             rc = cli_error("%s: not a file", cli_n(inputs[i]));
             close(f);
             break;
+        }
+        if (unit_bytes) {   /* the unit's last input? */
+            acc += S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+            if (acc >= unit_bytes) n = i + 1;
+            if (i == 0) u->one = n == 1;
         }
         char namebuf[512];
         sin s;
@@ -1737,6 +1792,7 @@ int shard_unit(const char *unit, const char *const *inputs, int n, const shard_o
         sin_close(&s);
         close(f);
     }
+    *used = n;
     if (!rc && fp_on && !(rc = small_send(&fp, &fb, u))) rc = pool_drain(&fp, u);
     if (fp_on) pool_stop(&fp);
     job_free(&fb);
@@ -1794,6 +1850,8 @@ done:
         free(u->ib);
         free(u->ins);
         for (int i = 0; i < 64; i++) bpe_encoder_free(u->enc[i]);
+        for (int i = 0; u->ws && i < 64; i++) scratch_free(&u->ws[i]);
+        free(u->ws);
     }
     free(u);
     free(side);

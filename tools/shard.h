@@ -107,9 +107,12 @@ char *shard_dumps(json_t *j, size_t flags, const shard_buf *text);
 /* Tokenizes inputs[0..n) into UNIT and UNIT.json (shard-contract.md 2.);
  * does nothing when the unit is up to date. *fresh: 1 if it wrote the
  * unit; then, if info is not NULL, *info gets what its sidecar says (the
- * caller frees info->in). Prints errors; returns CLI_*. */
-int shard_unit(const char *unit, const char *const *inputs, int n, const shard_opts *o, int *fresh,
-               shard_unit_info *info);
+ * caller frees info->in). unit_bytes > 0: the unit takes inputs only until
+ * they hold unit_bytes on disk (the one-machine run's grouping, decided by
+ * the fstat each input gets anyway); *used: the inputs it took. Prints
+ * errors; returns CLI_*. */
+int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit_bytes, const shard_opts *o,
+               int *fresh, shard_unit_info *info, int *used);
 
 /* The progress line: the total input bytes of the run (0 = unknown), and
  * clearing the line at the end. */
