@@ -293,22 +293,30 @@ int embed_gguf_validate(embed_file *f, embed_error *err) {
     /* pass 1 counts the arena, pass 2 fills it */
     uint64_t align = GGUF_DEFAULT_ALIGN;
     arena a = {NULL, 0};
+    embed_keyset seen = {0};  /* pass 2's keys, for a repeated one */
     for (int pass = 0; pass < 2; pass++) {
         c.i = 24;
         for (uint64_t k = 0; k < nkv; k++) {
             const char *key = NULL, *val = NULL;
             f->gguf_kv_at[k] = c.i;
             int rc = parse_kv(&c, k, &a, &key, &val, &align);
-            if (rc) return rc;
+            if (rc) {
+                embed_keyset_free(&seen);
+                return rc;
+            }
             if (pass) {
-                for (uint64_t j = 0; j < k; j++)
-                    if (!strcmp(f->meta[2 * j], key))
-                        return embed_fail(err, EMBED_ERR_FORMAT,
-                                          "%s: key %s appears twice (key-values %llu and %llu)",
-                                          fn, embed_st_quote(key, q, sizeof q),
-                                          (unsigned long long)j, (unsigned long long)k);
+                size_t j;
                 f->meta[2 * k] = key;
                 f->meta[2 * k + 1] = val;
+                int dup = embed_keyset_add(&seen, f->meta, (size_t)k, &j);
+                if (dup) {
+                    embed_keyset_free(&seen);
+                    if (dup < 0) return embed_fail(err, EMBED_ERR_NOMEM, "%s: out of memory", fn);
+                    return embed_fail(err, EMBED_ERR_FORMAT,
+                                      "%s: key %s appears twice (key-values %llu and %llu)",
+                                      fn, embed_st_quote(key, q, sizeof q),
+                                      (unsigned long long)j, (unsigned long long)k);
+                }
             }
         }
         if (!pass) {
@@ -318,6 +326,7 @@ int embed_gguf_validate(embed_file *f, embed_error *err) {
             a.n = 0;
         }
     }
+    embed_keyset_free(&seen);
     f->gguf_kv_at[nkv] = c.i;
     f->gguf_kv_end = c.i;
     f->n_meta = (size_t)nkv;

@@ -431,30 +431,15 @@ check:
     return 0;
 }
 
-static int parse_metadata(jp *p, const char ***meta, size_t *n_meta, size_t *cap) {
+static int parse_metadata_keys(jp *p, const char ***meta, size_t *n_meta, size_t *cap, embed_keyset *seen) {
     int rc;
     char q[128], msg[256];
     if ((rc = jp_expect(p, '{', "\"__metadata__\" must be an object"))) return rc;
     if (jp_peek(p, '}')) return 0;
     for (;;) {
         const char *k, *v;
-        size_t at = p->i;
+        size_t at = p->i, earlier;
         if ((rc = jp_string(p, &k))) return rc;
-        for (size_t j = 0; j < *n_meta; j++)
-            if (!strcmp((*meta)[2 * j], k)) {
-                p->i = at;
-                snprintf(msg, sizeof msg, "duplicate __metadata__ key %s",
-                         embed_st_quote(k, q, sizeof q));
-                return jp_fail(p, msg);
-            }
-        if ((rc = jp_expect(p, ':', "expected ':'"))) return rc;
-        jp_ws(p);
-        if (p->i < p->n && p->s[p->i] != '"') {
-            snprintf(msg, sizeof msg, "__metadata__ value of %s is not a string",
-                     embed_st_quote(k, q, sizeof q));
-            return jp_fail(p, msg);
-        }
-        if ((rc = jp_string(p, &v))) return rc;
         if (*n_meta == *cap) {
             size_t nc = *cap ? *cap * 2 : 8;
             const char **nm = gpt2in_realloc(*meta, nc * 2 * sizeof *nm);
@@ -463,11 +448,34 @@ static int parse_metadata(jp *p, const char ***meta, size_t *n_meta, size_t *cap
             *cap = nc;
         }
         (*meta)[2 * *n_meta] = k;
+        rc = embed_keyset_add(seen, *meta, *n_meta, &earlier);
+        if (rc < 0) return embed_st_error(p->err, "%s: out of memory", p->file), EMBED_ERR_NOMEM;
+        if (rc) {
+            p->i = at;
+            snprintf(msg, sizeof msg, "duplicate __metadata__ key %s",
+                     embed_st_quote(k, q, sizeof q));
+            return jp_fail(p, msg);
+        }
+        if ((rc = jp_expect(p, ':', "expected ':'"))) return rc;
+        jp_ws(p);
+        if (p->i < p->n && p->s[p->i] != '"') {
+            snprintf(msg, sizeof msg, "__metadata__ value of %s is not a string",
+                     embed_st_quote(k, q, sizeof q));
+            return jp_fail(p, msg);
+        }
+        if ((rc = jp_string(p, &v))) return rc;
         (*meta)[2 * *n_meta + 1] = v;
         (*n_meta)++;
         if (jp_peek(p, '}')) return 0;
         if ((rc = jp_expect(p, ',', "expected ',' or '}'"))) return rc;
     }
+}
+
+static int parse_metadata(jp *p, const char ***meta, size_t *n_meta, size_t *cap) {
+    embed_keyset seen = {0};
+    int rc = parse_metadata_keys(p, meta, n_meta, cap, &seen);
+    embed_keyset_free(&seen);
+    return rc;
 }
 
 static int cmp_name(const void *a, const void *b) {

@@ -26,6 +26,19 @@ int embed_st_shape_bytes(embed_dtype dt, int ndim, const uint64_t *shape, uint64
 const char *embed_st_shape_str(embed_dtype dt, int ndim, const uint64_t *shape, char *buf,
                                size_t cap);
 
+/* The keys seen so far of a file's metadata (kv: key, value, key, ...),
+ * to find a repeated key in linear time. Zero-initialised; free with
+ * embed_keyset_free. */
+typedef struct {
+    size_t *slot;
+    size_t mask;
+} embed_keyset;
+/* Adds key k (kv[2 * k], whose earlier keys were added): 0; 1 with
+ * *earlier its first index when an earlier key is the same;
+ * EMBED_ERR_NOMEM (negative). */
+int embed_keyset_add(embed_keyset *s, const char *const *kv, size_t k, size_t *earlier);
+void embed_keyset_free(embed_keyset *s);
+
 /* The open file behind f and the file offset of p (inside f's image), for
  * reading `rows` more rows with pread; -1 for an image in memory, or once
  * the rows read so far over the file's life would pass budget (from then on

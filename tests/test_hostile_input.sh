@@ -168,6 +168,33 @@ grep -qF 'x1B]0;PWNED\x07' "$T/err" || fail "encode --vocab: the file name is no
 n=$((n + 1)); printf 'x' | "$G" encode --encoder "$T/$W" --merges "$T/$W" > /dev/null 2> "$T/err"; escaped "encode --encoder W<ESC>" "$T/err"
 printf '{"a": 1, "b": "\342\200\256evil\033[2J' > "$T/bidi.json"
 n=$((n + 1)); printf 'x' | "$G" encode --vocab "$T/bidi.json" > /dev/null 2> "$T/err"; escaped "a JSON error near a bidi override" "$T/err"
+# a name with a quote: escaped once, by the library, as in every message
+cp "$T/esc.st" "$T/a\"b.st" && printf 'xx' >> "$T/a\"b.st"
+bad "inspect of a file named a\"b.st" - 'a\x22b.st' '"$G" inspect "$T/a\"b.st"'
+grep -qF 'x5c' "$T/err" && fail "inspect: the file name is escaped twice: $(cat "$T/err")"
+
+# Many metadata keys, one repeated at the end: found in linear time (each
+# key was compared with all before it: 100,000 keys took 30-50 s).
+if [ -n "$PY" ]; then
+    $PY - "$T" <<'PYEOF'
+import struct, sys
+t = sys.argv[1]
+n = 400000
+meta = ",".join('"k%d":"v"' % i for i in range(n)) + ',"k77":"x"'
+h = ('{"__metadata__":{' + meta + '},"w":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]}}').encode()
+open(t + "/keys.st", "wb").write(struct.pack("<Q", len(h)) + h + bytes(4))
+def s(x): return struct.pack("<Q", len(x)) + x
+kv = b"".join(s(b"k%d" % i) + struct.pack("<I", 4) + struct.pack("<I", i) for i in range(n // 4))
+kv += s(b"k77") + struct.pack("<I", 4) + struct.pack("<I", 0)
+open(t + "/keys.gguf", "wb").write(b"GGUF" + struct.pack("<IQQ", 3, 0, n // 4 + 1) + kv)
+PYEOF
+    bad "400,000 metadata keys, one repeated" 5488907 keys.st '"$G" inspect "$T/keys.st"'
+    grep -qF '"k77"' "$T/err" || fail "the repeated key is not named: $(cat "$T/err")"
+    bad "100,000 GGUF keys, one repeated" - keys.gguf '"$G" inspect "$T/keys.gguf"'
+    grep -qF 'appears twice (key-values 77 and 100000)' "$T/err" || fail "GGUF: $(cat "$T/err")"
+else
+    skipped="$skipped metadata-keys"
+fi
 
 # ---- .npy ids stream ----------------------------------------------------------
 if [ -n "$PY" ]; then

@@ -425,7 +425,7 @@ int cmd_inspect(int argc, char **argv) {
     } else {
         /* weights, and everything else: the library's readers name what is wrong */
         embed_error err;
-        embed_file *f = embed_open_mem(buf, len, shown, &err);
+        embed_file *f = embed_open_mem(buf, len, path && strcmp(path, "-") ? path : "<stdin>", &err);
         rc = f ? inspect_model(shown, f, json) : cli_error("%s", err.msg);
         embed_close(f);
     }
