@@ -368,6 +368,7 @@ struct bpe_stream {
     int flags, threads, done, failed;
     stream_block blk[2];    /* blk[fill] takes the text; with threads, the other may be queued */
     int fill;
+    uint8_t *pair;          /* with threads, the first two blocks' text: blk[k].buf may be a half of it */
     size_t no_cut;          /* the text has no safe cut below this position (already scanned) */
     cache_pool *caches;     /* kept from block to block; NULL: each block makes its own */
     int queue;              /* the threads are set up: mu, work, idle */
@@ -522,6 +523,17 @@ static int block_done(bpe_stream *st, stream_block *b, bpe_sink sink, void *ctx,
     return BPE_OK;
 }
 
+/* b's text buffer with room for `bytes`, its first `keep` bytes kept; NULL
+ * (b untouched) when out of memory. A half of the pair is left as it is
+ * (the pair is freed with the stream). */
+static uint8_t *text_grow(bpe_stream *st, stream_block *b, size_t keep, size_t bytes) {
+    if (!st->pair || (b->buf != st->pair && b->buf != st->pair + block_size(st)))
+        return bpe_big_grow(b->buf, keep, bytes);
+    uint8_t *nb = bpe_big_alloc(bytes);
+    if (nb) memcpy(nb, b->buf, keep);
+    return nb;
+}
+
 /* With threads: queues the fill block's buf[0..n) as parts, hands the
  * tokens of the block queued before it to the sink, and moves the rest of
  * the text (buf[n..len)) to that one, which takes the text from now on.
@@ -560,7 +572,7 @@ static int stream_queue(bpe_stream *st, size_t n, int last, bpe_sink sink, void 
      * without a cut) */
     size_t rest = b->len - n, block = block_size(st);
     if (o->cap < rest || o->cap < block) {
-        uint8_t *nb = bpe_big_grow(o->buf, 0, rest > block ? rest : block);
+        uint8_t *nb = text_grow(st, o, 0, rest > block ? rest : block);
         if (!nb) return stream_failed(st, bpe_fail(err, BPE_ERR_NOMEM, b->base + n, "out of memory"));
         o->buf = nb;
         o->cap = rest > block ? rest : block;
@@ -584,7 +596,18 @@ static uint8_t *stream_room(bpe_stream *st, size_t want, size_t *room, bpe_error
          * a whole block at once (mapped, on huge pages): doubling on the
          * way would copy the text and fault fresh pages in at each step. */
         size_t c = !b->cap && want <= STREAM_FIRST ? STREAM_FIRST : b->cap < block ? block : b->cap * 2;
-        uint8_t *nb = bpe_big_grow(b->buf, b->len, c);
+        stream_block *o = &st->blk[st->fill ^ 1];
+        uint8_t *nb;
+        if (st->queue && c == block && !st->pair && !o->buf && (st->pair = bpe_big_alloc(2 * block))) {
+            /* the two blocks' text in one buffer: one huge page for both */
+            nb = st->pair;
+            if (b->buf) memcpy(nb, b->buf, b->len);
+            bpe_big_free(b->buf);
+            o->buf = st->pair + block;
+            o->cap = block;
+        } else {
+            nb = text_grow(st, b, b->len, c);
+        }
         if (!nb) {
             bpe_fail(err, BPE_ERR_NOMEM, b->base, "out of memory");
             return NULL;
@@ -676,11 +699,13 @@ void bpe_stream_free(bpe_stream *st) {
         pthread_mutex_destroy(&st->mu);
     }
     for (int i = 0; i < 2; i++) {
-        bpe_big_free(st->blk[i].buf);
+        if (!st->pair || (st->blk[i].buf != st->pair && st->blk[i].buf != st->pair + block_size(st)))
+            bpe_big_free(st->blk[i].buf);
         bpe_big_free(st->blk[i].ids);
         bpe_big_free(st->blk[i].offs);
         free(st->blk[i].jobs);
     }
+    bpe_big_free(st->pair);
     pool_free(st->caches);
     free(st);
 }
