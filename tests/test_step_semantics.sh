@@ -203,6 +203,14 @@ expect 0 "adam step 2" adam --weights "$T/p1.safetensors" --state "$T/ps" --out 
 "$G" inspect "$T/ps" >"$T/out" 2>&1; has "$T/out" "step = 2"
 # weights of step 2 with... no state: a fresh start is allowed
 expect 0 "adam: weights of step 2, state deleted" adam --weights "$T/p2.safetensors" --state "$T/fresh" --out "$T/p3.safetensors"
+# torch.optim.SparseAdam counts steps per table, the state one count for
+# both: a state with the position table's moments takes --positions on
+# every later step (without it the next --positions step drifted from torch)
+"$G" init --out "$T/pp0.safetensors" --vocab 256 --ctx 8 --channels 32 >/dev/null 2>&1 || fail "init with wpe"
+expect 0 "adam with --positions" adam --weights "$T/pp0.safetensors" --state "$T/pp" --out "$T/pp1.safetensors" --positions
+expect 2 "adam without --positions after steps with them" adam --weights "$T/pp1.safetensors" --state "$T/pp" --out "$T/pp2.safetensors"
+has "$T/err" "every later step must be too"
+[ -e "$T/pp2.safetensors" ] && fail "a refused step wrote its weights"
 
 # A failing write, through a small full filesystem (tmpfs) or, in a build with
 # -DGPT2IN_FAULTS, the write-failure hook.

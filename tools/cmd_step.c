@@ -390,6 +390,14 @@ int cmd_step(int argc, char **argv) {
                           ADAM_STEP_KEY, cli_n(state_path));
                 goto done;
             }
+            /* torch counts steps per table: a step of wte alone would leave
+             * wpe's count behind the one step count the state keeps */
+            if (!mo.positions && (embed_find(st, "wpe.exp_avg") || embed_find(st, "wpe.exp_avg_sq"))) {
+                cli_error("step: %s holds Adam moments of the position table (wpe.*): its steps "
+                          "were taken with --positions, and every later step must be too (the "
+                          "state has one step count for both tables)", cli_n(state_path));
+                goto done;
+            }
         } else if (errno != ENOENT) {
             cli_error("cannot open %s: %s", cli_n(state_path), strerror(errno));
             goto done;
