@@ -1188,10 +1188,15 @@ int embed_save(const char *path, const embed_file *base, const embed_out_tensor 
         embed_st_error(err, "%s: out of memory", path);
         goto out;
     }
-    /* base's tensors in their data order, replaced in place; new ones after */
+    /* base's tensors in their data order, replaced in place; new ones after.
+     * A safetensors base whose tensors keep their dtypes and shapes, with no
+     * new tensor or metadata, keeps its header's bytes as they were (another
+     * writer's key order and spacing): only the replaced data changes. */
+    int same_header = base && base->kind == EMBED_KIND_SAFETENSORS && n_meta == 0;
     size_t n = 0;
     for (size_t i = 0; i < nb; i++) {
         const embed_tensor *t = &base->t[i];
+        if (t->begin != (i ? base->t[i - 1].end : 0)) same_header = 0;  /* a hole would move data */
         it[n++] = (save_item){t->name, t->dtype, t->ndim, t->shape, t->data, t->end - t->begin};
     }
     rc = EMBED_ERR_ARG;
@@ -1219,6 +1224,10 @@ int embed_save(const char *path, const embed_file *base, const embed_out_tensor 
         for (j = 0; j < n; j++)
             if (!strcmp(it[j].name, o->name)) break;
         if (j < nb) {
+            const embed_tensor *t = &base->t[j];
+            if (ni.dt != t->dtype || ni.ndim != t->ndim ||
+                (ni.ndim && memcmp(ni.shape, t->shape, (size_t)ni.ndim * sizeof *ni.shape)))
+                same_header = 0;
             it[j] = ni;
         } else if (j < n) {
             embed_st_error(err, "%s: tensor %s is given twice", path,
@@ -1226,6 +1235,7 @@ int embed_save(const char *path, const embed_file *base, const embed_out_tensor 
             goto out;
         } else {
             it[n++] = ni;
+            same_header = 0;
         }
     }
     /* metadata: base's, with meta set on top (same key = new value) */
@@ -1286,8 +1296,12 @@ int embed_save(const char *path, const embed_file *base, const embed_out_tensor 
         embed_writer *w = embed_writer_open(path, err);
         rc = errno == ENOMEM ? EMBED_ERR_NOMEM : EMBED_ERR_IO;
         if (!w) goto out;
-        rc = embed_writer_write(w, len8, 8, err);
-        if (!rc) rc = embed_writer_write(w, h.s, h.n, err);
+        if (same_header) {
+            rc = embed_writer_write(w, base->base, 8 + base->header_len, err);
+        } else {
+            rc = embed_writer_write(w, len8, 8, err);
+            if (!rc) rc = embed_writer_write(w, h.s, h.n, err);
+        }
         /* base's data may live in a mapping of `path` itself: that stays valid
          * (the old inode) until it is closed, and the rename happens last */
         for (size_t i = 0; i < n && !rc; i++) rc = embed_writer_write(w, it[i].data, it[i].bytes, err);

@@ -98,6 +98,39 @@ has "$T/help" "torch.optim.SGD([W], lr).step() after that dense backward"
 has "$T/help" "-3e-8 with the"
 has "$T/help" "T <= 16 or no id occurs"
 
+# A header written by another program (json.dumps: spaces, metadata last):
+# an SGD step keeps its bytes; only the stepped rows change.
+$PY - "$T" <<'EOF'
+import json, struct, sys
+import numpy as np
+t = sys.argv[1]
+w = (np.arange(16 * 4, dtype="<f4") / 7).reshape(16, 4)
+p = np.ones((8, 4), "<f4")
+hdr = {"wpe.weight": {"dtype": "F32", "shape": [8, 4], "data_offsets": [0, p.nbytes]},
+       "wte.weight": {"dtype": "F32", "shape": [16, 4], "data_offsets": [p.nbytes, p.nbytes + w.nbytes]},
+       "__metadata__": {"format": "pt", "z": "1"}}
+h = json.dumps(hdr).encode()
+h += b" " * (-len(h) % 8)
+open(t + "/foreign.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + p.tobytes() + w.tobytes())
+np.save(t + "/fz.npy", np.zeros((3, 4), "<f4"))
+np.save(t + "/f1.npy", np.ones((3, 4), "<f4"))
+EOF
+echo "1 2 2" > "$T/f.ids"
+fstep() { "$G" step --weights "$T/foreign.safetensors" --ids "$T/f.ids" --optimizer sgd "$@"; }
+expect 0 "sgd lr 0 on a foreign header" fstep --dout "$T/fz.npy" --lr 0 --out "$T/f0.safetensors"
+cmp -s "$T/foreign.safetensors" "$T/f0.safetensors" || fail "sgd lr 0 on a foreign header: the file changed"
+expect 0 "sgd on a foreign header" fstep --dout "$T/f1.npy" --lr 0.5 --positions --out "$T/f1.safetensors"
+$PY - "$T" <<'EOF' || fail "sgd on a foreign header: bytes changed outside the stepped rows"
+import sys
+t = sys.argv[1]
+a = open(t + "/foreign.safetensors", "rb").read()
+b = open(t + "/f1.safetensors", "rb").read()
+start = len(a) - (8 + 16) * 16          # the data: wpe (8 rows of 16 bytes), then wte
+rows = [range(start + r * 16, start + r * 16 + 16) for r in (0, 1, 2, 8 + 1, 8 + 2)]
+allowed = set(i for r in rows for i in r)
+sys.exit(len(a) != len(b) or any(x != y and i not in allowed for i, (x, y) in enumerate(zip(a, b))))
+EOF
+
 # ---- 2. --state with sgd; verify --equal-nan ----------------------------------
 mk_table "$T/w.safetensors" 8 4
 mk_step "$T" s 4 1 2
