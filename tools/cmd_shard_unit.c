@@ -1674,20 +1674,44 @@ static int up_to_date(const char *unit, const char *side, const char *const *inp
     return ok ? (int)m : 0;
 }
 
+/* The vocabulary's identity (the sha256 of its table) is made on a thread
+ * of its own while the unit is tokenized: it is wanted at the start only
+ * to check a sidecar that exists, and otherwise at the end. */
+typedef struct {
+    const bpe *v;
+    json_t *j;
+    pthread_t th;
+    int running;
+} vocab_job;
+
+static void *vocab_run(void *arg) {
+    vocab_job *vj = arg;
+    vj->j = shard_vocab_json(vj->v);
+    return NULL;
+}
+
+static json_t *vocab_get(vocab_job *vj) {
+    if (vj->running) pthread_join(vj->th, NULL);
+    else if (!vj->j) vj->j = shard_vocab_json(vj->v);
+    vj->running = 0;
+    return vj->j;
+}
+
 int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit_bytes, const shard_opts *o,
                int *fresh, shard_unit_info *info, int *used) {
     const bpe *v = bpe_gpt2();
     size_t ul = strlen(unit);
     char *side = malloc(ul + 6);
-    json_t *vocab = shard_vocab_json(v), *opts = shard_options_json(o), *ins = json_array();
+    json_t *vocab = NULL, *opts = shard_options_json(o), *ins = json_array();
     shard_buf itext = {0};
-    if (!side || !vocab || !opts || !ins) {
+    if (!side || !opts || !ins) {
         free(side);
-        json_decref(vocab);
         json_decref(opts);
         json_decref(ins);
         return cli_error("out of memory");
     }
+    vocab_job vj = {.v = v};
+    vj.running = !pthread_create(&vj.th, NULL, vocab_run, &vj);
     memcpy(side, unit, ul);
     memcpy(side + ul, ".json", 6);
     int rc = CLI_OK;
@@ -1701,7 +1725,11 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
         goto done;
     }
     *used = n;
-    int m = up_to_date(unit, side, inputs, n, unit_bytes, vocab, opts);
+    if (!access(side, F_OK) && !(vocab = vocab_get(&vj))) {
+        rc = cli_error("out of memory");
+        goto done;
+    }
+    int m = vocab ? up_to_date(unit, side, inputs, n, unit_bytes, vocab, opts) : 0;
     if (m) {
         if (!o->quiet && !o->in_run) fprintf(stderr, "gpt2in: %s: up to date\n", cli_n(unit));
         *used = m;
@@ -1808,6 +1836,10 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
     }
     char htok[65];
     shard_sha_hex(&u->unit_sha, htok);
+    if (!(vocab = vocab_get(&vj))) {
+        rc = cli_error("out of memory");
+        goto done;
+    }
     if (u->one) memcpy(htok, u->unit_hex, sizeof htok);
     json_t *j = json_pack("{s:s, s:i, s:s, s:O, s:O, s:O, s:I, s:I, s:I, s:s}", "format", "gpt2in-unit",
                           "version", 1, "tool", SHARD_TOOL, "vocabulary", vocab, "options", opts, "inputs", ins,
@@ -1855,7 +1887,8 @@ done:
     }
     free(u);
     free(side);
-    json_decref(vocab);
+    if (vj.running) pthread_join(vj.th, NULL);
+    json_decref(vj.j);
     json_decref(opts);
     json_decref(ins);
     free(itext.p);
