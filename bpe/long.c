@@ -347,10 +347,13 @@ static void encode_stretches(out_t *o, const uint8_t *p, size_t n, size_t off, s
         if (end - start > 1) {
             /* 2-3 bytes (a CJK character, most stretches of CJK text):
              * written out, straight into the ids when they fit */
-            if (end - start <= 3 && !o->offs && has_room(o, 3))
-                o->n += bpe_merge_tiny(v, p + start, end - start, o->ids + o->n);
+            size_t len = end - start;
+            if (len <= 3 && !o->offs && has_room(o, 3))
+                o->n += bpe_merge_tiny(v, p + start, len, o->ids + o->n);
+            else if (len <= CACHE_BYTES && o->cache)  /* recurs: two CJK characters */
+                bpe_merge_piece(o, p + start, len, off + start, bpe_hash_bytes(p + start, len), n - start);
             else
-                bpe_merge_stretch(o, p + start, end - start, off + start);
+                bpe_merge_stretch(o, p + start, len, off + start);
             start = end++;
         } else {
             /* bytes that no token joins to the next (a run of spaces):

@@ -7,7 +7,9 @@
  *   - bpe_merge_short against bpe_merge_traced (tiktoken's loop, which
  *     looks every pair up) on pieces where the skip matters: words glued
  *     from tokens of other scripts, random letters and base64, Cyrillic;
- *     with the loop of each instruction set this CPU has (merge.h). */
+ *     with the loop of each instruction set this CPU has (merge.h);
+ *   - the stretches of long pieces merged through the piece cache against
+ *     the heap (long.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +128,55 @@ static void test_pieces(const struct bpe *v, int rounds) {
            isa_name[isas[0]], n_isas > 1 ? ", " : "", n_isas > 1 ? isa_name[isas[1]] : "");
 }
 
+/* Long pieces cut where no token joins two bytes, with a piece cache (a
+ * stretch of 4-30 bytes is looked up there and merged into it, as pieces
+ * are), against the heap: CJK characters and Cyrillic letters from small
+ * sets, so that stretches recur, and base64. Twice over one cache, and
+ * with offsets every other time. */
+static void test_cached_stretches(const struct bpe *v, int rounds) {
+    static const char *const alphabets[] = {
+        "\xe4\xb8\x80\xe4\xba\x8c\xe4\xb8\x89\xe7\x9a\x84\xe6\x98\xaf\xe5\x9c\xa8\xe4\xb8\x8d\xe4\xba\x86"
+        "\xe3\x81\xae\xe3\x81\xab\xe3\x81\x97\xe3\x81\xa6\xe3\x83\xbc",
+        "\xd0\xb0\xd0\xb1\xd0\xb2\xd0\xb3\xd0\xb4\xd0\xb5\xd0\xbe\xd0\xbf\xd1\x80\xd1\x81\xd1\x82",
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"};
+    enum { MAX_N = 2048 };
+    cache_slot *cache = bpe_cache_new();
+    uint8_t *p = malloc(MAX_N);
+    uint32_t *a = malloc(MAX_N * 4), *b = malloc(MAX_N * 4);
+    size_t *offs = malloc(MAX_N * sizeof *offs);
+    if (!cache || !p || !a || !b || !offs) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    int bad = 0;
+    for (int r = 0; r < rounds; r++) {
+        int kind = r % 3;
+        const char *al = alphabets[kind];
+        size_t step = kind == 0 ? 3 : kind == 1 ? 2 : 1, k = strlen(al) / step, n = 0, want = 40 + rnd() % 600;
+        while (n + step <= want) {
+            memcpy(p + n, al + step * (rnd() % k), step);
+            n += step;
+        }
+        for (int pass = 0; pass < 2; pass++) {
+            out_t oa = {v, a, r % 2 ? offs : NULL, MAX_N, 0, 0, cache, 1}, ob = {v, b, NULL, MAX_N, 0, 0, NULL, 1};
+            bpe_merge_long(&ob, p, n, 0);
+            if (!bpe_split_piece(&oa, p, n, 0)) continue;  /* no cut near the start */
+            int same = oa.n == ob.n && !memcmp(a, b, oa.n * 4);
+            for (size_t i = 0, at = 0; same && r % 2 && i < oa.n; at += token_len(v, b[i++])) same = offs[i] == at;
+            if (!same && bad++ < 5)
+                fprintf(stderr, "cached stretches, kind %d, %zu bytes, pass %d: %zu tokens, the heap %zu\n", kind, n,
+                        pass, oa.n, ob.n);
+        }
+    }
+    if (bad) failures++;
+    printf("long pieces' stretches through a piece cache == the heap on %d pieces\n", rounds);
+    bpe_big_free(cache);
+    free(p);
+    free(a);
+    free(b);
+    free(offs);
+}
+
 int main(void) {
     const struct bpe *v = bpe_gpt2();
     V = v;
@@ -134,6 +185,7 @@ int main(void) {
     if (bpe_merge_isa_supported(BPE_MERGE_SSE41)) isas[n_isas++] = BPE_MERGE_SSE41;
     test_flags(v);
     test_pieces(v, sanitized ? 20000 : 400000);
+    test_cached_stretches(v, sanitized ? 600 : 6000);
     if (failures) {
         fprintf(stderr, "test_bpe_merge_ext: failed\n");
         return 1;
