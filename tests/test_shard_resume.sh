@@ -107,6 +107,23 @@ rm "$ou/corpus_val_000000.bin"
 "$GPT2IN" shard --out "$ou" "$@" 2>"$d/err" || bad "rerun over a damaged unit: exit $? ($(cat "$d/err"))"
 same_as_ref "$ou" "damaged unit, rerun"
 
+# ---- an input edited in place, same size and mtime, under a killed run: its unit redone -------
+# (cp -p, rsync -t and touch -r put the mtime back; the unit's sidecar
+# records the input's sha256, which the rerun checks)
+cp -rp "$d/c" "$d/c2"
+e2=$d/e2
+"$GPT2IN" shard --out "$e2" --keep-units --quiet --unit-bytes 6K "$d/c2/docs.jsonl" "$d/c2/lines.txt" || bad "edit: first run: exit $?"
+rm -f "$e2"/*.bin "$e2"/corpus_manifest.json   # as if killed before its shards
+touch -r "$d/c2/docs.jsonl" "$d/stamp"
+grep -q ' a' "$d/c2/docs.jsonl" || bad "edit: the corpus has no ' a' to change"
+sed -i '0,/ a/s// A/' "$d/c2/docs.jsonl"
+touch -r "$d/stamp" "$d/c2/docs.jsonl"
+"$GPT2IN" shard --out "$e2" --quiet --unit-bytes 6K "$d/c2/docs.jsonl" "$d/c2/lines.txt" 2>"$d/err" || bad "edit: rerun: exit $? ($(cat "$d/err"))"
+"$GPT2IN" shard --out "$d/e2fresh" --quiet --unit-bytes 6K "$d/c2/docs.jsonl" "$d/c2/lines.txt" 2>"$d/err" || bad "edit: fresh run: exit $? ($(cat "$d/err"))"
+for f in "$d/e2fresh"/*; do
+    cmp -s "$f" "$e2/${f##*/}" || bad "an input edited with its size and mtime kept: ${f##*/} differs from a fresh run"
+done
+
 # ---- other shard sizes over an earlier run: nothing stale --------------------------------------
 shift 6
 "$GPT2IN" shard --out "$o" --quiet --split-lines --shard-tokens 5000 --val-tokens 3000 "$@" || bad "other sizes: exit $?"

@@ -70,7 +70,6 @@ typedef struct {
     char sha[65];
 } unit_in;
 
-static int file_sha(const char *path, char hex[65], uint64_t *size);
 
 /* Opens a unit and checks it against its sidecar: its size, and (unless
  * this process has just written it or checked it) its sha256. */
@@ -85,7 +84,7 @@ static int verify_unit(unit_in *u) {
     }
     char hex[65];
     uint64_t total;
-    if (file_sha(u->path, hex, &total)) return cli_error("%s: read error: %s", cli_n(u->path), strerror(errno));
+    if (shard_file_sha(u->path, hex, &total)) return cli_error("%s: read error: %s", cli_n(u->path), strerror(errno));
     if (total != 2 * u->tokens || strcmp(hex, u->sha))
         return cli_error("%s: its tokens do not match %s.json (%s; redo the unit)", cli_n(u->path), u->path,
                          total != 2 * u->tokens ? "size" : "sha256");
@@ -105,28 +104,10 @@ static int unit_intact(const char *unit) {
     json_t *t = json_object_get(j, "tokens"), *sha = json_object_get(j, "tokens_sha256");
     char hex[65];
     uint64_t size;
-    int ok = json_is_integer(t) && json_is_string(sha) && !file_sha(unit, hex, &size) &&
+    int ok = json_is_integer(t) && json_is_string(sha) && !shard_file_sha(unit, hex, &size) &&
              size == 2 * (uint64_t)json_integer_value(t) && !strcmp(hex, json_string_value(sha));
     json_decref(j);
     return ok;
-}
-
-static int file_sha(const char *path, char hex[65], uint64_t *size) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return -1;
-    shard_sha s;
-    if (shard_sha_init(&s)) return close(fd), -1;
-    static char buf[1 << 20];
-    *size = 0;
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
-        if (n < 0) continue;
-        shard_sha_update(&s, buf, (size_t)n);
-        *size += (uint64_t)n;
-    }
-    close(fd);
-    shard_sha_hex(&s, hex);
-    return n < 0 ? -1 : 0;
 }
 
 /* j, its "inputs" being inputs (shard_inputs_text's), to path. */
@@ -432,7 +413,7 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
                 if (strcmp(fname, file) || (uint64_t)json_integer_value(t) != b - a || keep[s]) continue;
                 char *p = path_join(dir, fname), hex[65];
                 uint64_t size;
-                if (p && !file_sha(p, hex, &size) && size == 1024 + 2 * (b - a) && !strcmp(hex, sha)) {
+                if (p && !shard_file_sha(p, hex, &size) && size == 1024 + 2 * (b - a) && !strcmp(hex, sha)) {
                     keep[s] = 1;
                     entries[s] = json_deep_copy(e);
                 }

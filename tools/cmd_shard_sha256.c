@@ -7,9 +7,12 @@
  * allocated a hash (two a small file). A hash here is a struct on the
  * stack. */
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "shard.h"
 
@@ -213,3 +216,30 @@ void shard_sha_hex(shard_sha *s, char hex[65]) {
 }
 
 void shard_sha_free(shard_sha *s) { (void)s; }
+
+int shard_file_sha(const char *path, char hex[65], uint64_t *size) {
+    enum { CHUNK = 1 << 20 };
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    unsigned char *buf = malloc(CHUNK);
+    shard_sha s;
+    if (!buf || shard_sha_init(&s)) {
+        free(buf);
+        close(fd);
+        errno = ENOMEM;
+        return -1;
+    }
+    *size = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, CHUNK)) > 0 || (n < 0 && errno == EINTR)) {
+        if (n < 0) continue;
+        shard_sha_update(&s, buf, (size_t)n);
+        *size += (uint64_t)n;
+    }
+    int saved = errno;
+    close(fd);
+    free(buf);
+    shard_sha_hex(&s, hex);
+    errno = saved;
+    return n < 0 ? -1 : 0;
+}

@@ -57,6 +57,9 @@ int shard_sha_init(shard_sha *s);
 void shard_sha_update(shard_sha *s, const void *p, size_t n);
 void shard_sha_hex(shard_sha *s, char hex[65]);   /* finishes */
 void shard_sha_free(shard_sha *s);
+/* The sha256 of the file at path and its size; -1 with errno on a read
+ * error. */
+int shard_file_sha(const char *path, char hex[65], uint64_t *size);
 
 /* Starts writing back to disk what w has received since *synced, once
  * that is SHARD_WRITEBACK bytes or more, so that the fsync of its commit
