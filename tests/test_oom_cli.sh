@@ -18,7 +18,7 @@ fail=0 oom=0 ok=0
 nostart=0
 for kb in 8000 12000 16000 20000 24000 28000 32000 40000 48000 64000; do
     # Below some limit the program cannot even start: the dynamic loader and
-    # the shared libraries' initialisers (libstdc++, libcrypto) die of a
+    # the shared libraries' initialisers (libstdc++) die of a
     # signal before main. That is not the loader under test; skip the limit.
     if ! sh -c 'ulimit -v $1 && "$2" --version; exit $?' sh $kb "$GPT2IN" >/dev/null 2>&1; then
         nostart=$((nostart + 1))

@@ -20,7 +20,6 @@ missing_build() {
     [ -f /usr/include/jansson.h ] || m="$m libjansson-dev"
     [ -f /usr/include/zlib.h ] || m="$m zlib1g-dev"
     [ -f /usr/include/zstd.h ] || m="$m libzstd-dev"
-    [ -f /usr/include/openssl/evp.h ] || m="$m libssl-dev"   # sha256 (gpt2in shard)
     [ -f /usr/include/simdjson.h ] || m="$m libsimdjson-dev"   # JSON Lines (gpt2in shard)
     command -v g++ >/dev/null 2>&1 || m="$m g++"
     echo "$m"
