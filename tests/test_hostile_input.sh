@@ -77,6 +77,16 @@ bad "embed --weights W /dev/zero" 0 /dev/zero '"$G" embed --weights "$T/w.safete
 bad "embed of an endless run of digits" 0 '<stdin>' 'tr "\0" 3 < /dev/zero | "$G" embed --weights "$T/w.safetensors" -o "$T/x.npy"'
 "$G" embed --weights "$T/w.safetensors" -o "$T/ref.npy" /dev/null 2> /dev/null
 bad "verify --ids /dev/zero" 0 /dev/zero '"$G" verify --weights "$T/w.safetensors" --ids /dev/zero --ref "$T/ref.npy"'
+# arrays and weights read whole from stdin: an .npy ends where its header
+# says (then trailing bytes), a kind no reader takes at its first bytes
+bad "inspect < /dev/zero" - '<stdin>' '"$G" inspect < /dev/zero'
+printf '1 2\n' > "$T/i2.txt"
+"$G" embed --weights "$T/w.safetensors" -o "$T/ref2.npy" "$T/i2.txt" 2> /dev/null
+bad "an .npy, then an endless stream, to inspect" - '<stdin>' '{ cat "$T/ref2.npy"; cat /dev/zero; } | "$G" inspect'
+bad "an .npy, then an endless stream, to verify --ref -" - '<stdin>' '{ cat "$T/ref2.npy"; cat /dev/zero; } | "$G" verify --weights "$T/w.safetensors" --ids "$T/i2.txt" --ref -'
+bad "an .npy, then an endless stream, to step --dout -" - '<stdin>' '{ cat "$T/ref2.npy"; cat /dev/zero; } | "$G" step --weights "$T/w.safetensors" --ids "$T/i2.txt" --dout - --optimizer sgd --lr 0.1 --out "$T/w2.safetensors"'
+n=$((n + 1))
+"$G" verify --weights "$T/w.safetensors" --ids "$T/i2.txt" --ref - < "$T/ref2.npy" > /dev/null 2>&1 || fail "verify --ref - of a whole .npy: exit $?"
 
 # ---- each reader: one line, the file, the byte ------------------------------
 printf '1 2 x3 4' > "$T/a.txt"

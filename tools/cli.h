@@ -89,10 +89,15 @@ void cli_mapped(const char *path);
  * read through the mapping already). Prints the error and returns NULL. */
 embed_file *cli_open_mapped(const char *path);
 
-/* All of stdin, malloc'd (an array given as "-": it is needed whole). Prints
- * the error and returns NULL on failure; an empty stdin is a 1-byte buffer
- * with *len 0. */
+/* All of stdin, malloc'd (an array given as "-": it is needed whole), or as
+ * much as cli_stdin_enough asks for. Prints the error and returns NULL on
+ * failure; an empty stdin is a 1-byte buffer with *len 0. */
 unsigned char *cli_read_stdin(size_t *len);
+/* How many bytes of a stream whose first len bytes are data decide what it
+ * is (SIZE_MAX: all of it): an .npy array's header and data and one byte
+ * more (trailing bytes are an error), a kind no reader takes its first
+ * bytes; an endless stream of either ends. */
+size_t cli_stdin_enough(const unsigned char *data, size_t len);
 
 /* Reads a .npy array from path, or from stdin when path is "-"; prints the
  * error (naming the kind of a file that is not .npy) and returns CLI_ERR. */

@@ -280,11 +280,35 @@ int cli_expect_kind(const char *path, embed_kind want) {
     return cli_error("%s is %s, not %s", cli_n(path), embed_kind_desc(k), embed_kind_desc(want));
 }
 
+size_t cli_stdin_enough(const unsigned char *data, size_t len) {
+    if (len < EMBED_DETECT_BYTES) return SIZE_MAX;
+    embed_kind k = embed_detect(data, len);
+    if (k == EMBED_KIND_NPY) {
+        embed_npy a;
+        embed_error err;
+        size_t start;
+        /* the header (at most 10000 bytes) gives the array's size; one byte
+         * more tells trailing bytes. Until it is all in: more. */
+        if (embed_npy_inspect_header(data, len, "<stdin>", &a, &start, &err))
+            return len < 16384 ? SIZE_MAX : len;
+        uint64_t bits = embed_dtype_bits(a.dtype);
+        if (!bits || a.count > (UINT64_MAX - 8) / bits) return len;
+        uint64_t end = start + (a.count * bits + 7) / 8 + 1;
+        return end < SIZE_MAX ? (size_t)end : SIZE_MAX;
+    }
+    /* kinds no reader of a whole stdin takes: their first bytes say so */
+    if (k == EMBED_KIND_UNKNOWN || k == EMBED_KIND_ZIP || k == EMBED_KIND_PICKLE || k == EMBED_KIND_GZIP ||
+        k == EMBED_KIND_ZSTD || k == EMBED_KIND_GIT_LFS)
+        return len;
+    return SIZE_MAX;
+}
+
 unsigned char *cli_read_stdin(size_t *len) {
     unsigned char *data = NULL;
     size_t cap = 0;
     *len = 0;
     for (;;) {
+        if (*len >= cli_stdin_enough(data, *len)) return data;
         if (cap - *len < 65536) {
             cap = cap ? cap * 2 : 1 << 20;
             unsigned char *b = realloc(data, cap);

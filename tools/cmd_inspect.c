@@ -370,6 +370,7 @@ int cmd_inspect(int argc, char **argv) {
     if (!path || !strcmp(path, "-")) {
         size_t cap = 0;
         for (;;) {
+            if (len >= cli_stdin_enough(data, len)) break;
             if (cap - len < 65536) {
                 cap = cap ? cap * 2 : 1 << 20;
                 unsigned char *b = realloc(data, cap);
