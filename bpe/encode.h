@@ -194,8 +194,8 @@ void bpe_ranks_to_ids(const struct bpe *v, uint32_t *ids, size_t n);
 void bpe_encode_text(out_t *o, const uint8_t *s, size_t i, size_t end);
 /* The same with the window scanner built for one instruction set (the
  * tests run each): BPE_SCAN_AUTO, the widest this CPU has; the baseline;
- * AVX2 with BMI1/2; AVX-512BW. bpe_scan_supported: whether this CPU has it. */
-enum { BPE_SCAN_AUTO, BPE_SCAN_BASE, BPE_SCAN_AVX2, BPE_SCAN_AVX512 };
+ * AVX2 with BMI1/2. bpe_scan_supported: whether this CPU has it. */
+enum { BPE_SCAN_AUTO, BPE_SCAN_BASE, BPE_SCAN_AVX2 };
 void bpe_encode_text_isa(out_t *o, const uint8_t *s, size_t i, size_t end, int isa);
 int bpe_scan_supported(int isa);
 

@@ -122,7 +122,6 @@ typedef struct {
 #define SCAN_X86 1
 #include <immintrin.h>
 #define SCAN_AVX2 __attribute__((target("avx2,bmi,bmi2,lzcnt,popcnt")))
-#define SCAN_AVX512 __attribute__((target("avx512f,avx512bw,avx2,bmi,bmi2,lzcnt,popcnt")))
 #else
 #define SCAN_X86 0
 #endif
@@ -190,17 +189,6 @@ static inline SCAN_AVX2 void classify64_avx2(const uint8_t *p, byte_masks *m) {
     }
 }
 
-/* classify64 in one register: the compares give the masks themselves. */
-static inline SCAN_AVX512 void classify64_avx512(const uint8_t *p, byte_masks *m) {
-    __m512i x = _mm512_loadu_si512((const void *)p), lx = _mm512_or_si512(x, _mm512_set1_epi8(0x20));
-    /* unsigned x - lo < n: x in lo .. lo + n - 1 */
-    m->letter = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(lx, _mm512_set1_epi8('a')), _mm512_set1_epi8(26));
-    m->digit = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(x, _mm512_set1_epi8('0')), _mm512_set1_epi8(10));
-    m->blank = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8(' '));
-    m->space = m->blank | _mm512_cmplt_epu8_mask(_mm512_sub_epi8(x, _mm512_set1_epi8('\t')), _mm512_set1_epi8(5));
-    m->high = _mm512_movepi8_mask(x);
-    m->apos = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('\''));
-}
 #endif
 
 /* The characters of 0x80 and up among the 64 bytes at p (67 may be read):
@@ -339,9 +327,7 @@ static inline __attribute__((always_inline)) size_t windows(out_t *o, piece_tabs
         const uint8_t *p = s + i;
         byte_masks m;
 #if SCAN_X86
-        if (isa == BPE_SCAN_AVX512)
-            classify64_avx512(p, &m);
-        else if (isa == BPE_SCAN_AVX2)
+        if (isa == BPE_SCAN_AVX2)
             classify64_avx2(p, &m);
         else
 #endif
@@ -394,9 +380,6 @@ static size_t windows_base(out_t *o, piece_tabs t, const uint8_t *s, size_t i, s
 static SCAN_AVX2 size_t windows_avx2(out_t *o, piece_tabs t, const uint8_t *s, size_t i, size_t end) {
     return windows(o, t, s, i, end, BPE_SCAN_AVX2);
 }
-static SCAN_AVX512 size_t windows_avx512(out_t *o, piece_tabs t, const uint8_t *s, size_t i, size_t end) {
-    return windows(o, t, s, i, end, BPE_SCAN_AVX512);
-}
 #endif
 
 int bpe_scan_supported(int isa) {
@@ -406,9 +389,6 @@ int bpe_scan_supported(int isa) {
     if (isa == BPE_SCAN_AVX2)
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
                __builtin_cpu_supports("popcnt");
-    if (isa == BPE_SCAN_AVX512)
-        return bpe_scan_supported(BPE_SCAN_AVX2) && __builtin_cpu_supports("avx512f") &&
-               __builtin_cpu_supports("avx512bw");
 #endif
     return 0;
 }
@@ -433,14 +413,9 @@ void bpe_encode_text_isa(out_t *o, const uint8_t *s, size_t i, size_t end, int i
     }
     piece_tabs t = {o->ids, v->byte_tok, v->tok_bloom, v->tok_slots, v->tok_mask};
     if (BPE_LITTLE_ENDIAN && t.bloom && end - i >= 80) {
-        if (isa == BPE_SCAN_AUTO)
-            isa = bpe_scan_supported(BPE_SCAN_AVX512) ? BPE_SCAN_AVX512
-                  : bpe_scan_supported(BPE_SCAN_AVX2) ? BPE_SCAN_AVX2
-                                                      : BPE_SCAN_BASE;
+        if (isa == BPE_SCAN_AUTO) isa = bpe_scan_supported(BPE_SCAN_AVX2) ? BPE_SCAN_AVX2 : BPE_SCAN_BASE;
 #if SCAN_X86
-        if (isa == BPE_SCAN_AVX512)
-            i = windows_avx512(o, t, s, i, end);
-        else if (isa == BPE_SCAN_AVX2)
+        if (isa == BPE_SCAN_AVX2)
             i = windows_avx2(o, t, s, i, end);
         else
 #endif
