@@ -24,7 +24,8 @@ $PY -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysc
 [ -f "$B/libgpt2in.a" ] || { echo "skipped: $B/libgpt2in.a is not built"; exit 77; }
 
 root=$(pwd)
-out=$root/$B/python
+case $B in /*) bdir=$B ;; *) bdir=$root/$B ;; esac   # (GPT2IN_BUILDS may name absolute folders)
+out=$bdir/python
 preload=""
 if [ "${SANITIZED:-0}" = 1 ]; then
     asan=$(cc -print-file-name=libasan.so); ubsan=$(cc -print-file-name=libubsan.so)
@@ -34,7 +35,7 @@ if [ "${SANITIZED:-0}" = 1 ]; then
     export ASAN_OPTIONS=detect_leaks=0:abort_on_error=0
 fi
 mkdir -p "$out"
-(cd tools/python && GPT2IN_LIB="$root/$B/libgpt2in.a" $PY setup.py -q build \
+(cd tools/python && GPT2IN_LIB="$bdir/libgpt2in.a" $PY setup.py -q build \
     --build-base "$out/tmp" --build-lib "$out" >"$out.log" 2>&1) ||
     { cat "$out.log"; echo "FAIL: building the extension"; exit 1; }
 
@@ -51,8 +52,8 @@ if [ -n "$other" ] && [ "$($other -c 'import sys; print(sys.executable)' 2>/dev/
         "$($PY -c 'import sys; print(sys.executable)')" ]; then
     if $other -c 'import os, sys, sysconfig, setuptools
 sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null; then
-        oout=$root/$B/python-other
-        (cd tools/python && GPT2IN_LIB="$root/$B/libgpt2in.a" $other setup.py -q build \
+        oout=$bdir/python-other
+        (cd tools/python && GPT2IN_LIB="$bdir/libgpt2in.a" $other setup.py -q build \
             --build-base "$oout/tmp" --build-lib "$oout" >"$oout.log" 2>&1) ||
             { cat "$oout.log"; echo "FAIL: building the extension for $other"; exit 1; }
         (cd "$oout" && PYTHONPATH="$oout" PYTHONDONTWRITEBYTECODE=1 LD_PRELOAD="$preload" \

@@ -49,7 +49,7 @@ static const struct {
     {"verify", cmd_verify, "compare the embedding of ids with a reference array"},
     {"step", cmd_step, "one SGD / SparseAdam step of wte (and wpe) from dLoss/dx"},
     {"inspect", cmd_inspect, "describe and validate any file gpt2in reads, or stdin"},
-    {"init", cmd_init, "write a new GPT-2-shaped safetensors file (random embeddings)"},
+    {"init", cmd_init, "write a new GPT-2-shaped weights file (random embeddings)"},
     {"similar", cmd_similar, "cosine similarity of two words' embedding vectors"},
     {"neighbors", cmd_neighbors, "the tokens nearest to a word by cosine"},
     {"analogy", cmd_analogy, "the tokens nearest to A - B + C (king - man + woman)"},

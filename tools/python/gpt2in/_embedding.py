@@ -201,8 +201,8 @@ class Embedding:
         if a.ndim not in (1, 2):
             raise ValueError(f"ids must have shape [T] or [B, T], not {list(a.shape)}")
         pos0 = operator.index(pos0)
-        if pos0 < 0:
-            raise ValueError(f"pos0 must be >= 0, not {pos0}")
+        if pos0 < 0 or pos0 >= 1 << 63:
+            raise ValueError(f"pos0 must be >= 0 and below 2**63, not {pos0}")
         B, T = (1, a.shape[0]) if a.ndim == 1 else a.shape
         shape = a.shape + (self.C,)
         if out is None:
@@ -364,7 +364,16 @@ class SparseAdam:
 
     def save(self, path) -> None:
         """Writes the moments and step count as `gpt2in step --state` does,
-        crash-safe (temporary file renamed over path)."""
+        crash-safe (temporary file renamed over path). ValueError when path
+        is the embedding's own weights file (as the CLI refuses --state
+        equal to --weights)."""
+        path = os.fspath(path)
+        try:
+            same = os.path.samefile(path, self.embedding.path)
+        except OSError:
+            same = False
+        if same:
+            raise ValueError(f"{path} is the embedding's weights file; save the Adam state to another file")
         _gpt2in.save_f32(os.fspath(path), [("wte.exp_avg", self.exp_avg), ("wte.exp_avg_sq", self.exp_avg_sq)],
                          ["step", str(self.step_count)])
 

@@ -186,6 +186,8 @@ def test_bad_input(model, tmp_path):
         emb.forward([1, 2], pos0=15)
     with pytest.raises(ValueError):
         emb.forward([1], pos0=-1)
+    with pytest.raises(ValueError):
+        emb.forward([1], pos0=2**64)   # not an OverflowError from the C call
     with pytest.raises(TypeError):
         emb.forward([1.5])
     with pytest.raises(TypeError):
@@ -308,6 +310,10 @@ def test_sparse_adam_matches_torch(model, tmp_path):
     again = gpt2in.SparseAdam.load(emb, st, lr=0.01)
     assert again.step_count == 4 and np.array_equal(again.exp_avg, opt.exp_avg)
     assert np.array_equal(again.exp_avg_sq, opt.exp_avg_sq)
+    weights = open(emb.path, "rb").read()
+    with pytest.raises(ValueError, match="weights file"):
+        opt.save(emb.path)   # the CLI refuses --state equal to --weights too
+    assert open(emb.path, "rb").read() == weights
     with pytest.raises(ValueError, match="distinct"):
         opt.step([1, 1], np.zeros((2, C), np.float32))
     with pytest.raises(ValueError):
