@@ -870,6 +870,7 @@ typedef struct {
     size_t msglen, msgcap;
     int fatal;
     int done;
+    bpe_encoder *enc;            /* the running worker's (NULL: bpe_encode) */
     /* a batch of small whole files (text: their documents joined by 0xFF) */
     int files;
     struct small_in {
@@ -906,15 +907,14 @@ typedef struct {
     size_t batch;                /* bytes of the next batch (pool_submitted) */
 } pool;
 
-/* This worker's encoder (NULL: bpe_encode). Each keeps its piece cache
- * warm from job to job, and from pool to pool of a unit: a unit's pools
- * never encode at the same time (one is drained before the next starts). */
-static _Thread_local bpe_encoder *cur_enc;
-
-static int encode_(const pool *p, const void *t, size_t n, int flags, uint32_t *ids, size_t cap, size_t *nt,
-                   bpe_error *err) {
-    return cur_enc ? bpe_encoder_encode(cur_enc, t, n, flags, ids, NULL, cap, nt, err)
-                   : bpe_encode(p->v, t, n, flags, ids, NULL, cap, nt, err);
+/* With the job's encoder, its worker's (NULL: bpe_encode). Each worker
+ * keeps its piece cache warm from job to job, and from pool to pool of a
+ * unit: a unit's pools never encode at the same time (one is drained
+ * before the next starts). */
+static int encode_(const pool *p, const job *j, const void *t, size_t n, int flags, uint32_t *ids, size_t cap,
+                   size_t *nt, bpe_error *err) {
+    return j->enc ? bpe_encoder_encode(j->enc, t, n, flags, ids, NULL, cap, nt, err)
+                  : bpe_encode(p->v, t, n, flags, ids, NULL, cap, nt, err);
 }
 
 /* *p with room for `need` elements of `elem` bytes, its contents kept. */
@@ -1033,7 +1033,7 @@ static void encode_batch(job *j, pool *p) {
     size_t nt = 0;
     bpe_error err;
     if (grow((void **)&j->ids, &j->idcap, j->tlen ? j->tlen : 1, sizeof *j->ids) ||
-        encode_(p, j->text, j->tlen, BPE_SPECIAL_TEXT, j->ids, j->tlen, &nt, &err) ||
+        encode_(p, j, j->text, j->tlen, BPE_SPECIAL_TEXT, j->ids, j->tlen, &nt, &err) ||
         grow((void **)&j->out, &j->outcap, nt + 1, sizeof *j->out)) {
         job_msg(j, p, j->line0, j->off0, "out of memory");
         j->fatal = 1;
@@ -1062,7 +1062,7 @@ static void text_batch(job *j, pool *p) {
         const char *q = memchr(start, '\n', (size_t)(end - start)), *e = q ? q : end;
         if (e > start) {
             size_t nt = 0;
-            if (encode_(p, start, (size_t)(e - start), BPE_SPECIAL_TEXT, j->ids, j->len, &nt, &err)) {
+            if (encode_(p, j, start, (size_t)(e - start), BPE_SPECIAL_TEXT, j->ids, j->len, &nt, &err)) {
                 job_msg(j, p, j->line0, j->off0, "out of memory");
                 j->fatal = 1;
                 return;
@@ -1083,7 +1083,7 @@ static void files_batch(job *j, pool *p) {
     bpe_error err;
     j->nout = 0;
     if (grow((void **)&j->ids, &j->idcap, j->tlen ? j->tlen : 1, sizeof *j->ids) ||
-        encode_(p, j->text, j->tlen, BPE_SPECIAL_TEXT, j->ids, j->tlen, &nt, &err) ||
+        encode_(p, j, j->text, j->tlen, BPE_SPECIAL_TEXT, j->ids, j->tlen, &nt, &err) ||
         grow((void **)&j->out, &j->outcap, nt + j->nfin, sizeof *j->out) ||
         grow((void **)&j->ntok, &j->ntokcap, j->nfin, sizeof *j->ntok)) {
         j->fatal = 1;
@@ -1116,7 +1116,7 @@ static void block_job(job *j, pool *p) {
     if (j->len > 2 * WHOLE_BLOCK)   /* a long piece without a cut: its threads */
         e = bpe_encode_parallel(p->v, j->ext, j->len, flags, p->o->threads, j->ids, NULL, j->len, &n, &err);
     else
-        e = encode_(p, j->ext, j->len, flags, j->ids, j->len, &n, &err);
+        e = encode_(p, j, j->ext, j->len, flags, j->ids, j->len, &n, &err);
     if (e == BPE_ERR_UTF8) {
         j->bad = 1;
         j->bad_off = err.offset;
@@ -1261,13 +1261,14 @@ static void *worker(void *arg) {
     pool *p = arg;
     pthread_mutex_lock(&p->mu);
     struct shard_scratch *ws = &p->ws[p->started];
-    cur_enc = p->enc[p->started++];
+    bpe_encoder *enc = p->enc[p->started++];
     for (;;) {
         while (!p->stop && p->taken >= p->submitted) pthread_cond_wait(&p->work, &p->mu);
         if (p->stop) break;
         job *j = &p->jobs[p->taken++ % p->njobs];
         pthread_mutex_unlock(&p->mu);
         scratch_swap(j, ws);
+        j->enc = enc;
         run_job(j, p);
         scratch_swap(j, ws);
         pthread_mutex_lock(&p->mu);
