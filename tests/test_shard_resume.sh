@@ -124,6 +124,26 @@ for f in "$d/e2fresh"/*; do
     cmp -s "$f" "$e2/${f##*/}" || bad "an input edited with its size and mtime kept: ${f##*/} differs from a fresh run"
 done
 
+# ---- a FIFO input under a killed run, size and mtime as recorded: never read twice -----
+# (the rerun must not read the FIFO to hash it, which would eat its data)
+if mkfifo "$d/ff" 2>/dev/null; then
+    : > "$d/ff" &   # empty the first time: its recorded size is the FIFO's 0
+    "$GPT2IN" shard --out "$d/fo" --keep-units --quiet "$d/ff" || bad "fifo: first run: exit $?"
+    wait
+    rm -f "$d/fo"/*.bin "$d/fo"/corpus_manifest.json
+    printf 'four five six\n' > "$d/ff" &
+    # the writer waits for a reader; the FIFO gets the mtime its unit records
+    /usr/bin/python3 -c 'import json, os, sys
+m = json.load(open(sys.argv[1]))["inputs"][0]["mtime_ns"]
+os.utime(sys.argv[2], ns=(m, m))' "$d/fo/corpus_units/000000.tok.json" "$d/ff" || bad "fifo: no unit sidecar to read"
+    timeout 20 "$GPT2IN" shard --out "$d/fo" --keep-units --quiet "$d/ff" 2>"$d/err" || bad "fifo: rerun: exit $? ($(cat "$d/err"))"
+    kill $! 2>/dev/null; wait 2>/dev/null
+    printf 'four five six\n' > "$d/f2.txt"
+    "$GPT2IN" shard --out "$d/fo2" --quiet "$d/f2.txt" || bad "fifo: reference: exit $?"
+    cmp -s "$d/fo/corpus_val_000000.bin" "$d/fo2/corpus_val_000000.bin" ||
+        bad "a FIFO input rerun: its tokens are not the new data's"
+fi
+
 # ---- other shard sizes over an earlier run: nothing stale --------------------------------------
 shift 6
 "$GPT2IN" shard --out "$o" --quiet --split-lines --shard-tokens 5000 --val-tokens 3000 "$@" || bad "other sizes: exit $?"

@@ -1664,11 +1664,12 @@ static int up_to_date(const char *unit, const char *side, const char *const *inp
              json_equal(json_object_get(e, "mtime_ns"), json_object_get(want, "mtime_ns"));
         json_decref(want);
         /* and the same bytes: an edit that kept the size and put the mtime
-         * back (cp -p, rsync -t, touch -r) would keep a stale unit */
+         * back (cp -p, rsync -t, touch -r) would keep a stale unit. A FIFO
+         * or device cannot be read twice: its unit is always redone. */
         char hex[65];
         uint64_t size;
         const char *sha = json_string_value(json_object_get(e, "sha256"));
-        ok = ok && sha && !shard_file_sha(inputs[i], hex, &size) && !strcmp(hex, sha);
+        ok = ok && S_ISREG(st.st_mode) && sha && !shard_file_sha(inputs[i], hex, &size) && !strcmp(hex, sha);
         acc += S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
         /* the unit is closed at its last input, not before */
         if (unit_bytes) ok = ok && (i + 1 == m ? acc >= unit_bytes || m == (size_t)n : acc < unit_bytes);
