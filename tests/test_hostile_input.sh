@@ -87,6 +87,7 @@ bad "an .npy, then an endless stream, to verify --ref -" - '<stdin>' '{ cat "$T/
 bad "an .npy, then an endless stream, to step --dout -" - '<stdin>' '{ cat "$T/ref2.npy"; cat /dev/zero; } | "$G" step --weights "$T/w.safetensors" --ids "$T/i2.txt" --dout - --optimizer sgd --lr 0.1 --out "$T/w2.safetensors"'
 n=$((n + 1))
 "$G" verify --weights "$T/w.safetensors" --ids "$T/i2.txt" --ref - < "$T/ref2.npy" > /dev/null 2>&1 || fail "verify --ref - of a whole .npy: exit $?"
+bad "endless ids as verify --ref -" - '<stdin>' 'yes 5 | "$G" verify --weights "$T/w.safetensors" --ids "$T/i2.txt" --ref -'
 
 # ---- each reader: one line, the file, the byte ------------------------------
 printf '1 2 x3 4' > "$T/a.txt"

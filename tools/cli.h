@@ -95,9 +95,12 @@ embed_file *cli_open_mapped(const char *path);
 unsigned char *cli_read_stdin(size_t *len);
 /* How many bytes of a stream whose first len bytes are data decide what it
  * is (SIZE_MAX: all of it): an .npy array's header and data and one byte
- * more (trailing bytes are an error), a kind no reader takes its first
- * bytes; an endless stream of either ends. */
+ * more (trailing bytes are an error), token ids (cli_ids_kind: their
+ * readers stream the rest) and a kind no reader takes their first bytes;
+ * an endless stream of any of these ends. */
 size_t cli_stdin_enough(const unsigned char *data, size_t len);
+/* Token ids as text, JSON or an llm.c shard: the kinds read as a stream. */
+int cli_ids_kind(embed_kind k);
 
 /* Reads a .npy array from path, or from stdin when path is "-"; prints the
  * error (naming the kind of a file that is not .npy) and returns CLI_ERR. */

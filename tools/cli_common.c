@@ -280,6 +280,10 @@ int cli_expect_kind(const char *path, embed_kind want) {
     return cli_error("%s is %s, not %s", cli_n(path), embed_kind_desc(k), embed_kind_desc(want));
 }
 
+int cli_ids_kind(embed_kind k) {
+    return k == EMBED_KIND_TEXT || k == EMBED_KIND_JSON || k == EMBED_KIND_LLMC_SHARD;
+}
+
 size_t cli_stdin_enough(const unsigned char *data, size_t len) {
     if (len < EMBED_DETECT_BYTES) return SIZE_MAX;
     embed_kind k = embed_detect(data, len);
@@ -296,6 +300,8 @@ size_t cli_stdin_enough(const unsigned char *data, size_t len) {
         uint64_t end = start + (a.count * bits + 7) / 8 + 1;
         return end < SIZE_MAX ? (size_t)end : SIZE_MAX;
     }
+    /* ids are streamed by their readers (the rest stays in stdin) */
+    if (cli_ids_kind(k)) return len;
     /* kinds no reader of a whole stdin takes: their first bytes say so */
     if (k == EMBED_KIND_UNKNOWN || k == EMBED_KIND_ZIP || k == EMBED_KIND_PICKLE || k == EMBED_KIND_GZIP ||
         k == EMBED_KIND_ZSTD || k == EMBED_KIND_GIT_LFS)

@@ -183,10 +183,6 @@ static ssize_t source_read(void *cookie, char *buf, size_t size) {
     return (ssize_t)n;
 }
 
-static int is_ids_kind(embed_kind k) {
-    return k == EMBED_KIND_TEXT || k == EMBED_KIND_JSON || k == EMBED_KIND_LLMC_SHARD;
-}
-
 static int inspect_ids(const char *path, ids_source *src, embed_kind kind, int json) {
     FILE *in = fopencookie(src, "rb", (cookie_io_functions_t){source_read, NULL, NULL, NULL});
     if (!in)
@@ -368,33 +364,9 @@ int cmd_inspect(int argc, char **argv) {
     size_t len = 0;
     int stdin_rest = 0; /* the ids after data[0..len) are still in stdin */
     if (!path || !strcmp(path, "-")) {
-        size_t cap = 0;
-        for (;;) {
-            if (len >= cli_stdin_enough(data, len)) break;
-            if (cap - len < 65536) {
-                cap = cap ? cap * 2 : 1 << 20;
-                unsigned char *b = realloc(data, cap);
-                if (!b) {
-                    free(data);
-                    return cli_error("<stdin>: out of memory after %zu bytes", len);
-                }
-                data = b;
-            }
-            size_t got = fread(data + len, 1, cap - len, stdin);
-            len += got;
-            if (!got) {
-                if (ferror(stdin)) {
-                    free(data);
-                    return cli_error("<stdin>: read error at byte %zu: %s", len, strerror(errno));
-                }
-                break;
-            }
-            /* ids are streamed from here on; other kinds are held whole */
-            if (len >= EMBED_DETECT_BYTES && is_ids_kind(embed_detect(data, len))) {
-                stdin_rest = 1;
-                break;
-            }
-        }
+        /* ids are streamed from their first bytes on; other kinds are held whole */
+        if (!(data = cli_read_stdin(&len))) return CLI_ERR;
+        stdin_rest = len >= EMBED_DETECT_BYTES && cli_ids_kind(embed_detect(data, len));
     } else {
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) return cli_error("%s: cannot open: %s", shown, strerror(errno));
@@ -416,9 +388,9 @@ int cmd_inspect(int argc, char **argv) {
     int rc;
     if (kind == EMBED_KIND_NPY) {
         rc = inspect_npy(shown, buf, len, json);
-    } else if (is_ids_kind(kind) && !stdin_rest && kind != EMBED_KIND_LLMC_SHARD && looks_like_vocab(buf, len)) {
+    } else if (cli_ids_kind(kind) && !stdin_rest && kind != EMBED_KIND_LLMC_SHARD && looks_like_vocab(buf, len)) {
         rc = inspect_vocab(shown, buf, len, json);
-    } else if (is_ids_kind(kind)) {
+    } else if (cli_ids_kind(kind)) {
         ids_source src = {buf, len, 0, stdin_rest ? stdin : NULL, 0};
         rc = inspect_ids(shown, &src, kind, json);
     } else if (kind == EMBED_KIND_LLMC_TOKENIZER) {
