@@ -667,9 +667,16 @@ static int check_inputs_not_outputs(const char *dir, const char *name, char *con
         size_t dl = strlen(d);
         if (!strcmp(d, manifest) ||
             (!strncmp(d, name, nl) && d[nl] == '_' && dl > nl + 5 && !strcmp(d + dl - 4, ".bin"))) {
-            if ((k = input_at(dir, d, ids, ni)) >= 0)
-                rc = cli_error("%s is %s/%s, a file this run writes; move it out of %s or choose "
-                               "another --name", cli_n(ops[k]), dir, d, dir);
+            if ((k = input_at(dir, d, ids, ni)) >= 0) {
+                char *as = path_join(dir, d);   /* the name this run gives it */
+                if (as && strcmp(as, ops[k]))
+                    rc = cli_error("input %s is %s, a file this run writes; move it out of %s or choose "
+                                   "another --name", cli_n(ops[k]), cli_n(as), cli_n(dir));
+                else
+                    rc = cli_error("input %s is a file this run writes; move it out of %s or choose "
+                                   "another --name", cli_n(ops[k]), cli_n(dir));
+                free(as);
+            }
         } else if (with_units && !strcmp(d, units)) {
             char *ud = path_join(dir, d);
             DIR *uh = ud ? opendir(ud) : NULL;
