@@ -134,6 +134,9 @@ done
 got=$(printf '[[1, 2], [3]]' | "$G" decode | od -An -tx1)
 [ "$got" = "$(printf '"#$' | od -An -tx1)" ] || fail "decode of ragged rows: $got"
 bad2 "inspect of a zip" "is a zip archive" "\"$G\" inspect \"$D/notes.zip\""
+: > "$T/empty.txt"
+bad2 "inspect of an empty file" "empty.txt is empty" "\"$G\" inspect \"$T/empty.txt\""
+bad2 "inspect of an empty stdin" "<stdin> is empty" "\"$G\" inspect < /dev/null"
 bad2 "inspect of a ragged batch" "row 1 has 1 ids but row 0 has 2" "\"$G\" inspect < \"$T/bad/ragged.json\""
 # ids on stdin are streamed, not held: 80 MB of them under a 60 MB address space
 # (AddressSanitizer reserves far more address space: not under it)

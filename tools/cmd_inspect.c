@@ -383,6 +383,10 @@ int cmd_inspect(int argc, char **argv) {
         close(fd);
         if (len && m == MAP_FAILED) return cli_error("%s: cannot map: %s", shown, strerror(errno));
     }
+    if (!len) {
+        free(data);
+        return cli_error("%s is empty: no format to describe", shown);
+    }
     const unsigned char *buf = data ? data : m != MAP_FAILED ? m : (const unsigned char *)"";
     embed_kind kind = embed_detect(buf, len);
     int rc;
