@@ -695,7 +695,7 @@ static int check_inputs_not_outputs(const char *dir, const char *name, char *con
 }
 
 int cmd_shard(int argc, char **argv) {
-    shard_opts o = {SHARD_FMT_AUTO, "text", 0, 0, 0, 0, 0, 0, NULL};
+    shard_opts o = {SHARD_FMT_AUTO, "text", 0, 0, 0, 0, 0, 0, NULL, 0};
     const char *out = NULL, *unit = NULL, *name = "corpus", *units_from = NULL;
     int assemble = 0, keep_units = 0, bad = 0, operands = 0, input_opt = 0, shard_opt = 0;
     uint64_t S = 100000000, V = 0, threads = 0, unit_bytes = (uint64_t)128 << 20;
@@ -852,6 +852,7 @@ int cmd_shard(int argc, char **argv) {
             const char *const *in = (const char *const *)&ops[first[k]];
             int n = planned ? first[k + 1] - first[k] : nops - first[k], used = 0;
             uint64_t group = planned ? 0 : unit_bytes;
+            o.to_end = !keep_units && (!planned || first[k + 1] == nops);
             rc = shard_unit(units[k], in, n, group, &o, &fresh[k], &info[k], &used);
             if (!planned) first[k + 1] = first[k] + used;
             if (rc || fresh[k]) continue;

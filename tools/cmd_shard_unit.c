@@ -649,6 +649,46 @@ int shard_tee_commit(shard_tee *t, uint64_t s, char sha[65], uint64_t *tokens) {
     return rc;
 }
 
+uint64_t shard_tee_pos(const shard_tee *t) { return t->pos; }
+
+int shard_tee_copy(shard_tee *t, uint64_t from, uint64_t to, int fd, const char *path, shard_sha *sha) {
+    const size_t cap = (size_t)1 << 20;
+    char *buf = malloc(cap);
+    int rc = buf ? 0 : cli_error("out of memory");
+    while (!rc && from < to) {
+        uint64_t s = from < t->V ? 0 : 1 + (from - t->V) / t->S;
+        uint64_t a = s ? t->V + (s - 1) * t->S : 0, b = s ? a + t->S : t->V, end = to < b ? to : b;
+        const char *tmp = s < t->nsh ? t->sh[s].tmp : s == t->nsh && t->f.fd >= 0 ? t->f.tmp : NULL;
+        int in = tmp ? open(tmp, O_RDONLY | O_CLOEXEC) : -1;
+        if (in < 0) {
+            rc = cli_error("%s: cannot read back shard %llu: %s", cli_n(path), (unsigned long long)s,
+                           tmp ? strerror(errno) : "not written");
+            break;
+        }
+        for (uint64_t off = 1024 + 2 * (from - a), stop = 1024 + 2 * (end - a); !rc && off < stop;) {
+            size_t want = stop - off < cap ? (size_t)(stop - off) : cap;
+            ssize_t n = pread(in, buf, want, (off_t)off);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                rc = cli_error("%s: read error: %s", tmp, n < 0 ? strerror(errno) : "short file");
+                break;
+            }
+            if (sha) shard_sha_update(sha, buf, (size_t)n);
+            for (ssize_t k = 0; !rc && k < n;) {
+                ssize_t w = write(fd, buf + k, (size_t)(n - k));
+                if (w < 0 && errno == EINTR) continue;
+                if (w <= 0) rc = cli_error("%s: write error: %s", cli_n(path), w < 0 ? strerror(errno) : "no progress");
+                else k += w;
+            }
+            off += (uint64_t)n;
+        }
+        close(in);
+        from = end;
+    }
+    free(buf);
+    return rc;
+}
+
 void shard_tee_free(shard_tee *t) {
     if (!t) return;
     rfile_abort(&t->f);
@@ -667,6 +707,8 @@ typedef struct {
     embed_writer *w;                     /* --unit: embed's writer, fsynced */
     rfile rf;                            /* a unit of the one-machine run (w NULL) */
     shard_tee *tee;                      /* the run's shards, or NULL */
+    int defer;                           /* no unit file yet: the tokens go to tee only */
+    uint64_t tee0;                       /* (defer) the unit's first token in tee */
     const char *unit;
     shard_sha unit_sha, in_sha;
     int one;                             /* one input: its tokens are the unit's */
@@ -701,7 +743,7 @@ static int out_write(unit_out *u, const void *p, size_t bytes) {
         if (embed_writer_write(u->w, p, bytes, &err)) return cli_error("%s", err.msg);
         u->written += bytes;
         shard_writeback(u->w, &u->synced, u->written);
-    } else if (rfile_write(&u->rf, u->unit, p, bytes)) {
+    } else if (!u->defer && rfile_write(&u->rf, u->unit, p, bytes)) {
         return CLI_ERR;
     }
     return u->tee ? tee_write(u->tee, p, bytes) : 0;
@@ -716,7 +758,7 @@ static int flush_tokens(unit_out *u) {
 }
 
 static void count_tokens(unit_out *u, const uint16_t *t, size_t n) {
-    if (!u->one) shard_sha_update(&u->unit_sha, t, n * 2);
+    if (!u->one && !u->defer) shard_sha_update(&u->unit_sha, t, n * 2);
     shard_sha_update(&u->in_sha, t, n * 2);
     u->tokens += n;
     prog.tokens += n;
@@ -1708,6 +1750,7 @@ static json_t *vocab_get(vocab_job *vj) {
 int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit_bytes, const shard_opts *o,
                int *fresh, shard_unit_info *info, int *used) {
     const bpe *v = bpe_gpt2();
+    const int n0 = n;   /* n becomes the inputs the unit takes */
     size_t ul = strlen(unit);
     char *side = malloc(ul + 6);
     json_t *vocab = NULL, *opts = shard_options_json(o), *ins = json_array();
@@ -1765,7 +1808,9 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
     u->one = n == 1;   /* (or, with unit_bytes, once the first input is known to fill the unit) */
     u->tee = o->tee;
     u->rf.fd = -1;
-    if (o->in_run ? rfile_open(&u->rf, unit) : !(u->w = embed_writer_open(unit, &eerr))) {
+    u->defer = o->in_run && o->tee && o->to_end;
+    if (u->defer) u->tee0 = shard_tee_pos(o->tee);
+    if (u->defer ? 0 : o->in_run ? rfile_open(&u->rf, unit) : !(u->w = embed_writer_open(unit, &eerr))) {
         rc = o->in_run ? CLI_ERR : cli_error("%s", eerr.msg);
         goto done;
     }
@@ -1833,12 +1878,18 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
     if (fp_on) pool_stop(&fp);
     job_free(&fb);
     if (!rc) rc = flush_tokens(u);
+    if (!rc && u->defer && n < n0) {   /* not the run's last unit after all: its file now */
+        u->defer = 0;
+        if (!(rc = rfile_open(&u->rf, unit)))
+            rc = shard_tee_copy(o->tee, u->tee0, shard_tee_pos(o->tee), u->rf.fd, unit, u->one ? NULL : &u->unit_sha);
+    }
     if (rc) {
         if (u->w) embed_writer_abort(u->w);
         rfile_abort(&u->rf);
         goto done;
     }
-    if (u->w ? embed_writer_commit(u->w, &eerr) && cli_error("%s", eerr.msg) : rfile_commit(&u->rf, unit, 0)) {
+    if (!u->defer &&
+        (u->w ? embed_writer_commit(u->w, &eerr) && cli_error("%s", eerr.msg) : rfile_commit(&u->rf, unit, 0))) {
         rc = CLI_ERR;
         goto done;
     }
@@ -1849,16 +1900,18 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
         goto done;
     }
     if (u->one) memcpy(htok, u->unit_hex, sizeof htok);
-    json_t *j = json_pack("{s:s, s:i, s:s, s:O, s:O, s:O, s:I, s:I, s:I, s:s}", "format", "gpt2in-unit",
+    /* (the run's last unit: no file, no sidecar; its figures go to info) */
+    json_t *j = u->defer ? NULL : json_pack("{s:s, s:i, s:s, s:O, s:O, s:O, s:I, s:I, s:I, s:s}", "format", "gpt2in-unit",
                           "version", 1, "tool", SHARD_TOOL, "vocabulary", vocab, "options", opts, "inputs", ins,
                           "documents", (json_int_t)u->all_docs, "skipped", (json_int_t)u->all_skipped, "tokens",
                           (json_int_t)u->all_tokens, "tokens_sha256", htok);
-    shard_inputs_text(&itext, u->ins, u->nins, 0);
+    if (!u->defer) shard_inputs_text(&itext, u->ins, u->nins, 0);
     char *txt = j ? shard_dumps(j, JSON_COMPACT, &itext) : NULL;
     json_decref(j);
     embed_writer *w = txt && !o->in_run ? embed_writer_open(side, &eerr) : NULL;
     rfile sf = {-1, NULL};
-    if (!txt) {
+    if (u->defer) {
+    } else if (!txt) {
         rc = cli_error("out of memory");
     } else if (o->in_run) {   /* as its unit: not fsynced */
         if (!(rc = rfile_open(&sf, side)) && !(rc = rfile_write(&sf, side, txt, strlen(txt))) &&

@@ -27,6 +27,8 @@ int shard_tee_finish(shard_tee *t, uint64_t *tokens, uint64_t *nshards);
 int shard_tee_commit(shard_tee *t, uint64_t s, char sha[65], uint64_t *tokens);
 /* Removes the shards not committed. */
 void shard_tee_free(shard_tee *t);
+/* Tokens received so far. */
+uint64_t shard_tee_pos(const shard_tee *t);
 
 typedef struct {
     int format;            /* SHARD_FMT_* */
@@ -39,6 +41,10 @@ typedef struct {
     int in_run;            /* a unit of the one-machine run: no "up to date" line,
                             * not fsynced */
     shard_tee *tee;        /* the run's shards, fed by fresh units, or NULL */
+    int to_end;            /* in_run: the inputs given are all the run's remaining
+                            * ones, and its units are not kept: a unit that takes
+                            * them all, the run's last, is not written at all (its
+                            * tokens are in the shards; a kill redoes it) */
 } shard_opts;
 
 /* sha256, hex output (cmd_shard_sha256.c). */
@@ -60,6 +66,11 @@ void shard_sha_free(shard_sha *s);
 /* The sha256 of the file at path and its size; -1 with errno on a read
  * error. */
 int shard_file_sha(const char *path, char hex[65], uint64_t *size);
+
+/* Tokens [from, to) of the run's stream, read back from the shards being
+ * written (the page cache), to fd (path: for messages), and into sha
+ * unless NULL. */
+int shard_tee_copy(shard_tee *t, uint64_t from, uint64_t to, int fd, const char *path, shard_sha *sha);
 
 /* Starts writing back to disk what w has received since *synced, once
  * that is SHARD_WRITEBACK bytes or more, so that the fsync of its commit
