@@ -22,10 +22,12 @@ BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread -fvisibility=hidden -MMD -MP
 # The library needs utf8proc and jansson (JSON vocabularies), and so does
 # the program. gpt2in shard also reads gzip and zstd corpora, hashes them and
 # parses JSON Lines fast (simdjson): it is a program of its own,
-# gpt2in-shard, so that no other command loads those at start-up.
+# gpt2in-shard, so that no other command loads those at start-up; and
+# simdjson with the C++ runtime is gpt2in-shard-json.so beside it, loaded
+# only for JSON Lines.
 LIB_LIBS = -lutf8proc -ljansson -lm -pthread
 LDLIBS = $(LIB_LIBS)
-SHARD_LIBS = $(LIB_LIBS) -lzstd -lz -lsimdjson -lstdc++
+SHARD_LIBS = $(LIB_LIBS) -lzstd -lz -ldl
 B ?= build
 VERSION = 0.1.0
 
@@ -35,8 +37,7 @@ SHARD_SRC := tools/gpt2in_shard.c $(wildcard tools/cmd_shard*.c)
 CLI_COMMON_SRC := $(wildcard tools/cli_*.c)
 CLI_SRC := tools/gpt2in.c $(filter-out $(SHARD_SRC),$(wildcard tools/cmd_*.c)) $(CLI_COMMON_SRC)
 CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
-SHARD_OBJ := $(SHARD_SRC:%.c=$(B)/%.o) $(CLI_COMMON_SRC:%.c=$(B)/%.o) \
-  $(patsubst %.cpp,$(B)/%.o,$(wildcard tools/cmd_shard*.cpp))
+SHARD_OBJ := $(SHARD_SRC:%.c=$(B)/%.o) $(CLI_COMMON_SRC:%.c=$(B)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 EXAMPLE_SRC := $(wildcard tools/example_*.c)
@@ -49,7 +50,8 @@ ASAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 .PHONY: all check-deps deps check test test-asan bench demo install uninstall clean fuzz FORCE
 .DELETE_ON_ERROR:
 
-all: check-deps $(B)/libgpt2in.a $(B)/libgpt2in.so $(B)/gpt2in $(B)/gpt2in-shard $(B)/gpt2in.pc $(EXAMPLE_BIN)
+all: check-deps $(B)/libgpt2in.a $(B)/libgpt2in.so $(B)/gpt2in $(B)/gpt2in-shard $(B)/gpt2in-shard-json.so \
+  $(B)/gpt2in.pc $(EXAMPLE_BIN)
 
 check-deps:
 	@sh tools/deps.sh check
@@ -102,6 +104,9 @@ $(B)/gpt2in: $(CLI_OBJ) $(B)/libgpt2in.a
 # gpt2in shard runs this, found beside gpt2in or in ../libexec/gpt2in/.
 $(B)/gpt2in-shard: $(SHARD_OBJ) $(B)/libgpt2in.a
 	$(CC) $(CFLAGS) -o $@ $^ $(SHARD_LIBS)
+
+$(B)/gpt2in-shard-json.so: $(B)/tools/cmd_shard_json.o
+	$(CXX) -shared $(CFLAGS) -o $@ $^ -lsimdjson
 
 $(B)/tests/%: tests/%.c $(B)/libgpt2in.a $(B)/cflags
 	@mkdir -p $(dir $@)
@@ -185,6 +190,7 @@ install: all $(B)/gpt2in.pc
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/libexec/gpt2in
 	install -m 755 $(B)/gpt2in $(DESTDIR)$(PREFIX)/bin/gpt2in
 	install -m 755 $(B)/gpt2in-shard $(DESTDIR)$(PREFIX)/libexec/gpt2in/gpt2in-shard
+	install -m 644 $(B)/gpt2in-shard-json.so $(DESTDIR)$(PREFIX)/libexec/gpt2in/gpt2in-shard-json.so
 	install -m 755 tools/gpt2in_dask_shard.py $(DESTDIR)$(PREFIX)/bin/gpt2in-dask-shard
 	install -m 644 $(B)/libgpt2in.a $(DESTDIR)$(PREFIX)/lib/libgpt2in.a
 	install -m 755 $(B)/libgpt2in.so $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.$(VERSION)
@@ -200,7 +206,7 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.0 \
 	  $(DESTDIR)$(PREFIX)/lib/libgpt2in.so $(DESTDIR)$(PREFIX)/include/gpt2in/bpe.h \
 	  $(DESTDIR)$(PREFIX)/include/gpt2in/embed.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/gpt2in.pc
-	rm -f $(DESTDIR)$(PREFIX)/libexec/gpt2in/gpt2in-shard
+	rm -f $(DESTDIR)$(PREFIX)/libexec/gpt2in/gpt2in-shard $(DESTDIR)$(PREFIX)/libexec/gpt2in/gpt2in-shard-json.so
 	rmdir $(DESTDIR)$(PREFIX)/include/gpt2in $(DESTDIR)$(PREFIX)/libexec/gpt2in 2>/dev/null || true
 
 clean:

@@ -43,6 +43,7 @@ cat > "$tmp/want" <<'LIST'
 ./usr/local/lib/libgpt2in.so.0.1.0
 ./usr/local/lib/pkgconfig/gpt2in.pc
 ./usr/local/libexec/gpt2in/gpt2in-shard
+./usr/local/libexec/gpt2in/gpt2in-shard-json.so
 LIST
 sort "$tmp/want" | cmp -s - "$tmp/after" || die "installed files: $(diff "$tmp/want" "$tmp/after" | tr '\n' ' ')"
 [ -x "$root/usr/local/bin/gpt2in-dask-shard" ] || die "gpt2in-dask-shard is not executable"

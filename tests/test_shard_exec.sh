@@ -27,10 +27,17 @@ for lib in libcrypto libssl libsimdjson libstdc++ libzstd libz.; do
     case " $n" in *" $lib"*) bad "gpt2in links $lib (NEEDED: $n); only gpt2in-shard should" ;; esac
 done
 n=$(needed "$SHARD")
-for lib in libsimdjson libzstd; do   # so that the check above looks at the right names
+for lib in libzstd; do   # so that the check above looks at the right names
     case " $n" in *" $lib"*) ;; *) bad "gpt2in-shard does not link $lib (NEEDED: $n)" ;; esac
 done
 case " $n" in *" libcrypto"*) bad "gpt2in-shard links libcrypto (NEEDED: $n): its start-up costs more than a small input" ;; esac
+# simdjson and the C++ runtime: only in gpt2in-shard-json.so, loaded for JSON Lines
+for lib in libsimdjson libstdc++; do
+    case " $n" in *" $lib"*) bad "gpt2in-shard links $lib (NEEDED: $n); only gpt2in-shard-json.so should" ;; esac
+done
+JSONLIB=$(dirname "$GPT2IN")/gpt2in-shard-json.so
+[ -f "$JSONLIB" ] || bad "$JSONLIB is not built beside gpt2in-shard"
+case " $(needed "$JSONLIB")" in *" libsimdjson"*) ;; *) bad "gpt2in-shard-json.so does not link libsimdjson" ;; esac
 
 "$GPT2IN" --help | grep -q '^  shard ' || bad "gpt2in --help does not list shard"
 "$GPT2IN" shard --help > "$d/help" 2>&1 && grep -q '^usage: gpt2in shard' "$d/help" ||
@@ -58,13 +65,36 @@ same build
 mkdir -p "$d/p/bin" "$d/p/libexec/gpt2in" "$d/alone" "$d/links"
 cp "$GPT2IN" "$d/p/bin/gpt2in"
 cp "$SHARD" "$d/p/libexec/gpt2in/gpt2in-shard"
+cp "$JSONLIB" "$d/p/libexec/gpt2in/gpt2in-shard-json.so"
 shard prefix "$d/p/bin/gpt2in" shard
 same prefix
+grep -q warning "$d/log" && bad "prefix: $(cat "$d/log")"
 ln -s "$d/p/bin/gpt2in" "$d/links/gpt2in"   # the link's target decides
 shard link "$d/links/gpt2in" shard
 same link
 shard path env PATH="$d/links:$PATH" gpt2in shard
 same path
+
+# Text inputs never load simdjson or the C++ runtime; JSON Lines do (the
+# dynamic loader's own account, LD_DEBUG=files).
+libs() { # INPUT: the libraries loaded by gpt2in shard over INPUT
+    rm -rf "$d/ld"
+    LD_DEBUG=files "$GPT2IN" shard --quiet --out "$d/ld" "$1" 2>&1 >/dev/null | sed -n 's/.*file=\([^ ]*\).*/\1/p' | sort -u | tr '\n' ' '
+}
+case " $(libs "$d/a.txt")" in *simdjson*) bad "a text input loads simdjson: $(libs "$d/a.txt")" ;; esac
+if [ "${SANITIZED:-0}" != 1 ]; then   # (the sanitizers' runtime needs libstdc++)
+    case " $(libs "$d/a.txt")" in *"libstdc++"*) bad "a text input loads libstdc++: $(libs "$d/a.txt")" ;; esac
+fi
+case " $(libs "$d/b.jsonl")" in *simdjson*) ;; *) bad "a JSON Lines input does not load simdjson: $(libs "$d/b.jsonl")" ;; esac
+
+# Without gpt2in-shard-json.so: the same shards (jansson parses every line),
+# and a warning.
+mkdir -p "$d/np/libexec/gpt2in" "$d/np/bin"
+cp "$GPT2IN" "$d/np/bin/gpt2in"
+cp "$SHARD" "$d/np/libexec/gpt2in/gpt2in-shard"
+shard nolib "$d/np/bin/gpt2in" shard
+same nolib
+grep -q 'warning: JSON Lines are parsed by jansson alone' "$d/log" || bad "no gpt2in-shard-json.so: no warning ($(cat "$d/log"))"
 
 # The exit status passes through (gpt2in shard runs in gpt2in's place).
 "$GPT2IN" shard --no-such-option > "$d/log" 2>&1

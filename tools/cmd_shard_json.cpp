@@ -3,7 +3,9 @@
 // fully parsed and validated (DOM parser, not on-demand, so that a fault
 // anywhere in the line is seen). Anything but a good line - malformed JSON,
 // not an object, the field missing or not a string - is left to jansson,
-// which decides and says what is wrong (cmd_shard_unit.c).
+// which decides and says what is wrong (cmd_shard_unit.c). Built as
+// gpt2in-shard-json.so, which gpt2in-shard loads for JSON Lines only
+// (cmd_shard_jsonlib.c); its one exported symbol is shard_json_lib_get.
 #include <simdjson.h>
 
 #include <cstring>
@@ -15,14 +17,11 @@ struct shard_json {
     simdjson::dom::parser parser;
 };
 
-shard_json *shard_json_new(void) { return new (std::nothrow) shard_json(); }
+static shard_json *make(void) { return new (std::nothrow) shard_json(); }
 
-void shard_json_free(shard_json *j) { delete j; }
+static void release(shard_json *j) { delete j; }
 
-size_t shard_json_padding(void) { return simdjson::SIMDJSON_PADDING; }
-
-int shard_json_field(shard_json *j, const char *line, size_t n, const char *field, const char **s,
-                                size_t *len) {
+static int field(shard_json *j, const char *line, size_t n, const char *field, const char **s, size_t *len) {
     simdjson::dom::element doc;
     simdjson::error_code e = j->parser.parse(line, n, false).get(doc);
     if (e) return e == simdjson::MEMALLOC ? SHARD_JSON_NOMEM : SHARD_JSON_BAD;
@@ -43,3 +42,7 @@ int shard_json_field(shard_json *j, const char *line, size_t n, const char *fiel
     *len = v.size();
     return SHARD_JSON_OK;
 }
+
+static const shard_json_lib lib = {SHARD_JSON_ABI, simdjson::SIMDJSON_PADDING, make, release, field};
+
+extern "C" __attribute__((visibility("default"))) const shard_json_lib *shard_json_lib_get(void) { return &lib; }

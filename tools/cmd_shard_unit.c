@@ -449,8 +449,9 @@ static void rfile_abort(rfile *f) {
 }
 
 /* Renames the file to path; durable: fsynced first, and the directory
- * after (a shard); otherwise the page cache holds it (a unit of the run:
- * a unit that a crash left damaged is checked and redone by the rerun). */
+ * after (2: not the directory, which the caller fsyncs later); otherwise
+ * the page cache holds it (a unit of the run: a unit that a crash left
+ * damaged is checked and redone by the rerun). */
 static int rfile_commit(rfile *f, const char *path, int durable) {
     if ((durable && fsync(f->fd)) || close(f->fd)) {
         f->fd = -1;
@@ -466,7 +467,7 @@ static int rfile_commit(rfile *f, const char *path, int durable) {
     }
     free(f->tmp);
     f->tmp = NULL;
-    if (durable) {
+    if (durable == 1) {
         const char *sl = strrchr(path, '/');
         char *dir = sl ? strndup(path, (size_t)(sl - path) + (sl == path)) : strdup(".");
         int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
@@ -639,7 +640,11 @@ int shard_tee_commit(shard_tee *t, uint64_t s, char sha[65], uint64_t *tokens) {
         rc = cli_error("%s: cannot open: %s", f.tmp, strerror(errno));
         rfile_abort(&f);
     } else {
-        rc = rfile_commit(&f, p, 1);   /* (while it is hashed, if it is the last) */
+        /* (while it is hashed, if it is the last). The directory is fsynced
+         * by the manifest's commit, which follows every shard's: one fsync
+         * makes both renames durable. A crash between them loses at most
+         * the rename; the rerun writes that shard again. */
+        rc = rfile_commit(&f, p, 2);
     }
     if (t->hashing && t->hk == s) tee_hash_wait(t);
     if (t->sh[s].err && !rc) rc = cli_error("%s: read error: %s", cli_n(p), strerror(t->sh[s].err));
@@ -1035,7 +1040,7 @@ static int json_field(job *j, const pool *p, const char *s, size_t n, const char
     if (!j->sj) return SHARD_JSON_BAD;
     int rc = shard_json_field(j->sj, s, n, p->o->field, str, slen);
     if (rc != SHARD_JSON_BAD || !memchr(s, '\\', n)) return rc;
-    if (grow((void **)&j->fixed, &j->fixedcap, n + shard_json_padding(), 1)) return SHARD_JSON_NOMEM;
+    if (grow((void **)&j->fixed, &j->fixedcap, n + SHARD_JSON_PADDING, 1)) return SHARD_JSON_NOMEM;
     if (!unpaired_surrogates_replaced(s, n, j->fixed)) return SHARD_JSON_BAD;
     *ln = j->fixed;
     return shard_json_field(j->sj, j->fixed, n, p->o->field, str, slen);
@@ -1454,7 +1459,7 @@ static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jso
     char *acc = NULL;
     size_t acclen = 0, acccap = 0;
     uint64_t line = 1, off = 0;
-    size_t pad = shard_json_padding();
+    size_t pad = SHARD_JSON_PADDING;
     int at_end = 0;
     while (!rc && !at_end) {
         /* simdjson reads up to `pad` bytes past a line's end */
