@@ -118,6 +118,7 @@ class SparseAdam:
 class VerifyReport:
     """What `gpt2in verify` reports; str() is its text."""
 
+    batch: int | None
     rows: int
     cols: int
     atol: float
@@ -125,7 +126,7 @@ class VerifyReport:
     max_abs: float
     max_rel: float
     mismatches: int
-    first_mismatch: tuple[int, int, float, float] | None
+    first_mismatch: tuple[int, int, float, float] | tuple[int, int, int, float, float] | None
     identical: bool
     ok: bool
     def __bool__(self) -> bool: ...

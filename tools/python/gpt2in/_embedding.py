@@ -401,6 +401,13 @@ def _g(x: float, prec: int | None = None) -> str:
     return ("%g" % x) if prec is None else ("%.*g" % (prec, x))
 
 
+def _g_err(x: float) -> str:
+    """An error figure as the CLI prints it: %.9g with a NaN's sign dropped
+    (inf/inf, the relative error against an infinite reference, is -nan on
+    x86; gpt2in verify prints every NaN figure as "nan")."""
+    return "nan" if x != x else _g(x, 9)
+
+
 def _running_max(vals: np.ndarray) -> float:
     """The C loop's `if (!(v <= m)) m = v` from m = 0: a NaN is taken, and
     the next value replaces it."""
@@ -417,10 +424,14 @@ class VerifyReport:
     """The result of verify(): the figures `gpt2in verify` prints, and
     str(report) is its report, line for line.
 
-    Attributes: rows, cols, atol, rtol, max_abs, max_rel, mismatches,
-    first_mismatch ((row, column, got, reference) or None), identical
-    (the same float32 bits, NaNs included), ok (within tolerance).
+    Attributes: batch (B for a batch [B, T, C] with B > 1, else None), rows
+    (T), cols (C), atol, rtol, max_abs, max_rel, mismatches, first_mismatch
+    ((row, column, got, reference), for a batch (batch_row, token, column,
+    got, reference), or None), identical (the same float32 bits, NaNs
+    included), ok (within tolerance).
     """
+
+    batch = None
 
     def __init__(self, **kw) -> None:
         """Private: made by verify()."""
@@ -435,12 +446,17 @@ class VerifyReport:
 
     def __str__(self) -> str:
         n = self.rows * self.cols
-        lines = [f"compared {self.rows} x {self.cols} = {n} values (atol {_g(self.atol)}, rtol {_g(self.rtol)})",
-                 f"max abs err {_g(self.max_abs, 9)}", f"max rel err {_g(self.max_rel, 9)}",
+        shape = f"{self.rows} x {self.cols}"
+        if self.batch is not None:
+            n *= self.batch
+            shape = f"{self.batch} x {shape}"
+        lines = [f"compared {shape} = {n} values (atol {_g(self.atol)}, rtol {_g(self.rtol)})",
+                 f"max abs err {_g_err(self.max_abs)}", f"max rel err {_g_err(self.max_rel)}",
                  f"mismatches {self.mismatches}"]
         if self.mismatches:
-            r, c, a, b = self.first_mismatch
-            lines.append(f"first mismatch: row {r}, column {c}: gpt2in {_g(a, 9)}, reference {_g(b, 9)}")
+            *where, a, b = self.first_mismatch
+            at = ("batch row {}, token {}, column {}" if len(where) == 3 else "row {}, column {}").format(*where)
+            lines.append(f"first mismatch: {at}: gpt2in {_g(a, 9)}, reference {_g(b, 9)}")
             lines.append("result: OUTSIDE tolerance")
         else:
             lines.append("result: " + ("identical (bit for bit as float32)" if self.identical else "within tolerance"))
@@ -448,13 +464,19 @@ class VerifyReport:
 
 
 def verify(x, ref, atol: float = 1e-6, rtol: float = 1e-5, equal_nan: bool = False) -> VerifyReport:
-    """Compares x (e.g. Embedding.forward's output, float32 [T, C] or
-    [1, T, C]) with a reference array of the same shape (float32, float16 or
-    float64) by `gpt2in verify`'s rule, numpy.allclose's:
-    |x - ref| <= atol + rtol * |ref|, computed in double precision, a NaN outside any tolerance unless
-    equal_nan (a NaN then matches a NaN). Returns a VerifyReport (true when
-    within tolerance; str() gives the CLI's report). ValueError when the
-    shapes differ, TypeError for non-float arrays."""
+    """Compares x (e.g. Embedding.forward's output, float32 [T, C], or
+    [B, T, C] for a batch of ids [B, T]) with a reference array (float32,
+    float16 or float64) by `gpt2in verify`'s rule, numpy.allclose's:
+    |x - ref| <= atol + rtol * |ref|, computed in double precision, a NaN
+    outside any tolerance unless equal_nan (a NaN then matches a NaN). The
+    shapes must be the same, except that [T, C] and [1, T, C] are taken for
+    each other, as the CLI takes [1, T, C] for ids [T] and [T, C] for a
+    batch of one row; a [1, T, C] x is reported as [T, C] (the CLI's report
+    for ids [T]). x of [B, T, C] with B > 1 gives the CLI's batch report
+    ("compared B x T x C = N values", the first mismatch by batch row,
+    token and column). Returns a VerifyReport (true when within tolerance;
+    str() gives the CLI's report). ValueError when the shapes differ,
+    TypeError for non-float arrays."""
     for name, tol in (("atol", atol), ("rtol", rtol)):
         if not float(tol) >= 0:   # as `gpt2in verify` refuses them
             raise ValueError(f"{name} must be a number >= 0, not {tol}")
@@ -462,14 +484,16 @@ def verify(x, ref, atol: float = 1e-6, rtol: float = 1e-5, equal_nan: bool = Fal
     for name, arr in (("x", a), ("ref", b)):
         if arr.dtype.kind != "f":
             raise TypeError(f"{name} must be a float array, not {arr.dtype}")
-    if a.ndim == 3 and a.shape[0] == 1:
-        a = a[0]
-    if b.ndim == 3 and b.shape[0] == 1:
-        b = b[0]
-    if a.ndim != 2:
-        raise ValueError(f"x must have shape [T, C] or [1, T, C], not {list(np.shape(x))}")
+    batch = a.shape[0] if a.ndim == 3 and a.shape[0] != 1 else None
+    if batch is None:
+        if a.ndim == 3:
+            a = a[0]
+        if b.ndim == 3 and b.shape[0] == 1:
+            b = b[0]
+        if a.ndim != 2:
+            raise ValueError(f"x must have shape [T, C] or [B, T, C], not {list(np.shape(x))}")
     if a.shape != b.shape:
-        raise ValueError(f"shape mismatch: x is {list(a.shape)} but ref is {list(np.shape(ref))}")
+        raise ValueError(f"shape mismatch: x is {list(np.shape(x))} but ref is {list(np.shape(ref))}")
     xf = a.astype(np.float32).reshape(-1)
     ad, bd = xf.astype(np.float64), b.astype(np.float64).reshape(-1)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
@@ -486,11 +510,12 @@ def verify(x, ref, atol: float = 1e-6, rtol: float = 1e-5, equal_nan: bool = Fal
     same_val = (fb == xf) & ~((fb == 0) & (np.signbit(fb) != np.signbit(xf)))
     identical = bool(np.all(np.where(nan_either, same_bits, same_val)))
     bad = np.flatnonzero(~ok)
-    T, C = a.shape
+    T, C = a.shape[-2:]
     first = None
     if bad.size:
         i = int(bad[0])
-        first = (i // C if C else 0, i % C if C else 0, float(ad[i]), float(bd[i]))
-    return VerifyReport(rows=T, cols=C, atol=float(atol), rtol=float(rtol), max_abs=max_abs, max_rel=max_rel,
-                        mismatches=int(bad.size), first_mismatch=first, identical=identical,
+        row, col = i // C, i % C   # C > 0: there is a value
+        first = ((row // T, row % T) if batch is not None else (row,)) + (col, float(ad[i]), float(bd[i]))
+    return VerifyReport(batch=batch, rows=T, cols=C, atol=float(atol), rtol=float(rtol), max_abs=max_abs,
+                        max_rel=max_rel, mismatches=int(bad.size), first_mismatch=first, identical=identical,
                         ok=not bad.size)
