@@ -1090,13 +1090,51 @@ static void encode_batch(job *j, pool *p) {
     for (size_t i = 0; i < nt; i++) j->out[j->nout++] = j->ids[i] == p->sep_id ? SHARD_EOT : (uint16_t)j->ids[i];
 }
 
-/* Plain text lines, all valid UTF-8 (the common case): each line is
- * encoded where it lies, one call a line with the worker's kept encoder
- * (an empty line is no document). Not the batch joined by 0xFF as for
- * JSON Lines: lines are short, and a text with an invalid byte every few
- * dozen bytes leaves the pre-tokenizer's fast path. */
+/* Plain text lines, all valid UTF-8 (the common case), one library call
+ * for a run of consecutive lines where the \n before each line but the
+ * first gets token 198 ("\n") of its own and the line exactly the tokens
+ * it gets alone, so that the run's tokens are cut at the 198s. That holds
+ * when the line starts with ASCII whitespace R (maybe none) and then an
+ * ASCII character that is not whitespace, whatever the line before ends
+ * with: only the whitespace patterns (\s+(?!\S), \s+) take a \n, and
+ * \s+(?!\S) stops one short of the text, so the \n's piece is \n + R less
+ * its last character where the line alone has R less its last character;
+ * and GPT-2 merges the \n byte only with another \n or after it with a
+ * no-break space (vocab.bpe: "Ċ Ċ", "Ċ Âł"), so the \n stays token 198 and
+ * the rest of the piece gets the tokens it gets alone. Empty lines between
+ * two such lines add \n bytes to the piece, which merge only among
+ * themselves (198 and 628, "\n\n"): the run's tokens are cut at each run
+ * of 198s and 628s. Otherwise (a blank line, a non-ASCII first character)
+ * the run ends, and a run whose newline tokens do not match its \n bytes
+ * and cuts (never) is encoded a line at a call. Not the batch joined by 0xFF as for JSON Lines: an invalid byte
+ * every few dozen bytes leaves the pre-tokenizer's fast path. */
+static int ascii_space(unsigned char c) {
+    /* at least the pattern's \s among ASCII: \t-\r, space (0x1c-0x1f too,
+     * which some engines count as \s: here that only ends runs sooner) */
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+static int joinable(const char *b, size_t nb) {
+    size_t i = 0;
+    while (i < nb && ascii_space((unsigned char)b[i])) i++;
+    return i < nb && (unsigned char)b[i] < 0x80;
+}
+
+#define NEWLINE_TOKEN 198u    /* "\n" */
+#define NEWLINES_TOKEN 628u   /* "\n\n" */
+
+static int line_encode(job *j, pool *p, const char *s, size_t n) {
+    size_t nt = 0;
+    bpe_error err;
+    if (encode_(p, j, s, n, BPE_SPECIAL_TEXT, j->ids, j->len, &nt, &err)) return -1;
+    j->docs++;
+    j->out[j->nout++] = SHARD_EOT;
+    for (size_t i = 0; i < nt; i++) j->out[j->nout++] = (uint16_t)j->ids[i];
+    return 0;
+}
+
 static void text_batch(job *j, pool *p) {
-    const char *d = j->data, *end = d + j->len, *start = d;
+    const char *d = j->data, *end = d + j->len, *s = d;
     bpe_error err;
     /* a line's tokens are at most its bytes, and its 50256 takes the \n's place */
     if (grow((void **)&j->ids, &j->idcap, j->len, sizeof *j->ids) ||
@@ -1105,21 +1143,63 @@ static void text_batch(job *j, pool *p) {
         j->fatal = 1;
         return;
     }
-    for (;;) {
-        const char *q = memchr(start, '\n', (size_t)(end - start)), *e = q ? q : end;
-        if (e > start) {
-            size_t nt = 0;
-            if (encode_(p, j, start, (size_t)(e - start), BPE_SPECIAL_TEXT, j->ids, j->len, &nt, &err)) {
-                job_msg(j, p, j->line0, j->off0, "out of memory");
-                j->fatal = 1;
-                return;
-            }
-            j->docs++;
-            j->out[j->nout++] = SHARD_EOT;
-            for (size_t i = 0; i < nt; i++) j->out[j->nout++] = (uint16_t)j->ids[i];
+    while (s < end) {
+        const char *q = memchr(s, '\n', (size_t)(end - s)), *e = q ? q : end;
+        if (e == s) {   /* an empty line: no document */
+            s = e + 1;
+            continue;
         }
-        if (!q) break;
-        start = q + 1;
+        /* the run: lines [s, e), e at a \n or the end, empty lines within */
+        size_t joins = 0, nlbytes = 0;
+        while (e < end) {
+            const char *b = e + 1;
+            while (b < end && *b == '\n') b++;   /* empty lines */
+            const char *bq = b < end ? memchr(b, '\n', (size_t)(end - b)) : NULL, *be = bq ? bq : end;
+            if (b >= end || !joinable(b, (size_t)(be - b))) break;
+            nlbytes += (size_t)(b - e);
+            e = be;
+            joins++;
+        }
+        /* between two lines, their \n and the empty lines': 198s and 628s
+         * ("\n\n"), one run of them a boundary. Written as they come, taken
+         * back if they do not add up. */
+        size_t nt = 0, nl = 0, cuts = 0, out0 = j->nout;
+        int bad = encode_(p, j, s, (size_t)(e - s), BPE_SPECIAL_TEXT, j->ids, j->len, &nt, &err), in = 0;
+        if (!bad) {
+            uint16_t *o = j->out + j->nout;
+            *o++ = SHARD_EOT;
+            for (size_t i = 0; i < nt; i++) {
+                uint32_t id = j->ids[i];
+                if (id != NEWLINE_TOKEN && id != NEWLINES_TOKEN) {
+                    *o++ = (uint16_t)id;
+                    in = 0;
+                    continue;
+                }
+                nl += id == NEWLINES_TOKEN ? 2 : 1;
+                if (!in) {
+                    *o++ = SHARD_EOT;
+                    cuts++;
+                }
+                in = 1;
+            }
+            j->nout = (size_t)(o - j->out);
+        }
+        if (!bad && nl == nlbytes && cuts == joins) {
+            j->docs += joins + 1;
+        } else {
+            j->nout = out0;
+            for (const char *t = s; !bad && t < e;) {
+                const char *tq = memchr(t, '\n', (size_t)(e - t)), *te = tq ? tq : e;
+                if (te > t) bad = line_encode(j, p, t, (size_t)(te - t));
+                t = te + 1;
+            }
+        }
+        if (bad) {
+            job_msg(j, p, j->line0, j->off0, "out of memory");
+            j->fatal = 1;
+            return;
+        }
+        s = e + 1;
     }
 }
 
