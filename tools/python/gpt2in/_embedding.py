@@ -158,20 +158,21 @@ class Embedding:
 
     @property
     def wte(self) -> np.ndarray:
-        """The token table, [V, C], read-only: for an F32 (or F16) file a
-        view of the mapped file itself (no copy); a BF16 table as a float32
-        copy (NumPy has no bfloat16). After a training step: the trained
-        float32 copy."""
+        """The token table, [V, C], read-only (setflags(write=True) fails):
+        for an F32 (or F16) file a view of the mapped file itself (no copy);
+        a BF16 table as a float32 copy (NumPy has no bfloat16). After a
+        training step: a view of the trained float32 copy, which only the
+        optimiser writes (np.array(emb.wte) is a writable copy)."""
+        # Every array here lies on a read-only buffer (the mapping, the
+        # trained copy only the optimiser writes, or a copy the view alone
+        # holds), so setflags(write=True) fails on it.
         trained = self._core.info["trained"]
         dtype = "F32" if trained else self.dtype
         a = self._view(self._core.wte_view(), self.V, dtype)
         if a is None:
             if self._wte_f32 is None:
-                self._wte_f32 = np.empty((self.V, self.C), np.float32)
-                self._core.to_f32(0, self._wte_f32)
-                self._wte_f32.flags.writeable = False
+                self._wte_f32 = self._view(self._core.f32_copy(0), self.V, "F32")
             a = self._wte_f32
-        a.flags.writeable = False
         return a
 
     @property
@@ -183,9 +184,7 @@ class Embedding:
             return None
         a = self._view(mv, self.max_positions, self._core.info["wpe_dtype"])
         if a is None:
-            a = np.empty((self.max_positions, self.C), np.float32)
-            self._core.to_f32(1, a)
-        a.flags.writeable = False
+            a = self._view(self._core.f32_copy(1), self.max_positions, "F32")
         return a
 
     def forward(self, ids, pos0: int = 0, out=None) -> np.ndarray:

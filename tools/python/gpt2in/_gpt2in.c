@@ -2439,11 +2439,12 @@ static PyObject *embed_py_metadata(Embed *self, PyObject *Py_UNUSED(a)) {
     return d;
 }
 
-/* wte_view(): the table's bytes (read-only, in the mapping) or, once
- * trained, the F32 copy (writable). */
+/* wte_view(): the table's bytes (in the mapping) or, once trained, the F32
+ * copy; read-only either way: only the optimiser (sgd, adam) writes the
+ * trained copy, and an array over it cannot be made writable. */
 static PyObject *embed_py_wte_view(Embed *self, PyObject *Py_UNUSED(a)) {
     size_t V = self->wte.rows, C = self->wte.cols;
-    if (self->train) return memview_new((PyObject *)self, self->train, V * C * sizeof(float), 0);
+    if (self->train) return memview_new((PyObject *)self, self->train, V * C * sizeof(float), 1);
     size_t bytes = V * C * (self->wte.dtype == EMBED_F32 ? 4 : 2);
     return memview_new((PyObject *)self, self->wte.data, bytes, 1);
 }
@@ -2454,26 +2455,30 @@ static PyObject *embed_py_wpe_view(Embed *self, PyObject *Py_UNUSED(a)) {
     return memview_new((PyObject *)self, self->wpe.data, bytes, 1);
 }
 
-/* rows_f32(table 0 = wte / 1 = wpe, out float32 (rows*C)): the table as F32. */
-static PyObject *embed_py_to_f32(Embed *self, PyObject *args) {
+/* f32_copy(which: 0 = wte, 1 = wpe) -> MemView: the table as F32 (the
+ * trained copy of wte once there is one) in new memory, exported read-only:
+ * its owner (a bytearray) is reachable only through the view, so an array
+ * over it cannot be made writable. */
+static PyObject *embed_py_f32_copy(Embed *self, PyObject *args) {
     int which;
-    PyObject *out_o;
-    if (!PyArg_ParseTuple(args, "iO:to_f32", &which, &out_o)) return NULL;
-    embed_table t = which ? self->wpe : cur_wte(self);
+    if (!PyArg_ParseTuple(args, "i:f32_copy", &which)) return NULL;
     if (which && !self->has_wpe) {
         PyErr_SetString(PyExc_ValueError, "no position table");
         return NULL;
     }
+    embed_table t = which ? self->wpe : cur_wte(self);
     embed_error err;
     int rc = t.file ? embed_file_check(self->f, &err) : EMBED_OK;  /* not the trained copy */
     if (rc) return raise_embed(rc, &err);
-    Py_buffer ob;
-    if (get_buf(out_o, &ob, 1, 4, t.rows * t.cols, "out")) return NULL;
+    PyObject *own = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)(t.rows * t.cols * sizeof(float)));
+    if (!own) return NULL;
+    float *out = (float *)PyByteArray_AS_STRING(own);
     Py_BEGIN_ALLOW_THREADS
-    for (size_t r = 0; r < t.rows; r++) embed_row(&t, r, (float *)ob.buf + r * t.cols);
+    for (size_t r = 0; r < t.rows; r++) embed_row(&t, r, out + r * t.cols);
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&ob);
-    Py_RETURN_NONE;
+    PyObject *mv = memview_new(own, out, t.rows * t.cols * sizeof(float), 1);
+    Py_DECREF(own);
+    return mv;
 }
 
 /* save(path): the file with the trained table (in the table's dtype)
@@ -2552,7 +2557,8 @@ static PyMethodDef embed_methods[] = {
     {"wte_view", (PyCFunction)embed_py_wte_view, METH_NOARGS, "wte_view() -> MemView"},
     {"metadata", (PyCFunction)embed_py_metadata, METH_NOARGS, "metadata() -> dict of the file's __metadata__"},
     {"wpe_view", (PyCFunction)embed_py_wpe_view, METH_NOARGS, "wpe_view() -> MemView or None"},
-    {"to_f32", (PyCFunction)embed_py_to_f32, METH_VARARGS, "to_f32(which, out)"},
+    {"f32_copy", (PyCFunction)embed_py_f32_copy, METH_VARARGS,
+     "f32_copy(which: 0 wte, 1 wpe) -> read-only MemView of a new float32 copy"},
     {"save", (PyCFunction)embed_py_save, METH_VARARGS, "save(path, [key, value, ...])"},
     {NULL, NULL, 0, NULL},
 };
