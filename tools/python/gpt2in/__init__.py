@@ -132,8 +132,9 @@ class Encoding:
         """Loads a vocabulary in GPT-2's format: an encoder.json (token -> id)
         and a vocab.bpe (merges, ranks are the ids as in tiktoken).
 
-        Raises OSError (FileNotFoundError, ...) when a file cannot be read and
-        ValueError naming the file, line and column when one is malformed.
+        Raises OSError (FileNotFoundError, ...) when a file cannot be read,
+        ValueError naming the file, line and column when one is malformed,
+        and MemoryError (naming the file) when memory runs out.
         ``name`` defaults to the encoder file's path.
         """
         # os.fspath: an int would be taken as a file descriptor, and closed

@@ -137,7 +137,8 @@ class Embedding:
         "transformer.wpe.weight") if it has one, False uses none, a string
         names it. OSError when the file cannot be read, ValueError (the
         library's message) when it is malformed or a table has the wrong
-        dtype or shape, KeyError for a named tensor that is not there."""
+        dtype or shape, KeyError for a named tensor that is not there,
+        MemoryError when memory (or address space to map it) runs out."""
         path = os.fspath(path)
         if positions is True:
             positions = None

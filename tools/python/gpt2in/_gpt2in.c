@@ -155,6 +155,31 @@ static PyObject *raise_bpe(int rc, const bpe_error *err) {
     return NULL;
 }
 
+/* The loaders (bpe_load_mem, embed_open) return NULL and a message, no
+ * code: running out of memory is told by the message's end, "NAME: out of
+ * memory" (also "... out of memory for a 123-byte header") or a mapping's
+ * "...: Cannot allocate memory" (ENOMEM). Anything else is a bad file. */
+static int msg_is_nomem(const char *msg) {
+    static const char oom[] = "out of memory";
+    const char *at = NULL;
+    for (const char *p = strstr(msg, oom); p; p = strstr(p + 1, oom)) at = p;
+    if (at && (at == msg || (at - msg >= 2 && !memcmp(at - 2, ": ", 2)))) {
+        const char *t = at + sizeof oom - 1;
+        if (!*t) return 1;
+        if (!strncmp(t, " for ", 5) && strspn(t, " abcdefghijklmnopqrstuvwxyz0123456789-") == strlen(t)) return 1;
+    }
+    const char *e = strerror(ENOMEM);
+    size_t n = strlen(msg), k = strlen(e);
+    return n >= k + 2 && !strcmp(msg + n - k, e) && !memcmp(msg + n - k - 2, ": ", 2);
+}
+
+/* A loader's failure: MemoryError (with the library's message) when memory
+ * ran out, else `type`. */
+static PyObject *raise_load(PyObject *type, const char *msg) {
+    PyErr_SetString(msg_is_nomem(msg) ? PyExc_MemoryError : type, msg);
+    return NULL;
+}
+
 /* ---- token id input ------------------------------------------------------- */
 
 /* tiktoken converts ids to u32 with PyO3, whose words the errors keep: a
@@ -2147,9 +2172,10 @@ static PyObject *mod_embed_open(PyObject *Py_UNUSED(m), PyObject *args) {
     Py_DECREF(path_obj);
     if (!e->f) {
         /* embed_open returns no code; the Python side opened the file
-         * first (OSError there), so this is a malformed file. */
-        rc = EMBED_ERR_FORMAT;
-        goto fail;
+         * first (OSError there), so this is a malformed file, or memory
+         * ran out. */
+        Py_DECREF(e);
+        return raise_load(PyExc_ValueError, err.msg);
     }
     rc = embed_wte(e->f, tname, &e->wte, &err);
     if (rc) goto fail;
@@ -2653,12 +2679,28 @@ static PyObject *mod_load_mem(PyObject *Py_UNUSED(m), PyObject *args) {
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&enc);
     PyBuffer_Release(&voc);
-    if (!v) {
-        PyErr_SetString(PyExc_ValueError, err.msg);
-        return NULL;
-    }
+    if (!v) return raise_load(PyExc_ValueError, err.msg);
     return core_wrap(v);
 }
+
+/* The allocation fault hook of the library's test builds (-DGPT2IN_FAULTS,
+ * bpe/alloc.h, as `make test-asan` builds it); NULL in a release, which has
+ * none. _fault_set(at, sticky) -> allocations since the previous call: the
+ * at-th allocation from now fails (sticky: and every one after it). */
+extern long gpt2in_fault_set(long at, int sticky) __attribute__((weak, visibility("hidden")));
+
+static PyObject *mod_fault_set(PyObject *Py_UNUSED(m), PyObject *args) {
+    long at;
+    int sticky;
+    if (!PyArg_ParseTuple(args, "lp:_fault_set", &at, &sticky)) return NULL;
+    return PyLong_FromLong(gpt2in_fault_set(at, sticky));
+}
+
+static PyMethodDef fault_methods[] = {
+    {"_fault_set", mod_fault_set, METH_VARARGS,
+     "_fault_set(at, sticky) -> int: test builds only: make the at-th library allocation fail (0: none)."},
+    {NULL, NULL, 0, NULL},
+};
 
 static PyMethodDef mod_methods[] = {
     {"gpt2", mod_gpt2, METH_NOARGS, "gpt2() -> CoreBPE: the vocabulary compiled into libgpt2in."},
@@ -2667,7 +2709,8 @@ static PyMethodDef mod_methods[] = {
     {"save_f32", mod_save_f32, METH_VARARGS,
      "save_f32(path, [(name, float32 2-D array)], [key, value, ...]): a safetensors file, crash-safe."},
     {"load_mem", mod_load_mem, METH_VARARGS,
-     "load_mem(encoder_json, vocab_bpe, encoder_name, vocab_name) -> CoreBPE (ValueError on a bad file)."},
+     "load_mem(encoder_json, vocab_bpe, encoder_name, vocab_name) -> CoreBPE (ValueError on a bad file, "
+     "MemoryError when memory runs out)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -2687,7 +2730,8 @@ PyMODINIT_FUNC PyInit__gpt2in(void) {
         PyModule_AddObjectRef(m, "U32Buffer", (PyObject *)&U32BufferType) < 0 ||
         PyModule_AddIntConstant(m, "SPECIAL_ALLOW", BPE_SPECIAL_ALLOW) < 0 ||
         PyModule_AddIntConstant(m, "SPECIAL_TEXT", BPE_SPECIAL_TEXT) < 0 ||
-        PyModule_AddIntConstant(m, "PINNED_INTS", PINNED) < 0) {
+        PyModule_AddIntConstant(m, "PINNED_INTS", PINNED) < 0 ||
+        (gpt2in_fault_set && PyModule_AddFunctions(m, fault_methods) < 0)) {
         Py_DECREF(m);
         return NULL;
     }

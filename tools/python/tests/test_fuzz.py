@@ -138,7 +138,8 @@ def test_extension_internals(tmp_path):
     ec = _gpt2in.embed_open(str(model), None, None)
     objs = things(tmp_path) + [core, ec, str(model), _gpt2in.SPECIAL_TEXT, _gpt2in.SPECIAL_ALLOW,
                                np.zeros(V * C, np.float32), np.zeros(64, np.uint32), 2 ** 61, 2 ** 63 - 1]
-    fns = [(n, f) for n, f in public_callables(_gpt2in) if not inspect.isclass(f)]
+    # (not the fault hook of test builds: it would make later allocations fail)
+    fns = [(n, f) for n, f in public_callables(_gpt2in) if not inspect.isclass(f) and n != "_fault_set"]
     fns += public_callables(core) + public_callables(ec)
     fuzz(fns, objs, 6000, 4, max_args=6)
     # huge counts that wrap size_t when multiplied by the row size
