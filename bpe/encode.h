@@ -12,14 +12,10 @@
 /* ---- output ------------------------------------------------------------------ */
 
 /* Pieces that are not whole tokens (names, rare words, numbers) recur in
- * real text; their merges are remembered here, per call and per thread.
- * A slot is one cache line. A text in many languages has tens of
- * thousands of such words, hence 16384 slots (1 MB, one huge page, see
- * bpe_cache_new), taken two by two: a piece may be in either slot of the
- * pair its hash names (two-way set-associative, the newer in the first),
- * so that two frequent pieces with the same hash bits do not evict each
- * other. */
-#define CACHE_SLOTS 16384
+ * real text; their merges are remembered here, per call and per thread,
+ * in one huge page (bpe_cache_new; the tables in it: piece_cache.c). A
+ * text in many languages has tens of thousands of such words. A line
+ * slot (cache_slot) holds a piece of up to CACHE_BYTES bytes. */
 #define CACHE_BYTES 30
 #define CACHE_TOKENS 8
 #define CACHE_MIN_TEXT (64u << 10)
@@ -39,7 +35,7 @@ typedef struct {
     size_t *offs;
     size_t cap, n;
     int nomem;
-    cache_slot *cache;   /* CACHE_SLOTS, for long texts only; NULL otherwise */
+    cache_slot *cache;   /* CACHE_SIZE bytes, for long texts only; NULL otherwise */
     int threads;         /* a very long piece may use this many threads */
 } out_t;
 
@@ -63,8 +59,7 @@ static inline uint32_t token_len(const struct bpe *v, uint32_t id) {
 /* Pieces longer than CACHE_BYTES recur as well (the rules of dashes or
  * equals signs under titles, the borders of tables) and cost the most to
  * merge: the cache has LONG_SLOTS slots of 1 KB for pieces of up to
- * SHORT_PIECE bytes after its CACHE_SLOTS short ones (1.5 MB in all, still
- * one huge page). */
+ * SHORT_PIECE bytes. */
 #define LONG_SLOTS 512
 #define LONG_TOKENS ((1024 - 4 - SHORT_PIECE) / 4)
 typedef struct {
@@ -73,7 +68,7 @@ typedef struct {
     uint32_t tok[LONG_TOKENS];
 } long_slot;
 _Static_assert(sizeof(long_slot) == 1024, "a long piece cache slot is 1 KB");
-#define CACHE_SIZE (CACHE_SLOTS * sizeof(cache_slot) + LONG_SLOTS * sizeof(long_slot))
+#define CACHE_SIZE (((size_t)2 << 20) - BPE_BIG_HEAD)  /* one huge page with its header */
 
 /* Whether o's buffer has room for m more ids. */
 static inline int has_room(const out_t *o, size_t m) {
@@ -114,8 +109,7 @@ void *bpe_big_alloc(size_t bytes);
 #define BPE_BIG_HEAD 64
 void bpe_big_free(void *p);
 void *bpe_big_grow(void *p, size_t keep, size_t bytes);
-/* A piece cache (CACHE_SLOTS short slots, then LONG_SLOTS long ones),
- * zeroed, or NULL. */
+/* A piece cache (CACHE_SIZE bytes), zeroed, or NULL. */
 cache_slot *bpe_cache_new(void);
 
 /* ---- merges (merge.c) ------------------------------------------------------ */

@@ -12,6 +12,14 @@ enum { BPE_MERGE_AUTO, BPE_MERGE_BASE, BPE_MERGE_SSE41 };
 size_t bpe_merge_short_isa(const struct bpe *v, const uint8_t *p, size_t n, uint32_t *out, int isa);
 int bpe_merge_isa_supported(int isa);
 
+/* For the tests (piece_cache.c): the tokens a piece cache keeps for
+ * p[0..n) (h: its hash, as bpe_merge_piece was given it) into tok (room
+ * for CACHE_TOKENS), and their count; 0 when it keeps none, or keeps only
+ * that each byte is a token. bpe_cache_alter makes the first of them id
+ * (1), or returns 0. */
+size_t bpe_cache_kept(cache_slot *cache, const uint8_t *p, size_t n, uint64_t h, uint32_t *tok);
+int bpe_cache_alter(cache_slot *cache, const uint8_t *p, size_t n, uint64_t h, uint32_t id);
+
 /* Two or three bytes (a stretch of one CJK character, a Cyrillic letter
  * pair): the loop's outcome written out. Of three bytes, the lower-ranked
  * of the two byte pairs merges first (the left one on a tie), and then the

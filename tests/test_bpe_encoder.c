@@ -19,6 +19,7 @@
  *     cache of its own;
  *   - bpe_encoder_new without a vocabulary, and out of memory. */
 #include "../bpe/bpe.c"
+#include "../bpe/merge.h"
 
 #include "check.h"
 
@@ -172,11 +173,13 @@ static void compare_random(bpe_encoder *e, const bpe *v, const unsigned char *s,
     compare(e, v, s, len, flags, rnd() % 4 == 0, cap, what);
 }
 
-/* The short cache slot that holds piece p[0..n), or NULL. */
-static cache_slot *find_slot(bpe_encoder *e, const char *p, size_t n) {
-    for (size_t i = 0; i < CACHE_SLOTS; i++)
-        if (e->cache[i].len == n && !memcmp(e->cache[i].bytes, p, n)) return &e->cache[i];
-    return NULL;
+/* The number of tokens the encoder's cache keeps for piece p[0..n) (0:
+ * none), or with `alter`, whether their first could be made `id`. */
+static size_t find_slot(bpe_encoder *e, const char *p, size_t n, int alter, uint32_t id) {
+    uint32_t tok[CACHE_TOKENS];
+    uint64_t h = bpe_hash_bytes((const uint8_t *)p, n);
+    if (alter) return (size_t)bpe_cache_alter(e->cache, (const uint8_t *)p, n, h, id);
+    return bpe_cache_kept(e->cache, (const uint8_t *)p, n, h, tok);
 }
 
 static void test_kept(const bpe *v) {
@@ -189,10 +192,10 @@ static void test_kept(const bpe *v) {
     uint32_t first[16], again[16];
     size_t n1 = 0, n2 = 0;
     CHECK(!bpe_encoder_encode(e, txt, 9, 0, first, NULL, 16, &n1, &err), "%s", err.msg);
-    cache_slot *c = find_slot(e, word, 8);
-    CHECK(c && c->n_tok == n1 - 1, "the piece of a short text is not in the encoder's cache");
-    if (c && c->n_tok == n1 - 1) {
-        c->tok[0] = 50000;  /* altered: the next call reads it */
+    size_t kept = find_slot(e, word, 8, 0, 0);
+    CHECK(kept == n1 - 1, "the piece of a short text is not in the encoder's cache");
+    if (kept == n1 - 1) {
+        CHECK(find_slot(e, word, 8, 1, 50000), "the kept piece cannot be altered");  /* the next call reads it */
         CHECK(!bpe_encoder_encode(e, txt, 9, 0, again, NULL, 16, &n2, &err), "%s", err.msg);
         CHECK(n2 == n1 && again[1] == 50000, "the next call did not use the kept cache (token %u, was %u)",
               again[1], first[1]);
