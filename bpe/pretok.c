@@ -189,6 +189,91 @@ static inline SCAN_AVX2 void classify64_avx2(const uint8_t *p, byte_masks *m) {
     }
 }
 
+/* The characters of 2 and 3 bytes among the 64 at p that are letters by
+ * their lead byte, or for kana by their first two, taken out of m->high
+ * into m->letter before classify_high sees the rest: Latin-1 (lead C3 but
+ * for C3 97 and C3 B7, the multiplication and division signs), Latin
+ * Extended-A/B and IPA (C4..CA), most Cyrillic (D0 D1 D3), part of Arabic
+ * (DA), CJK ideographs (E4..E9, but not E4 B7: U+4DC0..4DFF are symbols),
+ * Hangul syllables (EB EC), and hiragana and katakana (E3 81..83, but not
+ * U+3040, U+3097..30A0 and U+30FB). Every code point these bytes take is
+ * \p{L} (tests/test_bpe_scan_lead.c checks them against the vocabulary's
+ * classes); leads C3 and E4 followed by 97 or B7 are left to classify_high.
+ * A lead byte followed by the right number of continuation bytes is valid
+ * UTF-8 with no more checks for these leads (no overlong form or surrogate
+ * starts with them). The lead byte's class is a nibble lookup (two pshufb,
+ * as in simdjson's classifiers): low-nibble flags AND high-nibble flags. */
+#define HIGH_VECTOR_MIN 8
+#define R4(x) x, x, x, x
+#define R32(x) R4(x), R4(x), R4(x), R4(x), R4(x), R4(x), R4(x), R4(x)
+#define NIBBLES(...) __VA_ARGS__, __VA_ARGS__
+/* The constants, read from memory (an operand, or one load each) rather
+ * than made again in registers on every call: high_letters_avx2 reads them
+ * through a pointer the compiler cannot see through (an empty asm), or it
+ * would fold the loads back into broadcasts. */
+enum { HL_LO, HL_HI, HL_NIB, HL_SEVEN, HL_B7, HL_97, HL_C0, HL_E3, HL_80, HL_81, HL_82, HL_83, HL_BB, HL_96, HL_A1,
+       HL_9C, HL_A0, HL_N };
+static const uint8_t hl_const[HL_N][32] __attribute__((aligned(32))) = {
+    /* flags: 0x01 a letter lead Cx, 0x02 Dx, 0x04 Ex (3 bytes); 0x80 with
+     * exceptions (C3 E4, but C4 E3 get it too: the lead's flags say which) */
+    {NIBBLES(2, 2, 0, 0x83, 0x85, 5, 5, 5, 5, 5, 3, 4, 4, 0, 0, 0)},
+    {NIBBLES(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x81, 2, 0x84, 0)},
+    {R32(0x0F)}, {R32(7)}, {R32(0xB7)}, {R32(0x97)}, {R32(0xC0)}, {R32(0xE3)},
+    {R32(0x80)}, {R32(0x81)}, {R32(0x82)}, {R32(0x83)}, {R32(0xBB)}, {R32(0x96)}, {R32(0xA1)},
+    {R32(0x9C)}, {R32(0xA0)},
+};
+#undef R4
+#undef R32
+#undef NIBBLES
+#define HL(k) _mm256_load_si256((const __m256i *)K[HL_##k])
+static __attribute__((noinline)) SCAN_AVX2 void high_letters_avx2(const uint8_t *p, byte_masks *m) {
+    const uint8_t(*K)[32] = hl_const;
+    __asm__("" : "+r"(K));
+    const __m256i lo_tab = HL(LO), hi_tab = HL(HI), nib = HL(NIB), seven = HL(SEVEN), zero = _mm256_setzero_si256(),
+                  b7 = HL(B7), x97 = HL(97), c0 = HL(C0), e3 = HL(E3);
+    uint64_t lead = 0, exc = 0, three = 0, bad_next = 0, cont = 0, kana = 0;
+    for (int k = 0; k < 64; k += 32) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(p + k));
+        __m256i t = _mm256_and_si256(_mm256_shuffle_epi8(lo_tab, _mm256_and_si256(x, nib)),
+                                     _mm256_shuffle_epi8(hi_tab, _mm256_and_si256(_mm256_srli_epi16(x, 4), nib)));
+        lead |= (uint64_t)(uint32_t)~_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(t, seven), zero)) << k;
+        exc |= (uint64_t)(uint32_t)_mm256_movemask_epi8(t) << k;
+        three |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(t, 5)) << k;
+        bad_next |= (uint64_t)(uint32_t)_mm256_movemask_epi8(
+                        _mm256_or_si256(_mm256_cmpeq_epi8(x, b7), _mm256_cmpeq_epi8(x, x97))) << k;
+        cont |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpgt_epi8(c0, x)) << k; /* 0x80..0xBF */
+        kana |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, e3)) << k;
+    }
+    cont >>= 1;  /* bit k: byte k + 1 continues a character */
+    lead &= ~(exc & bad_next >> 1) & cont;
+    uint64_t two = lead & ~three, three_ok = lead & three & cont >> 1;
+    if (kana) {
+        /* E3 81 81..BF, E3 82 80..96 A1..BF (and 9D..9F), E3 83 80..BF but BB */
+        const __m256i x80 = HL(80), x81 = HL(81), x82 = HL(82), x83 = HL(83), xbb = HL(BB), below_97 = HL(96),
+                      above_a0 = HL(A1), after_9c = HL(9C), before_a0 = HL(A0);
+        uint64_t s81 = 0, s82 = 0, s83 = 0, t80 = 0, tbb = 0, t97 = 0;
+        for (int k = 0; k < 64; k += 32) {
+            __m256i x = _mm256_loadu_si256((const __m256i *)(p + k));
+            s81 |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, x81)) << k;
+            s82 |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, x82)) << k;
+            s83 |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, x83)) << k;
+            t80 |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, x80)) << k;
+            tbb |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, xbb)) << k;
+            /* 0x97..0x9C and 0xA0: signed, between 0x96 and 0xA1 but not 0x9D..0x9F */
+            __m256i in = _mm256_and_si256(_mm256_cmpgt_epi8(x, below_97), _mm256_cmpgt_epi8(above_a0, x));
+            __m256i hole = _mm256_and_si256(_mm256_cmpgt_epi8(x, after_9c), _mm256_cmpgt_epi8(before_a0, x));
+            t97 |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_andnot_si256(hole, in)) << k;
+        }
+        uint64_t ok = (s81 >> 1 & ~(t80 >> 2)) | (s82 >> 1 & ~(t97 >> 2)) | (s83 >> 1 & ~(tbb >> 2));
+        kana &= ok & cont >> 1;
+        three_ok |= kana;
+    }
+    uint64_t bits = two | two << 1 | three_ok | three_ok << 1 | three_ok << 2;
+    m->letter |= bits;
+    m->high &= ~bits;
+}
+#undef HL
+
 #endif
 
 /* The characters of 0x80 and up among the 64 bytes at p (67 may be read):
@@ -332,7 +417,13 @@ static inline __attribute__((always_inline)) size_t windows(out_t *o, piece_tabs
         else
 #endif
             classify64(p, &m);
-        if (m.high) classify_high(o->v, p, &m);
+        if (m.high) {
+#if SCAN_X86
+            /* the vector path pays where a window has a few characters of 0x80 and up */
+            if (isa == BPE_SCAN_AVX2 && __builtin_popcountll(m.high) >= HIGH_VECTOR_MIN) high_letters_avx2(p, &m);
+#endif
+            if (m.high) classify_high(o->v, p, &m);
+        }
         /* bits 1 .. the last that is right (62, or before the first unplaced byte) */
         uint64_t sure = (m.high ? (m.high & -m.high) - 1 : ~0ull) >> 1 & 0x3FFFFFFFFFFFFFFFull;
         uint64_t cut = piece_starts(&m) >> 1 & sure;
