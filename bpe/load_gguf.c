@@ -119,6 +119,38 @@ typedef struct {
 
 static int key_is(const uint8_t *k, size_t n, const char *s) { return n == strlen(s) && !memcmp(k, s, n); }
 
+/* A key's bytes and its place among the key-values. */
+typedef struct {
+    const uint8_t *s;
+    size_t n;
+    uint64_t i;
+} key_span;
+
+static int key_order(const void *pa, const void *pb) {
+    const key_span *a = pa, *b = pb;
+    if (a->n != b->n) return a->n < b->n ? -1 : 1;
+    int c = memcmp(a->s, b->s, a->n);
+    return c ? c : a->i < b->i ? -1 : 1;
+}
+
+/* Refuses a key that stands twice (as llama.cpp's reader does), naming the
+ * first repeat in the file: sorted, equal keys are neighbours, in
+ * O(n log n). */
+static int no_duplicate_key(cur *c, key_span *keys, uint64_t n) {
+    qsort(keys, (size_t)n, sizeof *keys, key_order);
+    uint64_t first = 0;  /* the repeat earliest in the file, 0: none */
+    for (uint64_t i = 1; i < n; i++)
+        if (keys[i].n == keys[i - 1].n && !memcmp(keys[i].s, keys[i - 1].s, keys[i].n) &&
+            (!first || keys[i].i < keys[first].i))
+            first = i;
+    if (!first) return BPE_OK;
+    char m[300], q[160];
+    const key_span *k = &keys[first];
+    snprintf(m, sizeof m, "key %s appears twice (key-values %llu and %llu)", bpe_lv_quote(q, sizeof q, k->s, k->n),
+             (unsigned long long)k[-1].i, (unsigned long long)k->i);
+    return fail_at(c, (size_t)(k->s - c->d) - 8, m);
+}
+
 bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error *err) {
     if (!data) {
         bpe_fail(err, BPE_ERR_ARG, 0, "bpe_load_gguf_mem: NULL buffer");
@@ -152,27 +184,28 @@ bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error
     int have_eos = 0, prefix = 0;
     uint64_t eos = 0;
     char m[300], q[160];
+    key_span *keys = gpt2in_malloc(n_kv ? (size_t)n_kv * sizeof *keys : 1);
+    if (!keys) {
+        bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", name);
+        return NULL;
+    }
     for (uint64_t i = 0; i < n_kv; i++) {
         const uint8_t *key;
         size_t kn, key_at = c.at;
         uint64_t t = 0;
-        if (get_str(&c, &key, &kn, "a key") || get(&c, 4, &t, "a value type")) return NULL;
+        if (get_str(&c, &key, &kn, "a key") || get(&c, 4, &t, "a value type")) goto bad_kv;
+        keys[i] = (key_span){key, kn, i};
         int mine = kn > 16 && !memcmp(key, "tokenizer.ggml.", 15);
         if (!mine) {
-            if (skip(&c, (uint32_t)t, 0)) return NULL;
+            if (skip(&c, (uint32_t)t, 0)) goto bad_kv;
             continue;
         }
         arr *a = key_is(key, kn, "tokenizer.ggml.tokens") ? &tokens : key_is(key, kn, "tokenizer.ggml.merges") ? &merges
                  : key_is(key, kn, "tokenizer.ggml.token_type") ? &types : NULL;
         if (a) {
-            if (a->have) {
-                snprintf(m, sizeof m, "duplicate key %s", bpe_lv_quote(q, sizeof q, key, kn));
-                fail_at(&c, key_at, m);
-                return NULL;
-            }
             uint64_t et = 0;
             size_t start = c.at;
-            if (t == G_ARRAY && skip(&c, G_ARRAY, 0)) return NULL;
+            if (t == G_ARRAY && skip(&c, G_ARRAY, 0)) goto bad_kv;
             if (t == G_ARRAY) et = le(c.d + start, 4);
             int want = a == &types ? G_I32 : G_STRING;
             if (t != G_ARRAY || (et != (uint64_t)want && !(a == &types && et == G_U32))) {
@@ -180,7 +213,7 @@ bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error
                          t < G_TYPES ? (t == G_ARRAY && et < G_TYPES ? type_names[et] : type_names[t]) : "unknown",
                          type_names[want]);
                 fail_at(&c, key_at, m);
-                return NULL;
+                goto bad_kv;
             }
             *a = (arr){1, key_at, start + 12, le(c.d + start + 4, 8), (uint32_t)et};
             continue;
@@ -192,9 +225,9 @@ bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error
             if (t != G_STRING) {
                 snprintf(m, sizeof m, "%s is not a string", bpe_lv_quote(q, sizeof q, key, kn));
                 fail_at(&c, key_at, m);
-                return NULL;
+                goto bad_kv;
             }
-            if (get_str(&c, &s, &n, "a string")) return NULL;
+            if (get_str(&c, &s, &n, "a string")) goto bad_kv;
             if (key[15] == 'm') model = s, model_n = n;
             else pre = s, pre_n = n;
         } else if (key_is(key, kn, "tokenizer.ggml.eos_token_id")) {
@@ -202,24 +235,30 @@ bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error
                 snprintf(m, sizeof m, "tokenizer.ggml.eos_token_id is %s, not an integer",
                          t < G_TYPES ? type_names[t] : "unknown");
                 fail_at(&c, key_at, m);
-                return NULL;
+                goto bad_kv;
             }
-            if (get(&c, type_size[t], &eos, "the end-of-text id")) return NULL;
+            if (get(&c, type_size[t], &eos, "the end-of-text id")) goto bad_kv;
             if ((t == G_I32 && eos >> 31) || (t == G_I64 && eos >> 63)) eos = UINT64_MAX;
             have_eos = 1;
             eos_at = vat;
         } else if (key_is(key, kn, "tokenizer.ggml.add_space_prefix")) {
             uint64_t b = 0;
             if (t != G_BOOL) {
-                if (skip(&c, (uint32_t)t, 0)) return NULL;
+                if (skip(&c, (uint32_t)t, 0)) goto bad_kv;
             } else if (get(&c, 1, &b, "a bool")) {
-                return NULL;
+                goto bad_kv;
             }
             prefix = b != 0;
         } else if (skip(&c, (uint32_t)t, 0)) {
-            return NULL;
+            goto bad_kv;
         }
     }
+    if (no_duplicate_key(&c, keys, n_kv)) {
+    bad_kv:
+        free(keys);
+        return NULL;
+    }
+    free(keys);
     if (!model) {
         fail_at(&c, c.at, "no tokenizer.ggml.model: this GGUF file carries no vocabulary");
         return NULL;

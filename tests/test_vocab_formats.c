@@ -779,6 +779,13 @@ static void test_gguf(void) {
     a_tok[8] = 'b';
     v = bpe_load_gguf_mem(m, b.n, TG, &err);
     check_refused(v, &err, TG, "tokenizer.ggml.tokens[98] \"b\" is token 97 already", "duplicate token");
+    /* a key twice, even with the same value: general.architecture renamed
+     * to tokenizer.ggml.model (both 20 bytes; the value is "gpt2") */
+    memcpy(m, b.p, b.n);
+    memcpy(memmem(m, b.n, "general.architecture", 20), "tokenizer.ggml.model", 20);
+    v = bpe_load_gguf_mem(m, b.n, TG, &err);
+    check_refused(v, &err, TG, "at byte 68: key \"tokenizer.ggml.model\" appears twice (key-values 0 and 1)",
+                  "duplicate key");
     free(m);
     free(b.p);
 }
