@@ -928,6 +928,7 @@ typedef struct {
     size_t *ntok;                /* each input's tokens in out (<|endoftext|> included) */
     size_t ntokcap;
     /* a block of a whole file: ext[0..len), at off0 of the text */
+    int parsed;                  /* its documents joined into text by the main thread */
     int block, bad;              /* bad: invalid UTF-8 at off0 + bad_off */
     const char *ext;
     uint64_t bad_off;
@@ -1257,22 +1258,10 @@ static void block_job(job *j, pool *p) {
     j->nout = n;
 }
 
-static void run_job(job *j, pool *p) {
-    if (j->block) {
-        block_job(j, p);
-        return;
-    }
-    if (j->files) {
-        files_batch(j, p);
-        return;
-    }
-    j->nout = j->docs = j->skipped = j->msglen = j->tlen = 0;
-    if (p->jsonl && !j->sj) j->sj = shard_json_new();   /* NULL: jansson alone */
-    j->fatal = 0;
-    if (!p->jsonl && utf8_bad((const unsigned char *)j->data, j->len) == j->len) {
-        text_batch(j, p);
-        return;
-    }
+/* The documents of a batch of lines that is JSON Lines, or text with
+ * invalid UTF-8, each checked, joined into j->text (doc); messages into
+ * j->msg. */
+static void parse_lines(job *j, pool *p) {
     const char *s = j->data, *end = j->data + j->len;
     uint64_t line = j->line0;
     while (s < end && !j->fatal) {
@@ -1344,6 +1333,29 @@ static void run_job(job *j, pool *p) {
         line++;
         s = nl ? nl + 1 : end;
     }
+}
+
+static void run_job(job *j, pool *p) {
+    if (j->block) {
+        block_job(j, p);
+        return;
+    }
+    if (j->files) {
+        files_batch(j, p);
+        return;
+    }
+    if (j->parsed) {
+        if (j->docs && !j->fatal) encode_batch(j, p);
+        return;
+    }
+    j->nout = j->docs = j->skipped = j->msglen = j->tlen = 0;
+    if (p->jsonl && !j->sj) j->sj = shard_json_new();   /* NULL: jansson alone */
+    j->fatal = 0;
+    if (!p->jsonl && utf8_bad((const unsigned char *)j->data, j->len) == j->len) {
+        text_batch(j, p);
+        return;
+    }
+    parse_lines(j, p);
     if (j->docs && !j->fatal) encode_batch(j, p);
 }
 
@@ -1370,7 +1382,7 @@ static void scratch_swap(job *j, struct shard_scratch *w) {
     SWAP(shard_json *, j->sj, w->sj);
     SWAP(char *, j->fixed, w->fixed);
     SWAP(size_t, j->fixedcap, w->fixedcap);
-    if (!j->files) {
+    if (!j->files && !j->parsed) {
         SWAP(unsigned char *, j->text, w->text);
         SWAP(size_t, j->tcap, w->tcap);
     }
@@ -1382,6 +1394,23 @@ static void scratch_free(struct shard_scratch *w) {
     free(w->fixed);
     free(w->text);
     memset(w, 0, sizeof *w);
+}
+
+/* One worker: a batch of JSON Lines is parsed here, by the main thread
+ * (its own parser, ms), before the worker gets it, so that the worker
+ * only encodes: with one encoding thread the main thread has time to
+ * spare and the worker none. The same documents either way. */
+static void main_parse(job *j, pool *p, struct shard_scratch *ms) {
+    SWAP(shard_json *, j->sj, ms->sj);
+    SWAP(char *, j->fixed, ms->fixed);
+    SWAP(size_t, j->fixedcap, ms->fixedcap);
+    j->nout = j->docs = j->skipped = j->msglen = j->tlen = 0;
+    j->fatal = 0;
+    if (!j->sj) j->sj = shard_json_new();   /* NULL: jansson alone */
+    parse_lines(j, p);
+    SWAP(shard_json *, j->sj, ms->sj);
+    SWAP(char *, j->fixed, ms->fixed);
+    SWAP(size_t, j->fixedcap, ms->fixedcap);
 }
 
 static void *worker(void *arg) {
@@ -1536,6 +1565,10 @@ static void pool_stop(pool *p) {
 static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jsonl) {
     pool p;
     int rc = pool_start(&p, v, o, jsonl, s->name, u);
+    /* (not gzip's: its decompression keeps this thread busy already) */
+    int pre = jsonl && o->threads == 1 && s->kind != IN_GZ;
+    struct shard_scratch ms;
+    memset(&ms, 0, sizeof ms);
     char *acc = NULL;
     size_t acclen = 0, acccap = 0;
     uint64_t line = 1, off = 0;
@@ -1580,6 +1613,8 @@ static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jso
         }
         memcpy(acc, j->data + cut, rest);
         acclen = rest;
+        j->parsed = pre;
+        if (pre) main_parse(j, &p, &ms);
         pool_submit(&p, j);
         pool_submitted(&p);
         progress(o, s->raw, 0);
@@ -1589,6 +1624,7 @@ static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jso
         progress(o, s->raw, 0);
     }
     pool_stop(&p);
+    scratch_free(&ms);
     free(acc);
     return rc;
 }
