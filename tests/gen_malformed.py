@@ -57,7 +57,7 @@ F4 = b"\0\0\x80\x3f"  # 1.0f
 T1 = '{"t":%s}'
 
 # ---- safetensors: length prefix ------------------------------------------------
-bad("empty.safetensors", b"", "shorter than the 8-byte header length")
+bad("empty.safetensors", b"", "is empty")
 bad("short7.safetensors", b"\x02\0\0\0\0\0\0", "shorter than the 8-byte header length")
 bad("n_over_limit.safetensors", st("{}", n=100_000_001), "over the limit of 100000000")
 bad("n_u64_max.safetensors", st("{}", n=2 ** 64 - 1), "over the limit")
