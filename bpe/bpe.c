@@ -40,6 +40,7 @@
 
 #include "encode.h"
 #include "pretok.h"
+#include "shown.h"
 
 int bpe_fail(bpe_error *err, int code, uint64_t offset, const char *fmt, ...) {
     if (err) {
@@ -126,16 +127,17 @@ int bpe_check_input(const struct bpe *v, const uint8_t *s, size_t len, int flags
         const uint8_t *sp = find_special(v, s, len, &t);
         if (sp && (size_t)(sp - s) < bad) {
             /* the token as it stands when it is all visible ASCII (<|endoftext|>),
-             * else quoted, with \xNN for what is not printable ASCII (a
-             * terminal would act on it, or a bidi override reorder the line) */
+             * else quoted, with \xNN for what gpt2in_shown_len does not allow */
             char name[200];
-            size_t o = 0, k = 0, tl = token_len(v, t);
+            size_t o = 0, k = 0, tl = token_len(v, t), c;
             const uint8_t *b = v->tok_bytes + v->tok_off[t];
             int plain = 1;
             for (size_t j = 0; j < tl; j++) plain &= b[j] > 0x20 && b[j] < 0x7F;
             if (!plain) name[o++] = '"';
             for (; k < tl && o + 8 < sizeof name; k++) {
-                if (b[k] >= 0x20 && b[k] < 0x7F && (plain || (b[k] != '"' && b[k] != '\\'))) name[o++] = (char)b[k];
+                if (plain) name[o++] = (char)b[k];
+                else if ((c = gpt2in_shown_len(b + k, tl - k)) && o + c + 8 < sizeof name)
+                    memcpy(name + o, b + k, c), o += c, k += c - 1;
                 else o += (size_t)snprintf(name + o, sizeof name - o, "\\x%02X", b[k]);
             }
             if (k < tl) o += (size_t)snprintf(name + o, sizeof name - o, "...");

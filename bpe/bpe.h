@@ -132,7 +132,8 @@ GPT2IN_API void bpe_free(const bpe *vocab);
 /* Number of token ids (50257 for GPT-2), the id of the end of text (-1 when
  * the vocabulary has none) and the longest token in bytes. The end of text
  * is <|endoftext|>, or what the file names so (GGUF's eos_token_id, llm.c's
- * header), or the vocabulary's one special token; it is a special token. */
+ * header), or the vocabulary's one special token; it is a special token.
+ * A NULL vocab has 0 tokens, no end of text and 0 bytes. */
 GPT2IN_API size_t bpe_vocab_size(const bpe *vocab);
 GPT2IN_API int32_t bpe_eot_id(const bpe *vocab);
 GPT2IN_API size_t bpe_max_token_bytes(const bpe *vocab);
@@ -227,11 +228,11 @@ GPT2IN_API void *bpe_stream_room(bpe_stream *s, size_t want, size_t *room, bpe_e
 GPT2IN_API int bpe_stream_commit(bpe_stream *s, size_t len, bpe_sink sink, void *ctx, bpe_error *err);
 /* With more than one thread, the threads encode a block while the caller
  * writes the next, and its tokens reach the sink from a later call (the
- * one that cuts the next block, or bpe_stream_finish; an error in it is
- * reported there too). bpe_stream_wait hands over the tokens of every
- * block cut so far, waiting for them: before a read that may block, say,
- * so that tokens and errors are not held back. With one thread it has
- * nothing to do. */
+ * one that cuts the block after the next: two blocks may be queued; or
+ * bpe_stream_finish; an error in it is reported there too).
+ * bpe_stream_wait hands over the tokens of every block cut so far,
+ * waiting for them: before a read that may block, say, so that tokens and
+ * errors are not held back. With one thread it has nothing to do. */
 GPT2IN_API int bpe_stream_wait(bpe_stream *s, bpe_sink sink, void *ctx, bpe_error *err);
 /* Flushes the rest at end of input. The stream may not be written again. */
 GPT2IN_API int bpe_stream_finish(bpe_stream *s, bpe_sink sink, void *ctx, bpe_error *err);

@@ -474,6 +474,9 @@ void bpe_free(const bpe *vocab) {
     free((bpe *)vocab);
 }
 
-size_t bpe_vocab_size(const bpe *v) { return v->n_tokens; }
-int32_t bpe_eot_id(const bpe *v) { return v->eot >= 0 && v->id_of_rank ? (int32_t)v->id_of_rank[v->eot] : v->eot; }
-size_t bpe_max_token_bytes(const bpe *v) { return v->max_token_len; }
+size_t bpe_vocab_size(const bpe *v) { return v ? v->n_tokens : 0; }
+int32_t bpe_eot_id(const bpe *v) {
+    if (!v) return -1;
+    return v->eot >= 0 && v->id_of_rank ? (int32_t)v->id_of_rank[v->eot] : v->eot;
+}
+size_t bpe_max_token_bytes(const bpe *v) { return v ? v->max_token_len : 0; }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "load_vocab.h"
+#include "shown.h"
 
 static uint64_t lv_hash(const uint8_t *p, size_t n) {
     uint64_t h = 0xcbf29ce484222325ull ^ n;
@@ -92,8 +93,14 @@ const char *bpe_lv_quote(char *buf, size_t cap, const void *bytes, size_t n) {
             o += 3;
             break;
         }
-        if (s[i] >= 0x20 && s[i] < 0x7F && s[i] != '"' && s[i] != '\\') buf[o++] = (char)s[i];
-        else o += (size_t)snprintf(buf + o, cap - o, "\\x%02X", s[i]);
+        size_t k = gpt2in_shown_len(s + i, n - i);
+        if (k && o + k + 8 < cap) {
+            memcpy(buf + o, s + i, k);
+            o += k;
+            i += k - 1;
+        } else {
+            o += (size_t)snprintf(buf + o, cap - o, "\\x%02X", s[i]);
+        }
     }
     buf[o++] = '"';
     buf[o] = 0;
@@ -306,8 +313,9 @@ long bpe_lv_byte_level(const char *s, size_t n, uint8_t *out, size_t *bad) {
 #define LV_READ_MAX ((size_t)256 << 20)
 
 static void shown_path(const char *path, char *buf, size_t cap) {
-    size_t n = strlen(path), i = 0;
-    while (i < n && path[i] >= 0x20 && path[i] < 0x7F && path[i] != '"' && path[i] != '\\') i++;
+    const unsigned char *u = (const unsigned char *)path;
+    size_t n = strlen(path), i = 0, k;
+    while (i < n && (k = gpt2in_shown_len(u + i, n - i))) i += k;
     if (i == n && n < cap) {
         memcpy(buf, path, n + 1);
         return;
@@ -315,9 +323,13 @@ static void shown_path(const char *path, char *buf, size_t cap) {
     size_t o = 0;
     buf[o++] = '"';
     for (i = 0; i < n && o + 9 < cap; i++) {
-        unsigned char c = (unsigned char)path[i];
-        if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') buf[o++] = (char)c;
-        else o += (size_t)snprintf(buf + o, cap - o, "\\x%02X", c);
+        if ((k = gpt2in_shown_len(u + i, n - i)) && o + k + 9 < cap) {
+            memcpy(buf + o, path + i, k);
+            o += k;
+            i += k - 1;
+        } else {
+            o += (size_t)snprintf(buf + o, cap - o, "\\x%02X", u[i]);
+        }
     }
     if (i < n) {
         memcpy(buf + o, "...", 3);
@@ -329,6 +341,7 @@ static void shown_path(const char *path, char *buf, size_t cap) {
 
 int bpe_lv_read(const char *path_in, lv_file *f, bpe_error *err) {
     memset(f, 0, sizeof *f);
+    if (!path_in) return bpe_fail(err, BPE_ERR_ARG, 0, "NULL path");
     shown_path(path_in, f->name, sizeof f->name);
     const char *path = f->name;  /* in messages */
     int fd = open(path_in, O_RDONLY | O_CLOEXEC);

@@ -77,8 +77,8 @@ int bpe_lv_unicode_byte(uint32_t cp);
  * *bad) when a character is not in the alphabet or not UTF-8. */
 long bpe_lv_byte_level(const char *s, size_t n, uint8_t *out, size_t *bad);
 
-/* Quotes bytes for a message into buf (cap >= 8): printable ASCII as is,
- * the rest as \xNN, cut with ... past about 40 bytes. */
+/* Quotes bytes for a message into buf (cap >= 8): what gpt2in_shown_len
+ * allows as is, the rest as \xNN, cut with ... past about 40 bytes. */
 const char *bpe_lv_quote(char *buf, size_t cap, const void *bytes, size_t n);
 
 /* A whole file in memory (mapped when it can be), and its path as

@@ -8,6 +8,10 @@
 
 #include "encode.h"
 #include "pretok.h"
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define PAIRS_X86 1
+#endif
 
 /* ---- threads ------------------------------------------------------------------- */
 
@@ -234,6 +238,116 @@ typedef struct {
     int *left;          /* a stream block's parts not yet done, or NULL */
 } part_job;
 
+/* ---- a quick look for special tokens -------------------------------------------- */
+
+/* With --special error (the command line's default) every part is searched
+ * for the special tokens before it is encoded. Most text holds none, and
+ * none of their first two bytes side by side ("<|" for GPT-2's): a look
+ * for those pairs, 128 bytes a step, finds where one may start at a
+ * fraction of the cost of the search (memmem), which then looks only
+ * there. */
+#define PAIRS_MAX 4
+typedef struct {
+    int n;
+    uint8_t a[PAIRS_MAX], b[PAIRS_MAX];
+} special_pairs;
+
+/* The pairs that start v's special tokens; 0 when there are too many, or
+ * a token of one byte (then the search runs as it is). */
+static int pairs_of(const struct bpe *v, special_pairs *p) {
+    p->n = 0;
+    if (v->n_specials > PAIRS_MAX) return 0;
+    for (uint32_t i = 0; i < v->n_specials; i++) {
+        uint32_t t = v->special_list[i];
+        if (token_len(v, t) < 2) return 0;
+        const uint8_t *b = v->tok_bytes + v->tok_off[t];
+        int k = 0;
+        while (k < p->n && (p->a[k] != b[0] || p->b[k] != b[1])) k++;
+        if (k == p->n) {
+            p->a[k] = b[0];
+            p->b[k] = b[1];
+            p->n++;
+        }
+    }
+    return 1;
+}
+
+/* The first place in [i, len) where a pair starts, or len. */
+static size_t pairs_tail(const special_pairs *p, const uint8_t *s, size_t i, size_t len) {
+    for (; i + 1 < len; i++)
+        for (int k = 0; k < p->n; k++)
+            if (s[i] == p->a[k] && s[i + 1] == p->b[k]) return i;
+    return len;
+}
+
+#ifdef PAIRS_X86
+/* (one body for both widths: vectors of V, four a step; a step with a
+ * pair is looked through byte by byte) */
+#define PAIRS_BODY(V, LOAD, SET1, CMPEQ, AND, OR, ANY)                                          \
+    V a[PAIRS_MAX], b[PAIRS_MAX];                                                               \
+    for (int k = 0; k < p->n; k++) a[k] = SET1((char)p->a[k]), b[k] = SET1((char)p->b[k]);     \
+    for (; i + 4 * sizeof(V) + 1 <= len; i += 4 * sizeof(V)) {                                  \
+        V hit = SET1(0);                                                                        \
+        for (int q = 0; q < 4; q++) {                                                           \
+            V x = LOAD((const V *)(s + i + q * sizeof(V)));                                     \
+            V y = LOAD((const V *)(s + i + q * sizeof(V) + 1));                                 \
+            for (int k = 0; k < p->n; k++) hit = OR(hit, AND(CMPEQ(x, a[k]), CMPEQ(y, b[k])));   \
+        }                                                                                       \
+        if (ANY(hit)) break;                                                                    \
+    }                                                                                           \
+    return pairs_tail(p, s, i, len);
+
+static int any128(__m128i m) { return _mm_movemask_epi8(m) != 0; }
+static size_t pairs_sse2(const special_pairs *p, const uint8_t *s, size_t i, size_t len) {
+    PAIRS_BODY(__m128i, _mm_loadu_si128, _mm_set1_epi8, _mm_cmpeq_epi8, _mm_and_si128, _mm_or_si128, any128)
+}
+
+__attribute__((target("avx2"))) static int any256(__m256i m) { return !_mm256_testz_si256(m, m); }
+__attribute__((target("avx2"))) static size_t pairs_avx2(const special_pairs *p, const uint8_t *s, size_t i,
+                                                         size_t len) {
+    PAIRS_BODY(__m256i, _mm256_loadu_si256, _mm256_set1_epi8, _mm256_cmpeq_epi8, _mm256_and_si256, _mm256_or_si256,
+               any256)
+}
+#endif
+
+/* The first place in [i, len) where a pair starts, or len. */
+static size_t next_pair(const special_pairs *p, const uint8_t *s, size_t i, size_t len) {
+#ifdef PAIRS_X86
+    return __builtin_cpu_supports("avx2") ? pairs_avx2(p, s, i, len) : pairs_sse2(p, s, i, len);
+#else
+    return pairs_tail(p, s, i, len);
+#endif
+}
+
+/* bpe_check_input of a part: under BPE_SPECIAL_ERROR without BPE_STRICT,
+ * the search for special tokens runs only at the places where a pair
+ * starts (over the longest token's length there: no token starts before
+ * the first pair), and over the rest from the 16th such place on (text
+ * full of pairs). With a second pass of special tokens (n_late), or with
+ * BPE_STRICT (whose first error may come first), it runs whole once a
+ * pair is found. */
+static int check_part(const part_job *j, bpe_error *err) {
+    const struct bpe *v = j->v;
+    const uint8_t *s = j->s + j->start;
+    size_t len = j->end - j->start;
+    uint64_t base = j->base + j->start;
+    int flags = j->flags;
+    special_pairs p;
+    if ((flags & BPE_SPECIAL_MASK) != BPE_SPECIAL_ERROR || !v->n_specials || !pairs_of(v, &p))
+        return bpe_check_input(v, s, len, flags, base, err);
+    size_t at = next_pair(&p, s, 0, len);
+    if (at == len) return bpe_check_input(v, s, len, (flags & ~BPE_SPECIAL_MASK) | BPE_SPECIAL_TEXT, base, err);
+    if ((flags & BPE_STRICT) || v->n_late) return bpe_check_input(v, s, len, flags, base, err);
+    for (int tries = 0; at < len; tries++) {
+        size_t w = len - at;
+        if (tries < 16 && w > v->special_max_len) w = v->special_max_len;
+        int rc = bpe_check_input(v, s + at, w, flags, base + at, err);
+        if (rc || w == len - at) return rc;
+        at = next_pair(&p, s, at + 1, len);
+    }
+    return BPE_OK;
+}
+
 static void part_run(void *ctx, int k, cache_slot *cache) {
     part_job *j = (part_job *)ctx + k;
     int held = -1;
@@ -241,7 +355,7 @@ static void part_run(void *ctx, int k, cache_slot *cache) {
     j->out.cache = cache;
     /* Each part checks its own text, on its own thread: the check is exact
      * on parts (bpe_check_input), and the first error is the first part's. */
-    j->rc = bpe_check_input(j->v, j->s + j->start, j->end - j->start, j->flags, j->base + j->start, &j->err);
+    j->rc = check_part(j, &j->err);
     if (!j->rc) j->rc = bpe_encode_checked(j->v, j->s + j->start, j->end - j->start, j->flags, &j->out, &j->err);
     j->out.cache = NULL;
     if (held >= 0) __atomic_store_n(&j->pool->busy[held], 0, __ATOMIC_RELEASE);
@@ -268,15 +382,20 @@ static int threads_for(size_t len, int threads) {
 /* Cuts s[0..len) into parts for `threads` threads (jobs[], returns how
  * many). Part k writes its tokens from index start_k: it has at most as
  * many tokens as bytes, so parts never overlap. The parts fall in size
- * (bpe_part_goal). */
-static int plan_parts(const struct bpe *v, const uint8_t *s, size_t len, int flags, int threads, uint32_t *ids,
-                      size_t *offsets, uint64_t base, cache_pool *pool, int *left, part_job *jobs) {
+ * (bpe_part_goal), or with even, are `threads` parts of about one size
+ * (a stream's block, whose threads also take the blocks before and after
+ * it: the parts need not even out the threads' ends, only let the last
+ * blocks' be shared). */
+static int plan_parts(const struct bpe *v, const uint8_t *s, size_t len, int flags, int threads, int even,
+                      uint32_t *ids, size_t *offsets, uint64_t base, cache_pool *pool, int *left, part_job *jobs) {
     size_t start = 0;
     int n = 0;
     while (start < len) {
         /* Text has a safe cut every few bytes; one long piece has none,
          * and is not searched through (the rest is one part). */
         size_t at = threads > 1 ? bpe_part_goal(start, len, threads) : len, end = len;
+        if (even)
+            at = n < threads - 1 && len - start >= 2 * PART_MIN ? start + (len - start) / (size_t)(threads - n) : len;
         if (at < len && n < MAX_PARTS - 1) {
             end = text_cut(v, s, at, len, at > start + CUT_SEEK ? at - CUT_SEEK : start, flags);
             if (end <= start) end = len;
@@ -288,8 +407,57 @@ static int plan_parts(const struct bpe *v, const uint8_t *s, size_t len, int fla
     }
     /* No safe cut to share the text at (one long piece, say): the threads
      * share its long pieces instead. */
-    if (n == 1) jobs[0].out.threads = threads;
+    if (n == 1) jobs[0].out.threads = even ? threads_for(len, threads) : threads;
     return n;
+}
+
+/* The parts of one text are packed into place (each after the one before
+ * it) as they are done, by whichever thread finds the next one done, so
+ * that little is left to move once the threads are joined: the ids of all
+ * parts but the first move, a serial pass that grew with the tokens a
+ * byte. Part k moves to index total (the tokens of parts 0..k-1), which is
+ * at most its own start: the ids of no part not yet packed are in the way. */
+typedef struct {
+    part_job *jobs;
+    int n;
+    int done[MAX_PARTS];  /* part k has run (atomic) */
+    int packing;          /* a thread is packing (atomic) */
+    int packed;           /* parts packed (atomic; written by the packer) */
+    size_t total;         /* their tokens (the packer's) */
+    uint32_t *ids;
+    size_t *offsets;
+} pack_queue;
+
+static void pack_part(pack_queue *p, part_job *j) {
+    if (p->total != j->start) memmove(p->ids + p->total, p->ids + j->start, j->out.n * sizeof *p->ids);
+    if (p->offsets)
+        for (size_t i = 0; i < j->out.n; i++) p->offsets[p->total + i] = p->offsets[j->start + i] + j->start;
+    p->total += j->out.n;
+}
+
+/* Whether the next part to pack has run without an error. */
+static int pack_ready(pack_queue *p) {
+    int k = __atomic_load_n(&p->packed, __ATOMIC_SEQ_CST);
+    return k < p->n && __atomic_load_n(&p->done[k], __ATOMIC_SEQ_CST) && !p->jobs[k].rc;
+}
+
+static void pack_run(void *ctx, int k, cache_slot *cache) {
+    pack_queue *p = ctx;
+    part_job *j = &p->jobs[k];
+    part_run(j, 0, cache);
+    if (!j->rc) bpe_ranks_to_ids(j->v, j->out.ids, j->out.n);
+    __atomic_store_n(&p->done[k], 1, __ATOMIC_SEQ_CST);
+    /* A part done while another thread packs is left to that one, which
+     * looks again once it has let go (sequentially consistent: one of the
+     * two sees the other). */
+    while (pack_ready(p) && !__atomic_exchange_n(&p->packing, 1, __ATOMIC_SEQ_CST)) {
+        while (pack_ready(p)) {
+            int m = __atomic_load_n(&p->packed, __ATOMIC_SEQ_CST);
+            pack_part(p, &p->jobs[m]);
+            __atomic_store_n(&p->packed, m + 1, __ATOMIC_SEQ_CST);
+        }
+        __atomic_store_n(&p->packing, 0, __ATOMIC_SEQ_CST);
+    }
 }
 
 /* bpe_encode_parallel, for text at offset `base` of a stream. */
@@ -306,25 +474,20 @@ static int encode_parallel(const struct bpe *v, const void *text, size_t len, in
         return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_encode_parallel: bad argument");
     if (n_tokens) *n_tokens = 0;
     part_job jobs[MAX_PARTS];
-    int n = plan_parts(v, text, len, flags, threads, ids, offsets, base, pool, NULL, jobs);
-    job_queue q = {part_run, jobs, n, 0, !pool};
+    pack_queue p = {jobs, 0, {0}, 0, 0, 0, ids, offsets};
+    p.n = plan_parts(v, text, len, flags, threads, 0, ids, offsets, base, pool, NULL, jobs);
+    job_queue q = {pack_run, &p, p.n, 0, !pool};
     bpe_queue_run(&q, threads);
 
-    /* then the parts are packed */
-    size_t total = 0;
-    for (int k = 0; k < n; k++) {
+    /* the parts not packed yet (the threads are joined), or the first error */
+    for (int k = p.packed; k < p.n; k++) {
         if (jobs[k].rc) {
             if (err) *err = jobs[k].err;
             return jobs[k].rc;
         }
-        if (total != jobs[k].start) memmove(ids + total, ids + jobs[k].start, jobs[k].out.n * sizeof *ids);
-        if (offsets)
-            for (size_t i = 0; i < jobs[k].out.n; i++)
-                offsets[total + i] = offsets[jobs[k].start + i] + jobs[k].start;
-        total += jobs[k].out.n;
+        pack_part(&p, &jobs[k]);
     }
-    bpe_ranks_to_ids(v, ids, total);
-    if (n_tokens) *n_tokens = total;
+    if (n_tokens) *n_tokens = p.total;
     return BPE_OK;
 }
 
@@ -340,11 +503,15 @@ int bpe_encode_parallel(const bpe *v, const void *text, size_t len, int flags, i
  * encoded as soon as it is cut, and its tokens handed over at once. With
  * more, a cut block is given to the stream's threads (made once, kept for
  * its life) as parts and the call returns: the caller reads the next
- * block into the other buffer while they encode, and the next cut block's
- * parts are queued before the stream waits for this one, so the threads do
- * not stand idle between blocks nor wait for reads. Its tokens go to the
- * sink, in order, from a later call (the one that cuts the next block, or
- * bpe_stream_finish). */
+ * block into a free buffer while they encode. The stream holds
+ * STREAM_BLOCKS blocks, so that two may be queued while a third is read:
+ * the caller's thread helps with the parts only when every buffer is in
+ * use, and then one queued block is still there for the other threads,
+ * which do not stand idle while the caller reads (with two blocks they
+ * did, for each block the caller read). A block's tokens go to the sink,
+ * in order, from a later call (one that cuts a block when every buffer is
+ * in use, or bpe_stream_wait, or bpe_stream_finish). */
+#define STREAM_BLOCKS 3
 typedef struct {
     uint8_t *buf;
     size_t len, cap;
@@ -366,9 +533,9 @@ typedef struct {
 struct bpe_stream {
     const struct bpe *v;
     int flags, threads, done, failed;
-    stream_block blk[2];    /* blk[fill] takes the text; with threads, the other may be queued */
+    stream_block blk[STREAM_BLOCKS]; /* blk[fill] takes the text; with threads, others may be queued */
     int fill;
-    uint8_t *pair;          /* with threads, the first two blocks' text: blk[k].buf may be a half of it */
+    uint8_t *ring;          /* with threads, the blocks' first text buffers: blk[k].buf may be a slice of it */
     size_t no_cut;          /* the text has no safe cut below this position (already scanned) */
     cache_pool *caches;     /* kept from block to block; NULL: each block makes its own */
     int queue;              /* the threads are set up: mu, work, idle */
@@ -386,12 +553,12 @@ _Static_assert(sizeof(size_t) == sizeof(uint64_t), "offsets are passed to sinks 
 #define STREAM_FIRST (64u << 10)
 
 /* A block of text: 1 MB, or 256 KB a thread when the threads take it
- * (two blocks are held then), less the big buffer's header, so that a
- * block and its header fill their huge pages and touch no more. Blocks
- * queued one after another keep the threads busy without being large,
- * and smaller blocks touch fewer fresh huge pages (each a page of text
- * and of ids, at two threads), whose zeroing costs more here than the
- * work of queueing more blocks. */
+ * (STREAM_BLOCKS blocks are held then), less the big buffer's header, so
+ * that a block and its header fill their huge pages and touch no more.
+ * Blocks queued one after another keep the threads busy without being
+ * large, and smaller blocks touch fewer fresh huge pages (at two threads
+ * the blocks' text shares one, and each block's ids take one), whose
+ * zeroing costs more here than the work of queueing more blocks. */
 static size_t block_size(const bpe_stream *st) {
     size_t b = st->queue ? (size_t)STREAM_BLOCK / 4 * (size_t)st->threads : STREAM_BLOCK;
     return b - BPE_BIG_HEAD;
@@ -466,11 +633,29 @@ static int stream_encode(bpe_stream *st, size_t n, bpe_sink sink, void *ctx, bpe
 /* The oldest queued part not yet taken, or NULL (under mu). */
 static part_job *take_part(bpe_stream *st) {
     stream_block *b = NULL;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < STREAM_BLOCKS; i++) {
         stream_block *c = &st->blk[i];
         if (c->queued && c->next < c->n && (!b || c->seq < b->seq)) b = c;
     }
     return b ? &b->jobs[b->next++] : NULL;
+}
+
+/* The queued block whose tokens go out next, or NULL. */
+static stream_block *oldest_queued(bpe_stream *st) {
+    stream_block *b = NULL;
+    for (int i = 0; i < STREAM_BLOCKS; i++) {
+        stream_block *c = &st->blk[i];
+        if (c->queued && (!b || c->seq < b->seq)) b = c;
+    }
+    return b;
+}
+
+/* A block other than `but` that holds no queued text (it may take the
+ * text), or NULL. */
+static stream_block *free_block(bpe_stream *st, const stream_block *but) {
+    for (int i = 0; i < STREAM_BLOCKS; i++)
+        if (&st->blk[i] != but && !st->blk[i].queued) return &st->blk[i];
+    return NULL;
 }
 
 /* Runs j on the stream's thread `me` (0: the caller's), with that
@@ -499,12 +684,23 @@ static void *stream_worker(void *arg) {
     return NULL;
 }
 
+/* Parts queued and not taken (under mu). */
+static int parts_waiting(const bpe_stream *st) {
+    int n = 0;
+    for (int i = 0; i < STREAM_BLOCKS; i++)
+        if (st->blk[i].queued) n += st->blk[i].n - st->blk[i].next;
+    return n;
+}
+
 /* Waits for b's parts, taking queued parts meanwhile (b's first), then
- * hands b's tokens to the sink. */
-static int block_done(bpe_stream *st, stream_block *b, bpe_sink sink, void *ctx, bpe_error *err) {
+ * hands b's tokens to the sink. Unless greedy (nothing more will be
+ * queued soon), the caller's thread leaves the last part waiting to the
+ * other threads once b's own are taken: it is to read the next block,
+ * and they would stand idle meanwhile. */
+static int block_done(bpe_stream *st, stream_block *b, int greedy, bpe_sink sink, void *ctx, bpe_error *err) {
     pthread_mutex_lock(&st->mu);
     while (b->left) {
-        part_job *j = take_part(st);
+        part_job *j = greedy || b->next < b->n || parts_waiting(st) > 1 ? take_part(st) : NULL;
         if (j) run_part(st, j, 0);
         else pthread_cond_wait(&st->idle, &st->mu);
     }
@@ -523,23 +719,40 @@ static int block_done(bpe_stream *st, stream_block *b, bpe_sink sink, void *ctx,
     return BPE_OK;
 }
 
+/* Hands the queued blocks' tokens to the sink, in order, waiting for
+ * them: with all, every one; else only when no buffer other than the fill
+ * block's (just queued) is free, the oldest, so that one is. The others
+ * stay queued: the caller reads the next block meanwhile. */
+static int hand_over(bpe_stream *st, int all, bpe_sink sink, void *ctx, bpe_error *err) {
+    for (stream_block *o; (o = oldest_queued(st));) {
+        if (!all && free_block(st, &st->blk[st->fill])) return BPE_OK;
+        int rc = block_done(st, o, all, sink, ctx, err);
+        if (rc) return rc;
+    }
+    return BPE_OK;
+}
+
+/* Whether p is a slice of the stream's ring. */
+static int in_ring(const bpe_stream *st, const uint8_t *p) {
+    return st->ring && p >= st->ring && p < st->ring + STREAM_BLOCKS * block_size(st);
+}
+
 /* b's text buffer with room for `bytes`, its first `keep` bytes kept; NULL
- * (b untouched) when out of memory. A half of the pair is left as it is
- * (the pair is freed with the stream). */
+ * (b untouched) when out of memory. A slice of the ring is left as it is
+ * (the ring is freed with the stream). */
 static uint8_t *text_grow(bpe_stream *st, stream_block *b, size_t keep, size_t bytes) {
-    if (!st->pair || (b->buf != st->pair && b->buf != st->pair + block_size(st)))
-        return bpe_big_grow(b->buf, keep, bytes);
+    if (!in_ring(st, b->buf)) return bpe_big_grow(b->buf, keep, bytes);
     uint8_t *nb = bpe_big_alloc(bytes);
     if (nb) memcpy(nb, b->buf, keep);
     return nb;
 }
 
 /* With threads: queues the fill block's buf[0..n) as parts, hands the
- * tokens of the block queued before it to the sink, and moves the rest of
- * the text (buf[n..len)) to that one, which takes the text from now on.
- * At the end (last), waits for both. */
+ * tokens of the blocks queued before it to the sink as hand_over says,
+ * and moves the rest of the text (buf[n..len)) to a free block, which
+ * takes the text from now on. At the end (last), waits for all. */
 static int stream_queue(bpe_stream *st, size_t n, int last, bpe_sink sink, void *ctx, bpe_error *err) {
-    stream_block *b = &st->blk[st->fill], *o = &st->blk[st->fill ^ 1];
+    stream_block *b = &st->blk[st->fill];
     if (n) {
         if (!b->jobs) b->jobs = gpt2in_malloc(MAX_PARTS * sizeof *b->jobs);
         if (!b->jobs || !block_ids(st, b, n))
@@ -553,8 +766,7 @@ static int stream_queue(bpe_stream *st, size_t n, int last, bpe_sink sink, void 
                 if (pthread_create(&st->tid[st->workers], NULL, stream_worker, &st->who[st->workers])) break;
             }
         }
-        int threads = threads_for(n, st->threads);
-        int parts = plan_parts(st->v, b->buf, n, st->flags & ~BPE_OFFSETS, threads, b->ids,
+        int parts = plan_parts(st->v, b->buf, n, st->flags & ~BPE_OFFSETS, st->threads, 1, b->ids,
                                st->flags & BPE_OFFSETS ? b->offs : NULL, b->base, NULL, &b->left, b->jobs);
         pthread_mutex_lock(&st->mu);
         b->n = parts;
@@ -565,11 +777,11 @@ static int stream_queue(bpe_stream *st, size_t n, int last, bpe_sink sink, void 
         pthread_cond_broadcast(&st->work);
         pthread_mutex_unlock(&st->mu);
     }
-    int rc = o->queued ? block_done(st, o, sink, ctx, err) : BPE_OK;
-    if (!rc && last && b->queued) rc = block_done(st, b, sink, ctx, err);
+    int rc = hand_over(st, last, sink, ctx, err);
     if (rc || last) return rc ? stream_failed(st, rc) : BPE_OK;
-    /* the rest, to the other buffer (a block, or more for a long stretch
+    /* the rest, to a free buffer (a block, or more for a long stretch
      * without a cut) */
+    stream_block *o = free_block(st, b);
     size_t rest = b->len - n, block = block_size(st);
     if (o->cap < rest || o->cap < block) {
         uint8_t *nb = text_grow(st, o, 0, rest > block ? rest : block);
@@ -581,7 +793,7 @@ static int stream_queue(bpe_stream *st, size_t n, int last, bpe_sink sink, void 
     o->len = rest;
     o->base = b->base + n;
     b->len = n;
-    st->fill ^= 1;
+    st->fill = (int)(o - st->blk);
     return BPE_OK;
 }
 
@@ -596,15 +808,20 @@ static uint8_t *stream_room(bpe_stream *st, size_t want, size_t *room, bpe_error
          * a whole block at once (mapped, on huge pages): doubling on the
          * way would copy the text and fault fresh pages in at each step. */
         size_t c = !b->cap && want <= STREAM_FIRST ? STREAM_FIRST : b->cap < block ? block : b->cap * 2;
-        stream_block *o = &st->blk[st->fill ^ 1];
+        int others = 0;
+        for (int i = 0; i < STREAM_BLOCKS; i++) others |= &st->blk[i] != b && st->blk[i].buf;
         uint8_t *nb;
-        if (st->queue && c == block && !st->pair && !o->buf && (st->pair = bpe_big_alloc(2 * block))) {
-            /* the two blocks' text in one buffer: one huge page for both */
-            nb = st->pair;
+        if (st->queue && c == block && !st->ring && !others && (st->ring = bpe_big_alloc(STREAM_BLOCKS * block))) {
+            /* the blocks' text in one buffer: one huge page for all at
+             * two threads */
+            nb = st->ring;
             if (b->buf) memcpy(nb, b->buf, b->len);
             bpe_big_free(b->buf);
-            o->buf = st->pair + block;
-            o->cap = block;
+            for (int i = 0, k = 1; i < STREAM_BLOCKS; i++)
+                if (&st->blk[i] != b) {
+                    st->blk[i].buf = st->ring + (size_t)k++ * block;
+                    st->blk[i].cap = block;
+                }
         } else {
             nb = text_grow(st, b, b->len, c);
         }
@@ -672,8 +889,7 @@ int bpe_stream_commit(bpe_stream *st, size_t len, bpe_sink sink, void *ctx, bpe_
 
 int bpe_stream_wait(bpe_stream *st, bpe_sink sink, void *ctx, bpe_error *err) {
     if (!st || st->done || st->failed) return bpe_fail(err, BPE_ERR_ARG, 0, "bpe_stream_wait: bad argument");
-    stream_block *o = &st->blk[st->fill ^ 1];
-    int rc = st->queue && o->queued ? block_done(st, o, sink, ctx, err) : BPE_OK;
+    int rc = st->queue ? hand_over(st, 1, sink, ctx, err) : BPE_OK;
     return rc ? stream_failed(st, rc) : BPE_OK;
 }
 
@@ -690,7 +906,7 @@ void bpe_stream_free(bpe_stream *st) {
         /* parts not taken yet are dropped; those running end first */
         pthread_mutex_lock(&st->mu);
         st->stop = 1;
-        for (int i = 0; i < 2; i++) st->blk[i].next = st->blk[i].n;
+        for (int i = 0; i < STREAM_BLOCKS; i++) st->blk[i].next = st->blk[i].n;
         pthread_cond_broadcast(&st->work);
         pthread_mutex_unlock(&st->mu);
         for (int k = 0; k < st->workers; k++) pthread_join(st->tid[k], NULL);
@@ -698,14 +914,13 @@ void bpe_stream_free(bpe_stream *st) {
         pthread_cond_destroy(&st->work);
         pthread_mutex_destroy(&st->mu);
     }
-    for (int i = 0; i < 2; i++) {
-        if (!st->pair || (st->blk[i].buf != st->pair && st->blk[i].buf != st->pair + block_size(st)))
-            bpe_big_free(st->blk[i].buf);
+    for (int i = 0; i < STREAM_BLOCKS; i++) {
+        if (!in_ring(st, st->blk[i].buf)) bpe_big_free(st->blk[i].buf);
         bpe_big_free(st->blk[i].ids);
         bpe_big_free(st->blk[i].offs);
         free(st->blk[i].jobs);
     }
-    bpe_big_free(st->pair);
+    bpe_big_free(st->ring);
     pool_free(st->caches);
     free(st);
 }

@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <utf8proc.h>
+#include "shown.h"
 
 #include "embed.h"
 #include "st_internal.h"
@@ -55,25 +55,6 @@ int embed_fail(embed_error *err, int code, const char *fmt, ...) {
     return code;
 }
 
-/* The length of the character at s[0..n) when a message may show it as it
- * is: printable ASCII, or valid UTF-8 that is not a control, format (bidi
- * override), separator, private-use, surrogate or unassigned character;
- * else 0 (shown as \xNN, byte by byte). */
-static size_t shown_as_is(const unsigned char *s, size_t n) {
-    if (s[0] < 0x80) return s[0] >= 0x20 && s[0] < 0x7f && s[0] != '"' && s[0] != '\\';
-    utf8proc_int32_t cp;
-    utf8proc_ssize_t len = utf8proc_iterate(s, (utf8proc_ssize_t)n, &cp);
-    if (len <= 0) return 0;
-    switch (utf8proc_category(cp)) {
-    case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_ZL:
-    case UTF8PROC_CATEGORY_ZP: case UTF8PROC_CATEGORY_CO: case UTF8PROC_CATEGORY_CN:
-    case UTF8PROC_CATEGORY_CS:
-        return 0;
-    default:
-        return (size_t)len;
-    }
-}
-
 /* s quoted, each byte a message may not show as it is written \xNN, cut
  * after max_in bytes of s (with "...") or where cap ends. */
 static const char *quote(const char *s, size_t max_in, char *buf, size_t cap) {
@@ -82,7 +63,7 @@ static const char *quote(const char *s, size_t max_in, char *buf, size_t cap) {
     if (cap < 8) return "";
     buf[o++] = '"';
     for (size_t i = 0; i < n;) {
-        size_t k = shown_as_is(u + i, n - i);
+        size_t k = gpt2in_shown_len(u + i, n - i);
         if (o + (k ? k : 4) + 5 >= cap || i >= max_in) {
             memcpy(buf + o, "...", 3);
             o += 3;
@@ -109,7 +90,7 @@ const char *embed_st_quote(const char *s, char *buf, size_t cap) { return quote(
  * when every character may be shown, else quoted and escaped in full. */
 static char *shown_path(const char *path) {
     size_t n = strlen(path), i = 0, k;
-    while (i < n && (k = shown_as_is((const unsigned char *)path + i, n - i))) i += k;
+    while (i < n && (k = gpt2in_shown_len((const unsigned char *)path + i, n - i))) i += k;
     if (i == n) return gpt2in_strdup(path);
     size_t cap = 4 * n + 8;
     char *b = gpt2in_malloc(cap);
@@ -707,6 +688,10 @@ embed_file *embed_open(const char *path, embed_error *err) {
 }
 
 embed_file *embed_open_kind(const char *path, embed_kind want, embed_error *err) {
+    if (!path) {
+        embed_fail(err, EMBED_ERR_ARG, "embed_open: NULL path");
+        return NULL;
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;

@@ -235,6 +235,11 @@ static void expect_load_error(const char *enc, const char *merges, const char *w
 
 static void test_load(const char *text, size_t n) {
     bpe_error err;
+    /* NULL arguments are refused, never dereferenced */
+    err.msg[0] = 0;
+    CHECK(bpe_load(NULL, NULL, &err) == NULL && strstr(err.msg, "NULL path"), "bpe_load(NULL, NULL): '%s'", err.msg);
+    CHECK(bpe_vocab_size(NULL) == 0 && bpe_eot_id(NULL) == -1 && bpe_max_token_bytes(NULL) == 0,
+          "accessors of a NULL vocabulary");
     bpe *v = bpe_load("gpt2_weights/encoder.json", "gpt2_weights/vocab.bpe", &err);
     CHECK(v != NULL, "load: %s", err.msg);
     if (!v) return;

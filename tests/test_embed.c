@@ -372,6 +372,8 @@ static void adam_case(void) {
 
 static void lookup_errors(void) {
     embed_error err;
+    err.msg[0] = 0;
+    CHECK(embed_open(NULL, &err) == NULL && strstr(err.msg, "NULL path"), "embed_open(NULL): '%s'", err.msg);
     embed_table t;
     unsigned char data[64] = {0};
     embed_tensor bad = {"wte.weight", EMBED_I32, 2, {4, 4}, 0, 64, data};

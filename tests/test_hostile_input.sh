@@ -179,6 +179,34 @@ grep -qF 'x1B]0;PWNED\x07' "$T/err" || fail "encode --vocab: the file name is no
 n=$((n + 1)); printf 'x' | "$G" encode --encoder "$T/$W" --merges "$T/$W" > /dev/null 2> "$T/err"; escaped "encode --encoder W<ESC>" "$T/err"
 printf '{"a": 1, "b": "\342\200\256evil\033[2J' > "$T/bidi.json"
 n=$((n + 1)); printf 'x' | "$G" encode --vocab "$T/bidi.json" > /dev/null 2> "$T/err"; escaped "a JSON error near a bidi override" "$T/err"
+# UTF-8 is shown as it is: a file name and an added special token; a bidi
+# override in a name is not
+printf 'abc' > "$T/日本.txt"
+bad "encode --vocab of a UTF-8 name" - '日本.txt' 'printf x | "$G" encode --vocab "$T/日本.txt"'
+cp "$T/日本.txt" "$T/$(printf 'r\342\200\256l.txt')"
+n=$((n + 1)); printf 'x' | "$G" encode --vocab "$T/$(printf 'r\342\200\256l.txt')" > /dev/null 2> "$T/err"
+escaped "encode --vocab of a name with U+202E" "$T/err"
+grep -qF 'r\xE2\x80\xAEl.txt' "$T/err" || fail "encode --vocab: U+202E in a name is not escaped: $(cat "$T/err")"
+if [ -n "$PY" ]; then
+    $PY - "$T/jp.json" <<'PYEOF'
+import json, sys
+W = "gpt2_weights/"
+enc = json.load(open(W + "encoder.json"))
+merges = [l for l in open(W + "vocab.bpe", encoding="utf-8").read().split("\n")[1:] if l]
+at = lambda i, c: {"id": i, "content": c, "single_word": False, "lstrip": False, "rstrip": False,
+                   "normalized": False, "special": True}
+json.dump({"version": "1.0", "added_tokens": [at(50256, "<|endoftext|>"), at(50257, "日本語X")],
+           "normalizer": None,
+           "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+           "post_processor": None, "decoder": None,
+           "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                     "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "vocab": enc,
+                     "merges": merges}}, open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
+PYEOF
+    bad "an added token 日本語X in the text" 2 '"日本語X"' 'printf "ab日本語X" | "$G" encode --vocab "$T/jp.json"'
+else
+    skipped="$skipped added-token-message"
+fi
 # a name with a quote: escaped once, by the library, as in every message
 cp "$T/esc.st" "$T/a\"b.st" && printf 'xx' >> "$T/a\"b.st"
 bad "inspect of a file named a\"b.st" - 'a\x22b.st' '"$G" inspect "$T/a\"b.st"'

@@ -145,7 +145,7 @@ refused "drop1.json: model.dropout is a number; GPT-2's BPE has none" encode --v
 sed 's/"special": true}]/"special": true}, {"id": 262, "content": "\\u0120the", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}]/' \
     "$tmp/gpt2.tokenizer.json" > "$tmp/the.json"
 grep -q '"id": 262, "content"' "$tmp/the.json" || die "the.json: sed added no token"
-refused 'added_tokens[1] "\xC4\xA0the" (id 262) is also model.vocab'"'"'s byte-level token " the"' encode --vocab "$tmp/the.json"
+refused 'added_tokens[1] "Ġthe" (id 262) is also model.vocab'"'"'s byte-level token " the"' encode --vocab "$tmp/the.json"
 # inspect describes a vocabulary as --vocab reads it, and names a vocab.json or merges.txt alone
 for f in gpt2.tokenizer.json gpt2.tiktoken; do
     "$GPT2IN" inspect "$tmp/$f" > "$tmp/insp" 2>&1 || die "inspect $f: $(cat "$tmp/insp")"
