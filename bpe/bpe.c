@@ -135,10 +135,15 @@ int bpe_check_input(const struct bpe *v, const uint8_t *s, size_t len, int flags
             for (size_t j = 0; j < tl; j++) plain &= b[j] > 0x20 && b[j] < 0x7F;
             if (!plain) name[o++] = '"';
             for (; k < tl && o + 8 < sizeof name; k++) {
-                if (plain) name[o++] = (char)b[k];
-                else if ((c = gpt2in_shown_len(b + k, tl - k)) && o + c + 8 < sizeof name)
-                    memcpy(name + o, b + k, c), o += c, k += c - 1;
-                else o += (size_t)snprintf(name + o, sizeof name - o, "\\x%02X", b[k]);
+                if (plain) {
+                    name[o++] = (char)b[k];
+                } else if ((c = gpt2in_shown_len(b + k, tl - k)) && o + c + 8 < sizeof name) {
+                    memcpy(name + o, b + k, c);
+                    o += c;
+                    k += c - 1;
+                } else {
+                    o += (size_t)snprintf(name + o, sizeof name - o, "\\x%02X", b[k]);
+                }
             }
             if (k < tl) o += (size_t)snprintf(name + o, sizeof name - o, "...");
             if (!plain) name[o++] = '"';
