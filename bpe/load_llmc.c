@@ -53,7 +53,8 @@ bpe *bpe_load_llmc_mem(const char *data, size_t len, const char *name, bpe_error
         return NULL;
     }
     if (eot >= n) {
-        bpe_fail(err, BPE_ERR_FORMAT, 12, "%s: at byte 12: end-of-text id %u is not a token id (0..%u)", name, eot, n - 1);
+        bpe_fail(err, BPE_ERR_FORMAT, 12, "%s: at byte 12: end-of-text id %d is not a token id (0..%u)", name,
+                 (int32_t)eot, n - 1);
         return NULL;
     }
     if ((len - 1024) / 2 < n) {  /* a token takes 2 bytes at least */

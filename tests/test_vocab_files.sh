@@ -154,6 +154,16 @@ done
 "$GPT2IN" inspect --json "$tmp/multi.tokenizer.json" > "$tmp/insp" 2>&1 || die "inspect --json multi: $(cat "$tmp/insp")"
 $PY -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(not (d["format"] == "vocabulary" and len(d["special_tokens"]) > 1))' \
     "$tmp/insp" || die "inspect --json multi.tokenizer.json: $(cat "$tmp/insp")"
+# ... also from stdin (a JSON object or a tiktoken line is not ids: read whole)
+for f in gpt2.tokenizer.json gpt2.tiktoken; do
+    "$GPT2IN" inspect < "$tmp/$f" > "$tmp/insp" 2>&1 || die "inspect < $f: $(cat "$tmp/insp")"
+    grep -q "tokens: 50257, the longest 128 bytes; end-of-text id 50256" "$tmp/insp" || die "inspect < $f: $(cat "$tmp/insp")"
+done
+# an llm.c tokenizer --vocab refuses, inspect refuses too: end of text -1
+$PY -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[12:16] = b"\xff" * 4; open(sys.argv[2], "wb").write(b)' \
+    "$tmp/gpt2_tokenizer_v2.bin" "$tmp/eotm1.bin"
+refused 'eotm1.bin: at byte 12: end-of-text id -1 is not a token id' inspect "$tmp/eotm1.bin"
+refused 'eotm1.bin: at byte 12: end-of-text id -1 is not a token id' decode --vocab "$tmp/eotm1.bin"
 refused 'perm.vocab.json: no "model" object' inspect "$tmp/perm.vocab.json"
 refused 'perm.merges.txt: a merges.txt' inspect "$tmp/perm.merges.txt"
 # a special token that is blanks or holds a bidi override is shown quoted and escaped when found

@@ -90,9 +90,10 @@ void cli_mapped(const char *path);
 embed_file *cli_open_mapped(const char *path);
 
 /* All of stdin, malloc'd (an array given as "-": it is needed whole), or as
- * much as cli_stdin_enough asks for. Prints the error and returns NULL on
- * failure; an empty stdin is a 1-byte buffer with *len 0. */
-unsigned char *cli_read_stdin(size_t *len);
+ * much as enough (cli_stdin_enough, or a command's own) asks for. Prints the
+ * error and returns NULL on failure; an empty stdin is a 1-byte buffer with
+ * *len 0. */
+unsigned char *cli_read_stdin(size_t *len, size_t (*enough)(const unsigned char *data, size_t len));
 /* How many bytes of a stream whose first len bytes are data decide what it
  * is (SIZE_MAX: all of it): an .npy array's header and data and one byte
  * more (trailing bytes are an error), token ids (cli_ids_kind: their

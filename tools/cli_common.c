@@ -309,12 +309,12 @@ size_t cli_stdin_enough(const unsigned char *data, size_t len) {
     return SIZE_MAX;
 }
 
-unsigned char *cli_read_stdin(size_t *len) {
+unsigned char *cli_read_stdin(size_t *len, size_t (*enough)(const unsigned char *data, size_t len)) {
     unsigned char *data = NULL;
     size_t cap = 0;
     *len = 0;
     for (;;) {
-        if (*len >= cli_stdin_enough(data, *len)) return data;
+        if (*len >= enough(data, *len)) return data;
         if (cap - *len < 65536) {
             cap = cap ? cap * 2 : 1 << 20;
             unsigned char *b = realloc(data, cap);
@@ -346,7 +346,7 @@ int cli_read_npy(const char *path, embed_npy *out) {
         return embed_npy_read(path, out, &err) ? cli_error("%s", err.msg) : CLI_OK;
     }
     size_t len;
-    unsigned char *data = cli_read_stdin(&len);
+    unsigned char *data = cli_read_stdin(&len, cli_stdin_enough);
     if (!data)
         return CLI_ERR;
     embed_kind k = embed_detect(data, len);

@@ -232,25 +232,12 @@ static int inspect_ids(const char *path, ids_source *src, embed_kind kind, int j
  * vocab size, v2: end-of-text id), then per token a length byte and its
  * bytes. */
 static int inspect_llmc_tokenizer(const char *path, const unsigned char *buf, size_t len, int json) {
+    bpe_error err;
+    bpe *v = bpe_load_llmc_mem((const char *)buf, len, path, &err);  /* as --vocab checks it */
+    if (!v) return cli_error("%s", err.msg);
+    bpe_free(v);
     int32_t h[256];
-    if (len < sizeof h)
-        return cli_error("%s: truncated llm.c tokenizer: %zu bytes, the header alone is %zu", path,
-                         len, sizeof h);
     memcpy(h, buf, sizeof h);
-    if (h[1] != 1 && h[1] != 2)
-        return cli_error("%s: byte 4: llm.c tokenizer version %d, only 1 and 2 are known", path, h[1]);
-    if (h[2] <= 0)
-        return cli_error("%s: byte 8: vocabulary size %d is not positive", path, h[2]);
-    size_t at = sizeof h;
-    for (int32_t i = 0; i < h[2]; i++) {
-        if (at >= len || buf[at] == 0 || len - at - 1 < buf[at])
-            return cli_error("%s: byte %zu: token %d %s", path, at, i,
-                             at >= len ? "is missing (the file ends)"
-                             : buf[at] == 0 ? "has length 0" : "runs past the end of the file");
-        at += 1 + (size_t)buf[at];
-    }
-    if (at != len)
-        return cli_error("%s: byte %zu: %zu bytes after the %d tokens", path, at, len - at, h[2]);
     if (json) {
         printf("{\"format\":\"llmc-tokenizer\",\"file_size\":%zu,\"version\":%d,\"vocab_size\":%d",
                len, h[1], h[2]);
@@ -285,11 +272,21 @@ static int looks_like_vocab(const unsigned char *b, size_t len) {
     return letters && j > i && j < len && b[j] == ' ' && j + 1 < len && b[j + 1] >= '0' && b[j + 1] <= '9';
 }
 
+/* A vocabulary on stdin is read whole, as `--vocab` reads a stream (up to
+ * its 256 MiB, and one byte more to tell); the rest as cli_stdin_enough. */
+#define VOCAB_STDIN_MAX ((size_t)256 << 20)
+static size_t stdin_enough(const unsigned char *data, size_t len) {
+    if (len >= EMBED_DETECT_BYTES && looks_like_vocab(data, len)) return VOCAB_STDIN_MAX + 1;
+    return cli_stdin_enough(data, len);
+}
+
 /* A vocabulary file (tokenizer.json, tiktoken, a vocab.json alone, a
  * merges.txt alone): loaded as `--vocab` loads it, or its error. */
 static int inspect_vocab(const char *path, const unsigned char *buf, size_t len, int json) {
     if (len >= 8 && !memcmp(buf, "#version", 8))
         return cli_error("%s: a merges.txt: it is read with its vocab.json (--vocab VOCAB.json --merges FILE)", path);
+    if (len > VOCAB_STDIN_MAX)
+        return cli_error("%s: more than %zu MiB from a stream: not a vocabulary", path, VOCAB_STDIN_MAX >> 20);
     bpe_error err;
     bpe *v = bpe_load_file_mem((const char *)buf, len, path, NULL, 0, NULL, &err);
     if (!v) return cli_error("%s", err.msg);
@@ -365,8 +362,8 @@ int cmd_inspect(int argc, char **argv) {
     int stdin_rest = 0; /* the ids after data[0..len) are still in stdin */
     if (!path || !strcmp(path, "-")) {
         /* ids are streamed from their first bytes on; other kinds are held whole */
-        if (!(data = cli_read_stdin(&len))) return CLI_ERR;
-        stdin_rest = len >= EMBED_DETECT_BYTES && cli_ids_kind(embed_detect(data, len));
+        if (!(data = cli_read_stdin(&len, stdin_enough))) return CLI_ERR;
+        stdin_rest = len >= EMBED_DETECT_BYTES && cli_ids_kind(embed_detect(data, len)) && !looks_like_vocab(data, len);
     } else {
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) return cli_error("%s: cannot open: %s", shown, strerror(errno));

@@ -92,7 +92,7 @@ static int ref_safetensors(const char *path, const char *name, ref_array *r) {
 /* "-" or "-:TENSOR": a .npy or safetensors reference on stdin, held whole. */
 static int ref_stdin(const char *name, ref_array *r) {
     size_t len;
-    unsigned char *data = cli_read_stdin(&len);
+    unsigned char *data = cli_read_stdin(&len, cli_stdin_enough);
     if (!data)
         return CLI_ERR;
     embed_kind k = embed_detect(data, len);
