@@ -19,6 +19,11 @@
 static json_t *parse(const char *data, size_t len, const char *name, bpe_error *err) {
     json_error_t je;
     json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+    /* jansson says nothing when its own allocation fails before parsing */
+    if (!root && (json_error_code(&je) == json_error_out_of_memory || !je.text[0])) {
+        bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", name);
+        return NULL;
+    }
     if (!root) {
         /* jansson quotes the text near the error: it may hold a newline, an
          * escape sequence or a bidi override, shown as ? */
