@@ -336,7 +336,7 @@ bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error
         if (ty == 3 || ty == 4) bpe_lv_special(&lv, i, 0);
     }
     bpe *v = NULL;
-    uint8_t *buf = gpt2in_malloc(4096);
+    uint8_t *buf = gpt2in_malloc(2 * LV_MAX_TEXT);
     if (!buf) {
         bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", name);
         goto out;
@@ -347,7 +347,13 @@ bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error
         size_t sn, at = c.at, bad = 0;
         if (get_str(&c, &s, &sn, "a token")) goto out;
         int special = lv.special[i];
-        long nb = special ? (long)sn : sn <= 4096 ? bpe_lv_byte_level((const char *)s, sn, buf, &bad) : -1;
+        if (!special && sn > LV_MAX_TEXT) {
+            snprintf(m, sizeof m, "tokenizer.ggml.tokens[%u] %s has %zu characters, more than the %d of a token", i,
+                     bpe_lv_quote(q, sizeof q, s, sn), sn, LV_MAX_TEXT);
+            fail_at(&c, at, m);
+            goto out;
+        }
+        long nb = special ? (long)sn : bpe_lv_byte_level((const char *)s, sn, buf, &bad);
         if (nb <= 0 || special) {
             if (nb < 0 || sn == 0) {
                 snprintf(m, sizeof m, "tokenizer.ggml.tokens[%u] %s is %s", i, bpe_lv_quote(q, sizeof q, s, sn),
@@ -380,9 +386,9 @@ bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error
         const uint8_t *sp = sn ? memchr(s, ' ', sn) : NULL;
         long la = -1, lb = -1;
         if (sp && sp > s && sp + 1 < s + sn && !memchr(sp + 1, ' ', sn - (size_t)(sp - s) - 1) &&
-            sp - s <= 2048 && sn - (size_t)(sp - s) - 1 <= 2048) {
+            sp - s <= LV_MAX_TEXT && sn - (size_t)(sp - s) - 1 <= LV_MAX_TEXT) {
             la = bpe_lv_byte_level((const char *)s, (size_t)(sp - s), buf, &bad);
-            lb = la > 0 ? bpe_lv_byte_level((const char *)sp + 1, sn - (size_t)(sp - s) - 1, buf + 2048, &bad) : -1;
+            lb = la > 0 ? bpe_lv_byte_level((const char *)sp + 1, sn - (size_t)(sp - s) - 1, buf + LV_MAX_TEXT, &bad) : -1;
         }
         if (la <= 0 || lb <= 0) {
             snprintf(m, sizeof m, "tokenizer.ggml.merges[%llu] %s is not two byte-level tokens separated by one space",
@@ -394,7 +400,7 @@ bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error
             fail_at(&c, at, "more merges than tokens");
             goto out;
         }
-        if (bpe_lv_merge(&lv, buf, (size_t)la, buf + 2048, (size_t)lb, "index", (uint32_t)i, err)) goto out;
+        if (bpe_lv_merge(&lv, buf, (size_t)la, buf + LV_MAX_TEXT, (size_t)lb, "index", (uint32_t)i, err)) goto out;
     }
     lv.name = lname;
     snprintf(lname, sizeof lname, "%s: tokenizer.ggml.tokens", name);

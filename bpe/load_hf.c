@@ -184,10 +184,10 @@ static int read_vocab(const json_t *vocab, const char *name, const char *where, 
         if (in && (!json_is_integer(in) || json_integer_value(in) != t->id))
             return bpe_fail(err, BPE_ERR_FORMAT, i, "%s: added_tokens[%zu] %s has id %u, but %s gives it %s%lld", name,
                             i, q, t->id, where, json_is_integer(in) ? "id " : "", json_is_integer(in) ? (long long)json_integer_value(in) : 0LL);
-        if (in && t->len <= 4096) {
+        if (in && t->len <= LV_MAX_TEXT) {
             /* the key is a byte-level token too (bytes of its own, which merges may make): one id
              * would be two tokens, which the vocabulary image keeps apart */
-            uint8_t bytes[4096];
+            uint8_t bytes[LV_MAX_TEXT];
             size_t bad = 0;
             long nb = bpe_lv_byte_level(t->content, t->len, bytes, &bad);
             if (nb > 0 && ((size_t)nb != t->len || memcmp(bytes, t->content, t->len)))
@@ -217,7 +217,7 @@ static int read_vocab(const json_t *vocab, const char *name, const char *where, 
         if (bpe_lv_set(lv, al->t[i].id, (const uint8_t *)al->t[i].content, al->t[i].len, &other))
             return bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", name);
     }
-    uint8_t *buf = gpt2in_malloc(4096);
+    uint8_t *buf = gpt2in_malloc(2 * LV_MAX_TEXT);
     if (!buf) return bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", name);
     const char *key;
     size_t klen;
@@ -240,7 +240,12 @@ static int read_vocab(const json_t *vocab, const char *name, const char *where, 
             continue;
         }
         size_t bad = 0;
-        long nb = klen <= 4096 ? bpe_lv_byte_level(key, klen, buf, &bad) : -1;
+        if (klen > LV_MAX_TEXT) {
+            rc = bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: %s[%s]: %zu characters, more than the %d of a token", name,
+                          where, bpe_lv_quote(q, sizeof q, key, klen), klen, LV_MAX_TEXT);
+            break;
+        }
+        long nb = bpe_lv_byte_level(key, klen, buf, &bad);
         if (nb < 0) {
             rc = bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: %s[%s]: not a byte-level token (character at byte %zu)",
                           name, where, bpe_lv_quote(q, sizeof q, key, klen), bad);
@@ -282,12 +287,12 @@ static int merge_one(lv_vocab *lv, const char *a, size_t na, const char *b, size
                      uint8_t *buf, bpe_error *err) {
     char q[160];
     size_t bad;
-    long la = na <= 2048 ? bpe_lv_byte_level(a, na, buf, &bad) : -1;
-    long lb = la >= 0 && nb <= 2048 ? bpe_lv_byte_level(b, nb, buf + 2048, &bad) : -1;
+    long la = na <= LV_MAX_TEXT ? bpe_lv_byte_level(a, na, buf, &bad) : -1;
+    long lb = la >= 0 && nb <= LV_MAX_TEXT ? bpe_lv_byte_level(b, nb, buf + LV_MAX_TEXT, &bad) : -1;
     if (la <= 0 || lb <= 0)
         return bpe_fail(err, BPE_ERR_FORMAT, pos, "%s: merge %s %u: %s is not a byte-level token", lv->name, what, pos,
                         la <= 0 ? bpe_lv_quote(q, sizeof q, a, na) : bpe_lv_quote(q, sizeof q, b, nb));
-    return bpe_lv_merge(lv, buf, (size_t)la, buf + 2048, (size_t)lb, what, pos, err);
+    return bpe_lv_merge(lv, buf, (size_t)la, buf + LV_MAX_TEXT, (size_t)lb, what, pos, err);
 }
 
 static int split_merge(const char *s, size_t n, size_t *sp) {
@@ -301,7 +306,7 @@ static int read_merges_json(const json_t *merges, lv_vocab *lv, bpe_error *err) 
     if (!json_is_array(merges))
         return bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: model.merges is %s, not an array", lv->name,
                         merges ? type_name(merges) : "missing");
-    uint8_t *buf = gpt2in_malloc(4096);
+    uint8_t *buf = gpt2in_malloc(2 * LV_MAX_TEXT);
     if (!buf) return bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", lv->name);
     int rc = BPE_OK;
     for (size_t i = 0; i < json_array_size(merges) && !rc; i++) {
@@ -422,7 +427,7 @@ bpe *bpe_load_hf_pair_mem(const char *vocab_json, size_t vocab_len, const char *
     }
     if (read_vocab(root, vocab_name, "vocabulary", &none, &lv, err)) goto out;
     lv.name = merges_name;
-    uint8_t *buf = gpt2in_malloc(4096);
+    uint8_t *buf = gpt2in_malloc(2 * LV_MAX_TEXT);
     if (!buf) {
         bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", merges_name);
         goto out;

@@ -85,7 +85,7 @@ bpe *bpe_load_tiktoken_mem(const char *data, size_t len, const char *name, bpe_e
     lv.eot = (int32_t)n;
     bpe_lv_special(&lv, (uint32_t)n, 0);
     uint32_t *line_of = gpt2in_malloc((size_t)n * sizeof *line_of);
-    uint8_t *buf = gpt2in_malloc(4096);
+    uint8_t *buf = gpt2in_malloc(LV_MAX_TEXT);
     bpe *v = NULL;
     char q[160];
     if (!line_of || !buf) {
@@ -128,7 +128,12 @@ bpe *bpe_load_tiktoken_mem(const char *data, size_t len, const char *name, bpe_e
             goto out;
         }
         size_t bad = 0;
-        long nb = sp - a <= 4096 ? b64_decode(a, (size_t)(sp - a), buf, &bad) : -1;
+        if (sp - a > LV_MAX_TEXT) {
+            bpe_fail(err, BPE_ERR_FORMAT, line, "%s:%u:1: a token of %zu base64 characters, more than the %d of a token",
+                     name, line, (size_t)(sp - a), LV_MAX_TEXT);
+            goto out;
+        }
+        long nb = b64_decode(a, (size_t)(sp - a), buf, &bad);
         if (nb <= 0) {
             bpe_fail(err, BPE_ERR_FORMAT, line, "%s:%u:%zu: bad base64", name, line, (size_t)(a - p) + bad + 1);
             goto out;

@@ -77,6 +77,11 @@ int bpe_lv_unicode_byte(uint32_t cp);
  * *bad) when a character is not in the alphabet or not UTF-8. */
 long bpe_lv_byte_level(const char *s, size_t n, uint8_t *out, size_t *bad);
 
+/* The longest token a file may write, in its own characters (byte-level
+ * characters, base64): a longer one is refused by name. Loaders decode into
+ * a buffer of 2 * LV_MAX_TEXT bytes (a merge's two tokens). */
+#define LV_MAX_TEXT 4096
+
 /* Quotes bytes for a message into buf (cap >= 8): what gpt2in_shown_len
  * allows as is, the rest as \xNN, cut with ... past about 40 bytes. */
 const char *bpe_lv_quote(char *buf, size_t cap, const void *bytes, size_t n);

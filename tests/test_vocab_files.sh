@@ -159,6 +159,10 @@ for f in gpt2.tokenizer.json gpt2.tiktoken; do
     "$GPT2IN" inspect < "$tmp/$f" > "$tmp/insp" 2>&1 || die "inspect < $f: $(cat "$tmp/insp")"
     grep -q "tokens: 50257, the longest 128 bytes; end-of-text id 50256" "$tmp/insp" || die "inspect < $f: $(cat "$tmp/insp")"
 done
+# a token longer than a loader takes is refused by name, not as bad base64
+$PY -c 'import base64, sys; open(sys.argv[2], "wb").write(open(sys.argv[1], "rb").read() + base64.b64encode(b"z" * 3073) + b" 50256\n")' \
+    "$tmp/gpt2.tiktoken" "$tmp/long.tiktoken"
+refused 'long.tiktoken:50257:1: a token of 4100 base64 characters, more than the 4096 of a token' encode --vocab "$tmp/long.tiktoken"
 # an llm.c tokenizer --vocab refuses, inspect refuses too: end of text -1
 $PY -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[12:16] = b"\xff" * 4; open(sys.argv[2], "wb").write(b)' \
     "$tmp/gpt2_tokenizer_v2.bin" "$tmp/eotm1.bin"
