@@ -1,10 +1,12 @@
 #!/bin/sh
 # gpt2in shard's fsyncs, as strace sees them (one-machine run, three
-# shards or more): every shard and the manifest are fsynced under their temporary
-# names before they are renamed; the directory is fsynced after the last
-# rename; and once a manifest write, not once a shard and once a manifest
-# (the manifest written after every shard makes that shard's rename durable
-# with its own: one directory fsync, not two).
+# shards or more): every shard and the manifest are fsynced under their
+# temporary names before they are renamed (a shard's writeback started by
+# sync_file_range as soon as it is complete, so that little is left for
+# its fsync); the directory is fsynced after the last rename; and once a
+# manifest write, not once a shard and once a manifest (the manifest
+# written after every shard makes that shard's rename durable with its
+# own: one directory fsync, not two).
 set -u
 : "${GPT2IN:=build/gpt2in}"
 [ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
@@ -16,7 +18,7 @@ bad() { echo "FAIL: $*"; fail=1; }
 i=0
 while [ $i -lt 400 ]; do echo "line $i of a document, some words"; i=$((i + 1)); done > "$d/a.txt"
 # (LeakSanitizer cannot run under ptrace)
-ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 strace -f -y -o "$d/trace" -e trace=fsync,fdatasync,rename,renameat,renameat2 \
+ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 strace -f -y -o "$d/trace" -e trace=fsync,fdatasync,rename,renameat,renameat2,sync_file_range \
     "$GPT2IN" shard --quiet --shard-tokens 1200 --out "$d/o" "$d/a.txt" > /dev/null 2>"$d/err" ||
     { echo "skipped: strace cannot trace here: $(head -c 300 "$d/err")"; exit 77; }
 n=$(ls "$d/o"/*.bin | wc -l)
@@ -25,8 +27,15 @@ n=$(ls "$d/o"/*.bin | wc -l)
 import re, sys
 trace, out = sys.argv[1], sys.argv[2]
 synced, errs, dirsyncs, manifests, last_rename, last_dirsync = set(), [], 0, 0, -1, -1
+kicked = set()
 for k, line in enumerate(open(trace)):
+    m = re.search(r'\bsync_file_range\(\d+<([^>]*)>, 0, 0,', line)
+    if m:
+        kicked.add(m.group(1))
+        continue
     m = re.search(r'\b(?:fsync|fdatasync)\(\d+<([^>]*)>', line)
+    if m and ".bin.tmp." in m.group(1) and m.group(1) not in kicked:
+        errs.append("%s fsynced without its writeback started when it was complete" % m.group(1))
     if m:
         synced.add(m.group(1))
         if m.group(1) == out:

@@ -595,6 +595,9 @@ static void tee_close(shard_tee *t) {
     t->hk = k;
     t->hj.fd = t->f.fd;
     t->hj.end = 1024 + 2 * t->sh[k].tokens;
+    /* its last bytes (and the last shard's header, written again) on their
+     * way to the disk now, while it is hashed, not at its commit's fsync */
+    sync_file_range(t->hj.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     t->f.fd = -1;
     t->f.tmp = NULL;
     t->hashing = pthread_create(&t->th, NULL, tee_hash, t) ? 2 : 1;   /* 2: done here */
