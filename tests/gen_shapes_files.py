@@ -105,7 +105,7 @@ out += b"\0" * (-len(out) % 32)
 w("model.gguf", out + data)
 
 # llm.c tokenizer (version 2): 256 int32 (magic, version, vocab size, eot), then length-prefixed tokens
-toks = [bytes([i]) for i in range(5)] + [b"hello", b"<|endoftext|>"]
+toks = [bytes([i]) for i in range(256)] + [b"he", b"<|endoftext|>"]  # all 256 bytes, as --vocab needs
 th = np.zeros(256, "<i4")
 th[:4] = [20240328, 2, len(toks), len(toks) - 1]
 w("tokenizer.llmc", th.tobytes() + b"".join(bytes([len(t)]) + t for t in toks))

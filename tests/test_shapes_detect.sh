@@ -121,7 +121,7 @@ for spec in "ids.txt:ids: 6, shape [6]" "ids.json:ids: 6, shape [6]" "ids.llmc:a
     "ids_batch.npy:shape: [2, 3]" "model.safetensors:wte.weight  F32 [10, 4]" \
     "model.llmc:maxT 8, V 10, L 1, heads 1, C 4, Vp 16" "model.llmc:wte  F32 [16, 4]" \
     "model.gguf:token_embd.weight  F32 [10, 4]" "model.gguf:a GGUF file, version 3" \
-    "tokenizer.llmc:tokens: 7; end-of-text id 6" "model.npy:shape: [10, 4]"; do
+    "tokenizer.llmc:tokens: 258; end-of-text id 257" "model.npy:shape: [10, 4]"; do
     f=${spec%%:*} want=${spec#*:}
     n=$((n + 1))
     "$G" inspect "$D/$f" >"$T/out" 2>"$T/err" || fail "inspect $f: $(cat "$T/err")"
