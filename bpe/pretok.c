@@ -357,6 +357,24 @@ static inline uint64_t cut_contractions(const uint8_t *p, uint64_t starts, uint6
     return cut;
 }
 
+/* any_piece for a window all placed (m->high clear) in which no piece
+ * ends: a run of letters, digits or other characters, with or without a
+ * U+0020 before it, covers bytes 0..62, so the run's end is looked for from
+ * the last character that starts there on, not from the window's start. A
+ * window of white space goes to any_piece. */
+static __attribute__((noinline)) size_t long_run(out_t *o, const uint8_t *s, size_t i, size_t end,
+                                                 const byte_masks *m) {
+    const uint8_t *p = s + i;
+    size_t b = p[0] == ' ', k = 62;
+    uint64_t bit = 1ull << b;
+    int cls = m->letter & bit ? CLS_LETTER : m->digit & bit ? CLS_NUMBER : m->space & bit ? CLS_SPACE : CLS_OTHER;
+    if (cls == CLS_SPACE) return any_piece(o, s, i, end);
+    while (k > b && (p[k] & 0xC0) == 0x80) k--;  /* a character's first byte */
+    size_t j = class_run_end(o->v, s, i + k, end, cls);
+    encode_piece(o, p, j - i, i, end - i);
+    return j;
+}
+
 /* The lookup tables, in locals of the scanners: the compiler cannot tell
  * that writing ids leaves v's fields alone. */
 typedef struct {
@@ -429,7 +447,7 @@ static inline __attribute__((always_inline)) size_t windows(out_t *o, piece_tabs
         uint64_t cut = piece_starts(&m) >> 1 & sure;
         if (!cut) {  /* no piece ends in the window */
             o->n = (size_t)(out - t.ids);
-            i = any_piece(o, s, i, end);
+            i = m.high ? any_piece(o, s, i, end) : long_run(o, s, i, end, &m);
             out = t.ids + o->n;
             continue;
         }

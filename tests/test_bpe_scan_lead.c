@@ -17,7 +17,9 @@
  * and with a vocabulary of every pair of bytes (ranks shuffled): byte-level
  * GPT-2 rarely merges across a character, so a piece cut in the wrong
  * place may give the same ids, but with every pair a token it rarely
- * does. */
+ * does. Last, runs of one class longer than a window (the window scanner
+ * finds their end from the window's last character on), each length
+ * around the window's end, with each way a run ends. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,6 +174,38 @@ int main(void) {
         check(gpt2, "GPT-2", text, len);
         check(pairs, "pairs", text, len);
     }
+    /* runs longer than a window (long_run in bpe/pretok.c): letters,
+     * digits and other characters of one to four bytes, with or without a
+     * space before them, of every length around the window's 63 bytes
+     * (a character straddling byte 62 or 63), ended by each way a run ends
+     * (another class, white space of one to three bytes, an invalid byte, a
+     * combining mark, the end of the text) */
+    static const char *const unit[] = {"a", "7", ".", "\xD0\xB4", "\xC3\xA9", "\xE4\xB8\xAD", "\xE3\x81\x82",
+                                       "\xD9\xA3", "\xEF\xBC\x90", "\xE2\x80\x94", "\xC2\xBB",
+                                       "\xF0\x9D\x90\x80", "\xF0\x9F\x98\x80", "\xCC\x81", "\xE4\xB7\x80"};
+    static const char *const stop[] = {"", " ", "  x", "\n", "b", "5", ",", "\xC2\xA0", "\xE3\x80\x80", "\xE2\x80\xA8",
+                                       "\xC2\x85", "\x80", "\xE4\xB8", "\xCC\x81", "'s", "\xD0\xB4"};
+    for (size_t u = 0; u < sizeof unit / sizeof *unit; u++)
+        for (size_t st = 0; st < sizeof stop / sizeof *stop; st++)
+            for (int space = 0; space < 2; space++)
+                for (size_t want = 56; want < 140; want++) {
+                    size_t len = 0, ul = strlen(unit[u]);
+                    if (space) text[len++] = ' ';
+                    while (len + ul <= want) {
+                        memcpy(text + len, unit[u], ul);
+                        len += ul;
+                    }
+                    /* a second unit of the same class in the run, at a varying place */
+                    if (ul == 1 && len > 4) text[len - 1 - want % 3] = (uint8_t)(unit[u][0] == 'a' ? 'q' : unit[u][0] == '7' ? '2' : '-');
+                    memcpy(text + len, stop[st], strlen(stop[st]));
+                    len += strlen(stop[st]);
+                    if (want % 2) { /* and more text after it, for the windows after */
+                        memcpy(text + len, " and 12 more.", 13);
+                        len += 13;
+                    }
+                    check(gpt2, "GPT-2", text, len);
+                    if (want % 4 == 0) check(pairs, "pairs", text, len);
+                }
     bpe_free((const bpe *)pairs);
     if (failures) {
         fprintf(stderr, "test_bpe_scan_lead: %d failures in %zu texts\n", failures, texts);
