@@ -162,7 +162,7 @@ int bpe_check_input(const struct bpe *v, const uint8_t *s, size_t len, int flags
 int bpe_encode_checked(const struct bpe *v, const uint8_t *s, size_t len, int flags, out_t *o,
                           bpe_error *err) {
     size_t i = 0;
-    /* The cache pays for its 1 MB only over a long text (and if it cannot
+    /* The cache pays for its page only over a long text (and if it cannot
      * be had, pieces are merged without it); a caller may lend its own. */
     cache_slot *own = !o->cache && len >= CACHE_MIN_TEXT ? bpe_cache_new() : NULL;
     if (own) o->cache = own;
