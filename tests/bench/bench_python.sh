@@ -51,6 +51,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 tmp=$(mktemp -d) || exit 2
 trap 'rm -rf "$tmp"' EXIT
 root=$(pwd)
+case $LIB in /*) root= ;; esac  # an absolute build folder
 (cd tools/python && GPT2IN_LIB="$root/$LIB" $PY setup.py -q build --build-base "$tmp/pybuild" \
     --build-lib "$tmp/py" > "$tmp/build.log" 2>&1) ||
     { cat "$tmp/build.log"; echo "bench_python: cannot build the extension"; exit 2; }

@@ -70,6 +70,7 @@ PY
 done
 have_py=1
 root=$(pwd)
+case $B in /*) root= ;; esac  # an absolute build folder
 (cd tools/python && GPT2IN_LIB="$root/$B/libgpt2in.a" $PY setup.py -q build --build-base "$tmp/pybuild" \
     --build-lib "$tmp/py" > "$tmp/pybuild.log" 2>&1) || { have_py=0; echo "(the Python package does not build: no fineweb column)"; }
 have_json=1
