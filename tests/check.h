@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int failures;
 
@@ -35,6 +36,25 @@ static inline unsigned char *slurp(const char *path, size_t *len) {
     fclose(f);
     *len = n >= 0 ? (size_t)n : 0;
     return b;
+}
+
+/* n bytes of prose, the demo corpus over and over (NUL bytes made spaces),
+ * malloc'd with 64 bytes of room after; or NULL, having said the suite is
+ * skipped, when run outside the source folder. */
+static inline char *demo_text(size_t n) {
+    size_t demo_n;
+    unsigned char *demo = slurp("tools/demo_corpus.txt", &demo_n);
+    if (!demo || !demo_n) {
+        free(demo);
+        fprintf(stderr, "skipped: run from the source folder (tools/demo_corpus.txt)\n");
+        return NULL;
+    }
+    char *text = malloc(n + 64);
+    for (size_t i = 0; text && i < n; i += demo_n) memcpy(text + i, demo, n - i < demo_n ? n - i : demo_n);
+    for (size_t i = 0; text && i < n; i++)
+        if (!text[i]) text[i] = ' ';
+    free(demo);
+    return text;
 }
 
 #endif

@@ -29,17 +29,9 @@ static size_t count(const char *text, size_t len, int flags) {
 
 int main(void) {
     v = bpe_gpt2();
-    size_t demo_n;
-    unsigned char *demo = slurp("tools/demo_corpus.txt", &demo_n);
-    if (!demo) {
-        fprintf(stderr, "skipped: run from the source folder (tools/demo_corpus.txt)\n");
-        return 77;
-    }
     size_t n = 4 * MB;
-    char *text = malloc(n);
-    for (size_t i = 0; i < n; i += demo_n) memcpy(text + i, demo, n - i < demo_n ? n - i : demo_n);
-    for (size_t i = 0; i < n; i++)
-        if (!text[i]) text[i] = ' ';
+    char *text = demo_text(n);
+    if (!text) return 77;
     uint32_t *whole = malloc((n + 1) * sizeof *whole);
     size_t *woffs = malloc((n + 1) * sizeof *woffs);
     size_t nw = 0;
@@ -144,7 +136,6 @@ int main(void) {
     free(whole);
     free(woffs);
     free(text);
-    free(demo);
     printf("stream ring: %zu bytes, %zu tokens, three blocks in flight at 2 and 3 threads: %s\n", n, nw,
            failures ? "FAILED" : "ok");
     return failures ? 1 : 0;

@@ -17,18 +17,9 @@
 
 int main(void) {
     const bpe *v = bpe_gpt2();
-    size_t demo_n;
-    unsigned char *demo = slurp("tools/demo_corpus.txt", &demo_n);
-    if (!demo) {
-        fprintf(stderr, "skipped: run from the source folder (tools/demo_corpus.txt)\n");
-        return 77;
-    }
-    /* 4 MB of prose: the demo corpus over and over */
-    size_t n = 4 * MB;
-    char *text = malloc(n + 64);
-    for (size_t i = 0; i < n; i += demo_n) memcpy(text + i, demo, n - i < demo_n ? n - i : demo_n);
-    for (size_t i = 0; i < n; i++)
-        if (!text[i]) text[i] = ' ';
+    size_t n = 4 * MB; /* of prose */
+    char *text = demo_text(n);
+    if (!text) return 77;
     uint32_t *whole = malloc((n + 1) * sizeof *whole);
     size_t nw = 0;
     bpe_error err;
@@ -105,7 +96,6 @@ int main(void) {
 
     free(whole);
     free(text);
-    free(demo);
     printf("stream threads: %zu bytes, %zu tokens, wait, errors and stops from queued blocks: %s\n", n, nw,
            failures ? "FAILED" : "ok");
     return failures ? 1 : 0;
