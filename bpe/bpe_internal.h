@@ -18,7 +18,7 @@
 #include "alloc.h"
 #include "bpe.h"
 
-#define BPE_IMAGE_MAGIC "GPT2BPE1"
+#define BPE_IMAGE_MAGIC "GPT2BPE2"
 #define BPE_EMPTY 0xFFFFFFFFu
 
 /* Character classes of the pre-tokenizer (GPT-2's regex): \p{L}, \p{N},
@@ -130,9 +130,8 @@ typedef struct bpe_ac_node {
     /* what the tokens of bytes x and y merge into (x << 8 | y), or BPE_EMPTY: the first      \
      * merges of every piece */                                                               \
     X(uint32_t, byte_pairs, 65536)                                                            \
-    /* the tokens of 3 or 4 bytes by their bytes; id | length << 24 (bpe_short_token) */       \
-    X(uint32_t, short_keys, h.short_mask + 1)                                                 \
-    X(uint32_t, short_ids, h.short_mask + 1)                                                  \
+    /* the tokens of 3 or 4 bytes by their bytes, buckets of keys then ids (bpe_short_token) */ \
+    X(uint32_t, short_table, 2 * ((size_t)h.short_mask + 1))                                  \
     /* bit x << 8 | y set when a token of 2+ bytes has byte x followed by byte y */           \
     X(uint64_t, inner_pairs, 1024)                                                            \
     X(bpe_ac_node, ac_nodes, h.ac_nodes_n)                                                    \
@@ -369,26 +368,29 @@ static inline uint64_t bpe_hash_pair(uint64_t key) {
 /* Short tokens: most merges inside long runs of letters or digits make a
  * token of 3 or 4 bytes, and a table of them (256 KB for GPT-2) stays in
  * cache where the pair table does not. A key is the token's bytes,
- * little-endian and zero-padded; the id array beside the keys holds
- * id | length << 24. Buckets of BPE_SHORT_BUCKET keys (one cache line) are
- * compared at once; free slots hold the key short_free, which no token
- * has, and a free last slot ends the search, as in the pair table. */
+ * little-endian and zero-padded; its entry is id | length << 24. A bucket
+ * is one cache line: BPE_SHORT_BUCKET keys, compared at once, then their
+ * entries, so that a lookup loads one line. Slot s (of short_mask + 1) is
+ * key bpe_short_slot(s) of short_table and its entry is BPE_SHORT_BUCKET
+ * after it. Free slots hold the key short_free, which no token has, and a
+ * free last slot ends the search, as in the pair table. */
 #define BPE_SHORT_MIN 3
 #define BPE_SHORT_MAX 4
-#define BPE_SHORT_BUCKET 16
+#define BPE_SHORT_BUCKET 8
 static inline uint64_t bpe_short_hash(uint32_t bytes, size_t len) {
     return bpe_hash_pair(bytes | (uint64_t)len << 32);
 }
+static inline size_t bpe_short_slot(size_t s) {
+    return (s & ~(size_t)(BPE_SHORT_BUCKET - 1)) * 2 + (s & (BPE_SHORT_BUCKET - 1));
+}
 
-/* Bit k set when key[k] == x, for the 16 keys of a bucket. */
-static inline unsigned bpe_match16(const uint32_t *key, uint32_t x) {
+/* Bit k set when key[k] == x, for the 8 keys of a bucket. */
+static inline unsigned bpe_match8(const uint32_t *key, uint32_t x) {
 #ifdef __SSE2__
     __m128i k = _mm_set1_epi32((int)x);
     __m128i c0 = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)key), k);
     __m128i c1 = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(key + 4)), k);
-    __m128i c2 = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(key + 8)), k);
-    __m128i c3 = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(key + 12)), k);
-    return (unsigned)_mm_movemask_epi8(_mm_packs_epi16(_mm_packs_epi32(c0, c1), _mm_packs_epi32(c2, c3)));
+    return (unsigned)_mm_movemask_ps(_mm_castsi128_ps(c0)) | (unsigned)_mm_movemask_ps(_mm_castsi128_ps(c1)) << 4;
 #else
     unsigned m = 0;
     for (int i = 0; i < BPE_SHORT_BUCKET; i++) m |= (unsigned)(key[i] == x) << i;
@@ -400,9 +402,9 @@ static inline unsigned bpe_match16(const uint32_t *key, uint32_t x) {
 static inline uint32_t bpe_short_token(const struct bpe *v, uint32_t bytes, size_t len) {
     size_t at = bpe_short_hash(bytes, len) & v->short_mask & ~(size_t)(BPE_SHORT_BUCKET - 1);
     for (;;) {
-        const uint32_t *key = v->short_keys + at;
-        for (unsigned m = bpe_match16(key, bytes); m; m &= m - 1) {
-            uint32_t e = v->short_ids[at + (size_t)__builtin_ctz(m)];
+        const uint32_t *key = v->short_table + 2 * at;
+        for (unsigned m = bpe_match8(key, bytes); m; m &= m - 1) {
+            uint32_t e = key[BPE_SHORT_BUCKET + (size_t)__builtin_ctz(m)];
             if (e >> 24 == len) return e & 0xFFFFFF;
         }
         if (key[BPE_SHORT_BUCKET - 1] == v->short_free) return BPE_EMPTY;

@@ -370,19 +370,18 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
         uint32_t c = sp[t] ? BPE_EMPTY : bpe_find_token(&v, tokens[t], lens[t]);
         if (c != BPE_EMPTY && c != t) ext[t] = ext[c];
     }
-    uint32_t *short_keys = (uint32_t *)(img + h.off_short_keys);
-    uint32_t *short_ids = (uint32_t *)(img + h.off_short_ids);
+    uint32_t *short_table = (uint32_t *)(img + h.off_short_table);
     for (size_t k = 0; k <= h.short_mask; k++) {
-        short_keys[k] = h.short_free;
-        short_ids[k] = BPE_EMPTY;
+        short_table[bpe_short_slot(k)] = h.short_free;
+        short_table[bpe_short_slot(k) + BPE_SHORT_BUCKET] = BPE_EMPTY;
     }
     for (uint32_t t = 0; t < n_tokens; t++) {
         if (sp[t] || lens[t] < BPE_SHORT_MIN || lens[t] > BPE_SHORT_MAX) continue;
         uint32_t key = short_bytes(tokens[t], lens[t]);
         size_t at = bpe_short_hash(key, lens[t]) & h.short_mask & ~(size_t)(BPE_SHORT_BUCKET - 1);
-        while (short_ids[at] != BPE_EMPTY) at = (at + 1) & h.short_mask;
-        short_keys[at] = key;
-        short_ids[at] = t | lens[t] << 24;
+        while (short_table[bpe_short_slot(at) + BPE_SHORT_BUCKET] != BPE_EMPTY) at = (at + 1) & h.short_mask;
+        short_table[bpe_short_slot(at)] = key;
+        short_table[bpe_short_slot(at) + BPE_SHORT_BUCKET] = t | lens[t] << 24;
     }
     uint64_t *inner = (uint64_t *)(img + h.off_inner_pairs);
     for (uint32_t t = 0; t < n_tokens; t++) {
