@@ -156,6 +156,25 @@ int main(void) {
     }
     memcpy(text, base, NP);
     check_text(vocabs[0], "no special token", text, NP, SIZE_MAX, 1);
+    /* With one pair a step is looked at for the pair only where its second
+     * byte stands: prose full of '|' and '<' (apart, or the wrong way
+     * round: "|<"), and a token at every place across two steps' edges,
+     * right after a '|' or a '<' or far from both */
+    char *bars = malloc(NP);
+    for (size_t i = 0; i < N; i++) bars[i] = i % 37 == 5 ? '|' : i % 53 == 7 ? '<' : i % 97 == 11 ? '<' : base[i];
+    for (size_t i = 0; i + 1 < N; i += 211) bars[i] = '|', bars[i + 1] = '<';
+    for (size_t i = 0; i + 1 < N; i++)
+        if (bars[i] == '<' && bars[i + 1] == '|') bars[i] = ' ';  /* no pair: each step is looked at */
+    memcpy(text, bars, N);
+    check_text(vocabs[0], "'|' and '<' apart", text, N, SIZE_MAX, 0);
+    for (size_t d = 0; d < 140; d++) {
+        memcpy(text, bars, N);
+        memcpy(text + 70000 + d, "<|endoftext|>", 13);
+        char name[80];
+        snprintf(name, sizeof name, "<|endoftext|> at %zu among '|' and '<'", 70000 + d);
+        check_text(vocabs[0], name, text, N, 70000 + d, 0);
+    }
+    free(bars);
     bpe_free(three);
     free(base);
     free(text);
