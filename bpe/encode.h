@@ -164,6 +164,9 @@ int bpe_split_piece(out_t *o, const uint8_t *p, size_t n, size_t off);
 int bpe_merge_last(out_t *o, const uint8_t *p, size_t n, size_t off, int parts);
 /* The pair check's spine walk; 0 when it does not apply. */
 int bpe_compatible_fast(const struct bpe *v, const uint8_t *p, size_t pos, uint32_t a, uint32_t b, int *ok);
+/* bpe_merge_short's tokens (2 <= n <= SHORT_PIECE), each stretch merged
+ * alone. */
+size_t bpe_merge_cut(const struct bpe *v, const uint8_t *p, size_t n, uint32_t *tok);
 
 /* ---- encoding (bpe.c) ------------------------------------------------------ */
 

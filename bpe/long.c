@@ -338,34 +338,85 @@ void bpe_merge_stretch(out_t *o, const uint8_t *p, size_t n, size_t off) {
  * are short (random lowercase letters: one such place every 7 bytes on
  * average; a run of spaces: after every byte; digits: never). A stretch
  * is merged, never looked up whole: one that is a token the merges do not
- * reach still comes out in parts, as it does inside the piece. The first
- * stretch ends at `end` or after it (1: not looked for yet). */
-static void encode_stretches(out_t *o, const uint8_t *p, size_t n, size_t off, size_t end) {
-    const struct bpe *v = o->v;
-    while (end < n && bpe_inner_pair(v, p[end - 1], p[end])) end++;
-    for (size_t start = 0; start < n;) {
-        if (end - start > 1) {
-            /* 2-3 bytes (a CJK character, most stretches of CJK text):
-             * written out, straight into the ids when they fit */
-            size_t len = end - start;
-            if (len <= 3 && !o->offs && has_room(o, 3))
-                o->n += bpe_merge_tiny(v, p + start, len, o->ids + o->n);
-            else if (len <= CACHE_BYTES && o->cache)  /* recurs: two CJK characters */
-                bpe_merge_piece(o, p + start, len, off + start, bpe_hash_bytes(p + start, len), n - start);
-            else
-                bpe_merge_stretch(o, p + start, len, off + start);
-            start = end++;
-        } else {
-            /* bytes that no token joins to the next (a run of spaces):
-             * a token each, written in one go */
-            while (end < n && !bpe_inner_pair(v, p[end - 1], p[end])) end++;
-            size_t singles = end < n ? end - 1 - start : end - start;
-            emit_bytes(o, p + start, singles, off + start);
-            start += singles;
-            if (start == end) end++;
-        }
-        while (end < n && bpe_inner_pair(v, p[end - 1], p[end])) end++;
+ * reach still comes out in parts, as it does inside the piece. */
+
+/* Stretches of up to this many bytes (a CJK character, most stretches of
+ * CJK text; a byte alone, as in a run of spaces) are written out where
+ * they are found. */
+#define STRETCH_TINY 3
+/* Where the caller's buffer may be short of room, or offsets are wanted,
+ * tokens are gathered here first. */
+#define STRETCH_BUF 256
+
+/* The end of the stretch that starts at s < n: the first place after s
+ * where no token joins the bytes on either side, or n. The byte before
+ * the place is carried in k, so a place costs one load and one bit. */
+static inline size_t stretch_end(const uint64_t *inner, const uint8_t *p, size_t s, size_t n) {
+    unsigned k = p[s];
+    size_t e = s + 1;
+    for (; e < n; e++) {
+        k = (k << 8 | p[e]) & 0xFFFF;
+        if (!(inner[k >> 6] >> (k & 63) & 1)) break;
     }
+    return e;
+}
+
+/* The stretches of p[0..n), each merged alone, into o. Short ones are
+ * written straight into the caller's ids when it has room for a token a
+ * byte (nearly always), else gathered in a buffer. */
+static void encode_stretches(out_t *o, const uint8_t *p, size_t n, size_t off) {
+    const struct bpe *v = o->v;
+    const uint32_t *byte_tok = v->byte_tok;
+    const uint64_t *inner = v->inner_pairs;
+    uint32_t buf[STRETCH_BUF + STRETCH_TINY];
+    int direct = !o->offs && has_room(o, n);
+    uint32_t *base = direct ? o->ids + o->n : buf, *out = base;
+    size_t first = 0;  /* the place base's first token starts at */
+    for (size_t s = 0; s < n;) {
+        size_t e = stretch_end(inner, p, s, n), len = e - s;
+        if (len == 1) {
+            *out++ = byte_tok[p[s]];
+        } else if (len <= STRETCH_TINY) {
+            out += bpe_merge_tiny(v, p + s, len, out);
+        } else {
+            if (direct) o->n += (size_t)(out - base);
+            else emit_tokens(o, buf, (size_t)(out - buf), off + first);
+            if (len <= CACHE_BYTES && o->cache)  /* recurs: two CJK characters */
+                bpe_merge_piece(o, p + s, len, off + s, bpe_hash_bytes(p + s, len), n - s);
+            else
+                bpe_merge_stretch(o, p + s, len, off + s);
+            base = out = direct ? o->ids + o->n : buf;
+            first = e;
+        }
+        s = e;
+        if (!direct && out - buf >= STRETCH_BUF) {
+            emit_tokens(o, buf, (size_t)(out - buf), off + first);
+            out = buf;
+            first = e;
+        }
+    }
+    if (direct) o->n += (size_t)(out - base);
+    else emit_tokens(o, buf, (size_t)(out - buf), off + first);
+}
+
+/* The merges of p[0..n) (2 <= n <= SHORT_PIECE) into tok, by its
+ * stretches: a piece of a few CJK characters has a cut after nearly
+ * every character, and its stretches of 1-3 bytes are written out
+ * (bpe_merge_tiny) instead of going through the short-piece loop. */
+size_t bpe_merge_cut(const struct bpe *v, const uint8_t *p, size_t n, uint32_t *tok) {
+    const uint64_t *inner = v->inner_pairs;
+    size_t e = stretch_end(inner, p, 0, n);
+    if (e == n) return bpe_merge_short(v, p, n, tok);
+    uint32_t *out = tok;
+    for (size_t s = 0;;) {
+        size_t len = e - s;
+        if (len == 1) *out++ = v->byte_tok[p[s]];
+        else if (len <= STRETCH_TINY) out += bpe_merge_tiny(v, p + s, len, out);
+        else out += bpe_merge_short(v, p + s, len, out);
+        if ((s = e) == n) break;
+        e = stretch_end(inner, p, s, n);
+    }
+    return (size_t)(out - tok);
 }
 
 static int no_token_joins(const struct bpe *v, const uint8_t *p, size_t c) {
@@ -380,7 +431,7 @@ typedef struct {
 static void stretch_run(void *ctx, int k, cache_slot *cache) {
     (void)cache;
     stretch_job *j = (stretch_job *)ctx + k;
-    encode_stretches(&j->o, j->p, j->n, 0, 1);
+    encode_stretches(&j->o, j->p, j->n, 0);
 }
 
 /* encode_stretches, shared by the threads when the piece is long enough:
@@ -403,14 +454,14 @@ int bpe_split_piece(out_t *o, const uint8_t *p, size_t n, size_t off) {
         for (size_t i = first; i < seek; i++) cuts_seen += !bpe_inner_pair(v, p[i - 1], p[i]);
     /* Mostly bytes alone (spaces) take too little time to share. */
     if (shares < 2 || 2 * cuts_seen > seek) {
-        encode_stretches(o, p, n, off, first);
+        encode_stretches(o, p, n, off);
         return 1;
     }
     /* Part k's tokens go to buf + cuts[k] + k: at most one token a byte
      * (and one to spare). */
     uint32_t *buf = bpe_big_alloc((n + MAX_PARTS) * sizeof *buf);
     if (!buf) {
-        encode_stretches(o, p, n, off, first);  /* out of memory for the parts: on this thread */
+        encode_stretches(o, p, n, off);  /* out of memory for the parts: on this thread */
         return 1;
     }
     stretch_job jobs[MAX_PARTS];
