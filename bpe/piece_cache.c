@@ -46,9 +46,9 @@ _Static_assert(sizeof(small_slot) == 32, "two small slots to a cache line");
 #define SMALL_SETS 16384
 #define LONG_BYTES (LONG_SLOTS * sizeof(long_slot))
 #define LINE_SETS ((CACHE_SIZE - LONG_BYTES - SMALL_SETS * 2 * sizeof(small_slot)) / (2 * sizeof(cache_slot)))
-_Static_assert(LINE_SETS > 0 && SMALL_SETS * 2 * sizeof(small_slot) + LINE_SETS * 2 * sizeof(cache_slot) +
+_Static_assert(LINE_SETS > 0 && SMALL_SETS * 2 * sizeof(small_slot) + LINE_SETS * 2 * sizeof(cache_slot) + 64 +
                                        LONG_BYTES <= CACHE_SIZE,
-               "the piece cache's tables fit its room");
+               "the piece cache's tables and the line slots' counts fit its room");
 _Static_assert((LONG_SLOTS & (LONG_SLOTS - 1)) == 0 && (SMALL_SETS & (SMALL_SETS - 1)) == 0,
                "LONG_SLOTS and SMALL_SETS are powers of two");
 
@@ -58,6 +58,25 @@ static inline small_slot *small_set(cache_slot *cache, uint64_t h) {
 static inline cache_slot *line_set(cache_slot *cache, uint64_t h) {
     size_t set = (size_t)((uint64_t)(uint32_t)h * LINE_SETS >> 32);
     return (cache_slot *)((small_slot *)cache + 2 * SMALL_SETS) + 2 * set;
+}
+/* The line slots pay for their probe (a line that is rarely in cache) and
+ * their keeping only where pieces of SMALL_BYTES + 1 to CACHE_BYTES bytes
+ * recur: in English and code most probes find the piece, in base64 almost
+ * none. So their use adapts (adaptive cache bypassing, measured by set
+ * sampling as in Qureshi et al.'s set dueling): each window of LINE_WINDOW
+ * such pieces counts its probes and its hits; after a window where fewer
+ * than 1 probe in LINE_RARE found its piece, only the pieces whose hash
+ * is sampled (1 in LINE_SAMPLE) are probed and kept, and their hits
+ * decide the next window. The counts are in the 64 bytes after the line
+ * slots. */
+#define LINE_WINDOW 4096u
+#define LINE_RARE 64u
+#define LINE_SAMPLE_SHIFT 59  /* h >> 59 == 0: 1 piece in 32 */
+typedef struct {
+    uint32_t seen, probes, hits, rare;
+} line_use;
+static inline line_use *line_uses(cache_slot *cache) {
+    return (line_use *)((small_slot *)cache + 2 * SMALL_SETS + 4 * LINE_SETS);
 }
 static inline long_slot *long_set(cache_slot *cache, uint64_t h) {
     return (long_slot *)((uint8_t *)cache + CACHE_SIZE - LONG_BYTES) + (h & (LONG_SLOTS - 1));
@@ -245,14 +264,24 @@ void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t 
                 return;
             }
         } else if (cache) {
-            c = line_set(cache, h);
-            if (line_holds(&c[0], q, n)) {
-                emit_line(o, &c[0], off);
-                return;
+            line_use *u = line_uses(cache);
+            if (++u->seen == LINE_WINDOW) {
+                u->rare = u->hits * LINE_RARE < u->probes;
+                u->seen = u->probes = u->hits = 0;
             }
-            if (line_holds(&c[1], q, n)) {
-                emit_line(o, &c[1], off);
-                return;
+            if (!u->rare || h >> LINE_SAMPLE_SHIFT == 0) {
+                c = line_set(cache, h);
+                u->probes++;
+                if (line_holds(&c[0], q, n)) {
+                    u->hits++;
+                    emit_line(o, &c[0], off);
+                    return;
+                }
+                if (line_holds(&c[1], q, n)) {
+                    u->hits++;
+                    emit_line(o, &c[1], off);
+                    return;
+                }
             }
         }
         uint32_t tok[CACHE_BYTES];
