@@ -172,7 +172,8 @@ GPT2IN_API int embed_file_check(const embed_file *f, embed_error *err);
  * flushes, fsyncs, renames it over path and fsyncs the directory; abort (or
  * any failure) removes it, leaving path untouched. Both free the writer.
  * A process killed while writing leaves the temporary file behind, never a
- * partial file under the final name.
+ * partial file under the final name; a program that stops on a signal can
+ * remove it first (embed_writer_temp_path).
  * What path names decides how it is written, checked when it is opened:
  *  - a regular file or nothing yet: replaced as above. The new file keeps
  *    the old one's mode, and its owner where allowed (as root); being a new
@@ -195,6 +196,20 @@ GPT2IN_API void embed_writer_abort(embed_writer *w);
  * (fprintf) or patches a header in place (fseeko: a temporary file is
  * seekable, a FIFO is not). Errors on it are reported by commit. */
 GPT2IN_API FILE *embed_writer_stream(embed_writer *w);
+/* The temporary file's path, or NULL when path is written straight through;
+ * valid until commit or abort. For a program that removes it when a signal
+ * stops it: copy the path when the writer is opened (with the signals
+ * blocked), and have the handler unlink(2) the copy (async-signal-safe) and
+ * re-raise. After the rename the name is gone, so that unlink is harmless. */
+GPT2IN_API const char *embed_writer_temp_path(const embed_writer *w);
+/* embed_save into a writer opened by the caller (embed_writer_open) that
+ * nothing was written to yet, named in messages by its path. The file is
+ * written but not committed: the caller commits (renaming it into place)
+ * or, on failure, aborts it, e.g. to know the temporary's name (above), or
+ * to write two files and rename both only once both are complete. */
+GPT2IN_API int embed_save_to(embed_writer *w, const embed_file *base, const embed_out_tensor *repl,
+                             size_t n_repl, const char *const *meta, size_t n_meta,
+                             embed_error *err);
 
 /* Fills w[0..n) with Normal(0, std) samples, the same for a given seed on
  * every machine (GPT-2 uses std 0.02). Element i comes from pair k = i/2:

@@ -12,7 +12,6 @@
  * Every count is checked against the bytes left before anything is sized
  * from it. Dims are handed out in row-major order: GGUF's [C, V] token
  * table is shape [V, C]. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -497,8 +496,9 @@ static int write_str_kv(embed_writer *w, const char *k, const char *v, embed_err
     return rc;
 }
 
-int embed_gguf_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
-                    size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err) {
+int embed_gguf_save(embed_writer *given, const char *path, const embed_file *base,
+                    const embed_out_tensor *repl, size_t n_repl, const char *const *meta,
+                    size_t n_meta, embed_error *err) {
     char q[128];
     int rc = embed_repl_check(path, base, repl, n_repl, 0, err);
     if (rc) return rc;
@@ -520,8 +520,8 @@ int embed_gguf_save(const char *path, const embed_file *base, const embed_out_te
             return embed_fail(err, EMBED_ERR_ARG,
                               "%s: general.alignment cannot be set as metadata", path);
     }
-    embed_writer *w = embed_writer_open(path, err);
-    if (!w) return errno == ENOMEM ? EMBED_ERR_NOMEM : EMBED_ERR_IO;
+    embed_writer *w = embed_save_open(given, path, &rc, err);
+    if (!w) return rc;
     if (!n_meta) {
         /* the header as it is: every byte outside the replaced tensors kept */
         rc = embed_write_replaced(w, base, repl, n_repl, base->header_len, 0, err);
@@ -588,9 +588,5 @@ int embed_gguf_save(const char *path, const embed_file *base, const embed_out_te
             rc = embed_write_replaced(w, base, repl, n_repl, base->header_len, base->header_len,
                                       err);
     }
-    if (rc) {
-        embed_writer_abort(w);
-        return rc;
-    }
-    return embed_writer_commit(w, err);
+    return embed_save_close(given, w, rc, err);
 }

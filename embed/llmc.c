@@ -9,7 +9,6 @@
  * checksum and nothing else in the file, so its size must be exactly
  * 1024 + every parameter's bytes: that is what catches a truncated or
  * mislabelled file. */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,8 +174,9 @@ static int write_replaced(embed_writer *w, const embed_file *base, const embed_o
     return rc;
 }
 
-int embed_llmc_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
-                    size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err) {
+int embed_llmc_save(embed_writer *given, const char *path, const embed_file *base,
+                    const embed_out_tensor *repl, size_t n_repl, const char *const *meta,
+                    size_t n_meta, embed_error *err) {
     char q[128];
     if (n_meta)
         return embed_fail(err, EMBED_ERR_FORMAT,
@@ -184,16 +184,12 @@ int embed_llmc_save(const char *path, const embed_file *base, const embed_out_te
                           "was written", path, embed_st_quote(meta[0] ? meta[0] : "", q, sizeof q));
     int rc = embed_repl_check(path, base, repl, n_repl, 1, err);
     if (rc) return rc;
-    embed_writer *w = embed_writer_open(path, err);
-    if (!w) return errno == ENOMEM ? EMBED_ERR_NOMEM : EMBED_ERR_IO;
+    embed_writer *w = embed_save_open(given, path, &rc, err);
+    if (!w) return rc;
     /* the header and every other byte as they are; base may be a mapping of
      * path itself, which stays valid until the rename */
     rc = write_replaced(w, base, repl, n_repl, LLMC_HEADER, 0, err);
-    if (rc) {
-        embed_writer_abort(w);
-        return rc;
-    }
-    return embed_writer_commit(w, err);
+    return embed_save_close(given, w, rc, err);
 }
 
 int embed_write_replaced(embed_writer *w, const embed_file *base, const embed_out_tensor *repl,

@@ -1027,6 +1027,8 @@ void embed_writer_abort(embed_writer *w) {
 
 FILE *embed_writer_stream(embed_writer *w) { return w->fp; }
 
+const char *embed_writer_temp_path(const embed_writer *w) { return w ? w->tmp : NULL; }
+
 int embed_writer_commit(embed_writer *w, embed_error *err) {
     if (w->failed) {
         embed_writer_abort(w);
@@ -1150,21 +1152,35 @@ typedef struct {
     uint64_t bytes;
 } save_item;
 
-int embed_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
-               size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err) {
+embed_writer *embed_save_open(embed_writer *given, const char *path, int *rc, embed_error *err) {
+    if (given) return given;
+    embed_writer *w = embed_writer_open(path, err);
+    if (!w) *rc = errno == ENOMEM ? EMBED_ERR_NOMEM : EMBED_ERR_IO;
+    return w;
+}
+
+int embed_save_close(embed_writer *given, embed_writer *w, int rc, embed_error *err) {
+    if (given) return rc;
+    if (rc) {
+        embed_writer_abort(w);
+        return rc;
+    }
+    return embed_writer_commit(w, err);
+}
+
+/* embed_save (given NULL) and embed_save_to (given, path its name) */
+static int save(embed_writer *given, const char *path, const embed_file *base,
+                const embed_out_tensor *repl, size_t n_repl, const char *const *meta,
+                size_t n_meta, embed_error *err) {
     char q[128];
     size_t nb = base ? base->n_t : 0, mb = base ? base->n_meta : 0;
-    if (!path || (n_repl && !repl) || (n_meta && !meta)) {
-        embed_st_error(err, "embed_save: bad arguments");
-        return EMBED_ERR_ARG;
-    }
     /* a base of another kind is written back in its own kind */
     if (base && base->kind == EMBED_KIND_LLMC_MODEL)
-        return embed_llmc_save(path, base, repl, n_repl, meta, n_meta, err);
+        return embed_llmc_save(given, path, base, repl, n_repl, meta, n_meta, err);
     if (base && base->kind == EMBED_KIND_GGUF)
-        return embed_gguf_save(path, base, repl, n_repl, meta, n_meta, err);
+        return embed_gguf_save(given, path, base, repl, n_repl, meta, n_meta, err);
     if (base && base->kind == EMBED_KIND_NPY)
-        return embed_npyt_save(path, base, repl, n_repl, meta, n_meta, err);
+        return embed_npyt_save(given, path, base, repl, n_repl, meta, n_meta, err);
     save_item *it = gpt2in_calloc(nb + n_repl + 1, sizeof *it);
     const char **mk = gpt2in_calloc(2 * (mb + n_meta) + 1, sizeof *mk);
     sbuf h = {0};
@@ -1278,8 +1294,7 @@ int embed_save(const char *path, const embed_file *base, const embed_out_tensor 
     {
         unsigned char len8[8];
         for (int k = 0; k < 8; k++) len8[k] = (unsigned char)((uint64_t)h.n >> (8 * k));
-        embed_writer *w = embed_writer_open(path, err);
-        rc = errno == ENOMEM ? EMBED_ERR_NOMEM : EMBED_ERR_IO;
+        embed_writer *w = embed_save_open(given, path, &rc, err);
         if (!w) goto out;
         if (same_header) {
             rc = embed_writer_write(w, base->base, 8 + base->header_len, err);
@@ -1290,12 +1305,33 @@ int embed_save(const char *path, const embed_file *base, const embed_out_tensor 
         /* base's data may live in a mapping of `path` itself: that stays valid
          * (the old inode) until it is closed, and the rename happens last */
         for (size_t i = 0; i < n && !rc; i++) rc = embed_writer_write(w, it[i].data, it[i].bytes, err);
-        if (rc) embed_writer_abort(w);
-        else rc = embed_writer_commit(w, err);
+        rc = embed_save_close(given, w, rc, err);
     }
 out:
     free(it);
     free(mk);
     free(h.s);
     return rc;
+}
+
+int embed_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
+               size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err) {
+    if (!path || (n_repl && !repl) || (n_meta && !meta)) {
+        embed_st_error(err, "embed_save: bad arguments");
+        return EMBED_ERR_ARG;
+    }
+    return save(NULL, path, base, repl, n_repl, meta, n_meta, err);
+}
+
+int embed_save_to(embed_writer *w, const embed_file *base, const embed_out_tensor *repl,
+                  size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err) {
+    if (!w || (n_repl && !repl) || (n_meta && !meta)) {
+        embed_st_error(err, "embed_save_to: bad arguments");
+        return EMBED_ERR_ARG;
+    }
+    if (w->failed || w->written) {
+        embed_st_error(err, "%s: embed_save_to needs a writer nothing was written to", w->path);
+        return EMBED_ERR_ARG;
+    }
+    return save(w, w->path, base, repl, n_repl, meta, n_meta, err);
 }

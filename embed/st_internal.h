@@ -82,13 +82,24 @@ struct embed_file {
 int embed_llmc_validate(embed_file *f, embed_error *err);
 int embed_gguf_validate(embed_file *f, embed_error *err);
 int embed_npyt_validate(embed_file *f, embed_error *err);
-/* embed_save for a base of these kinds: the same kind written back. */
-int embed_llmc_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
-                    size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err);
-int embed_gguf_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
-                    size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err);
-int embed_npyt_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
-                    size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err);
+/* embed_save for a base of these kinds: the same kind written back, to
+ * `given` (embed_save_to: left for the caller to commit or abort) or, when
+ * it is NULL, to a writer opened on path and committed. */
+int embed_llmc_save(embed_writer *given, const char *path, const embed_file *base,
+                    const embed_out_tensor *repl, size_t n_repl, const char *const *meta,
+                    size_t n_meta, embed_error *err);
+int embed_gguf_save(embed_writer *given, const char *path, const embed_file *base,
+                    const embed_out_tensor *repl, size_t n_repl, const char *const *meta,
+                    size_t n_meta, embed_error *err);
+int embed_npyt_save(embed_writer *given, const char *path, const embed_file *base,
+                    const embed_out_tensor *repl, size_t n_repl, const char *const *meta,
+                    size_t n_meta, embed_error *err);
+/* The writer a save writes to: `given`, else one opened on path (NULL, with
+ * *rc EMBED_ERR_NOMEM or EMBED_ERR_IO and err set, when that fails). */
+embed_writer *embed_save_open(embed_writer *given, const char *path, int *rc, embed_error *err);
+/* The end of a save: with `given`, rc as it is (the caller commits or
+ * aborts); else w committed, or aborted when rc is set. */
+int embed_save_close(embed_writer *given, embed_writer *w, int rc, embed_error *err);
 /* Checks that every replacement names a tensor of base with its dtype and
  * shape (or, with allow_fewer_rows, fewer leading rows of a 2-D one, as
  * llm.c's wte is replaced by its V token rows). */

@@ -2,7 +2,6 @@
  * "array", read in place from the mapping (NumPy puts the data at a
  * multiple of 64 bytes, so an F32 table is aligned), and written back with
  * its header as it was. */
-#include <errno.h>
 #include <string.h>
 
 #include "st_internal.h"
@@ -28,20 +27,17 @@ int embed_npyt_validate(embed_file *f, embed_error *err) {
     return EMBED_OK;
 }
 
-int embed_npyt_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
-                    size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err) {
+int embed_npyt_save(embed_writer *given, const char *path, const embed_file *base,
+                    const embed_out_tensor *repl, size_t n_repl, const char *const *meta,
+                    size_t n_meta, embed_error *err) {
     (void)meta;
     if (n_meta)
         return embed_fail(err, EMBED_ERR_FORMAT,
                           "%s: a NumPy array has no place for metadata: nothing was written", path);
     int rc = embed_repl_check(path, base, repl, n_repl, 0, err);
     if (rc) return rc;
-    embed_writer *w = embed_writer_open(path, err);
-    if (!w) return errno == ENOMEM ? EMBED_ERR_NOMEM : EMBED_ERR_IO;
+    embed_writer *w = embed_save_open(given, path, &rc, err);
+    if (!w) return rc;
     rc = embed_write_replaced(w, base, repl, n_repl, base->header_len, 0, err);
-    if (rc) {
-        embed_writer_abort(w);
-        return rc;
-    }
-    return embed_writer_commit(w, err);
+    return embed_save_close(given, w, rc, err);
 }

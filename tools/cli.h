@@ -225,16 +225,28 @@ void ids_writer_abort(ids_writer *w);
 int cli_output_check(const char *cmd, const char *opt, const char *out,
                      const char *const *inputs, size_t n_inputs, int allow_stdout);
 
+/* embed_writer_open / _commit / _abort and embed_save, but the temporary
+ * file is removed when SIGINT, SIGTERM or SIGHUP (or a SIGBUS, cli_mapped)
+ * stops the command before the rename: the handler unlinks it and the
+ * signal then ends the process as it would have. A signal the caller
+ * ignores stays ignored. */
+embed_writer *cli_writer_open(const char *path, embed_error *err);
+int cli_writer_commit(embed_writer *w, embed_error *err);
+void cli_writer_abort(embed_writer *w);
+int cli_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
+             size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err);
+
 /* The rule every output file follows, for the commands' --help. */
 #define CLI_OUTPUT_HELP \
     "Output files are written to a temporary file .NAME.tmp.XXXXXX next to them and\n" \
     "renamed over the old file only once complete: a failed or killed run leaves an\n" \
-    "existing file as it was (a killed run may leave the temporary file behind). A\n" \
-    "symbolic link is followed: its target is replaced and the link stays. The new\n" \
-    "file keeps the old one's mode (and owner, where allowed), but as a new file it\n" \
-    "no longer shares hard links with the old one's other names. A character device\n" \
-    "or FIFO (/dev/null, a pipe) is written straight through, not atomically. A\n" \
-    "directory, socket or block device is refused, and so is an output that is one\n" \
-    "of the command's input files.\n"
+    "existing file as it was. Ctrl-C, SIGTERM and SIGHUP remove the temporary file\n" \
+    "(SIGKILL or a crash may leave it behind). A symbolic link is followed: its\n" \
+    "target is replaced and the link stays. The new file keeps the old one's mode\n" \
+    "(and owner, where allowed), but as a new file it no longer shares hard links\n" \
+    "with the old one's other names. A character device or FIFO (/dev/null, a pipe)\n" \
+    "is written straight through, not atomically. A directory, socket or block\n" \
+    "device is refused, and so is an output that is one of the command's input\n" \
+    "files.\n"
 
 #endif

@@ -1,6 +1,8 @@
 /* cli_common.c - helpers every gpt2in subcommand uses. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -234,8 +236,11 @@ const char *cli_quote_buf(char *buf, size_t cap, const void *bytes, size_t n) {
 static char bus_msg[1024];
 static size_t bus_len;
 
+static void unlink_temps(void);
+
 static void on_sigbus(int sig) {
     (void)sig;
+    unlink_temps();
     ssize_t w = write(2, bus_msg, bus_len);
     (void)w;
     _exit(CLI_ERR);
@@ -365,4 +370,100 @@ embed_file *cli_open_mapped(const char *path) {
     if (!f)
         cli_error("%s", err.msg);
     return f;
+}
+
+/* ---- temporary files removed when a signal stops the command -------------- */
+
+/* The writers' temporary files, copied here so that a handler can unlink
+ * them: the only thing it does before the signal takes its default course.
+ * A slot is live only while its path is complete. */
+#define CLI_TEMPS 4
+static char temp_path[CLI_TEMPS][PATH_MAX];
+static const embed_writer *temp_owner[CLI_TEMPS];
+static volatile sig_atomic_t temp_live[CLI_TEMPS];
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+static void unlink_temps(void) {
+    for (int k = 0; k < CLI_TEMPS; k++)
+        if (temp_live[k]) unlink(temp_path[k]);
+}
+
+static void on_stop(int sig) {
+    unlink_temps();
+    signal(sig, SIG_DFL);
+    raise(sig);  /* delivered when the handler returns: the exit status tells the signal */
+}
+
+static void stop_signals_mask(int how, sigset_t *old) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (size_t k = 0; k < sizeof stop_signals / sizeof *stop_signals; k++)
+        sigaddset(&set, stop_signals[k]);
+    pthread_sigmask(how, &set, old);
+}
+
+static void temps_forget(const embed_writer *w) {
+    for (int k = 0; k < CLI_TEMPS; k++)
+        if (temp_owner[k] == w) {
+            temp_live[k] = 0;
+            temp_owner[k] = NULL;
+        }
+}
+
+embed_writer *cli_writer_open(const char *path, embed_error *err) {
+    static int installed;
+    if (!installed) {
+        installed = 1;
+        for (size_t k = 0; k < sizeof stop_signals / sizeof *stop_signals; k++) {
+            struct sigaction sa, old;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = on_stop;
+            sigemptyset(&sa.sa_mask);
+            for (size_t j = 0; j < sizeof stop_signals / sizeof *stop_signals; j++)
+                sigaddset(&sa.sa_mask, stop_signals[j]);
+            /* a signal the caller ignores (nohup, a background job) stays ignored */
+            if (sigaction(stop_signals[k], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+                sigaction(stop_signals[k], &sa, NULL);
+        }
+    }
+    /* blocked from before the temporary exists until its name is noted */
+    sigset_t old;
+    stop_signals_mask(SIG_BLOCK, &old);
+    embed_writer *w = embed_writer_open(path, err);
+    const char *tmp = embed_writer_temp_path(w);
+    for (int k = 0; tmp && k < CLI_TEMPS; k++)
+        if (!temp_owner[k] && strlen(tmp) < sizeof temp_path[k]) {
+            memcpy(temp_path[k], tmp, strlen(tmp) + 1);
+            temp_owner[k] = w;
+            temp_live[k] = 1;
+            break;
+        }
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return w;
+}
+
+int cli_writer_commit(embed_writer *w, embed_error *err) {
+    /* a signal after the rename unlinks a name that no longer exists */
+    int rc = embed_writer_commit(w, err);
+    temps_forget(w);
+    return rc;
+}
+
+void cli_writer_abort(embed_writer *w) {
+    embed_writer_abort(w);
+    temps_forget(w);
+}
+
+int cli_save(const char *path, const embed_file *base, const embed_out_tensor *repl,
+             size_t n_repl, const char *const *meta, size_t n_meta, embed_error *err) {
+    embed_writer *w = cli_writer_open(path, err);
+    if (!w) return errno == ENOMEM ? EMBED_ERR_NOMEM : EMBED_ERR_IO;
+    int rc = embed_save_to(w, base, repl, n_repl, meta, n_meta, err);
+    if (rc) {
+        cli_writer_abort(w);
+        return rc;
+    }
+    return cli_writer_commit(w, err);
 }

@@ -249,7 +249,7 @@ int cmd_embed(int argc, char **argv) {
     if (!in)
         goto done;
     if (out_path && strcmp(out_path, "-")) {
-        if (!(wr = embed_writer_open(out_path, &err))) {
+        if (!(wr = cli_writer_open(out_path, &err))) {
             cli_error("%s", err.msg);
             goto done;
         }
@@ -333,10 +333,10 @@ done:
         ids_reader_close(rd);
     if (in && in != stdin)
         fclose(in);
-    if (wr && rc == CLI_OK && embed_writer_commit(wr, &err))
+    if (wr && rc == CLI_OK && cli_writer_commit(wr, &err))
         rc = cli_error("%s", err.msg);
     else if (wr && rc != CLI_OK)
-        embed_writer_abort(wr);   /* no half-written output left behind */
+        cli_writer_abort(wr);   /* no half-written output left behind */
     free(all);
     free(ids);
     free(x);

@@ -502,14 +502,14 @@ int cmd_init(int argc, char **argv) {
         return cli_error("init: out of memory");
     }
     embed_error err;
-    embed_writer *w = embed_writer_open(out, &err);
+    embed_writer *w = cli_writer_open(out, &err);
     int rc = w ? 0 : EMBED_ERR_IO;
     if (!rc) rc = embed_writer_write(w, hdr.p, hdr.n, &err);
     for (size_t i = 0; i < n && !rc; i++)
         rc = write_tensor(w, &ts[i], seed, fb, fmt == 2 ? GGUF_ALIGN : 0, &err);
     if (w) {
-        if (rc) embed_writer_abort(w);
-        else rc = embed_writer_commit(w, &err);
+        if (rc) cli_writer_abort(w);
+        else rc = cli_writer_commit(w, &err);
     }
     free(hdr.p);
     free(ts);

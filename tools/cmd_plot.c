@@ -362,17 +362,17 @@ int cmd_plot(int argc, char **argv) {
         cli_error("out of memory");
         goto done;
     }
-    embed_writer *wr = embed_writer_open(out, &err);
+    embed_writer *wr = cli_writer_open(out, &err);
     if (!wr) {
         cli_error("%s", err.msg);
         goto done;
     }
     if (embed_writer_write(wr, sb.s, sb.n, &err)) {
-        embed_writer_abort(wr);            /* removes the temporary file */
+        cli_writer_abort(wr);            /* removes the temporary file */
         cli_error("%s", err.msg);
         goto done;
     }
-    if (embed_writer_commit(wr, &err)) {
+    if (cli_writer_commit(wr, &err)) {
         cli_error("%s", err.msg);
         goto done;
     }

@@ -216,7 +216,7 @@ static int meta_step(const embed_file *f, const char *path, const char *key, int
 static int state_put_back(const char *path, const embed_file *old, char *why, size_t n) {
     embed_error err;
     if (old) {
-        if (embed_save(path, old, NULL, 0, NULL, 0, &err) == 0)
+        if (cli_save(path, old, NULL, 0, NULL, 0, &err) == 0)
             return 0;
         snprintf(why, n, "%s", err.msg);
         return -1;
@@ -485,13 +485,13 @@ int cmd_step(int argc, char **argv) {
         const char *meta[] = {"step", step_text};
         /* base = the old state, so its other tensors (e.g. the other table's
          * moments) are kept */
-        if (embed_save(state_path, st, srepl, 2 * np, meta, 1, &err)) {
+        if (cli_save(state_path, st, srepl, 2 * np, meta, 1, &err)) {
             cli_error("%s (nothing was changed)", err.msg);
             goto done;
         }
     }
     const char *wmeta[] = {ADAM_STEP_KEY, step_text};
-    if (embed_save(out_path, m.f, repl, np, adam ? wmeta : NULL, adam ? 1 : 0, &err)) {
+    if (cli_save(out_path, m.f, repl, np, adam ? wmeta : NULL, adam ? 1 : 0, &err)) {
         char why[sizeof err.msg + 64];
         if (!adam)
             cli_error("%s", err.msg);

@@ -506,7 +506,7 @@ int cmd_train_skipgram(int argc, char **argv) {
              (unsigned long long)negatives, lr0, (unsigned long long)seed, subsample,
              (unsigned long long)batch, T);
     const char *meta[] = {"gpt2in.train-skipgram", how};
-    if (embed_save(out, m.file, &repl, 1, meta, 1, &err)) {
+    if (cli_save(out, m.file, &repl, 1, meta, 1, &err)) {
         cli_error("%s", err.msg);
         goto done;
     }
