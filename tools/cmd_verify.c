@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli_embed.h"
 
@@ -18,14 +19,35 @@ static const char usage_text[] =
     "an .npy array (float32, float16 or float64), a safetensors file of one tensor,\n"
     "or FILE:TENSOR (a tensor of a safetensors file; F32, F16, BF16 or F64; - or\n"
     "-:TENSOR read it from stdin, when the ids come from a file), of\n"
-    "shape [T, C] or [1, T, C], or [B, T, C] for a batch of ids [B, T]. A value passes when |got - ref| <= atol + rtol*|ref|\n"
-    "(numpy.allclose's rule, computed in double precision; defaults atol 1e-6,\n"
-    "rtol 1e-5; --atol 0 --rtol 0 asks for\n"
-    "bit-exact). A NaN is outside any tolerance, unless --equal-nan: then a NaN\n"
-    "matches a NaN at the same place, whatever its sign and payload (numpy.allclose's\n"
-    "equal_nan=True). Prints max abs/rel error, the mismatch count and the first\n"
-    "mismatch; \"identical\" means the same float32 bits, NaNs included.\n"
+    "shape [T, C] or [1, T, C], or [B, T, C] for a batch of ids [B, T]. A value passes\n"
+    "when |got - ref| <= atol + rtol*|ref| (numpy.allclose's rule, computed in double\n"
+    "precision; defaults atol 1e-6, rtol 1e-5; --atol 0 --rtol 0 asks for bit-exact).\n"
+    "A tolerance may be inf: --atol inf passes every finite difference; with --rtol\n"
+    "inf a reference of 0 still needs an equal value (inf x 0 is NaN, as in NumPy).\n"
+    "An infinite difference never passes. A NaN is outside any tolerance, unless\n"
+    "--equal-nan: then a NaN matches a NaN at the same place, whatever its sign and\n"
+    "payload (numpy.allclose's equal_nan=True). Prints max abs/rel error, the\n"
+    "mismatch count and the first mismatch; \"identical\" means the same float32 bits,\n"
+    "NaNs included.\n"
     "Exit 0 within tolerance, 1 outside, 2 on an error (e.g. shapes differ).\n";
+
+/* A tolerance: a decimal number >= 0, or inf / infinity (any case), as
+ * gpt2in.verify takes float("inf"): no bound on finite differences. NaN
+ * would make every comparison false, so it is refused by name. Prints the
+ * error and returns CLI_ERR. */
+static int parse_tol(const char *opt, const char *s, double *out) {
+    const char *w = *s == '+' ? s + 1 : s;
+    if (!strcasecmp(w, "inf") || !strcasecmp(w, "infinity")) {
+        *out = INFINITY;
+        return CLI_OK;
+    }
+    if (!strncasecmp(w, "nan", 3) || ((*w == '-') && !strncasecmp(w + 1, "nan", 3)))
+        return cli_error("%s: %s is not a number: a tolerance is a number >= 0, or inf", opt,
+                         cli_q(s));
+    if (cli_parse_double(s, out) || !(*out >= 0))
+        return cli_error("%s: %s is not a non-negative number (or inf)", opt, cli_q(s));
+    return CLI_OK;
+}
 
 /* A reference: its values as doubles, and its shape. */
 typedef struct {
@@ -174,11 +196,11 @@ int cmd_verify(int argc, char **argv) {
         } else if ((v = cli_opt(argc, argv, &i, "--ref", &bad))) {
             ref_path = v;
         } else if ((v = cli_opt(argc, argv, &i, "--atol", &bad))) {
-            if (cli_parse_double(v, &atol) || !(atol >= 0))
-                return cli_error("--atol: %s is not a non-negative number", cli_q(v));
+            if (parse_tol("--atol", v, &atol))
+                return CLI_ERR;
         } else if ((v = cli_opt(argc, argv, &i, "--rtol", &bad))) {
-            if (cli_parse_double(v, &rtol) || !(rtol >= 0))
-                return cli_error("--rtol: %s is not a non-negative number", cli_q(v));
+            if (parse_tol("--rtol", v, &rtol))
+                return CLI_ERR;
         } else if (!bad) {
             return cli_unknown_option("verify", argv[i], kind);
         }
