@@ -116,9 +116,13 @@ $(B)/example_%: tools/example_%.c $(B)/libgpt2in.a $(B)/cflags
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(B)/libgpt2in.a $(LDLIBS)
 
 # The pkg-config file names PREFIX, so it is rewritten when PREFIX changes.
+# A space in it is written '\ ', as pkg-config escapes it in its output.
+empty :=
+space := $(empty) $(empty)
+PC_PREFIX = $(subst $(space),\$(space),$(PREFIX))
 $(B)/gpt2in.pc: FORCE
 	@mkdir -p $(B)
-	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: gpt2in\nDescription: GPT-2 byte-level BPE tokenizer and token embeddings\nVersion: %s\nRequires.private: libutf8proc jansson\nLibs: -L$${libdir} -lgpt2in\nLibs.private: -lm -pthread\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@.tmp
+	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: gpt2in\nDescription: GPT-2 byte-level BPE tokenizer and token embeddings\nVersion: %s\nRequires.private: libutf8proc jansson\nLibs: -L$${libdir} -lgpt2in\nLibs.private: -lm -pthread\nCflags: -I$${includedir}\n' '$(PC_PREFIX)' '$(VERSION)' > $@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
 FORCE:
@@ -185,29 +189,31 @@ demo:
 # ---- install ----------------------------------------------------------------
 
 # Headers go to include/gpt2in/: #include <gpt2in/bpe.h>, <gpt2in/embed.h>.
+# DEST is quoted for the shell: PREFIX and DESTDIR may hold spaces (not a ').
+DEST = '$(DESTDIR)$(PREFIX)'
 install: all $(B)/gpt2in.pc
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/gpt2in \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/libexec/gpt2in
-	install -m 755 $(B)/gpt2in $(DESTDIR)$(PREFIX)/bin/gpt2in
-	install -m 755 $(B)/gpt2in-shard $(DESTDIR)$(PREFIX)/libexec/gpt2in/gpt2in-shard
-	install -m 644 $(B)/gpt2in-shard-json.so $(DESTDIR)$(PREFIX)/libexec/gpt2in/gpt2in-shard-json.so
-	install -m 755 tools/gpt2in_dask_shard.py $(DESTDIR)$(PREFIX)/bin/gpt2in-dask-shard
-	install -m 644 $(B)/libgpt2in.a $(DESTDIR)$(PREFIX)/lib/libgpt2in.a
-	install -m 755 $(B)/libgpt2in.so $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.$(VERSION)
-	ln -sf libgpt2in.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.0
-	ln -sf libgpt2in.so.0 $(DESTDIR)$(PREFIX)/lib/libgpt2in.so
-	install -m 644 bpe/bpe.h embed/embed.h $(DESTDIR)$(PREFIX)/include/gpt2in/
-	install -m 644 $(B)/gpt2in.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/gpt2in.pc
+	install -d $(DEST)/bin $(DEST)/lib $(DEST)/include/gpt2in \
+	  $(DEST)/lib/pkgconfig $(DEST)/libexec/gpt2in
+	install -m 755 $(B)/gpt2in $(DEST)/bin/gpt2in
+	install -m 755 $(B)/gpt2in-shard $(DEST)/libexec/gpt2in/gpt2in-shard
+	install -m 644 $(B)/gpt2in-shard-json.so $(DEST)/libexec/gpt2in/gpt2in-shard-json.so
+	install -m 755 tools/gpt2in_dask_shard.py $(DEST)/bin/gpt2in-dask-shard
+	install -m 644 $(B)/libgpt2in.a $(DEST)/lib/libgpt2in.a
+	install -m 755 $(B)/libgpt2in.so $(DEST)/lib/libgpt2in.so.$(VERSION)
+	ln -sf libgpt2in.so.$(VERSION) $(DEST)/lib/libgpt2in.so.0
+	ln -sf libgpt2in.so.0 $(DEST)/lib/libgpt2in.so
+	install -m 644 bpe/bpe.h embed/embed.h $(DEST)/include/gpt2in/
+	install -m 644 $(B)/gpt2in.pc $(DEST)/lib/pkgconfig/gpt2in.pc
 
 # Removes exactly the files install made (and include/gpt2in/ and
 # libexec/gpt2in/ if left empty).
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/gpt2in $(DESTDIR)$(PREFIX)/bin/gpt2in-dask-shard $(DESTDIR)$(PREFIX)/lib/libgpt2in.a \
-	  $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libgpt2in.so.0 \
-	  $(DESTDIR)$(PREFIX)/lib/libgpt2in.so $(DESTDIR)$(PREFIX)/include/gpt2in/bpe.h \
-	  $(DESTDIR)$(PREFIX)/include/gpt2in/embed.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/gpt2in.pc
-	rm -f $(DESTDIR)$(PREFIX)/libexec/gpt2in/gpt2in-shard $(DESTDIR)$(PREFIX)/libexec/gpt2in/gpt2in-shard-json.so
-	rmdir $(DESTDIR)$(PREFIX)/include/gpt2in $(DESTDIR)$(PREFIX)/libexec/gpt2in 2>/dev/null || true
+	rm -f $(DEST)/bin/gpt2in $(DEST)/bin/gpt2in-dask-shard $(DEST)/lib/libgpt2in.a \
+	  $(DEST)/lib/libgpt2in.so.$(VERSION) $(DEST)/lib/libgpt2in.so.0 \
+	  $(DEST)/lib/libgpt2in.so $(DEST)/include/gpt2in/bpe.h \
+	  $(DEST)/include/gpt2in/embed.h $(DEST)/lib/pkgconfig/gpt2in.pc
+	rm -f $(DEST)/libexec/gpt2in/gpt2in-shard $(DEST)/libexec/gpt2in/gpt2in-shard-json.so
+	rmdir $(DEST)/include/gpt2in $(DEST)/libexec/gpt2in 2>/dev/null || true
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -101,5 +101,38 @@ mk uninstall > "$tmp/log" 2>&1 || { cat "$tmp/log"; die "make uninstall failed";
 (cd "$root" && find . ! -type d | sort) > "$tmp/left"
 cmp -s "$tmp/before" "$tmp/left" || die "uninstall left or removed: $(diff "$tmp/before" "$tmp/left" | tr '\n' ' ')"
 [ -d "$root/usr/local/include/gpt2in" ] && die "uninstall left include/gpt2in/"
-[ $fail -eq 0 ] && echo "install: $(wc -l < "$tmp/want") files, shared and static links, uninstall clean"
+
+# A prefix with a space (make install PREFIX='/opt/my tools'): every file
+# lands under it, the pkg-config file escapes the space as pkg-config's
+# output does ('\ ', for a shell: eval, or a make recipe), a program builds
+# against it and the installed gpt2in runs gpt2in shard from there.
+sp="$tmp/a b"
+unset PKG_CONFIG_SYSROOT_DIR
+if env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make --no-print-directory -o all B="$B" \
+        PREFIX="$sp" install >"$tmp/log" 2>&1; then
+    (cd "$sp" && find . ! -type d | sort) > "$tmp/after_sp"
+    sed 's|^\./usr/local/|./|' "$tmp/want" | grep -vE '^\./include/(bpe|embed)\.h$' | sort |
+        cmp -s - "$tmp/after_sp" || die "PREFIX with a space: installed files: $(cat "$tmp/after_sp" | tr '\n' ' ')"
+    got=$(printf 'hello world' | "$sp/bin/gpt2in" encode)
+    [ "$got" = "31373 995" ] || die "PREFIX with a space: installed gpt2in encode printed '$got'"
+    "$sp/bin/gpt2in" shard --quiet --out "$tmp/shards_sp" "$tmp/doc.txt" > "$tmp/log" 2>&1 &&
+        [ -f "$tmp/shards_sp/corpus_manifest.json" ] || die "PREFIX with a space: gpt2in shard: $(cat "$tmp/log")"
+    export PKG_CONFIG_PATH="$sp/lib/pkgconfig"
+    [ "$(pkg-config --variable=includedir gpt2in)" = "$(echo "$sp" | sed 's/ /\\ /g')/include" ] ||
+        die "PREFIX with a space: includedir is $(pkg-config --variable=includedir gpt2in)"
+    if eval "cc -std=c11 -Wall -Wextra -Werror $(pkg-config --cflags gpt2in) -o \"\$tmp/prog_sp\" \
+            \"\$tmp/prog.c\" $(pkg-config --libs gpt2in)" 2>"$tmp/cc"; then
+        got=$(LD_LIBRARY_PATH="$sp/lib" "$tmp/prog_sp")
+        [ "$got" = "$want" ] || die "PREFIX with a space: printed '$got', want '$want'"
+    else
+        die "PREFIX with a space: a program does not build: $(head -5 "$tmp/cc")"
+    fi
+    env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make --no-print-directory -o all B="$B" \
+        PREFIX="$sp" uninstall >"$tmp/log" 2>&1 || die "PREFIX with a space: make uninstall failed: $(cat "$tmp/log")"
+    left=$(cd "$sp" && find . ! -type d)
+    [ -z "$left" ] || die "PREFIX with a space: uninstall left $left"
+else
+    die "make install PREFIX='$sp' failed: $(tail -3 "$tmp/log")"
+fi
+[ $fail -eq 0 ] && echo "install: $(wc -l < "$tmp/want") files, shared and static links, uninstall clean; a prefix with a space too"
 exit $fail
