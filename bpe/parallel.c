@@ -397,24 +397,25 @@ static int threads_for(size_t len, int threads) {
     return threads < 1 ? 1 : threads;
 }
 
-/* Cuts s[0..len) into parts for `threads` threads (jobs[], returns how
- * many). Part k writes its tokens from index start_k: it has at most as
- * many tokens as bytes, so parts never overlap. The parts fall in size
- * (bpe_part_goal), or with even, are `threads` parts of about one size
- * (a stream's block, whose threads also take the blocks before and after
- * it: the parts need not even out the threads' ends, only let the last
- * blocks' be shared). */
-static int plan_parts(const struct bpe *v, const uint8_t *s, size_t len, int flags, int threads, int even,
-                      uint32_t *ids, size_t *offsets, uint64_t base, cache_pool *pool, int *left, part_job *jobs) {
-    size_t start = 0;
+/* Cuts s[from..len) into parts for `threads` threads (jobs[], at most
+ * max; returns how many). Part k writes its tokens from index start_k: it
+ * has at most as many tokens as bytes, so parts never overlap. The parts
+ * fall in size (bpe_part_goal, as if `more` bytes followed len), or with
+ * even, are `threads` parts of about one size (a stream's block, whose
+ * threads also take the blocks before and after it: the parts need not
+ * even out the threads' ends, only let the last blocks' be shared). */
+static int plan_parts(const struct bpe *v, const uint8_t *s, size_t from, size_t len, size_t more, int max,
+                      int flags, int threads, int even, uint32_t *ids, size_t *offsets, uint64_t base,
+                      cache_pool *pool, int *left, part_job *jobs) {
+    size_t start = from;
     int n = 0;
     while (start < len) {
         /* Text has a safe cut every few bytes; one long piece has none,
          * and is not searched through (the rest is one part). */
-        size_t at = threads > 1 ? bpe_part_goal(start, len, threads) : len, end = len;
+        size_t at = threads > 1 ? bpe_part_goal(start, len + more, threads) : len, end = len;
         if (even)
             at = n < threads - 1 && len - start >= 2 * PART_MIN ? start + (len - start) / (size_t)(threads - n) : len;
-        if (at < len && n < MAX_PARTS - 1) {
+        if (at < len && n < max - 1) {
             end = text_cut(v, s, at, len, at > start + CUT_SEEK ? at - CUT_SEEK : start, flags);
             if (end <= start) end = len;
         }
@@ -425,7 +426,7 @@ static int plan_parts(const struct bpe *v, const uint8_t *s, size_t len, int fla
     }
     /* No safe cut to share the text at (one long piece, say): the threads
      * share its long pieces instead. */
-    if (n == 1) jobs[0].out.threads = even ? threads_for(len, threads) : threads;
+    if (n == 1) jobs[0].out.threads = even ? threads_for(len - from, threads) : threads;
     return n;
 }
 
@@ -493,7 +494,7 @@ static int encode_parallel(const struct bpe *v, const void *text, size_t len, in
     if (n_tokens) *n_tokens = 0;
     part_job jobs[MAX_PARTS];
     pack_queue p = {jobs, 0, {0}, 0, 0, 0, ids, offsets};
-    p.n = plan_parts(v, text, len, flags, threads, 0, ids, offsets, base, pool, NULL, jobs);
+    p.n = plan_parts(v, text, 0, len, 0, MAX_PARTS, flags, threads, 0, ids, offsets, base, pool, NULL, jobs);
     job_queue q = {pack_run, &p, p.n, 0, !pool};
     bpe_queue_run(&q, threads);
 
@@ -562,6 +563,7 @@ struct bpe_stream {
     pthread_t tid[MAX_THREADS];
     stream_thread who[MAX_THREADS];   /* a thread's number: its cache */
     int started, workers, stop;
+    int finishing;          /* the last block is queued: threads end when no part is left */
     uint64_t seq;
 };
 
@@ -696,6 +698,7 @@ static void *stream_worker(void *arg) {
     while (!st->stop) {
         part_job *j = take_part(st);
         if (j) run_part(st, j, me);
+        else if (st->finishing) break;
         else pthread_cond_wait(&st->work, &st->mu);
     }
     pthread_mutex_unlock(&st->mu);
@@ -750,6 +753,40 @@ static int hand_over(bpe_stream *st, int all, bpe_sink sink, void *ctx, bpe_erro
     return BPE_OK;
 }
 
+/* At the end of a stream (the last block just queued; mu held) the parts
+ * not yet taken are cut again, falling in size over what all queued
+ * blocks have left (bpe_part_goal), so that the threads' last parts end
+ * close together: a block's even parts (256 KB each at two threads) left
+ * one thread idle for up to a part's time while the other finished. A
+ * block whose rest has no cut keeps its part (and the threads that share
+ * its long pieces). */
+static void split_tail(bpe_stream *st) {
+    size_t rest = 0;
+    for (int i = 0; i < STREAM_BLOCKS; i++) {
+        stream_block *b = &st->blk[i];
+        if (b->queued && b->next < b->n) rest += b->jobs[b->n - 1].end - b->jobs[b->next].start;
+    }
+    for (stream_block *b = NULL;;) {
+        /* the queued blocks oldest first */
+        stream_block *o = NULL;
+        for (int i = 0; i < STREAM_BLOCKS; i++) {
+            stream_block *c = &st->blk[i];
+            if (c->queued && (!b || c->seq > b->seq) && (!o || c->seq < o->seq)) o = c;
+        }
+        if (!(b = o)) return;
+        if (b->next == b->n) continue;
+        size_t from = b->jobs[b->next].start, len = b->jobs[b->n - 1].end;
+        rest -= len - from;
+        part_job *j = &b->jobs[b->next];
+        int before = b->n - b->next, keep = j->out.threads;
+        int n = plan_parts(st->v, b->buf, from, len, rest, MAX_PARTS - b->next, st->flags & ~BPE_OFFSETS, st->threads,
+                           0, b->ids, st->flags & BPE_OFFSETS ? b->offs : NULL, b->base, NULL, &b->left, j);
+        if (n == 1) j->out.threads = before == 1 ? keep : threads_for(len - from, st->threads);
+        b->n = b->next + n;
+        b->left += n - before;
+    }
+}
+
 /* Whether p is a slice of the stream's ring. */
 static int in_ring(const bpe_stream *st, const uint8_t *p) {
     return st->ring && p >= st->ring && p < st->ring + STREAM_BLOCKS * block_size(st);
@@ -784,7 +821,7 @@ static int stream_queue(bpe_stream *st, size_t n, int last, bpe_sink sink, void 
                 if (pthread_create(&st->tid[st->workers], NULL, stream_worker, &st->who[st->workers])) break;
             }
         }
-        int parts = plan_parts(st->v, b->buf, n, st->flags & ~BPE_OFFSETS, st->threads, 1, b->ids,
+        int parts = plan_parts(st->v, b->buf, 0, n, 0, MAX_PARTS, st->flags & ~BPE_OFFSETS, st->threads, 1, b->ids,
                                st->flags & BPE_OFFSETS ? b->offs : NULL, b->base, NULL, &b->left, b->jobs);
         pthread_mutex_lock(&st->mu);
         b->n = parts;
@@ -792,6 +829,15 @@ static int stream_queue(bpe_stream *st, size_t n, int last, bpe_sink sink, void 
         b->next = 0;
         b->seq = ++st->seq;
         b->queued = 1;
+        if (last) split_tail(st);
+        pthread_cond_broadcast(&st->work);
+        pthread_mutex_unlock(&st->mu);
+    }
+    if (last) {
+        /* nothing more comes: the other threads end once no part is left
+         * to take, while this one waits for the parts in flight */
+        pthread_mutex_lock(&st->mu);
+        st->finishing = 1;
         pthread_cond_broadcast(&st->work);
         pthread_mutex_unlock(&st->mu);
     }
