@@ -151,6 +151,87 @@ static int no_duplicate_key(cur *c, key_span *keys, uint64_t n) {
     return fail_at(c, (size_t)(k->s - c->d) - 8, m);
 }
 
+/* What the key-value section says about the vocabulary. */
+typedef struct {
+    arr tokens, merges, types;
+    const uint8_t *model, *pre;
+    size_t model_n, pre_n, eos_at;
+    int have_eos, prefix;
+    uint64_t eos;
+} kv_found;
+
+/* Reads key-value i at c->at: a tokenizer key into f, any other key's value
+ * skipped; the key's bytes into *k. */
+static int read_kv(cur *c, uint64_t i, key_span *k, kv_found *f) {
+    const uint8_t *key;
+    size_t kn, key_at = c->at;
+    uint64_t t = 0;
+    char m[300], q[160];
+    if (get_str(c, &key, &kn, "a key") || get(c, 4, &t, "a value type")) return BPE_ERR_FORMAT;
+    *k = (key_span){key, kn, i};
+    if (!(kn > 16 && !memcmp(key, "tokenizer.ggml.", 15))) return skip(c, (uint32_t)t, 0);
+    arr *a = key_is(key, kn, "tokenizer.ggml.tokens") ? &f->tokens : key_is(key, kn, "tokenizer.ggml.merges") ? &f->merges
+             : key_is(key, kn, "tokenizer.ggml.token_type") ? &f->types : NULL;
+    if (a) {
+        uint64_t et = 0;
+        size_t start = c->at;
+        if (t == G_ARRAY && skip(c, G_ARRAY, 0)) return BPE_ERR_FORMAT;
+        if (t == G_ARRAY) et = le(c->d + start, 4);
+        int want = a == &f->types ? G_I32 : G_STRING;
+        if (t != G_ARRAY || (et != (uint64_t)want && !(a == &f->types && et == G_U32))) {
+            snprintf(m, sizeof m, "%s is %s, not an array of %s", bpe_lv_quote(q, sizeof q, key, kn),
+                     t < G_TYPES ? (t == G_ARRAY && et < G_TYPES ? type_names[et] : type_names[t]) : "unknown",
+                     type_names[want]);
+            return fail_at(c, key_at, m);
+        }
+        *a = (arr){1, key_at, start + 12, le(c->d + start + 4, 8), (uint32_t)et};
+        return BPE_OK;
+    }
+    size_t vat = c->at;
+    if (key_is(key, kn, "tokenizer.ggml.model") || key_is(key, kn, "tokenizer.ggml.pre")) {
+        const uint8_t *s;
+        size_t n;
+        if (t != G_STRING) {
+            snprintf(m, sizeof m, "%s is not a string", bpe_lv_quote(q, sizeof q, key, kn));
+            return fail_at(c, key_at, m);
+        }
+        if (get_str(c, &s, &n, "a string")) return BPE_ERR_FORMAT;
+        if (key[15] == 'm') f->model = s, f->model_n = n;
+        else f->pre = s, f->pre_n = n;
+        return BPE_OK;
+    }
+    if (key_is(key, kn, "tokenizer.ggml.eos_token_id")) {
+        if (t != G_U32 && t != G_I32 && t != G_U64 && t != G_I64) {
+            snprintf(m, sizeof m, "tokenizer.ggml.eos_token_id is %s, not an integer",
+                     t < G_TYPES ? type_names[t] : "unknown");
+            return fail_at(c, key_at, m);
+        }
+        if (get(c, type_size[t], &f->eos, "the end-of-text id")) return BPE_ERR_FORMAT;
+        if ((t == G_I32 && f->eos >> 31) || (t == G_I64 && f->eos >> 63)) f->eos = UINT64_MAX;
+        f->have_eos = 1;
+        f->eos_at = vat;
+        return BPE_OK;
+    }
+    if (key_is(key, kn, "tokenizer.ggml.add_space_prefix")) {
+        uint64_t b = 0;  /* (one that is not a bool counts as false) */
+        int rc = t != G_BOOL ? skip(c, (uint32_t)t, 0) : get(c, 1, &b, "a bool");
+        f->prefix = b != 0;
+        return rc;
+    }
+    return skip(c, (uint32_t)t, 0);
+}
+
+/* Reads the n_kv key-values into f, then refuses a key that stands twice. */
+static int read_kvs(cur *c, uint64_t n_kv, kv_found *f) {
+    key_span *keys = gpt2in_malloc(n_kv ? (size_t)n_kv * sizeof *keys : 1);
+    if (!keys) return bpe_fail(c->err, BPE_ERR_NOMEM, 0, "%s: out of memory", c->name);
+    int rc = BPE_OK;
+    for (uint64_t i = 0; i < n_kv && !rc; i++) rc = read_kv(c, i, &keys[i], f);
+    if (!rc) rc = no_duplicate_key(c, keys, n_kv);
+    free(keys);
+    return rc;
+}
+
 bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error *err) {
     if (!data) {
         bpe_fail(err, BPE_ERR_ARG, 0, "bpe_load_gguf_mem: NULL buffer");
@@ -178,87 +259,13 @@ bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error
         fail_at(&c, 16, m);
         return NULL;
     }
-    arr tokens = {0}, merges = {0}, types = {0};
-    const uint8_t *model = NULL, *pre = NULL;
-    size_t model_n = 0, pre_n = 0, eos_at = 0;
-    int have_eos = 0, prefix = 0;
-    uint64_t eos = 0;
+    kv_found f = {0};
+    if (read_kvs(&c, n_kv, &f)) return NULL;
+    arr tokens = f.tokens, merges = f.merges, types = f.types;
+    const uint8_t *model = f.model, *pre = f.pre;
+    size_t model_n = f.model_n, pre_n = f.pre_n;
+    uint64_t eos = f.eos;
     char m[300], q[160];
-    key_span *keys = gpt2in_malloc(n_kv ? (size_t)n_kv * sizeof *keys : 1);
-    if (!keys) {
-        bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", name);
-        return NULL;
-    }
-    for (uint64_t i = 0; i < n_kv; i++) {
-        const uint8_t *key;
-        size_t kn, key_at = c.at;
-        uint64_t t = 0;
-        if (get_str(&c, &key, &kn, "a key") || get(&c, 4, &t, "a value type")) goto bad_kv;
-        keys[i] = (key_span){key, kn, i};
-        int mine = kn > 16 && !memcmp(key, "tokenizer.ggml.", 15);
-        if (!mine) {
-            if (skip(&c, (uint32_t)t, 0)) goto bad_kv;
-            continue;
-        }
-        arr *a = key_is(key, kn, "tokenizer.ggml.tokens") ? &tokens : key_is(key, kn, "tokenizer.ggml.merges") ? &merges
-                 : key_is(key, kn, "tokenizer.ggml.token_type") ? &types : NULL;
-        if (a) {
-            uint64_t et = 0;
-            size_t start = c.at;
-            if (t == G_ARRAY && skip(&c, G_ARRAY, 0)) goto bad_kv;
-            if (t == G_ARRAY) et = le(c.d + start, 4);
-            int want = a == &types ? G_I32 : G_STRING;
-            if (t != G_ARRAY || (et != (uint64_t)want && !(a == &types && et == G_U32))) {
-                snprintf(m, sizeof m, "%s is %s, not an array of %s", bpe_lv_quote(q, sizeof q, key, kn),
-                         t < G_TYPES ? (t == G_ARRAY && et < G_TYPES ? type_names[et] : type_names[t]) : "unknown",
-                         type_names[want]);
-                fail_at(&c, key_at, m);
-                goto bad_kv;
-            }
-            *a = (arr){1, key_at, start + 12, le(c.d + start + 4, 8), (uint32_t)et};
-            continue;
-        }
-        size_t vat = c.at;
-        if (key_is(key, kn, "tokenizer.ggml.model") || key_is(key, kn, "tokenizer.ggml.pre")) {
-            const uint8_t *s;
-            size_t n;
-            if (t != G_STRING) {
-                snprintf(m, sizeof m, "%s is not a string", bpe_lv_quote(q, sizeof q, key, kn));
-                fail_at(&c, key_at, m);
-                goto bad_kv;
-            }
-            if (get_str(&c, &s, &n, "a string")) goto bad_kv;
-            if (key[15] == 'm') model = s, model_n = n;
-            else pre = s, pre_n = n;
-        } else if (key_is(key, kn, "tokenizer.ggml.eos_token_id")) {
-            if (t != G_U32 && t != G_I32 && t != G_U64 && t != G_I64) {
-                snprintf(m, sizeof m, "tokenizer.ggml.eos_token_id is %s, not an integer",
-                         t < G_TYPES ? type_names[t] : "unknown");
-                fail_at(&c, key_at, m);
-                goto bad_kv;
-            }
-            if (get(&c, type_size[t], &eos, "the end-of-text id")) goto bad_kv;
-            if ((t == G_I32 && eos >> 31) || (t == G_I64 && eos >> 63)) eos = UINT64_MAX;
-            have_eos = 1;
-            eos_at = vat;
-        } else if (key_is(key, kn, "tokenizer.ggml.add_space_prefix")) {
-            uint64_t b = 0;
-            if (t != G_BOOL) {
-                if (skip(&c, (uint32_t)t, 0)) goto bad_kv;
-            } else if (get(&c, 1, &b, "a bool")) {
-                goto bad_kv;
-            }
-            prefix = b != 0;
-        } else if (skip(&c, (uint32_t)t, 0)) {
-            goto bad_kv;
-        }
-    }
-    if (no_duplicate_key(&c, keys, n_kv)) {
-    bad_kv:
-        free(keys);
-        return NULL;
-    }
-    free(keys);
     if (!model) {
         fail_at(&c, c.at, "no tokenizer.ggml.model: this GGUF file carries no vocabulary");
         return NULL;
@@ -278,7 +285,7 @@ bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error
         fail_at(&c, (size_t)(pre - c.d), m);
         return NULL;
     }
-    if (prefix) {
+    if (f.prefix) {
         fail_at(&c, 0, "tokenizer.ggml.add_space_prefix is true; GPT-2 adds no space");
         return NULL;
     }
@@ -299,14 +306,14 @@ bpe *bpe_load_gguf_mem(const char *data, size_t len, const char *name, bpe_error
         fail_at(&c, types.key_at, m);
         return NULL;
     }
-    if (have_eos && eos >= n) {
+    if (f.have_eos && eos >= n) {
         snprintf(m, sizeof m, "tokenizer.ggml.eos_token_id %lld is not a token id (0..%u)",
                  eos == UINT64_MAX ? -1LL : (long long)eos, n - 1);
-        fail_at(&c, eos_at, m);
+        fail_at(&c, f.eos_at, m);
         return NULL;
     }
     /* Special tokens: control and user-defined ones, and the end of text. */
-    int64_t eot = have_eos ? (int64_t)eos : -1;
+    int64_t eot = f.have_eos ? (int64_t)eos : -1;
     uint32_t n_control = 0, control = 0;
     for (uint32_t i = 0; types.have && i < n; i++) {
         size_t at = types.at + (size_t)i * 4;
