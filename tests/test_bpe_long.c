@@ -16,6 +16,7 @@
 static int failures;
 #define RND_SEED 0x9E3779B97F4A7C15ull
 #include "rnd.h"
+#include "tiktoken_text.h"
 
 static int slow_compatible(const struct bpe *v, uint32_t a, uint32_t b) {
     uint8_t buf[SHORT_PIECE];
@@ -176,21 +177,6 @@ static bpe *small_vocab(const char *more, const char *merges, const char *what) 
     return v;
 }
 
-/* base64 of n bytes (tiktoken's rank files). */
-static char *b64(const uint8_t *p, size_t n, char *out) {
-    static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *o = out;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t x = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
-        *o++ = A[x >> 18];
-        *o++ = A[x >> 12 & 63];
-        *o++ = i + 1 < n ? A[x >> 6 & 63] : '=';
-        *o++ = i + 2 < n ? A[x & 63] : '=';
-    }
-    *o = 0;
-    return out;
-}
-
 /* A vocabulary whose token "abc" (256) is made from "ab" (257), a later
  * token: its merge process is not monotone, so pair checks take the slow,
  * cached path. Long pieces over it must still equal the heap. A tiktoken
@@ -198,10 +184,9 @@ static char *b64(const uint8_t *p, size_t n, char *out) {
  * k-th merge line makes the k-th token). */
 static void test_non_monotone(void) {
     static char text[8192];
-    char *t = text, tok[16];
-    for (int i = 0; i < 256; i++) t += sprintf(t, "%s %d\n", b64((const uint8_t *)&(uint8_t){(uint8_t)i}, 1, tok), i);
+    char *t = text + tik_bytes(text);
     const char *more[] = {"abc", "ab", "abcabc"};
-    for (int k = 0; k < 3; k++) t += sprintf(t, "%s %d\n", b64((const uint8_t *)more[k], strlen(more[k]), tok), 256 + k);
+    for (int k = 0; k < 3; k++) t += tik_line(t, more[k], strlen(more[k]), 256 + k);
     bpe_error err;
     bpe *v = bpe_load_tiktoken_mem(text, strlen(text), "non-monotone.tiktoken", &err);
     if (!v) {

@@ -20,6 +20,7 @@
 static int failures;
 #define RND_SEED 0x243F6A8885A308D3ull
 #include "rnd.h"
+#include "tiktoken_text.h"
 
 enum { POOL = 3000, DRAWS = 60000, MAXN = CACHE_BYTES };
 
@@ -113,38 +114,23 @@ static size_t check_vocab(const struct bpe *v, unsigned kinds, const char *what)
     return found;
 }
 
-/* base64 of n bytes (tiktoken's rank files). */
-static char *b64(const uint8_t *p, size_t n, char *out) {
-    static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *o = out;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t x = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
-        *o++ = A[x >> 18];
-        *o++ = A[x >> 12 & 63];
-        *o++ = i + 1 < n ? A[x >> 6 & 63] : '=';
-        *o++ = i + 2 < n ? A[x & 63] : '=';
-    }
-    *o = 0;
-    return out;
-}
-
 /* Every byte, then every pair of bytes (ranks 256 .. 65791: those with
  * first byte 0xFF are above 65535), then some of 3 and 4 bytes of the
  * last ones. */
 static bpe *wide_vocab(void) {
     size_t cap = 80000 * 16, len = 0;
-    char *text = malloc(cap), tok[16];
+    char *text = malloc(cap);
     if (!text) return NULL;
-    uint32_t rank = 0;
-    for (int i = 0; i < 256; i++) len += (size_t)sprintf(text + len, "%s %u\n", b64(&(uint8_t){(uint8_t)i}, 1, tok), rank++);
+    len = tik_bytes(text);
+    uint32_t rank = 256;
     for (int i = 0; i < 65536; i++) {
         uint8_t b[2] = {(uint8_t)(i >> 8), (uint8_t)i};
-        len += (size_t)sprintf(text + len, "%s %u\n", b64(b, 2, tok), rank++);
+        len += (size_t)tik_line(text + len, b, 2, rank++);
     }
     for (int i = 0xF0; i < 0x100; i++) {
         uint8_t b3[3] = {0xFF, 0xFF, (uint8_t)i}, b4[4] = {0xFF, 0xFF, 0xFF, (uint8_t)i};
-        len += (size_t)sprintf(text + len, "%s %u\n", b64(b3, 3, tok), rank++);
-        len += (size_t)sprintf(text + len, "%s %u\n", b64(b4, 4, tok), rank++);
+        len += (size_t)tik_line(text + len, b3, 3, rank++);
+        len += (size_t)tik_line(text + len, b4, 4, rank++);
     }
     bpe_error err;
     bpe *v = bpe_load_tiktoken_mem(text, len, "wide.tiktoken", &err);
