@@ -285,7 +285,9 @@ void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t 
             }
         }
         uint32_t tok[CACHE_BYTES];
-        size_t m = bpe_merge_short(v, p, n, tok);
+        /* a piece of a few CJK characters or a long word has places where no
+         * token joins two bytes (long.c); short ASCII ones rarely */
+        size_t m = p[n - 1] >= 0x80 || n >= 16 ? bpe_merge_cut(v, p, n, tok) : bpe_merge_short(v, p, n, tok);
         /* up to CACHE_TOKENS: copied whole (what lies past m too), as a
          * hit copies them, without a call */
         if (m <= CACHE_TOKENS && !o->offs && has_room(o, CACHE_TOKENS)) {
