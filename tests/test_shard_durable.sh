@@ -1,24 +1,19 @@
 #!/bin/sh
 # gpt2in shard's fsyncs, as strace sees them (one-machine run, three
 # shards or more): every shard and the manifest are fsynced under their
-# temporary names before they are renamed (a shard's writeback started by
-# sync_file_range as soon as it is complete, so that little is left for
-# its fsync); the directory is fsynced after the last rename; and once a
+# temporary names before they are renamed (a shard is fsynced as soon as it
+# is complete, while the next one is written, not at the end of the run:
+# its fsync is over before the shard after the next one is started); the
+# directory is fsynced after the last rename; and once a
 # manifest write, not once a shard and once a manifest (the manifest
 # written after every shard makes that shard's rename durable with its
 # own: one directory fsync, not two).
-set -u
-: "${GPT2IN:=build/gpt2in}"
-[ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
+. tests/shard_setup.sh
 command -v strace > /dev/null 2>&1 || { echo "skipped: no strace"; exit 77; }
-d=$(mktemp -d) || exit 2
-trap 'rm -rf "$d"' EXIT
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
 i=0
 while [ $i -lt 400 ]; do echo "line $i of a document, some words"; i=$((i + 1)); done > "$d/a.txt"
 # (LeakSanitizer cannot run under ptrace)
-ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 strace -f -y -o "$d/trace" -e trace=fsync,fdatasync,rename,renameat,renameat2,sync_file_range \
+ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 strace -f -y -o "$d/trace" -e trace=fsync,fdatasync,rename,renameat,renameat2,openat \
     "$GPT2IN" shard --quiet --shard-tokens 1200 --out "$d/o" "$d/a.txt" > /dev/null 2>"$d/err" ||
     { echo "skipped: strace cannot trace here: $(head -c 300 "$d/err")"; exit 77; }
 n=$(ls "$d/o"/*.bin | wc -l)
@@ -27,15 +22,16 @@ n=$(ls "$d/o"/*.bin | wc -l)
 import re, sys
 trace, out = sys.argv[1], sys.argv[2]
 synced, errs, dirsyncs, manifests, last_rename, last_dirsync = set(), [], 0, 0, -1, -1
-kicked = set()
+started, fsynced = {}, {}   # shard number -> line of its temporary's creation, of its fsync
 for k, line in enumerate(open(trace)):
-    m = re.search(r'\bsync_file_range\(\d+<([^>]*)>, 0, 0,', line)
+    m = re.search(r'\bopenat\(.*"[^"]*/\.corpus_[a-z]+_(\d+)\.bin\.tmp\.[^"]*", [^)]*O_CREAT', line)
     if m:
-        kicked.add(m.group(1))
+        started.setdefault(int(m.group(1)), k)
         continue
     m = re.search(r'\b(?:fsync|fdatasync)\(\d+<([^>]*)>', line)
-    if m and ".bin.tmp." in m.group(1) and m.group(1) not in kicked:
-        errs.append("%s fsynced without its writeback started when it was complete" % m.group(1))
+    s = re.search(r'/\.corpus_[a-z]+_(\d+)\.bin\.tmp\.', m.group(1)) if m else None
+    if s:
+        fsynced.setdefault(int(s.group(1)), k)
     if m:
         synced.add(m.group(1))
         if m.group(1) == out:
@@ -49,6 +45,11 @@ for k, line in enumerate(open(trace)):
             errs.append("%s renamed to %s before it was fsynced" % (src, dst))
         manifests += dst.endswith("_manifest.json")
         last_rename = k
+for n, at in sorted(started.items()):
+    if n >= 2 and fsynced.get(n - 2, k + 1) > at:
+        errs.append("shard %d fsynced after shard %d was started (not as soon as it was complete)" % (n - 2, n))
+if len(started) < 3:
+    errs.append("%d shard temporaries seen created, want 3 at least" % len(started))
 if last_rename < 0:
     errs.append("no rename into the output directory seen")
 if last_dirsync < last_rename:
@@ -59,5 +60,4 @@ for e in errs:
     print("FAIL:", e)
 sys.exit(1 if errs else 0)
 PY
-[ $fail -eq 0 ] && echo "ok"
-exit $fail
+finish

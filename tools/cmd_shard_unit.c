@@ -16,11 +16,16 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include <zlib.h>
 #include <zstd.h>
 
 #include "shard.h"
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 double shard_now(void) {
     struct timespec t;
@@ -313,11 +318,13 @@ static int sin_get(sin *s, void *buf, size_t cap, size_t *got) {
     return 0;
 }
 
-static int sin_fill(sin *s) {
+static int sin_fill_n(sin *s, size_t cap) {
     if (s->ipos < s->ilen || s->eof) return 0;
     s->ipos = 0;
-    return sin_get(s, s->ib, IBUF, &s->ilen);
+    return sin_get(s, s->ib, cap, &s->ilen);
 }
+
+static int sin_fill(sin *s) { return sin_fill_n(s, IBUF); }
 
 /* ib: the caller's buffer of IBUF bytes (one for every input of a unit);
  * size: the file's when it is a regular file, else UINT64_MAX. */
@@ -328,7 +335,10 @@ static int sin_open(sin *s, int fd, uint64_t size, const char *name, unsigned ch
     s->name = name;
     s->ib = ib;
     if (shard_sha_init(&s->sha)) return cli_error("out of memory");
-    if (sin_fill(s)) return CLI_ERR;
+    /* A file that a read of IBUF would not take whole is read (and hashed)
+     * 64 KB first, its magic bytes: a big plain file is mapped, and its
+     * first block goes to the workers sooner. */
+    if (sin_fill_n(s, size != UINT64_MAX && size > IBUF ? IBUF / 16 : IBUF)) return CLI_ERR;
     const unsigned char *m = s->ib;
     if (s->ilen >= 2 && m[0] == 0x1f && m[1] == 0x8b) {
         s->kind = IN_GZ;
@@ -491,19 +501,29 @@ static void fd_writeback(int fd, uint64_t *synced, uint64_t written) {
  * its planned size; the last one, if shorter, gets its header again at the
  * end. So a shard is hashed once complete, read back from the page cache on
  * a thread of its own (one at a time), not as its tokens come: the last
- * one's hash would be wasted work, and a run of one shard has only that. */
+ * one's hash would be wasted work, and a run of one shard has only that.
+ * And fsynced once complete, on another thread beside the hashing, so that
+ * the run's end waits for the last shard's fsync only, and that one runs
+ * while the manifest is made. */
 struct shard_tee {
     char *dir, *name;
     uint64_t S, V, pos;        /* pos: tokens received */
     rfile f;                   /* the open shard (f.fd < 0: none) */
     uint64_t a, b;             /* its planned tokens [a, b) of the stream */
     uint64_t written, synced;
-    struct { char *tmp; char sha[65]; uint64_t tokens; int err; } *sh;   /* finished shards */
+    struct {
+        char *tmp;
+        char sha[65];
+        uint64_t tokens;
+        int err;
+        int synced, serr;      /* fsynced (serr: its errno, 0 if it worked) */
+    } *sh;                     /* finished shards */
     size_t nsh, cap;
     pthread_t th;              /* hashing shard hk (hj: the thread's own, for sh may move) */
     size_t hk;
     int hashing;
     struct { int fd; uint64_t end; char sha[65]; int err; } hj;
+    struct { pthread_t th; int fd, err, running; size_t k; } sj;   /* fsyncing shard k */
 };
 
 shard_tee *shard_tee_new(const char *dir, const char *name, uint64_t S, uint64_t V) {
@@ -585,19 +605,43 @@ static void tee_hash_wait(shard_tee *t) {
     t->hashing = 0;
 }
 
+static void *tee_sync(void *arg) {
+    shard_tee *t = arg;
+    t->sj.err = fsync(t->sj.fd) ? errno : 0;
+    close(t->sj.fd);
+    return NULL;
+}
+
+/* The shard being fsynced, if any, done: sh[] says how it went. */
+static void tee_sync_wait(shard_tee *t) {
+    if (!t->sj.running) return;
+    pthread_join(t->sj.th, NULL);
+    t->sh[t->sj.k].synced = 1;
+    t->sh[t->sj.k].serr = t->sj.err;
+    t->sj.running = 0;
+}
+
 /* The open shard is complete (its header right): closed once hashed. */
 static void tee_close(shard_tee *t) {
     tee_hash_wait(t);
+    tee_sync_wait(t);
     size_t k = t->nsh++;
     t->sh[k].tokens = t->pos - t->a;
     t->sh[k].tmp = t->f.tmp;   /* renamed by shard_tee_commit */
     t->sh[k].err = 0;
+    t->sh[k].synced = t->sh[k].serr = 0;
     t->hk = k;
     t->hj.fd = t->f.fd;
     t->hj.end = 1024 + 2 * t->sh[k].tokens;
-    /* its last bytes (and the last shard's header, written again) on their
-     * way to the disk now, while it is hashed, not at its commit's fsync */
-    sync_file_range(t->hj.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    /* fsynced now, while it is hashed and the tokens after it come, not at
+     * its commit (the hashing closes hj.fd: the fsync has its own) */
+    t->sj.k = k;
+    t->sj.fd = dup(t->hj.fd);
+    t->sj.running = t->sj.fd >= 0 && !pthread_create(&t->sj.th, NULL, tee_sync, t);
+    if (!t->sj.running) {   /* fsynced at its commit; its writeback starts now */
+        if (t->sj.fd >= 0) close(t->sj.fd);
+        sync_file_range(t->hj.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    }
     t->f.fd = -1;
     t->f.tmp = NULL;
     t->hashing = pthread_create(&t->th, NULL, tee_hash, t) ? 2 : 1;   /* 2: done here */
@@ -636,10 +680,19 @@ int shard_tee_commit(shard_tee *t, uint64_t s, char sha[65], uint64_t *tokens) {
     if (s >= t->nsh || !t->sh[s].tmp) return cli_error("internal error: shard %llu was not written", (unsigned long long)s);
     char *p = tee_path(t, s);
     if (!p) return cli_error("out of memory");
-    rfile f = {open(t->sh[s].tmp, O_WRONLY | O_CLOEXEC), t->sh[s].tmp};
+    if (t->sj.running && t->sj.k == s) tee_sync_wait(t);
+    /* (fsynced already, or here) */
+    rfile f = {t->sh[s].synced ? -1 : open(t->sh[s].tmp, O_WRONLY | O_CLOEXEC), t->sh[s].tmp};
     t->sh[s].tmp = NULL;
     int rc;
-    if (f.fd < 0) {
+    if (t->sh[s].synced) {   /* the directory: as below */
+        if (t->sh[s].serr) rc = cli_error("%s: write error: %s", cli_n(p), strerror(t->sh[s].serr));
+        else if (rename(f.tmp, p))
+            rc = cli_error("%s: cannot rename the temporary file over it: %s", cli_n(p), strerror(errno));
+        else rc = 0;
+        if (rc) unlink(f.tmp);
+        free(f.tmp);
+    } else if (f.fd < 0) {
         rc = cli_error("%s: cannot open: %s", f.tmp, strerror(errno));
         rfile_abort(&f);
     } else {
@@ -701,6 +754,7 @@ void shard_tee_free(shard_tee *t) {
     if (!t) return;
     rfile_abort(&t->f);
     tee_hash_wait(t);
+    tee_sync_wait(t);
     for (size_t i = 0; i < t->nsh; i++)
         if (t->sh[i].tmp) unlink(t->sh[i].tmp), free(t->sh[i].tmp);
     free(t->sh);
@@ -824,17 +878,18 @@ static uint64_t line_of(const char *text, size_t off) {
 static size_t utf8_bad(const unsigned char *s, size_t n) {
     size_t i = 0;
     while (i < n) {
-        if (i + 8 <= n) {   /* ASCII, 8 bytes at a time */
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if (!(w & 0x8080808080808080ull)) {
-                i += 8;
-                continue;
-            }
-        }
         unsigned c = s[i];
-        if (c < 0x80) {
+        if (c < 0x80) {   /* a run of ASCII: to its end 16 (8) bytes at a time */
             i++;
+#ifdef __SSE2__
+            for (int m; i + 16 <= n; i += 16)
+                if ((m = _mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(s + i))))) {
+                    i += (size_t)__builtin_ctz((unsigned)m);
+                    break;
+                }
+#else
+            for (uint64_t w; i + 8 <= n && (memcpy(&w, s + i, 8), !(w & 0x8080808080808080ull));) i += 8;
+#endif
             continue;
         }
         size_t k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
@@ -1076,6 +1131,39 @@ static int doc(job *j, pool *p, const char *text, size_t n, uint64_t line, uint6
     return 0;
 }
 
+/* o[k] = ids[k] as uint16, sep mapped to SHARD_EOT: eight at a time
+ * (SSE2 has no unsigned 32 -> 16 pack: the low halves, sign-extended,
+ * survive the signed one). A plain loop costs as much a token as a
+ * short piece's merging. */
+static void ids_u16(uint16_t *restrict o, const uint32_t *restrict ids, size_t n, uint32_t sep) {
+    size_t k = 0;
+#ifdef __SSE2__
+    const __m128i s = _mm_set1_epi32((int)sep), eot = _mm_set1_epi32(SHARD_EOT);
+    for (; k + 8 <= n; k += 8) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(ids + k)), b = _mm_loadu_si128((const __m128i *)(ids + k + 4));
+        __m128i ma = _mm_cmpeq_epi32(a, s), mb = _mm_cmpeq_epi32(b, s);
+        a = _mm_or_si128(_mm_andnot_si128(ma, a), _mm_and_si128(ma, eot));
+        b = _mm_or_si128(_mm_andnot_si128(mb, b), _mm_and_si128(mb, eot));
+        a = _mm_srai_epi32(_mm_slli_epi32(a, 16), 16);
+        b = _mm_srai_epi32(_mm_slli_epi32(b, 16), 16);
+        _mm_storeu_si128((__m128i *)(o + k), _mm_packs_epi32(a, b));
+    }
+#endif
+    for (; k < n; k++) o[k] = ids[k] == sep ? SHARD_EOT : (uint16_t)ids[k];
+}
+
+/* The first sep in ids[0..n), or n (wchar_t is 32 bits on Linux, and libc's
+ * wmemchr vectorized). */
+static size_t ids_find(const uint32_t *ids, size_t n, uint32_t sep) {
+    if (sizeof(wchar_t) != sizeof(uint32_t)) {
+        size_t k = 0;
+        while (k < n && ids[k] != sep) k++;
+        return k;
+    }
+    const wchar_t *w = wmemchr((const wchar_t *)ids, (wchar_t)sep, n);
+    return w ? (size_t)((const uint32_t *)w - ids) : n;
+}
+
 /* The batch's documents in one call: valid UTF-8 joined by byte 0xFF,
  * which is then a piece of its own (bpe.h: the valid text between invalid
  * bytes is encoded exactly as it would be alone), so each 0xFF token ends
@@ -1091,7 +1179,8 @@ static void encode_batch(job *j, pool *p) {
         return;
     }
     j->out[j->nout++] = SHARD_EOT;
-    for (size_t i = 0; i < nt; i++) j->out[j->nout++] = j->ids[i] == p->sep_id ? SHARD_EOT : (uint16_t)j->ids[i];
+    ids_u16(j->out + j->nout, j->ids, nt, p->sep_id);
+    j->nout += nt;
 }
 
 /* Plain text lines, all valid UTF-8 (the common case), one library call
@@ -1126,6 +1215,23 @@ static int joinable(const char *b, size_t nb) {
 
 #define NEWLINE_TOKEN 198u    /* "\n" */
 #define NEWLINES_TOKEN 628u   /* "\n\n" */
+
+/* ids[0..8) holds a NEWLINE_TOKEN or NEWLINES_TOKEN: the test of eight at
+ * once (a token at a time, the loop below cost as much as the encoding of
+ * short pieces). */
+static int newline8(const uint32_t *ids) {
+#ifdef __SSE2__
+    const __m128i a = _mm_set1_epi32(NEWLINE_TOKEN), b = _mm_set1_epi32(NEWLINES_TOKEN);
+    __m128i x = _mm_loadu_si128((const __m128i *)ids), y = _mm_loadu_si128((const __m128i *)(ids + 4));
+    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi32(x, a), _mm_cmpeq_epi32(x, b)),
+                             _mm_or_si128(_mm_cmpeq_epi32(y, a), _mm_cmpeq_epi32(y, b)));
+    return _mm_movemask_epi8(m) != 0;
+#else
+    for (int k = 0; k < 8; k++)
+        if (ids[k] == NEWLINE_TOKEN || ids[k] == NEWLINES_TOKEN) return 1;
+    return 0;
+#endif
+}
 
 static int line_encode(job *j, pool *p, const char *s, size_t n) {
     size_t nt = 0;
@@ -1170,21 +1276,35 @@ static void text_batch(job *j, pool *p) {
         size_t nt = 0, nl = 0, cuts = 0, out0 = j->nout;
         int bad = encode_(p, j, s, (size_t)(e - s), BPE_SPECIAL_TEXT, j->ids, j->len, &nt, &err), in = 0;
         if (!bad) {
+            const uint32_t *ids = j->ids;
             uint16_t *o = j->out + j->nout;
             *o++ = SHARD_EOT;
-            for (size_t i = 0; i < nt; i++) {
-                uint32_t id = j->ids[i];
-                if (id != NEWLINE_TOKEN && id != NEWLINES_TOKEN) {
-                    *o++ = (uint16_t)id;
-                    in = 0;
-                    continue;
+            for (size_t i = 0; i < nt;) {
+                size_t end = nt;
+                if (nt - i >= 8) {   /* eight tokens with no newline token: as they are */
+                    if (!newline8(ids + i)) {
+                        ids_u16(o, ids + i, 8, UINT32_MAX);
+                        o += 8;
+                        i += 8;
+                        in = 0;
+                        continue;
+                    }
+                    end = i + 8;
                 }
-                nl += id == NEWLINES_TOKEN ? 2 : 1;
-                if (!in) {
-                    *o++ = SHARD_EOT;
-                    cuts++;
+                for (; i < end; i++) {
+                    uint32_t id = ids[i];
+                    if (id != NEWLINE_TOKEN && id != NEWLINES_TOKEN) {
+                        *o++ = (uint16_t)id;
+                        in = 0;
+                        continue;
+                    }
+                    nl += id == NEWLINES_TOKEN ? 2 : 1;
+                    if (!in) {
+                        *o++ = SHARD_EOT;
+                        cuts++;
+                    }
+                    in = 1;
                 }
-                in = 1;
             }
             j->nout = (size_t)(o - j->out);
         }
@@ -1225,19 +1345,21 @@ static void files_batch(job *j, pool *p) {
             j->ntok[r] = 0;
             continue;
         }
-        size_t start = j->nout;
+        size_t e = i < nt ? i + ids_find(j->ids + i, nt - i, p->sep_id) : nt;
         j->out[j->nout++] = SHARD_EOT;
-        for (; i < nt && j->ids[i] != p->sep_id; i++) j->out[j->nout++] = (uint16_t)j->ids[i];
-        i++;
-        j->ntok[r] = j->nout - start;
+        ids_u16(j->out + j->nout, j->ids + i, e - i, p->sep_id);
+        j->nout += e - i;
+        j->ntok[r] = e - i + 1;
+        i = e + 1;
     }
 }
 
-/* A whole file's block (BPE_STRICT unless skipping: the text was checked). */
+/* A whole file's block (its UTF-8 checked by the main thread: the worker
+ * only encodes). */
 static void block_job(job *j, pool *p) {
     size_t n = 0;
     bpe_error err;
-    int flags = BPE_SPECIAL_TEXT | (p->o->skip_errors ? 0 : BPE_STRICT), e;
+    int flags = BPE_SPECIAL_TEXT, e;
     j->nout = 0;
     j->bad = j->fatal = 0;
     if (grow((void **)&j->ids, &j->idcap, j->len, sizeof *j->ids)) {
@@ -1257,7 +1379,7 @@ static void block_job(job *j, pool *p) {
         j->fatal = 1;
         return;
     }
-    for (size_t i = 0; i < n; i++) j->out[i] = (uint16_t)j->ids[i];
+    ids_u16(j->out, j->ids, n, UINT32_MAX);
     j->nout = n;
 }
 
@@ -1677,7 +1799,7 @@ static int whole_file(sin *s, uint64_t size, unit_out *u, const bpe *v, const sh
         text = u->text;
     }
     /* --on-error skip: the whole text is checked before a token is written;
-     * fail: each block is (BPE_STRICT), where it is still in the cache. */
+     * fail: each block is, by this thread before the workers get it. */
     size_t bad = !rc && o->skip_errors ? utf8_bad((const unsigned char *)text, len) : len;
     if (!rc && bad == len) {
         uint16_t eot = SHARD_EOT;
@@ -1694,6 +1816,11 @@ static int whole_file(sin *s, uint64_t size, unit_out *u, const bpe *v, const sh
         while (end < len && !(cut = bpe_safe_cut(v, text + pos, end - pos, BPE_SPECIAL_TEXT)))
             end = len - end <= WHOLE_BLOCK ? len : end + WHOLE_BLOCK;   /* no cut in a long piece: take more */
         if (end == len) cut = len - pos;
+        size_t b = o->skip_errors ? cut : utf8_bad((const unsigned char *)text + pos, cut);
+        if (b < cut) {   /* (reported below, once the blocks before are written) */
+            bad = pos + b;
+            break;
+        }
         job *j = pool_slot(&p, u, &rc);
         if (!j) break;
         j->block = 1;
