@@ -8,14 +8,7 @@
 # text lines are encoded in place when a batch is all valid UTF-8, and must
 # give the same tokens as the line-by-line path that batches with a bad line
 # take.
-set -u
-: "${GPT2IN:=build/gpt2in}"
-[ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
-case $GPT2IN in /*) ;; *) GPT2IN=$(pwd)/$GPT2IN ;; esac
-d=$(mktemp -d) || exit 2
-trap 'rm -rf "$d"' EXIT
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
+. tests/shard_setup.sh
 G() { "$GPT2IN" shard --quiet "$@"; }
 /usr/bin/python3 tests/gen_shard_corpus.py "$d/c" || exit 2
 c=$d/c
@@ -128,5 +121,4 @@ lines = open(sys.argv[3], "rb").read().split(b"\n")
 assert g["documents"] == m["documents"] == sum(1 for l in lines if l), (g["documents"], m["documents"])
 assert g["skipped"] == 0 and m["skipped"] > 5, m["skipped"]
 PY
-[ $fail -eq 0 ] && echo "ok"
-exit $fail
+finish

@@ -5,16 +5,10 @@
 # or --unit per input / per group + --assemble), gzip and zstd inputs, every
 # kind of bad input (message, exit 2, --on-error skip counts), a full disk.
 # Resuming is tests/test_shard_resume.sh; exact tokens, test_shard_oracle.sh.
-set -u
-: "${GPT2IN:=build/gpt2in}"
-[ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
-case $GPT2IN in /*) ;; *) GPT2IN=$(pwd)/$GPT2IN ;; esac
+. tests/shard_setup.sh
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || { echo "skipped: no numpy for /usr/bin/python3"; exit 77; }
-d=$(mktemp -d) || exit 2
 cleanup() { umount "$d/small" 2>/dev/null; rm -rf "$d"; }
 trap cleanup EXIT
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
 G() { "$GPT2IN" shard --quiet "$@"; }
 /usr/bin/python3 tests/gen_shard_corpus.py "$d/c" || exit 2
 c=$d/c
@@ -387,5 +381,4 @@ if mount -t tmpfs -o size=32k tmpfs "$d/small" 2>/dev/null; then
 else
     echo "note: cannot mount a tmpfs here; the full-disk case is not run"
 fi
-[ $fail -eq 0 ] && echo "ok"
-exit $fail
+finish

@@ -9,16 +9,9 @@
 # through a symbolic link and from PATH, with the same shards as
 # gpt2in-shard run directly and the same exit status; a clear error when
 # gpt2in-shard is missing, while the other commands still work.
-set -u
-: "${B:=build}" "${GPT2IN:=$B/gpt2in}"
-[ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
-case $GPT2IN in /*) ;; *) GPT2IN=$(pwd)/$GPT2IN ;; esac
+. tests/shard_setup.sh
 SHARD=$(dirname "$GPT2IN")/gpt2in-shard
 command -v readelf > /dev/null 2>&1 || { echo "skipped: no readelf (binutils)"; exit 77; }
-d=$(mktemp -d) || exit 2
-trap 'rm -rf "$d"' EXIT
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
 
 [ -x "$SHARD" ] || { echo "FAIL: $SHARD is not built beside $GPT2IN"; exit 1; }
 needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' '; }
@@ -110,5 +103,4 @@ rc=$?
 got=$(printf 'hello world' | "$d/alone/gpt2in" encode)
 [ "$got" = "31373 995" ] || bad "gpt2in encode without gpt2in-shard: '$got'"
 
-[ $fail -eq 0 ] && echo "shard exec: gpt2in links none of shard's libraries; gpt2in shard works from the build folder, a moved prefix, a link and PATH"
-exit $fail
+finish "shard exec: gpt2in links none of shard's libraries; gpt2in shard works from the build folder, a moved prefix, a link and PATH"

@@ -7,13 +7,7 @@
 # disk), computed here from the sizes; a rerun finds them up to date and
 # rewrites none; another --unit-bytes regroups them with the same shards
 # and manifest; and, under strace, no input is stat'ed by name.
-set -u
-: "${B:=build}" "${GPT2IN:=$B/gpt2in}"
-[ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
-d=$(mktemp -d) || exit 2
-trap 'rm -rf "$d"' EXIT
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
+. tests/shard_setup.sh
 
 mkdir "$d/in"
 i=0
@@ -60,5 +54,4 @@ if command -v strace > /dev/null 2>&1 && strace -f -o /dev/null true 2> /dev/nul
 else
     echo "(no strace: the stat calls are not counted)"
 fi
-[ $fail = 0 ] && echo "shard group: units as the rule gives, found up to date, regrouped to the same bytes, no stat an input"
-exit $fail
+finish "shard group: units as the rule gives, found up to date, regrouped to the same bytes, no stat an input"

@@ -6,15 +6,8 @@
 # characters, non-ASCII), one input or many a unit, one shard or several
 # (the manifests written between shards), through --unit + --assemble, and
 # when a rerun keeps the shards its manifest records.
-set -u
-: "${GPT2IN:=build/gpt2in}"
-[ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
-case $GPT2IN in /*) ;; *) GPT2IN=$(pwd)/$GPT2IN ;; esac
+. tests/shard_setup.sh
 command -v "${CC:-cc}" > /dev/null || { echo "skipped: no C compiler"; exit 77; }
-d=$(mktemp -d) || exit 2
-trap 'rm -rf "$d"' EXIT
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
 G() { "$GPT2IN" shard --quiet "$@"; }
 
 # redump FILE FLAGS: the file parsed and dumped again by jansson (+ "\n")
@@ -90,4 +83,4 @@ printf 'changed\n' >> "$5"
 G --keep-units --unit-bytes 1 --shard-tokens 40 --val-tokens 25 --out "$d/many" "$@" || bad "changed input: exit $?"
 check_dir "$d/many"
 cmp -s "$d/man.before" "$d/many/corpus_manifest.json" && bad "changed input: the same manifest"
-exit $fail
+finish

@@ -7,14 +7,8 @@
 # invalid UTF-8, an unpaired surrogate escape that is taken as U+FFFD),
 # raw, zstd and gzip (gzip is parsed by the workers even with one), under
 # --on-error skip and fail.
-set -u
-: "${GPT2IN:=build/gpt2in}"
-[ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
+. tests/shard_setup.sh
 [ -x /usr/bin/python3 ] || { echo "skipped: no /usr/bin/python3"; exit 77; }
-d=$(mktemp -d) || exit 2
-trap 'rm -rf "$d"' EXIT
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
 /usr/bin/python3 - "$d/c.jsonl" <<'PY'
 import json, random, sys
 random.seed(1806)
@@ -61,5 +55,4 @@ for f in c.jsonl z.jsonl.zst g.jsonl.gz; do
     done
     rm -rf "$d"/o? "$d"/f?
 done
-[ $fail -eq 0 ] && echo "ok"
-exit $fail
+finish

@@ -9,13 +9,7 @@
 # temporary file of the last unit (000003); the shards and manifest equal a
 # run over a regular file with the FIFO's bytes; with --keep-units the last
 # unit is written as before.
-set -u
-: "${GPT2IN:=build/gpt2in}"
-[ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
-d=$(mktemp -d) || exit 2
-trap 'rm -rf "$d"' EXIT
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
+. tests/shard_setup.sh
 mkfifo "$d/f" 2>/dev/null || { echo "skipped: cannot make a FIFO"; exit 77; }
 mkdir "$d/in"
 i=0
@@ -45,7 +39,8 @@ grep -q '000003' "$d/units" && bad "the run's last unit was written to disk: $(t
     bad "units directory: $(tr '\n' ' ' < "$d/units")"
 cp "$o/corpus_units/000000.tok" "$o/corpus_units/000000.tok.json" "$o/corpus_units/000002.tok" \
     "$o/corpus_units/000002.tok.json" "$d/" 2>/dev/null
-cat "$d/last" > "$d/f"
+# (not forever: a run that died opens no FIFO)
+timeout 120 sh -c 'cat "$1" > "$2"' - "$d/last" "$d/f" || bad "the run did not open its last input"
 wait $pid || bad "the run: exit $? ($(cat "$d/err"))"
 [ -d "$o/corpus_units" ] && bad "the units directory was not removed"
 
@@ -77,5 +72,4 @@ for f in "$d/ref"/*; do cmp -s "$f" "$o/${f##*/}" || bad "${f##*/} differs from 
 [ -e "$d/k/corpus_units/000003.tok.json" ] || bad "--keep-units: the last unit was not kept: $(ls "$d/k/corpus_units" | tr '\n' ' ')"
 for f in "$d/ref"/*; do cmp -s "$f" "$d/k/${f##*/}" || bad "--keep-units: ${f##*/} differs"; done
 
-[ $fail -eq 0 ] && echo "ok"
-exit $fail
+finish

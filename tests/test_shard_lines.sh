@@ -7,14 +7,8 @@
 # blank lines, indentation) are checked against the same lines as JSON
 # Lines documents (another path: documents joined by 0xFF), with 1 and 2
 # threads, and with --unit-bytes cutting the file into batches elsewhere.
-set -u
-: "${GPT2IN:=build/gpt2in}"
-[ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
+. tests/shard_setup.sh
 [ -x /usr/bin/python3 ] || { echo "skipped: no /usr/bin/python3"; exit 77; }
-d=$(mktemp -d) || exit 2
-trap 'rm -rf "$d"' EXIT
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
 /usr/bin/python3 - "$d" <<'PY'
 import json, random, sys
 d = sys.argv[1]
@@ -51,5 +45,4 @@ split -l 7001 "$d/lines.txt" "$d/part."
 /usr/bin/python3 -c 'import sys
 a = open(sys.argv[1], "rb").read()[1024:]; b = open(sys.argv[2], "rb").read()[1024:]
 sys.exit(a != b)' "$d/j/corpus_val_000000.bin" "$d/p/corpus_val_000000.bin" || bad "the file in parts: other tokens"
-[ $fail -eq 0 ] && echo "ok"
-exit $fail
+finish

@@ -5,15 +5,9 @@
 # document, JSON escapes) as JSON Lines, plain lines, whole files and gzip;
 # tests/oracle/shard_check.js reads the inputs itself and compares the
 # shards' concatenated tokens (and the document count) with its own.
-set -u
-: "${GPT2IN:=build/gpt2in}"
-[ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
+. tests/shard_setup.sh
 [ -x /usr/bin/python3 ] || { echo "skipped: no /usr/bin/python3"; exit 77; }
 sh tests/oracle/install.sh || exit $?
-d=$(mktemp -d) || exit 2
-trap 'rm -rf "$d"' EXIT
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
 /usr/bin/python3 tests/gen_shard_corpus.py "$d" || exit 2
 gzip -9 -k -c "$d/docs.jsonl" > "$d/docsz.jsonl.gz"
 
@@ -29,4 +23,4 @@ node tests/oracle/shard_check.js "$d/o1" corpus "jsonl:$d/docs.jsonl" "lines:$d/
     "$d/whole2.txt" "$d/many/000.txt" "$d/many/001.txt" || bad "shard whole files: exit $?"
 node tests/oracle/shard_check.js "$d/o2" t "text:$d/whole1.txt" "text:$d/whole2.txt" \
     "text:$d/many/000.txt" "text:$d/many/001.txt" || bad "whole files differ from tiktoken"
-exit $fail
+finish

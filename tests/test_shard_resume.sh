@@ -6,14 +6,8 @@
 # shards the manifest records are kept (same inode), unless damaged or
 # missing; a unit damaged on disk is redone; a rerun with other shard sizes
 # leaves no stale shard behind.
-set -u
-: "${GPT2IN:=build/gpt2in}"
-[ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
+. tests/shard_setup.sh
 [ -x /usr/bin/python3 ] || { echo "skipped: no /usr/bin/python3"; exit 77; }
-d=$(mktemp -d) || exit 2
-trap 'rm -rf "$d"' EXIT
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
 /usr/bin/python3 tests/gen_shard_corpus.py "$d/c" 2 || exit 2
 # --unit-bytes 6K: ~24 units of one or a few files (kept after `shift 6` below)
 set -- --quiet --split-lines --shard-tokens 2000 --val-tokens 3000 --unit-bytes 6K "$d/c/docs.jsonl" "$d/c/many"/*.txt \
@@ -152,5 +146,4 @@ shift 6
 cmp -s "$d/l1" "$d/l2" || bad "other sizes over an earlier run: files $(cat "$d/l2" | tr '\n' ' ') vs $(cat "$d/l1" | tr '\n' ' ')"
 for f in "$d/fresh"/*; do cmp -s "$f" "$o/${f##*/}" || bad "other sizes: ${f##*/} differs"; done
 echo "$kills of 4 runs killed mid-way"
-[ $fail -eq 0 ] && echo "ok"
-exit $fail
+finish
