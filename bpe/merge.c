@@ -93,9 +93,7 @@ static inline uint32_t min_key(const uint32_t *key, size_t width) {
 }
 
 /* The same with SSE4.1's pminsd (one instruction for min4's four), in a
- * copy of the loop built for it and taken when the CPU has it; and a third
- * copy for AVX2, whose set-up also gathers 8 bytes' entries at once
- * (start_avx2). */
+ * copy of the loop built for it and taken when the CPU has it. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define MERGE_SSE41 1
 #include <smmintrin.h>
@@ -140,30 +138,8 @@ static inline uint32_t merger_rank(const struct bpe *v, const merger *g, size_t 
     return len <= v->max_token_len ? bpe_find_token(v, g->bytes + i, len) : BPE_EMPTY;
 }
 
-#if MERGE_SSE41
-/* The tokens and pair keys of bytes 0 .. 8k - 1 (reading bytes up to
- * 8k, within the piece), 8 at a time with AVX2's gathers from the two
- * tables; returns 8k. */
-#include <immintrin.h>
-__attribute__((target("avx2"))) static inline size_t start_avx2(merger *g, const uint32_t *byte_tok,
-                                                                const uint32_t *byte_pairs, const uint8_t *p, size_t n) {
-    size_t i = 0;
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), low31 = _mm256_set1_epi32(INT32_MAX);
-    for (; i + 9 <= n; i += 8) {
-        __m256i x = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + i)));
-        __m256i y = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + i + 1)));
-        __m256i t = _mm256_i32gather_epi32((const int *)byte_tok, x, 4);
-        __m256i r = _mm256_i32gather_epi32((const int *)byte_pairs, _mm256_or_si256(_mm256_slli_epi32(x, 8), y), 4);
-        __m256i k = _mm256_or_si256(_mm256_slli_epi32(r, 8), _mm256_add_epi32(lane, _mm256_set1_epi32((int)i)));
-        _mm256_storeu_si256((__m256i *)(g->tok + i), t);
-        _mm256_storeu_si256((__m256i *)(g->key + i), _mm256_and_si256(k, low31));  /* pair_key's mask */
-    }
-    return i;
-}
-#endif
-
 static inline __attribute__((always_inline)) void merger_start(const struct bpe *v, merger *g, const uint8_t *p,
-                                                               size_t n, int wide) {
+                                                               size_t n) {
     g->n = n;
     g->width = (n + 7) & ~(size_t)7;
     memcpy(g->bytes, p, n);
@@ -174,15 +150,8 @@ static inline __attribute__((always_inline)) void merger_start(const struct bpe 
     }
     const uint32_t *byte_tok = v->byte_tok, *byte_pairs = v->byte_pairs;
     /* each byte's token, and each pair of bytes' key from the table of
-     * what two bytes merge into, in one pass without a branch (the first
-     * ones 8 at a time in the AVX2 loop) */
-    size_t i = 0;
-#if MERGE_SSE41
-    if (wide) i = start_avx2(g, byte_tok, byte_pairs, p, n);
-#else
-    (void)wide;
-#endif
-    for (; i + 1 < n; i++) {
+     * what two bytes merge into, in one pass without a branch */
+    for (size_t i = 0; i + 1 < n; i++) {
         uint16_t xy;  /* p[i] << 8 | p[i + 1], one load */
         memcpy(&xy, p + i, 2);
         if (BPE_LITTLE_ENDIAN) xy = __builtin_bswap16(xy);
@@ -221,31 +190,29 @@ static size_t merger_tokens(const merger *g, uint32_t *out) {
     return m;
 }
 
-#define MERGE_LOOP(min, wide)                                                    \
+#define MERGE_LOOP(min)                                                          \
     {                                                                            \
         merger g;                                                                \
-        merger_start(v, &g, p, n, wide);                                               \
+        merger_start(v, &g, p, n);                                               \
         for (uint32_t best; (best = min(g.key, g.width)) < KEY_NO_PAIR;) merger_step(v, &g, best); \
         return merger_tokens(&g, out);                                           \
     }
 
-static size_t merge_loop(const struct bpe *v, const uint8_t *p, size_t n, uint32_t *out) MERGE_LOOP(min_key, 0)
+static size_t merge_loop(const struct bpe *v, const uint8_t *p, size_t n, uint32_t *out) MERGE_LOOP(min_key)
 
 #if MERGE_SSE41
 __attribute__((target("sse4.1"))) static size_t merge_loop_sse41(const struct bpe *v, const uint8_t *p, size_t n,
-                                                                  uint32_t *out) MERGE_LOOP(min_key_sse41, 0)
-__attribute__((target("avx2"))) static size_t merge_loop_avx2(const struct bpe *v, const uint8_t *p, size_t n,
-                                                                  uint32_t *out) MERGE_LOOP(min_key_sse41, 1)
+                                                                  uint32_t *out) MERGE_LOOP(min_key_sse41)
 
-/* Whether the CPU has SSE4.1 and whether AVX2, asked once (-1: not yet). */
-static int cpu_sse41 = -1, cpu_avx2 = -1;
+/* Whether the CPU has SSE4.1, asked once (-1: not yet). */
+static int cpu_sse41 = -1;
 
-static int have_isa(int *known, int avx2) {
-    int k = __atomic_load_n(known, __ATOMIC_RELAXED);
+static int have_sse41(void) {
+    int k = __atomic_load_n(&cpu_sse41, __ATOMIC_RELAXED);
     if (k < 0) {
         __builtin_cpu_init();
-        k = (avx2 ? __builtin_cpu_supports("avx2") : __builtin_cpu_supports("sse4.1")) ? 1 : 0;
-        __atomic_store_n(known, k, __ATOMIC_RELAXED);
+        k = __builtin_cpu_supports("sse4.1") ? 1 : 0;
+        __atomic_store_n(&cpu_sse41, k, __ATOMIC_RELAXED);
     }
     return k;
 }
@@ -254,8 +221,7 @@ static int have_isa(int *known, int avx2) {
 size_t bpe_merge_short(const struct bpe *v, const uint8_t *p, size_t n, uint32_t *out) {
     if (n - 2 <= 1) return bpe_merge_tiny(v, p, n, out);
 #if MERGE_SSE41
-    if (have_isa(&cpu_avx2, 1)) return merge_loop_avx2(v, p, n, out);
-    if (have_isa(&cpu_sse41, 0)) return merge_loop_sse41(v, p, n, out);
+    if (have_sse41()) return merge_loop_sse41(v, p, n, out);
 #endif
     return merge_loop(v, p, n, out);
 }
@@ -264,17 +230,15 @@ size_t bpe_merge_short_isa(const struct bpe *v, const uint8_t *p, size_t n, uint
     if (n - 2 <= 1) return bpe_merge_tiny(v, p, n, out);
 #if MERGE_SSE41
     if (isa == BPE_MERGE_SSE41) return merge_loop_sse41(v, p, n, out);
-    if (isa == BPE_MERGE_AVX2) return merge_loop_avx2(v, p, n, out);
 #endif
     return isa == BPE_MERGE_AUTO ? bpe_merge_short(v, p, n, out) : merge_loop(v, p, n, out);
 }
 
 int bpe_merge_isa_supported(int isa) {
 #if MERGE_SSE41
-    if (isa == BPE_MERGE_SSE41) return have_isa(&cpu_sse41, 0);
-    if (isa == BPE_MERGE_AVX2) return have_isa(&cpu_avx2, 1);
+    if (isa == BPE_MERGE_SSE41) return have_sse41();
 #endif
-    return isa != BPE_MERGE_SSE41 && isa != BPE_MERGE_AVX2;
+    return isa != BPE_MERGE_SSE41;
 }
 
 int bpe_token_split(const struct bpe *v, uint32_t t, uint32_t *left, uint32_t *right) {

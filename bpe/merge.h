@@ -6,10 +6,9 @@
 #include "encode.h"
 
 /* bpe_merge_short with the loop built for one instruction set (the tests
- * run each): BPE_MERGE_AUTO, the best this CPU has; the baseline; SSE4.1;
- * AVX2 (x86-64). bpe_merge_isa_supported: whether this CPU has it.
- * (merge.c) */
-enum { BPE_MERGE_AUTO, BPE_MERGE_BASE, BPE_MERGE_SSE41, BPE_MERGE_AVX2 };
+ * run each): BPE_MERGE_AUTO, the best this CPU has; the baseline; SSE4.1
+ * (x86-64). bpe_merge_isa_supported: whether this CPU has it. (merge.c) */
+enum { BPE_MERGE_AUTO, BPE_MERGE_BASE, BPE_MERGE_SSE41 };
 size_t bpe_merge_short_isa(const struct bpe *v, const uint8_t *p, size_t n, uint32_t *out, int isa);
 int bpe_merge_isa_supported(int isa);
 
