@@ -46,8 +46,8 @@ static const char usage_text[] =
     "        The moments and step count are kept in STATE (required; read if it\n"
     "        exists, else zeros). STATE's metadata \"step\" and NEW's \"gpt2in.adam_step\"\n"
     "        count the steps; a step refuses a pair that disagrees (a step that wrote\n"
-    "        STATE but not NEW, or weights of another step). STATE is written first;\n"
-    "        if NEW then cannot be, STATE is put back as it was.\n"
+    "        STATE but not NEW, or weights of another step). Both are written before\n"
+    "        either is renamed (STATE first): a step that fails changes neither.\n"
     "F16/BF16 tables are stepped in float32 and rounded back: bit for bit W.float(),\n"
     "the step above, then .half() / .bfloat16() in PyTorch on a CPU with AVX2 (a NaN\n"
     "becomes sign|0x7e00 in F16, 0xffff in BF16).\n"
@@ -483,15 +483,38 @@ int cmd_step(int argc, char **argv) {
                 o->data = q ? vfull[k] : mfull[k];
             }
         const char *meta[] = {"step", step_text};
-        /* base = the old state, so its other tensors (e.g. the other table's
+        /* Both files are written to their temporaries first; only when both
+         * are complete is either renamed, so a full disk changes nothing.
+         * base = the old state, so its other tensors (e.g. the other table's
          * moments) are kept */
-        if (cli_save(state_path, st, srepl, 2 * np, meta, 1, &err)) {
+        const char *wmeta[] = {ADAM_STEP_KEY, step_text};
+        embed_writer *ws = NULL, *ww = NULL;
+        int bad = !(ws = cli_writer_open(state_path, &err)) || embed_save_to(ws, st, srepl, 2 * np, meta, 1, &err) ||
+                  !(ww = cli_writer_open(out_path, &err)) || embed_save_to(ww, m.f, repl, np, wmeta, 1, &err);
+        for (int k = 0; !bad && k < 2; k++)   /* (a full disk can show only as the last bytes go) */
+            if ((bad = fflush(embed_writer_stream(k ? ww : ws)) != 0))
+                snprintf(err.msg, sizeof err.msg, "%s: write error: %s", cli_n(k ? out_path : state_path),
+                         strerror(errno));
+        if (bad) {
+            if (ws) cli_writer_abort(ws);
+            if (ww) cli_writer_abort(ww);
             cli_error("%s (nothing was changed)", err.msg);
+            goto done;
+        }
+        /* the state first: killed between the renames, the next step
+         * refuses the pair (STATE's step ahead of NEW's) */
+        if (cli_writer_commit(ws, &err)) {
+            cli_writer_abort(ww);
+            cli_error("%s (nothing was changed)", err.msg);
+            goto done;
+        }
+        if (!cli_writer_commit(ww, &err)) {
+            rc = CLI_OK;
             goto done;
         }
     }
     const char *wmeta[] = {ADAM_STEP_KEY, step_text};
-    if (cli_save(out_path, m.f, repl, np, adam ? wmeta : NULL, adam ? 1 : 0, &err)) {
+    if (adam || cli_save(out_path, m.f, repl, np, adam ? wmeta : NULL, adam ? 1 : 0, &err)) {
         char why[sizeof err.msg + 64];
         if (!adam)
             cli_error("%s", err.msg);
