@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """gpt2in shard on a Dask cluster: the same shards and manifest as one machine.
 
     python3 tools/gpt2in_dask_shard.py (--local N | --scheduler ADDR | --scheduler-file FILE)
@@ -244,8 +244,9 @@ def parse_args(argv):
     where.add_argument("--scheduler", metavar="ADDR", help="a running scheduler, e.g. tcp://host:8786")
     where.add_argument("--scheduler-file", metavar="FILE", help="as written by `dask scheduler --scheduler-file`")
     p.add_argument("--out", required=True, metavar="DIR", help="the shards' directory (shared by all hosts)")
-    p.add_argument("--gpt2in", default="gpt2in", metavar="PATH",
-                   help="the gpt2in program on the workers (default: gpt2in from their PATH)")
+    p.add_argument("--gpt2in", default=None, metavar="PATH",
+                   help="the gpt2in program on the workers (default: the gpt2in beside this "
+                        "program, as make install puts it, else gpt2in from their PATH)")
     p.add_argument("--unit-bytes", type=_size_arg, default=128 << 20, metavar="N",
                    help="input bytes a work unit gathers (whole files; default 128M)")
     p.add_argument("--threads", type=_positive_arg, default=1, metavar="N",
@@ -292,8 +293,21 @@ def _connect(args):
     return Client(args.scheduler), None
 
 
+def _beside():
+    """The gpt2in installed beside this program (PREFIX/bin), if any: its own
+    directory first, then (through a symbolic link) its target's."""
+    for d in (os.path.dirname(os.path.abspath(__file__)),
+              os.path.dirname(os.path.realpath(__file__))):
+        g = os.path.join(d, "gpt2in")
+        if os.path.isfile(g) and os.access(g, os.X_OK):
+            return g
+    return "gpt2in"
+
+
 def run(args):
     cwd = os.getcwd()
+    if args.gpt2in is None:
+        args.gpt2in = _beside()
     if os.sep in args.gpt2in:
         # assemble runs in the units folder
         args.gpt2in = os.path.abspath(args.gpt2in)
@@ -435,6 +449,13 @@ def _explain(e, client):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        import distributed  # noqa: F401
+    except ImportError as e:
+        print(f"{PROG}: this Python ({sys.executable}) cannot import dask.distributed ({e}): install "
+              f"it (Debian: apt install python3-distributed, for /usr/bin/python3; or pip install "
+              f"distributed) or run this program with a Python that has it", file=sys.stderr)
+        return 2
     try:
         return run(args)
     except KeyboardInterrupt:
