@@ -25,6 +25,9 @@ void cli_start(void) {
         if (fd == 1) stdout_closed = 1;
     }
     stdout_start = lseek(STDOUT_FILENO, 0, SEEK_CUR);
+    /* a file size limit (ulimit -f) is then a write error (EFBIG): one
+     * line, the temporary file removed, not a kill */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 int cli_stdout_closed(void) { return stdout_closed; }
