@@ -84,6 +84,9 @@ const char *cli_name(const char *path, char *buf, size_t cap);
 /* path is mapped (embed_open): a SIGBUS (the file shrank under the mapping)
  * is then reported as one line naming it, exit status 2. */
 void cli_mapped(const char *path);
+/* The same for the file (or files) shown so, as messages show names: it
+ * alone is named (shard maps its inputs one after another). */
+void cli_mapped_as(const char *names);
 
 /* embed_open(path) with path registered by cli_mapped first (the header is
  * read through the mapping already). Prints the error and returns NULL. */

@@ -257,6 +257,10 @@ void cli_mapped(const char *path) {
     const char *shown = cli_name(path, q, sizeof q);
     if (used + strlen(shown) + 5 < sizeof names)
         snprintf(names + used, sizeof names - used, "%s%s", used ? " or " : "", shown);
+    cli_mapped_as(names);
+}
+
+void cli_mapped_as(const char *names) {
     int n = snprintf(bus_msg, sizeof bus_msg,
                      "gpt2in: %s: the file shrank while it was in use (truncated or rewritten in "
                      "place by another program); stopped\n", names);

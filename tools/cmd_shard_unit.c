@@ -6,8 +6,10 @@
  * worker threads parse and encode batches while the main thread reads the
  * next ones and writes finished batches strictly in input order, so the
  * output does not depend on the number of threads. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1769,6 +1771,7 @@ static int whole_file(sin *s, uint64_t size, unit_out *u, const bpe *v, const sh
         s->ipos = s->ilen;
         s->eof = 1;
     } else if (s->kind == IN_RAW && size > 0 && size <= SIZE_MAX && s->ilen <= size) {
+        cli_mapped_as(s->name);   /* a SIGBUS if it shrinks: one line naming it, exit 2 */
         map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, s->fd, 0);
         if (map == MAP_FAILED) map = NULL;
     }
@@ -1998,6 +2001,43 @@ static json_t *vocab_get(vocab_job *vj) {
     return vj->j;
 }
 
+/* --unit alone: UNIT holds the tokens UNIT.json names, as --assemble checks
+ * (the one-machine run checks its units itself: unit_intact). */
+static int tokens_intact(const char *unit, const char *side) {
+    json_t *j = shard_json_load(side, NULL);
+    const char *sha = json_string_value(json_object_get(j, "tokens_sha256"));
+    char hex[65];
+    uint64_t size;
+    int ok = sha && !shard_file_sha(unit, hex, &size) && !strcmp(hex, sha);
+    json_decref(j);
+    return ok;
+}
+
+/* Removes the hidden temporaries (embed_writer's ".NAME.tmp.XXXXXX") that a
+ * killed --unit run of this very file left: regular files of exactly that
+ * name, nothing else. */
+static void remove_stale_temps(const char *path) {
+    const char *sl = strrchr(path, '/'), *base = sl ? sl + 1 : path;
+    char *dir = sl ? strndup(path, (size_t)(sl - path) + (sl == path)) : strdup(".");
+    size_t keep = strlen(base), max_keep = NAME_MAX - strlen("..tmp.XXXXXX");
+    if (keep > max_keep) {   /* shortened as embed_writer shortens it */
+        keep = max_keep;
+        while (keep > 0 && ((unsigned char)base[keep] & 0xC0) == 0x80) keep--;
+    }
+    DIR *dh = dir ? opendir(dir) : NULL;
+    struct dirent *e;
+    while (dh && (e = readdir(dh))) {
+        const char *d = e->d_name, *x = d + 1 + keep + 5;
+        if (d[0] != '.' || strncmp(d + 1, base, keep) || strncmp(d + 1 + keep, ".tmp.", 5) || strlen(x) != 6 ||
+            strspn(x, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") != 6)
+            continue;
+        struct stat st;
+        if (!fstatat(dirfd(dh), d, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode)) unlinkat(dirfd(dh), d, 0);
+    }
+    if (dh) closedir(dh);
+    free(dir);
+}
+
 int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit_bytes, const shard_opts *o,
                int *fresh, shard_unit_info *info, int *used) {
     const bpe *v = bpe_gpt2();
@@ -2032,6 +2072,7 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
         goto done;
     }
     int m = vocab ? up_to_date(unit, side, inputs, n, unit_bytes, vocab, opts) : 0;
+    if (m && !o->in_run && !tokens_intact(unit, side)) m = 0;   /* damaged: redone */
     if (m) {
         if (!o->quiet && !o->in_run) fprintf(stderr, "gpt2in: %s: up to date\n", cli_n(unit));
         *used = m;
@@ -2043,6 +2084,10 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
                        cli_output_check("shard", "--unit", side, inputs, (size_t)n, 0))) {
         rc = CLI_ERR;
         goto done;
+    }
+    if (!o->in_run) {   /* what a killed run of this unit left */
+        remove_stale_temps(unit);
+        remove_stale_temps(side);
     }
     /* The sidecar says the unit is complete: it goes first, comes back last. */
     if (unlink(side) && errno != ENOENT) {
@@ -2061,7 +2106,7 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
     u->rf.fd = -1;
     u->defer = o->in_run && o->tee && o->to_end;
     if (u->defer) u->tee0 = shard_tee_pos(o->tee);
-    if (u->defer ? 0 : o->in_run ? rfile_open(&u->rf, unit) : !(u->w = embed_writer_open(unit, &eerr))) {
+    if (u->defer ? 0 : o->in_run ? rfile_open(&u->rf, unit) : !(u->w = cli_writer_open(unit, &eerr))) {
         rc = o->in_run ? CLI_ERR : cli_error("%s", eerr.msg);
         goto done;
     }
@@ -2135,12 +2180,12 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
             rc = shard_tee_copy(o->tee, u->tee0, shard_tee_pos(o->tee), u->rf.fd, unit, u->one ? NULL : &u->unit_sha);
     }
     if (rc) {
-        if (u->w) embed_writer_abort(u->w);
+        if (u->w) cli_writer_abort(u->w);
         rfile_abort(&u->rf);
         goto done;
     }
     if (!u->defer &&
-        (u->w ? embed_writer_commit(u->w, &eerr) && cli_error("%s", eerr.msg) : rfile_commit(&u->rf, unit, 0))) {
+        (u->w ? cli_writer_commit(u->w, &eerr) && cli_error("%s", eerr.msg) : rfile_commit(&u->rf, unit, 0))) {
         rc = CLI_ERR;
         goto done;
     }
@@ -2159,7 +2204,7 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
     if (!u->defer) shard_inputs_text(&itext, u->ins, u->nins, 0);
     char *txt = j ? shard_dumps(j, JSON_COMPACT, &itext) : NULL;
     json_decref(j);
-    embed_writer *w = txt && !o->in_run ? embed_writer_open(side, &eerr) : NULL;
+    embed_writer *w = txt && !o->in_run ? cli_writer_open(side, &eerr) : NULL;
     rfile sf = {-1, NULL};
     if (u->defer) {
     } else if (!txt) {
@@ -2171,9 +2216,9 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
         if (rc) rfile_abort(&sf);
     } else if (!w) rc = cli_error("%s", eerr.msg);
     else if (embed_writer_write(w, txt, strlen(txt), &eerr) || embed_writer_write(w, "\n", 1, &eerr)) {
-        embed_writer_abort(w);
+        cli_writer_abort(w);
         rc = cli_error("%s", eerr.msg);
-    } else if (embed_writer_commit(w, &eerr)) {
+    } else if (cli_writer_commit(w, &eerr)) {
         rc = cli_error("%s", eerr.msg);
     }
     if (!rc) *fresh = 1;

