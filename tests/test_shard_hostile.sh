@@ -53,5 +53,31 @@ G --assemble --out "$d/uvo" "$d/uv/u" || bad "--assemble after the redone unit: 
 left=$(LC_ALL=C ls -A "$d/uv" | tr '\n' ' ')
 [ "$left" = ".u.tmp.DiR456 .u.tmp.keep .v.tmp.AbC123 u u.json " ] || bad "--unit rerun: files left: $left"
 
+# ---- zstd: a skippable frame first (pzstd's output); a window too large ----
+seq 1 3 | sed 's/.*/{"text":"line &"}/' > "$d/c.jsonl"
+G --out "$d/zref" "$d/c.jsonl" || bad "shard of c.jsonl: exit $?"
+if command -v zstd > /dev/null; then
+    # a skippable frame (magic 0x184D2A5n, 4 bytes of length, its bytes) before the data
+    { printf '\123\052\115\030\003\000\000\000abc'; zstd -q -c "$d/c.jsonl"; } > "$d/c.jsonl.zst"
+    zstd -dc "$d/c.jsonl.zst" | cmp -s - "$d/c.jsonl" || bad "test setup: zstd does not read the skippable frame"
+    run 'G --out "$d/zskip" "$d/c.jsonl.zst"'
+    [ $rc -eq 0 ] || bad "zstd with a skippable frame first: exit $rc: $(cat "$d/err")"
+    cmp -s "$d/zref/corpus_val_000000.bin" "$d/zskip/corpus_val_000000.bin" ||
+        bad "zstd with a skippable frame first: other tokens"
+    if command -v pzstd > /dev/null; then
+        cp "$d/c.jsonl" "$d/c.txt"; G --out "$d/zt" "$d/c.txt"
+        pzstd -q -c "$d/c.txt" > "$d/c.txt.zst"
+        run 'G --out "$d/zp" "$d/c.txt.zst"'
+        [ $rc -eq 0 ] && cmp -s "$d/zt/corpus_val_000000.bin" "$d/zp/corpus_val_000000.bin" ||
+            bad "pzstd text: exit $rc or other tokens: $(cat "$d/err")"
+    fi
+    zstd -q --long=31 -c < "$d/c.jsonl" > "$d/long.jsonl.zst"
+    run 'G --out "$d/zl" "$d/long.jsonl.zst"'
+    oneline "zstd --long=31"
+    grep -q "long.jsonl.zst: zstd window too large" "$d/err" || bad "zstd --long=31: not named so: $(cat "$d/err")"
+else
+    echo "note: no zstd: skippable frames not checked"
+fi
+
 [ $fail -eq 0 ] && echo "ok: shard on hostile inputs"
 exit $fail

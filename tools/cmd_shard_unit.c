@@ -22,8 +22,10 @@
 
 #include <zlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "shard.h"
+#include "shown.h"
 
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -346,7 +348,9 @@ static int sin_open(sin *s, int fd, uint64_t size, const char *name, unsigned ch
         s->kind = IN_GZ;
         if (inflateInit2(&s->z, 15 + 16) != Z_OK) return cli_error("out of memory");
         s->z_ready = 1;
-    } else if (s->ilen >= 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) {
+    } else if (s->ilen >= 4 && ((m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) ||
+                                /* a skippable frame first (pzstd writes one): zstd too */
+                                ((m[0] & 0xf0) == 0x50 && m[1] == 0x2a && m[2] == 0x4d && m[3] == 0x18))) {
         s->kind = IN_ZST;
         if (!(s->zs = ZSTD_createDStream())) return cli_error("out of memory");
         ZSTD_initDStream(s->zs);
@@ -405,6 +409,9 @@ static int sin_read(sin *s, char *buf, size_t cap, size_t *got) {
             ZSTD_inBuffer in = {s->ib, s->ilen, s->ipos};
             ZSTD_outBuffer out = {buf, cap, 0};
             size_t r = ZSTD_decompressStream(s->zs, &out, &in);
+            if (ZSTD_isError(r) && ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge)
+                return cli_error("%s: zstd window too large (over 128 MB: compressed with --long or "
+                                 "--ultra); recompress it without", s->name);
             if (ZSTD_isError(r)) return cli_error("%s: corrupt zstd data (%s)", s->name, ZSTD_getErrorName(r));
             s->ipos = in.pos;
             s->zs_left = r;
