@@ -79,5 +79,43 @@ else
     echo "note: no zstd: skippable frames not checked"
 fi
 
+# ---- JSON Lines: numbers past double or 64 bits in ignored fields (json.loads takes them) ----
+# with simdjson (gpt2in-shard-json.so) and without it (jansson alone)
+mkdir "$d/nolib"; cp "$GPT2IN" "$(dirname "$GPT2IN")/gpt2in-shard" "$d/nolib/"
+cat > "$d/big.jsonl" <<'END'
+{"id":1e400,"text":"a"}
+{"id":18446744073709551616,"text":"b","n":[-1E+999, 0.5e-99999, {"s":"1e400\"1e400"}]}
+{"id":123456789012345678901234567890,"text":"c","z":-0}
+END
+printf '{"text":"a"}\n{"text":"b"}\n{"text":"c"}\n' > "$d/small.jsonl"
+G --out "$d/nref" "$d/small.jsonl" || bad "shard of small.jsonl: exit $?"
+for g in "$GPT2IN" "$d/nolib/gpt2in"; do
+    run '"$g" shard --quiet --out "$d/nbig" "$d/big.jsonl"'
+    [ $rc -eq 0 ] || bad "$g: huge numbers in ignored fields: exit $rc: $(cat "$d/err")"
+    cmp -s "$d/nref/corpus_val_000000.bin" "$d/nbig/corpus_val_000000.bin" || bad "$g: huge numbers: other tokens"
+    rm -rf "$d/nbig"
+    for l in '{"id":01,"text":"a"}' '{"id":1e400,"text":1e400}' '{"id":1e400,"text":"a"' '{"id":1.e400,"text":"a"}'; do
+        printf '%s\n' "$l" > "$d/bad.jsonl"
+        run '"$g" shard --quiet --out "$d/nbad" "$d/bad.jsonl"'
+        grep -v 'parsed by jansson alone' "$d/err" > "$d/err2"; mv "$d/err2" "$d/err"   # (nolib's warning)
+        oneline "$g: the bad line $l"
+    done
+done
+
+# ---- bad JSON: control bytes escaped; the position is the bad token's start ----
+# (line 2 starts at byte 13)
+msg() { # LINE2 OFFSET WHAT: the message for a file {"text":"a"} + LINE2
+    printf '{"text":"a"}\n%b\n' "$1" > "$d/m.jsonl"
+    run 'G --out "$d/om" "$d/m.jsonl"'
+    oneline "bad line 2 $1"
+    grep -q -F -e "m.jsonl:2: byte $2: $3" "$d/err" || bad "bad line 2 $1: want byte $2: $3, got: $(od -c "$d/err" | head -5)"
+}
+msg '\033[31mRED' 13 "malformed JSON: invalid token near '\\x1b'"
+msg '\f' 13 "malformed JSON: invalid token near '\\x0c'"
+msg '\v' 13 "malformed JSON: invalid token near '\\x0b'"
+msg '\357\273\277{"text":"b"}' 13 "malformed JSON: invalid token near '\\xef\\xbb\\xbf'"
+msg '{"text":"b",  "x":tru}' 31 "malformed JSON: invalid token near 'tru'"
+msg '{"text":"b" "c"}' 25 "malformed JSON: '}' expected near '\\\"c\\\"'"
+
 [ $fail -eq 0 ] && echo "ok: shard on hostile inputs"
 exit $fail

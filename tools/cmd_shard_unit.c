@@ -1100,6 +1100,74 @@ static int unpaired_surrogates_replaced(const char *s, size_t n, char *out) {
     return found;
 }
 
+/* jansson's message with the input's bytes it quotes ("near '...'") as the
+ * project's messages show bytes (shown.h, cli_quote_buf): a control byte or
+ * invalid UTF-8 as \xNN, so that a terminal does not act on them. */
+static void shown_text(const char *s, char *out, size_t cap) {
+    size_t n = strlen(s), o = 0;
+    for (size_t i = 0; i < n && o + 5 < cap;) {
+        size_t k = gpt2in_shown_len((const unsigned char *)s + i, n - i);
+        if (strchr("\"\\\t\r", s[i])) {   /* as cli_quote_buf: \" \\ \t \r */
+            out[o++] = '\\';
+            out[o++] = s[i] == '\t' ? 't' : s[i] == '\r' ? 'r' : s[i];
+            i++;
+        } else if (!k) {
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", (unsigned char)s[i]);
+            i++;
+        } else if (o + k + 1 < cap) {
+            memcpy(out + o, s + i, k);
+            o += k;
+            i += k;
+        } else {
+            break;
+        }
+    }
+    out[o] = 0;
+}
+
+/* Python's json.loads takes any number (1e400 as inf, 2**64 and more as an
+ * int), where jansson and simdjson refuse one past double or 64 bits. A
+ * number is never the document (the field is a string), so out gets the
+ * line (n bytes) with each well-formed number outside strings as "0" and
+ * blanks: the same length, offsets stay, and a bad number stays bad. */
+static void numbers_zeroed(const char *s, size_t n, char *out) {
+    memcpy(out, s, n);
+    for (size_t i = 0; i < n;) {
+        if (s[i] == '"') {   /* a string: to its closing quote */
+            for (i++; i < n && s[i] != '"'; i++)
+                if (s[i] == '\\') i++;
+            i++;
+            continue;
+        }
+        if (s[i] != '-' && (s[i] < '0' || s[i] > '9')) {
+            i++;
+            continue;
+        }
+        size_t a = i, e = i;
+        while (e < n && (strchr("+-.eE", s[e]) || (s[e] >= '0' && s[e] <= '9'))) e++;
+        /* -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? exactly */
+        size_t k = a + (s[a] == '-'), d;
+        int ok = k < e && s[k] >= '0' && s[k] <= '9';
+        if (ok && s[k++] != '0')
+            while (k < e && s[k] >= '0' && s[k] <= '9') k++;
+        if (ok && k < e && s[k] == '.') {
+            for (d = ++k; k < e && s[k] >= '0' && s[k] <= '9';) k++;
+            ok = k > d;
+        }
+        if (ok && k < e && (s[k] == 'e' || s[k] == 'E')) {
+            k++;
+            if (k < e && (s[k] == '+' || s[k] == '-')) k++;
+            for (d = k; k < e && s[k] >= '0' && s[k] <= '9';) k++;
+            ok = k > d;
+        }
+        if (ok && k == e) {
+            out[a] = '0';
+            memset(out + a + 1, ' ', e - a - 1);
+        }
+        i = e;
+    }
+}
+
 /* The field's string of a JSON line by simdjson, or of the line with its
  * unpaired surrogates replaced (*ln, in j->fixed, is then that line, for
  * jansson's messages); SHARD_JSON_BAD leaves the verdict to jansson. */
@@ -1423,17 +1491,44 @@ static void parse_lines(job *j, pool *p) {
         } else {   /* not a good line: jansson says why (or, rarely, takes it) */
             json_error_t je;
             json_t *root = json_loadb(ln, n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
+            if (!root && json_error_code(&je) == json_error_numeric_overflow) {   /* (numbers_zeroed) */
+                char *z = malloc(n + 1);
+                if (!z) {
+                    job_msg(j, p, line, off, "out of memory");
+                    j->fatal = 1;
+                    break;
+                }
+                numbers_zeroed(ln, n, z);
+                root = json_loadb(z, n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);   /* (its strings are copies) */
+                free(z);
+            }
             if (!root) {
                 char m[256];
                 enum json_error_code code = json_error_code(&je);
                 if (code == json_error_invalid_utf8) snprintf(m, sizeof m, "invalid UTF-8");
-                else snprintf(m, sizeof m, "malformed JSON: %s", je.text);
+                else {
+                    char t[200];
+                    shown_text(je.text, t, sizeof t);
+                    snprintf(m, sizeof m, "malformed JSON: %s", t);
+                }
                 /* jansson's position is just past the offending byte, or at
                  * an invalid UTF-8 byte; the end for a line cut short. */
                 uint64_t at = je.position > 0 ? (uint64_t)je.position : 0;
                 if (code == json_error_premature_end_of_input) at = n;
                 else if (code != json_error_invalid_utf8 && at) at--;
                 if (at > n) at = n;
+                /* a bad token ("near 'TOKEN'", jansson's copy of its bytes,
+                 * which it read just before that position): its start */
+                const char *tk = code == json_error_invalid_utf8 ? NULL : strstr(je.text, " near '");
+                size_t tl = tk ? strlen(tk += 7) : 0;
+                if (tl > 1 && tk[tl - 1] == '\'') {
+                    tl--;
+                    for (size_t c = at + 1 < n - tl + 1 ? at + 1 : n - tl + 1; tl <= n && c-- > 0 && c + tl + 2 >= at;)
+                        if (!memcmp(ln + c, tk, tl)) {
+                            at = c;
+                            break;
+                        }
+                }
                 job_msg(j, p, line, off + at, m);
                 bad = 1;
             } else {
