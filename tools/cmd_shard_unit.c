@@ -25,7 +25,6 @@
 #include <zstd_errors.h>
 
 #include "shard.h"
-#include "shown.h"
 
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -1101,28 +1100,14 @@ static int unpaired_surrogates_replaced(const char *s, size_t n, char *out) {
 }
 
 /* jansson's message with the input's bytes it quotes ("near '...'") as the
- * project's messages show bytes (shown.h, cli_quote_buf): a control byte or
- * invalid UTF-8 as \xNN, so that a terminal does not act on them. */
+ * project's messages show bytes: cli_quote_buf's rule, without its quotes. */
 static void shown_text(const char *s, char *out, size_t cap) {
-    size_t n = strlen(s), o = 0;
-    for (size_t i = 0; i < n && o + 5 < cap;) {
-        size_t k = gpt2in_shown_len((const unsigned char *)s + i, n - i);
-        if (strchr("\"\\\t\r", s[i])) {   /* as cli_quote_buf: \" \\ \t \r */
-            out[o++] = '\\';
-            out[o++] = s[i] == '\t' ? 't' : s[i] == '\r' ? 'r' : s[i];
-            i++;
-        } else if (!k) {
-            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", (unsigned char)s[i]);
-            i++;
-        } else if (o + k + 1 < cap) {
-            memcpy(out + o, s + i, k);
-            o += k;
-            i += k;
-        } else {
-            break;
-        }
+    cli_quote_buf(out, cap, s, strlen(s));
+    size_t n = strlen(out);
+    if (n >= 2) {
+        memmove(out, out + 1, n - 2);
+        out[n - 2] = 0;
     }
-    out[o] = 0;
 }
 
 /* Python's json.loads takes any number (1e400 as inf, 2**64 and more as an
