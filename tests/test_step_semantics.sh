@@ -292,6 +292,47 @@ else
     echo "failing writes: not checked (no tmpfs mount here, no fault hook in this build)"
 fi
 
+# A directory that cannot be locked (flock fails with EIO there, through a
+# preloaded flock): the message names the option and file it holds, the
+# state's as well as the weights'.
+cat >"$T/flockfail.c" <<'EOF'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+int flock(int fd, int op) {
+    const char *bad = getenv("FAIL_FLOCK_DIR");
+    char link[64], path[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof path - 1);
+    if (bad && n > 0 && (path[n] = 0, !strcmp(path, bad))) {
+        errno = EIO;
+        return -1;
+    }
+    int (*real)(int, int) = (int (*)(int, int))dlsym(RTLD_NEXT, "flock");
+    return real(fd, op);
+}
+EOF
+if ${CC:-cc} -shared -fPIC -o "$T/flockfail.so" "$T/flockfail.c" -ldl 2>"$T/err"; then
+    mkdir "$T/sd" "$T/wd"
+    realdir() { (cd "$1" && pwd -P); }
+    nolock() { # DIR args...: steps with DIR's lock failing
+        d=$(realdir "$1"); shift
+        ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0 FAIL_FLOCK_DIR=$d \
+            LD_PRELOAD="$T/flockfail.so" adam --weights "$T/p0.safetensors" "$@"
+    }
+    expect 2 "adam: the state's directory cannot be locked" nolock "$T/sd" --state "$T/sd/s" --out "$T/wd/w"
+    has "$T/err" "--state \"$T/sd/s\": cannot lock its directory"
+    expect 2 "adam: the weights' directory cannot be locked" nolock "$T/wd" --state "$T/sd/s" --out "$T/wd/w"
+    has "$T/err" "--out \"$T/wd/w\": cannot lock its directory"
+    [ -e "$T/sd/s" ] || [ -e "$T/wd/w" ] && fail "a step that could not lock wrote a file"
+else
+    echo "a failing lock: not checked (cannot build a preloaded flock: $(head -1 "$T/err"))"
+fi
+
 if [ $fails -ne 0 ]; then
     echo "$fails failure(s)"
     exit 1

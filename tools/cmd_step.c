@@ -134,7 +134,7 @@ static int state_tensor(const embed_file *st, const char *path, const char *pref
  * before it reads anything, and keeps it until exit: steps that write the
  * same files run one after another. Two directories are locked in the order
  * of their (device, inode), so two steps never wait for each other. */
-static int lock_dir_of(const char *path, int *fd, struct stat *dst) {
+static int lock_dir_of(const char *path, int *fd, struct stat *dst, char **dir_out) {
     char *real = realpath(path, NULL); /* a symbolic link: its target's directory */
     const char *p = real ? real : path;
     const char *slash = strrchr(p, '/');
@@ -154,38 +154,48 @@ static int lock_dir_of(const char *path, int *fd, struct stat *dst) {
         free(dir);
         return rc;
     }
-    free(dir);
+    *dir_out = dir;
     return CLI_OK;
 }
 
+/* A failed lock names the option whose directory it is (with --out and
+ * --state in one directory, --out). */
 static int step_lock(const char *out_path, const char *state_path, int fd[2]) {
-    struct stat a, b;
-    if (lock_dir_of(out_path, &fd[0], &a))
-        return CLI_ERR;
-    if (state_path) {
-        if (lock_dir_of(state_path, &fd[1], &b))
-            return CLI_ERR;
-        if (a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+    const char *opt[2] = {"--out", "--state"}, *path[2] = {out_path, state_path};
+    char *dir[2] = {NULL, NULL};
+    struct stat s[2];
+    int n = state_path ? 2 : 1, rc = CLI_OK;
+    for (int k = 0; k < n && rc == CLI_OK; k++)
+        rc = lock_dir_of(path[k], &fd[k], &s[k], &dir[k]);
+    int first = 0;
+    if (rc == CLI_OK && n == 2) {
+        if (s[0].st_dev == s[1].st_dev && s[0].st_ino == s[1].st_ino) {
             close(fd[1]);
             fd[1] = -1;
-        } else if (a.st_dev > b.st_dev || (a.st_dev == b.st_dev && a.st_ino > b.st_ino)) {
-            int t = fd[0];
-            fd[0] = fd[1], fd[1] = t;
+        } else if (s[0].st_dev > s[1].st_dev || (s[0].st_dev == s[1].st_dev && s[0].st_ino > s[1].st_ino)) {
+            first = 1;
         }
     }
-    for (int k = 0; k < 2; k++)
+    for (int j = 0; j < 2 && rc == CLI_OK; j++) {
+        int k = j ^ first;
         while (fd[k] >= 0 && flock(fd[k], LOCK_EX)) {
             if (errno == EINTR)
                 continue;
-            if (errno != ENOLCK && errno != EOPNOTSUPP && errno != EINVAL)
-                return cli_error("step: cannot lock the output directory: %s", strerror(errno));
+            if (errno != ENOLCK && errno != EOPNOTSUPP && errno != EINVAL) {
+                rc = cli_error("step: %s %s: cannot lock its directory %s: %s", opt[k], cli_q(path[k]),
+                               cli_q(dir[k]), strerror(errno));
+                break;
+            }
             /* a filesystem without locks: step as before, but say so */
-            fprintf(stderr, "gpt2in: warning: step: cannot lock the output directory (%s): "
+            fprintf(stderr, "gpt2in: warning: step: %s %s: cannot lock its directory %s (%s): "
                             "steps run at the same time on these files may lose updates\n",
-                    strerror(errno));
+                    opt[k], cli_q(path[k]), cli_q(dir[k]), strerror(errno));
             break;
         }
-    return CLI_OK;
+    }
+    free(dir[0]);
+    free(dir[1]);
+    return rc;
 }
 
 static void step_unlock(int fd[2]) {
