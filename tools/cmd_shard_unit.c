@@ -1278,20 +1278,43 @@ static int joinable(const char *b, size_t nb) {
 #define NEWLINE_TOKEN 198u    /* "\n" */
 #define NEWLINES_TOKEN 628u   /* "\n\n" */
 
-/* ids[0..8) holds a NEWLINE_TOKEN or NEWLINES_TOKEN: the test of eight at
- * once (a token at a time, the loop below cost as much as the encoding of
- * short pieces). */
-static int newline8(const uint32_t *ids) {
+/* The number of bits set in m < 256 (SWAR: without -mpopcnt,
+ * __builtin_popcount is a call). */
+static unsigned bits8(unsigned m) {
+    m -= (m >> 1) & 0x55;
+    m = (m & 0x33) + ((m >> 2) & 0x33);
+    return (m + (m >> 4)) & 0x0f;
+}
+
+/* ids[0..8) as uint16 into o, each newline token (NEWLINE_TOKEN or
+ * NEWLINES_TOKEN) as SHARD_EOT; returns the bitmask of the newline tokens
+ * (bit k: ids[k]) and *two that of the NEWLINES_TOKENs. Eight at once: a
+ * token at a time, the scan cost as much as the encoding of short pieces. */
+static unsigned newline8_u16(uint16_t *restrict o, const uint32_t *restrict ids, unsigned *two) {
 #ifdef __SSE2__
-    const __m128i a = _mm_set1_epi32(NEWLINE_TOKEN), b = _mm_set1_epi32(NEWLINES_TOKEN);
-    __m128i x = _mm_loadu_si128((const __m128i *)ids), y = _mm_loadu_si128((const __m128i *)(ids + 4));
-    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi32(x, a), _mm_cmpeq_epi32(x, b)),
-                             _mm_or_si128(_mm_cmpeq_epi32(y, a), _mm_cmpeq_epi32(y, b)));
-    return _mm_movemask_epi8(m) != 0;
+    const __m128i n1 = _mm_set1_epi32(NEWLINE_TOKEN), n2 = _mm_set1_epi32(NEWLINES_TOKEN),
+                  eot = _mm_set1_epi32(SHARD_EOT);
+    __m128i a = _mm_loadu_si128((const __m128i *)ids), b = _mm_loadu_si128((const __m128i *)(ids + 4));
+    __m128i a2 = _mm_cmpeq_epi32(a, n2), b2 = _mm_cmpeq_epi32(b, n2);
+    __m128i ma = _mm_or_si128(_mm_cmpeq_epi32(a, n1), a2), mb = _mm_or_si128(_mm_cmpeq_epi32(b, n1), b2);
+    a = _mm_or_si128(_mm_andnot_si128(ma, a), _mm_and_si128(ma, eot));
+    b = _mm_or_si128(_mm_andnot_si128(mb, b), _mm_and_si128(mb, eot));
+    a = _mm_srai_epi32(_mm_slli_epi32(a, 16), 16);   /* (as in ids_u16) */
+    b = _mm_srai_epi32(_mm_slli_epi32(b, 16), 16);
+    _mm_storeu_si128((__m128i *)o, _mm_packs_epi32(a, b));
+    const __m128i z = _mm_setzero_si128();
+    *two = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(_mm_packs_epi32(a2, b2), z)) & 0xff;
+    return (unsigned)_mm_movemask_epi8(_mm_packs_epi16(_mm_packs_epi32(ma, mb), z)) & 0xff;
 #else
-    for (int k = 0; k < 8; k++)
-        if (ids[k] == NEWLINE_TOKEN || ids[k] == NEWLINES_TOKEN) return 1;
-    return 0;
+    unsigned m = 0;
+    *two = 0;
+    for (int k = 0; k < 8; k++) {
+        int nl = ids[k] == NEWLINE_TOKEN || ids[k] == NEWLINES_TOKEN;
+        o[k] = nl ? SHARD_EOT : (uint16_t)ids[k];
+        m |= (unsigned)nl << k;
+        *two |= (unsigned)(ids[k] == NEWLINES_TOKEN) << k;
+    }
+    return m;
 #endif
 }
 
@@ -1343,12 +1366,15 @@ static void text_batch(job *j, pool *p) {
             *o++ = SHARD_EOT;
             for (size_t i = 0; i < nt;) {
                 size_t end = nt;
-                if (nt - i >= 8) {   /* eight tokens with no newline token: as they are */
-                    if (!newline8(ids + i)) {
-                        ids_u16(o, ids + i, 8, UINT32_MAX);
+                if (nt - i >= 8) {   /* eight tokens, no newline token right after another: each one as a cut */
+                    unsigned two, m = newline8_u16(o, ids + i, &two);
+                    if (!(m & (m << 1 | (unsigned)in))) {
+                        unsigned c = bits8(m);
+                        nl += c + (two ? bits8(two) : 0);
+                        cuts += c;
+                        in = (int)(m >> 7);
                         o += 8;
                         i += 8;
-                        in = 0;
                         continue;
                     }
                     end = i + 8;
