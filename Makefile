@@ -98,8 +98,14 @@ $(B)/libgpt2in.a: $(ALL_LIB_OBJ)
 $(B)/libgpt2in.so: $(ALL_LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libgpt2in.so.0 $(CFLAGS) -o $@ $^ $(LIB_LIBS)
 
+# The program takes utf8proc and jansson from their static archives: each
+# shared library is opened, mapped and relocated at every start, before a
+# single byte is read (`echo hello | gpt2in encode` is mostly start-up).
+# libc and libm stay shared (libm's archive needs a static libc).
+CLI_LIBS = -Wl,-Bstatic -lutf8proc -ljansson -Wl,-Bdynamic -lm -pthread
+
 $(B)/gpt2in: $(CLI_OBJ) $(B)/libgpt2in.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(CLI_LIBS)
 
 # gpt2in shard runs this, found beside gpt2in or in ../libexec/gpt2in/.
 $(B)/gpt2in-shard: $(SHARD_OBJ) $(B)/libgpt2in.a
