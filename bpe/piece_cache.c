@@ -66,9 +66,9 @@ static inline cache_slot *line_set(cache_slot *cache, uint64_t h) {
  * sampling as in Qureshi et al.'s set dueling): each window of LINE_WINDOW
  * such pieces counts its probes and its hits; after a window where fewer
  * than 1 probe in LINE_RARE found its piece, only the pieces whose hash
- * is sampled (1 in LINE_SAMPLE) are probed and kept, and their hits
- * decide the next window. The counts are in the 64 bytes after the line
- * slots. */
+ * is sampled (its top bits, from LINE_SAMPLE_SHIFT up, all 0) are probed
+ * and kept, and their hits decide the next window. The counts are in the
+ * 64 bytes after the line slots. */
 #define LINE_WINDOW 4096u
 #define LINE_RARE 64u
 #define LINE_SAMPLE_SHIFT 59  /* h >> 59 == 0: 1 piece in 32 */
