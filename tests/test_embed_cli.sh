@@ -5,24 +5,11 @@
 # The checks that read arrays back use /usr/bin/python3 with NumPy; without
 # it those parts are skipped (said at the end) and the rest still runs.
 set -u
-G=${GPT2IN:-build/gpt2in}
+cli_name=embed-cli; . tests/cli_setup.sh
 FX=tests/fixtures/embed
-T=$(mktemp -d "${TMPDIR:-/tmp}/gpt2in-embed-cli.XXXXXX") || exit 2
-trap 'rm -rf "$T"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 PY=
 /usr/bin/python3 -c 'import numpy' 2>/dev/null && PY=/usr/bin/python3
 
-# expect CODE DESCRIPTION CMD...: runs CMD (stdout to $T/out, stderr to $T/err)
-expect() {
-    want=$1; what=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err"
-    got=$?
-    [ "$got" -eq "$want" ] || { fail "$what: exit $got, expected $want"; sed 's/^/    /' "$T/err" | head -5; }
-}
-# has FILE TEXT: FILE contains TEXT
-has() { grep -qF -- "$2" "$1" || { fail "'$2' not in $1:"; head -5 "$1" | sed 's/^/    /'; }; }
 # data_of NPY: the data bytes of a NumPy-written .npy (v1.0 header)
 data_of() { n=$(od -An -tu2 -j8 -N2 "$1" | tr -d ' '); tail -c +$((n + 11)) "$1"; }
 

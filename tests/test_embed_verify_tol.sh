@@ -11,24 +11,9 @@ set -u
 : "${GPT2IN:=build/gpt2in}"
 : "${B:=build}"
 [ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
-G=$GPT2IN
+cli_name=vtol; . tests/cli_setup.sh
 FX=tests/fixtures/embed/f32
 M=$FX/model.safetensors
-T=$(mktemp -d "${TMPDIR:-/tmp}/gpt2in-vtol.XXXXXX") || exit 2
-trap 'rm -rf "$T"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect() {
-    want=$1; what=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err"
-    got=$?
-    [ "$got" -eq "$want" ] || { fail "$what: exit $got, expected $want"; sed 's/^/    /' "$T/err" | head -3; }
-}
-has() { grep -qF -- "$2" "$1" || fail "'$2' not in $1: $(cat "$1")"; }
-one_line() {
-    [ "$(wc -l <"$T/err")" -eq 1 ] || fail "$1: want one line on stderr, got: $(cat "$T/err")"
-    grep -qF -- "$2" "$T/err" || fail "$1: '$2' not in: $(cat "$T/err")"
-}
 # the lookup without positions against the one with them: every value differs
 v() { "$G" verify --weights "$M" --ids "$FX/ids.npy" --ref "$FX/out_pos.npy" "$@"; }
 

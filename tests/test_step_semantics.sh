@@ -16,25 +16,14 @@
 # Needs /usr/bin/python3 with NumPy (part 1 also torch): without torch part
 # 1 is skipped and the test exits 77 after the rest passes.
 set -u
-G=${GPT2IN:-build/gpt2in}
 PY=/usr/bin/python3
 if ! $PY -c 'import numpy' 2>/dev/null; then
     echo "skipped: /usr/bin/python3 with NumPy is not available (make deps installs it)"
     exit 77
 fi
-T=$(mktemp -d "${TMPDIR:-/tmp}/gpt2in-step-sem.XXXXXX") || exit 2
+cli_name=step-sem; . tests/cli_setup.sh
 MNT=
 trap '[ -n "$MNT" ] && umount "$MNT" 2>/dev/null; rm -rf "$T"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# expect CODE DESCRIPTION CMD...: runs CMD (stdout to $T/out, stderr to $T/err)
-expect() {
-    want=$1; what=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err"
-    got=$?
-    [ "$got" -eq "$want" ] || { fail "$what: exit $got, expected $want"; sed 's/^/    /' "$T/err" | head -5; }
-}
-has() { grep -qF -- "$2" "$1" || { fail "'$2' not in $1:"; head -5 "$1" | sed 's/^/    /'; }; }
 
 # A small F32 table file: mk_table PATH V C [extra-floats] (all zeros, plus
 # an extra tensor of that many floats so the file can be made bigger).
