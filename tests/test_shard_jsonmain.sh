@@ -46,4 +46,28 @@ for f in c.jsonl z.jsonl.zst g.jsonl.gz; do
     done
     rm -rf "$d"/o? "$d"/f?
 done
+# Compressed data cut short after bad lines (decompressed on a thread of
+# its own, a chunk ahead): the lines before the cut are reported first, in
+# input order, then the cut; the same messages whatever the threads.
+for z in z.jsonl.zst g.jsonl.gz; do
+    [ -f "$d/$z" ] || continue
+    size=$(wc -c < "$d/$z")
+    head -c $((size * 2 / 3)) "$d/$z" > "$d/cut.$z"
+    for mode in skip fail; do
+        for T in 1 2 3; do
+            "$GPT2IN" shard --out "$d/o$T" --on-error $mode --threads $T "$d/cut.$z" 2>"$d/err$T" &&
+                bad "cut $z, $mode, threads $T: exit 0"
+        done
+        for T in 2 3; do
+            cmp -s "$d/err1" "$d/err$T" || bad "cut $z, $mode: threads 1 and $T: other messages"
+        done
+        case $mode in
+        skip) grep -q 'skipped' "$d/err1" && tail -n 1 "$d/err1" | grep -q 'truncated' ||
+                  bad "cut $z, skip: want the skipped lines, then the cut: $(tail -n 2 "$d/err1")" ;;
+        fail) [ "$(wc -l < "$d/err1")" -eq 1 ] && grep -q 'malformed\|not a\|no field\|UTF-8' "$d/err1" ||
+                  bad "cut $z, fail: want the first bad line alone: $(head -n 2 "$d/err1")" ;;
+        esac
+        rm -rf "$d"/o?
+    done
+done
 finish

@@ -5,12 +5,14 @@
  * Documents of a line-oriented input are cut into batches of whole lines;
  * worker threads parse and encode batches while the main thread reads the
  * next ones and writes finished batches strictly in input order, so the
- * output does not depend on the number of threads. */
+ * output does not depend on the number of threads. A compressed file of
+ * lines is decompressed on a thread of its own, a chunk ahead (sin_ahead). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -298,7 +300,20 @@ typedef struct {
     int z_ready, z_end;
     ZSTD_DStream *zs;
     size_t zs_left;        /* ZSTD_decompressStream's last hint: 0 = frame complete */
+    int keep_err;          /* read by a thread of its own: errors into err, not printed */
+    char err[1024];
 } sin;
+
+/* An error of input s: printed, or kept in s->err for the main thread to
+ * print in its turn (sin_ahead), so that messages keep their order. */
+static int sin_fail(sin *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int sin_fail(sin *s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->err, sizeof s->err, fmt, ap);
+    va_end(ap);
+    return s->keep_err ? CLI_ERR : cli_error("%s", s->err);
+}
 
 /* Up to cap bytes into buf, fewer only at the end of the file: a regular
  * file ends at the size fstat gave (so a small file is one read, with no
@@ -311,7 +326,7 @@ static int sin_get(sin *s, void *buf, size_t cap, size_t *got) {
         ssize_t n = want ? read(s->fd, (char *)buf + *got, want) : 0;
         if (n < 0 && errno == EINTR) continue;
         if (n < 0)
-            return cli_error("%s: read error at byte %llu: %s", s->name, (unsigned long long)(s->raw + *got),
+            return sin_fail(s, "%s: read error at byte %llu: %s", s->name, (unsigned long long)(s->raw + *got),
                              strerror(errno));
         *got += (size_t)n;
         if (n == 0 || (size_t)n == left) s->eof = 1;
@@ -382,7 +397,7 @@ static int sin_read(sin *s, char *buf, size_t cap, size_t *got) {
         }
         if (s->kind == IN_GZ) {
             if (avail == 0) {   /* end of file */
-                if (!s->z_end) return cli_error("%s: truncated gzip data", s->name);
+                if (!s->z_end) return sin_fail(s, "%s: truncated gzip data", s->name);
                 return 0;
             }
             if (s->z_end) {   /* another gzip member follows */
@@ -398,26 +413,136 @@ static int sin_read(sin *s, char *buf, size_t cap, size_t *got) {
             s->ipos = s->ilen - s->z.avail_in;
             if (r == Z_STREAM_END) s->z_end = 1;
             else if (r != Z_OK && r != Z_BUF_ERROR)
-                return cli_error("%s: corrupt gzip data (%s)", s->name, s->z.msg ? s->z.msg : "inflate failed");
+                return sin_fail(s, "%s: corrupt gzip data (%s)", s->name, s->z.msg ? s->z.msg : "inflate failed");
             *got = before - s->z.avail_out;
         } else {
             if (avail == 0) {
-                if (s->zs_left) return cli_error("%s: truncated zstd data", s->name);
+                if (s->zs_left) return sin_fail(s, "%s: truncated zstd data", s->name);
                 return 0;
             }
             ZSTD_inBuffer in = {s->ib, s->ilen, s->ipos};
             ZSTD_outBuffer out = {buf, cap, 0};
             size_t r = ZSTD_decompressStream(s->zs, &out, &in);
             if (ZSTD_isError(r) && ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge)
-                return cli_error("%s: zstd window too large (over 128 MB: compressed with --long or "
+                return sin_fail(s, "%s: zstd window too large (over 128 MB: compressed with --long or "
                                  "--ultra); recompress it without", s->name);
-            if (ZSTD_isError(r)) return cli_error("%s: corrupt zstd data (%s)", s->name, ZSTD_getErrorName(r));
+            if (ZSTD_isError(r)) return sin_fail(s, "%s: corrupt zstd data (%s)", s->name, ZSTD_getErrorName(r));
             s->ipos = in.pos;
             s->zs_left = r;
             *got = out.pos;
         }
         if (*got) return 0;
     }
+}
+
+/* A compressed file decompressed on a thread of its own, a chunk ahead of
+ * the main thread (a producer-consumer pair of buffers): inflating costs
+ * most of what the tokenizing does, and the main thread has the JSON to
+ * parse. Regular files only: a read from a pipe may wait for ever, and
+ * the thread must end when the main thread stops early. */
+#define AHEAD_CHUNK ((size_t)1 << 20)
+
+typedef struct {
+    sin *s;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct {
+        char *p;
+        size_t len;
+        int rc;            /* the error that ends the input here (s->err) */
+        uint64_t raw;      /* s->raw once it was read (progress) */
+    } c[2];
+    unsigned filled, taken;
+    size_t pos;            /* consumed of chunk taken % 2 */
+    int stop;
+} sin_ahead;
+
+static void *ahead_run(void *arg) {
+    sin_ahead *a = arg;
+    int pend = 0, fin = 0;   /* met after the data of the last chunk: an error, the end */
+    for (;;) {
+        pthread_mutex_lock(&a->mu);
+        while (!a->stop && a->filled - a->taken == 2) pthread_cond_wait(&a->cv, &a->mu);
+        int stop = a->stop;
+        pthread_mutex_unlock(&a->mu);
+        if (stop) break;
+        unsigned k = a->filled % 2;
+        size_t len = 0, got = 1;
+        int rc = pend;
+        while (!rc && !fin && len < AHEAD_CHUNK) {   /* full chunks, as long as there is data */
+            rc = sin_read(a->s, a->c[k].p + len, AHEAD_CHUNK - len, &got);
+            len += rc ? 0 : got;
+            fin = !rc && !got;
+        }
+        if (len && rc) {   /* the data first; the error is the next chunk */
+            pend = rc;
+            rc = 0;
+        }
+        pthread_mutex_lock(&a->mu);
+        a->c[k].len = len;
+        a->c[k].rc = rc;
+        a->c[k].raw = a->s->raw;
+        a->filled++;
+        pthread_cond_broadcast(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+        if (!len) break;   /* the end, or an error: the last chunk */
+    }
+    return NULL;
+}
+
+static int ahead_start(sin_ahead *a, sin *s) {
+    memset(a, 0, sizeof *a);
+    a->s = s;
+    if (!(a->c[0].p = malloc(AHEAD_CHUNK)) || !(a->c[1].p = malloc(AHEAD_CHUNK))) {
+        free(a->c[0].p);
+        return -1;
+    }
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    if (pthread_create(&a->th, NULL, ahead_run, a)) {
+        pthread_cond_destroy(&a->cv);
+        pthread_mutex_destroy(&a->mu);
+        free(a->c[0].p);
+        free(a->c[1].p);
+        return -1;
+    }
+    return 0;
+}
+
+/* sin_read's contract, from the thread's chunks (an error is in s->err,
+ * not printed); *raw: the input's bytes read so far. */
+static int ahead_read(sin_ahead *a, char *buf, size_t cap, size_t *got, uint64_t *raw) {
+    pthread_mutex_lock(&a->mu);
+    while (a->filled == a->taken) pthread_cond_wait(&a->cv, &a->mu);
+    pthread_mutex_unlock(&a->mu);
+    unsigned k = a->taken % 2;
+    *raw = a->c[k].raw;
+    if (a->c[k].rc) return CLI_ERR;
+    size_t n = a->c[k].len - a->pos < cap ? a->c[k].len - a->pos : cap;
+    memcpy(buf, a->c[k].p + a->pos, n);
+    *got = n;
+    a->pos += n;
+    if (a->pos == a->c[k].len && n) {   /* (the end stays: read again, it is the end again) */
+        a->pos = 0;
+        pthread_mutex_lock(&a->mu);
+        a->taken++;
+        pthread_cond_broadcast(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+    }
+    return 0;
+}
+
+static void ahead_stop(sin_ahead *a) {
+    pthread_mutex_lock(&a->mu);
+    a->stop = 1;
+    pthread_cond_broadcast(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    pthread_join(a->th, NULL);
+    pthread_cond_destroy(&a->cv);
+    pthread_mutex_destroy(&a->mu);
+    free(a->c[0].p);
+    free(a->c[1].p);
 }
 
 /* ---- files of the one-machine run ----------------------------------------- */
@@ -1805,8 +1930,16 @@ static void pool_stop(pool *p) {
 static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jsonl) {
     pool p;
     int rc = pool_start(&p, v, o, jsonl, s->name, u);
-    /* (not gzip's: its decompression keeps this thread busy already) */
-    int pre = jsonl && o->threads == 1 && s->kind != IN_GZ;
+    /* A read error (corrupt or truncated data) is said after the messages
+     * of the lines before it, whatever the threads and the read-ahead (set
+     * before the read-ahead's thread starts reading). */
+    int rerr = 0;
+    s->keep_err = 1;
+    sin_ahead ah;
+    int ahead = !rc && s->kind != IN_RAW && s->expect != UINT64_MAX && !ahead_start(&ah, s);
+    uint64_t raw = s->raw;
+    /* (gzip's only with its own thread: inflate would keep this one busy) */
+    int pre = jsonl && o->threads == 1 && (s->kind != IN_GZ || ahead);
     struct shard_scratch ms;
     memset(&ms, 0, sizeof ms);
     char *acc = NULL;
@@ -1821,7 +1954,12 @@ static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jso
             break;
         }
         size_t got;
-        if ((rc = sin_read(s, acc + acclen, acccap - acclen - pad, &got))) break;
+        if (ahead ? ahead_read(&ah, acc + acclen, acccap - acclen - pad, &got, &raw)
+                  : sin_read(s, acc + acclen, acccap - acclen - pad, &got)) {
+            rerr = 1;
+            break;
+        }
+        if (!ahead) raw = s->raw;
         acclen += got;
         at_end = got == 0;
         size_t cut = acclen;
@@ -1857,12 +1995,15 @@ static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jso
         if (pre) main_parse(j, &p, &ms);
         pool_submit(&p, j);
         pool_submitted(&p);
-        progress(o, s->raw, 0);
+        progress(o, raw, 0);
     }
+    if (ahead) ahead_stop(&ah);
     while (!rc && p.emitted < p.submitted) {
         rc = emit(&p, p.emitted++, u);
         progress(o, s->raw, 0);
     }
+    if (!rc && rerr) rc = cli_error("%s", s->err);
+    s->keep_err = 0;
     pool_stop(&p);
     scratch_free(&ms);
     free(acc);
