@@ -385,6 +385,50 @@ typedef struct {
     size_t mask;
 } piece_tabs;
 
+/* The tokens blank_piece writes; space is BPE_EMPTY when it does not apply. */
+typedef struct {
+    uint32_t space, newline, newlines;
+} blank_tabs;
+
+/* The tokens blank_piece writes, when the vocabulary lets it: no token
+ * has "  " or "\n " in it (GPT-2's has neither), so that a piece of one
+ * or two newlines and then spaces merges no more than its "\n\n". */
+static void blank_tokens(const struct bpe *v, blank_tabs *t) {
+    t->space = t->newline = t->newlines = BPE_EMPTY;
+    if (bpe_inner_pair(v, ' ', ' ') || bpe_inner_pair(v, '\n', ' ')) return;
+    t->space = v->byte_tok[' '];
+    t->newline = v->byte_tok['\n'];
+    t->newlines = bpe_find_token(v, (const uint8_t *)"\n\n", 2);
+}
+
+/* The indentation of text and code: a piece that is not a token and is
+ * one or two newlines and then spaces, or only spaces (blank: bit j set
+ * when q[j] is a space; n <= 62), to w without the piece cache; returns
+ * where the next id goes, or NULL when it is none of these. Writes up to
+ * 7 ids past the piece's (16 are free: the window's room). Not inlined:
+ * the window's loop keeps its registers. */
+static __attribute__((noinline)) uint32_t *blank_piece(const blank_tabs *t, const uint8_t *q, size_t n,
+                                                       uint64_t blank, uint32_t *w) {
+    size_t k = q[0] == '\n' ? 1 + (q[1] == '\n') : 0;
+    uint64_t want = (1ull << n) - 1;
+    if (((blank | ((1ull << k) - 1)) & want) != want || t->space == BPE_EMPTY) return NULL;
+    if (k == 2 && t->newlines != BPE_EMPTY) {
+        *w++ = t->newlines;
+    } else {
+        for (size_t j = 0; j < k; j++) *w++ = t->newline;
+    }
+#ifdef __SSE2__
+    __m128i sp = _mm_set1_epi32((int)t->space);
+    for (size_t j = k; j < n; j += 8) {
+        _mm_storeu_si128((__m128i *)(w + j - k), sp);
+        _mm_storeu_si128((__m128i *)(w + j - k + 4), sp);
+    }
+#else
+    for (size_t j = k; j < n; j++) w[j - k] = t->space;
+#endif
+    return w + (n - k);
+}
+
 /* Piece s[start..start+len) (of a text that ends at end) to out: its
  * single-byte token, the whole token it is, or bpe_merge_piece /
  * encode_piece (which append at o->n). wide (the window's pieces): 16
@@ -426,6 +470,8 @@ static inline __attribute__((always_inline)) uint32_t *put_piece(out_t *o, piece
 static inline __attribute__((always_inline)) size_t windows(out_t *o, piece_tabs t, const uint8_t *s, size_t i,
                                                             size_t end, int isa) {
     uint32_t *out = t.ids + o->n;
+    blank_tabs bt;
+    blank_tokens(o->v, &bt);
     while (end - i >= 80) {
         const uint8_t *p = s + i;
         byte_masks m;
@@ -459,12 +505,14 @@ static inline __attribute__((always_inline)) size_t windows(out_t *o, piece_tabs
         do {
             size_t k = (size_t)__builtin_ctzll(cut), len = k + 1;
             cut = cut >> k >> 1;
-            uint32_t id;
+            uint32_t id, *blank;
             uint64_t h;
             if (len == 1) {
                 *out++ = t.byte_tok[*q];
             } else if (len <= BPE_SLOT_BYTES && (id = find_wide(t.bloom, t.slots, t.mask, q, len, &h)) != BPE_EMPTY) {
                 *out++ = id;
+            } else if (q[1] <= ' ' && (blank = blank_piece(&bt, q, len, m.blank >> (q - p), out))) {
+                out = blank;
             } else {
                 size_t start = (size_t)(q - s);
                 o->n = (size_t)(out - t.ids);

@@ -8,9 +8,9 @@
  * Texts of 80 bytes and more (the windows' minimum): random mixes of
  * letters, digits, spaces, punctuation, contractions, characters of two to
  * four bytes (letters, digits, spaces, other) and invalid bytes; random
- * bytes of every value; and a contraction put at each place around the
+ * bytes of every value; a contraction put at each place around the
  * end of the first window, after runs of letters, digits, spaces and
- * punctuation. */
+ * punctuation; and runs of newlines and spaces across it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +130,28 @@ int main(void) {
                 for (; len < 160; len++) text[len] = (uint8_t)"ab cd, 12 'll"[len % 13];
                 check(text, len, ref, ids, offs);
             }
+    /* pieces of newlines and spaces (the indentation the window writes
+     * without the piece cache): 0-3 newlines and 0-70 spaces after a run
+     * that ends at each place across the first window's end, followed by a
+     * word, a letter or a space of two bytes, a tab, a carriage return, or
+     * the end of the text */
+    static const char *const lead[] = {"x", ".", "7", "\t"};
+    static const char *const after[] = {"word", "\xC3\xA9t\xC3\xA9", "\xE2\x80\x83x", "\tx", "\r\n", "'s", ""};
+    for (size_t l = 0; l < sizeof lead / sizeof *lead; l++)
+        for (size_t a = 0; a < sizeof after / sizeof *after; a++)
+            for (size_t nl = 0; nl < 4; nl++)
+                for (size_t k = 0; k < 72; k += 1 + (nl + a) % 3)
+                    for (size_t sp = 0; sp < 70; sp += 1 + (k + sp) % 2) {
+                        size_t len = 0;
+                        for (; len < k; len++) text[len] = (uint8_t)lead[l][0];
+                        for (size_t j = 0; j < nl; j++) text[len++] = '\n';
+                        for (size_t j = 0; j < sp; j++) text[len++] = ' ';
+                        memcpy(text + len, after[a], strlen(after[a]));
+                        len += strlen(after[a]);
+                        if (*after[a] || len < 80)
+                            for (size_t end = len + 90; len < end; len++) text[len] = (uint8_t)"\n  ab\n\n   cd,  "[len % 15];
+                        check(text, len, ref, ids, offs);
+                    }
     /* every token of 12-16 letters (with or without a space before them),
      * alone and with a letter after its 11th changed: the same length and
      * slot bytes, another piece */
