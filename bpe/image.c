@@ -11,6 +11,7 @@
 #include <utf8proc.h>
 
 #include "bpe_internal.h"
+#include "encode.h"
 #include "unicode_update.h"
 
 /* GPT-2's classes for the pre-tokenizer: \s is the 25 White_Space code
@@ -76,12 +77,13 @@ static void fill_tokens(uint32_t n_tokens, const uint8_t *const *tokens, const u
 }
 
 /* The number of (token, token) -> token merges: every split of a token into
- * two tokens. Uses a temporary token hash; UINT64_MAX when out of memory. */
+ * two tokens. Uses a temporary token hash (a big buffer, as the trie's);
+ * UINT64_MAX when out of memory. */
 static uint64_t count_pairs(uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens,
                             const uint8_t *sp, uint64_t total_bytes, uint32_t tok_mask) {
     struct bpe v = {0};
     uint32_t *off = gpt2in_malloc(((size_t)n_tokens + 1) * 4);
-    bpe_slot *slots = gpt2in_malloc(((size_t)tok_mask + 1) * sizeof *slots);
+    bpe_slot *slots = bpe_big_alloc(((size_t)tok_mask + 1) * sizeof *slots);
     uint8_t *bytes = gpt2in_malloc(total_bytes ? total_bytes : 1);
     uint64_t n = 0;
     if (!off || !slots || !bytes) {
@@ -100,7 +102,7 @@ static uint64_t count_pairs(uint32_t n_tokens, const uint8_t *const *tokens, con
     }
 out:
     free(off);
-    free(slots);
+    bpe_big_free(slots);
     free(bytes);
     return n;
 }
@@ -120,10 +122,10 @@ typedef struct {
 } trie;
 
 static void trie_free(trie *t) {
-    free(t->parent);
-    free(t->byte);
-    free(t->depth);
-    free(t->child);
+    bpe_big_free(t->parent);
+    bpe_big_free(t->byte);
+    bpe_big_free(t->depth);
+    bpe_big_free(t->child);
 }
 
 static uint32_t trie_child(const trie *t, uint32_t node, uint8_t c) {
@@ -140,17 +142,19 @@ static void trie_put(uint64_t *child, uint32_t mask, uint32_t node, uint8_t c, u
     child[at] = (uint64_t)key << 32 | to;
 }
 
-/* 0, or -1 when out of memory or when there are too many nodes. */
+/* 0, or -1 when out of memory or when there are too many nodes. The
+ * tables are written all over, so they are memory.c's buffers (huge
+ * pages: a fault for 2 MB, not one for each 4 KB). */
 static int trie_build(trie *t, uint32_t n_tokens, const uint8_t *const *tokens, const uint32_t *lens, const uint8_t *sp,
                       uint64_t total_bytes) {
     memset(t, 0, sizeof *t);
     uint64_t most = total_bytes + 1;  /* the root, and at most a node a byte */
     if (most > BPE_AC_MAX_NODES) return -1;
     t->mask = pow2_at_least(most * 2 + BPE_PAIR_BUCKET) - 1;
-    t->parent = gpt2in_malloc(most * sizeof *t->parent);
-    t->byte = gpt2in_malloc(most);
-    t->depth = gpt2in_malloc(most * sizeof *t->depth);
-    t->child = gpt2in_malloc(((size_t)t->mask + 1) * sizeof *t->child);
+    t->parent = bpe_big_alloc(most * sizeof *t->parent);
+    t->byte = bpe_big_alloc(most);
+    t->depth = bpe_big_alloc(most * sizeof *t->depth);
+    t->child = bpe_big_alloc(((size_t)t->mask + 1) * sizeof *t->child);
     if (!t->parent || !t->byte || !t->depth || !t->child) return -1;
     memset(t->child, 0xFF, ((size_t)t->mask + 1) * sizeof *t->child);
     t->n = 1;
@@ -174,13 +178,13 @@ static int trie_build(trie *t, uint32_t n_tokens, const uint8_t *const *tokens, 
     }
     /* The table was sized for a node a byte; most prefixes are shared. */
     uint32_t mask = pow2_at_least((uint64_t)t->n * 2 + BPE_PAIR_BUCKET) - 1;
-    uint64_t *child = gpt2in_malloc(((size_t)mask + 1) * sizeof *child);
+    uint64_t *child = bpe_big_alloc(((size_t)mask + 1) * sizeof *child);
     if (!child) return -1;
     memset(child, 0xFF, ((size_t)mask + 1) * sizeof *child);
     for (size_t k = 0; k <= t->mask; k++)
         if (t->child[k] != BPE_AC_EMPTY)
             trie_put(child, mask, (uint32_t)(t->child[k] >> 40), (uint8_t)(t->child[k] >> 32), (uint32_t)t->child[k]);
-    free(t->child);
+    bpe_big_free(t->child);
     t->child = child;
     t->mask = mask;
     return 0;
