@@ -226,7 +226,8 @@ static int read_vocab(const json_t *vocab, const char *name, const char *where, 
     json_object_keylen_foreach((json_t *)vocab, key, klen, val) {
         if (!json_is_integer(val) || json_integer_value(val) < 0 || json_integer_value(val) >= (json_int_t)n_ids) {
             rc = bpe_fail(err, BPE_ERR_FORMAT, 0, "%s: %s[%s]: the id is %s; %llu tokens need ids 0..%llu", name, where,
-                          bpe_lv_quote(q, sizeof q, key, klen), json_is_integer(val) ? "out of range" : type_name(val),
+                          bpe_lv_quote(q, sizeof q, key, klen), json_is_integer(val) ? "out of range"
+                          : json_is_real(val) ? "not written as an integer" : type_name(val),
                           (unsigned long long)n_ids, (unsigned long long)n_ids - 1);
             break;
         }

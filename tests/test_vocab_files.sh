@@ -140,6 +140,10 @@ printf 'Hello world' | "$GPT2IN" encode --vocab "$tmp/drop0.json" > "$tmp/drop0.
     [ "$(cat "$tmp/drop0.ids")" = "15496 995" ] || die "dropout 0.0: $(cat "$tmp/drop0.ids")"
 sed 's/"dropout": null/"dropout": 0.1/' "$tmp/gpt2.tokenizer.json" > "$tmp/drop1.json"
 refused "drop1.json: model.dropout is a number; GPT-2's BPE has none" encode --vocab "$tmp/drop1.json"
+# an id written as a real number (1.0, 1e0, 1.5) is refused as one, as serde refuses it
+printf '{"a": 0, "b": 1.0}' > "$tmp/real.json"; : > "$tmp/empty.merges"
+refused 'real.json: vocabulary["b"]: the id is not written as an integer; 2 tokens need ids 0..1' \
+    encode --vocab "$tmp/real.json" --merges "$tmp/empty.merges"
 # an added token that is also an ordinary (byte-level) token of model.vocab: refused by name
 # (the vocabulary image keeps the two kinds of token apart), not with a false message later
 sed 's/"special": true}]/"special": true}, {"id": 262, "content": "\\u0120the", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}]/' \
