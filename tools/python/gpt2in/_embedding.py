@@ -31,7 +31,8 @@ def _ids(ids, what: str = "ids", V: int | None = None) -> np.ndarray:
                 raise ValueError(f"{what}[{t}]: id {v} is outside 0..{_U32_MAX}")
             # the library's wording for an id past the table
             raise ValueError(f"token id {v} at index {t} is out of range (vocabulary size {V})")
-    return np.ascontiguousarray(a, dtype=np.uint32)
+    # ascontiguousarray makes a 0-d id 1-d; the caller checks the shape it was given
+    return np.ascontiguousarray(a, dtype=np.uint32).reshape(a.shape)
 
 
 def _floats(x, shape: tuple, what: str) -> np.ndarray:

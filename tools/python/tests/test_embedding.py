@@ -196,6 +196,9 @@ def test_bad_input(model, tmp_path):
         emb.forward(["a"])
     with pytest.raises(ValueError, match="shape"):
         emb.forward(np.zeros((2, 2, 2), np.int32))
+    for scalar in (3, np.int64(3), torch.tensor(3)):   # neither [T] nor [B, T]
+        with pytest.raises(ValueError, match=r"ids must have shape \[T\] or \[B, T\], not \[\]"):
+            emb.forward(scalar)
     with pytest.raises(TypeError):
         emb.forward([1], out=np.empty((1, C), np.float64))
     with pytest.raises(ValueError, match="shape"):
