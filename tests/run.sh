@@ -31,10 +31,11 @@ export GPT2IN_CHECK=${GPT2IN_CHECK:-0}
 CHECK_SKIP="test_fuzz.sh test_huge.sh test_valgrind.sh test_differential.sh test_special_cuts.sh
 test_embed_refs.sh test_hostile_input.sh test_bpe_cuts"
 # Run first in each lane, the slowest first (the rest follow by name).
-SLOW_FIRST="test_python.sh test_differential.sh test_special_cuts.sh test_fuzz.sh
-test_hostile_input.sh test_bpe_cuts test_init.sh test_malformed.sh test_step_semantics.sh
-test_proc_special test_huge.sh test_vocab_formats test_shard_dask.sh test_output_safety.sh
-test_alloc_fail test_shard_cli.sh test_embed_cli.sh test_bpe"
+SLOW_FIRST="test_python.sh test_differential.sh test_valgrind.sh test_special_cuts.sh
+test_shard_cli.sh test_tokenizer_stream.sh test_fuzz.sh test_hostile_input.sh
+test_shapes_detect.sh test_bpe_cuts test_init.sh test_malformed.sh test_step_semantics.sh
+test_proc_special test_shard_big.sh test_shard_dask.sh test_huge.sh test_shapes_batch.sh
+test_vocab_formats test_output_safety.sh test_alloc_fail test_embed_cli.sh test_bpe"
 # Never run beside another suite of the same build: they write into the
 # build's folder ($B/python, make install's $B/gpt2in.pc) or read what
 # another writes there.
