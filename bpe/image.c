@@ -325,8 +325,9 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
                 again = 1;
             }
     }
-    img = gpt2in_calloc(1, off);
+    img = bpe_big_alloc(off);
     if (!img) goto fail;
+    memset(img, 0, off);
     memcpy(img, &h, sizeof h);
     memcpy(img + h.off_cls1, cls1, BPE_CLS_STAGE1 * 2);
     memcpy(img + h.off_cls2, cls2, (size_t)n_blocks * 256);
@@ -433,7 +434,7 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
     *size = off;
     return img;
 fail:
-    free(img);
+    bpe_big_free(img);
     free(cls1);
     free(cls2);
     free(sp);

@@ -13,6 +13,7 @@
 #include <utf8proc.h>
 
 #include "bpe_internal.h"
+#include "encode.h"
 #include "load_vocab.h"
 
 /* ---- checked growth ---------------------------------------------------------- */
@@ -439,7 +440,7 @@ bpe *bpe_load_mem(const char *encoder_json, size_t encoder_len, const char *enco
     vocab_parse_free(&vp);
     struct bpe *v = img ? gpt2in_malloc(sizeof *v) : NULL;
     if (!v) {
-        free(img);
+        bpe_big_free(img);
         bpe_fail(err, BPE_ERR_NOMEM, 0, "%s: out of memory", encoder_name ? encoder_name : "encoder.json");
         return NULL;
     }
@@ -469,7 +470,7 @@ bpe *bpe_load(const char *encoder_json_path, const char *vocab_bpe_path, bpe_err
 
 void bpe_free(const bpe *vocab) {
     if (!vocab || !vocab->owned) return;  /* the built-in vocabulary is static */
-    free(vocab->owned);
+    bpe_big_free(vocab->owned);
     free(vocab->owned_ids);
     free((bpe *)vocab);
 }
