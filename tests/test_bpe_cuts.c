@@ -1,8 +1,9 @@
 /* test_bpe_cuts.c - <|endoftext|> at every offset across every place where
- * the library cuts text: the stream's block edge (1 MiB x threads), the
+ * the library cuts text: the stream's cuts (its blocks' edges), the
  * threads' parts (2, 3 and 7 threads), and bpe_safe_cut itself, under the
  * three special-token policies, with offsets, and with the stream written in
- * every size from 1 to 17 bytes. The reference is bpe_encode of the whole
+ * every size from 1 to 17 bytes. The stream's cuts are found by streaming
+ * prose, not assumed. The reference is bpe_encode of the whole
  * text on one thread, which cuts nothing (tests/test_special_cuts.sh checks
  * that one against npm tiktoken on the same kinds of text).
  *
@@ -47,30 +48,53 @@ static const char *policy_name(int flags) {
     return p == BPE_SPECIAL_ALLOW ? "allow" : p == BPE_SPECIAL_TEXT ? "text" : "error";
 }
 
-/* Streams t in writes of `chunk` bytes; checks ids and offsets against want,
- * or, for want == NULL, the error at byte err_at. */
-static void check_stream(const bpe *v, const char *t, size_t n, int flags, int threads, size_t chunk,
-                         const encoding *want, size_t err_at, const char *what) {
+/* Where a stream's sink calls begin (their first tokens' offsets, past 0):
+ * the places the stream cut the text, as far as a caller can see. */
+typedef struct {
+    collect c;
+    size_t cuts[64], n_cuts;
+} cut_log;
+
+static int cut_log_sink(void *ctx, const uint32_t *ids, const uint64_t *offs, size_t n) {
+    cut_log *l = ctx;
+    if (n && offs && offs[0] > 0 && l->n_cuts < sizeof l->cuts / sizeof *l->cuts) l->cuts[l->n_cuts++] = offs[0];
+    return collect_sink(&l->c, ids, offs, n);
+}
+
+/* Streams t (its first `head` bytes in one write, then writes of `chunk`
+ * bytes); checks ids and offsets against want, or, for want == NULL, the
+ * error at byte err_at. The cuts the stream made go to *log when given. */
+static void check_stream_log(const bpe *v, const char *t, size_t n, int flags, int threads, size_t head,
+                             size_t chunk, const encoding *want, size_t err_at, const char *what, cut_log *log) {
     bpe_error err;
-    collect c = {malloc((n + 1) * sizeof *c.ids), malloc((n + 1) * sizeof *c.offs), 0, n + 1};
+    cut_log l = {{malloc((n + 1) * sizeof *l.c.ids), malloc((n + 1) * sizeof *l.c.offs), 0, n + 1}, {0}, 0};
     bpe_stream *st = bpe_stream_new(v, flags | BPE_OFFSETS, threads, &err);
-    CHECK(st && c.ids && c.offs, "stream_new: %s", err.msg);
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc; i += chunk)
-        rc = bpe_stream_write(st, t + i, n - i < chunk ? n - i : chunk, collect_sink, &c, &err);
-    if (!rc) rc = bpe_stream_finish(st, collect_sink, &c, &err);
+    CHECK(st && l.c.ids && l.c.offs, "stream_new: %s", err.msg);
+    int rc = head ? bpe_stream_write(st, t, head, cut_log_sink, &l, &err) : 0;
+    for (size_t i = head; i < n && !rc; i += chunk)
+        rc = bpe_stream_write(st, t + i, n - i < chunk ? n - i : chunk, cut_log_sink, &l, &err);
+    if (!rc) rc = bpe_stream_finish(st, cut_log_sink, &l, &err);
     if (!want) {
         CHECK(rc == BPE_ERR_SPECIAL && err.offset == err_at, "%s, stream %s, %d threads, writes of %zu: rc %d at %llu, want the error at %zu",
               what, policy_name(flags), threads, chunk, rc, (unsigned long long)err.offset, err_at);
     } else {
-        int same = rc == 0 && c.n == want->n && !memcmp(c.ids, want->ids, c.n * sizeof *c.ids);
-        for (size_t i = 0; same && i < c.n; i++) same = c.offs[i] == want->offs[i];
+        int same = rc == 0 && l.c.n == want->n && !memcmp(l.c.ids, want->ids, l.c.n * sizeof *l.c.ids);
+        for (size_t i = 0; same && i < l.c.n; i++) same = l.c.offs[i] == want->offs[i];
         CHECK(same, "%s, stream %s, %d threads, writes of %zu: %s (%zu tokens, want %zu)", what,
-              policy_name(flags), threads, chunk, rc ? err.msg : "ids or offsets differ", c.n, want->n);
+              policy_name(flags), threads, chunk, rc ? err.msg : "ids or offsets differ", l.c.n, want->n);
+    }
+    if (log) {
+        memcpy(log->cuts, l.cuts, sizeof l.cuts);
+        log->n_cuts = l.n_cuts;
     }
     bpe_stream_free(st);
-    free(c.ids);
-    free(c.offs);
+    free(l.c.ids);
+    free(l.c.offs);
+}
+
+static void check_stream(const bpe *v, const char *t, size_t n, int flags, int threads, size_t chunk,
+                         const encoding *want, size_t err_at, const char *what) {
+    check_stream_log(v, t, n, flags, threads, 0, chunk, want, err_at, what, NULL);
 }
 
 static void check_parallel(const bpe *v, const char *t, size_t n, int flags, int threads, const encoding *want,
@@ -141,8 +165,8 @@ int main(void) {
             snprintf(what, sizeof what, "unit %zu, pad %zu", u, pad);
             encoding allow = whole(v, t, n, BPE_SPECIAL_ALLOW), text = whole(v, t, n, BPE_SPECIAL_TEXT);
             size_t first = (size_t)((char *)memmem(t, n, EOT, EOT_LEN) - t);
-            /* the stream, one thread (edge at 1 MiB, written 1..17 bytes at
-             * a time) and two (edge at 2 MiB, parts inside the block) */
+            /* the stream, one thread (written 1..17 bytes at a time) and
+             * two (parts inside the block) */
             check_stream(v, t, n, BPE_SPECIAL_ALLOW, 1, 1 + pad % 17, &allow, 0, what);
             check_stream(v, t, n, BPE_SPECIAL_ALLOW, 2, 4093, &allow, 0, what);
             check_stream(v, t, n, BPE_SPECIAL_TEXT, 2, 65536, &text, 0, what);
@@ -158,31 +182,61 @@ int main(void) {
         }
     }
 
-    /* 2. Prose with one <|endoftext|> starting at each offset from 16 bytes
-     * before the stream's block edge to the edge, under each policy, the
-     * stream written in every size from 1 to 17 bytes. */
+    /* 2. Prose with one <|endoftext|> starting at each offset around the
+     * first places where the stream cuts prose (found by streaming the prose
+     * alone: its block edge, and with two threads its parts), followed by
+     * more prose, so the stream cuts there again; under each policy, the
+     * writes near the cut of every size from 1 to 17 bytes. */
+    enum { AROUND = 80, TAIL = 64 << 10 };
     for (int threads = 1; threads <= 2; threads++) {
-        size_t edge = (size_t)threads * MiB;
-        size_t n0;
-        char *filler = repeat("hello world ", 0, edge, &n0);
-        for (size_t at = edge - 16; at <= edge; at++) {
-            size_t n = at + EOT_LEN + 5;
-            char *t = malloc(n);
-            memcpy(t, filler, at);
-            memcpy(t + at, EOT, EOT_LEN);
-            memcpy(t + at + EOT_LEN, " tail", 5);
-            char what[64];
-            snprintf(what, sizeof what, "<|endoftext|> at %zu", at);
-            encoding allow = whole(v, t, n, BPE_SPECIAL_ALLOW), text = whole(v, t, n, BPE_SPECIAL_TEXT);
-            CHECK(allow.n > 2 && allow.ids[allow.n - 2] == (uint32_t)bpe_eot_id(v), "%s: no 50256 in one piece", what);
-            for (size_t chunk = 1 + at % 2; chunk <= 17; chunk += sanitized ? 8 : 2) {
-                check_stream(v, t, n, BPE_SPECIAL_ALLOW, threads, chunk, &allow, 0, what);
-                check_stream(v, t, n, BPE_SPECIAL_ERROR, threads, chunk, NULL, at, what);
+        size_t nf;
+        char *filler = repeat("hello world ", 0, 3 * MiB, &nf);
+        encoding plain = whole(v, filler, nf, BPE_SPECIAL_ALLOW);
+        cut_log found;
+        check_stream_log(v, filler, nf, BPE_SPECIAL_ALLOW, threads, 0, 4096, &plain, 0, "prose alone", &found);
+        encoding_free(&plain);
+        CHECK(found.n_cuts >= 2, "%d threads: the stream cut 3 MiB of prose in %zu places", threads, found.n_cuts);
+        if (getenv("VERBOSE"))
+            for (size_t k = 0; k < found.n_cuts; k++) printf("%d threads: cut at %zu\n", threads, found.cuts[k]);
+        /* the first cut, and the first at the end of the first 1 MiB block;
+         * with two threads the parts depend on how much text follows, so
+         * more follows then */
+        size_t edge = 0, tail = threads == 1 ? TAIL : (size_t)5 << 18;
+        while (edge + 1 < found.n_cuts && found.cuts[edge] < MiB - 4096) edge++;
+        size_t picks[2] = {0, edge};
+        for (size_t p = 0; p < 2 && (p == 0 || edge > 0); p++) {
+            size_t k = picks[p], cut = found.cuts[k];
+            if (cut < AROUND + 4096 || cut + AROUND + tail > nf) continue;
+            for (size_t at = cut - AROUND; at <= cut + AROUND; at += sanitized ? 7 : 1) {
+                size_t n = at + EOT_LEN + tail;
+                char *t = malloc(n);
+                CHECK(t != NULL, "out of memory");
+                memcpy(t, filler, at);
+                memcpy(t + at, EOT, EOT_LEN);
+                memcpy(t + at + EOT_LEN, filler + at, tail);
+                char what[96];
+                snprintf(what, sizeof what, "%d threads, <|endoftext|> at %zu (cut at %zu)", threads, at, cut);
+                encoding allow = whole(v, t, n, BPE_SPECIAL_ALLOW), text = whole(v, t, n, BPE_SPECIAL_TEXT);
+                int has_eot = 0;
+                for (size_t i = 0; i < allow.n; i++) has_eot |= allow.ids[i] == (uint32_t)bpe_eot_id(v);
+                CHECK(has_eot, "%s: no 50256", what);
+                /* one thread: the bytes before the cut's neighbourhood in one
+                 * write, the rest in small ones; two: where the parts end
+                 * depends on the writes, so they are those that found it */
+                size_t head = threads == 1 ? at - 4096 : 0, chunk = threads == 1 ? 1 + (at + k) % 17 : 4096;
+                cut_log seen;
+                check_stream_log(v, t, n, BPE_SPECIAL_ALLOW, threads, head, chunk, &allow, 0, what, &seen);
+                int near = 0;
+                for (size_t i = 0; i < seen.n_cuts; i++)
+                    near |= seen.cuts[i] + 2 * AROUND >= cut && seen.cuts[i] <= cut + 2 * AROUND;
+                CHECK(near, "%s: the stream did not cut near %zu (writes of %zu)", what, cut, chunk);
+                check_stream_log(v, t, n, BPE_SPECIAL_ERROR, threads, head, threads == 1 ? 1 + at % 5 : 4096, NULL, at,
+                                 what, NULL);
+                check_stream_log(v, t, n, BPE_SPECIAL_TEXT, threads, head, 4096, &text, 0, what, NULL);
+                encoding_free(&allow);
+                encoding_free(&text);
+                free(t);
             }
-            check_stream(v, t, n, BPE_SPECIAL_TEXT, threads, 4096, &text, 0, what);
-            encoding_free(&allow);
-            encoding_free(&text);
-            free(t);
         }
         free(filler);
     }
