@@ -210,6 +210,12 @@ for s in a b c; do [ -s "$T/err.$s" ] && { fail "concurrent adam step $s:"; head
 mk_table "$T/p0.safetensors" 256 32
 mk_step "$T" p 32 1 2 2
 adam() { "$G" step --ids "$T/p.ids" --dout "$T/p.npy" --optimizer adam --lr 0.01 "$@"; }
+# a state that is no regular file (a FIFO would block its read): refused
+mkfifo "$T/ps.fifo"
+expect 2 "adam: --state a FIFO" timeout 20 "$G" step --ids "$T/p.ids" --dout "$T/p.npy" --optimizer adam --lr 0.01 \
+    --weights "$T/p0.safetensors" --state "$T/ps.fifo" --out "$T/p1.safetensors"
+one_line "adam: --state a FIFO" "is not a regular file"
+[ -p "$T/ps.fifo" ] && [ ! -e "$T/p1.safetensors" ] || fail "a refused --state FIFO step changed a file"
 expect 0 "adam step 1" adam --weights "$T/p0.safetensors" --state "$T/ps" --out "$T/p1.safetensors"
 "$G" inspect "$T/p1.safetensors" >"$T/out" 2>&1; has "$T/out" "gpt2in.adam_step = 1"
 has "$T/out" "format = pt"

@@ -291,6 +291,12 @@ int cmd_step(int argc, char **argv) {
         return CLI_ERR;
 
     int lock_fd[2] = {-1, -1};
+    /* the state is read, then replaced by a new file: a FIFO or a device
+     * there would block the read or be replaced */
+    struct stat sst;
+    if (adam && stat(state_path, &sst) == 0 && !S_ISREG(sst.st_mode))
+        return cli_error("step: --state %s is not a regular file (the Adam state is read, then replaced)",
+                         cli_q(state_path));
     if (step_lock(out_path, adam ? state_path : NULL, lock_fd)) {
         step_unlock(lock_fd);
         return CLI_ERR;
