@@ -5,8 +5,9 @@
 # stream; encode's npy/llmc writer never leaves a file that loads as the
 # wrong array; a weights file truncated under its mapping is one line, exit
 # 2; and the small command-line defects found with them.
-# Every run is under `timeout 10`: a reader that never stops fails the test
-# (exit 124) instead of hanging it. /usr/bin/python3 with NumPy checks the
+# Every run is under `timeout $TO` (10 s, 30 under the sanitizers, which
+# read /dev/zero's 128 MiB bound slowly): a reader that never stops fails
+# the test (exit 124) instead of hanging it. /usr/bin/python3 with NumPy checks the
 # .npy outputs; without it those parts are skipped (said at the end).
 set -u
 G=${GPT2IN:-build/gpt2in}
@@ -22,10 +23,12 @@ PY=
 MEASURE=1
 case $G in *asan*) MEASURE=0 ;; esac
 [ "${SANITIZED:-0}" = 1 ] && MEASURE=0
+TO=10
+[ "${SANITIZED:-0}" = 1 ] && TO=30
 [ -x /usr/bin/time ] || MEASURE=0
 
-# run CMD: the shell command CMD under timeout 10; stdout $T/out, stderr $T/err
-run() { timeout 10 sh -c "$1" > "$T/out" 2> "$T/err"; rc=$?; }
+# run CMD: the shell command CMD under timeout $TO; stdout $T/out, stderr $T/err
+run() { timeout $TO sh -c "$1" > "$T/out" 2> "$T/err"; rc=$?; }
 
 # bad WHAT POSITION FILE CMD: CMD fails with exit 2 and one line 'gpt2in: ...'
 # that names FILE (unless -) and POSITION (a whole word; unless -), with no
@@ -46,7 +49,7 @@ bad() {
 
 # peak KB of the gpt2in in "$1" (a shell command with $G) when it exits 2
 peak_of() {
-    timeout 10 sh -c "$(echo "$1" | sed 's|"\$G"|/usr/bin/time -f %M -o "$T/kb" "$G"|')" > /dev/null 2>&1
+    timeout $TO sh -c "$(echo "$1" | sed 's|"\$G"|/usr/bin/time -f %M -o "$T/kb" "$G"|')" > /dev/null 2>&1
     tail -n 1 "$T/kb" 2>/dev/null
 }
 # small WHAT CMD: CMD's gpt2in peaks under 32 MB
@@ -257,7 +260,7 @@ fi
 for f in npy llmc; do
     n=$((n + 1))
     printf 'old\n' > "$T/app.$f"
-    echo 'hello world' | timeout 10 "$G" encode --format $f >> "$T/app.$f" 2> "$T/err"; rc=$?
+    echo 'hello world' | timeout $TO "$G" encode --format $f >> "$T/app.$f" 2> "$T/err"; rc=$?
     [ $rc -eq 2 ] || fail "encode --format $f >> FILE: exit $rc, expected 2"
     [ "$(cat "$T/app.$f")" = old ] || fail "encode --format $f >> FILE changed the file"
     grep -q 'append' "$T/err" || fail "encode --format $f >> FILE: the message does not say why: $(cat "$T/err")"
@@ -281,7 +284,7 @@ for f in npy llmc; do
     wait $pid 2> /dev/null
     exec 8>&-
     [ "$(wc -c < "$T/killed.$f")" -ge 65536 ] || { fail "encode --format $f wrote nothing before it was killed"; continue; }
-    timeout 10 "$G" decode --input-format $f "$T/killed.$f" > /dev/null 2> "$T/err" &&
+    timeout $TO "$G" decode --input-format $f "$T/killed.$f" > /dev/null 2> "$T/err" &&
         fail "a killed encode --format $f leaves a file decode accepts"
     if [ $f = npy ] && [ -n "$PY" ]; then
         $PY -c "import numpy as np, sys; np.load(sys.argv[1])" "$T/killed.npy" 2> /dev/null &&
@@ -382,7 +385,7 @@ echo 1 > "$T/-x"
 cp "$T/w.safetensors" "$T/-w"
 dd_ok() {  # WHAT CMD: CMD (run in $T) exits 0
     n=$((n + 1))
-    (cd "$T" && timeout 10 sh -c "$2") > "$T/out" 2> "$T/err" || fail "$1: exit $?: $(head -c 300 "$T/err")"
+    (cd "$T" && timeout $TO sh -c "$2") > "$T/out" 2> "$T/err" || fail "$1: exit $?: $(head -c 300 "$T/err")"
 }
 dd_ok "embed -- -x" '"$G" embed --weights w.safetensors --format f32 -- -x'
 dd_ok "inspect -- -w" '"$G" inspect -- -w'
