@@ -187,7 +187,10 @@ int main(void) {
      * alone: its block edge, and with two threads its parts), followed by
      * more prose, so the stream cuts there again; under each policy, the
      * writes near the cut of every size from 1 to 17 bytes. */
-    enum { AROUND = 80, TAIL = 64 << 10 };
+    /* the window: one thread's stream decides its cut about 64 bytes before
+     * where it falls (mutations of the straddle check fail at 71-62 bytes
+     * before it), two threads' parts right at it (9 before to 2 after) */
+    enum { BEFORE = 96, AFTER = 16, NEAR = 160, TAIL = 64 << 10 };
     for (int threads = 1; threads <= 2; threads++) {
         size_t nf;
         char *filler = repeat("hello world ", 0, 3 * MiB, &nf);
@@ -206,9 +209,9 @@ int main(void) {
         size_t picks[2] = {0, edge};
         for (size_t p = 0; p < 2 && (p == 0 || edge > 0); p++) {
             size_t k = picks[p], cut = found.cuts[k];
-            if (cut < AROUND + 4096 || cut + AROUND + tail > nf) continue;
+            if (cut < BEFORE + 4096 || cut + AFTER + tail > nf) continue;
             size_t runs = 0, near_runs = 0;
-            for (size_t at = cut - AROUND; at <= cut + AROUND; at += sanitized ? 7 : 1) {
+            for (size_t at = cut - BEFORE; at <= cut + AFTER; at += sanitized ? 5 : 1) {
                 size_t n = at + EOT_LEN + tail;
                 char *t = malloc(n);
                 CHECK(t != NULL, "out of memory");
@@ -229,7 +232,7 @@ int main(void) {
                 check_stream_log(v, t, n, BPE_SPECIAL_ALLOW, threads, head, chunk, &allow, 0, what, &seen);
                 int near = 0;
                 for (size_t i = 0; i < seen.n_cuts; i++)
-                    near |= seen.cuts[i] + 2 * AROUND >= cut && seen.cuts[i] <= cut + 2 * AROUND;
+                    near |= seen.cuts[i] + NEAR >= cut && seen.cuts[i] <= cut + NEAR;
                 runs++;
                 near_runs += near;
                 check_stream_log(v, t, n, BPE_SPECIAL_ERROR, threads, head, threads == 1 ? 1 + at % 5 : 4096, NULL, at,
