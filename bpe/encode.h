@@ -104,6 +104,8 @@ static inline void emit_bytes(out_t *o, const uint8_t *p, size_t k, size_t off) 
  * from malloc otherwise. bpe_big_grow keeps the first `keep` bytes and
  * returns NULL (p untouched) when out of memory. */
 void *bpe_big_alloc(size_t bytes);
+/* The same, zeroed (a fresh mapping is zero already: not written again). */
+void *bpe_big_zalloc(size_t bytes);
 /* The header before a big buffer's bytes: a buffer of 2 MB less this is
  * one huge page. */
 #define BPE_BIG_HEAD 64

@@ -325,9 +325,8 @@ void *bpe_build_image(uint32_t n_tokens, const uint8_t *const *tokens, const uin
                 again = 1;
             }
     }
-    img = bpe_big_alloc(off);
+    img = bpe_big_zalloc(off);
     if (!img) goto fail;
-    memset(img, 0, off);
     memcpy(img, &h, sizeof h);
     memcpy(img + h.off_cls1, cls1, BPE_CLS_STAGE1 * 2);
     memcpy(img + h.off_cls2, cls2, (size_t)n_blocks * 256);

@@ -57,14 +57,19 @@ static void *bpe_big_alloc_from(size_t bytes, size_t mapped_min) {
 
 void *bpe_big_alloc(size_t bytes) { return bpe_big_alloc_from(bytes, BIG_MAPPED_MIN); }
 
+static void *zeroed(void *p, size_t bytes) {
+    if (p && !((big_head *)((uint8_t *)p - BIG_HEAD))->mapped) memset(p, 0, bytes);
+    return p;
+}
+
+void *bpe_big_zalloc(size_t bytes) { return zeroed(bpe_big_alloc(bytes), bytes); }
+
 /* A piece cache, zeroed. Its short slots are touched all over by a text
  * of a megabyte, so it is mapped like the large buffers: one fault (a
  * huge page), not 256 or more. */
 cache_slot *bpe_cache_new(void) {
     size_t bytes = CACHE_SIZE;
-    cache_slot *c = bpe_big_alloc_from(bytes, 0);
-    if (c && !BIG_MAP) memset(c, 0, bytes);  /* mapped memory is zero already */
-    return c;
+    return zeroed(bpe_big_alloc_from(bytes, 0), bytes);
 }
 
 void bpe_big_free(void *p) {
