@@ -15,26 +15,12 @@ set -u
 : "${GPT2IN:=build/gpt2in}"
 : "${SANITIZED:=0}"
 [ -x "$GPT2IN" ] || { echo "skipped: $GPT2IN is not built"; exit 77; }
-G=$(cd "$(dirname "$GPT2IN")" && pwd)/$(basename "$GPT2IN")  # absolute: one check runs elsewhere
-d=$(mktemp -d "${TMPDIR:-/tmp}/gpt2in-outsafe.XXXXXX") || exit 2
+cli_name=outsafe; . tests/cli_setup.sh
+G=$(cd "$(dirname "$G")" && pwd)/$(basename "$G")  # absolute: one check runs elsewhere
+d=$T
 kill_pid=
 cleanup() { [ -n "$kill_pid" ] && kill -9 "$kill_pid" 2>/dev/null; rm -rf "$d"; }
 trap cleanup EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-
-# expect CODE WHAT CMD...: stdout to $d/out, stderr to $d/err
-expect() {
-    want=$1; what=$2; shift 2
-    "$@" >"$d/out" 2>"$d/err"
-    got=$?
-    [ "$got" -eq "$want" ] || { fail "$what: exit $got, expected $want"; sed 's/^/    /' "$d/err" | head -3; }
-}
-# one_line WHAT TEXT: stderr is one line and contains TEXT
-one_line() {
-    [ "$(wc -l <"$d/err")" -eq 1 ] || fail "$1: want one line on stderr, got: $(cat "$d/err")"
-    grep -qF -- "$2" "$d/err" || fail "$1: '$2' not in: $(cat "$d/err")"
-}
 # intact FILE WHAT: FILE is byte for byte its copy FILE.orig
 intact() { cmp -s "$1" "$1.orig" || fail "$2: $1 was changed or removed"; }
 # no_temp WHAT: no temporary file left in $d
