@@ -8,7 +8,11 @@
  * the best of RUNS runs of bpe_encode (one thread) and of
  * bpe_encode_parallel (all cores), after one warm-up run of each. Then
  *   memcpy GB_PER_S
- * the best of RUNS copies of the largest file.
+ * the best of RUNS copies of the largest file, and
+ *   gauge MLOADS_PER_S
+ * dependent loads at random places of 2 MB (the size of the token table), a
+ * million a second: the speed of this machine at the moment, which on a
+ * shared VM moves between runs and moves the MB/s with it.
  *
  *   bench_bpe_lib blocks BLOCK_BYTES COUNT FILE encode|encoder
  *
@@ -97,6 +101,36 @@ static int blocks(int argc, char **argv) {
     return 0;
 }
 
+/* Sattolo's shuffle makes one cycle through all the slots, so each load
+ * depends on the one before and no prefetcher can guess the next. */
+static double gauge(int runs) {
+    size_t n = (2u << 20) / sizeof(uint32_t);
+    uint32_t *next = malloc(n * sizeof *next);
+    if (!next) return 0;
+    for (size_t i = 0; i < n; i++) next[i] = (uint32_t)i;
+    uint64_t x = 88172645463325252u;
+    for (size_t i = n - 1; i > 0; i--) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t j = x % i;
+        uint32_t t = next[i];
+        next[i] = next[j], next[j] = t;
+    }
+    const long steps = 4000000;
+    double best = 1e30;
+    volatile uint32_t sink;
+    for (int r = 0; r <= runs; r++) {
+        uint32_t at = 0;
+        double t = now();
+        for (long k = 0; k < steps; k++) at = next[at];
+        t = now() - t;
+        sink = at;
+        if (r > 0 && t < best) best = t;
+    }
+    (void)sink;
+    free(next);
+    return (double)steps / 1e6 / best;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "blocks")) return blocks(argc, argv);
     if (argc < 3) {
@@ -150,6 +184,7 @@ int main(int argc, char **argv) {
         if (r > 0 && t < best) best = t;
     }
     printf("memcpy %.2f\n", copy && best > 0 ? (double)biggest / 1e9 / best : 0.0);
+    printf("gauge %.1f\n", gauge(runs));
     free(copy);
     free(big);
     return 0;
