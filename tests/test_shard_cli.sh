@@ -75,6 +75,27 @@ PY
 # ---- boundaries, headers, manifest ---------------------------------------------
 G --out "$d/a" --keep-units --split-lines --shard-tokens 1000 --val-tokens 2500 "$@" || bad "run a: exit $?"
 check "$d/a" corpus 1000 2500 || bad "shards of run a"
+# The vocabulary's identity (a constant in the program): the sha256 of GPT-2's
+# id -> bytes table (u32 LE length + bytes, in id order), here from
+# encoder.json and the byte mapping of OpenAI's encoder.py.
+/usr/bin/python3 - "$d/a/corpus_manifest.json" <<'PY' || bad "the manifest's vocabulary is not GPT-2's table"
+import hashlib, json, struct, sys
+enc = json.load(open("gpt2_weights/encoder.json", encoding="utf-8"))
+bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+cs = bs[:]
+for b in range(256):
+    if b not in bs:
+        bs.append(b)
+        cs.append(256 + len(cs) - 188)
+dec = {chr(c): b for b, c in zip(bs, cs)}
+h = hashlib.sha256()
+for tok, i in sorted(enc.items(), key=lambda e: e[1]):
+    raw = bytes(dec[ch] for ch in tok)
+    h.update(struct.pack("<I", len(raw)) + raw)
+v = json.load(open(sys.argv[1]))["vocabulary"]
+want = {"name": "gpt2", "size": len(enc), "eot": enc["<|endoftext|>"], "sha256": h.hexdigest()}
+assert v == want, (v, want)
+PY
 [ "$(ls "$d/a/corpus_units" | tr '\n' ' ')" = "000000.tok 000000.tok.json " ] ||
     bad "run a: small inputs should share one unit: $(ls "$d/a/corpus_units" | tr '\n' ' ')"
 # Units of one input each, or of inputs up to 40 KB: the same shards and

@@ -280,7 +280,7 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
     for (int i = 0; i < nu; i++) u[i].fd = -1;
     for (int i = 0; i < nu && !rc; i++) {
         if (info && info[i].in) {   /* its vocabulary and options are this run's */
-            if (!vocab && (!(vocab = shard_vocab_json(bpe_gpt2())) || !(opts = shard_options_json(o)))) {
+            if (!vocab && (!(vocab = shard_vocab_json()) || !(opts = shard_options_json(o)))) {
                 rc = cli_error("out of memory");
                 break;
             }
@@ -351,7 +351,7 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
     }
     if (rc) goto done;
     if (!vocab) {   /* no units: never here (one at least), but safe */
-        vocab = shard_vocab_json(bpe_gpt2());
+        vocab = shard_vocab_json();
         opts = shard_options_json(o);
     }
 

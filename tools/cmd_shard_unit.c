@@ -68,45 +68,16 @@ json_t *shard_json_load(const char *path, json_error_t *je) {
 /* ---- identity objects ---------------------------------------------------- */
 
 /* The vocabulary is identified by the sha256 of its id -> bytes table (each
- * token as a u32 LE length and its bytes, in id order). */
-json_t *shard_vocab_json(const bpe *v) {
-    /* the same for every unit of a run: made once (callers do not change it) */
-    static const bpe *made_for;
-    static json_t *made;
-    if (made && made_for == v) return json_incref(made);
-    shard_sha s;
-    if (shard_sha_init(&s)) return NULL;
-    size_t n = bpe_vocab_size(v), k = 0;
-    unsigned char buf[1 << 14];   /* hashed a buffer at a time, not a token at a time */
-    for (size_t id = 0; id < n; id++) {
-        size_t len = 0;
-        const char *b = bpe_token_bytes(v, (uint32_t)id, &len);
-        unsigned char l[4] = {(unsigned char)len, (unsigned char)(len >> 8), (unsigned char)(len >> 16),
-                              (unsigned char)(len >> 24)};
-        if (k + 4 + len > sizeof buf) {
-            shard_sha_update(&s, buf, k);
-            k = 0;
-        }
-        if (4 + len > sizeof buf) {
-            shard_sha_update(&s, l, 4);
-            shard_sha_update(&s, b, len);
-            continue;
-        }
-        memcpy(buf + k, l, 4);
-        memcpy(buf + k + 4, b, len);
-        k += 4 + len;
-    }
-    shard_sha_update(&s, buf, k);
-    char hex[65];
-    shard_sha_hex(&s, hex);
-    json_t *j = json_pack("{s:s, s:I, s:I, s:s}", "name", "gpt2", "size", (json_int_t)n, "eot",
-                          (json_int_t)bpe_eot_id(v), "sha256", hex);
-    if (j) {
-        json_decref(made);
-        made = json_incref(j);
-        made_for = v;
-    }
-    return j;
+ * token as a u32 LE length and its bytes, in id order). Shards are made with
+ * the built-in GPT-2 vocabulary only, whose table is fixed: its hash is a
+ * constant, not 50,257 tokens hashed every run (tests/test_shard_cli.sh
+ * computes it from gpt2_weights/encoder.json). */
+#define GPT2_TABLE_SHA256 "a5623714bcf19049eb0fd78df19b6daa1e61ac435b86a5deae767768e7fcdc3d"
+
+json_t *shard_vocab_json(void) {
+    const bpe *v = bpe_gpt2();
+    return json_pack("{s:s, s:I, s:I, s:s}", "name", "gpt2", "size", (json_int_t)bpe_vocab_size(v), "eot",
+                     (json_int_t)bpe_eot_id(v), "sha256", GPT2_TABLE_SHA256);
 }
 
 json_t *shard_options_json(const shard_opts *o) {
@@ -2232,29 +2203,6 @@ static int up_to_date(const char *unit, const char *side, const char *const *inp
     return ok ? (int)m : 0;
 }
 
-/* The vocabulary's identity (the sha256 of its table) is made on a thread
- * of its own while the unit is tokenized: it is wanted at the start only
- * to check a sidecar that exists, and otherwise at the end. */
-typedef struct {
-    const bpe *v;
-    json_t *j;
-    pthread_t th;
-    int running;
-} vocab_job;
-
-static void *vocab_run(void *arg) {
-    vocab_job *vj = arg;
-    vj->j = shard_vocab_json(vj->v);
-    return NULL;
-}
-
-static json_t *vocab_get(vocab_job *vj) {
-    if (vj->running) pthread_join(vj->th, NULL);
-    else if (!vj->j) vj->j = shard_vocab_json(vj->v);
-    vj->running = 0;
-    return vj->j;
-}
-
 /* --unit alone: UNIT holds the tokens UNIT.json names, as --assemble checks
  * (the one-machine run checks its units itself: unit_intact). */
 static int tokens_intact(const char *unit, const char *side) {
@@ -2298,16 +2246,15 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
     const int n0 = n;   /* n becomes the inputs the unit takes */
     size_t ul = strlen(unit);
     char *side = malloc(ul + 6);
-    json_t *vocab = NULL, *opts = shard_options_json(o), *ins = json_array();
+    json_t *vocab = shard_vocab_json(), *opts = shard_options_json(o), *ins = json_array();
     shard_buf itext = {0};
-    if (!side || !opts || !ins) {
+    if (!side || !vocab || !opts || !ins) {
         free(side);
+        json_decref(vocab);
         json_decref(opts);
         json_decref(ins);
         return cli_error("out of memory");
     }
-    vocab_job vj = {.v = v};
-    vj.running = !pthread_create(&vj.th, NULL, vocab_run, &vj);
     memcpy(side, unit, ul);
     memcpy(side + ul, ".json", 6);
     int rc = CLI_OK;
@@ -2321,11 +2268,7 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
         goto done;
     }
     *used = n;
-    if (!access(side, F_OK) && !(vocab = vocab_get(&vj))) {
-        rc = cli_error("out of memory");
-        goto done;
-    }
-    int m = vocab ? up_to_date(unit, side, inputs, n, unit_bytes, vocab, opts) : 0;
+    int m = up_to_date(unit, side, inputs, n, unit_bytes, vocab, opts);
     if (m && !o->in_run && !tokens_intact(unit, side)) m = 0;   /* damaged: redone */
     if (m) {
         if (!o->quiet && !o->in_run) fprintf(stderr, "gpt2in: %s: up to date\n", cli_n(unit));
@@ -2445,10 +2388,6 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
     }
     char htok[65];
     shard_sha_hex(&u->unit_sha, htok);
-    if (!(vocab = vocab_get(&vj))) {
-        rc = cli_error("out of memory");
-        goto done;
-    }
     if (u->one) memcpy(htok, u->unit_hex, sizeof htok);
     /* (the run's last unit: no file, no sidecar; its figures go to info) */
     json_t *j = u->defer ? NULL : json_pack("{s:s, s:i, s:s, s:O, s:O, s:O, s:I, s:I, s:I, s:s}", "format", "gpt2in-unit",
@@ -2498,8 +2437,7 @@ done:
     }
     free(u);
     free(side);
-    if (vj.running) pthread_join(vj.th, NULL);
-    json_decref(vj.j);
+    json_decref(vocab);
     json_decref(opts);
     json_decref(ins);
     free(itext.p);

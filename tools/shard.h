@@ -82,7 +82,7 @@ void shard_writeback(embed_writer *w, uint64_t *synced, uint64_t written);
 json_t *shard_json_load(const char *path, json_error_t *je);
 
 /* The "vocabulary" and "options" objects of sidecars and manifests. */
-json_t *shard_vocab_json(const bpe *v);
+json_t *shard_vocab_json(void);
 json_t *shard_options_json(const shard_opts *o);
 
 /* One input as a sidecar and the manifest record it. path is borrowed
