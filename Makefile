@@ -24,10 +24,12 @@ BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread -fvisibility=hidden -MMD -MP
 # parses JSON Lines fast (simdjson): it is a program of its own,
 # gpt2in-shard, so that no other command loads those at start-up; and
 # simdjson with the C++ runtime is gpt2in-shard-json.so beside it, loaded
-# only for JSON Lines.
+# only for JSON Lines. gpt2in-shard takes utf8proc, jansson, zstd and zlib
+# from their static archives, as gpt2in does (CLI_LIBS): a shared library
+# costs its loading and relocation at every start.
 LIB_LIBS = -lutf8proc -ljansson -lm -pthread
 LDLIBS = $(LIB_LIBS)
-SHARD_LIBS = $(LIB_LIBS) -lzstd -lz -ldl
+SHARD_LIBS = -Wl,-Bstatic -lutf8proc -ljansson -lzstd -lz -Wl,-Bdynamic -lm -ldl -pthread
 B ?= build
 VERSION = 0.1.0
 

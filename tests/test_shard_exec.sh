@@ -1,7 +1,7 @@
 #!/bin/sh
 # gpt2in shard is a program of its own, gpt2in-shard (only it links zlib,
-# zstd, simdjson and the C++ runtime, so that every other command starts
-# without loading them; it links no libcrypto at all: its sha256 is its own
+# zstd (from their static archives), simdjson and the C++ runtime, so that
+# every other command starts without loading them; it links no libcrypto at all: its sha256 is its own
 # and loads libcrypto only on a CPU without SHA extensions), run by `gpt2in shard` from beside
 # gpt2in (the build folder) or from ../libexec/gpt2in/ (an installed prefix,
 # copied or moved anywhere; tests/test_install.sh checks `make install`).
@@ -19,9 +19,17 @@ n=$(needed "$GPT2IN")
 for lib in libcrypto libssl libsimdjson libstdc++ libzstd libz.; do
     case " $n" in *" $lib"*) bad "gpt2in links $lib (NEEDED: $n); only gpt2in-shard should" ;; esac
 done
+# zstd's and zlib's code is in gpt2in-shard, from their static archives (as
+# utf8proc's and jansson's: a shared library costs its loading at every
+# start), and not in gpt2in.
+defines() { readelf -sW "$1" | awk -v s="$2" '$8 == s && $7 != "UND" { f = 1 } END { exit !f }'; }
+for sym in ZSTD_decompressStream inflate; do
+    defines "$SHARD" $sym || bad "gpt2in-shard does not hold $sym"
+    defines "$GPT2IN" $sym && bad "gpt2in holds $sym; only gpt2in-shard should"
+done
 n=$(needed "$SHARD")
-for lib in libzstd; do   # so that the check above looks at the right names
-    case " $n" in *" $lib"*) ;; *) bad "gpt2in-shard does not link $lib (NEEDED: $n)" ;; esac
+for lib in libzstd libz. libutf8proc libjansson; do
+    case " $n" in *" $lib"*) bad "gpt2in-shard loads $lib at start (NEEDED: $n); it links its static archive" ;; esac
 done
 case " $n" in *" libcrypto"*) bad "gpt2in-shard links libcrypto (NEEDED: $n): its start-up costs more than a small input" ;; esac
 # simdjson and the C++ runtime: only in gpt2in-shard-json.so, loaded for JSON Lines
