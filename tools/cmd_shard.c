@@ -110,20 +110,15 @@ static int unit_intact(const char *unit) {
     return ok;
 }
 
-/* j, its "inputs" being inputs (shard_inputs_text's), to path. */
-static int write_json(const char *path, json_t *j, size_t flags, const shard_buf *inputs) {
+/* j, its "inputs" being inputs (shard_inputs_text's), written beside path
+ * and fsynced: *f, for shard_rfile_commit. */
+static int write_json(shard_rfile *f, const char *path, json_t *j, size_t flags, const shard_buf *inputs) {
     char *txt = shard_dumps(j, flags, inputs);
     if (!txt) return cli_error("out of memory");
-    embed_error err;
-    embed_writer *w = embed_writer_open(path, &err);
-    int rc = 0;
-    if (!w) rc = cli_error("%s", err.msg);
-    else if (embed_writer_write(w, txt, strlen(txt), &err) || embed_writer_write(w, "\n", 1, &err)) {
-        embed_writer_abort(w);
-        rc = cli_error("%s", err.msg);
-    } else if (embed_writer_commit(w, &err)) {
-        rc = cli_error("%s", err.msg);
-    }
+    int rc = shard_rfile_open(f, path);
+    if (!rc && !(rc = shard_rfile_write(f, path, txt, strlen(txt))) && !(rc = shard_rfile_write(f, path, "\n", 1)))
+        rc = shard_rfile_sync(f, path);
+    if (rc) shard_rfile_abort(f);
     free(txt);
     return rc;
 }
@@ -429,7 +424,9 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
         if (!keep[s] && tee) {
             char hex[65];
             uint64_t n;
-            if (!(rc = shard_tee_commit(tee, s, hex, &n)) &&
+            /* the last one is committed once the manifest naming it is
+             * written and fsynced, while its own fsync runs */
+            if (!(rc = (s + 1 < nshards ? shard_tee_commit : shard_tee_sha)(tee, s, hex, &n)) &&
                 !(entries[s] = json_pack("{s:s, s:s, s:I, s:s}", "file", fname, "split", s ? "train" : "val",
                                          "tokens", (json_int_t)n, "sha256", hex)))
                 rc = cli_error("out of memory");
@@ -472,7 +469,8 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
                 if (entries[k]) json_array_append(shards, entries[k]);
             json_object_set(man, "shards", shards);
             json_object_set_new(man, "complete", json_false());
-            rc = write_json(man_path, man, JSON_INDENT(2), &itext);
+            shard_rfile mf;
+            if (!(rc = write_json(&mf, man_path, man, JSON_INDENT(2), &itext))) rc = shard_rfile_commit(&mf, man_path, 1);
         }
     }
     if (!rc) {
@@ -480,7 +478,16 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
         for (uint64_t k = 0; k < nshards; k++) json_array_append(shards, entries[k]);
         json_object_set(man, "shards", shards);
         json_object_set_new(man, "complete", json_true());
-        rc = write_json(man_path, man, JSON_INDENT(2), &itext);
+        shard_rfile mf;
+        rc = write_json(&mf, man_path, man, JSON_INDENT(2), &itext);
+        /* Both fsynced before either is renamed; one fsync of the directory
+         * then makes both renames durable (a crash between them loses at
+         * most the shard's rename: the rerun writes it again). */
+        char hex[65];
+        uint64_t n;
+        if (!rc && nshards && !keep[nshards - 1] && tee && (rc = shard_tee_commit(tee, nshards - 1, hex, &n)))
+            shard_rfile_abort(&mf);
+        if (!rc) rc = shard_rfile_commit(&mf, man_path, 1);
     }
     if (o->progress) fputs("\r\033[K", stderr);
     if (!rc) tidy_dir(dir, name, nshards);

@@ -518,18 +518,11 @@ static void ahead_stop(sin_ahead *a) {
 
 /* ---- files of the one-machine run ----------------------------------------- */
 
-/* Its units and the shards it writes as the tokens come: plain files
- * beside their final names (".NAME.tmp.XXXXXX", as embed_writer's), in
- * directories of the run's own, renamed when complete. */
-typedef struct {
-    int fd;
-    char *tmp;
-} rfile;
-
-static int rfile_open(rfile *f, const char *path) {
+int shard_rfile_open(shard_rfile *f, const char *path) {
     const char *sl = strrchr(path, '/');
     size_t dl = sl ? (size_t)(sl - path) + 1 : 0;
     f->fd = -1;
+    f->synced = 0;
     if (!(f->tmp = malloc(strlen(path) + 16))) return cli_error("out of memory");
     sprintf(f->tmp, "%.*s.%s.tmp.XXXXXX", (int)dl, path, path + dl);
     if ((f->fd = mkstemp(f->tmp)) < 0 || fchmod(f->fd, 0644)) {
@@ -543,7 +536,7 @@ static int rfile_open(rfile *f, const char *path) {
     return 0;
 }
 
-static int rfile_write(rfile *f, const char *path, const void *p, size_t n) {
+int shard_rfile_write(shard_rfile *f, const char *path, const void *p, size_t n) {
     while (n) {
         ssize_t k = write(f->fd, p, n);
         if (k < 0 && errno == EINTR) continue;
@@ -554,7 +547,7 @@ static int rfile_write(rfile *f, const char *path, const void *p, size_t n) {
     return 0;
 }
 
-static void rfile_abort(rfile *f) {
+void shard_rfile_abort(shard_rfile *f) {
     if (f->fd >= 0) close(f->fd);
     if (f->tmp) unlink(f->tmp);
     free(f->tmp);
@@ -562,21 +555,27 @@ static void rfile_abort(rfile *f) {
     f->tmp = NULL;
 }
 
-/* Renames the file to path; durable: fsynced first, and the directory
- * after (2: not the directory, which the caller fsyncs later); otherwise
- * the page cache holds it (a unit of the run: a unit that a crash left
- * damaged is checked and redone by the rerun). */
-static int rfile_commit(rfile *f, const char *path, int durable) {
-    if ((durable && fsync(f->fd)) || close(f->fd)) {
+int shard_rfile_sync(shard_rfile *f, const char *path) {
+    if (fsync(f->fd)) {
+        int e = errno;
+        shard_rfile_abort(f);
+        return cli_error("%s: write error: %s", cli_n(path), strerror(e));
+    }
+    f->synced = 1;
+    return 0;
+}
+
+int shard_rfile_commit(shard_rfile *f, const char *path, int durable) {
+    if ((durable && !f->synced && fsync(f->fd)) || close(f->fd)) {
         f->fd = -1;
         int e = errno;
-        rfile_abort(f);
+        shard_rfile_abort(f);
         return cli_error("%s: write error: %s", cli_n(path), strerror(e));
     }
     f->fd = -1;
     if (rename(f->tmp, path)) {
         int e = errno;
-        rfile_abort(f);
+        shard_rfile_abort(f);
         return cli_error("%s: cannot rename the temporary file over it: %s", cli_n(path), strerror(e));
     }
     free(f->tmp);
@@ -612,7 +611,7 @@ static void fd_writeback(int fd, uint64_t *synced, uint64_t written) {
 struct shard_tee {
     char *dir, *name;
     uint64_t S, V, pos;        /* pos: tokens received */
-    rfile f;                   /* the open shard (f.fd < 0: none) */
+    shard_rfile f;             /* the open shard (f.fd < 0: none) */
     uint64_t a, b;             /* its planned tokens [a, b) of the stream */
     uint64_t written, synced;
     struct {
@@ -668,10 +667,10 @@ static int tee_open(shard_tee *t) {
     t->a = s ? t->V + (s - 1) * t->S : 0;
     t->b = s ? t->a + t->S : t->V;
     char *p = tee_path(t, s);
-    int rc = p ? rfile_open(&t->f, p) : cli_error("out of memory");
+    int rc = p ? shard_rfile_open(&t->f, p) : cli_error("out of memory");
     unsigned char h[1024];
     tee_header(h, t->b - t->a);
-    if (!rc && (rc = rfile_write(&t->f, p, h, sizeof h))) rfile_abort(&t->f);
+    if (!rc && (rc = shard_rfile_write(&t->f, p, h, sizeof h))) shard_rfile_abort(&t->f);
     t->written = t->synced = sizeof h;
     free(p);
     return rc;
@@ -757,7 +756,7 @@ static int tee_write(shard_tee *t, const void *p, size_t bytes) {
     while (bytes) {
         if (t->f.fd < 0 && tee_open(t)) return CLI_ERR;
         size_t k = (t->b - t->pos) * 2 < bytes ? (size_t)(t->b - t->pos) * 2 : bytes;
-        if (rfile_write(&t->f, t->f.tmp, c, k)) return CLI_ERR;
+        if (shard_rfile_write(&t->f, t->f.tmp, c, k)) return CLI_ERR;
         fd_writeback(t->f.fd, &t->synced, t->written += k);
         t->pos += k / 2;
         c += k;
@@ -780,13 +779,22 @@ int shard_tee_finish(shard_tee *t, uint64_t *tokens, uint64_t *nshards) {
     return 0;
 }
 
+int shard_tee_sha(shard_tee *t, uint64_t s, char sha[65], uint64_t *tokens) {
+    if (s >= t->nsh || !t->sh[s].tmp) return cli_error("internal error: shard %llu was not written", (unsigned long long)s);
+    if (t->hashing && t->hk == s) tee_hash_wait(t);
+    if (t->sh[s].err) return cli_error("%s: read error: %s", t->sh[s].tmp, strerror(t->sh[s].err));
+    memcpy(sha, t->sh[s].sha, 65);
+    *tokens = t->sh[s].tokens;
+    return 0;
+}
+
 int shard_tee_commit(shard_tee *t, uint64_t s, char sha[65], uint64_t *tokens) {
     if (s >= t->nsh || !t->sh[s].tmp) return cli_error("internal error: shard %llu was not written", (unsigned long long)s);
     char *p = tee_path(t, s);
     if (!p) return cli_error("out of memory");
     if (t->sj.running && t->sj.k == s) tee_sync_wait(t);
     /* (fsynced already, or here) */
-    rfile f = {t->sh[s].synced ? -1 : open(t->sh[s].tmp, O_WRONLY | O_CLOEXEC), t->sh[s].tmp};
+    shard_rfile f = {t->sh[s].synced ? -1 : open(t->sh[s].tmp, O_WRONLY | O_CLOEXEC), t->sh[s].tmp, 0};
     t->sh[s].tmp = NULL;
     int rc;
     if (t->sh[s].synced) {   /* the directory: as below */
@@ -798,13 +806,13 @@ int shard_tee_commit(shard_tee *t, uint64_t s, char sha[65], uint64_t *tokens) {
         free(f.tmp);
     } else if (f.fd < 0) {
         rc = cli_error("%s: cannot open: %s", f.tmp, strerror(errno));
-        rfile_abort(&f);
+        shard_rfile_abort(&f);
     } else {
         /* (while it is hashed, if it is the last). The directory is fsynced
          * by the manifest's commit, which follows every shard's: one fsync
          * makes both renames durable. A crash between them loses at most
          * the rename; the rerun writes that shard again. */
-        rc = rfile_commit(&f, p, 2);
+        rc = shard_rfile_commit(&f, p, 2);
     }
     if (t->hashing && t->hk == s) tee_hash_wait(t);
     if (t->sh[s].err && !rc) rc = cli_error("%s: read error: %s", cli_n(p), strerror(t->sh[s].err));
@@ -856,7 +864,7 @@ int shard_tee_copy(shard_tee *t, uint64_t from, uint64_t to, int fd, const char 
 
 void shard_tee_free(shard_tee *t) {
     if (!t) return;
-    rfile_abort(&t->f);
+    shard_rfile_abort(&t->f);
     tee_hash_wait(t);
     tee_sync_wait(t);
     for (size_t i = 0; i < t->nsh; i++)
@@ -871,9 +879,10 @@ void shard_tee_free(shard_tee *t) {
 
 typedef struct {
     embed_writer *w;                     /* --unit: embed's writer, fsynced */
-    rfile rf;                            /* a unit of the one-machine run (w NULL) */
+    shard_rfile rf;                      /* a unit of the one-machine run (w NULL) */
     shard_tee *tee;                      /* the run's shards, or NULL */
     int defer;                           /* no unit file yet: the tokens go to tee only */
+    int last;                            /* (defer) the input is the run's last */
     uint64_t tee0;                       /* (defer) the unit's first token in tee */
     const char *unit;
     shard_sha unit_sha, in_sha;
@@ -909,7 +918,7 @@ static int out_write(unit_out *u, const void *p, size_t bytes) {
         if (embed_writer_write(u->w, p, bytes, &err)) return cli_error("%s", err.msg);
         u->written += bytes;
         shard_writeback(u->w, &u->synced, u->written);
-    } else if (!u->defer && rfile_write(&u->rf, u->unit, p, bytes)) {
+    } else if (!u->defer && shard_rfile_write(&u->rf, u->unit, p, bytes)) {
         return CLI_ERR;
     }
     return u->tee ? tee_write(u->tee, p, bytes) : 0;
@@ -967,6 +976,14 @@ static int write_tokens(unit_out *u, const uint16_t *t, size_t n) {
 static int put_tokens(unit_out *u, const uint16_t *t, size_t n) {
     count_tokens(u, t, n);
     return write_tokens(u, t, n);
+}
+
+/* After the tokens of the run's last input: its last shard is complete,
+ * and its hashing and fsync start now, not once the unit is torn down. */
+static int tokens_end(unit_out *u) {
+    uint64_t tokens, shards;
+    if (!u->last) return 0;
+    return flush_tokens(u) || shard_tee_finish(u->tee, &tokens, &shards) ? CLI_ERR : 0;
 }
 
 /* Line number (1-based) of byte off in text. */
@@ -1974,6 +1991,7 @@ static int lines(sin *s, unit_out *u, const bpe *v, const shard_opts *o, int jso
         progress(o, s->raw, 0);
     }
     if (!rc && rerr) rc = cli_error("%s", s->err);
+    if (!rc) rc = tokens_end(u);
     s->keep_err = 0;
     pool_stop(&p);
     scratch_free(&ms);
@@ -2065,6 +2083,7 @@ static int whole_file(sin *s, uint64_t size, unit_out *u, const bpe *v, const sh
             bad = (size_t)p.utf8_bad;
             rc = 0;
         }
+        if (!rc && bad == len) rc = tokens_end(u);
         pool_stop(&p);
     }
     if (!rc && bad < len) {
@@ -2303,7 +2322,7 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
     u->rf.fd = -1;
     u->defer = o->in_run && o->tee && o->to_end;
     if (u->defer) u->tee0 = shard_tee_pos(o->tee);
-    if (u->defer ? 0 : o->in_run ? rfile_open(&u->rf, unit) : !(u->w = cli_writer_open(unit, &eerr))) {
+    if (u->defer ? 0 : o->in_run ? shard_rfile_open(&u->rf, unit) : !(u->w = cli_writer_open(unit, &eerr))) {
         rc = o->in_run ? CLI_ERR : cli_error("%s", eerr.msg);
         goto done;
     }
@@ -2330,6 +2349,7 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
             if (acc >= unit_bytes) n = i + 1;
             if (i == 0) u->one = n == 1;
         }
+        u->last = u->defer && i == n0 - 1;
         char namebuf[512];
         sin s;
         /* (a size of 0 may be a /proc file's: read to its end) */
@@ -2368,21 +2388,22 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
     }
     *used = n;
     if (!rc && fp_on && !(rc = small_send(&fp, &fb, u))) rc = pool_drain(&fp, u);
+    if (!rc) rc = tokens_end(u);
     if (fp_on) pool_stop(&fp);
     job_free(&fb);
     if (!rc) rc = flush_tokens(u);
     if (!rc && u->defer && n < n0) {   /* not the run's last unit after all: its file now */
         u->defer = 0;
-        if (!(rc = rfile_open(&u->rf, unit)))
+        if (!(rc = shard_rfile_open(&u->rf, unit)))
             rc = shard_tee_copy(o->tee, u->tee0, shard_tee_pos(o->tee), u->rf.fd, unit, u->one ? NULL : &u->unit_sha);
     }
     if (rc) {
         if (u->w) cli_writer_abort(u->w);
-        rfile_abort(&u->rf);
+        shard_rfile_abort(&u->rf);
         goto done;
     }
     if (!u->defer &&
-        (u->w ? cli_writer_commit(u->w, &eerr) && cli_error("%s", eerr.msg) : rfile_commit(&u->rf, unit, 0))) {
+        (u->w ? cli_writer_commit(u->w, &eerr) && cli_error("%s", eerr.msg) : shard_rfile_commit(&u->rf, unit, 0))) {
         rc = CLI_ERR;
         goto done;
     }
@@ -2398,15 +2419,15 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
     char *txt = j ? shard_dumps(j, JSON_COMPACT, &itext) : NULL;
     json_decref(j);
     embed_writer *w = txt && !o->in_run ? cli_writer_open(side, &eerr) : NULL;
-    rfile sf = {-1, NULL};
+    shard_rfile sf = {-1, NULL, 0};
     if (u->defer) {
     } else if (!txt) {
         rc = cli_error("out of memory");
     } else if (o->in_run) {   /* as its unit: not fsynced */
-        if (!(rc = rfile_open(&sf, side)) && !(rc = rfile_write(&sf, side, txt, strlen(txt))) &&
-            !(rc = rfile_write(&sf, side, "\n", 1)))
-            rc = rfile_commit(&sf, side, 0);
-        if (rc) rfile_abort(&sf);
+        if (!(rc = shard_rfile_open(&sf, side)) && !(rc = shard_rfile_write(&sf, side, txt, strlen(txt))) &&
+            !(rc = shard_rfile_write(&sf, side, "\n", 1)))
+            rc = shard_rfile_commit(&sf, side, 0);
+        if (rc) shard_rfile_abort(&sf);
     } else if (!w) rc = cli_error("%s", eerr.msg);
     else if (embed_writer_write(w, txt, strlen(txt), &eerr) || embed_writer_write(w, "\n", 1, &eerr)) {
         cli_writer_abort(w);

@@ -21,10 +21,13 @@ enum { SHARD_FMT_AUTO, SHARD_FMT_TEXT, SHARD_FMT_JSONL };
  * units (cmd_shard_unit.c). */
 typedef struct shard_tee shard_tee;
 shard_tee *shard_tee_new(const char *dir, const char *name, uint64_t S, uint64_t V);
-/* After the last unit: the tokens received and the shards they make. */
+/* After the last token: the tokens received and the shards they make (the
+ * last one complete; called again, the same figures). */
 int shard_tee_finish(shard_tee *t, uint64_t *tokens, uint64_t *nshards);
 /* Shard s under its final name (fsynced, renamed), its sha256 and tokens. */
 int shard_tee_commit(shard_tee *t, uint64_t s, char sha[65], uint64_t *tokens);
+/* Shard s's sha256 and tokens, before its commit (its fsync may still run). */
+int shard_tee_sha(shard_tee *t, uint64_t s, char sha[65], uint64_t *tokens);
 /* Removes the shards not committed. */
 void shard_tee_free(shard_tee *t);
 /* Tokens received so far. */
@@ -46,6 +49,26 @@ typedef struct {
                             * them all, the run's last, is not written at all (its
                             * tokens are in the shards; a kill redoes it) */
 } shard_opts;
+
+/* A file written beside its final name (".NAME.tmp.XXXXXX", as
+ * embed_writer's) and renamed when complete: the one-machine run's units,
+ * its shards and the manifests. path: the final name (for messages).
+ * Errors are printed, and the temporary is removed. */
+typedef struct {
+    int fd;
+    char *tmp;
+    int synced;            /* fsynced by shard_rfile_sync */
+} shard_rfile;
+int shard_rfile_open(shard_rfile *f, const char *path);
+int shard_rfile_write(shard_rfile *f, const char *path, const void *p, size_t n);
+/* fsync now (the commit then does not), so that it runs beside other work */
+int shard_rfile_sync(shard_rfile *f, const char *path);
+/* Renames the file to path; durable: fsynced first, and the directory
+ * after (2: not the directory, which the caller fsyncs later); otherwise
+ * the page cache holds it (a unit of the run: a unit that a crash left
+ * damaged is checked and redone by the rerun). */
+int shard_rfile_commit(shard_rfile *f, const char *path, int durable);
+void shard_rfile_abort(shard_rfile *f);
 
 /* sha256, hex output (cmd_shard_sha256.c). */
 typedef struct {
