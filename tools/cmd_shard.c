@@ -822,8 +822,7 @@ int cmd_shard(int argc, char **argv) {
         int *fresh = calloc((size_t)nops, sizeof *fresh), *first = calloc((size_t)nops + 1, sizeof *first);
         shard_unit_info *info = calloc((size_t)nops, sizeof *info);
         if (!ud || !units || !fresh || !first || !info) rc = cli_error("out of memory");
-        if (!rc) rc = make_dir(out);
-        if (!rc) rc = make_dir(ud);
+        if (!rc) rc = make_dir(out);   /* (ud: with its first unit file) */
         /* Consecutive inputs share a unit until it holds unit_bytes (as the
          * Dask driver groups them): a unit's fixed costs (its sidecar, the
          * fsyncs) are paid once, not once a file. Unit NNNNNN.tok starts at

@@ -42,7 +42,7 @@ double shard_now(void) {
  * or manifest listing thousands of inputs is read whole, then parsed. */
 json_t *shard_json_load(const char *path, json_error_t *je) {
     FILE *f = fopen(path, "rb");
-    if (!f) return json_load_file(path, 0, je);   /* its error text */
+    if (!f) return je ? json_load_file(path, 0, je) : NULL;   /* its error text */
     size_t cap = 1 << 16, len = 0, got;
     char *b = malloc(cap);
     while (b && (got = fread(b + len, 1, cap - len, f)) > 0) {
@@ -2222,6 +2222,17 @@ static int up_to_date(const char *unit, const char *side, const char *const *inp
     return ok ? (int)m : 0;
 }
 
+/* A unit file of the one-machine run: its folder (DIR/NAME_units/) is made
+ * with its first unit file, so a run of one unit, the last, which goes to
+ * the shards alone, has no folder to make and remove. */
+static int unit_open(shard_rfile *f, const char *unit) {
+    const char *sl = strrchr(unit, '/');
+    char *dir = sl ? strndup(unit, (size_t)(sl - unit)) : NULL;
+    if (dir) mkdir(dir, 0777);   /* (it exists, mostly; any other error is the open's to say) */
+    free(dir);
+    return shard_rfile_open(f, unit);
+}
+
 /* --unit alone: UNIT holds the tokens UNIT.json names, as --assemble checks
  * (the one-machine run checks its units itself: unit_intact). */
 static int tokens_intact(const char *unit, const char *side) {
@@ -2322,7 +2333,7 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
     u->rf.fd = -1;
     u->defer = o->in_run && o->tee && o->to_end;
     if (u->defer) u->tee0 = shard_tee_pos(o->tee);
-    if (u->defer ? 0 : o->in_run ? shard_rfile_open(&u->rf, unit) : !(u->w = cli_writer_open(unit, &eerr))) {
+    if (u->defer ? 0 : o->in_run ? unit_open(&u->rf, unit) : !(u->w = cli_writer_open(unit, &eerr))) {
         rc = o->in_run ? CLI_ERR : cli_error("%s", eerr.msg);
         goto done;
     }
@@ -2394,7 +2405,7 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
     if (!rc) rc = flush_tokens(u);
     if (!rc && u->defer && n < n0) {   /* not the run's last unit after all: its file now */
         u->defer = 0;
-        if (!(rc = shard_rfile_open(&u->rf, unit)))
+        if (!(rc = unit_open(&u->rf, unit)))
             rc = shard_tee_copy(o->tee, u->tee0, shard_tee_pos(o->tee), u->rf.fd, unit, u->one ? NULL : &u->unit_sha);
     }
     if (rc) {
