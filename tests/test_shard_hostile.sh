@@ -2,7 +2,8 @@
 # gpt2in shard on hostile inputs and damaged files (tester7's findings): an
 # input truncated while mapped, a --unit whose token file was damaged or
 # whose run was killed, zstd starting with a skippable frame (pzstd), huge
-# numbers in ignored JSON fields, control bytes in messages, error offsets.
+# numbers in ignored JSON fields, control bytes in messages, error offsets;
+# files in --out DIR that no run wrote (tester9's).
 # Each case: one line, exit 2, or the same result as a clean run.
 set -u
 : "${GPT2IN:=build/gpt2in}"
@@ -116,6 +117,72 @@ msg '\v' 13 "malformed JSON: invalid token near '\\x0b'"
 msg '\357\273\277{"text":"b"}' 13 "malformed JSON: invalid token near '\\xef\\xbb\\xbf'"
 msg '{"text":"b",  "x":tru}' 31 "malformed JSON: invalid token near 'tru'"
 msg '{"text":"b" "c"}' 25 "malformed JSON: '}' expected near '\\\"c\\\"'"
+
+# ---- files in DIR that no run wrote (tester9 T1, T4): refused by name or left, never removed ----
+# A run removes only what it can show a run of it wrote: the shards its
+# manifest records, temporaries named as it names its own, its unit files.
+printf 'doc one\n' > "$d/a.txt"; printf 'doc two\n' > "$d/b.txt"
+nothing_new() { # DIR WHAT LIST: DIR holds exactly LIST (ls -A, one line)
+    [ "$(LC_ALL=C ls -A "$1" | tr '\n' ' ')" = "$3" ] || bad "$2: DIR holds $(LC_ALL=C ls -A "$1" | tr '\n' ' '), want $3"
+}
+mkdir "$d/t1"
+printf 'mine\n' > "$d/t1/corpus_train_000005.bin"
+run 'G --out "$d/t1" "$d/a.txt"'
+oneline "a file named as a shard that no manifest records"
+grep -q "t1/corpus_train_000005.bin: named as this run's shards, but no manifest" "$d/err" || bad "unrecorded shard: $(cat "$d/err")"
+nothing_new "$d/t1" "unrecorded shard" "corpus_train_000005.bin "
+mv "$d/t1/corpus_train_000005.bin" "$d/t1/corpus_val_000042.bin"
+run 'G --out "$d/t1" "$d/a.txt"'
+oneline "a file named as the val shard that no manifest records"
+nothing_new "$d/t1" "unrecorded val shard" "corpus_val_000042.bin "
+run 'G --assemble --out "$d/t1" "$d/uv/u"'
+oneline "--assemble over a file named as a shard that no manifest records"
+nothing_new "$d/t1" "--assemble, unrecorded shard" "corpus_val_000042.bin "
+rm "$d/t1/corpus_val_000042.bin"
+printf '{"mine": true}\n' > "$d/t1/corpus_manifest.json"
+run 'G --out "$d/t1" "$d/a.txt"'
+oneline "a NAME_manifest.json that is not a manifest"
+grep -q "corpus_manifest.json: not a manifest of gpt2in shard" "$d/err" || bad "foreign manifest: $(cat "$d/err")"
+grep -q mine "$d/t1/corpus_manifest.json" || bad "a foreign NAME_manifest.json was replaced"
+rm "$d/t1/corpus_manifest.json"; printf 'x\n' > "$d/t1/corpus_units"
+run 'G --out "$d/t1" "$d/a.txt"'
+oneline "NAME_units that is a file"
+nothing_new "$d/t1" "NAME_units a file" "corpus_units "
+rm "$d/t1/corpus_units"
+# user files in a folder named NAME_units, and hidden names near the run's temporaries
+mkdir -p "$d/t1/corpus_units/photos"
+printf 'precious\n' > "$d/t1/corpus_units/notes.txt"; printf 'precious\n' > "$d/t1/corpus_units/photos/cat.jpg"
+printf 'precious\n' > "$d/t1/corpus_units/000000.txt"
+for f in .corpus_notes.tmp.1 .corpus_x.tmp.y .corpus_train_000007.bin.tmp.abcdefg .corpus_val_000000.bin.tmp.AB-123 \
+         .corpus_val_000000.bin.tmp.AbC123 .corpus_manifest.json.tmp.XYZ123 .corpus_train_000003.bin.tmp.q1w2e3; do
+    printf 'x\n' > "$d/t1/$f"
+done
+mkdir "$d/t1/.corpus_val_000000.bin.tmp.DiR456"
+run 'G --out "$d/t1" --unit-bytes 1 "$d/a.txt" "$d/b.txt"'
+[ $rc -eq 0 ] || bad "run over user files in DIR: exit $rc: $(cat "$d/err")"
+nothing_new "$d/t1" "run over user files" ".corpus_notes.tmp.1 .corpus_train_000007.bin.tmp.abcdefg \
+.corpus_val_000000.bin.tmp.AB-123 .corpus_val_000000.bin.tmp.DiR456 .corpus_x.tmp.y corpus_manifest.json corpus_units \
+corpus_val_000000.bin "
+nothing_new "$d/t1/corpus_units" "run over user files, NAME_units" "000000.txt notes.txt photos "
+nothing_new "$d/t1/corpus_units/photos" "run over user files, NAME_units/photos" "cat.jpg "
+# an earlier run's shards (the manifest records them) past the new last one go
+G --out "$d/t2" --shard-tokens 1 --val-tokens 1 "$d/a.txt" || bad "t2: exit $?"
+G --out "$d/t2" "$d/a.txt" || bad "t2 rerun with other sizes: exit $?"
+nothing_new "$d/t2" "rerun with other sizes" "corpus_manifest.json corpus_val_000000.bin "
+# an input that is a temporary the run removes, by name or a symlink: refused, kept (T4)
+mkdir "$d/t4"; printf 'my only copy\n' > "$d/t4/.corpus_val_000000.bin.tmp.mydata"
+run 'G --out "$d/t4" "$d/a.txt" "$d/t4/.corpus_val_000000.bin.tmp.mydata"'
+oneline "an input that is a temporary the run removes"
+grep -q "is a temporary file a killed run left" "$d/err" || bad "input temporary: $(cat "$d/err")"
+ln -s "$d/t4/.corpus_val_000000.bin.tmp.mydata" "$d/t4link"
+run 'G --out "$d/t4" "$d/t4link"'
+oneline "an input linked to a temporary the run removes"
+grep -q "t4link is .*t4/.corpus_val_000000.bin.tmp.mydata, a temporary file" "$d/err" || bad "input linked to a temporary: $(cat "$d/err")"
+nothing_new "$d/t4" "input temporary" ".corpus_val_000000.bin.tmp.mydata "
+mkdir -p "$d/t4u/corpus_units"; printf 'x\n' > "$d/t4u/corpus_units/.000000.tok.tmp.Ab12Cd"
+run 'G --out "$d/t4u" "$d/t4u/corpus_units/.000000.tok.tmp.Ab12Cd"'
+oneline "an input that is a unit's temporary"
+nothing_new "$d/t4u/corpus_units" "input unit temporary" ".000000.tok.tmp.Ab12Cd "
 
 [ $fail -eq 0 ] && echo "ok: shard on hostile inputs"
 exit $fail

@@ -69,11 +69,17 @@ for n in 2 10; do
     r=$(kill_when "$o" "[ \$(ls $o/*.bin 2>/dev/null | wc -l) -ge $n ]" "$@")
     [ "$r" = killed ] && kills=$((kills + 1))
     no_partial "$o" "killed after $n shards"
-    # The shards the manifest records must be kept as they are.
+    # The shards the manifest records must be kept as they are (a shard is
+    # named in the manifest before its rename: a kill between the two
+    # leaves it unnamed, redone). Every shard in DIR is one it records.
     kept=$(/usr/bin/python3 -c 'import json,sys; print(" ".join(s["file"] for s in json.load(open(sys.argv[1]))["shards"]))' \
            "$o/corpus_manifest.json" 2>/dev/null)
     ino=""
-    for f in $kept; do ino="$ino $f:$(stat -c %i "$o/$f")"; done
+    for f in $kept; do [ -e "$o/$f" ] && ino="$ino $f:$(stat -c %i "$o/$f")"; done
+    for f in "$o"/*.bin; do
+        [ -e "$f" ] || continue
+        case " $kept " in *" ${f##*/} "*) ;; *) bad "killed after $n shards: ${f##*/} is in DIR, not in the manifest" ;; esac
+    done
     "$GPT2IN" shard --out "$o" "$@" || bad "rerun after the kill after $n shards: exit $?"
     same_as_ref "$o" "killed after $n shards, rerun"
     for e in $ino; do

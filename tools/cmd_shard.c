@@ -133,42 +133,86 @@ static char *path_join(const char *dir, const char *name) {
     return p;
 }
 
-/* Once the shards are complete: a killed run's temporary files
- * (.NAME_*.tmp.*, embed_writer's names) and the shards of an earlier run
- * with other sizes past the last one (NAME_val_N.bin, N > 0, and
- * NAME_train_N.bin, N >= nshards or 0) are removed, so that a trainer
- * taking DIR/NAME_train_*.bin gets this run's shards only. */
-static void tidy_dir(const char *dir, const char *name, uint64_t nshards) {
+/* NAME_val_N.bin or NAME_train_N.bin, N six digits or more (as "%06llu"
+ * writes it): 1 (val) or 2 (train), N in *k; otherwise 0. */
+static int shard_file_name(const char *d, const char *name, uint64_t *k) {
+    size_t nl = strlen(name);
+    if (strncmp(d, name, nl) || d[nl] != '_') return 0;
+    const char *r = d + nl + 1;
+    int split = !strncmp(r, "val_", 4) ? 1 : !strncmp(r, "train_", 6) ? 2 : 0;
+    if (!split) return 0;
+    r += split == 1 ? 4 : 6;
+    size_t nd = strspn(r, "0123456789");
+    if (nd < 6 || nd > 19 || strcmp(r + nd, ".bin")) return 0;
+    *k = strtoull(r, NULL, 10);
+    return split;
+}
+
+/* ".X.tmp.XXXXXX", XXXXXX six letters or digits: the name mkstemp gives a
+ * temporary of X (shard_rfile_open, embed_writer). X into x (cap bytes);
+ * returns 0 when d is not such a name. */
+static int temp_of(const char *d, char *x, size_t cap) {
+    size_t n = strlen(d);
+    if (n < 13 || d[0] != '.' || strncmp(d + n - 11, ".tmp.", 5) ||
+        strspn(d + n - 6, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") != 6 || n - 12 >= cap)
+        return 0;
+    memcpy(x, d + 1, n - 12);
+    x[n - 12] = 0;
+    return 1;
+}
+
+/* A file this run writes in DIR (a shard, the manifest), or a temporary of
+ * one, as its own temporaries are named. */
+static int run_file(const char *d, const char *name, const char *manifest, int temp) {
+    char x[512];
+    uint64_t k;
+    if (temp && !temp_of(d, x, sizeof x)) return 0;
+    const char *f = temp ? x : d;
+    return !strcmp(f, manifest) || shard_file_name(f, name, &k);
+}
+
+/* A unit file of the one-machine run in NAME_units/ (N.tok, N.tok.json, N
+ * six digits or more), or a temporary of one. */
+static int unit_file(const char *d, int temp) {
+    char x[512];
+    if (temp && !temp_of(d, x, sizeof x)) return 0;
+    const char *f = temp ? x : d;
+    size_t nd = strspn(f, "0123456789");
+    return nd >= 6 && (!strcmp(f + nd, ".tok") || !strcmp(f + nd, ".tok.json"));
+}
+
+/* Removes the regular files of directory dir that keep(name) takes. */
+static void remove_files(const char *dir, int (*keep)(const char *, const void *), const void *arg) {
     DIR *dh = opendir(dir);
     if (!dh) return;
-    size_t nl = strlen(name);
     struct dirent *e;
     while ((e = readdir(dh))) {
-        const char *d = e->d_name;
-        int tmp = d[0] == '.' && !strncmp(d + 1, name, nl) && d[1 + nl] == '_' && strstr(d, ".tmp.");
-        int stale = 0;
-        if (!strncmp(d, name, nl) && d[nl] == '_') {
-            const char *r = d + nl + 1;
-            int val = !strncmp(r, "val_", 4), train = !strncmp(r, "train_", 6);
-            const char *num = r + (val ? 4 : 6);
-            uint64_t k = 0;
-            int digits = (val || train) && strlen(num) == 10 && !strcmp(num + 6, ".bin");
-            for (int i = 0; digits && i < 6; i++) {
-                digits = num[i] >= '0' && num[i] <= '9';
-                k = k * 10 + (uint64_t)(num[i] - '0');
-            }
-            if (digits) stale = val ? k != 0 || !nshards : (k == 0 || k >= nshards);
-        }
-        if (!tmp && !stale) continue;
-        char *p = path_join(dir, d);
-        if (p) unlink(p);
-        free(p);
+        struct stat st;
+        if (keep(e->d_name, arg) && !fstatat(dirfd(dh), e->d_name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode))
+            unlinkat(dirfd(dh), e->d_name, 0);
     }
     closedir(dh);
 }
 
-/* Shard k's tokens [a, b) of the stream, after its header, into w. */
-static int copy_tokens(unit_in *u, int nu, uint64_t a, uint64_t b, embed_writer *w, shard_sha *s) {
+static int is_run_temp(const char *d, const void *name) {
+    char manifest[300];
+    snprintf(manifest, sizeof manifest, "%s_manifest.json", (const char *)name);
+    return d[0] == '.' && run_file(d, name, manifest, 1);
+}
+
+/* Once the shards are complete: the temporaries a killed run left
+ * (.NAME_*.tmp.XXXXXX of a shard or the manifest, as this run names its
+ * own), and nothing else. (An earlier run's shards this one does not
+ * make again went before its first manifest: remove_old_shards.) */
+static void tidy_dir(const char *dir, const char *name) { remove_files(dir, is_run_temp, name); }
+
+static void fsync_dir(const char *dir) {
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) fsync(dfd), close(dfd);
+}
+
+/* Shard k's tokens [a, b) of the stream, after its header, into f (path: its final name). */
+static int copy_tokens(unit_in *u, int nu, uint64_t a, uint64_t b, shard_rfile *f, const char *path, shard_sha *s) {
     static char buf[1 << 20];
     uint64_t written = 1024, synced = 1024;   /* after the header */
     for (int i = 0; i < nu && a < b; i++) {
@@ -181,10 +225,12 @@ static int copy_tokens(unit_in *u, int nu, uint64_t a, uint64_t b, embed_writer 
             ssize_t n = pread(u[i].fd, buf, want, (off_t)(t * 2));
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0 || n % 2) return cli_error("%s: read error: %s", cli_n(u[i].path), n < 0 ? strerror(errno) : "short file");
-            embed_error err;
-            if (embed_writer_write(w, buf, (size_t)n, &err)) return cli_error("%s", err.msg);
+            if (shard_rfile_write(f, path, buf, (size_t)n)) return CLI_ERR;
             shard_sha_update(s, buf, (size_t)n);
-            shard_writeback(w, &synced, written += (uint64_t)n);
+            if ((written += (uint64_t)n) - synced >= SHARD_WRITEBACK) {   /* (its fsync then waits less) */
+                sync_file_range(f->fd, (off_t)synced, (off_t)(written - synced), SYNC_FILE_RANGE_WRITE);
+                synced = written;
+            }
             t += (uint64_t)n / 2;
         }
         if (ub <= b) {   /* shards are cut in order: one unit open at a time, whatever their number */
@@ -415,55 +461,70 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
                 free(p);
             }
         }
+        /* The earlier run's shards this one does not keep go now, before
+         * this run's first manifest: every file under a shard's name in DIR
+         * is then one that the manifest there records (check_out_dir
+         * refuses any other), whenever the run is killed. */
+        const char *fmt = json_string_value(json_object_get(old, "format"));
+        json_array_foreach(fmt && !strcmp(fmt, "gpt2in-shards") ? json_object_get(old, "shards") : NULL, k, e) {
+            const char *file = json_string_value(json_object_get(e, "file"));
+            uint64_t n;
+            int split = file ? shard_file_name(file, name, &n) : 0;
+            if (!split || (n < nshards && keep[n] && (split == 1) == (n == 0))) continue;
+            char *p = path_join(dir, file);
+            if (p) unlink(p);
+            free(p);
+        }
     }
 
+    /* Each shard is named in a manifest before it is renamed into place:
+     * a kill leaves no shard that no manifest records. */
+    shard_rfile last = {-1, NULL, 0};   /* the last shard, copied from the units */
+    char *last_path = NULL;
     for (uint64_t s = 0; s < nshards && !rc; s++) {
         uint64_t a = s ? V + (s - 1) * S : 0, b = s ? a + S : V;
         if (b > tokens) b = tokens;
+        if (keep[s]) continue;
         sprintf(fname, "%s_%s_%06llu.bin", name, s ? "train" : "val", (unsigned long long)s);
-        if (!keep[s] && tee) {
-            char hex[65];
-            uint64_t n;
-            /* the last one is committed once the manifest naming it is
-             * written and fsynced, while its own fsync runs */
-            if (!(rc = (s + 1 < nshards ? shard_tee_commit : shard_tee_sha)(tee, s, hex, &n)) &&
-                !(entries[s] = json_pack("{s:s, s:s, s:I, s:s}", "file", fname, "split", s ? "train" : "val",
-                                         "tokens", (json_int_t)n, "sha256", hex)))
-                rc = cli_error("out of memory");
-        } else if (!keep[s]) {
+        char *p = path_join(dir, fname), hex[65];
+        uint64_t n = b - a;
+        shard_rfile sf = {-1, NULL, 0};
+        if (!p) {
+            rc = cli_error("out of memory");
+        } else if (tee) {
+            rc = shard_tee_sha(tee, s, hex, &n);
+        } else {
             if (o->progress)
                 fprintf(stderr, "\r\033[Kgpt2in: shard: writing %s (%llu of %llu)", fname, (unsigned long long)s + 1,
                         (unsigned long long)nshards);
-            char *p = path_join(dir, fname), hex[65];
-            embed_error err;
-            embed_writer *w = p ? embed_writer_open(p, &err) : NULL;
             shard_sha sh;
-            if (!p || shard_sha_init(&sh)) {
+            if (shard_sha_init(&sh)) {
                 rc = cli_error("out of memory");
-            } else if (!w) {
-                rc = cli_error("%s", err.msg);
-                shard_sha_free(&sh);
             } else {
                 unsigned char h[1024] = {0};
                 const uint32_t hv[3] = {20240520, 1, (uint32_t)(b - a)};
                 for (int i = 0; i < 3; i++)
                     for (int k = 0; k < 4; k++) h[4 * i + k] = (unsigned char)(hv[i] >> (8 * k));
-                if (embed_writer_write(w, h, sizeof h, &err)) rc = cli_error("%s", err.msg);
                 shard_sha_update(&sh, h, sizeof h);
-                if (!rc) rc = copy_tokens(u, nu, a, b, w, &sh);
-                if (rc) embed_writer_abort(w);
-                else if (embed_writer_commit(w, &err)) rc = cli_error("%s", err.msg);
+                if (!(rc = shard_rfile_open(&sf, p)) && !(rc = shard_rfile_write(&sf, p, h, sizeof h)) &&
+                    !(rc = copy_tokens(u, nu, a, b, &sf, p, &sh)))
+                    rc = shard_rfile_sync(&sf, p);
+                if (rc) shard_rfile_abort(&sf);
                 shard_sha_hex(&sh, hex);
-                if (!rc)
-                    entries[s] = json_pack("{s:s, s:s, s:I, s:s}", "file", fname, "split", s ? "train" : "val",
-                                           "tokens", (json_int_t)(b - a), "sha256", hex);
             }
-            free(p);
-            if (!rc && !entries[s]) rc = cli_error("out of memory");
         }
-        /* The manifest so far: what a killed run leaves for the next one
-         * (after the last shard, the final one follows). */
-        if (!rc && !keep[s] && s + 1 < nshards) {
+        if (!rc && !(entries[s] = json_pack("{s:s, s:s, s:I, s:s}", "file", fname, "split", s ? "train" : "val",
+                                            "tokens", (json_int_t)n, "sha256", hex)))
+            rc = cli_error("out of memory");
+        if (!rc && s + 1 == nshards) {   /* renamed with the final manifest */
+            last = sf;
+            last_path = p;
+            break;
+        }
+        /* The manifest so far: what a killed run leaves for the next one;
+         * then the shard under its name (made durable by the next
+         * manifest's fsync of the directory). */
+        if (!rc) {
             json_array_clear(shards);
             for (uint64_t k = 0; k < nshards; k++)
                 if (entries[k]) json_array_append(shards, entries[k]);
@@ -472,6 +533,9 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
             shard_rfile mf;
             if (!(rc = write_json(&mf, man_path, man, JSON_INDENT(2), &itext))) rc = shard_rfile_commit(&mf, man_path, 1);
         }
+        if (!rc) rc = tee ? shard_tee_commit(tee, s, hex, &n) : shard_rfile_commit(&sf, p, 2);
+        else shard_rfile_abort(&sf);
+        free(p);
     }
     if (!rc) {
         json_array_clear(shards);
@@ -480,17 +544,23 @@ static int shard_assemble(const char *dir, const char *name, uint64_t S, uint64_
         json_object_set_new(man, "complete", json_true());
         shard_rfile mf;
         rc = write_json(&mf, man_path, man, JSON_INDENT(2), &itext);
-        /* Both fsynced before either is renamed; one fsync of the directory
-         * then makes both renames durable (a crash between them loses at
-         * most the shard's rename: the rerun writes it again). */
+        /* The manifest, then the last shard; then one fsync of the directory
+         * makes both renames durable (and the shards' before them). A crash
+         * between them loses at most the shard's rename: the rerun writes
+         * that shard again. */
         char hex[65];
         uint64_t n;
-        if (!rc && nshards && !keep[nshards - 1] && tee && (rc = shard_tee_commit(tee, nshards - 1, hex, &n)))
-            shard_rfile_abort(&mf);
-        if (!rc) rc = shard_rfile_commit(&mf, man_path, 1);
+        int lastnew = nshards && !keep[nshards - 1];
+        if (!rc) rc = shard_rfile_commit(&mf, man_path, lastnew ? 2 : 1);
+        if (!rc && lastnew) {
+            rc = tee ? shard_tee_commit(tee, nshards - 1, hex, &n) : shard_rfile_commit(&last, last_path, 2);
+            fsync_dir(dir);
+        }
     }
+    shard_rfile_abort(&last);
+    free(last_path);
     if (o->progress) fputs("\r\033[K", stderr);
-    if (!rc) tidy_dir(dir, name, nshards);
+    if (!rc) tidy_dir(dir, name);
     for (uint64_t k = 0; k < nshards; k++) json_decref(entries[k]);
     free(entries);
     free(keep);
@@ -524,18 +594,16 @@ static int make_dir(const char *d) {
     return cli_error("%s: cannot create the directory: %s", cli_n(d), strerror(errno));
 }
 
-/* Removes the one-machine run's unit directory (its own files only). */
+static int is_unit_file(const char *d, const void *arg) {
+    (void)arg;
+    return unit_file(d, d[0] == '.');
+}
+
+/* Removes the one-machine run's unit directory: its own files only (units,
+ * sidecars, their temporaries); the directory stays if anything else is in
+ * it. */
 static void remove_units(const char *d) {
-    DIR *dh = opendir(d);
-    if (!dh) return;
-    struct dirent *e;
-    while ((e = readdir(dh))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char *p = path_join(d, e->d_name);
-        if (p) unlink(p);
-        free(p);
-    }
-    closedir(dh);
+    remove_files(d, is_unit_file, NULL);
     rmdir(d);
 }
 
@@ -643,19 +711,57 @@ static int input_at(const char *dir, const char *entry, const file_id *ids, size
     return hit ? hit->input : -1;
 }
 
-/* An input that is one of the files this run writes or removes in DIR
- * (NAME_*.bin, NAME_manifest.json, and for a whole run the units in
- * NAME_units/), under any name (a symlink, a hard link): refused before
- * anything is written, as every other writer refuses its own input. Each
- * input and each such file is stat'ed once. */
-static int check_inputs_not_outputs(const char *dir, const char *name, char *const *ops, int n,
-                                    int with_units) {
+static int names_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* What DIR may hold before the run writes anything: the run replaces or
+ * removes only what it can show a run of this tool wrote. So a manifest
+ * there must be one (it is replaced), every file named as a shard must be
+ * one that it records (an earlier run's: kept, replaced or removed), and
+ * NAME_units must be a directory; any other such file is refused by name,
+ * not touched. And an input that is one of the files the run writes or
+ * removes (NAME_*.bin, the manifest, the temporaries of either as the run
+ * names its own, and for a whole run the units in NAME_units/ and theirs),
+ * under any name (a symlink, a hard link), is refused, as every other
+ * writer refuses its own input. Each input and each such file is stat'ed
+ * once. */
+static int check_out_dir(const char *dir, const char *name, char *const *ops, int n, int with_units) {
     DIR *dh = opendir(dir);
-    if (!dh) return 0;   /* a new directory holds no inputs */
+    if (!dh) return 0;   /* a new directory holds nothing of the run's */
     file_id *ids = malloc(((size_t)n + 1) * sizeof *ids);
-    if (!ids) {
-        closedir(dh);
-        return cli_error("out of memory");
+    char manifest[300], units[300];
+    snprintf(manifest, sizeof manifest, "%s_manifest.json", name);
+    snprintf(units, sizeof units, "%s_units", name);
+    char *man_path = path_join(dir, manifest);
+    const char **rec = NULL;   /* the shards the manifest records, sorted */
+    size_t nrec = 0;
+    json_t *man = NULL;
+    int rc = 0, k;
+    if (!ids || !man_path) {
+        rc = cli_error("out of memory");
+        goto done;
+    }
+    struct stat st;
+    int foreign_man = 0;   /* (said once no input is found to be a file of the run: that says more) */
+    char *foreign = NULL;  /* a file named as a shard that the manifest does not record */
+    if (!lstat(man_path, &st)) {
+        man = S_ISREG(st.st_mode) ? shard_json_load(man_path, NULL) : NULL;
+        const char *fmt = json_string_value(json_object_get(man, "format"));
+        json_t *sh = json_object_get(man, "shards");
+        foreign_man = !fmt || strcmp(fmt, "gpt2in-shards") || !json_is_array(sh);
+        if (foreign_man) {
+            json_decref(man);
+            man = NULL;
+        } else if (!(rec = malloc((json_array_size(sh) + 1) * sizeof *rec))) {
+            rc = cli_error("out of memory");
+            goto done;
+        }
+        size_t i;
+        json_t *e;
+        json_array_foreach(man ? sh : NULL, i, e) {
+            const char *f = json_string_value(json_object_get(e, "file"));
+            if (f) rec[nrec++] = f;
+        }
+        if (nrec) qsort(rec, nrec, sizeof *rec, names_cmp);
     }
     size_t ni = 0;
     for (int i = 0; i < n; i++) {
@@ -664,16 +770,16 @@ static int check_inputs_not_outputs(const char *dir, const char *name, char *con
     }
     qsort(ids, ni, sizeof *ids, file_id_cmp);
     size_t nl = strlen(name);
-    char manifest[300], units[300];
-    snprintf(manifest, sizeof manifest, "%s_manifest.json", name);
-    snprintf(units, sizeof units, "%s_units", name);
-    int rc = 0, k;
     struct dirent *e;
-    while (!rc && ni && (e = readdir(dh))) {
+    while (!rc && (e = readdir(dh))) {
         const char *d = e->d_name;
         size_t dl = strlen(d);
-        if (!strcmp(d, manifest) ||
-            (!strncmp(d, name, nl) && d[nl] == '_' && dl > nl + 5 && !strcmp(d + dl - 4, ".bin"))) {
+        uint64_t num;
+        if (!foreign && shard_file_name(d, name, &num) && !(nrec && bsearch(&d, rec, nrec, sizeof *rec, names_cmp)) &&
+            !(foreign = path_join(dir, d))) {
+            rc = cli_error("out of memory");
+        } else if (!strcmp(d, manifest) ||
+                   (!strncmp(d, name, nl) && d[nl] == '_' && dl > nl + 5 && !strcmp(d + dl - 4, ".bin"))) {
             if ((k = input_at(dir, d, ids, ni)) >= 0) {
                 char *as = path_join(dir, d);   /* the name this run gives it */
                 if (as && strcmp(as, ops[k]))
@@ -684,18 +790,46 @@ static int check_inputs_not_outputs(const char *dir, const char *name, char *con
                                    "another --name", cli_n(ops[k]), cli_n(dir));
                 free(as);
             }
+        } else if (d[0] == '.' && run_file(d, name, manifest, 1)) {
+            if ((k = input_at(dir, d, ids, ni)) >= 0) {
+                char *as = path_join(dir, d);
+                if (as && strcmp(as, ops[k]))
+                    rc = cli_error("input %s is %s, a temporary file a killed run left, which this run removes; "
+                                   "move it out of %s", cli_n(ops[k]), cli_n(as), cli_n(dir));
+                else
+                    rc = cli_error("input %s is a temporary file a killed run left, which this run removes; "
+                                   "move it out of %s", cli_n(ops[k]), cli_n(dir));
+                free(as);
+            }
         } else if (with_units && !strcmp(d, units)) {
             char *ud = path_join(dir, d);
+            if (ud && (stat(ud, &st) || !S_ISDIR(st.st_mode))) {
+                rc = cli_error("%s: not a directory, and this run keeps its work units there; move it out of %s "
+                               "or choose another --name", cli_n(ud), cli_n(dir));
+                free(ud);
+                break;
+            }
             DIR *uh = ud ? opendir(ud) : NULL;
             struct dirent *u;
             while (uh && !rc && (u = readdir(uh)))
-                if (u->d_name[0] != '.' && (k = input_at(ud, u->d_name, ids, ni)) >= 0)
-                    rc = cli_error("%s is %s/%s, a work unit this run writes; move it out of %s",
-                                   cli_n(ops[k]), ud, u->d_name, ud);
+                if (unit_file(u->d_name, u->d_name[0] == '.') && (k = input_at(ud, u->d_name, ids, ni)) >= 0)
+                    rc = cli_error("%s is %s/%s, a %s this run writes or removes; move it out of %s", cli_n(ops[k]),
+                                   ud, u->d_name, u->d_name[0] == '.' ? "temporary file" : "work unit", ud);
             if (uh) closedir(uh);
             free(ud);
         }
     }
+    if (!rc && foreign_man)
+        rc = cli_error("%s: not a manifest of gpt2in shard, and this run writes its manifest there; move it out "
+                       "of %s or choose another --name", cli_n(man_path), cli_n(dir));
+    else if (!rc && foreign)
+        rc = cli_error("%s: named as this run's shards, but no manifest in %s records it (no run of gpt2in shard "
+                       "left it); move it out of %s or choose another --name", cli_n(foreign), cli_n(dir), cli_n(dir));
+    free(foreign);
+done:
+    free(rec);
+    json_decref(man);
+    free(man_path);
     free(ids);
     closedir(dh);
     return rc;
@@ -804,7 +938,7 @@ int cmd_shard(int argc, char **argv) {
     } else if (!nops) {
         rc = cli_error("shard: no %s", assemble ? "unit" : "input file");
     } else if (!assemble && (rc = check_names(ops, nops))) {
-    } else if (out && (rc = check_inputs_not_outputs(out, name, ops, nops, !assemble))) {
+    } else if (out && (rc = check_out_dir(out, name, ops, nops, !assemble))) {
     } else if (unit) {
         shard_progress_total(0);
         int fresh;
