@@ -118,7 +118,7 @@ msg '\357\273\277{"text":"b"}' 13 "malformed JSON: invalid token near '\\xef\\xb
 msg '{"text":"b",  "x":tru}' 31 "malformed JSON: invalid token near 'tru'"
 msg '{"text":"b" "c"}' 25 "malformed JSON: '}' expected near '\\\"c\\\"'"
 
-# ---- files in DIR that no run wrote (tester9 T1, T4): refused by name or left, never removed ----
+# ---- files in DIR that no run wrote (tester9 T1, T4, T5): refused by name or left, never removed ----
 # A run removes only what it can show a run of it wrote: the shards its
 # manifest records, temporaries named as it names its own, its unit files.
 printf 'doc one\n' > "$d/a.txt"; printf 'doc two\n' > "$d/b.txt"
@@ -183,6 +183,14 @@ mkdir -p "$d/t4u/corpus_units"; printf 'x\n' > "$d/t4u/corpus_units/.000000.tok.
 run 'G --out "$d/t4u" "$d/t4u/corpus_units/.000000.tok.tmp.Ab12Cd"'
 oneline "an input that is a unit's temporary"
 nothing_new "$d/t4u/corpus_units" "input unit temporary" ".000000.tok.tmp.Ab12Cd "
+# --unit UNIT with an input named as its temporary, or linked to it (T5)
+mkdir "$d/t5"; printf 'precious doc\n' > "$d/t5/.u1.tmp.ABCDEF"; ln "$d/t5/.u1.tmp.ABCDEF" "$d/t5/hard.txt"
+run '(cd "$d/t5" && G --unit u1 ../a.txt .u1.tmp.ABCDEF)'
+oneline "--unit with an input named as its temporary"
+grep -q "input .u1.tmp.ABCDEF is a temporary file a killed run of --unit u1 left" "$d/err" || bad "--unit temporary input: $(cat "$d/err")"
+run 'G --unit "$d/t5/u1" "$d/a.txt" "$d/t5/hard.txt"'
+oneline "--unit with an input hard-linked to its temporary"
+nothing_new "$d/t5" "--unit temporary input" ".u1.tmp.ABCDEF hard.txt "
 
 [ $fail -eq 0 ] && echo "ok: shard on hostile inputs"
 exit $fail

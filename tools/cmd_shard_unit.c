@@ -2245,10 +2245,12 @@ static int tokens_intact(const char *unit, const char *side) {
     return ok;
 }
 
-/* Removes the hidden temporaries (embed_writer's ".NAME.tmp.XXXXXX") that a
- * killed --unit run of this very file left: regular files of exactly that
- * name, nothing else. */
-static void remove_stale_temps(const char *path) {
+/* The hidden temporaries (embed_writer's ".NAME.tmp.XXXXXX") that a killed
+ * --unit run of this very file left: regular files of exactly that name,
+ * nothing else. remove: removes them; otherwise refuses (one line) an input
+ * that is one of them under any name (a symlink, a hard link), before
+ * anything is removed. */
+static int stale_temps(const char *path, const char *const *inputs, int n, int remove) {
     const char *sl = strrchr(path, '/'), *base = sl ? sl + 1 : path;
     char *dir = sl ? strndup(path, (size_t)(sl - path) + (sl == path)) : strdup(".");
     size_t keep = strlen(base), max_keep = NAME_MAX - strlen("..tmp.XXXXXX");
@@ -2258,16 +2260,33 @@ static void remove_stale_temps(const char *path) {
     }
     DIR *dh = dir ? opendir(dir) : NULL;
     struct dirent *e;
-    while (dh && (e = readdir(dh))) {
+    int rc = 0;
+    while (dh && !rc && (e = readdir(dh))) {
         const char *d = e->d_name, *x = d + 1 + keep + 5;
         if (d[0] != '.' || strncmp(d + 1, base, keep) || strncmp(d + 1 + keep, ".tmp.", 5) || strlen(x) != 6 ||
             strspn(x, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") != 6)
             continue;
-        struct stat st;
-        if (!fstatat(dirfd(dh), d, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode)) unlinkat(dirfd(dh), d, 0);
+        struct stat st, in;
+        if (fstatat(dirfd(dh), d, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode)) continue;
+        if (remove) {
+            unlinkat(dirfd(dh), d, 0);
+            continue;
+        }
+        for (int i = 0; i < n && !rc; i++) {
+            if (stat(inputs[i], &in) || in.st_dev != st.st_dev || in.st_ino != st.st_ino) continue;
+            char full[PATH_MAX + NAME_MAX + 2] = "";   /* the temporary, named as path names its unit */
+            snprintf(full, sizeof full, "%.*s%s", (int)(sl ? sl - path + 1 : 0), path, d);
+            if (strcmp(full, inputs[i]))
+                rc = cli_error("input %s is %s, a temporary file a killed run of --unit %s left, which this run "
+                               "removes; move it or rename it", cli_n(inputs[i]), cli_n(full), cli_n(path));
+            else
+                rc = cli_error("input %s is a temporary file a killed run of --unit %s left, which this run "
+                               "removes; move it or rename it", cli_n(inputs[i]), cli_n(path));
+        }
     }
     if (dh) closedir(dh);
     free(dir);
+    return rc;
 }
 
 int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit_bytes, const shard_opts *o,
@@ -2312,9 +2331,13 @@ int shard_unit(const char *unit, const char *const *inputs, int n, uint64_t unit
         rc = CLI_ERR;
         goto done;
     }
-    if (!o->in_run) {   /* what a killed run of this unit left */
-        remove_stale_temps(unit);
-        remove_stale_temps(side);
+    if (!o->in_run) {   /* what a killed run of this unit left (not an input) */
+        if (stale_temps(unit, inputs, n, 0) || stale_temps(side, inputs, n, 0)) {
+            rc = CLI_ERR;
+            goto done;
+        }
+        stale_temps(unit, inputs, n, 1);
+        stale_temps(side, inputs, n, 1);
     }
     /* The sidecar says the unit is complete: it goes first, comes back last. */
     if (unlink(side) && errno != ENOENT) {
