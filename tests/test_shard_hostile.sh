@@ -88,14 +88,36 @@ cat > "$d/big.jsonl" <<'END'
 {"id":18446744073709551616,"text":"b","n":[-1E+999, 0.5e-99999, {"s":"1e400\"1e400"}]}
 {"id":123456789012345678901234567890,"text":"c","z":-0}
 END
+# NaN, Infinity, -Infinity in ignored fields, as Python's json.dumps writes float scores (tester9 T3)
+cat > "$d/nan.jsonl" <<'END'
+{"id":NaN,"text":"a"}
+{"id":Infinity,"text":"b","n":[-Infinity, NaN, {"s":"NaN\"-Infinity"}]}
+{"id":1e400,"text":"c","z":-Infinity}
+END
+/usr/bin/env python3 -c 'import json; print(json.dumps({"score": float("nan"), "text": "a"}))' > "$d/pynan.jsonl"
+grep -q NaN "$d/pynan.jsonl" || bad "test setup: json.dumps wrote no NaN"
 printf '{"text":"a"}\n{"text":"b"}\n{"text":"c"}\n' > "$d/small.jsonl"
 G --out "$d/nref" "$d/small.jsonl" || bad "shard of small.jsonl: exit $?"
+printf '{"text": "a"}\n' > "$d/one.jsonl"
+G --out "$d/pyref" "$d/one.jsonl" "$d/small.jsonl" || bad "shard of one.jsonl small.jsonl: exit $?"
 for g in "$GPT2IN" "$d/nolib/gpt2in"; do
     run '"$g" shard --quiet --out "$d/nbig" "$d/big.jsonl"'
     [ $rc -eq 0 ] || bad "$g: huge numbers in ignored fields: exit $rc: $(cat "$d/err")"
     cmp -s "$d/nref/corpus_val_000000.bin" "$d/nbig/corpus_val_000000.bin" || bad "$g: huge numbers: other tokens"
     rm -rf "$d/nbig"
-    for l in '{"id":01,"text":"a"}' '{"id":1e400,"text":1e400}' '{"id":1e400,"text":"a"' '{"id":1.e400,"text":"a"}'; do
+    for f in nan; do
+        run '"$g" shard --quiet --out "$d/n$f" "$d/$f.jsonl"'
+        [ $rc -eq 0 ] || bad "$g: $f.jsonl: exit $rc: $(cat "$d/err")"
+        cmp -s "$d/nref/corpus_val_000000.bin" "$d/n$f/corpus_val_000000.bin" || bad "$g: $f.jsonl: other tokens"
+        rm -rf "$d/n$f"
+    done
+    run '"$g" shard --quiet --out "$d/npy" "$d/pynan.jsonl" "$d/small.jsonl"'
+    [ $rc -eq 0 ] || bad "$g: json.dumps's NaN: exit $rc: $(cat "$d/err")"
+    cmp -s "$d/pyref/corpus_val_000000.bin" "$d/npy/corpus_val_000000.bin" || bad "$g: json.dumps's NaN: other tokens"
+    rm -rf "$d/npy"
+    for l in '{"id":01,"text":"a"}' '{"id":1e400,"text":1e400}' '{"id":1e400,"text":"a"' '{"id":1.e400,"text":"a"}' \
+             '{"id":-NaN,"text":"a"}' '{"id":+Infinity,"text":"a"}' '{"id":nan,"text":"a"}' '{"id":NaN,"text":NaN}' \
+             '{"id":NaNa,"text":"a"}' '{"id":Infinit,"text":"a"}'; do
         printf '%s\n' "$l" > "$d/bad.jsonl"
         run '"$g" shard --quiet --out "$d/nbad" "$d/bad.jsonl"'
         grep -v 'parsed by jansson alone' "$d/err" > "$d/err2"; mv "$d/err2" "$d/err"   # (nolib's warning)

@@ -1224,17 +1224,32 @@ static void shown_text(const char *s, char *out, size_t cap) {
 }
 
 /* Python's json.loads takes any number (1e400 as inf, 2**64 and more as an
- * int), where jansson and simdjson refuse one past double or 64 bits. A
+ * int), where jansson and simdjson refuse one past double or 64 bits, and
+ * NaN, Infinity and -Infinity, which its json.dumps writes for floats. A
  * number is never the document (the field is a string), so out gets the
- * line (n bytes) with each well-formed number outside strings as "0" and
- * blanks: the same length, offsets stay, and a bad number stays bad. */
-static void numbers_zeroed(const char *s, size_t n, char *out) {
+ * line (n bytes) with each well-formed number and each of those three
+ * outside strings as "0" and blanks: the same length, offsets stay, and a
+ * bad number stays bad. Returns the number of NaN and Infinity replaced. */
+static int numbers_zeroed(const char *s, size_t n, char *out) {
+    int nonfinite = 0;
     memcpy(out, s, n);
     for (size_t i = 0; i < n;) {
         if (s[i] == '"') {   /* a string: to its closing quote */
             for (i++; i < n && s[i] != '"'; i++)
                 if (s[i] == '\\') i++;
             i++;
+            continue;
+        }
+        /* as Python's scanner: NaN, Infinity, -Infinity (not -NaN, +Infinity) */
+        size_t w = s[i] == 'N' && n - i >= 3 && !memcmp(s + i, "NaN", 3)                ? 3
+                   : s[i] == 'I' && n - i >= 8 && !memcmp(s + i, "Infinity", 8)         ? 8
+                   : s[i] == '-' && n - i >= 9 && !memcmp(s + i + 1, "Infinity", 8) ? 9
+                                                                                        : 0;
+        if (w && (i == 0 || (s[i - 1] != '-' && s[i - 1] != '+'))) {
+            out[i] = '0';
+            memset(out + i + 1, ' ', w - 1);
+            nonfinite++;
+            i += w;
             continue;
         }
         if (s[i] != '-' && (s[i] < '0' || s[i] > '9')) {
@@ -1264,6 +1279,7 @@ static void numbers_zeroed(const char *s, size_t n, char *out) {
         }
         i = e;
     }
+    return nonfinite;
 }
 
 /* The field's string of a JSON line by simdjson, or of the line with its
@@ -1615,15 +1631,16 @@ static void parse_lines(job *j, pool *p) {
         } else {   /* not a good line: jansson says why (or, rarely, takes it) */
             json_error_t je;
             json_t *root = json_loadb(ln, n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
-            if (!root && json_error_code(&je) == json_error_numeric_overflow) {   /* (numbers_zeroed) */
+            enum json_error_code code0 = root ? json_error_unknown : json_error_code(&je);
+            if (code0 == json_error_numeric_overflow || code0 == json_error_invalid_syntax) {   /* (numbers_zeroed) */
                 char *z = malloc(n + 1);
                 if (!z) {
                     job_msg(j, p, line, off, "out of memory");
                     j->fatal = 1;
                     break;
                 }
-                numbers_zeroed(ln, n, z);
-                root = json_loadb(z, n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);   /* (its strings are copies) */
+                if (numbers_zeroed(ln, n, z) || code0 == json_error_numeric_overflow)
+                    root = json_loadb(z, n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);   /* (its strings are copies) */
                 free(z);
             }
             if (!root) {
