@@ -96,6 +96,8 @@ cat > "$d/nan.jsonl" <<'END'
 END
 /usr/bin/env python3 -c 'import json; print(json.dumps({"score": float("nan"), "text": "a"}))' > "$d/pynan.jsonl"
 grep -q NaN "$d/pynan.jsonl" || bad "test setup: json.dumps wrote no NaN"
+# a UTF-8 BOM opening a JSON Lines file, as Windows editors write it (tester9 T2)
+printf '\357\273\277{"text":"a"}\n{"text":"b"}\n{"text":"c"}\n' > "$d/bom.jsonl"
 printf '{"text":"a"}\n{"text":"b"}\n{"text":"c"}\n' > "$d/small.jsonl"
 G --out "$d/nref" "$d/small.jsonl" || bad "shard of small.jsonl: exit $?"
 printf '{"text": "a"}\n' > "$d/one.jsonl"
@@ -105,7 +107,7 @@ for g in "$GPT2IN" "$d/nolib/gpt2in"; do
     [ $rc -eq 0 ] || bad "$g: huge numbers in ignored fields: exit $rc: $(cat "$d/err")"
     cmp -s "$d/nref/corpus_val_000000.bin" "$d/nbig/corpus_val_000000.bin" || bad "$g: huge numbers: other tokens"
     rm -rf "$d/nbig"
-    for f in nan; do
+    for f in nan bom; do
         run '"$g" shard --quiet --out "$d/n$f" "$d/$f.jsonl"'
         [ $rc -eq 0 ] || bad "$g: $f.jsonl: exit $rc: $(cat "$d/err")"
         cmp -s "$d/nref/corpus_val_000000.bin" "$d/n$f/corpus_val_000000.bin" || bad "$g: $f.jsonl: other tokens"

@@ -1610,6 +1610,11 @@ static void parse_lines(job *j, pool *p) {
         const char *nl = memchr(s, '\n', (size_t)(end - s));
         size_t n = (size_t)((nl ? nl : end) - s);
         uint64_t off = j->off0 + (uint64_t)(s - j->data);
+        if (p->jsonl && off == 0 && n >= 3 && !memcmp(s, "\xef\xbb\xbf", 3)) {
+            s += 3;   /* a UTF-8 BOM opening the file: skipped, as Python's json.loads skips it in bytes */
+            n -= 3;
+            off = 3;
+        }
         int bad = 0, fast;
         const char *str, *ln = s;
         size_t slen;
