@@ -169,10 +169,38 @@ def check_partition():
           f"no unit's input names exceed 256 KiB ({len(units)} units)")
 
 
+def check_remove_units():
+    """At the end the units folder loses its own files only (tester9 T1):
+    a user's files in a folder named NAME_units stay, and the folder."""
+    import runpy
+    remove = runpy.run_path(DRIVER)["_remove_units"]
+    d = tempfile.mkdtemp(prefix="gpt2in-dask-units-")
+    try:
+        own = ["000000.tok", "000000.tok.json", ".000003.tok.tmp.AbC123", ".000003.tok.json.tmp.xYz789"]
+        mine = ["notes.txt", "000000.txt", ".000003.tok.tmp.keep", "000000.tok.bak"]
+        for n in own + mine:
+            with open(os.path.join(d, n), "w") as f:
+                f.write("x")
+        os.mkdir(os.path.join(d, "photos"))
+        remove(d)
+        left = sorted(os.listdir(d)) if os.path.isdir(d) else []
+        check(left == sorted(mine + ["photos"]), f"the driver removes its unit files only (left: {left})")
+        for n in mine:
+            os.unlink(os.path.join(d, n))
+        os.rmdir(os.path.join(d, "photos"))
+        with open(os.path.join(d, "000001.tok"), "w") as f:
+            f.write("x")
+        remove(d)
+        check(not os.path.exists(d), "the driver removes its emptied units folder")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     global INPUTS
     real = os.path.abspath(sys.argv[1])
     check_partition()
+    check_remove_units()
     work = tempfile.mkdtemp(prefix="gpt2in-dask-")
     cluster = []
     # the workers' scratch folders, left by the killed ones too

@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -304,6 +303,31 @@ def _beside():
     return "gpt2in"
 
 
+# a unit file as `gpt2in shard --unit` names them here, or its temporary
+_UNIT_FILE = re.compile(r"(\.)?[0-9]{6,}\.tok(\.json)?(?(1)\.tmp\.[A-Za-z0-9]{6})\Z")
+
+
+def _remove_units(units_dir):
+    """The units folder's own files go (units, sidecars, their temporaries),
+    then the folder if nothing else is in it: a run removes only what it
+    wrote."""
+    try:
+        names = os.listdir(units_dir)
+    except OSError:
+        return
+    for n in names:
+        p = os.path.join(units_dir, n)
+        try:
+            if _UNIT_FILE.match(n) and os.path.isfile(p) and not os.path.islink(p):
+                os.unlink(p)
+        except OSError:
+            pass
+    try:
+        os.rmdir(units_dir)
+    except OSError:
+        pass
+
+
 def run(args):
     cwd = os.getcwd()
     if args.gpt2in is None:
@@ -423,7 +447,7 @@ def run(args):
         except Exception:
             pass  # a lost scheduler was reported above
     if not args.keep_units:
-        shutil.rmtree(units_dir, ignore_errors=True)
+        _remove_units(units_dir)
     secs = time.monotonic() - t0
     # per core: what sizes a cluster for a corpus (see the README)
     rate = (f"; tokenizing {_fmt_bytes(work_bytes)} took {cpu:.1f} CPU s: "
