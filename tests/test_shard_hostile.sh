@@ -3,7 +3,8 @@
 # input truncated while mapped, a --unit whose token file was damaged or
 # whose run was killed, zstd starting with a skippable frame (pzstd), huge
 # numbers in ignored JSON fields, control bytes in messages, error offsets;
-# files in --out DIR that no run wrote (tester9's).
+# files in --out DIR that no run wrote, NaN in JSON, a BOM, gzip zero padding
+# (tester9's).
 # Each case: one line, exit 2, or the same result as a clean run.
 set -u
 : "${GPT2IN:=build/gpt2in}"
@@ -78,6 +79,20 @@ if command -v zstd > /dev/null; then
     grep -q "long.jsonl.zst: zstd window too large" "$d/err" || bad "zstd --long=31: not named so: $(cat "$d/err")"
 else
     echo "note: no zstd: skippable frames not checked"
+fi
+
+# ---- gzip: zero padding after a member (block devices, tape archives), which gzip and
+# Python's gzip skip (tester9 T8); anything else after it is still an error ----
+if command -v gzip > /dev/null; then
+    { gzip -c "$d/c.jsonl"; head -c 5000 /dev/zero; } > "$d/pad.jsonl.gz"
+    run 'G --out "$d/zpad" "$d/pad.jsonl.gz"'
+    [ $rc -eq 0 ] || bad "gzip with zero padding: exit $rc: $(cat "$d/err")"
+    cmp -s "$d/zref/corpus_val_000000.bin" "$d/zpad/corpus_val_000000.bin" || bad "gzip with zero padding: other tokens"
+    { gzip -c "$d/c.jsonl"; head -c 70 /dev/zero; printf 'junk'; } > "$d/padj.jsonl.gz"
+    run 'G --out "$d/zpadj" "$d/padj.jsonl.gz"'
+    oneline "gzip with zero padding, then junk"
+else
+    echo "note: no gzip: zero padding not checked"
 fi
 
 # ---- JSON Lines: numbers past double or 64 bits in ignored fields (json.loads takes them) ----

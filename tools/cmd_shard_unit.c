@@ -371,9 +371,12 @@ static int sin_read(sin *s, char *buf, size_t cap, size_t *got) {
                 if (!s->z_end) return sin_fail(s, "%s: truncated gzip data", s->name);
                 return 0;
             }
-            if (s->z_end) {   /* another gzip member follows */
+            if (s->z_end) {   /* zero padding (as gzip and Python's gzip skip it), or another member */
+                while (s->ipos < s->ilen && !s->ib[s->ipos]) s->ipos++;
+                if (s->ipos == s->ilen) continue;
                 inflateReset(&s->z);
                 s->z_end = 0;
+                avail = s->ilen - s->ipos;
             }
             s->z.next_in = s->ib + s->ipos;
             s->z.avail_in = (uInt)avail;
