@@ -269,6 +269,22 @@ exec "{real}" "$@"
         same_as_ref(os.path.join(work, "d2"), ref, "a worker killed")
         check(not os.path.exists(os.path.join(work, "d2", f"{NAME}_units")), "the units are removed at the end")
 
+        # 2b. Ctrl-C (SIGINT to the driver) while its LocalCluster starts: the
+        # one line and 130, not Dask's exit hook failing on the half-started
+        # cluster with a traceback (tester9 T6)
+        p = driver(work, real, "dint", ["--local", "2", "--quiet"])
+        time.sleep(1.5)
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=HANG)
+        text = out.decode(errors="replace")
+        if p.returncode == 130:
+            check(text.startswith("gpt2in-dask-shard: interrupted; rerun the same command to resume"),
+                  f"Ctrl-C: its line first ({text[:200]!r})")
+            check("Exception ignored in atexit" not in text, f"Ctrl-C: no traceback at exit ({text[:300]!r})")
+        else:
+            check(p.returncode == 0, f"Ctrl-C: exit {p.returncode}, want 130 ({text[:300]!r})")
+            print("note: the driver ended before the Ctrl-C", flush=True)
+
         # 3. a LocalCluster driver (scheduler and workers in its process group)
         # killed while units 2 and later hang; the rerun, on the other cluster,
         # reuses units 0 and 1 and redoes a damaged one

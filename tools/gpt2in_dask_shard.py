@@ -284,6 +284,9 @@ def _say(args, text):
 def _connect(args):
     from distributed import Client, LocalCluster
     if args.local:
+        # (an interrupted start leaves multiprocessing's tracker a semaphore
+        # to clean up, which it does, with a warning the user has no use for)
+        os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
         cluster = LocalCluster(n_workers=args.local, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR)
         return Client(cluster), cluster
@@ -474,17 +477,35 @@ def _explain(e, client):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        import distributed  # noqa: F401
-    except ImportError as e:
-        print(f"{PROG}: this Python ({sys.executable}) cannot import dask.distributed ({e}): install "
-              f"it (Debian: apt install python3-distributed, for /usr/bin/python3; or pip install "
-              f"distributed) or run this program with a Python that has it", file=sys.stderr)
-        return 2
-    try:
+        try:
+            import distributed  # noqa: F401
+        except ImportError as e:
+            print(f"{PROG}: this Python ({sys.executable}) cannot import dask.distributed ({e}): install "
+                  f"it (Debian: apt install python3-distributed, for /usr/bin/python3; or pip install "
+                  f"distributed) or run this program with a Python that has it", file=sys.stderr)
+            return 2
         return run(args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; rerun the same command to resume", file=sys.stderr)
+        _close_clusters()
         return 130
+
+
+def _close_clusters():
+    """A LocalCluster interrupted while it starts fails Dask's own close at
+    exit with a traceback: the clusters are closed here instead, their
+    errors ignored, and Dask's exit hook goes."""
+    try:
+        import atexit
+        from distributed.deploy.spec import SpecCluster, close_clusters
+    except Exception:
+        return
+    for c in list(SpecCluster._instances):
+        try:
+            c.close(timeout=10)
+        except BaseException:
+            pass
+    atexit.unregister(close_clusters)
 
 
 if __name__ == "__main__":
