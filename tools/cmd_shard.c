@@ -181,14 +181,14 @@ static int unit_file(const char *d, int temp) {
     return nd >= 6 && (!strcmp(f + nd, ".tok") || !strcmp(f + nd, ".tok.json"));
 }
 
-/* Removes the regular files of directory dir that keep(name) takes. */
-static void remove_files(const char *dir, int (*keep)(const char *, const void *), const void *arg) {
+/* Removes the regular files of directory dir whose names pick(name, arg) takes. */
+static void remove_files(const char *dir, int (*pick)(const char *, const void *), const void *arg) {
     DIR *dh = opendir(dir);
     if (!dh) return;
     struct dirent *e;
     while ((e = readdir(dh))) {
         struct stat st;
-        if (keep(e->d_name, arg) && !fstatat(dirfd(dh), e->d_name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode))
+        if (pick(e->d_name, arg) && !fstatat(dirfd(dh), e->d_name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode))
             unlinkat(dirfd(dh), e->d_name, 0);
     }
     closedir(dh);
@@ -203,7 +203,7 @@ static int is_run_temp(const char *d, const void *name) {
 /* Once the shards are complete: the temporaries a killed run left
  * (.NAME_*.tmp.XXXXXX of a shard or the manifest, as this run names its
  * own), and nothing else. (An earlier run's shards this one does not
- * make again went before its first manifest: remove_old_shards.) */
+ * keep went before its first manifest: shard_assemble.) */
 static void tidy_dir(const char *dir, const char *name) { remove_files(dir, is_run_temp, name); }
 
 static void fsync_dir(const char *dir) {
@@ -211,7 +211,8 @@ static void fsync_dir(const char *dir) {
     if (dfd >= 0) fsync(dfd), close(dfd);
 }
 
-/* Shard k's tokens [a, b) of the stream, after its header, into f (path: its final name). */
+/* Shard k's tokens [a, b) of the stream, after its header, into f (path:
+ * its final name). */
 static int copy_tokens(unit_in *u, int nu, uint64_t a, uint64_t b, shard_rfile *f, const char *path, shard_sha *s) {
     static char buf[1 << 20];
     uint64_t written = 1024, synced = 1024;   /* after the header */
