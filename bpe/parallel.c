@@ -611,9 +611,10 @@ bpe_stream *bpe_stream_new(const bpe *v, int flags, int threads, bpe_error *err)
     }
     st->v = v;
     st->flags = flags;
-    st->threads = threads <= 0 ? bpe_cpu_count() : threads > MAX_THREADS ? MAX_THREADS : threads;
+    int cpus = bpe_cpu_count();  /* (sysconf reads a file under /sys each call) */
+    st->threads = threads <= 0 ? cpus : threads > MAX_THREADS ? MAX_THREADS : threads;
     st->caches = gpt2in_calloc(1, sizeof *st->caches);  /* (without it, each block makes its own) */
-    if (st->caches) st->caches->huge = st->threads < bpe_cpu_count() ? st->threads : bpe_cpu_count();
+    if (st->caches) st->caches->huge = st->threads < cpus ? st->threads : cpus;
     if (st->threads > 1 && !pthread_mutex_init(&st->mu, NULL)) {
         if (!pthread_cond_init(&st->work, NULL)) {
             if (!pthread_cond_init(&st->idle, NULL)) st->queue = 1;
