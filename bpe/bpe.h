@@ -219,7 +219,7 @@ GPT2IN_API int bpe_stream_write(bpe_stream *s, const void *data, size_t len, bpe
                      bpe_error *err);
 /* Writing without a copy: bpe_stream_room returns room at the end of the
  * stream's own buffer, *room bytes (at least one; about want, when want is
- * within the stream's block: 1 MB, or 256 KB a thread with threads), or
+ * within the stream's block: 1 MB, or 128 KB a thread with threads), or
  * NULL when out of memory. The caller fills some of it (read(2) straight
  * into it) and hands the first len bytes over with bpe_stream_commit,
  * which does with them what bpe_stream_write does. The room is valid

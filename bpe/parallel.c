@@ -554,7 +554,7 @@ struct bpe_stream {
     int flags, threads, done, failed;
     stream_block blk[STREAM_BLOCKS]; /* blk[fill] takes the text; with threads, others may be queued */
     int fill;
-    uint8_t *ring;          /* with threads, the blocks' first text buffers: blk[k].buf may be a slice of it */
+    uint8_t *ring;          /* the blocks' first text and ids buffers: blk[k].buf and .ids may be slices of it */
     size_t no_cut;          /* the text has no safe cut below this position (already scanned) */
     cache_pool *caches;     /* kept from block to block; NULL: each block makes its own */
     int queue;              /* the threads are set up: mu, work, idle */
@@ -572,16 +572,31 @@ _Static_assert(sizeof(size_t) == sizeof(uint64_t), "offsets are passed to sinks 
 #define STREAM_BLOCK (1u << 20)
 #define STREAM_FIRST (64u << 10)
 
-/* A block of text: 1 MB, or 256 KB a thread when the threads take it
- * (STREAM_BLOCKS blocks are held then), less the big buffer's header, so
- * that a block and its header fill their huge pages and touch no more.
- * Blocks queued one after another keep the threads busy without being
- * large, and smaller blocks touch fewer fresh huge pages (at two threads
- * the blocks' text shares one, and each block's ids take one), whose
- * zeroing costs more here than the work of queueing more blocks. */
+/* A block of text: 1 MB, or 128 KB a thread when the threads take it,
+ * less the big buffer's header. With threads the STREAM_BLOCKS blocks'
+ * text and their ids (room for a token a byte, the most a text has) are
+ * one buffer, the ring: two huge pages at two threads. A fresh huge page
+ * costs a fault and its zeroing, and far more when a virtual machine has
+ * handed the memory back to its host meanwhile (free page reporting), so
+ * few and small blocks; queued one after another they keep the threads
+ * busy all the same. */
 static size_t block_size(const bpe_stream *st) {
-    size_t b = st->queue ? (size_t)STREAM_BLOCK / 4 * (size_t)st->threads : STREAM_BLOCK;
+    size_t b = st->queue ? (size_t)STREAM_BLOCK / 8 * (size_t)st->threads : STREAM_BLOCK;
     return b - BPE_BIG_HEAD;
+}
+
+/* The ids part of the ring, after the text. */
+static uint32_t *ring_ids(const bpe_stream *st) {
+    return (uint32_t *)(st->ring + STREAM_BLOCKS * block_size(st));
+}
+
+/* Whether p is a slice of the ring's text or of its ids. */
+static int in_ring(const bpe_stream *st, const uint8_t *p) {
+    return st->ring && p >= st->ring && p < st->ring + STREAM_BLOCKS * block_size(st);
+}
+
+static int in_id_ring(const bpe_stream *st, const uint32_t *p) {
+    return st->ring && p >= ring_ids(st) && p < ring_ids(st) + STREAM_BLOCKS * block_size(st);
 }
 
 bpe_stream *bpe_stream_new(const bpe *v, int flags, int threads, bpe_error *err) {
@@ -596,9 +611,10 @@ bpe_stream *bpe_stream_new(const bpe *v, int flags, int threads, bpe_error *err)
     }
     st->v = v;
     st->flags = flags;
-    st->threads = threads <= 0 ? bpe_cpu_count() : threads > MAX_THREADS ? MAX_THREADS : threads;
+    int cpus = bpe_cpu_count();  /* (sysconf reads a file under /sys each call) */
+    st->threads = threads <= 0 ? cpus : threads > MAX_THREADS ? MAX_THREADS : threads;
     st->caches = gpt2in_calloc(1, sizeof *st->caches);  /* (without it, each block makes its own) */
-    if (st->caches) st->caches->huge = st->threads < bpe_cpu_count() ? st->threads : bpe_cpu_count();
+    if (st->caches) st->caches->huge = st->threads < cpus ? st->threads : cpus;
     if (st->threads > 1 && !pthread_mutex_init(&st->mu, NULL)) {
         if (!pthread_cond_init(&st->work, NULL)) {
             if (!pthread_cond_init(&st->idle, NULL)) st->queue = 1;
@@ -613,7 +629,7 @@ bpe_stream *bpe_stream_new(const bpe *v, int flags, int threads, bpe_error *err)
 static int block_ids(const bpe_stream *st, stream_block *b, size_t n) {
     if (b->ids_cap >= n) return 1;
     size_t c = n + n / 2;
-    uint32_t *ids = bpe_big_grow(b->ids, 0, c * sizeof *ids);
+    uint32_t *ids = in_id_ring(st, b->ids) ? bpe_big_alloc(c * sizeof *ids) : bpe_big_grow(b->ids, 0, c * sizeof *ids);
     if (ids) b->ids = ids;
     size_t *offs = ids && (st->flags & BPE_OFFSETS) ? bpe_big_grow(b->offs, 0, c * sizeof *offs) : b->offs;
     if (offs) b->offs = offs;
@@ -787,11 +803,6 @@ static void split_tail(bpe_stream *st) {
     }
 }
 
-/* Whether p is a slice of the stream's ring. */
-static int in_ring(const bpe_stream *st, const uint8_t *p) {
-    return st->ring && p >= st->ring && p < st->ring + STREAM_BLOCKS * block_size(st);
-}
-
 /* b's text buffer with room for `bytes`, its first `keep` bytes kept; NULL
  * (b untouched) when out of memory. A slice of the ring is left as it is
  * (the ring is freed with the stream). */
@@ -875,9 +886,9 @@ static uint8_t *stream_room(bpe_stream *st, size_t want, size_t *room, bpe_error
         int others = 0;
         for (int i = 0; i < STREAM_BLOCKS; i++) others |= &st->blk[i] != b && st->blk[i].buf;
         uint8_t *nb;
-        if (st->queue && c == block && !st->ring && !others && (st->ring = bpe_big_alloc(STREAM_BLOCKS * block))) {
-            /* the blocks' text in one buffer: one huge page for all at
-             * two threads */
+        if (st->queue && c == block && !st->ring && !others &&
+            (st->ring = bpe_big_alloc(STREAM_BLOCKS * block * (1 + sizeof *b->ids)))) {
+            /* the blocks' text and ids in one buffer (block_size) */
             nb = st->ring;
             if (b->buf) memcpy(nb, b->buf, b->len);
             bpe_big_free(b->buf);
@@ -885,6 +896,11 @@ static uint8_t *stream_room(bpe_stream *st, size_t want, size_t *room, bpe_error
                 if (&st->blk[i] != b) {
                     st->blk[i].buf = st->ring + (size_t)k++ * block;
                     st->blk[i].cap = block;
+                }
+            for (int i = 0; i < STREAM_BLOCKS && !(st->flags & BPE_OFFSETS); i++)
+                if (!st->blk[i].ids) {
+                    st->blk[i].ids = ring_ids(st) + (size_t)i * block;
+                    st->blk[i].ids_cap = block;
                 }
         } else {
             nb = text_grow(st, b, b->len, c);
@@ -980,7 +996,7 @@ void bpe_stream_free(bpe_stream *st) {
     }
     for (int i = 0; i < STREAM_BLOCKS; i++) {
         if (!in_ring(st, st->blk[i].buf)) bpe_big_free(st->blk[i].buf);
-        bpe_big_free(st->blk[i].ids);
+        if (!in_id_ring(st, st->blk[i].ids)) bpe_big_free(st->blk[i].ids);
         bpe_big_free(st->blk[i].offs);
         free(st->blk[i].jobs);
     }

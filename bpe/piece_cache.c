@@ -124,6 +124,19 @@ static void emit_all_bytes(out_t *o, const uint8_t *bytes, size_t len, unsigned 
     emit_bytes(o, bytes, len, off);
 }
 
+/* A small slot's tokens to o the slow way (offsets wanted, little room,
+ * a slot of 32-bit tokens or of bytes): out of line, so that a hit's path
+ * saves no registers. */
+static __attribute__((noinline)) void emit_small_slow(out_t *o, const small_slot *c, size_t off) {
+    unsigned k = c->n_tok;
+    if (k == ALL_BYTES || k == SAME_BYTES) {
+        emit_all_bytes(o, c->bytes, c->len, k, o->v->byte_tok[c->bytes[0]], off);
+        return;
+    }
+    uint32_t tok[8];
+    emit_tokens(o, tok, small_tokens(c, tok), off);
+}
+
 /* A small slot's tokens to o: eight 16-bit ones widened and written at
  * once when there is room and no offsets (what lies past n_tok is written
  * over later). */
@@ -141,12 +154,7 @@ static inline __attribute__((always_inline)) void emit_small(out_t *o, const sma
         o->n += k;
         return;
     }
-    if (k == ALL_BYTES || k == SAME_BYTES) {
-        emit_all_bytes(o, c->bytes, c->len, k, o->v->byte_tok[c->bytes[0]], off);
-        return;
-    }
-    uint32_t tok[8];
-    emit_tokens(o, tok, small_tokens(c, tok), off);
+    emit_small_slow(o, c, off);
 }
 
 /* A line slot's tokens to o: all CACHE_TOKENS copied at once when there is
@@ -240,7 +248,10 @@ int bpe_cache_alter(cache_slot *cache, const uint8_t *p, size_t n, uint64_t h, u
     return 0;
 }
 
-void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t h, size_t avail) {
+/* bpe_merge_piece but for a hit in a small slot, probed already when
+ * probed is set. */
+static __attribute__((noinline)) void merge_piece_miss(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t h,
+                                                        size_t avail, int probed) {
     const struct bpe *v = o->v;
     if (n <= CACHE_BYTES) {
         cache_slot *cache = o->cache;
@@ -255,11 +266,11 @@ void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t 
         cache_slot *c = NULL;
         if (cache && n <= SMALL_BYTES) {
             s = small_set(cache, h);
-            if (small_holds(&s[0], q, n)) {
+            if (!probed && small_holds(&s[0], q, n)) {
                 emit_small(o, &s[0], off);
                 return;
             }
-            if (small_holds(&s[1], q, n)) {
+            if (!probed && small_holds(&s[1], q, n)) {
                 emit_small(o, &s[1], off);
                 return;
             }
@@ -282,6 +293,8 @@ void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t 
                     emit_line(o, &c[1], off);
                     return;
                 }
+            } else if (bpe_split_piece(o, p, n, off)) {
+                return;
             }
         }
         uint32_t tok[CACHE_BYTES];
@@ -322,4 +335,22 @@ void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t 
         memcpy(c->bytes, p, n);
         memcpy(c->tok, o->ids + first, m * sizeof *c->tok);
     }
+}
+
+void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t h, size_t avail) {
+    /* most calls find their piece in a small slot: that path first */
+    cache_slot *cache = o->cache;
+    int probed = cache && n <= SMALL_BYTES && avail >= 32;
+    if (probed) {
+        small_slot *s = small_set(cache, h);
+        if (small_holds(&s[0], p, n)) {
+            emit_small(o, &s[0], off);
+            return;
+        }
+        if (small_holds(&s[1], p, n)) {
+            emit_small(o, &s[1], off);
+            return;
+        }
+    }
+    merge_piece_miss(o, p, n, off, h, avail, probed);
 }

@@ -39,9 +39,9 @@ int main(void) {
     CHECK(!bpe_encode(v, text, n, BPE_SPECIAL_TEXT, whole, woffs, n, &nw, &err), "%s", err.msg);
 
     for (int threads = 2; threads <= 3; threads++) {
-        /* a block: 256 KB a thread less the buffer's header; the stream
+        /* a block: 128 KB a thread less the buffer's header; the stream
          * cuts it at its last safe cut */
-        size_t block = 256 * KB * (size_t)threads - 64;
+        size_t block = 128 * KB * (size_t)threads - 64;
         size_t c1 = bpe_safe_cut(v, text, block, BPE_SPECIAL_TEXT);
         for (int offsets = 0; offsets < 2; offsets++) {
             int flags = BPE_SPECIAL_TEXT | (offsets ? BPE_OFFSETS : 0);

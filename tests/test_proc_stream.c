@@ -33,7 +33,7 @@ int main(void) {
         collect col = {malloc((n + 1) * sizeof *col.ids), NULL, 0, n + 1};
         bpe_stream *st = bpe_stream_new(v, BPE_SPECIAL_TEXT, threads, &err);
         CHECK(st, "%s", err.msg);
-        /* 3.5 MB written: with threads, blocks of 256 KB a thread; the
+        /* 3.5 MB written: with threads, blocks of 128 KB a thread; the
          * last cut is more than 2 MB in */
         int rc = bpe_stream_write(st, text, 3 * MB + MB / 2, collect_sink, &col, &err);
         CHECK(rc == 0, "threads %d: %s", threads, err.msg);
@@ -58,12 +58,12 @@ int main(void) {
     /* A special token as an error in the first block: reported by the call
      * that waits for it (a later write, or bpe_stream_wait), at its offset,
      * before any token after it; the stream then takes no more text. */
-    memcpy(text + 300000, "<|endoftext|>", 13);
+    memcpy(text + 200000, "<|endoftext|>", 13);
     for (int how = 0; how < 2; how++) {
         collect col = {malloc((n + 1) * sizeof *col.ids), NULL, 0, n + 1};
         bpe_stream *st = bpe_stream_new(v, BPE_SPECIAL_ERROR, 2, &err);
         int rc = 0;
-        /* 600 KB: the first block (512 KB at two threads) is queued, and
+        /* 600 KB: the first block (256 KB at two threads) is queued, and
          * bpe_stream_wait finds the error; or all of it: a later write does */
         size_t len = how == 0 ? 600000 : n;
         for (size_t at = 0; at < len && !rc; at += 100000)
@@ -73,7 +73,7 @@ int main(void) {
             rc = bpe_stream_wait(st, collect_sink, &col, &err);
         }
         if (how == 1 && !rc) rc = bpe_stream_finish(st, collect_sink, &col, &err);
-        CHECK(rc == BPE_ERR_SPECIAL && err.offset == 300000, "error %d: rc %d at %llu", how, rc,
+        CHECK(rc == BPE_ERR_SPECIAL && err.offset == 200000, "error %d: rc %d at %llu", how, rc,
               (unsigned long long)err.offset);
         CHECK(col.n == 0, "error %d: %zu tokens handed over from the block with the error", how, col.n);
         CHECK(bpe_stream_write(st, "a", 1, collect_sink, &col, &err) == BPE_ERR_ARG, "error %d: write after it", how);
