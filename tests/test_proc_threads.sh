@@ -58,9 +58,16 @@ fi
 # (Before: six, each block's ids on a huge page of its own; before 475f6d7
 # 9-10, a 2 MB block on two huge pages, 8 MB of ids at byte offsets, a
 # reader thread's buffers.)
+# Two threads that fault the same 2 MB of the ring at once can each allocate
+# a huge page, and the loser's is given back: in a run that counts five,
+# perf record (mm_page_alloc and mm_page_free) shows one freed 1.5 ms after
+# its allocation while the other four live to the exit. The race adds to
+# the count, never takes from it, so the fewest of three runs is the count.
 huge() { # THREADS: order-9 (2 MB) page allocations of encode --threads THREADS
-    perf stat -x, -e kmem:mm_page_alloc --filter 'order == 9' "$GPT2IN" encode --threads "$1" --format u32 \
-        "$tmp/eight.txt" 2>&1 > /dev/null | awk -F, '/mm_page_alloc/ { print $1 }'
+    for run in 1 2 3; do
+        perf stat -x, -e kmem:mm_page_alloc --filter 'order == 9' "$GPT2IN" encode --threads "$1" --format u32 \
+            "$tmp/eight.txt" 2>&1 > /dev/null | awk -F, '/mm_page_alloc/ { print $1 }'
+    done | sort -n | head -n 1
 }
 h1=$(command -v perf > /dev/null 2>&1 && huge 1)
 case $h1 in
