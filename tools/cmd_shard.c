@@ -712,6 +712,19 @@ static int input_at(const char *dir, const char *entry, const file_id *ids, size
     return hit ? hit->input : -1;
 }
 
+/* The one line for an input that is the file `entry` of dir, which this run
+ * writes or removes (what): named as given, and as the run names it where
+ * the two differ (a symlink, a hard link, another spelling). */
+static int refuse_input(const char *given, const char *dir, const char *entry, const char *what,
+                        const char *advice) {
+    char *as = path_join(dir, entry);
+    int rc = as && strcmp(as, given)
+                 ? cli_error("input %s is %s, %s; move it out of %s%s", cli_n(given), cli_n(as), what, cli_n(dir), advice)
+                 : cli_error("input %s is %s; move it out of %s%s", cli_n(given), what, cli_n(dir), advice);
+    free(as);
+    return rc;
+}
+
 static int names_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* What DIR may hold before the run writes anything: the run replaces or
@@ -781,27 +794,11 @@ static int check_out_dir(const char *dir, const char *name, char *const *ops, in
             rc = cli_error("out of memory");
         } else if (!strcmp(d, manifest) ||
                    (!strncmp(d, name, nl) && d[nl] == '_' && dl > nl + 5 && !strcmp(d + dl - 4, ".bin"))) {
-            if ((k = input_at(dir, d, ids, ni)) >= 0) {
-                char *as = path_join(dir, d);   /* the name this run gives it */
-                if (as && strcmp(as, ops[k]))
-                    rc = cli_error("input %s is %s, a file this run writes; move it out of %s or choose "
-                                   "another --name", cli_n(ops[k]), cli_n(as), cli_n(dir));
-                else
-                    rc = cli_error("input %s is a file this run writes; move it out of %s or choose "
-                                   "another --name", cli_n(ops[k]), cli_n(dir));
-                free(as);
-            }
+            if ((k = input_at(dir, d, ids, ni)) >= 0)
+                rc = refuse_input(ops[k], dir, d, "a file this run writes", " or choose another --name");
         } else if (d[0] == '.' && run_file(d, name, manifest, 1)) {
-            if ((k = input_at(dir, d, ids, ni)) >= 0) {
-                char *as = path_join(dir, d);
-                if (as && strcmp(as, ops[k]))
-                    rc = cli_error("input %s is %s, a temporary file a killed run left, which this run removes; "
-                                   "move it out of %s", cli_n(ops[k]), cli_n(as), cli_n(dir));
-                else
-                    rc = cli_error("input %s is a temporary file a killed run left, which this run removes; "
-                                   "move it out of %s", cli_n(ops[k]), cli_n(dir));
-                free(as);
-            }
+            if ((k = input_at(dir, d, ids, ni)) >= 0)
+                rc = refuse_input(ops[k], dir, d, "a temporary file a killed run left, which this run removes", "");
         } else if (with_units && !strcmp(d, units)) {
             char *ud = path_join(dir, d);
             if (ud && (stat(ud, &st) || !S_ISDIR(st.st_mode))) {
