@@ -1,7 +1,8 @@
 /* bench_bpe_cpu.c - bench_bpe_cpu FILE REPS: the least thread CPU time, in
  * seconds, of REPS runs of bpe_encode (one thread, BPE_SPECIAL_TEXT) on
  * FILE in memory. Thread CPU time leaves out the time a virtual machine's
- * host takes the core away, which the wall clock of bench_bpe_lib.c counts;
+ * host takes the core away, which the wall clock of bench_bpe_lib.c counts
+ * (on a quiet core the two agree; a slower host core slows both);
  * tests/bench/bench_bpe_cpu.sh runs it for several libraries in turn. */
 #include <stdio.h>
 #include <stdlib.h>
