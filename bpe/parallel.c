@@ -772,7 +772,7 @@ static int hand_over(bpe_stream *st, int all, bpe_sink sink, void *ctx, bpe_erro
 /* At the end of a stream (the last block just queued; mu held) the parts
  * not yet taken are cut again, falling in size over what all queued
  * blocks have left (bpe_part_goal), so that the threads' last parts end
- * close together: a block's even parts (256 KB each at two threads) left
+ * close together: a block's even parts, one a thread, left
  * one thread idle for up to a part's time while the other finished. A
  * block whose rest has no cut keeps its part (and the threads that share
  * its long pieces). */
