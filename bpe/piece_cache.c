@@ -248,8 +248,23 @@ int bpe_cache_alter(cache_slot *cache, const uint8_t *p, size_t n, uint64_t h, u
     return 0;
 }
 
-/* bpe_merge_piece but for a hit in a small slot, probed already when
- * probed is set. */
+/* Whether the small set s holds the piece (q: it and what follows it, 32
+ * bytes); its tokens to o if so. */
+static inline __attribute__((always_inline)) int small_hit(out_t *o, const small_slot *s, const uint8_t *q, size_t n,
+                                                           size_t off) {
+    if (small_holds(&s[0], q, n)) {
+        emit_small(o, &s[0], off);
+        return 1;
+    }
+    if (small_holds(&s[1], q, n)) {
+        emit_small(o, &s[1], off);
+        return 1;
+    }
+    return 0;
+}
+
+/* bpe_merge_piece past its first look: the small slots unless probed is
+ * set (looked at already), the line slots, the merge. */
 static __attribute__((noinline)) void merge_piece_miss(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t h,
                                                         size_t avail, int probed) {
     const struct bpe *v = o->v;
@@ -266,14 +281,7 @@ static __attribute__((noinline)) void merge_piece_miss(out_t *o, const uint8_t *
         cache_slot *c = NULL;
         if (cache && n <= SMALL_BYTES) {
             s = small_set(cache, h);
-            if (!probed && small_holds(&s[0], q, n)) {
-                emit_small(o, &s[0], off);
-                return;
-            }
-            if (!probed && small_holds(&s[1], q, n)) {
-                emit_small(o, &s[1], off);
-                return;
-            }
+            if (!probed && small_hit(o, s, q, n, off)) return;
         } else if (cache) {
             line_use *u = line_uses(cache);
             if (++u->seen == LINE_WINDOW) {
@@ -341,16 +349,6 @@ void bpe_merge_piece(out_t *o, const uint8_t *p, size_t n, size_t off, uint64_t 
     /* most calls find their piece in a small slot: that path first */
     cache_slot *cache = o->cache;
     int probed = cache && n <= SMALL_BYTES && avail >= 32;
-    if (probed) {
-        small_slot *s = small_set(cache, h);
-        if (small_holds(&s[0], p, n)) {
-            emit_small(o, &s[0], off);
-            return;
-        }
-        if (small_holds(&s[1], p, n)) {
-            emit_small(o, &s[1], off);
-            return;
-        }
-    }
+    if (probed && small_hit(o, small_set(cache, h), p, n, off)) return;
     merge_piece_miss(o, p, n, off, h, avail, probed);
 }
